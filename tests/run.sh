@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# The whole test suite: `bash tests/run.sh` on a fresh machine (see README).
+# Installs what it needs (tests/setup.sh), then runs every stage and reports each one;
+# exits non-zero when any stage failed.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+export CARGO_TERM_COLOR=never
+# PostgreSQL for the store conformance suite (trust auth, database `test`).
+export KEYWAY_TEST_POSTGRES_URL="${KEYWAY_TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/test}"
+
+bash tests/setup.sh || { echo "setup failed"; exit 1; }
+
+passed=0
+failed=0
+failures=()
+stage() {
+  local name="$1"
+  shift
+  echo
+  echo "=== stage: $name"
+  local start=$SECONDS
+  if "$@"; then
+    passed=$((passed + 1))
+    echo "=== stage ok: $name ($((SECONDS - start))s)"
+  else
+    failed=$((failed + 1))
+    failures+=("$name")
+    echo "=== stage FAILED: $name ($((SECONDS - start))s)"
+  fi
+}
+
+stage "rustfmt" cargo fmt --all --check
+stage "clippy" cargo clippy --workspace --all-targets --locked -- -D warnings
+stage "build binaries" cargo build --workspace --bins --locked
+stage "cargo test" cargo test --workspace --locked
+stage "end-to-end (node)" bash -c 'cd tests/e2e && node --test --test-concurrency=1 $(find . -path ./node_modules -prune -o -name "*.test.mjs" -print | sort)'
+if compgen -G "tests/chart/test_*.py" >/dev/null; then
+  stage "chart and manifests (pytest)" .venv/bin/python -m pytest -q tests/chart
+fi
+
+echo
+if ((failed)); then
+  echo "failed stages: ${failures[*]}"
+fi
+echo "stages: $passed passed, $failed failed"
+((failed == 0))

