@@ -1,0 +1,370 @@
+//! Access policy: who may sign in to an app, and per-path rules.
+//!
+//! Semantics (shared by the issuer, which enforces [`Access::may_sign_in`] before issuing a code,
+//! and the proxy, which enforces [`Access::authorize`] on every request):
+//! - Sign-in: when `allowedGroups`, `allowedEmails` and `allowedEmailDomains` are all empty,
+//!   every authenticated person may sign in; otherwise a person must match at least one entry of
+//!   any list. Emails and domains compare ASCII case-insensitively; groups exactly.
+//! - Rules: the rule whose `path` is the longest prefix of the request path on a segment boundary
+//!   (`/api` matches `/api` and `/api/x`, not `/apix`) and whose `methods` (empty: all) contain
+//!   the request method applies. A `public` rule skips authentication. Otherwise the sign-in
+//!   condition must hold, the person must be in one of the rule's `groups` (if any), and the
+//!   token must carry every one of the rule's `scopes`.
+//! - Paths are matched as given, case-sensitively: callers normalise them first (the proxy
+//!   resolves dot segments, percent-encoding and duplicate slashes, and refuses what it cannot).
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// Who may use an app, and per-path rules.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Access {
+    /// Groups whose members may sign in. Empty together with the other two lists: anyone who can
+    /// authenticate.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allowed_groups: Vec<String>,
+    /// Email addresses that may sign in (compared case-insensitively).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allowed_emails: Vec<String>,
+    /// Email domains whose addresses may sign in, e.g. `example.com` (exact domain, no subdomains).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allowed_email_domains: Vec<String>,
+    /// Per-path rules; the longest matching path prefix wins.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rules: Vec<PathRule>,
+}
+
+/// A rule for requests whose path starts with `path` (on a segment boundary).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PathRule {
+    /// Normalised absolute path prefix, e.g. `/api` or `/healthz`.
+    pub path: String,
+    /// HTTP methods the rule applies to (upper case); empty: every method.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub methods: Vec<String>,
+    /// Skip authentication entirely (e.g. health checks). Excludes `groups` and `scopes`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub public: bool,
+    /// The person must be in at least one of these groups.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub groups: Vec<String>,
+    /// The access token must carry every one of these scopes.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub scopes: Vec<String>,
+}
+
+/// The authenticated caller as far as access rules are concerned.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Caller<'a> {
+    /// The (verified) email address, if known.
+    pub email: Option<&'a str>,
+    /// Group memberships.
+    pub groups: &'a [String],
+    /// Scopes granted to the token in use.
+    pub scopes: &'a [String],
+}
+
+/// The outcome of [`Access::authorize`] for an authenticated caller.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Decision {
+    /// Let the request through.
+    Allow,
+    /// The caller may not sign in to this app at all.
+    NotAllowed,
+    /// The caller is not in any of the groups the matching rule requires.
+    MissingGroup,
+    /// The token lacks scopes the matching rule requires (RFC 6750 `insufficient_scope`).
+    InsufficientScope {
+        /// Every scope the rule requires, for the `scope` attribute of the challenge.
+        required: Vec<String>,
+    },
+}
+
+/// HTTP methods a rule may name.
+pub const METHODS: [&str; 9] = [
+    "GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "CONNECT", "TRACE",
+];
+
+impl Access {
+    /// Whether a person may sign in to the app at all.
+    pub fn may_sign_in(&self, email: Option<&str>, groups: &[String]) -> bool {
+        if self.allowed_groups.is_empty()
+            && self.allowed_emails.is_empty()
+            && self.allowed_email_domains.is_empty()
+        {
+            return true;
+        }
+        if groups.iter().any(|g| self.allowed_groups.contains(g)) {
+            return true;
+        }
+        let Some(email) = email else {
+            return false;
+        };
+        if self
+            .allowed_emails
+            .iter()
+            .any(|e| e.eq_ignore_ascii_case(email))
+        {
+            return true;
+        }
+        match email.rsplit_once('@') {
+            Some((local, domain)) if !local.is_empty() => self
+                .allowed_email_domains
+                .iter()
+                .any(|d| d.eq_ignore_ascii_case(domain)),
+            _ => false,
+        }
+    }
+
+    /// The rule that applies to a request, if any.
+    pub fn rule_for(&self, method: &str, path: &str) -> Option<&PathRule> {
+        self.rules
+            .iter()
+            .filter(|r| r.methods.is_empty() || r.methods.iter().any(|m| m == method))
+            .filter(|r| prefix_matches(&r.path, path))
+            .max_by_key(|r| r.path.trim_end_matches('/').len())
+    }
+
+    /// Whether the request may pass without authentication.
+    pub fn is_public(&self, method: &str, path: &str) -> bool {
+        self.rule_for(method, path).is_some_and(|r| r.public)
+    }
+
+    /// Decides an authenticated request.
+    pub fn authorize(&self, method: &str, path: &str, caller: &Caller<'_>) -> Decision {
+        let rule = self.rule_for(method, path);
+        if rule.is_some_and(|r| r.public) {
+            return Decision::Allow;
+        }
+        if !self.may_sign_in(caller.email, caller.groups) {
+            return Decision::NotAllowed;
+        }
+        let Some(rule) = rule else {
+            return Decision::Allow;
+        };
+        if !rule.groups.is_empty() && !caller.groups.iter().any(|g| rule.groups.contains(g)) {
+            return Decision::MissingGroup;
+        }
+        if rule.scopes.iter().any(|s| !caller.scopes.contains(s)) {
+            return Decision::InsufficientScope {
+                required: rule.scopes.clone(),
+            };
+        }
+        Decision::Allow
+    }
+
+    /// Every problem with the policy, as messages a person can act on (empty when valid).
+    pub fn problems(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for domain in &self.allowed_email_domains {
+            if domain.is_empty() || domain.contains('@') || domain.starts_with('.') {
+                out.push(format!(
+                    "access.allowedEmailDomains: {domain:?} must be a bare domain such as example.com"
+                ));
+            }
+        }
+        for email in &self.allowed_emails {
+            if !email
+                .split_once('@')
+                .is_some_and(|(l, d)| !l.is_empty() && !d.is_empty())
+            {
+                out.push(format!(
+                    "access.allowedEmails: {email:?} is not an email address"
+                ));
+            }
+        }
+        for (i, rule) in self.rules.iter().enumerate() {
+            out.extend(
+                rule.problems()
+                    .into_iter()
+                    .map(|p| format!("access.rules[{i}]: {p}")),
+            );
+        }
+        out
+    }
+}
+
+impl PathRule {
+    /// Every problem with this rule (empty when valid).
+    pub fn problems(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if let Some(why) = path_problem(&self.path) {
+            out.push(format!("path {:?} {why}", self.path));
+        }
+        for m in &self.methods {
+            if !METHODS.contains(&m.as_str()) {
+                out.push(format!("method {m:?} is not one of {}", METHODS.join(", ")));
+            }
+        }
+        if self.public && (!self.groups.is_empty() || !self.scopes.is_empty()) {
+            out.push("a public rule cannot also require groups or scopes".to_string());
+        }
+        out
+    }
+}
+
+/// Why a rule path is not a normalised absolute path, if it is not.
+fn path_problem(path: &str) -> Option<&'static str> {
+    if !path.starts_with('/') {
+        return Some("must start with /");
+    }
+    if path.contains("//") {
+        return Some("must not contain empty segments (//)");
+    }
+    if path.split('/').any(|s| s == "." || s == "..") {
+        return Some("must not contain . or .. segments");
+    }
+    if path
+        .chars()
+        .any(|c| matches!(c, '?' | '#' | '%' | ';' | '\\') || c.is_control())
+    {
+        return Some("must not contain ?, #, %, ;, \\ or control characters");
+    }
+    None
+}
+
+/// `prefix` matches `path` when equal, or when `path` continues with a new segment.
+fn prefix_matches(prefix: &str, path: &str) -> bool {
+    let prefix = prefix.trim_end_matches('/');
+    if prefix.is_empty() {
+        return path.starts_with('/');
+    }
+    match path.strip_prefix(prefix) {
+        Some(rest) => rest.is_empty() || rest.starts_with('/'),
+        None => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn s(v: &[&str]) -> Vec<String> {
+        v.iter().map(|x| (*x).to_string()).collect()
+    }
+
+    fn policy() -> Access {
+        Access {
+            allowed_groups: s(&["engineering"]),
+            allowed_emails: s(&["Carol@Example.org"]),
+            allowed_email_domains: s(&["partner.example"]),
+            rules: vec![
+                PathRule {
+                    path: "/healthz".into(),
+                    public: true,
+                    ..Default::default()
+                },
+                PathRule {
+                    path: "/api".into(),
+                    scopes: s(&["tool:read"]),
+                    ..Default::default()
+                },
+                PathRule {
+                    path: "/api/admin".into(),
+                    groups: s(&["admins"]),
+                    ..Default::default()
+                },
+                PathRule {
+                    path: "/api".into(),
+                    methods: s(&["POST"]),
+                    scopes: s(&["tool:read", "tool:write"]),
+                    ..Default::default()
+                },
+            ],
+        }
+    }
+
+    #[test]
+    fn sign_in_matches_any_list() {
+        let p = policy();
+        assert!(p.may_sign_in(None, &s(&["engineering"])));
+        assert!(p.may_sign_in(Some("carol@example.ORG"), &[]));
+        assert!(p.may_sign_in(Some("dan@PARTNER.example"), &[]));
+        assert!(!p.may_sign_in(Some("dan@sub.partner.example"), &[]));
+        assert!(!p.may_sign_in(Some("@partner.example"), &[]));
+        assert!(!p.may_sign_in(Some("bob@example.com"), &s(&["sales"])));
+        assert!(!p.may_sign_in(None, &[]));
+        assert!(Access::default().may_sign_in(None, &[]));
+    }
+
+    #[test]
+    fn longest_segment_prefix_wins() {
+        let p = policy();
+        assert_eq!(
+            p.rule_for("GET", "/api/admin/x").map(|r| r.path.as_str()),
+            Some("/api/admin")
+        );
+        assert_eq!(
+            p.rule_for("GET", "/api/x").map(|r| r.path.as_str()),
+            Some("/api")
+        );
+        assert!(p.rule_for("GET", "/apix").is_none());
+        assert!(p.is_public("GET", "/healthz"));
+        assert!(p.is_public("GET", "/healthz/live"));
+        assert!(!p.is_public("GET", "/healthzz"));
+        assert!(!p.is_public("GET", "/HEALTHZ"));
+        assert!(!p.is_public("GET", "/"));
+    }
+
+    #[test]
+    fn authorize_checks_groups_then_scopes() {
+        let p = policy();
+        let eng = s(&["engineering"]);
+        let read = s(&["tool:read"]);
+        let caller = Caller {
+            email: None,
+            groups: &eng,
+            scopes: &read,
+        };
+        assert_eq!(p.authorize("GET", "/api/x", &caller), Decision::Allow);
+        assert_eq!(
+            p.authorize("POST", "/api/x", &caller),
+            Decision::InsufficientScope {
+                required: s(&["tool:read", "tool:write"])
+            }
+        );
+        assert_eq!(
+            p.authorize("GET", "/api/admin", &caller),
+            Decision::MissingGroup
+        );
+        let sales = s(&["sales"]);
+        let outsider = Caller {
+            email: Some("bob@example.com"),
+            groups: &sales,
+            scopes: &read,
+        };
+        assert_eq!(p.authorize("GET", "/", &outsider), Decision::NotAllowed);
+        assert_eq!(p.authorize("GET", "/healthz", &outsider), Decision::Allow);
+    }
+
+    #[test]
+    fn problems_name_the_field() {
+        let bad = Access {
+            allowed_email_domains: s(&["@example.com"]),
+            allowed_emails: s(&["nobody"]),
+            rules: vec![
+                PathRule {
+                    path: "api".into(),
+                    ..Default::default()
+                },
+                PathRule {
+                    path: "/a/../b".into(),
+                    methods: s(&["get"]),
+                    ..Default::default()
+                },
+                PathRule {
+                    path: "/p".into(),
+                    public: true,
+                    groups: s(&["x"]),
+                    ..Default::default()
+                },
+            ],
+        };
+        let problems = bad.problems();
+        assert_eq!(problems.len(), 6, "{problems:#?}");
+        assert!(problems[2].starts_with("access.rules[0]: path \"api\" must start with /"));
+        assert!(policy().problems().is_empty());
+    }
+}
