@@ -361,6 +361,7 @@ mod tests {
                     ..Default::default()
                 },
             ],
+            ..Default::default()
         };
         let problems = bad.problems();
         assert_eq!(problems.len(), 6, "{problems:#?}");
