@@ -1,1 +1,430 @@
-//! The issuer's persistent state (being written).
+//! The issuer's persistent state: the [`Store`] contract, its record types and [`StoreError`].
+//!
+//! Two implementations sit beside this contract: [`sqlite::SqliteStore`] (embedded, the default)
+//! and [`postgres::PostgresStore`] (for several issuer replicas). Both run the same conformance
+//! suite (`issuer/tests/store_*.rs`, shared code in `tests/store_conformance/`).
+//!
+//! Conventions:
+//! - Every timestamp is Unix seconds (`i64`); the caller passes `now`, the store never reads the
+//!   clock, so behaviour is deterministic and testable.
+//! - Secrets (authorization codes, refresh tokens, sign-in cookies) never reach the store: only
+//!   their SHA-256 ([`SecretHash`]). Looking a row up by the hash of a high-entropy secret is not
+//!   a timing oracle: the attacker would have to find a SHA-256 preimage.
+//! - Identifiers that are not secrets (refresh family ids, session ids, access-token jtis, client
+//!   ids) are chosen by the caller and stored as given.
+//! - Atomic operations ([`Store::take_code`], [`Store::rotate_refresh`]) are decided by the
+//!   database with conditional updates, so they hold across several issuer replicas sharing
+//!   one PostgreSQL.
+//! - [`StoreError::Unavailable`] means "try again later" (the HTTP layer answers 503); nothing was
+//!   changed, or the change was rolled back.
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+/// Result alias of the store.
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// Why a store operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database cannot be reached or is overloaded (connection refused, pool closed or timed
+    /// out, SQLite busy). Maps to HTTP 503; the operation had no effect.
+    #[error("store unavailable")]
+    Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// The record the operation needs does not exist (or has expired).
+    #[error("record not found")]
+    NotFound,
+    /// A record with the same key already exists.
+    #[error("record already exists")]
+    Conflict,
+    /// A stored row could not be decoded (e.g. corrupt JSON); a bug or tampering, maps to 500.
+    #[error("stored record is corrupt: {0}")]
+    Corrupt(String),
+    /// The schema could not be brought up to date at start-up.
+    #[error("store migration failed")]
+    Migration(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// Any other database error (a bug: bad SQL, constraint violation other than a duplicate
+    /// key). Maps to 500.
+    #[error("store error")]
+    Backend(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+impl StoreError {
+    /// Whether the HTTP layer should answer 503 (retry later) rather than 500.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, StoreError::Unavailable(_))
+    }
+}
+
+/// SHA-256 of a secret (authorization code, refresh token, session cookie value).
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct SecretHash(pub [u8; 32]);
+
+impl SecretHash {
+    /// Hashes a secret as sent on the wire (the exact bytes of its string form).
+    pub fn of(secret: &str) -> Self {
+        SecretHash(Sha256::digest(secret.as_bytes()).into())
+    }
+
+    /// The raw digest.
+    pub fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+
+    /// From raw bytes as stored; `Corrupt` unless exactly 32.
+    pub fn from_slice(bytes: &[u8]) -> Result<Self> {
+        let arr: [u8; 32] = bytes
+            .try_into()
+            .map_err(|_| StoreError::Corrupt(format!("hash of {} bytes", bytes.len())))?;
+        Ok(SecretHash(arr))
+    }
+}
+
+impl std::fmt::Debug for SecretHash {
+    // Only a prefix: enough to correlate in a debugger, never the whole digest in logs.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "SecretHash({:02x}{:02x}…)", self.0[0], self.0[1])
+    }
+}
+
+/// The snapshot of a person's claims taken at sign-in, carried into codes, refresh families and
+/// sessions so that tokens issued later say what the identity source said then.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Claims {
+    /// Email address, if the identity source gave one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    /// Whether the identity source says the email address is verified.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email_verified: Option<bool>,
+    /// Display name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Short user name (OIDC `preferred_username`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preferred_username: Option<String>,
+    /// Group memberships (after mapping the upstream's groups claim).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub groups: Vec<String>,
+}
+
+/// An authorization code, stored under the hash of the code.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AuthCode {
+    /// The client the code was issued to.
+    pub client_id: String,
+    /// The exact redirect URI of the authorization request.
+    pub redirect_uri: String,
+    /// The person's stable subject identifier.
+    pub subject: String,
+    /// Granted scopes.
+    pub scopes: Vec<String>,
+    /// RFC 8707 resource indicators (the access token's audience).
+    pub resources: Vec<String>,
+    /// OIDC `nonce` of the authorization request.
+    pub nonce: Option<String>,
+    /// PKCE S256 code challenge (base64url of SHA-256 of the verifier).
+    pub code_challenge: String,
+    /// When the person authenticated (OIDC `auth_time`).
+    pub auth_time: i64,
+    /// Public id of the sign-in session (OIDC `sid`), if any.
+    pub session_id: Option<String>,
+    /// The person's claims at sign-in.
+    pub claims: Claims,
+    /// When the code was issued.
+    pub created_at: i64,
+    /// When the code stops being redeemable.
+    pub expires_at: i64,
+}
+
+/// What was issued from a code, recorded so that a replay can revoke it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CodeIssued {
+    /// The refresh-token family created from the code, if any.
+    pub refresh_family_id: Option<String>,
+    /// The `jti` of the access token issued from the code.
+    pub access_jti: Option<String>,
+    /// The `exp` of that access token (kept with the revocation).
+    pub access_exp: Option<i64>,
+}
+
+/// Outcome of [`Store::take_code`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TakenCode {
+    /// First use: the caller verifies client, redirect URI and PKCE, issues tokens and then calls
+    /// [`Store::mark_code_issued`].
+    Fresh(AuthCode),
+    /// The code had already been used. The caller answers `invalid_grant` and revokes `issued`
+    /// (refresh family and access jti). `issued` is empty when the first use has not (yet)
+    /// recorded anything; [`Store::mark_code_issued`] then tells the first use to revoke.
+    Replayed {
+        /// The code's record.
+        code: AuthCode,
+        /// What the first use issued, as far as recorded.
+        issued: CodeIssued,
+    },
+}
+
+/// A refresh-token family: every refresh token descended from one grant.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RefreshFamily {
+    /// Family id (caller-chosen, not secret).
+    pub id: String,
+    /// The client the family belongs to.
+    pub client_id: String,
+    /// The person's subject.
+    pub subject: String,
+    /// Granted scopes.
+    pub scopes: Vec<String>,
+    /// RFC 8707 resources granted.
+    pub resources: Vec<String>,
+    /// The person's claims at sign-in.
+    pub claims: Claims,
+    /// When the person authenticated.
+    pub auth_time: i64,
+    /// Public id of the sign-in session, if any.
+    pub session_id: Option<String>,
+    /// When the family was created.
+    pub created_at: i64,
+    /// Absolute expiry: no refresh after this, whatever the activity.
+    pub expires_at: i64,
+    /// Idle expiry: moved forward by each rotation (never beyond `expires_at`).
+    pub idle_expires_at: i64,
+    /// Revoked (by the person, by reuse detection, by code replay, by revocation).
+    pub revoked: bool,
+}
+
+impl RefreshFamily {
+    /// Whether tokens of this family may be used at `now`.
+    pub fn is_active(&self, now: i64) -> bool {
+        !self.revoked && now < self.expires_at && now < self.idle_expires_at
+    }
+}
+
+/// One refresh token of a family, stored under its hash.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RefreshToken {
+    /// The family it belongs to.
+    pub family_id: String,
+    /// When it was issued.
+    pub created_at: i64,
+    /// When it was exchanged for a successor (`None`: current).
+    pub rotated_at: Option<i64>,
+}
+
+/// A refresh token together with its family, for introspection and revocation.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RefreshLookup {
+    /// The token.
+    pub token: RefreshToken,
+    /// Its family.
+    pub family: RefreshFamily,
+}
+
+impl RefreshLookup {
+    /// Whether the token itself may be presented at `now` (family active, token not rotated).
+    pub fn is_active(&self, now: i64) -> bool {
+        self.family.is_active(now) && self.token.rotated_at.is_none()
+    }
+}
+
+/// Rotation settings, passed on each call so that configuration stays in the issuer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RotationPolicy {
+    /// A token rotated at most this many seconds ago may be presented again (concurrent
+    /// refreshes from one client) and yields another successor instead of revoking the family.
+    /// 0 disables the grace window.
+    pub grace_secs: i64,
+    /// Idle lifetime: the family's idle expiry becomes `now + idle_secs` (capped at its absolute
+    /// expiry) on each rotation.
+    pub idle_secs: i64,
+}
+
+/// Outcome of [`Store::rotate_refresh`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Rotation {
+    /// The old token was current (or within the grace window: `in_grace`); the new token is now
+    /// valid. `family` is the family after the rotation.
+    Rotated {
+        /// The family, with its idle expiry moved forward.
+        family: RefreshFamily,
+        /// The old token had already been rotated, within the grace window.
+        in_grace: bool,
+    },
+    /// The old token had been rotated before, outside the grace window: the whole family is now
+    /// revoked (reuse detection). The caller answers `invalid_grant`.
+    Reused(RefreshFamily),
+    /// The family was revoked or has expired (absolute or idle); nothing changed.
+    Inactive(RefreshFamily),
+}
+
+/// Remembered consent of one person for one client.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Consent {
+    /// The person's subject.
+    pub subject: String,
+    /// The client.
+    pub client_id: String,
+    /// The consented scopes.
+    pub scopes: Vec<String>,
+    /// When consent was (last) given.
+    pub granted_at: i64,
+}
+
+/// The issuer's own sign-in session, stored under the hash of its cookie value.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Session {
+    /// Public id (OIDC `sid`), not secret.
+    pub id: String,
+    /// The person's subject.
+    pub subject: String,
+    /// The person's claims at sign-in.
+    pub claims: Claims,
+    /// Which identity source authenticated the person (e.g. `static`, or an upstream's name).
+    pub source: String,
+    /// When the person authenticated.
+    pub auth_time: i64,
+    /// When the session was created.
+    pub created_at: i64,
+    /// When it was last used ([`Store::touch_session`]).
+    pub last_seen: i64,
+    /// When it expires.
+    pub expires_at: i64,
+}
+
+/// A dynamically registered client (RFC 7591).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RegisteredClient {
+    /// The client id the issuer assigned.
+    pub client_id: String,
+    /// The client metadata as registered (RFC 7591 fields), validated by the issuer.
+    pub metadata: serde_json::Value,
+    /// When it was registered.
+    pub created_at: i64,
+}
+
+/// How many rows [`Store::cleanup_expired`] removed, per kind.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Cleanup {
+    /// Authorization codes past expiry.
+    pub codes: u64,
+    /// Refresh families past absolute or idle expiry (with their tokens).
+    pub refresh_families: u64,
+    /// Revoked access-token jtis past the token's `exp`.
+    pub revoked_jtis: u64,
+    /// Sign-in sessions past expiry.
+    pub sessions: u64,
+}
+
+/// The issuer's persistent state. Implementations must be safe to share between replicas.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Cheap round trip for readiness probes.
+    async fn ping(&self) -> Result<()>;
+
+    // --- authorization codes ---
+
+    /// Stores a new code. `Conflict` if the hash exists.
+    async fn put_code(&self, hash: &SecretHash, code: &AuthCode) -> Result<()>;
+
+    /// Atomically consumes a code. `NotFound` if unknown or expired at `now`. Of several
+    /// concurrent calls exactly one gets `Fresh`; later ones get `Replayed`.
+    async fn take_code(&self, hash: &SecretHash, now: i64) -> Result<TakenCode>;
+
+    /// Records what the first use issued. Returns `false` if the code was replayed meanwhile
+    /// (between `take_code` and this call): the caller must then revoke what it just issued.
+    /// `NotFound` if the code row is gone.
+    async fn mark_code_issued(&self, hash: &SecretHash, issued: &CodeIssued) -> Result<bool>;
+
+    // --- refresh tokens ---
+
+    /// Creates a family with its first token. `Conflict` if the family id or hash exists.
+    async fn create_refresh_family(
+        &self,
+        family: &RefreshFamily,
+        first_token: &SecretHash,
+    ) -> Result<()>;
+
+    /// A token with its family, whatever their state (the caller checks `is_active`).
+    async fn get_refresh(&self, hash: &SecretHash) -> Result<Option<RefreshLookup>>;
+
+    /// A family by id.
+    async fn get_refresh_family(&self, id: &str) -> Result<Option<RefreshFamily>>;
+
+    /// Atomically exchanges `old` for `new` (see [`Rotation`]). `NotFound` if `old` is unknown.
+    async fn rotate_refresh(
+        &self,
+        old: &SecretHash,
+        new: &SecretHash,
+        now: i64,
+        policy: RotationPolicy,
+    ) -> Result<Rotation>;
+
+    /// Revokes a family. Returns whether it existed and was not revoked yet.
+    async fn revoke_refresh_family(&self, id: &str) -> Result<bool>;
+
+    /// Revokes every family of (subject, client). Returns how many were revoked.
+    async fn revoke_refresh_for(&self, subject: &str, client_id: &str) -> Result<u64>;
+
+    // --- revoked access tokens ---
+
+    /// Records that the access token `jti` (valid until `exp`) is revoked. Idempotent.
+    async fn revoke_access(&self, jti: &str, exp: i64) -> Result<()>;
+
+    /// Whether the access token `jti` was revoked.
+    async fn is_access_revoked(&self, jti: &str) -> Result<bool>;
+
+    // --- consents ---
+
+    /// Stores (replaces) the consent of (subject, client).
+    async fn put_consent(&self, consent: &Consent) -> Result<()>;
+
+    /// The consent of (subject, client).
+    async fn get_consent(&self, subject: &str, client_id: &str) -> Result<Option<Consent>>;
+
+    /// Every consent of a person, ordered by client id.
+    async fn list_consents(&self, subject: &str) -> Result<Vec<Consent>>;
+
+    /// Deletes the consent of (subject, client) and, in the same transaction, revokes the
+    /// person's refresh families for that client. Returns whether a consent existed.
+    async fn delete_consent(&self, subject: &str, client_id: &str) -> Result<bool>;
+
+    // --- sign-in sessions ---
+
+    /// Stores a new session. `Conflict` if the hash or the id exists.
+    async fn put_session(&self, hash: &SecretHash, session: &Session) -> Result<()>;
+
+    /// The session, unless unknown or expired at `now`.
+    async fn get_session(&self, hash: &SecretHash, now: i64) -> Result<Option<Session>>;
+
+    /// Sets `last_seen = now` and `expires_at` of a live session. Returns whether it was live.
+    async fn touch_session(&self, hash: &SecretHash, now: i64, expires_at: i64) -> Result<bool>;
+
+    /// Deletes a session, returning it if it existed.
+    async fn delete_session(&self, hash: &SecretHash) -> Result<Option<Session>>;
+
+    /// Deletes a session by its public id (logout with only an ID token hint). Returns whether
+    /// it existed.
+    async fn delete_session_by_id(&self, id: &str) -> Result<bool>;
+
+    // --- dynamically registered clients ---
+
+    /// Stores a new client. `Conflict` if the client id exists.
+    async fn put_client(&self, client: &RegisteredClient) -> Result<()>;
+
+    /// A client by id.
+    async fn get_client(&self, client_id: &str) -> Result<Option<RegisteredClient>>;
+
+    /// Every registered client, ordered by creation time then id.
+    async fn list_clients(&self) -> Result<Vec<RegisteredClient>>;
+
+    /// Deletes a client. Returns whether it existed.
+    async fn delete_client(&self, client_id: &str) -> Result<bool>;
+
+    // --- housekeeping ---
+
+    /// Deletes rows expired at `now`: codes, refresh families past absolute or idle expiry (with
+    /// their tokens), revoked jtis past their `exp`, sessions.
+    async fn cleanup_expired(&self, now: i64) -> Result<Cleanup>;
+}
