@@ -1,0 +1,136 @@
+//! Validated bearer tokens, keyed by the SHA-256 of the token, kept until they expire: a repeated
+//! token costs a hash and a lookup instead of a signature verification.
+
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::{Arc, Mutex};
+
+use crate::jwt::Principal;
+
+/// The key is already a uniformly distributed hash: use its first 8 bytes.
+#[derive(Default)]
+pub struct PrehashedHasher(u64);
+
+impl Hasher for PrehashedHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes.iter().take(8) {
+            self.0 = (self.0 << 8) | u64::from(b);
+        }
+    }
+}
+
+type Map = HashMap<[u8; 32], Arc<Principal>, BuildHasherDefault<PrehashedHasher>>;
+
+/// Bounded cache of validated tokens.
+pub struct TokenCache {
+    map: Mutex<Map>,
+    max: usize,
+}
+
+impl std::fmt::Debug for TokenCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenCache")
+            .field("len", &self.len())
+            .finish()
+    }
+}
+
+/// SHA-256 of a token.
+pub fn token_hash(token: &str) -> [u8; 32] {
+    let d = ring::digest::digest(&ring::digest::SHA256, token.as_bytes());
+    let mut out = [0u8; 32];
+    out.copy_from_slice(d.as_ref());
+    out
+}
+
+impl TokenCache {
+    /// A cache of at most `max` tokens (0 disables caching).
+    pub fn new(max: usize) -> Self {
+        TokenCache {
+            map: Mutex::new(Map::default()),
+            max,
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Map> {
+        self.map.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The principal of a cached, unexpired token (`now` in seconds, with `leeway`).
+    pub fn get(&self, hash: &[u8; 32], now: u64, leeway: u64) -> Option<Arc<Principal>> {
+        let mut map = self.lock();
+        let p = map.get(hash)?;
+        if p.exp.saturating_add(leeway) <= now {
+            map.remove(hash);
+            return None;
+        }
+        Some(p.clone())
+    }
+
+    /// Caches a validated token. When full, expired entries are dropped first; if still full,
+    /// the new token is not cached.
+    pub fn insert(&self, hash: [u8; 32], principal: Arc<Principal>, now: u64) {
+        if self.max == 0 {
+            return;
+        }
+        let mut map = self.lock();
+        if map.len() >= self.max {
+            map.retain(|_, p| p.exp > now);
+            if map.len() >= self.max {
+                return;
+            }
+        }
+        map.insert(hash, principal);
+    }
+
+    /// Number of cached tokens.
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    /// Whether empty.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Forgets everything (after a configuration change).
+    pub fn clear(&self) {
+        self.lock().clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+
+    fn p(exp: u64) -> Arc<Principal> {
+        Arc::new(Principal {
+            sub: "s".into(),
+            exp,
+            ..Default::default()
+        })
+    }
+
+    #[test]
+    fn hits_until_expiry_and_stays_bounded() {
+        let c = TokenCache::new(2);
+        let (a, b, d) = (token_hash("a"), token_hash("b"), token_hash("d"));
+        c.insert(a, p(100), 0);
+        assert!(c.get(&a, 99, 0).is_some());
+        assert!(c.get(&a, 100, 0).is_none());
+        assert!(c.get(&a, 50, 0).is_none(), "expired entries are removed");
+        c.insert(a, p(100), 0);
+        c.insert(b, p(200), 0);
+        c.insert(d, p(300), 0);
+        assert!(c.get(&d, 1, 0).is_none(), "full: not cached");
+        c.insert(d, p(300), 150);
+        assert!(c.get(&d, 151, 0).is_some(), "expired entry made room");
+        assert_eq!(c.len(), 2);
+        c.clear();
+        assert!(c.is_empty());
+    }
+}

@@ -1,0 +1,537 @@
+//! The browser flow: authorization code with PKCE S256, `state`, `nonce` and `resource`; the
+//! callback (state, RFC 9207 `iss`, ID token); the session cookie; refresh once per session;
+//! sign-out through the issuer's RP-initiated logout.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use bytes::Bytes;
+use http::{HeaderValue, Response, StatusCode, header};
+use http_body_util::{Either, Full};
+use tokio::sync::OnceCell;
+
+use crate::handler::{error_response, with_cookies};
+use crate::jwt::{self, Principal};
+use crate::metrics::Metrics;
+use crate::oidc::{Provider, TokenResponse};
+use crate::path::is_safe_return_path;
+use crate::session::{LoginState, Presence, Purpose, RequestCookies, Session};
+use crate::{App, Body, Shared, now};
+
+/// How long a sign-in may take.
+const LOGIN_TTL: u64 = 600;
+/// Access-token lifetime assumed when the issuer does not say.
+const DEFAULT_TOKEN_TTL: u64 = 300;
+/// How long a refresh result is reused by requests that still carry the old cookie.
+const REFRESH_REUSE: Duration = Duration::from_secs(60);
+
+fn redirect(location: &str) -> Response<Body> {
+    let mut resp = Response::new(Either::Right(Full::new(Bytes::new())));
+    *resp.status_mut() = StatusCode::FOUND;
+    if let Ok(v) = HeaderValue::from_str(location) {
+        resp.headers_mut().insert(header::LOCATION, v);
+    }
+    resp.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    resp
+}
+
+fn pkce_challenge(verifier: &str) -> String {
+    let d = ring::digest::digest(&ring::digest::SHA256, verifier.as_bytes());
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(d.as_ref())
+}
+
+/// Sends the browser to the authorization endpoint, remembering state, nonce, PKCE verifier and
+/// the (same-origin) path to return to in the sealed login cookie.
+pub fn start_login(app: &App, provider: &Provider, return_to: &str) -> Response<Body> {
+    let to = if is_safe_return_path(return_to) {
+        return_to
+    } else {
+        "/"
+    };
+    let (Some(state), Some(nonce), Some(verifier)) = (
+        app.sealer.random(32),
+        app.sealer.random(32),
+        app.sealer.random(32),
+    ) else {
+        return error_response(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "server_error",
+            "randomness unavailable",
+        );
+    };
+    let login = LoginState {
+        state: state.clone(),
+        nonce: nonce.clone(),
+        verifier: verifier.clone(),
+        to: to.to_string(),
+        exp: now() + LOGIN_TTL,
+    };
+    let Some(sealed) = app.sealer.seal(Purpose::Login, &login) else {
+        return error_response(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "server_error",
+            "cannot seal state",
+        );
+    };
+    let cfg = &app.cfg;
+    let Ok(mut url) = url::Url::parse(&provider.metadata.authorization_endpoint) else {
+        return error_response(
+            StatusCode::BAD_GATEWAY,
+            "server_error",
+            "issuer metadata is invalid",
+        );
+    };
+    {
+        let mut q = url.query_pairs_mut();
+        q.append_pair("response_type", "code");
+        q.append_pair("client_id", &cfg.client_id);
+        q.append_pair("redirect_uri", &cfg.redirect_uri);
+        q.append_pair("scope", &cfg.request_scopes);
+        q.append_pair("state", &state);
+        q.append_pair("nonce", &nonce);
+        q.append_pair("code_challenge", &pkce_challenge(&verifier));
+        q.append_pair("code_challenge_method", "S256");
+        q.append_pair("resource", &cfg.resource);
+    }
+    let cookie = app
+        .names
+        .set_cookie(&app.names.login, &sealed, Some(LOGIN_TTL));
+    with_cookies(redirect(url.as_str()), [cookie])
+}
+
+/// Query parameters of the callback.
+#[derive(Debug, Default)]
+struct CallbackParams {
+    code: Option<String>,
+    state: Option<String>,
+    iss: Option<String>,
+    error: Option<String>,
+}
+
+fn callback_error(app: &App, status: StatusCode, code: &str, description: &str) -> Response<Body> {
+    let clear = app.names.clear_cookie(&app.names.login);
+    with_cookies(error_response(status, code, description), [clear])
+}
+
+/// The redirect URI: checks state (constant time) and `iss`, exchanges the code with the PKCE
+/// verifier, validates the ID token (nonce), checks who may sign in, and sets the session.
+pub async fn callback(
+    shared: &Shared,
+    app: &App,
+    provider: &Provider,
+    query: Option<&str>,
+    cookies: &RequestCookies,
+) -> (Response<Body>, Option<Principal>) {
+    let mut p = CallbackParams::default();
+    for (k, v) in url::form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
+        let slot = match k.as_ref() {
+            "code" => &mut p.code,
+            "state" => &mut p.state,
+            "iss" => &mut p.iss,
+            "error" => &mut p.error,
+            _ => continue,
+        };
+        if slot.is_some() {
+            return (
+                callback_error(
+                    app,
+                    StatusCode::BAD_REQUEST,
+                    "invalid_request",
+                    "repeated parameter",
+                ),
+                None,
+            );
+        }
+        *slot = Some(v.into_owned());
+    }
+    let login: Option<LoginState> = cookies
+        .login
+        .as_deref()
+        .and_then(|c| app.sealer.open(Purpose::Login, c))
+        .filter(|l: &LoginState| l.exp > now());
+    let Some(login) = login else {
+        return (
+            callback_error(
+                app,
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                "sign-in state missing or expired; start again",
+            ),
+            None,
+        );
+    };
+    let Some(state) = p.state.as_deref() else {
+        return (
+            callback_error(
+                app,
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                "state missing",
+            ),
+            None,
+        );
+    };
+    if !crate::ct_eq(state.as_bytes(), login.state.as_bytes()) {
+        return (
+            callback_error(
+                app,
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                "state mismatch",
+            ),
+            None,
+        );
+    }
+    let issuer = provider.metadata.issuer.as_str();
+    match p.iss.as_deref() {
+        Some(iss) if iss != issuer => {
+            return (
+                callback_error(
+                    app,
+                    StatusCode::BAD_REQUEST,
+                    "invalid_request",
+                    "iss mismatch",
+                ),
+                None,
+            );
+        }
+        None if provider
+            .metadata
+            .authorization_response_iss_parameter_supported =>
+        {
+            return (
+                callback_error(
+                    app,
+                    StatusCode::BAD_REQUEST,
+                    "invalid_request",
+                    "iss missing",
+                ),
+                None,
+            );
+        }
+        _ => {}
+    }
+    if let Some(error) = p.error.as_deref() {
+        let code = if error == "access_denied" {
+            "access_denied"
+        } else {
+            "login_failed"
+        };
+        return (
+            callback_error(
+                app,
+                StatusCode::FORBIDDEN,
+                code,
+                "the issuer did not sign you in",
+            ),
+            None,
+        );
+    }
+    let Some(code) = p.code.as_deref() else {
+        return (
+            callback_error(
+                app,
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                "code missing",
+            ),
+            None,
+        );
+    };
+    let cfg = &app.cfg;
+    let tokens = shared
+        .issuer
+        .token(
+            &provider.metadata,
+            &cfg.client_id,
+            cfg.client_secret.as_deref(),
+            &[
+                ("grant_type", "authorization_code"),
+                ("code", code),
+                ("redirect_uri", &cfg.redirect_uri),
+                ("code_verifier", &login.verifier),
+                ("resource", &cfg.resource),
+            ],
+        )
+        .await;
+    let tokens = match tokens {
+        Ok(t) => t,
+        Err(e) => {
+            tracing::warn!(error = %e, "code exchange failed");
+            return (
+                callback_error(
+                    app,
+                    StatusCode::BAD_GATEWAY,
+                    "login_failed",
+                    "the code exchange failed",
+                ),
+                None,
+            );
+        }
+    };
+    let Some(id_token) = tokens.id_token.as_deref() else {
+        return (
+            callback_error(
+                app,
+                StatusCode::BAD_GATEWAY,
+                "login_failed",
+                "the issuer returned no ID token",
+            ),
+            None,
+        );
+    };
+    let keys = provider.keys();
+    let who = match jwt::validate_id_token(
+        id_token,
+        &keys,
+        issuer,
+        &cfg.client_id,
+        Some(&login.nonce),
+        shared.settings.clock_skew,
+    ) {
+        Ok(w) => w,
+        Err(e) => {
+            tracing::warn!(reason = %e, "ID token refused");
+            return (
+                callback_error(
+                    app,
+                    StatusCode::BAD_GATEWAY,
+                    "login_failed",
+                    "the ID token is invalid",
+                ),
+                None,
+            );
+        }
+    };
+    let who = Principal {
+        scopes: granted_scopes(&tokens, &cfg.request_scopes),
+        ..who
+    };
+    if !cfg
+        .policy
+        .access
+        .may_sign_in(who.email.as_deref(), &who.groups)
+    {
+        return (
+            callback_error(
+                app,
+                StatusCode::FORBIDDEN,
+                "access_denied",
+                "you may not use this app",
+            ),
+            Some(who),
+        );
+    }
+    let Some(sid) = app.sealer.random(16) else {
+        return (
+            callback_error(
+                app,
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "server_error",
+                "randomness unavailable",
+            ),
+            None,
+        );
+    };
+    let t = now();
+    let session = Session {
+        sid,
+        who: who.clone(),
+        at: shared
+            .settings
+            .pass_access_token
+            .then(|| tokens.access_token.clone()),
+        rt: tokens.refresh_token.clone(),
+        exp: t + tokens.expires_in.unwrap_or(DEFAULT_TOKEN_TTL),
+        end: t + shared.settings.session_lifetime.as_secs(),
+    };
+    let Some(sealed) = app.sealer.seal(Purpose::Session, &session) else {
+        return (
+            callback_error(
+                app,
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "server_error",
+                "cannot seal session",
+            ),
+            None,
+        );
+    };
+    let mut cookies_out =
+        app.names
+            .session_cookies(&sealed, session.end.saturating_sub(t), &cookies.presence);
+    cookies_out.push(app.names.clear_cookie(&app.names.login));
+    let to = if is_safe_return_path(&login.to) {
+        login.to.as_str()
+    } else {
+        "/"
+    };
+    (with_cookies(redirect(to), cookies_out), Some(who))
+}
+
+fn granted_scopes(tokens: &TokenResponse, requested: &str) -> Vec<String> {
+    tokens
+        .scope
+        .as_deref()
+        .unwrap_or(requested)
+        .split_ascii_whitespace()
+        .map(str::to_string)
+        .collect()
+}
+
+/// Clears the session and continues to the issuer's logout (RP-initiated logout), or to a
+/// same-origin `rd` path when the issuer has none.
+pub fn sign_out(
+    shared: &Shared,
+    app: &App,
+    provider: Option<&Provider>,
+    query: Option<&str>,
+    presence: &Presence,
+) -> Response<Body> {
+    let rd = url::form_urlencoded::parse(query.unwrap_or("").as_bytes())
+        .find(|(k, _)| k == "rd")
+        .map(|(_, v)| v.into_owned())
+        .filter(|v| is_safe_return_path(v))
+        .unwrap_or_else(|| "/".into());
+    let target = provider
+        .and_then(|p| p.metadata.end_session_endpoint.as_deref())
+        .and_then(|e| url::Url::parse(e).ok())
+        .map(|mut u| {
+            {
+                let mut q = u.query_pairs_mut();
+                q.append_pair("client_id", &app.cfg.client_id);
+                if let Some(post) = &shared.settings.post_logout_redirect_url {
+                    q.append_pair("post_logout_redirect_uri", post);
+                }
+            }
+            u.to_string()
+        })
+        .unwrap_or(rd);
+    let mut cookies = app.names.clear_session(presence);
+    cookies.push(app.names.clear_cookie(&app.names.login));
+    with_cookies(redirect(&target), cookies)
+}
+
+type Slot = Arc<OnceCell<Option<Arc<Session>>>>;
+
+/// Makes sure a session's tokens are refreshed once, however many requests need it at the same
+/// time; requests still carrying the old cookie shortly after reuse the result.
+#[derive(Default)]
+pub struct Refresher {
+    inflight: Mutex<HashMap<String, (Instant, Slot)>>,
+}
+
+impl Refresher {
+    /// The refreshed session, or `None` when the session cannot be refreshed (sign in again).
+    pub async fn refresh(
+        &self,
+        shared: &Shared,
+        app: &App,
+        provider: &Provider,
+        session: &Session,
+    ) -> Option<Arc<Session>> {
+        session.rt.as_ref()?;
+        let slot = {
+            let mut map = self.inflight.lock().unwrap_or_else(|p| p.into_inner());
+            map.retain(|_, (t, _)| t.elapsed() < REFRESH_REUSE);
+            map.entry(session.sid.clone())
+                .or_insert_with(|| (Instant::now(), Arc::new(OnceCell::new())))
+                .1
+                .clone()
+        };
+        slot.get_or_init(|| async {
+            let r = do_refresh(shared, app, provider, session).await;
+            Metrics::result(&shared.metrics.session_refreshes, r.is_some());
+            r.map(Arc::new)
+        })
+        .await
+        .clone()
+    }
+}
+
+async fn do_refresh(
+    shared: &Shared,
+    app: &App,
+    provider: &Provider,
+    session: &Session,
+) -> Option<Session> {
+    let cfg = &app.cfg;
+    let rt = session.rt.as_deref()?;
+    let tokens = shared
+        .issuer
+        .token(
+            &provider.metadata,
+            &cfg.client_id,
+            cfg.client_secret.as_deref(),
+            &[
+                ("grant_type", "refresh_token"),
+                ("refresh_token", rt),
+                ("resource", &cfg.resource),
+            ],
+        )
+        .await;
+    let tokens = match tokens {
+        Ok(t) => t,
+        Err(e) => {
+            tracing::info!(error = %e, "session refresh failed");
+            return None;
+        }
+    };
+    let mut who = session.who.clone();
+    if let Some(id_token) = tokens.id_token.as_deref() {
+        let keys = provider.keys();
+        match jwt::validate_id_token(
+            id_token,
+            &keys,
+            &provider.metadata.issuer,
+            &cfg.client_id,
+            None,
+            shared.settings.clock_skew,
+        ) {
+            Ok(fresh) if fresh.sub == session.who.sub => {
+                who = Principal {
+                    scopes: who.scopes,
+                    ..fresh
+                };
+            }
+            Ok(_) => {
+                tracing::warn!("refreshed ID token names another subject");
+                return None;
+            }
+            Err(e) => {
+                tracing::warn!(reason = %e, "refreshed ID token refused");
+                return None;
+            }
+        }
+    }
+    if let Some(scope) = tokens.scope.as_deref() {
+        who.scopes = scope.split_ascii_whitespace().map(str::to_string).collect();
+    }
+    let t = now();
+    Some(Session {
+        sid: session.sid.clone(),
+        who,
+        at: shared
+            .settings
+            .pass_access_token
+            .then(|| tokens.access_token.clone()),
+        rt: tokens.refresh_token.or_else(|| session.rt.clone()),
+        exp: (t + tokens.expires_in.unwrap_or(DEFAULT_TOKEN_TTL)).min(session.end),
+        end: session.end,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pkce_s256_matches_rfc7636_appendix_b() {
+        assert_eq!(
+            pkce_challenge("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"),
+            "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
+        );
+    }
+}

@@ -1,0 +1,391 @@
+//! Forwarding to the tool: header rewrite (RFC 9110 hop-by-hop handling, identity headers,
+//! X-Forwarded-*), protocol upgrades (websockets), and streaming bodies in both directions.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::{Request, Response, StatusCode, Version};
+use http_body_util::Either;
+use hyper::body::Incoming;
+use hyper_util::rt::TokioIo;
+
+use crate::handler::error_response;
+use crate::jwt::Principal;
+use crate::session::{Names, is_own_cookie};
+use crate::{Body, Shared};
+
+/// Identity headers set for the tool; any copy sent by the client is removed first.
+pub const X_FORWARDED_USER: &str = "x-forwarded-user";
+/// See [`X_FORWARDED_USER`].
+pub const X_FORWARDED_EMAIL: &str = "x-forwarded-email";
+/// See [`X_FORWARDED_USER`].
+pub const X_FORWARDED_GROUPS: &str = "x-forwarded-groups";
+/// See [`X_FORWARDED_USER`].
+pub const X_FORWARDED_PREFERRED_USERNAME: &str = "x-forwarded-preferred-username";
+/// See [`X_FORWARDED_USER`].
+pub const X_FORWARDED_ACCESS_TOKEN: &str = "x-forwarded-access-token";
+
+const HOP_BY_HOP: [&str; 9] = [
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+    "proxy-authorization",
+    "proxy-authenticate",
+];
+
+/// Whether a client-sent header could impersonate the proxy's identity headers.
+fn is_identity_header(name: &str) -> bool {
+    matches!(
+        name,
+        X_FORWARDED_USER
+            | X_FORWARDED_EMAIL
+            | X_FORWARDED_GROUPS
+            | X_FORWARDED_PREFERRED_USERNAME
+            | X_FORWARDED_ACCESS_TOKEN
+    ) || name.starts_with("x-auth-request-")
+}
+
+/// Removes hop-by-hop headers, including those the `Connection` header names.
+pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    let named: Vec<HeaderName> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|t| HeaderName::from_bytes(t.trim().as_bytes()).ok())
+        .collect();
+    for name in named {
+        headers.remove(name);
+    }
+    for name in HOP_BY_HOP {
+        headers.remove(name);
+    }
+}
+
+/// Whether a request asks for an HTTP/1.1 protocol upgrade.
+pub fn wants_upgrade(req: &Request<Incoming>) -> bool {
+    req.version() == Version::HTTP_11
+        && req.headers().contains_key(header::UPGRADE)
+        && req
+            .headers()
+            .get_all(header::CONNECTION)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .any(|t| t.trim().eq_ignore_ascii_case("upgrade"))
+}
+
+/// Removes the client's identity headers and the proxy's cookies.
+pub fn sanitise_request_headers(headers: &mut HeaderMap, names: &Names, trust_forwarded: bool) {
+    let spoofed: Vec<HeaderName> = headers
+        .keys()
+        .filter(|n| is_identity_header(n.as_str()))
+        .cloned()
+        .collect();
+    for name in spoofed {
+        headers.remove(name);
+    }
+    if !trust_forwarded {
+        for name in ["forwarded", "x-real-ip"] {
+            headers.remove(name);
+        }
+    }
+    if headers.contains_key(header::COOKIE) {
+        let kept: Vec<String> = headers
+            .get_all(header::COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(';'))
+            .map(str::trim)
+            .filter(|pair| {
+                let name = pair.split('=').next().unwrap_or("");
+                !pair.is_empty() && !is_own_cookie(name, names)
+            })
+            .map(str::to_string)
+            .collect();
+        headers.remove(header::COOKIE);
+        if !kept.is_empty()
+            && let Ok(v) = HeaderValue::from_str(&kept.join("; "))
+        {
+            headers.insert(header::COOKIE, v);
+        }
+    }
+}
+
+/// Adds the identity headers (both the `X-Forwarded-*` and the `X-Auth-Request-*` names).
+pub fn add_identity(headers: &mut HeaderMap, who: &Principal, access_token: Option<&str>) {
+    let mut put = |names: [&'static str; 2], value: &str| {
+        if let Ok(v) = HeaderValue::from_str(value) {
+            for n in names {
+                headers.insert(HeaderName::from_static(n), v.clone());
+            }
+        }
+    };
+    put([X_FORWARDED_USER, "x-auth-request-user"], &who.sub);
+    if let Some(email) = &who.email {
+        put([X_FORWARDED_EMAIL, "x-auth-request-email"], email);
+    }
+    if !who.groups.is_empty() {
+        put(
+            [X_FORWARDED_GROUPS, "x-auth-request-groups"],
+            &who.groups.join(","),
+        );
+    }
+    if let Some(u) = &who.username {
+        put(
+            [
+                X_FORWARDED_PREFERRED_USERNAME,
+                "x-auth-request-preferred-username",
+            ],
+            u,
+        );
+    }
+    if let Some(t) = access_token {
+        put([X_FORWARDED_ACCESS_TOKEN, "x-auth-request-access-token"], t);
+    }
+}
+
+/// Sets X-Forwarded-For/Proto/Host (appending to, or keeping, trusted client values).
+pub fn add_forwarded(
+    headers: &mut HeaderMap,
+    peer: SocketAddr,
+    tls: bool,
+    host: Option<&HeaderValue>,
+    trust: bool,
+) {
+    let ip = peer.ip().to_string();
+    let xff = match headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
+        Some(prev) if trust => format!("{prev}, {ip}"),
+        _ => ip,
+    };
+    if let Ok(v) = HeaderValue::from_str(&xff) {
+        headers.insert("x-forwarded-for", v);
+    }
+    if !(trust && headers.contains_key("x-forwarded-proto")) {
+        headers.insert(
+            "x-forwarded-proto",
+            HeaderValue::from_static(if tls { "https" } else { "http" }),
+        );
+    }
+    if !(trust && headers.contains_key("x-forwarded-host")) {
+        match host {
+            Some(h) => {
+                headers.insert("x-forwarded-host", h.clone());
+            }
+            None => {
+                headers.remove("x-forwarded-host");
+            }
+        }
+    }
+}
+
+/// What to forward.
+pub struct Forward<'a> {
+    /// Client address.
+    pub peer: SocketAddr,
+    /// Whether the client connection is TLS.
+    pub tls: bool,
+    /// Normalised path to send.
+    pub path: &'a str,
+    /// The caller, for identity headers (none on public paths).
+    pub who: Option<&'a Principal>,
+    /// Access token to pass on, if configured.
+    pub access_token: Option<&'a str>,
+    /// Cookie names to strip.
+    pub names: &'a Names,
+}
+
+/// Sends the request to the tool and returns its response, streaming both bodies. Upgrades are
+/// spliced once both sides agree (101).
+pub async fn forward(
+    shared: &Arc<Shared>,
+    mut req: Request<Incoming>,
+    f: Forward<'_>,
+) -> Response<Body> {
+    let upgrade = wants_upgrade(&req);
+    let upgrade_proto = req.headers().get(header::UPGRADE).cloned();
+    let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
+    let host = req.headers().get(header::HOST).cloned().or_else(|| {
+        req.uri()
+            .authority()
+            .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
+    });
+    let query = req.uri().query().map(str::to_string);
+    let (mut parts, body) = req.into_parts();
+    let mut pq = String::with_capacity(f.path.len() + query.as_ref().map_or(0, |q| q.len() + 1));
+    pq.push_str(f.path);
+    if let Some(q) = &query {
+        pq.push('?');
+        pq.push_str(q);
+    }
+    let uri = http::Uri::builder()
+        .scheme("http")
+        .authority(shared.settings.upstream.clone())
+        .path_and_query(pq)
+        .build();
+    let Ok(uri) = uri else {
+        return error_response(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "malformed request target",
+        );
+    };
+    parts.uri = uri;
+    parts.version = Version::HTTP_11;
+    let headers = &mut parts.headers;
+    strip_hop_by_hop(headers);
+    sanitise_request_headers(headers, f.names, shared.settings.trust_forwarded_headers);
+    add_forwarded(
+        headers,
+        f.peer,
+        f.tls,
+        host.as_ref(),
+        shared.settings.trust_forwarded_headers,
+    );
+    if let Some(h) = &host {
+        headers.insert(header::HOST, h.clone());
+    }
+    if let Some(who) = f.who {
+        add_identity(headers, who, f.access_token);
+    }
+    if let (true, Some(proto)) = (upgrade, upgrade_proto) {
+        headers.insert(header::UPGRADE, proto);
+        headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+    }
+    let upstream_req = Request::from_parts(parts, body);
+    let result = tokio::time::timeout(
+        shared.settings.upstream_timeout,
+        shared.upstream.request(upstream_req),
+    )
+    .await;
+    let mut resp = match result {
+        Ok(Ok(resp)) => resp,
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "upstream request failed");
+            return error_response(
+                StatusCode::BAD_GATEWAY,
+                "upstream_error",
+                "the tool is not reachable",
+            );
+        }
+        Err(_) => {
+            return error_response(
+                StatusCode::GATEWAY_TIMEOUT,
+                "upstream_timeout",
+                "the tool did not answer in time",
+            );
+        }
+    };
+    if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
+        let Some(client_upgrade) = client_upgrade else {
+            return error_response(
+                StatusCode::BAD_GATEWAY,
+                "upstream_error",
+                "unexpected protocol switch",
+            );
+        };
+        let upstream_upgrade = hyper::upgrade::on(&mut resp);
+        tokio::spawn(async move {
+            match tokio::try_join!(client_upgrade, upstream_upgrade) {
+                Ok((client, upstream)) => {
+                    let mut client = TokioIo::new(client);
+                    let mut upstream = TokioIo::new(upstream);
+                    let _ = tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
+                }
+                Err(e) => tracing::debug!(error = %e, "upgrade failed"),
+            }
+        });
+        let (parts, body) = resp.into_parts();
+        return Response::from_parts(parts, Either::Left(body));
+    }
+    strip_hop_by_hop(resp.headers_mut());
+    let (parts, body) = resp.into_parts();
+    Response::from_parts(parts, Either::Left(body))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+
+    #[test]
+    fn spoofed_identity_and_own_cookies_are_removed() {
+        let names = Names::new("_keyway_proxy", false);
+        let mut h = HeaderMap::new();
+        for (n, v) in [
+            ("x-forwarded-user", "admin"),
+            ("X-Forwarded-Email", "admin@example.com"),
+            ("x-forwarded-groups", "admins"),
+            ("x-auth-request-user", "admin"),
+            ("x-auth-request-anything", "x"),
+            ("x-forwarded-access-token", "t"),
+            ("forwarded", "for=1.2.3.4"),
+            (
+                "cookie",
+                "a=1; _keyway_proxy=sealed; _keyway_proxy_0=x; _keyway_proxy_login=y; b=2",
+            ),
+            ("cookie", "keyway_issuer_session=z"),
+            ("x-other", "kept"),
+        ] {
+            h.append(
+                HeaderName::from_bytes(n.as_bytes()).unwrap(),
+                v.parse().unwrap(),
+            );
+        }
+        sanitise_request_headers(&mut h, &names, false);
+        assert_eq!(h.len(), 2, "{h:?}");
+        assert_eq!(h["cookie"], "a=1; b=2; keyway_issuer_session=z");
+        assert_eq!(h["x-other"], "kept");
+    }
+
+    #[test]
+    fn hop_by_hop_and_connection_named_headers_go() {
+        let mut h = HeaderMap::new();
+        h.insert("connection", "close, x-secret".parse().unwrap());
+        h.insert("x-secret", "1".parse().unwrap());
+        h.insert("keep-alive", "timeout=5".parse().unwrap());
+        h.insert("te", "trailers".parse().unwrap());
+        h.insert("transfer-encoding", "chunked".parse().unwrap());
+        h.insert("content-type", "text/plain".parse().unwrap());
+        strip_hop_by_hop(&mut h);
+        assert_eq!(h.len(), 1);
+        assert!(h.contains_key("content-type"));
+    }
+
+    #[test]
+    fn identity_and_forwarded_headers() {
+        let mut h = HeaderMap::new();
+        h.insert("x-forwarded-for", "6.6.6.6".parse().unwrap());
+        let who = Principal {
+            sub: "alice".into(),
+            email: Some("alice@example.com".into()),
+            groups: vec!["eng".into(), "ops".into()],
+            ..Default::default()
+        };
+        add_identity(&mut h, &who, None);
+        let host: HeaderValue = "tool.example.com".parse().unwrap();
+        add_forwarded(
+            &mut h,
+            "10.0.0.9:1234".parse().unwrap(),
+            true,
+            Some(&host),
+            false,
+        );
+        assert_eq!(h["x-forwarded-user"], "alice");
+        assert_eq!(h["x-auth-request-email"], "alice@example.com");
+        assert_eq!(h["x-forwarded-groups"], "eng,ops");
+        assert_eq!(h["x-forwarded-for"], "10.0.0.9");
+        assert_eq!(h["x-forwarded-proto"], "https");
+        assert_eq!(h["x-forwarded-host"], "tool.example.com");
+        assert!(!h.contains_key("x-forwarded-access-token"));
+        let mut t = HeaderMap::new();
+        t.insert("x-forwarded-for", "6.6.6.6".parse().unwrap());
+        add_forwarded(&mut t, "10.0.0.9:1".parse().unwrap(), false, None, true);
+        assert_eq!(t["x-forwarded-for"], "6.6.6.6, 10.0.0.9");
+    }
+}

@@ -1,0 +1,557 @@
+//! The request path (see the crate documentation for the order and why). Errors become
+//! responses here and only here: clients get a standard, generic JSON body and, for 401/403, an
+//! RFC 6750 / RFC 9728 `WWW-Authenticate` challenge; the detail goes to the log.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use contract::access::{Caller, Decision};
+use http::{HeaderValue, Method, Request, Response, StatusCode, header};
+use http_body_util::{Either, Full};
+use hyper::body::Incoming;
+
+use crate::cache::token_hash;
+use crate::forward::{Forward, forward};
+use crate::jwt::{self, Expect, Principal, TokenError};
+use crate::metrics::Outcome;
+use crate::oidc::Provider;
+use crate::path::normalise;
+use crate::session::{Purpose, Session, read_cookies};
+use crate::{App, Body, Shared, flow, now};
+
+/// RFC 9728 well-known path.
+pub const METADATA_PATH: &str = "/.well-known/oauth-protected-resource";
+
+/// A small JSON error response: `{"error": code, "error_description": description}`.
+pub fn error_response(status: StatusCode, code: &str, description: &str) -> Response<Body> {
+    let body = serde_json::json!({ "error": code, "error_description": description }).to_string();
+    let mut resp = Response::new(Either::Right(Full::new(Bytes::from(body))));
+    *resp.status_mut() = status;
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    resp
+}
+
+/// Appends `Set-Cookie` headers.
+pub fn with_cookies(
+    mut resp: Response<Body>,
+    cookies: impl IntoIterator<Item = String>,
+) -> Response<Body> {
+    for c in cookies {
+        if let Ok(v) = HeaderValue::from_str(&c) {
+            resp.headers_mut().append(header::SET_COOKIE, v);
+        }
+    }
+    resp
+}
+
+/// Quotes a value for an auth-param (RFC 9110 quoted-string).
+fn quoted(s: &str) -> String {
+    s.chars()
+        .filter(|c| !c.is_control())
+        .flat_map(|c| match c {
+            '"' | '\\' => vec!['\\', c],
+            c => vec![c],
+        })
+        .collect()
+}
+
+/// `WWW-Authenticate: Bearer resource_metadata="…", scope="…"[, error="…"]`.
+fn challenge(app: &App, scopes: &[String], error: Option<(&str, &str)>) -> HeaderValue {
+    let mut v = format!(
+        "Bearer resource_metadata=\"{}\"",
+        quoted(&app.cfg.resource_metadata_url)
+    );
+    if !scopes.is_empty() {
+        v.push_str(&format!(", scope=\"{}\"", quoted(&scopes.join(" "))));
+    }
+    if let Some((code, desc)) = error {
+        v.push_str(&format!(
+            ", error=\"{code}\", error_description=\"{}\"",
+            quoted(desc)
+        ));
+    }
+    HeaderValue::from_str(&v).unwrap_or_else(|_| HeaderValue::from_static("Bearer"))
+}
+
+/// The scopes worth naming in a challenge for this request.
+fn scopes_for(app: &App, method: &str, path: &str) -> Vec<String> {
+    match app.cfg.policy.access.rule_for(method, path) {
+        Some(rule) if !rule.scopes.is_empty() => rule.scopes.clone(),
+        _ => app.cfg.policy.scopes.clone(),
+    }
+}
+
+fn unauthorized(app: &App, scopes: &[String], error: Option<(&str, &str)>) -> Response<Body> {
+    let (code, desc) = error.unwrap_or(("unauthenticated", "authentication required"));
+    let mut resp = error_response(StatusCode::UNAUTHORIZED, code, desc);
+    resp.headers_mut()
+        .insert(header::WWW_AUTHENTICATE, challenge(app, scopes, error));
+    resp
+}
+
+/// What a request ended as, for metrics and the access log.
+struct Done {
+    resp: Response<Body>,
+    outcome: Outcome,
+    user: Option<String>,
+}
+
+fn done(resp: Response<Body>, outcome: Outcome) -> Done {
+    Done {
+        resp,
+        outcome,
+        user: None,
+    }
+}
+
+/// Entry point for every request on the main listener.
+pub async fn handle(
+    shared: Arc<Shared>,
+    peer: SocketAddr,
+    tls: bool,
+    req: Request<Incoming>,
+) -> Result<Response<Body>, Infallible> {
+    let start = Instant::now();
+    let method = req.method().clone();
+    let version = req.version();
+    let log_path = shared
+        .settings
+        .access_log
+        .then(|| req.uri().path().to_string());
+    let d = route(&shared, peer, tls, req).await;
+    let elapsed = start.elapsed();
+    shared.metrics.request(d.outcome, elapsed.as_secs_f64());
+    if let Some(path) = log_path {
+        tracing::info!(
+            target: "access",
+            method = %method,
+            path = %path,
+            version = ?version,
+            status = d.resp.status().as_u16(),
+            outcome = ?d.outcome,
+            user = d.user.as_deref().unwrap_or(""),
+            remote = %peer.ip(),
+            duration_us = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX),
+        );
+    }
+    Ok(d.resp)
+}
+
+/// The bearer token of a request, as the header value and the token's offset in it: `Ok(None)`
+/// without one; `Err` when malformed. (The header value is cheap to clone and keeps the token
+/// without copying it.)
+fn bearer(req: &Request<Incoming>) -> Result<Option<(HeaderValue, usize)>, &'static str> {
+    let mut values = req.headers().get_all(header::AUTHORIZATION).iter();
+    let Some(value) = values.next() else {
+        return Ok(None);
+    };
+    if values.next().is_some() {
+        return Err("several Authorization headers");
+    }
+    let Ok(text) = value.to_str() else {
+        return Err("malformed Authorization header");
+    };
+    let Some((scheme, token)) = text.split_once(' ') else {
+        return if text.eq_ignore_ascii_case("bearer") {
+            Err("empty bearer token")
+        } else {
+            Ok(None)
+        };
+    };
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        // Another scheme (e.g. Basic) is the tool's business.
+        return Ok(None);
+    }
+    let trimmed = token.trim_start_matches(' ');
+    let b64token = !trimmed.is_empty()
+        && trimmed.bytes().all(|b| {
+            b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/' | b'=')
+        });
+    if !b64token {
+        return Err("malformed bearer token");
+    }
+    Ok(Some((value.clone(), text.len() - trimmed.len())))
+}
+
+/// Whether to answer a request without credentials with a sign-in redirect (a browser
+/// navigation) rather than a 401.
+fn wants_html(req: &Request<Incoming>) -> bool {
+    (req.method() == Method::GET || req.method() == Method::HEAD)
+        && req
+            .headers()
+            .get(header::ACCEPT)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|a| a.contains("text/html"))
+        && !req
+            .headers()
+            .get("x-requested-with")
+            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"xmlhttprequest"))
+}
+
+/// Validates a bearer token, from the cache when it was seen before.
+async fn authenticate_bearer(
+    shared: &Shared,
+    app: &App,
+    provider: &Provider,
+    token: &str,
+) -> Result<Arc<Principal>, TokenError> {
+    let hash = token_hash(token);
+    let t = now();
+    let leeway = shared.settings.clock_skew;
+    if let Some(p) = shared.tokens.get(&hash, t, leeway) {
+        shared.metrics.cache_hits.inc();
+        return Ok(p);
+    }
+    shared.metrics.cache_misses.inc();
+    let head = jwt::head(token)?;
+    let mut keys = provider.keys();
+    if keys.lacks_kid(head.kid.as_deref()) {
+        let fetched = shared
+            .issuer
+            .refetch_keys(provider, shared.settings.jwks_min_refresh)
+            .await;
+        if fetched {
+            crate::metrics::Metrics::result(&shared.metrics.jwks_refreshes, true);
+            keys = provider.keys();
+        }
+    }
+    let expect = Expect {
+        issuer: &provider.metadata.issuer,
+        audience: &app.cfg.resource,
+        leeway,
+    };
+    let p = Arc::new(jwt::validate_access_token(token, &head, &keys, &expect)?);
+    shared.tokens.insert(hash, p.clone(), t);
+    shared
+        .metrics
+        .cached_tokens
+        .set(i64::try_from(shared.tokens.len()).unwrap_or(i64::MAX));
+    Ok(p)
+}
+
+fn metadata_document(app: &App) -> Response<Body> {
+    let doc = serde_json::json!({
+        "resource": app.cfg.resource,
+        "authorization_servers": [app.cfg.issuer],
+        "scopes_supported": app.cfg.policy.scopes,
+        "bearer_methods_supported": ["header"],
+    });
+    let mut resp = Response::new(Either::Right(Full::new(Bytes::from(doc.to_string()))));
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    h.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("max-age=300"),
+    );
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_ORIGIN,
+        HeaderValue::from_static("*"),
+    );
+    resp
+}
+
+async fn route(shared: &Arc<Shared>, peer: SocketAddr, tls: bool, req: Request<Incoming>) -> Done {
+    let app = shared.app();
+    let path = match normalise(req.uri().path()) {
+        Ok(p) => p,
+        Err(e) => {
+            tracing::debug!(reason = %e, "path refused");
+            return done(
+                error_response(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_request",
+                    "malformed request path",
+                ),
+                Outcome::bad_request,
+            );
+        }
+    };
+    let m = path.matching.as_str();
+    let method = req.method().as_str();
+
+    // The proxy's own endpoints come before any rule: they must not reach the tool.
+    if m == METADATA_PATH
+        || (!app.cfg.resource_path.is_empty()
+            && m.strip_prefix(METADATA_PATH) == Some(app.cfg.resource_path.as_str()))
+    {
+        if req.method() != Method::GET && req.method() != Method::HEAD {
+            return done(
+                error_response(StatusCode::METHOD_NOT_ALLOWED, "invalid_request", "use GET"),
+                Outcome::bad_request,
+            );
+        }
+        return done(metadata_document(&app), Outcome::metadata);
+    }
+    let prefix = shared.settings.proxy_prefix.as_str();
+    if let Some(own) = m.strip_prefix(prefix).filter(|r| r.starts_with('/')) {
+        let cookies = read_cookies(req.headers(), &app.names);
+        let provider = shared.provider();
+        match own {
+            "/callback" => {
+                let Some(provider) = provider else {
+                    return not_ready();
+                };
+                let (resp, who) =
+                    flow::callback(shared, &app, &provider, req.uri().query(), &cookies).await;
+                let outcome = if resp.status() == StatusCode::FOUND {
+                    Outcome::callback
+                } else {
+                    Outcome::callback_error
+                };
+                return Done {
+                    resp,
+                    outcome,
+                    user: who.map(|w| w.sub),
+                };
+            }
+            "/start" => {
+                let Some(provider) = provider else {
+                    return not_ready();
+                };
+                let rd = url::form_urlencoded::parse(req.uri().query().unwrap_or("").as_bytes())
+                    .find(|(k, _)| k == "rd")
+                    .map(|(_, v)| v.into_owned())
+                    .unwrap_or_else(|| "/".into());
+                return done(
+                    flow::start_login(&app, &provider, &rd),
+                    Outcome::login_redirect,
+                );
+            }
+            "/sign_out" => {
+                let resp = flow::sign_out(
+                    shared,
+                    &app,
+                    provider.as_deref(),
+                    req.uri().query(),
+                    &cookies.presence,
+                );
+                return done(resp, Outcome::sign_out);
+            }
+            _ => {}
+        }
+    }
+
+    let access = &app.cfg.policy.access;
+    if access.is_public(method, m) {
+        let f = Forward {
+            peer,
+            tls,
+            path: &path.forward,
+            who: None,
+            access_token: None,
+            names: &app.names,
+        };
+        let resp = forward(shared, req, f).await;
+        let outcome = upstream_outcome(&resp, Outcome::public);
+        return done(resp, outcome);
+    }
+
+    let Some(provider) = shared.provider() else {
+        return not_ready();
+    };
+
+    // Bearer tokens first: an API client that sends one means it.
+    let token = match bearer(&req) {
+        Ok(t) => t,
+        Err(why) => {
+            let scopes = scopes_for(&app, method, m);
+            tracing::debug!(reason = why, "bad Authorization header");
+            let mut resp = unauthorized(
+                &app,
+                &scopes,
+                Some(("invalid_request", "malformed Authorization header")),
+            );
+            *resp.status_mut() = StatusCode::BAD_REQUEST;
+            return done(resp, Outcome::bad_request);
+        }
+    };
+    if let Some((value, offset)) = token {
+        let token = value.to_str().unwrap_or("").get(offset..).unwrap_or("");
+        let who = match authenticate_bearer(shared, &app, &provider, token).await {
+            Ok(w) => w,
+            Err(e) => {
+                tracing::info!(reason = %e, "bearer token refused");
+                let scopes = scopes_for(&app, method, m);
+                return done(
+                    unauthorized(
+                        &app,
+                        &scopes,
+                        Some(("invalid_token", "the access token is invalid or expired")),
+                    ),
+                    Outcome::invalid_token,
+                );
+            }
+        };
+        let decision = decide(&app, method, m, &who);
+        if let Some(d) = refuse(&app, decision, &who) {
+            return d;
+        }
+        let pass = shared.settings.pass_access_token.then_some(token);
+        let user = Some(who.sub.clone());
+        let f = Forward {
+            peer,
+            tls,
+            path: &path.forward,
+            who: Some(&who),
+            access_token: pass,
+            names: &app.names,
+        };
+        let resp = forward(shared, req, f).await;
+        return Done {
+            outcome: upstream_outcome(&resp, Outcome::allowed),
+            resp,
+            user,
+        };
+    }
+
+    // Then the session cookie.
+    let cookies = read_cookies(req.headers(), &app.names);
+    let mut set_cookies: Vec<String> = Vec::new();
+    let mut session: Option<Arc<Session>> = None;
+    if let Some(sealed) = cookies.session.as_deref() {
+        let t = now();
+        match app.sealer.open::<Session>(Purpose::Session, sealed) {
+            None => {
+                tracing::info!("session cookie refused (tampered, expired key or another app)");
+                set_cookies = app.names.clear_session(&cookies.presence);
+            }
+            Some(s) if s.end <= t => {
+                set_cookies = app.names.clear_session(&cookies.presence);
+            }
+            Some(s) if s.exp <= t => {
+                match shared.refresher.refresh(shared, &app, &provider, &s).await {
+                    Some(fresh) => {
+                        if let Some(sealed) = app.sealer.seal(Purpose::Session, fresh.as_ref()) {
+                            set_cookies = app.names.session_cookies(
+                                &sealed,
+                                fresh.end.saturating_sub(t),
+                                &cookies.presence,
+                            );
+                        }
+                        session = Some(fresh);
+                    }
+                    None => set_cookies = app.names.clear_session(&cookies.presence),
+                }
+            }
+            Some(s) => session = Some(Arc::new(s)),
+        }
+    }
+    let Some(session) = session else {
+        if wants_html(&req) {
+            let to = match req.uri().query() {
+                Some(q) => format!("{}?{q}", path.forward),
+                None => path.forward.clone(),
+            };
+            let resp = flow::start_login(&app, &provider, &to);
+            return done(with_cookies(resp, set_cookies), Outcome::login_redirect);
+        }
+        let scopes = scopes_for(&app, method, m);
+        return done(
+            with_cookies(unauthorized(&app, &scopes, None), set_cookies),
+            Outcome::unauthenticated,
+        );
+    };
+    let decision = decide(&app, method, m, &session.who);
+    if let Some(mut d) = refuse(&app, decision, &session.who) {
+        d.resp = with_cookies(d.resp, set_cookies);
+        return d;
+    }
+    let f = Forward {
+        peer,
+        tls,
+        path: &path.forward,
+        who: Some(&session.who),
+        access_token: session
+            .at
+            .as_deref()
+            .filter(|_| shared.settings.pass_access_token),
+        names: &app.names,
+    };
+    let resp = forward(shared, req, f).await;
+    let outcome = upstream_outcome(&resp, Outcome::allowed);
+    Done {
+        resp: with_cookies(resp, set_cookies),
+        outcome,
+        user: Some(session.who.sub.clone()),
+    }
+}
+
+fn decide(app: &App, method: &str, path: &str, who: &Principal) -> Decision {
+    let caller = Caller {
+        email: who.email.as_deref(),
+        groups: &who.groups,
+        scopes: &who.scopes,
+    };
+    app.cfg.policy.access.authorize(method, path, &caller)
+}
+
+/// The response for a refused decision, if refused.
+fn refuse(app: &App, decision: Decision, who: &Principal) -> Option<Done> {
+    let user = Some(who.sub.clone());
+    match decision {
+        Decision::Allow => None,
+        Decision::NotAllowed | Decision::MissingGroup => Some(Done {
+            resp: error_response(
+                StatusCode::FORBIDDEN,
+                "access_denied",
+                "you may not access this resource",
+            ),
+            outcome: Outcome::forbidden,
+            user,
+        }),
+        Decision::InsufficientScope { required } => {
+            let mut resp = error_response(
+                StatusCode::FORBIDDEN,
+                "insufficient_scope",
+                "the access token lacks a required scope",
+            );
+            resp.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                challenge(
+                    app,
+                    &required,
+                    Some((
+                        "insufficient_scope",
+                        "the access token lacks a required scope",
+                    )),
+                ),
+            );
+            Some(Done {
+                resp,
+                outcome: Outcome::insufficient_scope,
+                user,
+            })
+        }
+    }
+}
+
+fn upstream_outcome(resp: &Response<Body>, ok: Outcome) -> Outcome {
+    match (resp.status(), resp.body()) {
+        (StatusCode::BAD_GATEWAY | StatusCode::GATEWAY_TIMEOUT, Either::Right(_)) => {
+            Outcome::upstream_error
+        }
+        _ => ok,
+    }
+}
+
+fn not_ready() -> Done {
+    let mut resp = error_response(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "temporarily_unavailable",
+        "the issuer's metadata and keys are not loaded yet",
+    );
+    resp.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    done(resp, Outcome::not_ready)
+}

@@ -1,0 +1,388 @@
+//! Local JWT validation against the issuer's keys: RFC 9068 access tokens and OpenID Connect ID
+//! tokens.
+//!
+//! The algorithm is taken from the key, never from the token alone: a token is accepted only when
+//! its `alg` equals the algorithm of the key named by its `kid`. Symmetric (`oct`) keys are never
+//! loaded, so `none` and HMAC-with-a-public-key cannot verify.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, JwkSet, KeyAlgorithm, PublicKeyUse};
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use serde::Deserialize;
+
+/// Why a token was refused (logged; clients get a generic description).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TokenError {
+    /// Not three base64url parts with a JSON header.
+    #[error("malformed token")]
+    Malformed,
+    /// `typ` is not `at+jwt` (e.g. an ID token used as an access token).
+    #[error("wrong token type")]
+    WrongType,
+    /// `kid` unknown (after a refetch), or no key for the token's algorithm.
+    #[error("no matching key")]
+    UnknownKey,
+    /// The token's `alg` is not the key's.
+    #[error("algorithm not allowed")]
+    Algorithm,
+    /// Bad signature.
+    #[error("bad signature")]
+    Signature,
+    /// Expired.
+    #[error("expired")]
+    Expired,
+    /// Not yet valid.
+    #[error("not yet valid")]
+    NotYetValid,
+    /// Wrong `iss`.
+    #[error("wrong issuer")]
+    Issuer,
+    /// `aud` does not contain the expected audience.
+    #[error("wrong audience")]
+    Audience,
+    /// A required claim is missing or mistyped.
+    #[error("invalid claims")]
+    Claims,
+    /// ID token nonce mismatch.
+    #[error("nonce mismatch")]
+    Nonce,
+}
+
+/// One verification key.
+struct Key {
+    alg: Algorithm,
+    key: DecodingKey,
+}
+
+/// The issuer's signing keys, by key ID.
+#[derive(Default)]
+pub struct KeySet {
+    by_kid: HashMap<String, Key>,
+    /// Keys without a `kid`.
+    anonymous: Vec<Key>,
+}
+
+impl std::fmt::Debug for KeySet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeySet")
+            .field("kids", &self.by_kid.keys().collect::<Vec<_>>())
+            .field("anonymous", &self.anonymous.len())
+            .finish()
+    }
+}
+
+impl KeySet {
+    /// Parses a JWKS document, keeping signature keys with an asymmetric algorithm.
+    pub fn from_jwks(json: &[u8]) -> Result<Self, serde_json::Error> {
+        let set: JwkSet = serde_json::from_slice(json)?;
+        let mut out = KeySet::default();
+        for jwk in &set.keys {
+            if matches!(jwk.common.public_key_use, Some(PublicKeyUse::Encryption)) {
+                continue;
+            }
+            let alg = match (&jwk.algorithm, jwk.common.key_algorithm) {
+                (AlgorithmParameters::OctetKey(_), _) => continue,
+                (_, Some(a)) => match key_alg(a) {
+                    Some(a) => a,
+                    None => continue,
+                },
+                (AlgorithmParameters::RSA(_), None) => Algorithm::RS256,
+                (AlgorithmParameters::EllipticCurve(ec), None) => match ec.curve {
+                    EllipticCurve::P256 => Algorithm::ES256,
+                    EllipticCurve::P384 => Algorithm::ES384,
+                    _ => continue,
+                },
+                (AlgorithmParameters::OctetKeyPair(okp), None) => match okp.curve {
+                    EllipticCurve::Ed25519 => Algorithm::EdDSA,
+                    _ => continue,
+                },
+            };
+            let compatible = matches!(
+                (&jwk.algorithm, alg),
+                (
+                    AlgorithmParameters::RSA(_),
+                    Algorithm::RS256
+                        | Algorithm::RS384
+                        | Algorithm::RS512
+                        | Algorithm::PS256
+                        | Algorithm::PS384
+                        | Algorithm::PS512
+                ) | (
+                    AlgorithmParameters::EllipticCurve(_),
+                    Algorithm::ES256 | Algorithm::ES384
+                ) | (AlgorithmParameters::OctetKeyPair(_), Algorithm::EdDSA)
+            );
+            if !compatible {
+                continue;
+            }
+            let Ok(key) = DecodingKey::from_jwk(jwk) else {
+                continue;
+            };
+            let key = Key { alg, key };
+            match &jwk.common.key_id {
+                Some(kid) => {
+                    out.by_kid.insert(kid.clone(), key);
+                }
+                None => out.anonymous.push(key),
+            }
+        }
+        Ok(out)
+    }
+
+    /// Number of usable keys.
+    pub fn len(&self) -> usize {
+        self.by_kid.len() + self.anonymous.len()
+    }
+
+    /// Whether no key is usable.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Whether the token names a key this set does not have (worth a refetch).
+    pub fn lacks_kid(&self, kid: Option<&str>) -> bool {
+        match kid {
+            Some(k) => !self.by_kid.contains_key(k),
+            None => false,
+        }
+    }
+
+    fn find(&self, kid: Option<&str>, alg: Algorithm) -> Result<&Key, TokenError> {
+        let key = match kid {
+            Some(k) => self.by_kid.get(k).ok_or(TokenError::UnknownKey)?,
+            None => {
+                let mut candidates = self
+                    .anonymous
+                    .iter()
+                    .chain(self.by_kid.values())
+                    .filter(|k| k.alg == alg);
+                match (candidates.next(), candidates.next()) {
+                    (Some(k), None) => k,
+                    _ => return Err(TokenError::UnknownKey),
+                }
+            }
+        };
+        if key.alg != alg {
+            return Err(TokenError::Algorithm);
+        }
+        Ok(key)
+    }
+}
+
+fn key_alg(a: KeyAlgorithm) -> Option<Algorithm> {
+    Some(match a {
+        KeyAlgorithm::RS256 => Algorithm::RS256,
+        KeyAlgorithm::RS384 => Algorithm::RS384,
+        KeyAlgorithm::RS512 => Algorithm::RS512,
+        KeyAlgorithm::PS256 => Algorithm::PS256,
+        KeyAlgorithm::PS384 => Algorithm::PS384,
+        KeyAlgorithm::PS512 => Algorithm::PS512,
+        KeyAlgorithm::ES256 => Algorithm::ES256,
+        KeyAlgorithm::ES384 => Algorithm::ES384,
+        KeyAlgorithm::EdDSA => Algorithm::EdDSA,
+        _ => return None,
+    })
+}
+
+/// The header fields used to pick a key.
+#[derive(Debug, Clone)]
+pub struct TokenHead {
+    /// Algorithm claimed by the token.
+    pub alg: Algorithm,
+    /// Key ID.
+    pub kid: Option<String>,
+    /// `typ` header.
+    pub typ: Option<String>,
+}
+
+/// Decodes a token's header (no verification).
+pub fn head(token: &str) -> Result<TokenHead, TokenError> {
+    if token.split('.').count() != 3 {
+        return Err(TokenError::Malformed);
+    }
+    let h = jsonwebtoken::decode_header(token).map_err(|e| match e.kind() {
+        // `alg` values jsonwebtoken does not know, such as `none`.
+        jsonwebtoken::errors::ErrorKind::Json(_) => TokenError::Algorithm,
+        _ => TokenError::Malformed,
+    })?;
+    Ok(TokenHead {
+        alg: h.alg,
+        kid: h.kid,
+        typ: h.typ,
+    })
+}
+
+/// One string or several.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+enum OneOrMany {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl OneOrMany {
+    fn into_vec(self) -> Vec<String> {
+        match self {
+            OneOrMany::One(s) => vec![s],
+            OneOrMany::Many(v) => v,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct Claims {
+    sub: String,
+    exp: u64,
+    #[serde(default)]
+    scope: Option<String>,
+    #[serde(default)]
+    scp: Option<OneOrMany>,
+    #[serde(default)]
+    email: Option<String>,
+    #[serde(default)]
+    email_verified: Option<bool>,
+    #[serde(default)]
+    groups: Option<OneOrMany>,
+    #[serde(default)]
+    preferred_username: Option<String>,
+    #[serde(default)]
+    nonce: Option<String>,
+    #[serde(default)]
+    aud: Option<OneOrMany>,
+    #[serde(default)]
+    azp: Option<String>,
+}
+
+/// Who is calling, as established by a validated token or session.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Principal {
+    /// Subject.
+    pub sub: String,
+    /// Email, when present and not marked unverified.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    /// Preferred username, when present.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    /// Groups.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub groups: Vec<String>,
+    /// Scopes granted.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub scopes: Vec<String>,
+    /// Expiry (seconds since the epoch).
+    pub exp: u64,
+}
+
+/// What a token must satisfy.
+pub struct Expect<'a> {
+    /// Exact issuer.
+    pub issuer: &'a str,
+    /// Audience that must be among `aud`.
+    pub audience: &'a str,
+    /// Allowed clock skew in seconds.
+    pub leeway: u64,
+}
+
+fn validation(alg: Algorithm, expect: &Expect<'_>) -> Validation {
+    let mut v = Validation::new(alg);
+    v.set_issuer(&[expect.issuer]);
+    v.set_audience(&[expect.audience]);
+    v.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+    v.leeway = expect.leeway;
+    v.validate_nbf = true;
+    v
+}
+
+fn map_err(e: jsonwebtoken::errors::Error) -> TokenError {
+    use jsonwebtoken::errors::ErrorKind as K;
+    match e.kind() {
+        K::InvalidSignature => TokenError::Signature,
+        K::ExpiredSignature => TokenError::Expired,
+        K::ImmatureSignature => TokenError::NotYetValid,
+        K::InvalidIssuer => TokenError::Issuer,
+        K::InvalidAudience => TokenError::Audience,
+        K::InvalidAlgorithm | K::InvalidAlgorithmName => TokenError::Algorithm,
+        K::MissingRequiredClaim(_) | K::Json(_) => TokenError::Claims,
+        _ => TokenError::Malformed,
+    }
+}
+
+/// Validates an RFC 9068 access token: `typ` `at+jwt`, the key's algorithm, signature, exact
+/// `iss`, `aud` containing the resource, exp/nbf with leeway.
+pub fn validate_access_token(
+    token: &str,
+    head: &TokenHead,
+    keys: &KeySet,
+    expect: &Expect<'_>,
+) -> Result<Principal, TokenError> {
+    let typ_ok = head.typ.as_deref().is_some_and(|t| {
+        t.eq_ignore_ascii_case("at+jwt") || t.eq_ignore_ascii_case("application/at+jwt")
+    });
+    if !typ_ok {
+        return Err(TokenError::WrongType);
+    }
+    let key = keys.find(head.kid.as_deref(), head.alg)?;
+    let data = jsonwebtoken::decode::<Claims>(token, &key.key, &validation(key.alg, expect))
+        .map_err(map_err)?;
+    let c = data.claims;
+    let scopes = match (c.scope, c.scp) {
+        (Some(s), _) => s.split_ascii_whitespace().map(str::to_string).collect(),
+        (None, Some(scp)) => scp.into_vec(),
+        (None, None) => Vec::new(),
+    };
+    Ok(Principal {
+        sub: c.sub,
+        email: c.email.filter(|_| c.email_verified != Some(false)),
+        username: c.preferred_username,
+        groups: c.groups.map(OneOrMany::into_vec).unwrap_or_default(),
+        scopes,
+        exp: c.exp,
+    })
+}
+
+/// Validates an OpenID Connect ID token for `client_id` (OIDC Core 3.1.3.7): signature with the
+/// key's algorithm, exact `iss`, `aud` containing the client (and `azp` when several), exp, and
+/// the `nonce` when one was sent.
+pub fn validate_id_token(
+    token: &str,
+    keys: &KeySet,
+    issuer: &str,
+    client_id: &str,
+    nonce: Option<&str>,
+    leeway: u64,
+) -> Result<Principal, TokenError> {
+    let head = head(token)?;
+    let key = keys.find(head.kid.as_deref(), head.alg)?;
+    let expect = Expect {
+        issuer,
+        audience: client_id,
+        leeway,
+    };
+    let data = jsonwebtoken::decode::<Claims>(token, &key.key, &validation(key.alg, &expect))
+        .map_err(map_err)?;
+    let c = data.claims;
+    let auds = c.aud.map(OneOrMany::into_vec).unwrap_or_default();
+    if auds.len() > 1 && c.azp.as_deref() != Some(client_id) {
+        return Err(TokenError::Audience);
+    }
+    if let Some(expected) = nonce {
+        let got = c.nonce.as_deref().unwrap_or("");
+        if !crate::ct_eq(got.as_bytes(), expected.as_bytes()) {
+            return Err(TokenError::Nonce);
+        }
+    }
+    Ok(Principal {
+        sub: c.sub,
+        email: c.email.filter(|_| c.email_verified != Some(false)),
+        username: c.preferred_username,
+        groups: c.groups.map(OneOrMany::into_vec).unwrap_or_default(),
+        scopes: Vec::new(),
+        exp: c.exp,
+    })
+}
+
+/// Shared, swappable key set.
+pub type SharedKeys = Arc<KeySet>;

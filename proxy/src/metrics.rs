@@ -1,0 +1,190 @@
+//! Prometheus metrics (`keyway_proxy_*`). Labels are fixed enums: never tokens, cookies, paths or
+//! users.
+
+use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+
+/// How a request ended.
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq, EncodeLabelValue)]
+#[allow(non_camel_case_types)]
+pub enum Outcome {
+    /// Authenticated and forwarded.
+    allowed,
+    /// Public path, forwarded without authentication.
+    public,
+    /// No credentials: 401.
+    unauthenticated,
+    /// Bad bearer token: 401.
+    invalid_token,
+    /// Policy refused: 403.
+    forbidden,
+    /// Missing scope: 403.
+    insufficient_scope,
+    /// Sent to sign in.
+    login_redirect,
+    /// Sign-in callback completed.
+    callback,
+    /// Sign-in callback refused.
+    callback_error,
+    /// Signed out.
+    sign_out,
+    /// Protected resource metadata served.
+    metadata,
+    /// Malformed request: 400.
+    bad_request,
+    /// The tool failed or timed out.
+    upstream_error,
+    /// Issuer not loaded yet: 503.
+    not_ready,
+}
+
+/// Label set for per-outcome metrics.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OutcomeLabel {
+    /// The outcome.
+    pub outcome: Outcome,
+}
+
+/// Result label.
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq, EncodeLabelValue)]
+#[allow(non_camel_case_types)]
+pub enum Result {
+    /// Succeeded.
+    ok,
+    /// Failed.
+    error,
+}
+
+/// Label set for results.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ResultLabel {
+    /// The result.
+    pub result: Result,
+}
+
+/// All metrics.
+#[derive(Debug)]
+pub struct Metrics {
+    /// Requests by outcome.
+    pub requests: Family<OutcomeLabel, Counter>,
+    /// Latency until response headers (seconds).
+    pub latency: Histogram,
+    /// Bearer token cache hits.
+    pub cache_hits: Counter,
+    /// Bearer token cache misses (signature verified).
+    pub cache_misses: Counter,
+    /// JWKS fetches by result.
+    pub jwks_refreshes: Family<ResultLabel, Counter>,
+    /// Session refreshes by result.
+    pub session_refreshes: Family<ResultLabel, Counter>,
+    /// Configuration reloads by result.
+    pub config_reloads: Family<ResultLabel, Counter>,
+    /// Cached tokens.
+    pub cached_tokens: Gauge,
+    /// 1 when ready.
+    pub ready: Gauge,
+    registry: Registry,
+}
+
+impl Metrics {
+    /// Registers everything.
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("keyway_proxy");
+        let requests = Family::<OutcomeLabel, Counter>::default();
+        let latency = Histogram::new([
+            0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
+            2.5, 5.0, 10.0,
+        ]);
+        let cache_hits = Counter::default();
+        let cache_misses = Counter::default();
+        let jwks_refreshes = Family::<ResultLabel, Counter>::default();
+        let session_refreshes = Family::<ResultLabel, Counter>::default();
+        let config_reloads = Family::<ResultLabel, Counter>::default();
+        let cached_tokens = Gauge::default();
+        let ready = Gauge::default();
+        registry.register("requests", "Requests by outcome", requests.clone());
+        registry.register(
+            "request_duration_seconds",
+            "Time from request to response headers",
+            latency.clone(),
+        );
+        registry.register(
+            "token_cache_hits",
+            "Bearer tokens found in the cache",
+            cache_hits.clone(),
+        );
+        registry.register(
+            "token_cache_misses",
+            "Bearer tokens verified by signature",
+            cache_misses.clone(),
+        );
+        registry.register(
+            "jwks_refreshes",
+            "JWKS fetches by result",
+            jwks_refreshes.clone(),
+        );
+        registry.register(
+            "session_refreshes",
+            "Browser session token refreshes by result",
+            session_refreshes.clone(),
+        );
+        registry.register(
+            "config_reloads",
+            "Reloads of the mounted configuration by result",
+            config_reloads.clone(),
+        );
+        registry.register(
+            "token_cache_entries",
+            "Bearer tokens in the cache",
+            cached_tokens.clone(),
+        );
+        registry.register(
+            "ready",
+            "1 once issuer metadata and keys are loaded",
+            ready.clone(),
+        );
+        Metrics {
+            requests,
+            latency,
+            cache_hits,
+            cache_misses,
+            jwks_refreshes,
+            session_refreshes,
+            config_reloads,
+            cached_tokens,
+            ready,
+            registry,
+        }
+    }
+
+    /// Counts one request.
+    pub fn request(&self, outcome: Outcome, seconds: f64) {
+        self.requests.get_or_create(&OutcomeLabel { outcome }).inc();
+        self.latency.observe(seconds);
+    }
+
+    /// Counts a result.
+    pub fn result(family: &Family<ResultLabel, Counter>, ok: bool) {
+        let result = if ok { Result::ok } else { Result::error };
+        family.get_or_create(&ResultLabel { result }).inc();
+    }
+
+    /// The text exposition.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        if prometheus_client::encoding::text::encode(&mut out, &self.registry).is_err() {
+            out.clear();
+        }
+        out
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}

@@ -1,0 +1,412 @@
+//! The issuer as seen by the proxy: its metadata (OpenID Connect Discovery / RFC 8414), its keys
+//! (JWKS, refetched on an unknown `kid` at most once per `--jwks-min-refresh`), and the token
+//! endpoint (code exchange and refresh). Only the issuer's public, standard HTTP surface is used.
+
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use serde::Deserialize;
+
+use crate::jwt::KeySet;
+
+/// Largest issuer response read.
+const MAX_RESPONSE: usize = 1 << 20;
+/// Timeout of one request to the issuer.
+const ISSUER_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Errors talking to the issuer.
+#[derive(Debug, thiserror::Error)]
+pub enum OidcError {
+    /// Transport failure.
+    #[error("request to {url} failed: {reason}")]
+    Transport {
+        /// The URL (never carries secrets).
+        url: String,
+        /// What went wrong.
+        reason: String,
+    },
+    /// Non-success status.
+    #[error("{url} answered {status}: {error}")]
+    Status {
+        /// The URL.
+        url: String,
+        /// HTTP status.
+        status: u16,
+        /// OAuth `error` code, if any.
+        error: String,
+    },
+    /// Unparseable body.
+    #[error("{url}: invalid response: {reason}")]
+    Invalid {
+        /// The URL.
+        url: String,
+        /// What was wrong.
+        reason: String,
+    },
+}
+
+/// The metadata fields the proxy uses.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Metadata {
+    /// Issuer identifier (must equal the configured one exactly).
+    pub issuer: String,
+    /// Authorization endpoint.
+    pub authorization_endpoint: String,
+    /// Token endpoint.
+    pub token_endpoint: String,
+    /// JWKS URL.
+    pub jwks_uri: String,
+    /// RP-initiated logout endpoint.
+    #[serde(default)]
+    pub end_session_endpoint: Option<String>,
+    /// RFC 9207 support: then `iss` must be present in authorization responses.
+    #[serde(default)]
+    pub authorization_response_iss_parameter_supported: bool,
+    /// Client authentication methods at the token endpoint.
+    #[serde(default)]
+    pub token_endpoint_auth_methods_supported: Option<Vec<String>>,
+}
+
+/// A loaded issuer: metadata and keys.
+#[derive(Debug)]
+pub struct Provider {
+    /// Metadata.
+    pub metadata: Metadata,
+    /// Keys, swapped on refetch.
+    pub keys: RwLock<Arc<KeySet>>,
+    /// When the keys were last fetched.
+    pub fetched: RwLock<Instant>,
+    /// Serialises refetches.
+    pub refetch: tokio::sync::Mutex<()>,
+}
+
+impl Provider {
+    /// The current keys.
+    pub fn keys(&self) -> Arc<KeySet> {
+        self.keys
+            .read()
+            .map(|k| k.clone())
+            .unwrap_or_else(|p| p.into_inner().clone())
+    }
+
+    fn set_keys(&self, keys: KeySet) {
+        match self.keys.write() {
+            Ok(mut k) => *k = Arc::new(keys),
+            Err(p) => *p.into_inner() = Arc::new(keys),
+        }
+        match self.fetched.write() {
+            Ok(mut t) => *t = Instant::now(),
+            Err(p) => *p.into_inner() = Instant::now(),
+        }
+    }
+
+    fn fetched_at(&self) -> Instant {
+        self.fetched
+            .read()
+            .map(|t| *t)
+            .unwrap_or_else(|p| *p.into_inner())
+    }
+}
+
+/// A token endpoint response (RFC 6749 section 5.1).
+#[derive(Debug, Clone, Deserialize)]
+pub struct TokenResponse {
+    /// Access token.
+    pub access_token: String,
+    /// Lifetime in seconds.
+    #[serde(default)]
+    pub expires_in: Option<u64>,
+    /// Refresh token.
+    #[serde(default)]
+    pub refresh_token: Option<String>,
+    /// ID token.
+    #[serde(default)]
+    pub id_token: Option<String>,
+    /// Granted scopes.
+    #[serde(default)]
+    pub scope: Option<String>,
+    /// Token type (must be Bearer).
+    #[serde(default)]
+    pub token_type: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct ErrorBody {
+    error: String,
+}
+
+/// HTTP(S) client for the issuer.
+#[derive(Clone)]
+pub struct IssuerClient {
+    client: Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>,
+}
+
+impl IssuerClient {
+    /// Builds the client; system roots are loaded only when `https` is true.
+    pub fn new(https: bool, extra_ca: Option<&std::path::Path>) -> Result<Self, String> {
+        let mut roots = rustls::RootCertStore::empty();
+        if https {
+            let native = rustls_native_certs::load_native_certs();
+            for cert in native.certs {
+                let _ = roots.add(cert);
+            }
+        }
+        if let Some(path) = extra_ca {
+            let pem = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+            for cert in rustls_pemfile::certs(&mut pem.as_slice()) {
+                let cert = cert.map_err(|e| format!("{}: {e}", path.display()))?;
+                roots
+                    .add(cert)
+                    .map_err(|e| format!("{}: {e}", path.display()))?;
+            }
+        }
+        let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+        let mut http = HttpConnector::new();
+        http.enforce_http(false);
+        http.set_connect_timeout(Some(Duration::from_secs(5)));
+        let connector = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(tls)
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(http);
+        let client = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(Duration::from_secs(30))
+            .pool_max_idle_per_host(2)
+            .build(connector);
+        Ok(IssuerClient { client })
+    }
+
+    async fn send(&self, req: http::Request<Full<Bytes>>) -> Result<(u16, Bytes), OidcError> {
+        let url = strip_query(&req.uri().to_string());
+        let transport = |reason: String| OidcError::Transport {
+            url: url.clone(),
+            reason,
+        };
+        let resp = tokio::time::timeout(ISSUER_TIMEOUT, self.client.request(req))
+            .await
+            .map_err(|_| transport("timed out".into()))?
+            .map_err(|e| transport(e.to_string()))?;
+        let status = resp.status().as_u16();
+        let body = tokio::time::timeout(
+            ISSUER_TIMEOUT,
+            Limited::new(resp.into_body(), MAX_RESPONSE).collect(),
+        )
+        .await
+        .map_err(|_| transport("timed out reading the body".into()))?
+        .map_err(|e| transport(e.to_string()))?
+        .to_bytes();
+        Ok((status, body))
+    }
+
+    async fn get(&self, url: &str) -> Result<Bytes, OidcError> {
+        let req = http::Request::get(url)
+            .header(http::header::ACCEPT, "application/json")
+            .body(Full::new(Bytes::new()))
+            .map_err(|e| OidcError::Transport {
+                url: url.into(),
+                reason: e.to_string(),
+            })?;
+        let (status, body) = self.send(req).await?;
+        if status != 200 {
+            return Err(OidcError::Status {
+                url: url.into(),
+                status,
+                error: String::new(),
+            });
+        }
+        Ok(body)
+    }
+
+    /// Fetches discovery metadata and checks `issuer` exactly (OIDC Discovery 4.3).
+    pub async fn discover(&self, issuer: &str) -> Result<Metadata, OidcError> {
+        let url = format!(
+            "{}/.well-known/openid-configuration",
+            issuer.trim_end_matches('/')
+        );
+        let body = self.get(&url).await?;
+        let md: Metadata = serde_json::from_slice(&body).map_err(|e| OidcError::Invalid {
+            url: url.clone(),
+            reason: e.to_string(),
+        })?;
+        if md.issuer != issuer {
+            return Err(OidcError::Invalid {
+                url,
+                reason: format!(
+                    "issuer {:?} differs from the configured {issuer:?}",
+                    md.issuer
+                ),
+            });
+        }
+        Ok(md)
+    }
+
+    /// Fetches and parses a JWKS.
+    pub async fn jwks(&self, url: &str) -> Result<KeySet, OidcError> {
+        let body = self.get(url).await?;
+        let keys = KeySet::from_jwks(&body).map_err(|e| OidcError::Invalid {
+            url: url.into(),
+            reason: e.to_string(),
+        })?;
+        if keys.is_empty() {
+            return Err(OidcError::Invalid {
+                url: url.into(),
+                reason: "no usable signing key".into(),
+            });
+        }
+        Ok(keys)
+    }
+
+    /// Loads metadata, then keys.
+    pub async fn load(&self, issuer: &str) -> Result<Provider, OidcError> {
+        let metadata = self.discover(issuer).await?;
+        let keys = self.jwks(&metadata.jwks_uri).await?;
+        Ok(Provider {
+            metadata,
+            keys: RwLock::new(Arc::new(keys)),
+            fetched: RwLock::new(Instant::now()),
+            refetch: tokio::sync::Mutex::new(()),
+        })
+    }
+
+    /// Refetches the keys when a token names an unknown `kid`, at most once per `min_interval`.
+    /// Returns whether new keys were loaded.
+    pub async fn refetch_keys(&self, provider: &Provider, min_interval: Duration) -> bool {
+        let _guard = provider.refetch.lock().await;
+        if provider.fetched_at().elapsed() < min_interval {
+            return false;
+        }
+        match self.jwks(&provider.metadata.jwks_uri).await {
+            Ok(keys) => {
+                provider.set_keys(keys);
+                true
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "JWKS refetch failed");
+                // Count a failure as a fetch, so a broken issuer is not hammered.
+                match provider.fetched.write() {
+                    Ok(mut t) => *t = Instant::now(),
+                    Err(p) => *p.into_inner() = Instant::now(),
+                }
+                false
+            }
+        }
+    }
+
+    /// Periodic refresh of the keys (keeps the old ones on failure).
+    pub async fn refresh_keys(&self, provider: &Provider) -> Result<(), OidcError> {
+        let keys = self.jwks(&provider.metadata.jwks_uri).await?;
+        provider.set_keys(keys);
+        Ok(())
+    }
+
+    /// Calls the token endpoint with a form; client authentication by `client_secret_basic`
+    /// (or `client_secret_post` when that is all the issuer supports; none for public clients).
+    pub async fn token(
+        &self,
+        metadata: &Metadata,
+        client_id: &str,
+        client_secret: Option<&str>,
+        params: &[(&str, &str)],
+    ) -> Result<TokenResponse, OidcError> {
+        let url = metadata.token_endpoint.as_str();
+        // Build the form before any await: the serializer is not Send.
+        let form_body = {
+            let mut form = url::form_urlencoded::Serializer::new(String::new());
+            for (k, v) in params {
+                form.append_pair(k, v);
+            }
+            form.finish()
+        };
+        let mut form_extra = String::new();
+        let mut builder = http::Request::post(url)
+            .header(
+                http::header::CONTENT_TYPE,
+                "application/x-www-form-urlencoded",
+            )
+            .header(http::header::ACCEPT, "application/json");
+        let post_only = metadata
+            .token_endpoint_auth_methods_supported
+            .as_ref()
+            .is_some_and(|m| {
+                m.iter().any(|x| x == "client_secret_post")
+                    && !m.iter().any(|x| x == "client_secret_basic")
+            });
+        match client_secret {
+            Some(secret) if !post_only => {
+                let enc = |s: &str| {
+                    url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>()
+                };
+                let basic = base64::engine::general_purpose::STANDARD.encode(format!(
+                    "{}:{}",
+                    enc(client_id),
+                    enc(secret)
+                ));
+                builder = builder.header(http::header::AUTHORIZATION, format!("Basic {basic}"));
+            }
+            Some(secret) => {
+                form_extra = url::form_urlencoded::Serializer::new(String::new())
+                    .append_pair("client_id", client_id)
+                    .append_pair("client_secret", secret)
+                    .finish();
+            }
+            None => {
+                form_extra = url::form_urlencoded::Serializer::new(String::new())
+                    .append_pair("client_id", client_id)
+                    .finish();
+            }
+        }
+        let req = builder
+            .body(Full::new(Bytes::from(if form_extra.is_empty() {
+                form_body
+            } else {
+                format!("{form_body}&{form_extra}")
+            })))
+            .map_err(|e| OidcError::Transport {
+                url: url.into(),
+                reason: e.to_string(),
+            })?;
+        let (status, body) = self.send(req).await?;
+        if status != 200 {
+            let error = serde_json::from_slice::<ErrorBody>(&body)
+                .map(|e| e.error)
+                .unwrap_or_default();
+            return Err(OidcError::Status {
+                url: url.into(),
+                status,
+                error,
+            });
+        }
+        let resp: TokenResponse =
+            serde_json::from_slice(&body).map_err(|e| OidcError::Invalid {
+                url: url.into(),
+                reason: e.to_string(),
+            })?;
+        if !resp
+            .token_type
+            .as_deref()
+            .is_none_or(|t| t.eq_ignore_ascii_case("bearer"))
+        {
+            return Err(OidcError::Invalid {
+                url: url.into(),
+                reason: "token_type is not Bearer".into(),
+            });
+        }
+        Ok(resp)
+    }
+}
+
+fn strip_query(url: &str) -> String {
+    url.split('?').next().unwrap_or("").to_string()
+}

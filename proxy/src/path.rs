@@ -1,0 +1,230 @@
+//! Request-path normalisation, before any access rule is matched and before the request goes to
+//! the tool, so that the tool receives exactly the path that was authorised.
+//!
+//! - percent-encoding is decoded (invalid escapes, encoded `/`, `\`, NUL and control characters
+//!   are refused: they let a path mean different things to different servers);
+//! - duplicate slashes collapse, `.` and `..` segments are resolved (never above the root);
+//! - a raw `\` is refused;
+//! - `;` parameters stay in the forwarded path but are ignored for matching (`/admin;x` matches
+//!   the rules for `/admin`), and a segment that is a dot segment once its parameters are
+//!   removed (`..;x`) is refused.
+//!
+//! Matching is case-sensitive (see [`contract::access`]): `/PUBLIC` does not match a public
+//! `/public` rule, so case tricks can only lose access, never gain it.
+
+use std::fmt::Write as _;
+
+/// A request path that cannot be normalised unambiguously.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PathError {
+    /// Not an absolute path.
+    #[error("path must start with /")]
+    NotAbsolute,
+    /// A `%` not followed by two hex digits.
+    #[error("invalid percent-encoding")]
+    BadEscape,
+    /// `%2F`, `%5C`, `\`, NUL or a control character.
+    #[error("encoded slash, backslash or control character in path")]
+    Forbidden,
+    /// Not UTF-8 once decoded.
+    #[error("path is not UTF-8")]
+    NotUtf8,
+    /// A dot segment hidden behind `;` parameters.
+    #[error("ambiguous dot segment")]
+    AmbiguousDot,
+}
+
+/// A normalised path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NormalPath {
+    /// For matching rules: decoded, dot segments resolved, `;` parameters removed.
+    pub matching: String,
+    /// For the tool: the same segments re-encoded, `;` parameters kept.
+    pub forward: String,
+}
+
+/// Normalises a raw (percent-encoded) request path.
+pub fn normalise(raw: &str) -> Result<NormalPath, PathError> {
+    if !raw.starts_with('/') {
+        return Err(PathError::NotAbsolute);
+    }
+    let bytes = raw.as_bytes();
+    let mut segments: Vec<String> = Vec::new();
+    let mut current: Vec<u8> = Vec::new();
+    let mut i = 0;
+    let flush = |current: &mut Vec<u8>, segments: &mut Vec<String>| -> Result<(), PathError> {
+        let seg = String::from_utf8(std::mem::take(current)).map_err(|_| PathError::NotUtf8)?;
+        let bare = seg.split(';').next().unwrap_or("");
+        match seg.as_str() {
+            "" | "." => {}
+            ".." => {
+                segments.pop();
+            }
+            _ if bare == "." || bare == ".." => return Err(PathError::AmbiguousDot),
+            _ => segments.push(seg),
+        }
+        Ok(())
+    };
+    while i < bytes.len() {
+        let b = bytes[i];
+        match b {
+            b'/' => flush(&mut current, &mut segments)?,
+            b'%' => {
+                let hex = bytes.get(i + 1..i + 3).ok_or(PathError::BadEscape)?;
+                let v = (hex_val(hex[0]).ok_or(PathError::BadEscape)? << 4)
+                    | hex_val(hex[1]).ok_or(PathError::BadEscape)?;
+                if v == b'/' || v == b'\\' || v < 0x20 || v == 0x7f {
+                    return Err(PathError::Forbidden);
+                }
+                current.push(v);
+                i += 2;
+            }
+            b'\\' => return Err(PathError::Forbidden),
+            _ if b < 0x20 || b == 0x7f => return Err(PathError::Forbidden),
+            _ => current.push(b),
+        }
+        i += 1;
+    }
+    flush(&mut current, &mut segments)?;
+    let trailing = raw.ends_with('/')
+        && !segments.is_empty()
+        && !raw.ends_with("/./")
+        && !raw.ends_with("/../");
+    let mut matching = String::with_capacity(raw.len());
+    let mut forward = String::with_capacity(raw.len() + 8);
+    for seg in &segments {
+        matching.push('/');
+        matching.push_str(seg.split(';').next().unwrap_or(""));
+        forward.push('/');
+        encode_segment(seg, &mut forward);
+    }
+    if segments.is_empty() || trailing {
+        matching.push('/');
+        forward.push('/');
+    }
+    Ok(NormalPath { matching, forward })
+}
+
+fn hex_val(b: u8) -> Option<u8> {
+    match b {
+        b'0'..=b'9' => Some(b - b'0'),
+        b'a'..=b'f' => Some(b - b'a' + 10),
+        b'A'..=b'F' => Some(b - b'A' + 10),
+        _ => None,
+    }
+}
+
+/// Percent-encodes everything outside RFC 3986 `pchar`.
+fn encode_segment(seg: &str, out: &mut String) {
+    for &b in seg.as_bytes() {
+        let keep = b.is_ascii_alphanumeric()
+            || matches!(
+                b,
+                b'-' | b'.'
+                    | b'_'
+                    | b'~'
+                    | b'!'
+                    | b'$'
+                    | b'&'
+                    | b'\''
+                    | b'('
+                    | b')'
+                    | b'*'
+                    | b'+'
+                    | b','
+                    | b';'
+                    | b'='
+                    | b':'
+                    | b'@'
+            );
+        if keep {
+            out.push(char::from(b));
+        } else {
+            let _ = write!(out, "%{b:02X}");
+        }
+    }
+}
+
+/// Whether `target` is a safe same-origin path to send a person back to: starts with one `/`,
+/// no `//` or `/\` authority tricks, no backslashes or control characters anywhere.
+pub fn is_safe_return_path(target: &str) -> bool {
+    target.starts_with('/')
+        && !target.starts_with("//")
+        && !target.contains('\\')
+        && !target.bytes().any(|b| b < 0x20 || b == 0x7f)
+        && normalise(target.split(['?', '#']).next().unwrap_or(""))
+            .is_ok_and(|p| !p.matching.starts_with("//"))
+        && !target
+            .split(['?', '#'])
+            .next()
+            .unwrap_or("")
+            .to_ascii_lowercase()
+            .contains("%2f%2f")
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+
+    fn m(raw: &str) -> String {
+        normalise(raw).unwrap().matching
+    }
+
+    #[test]
+    fn resolves_dots_slashes_and_escapes() {
+        assert_eq!(m("/"), "/");
+        assert_eq!(m("/public/../admin"), "/admin");
+        assert_eq!(m("/public/%2e%2e/admin"), "/admin");
+        assert_eq!(m("/public/%2E%2E/admin"), "/admin");
+        assert_eq!(m("/public/.%2e/admin"), "/admin");
+        assert_eq!(m("//admin"), "/admin");
+        assert_eq!(m("/a//b///c"), "/a/b/c");
+        assert_eq!(m("/../../etc"), "/etc");
+        assert_eq!(m("/a/./b/"), "/a/b/");
+        assert_eq!(m("/a/b/.."), "/a");
+        assert_eq!(m("/%61dmin"), "/admin");
+        assert_eq!(m("/admin;jsessionid=1/x"), "/admin/x");
+        assert_eq!(m("/caf%C3%A9"), "/café");
+    }
+
+    #[test]
+    fn forwards_what_was_matched() {
+        let p = normalise("/public/%2e%2e/admin%20x;v=1?").unwrap();
+        assert_eq!(p.forward, "/admin%20x;v=1%3F");
+        assert_eq!(normalise("/a%3Fb%23c").unwrap().forward, "/a%3Fb%23c");
+        assert_eq!(normalise("/%25").unwrap().forward, "/%25");
+    }
+
+    #[test]
+    fn refuses_ambiguous_paths() {
+        assert_eq!(normalise("/a%2fb"), Err(PathError::Forbidden));
+        assert_eq!(normalise("/a%5cb"), Err(PathError::Forbidden));
+        assert_eq!(normalise("/a\\b"), Err(PathError::Forbidden));
+        assert_eq!(normalise("/a%00"), Err(PathError::Forbidden));
+        assert_eq!(normalise("/a%zz"), Err(PathError::BadEscape));
+        assert_eq!(normalise("/a%2"), Err(PathError::BadEscape));
+        assert_eq!(normalise("/%ff"), Err(PathError::NotUtf8));
+        assert_eq!(normalise("/..;/admin"), Err(PathError::AmbiguousDot));
+        assert_eq!(normalise("admin"), Err(PathError::NotAbsolute));
+    }
+
+    #[test]
+    fn return_paths() {
+        assert!(is_safe_return_path("/"));
+        assert!(is_safe_return_path("/a/b?c=d"));
+        for bad in [
+            "//evil.example",
+            "/\\evil.example",
+            "https:evil.example",
+            "https://evil.example",
+            "evil",
+            "/%2f%2fevil.example",
+            "/%2F/evil",
+            "/\tx",
+            "",
+        ] {
+            assert!(!is_safe_return_path(bad), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,420 @@
+//! Listeners and background work: the main listener (HTTP/1.1 and HTTP/2, optional TLS with
+//! certificate files re-read on change), the admin listener, loading the issuer, re-reading the
+//! mounted configuration, and graceful shutdown.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::{HeaderValue, Request, Response, StatusCode, header};
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use rustls::server::{ClientHello, ResolvesServerCert};
+use rustls::sign::CertifiedKey;
+use tokio::net::TcpListener;
+
+use crate::config::{Settings, load_app};
+use crate::metrics::Metrics;
+use crate::{App, Error, Result, Shared, handler};
+
+/// Period of the routine JWKS refresh (unknown `kid`s trigger earlier, rate-limited fetches).
+const JWKS_REFRESH: Duration = Duration::from_secs(300);
+
+/// A TLS certificate that is re-read when its files change.
+#[derive(Debug)]
+struct ReloadingCert {
+    current: RwLock<Arc<CertifiedKey>>,
+}
+
+impl ResolvesServerCert for ReloadingCert {
+    fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        Some(
+            self.current
+                .read()
+                .map(|c| c.clone())
+                .unwrap_or_else(|p| p.into_inner().clone()),
+        )
+    }
+}
+
+fn load_cert(
+    cert: &std::path::Path,
+    key: &std::path::Path,
+) -> Result<(CertifiedKey, Vec<u8>), String> {
+    let cert_pem = std::fs::read(cert).map_err(|e| format!("{}: {e}", cert.display()))?;
+    let key_pem = std::fs::read(key).map_err(|e| format!("{}: {e}", key.display()))?;
+    let certs: Vec<_> = rustls_pemfile::certs(&mut cert_pem.as_slice())
+        .collect::<std::result::Result<_, _>>()
+        .map_err(|e| format!("{}: {e}", cert.display()))?;
+    if certs.is_empty() {
+        return Err(format!("{}: no certificate", cert.display()));
+    }
+    let private = rustls_pemfile::private_key(&mut key_pem.as_slice())
+        .map_err(|e| format!("{}: {e}", key.display()))?
+        .ok_or_else(|| format!("{}: no private key", key.display()))?;
+    let signing = rustls::crypto::ring::default_provider()
+        .key_provider
+        .load_private_key(private)
+        .map_err(|e| format!("{}: {e}", key.display()))?;
+    let mut fingerprint = cert_pem;
+    fingerprint.extend_from_slice(&key_pem);
+    Ok((CertifiedKey::new(certs, signing), fingerprint))
+}
+
+/// A bound, not yet running proxy.
+pub struct Server {
+    shared: Arc<Shared>,
+    listener: TcpListener,
+    admin: Option<TcpListener>,
+    tls: Option<(tokio_rustls::TlsAcceptor, Arc<ReloadingCert>, Vec<u8>)>,
+    started: Instant,
+}
+
+impl std::fmt::Debug for Server {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Server").finish_non_exhaustive()
+    }
+}
+
+impl Server {
+    /// Reads the configuration and binds the listeners. `started` is when the process started
+    /// (for the start-up time log).
+    pub async fn bind(settings: Settings, started: Instant) -> Result<Self> {
+        let cfg = load_app(&settings).map_err(Error::Config)?;
+        let app = App::new(cfg, &settings)?;
+        let tls = match &settings.tls {
+            Some((cert, key)) => {
+                let (ck, fp) = load_cert(cert, key).map_err(|e| Error::Config(vec![e]))?;
+                let resolver = Arc::new(ReloadingCert {
+                    current: RwLock::new(Arc::new(ck)),
+                });
+                let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(
+                    rustls::crypto::ring::default_provider(),
+                ))
+                .with_safe_default_protocol_versions()
+                .map_err(|e| Error::Tls(e.to_string()))?
+                .with_no_client_auth()
+                .with_cert_resolver(resolver.clone());
+                config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+                Some((
+                    tokio_rustls::TlsAcceptor::from(Arc::new(config)),
+                    resolver,
+                    fp,
+                ))
+            }
+            None => None,
+        };
+        let listener = TcpListener::bind(settings.listen)
+            .await
+            .map_err(|source| Error::Io {
+                what: format!("binding {}", settings.listen),
+                source,
+            })?;
+        let admin = match settings.admin_listen {
+            Some(addr) => Some(TcpListener::bind(addr).await.map_err(|source| Error::Io {
+                what: format!("binding admin {addr}"),
+                source,
+            })?),
+            None => None,
+        };
+        let shared = Arc::new(Shared::new(settings, app)?);
+        Ok(Server {
+            shared,
+            listener,
+            admin,
+            tls,
+            started,
+        })
+    }
+
+    /// The main listener's address.
+    pub fn local_addr(&self) -> Option<SocketAddr> {
+        self.listener.local_addr().ok()
+    }
+
+    /// The admin listener's address.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin.as_ref().and_then(|l| l.local_addr().ok())
+    }
+
+    /// The shared state (for tests).
+    pub fn shared(&self) -> Arc<Shared> {
+        self.shared.clone()
+    }
+
+    /// Serves until `shutdown` completes, then lets in-flight requests finish (up to
+    /// `--shutdown-grace`).
+    pub async fn run(self, shutdown: impl Future<Output = ()>) -> Result<()> {
+        let Server {
+            shared,
+            listener,
+            admin,
+            tls,
+            started,
+        } = self;
+        tracing::info!(
+            listen = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(),
+            admin = %admin.as_ref().and_then(|a| a.local_addr().ok()).map(|a| a.to_string()).unwrap_or_default(),
+            upstream = %shared.settings.upstream,
+            tls = tls.is_some(),
+            "listening"
+        );
+        let mut background = Vec::new();
+        background.push(tokio::spawn(issuer_loop(shared.clone(), started)));
+        background.push(tokio::spawn(config_loop(shared.clone())));
+        let acceptor = tls.map(|(acceptor, resolver, fp)| {
+            background.push(tokio::spawn(cert_loop(shared.clone(), resolver, fp)));
+            acceptor
+        });
+        if let Some(admin) = admin {
+            background.push(tokio::spawn(admin_loop(shared.clone(), admin)));
+        }
+
+        let mut builder = auto::Builder::new(TokioExecutor::new());
+        builder
+            .http1()
+            .timer(TokioTimer::new())
+            .header_read_timeout(shared.settings.header_read_timeout)
+            .max_buf_size(shared.settings.max_header_bytes);
+        builder
+            .http2()
+            .timer(TokioTimer::new())
+            .max_header_list_size(
+                u32::try_from(shared.settings.max_header_bytes).unwrap_or(u32::MAX),
+            );
+        let graceful = GracefulShutdown::new();
+        tokio::pin!(shutdown);
+        loop {
+            let (stream, peer) = tokio::select! {
+                r = listener.accept() => match r {
+                    Ok(c) => c,
+                    Err(e) => {
+                        // Out of file descriptors and the like: back off instead of spinning.
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                },
+                () = &mut shutdown => break,
+            };
+            let _ = stream.set_nodelay(true);
+            let shared = shared.clone();
+            let builder = builder.clone();
+            let watcher = graceful.watcher();
+            let acceptor = acceptor.clone();
+            let header_timeout = shared.settings.header_read_timeout;
+            tokio::spawn(async move {
+                let tls = acceptor.is_some();
+                let svc = service_fn(move |req: Request<Incoming>| {
+                    handler::handle(shared.clone(), peer, tls, req)
+                });
+                let result = match acceptor {
+                    Some(acceptor) => {
+                        let Ok(Ok(stream)) =
+                            tokio::time::timeout(header_timeout, acceptor.accept(stream)).await
+                        else {
+                            return;
+                        };
+                        let conn =
+                            builder.serve_connection_with_upgrades(TokioIo::new(stream), svc);
+                        watcher.watch(conn.into_owned()).await
+                    }
+                    None => {
+                        let conn =
+                            builder.serve_connection_with_upgrades(TokioIo::new(stream), svc);
+                        watcher.watch(conn.into_owned()).await
+                    }
+                };
+                if let Err(e) = result {
+                    tracing::debug!(error = %e, "connection ended with an error");
+                }
+            });
+        }
+        drop(listener);
+        tracing::info!("shutting down");
+        let grace = shared.settings.shutdown_grace;
+        if tokio::time::timeout(grace, graceful.shutdown())
+            .await
+            .is_err()
+        {
+            tracing::warn!("in-flight connections did not finish within the grace period");
+        }
+        for task in background {
+            task.abort();
+        }
+        Ok(())
+    }
+}
+
+/// Loads the issuer (retrying with backoff), then refreshes its keys periodically; starts over
+/// when the configured issuer changes.
+async fn issuer_loop(shared: Arc<Shared>, started: Instant) {
+    let mut first = true;
+    loop {
+        let issuer = shared.app().cfg.issuer.clone();
+        let mut delay = Duration::from_millis(50);
+        let provider = loop {
+            match shared.issuer.load(&issuer).await {
+                Ok(p) => break Some(Arc::new(p)),
+                Err(e) => {
+                    Metrics::result(&shared.metrics.jwks_refreshes, false);
+                    tracing::warn!(error = %e, "loading the issuer failed; retrying");
+                    tokio::select! {
+                        () = tokio::time::sleep(delay) => {}
+                        () = shared.issuer_changed.notified() => {}
+                    }
+                    delay = (delay * 2).min(Duration::from_secs(5));
+                    if shared.app().cfg.issuer != issuer {
+                        break None;
+                    }
+                }
+            }
+        };
+        let Some(provider) = provider else { continue };
+        if shared.app().cfg.issuer != issuer {
+            continue;
+        }
+        Metrics::result(&shared.metrics.jwks_refreshes, true);
+        shared.set_provider(Some(provider.clone()));
+        if first {
+            first = false;
+            tracing::info!(
+                issuer = %issuer,
+                startup_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+                "ready"
+            );
+        } else {
+            tracing::info!(issuer = %issuer, "issuer loaded");
+        }
+        loop {
+            tokio::select! {
+                () = tokio::time::sleep(JWKS_REFRESH) => {
+                    let ok = shared.issuer.refresh_keys(&provider).await;
+                    if let Err(e) = &ok {
+                        tracing::warn!(error = %e, "JWKS refresh failed; keeping the current keys");
+                    }
+                    Metrics::result(&shared.metrics.jwks_refreshes, ok.is_ok());
+                }
+                () = shared.issuer_changed.notified() => break,
+            }
+        }
+    }
+}
+
+/// Re-reads the config directory; a valid change is swapped in, an invalid one is logged and
+/// the previous configuration kept.
+async fn config_loop(shared: Arc<Shared>) {
+    let mut last_problems: Vec<String> = Vec::new();
+    loop {
+        tokio::time::sleep(shared.settings.poll_interval).await;
+        match load_app(&shared.settings) {
+            Ok(cfg) if cfg.fingerprint == shared.app().cfg.fingerprint => last_problems.clear(),
+            Ok(cfg) => match App::new(cfg, &shared.settings) {
+                Ok(app) => {
+                    shared.set_app(app);
+                    last_problems.clear();
+                    Metrics::result(&shared.metrics.config_reloads, true);
+                    tracing::info!("configuration reloaded");
+                }
+                Err(e) => tracing::error!(error = %e, "configuration not reloaded"),
+            },
+            Err(problems) => {
+                if problems != last_problems {
+                    Metrics::result(&shared.metrics.config_reloads, false);
+                    tracing::error!(problems = ?problems, "configuration change refused; keeping the previous one");
+                    last_problems = problems;
+                }
+            }
+        }
+    }
+}
+
+/// Re-reads the TLS files when they change.
+async fn cert_loop(shared: Arc<Shared>, resolver: Arc<ReloadingCert>, mut fingerprint: Vec<u8>) {
+    let Some((cert, key)) = shared.settings.tls.clone() else {
+        return;
+    };
+    loop {
+        tokio::time::sleep(shared.settings.poll_interval).await;
+        match load_cert(&cert, &key) {
+            Ok((ck, fp)) if fp != fingerprint => {
+                match resolver.current.write() {
+                    Ok(mut c) => *c = Arc::new(ck),
+                    Err(p) => *p.into_inner() = Arc::new(ck),
+                }
+                fingerprint = fp;
+                tracing::info!("TLS certificate reloaded");
+            }
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!(error = %e, "TLS files unreadable; keeping the current certificate")
+            }
+        }
+    }
+}
+
+fn text(
+    status: StatusCode,
+    content_type: &'static str,
+    body: impl Into<Bytes>,
+) -> Response<Full<Bytes>> {
+    let mut resp = Response::new(Full::new(body.into()));
+    *resp.status_mut() = status;
+    resp.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    resp
+}
+
+/// The admin endpoints.
+pub fn admin_response(shared: &Shared, path: &str) -> Response<Full<Bytes>> {
+    match path {
+        "/healthz" => text(StatusCode::OK, "text/plain", "ok\n"),
+        "/readyz" => match shared.provider() {
+            Some(_) => text(StatusCode::OK, "text/plain", "ready\n"),
+            None => text(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "text/plain",
+                "issuer not loaded\n",
+            ),
+        },
+        "/metrics" => {
+            shared
+                .metrics
+                .cached_tokens
+                .set(i64::try_from(shared.tokens.len()).unwrap_or(i64::MAX));
+            text(
+                StatusCode::OK,
+                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                shared.metrics.encode(),
+            )
+        }
+        _ => text(StatusCode::NOT_FOUND, "text/plain", "not found\n"),
+    }
+}
+
+async fn admin_loop(shared: Arc<Shared>, listener: TcpListener) {
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            continue;
+        };
+        let shared = shared.clone();
+        tokio::spawn(async move {
+            let svc = service_fn(move |req: Request<Incoming>| {
+                let resp = admin_response(&shared, req.uri().path());
+                async move { Ok::<_, std::convert::Infallible>(resp) }
+            });
+            let _ = hyper::server::conn::http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(Duration::from_secs(5))
+                .serve_connection(TokioIo::new(stream), svc)
+                .await;
+        });
+    }
+}

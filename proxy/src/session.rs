@@ -1,0 +1,377 @@
+//! Browser sessions: an AES-256-GCM sealed cookie (key: the Secret's cookie-secret), bound to the
+//! app and the cookie's purpose through the additional authenticated data, so that a cookie from
+//! another app, or a login-state cookie used as a session, fails to open.
+//!
+//! Cookie names: `_keyway_proxy` (session) and `_keyway_proxy_login` (login state), with the
+//! `__Host-` prefix when Secure; never `keyway_issuer_*`, the issuer's. A session larger than one
+//! cookie is split into `NAME_0`, `NAME_1`, ….
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+use ring::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
+use ring::rand::{SecureRandom, SystemRandom};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use crate::jwt::Principal;
+
+/// Largest cookie value written in one piece; more is split.
+pub const CHUNK: usize = 3800;
+/// At most this many chunks are read.
+pub const MAX_CHUNKS: usize = 8;
+
+/// What a sealed value is for (part of the AAD).
+#[derive(Debug, Clone, Copy)]
+pub enum Purpose {
+    /// The session cookie.
+    Session,
+    /// The login-state cookie.
+    Login,
+}
+
+/// Seals and opens cookie values.
+pub struct Sealer {
+    key: LessSafeKey,
+    client_id: String,
+    rng: SystemRandom,
+}
+
+impl std::fmt::Debug for Sealer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sealer").finish_non_exhaustive()
+    }
+}
+
+impl Sealer {
+    /// A sealer for one app.
+    pub fn new(key: &[u8; 32], client_id: &str) -> Option<Self> {
+        let key = LessSafeKey::new(UnboundKey::new(&AES_256_GCM, key).ok()?);
+        Some(Sealer {
+            key,
+            client_id: client_id.to_string(),
+            rng: SystemRandom::new(),
+        })
+    }
+
+    fn aad(&self, purpose: Purpose) -> Vec<u8> {
+        let p = match purpose {
+            Purpose::Session => "session",
+            Purpose::Login => "login",
+        };
+        let mut aad = Vec::with_capacity(32 + self.client_id.len());
+        aad.extend_from_slice(b"keyway-proxy/v1\0");
+        aad.extend_from_slice(p.as_bytes());
+        aad.push(0);
+        aad.extend_from_slice(self.client_id.as_bytes());
+        aad
+    }
+
+    /// Seals a value into a cookie-safe string.
+    pub fn seal<T: Serialize>(&self, purpose: Purpose, value: &T) -> Option<String> {
+        let mut buf = serde_json::to_vec(value).ok()?;
+        let mut nonce = [0u8; NONCE_LEN];
+        self.rng.fill(&mut nonce).ok()?;
+        self.key
+            .seal_in_place_append_tag(
+                Nonce::assume_unique_for_key(nonce),
+                Aad::from(self.aad(purpose)),
+                &mut buf,
+            )
+            .ok()?;
+        let mut out = Vec::with_capacity(NONCE_LEN + buf.len());
+        out.extend_from_slice(&nonce);
+        out.extend_from_slice(&buf);
+        Some(B64.encode(out))
+    }
+
+    /// Opens a sealed value; `None` when tampered, from another app or another purpose.
+    pub fn open<T: DeserializeOwned>(&self, purpose: Purpose, sealed: &str) -> Option<T> {
+        let mut raw = B64.decode(sealed.as_bytes()).ok()?;
+        if raw.len() < NONCE_LEN + AES_256_GCM.tag_len() {
+            return None;
+        }
+        let nonce = Nonce::try_assume_unique_for_key(&raw[..NONCE_LEN]).ok()?;
+        let plain = self
+            .key
+            .open_in_place(nonce, Aad::from(self.aad(purpose)), &mut raw[NONCE_LEN..])
+            .ok()?;
+        serde_json::from_slice(plain).ok()
+    }
+
+    /// Random URL-safe string of `n` bytes of entropy.
+    pub fn random(&self, n: usize) -> Option<String> {
+        let mut b = vec![0u8; n];
+        self.rng.fill(&mut b).ok()?;
+        Some(B64.encode(b))
+    }
+}
+
+/// The session kept in the cookie.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Session {
+    /// Random session ID (for once-per-session refresh).
+    pub sid: String,
+    /// Who.
+    pub who: Principal,
+    /// Access token (kept only when it is forwarded to the tool).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub at: Option<String>,
+    /// Refresh token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rt: Option<String>,
+    /// When the access token expires (seconds since the epoch): refresh after.
+    pub exp: u64,
+    /// When the session ends regardless of refreshes.
+    pub end: u64,
+}
+
+/// State carried through the authorization request in the login cookie.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LoginState {
+    /// `state`.
+    pub state: String,
+    /// `nonce`.
+    pub nonce: String,
+    /// PKCE verifier.
+    pub verifier: String,
+    /// Same-origin path to return to.
+    pub to: String,
+    /// Expiry (seconds since the epoch).
+    pub exp: u64,
+}
+
+/// Cookie names for one configuration.
+#[derive(Debug, Clone)]
+pub struct Names {
+    /// Session cookie (prefixed).
+    pub session: String,
+    /// Login-state cookie (prefixed).
+    pub login: String,
+    /// Secure attribute.
+    pub secure: bool,
+}
+
+impl Names {
+    /// Names from the base name.
+    pub fn new(base: &str, secure: bool) -> Self {
+        let prefix = if secure { "__Host-" } else { "" };
+        Names {
+            session: format!("{prefix}{base}"),
+            login: format!("{prefix}{base}_login"),
+            secure,
+        }
+    }
+
+    /// A `Set-Cookie` value.
+    pub fn set_cookie(&self, name: &str, value: &str, max_age: Option<u64>) -> String {
+        let mut c = format!("{name}={value}; Path=/; HttpOnly; SameSite=Lax");
+        if self.secure {
+            c.push_str("; Secure");
+        }
+        if let Some(age) = max_age {
+            c.push_str(&format!("; Max-Age={age}"));
+        }
+        c
+    }
+
+    /// A `Set-Cookie` value that deletes the cookie.
+    pub fn clear_cookie(&self, name: &str) -> String {
+        self.set_cookie(name, "", Some(0))
+    }
+
+    /// `Set-Cookie` values writing a sealed session (split when large), deleting stale pieces.
+    pub fn session_cookies(&self, sealed: &str, max_age: u64, present: &Presence) -> Vec<String> {
+        let mut out = Vec::new();
+        if sealed.len() <= CHUNK {
+            out.push(self.set_cookie(&self.session, sealed, Some(max_age)));
+            for i in 0..present.chunks {
+                out.push(self.clear_cookie(&format!("{}_{i}", self.session)));
+            }
+        } else {
+            let pieces: Vec<&str> = sealed
+                .as_bytes()
+                .chunks(CHUNK)
+                .filter_map(|c| std::str::from_utf8(c).ok())
+                .collect();
+            for (i, p) in pieces.iter().enumerate() {
+                out.push(self.set_cookie(&format!("{}_{i}", self.session), p, Some(max_age)));
+            }
+            for i in pieces.len()..present.chunks {
+                out.push(self.clear_cookie(&format!("{}_{i}", self.session)));
+            }
+            if present.single {
+                out.push(self.clear_cookie(&self.session));
+            }
+        }
+        out
+    }
+
+    /// `Set-Cookie` values deleting every piece of the session that the request carried.
+    pub fn clear_session(&self, present: &Presence) -> Vec<String> {
+        let mut out = vec![self.clear_cookie(&self.session)];
+        for i in 0..present.chunks {
+            out.push(self.clear_cookie(&format!("{}_{i}", self.session)));
+        }
+        out
+    }
+}
+
+/// Which session cookies a request carried.
+#[derive(Debug, Clone, Default)]
+pub struct Presence {
+    /// The unsplit cookie.
+    pub single: bool,
+    /// Number of consecutive chunks from `_0`.
+    pub chunks: usize,
+}
+
+/// The session and login cookies of a request (raw sealed values).
+#[derive(Debug, Default)]
+pub struct RequestCookies {
+    /// Sealed session value (chunks joined).
+    pub session: Option<String>,
+    /// Sealed login state.
+    pub login: Option<String>,
+    /// Which pieces were present.
+    pub presence: Presence,
+}
+
+/// Extracts the proxy's cookies from the `Cookie` headers.
+pub fn read_cookies(headers: &http::HeaderMap, names: &Names) -> RequestCookies {
+    let mut out = RequestCookies::default();
+    let mut chunks: [Option<&str>; MAX_CHUNKS] = [None; MAX_CHUNKS];
+    for value in headers.get_all(http::header::COOKIE) {
+        let Ok(value) = value.to_str() else { continue };
+        for pair in value.split(';') {
+            let Some((name, v)) = pair.trim().split_once('=') else {
+                continue;
+            };
+            if name == names.session {
+                out.session = Some(v.to_string());
+                out.presence.single = true;
+            } else if name == names.login {
+                out.login = Some(v.to_string());
+            } else if let Some(i) = name
+                .strip_prefix(names.session.as_str())
+                .and_then(|r| r.strip_prefix('_'))
+                .and_then(|i| i.parse::<usize>().ok())
+                && let Some(slot) = chunks.get_mut(i)
+            {
+                *slot = Some(v);
+            }
+        }
+    }
+    let n = chunks.iter().take_while(|c| c.is_some()).count();
+    out.presence.chunks = n;
+    if out.session.is_none() && n > 0 {
+        out.session = Some(chunks.iter().take(n).flatten().copied().collect());
+    }
+    out
+}
+
+/// Whether a cookie name belongs to the proxy (removed before forwarding to the tool).
+pub fn is_own_cookie(name: &str, names: &Names) -> bool {
+    name == names.session
+        || name == names.login
+        || name
+            .strip_prefix(names.session.as_str())
+            .and_then(|r| r.strip_prefix('_'))
+            .is_some_and(|i| i.parse::<usize>().is_ok())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+
+    fn session(groups: usize) -> Session {
+        Session {
+            sid: "s".into(),
+            who: Principal {
+                sub: "alice".into(),
+                groups: (0..groups).map(|i| format!("group-number-{i}")).collect(),
+                ..Default::default()
+            },
+            at: None,
+            rt: Some("r".into()),
+            exp: 1,
+            end: 2,
+        }
+    }
+
+    #[test]
+    fn seal_open_round_trip_and_binding() {
+        let a = Sealer::new(&[7; 32], "app-a").unwrap();
+        let b = Sealer::new(&[7; 32], "app-b").unwrap();
+        let c = Sealer::new(&[8; 32], "app-a").unwrap();
+        let sealed = a.seal(Purpose::Session, &session(1)).unwrap();
+        let back: Session = a.open(Purpose::Session, &sealed).unwrap();
+        assert_eq!(back.who.sub, "alice");
+        assert!(
+            b.open::<Session>(Purpose::Session, &sealed).is_none(),
+            "other app"
+        );
+        assert!(
+            c.open::<Session>(Purpose::Session, &sealed).is_none(),
+            "other key"
+        );
+        assert!(
+            a.open::<Session>(Purpose::Login, &sealed).is_none(),
+            "other purpose"
+        );
+        let mut tampered = sealed.into_bytes();
+        let last = tampered.len() - 5;
+        tampered[last] = if tampered[last] == b'A' { b'B' } else { b'A' };
+        let tampered = String::from_utf8(tampered).unwrap();
+        assert!(a.open::<Session>(Purpose::Session, &tampered).is_none());
+        assert!(a.open::<Session>(Purpose::Session, "").is_none());
+        assert!(a.open::<Session>(Purpose::Session, "!!!").is_none());
+    }
+
+    #[test]
+    fn large_sessions_split_and_rejoin() {
+        let s = Sealer::new(&[1; 32], "app").unwrap();
+        let names = Names::new("_keyway_proxy", true);
+        let sealed = s.seal(Purpose::Session, &session(400)).unwrap();
+        assert!(sealed.len() > 2 * CHUNK);
+        let cookies = names.session_cookies(
+            &sealed,
+            60,
+            &Presence {
+                single: true,
+                chunks: 0,
+            },
+        );
+        assert!(cookies[0].starts_with("__Host-_keyway_proxy_0="));
+        assert!(
+            cookies
+                .iter()
+                .all(|c| c.contains("; Secure") && c.contains("HttpOnly"))
+        );
+        assert!(
+            cookies
+                .last()
+                .unwrap()
+                .starts_with("__Host-_keyway_proxy=; ")
+        );
+        let header: Vec<String> = cookies
+            .iter()
+            .filter(|c| !c.contains("Max-Age=0"))
+            .map(|c| c.split(';').next().unwrap().to_string())
+            .collect();
+        let mut headers = http::HeaderMap::new();
+        headers.insert(
+            http::header::COOKIE,
+            format!("other=1; {}", header.join("; ")).parse().unwrap(),
+        );
+        let read = read_cookies(&headers, &names);
+        assert_eq!(read.session.as_deref(), Some(sealed.as_str()));
+        let back: Session = s
+            .open(Purpose::Session, read.session.as_deref().unwrap())
+            .unwrap();
+        assert_eq!(back.who.groups.len(), 400);
+        assert!(is_own_cookie("__Host-_keyway_proxy_3", &names));
+        assert!(!is_own_cookie("keyway_issuer_session", &names));
+        assert!(!is_own_cookie("__Host-_keyway_proxy_x", &names));
+    }
+}
