@@ -19,4 +19,4 @@ mod validate;
 
 pub use duration::{DURATION_PATTERN, parse_duration};
 pub use types::*;
-pub use validate::{Problem, validate};
+pub use validate::{Problem, is_acceptable_uri, validate};

@@ -50,6 +50,12 @@ fn matches(pattern: &str, text: &str) -> bool {
         .is_some_and(|re| re.is_match(text))
 }
 
+/// Whether `uri` is acceptable where the spec takes a URI ([`URI_PATTERN`]: https, or http on a
+/// loopback host; no user info or fragment). The operator checks its issuer URL with it.
+pub fn is_acceptable_uri(uri: &str) -> bool {
+    uri.len() <= limits::URI && matches(URI_PATTERN, uri)
+}
+
 struct Problems(Vec<Problem>);
 
 impl Problems {

@@ -1,3 +1,303 @@
+//! `keyway-operator`: parses flags and calls the library.
 #![forbid(unsafe_code)]
 
-fn main() {}
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use operator::{ControllerConfig, LeaseConfig, Operator, crdgen, http, telemetry};
+use tokio_util::sync::CancellationToken;
+
+/// keyway's operator: the ConnectedApp controller, and tools around it.
+#[derive(Debug, Parser)]
+#[command(name = "keyway-operator", version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+// Parsed once at start-up: the size difference between variants costs nothing.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the ConnectedApp controller.
+    Controller(ControllerArgs),
+    /// Write the CustomResourceDefinition generated from the API types.
+    Crdgen(CrdgenArgs),
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Args)]
+struct ControllerArgs {
+    /// Issuer URL written into every app's Secret and status (https, or http on loopback).
+    #[arg(long, env = "KEYWAY_ISSUER_URL")]
+    issuer_url: String,
+    /// Watch only this namespace (default: all namespaces).
+    #[arg(long, env = "KEYWAY_WATCH_NAMESPACE")]
+    watch_namespace: Option<String>,
+    /// Address of /metrics, /healthz and /readyz.
+    #[arg(long, env = "KEYWAY_HTTP_ADDR", default_value = "0.0.0.0:8080")]
+    http_addr: String,
+    /// Resync period of settled apps (e.g. 1h); a resync makes no writes.
+    #[arg(long, env = "KEYWAY_RESYNC", default_value = "1h")]
+    resync: String,
+    /// How many apps are reconciled at once.
+    #[arg(long, env = "KEYWAY_CONCURRENCY", default_value_t = 16)]
+    concurrency: u16,
+    /// Elect a leader with a Lease so that several replicas are safe.
+    #[arg(long, env = "KEYWAY_LEADER_ELECT", default_value_t = true, action = clap::ArgAction::Set)]
+    leader_elect: bool,
+    /// Namespace of the leader Lease (usually the operator's own).
+    #[arg(long, env = "KEYWAY_LEASE_NAMESPACE", default_value = "keyway-system")]
+    lease_namespace: String,
+    /// Name of the leader Lease.
+    #[arg(long, env = "KEYWAY_LEASE_NAME", default_value = "keyway-operator")]
+    lease_name: String,
+    /// Lease validity without renewal.
+    #[arg(long, env = "KEYWAY_LEASE_DURATION", default_value = "15s")]
+    lease_duration: String,
+    /// How long the leader tries to renew before it stops leading (shorter than the lease).
+    #[arg(long, env = "KEYWAY_RENEW_DEADLINE", default_value = "10s")]
+    renew_deadline: String,
+    /// How often candidates try to acquire, and the leader renews.
+    #[arg(long, env = "KEYWAY_RETRY_PERIOD", default_value = "2s")]
+    retry_period: String,
+    /// This replica's identity (the pod name); default: the host name.
+    #[arg(long, env = "KEYWAY_POD_NAME")]
+    identity: Option<String>,
+    /// Log format.
+    #[arg(long, env = "KEYWAY_LOG_FORMAT", value_enum, default_value = "text")]
+    log_format: LogFormat,
+    /// Log filter (RUST_LOG syntax).
+    #[arg(long, env = "KEYWAY_LOG", default_value = "info")]
+    log: String,
+}
+
+#[derive(Debug, Args)]
+struct CrdgenArgs {
+    /// Output file, `-` for standard output.
+    #[arg(long, short, env = "KEYWAY_CRD_OUTPUT", default_value = crdgen::CRD_PATH)]
+    output: String,
+}
+
+/// Exit code for bad configuration (EX_USAGE).
+const EXIT_USAGE: u8 = 64;
+
+struct Settings {
+    config: ControllerConfig,
+    http_addr: SocketAddr,
+}
+
+/// Parses the controller flags into settings, reporting every problem at once.
+fn settings(args: &ControllerArgs) -> Result<Settings, Vec<String>> {
+    let mut problems = Vec::new();
+    let mut duration = |flag: &str, value: &str| match api::parse_duration(value) {
+        Ok(d) if !d.is_zero() => d,
+        Ok(_) => {
+            problems.push(format!("--{flag}: must be more than 0s"));
+            Duration::from_secs(1)
+        }
+        Err(e) => {
+            problems.push(format!("--{flag}: {e}"));
+            Duration::from_secs(1)
+        }
+    };
+    let resync = duration("resync", &args.resync);
+    let lease_duration = duration("lease-duration", &args.lease_duration);
+    let renew_deadline = duration("renew-deadline", &args.renew_deadline);
+    let retry_period = duration("retry-period", &args.retry_period);
+    if renew_deadline >= lease_duration {
+        problems.push("--renew-deadline must be shorter than --lease-duration".into());
+    }
+    if retry_period >= renew_deadline {
+        problems.push("--retry-period must be shorter than --renew-deadline".into());
+    }
+    if !api::is_acceptable_uri(&args.issuer_url) || args.issuer_url.contains('?') {
+        problems.push(format!(
+            "--issuer-url: {:?} must be an https URL (or http on 127.0.0.1, [::1] or localhost) without query or fragment",
+            args.issuer_url
+        ));
+    }
+    let http_addr = args.http_addr.parse::<SocketAddr>().unwrap_or_else(|e| {
+        problems.push(format!("--http-addr: {:?}: {e}", args.http_addr));
+        SocketAddr::from(([0, 0, 0, 0], 8080))
+    });
+    if args.concurrency == 0 {
+        problems.push("--concurrency must be at least 1".into());
+    }
+    let identity = args
+        .identity
+        .clone()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| format!("keyway-operator-{}", std::process::id()));
+    if !problems.is_empty() {
+        return Err(problems);
+    }
+    let mut config = ControllerConfig::new(args.issuer_url.clone());
+    config.namespace = args.watch_namespace.clone();
+    config.identity = identity.clone();
+    config.resync = resync;
+    config.concurrency = args.concurrency;
+    config.leader_election = args.leader_elect.then(|| LeaseConfig {
+        namespace: args.lease_namespace.clone(),
+        name: args.lease_name.clone(),
+        identity,
+        lease_duration,
+        renew_deadline,
+        retry_period,
+    });
+    Ok(Settings { config, http_addr })
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Crdgen(args) => crdgen_command(&args),
+        Command::Controller(args) => controller_command(&args),
+    }
+}
+
+fn crdgen_command(args: &CrdgenArgs) -> ExitCode {
+    let yaml = match crdgen::crd_yaml() {
+        Ok(y) => y,
+        Err(e) => {
+            eprintln!("keyway-operator crdgen: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = if args.output == "-" {
+        use std::io::Write as _;
+        std::io::stdout().write_all(yaml.as_bytes())
+    } else {
+        std::fs::write(&args.output, yaml)
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("keyway-operator crdgen: {}: {e}", args.output);
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn controller_command(args: &ControllerArgs) -> ExitCode {
+    let settings = match settings(args) {
+        Ok(s) => s,
+        Err(problems) => {
+            for p in problems {
+                eprintln!("keyway-operator controller: {p}");
+            }
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
+    if let Err(e) = telemetry::init(matches!(args.log_format, LogFormat::Json), &args.log) {
+        eprintln!("keyway-operator controller: {e}");
+        return ExitCode::from(EXIT_USAGE);
+    }
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("keyway-operator controller: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(settings)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = %e, "keyway-operator stopped");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(settings: Settings) -> anyhow::Result<()> {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let client = kube::Client::try_default().await?;
+    let operator = Operator::new(client, settings.config);
+    let shutdown = CancellationToken::new();
+    let signal = shutdown.clone();
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        tracing::info!("shutting down");
+        signal.cancel();
+    });
+    let server = tokio::spawn(http::serve(
+        settings.http_addr,
+        operator.metrics(),
+        operator.readiness(),
+        shutdown.clone(),
+    ));
+    let result = operator.run(shutdown.clone()).await;
+    shutdown.cancel();
+    server.await??;
+    result?;
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = term.recv() => return,
+                _ = tokio::signal::ctrl_c() => return,
+            }
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn parse(args: &[&str]) -> ControllerArgs {
+        let mut argv = vec!["keyway-operator", "controller"];
+        argv.extend_from_slice(args);
+        match Cli::try_parse_from(argv).unwrap().command {
+            Command::Controller(a) => a,
+            Command::Crdgen(_) => unreachable!(),
+        }
+    }
+
+    #[test]
+    fn reports_every_problem_at_once() {
+        let args = parse(&[
+            "--issuer-url",
+            "http://issuer.example.com",
+            "--resync",
+            "1d",
+            "--http-addr",
+            "nowhere",
+            "--renew-deadline",
+            "20s",
+        ]);
+        let problems = settings(&args).err().unwrap();
+        assert_eq!(problems.len(), 4, "{problems:#?}");
+    }
+
+    #[test]
+    fn defaults_are_sane() {
+        let args = parse(&[
+            "--issuer-url",
+            "https://login.example.com",
+            "--identity",
+            "pod-a",
+        ]);
+        let s = settings(&args).ok().unwrap();
+        assert_eq!(s.config.resync, Duration::from_secs(3600));
+        let lease = s.config.leader_election.unwrap();
+        assert_eq!(lease.identity, "pod-a");
+        assert_eq!(lease.lease_duration, Duration::from_secs(15));
+        assert_eq!(s.http_addr.port(), 8080);
+    }
+}

@@ -1,0 +1,317 @@
+//! The reconciler: fetches what is observed, asks [`crate::desired::plan`] what should be, and
+//! applies only the differences.
+//!
+//! Order of writes for a new or rotated client secret: the status with the new hash first, then
+//! the Secret, then the final status. The issuer therefore knows a secret before any sidecar can
+//! read it, and the previous secret stays accepted until its grace period ends.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use api::{ConnectedApp, ConnectedAppStatus, FINALIZER};
+use futures::StreamExt as _;
+use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{DeleteParams, Patch, PatchParams, PostParams, Preconditions};
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::runtime::finalizer::{Event as FinalizerEvent, finalizer};
+use kube::runtime::reflector::ObjectRef;
+use kube::runtime::watcher;
+use kube::{Api, Client, Resource, ResourceExt};
+use tokio_util::sync::CancellationToken;
+use tracing::{Instrument as _, debug, info, info_span, warn};
+
+use crate::desired::{
+    self, MANAGED_BY_LABEL, MANAGER, OsRandom, Plan, PlanConfig, Random, SecretAction,
+};
+use crate::metrics::{Metrics, Write};
+use crate::{ControllerConfig, Error, Result};
+
+/// A clock (the system clock in production; fixed in tests).
+pub type Clock = Arc<dyn Fn() -> Timestamp + Send + Sync>;
+
+/// Everything a reconcile needs.
+pub struct Context {
+    /// The Kubernetes client.
+    pub client: Client,
+    /// Desired-state settings.
+    pub plan: PlanConfig,
+    /// Event recorder.
+    pub recorder: Recorder,
+    /// Metrics.
+    pub metrics: Arc<Metrics>,
+    clock: Clock,
+    rng: Mutex<Box<dyn Random + Send>>,
+    failures: Mutex<HashMap<ObjectRef<ConnectedApp>, u32>>,
+}
+
+impl Context {
+    /// A context with the system clock and the OS random source.
+    pub fn new(client: Client, config: &ControllerConfig, metrics: Arc<Metrics>) -> Self {
+        Self::with_clock_and_rng(
+            client,
+            config,
+            metrics,
+            Arc::new(Timestamp::now),
+            Box::new(OsRandom),
+        )
+    }
+
+    /// A context with a given clock and random source (tests).
+    pub fn with_clock_and_rng(
+        client: Client,
+        config: &ControllerConfig,
+        metrics: Arc<Metrics>,
+        clock: Clock,
+        rng: Box<dyn Random + Send>,
+    ) -> Self {
+        let reporter = Reporter {
+            controller: MANAGER.into(),
+            instance: Some(config.identity.clone()),
+        };
+        Self {
+            recorder: Recorder::new(client.clone(), reporter),
+            client,
+            plan: PlanConfig {
+                issuer_url: config.issuer_url.clone(),
+                resync: config.resync,
+            },
+            metrics,
+            clock,
+            rng: Mutex::new(rng),
+            failures: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn plan(&self, app: &ConnectedApp, observed: Option<&Secret>) -> Plan {
+        let now = (self.clock)();
+        match self.rng.lock() {
+            Ok(mut rng) => desired::plan(app, observed, &self.plan, now, rng.as_mut()),
+            // A panic elsewhere poisoned the lock; the OS source needs no state.
+            Err(_) => desired::plan(app, observed, &self.plan, now, &mut OsRandom),
+        }
+    }
+}
+
+/// Reconciles one ConnectedApp (wrapped in the finalizer).
+pub async fn reconcile(app: Arc<ConnectedApp>, ctx: Arc<Context>) -> Result<Action> {
+    let span = info_span!(
+        "reconcile",
+        namespace = app.namespace().as_deref().unwrap_or(""),
+        app = %app.name_any()
+    );
+    async move {
+        let start = Instant::now();
+        let ns = app.namespace().ok_or(Error::MissingNamespace)?;
+        let apps: Api<ConnectedApp> = Api::namespaced(ctx.client.clone(), &ns);
+        let has_finalizer = app.finalizers().iter().any(|f| f == FINALIZER);
+        let deleting = app.meta().deletion_timestamp.is_some();
+        let result = finalizer(&apps, FINALIZER, app, |event| async {
+            match event {
+                FinalizerEvent::Apply(app) => apply(app, &ctx).await,
+                FinalizerEvent::Cleanup(app) => cleanup(app, &ctx).await,
+            }
+        })
+        .await
+        .map_err(|e| Error::Finalizer(Box::new(e)));
+        if result.is_ok() && has_finalizer == deleting {
+            // The finalizer helper added (not yet present) or removed (deleting) it.
+            ctx.metrics.write(Write::Finalizer);
+        }
+        ctx.metrics
+            .reconciled(start.elapsed(), result.as_ref().err());
+        result
+    }
+    .instrument(span)
+    .await
+}
+
+async fn apply(app: Arc<ConnectedApp>, ctx: &Context) -> Result<Action> {
+    let ns = app.namespace().ok_or(Error::MissingNamespace)?;
+    let name = app.name_any();
+    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &ns);
+    let apps: Api<ConnectedApp> = Api::namespaced(ctx.client.clone(), &ns);
+    let secret_name = app.secret_name();
+    let observed = secrets.get_opt(&secret_name).await.map_err(Error::Kube)?;
+    let plan = ctx.plan(&app, observed.as_ref());
+
+    let mut published: Option<&ConnectedAppStatus> = app.status.as_ref();
+    if let Some(early) = &plan.status_before_secret {
+        patch_status(&apps, &name, early).await?;
+        ctx.metrics.write(Write::Status);
+        published = Some(early);
+    }
+    match &plan.secret {
+        SecretAction::None => {}
+        SecretAction::Create(secret) => {
+            let pp = PostParams {
+                field_manager: Some(MANAGER.into()),
+                ..PostParams::default()
+            };
+            secrets.create(&pp, secret).await.map_err(Error::Kube)?;
+            ctx.metrics.write(Write::SecretCreate);
+            info!(secret = %secret_name, "created Secret");
+        }
+        SecretAction::Replace(secret) => {
+            let pp = PostParams {
+                field_manager: Some(MANAGER.into()),
+                ..PostParams::default()
+            };
+            secrets
+                .replace(&secret_name, &pp, secret)
+                .await
+                .map_err(Error::Kube)?;
+            ctx.metrics.write(Write::SecretReplace);
+            info!(secret = %secret_name, "updated Secret");
+        }
+    }
+    if published != Some(&plan.status) {
+        patch_status(&apps, &name, &plan.status).await?;
+        ctx.metrics.write(Write::Status);
+    }
+    let reference = app.object_ref(&());
+    for event in &plan.events {
+        let ev = Event {
+            type_: if event.warning {
+                EventType::Warning
+            } else {
+                EventType::Normal
+            },
+            reason: event.reason.clone(),
+            note: Some(event.note.clone()),
+            action: "Reconcile".into(),
+            secondary: None,
+        };
+        // Events are best effort: failing to record one must not fail (and repeat) the work.
+        match ctx.recorder.publish(&ev, &reference).await {
+            Ok(()) => ctx.metrics.write(Write::Event),
+            Err(e) => warn!(error = %e, reason = %event.reason, "could not record event"),
+        }
+    }
+    debug!(requeue_after = ?plan.requeue_after, "reconciled");
+    Ok(Action::requeue(plan.requeue_after))
+}
+
+async fn patch_status(
+    apps: &Api<ConnectedApp>,
+    name: &str,
+    status: &ConnectedAppStatus,
+) -> Result<()> {
+    let body = serde_json::json!({
+        "apiVersion": ConnectedApp::api_version(&()),
+        "kind": ConnectedApp::kind(&()),
+        "status": status,
+    });
+    apps.patch_status(
+        name,
+        &PatchParams::apply(MANAGER).force(),
+        &Patch::Apply(&body),
+    )
+    .await
+    .map_err(Error::Kube)?;
+    Ok(())
+}
+
+async fn cleanup(app: Arc<ConnectedApp>, ctx: &Context) -> Result<Action> {
+    let ns = app.namespace().ok_or(Error::MissingNamespace)?;
+    if app.spec.secret.existing_secret.is_none() {
+        let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &ns);
+        let name = app.secret_name();
+        if let Some(secret) = secrets.get_opt(&name).await.map_err(Error::Kube)?
+            && desired::is_ours(&secret, &app)
+        {
+            let dp = DeleteParams {
+                preconditions: Some(Preconditions {
+                    uid: secret.uid(),
+                    resource_version: None,
+                }),
+                ..DeleteParams::default()
+            };
+            match secrets.delete(&name, &dp).await {
+                Ok(_) => {
+                    ctx.metrics.write(Write::SecretDelete);
+                    info!(secret = %name, "deleted Secret");
+                }
+                // Already gone (garbage collector or someone else): nothing left to do.
+                Err(kube::Error::Api(e)) if e.code == 404 => {}
+                Err(e) => return Err(Error::Kube(e)),
+            }
+        }
+    }
+    let ev = Event {
+        type_: EventType::Normal,
+        reason: "Unregistered".into(),
+        note: Some(format!(
+            "client {} removed",
+            app.client_id().unwrap_or_default()
+        )),
+        action: "Delete".into(),
+        secondary: None,
+    };
+    match ctx.recorder.publish(&ev, &app.object_ref(&())).await {
+        Ok(()) => ctx.metrics.write(Write::Event),
+        Err(e) => warn!(error = %e, "could not record event"),
+    }
+    Ok(Action::await_change())
+}
+
+/// Backoff after a failed reconcile: 1s doubling per consecutive failure of the same app, at most
+/// 5 minutes. Counted by error kind in the metrics.
+pub fn error_policy(app: Arc<ConnectedApp>, error: &Error, ctx: Arc<Context>) -> Action {
+    let key = ObjectRef::from_obj(app.as_ref());
+    let failures = match ctx.failures.lock() {
+        Ok(mut map) => {
+            let n = map.entry(key).or_insert(0);
+            *n = n.saturating_add(1);
+            *n
+        }
+        Err(_) => 1,
+    };
+    let delay = backoff(failures);
+    warn!(error = %error, kind = error.kind(), failures, retry_in = ?delay, "reconcile failed");
+    Action::requeue(delay)
+}
+
+/// The delay after `failures` consecutive failures.
+pub fn backoff(failures: u32) -> Duration {
+    let secs = 1u64 << failures.saturating_sub(1).min(9);
+    Duration::from_secs(secs.min(300))
+}
+
+fn forget_failures(ctx: &Context, obj: &ObjectRef<ConnectedApp>) {
+    if let Ok(mut map) = ctx.failures.lock() {
+        map.remove(obj);
+    }
+}
+
+/// Runs the controller until `shutdown` is cancelled.
+pub async fn run(ctx: Arc<Context>, config: &ControllerConfig, shutdown: CancellationToken) {
+    let client = ctx.client.clone();
+    let (apps, secrets): (Api<ConnectedApp>, Api<Secret>) = match &config.namespace {
+        Some(ns) => (
+            Api::namespaced(client.clone(), ns),
+            Api::namespaced(client, ns),
+        ),
+        None => (Api::all(client.clone()), Api::all(client)),
+    };
+    let owned = watcher::Config::default().labels(&format!("{MANAGED_BY_LABEL}={MANAGER}"));
+    let stop = shutdown.clone();
+    let loop_ctx = ctx.clone();
+    Controller::new(apps, watcher::Config::default().any_semantic())
+        .owns(secrets, owned)
+        .with_config(kube::runtime::controller::Config::default().concurrency(config.concurrency))
+        .graceful_shutdown_on(async move { stop.cancelled().await })
+        .run(reconcile, error_policy, ctx)
+        .for_each(|result| {
+            let ctx = loop_ctx.clone();
+            async move {
+                match result {
+                    Ok((obj, _)) => forget_failures(&ctx, &obj),
+                    Err(e) => debug!(error = %e, "controller event"),
+                }
+            }
+        })
+        .await;
+}

@@ -1,0 +1,716 @@
+//! Pure functions: from a `ConnectedApp`, the Secret observed under its name and the time, the
+//! state the cluster should be in. The reconciler fetches what is observed, calls [`plan`] and
+//! applies only the differences, so nearly all the logic is tested here without any API.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use api::{
+    CONDITION_READY, ClientSecretHash, ConnectedApp, ConnectedAppStatus, parse_duration, validate,
+};
+use base64::Engine as _;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use contract::secret as keys;
+use k8s_openapi::ByteString;
+use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, ObjectMeta, OwnerReference, Time};
+use k8s_openapi::jiff::{SignedDuration, Timestamp};
+use kube::{Resource, ResourceExt};
+
+/// Label on every Secret the operator writes.
+pub const MANAGED_BY_LABEL: &str = "app.kubernetes.io/managed-by";
+/// Value of [`MANAGED_BY_LABEL`]; also the field manager of status writes.
+pub const MANAGER: &str = "keyway-operator";
+/// Label naming the ConnectedApp a Secret belongs to.
+pub const APP_LABEL: &str = "keyway.dev/connected-app";
+/// Annotation on the Secret: when the current client secret was generated (RFC 3339).
+pub const ISSUED_AT_ANNOTATION: &str = "keyway.dev/client-secret-issued-at";
+
+/// How long a replaced client secret stays valid when no rotation grace period applies (the
+/// Secret was deleted or an existingSecret changed).
+pub const DEFAULT_GRACE: Duration = Duration::from_secs(3600);
+/// How often a waiting app (missing existingSecret, foreign Secret) is looked at again.
+pub const RECHECK: Duration = Duration::from_secs(30);
+/// At most this many client-secret hashes in status (the current one and those expiring).
+pub const MAX_HASHES: usize = 4;
+/// Minimum length of a client secret in an existingSecret (characters).
+pub const MIN_EXTERNAL_SECRET_LEN: usize = 32;
+/// Maximum length of a condition message we write (the API allows 32768).
+const MAX_MESSAGE: usize = 4096;
+
+/// Reasons of the `Ready` condition.
+pub mod reason {
+    /// Registered; credentials in the Secret.
+    pub const REGISTERED: &str = "Registered";
+    /// A new client secret is published in status and about to be written to the Secret.
+    pub const PROVISIONING: &str = "Provisioning";
+    /// The spec breaks a rule; the message lists every problem.
+    pub const INVALID_SPEC: &str = "InvalidSpec";
+    /// A Secret of the target name exists and is not keyway's for this app.
+    pub const SECRET_CONFLICT: &str = "SecretConflict";
+    /// The existingSecret does not exist (yet).
+    pub const SECRET_MISSING: &str = "SecretMissing";
+    /// The existingSecret lacks keys or holds values that do not fit the app.
+    pub const SECRET_INVALID: &str = "SecretInvalid";
+}
+
+/// What the operator is configured with, as far as desired state goes.
+#[derive(Clone, Debug)]
+pub struct PlanConfig {
+    /// The issuer URL written into Secrets and status.
+    pub issuer_url: String,
+    /// Resync period of settled apps.
+    pub resync: Duration,
+}
+
+/// A Kubernetes event to record.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PlannedEvent {
+    /// Warning (true) or Normal.
+    pub warning: bool,
+    /// PascalCase reason.
+    pub reason: String,
+    /// Human-readable note (never contains secrets).
+    pub note: String,
+}
+
+/// What to do with the Secret.
+#[derive(Clone, Debug, PartialEq)]
+pub enum SecretAction {
+    /// Nothing.
+    None,
+    /// Create it (it does not exist).
+    Create(Secret),
+    /// Replace it (it exists, is ours, and differs); carries the observed resourceVersion.
+    Replace(Secret),
+}
+
+/// The full plan for one reconcile.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Plan {
+    /// Status to publish before the Secret is written, when the Secret is about to carry a
+    /// client secret whose hash the issuer does not know yet.
+    pub status_before_secret: Option<ConnectedAppStatus>,
+    /// What to do with the Secret.
+    pub secret: SecretAction,
+    /// The status the app should end with.
+    pub status: ConnectedAppStatus,
+    /// Events to record (only for changes).
+    pub events: Vec<PlannedEvent>,
+    /// When to look at the app again.
+    pub requeue_after: Duration,
+}
+
+impl Plan {
+    /// Whether the final status differs from what is observed.
+    pub fn status_changed(&self, app: &ConnectedApp) -> bool {
+        app.status.as_ref() != Some(&self.status)
+    }
+}
+
+/// A source of random bytes (the OS in production; deterministic in tests).
+pub trait Random {
+    /// `n` random bytes.
+    fn bytes(&mut self, n: usize) -> Vec<u8>;
+}
+
+/// The operating system's CSPRNG.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct OsRandom;
+
+impl Random for OsRandom {
+    fn bytes(&mut self, n: usize) -> Vec<u8> {
+        use rand::RngCore as _;
+        let mut buf = vec![0u8; n];
+        rand::rngs::OsRng.fill_bytes(&mut buf);
+        buf
+    }
+}
+
+/// A new client secret: 256 random bits, base64url without padding (43 characters).
+pub fn new_client_secret(rng: &mut dyn Random) -> String {
+    URL_SAFE_NO_PAD.encode(rng.bytes(32))
+}
+
+/// A new cookie secret: 32 random bytes, base64 (standard, padded), per `contract::secret`.
+pub fn new_cookie_secret(rng: &mut dyn Random) -> String {
+    STANDARD.encode(rng.bytes(32))
+}
+
+fn valid_cookie_secret(value: &str) -> bool {
+    STANDARD.decode(value).is_ok_and(|b| b.len() == 32)
+}
+
+/// Whether the Secret is controlled by this app (an owner reference with `controller: true` and
+/// the app's UID).
+pub fn is_ours(secret: &Secret, app: &ConnectedApp) -> bool {
+    let Some(uid) = app.meta().uid.as_deref() else {
+        return false;
+    };
+    secret
+        .owner_references()
+        .iter()
+        .any(|r| r.controller == Some(true) && r.uid == uid)
+}
+
+fn text(secret: &Secret, key: &str) -> Option<String> {
+    let data = secret.data.as_ref()?;
+    let bytes = data.get(key)?;
+    String::from_utf8(bytes.0.clone()).ok()
+}
+
+/// Truncates `t` to whole seconds (the API stores times with second precision).
+pub fn whole_seconds(t: Timestamp) -> Timestamp {
+    Timestamp::from_second(t.as_second()).unwrap_or(t)
+}
+
+fn add(t: Timestamp, d: Duration) -> Timestamp {
+    let d = SignedDuration::try_from(d).unwrap_or(SignedDuration::MAX);
+    t.checked_add(d).unwrap_or(Timestamp::MAX)
+}
+
+fn until(now: Timestamp, t: Timestamp) -> Duration {
+    let d = t.duration_since(now);
+    Duration::try_from(d).unwrap_or(Duration::ZERO)
+}
+
+fn truncate(mut message: String) -> String {
+    if message.len() > MAX_MESSAGE {
+        let mut end = MAX_MESSAGE - 3;
+        while !message.is_char_boundary(end) {
+            end -= 1;
+        }
+        message.truncate(end);
+        message.push_str("...");
+    }
+    message
+}
+
+/// The Ready condition, keeping the observed transition time when the status does not change.
+fn ready(app: &ConnectedApp, ok: bool, reason: &str, message: String, now: Timestamp) -> Condition {
+    let status = if ok { "True" } else { "False" };
+    let previous = app
+        .status
+        .as_ref()
+        .and_then(|s| s.conditions.iter().find(|c| c.type_ == CONDITION_READY));
+    let last_transition_time = match previous {
+        Some(c) if c.status == status => c.last_transition_time.clone(),
+        _ => Time(now),
+    };
+    Condition {
+        type_: CONDITION_READY.into(),
+        status: status.into(),
+        reason: reason.into(),
+        message: truncate(message),
+        observed_generation: app.metadata.generation,
+        last_transition_time,
+    }
+}
+
+/// The hashes to publish: `current` first (if any), then the previously published ones that
+/// are not expired, each with an expiry (`now + grace` for one that had none).
+fn hashes(
+    app: &ConnectedApp,
+    current: Option<&str>,
+    grace: Duration,
+    now: Timestamp,
+) -> Vec<ClientSecretHash> {
+    let mut out = Vec::new();
+    let current_hash = current.map(keys::hash_client_secret);
+    if let Some(hash) = &current_hash {
+        out.push(ClientSecretHash {
+            hash: hash.clone(),
+            expires_at: None,
+        });
+    }
+    let previous = app
+        .status
+        .as_ref()
+        .map(|s| s.client_secrets.as_slice())
+        .unwrap_or_default();
+    for old in previous {
+        if Some(&old.hash) == current_hash.as_ref() || out.iter().any(|h| h.hash == old.hash) {
+            continue;
+        }
+        let expires_at = old
+            .expires_at
+            .clone()
+            .unwrap_or_else(|| Time(add(now, grace)));
+        if expires_at.0 > now {
+            out.push(ClientSecretHash {
+                hash: old.hash.clone(),
+                expires_at: Some(expires_at),
+            });
+        }
+    }
+    out.truncate(MAX_HASHES);
+    out
+}
+
+fn base_status(app: &ConnectedApp, cfg: &PlanConfig) -> ConnectedAppStatus {
+    ConnectedAppStatus {
+        client_id: app.client_id(),
+        secret_name: Some(app.secret_name()),
+        issuer: Some(cfg.issuer_url.clone()),
+        observed_generation: app.metadata.generation,
+        conditions: Vec::new(),
+        client_secrets: Vec::new(),
+    }
+}
+
+/// Events for a change of the Ready condition (none when it stays the same).
+fn transition_event(app: &ConnectedApp, condition: &Condition) -> Option<PlannedEvent> {
+    let previous = app
+        .status
+        .as_ref()
+        .and_then(|s| s.conditions.iter().find(|c| c.type_ == CONDITION_READY));
+    if previous.is_some_and(|p| p.status == condition.status && p.reason == condition.reason) {
+        return None;
+    }
+    Some(PlannedEvent {
+        warning: condition.status != "True",
+        reason: condition.reason.clone(),
+        note: truncate_note(&condition.message),
+    })
+}
+
+fn truncate_note(note: &str) -> String {
+    // Events notes are limited to 1 kB.
+    let mut end = note.len().min(1000);
+    while !note.is_char_boundary(end) {
+        end -= 1;
+    }
+    note[..end].to_string()
+}
+
+fn earliest_expiry(now: Timestamp, hashes: &[ClientSecretHash]) -> Option<Duration> {
+    hashes
+        .iter()
+        .filter_map(|h| h.expires_at.as_ref())
+        .map(|t| until(now, t.0) + Duration::from_secs(1))
+        .min()
+}
+
+/// Computes the plan for `app`, given the Secret observed under [`ConnectedApp::secret_name`].
+pub fn plan(
+    app: &ConnectedApp,
+    observed: Option<&Secret>,
+    cfg: &PlanConfig,
+    now: Timestamp,
+    rng: &mut dyn Random,
+) -> Plan {
+    let now = whole_seconds(now);
+    let problems = validate(&app.spec);
+    if !problems.is_empty() {
+        let message = problems
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join("; ");
+        return waiting(
+            app,
+            cfg,
+            now,
+            reason::INVALID_SPEC,
+            format!("the spec is invalid: {message}"),
+            cfg.resync,
+        );
+    }
+    if app.spec.secret.existing_secret.is_some() {
+        plan_existing(app, observed, cfg, now)
+    } else {
+        plan_owned(app, observed, cfg, now, rng)
+    }
+}
+
+/// Not ready: keep publishing the hashes that are still valid, write nothing else.
+fn waiting(
+    app: &ConnectedApp,
+    cfg: &PlanConfig,
+    now: Timestamp,
+    why: &str,
+    message: String,
+    recheck: Duration,
+) -> Plan {
+    let mut status = base_status(app, cfg);
+    let previous = app
+        .status
+        .as_ref()
+        .map(|s| s.client_secrets.clone())
+        .unwrap_or_default();
+    // The hashes stay as they are (a broken spec must not lock out a running app), minus the
+    // expired ones.
+    status.client_secrets = previous
+        .into_iter()
+        .filter(|h| h.expires_at.as_ref().is_none_or(|t| t.0 > now))
+        .collect();
+    let condition = ready(app, false, why, message, now);
+    let events = transition_event(app, &condition).into_iter().collect();
+    status.conditions = vec![condition];
+    let requeue_after =
+        earliest_expiry(now, &status.client_secrets).map_or(recheck, |e| e.min(recheck));
+    Plan {
+        status_before_secret: None,
+        secret: SecretAction::None,
+        status,
+        events,
+        requeue_after,
+    }
+}
+
+fn plan_existing(
+    app: &ConnectedApp,
+    observed: Option<&Secret>,
+    cfg: &PlanConfig,
+    now: Timestamp,
+) -> Plan {
+    let name = app.secret_name();
+    let Some(secret) = observed else {
+        return waiting(
+            app,
+            cfg,
+            now,
+            reason::SECRET_MISSING,
+            format!(
+                "waiting for Secret {name:?} (spec.secret.existingSecret); keyway does not create it"
+            ),
+            RECHECK,
+        );
+    };
+    let mut problems = Vec::new();
+    let client_id = app.client_id().unwrap_or_default();
+    match text(secret, keys::CLIENT_ID) {
+        Some(id) if id == client_id => {}
+        Some(id) => problems.push(format!(
+            "key {} is {id:?}, but the app's client ID is {client_id:?}",
+            keys::CLIENT_ID
+        )),
+        None => problems.push(format!("key {} is missing", keys::CLIENT_ID)),
+    }
+    let client_secret = text(secret, keys::CLIENT_SECRET);
+    if app.spec.is_confidential() {
+        match &client_secret {
+            Some(s) if s.chars().count() >= MIN_EXTERNAL_SECRET_LEN => {}
+            Some(_) => problems.push(format!(
+                "key {} must be at least {MIN_EXTERNAL_SECRET_LEN} characters long",
+                keys::CLIENT_SECRET
+            )),
+            None => problems.push(format!(
+                "key {} is missing (the app is a confidential client)",
+                keys::CLIENT_SECRET
+            )),
+        }
+    }
+    match text(secret, keys::ISSUER_URL) {
+        Some(url) if url == cfg.issuer_url => {}
+        Some(url) => problems.push(format!(
+            "key {} is {url:?}, but the issuer is {:?}",
+            keys::ISSUER_URL,
+            cfg.issuer_url
+        )),
+        None => problems.push(format!("key {} is missing", keys::ISSUER_URL)),
+    }
+    match text(secret, keys::COOKIE_SECRET) {
+        Some(c) if valid_cookie_secret(&c) => {}
+        Some(_) => problems.push(format!(
+            "key {} must be 32 random bytes in base64",
+            keys::COOKIE_SECRET
+        )),
+        None => problems.push(format!("key {} is missing", keys::COOKIE_SECRET)),
+    }
+    match text(secret, keys::POLICY)
+        .map(|p| serde_json::from_str::<keys::AppPolicy>(&p).map_err(|e| e.to_string()))
+    {
+        Some(Ok(p)) if p == app.spec.app_policy() => {}
+        Some(Ok(_)) => problems.push(format!(
+            "key {} does not match the app's resource, scopes and access (expected {})",
+            keys::POLICY,
+            policy_json(app)
+        )),
+        Some(Err(e)) => problems.push(format!("key {} is not valid JSON: {e}", keys::POLICY)),
+        None => problems.push(format!(
+            "key {} is missing (expected {})",
+            keys::POLICY,
+            policy_json(app)
+        )),
+    }
+    if !problems.is_empty() {
+        return waiting(
+            app,
+            cfg,
+            now,
+            reason::SECRET_INVALID,
+            format!(
+                "Secret {name:?} (spec.secret.existingSecret): {}",
+                problems.join("; ")
+            ),
+            RECHECK,
+        );
+    }
+    let mut status = base_status(app, cfg);
+    let current = if app.spec.is_confidential() {
+        client_secret.as_deref()
+    } else {
+        None
+    };
+    status.client_secrets = hashes(app, current, DEFAULT_GRACE, now);
+    let condition = ready(
+        app,
+        true,
+        reason::REGISTERED,
+        format!("client {client_id} registered; credentials in Secret {name} (managed elsewhere)"),
+        now,
+    );
+    let events = transition_event(app, &condition).into_iter().collect();
+    status.conditions = vec![condition];
+    let requeue_after = earliest_expiry(now, &status.client_secrets)
+        .map_or(RECHECK.max(cfg.resync), |e| e.min(cfg.resync));
+    Plan {
+        status_before_secret: None,
+        secret: SecretAction::None,
+        status,
+        events,
+        requeue_after,
+    }
+}
+
+/// The policy JSON the Secret carries (stable: serde writes fields in declaration order).
+pub fn policy_json(app: &ConnectedApp) -> String {
+    serde_json::to_string(&app.spec.app_policy()).unwrap_or_default()
+}
+
+fn rotation(app: &ConnectedApp) -> Option<(Duration, Duration)> {
+    let r = app.spec.secret.rotation.as_ref()?;
+    let interval = parse_duration(&r.interval).ok()?;
+    let grace = parse_duration(&r.grace_period).ok()?;
+    Some((interval, grace))
+}
+
+fn plan_owned(
+    app: &ConnectedApp,
+    observed: Option<&Secret>,
+    cfg: &PlanConfig,
+    now: Timestamp,
+    rng: &mut dyn Random,
+) -> Plan {
+    let name = app.secret_name();
+    let namespace = app.namespace().unwrap_or_default();
+    if let Some(secret) = observed
+        && !is_ours(secret, app)
+    {
+        return waiting(
+            app,
+            cfg,
+            now,
+            reason::SECRET_CONFLICT,
+            format!(
+                "Secret {name:?} exists and is not managed by keyway for this app, so it is left alone: \
+                 delete it, or choose another name with spec.secret.name"
+            ),
+            RECHECK,
+        );
+    }
+    let client_id = app.client_id().unwrap_or_default();
+    let rotation = rotation(app);
+    let grace = rotation.map_or(DEFAULT_GRACE, |(_, g)| g);
+
+    // Client secret: keep the one in the Secret unless it is missing or due for rotation.
+    let observed_secret = observed.and_then(|s| text(s, keys::CLIENT_SECRET));
+    let observed_issued = observed
+        .and_then(|s| s.annotations().get(ISSUED_AT_ANNOTATION))
+        .and_then(|t| t.parse::<Timestamp>().ok());
+    let mut events = Vec::new();
+    let (client_secret, issued_at) = if app.spec.is_confidential() {
+        match (observed_secret, observed_issued) {
+            (Some(s), Some(issued))
+                if s.len() >= 43
+                    && rotation.is_none_or(|(interval, _)| add(issued, interval) > now) =>
+            {
+                (Some(s), Some(issued))
+            }
+            (Some(s), None) if s.len() >= 43 => (Some(s), Some(now)),
+            (previous, _) => {
+                let fresh = new_client_secret(rng);
+                if previous.is_some() {
+                    events.push(PlannedEvent {
+                        warning: false,
+                        reason: "SecretRotated".into(),
+                        note: format!(
+                            "generated a new client secret for {client_id}; the previous one stays valid for {}s",
+                            grace.as_secs()
+                        ),
+                    });
+                }
+                (Some(fresh), Some(now))
+            }
+        }
+    } else {
+        (None, None)
+    };
+    let cookie = observed
+        .and_then(|s| text(s, keys::COOKIE_SECRET))
+        .filter(|c| valid_cookie_secret(c))
+        .unwrap_or_else(|| new_cookie_secret(rng));
+
+    let mut data = BTreeMap::new();
+    data.insert(
+        keys::CLIENT_ID.to_string(),
+        ByteString(client_id.clone().into_bytes()),
+    );
+    if let Some(s) = &client_secret {
+        data.insert(
+            keys::CLIENT_SECRET.to_string(),
+            ByteString(s.clone().into_bytes()),
+        );
+    }
+    data.insert(
+        keys::ISSUER_URL.to_string(),
+        ByteString(cfg.issuer_url.clone().into_bytes()),
+    );
+    data.insert(
+        keys::COOKIE_SECRET.to_string(),
+        ByteString(cookie.into_bytes()),
+    );
+    data.insert(
+        keys::POLICY.to_string(),
+        ByteString(policy_json(app).into_bytes()),
+    );
+
+    let owner = owner_reference(app);
+    let mut desired = observed.cloned().unwrap_or_else(|| Secret {
+        metadata: ObjectMeta {
+            name: Some(name.clone()),
+            namespace: Some(namespace),
+            ..ObjectMeta::default()
+        },
+        type_: Some("Opaque".into()),
+        ..Secret::default()
+    });
+    // Our keys replace theirs; keys we do not know are left alone, except a client secret on a
+    // public client.
+    let mut merged = desired.data.clone().unwrap_or_default();
+    for key in keys::ALL_KEYS {
+        merged.remove(key);
+    }
+    merged.extend(data);
+    desired.data = Some(merged);
+    desired.string_data = None;
+    let labels = desired.metadata.labels.get_or_insert_with(BTreeMap::new);
+    labels.insert(MANAGED_BY_LABEL.into(), MANAGER.into());
+    labels.insert(APP_LABEL.into(), app.name_any());
+    let annotations = desired
+        .metadata
+        .annotations
+        .get_or_insert_with(BTreeMap::new);
+    match issued_at {
+        Some(t) => {
+            annotations.insert(ISSUED_AT_ANNOTATION.into(), t.to_string());
+        }
+        None => {
+            annotations.remove(ISSUED_AT_ANNOTATION);
+        }
+    }
+    if desired
+        .metadata
+        .annotations
+        .as_ref()
+        .is_some_and(BTreeMap::is_empty)
+    {
+        desired.metadata.annotations = None;
+    }
+    if let Some(owner) = owner {
+        let refs = desired
+            .metadata
+            .owner_references
+            .get_or_insert_with(Vec::new);
+        if !refs.iter().any(|r| r.uid == owner.uid) {
+            refs.push(owner);
+        }
+    }
+
+    let secret_action = match observed {
+        None => {
+            events.push(PlannedEvent {
+                warning: false,
+                reason: "SecretCreated".into(),
+                note: format!("wrote Secret {name} for client {client_id}"),
+            });
+            SecretAction::Create(desired)
+        }
+        Some(o) if *o != desired => {
+            if !events.iter().any(|e| e.reason == "SecretRotated") {
+                events.push(PlannedEvent {
+                    warning: false,
+                    reason: "SecretUpdated".into(),
+                    note: format!("updated Secret {name} for client {client_id}"),
+                });
+            }
+            SecretAction::Replace(desired)
+        }
+        Some(_) => SecretAction::None,
+    };
+
+    let mut status = base_status(app, cfg);
+    status.client_secrets = hashes(app, client_secret.as_deref(), grace, now);
+    let known = app
+        .status
+        .as_ref()
+        .map(|s| s.client_secrets.as_slice())
+        .unwrap_or_default();
+    let new_hash_unpublished = status
+        .client_secrets
+        .first()
+        .filter(|_| client_secret.is_some())
+        .is_some_and(|h| !known.iter().any(|k| k.hash == h.hash));
+    let status_before_secret =
+        (new_hash_unpublished && secret_action != SecretAction::None).then(|| {
+            let mut early = status.clone();
+            let previous = app
+                .status
+                .as_ref()
+                .and_then(|s| s.conditions.iter().find(|c| c.type_ == CONDITION_READY))
+                .cloned();
+            early.conditions = vec![previous.unwrap_or_else(|| {
+                ready(
+                    app,
+                    false,
+                    reason::PROVISIONING,
+                    format!("writing Secret {name}"),
+                    now,
+                )
+            })];
+            early
+        });
+    let condition = ready(
+        app,
+        true,
+        reason::REGISTERED,
+        format!("client {client_id} registered; credentials in Secret {name}"),
+        now,
+    );
+    events.extend(transition_event(app, &condition));
+    status.conditions = vec![condition];
+
+    let mut requeue_after = cfg.resync;
+    if let (Some((interval, _)), Some(issued)) = (rotation, issued_at) {
+        requeue_after =
+            requeue_after.min(until(now, add(issued, interval)) + Duration::from_secs(1));
+    }
+    if let Some(e) = earliest_expiry(now, &status.client_secrets) {
+        requeue_after = requeue_after.min(e);
+    }
+    Plan {
+        status_before_secret,
+        secret: secret_action,
+        status,
+        events,
+        requeue_after,
+    }
+}
+
+/// The controller owner reference of a Secret to its app (deleting the app deletes the Secret).
+pub fn owner_reference(app: &ConnectedApp) -> Option<OwnerReference> {
+    let mut owner = app.controller_owner_ref(&())?;
+    owner.block_owner_deletion = Some(true);
+    Some(owner)
+}
