@@ -1,4 +1,46 @@
 #![forbid(unsafe_code)]
 //! keyway-issuer: the OAuth 2.1 / OpenID Connect authorization server.
+//!
+//! Embedding (what `keyway demo` does):
+//!
+//! ```no_run
+//! # async fn demo() -> anyhow::Result<()> {
+//! use clap::Parser;
+//! let args = issuer::config::Args::parse_from(["keyway-issuer", "--issuer-url", "http://127.0.0.1:5556"]);
+//! let config = issuer::config::Config::from_args(args).map_err(|p| anyhow::anyhow!(p.join("\n")))?;
+//! let store = issuer::store::open(&config.store).await?;
+//! let listener = tokio::net::TcpListener::bind(config.listen).await?;
+//! issuer::serve(config, store, listener, async { let _ = tokio::signal::ctrl_c().await; }).await
+//! # }
+//! ```
+//!
+//! [`serve`] loads keys, ConnectedApp manifests and static users, serves the router and runs the
+//! background work (key rotation, manifest reload, cleanup of expired rows) until `shutdown`.
+//! [`server::router`] gives the bare axum router (tests drive it with `oneshot`).
+//!
+//! Modules: [`config`] (flags), [`error`] (the one place errors become responses), [`params`]
+//! (strict form/query parsing), [`keys`] (signing keys, rotation, JWKS), [`clients`]
+//! (ConnectedApps), [`users`] (static users), [`store`] (persistent state), [`authorize`],
+//! [`token`], [`account`], [`dcr`], [`discovery`], [`pages`], [`web`] (cookies, CSRF),
+//! [`metrics`].
 
+pub mod account;
+pub mod authorize;
+pub mod clients;
+pub mod config;
+pub mod dcr;
+pub mod discovery;
+pub mod error;
+pub mod keys;
+pub mod metrics;
+pub mod pages;
+pub mod params;
+pub mod scope;
+pub mod server;
 pub mod store;
+pub mod token;
+pub mod users;
+pub mod util;
+pub mod web;
+
+pub use server::{Issuer, router, serve};

@@ -1,0 +1,432 @@
+//! OAuth clients: from ConnectedApp manifests (files locally), and dynamically registered ones
+//! (RFC 7591, from the store).
+//!
+//! Local manifests: every `*.yaml`, `*.yml` and `*.json` file in the clients directory, each
+//! holding one or more documents; documents whose `kind` is not `ConnectedApp` are skipped. A
+//! manifest without a namespace is in `default` (as with `kubectl apply`), so its client ID is
+//! `default.<name>` unless `spec.clientID` pins one. Client secrets are verified against
+//! `status.clientSecrets[].hash`; when a confidential app has no such status (local use), the
+//! file `<client ID>.secret` in the same directory holds its secret in plain text (trailing
+//! whitespace ignored) and is hashed at load time.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+use std::time::SystemTime;
+
+use api::{ClientType, ConnectedApp, GrantType, Trust};
+use contract::access::Access;
+use url::Url;
+
+/// A client's accepted secret hash.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SecretHashEntry {
+    /// `sha256:<hex>` (see `contract::secret`).
+    pub hash: String,
+    /// Unix time after which it is refused.
+    pub expires_at: Option<u64>,
+}
+
+/// Where a client came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Source {
+    /// A ConnectedApp.
+    ConnectedApp,
+    /// Dynamic client registration.
+    Dynamic,
+}
+
+/// Token lifetimes of one client, in seconds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ClientLifetimes {
+    /// Access token.
+    pub access: u64,
+    /// Refresh family (absolute).
+    pub refresh: u64,
+    /// Refresh idle.
+    pub idle: u64,
+}
+
+/// A client as the issuer uses it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Client {
+    /// Client ID.
+    pub id: String,
+    /// Name shown to people.
+    pub name: String,
+    /// Description shown on consent.
+    pub description: Option<String>,
+    /// Logo (https).
+    pub logo_uri: Option<String>,
+    /// Public client (no secret).
+    pub public: bool,
+    /// Consent required.
+    pub third_party: bool,
+    /// Exact redirect URIs.
+    pub redirect_uris: Vec<String>,
+    /// Exact post-logout redirect URIs.
+    pub post_logout_redirect_uris: Vec<String>,
+    /// May use the authorization code grant.
+    pub authorization_code: bool,
+    /// May use refresh tokens.
+    pub refresh_token: bool,
+    /// May use client_credentials.
+    pub client_credentials: bool,
+    /// Scopes it may request.
+    pub scopes: Vec<String>,
+    /// Its protected resource (default audience).
+    pub resource: Option<String>,
+    /// Who may sign in.
+    pub access: Access,
+    /// Lifetimes; `None` fields fall back to the issuer's defaults.
+    pub lifetimes: Option<ClientLifetimes>,
+    /// Accepted secret hashes.
+    pub secrets: Vec<SecretHashEntry>,
+    /// Origin.
+    pub source: Source,
+}
+
+impl Client {
+    /// Builds a client from a ConnectedApp, validating it. `local_secret` is the plain-text secret
+    /// from a `<client ID>.secret` file, used only when status has no hashes.
+    pub fn from_connected_app(
+        app: &ConnectedApp,
+        local_secret: Option<&str>,
+    ) -> Result<Self, Vec<String>> {
+        let mut problems: Vec<String> = api::validate(&app.spec)
+            .into_iter()
+            .map(|p| p.to_string())
+            .collect();
+        let spec = &app.spec;
+        let id = app.client_id().unwrap_or_default();
+        if id.is_empty() {
+            problems.push("metadata: a name is required".into());
+        }
+        let dur = |field: &str, v: &str, problems: &mut Vec<String>| -> u64 {
+            match api::parse_duration(v) {
+                Ok(d) => d.as_secs().max(1),
+                Err(e) => {
+                    problems.push(format!("spec.tokenLifetimes.{field}: {e}"));
+                    1
+                }
+            }
+        };
+        let lifetimes = ClientLifetimes {
+            access: dur("access", &spec.token_lifetimes.access, &mut problems),
+            refresh: dur("refresh", &spec.token_lifetimes.refresh, &mut problems),
+            idle: dur("idle", &spec.token_lifetimes.idle, &mut problems),
+        };
+        let mut secrets: Vec<SecretHashEntry> = app
+            .status
+            .as_ref()
+            .map(|s| {
+                s.client_secrets
+                    .iter()
+                    .map(|h| SecretHashEntry {
+                        hash: h.hash.clone(),
+                        expires_at: h
+                            .expires_at
+                            .as_ref()
+                            .map(|t| u64::try_from(t.0.as_second()).unwrap_or(0)),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let public = spec.client_type == ClientType::Public;
+        if secrets.is_empty()
+            && !public
+            && let Some(s) = local_secret
+        {
+            secrets.push(SecretHashEntry {
+                hash: contract::secret::hash_client_secret(s),
+                expires_at: None,
+            });
+        }
+        if !problems.is_empty() {
+            return Err(problems);
+        }
+        Ok(Self {
+            id,
+            name: spec.display_name.clone(),
+            description: spec.description.clone(),
+            logo_uri: spec.logo_uri.clone(),
+            public,
+            third_party: spec.trust == Trust::ThirdParty,
+            redirect_uris: spec.redirect_uris.clone(),
+            post_logout_redirect_uris: spec.post_logout_redirect_uris.clone(),
+            authorization_code: spec.grant_types.contains(&GrantType::AuthorizationCode),
+            refresh_token: spec.grant_types.contains(&GrantType::RefreshToken),
+            client_credentials: !public && spec.grant_types.contains(&GrantType::ClientCredentials),
+            scopes: spec.scopes.clone(),
+            resource: spec.resource.clone(),
+            access: spec.access.clone(),
+            lifetimes: Some(lifetimes),
+            secrets,
+            source: Source::ConnectedApp,
+        })
+    }
+
+    /// Verifies a presented client secret against every accepted hash (constant time each).
+    pub fn verify_secret(&self, presented: &str, now: u64) -> bool {
+        let mut ok = false;
+        for s in &self.secrets {
+            let valid = s.expires_at.is_none_or(|e| now < e);
+            // Evaluate every entry, so timing does not reveal which one matched.
+            let matched = contract::secret::verify_client_secret(presented, &s.hash);
+            ok |= matched && valid;
+        }
+        ok
+    }
+
+    /// The redirect URI registered exactly as given, if any.
+    pub fn has_redirect_uri(&self, uri: &str) -> bool {
+        self.redirect_uris.iter().any(|r| r == uri)
+    }
+}
+
+/// Whether a URL's host is a loopback name or address.
+pub fn is_loopback_host(url: &Url) -> bool {
+    match url.host() {
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        None => false,
+    }
+}
+
+/// The statically configured clients (ConnectedApps), replaced as a whole on reload.
+#[derive(Debug, Default)]
+pub struct Registry {
+    dir: Option<PathBuf>,
+    clients: RwLock<Arc<HashMap<String, Arc<Client>>>>,
+    fingerprint: RwLock<Vec<(PathBuf, Option<SystemTime>, u64)>>,
+}
+
+impl Registry {
+    /// A registry holding exactly these clients (tests, in-process embedding).
+    pub fn from_clients(clients: Vec<Client>) -> Self {
+        let map = clients
+            .into_iter()
+            .map(|c| (c.id.clone(), Arc::new(c)))
+            .collect();
+        Self {
+            dir: None,
+            clients: RwLock::new(Arc::new(map)),
+            fingerprint: RwLock::default(),
+        }
+    }
+
+    /// Loads every ConnectedApp of a directory; fails with every problem found.
+    pub fn load_dir(dir: &Path) -> Result<Self, Vec<String>> {
+        let this = Self {
+            dir: Some(dir.to_path_buf()),
+            ..Self::default()
+        };
+        this.reload()?;
+        Ok(this)
+    }
+
+    /// A client by ID.
+    pub fn get(&self, id: &str) -> Option<Arc<Client>> {
+        self.clients
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(id)
+            .cloned()
+    }
+
+    /// Every client, ordered by ID.
+    pub fn all(&self) -> Vec<Arc<Client>> {
+        let map = self
+            .clients
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        let mut v: Vec<_> = map.values().cloned().collect();
+        v.sort_by(|a, b| a.id.cmp(&b.id));
+        v
+    }
+
+    /// Re-reads the directory if any file changed. On error the previous clients stay.
+    pub fn reload(&self) -> Result<bool, Vec<String>> {
+        let Some(dir) = &self.dir else {
+            return Ok(false);
+        };
+        let fp = fingerprint(dir).map_err(|e| vec![format!("{}: {e}", dir.display())])?;
+        if *self
+            .fingerprint
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            == fp
+            && !fp.is_empty()
+        {
+            return Ok(false);
+        }
+        let clients = read_dir(dir)?;
+        *self
+            .clients
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(clients);
+        *self
+            .fingerprint
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = fp;
+        Ok(true)
+    }
+}
+
+fn fingerprint(dir: &Path) -> std::io::Result<Vec<(PathBuf, Option<SystemTime>, u64)>> {
+    let mut v = Vec::new();
+    for e in std::fs::read_dir(dir)? {
+        let e = e?;
+        let m = e.metadata()?;
+        v.push((e.path(), m.modified().ok(), m.len()));
+    }
+    v.sort();
+    Ok(v)
+}
+
+fn read_dir(dir: &Path) -> Result<HashMap<String, Arc<Client>>, Vec<String>> {
+    let mut problems = Vec::new();
+    let mut apps: Vec<(String, ConnectedApp)> = Vec::new();
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(|e| vec![format!("{}: {e}", dir.display())])?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .collect();
+    entries.sort();
+    for path in entries {
+        let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
+        if !matches!(ext, "yaml" | "yml" | "json") {
+            continue;
+        }
+        let text = match std::fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) => {
+                problems.push(format!("{}: {e}", path.display()));
+                continue;
+            }
+        };
+        for (i, doc) in serde_yaml::Deserializer::from_str(&text).enumerate() {
+            let where_ = format!("{} (document {})", path.display(), i + 1);
+            let value = match <serde_yaml::Value as serde::Deserialize>::deserialize(doc) {
+                Ok(v) => v,
+                Err(e) => {
+                    problems.push(format!("{where_}: {e}"));
+                    continue;
+                }
+            };
+            if value.is_null() || value.get("kind").and_then(|k| k.as_str()) != Some("ConnectedApp")
+            {
+                continue;
+            }
+            match serde_yaml::from_value::<ConnectedApp>(value) {
+                Ok(mut app) => {
+                    if app.metadata.namespace.is_none() {
+                        app.metadata.namespace = Some("default".into());
+                    }
+                    apps.push((where_, app));
+                }
+                Err(e) => problems.push(format!("{where_}: {e}")),
+            }
+        }
+    }
+    let mut out = HashMap::new();
+    for (where_, app) in apps {
+        let id = app.client_id().unwrap_or_default();
+        let secret = std::fs::read_to_string(dir.join(format!("{id}.secret")))
+            .ok()
+            .map(|s| s.trim_end().to_string());
+        match Client::from_connected_app(&app, secret.as_deref()) {
+            Ok(c) => {
+                if out.insert(c.id.clone(), Arc::new(c)).is_some() {
+                    problems.push(format!("{where_}: client ID {id:?} is used twice"));
+                }
+            }
+            Err(ps) => problems.extend(ps.into_iter().map(|p| format!("{where_}: {p}"))),
+        }
+    }
+    if problems.is_empty() {
+        Ok(out)
+    } else {
+        Err(problems)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+
+    const MANIFESTS: &str = r#"
+apiVersion: keyway.dev/v1alpha1
+kind: ConnectedApp
+metadata: {name: wiki, namespace: tools}
+spec:
+  displayName: Team wiki
+  redirectURIs: ["https://wiki.example.com/oauth2/callback"]
+  access: {allowedGroups: [engineering]}
+---
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: ignored}
+---
+apiVersion: keyway.dev/v1alpha1
+kind: ConnectedApp
+metadata: {name: agent}
+spec:
+  displayName: Agent
+  clientType: public
+  trust: thirdParty
+  redirectURIs: ["http://127.0.0.1:33418/callback"]
+"#;
+
+    #[test]
+    fn loads_manifests_with_local_secret() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("apps.yaml"), MANIFESTS).unwrap();
+        std::fs::write(dir.path().join("tools.wiki.secret"), "s3cret\n").unwrap();
+        let reg = Registry::load_dir(dir.path()).unwrap();
+        let wiki = reg.get("tools.wiki").unwrap();
+        assert!(!wiki.public && !wiki.third_party && wiki.authorization_code);
+        assert!(wiki.verify_secret("s3cret", 0));
+        assert!(!wiki.verify_secret("s3cret\n", 0));
+        assert!(!wiki.verify_secret("other", 0));
+        let agent = reg.get("default.agent").unwrap();
+        assert!(agent.public && agent.third_party && agent.secrets.is_empty());
+        assert!(!agent.verify_secret("", 0));
+        assert_eq!(reg.all().len(), 2);
+        // Unchanged directory: no reload.
+        assert_eq!(reg.reload(), Ok(false));
+    }
+
+    #[test]
+    fn invalid_manifests_are_reported_with_their_file() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("bad.yaml"),
+            "apiVersion: keyway.dev/v1alpha1\nkind: ConnectedApp\nmetadata: {name: x}\nspec:\n  displayName: X\n  redirectURIs: [\"http://evil.example/cb\"]\n",
+        )
+        .unwrap();
+        let problems = Registry::load_dir(dir.path()).unwrap_err();
+        assert!(problems[0].contains("bad.yaml"), "{problems:?}");
+        assert!(problems[0].contains("redirectURIs"), "{problems:?}");
+    }
+
+    #[test]
+    fn expired_secret_hash_is_refused() {
+        let mut c = Client::from_connected_app(
+            &serde_yaml::from_str::<ConnectedApp>(
+                "apiVersion: keyway.dev/v1alpha1\nkind: ConnectedApp\nmetadata: {name: s, namespace: n}\nspec:\n  displayName: S\n  grantTypes: [client_credentials]\n",
+            )
+            .unwrap(),
+            None,
+        )
+        .unwrap();
+        c.secrets = vec![SecretHashEntry {
+            hash: contract::secret::hash_client_secret("old"),
+            expires_at: Some(100),
+        }];
+        assert!(c.verify_secret("old", 99));
+        assert!(!c.verify_secret("old", 100));
+    }
+}

@@ -1,0 +1,396 @@
+//! Configuration: command-line flags, each with a `KEYWAY_*` environment equivalent, parsed into
+//! a typed [`Config`] that reports every problem at once.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Parser;
+use url::Url;
+
+use crate::keys::Alg;
+
+/// Exit code for bad configuration (EX_USAGE).
+pub const EXIT_CONFIG: i32 = 64;
+
+/// keyway's OAuth 2.1 / OpenID Connect authorization server.
+///
+/// Clients are read from ConnectedApp manifests (`--clients-dir`), people sign in with static
+/// users (`--users-file`) and/or an upstream OpenID provider (`--upstream-issuer`).
+#[derive(Clone, Debug, Parser)]
+#[command(name = "keyway-issuer", version, about, long_about = None)]
+pub struct Args {
+    /// The issuer identifier: the public base URL, exactly as clients see it (https, or http on
+    /// loopback only), without query or fragment, e.g. `https://login.example.com`.
+    #[arg(long, env = "KEYWAY_ISSUER_URL")]
+    pub issuer_url: String,
+
+    /// Address to listen on.
+    #[arg(long, env = "KEYWAY_LISTEN", default_value = "127.0.0.1:5556")]
+    pub listen: String,
+
+    /// Store URL: `sqlite://PATH` (created if missing) or
+    /// `postgres://user@host/db`.
+    #[arg(
+        long,
+        env = "KEYWAY_STORE",
+        default_value = "sqlite://keyway-issuer.db"
+    )]
+    pub store: String,
+
+    /// Directory of ConnectedApp manifests (`*.yaml`, `*.yml`, `*.json`; several documents per
+    /// file allowed). A manifest without status may have a sibling `<file stem>.secret` file
+    /// holding the client secret in plain text (local use only).
+    #[arg(long, env = "KEYWAY_CLIENTS_DIR")]
+    pub clients_dir: Option<PathBuf>,
+
+    /// YAML file of static users: a list of `{email, name, passwordHash, groups, sub}` (argon2 PHC
+    /// hashes; `sub` defaults to the email).
+    #[arg(long, env = "KEYWAY_USERS_FILE")]
+    pub users_file: Option<PathBuf>,
+
+    /// Directory holding the signing keys (created if missing; keep it private).
+    #[arg(long, env = "KEYWAY_KEYS_DIR", default_value = "keyway-issuer-keys")]
+    pub keys_dir: PathBuf,
+
+    /// Signing algorithm for new keys: ES256, RS256 or EdDSA.
+    #[arg(long, env = "KEYWAY_SIGNING_ALG", default_value = "ES256")]
+    pub signing_alg: String,
+
+    /// How long a key signs before a successor takes over (e.g. `30d`).
+    #[arg(long, env = "KEYWAY_KEY_ROTATION", default_value = "30d")]
+    pub key_rotation: String,
+
+    /// How long a new key is published in the JWKS before it signs (e.g. `1h`).
+    #[arg(long, env = "KEYWAY_KEY_PUBLISH_LEAD", default_value = "1h")]
+    pub key_publish_lead: String,
+
+    /// Default access-token lifetime (a ConnectedApp's `tokenLifetimes.access` overrides it).
+    #[arg(long, env = "KEYWAY_ACCESS_TOKEN_TTL", default_value = "10m")]
+    pub access_token_ttl: String,
+
+    /// Default refresh-token family lifetime (absolute).
+    #[arg(long, env = "KEYWAY_REFRESH_TOKEN_TTL", default_value = "30d")]
+    pub refresh_token_ttl: String,
+
+    /// Default refresh-token idle lifetime: unused this long, it expires.
+    #[arg(long, env = "KEYWAY_REFRESH_IDLE_TTL", default_value = "7d")]
+    pub refresh_idle_ttl: String,
+
+    /// How long a refresh token stays usable after it was rotated (concurrent refreshes).
+    #[arg(long, env = "KEYWAY_REFRESH_GRACE", default_value = "10s")]
+    pub refresh_grace: String,
+
+    /// Authorization-code lifetime.
+    #[arg(long, env = "KEYWAY_CODE_TTL", default_value = "60s")]
+    pub code_ttl: String,
+
+    /// ID-token lifetime.
+    #[arg(long, env = "KEYWAY_ID_TOKEN_TTL", default_value = "10m")]
+    pub id_token_ttl: String,
+
+    /// Sign-in session lifetime (single sign-on).
+    #[arg(long, env = "KEYWAY_SESSION_TTL", default_value = "12h")]
+    pub session_ttl: String,
+
+    /// Enable dynamic client registration (RFC 7591) at `/register`.
+    #[arg(long, env = "KEYWAY_DCR", default_value_t = false)]
+    pub dcr: bool,
+
+    /// Scopes a dynamically registered client may ask for (space-separated).
+    #[arg(
+        long,
+        env = "KEYWAY_DCR_SCOPES",
+        default_value = "openid profile email offline_access"
+    )]
+    pub dcr_scopes: String,
+
+    /// Registrations accepted per minute (all callers together).
+    #[arg(long, env = "KEYWAY_DCR_RATE", default_value_t = 10)]
+    pub dcr_rate: u32,
+
+    /// Log format: `text` or `json`.
+    #[arg(long, env = "KEYWAY_LOG_FORMAT", default_value = "text")]
+    pub log_format: String,
+}
+
+/// Log output format.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Lifetimes, in seconds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Lifetimes {
+    /// Access token.
+    pub access: u64,
+    /// Refresh-token family (absolute).
+    pub refresh: u64,
+    /// Refresh-token idle expiry.
+    pub refresh_idle: u64,
+    /// Grace window after rotation.
+    pub refresh_grace: u64,
+    /// Authorization code.
+    pub code: u64,
+    /// ID token.
+    pub id_token: u64,
+    /// Sign-in session.
+    pub session: u64,
+}
+
+impl Default for Lifetimes {
+    fn default() -> Self {
+        Self {
+            access: 600,
+            refresh: 30 * 86400,
+            refresh_idle: 7 * 86400,
+            refresh_grace: 10,
+            code: 60,
+            id_token: 600,
+            session: 12 * 3600,
+        }
+    }
+}
+
+/// The validated configuration.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Issuer identifier, without a trailing slash.
+    pub issuer: String,
+    /// Listen address.
+    pub listen: SocketAddr,
+    /// Store URL.
+    pub store: String,
+    /// ConnectedApp manifests directory.
+    pub clients_dir: Option<PathBuf>,
+    /// Static users file.
+    pub users_file: Option<PathBuf>,
+    /// Signing keys directory.
+    pub keys_dir: PathBuf,
+    /// Algorithm for new keys.
+    pub signing_alg: Alg,
+    /// Rotation interval.
+    pub key_rotation: Duration,
+    /// Publish lead.
+    pub key_publish_lead: Duration,
+    /// Default lifetimes.
+    pub lifetimes: Lifetimes,
+    /// Dynamic client registration enabled.
+    pub dcr: bool,
+    /// Scopes DCR clients may use.
+    pub dcr_scopes: Vec<String>,
+    /// Registrations per minute.
+    pub dcr_rate: u32,
+    /// Log format.
+    pub log_format: LogFormat,
+    /// Whether cookies get `Secure` (issuer served over https).
+    pub secure_cookies: bool,
+}
+
+impl Config {
+    /// Validates arguments, collecting every problem.
+    pub fn from_args(args: Args) -> Result<Self, Vec<String>> {
+        let mut problems = Vec::new();
+        let issuer = match check_issuer(&args.issuer_url) {
+            Ok(i) => i,
+            Err(p) => {
+                problems.push(format!("--issuer-url: {p}"));
+                String::new()
+            }
+        };
+        let listen = args.listen.parse().unwrap_or_else(|_| {
+            problems.push(format!(
+                "--listen: {:?} is not an address such as 127.0.0.1:5556",
+                args.listen
+            ));
+            SocketAddr::from(([127, 0, 0, 1], 0))
+        });
+        if !(args.store.starts_with("sqlite:")
+            || args.store.starts_with("postgres://")
+            || args.store.starts_with("postgresql://"))
+        {
+            problems.push("--store: must start with sqlite:, postgres:// or postgresql://".into());
+        }
+        let signing_alg = match args.signing_alg.as_str() {
+            "ES256" => Alg::Es256,
+            "RS256" => Alg::Rs256,
+            "EdDSA" => Alg::EdDsa,
+            other => {
+                problems.push(format!(
+                    "--signing-alg: {other:?} is not one of ES256, RS256, EdDSA"
+                ));
+                Alg::Es256
+            }
+        };
+        let mut dur = |flag: &str, v: &str| -> u64 {
+            match parse_duration(v) {
+                Some(d) if d > 0 => d,
+                _ => {
+                    problems.push(format!(
+                        "--{flag}: {v:?} is not a duration such as 30s, 10m, 12h or 30d"
+                    ));
+                    1
+                }
+            }
+        };
+        let lifetimes = Lifetimes {
+            access: dur("access-token-ttl", &args.access_token_ttl),
+            refresh: dur("refresh-token-ttl", &args.refresh_token_ttl),
+            refresh_idle: dur("refresh-idle-ttl", &args.refresh_idle_ttl),
+            refresh_grace: dur("refresh-grace", &args.refresh_grace),
+            code: dur("code-ttl", &args.code_ttl),
+            id_token: dur("id-token-ttl", &args.id_token_ttl),
+            session: dur("session-ttl", &args.session_ttl),
+        };
+        let key_rotation = dur("key-rotation", &args.key_rotation);
+        let key_publish_lead = dur("key-publish-lead", &args.key_publish_lead);
+        if key_publish_lead >= key_rotation {
+            problems.push("--key-publish-lead must be shorter than --key-rotation".into());
+        }
+        if lifetimes.code > 600 {
+            problems.push("--code-ttl: at most 10m (RFC 6749 §4.1.2)".into());
+        }
+        let log_format = match args.log_format.as_str() {
+            "text" => LogFormat::Text,
+            "json" => LogFormat::Json,
+            other => {
+                problems.push(format!("--log-format: {other:?} is not text or json"));
+                LogFormat::Text
+            }
+        };
+        let dcr_scopes: Vec<String> = args
+            .dcr_scopes
+            .split_ascii_whitespace()
+            .map(str::to_string)
+            .collect();
+        if args.dcr && dcr_scopes.iter().any(|s| !crate::scope::is_scope_token(s)) {
+            problems.push("--dcr-scopes: not a space-separated list of scope tokens".into());
+        }
+        for (flag, path) in [
+            ("clients-dir", &args.clients_dir),
+            ("users-file", &args.users_file),
+        ] {
+            if let Some(p) = path
+                && !p.exists()
+            {
+                problems.push(format!("--{flag}: {} does not exist", p.display()));
+            }
+        }
+        if !problems.is_empty() {
+            return Err(problems);
+        }
+        Ok(Self {
+            secure_cookies: issuer.starts_with("https://"),
+            issuer,
+            listen,
+            store: args.store,
+            clients_dir: args.clients_dir,
+            users_file: args.users_file,
+            keys_dir: args.keys_dir,
+            signing_alg,
+            key_rotation: Duration::from_secs(key_rotation),
+            key_publish_lead: Duration::from_secs(key_publish_lead),
+            lifetimes,
+            dcr: args.dcr,
+            dcr_scopes,
+            dcr_rate: args.dcr_rate,
+            log_format,
+        })
+    }
+}
+
+/// Checks an issuer identifier (OIDC Discovery §3 / RFC 8414 §2): https (http on loopback),
+/// no query or fragment. Returns it without a trailing slash.
+fn check_issuer(raw: &str) -> Result<String, String> {
+    let url = Url::parse(raw).map_err(|e| format!("{raw:?} is not a URL ({e})"))?;
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err("must not have a query or fragment".into());
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err("must not contain user information".into());
+    }
+    match url.scheme() {
+        "https" => {}
+        "http" if crate::clients::is_loopback_host(&url) => {}
+        _ => return Err("must be https (http only on 127.0.0.1, [::1] or localhost)".into()),
+    }
+    Ok(raw.trim_end_matches('/').to_string())
+}
+
+/// Parses `90`, `90s`, `10m`, `12h`, `30d` into seconds.
+pub fn parse_duration(s: &str) -> Option<u64> {
+    let s = s.trim();
+    let (num, mult) = match s.as_bytes().last()? {
+        b's' => (&s[..s.len() - 1], 1),
+        b'm' => (&s[..s.len() - 1], 60),
+        b'h' => (&s[..s.len() - 1], 3600),
+        b'd' => (&s[..s.len() - 1], 86400),
+        b'0'..=b'9' => (s, 1),
+        _ => return None,
+    };
+    if num.is_empty() || !num.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    num.parse::<u64>().ok()?.checked_mul(mult)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+
+    fn args(extra: &[&str]) -> Args {
+        let mut v = vec!["keyway-issuer", "--issuer-url", "http://127.0.0.1:5556"];
+        v.extend_from_slice(extra);
+        Args::try_parse_from(v).unwrap()
+    }
+
+    #[test]
+    fn defaults_are_valid() {
+        let c = Config::from_args(args(&[])).unwrap();
+        assert_eq!(c.issuer, "http://127.0.0.1:5556");
+        assert_eq!(c.signing_alg, Alg::Es256);
+        assert!(!c.secure_cookies);
+        assert_eq!(c.lifetimes, Lifetimes::default());
+    }
+
+    #[test]
+    fn every_problem_is_reported() {
+        let mut a = args(&[
+            "--listen",
+            "nowhere",
+            "--signing-alg",
+            "HS256",
+            "--access-token-ttl",
+            "ten",
+            "--log-format",
+            "xml",
+        ]);
+        a.issuer_url = "http://login.example.com".into();
+        let problems = Config::from_args(a).unwrap_err();
+        assert_eq!(problems.len(), 5, "{problems:#?}");
+        assert!(problems[0].starts_with("--issuer-url"));
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("90"), Some(90));
+        assert_eq!(parse_duration("10m"), Some(600));
+        assert_eq!(parse_duration("30d"), Some(30 * 86400));
+        assert_eq!(parse_duration("m"), None);
+        assert_eq!(parse_duration("-1s"), None);
+        assert_eq!(parse_duration("99999999999999999999d"), None);
+    }
+
+    #[test]
+    fn issuer_rules() {
+        assert!(check_issuer("https://login.example.com/").is_ok());
+        assert!(check_issuer("http://localhost:8080").is_ok());
+        assert!(check_issuer("https://x.example/?a=b").is_err());
+        assert!(check_issuer("ftp://x.example").is_err());
+    }
+}

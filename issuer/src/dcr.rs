@@ -1,0 +1,317 @@
+//! Dynamic client registration (RFC 7591), off unless `--dcr` is given.
+//!
+//! Registered clients are public (`token_endpoint_auth_method: none`), third-party (consent is
+//! always shown), limited to the configured scopes, and may only use loopback http or https
+//! redirect URIs without fragments. Registrations are rate-limited (all callers together).
+
+use std::sync::Mutex;
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+use http::{HeaderMap, HeaderValue, StatusCode, header};
+use serde::Deserialize;
+use serde_json::json;
+use url::Url;
+
+use crate::clients::{Client, Source, is_loopback_host};
+use crate::error::{Error, ErrorCode, Result};
+use crate::server::{Shared, store_err};
+use crate::store::RegisteredClient;
+
+/// Prefix of every dynamically registered client ID.
+pub const ID_PREFIX: &str = "dcr.";
+
+/// DCR settings and the rate limiter.
+#[derive(Debug)]
+pub struct DcrSettings {
+    /// Scopes registered clients may use.
+    pub scopes: Vec<String>,
+    per_minute: u32,
+    window: Mutex<(i64, u32)>,
+}
+
+impl DcrSettings {
+    /// New settings.
+    pub fn new(scopes: Vec<String>, per_minute: u32) -> Self {
+        Self {
+            scopes,
+            per_minute,
+            window: Mutex::new((0, 0)),
+        }
+    }
+
+    fn admit(&self, now: i64) -> bool {
+        let mut w = self
+            .window
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let minute = now / 60;
+        if w.0 != minute {
+            *w = (minute, 0);
+        }
+        if w.1 >= self.per_minute {
+            return false;
+        }
+        w.1 += 1;
+        true
+    }
+}
+
+#[derive(Deserialize)]
+struct Metadata {
+    #[serde(default)]
+    redirect_uris: Vec<String>,
+    #[serde(default)]
+    client_name: Option<String>,
+    #[serde(default)]
+    token_endpoint_auth_method: Option<String>,
+    #[serde(default)]
+    grant_types: Option<Vec<String>>,
+    #[serde(default)]
+    response_types: Option<Vec<String>>,
+    #[serde(default)]
+    scope: Option<String>,
+    #[serde(default)]
+    logo_uri: Option<String>,
+    #[serde(default)]
+    client_uri: Option<String>,
+}
+
+fn meta_err(code: ErrorCode, msg: impl Into<std::borrow::Cow<'static, str>>) -> Error {
+    Error::oauth(code, msg)
+}
+
+fn check_redirect(uri: &str) -> bool {
+    let Ok(u) = Url::parse(uri) else {
+        return false;
+    };
+    if u.fragment().is_some() || !u.username().is_empty() || u.password().is_some() {
+        return false;
+    }
+    if uri.len() > 2048 || uri.chars().any(char::is_whitespace) {
+        return false;
+    }
+    match u.scheme() {
+        "https" => u.has_host(),
+        "http" => is_loopback_host(&u),
+        _ => false,
+    }
+}
+
+/// `POST /register`
+pub async fn register(
+    State(iss): State<Shared>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response> {
+    let Some(dcr) = &iss.dcr else {
+        return Err(Error::page(
+            StatusCode::NOT_FOUND,
+            "Not found",
+            "There is nothing at this address.",
+        ));
+    };
+    let is_json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.split(';')
+                .next()
+                .is_some_and(|t| t.trim() == "application/json")
+        });
+    if !is_json {
+        return Err(Error::invalid_request("the body must be application/json"));
+    }
+    if body.len() > 16 * 1024 {
+        return Err(meta_err(
+            ErrorCode::InvalidClientMetadata,
+            "metadata too large",
+        ));
+    }
+    let meta: Metadata = serde_json::from_slice(&body).map_err(|_| {
+        meta_err(
+            ErrorCode::InvalidClientMetadata,
+            "malformed client metadata",
+        )
+    })?;
+    if meta.redirect_uris.is_empty() || meta.redirect_uris.len() > 10 {
+        return Err(meta_err(
+            ErrorCode::InvalidRedirectUri,
+            "one to ten redirect_uris are required",
+        ));
+    }
+    if let Some(bad) = meta.redirect_uris.iter().find(|u| !check_redirect(u)) {
+        let _ = bad;
+        return Err(meta_err(
+            ErrorCode::InvalidRedirectUri,
+            "redirect URIs must be https, or http on a loopback address, without fragment",
+        ));
+    }
+    match meta.token_endpoint_auth_method.as_deref() {
+        None | Some("none") => {}
+        Some(_) => {
+            return Err(meta_err(
+                ErrorCode::InvalidClientMetadata,
+                "only public clients (token_endpoint_auth_method none) may register",
+            ));
+        }
+    }
+    let grants = meta
+        .grant_types
+        .clone()
+        .unwrap_or_else(|| vec!["authorization_code".into()]);
+    if grants.is_empty()
+        || grants
+            .iter()
+            .any(|g| g != "authorization_code" && g != "refresh_token")
+    {
+        return Err(meta_err(
+            ErrorCode::InvalidClientMetadata,
+            "grant_types may only contain authorization_code and refresh_token",
+        ));
+    }
+    if let Some(rt) = &meta.response_types
+        && rt.iter().any(|r| r != "code")
+    {
+        return Err(meta_err(
+            ErrorCode::InvalidClientMetadata,
+            "response_types may only contain code",
+        ));
+    }
+    let scopes: Vec<String> = match &meta.scope {
+        None => dcr.scopes.clone(),
+        Some(s) => match crate::scope::parse(s) {
+            Some(v) if v.iter().all(|x| dcr.scopes.contains(x)) => v,
+            _ => {
+                return Err(meta_err(
+                    ErrorCode::InvalidClientMetadata,
+                    "scope contains a scope registered clients may not use",
+                ));
+            }
+        },
+    };
+    let name = meta
+        .client_name
+        .clone()
+        .filter(|n| !n.trim().is_empty())
+        .unwrap_or_else(|| "Unnamed app".into());
+    if name.chars().count() > 100 || name.chars().any(char::is_control) {
+        return Err(meta_err(
+            ErrorCode::InvalidClientMetadata,
+            "client_name is too long",
+        ));
+    }
+    let logo = meta
+        .logo_uri
+        .clone()
+        .filter(|l| l.starts_with("https://") && check_redirect(l));
+    let now = iss.clock.now();
+    if !dcr.admit(now) {
+        return Err(Error::oauth(
+            ErrorCode::RateLimited,
+            "too many registrations, try again later",
+        ));
+    }
+    let client_id = format!("{ID_PREFIX}{}", crate::util::random_id());
+    let mut registered = json!({
+        "client_id": client_id,
+        "client_id_issued_at": now,
+        "client_name": name,
+        "redirect_uris": meta.redirect_uris,
+        "grant_types": grants,
+        "response_types": ["code"],
+        "token_endpoint_auth_method": "none",
+        "scope": scopes.join(" "),
+    });
+    if let (Some(l), Some(o)) = (logo, registered.as_object_mut()) {
+        o.insert("logo_uri".into(), l.into());
+    }
+    if let (Some(c), Some(o)) = (meta.client_uri.clone(), registered.as_object_mut())
+        && c.starts_with("https://")
+        && check_redirect(&c)
+    {
+        o.insert("client_uri".into(), c.into());
+    }
+    iss.store
+        .put_client(&RegisteredClient {
+            client_id: client_id.clone(),
+            metadata: registered.clone(),
+            created_at: now,
+        })
+        .await
+        .map_err(store_err)?;
+    tracing::info!(client_id = %client_id, "registered a client");
+    let mut res = (StatusCode::CREATED, registered.to_string()).into_response();
+    res.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    res.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(res)
+}
+
+/// The client of a registration row.
+pub fn client_from_row(row: &RegisteredClient) -> Option<Client> {
+    let m = &row.metadata;
+    let strings = |k: &str| -> Vec<String> {
+        m.get(k)
+            .and_then(|v| v.as_array())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|x| x.as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let grants = strings("grant_types");
+    Some(Client {
+        id: row.client_id.clone(),
+        name: m.get("client_name")?.as_str()?.to_string(),
+        description: None,
+        logo_uri: m
+            .get("logo_uri")
+            .and_then(|v| v.as_str())
+            .map(str::to_string),
+        public: true,
+        third_party: true,
+        redirect_uris: strings("redirect_uris"),
+        post_logout_redirect_uris: Vec::new(),
+        authorization_code: grants.iter().any(|g| g == "authorization_code"),
+        refresh_token: grants.iter().any(|g| g == "refresh_token"),
+        client_credentials: false,
+        scopes: crate::scope::parse(m.get("scope")?.as_str()?)?,
+        resource: None,
+        access: Default::default(),
+        lifetimes: None,
+        secrets: Vec::new(),
+        source: Source::Dynamic,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redirect_rules() {
+        assert!(check_redirect("http://127.0.0.1:1234/cb"));
+        assert!(check_redirect("http://localhost/cb"));
+        assert!(check_redirect("https://app.example/cb"));
+        assert!(!check_redirect("http://app.example/cb"));
+        assert!(!check_redirect("https://app.example/cb#x"));
+        assert!(!check_redirect("https://u:p@app.example/cb"));
+        assert!(!check_redirect("javascript:alert(1)"));
+        assert!(!check_redirect("com.example.app:/cb"));
+    }
+
+    #[test]
+    fn rate_limit_per_minute() {
+        let d = DcrSettings::new(vec![], 2);
+        assert!(d.admit(60));
+        assert!(d.admit(61));
+        assert!(!d.admit(62));
+        assert!(d.admit(120));
+    }
+}

@@ -1,0 +1,194 @@
+//! Request parameters from a query string or an `application/x-www-form-urlencoded` body.
+//!
+//! RFC 6749 §3.1: "Request and response parameters MUST NOT be included more than once", and
+//! parameters sent without a value are treated as omitted. Sizes are bounded so that oversized
+//! input is refused with `invalid_request` before anything else looks at it.
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use http::request::Parts;
+use http::{Method, header};
+
+use crate::error::Error;
+
+/// Longest accepted parameter value (an `id_token_hint` fits comfortably).
+pub const MAX_VALUE: usize = 4096;
+/// Most parameters accepted in one request.
+pub const MAX_PARAMS: usize = 64;
+/// Largest accepted form body.
+pub const MAX_BODY: usize = 64 * 1024;
+
+/// Parsed parameters, each name at most once; empty values dropped.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Params(Vec<(String, String)>);
+
+impl Params {
+    /// Parses `application/x-www-form-urlencoded` input.
+    pub fn parse(input: &[u8]) -> Result<Self, Error> {
+        let mut out: Vec<(String, String)> = Vec::new();
+        for (name, value) in url::form_urlencoded::parse(input) {
+            if name.len() > 64 || value.len() > MAX_VALUE {
+                return Err(Error::invalid_request("a parameter is too long"));
+            }
+            if out.len() >= MAX_PARAMS {
+                return Err(Error::invalid_request("too many parameters"));
+            }
+            if out.iter().any(|(n, _)| *n == name) {
+                return Err(Error::invalid_request(format!(
+                    "parameter {} is repeated",
+                    safe_name(&name)
+                )));
+            }
+            out.push((name.into_owned(), value.into_owned()));
+        }
+        out.retain(|(_, v)| !v.is_empty());
+        Ok(Self(out))
+    }
+
+    /// The value of a parameter, if present and non-empty.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The value of a required parameter.
+    pub fn require(&self, name: &'static str) -> Result<&str, Error> {
+        self.get(name)
+            .ok_or_else(|| Error::invalid_request(format!("missing parameter {name}")))
+    }
+
+    /// Every parameter, in order.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.0.iter().map(|(n, v)| (n.as_str(), v.as_str()))
+    }
+
+    /// Builds from pairs (tests and internal use).
+    pub fn from_pairs<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Self {
+        Self(
+            pairs
+                .into_iter()
+                .filter(|(_, v)| !v.is_empty())
+                .map(|(n, v)| (n.to_string(), v.to_string()))
+                .collect(),
+        )
+    }
+
+    /// Re-encodes as a query string.
+    pub fn to_query(&self) -> String {
+        let mut s = url::form_urlencoded::Serializer::new(String::new());
+        for (n, v) in &self.0 {
+            s.append_pair(n, v);
+        }
+        s.finish()
+    }
+
+    /// Removes a parameter.
+    pub fn remove(&mut self, name: &str) {
+        self.0.retain(|(n, _)| n != name);
+    }
+}
+
+/// A parameter name fit to echo in an error description.
+fn safe_name(name: &str) -> String {
+    if name.len() <= 40
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    {
+        name.to_string()
+    } else {
+        "(unprintable)".to_string()
+    }
+}
+
+/// Parameters from the query string.
+#[derive(Clone, Debug, Default)]
+pub struct Query(pub Params);
+
+impl<S: Send + Sync> FromRequestParts<S> for Query {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Error> {
+        let q = parts.uri.query().unwrap_or("");
+        if q.len() > MAX_BODY {
+            return Err(Error::invalid_request("the query string is too long"));
+        }
+        Params::parse(q.as_bytes()).map(Query)
+    }
+}
+
+/// Parameters from a form body (POST) or, for GET, from the query string (OIDC allows both for
+/// the authorization, userinfo and end-session endpoints).
+#[derive(Clone, Debug, Default)]
+pub struct Form(pub Params);
+
+impl<S: Send + Sync> FromRequest<S> for Form {
+    type Rejection = Error;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Error> {
+        if req.method() != Method::POST {
+            let (mut parts, _) = req.into_parts();
+            return Query::from_request_parts(&mut parts, state)
+                .await
+                .map(|q| Form(q.0));
+        }
+        let is_form = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(';').next())
+            .is_some_and(|v| {
+                v.trim()
+                    .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+            });
+        if !is_form {
+            return Err(Error::invalid_request(
+                "the body must be application/x-www-form-urlencoded",
+            ));
+        }
+        let body = axum::body::to_bytes(req.into_body(), MAX_BODY)
+            .await
+            .map_err(|_| Error::invalid_request("the request body is too large"))?;
+        parse_body(&body).map(Form)
+    }
+}
+
+fn parse_body(body: &Bytes) -> Result<Params, Error> {
+    Params::parse(body)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+
+    #[test]
+    fn repeated_parameter_is_refused() {
+        let e = Params::parse(b"a=1&b=2&a=3").unwrap_err();
+        assert_eq!(e.to_string(), "invalid_request: parameter a is repeated");
+    }
+
+    #[test]
+    fn empty_values_are_omitted_and_decoding_works() {
+        let p = Params::parse(b"scope=openid+email&state=&x=%2F").unwrap();
+        assert_eq!(p.get("scope"), Some("openid email"));
+        assert_eq!(p.get("state"), None);
+        assert_eq!(p.get("x"), Some("/"));
+    }
+
+    #[test]
+    fn oversized_values_are_refused() {
+        let long = format!("a={}", "x".repeat(MAX_VALUE + 1));
+        assert!(Params::parse(long.as_bytes()).is_err());
+        let many: String = (0..=MAX_PARAMS).map(|i| format!("p{i}=1&")).collect();
+        assert!(Params::parse(many.as_bytes()).is_err());
+    }
+
+    #[test]
+    fn unprintable_names_are_not_echoed() {
+        let e = Params::parse(b"%3Cscript%3E=1&%3Cscript%3E=2").unwrap_err();
+        assert!(!e.to_string().contains('<'));
+    }
+}

@@ -1,0 +1,301 @@
+//! The issuer's shared state, its router, and [`serve`].
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::extract::{MatchedPath, Request, State};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use http::{HeaderValue, StatusCode, header};
+use tokio::net::TcpListener;
+
+use crate::clients::{Client, Registry};
+use crate::config::{Config, Lifetimes};
+use crate::error::{Error, Result};
+use crate::keys::Keys;
+use crate::metrics::{Metrics, RouteLabels};
+use crate::store::Store;
+use crate::users::Users;
+use crate::util::Clock;
+
+/// Everything a request handler needs.
+pub struct Issuer {
+    /// Issuer identifier (no trailing slash).
+    pub issuer: String,
+    /// Default lifetimes.
+    pub lifetimes: Lifetimes,
+    /// Signing keys.
+    pub keys: Keys,
+    /// ConnectedApp clients.
+    pub clients: Registry,
+    /// Static users.
+    pub users: Users,
+    /// Persistent state.
+    pub store: Arc<dyn Store>,
+    /// Clock.
+    pub clock: Clock,
+    /// Metrics.
+    pub metrics: Metrics,
+    /// Cookies get `Secure` and the `__Host-` prefix.
+    pub secure_cookies: bool,
+    /// Dynamic client registration settings (`None`: disabled).
+    pub dcr: Option<crate::dcr::DcrSettings>,
+}
+
+impl std::fmt::Debug for Issuer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Issuer")
+            .field("issuer", &self.issuer)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Shared handle to the issuer.
+pub type Shared = Arc<Issuer>;
+
+impl Issuer {
+    /// Builds the issuer from configuration and an opened store: loads keys, clients and users.
+    /// Every problem is returned at once.
+    pub fn new(config: &Config, store: Arc<dyn Store>) -> Result<Self, Vec<String>> {
+        let clock = Clock::default();
+        let mut problems = Vec::new();
+        let clients = match &config.clients_dir {
+            Some(dir) => Registry::load_dir(dir).unwrap_or_else(|p| {
+                problems.extend(p);
+                Registry::default()
+            }),
+            None => Registry::default(),
+        };
+        let users = match &config.users_file {
+            Some(f) => Users::load(f).unwrap_or_else(|p| {
+                problems.extend(p);
+                Users::default()
+            }),
+            None => Users::default(),
+        };
+        let l = config.lifetimes;
+        let max_client_access = clients
+            .all()
+            .iter()
+            .filter_map(|c| c.lifetimes.map(|l| l.access))
+            .max()
+            .unwrap_or(0);
+        // Client lifetimes may change on reload; allow for the longest that ConnectedApp permits.
+        let max_ttl = l
+            .access
+            .max(l.id_token)
+            .max(max_client_access)
+            .max(24 * 3600);
+        let keys = Keys::open(
+            &config.keys_dir,
+            config.signing_alg,
+            config.key_rotation.as_secs(),
+            config.key_publish_lead.as_secs(),
+            max_ttl,
+            clock.now_u64(),
+        );
+        let keys = match keys {
+            Ok(k) => Some(k),
+            Err(e) => {
+                problems.push(format!("--keys-dir: {e}"));
+                None
+            }
+        };
+        let (Some(keys), true) = (keys, problems.is_empty()) else {
+            return Err(problems);
+        };
+        Ok(Self {
+            issuer: config.issuer.clone(),
+            lifetimes: l,
+            keys,
+            clients,
+            users,
+            store,
+            clock,
+            metrics: Metrics::default(),
+            secure_cookies: config.secure_cookies,
+            dcr: config
+                .dcr
+                .then(|| crate::dcr::DcrSettings::new(config.dcr_scopes.clone(), config.dcr_rate)),
+        })
+    }
+
+    /// A URL on this issuer.
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.issuer)
+    }
+
+    /// A client by ID: ConnectedApps first, then dynamically registered clients.
+    pub async fn client(&self, id: &str) -> Result<Option<Arc<Client>>> {
+        if let Some(c) = self.clients.get(id) {
+            return Ok(Some(c));
+        }
+        if self.dcr.is_none() || !id.starts_with(crate::dcr::ID_PREFIX) {
+            return Ok(None);
+        }
+        let row = self.store.get_client(id).await.map_err(store_err)?;
+        Ok(row.and_then(|r| crate::dcr::client_from_row(&r).map(Arc::new)))
+    }
+
+    /// Every resource (audience) a token may be issued for: the `resource` of each ConnectedApp.
+    pub fn resource_owner(&self, resource: &str) -> Option<Arc<Client>> {
+        self.clients
+            .all()
+            .into_iter()
+            .find(|c| c.resource.as_deref() == Some(resource))
+    }
+}
+
+/// Maps a store error to the HTTP error (503 when unavailable).
+pub fn store_err(e: crate::store::StoreError) -> Error {
+    if e.is_unavailable() {
+        Error::unavailable(e)
+    } else {
+        Error::Internal(format!("store: {e}").into())
+    }
+}
+
+/// The router with every endpoint.
+pub fn router(issuer: Shared) -> Router {
+    Router::new()
+        .route(
+            "/.well-known/openid-configuration",
+            get(crate::discovery::openid_configuration),
+        )
+        .route(
+            "/.well-known/oauth-authorization-server",
+            get(crate::discovery::oauth_metadata),
+        )
+        .route("/jwks", get(crate::discovery::jwks))
+        .route(
+            "/authorize",
+            get(crate::authorize::authorize).post(crate::authorize::authorize),
+        )
+        .route("/login", post(crate::authorize::login))
+        .route("/consent", post(crate::authorize::consent))
+        .route("/token", post(crate::token::token))
+        .route(
+            "/userinfo",
+            get(crate::token::userinfo).post(crate::token::userinfo),
+        )
+        .route("/revoke", post(crate::token::revoke))
+        .route("/introspect", post(crate::token::introspect))
+        .route(
+            "/end_session",
+            get(crate::account::end_session).post(crate::account::end_session),
+        )
+        .route("/logout", post(crate::account::logout))
+        .route("/account", get(crate::account::account))
+        .route("/account/revoke", post(crate::account::revoke_grant))
+        .route("/register", post(crate::dcr::register))
+        .route("/assets/keyway.css", get(crate::pages::stylesheet))
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .fallback(not_found)
+        .layer(middleware::from_fn_with_state(issuer.clone(), observe))
+        .with_state(issuer)
+}
+
+async fn not_found() -> Error {
+    Error::page(
+        StatusCode::NOT_FOUND,
+        "Not found",
+        "There is nothing at this address.",
+    )
+}
+
+async fn readyz(State(iss): State<Shared>) -> Response {
+    match iss.store.ping().await {
+        Ok(()) => (StatusCode::OK, "ready").into_response(),
+        Err(e) => {
+            tracing::warn!(error = %e, "store ping failed");
+            (StatusCode::SERVICE_UNAVAILABLE, "store unavailable").into_response()
+        }
+    }
+}
+
+async fn metrics(State(iss): State<Shared>) -> Response {
+    let mut res = iss.metrics.encode().into_response();
+    res.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),
+    );
+    res
+}
+
+/// Per-request span (named by route, never carrying query strings), metrics, and a catch-all
+/// that turns a panic-free but unexpected 500 into a logged event.
+async fn observe(State(iss): State<Shared>, req: Request, next: Next) -> Response {
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or("unmatched", |m| m.as_str())
+        .to_string();
+    let method = req.method().clone();
+    let start = Instant::now();
+    let span = tracing::info_span!("request", %method, route = %route);
+    let res = tracing::Instrument::instrument(next.run(req), span.clone()).await;
+    let status = res.status().as_u16();
+    let labels = RouteLabels { route, status };
+    iss.metrics.requests.get_or_create(&labels).inc();
+    iss.metrics
+        .latency
+        .get_or_create(&labels)
+        .observe(start.elapsed().as_secs_f64());
+    span.in_scope(|| tracing::debug!(status, "done"));
+    res
+}
+
+/// Runs the issuer on `listener` until `shutdown` completes: serves the router and runs
+/// background work (key rotation, client manifest reload, expired-row cleanup). This is what
+/// `keyway-issuer` runs and what `keyway demo` embeds.
+pub async fn serve(
+    config: Config,
+    store: Arc<dyn Store>,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let issuer = Issuer::new(&config, store).map_err(|p| anyhow::anyhow!(p.join("\n")))?;
+    let issuer: Shared = Arc::new(issuer);
+    let background = tokio::spawn(background(issuer.clone()));
+    let app = router(issuer);
+    let res = axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await;
+    background.abort();
+    res.map_err(Into::into)
+}
+
+async fn background(iss: Shared) {
+    let mut tick = tokio::time::interval(Duration::from_secs(5));
+    let mut n: u64 = 0;
+    loop {
+        tick.tick().await;
+        n += 1;
+        match iss.clients.reload() {
+            Ok(true) => tracing::info!("reloaded ConnectedApp manifests"),
+            Ok(false) => {}
+            Err(problems) => {
+                for p in problems {
+                    tracing::warn!(problem = %p, "ConnectedApp manifests not reloaded");
+                }
+            }
+        }
+        if n.is_multiple_of(12) {
+            let iss2 = iss.clone();
+            let now = iss.clock.now_u64();
+            let rotated = tokio::task::spawn_blocking(move || iss2.keys.rotate(now)).await;
+            if let Ok(Err(e)) = rotated {
+                tracing::error!(error = %e, "key rotation failed");
+            }
+            match iss.store.cleanup_expired(iss.clock.now()).await {
+                Ok(c) => tracing::debug!(?c, "cleaned up expired rows"),
+                Err(e) => tracing::warn!(error = %e, "cleanup failed"),
+            }
+        }
+    }
+}

@@ -1,0 +1,134 @@
+//! Browser plumbing: the issuer's sign-in session cookie and CSRF protection of forms.
+//!
+//! - Session: cookie `keyway_issuer_session` (`__Host-keyway_issuer_session` over https) holding
+//!   a 256-bit random value; the store keeps only its SHA-256. HttpOnly, SameSite=Lax, Path=/.
+//!   The name differs from keyway-proxy's cookies (cookies ignore ports on 127.0.0.1).
+//! - CSRF: double-submit. Cookie `keyway_issuer_csrf` (HttpOnly, SameSite=Strict) holds a random
+//!   token that every form repeats in a hidden `csrf` field; POSTs compare both in constant
+//!   time. SameSite=Lax on the session cookie already keeps cross-site POSTs unauthenticated.
+
+use http::{HeaderMap, HeaderValue, StatusCode, header};
+use subtle::ConstantTimeEq;
+
+use crate::error::{Error, Result};
+use crate::server::{Issuer, store_err};
+use crate::store::{SecretHash, Session};
+
+/// Base name of the session cookie.
+pub const SESSION_COOKIE: &str = "keyway_issuer_session";
+/// Base name of the CSRF cookie.
+pub const CSRF_COOKIE: &str = "keyway_issuer_csrf";
+
+impl Issuer {
+    /// The session cookie's name (with `__Host-` over https).
+    pub fn session_cookie_name(&self) -> &'static str {
+        if self.secure_cookies {
+            "__Host-keyway_issuer_session"
+        } else {
+            SESSION_COOKIE
+        }
+    }
+
+    /// The CSRF cookie's name.
+    pub fn csrf_cookie_name(&self) -> &'static str {
+        if self.secure_cookies {
+            "__Host-keyway_issuer_csrf"
+        } else {
+            CSRF_COOKIE
+        }
+    }
+
+    fn cookie(&self, name: &str, value: &str, max_age: i64, same_site: &str) -> HeaderValue {
+        let secure = if self.secure_cookies { "; Secure" } else { "" };
+        let s = format!(
+            "{name}={value}; Path=/; HttpOnly; SameSite={same_site}; Max-Age={max_age}{secure}"
+        );
+        HeaderValue::from_str(&s)
+            .unwrap_or_else(|_| HeaderValue::from_static("invalid=; Max-Age=0"))
+    }
+
+    /// `Set-Cookie` for a new session.
+    pub fn session_cookie(&self, value: &str) -> HeaderValue {
+        let ttl = i64::try_from(self.lifetimes.session).unwrap_or(i64::MAX);
+        self.cookie(self.session_cookie_name(), value, ttl, "Lax")
+    }
+
+    /// `Set-Cookie` that clears the session.
+    pub fn clear_session_cookie(&self) -> HeaderValue {
+        self.cookie(self.session_cookie_name(), "", 0, "Lax")
+    }
+
+    /// The live session of the request, if any.
+    pub async fn session(&self, headers: &HeaderMap) -> Result<Option<(SecretHash, Session)>> {
+        let Some(value) = cookie(headers, self.session_cookie_name()) else {
+            return Ok(None);
+        };
+        if value.len() != 43 {
+            return Ok(None);
+        }
+        let hash = SecretHash::of(value);
+        let s = self
+            .store
+            .get_session(&hash, self.clock.now())
+            .await
+            .map_err(store_err)?;
+        Ok(s.map(|s| (hash, s)))
+    }
+
+    /// The CSRF token of the request (existing cookie), or a new one with its `Set-Cookie`.
+    pub fn csrf(&self, headers: &HeaderMap) -> (String, Option<HeaderValue>) {
+        match cookie(headers, self.csrf_cookie_name()) {
+            Some(v) if v.len() == 43 => (v.to_string(), None),
+            _ => {
+                let t = crate::util::random_token();
+                let c = self.cookie(self.csrf_cookie_name(), &t, 86400, "Strict");
+                (t, Some(c))
+            }
+        }
+    }
+
+    /// Checks a submitted form's CSRF field against the cookie.
+    pub fn check_csrf(&self, headers: &HeaderMap, field: Option<&str>) -> Result<()> {
+        let cookie = cookie(headers, self.csrf_cookie_name()).unwrap_or("");
+        let field = field.unwrap_or("");
+        let ok = !cookie.is_empty() && bool::from(cookie.as_bytes().ct_eq(field.as_bytes()));
+        if ok {
+            Ok(())
+        } else {
+            Err(Error::page(
+                StatusCode::FORBIDDEN,
+                "This form has expired",
+                "For your security the form could not be accepted (missing or wrong CSRF \
+                 token). Go back, reload the page and try again.",
+            ))
+        }
+    }
+}
+
+/// The value of a cookie (first occurrence).
+pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|kv| kv.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+
+    #[test]
+    fn cookie_parsing() {
+        let mut h = HeaderMap::new();
+        h.append(header::COOKIE, HeaderValue::from_static("a=1; b=2"));
+        h.append(header::COOKIE, HeaderValue::from_static("c=3"));
+        assert_eq!(cookie(&h, "b"), Some("2"));
+        assert_eq!(cookie(&h, "c"), Some("3"));
+        assert_eq!(cookie(&h, "d"), None);
+    }
+}
