@@ -1,0 +1,290 @@
+"""The Helm chart, rendered by real helm and validated by kubernetes-validate --strict."""
+
+import json
+import pathlib
+import re
+
+import pytest
+import yaml
+
+from conftest import (CHART, HELM, ROOT, env_of, find, kube_validate, render, run, template)
+import gen_schema
+
+VALUE_SETS = {
+    "default": {},
+    "postgres": {
+        "issuer.store.type": "postgres",
+        "issuer.store.postgres.existingSecret": "keyway-pg",
+        "issuer.replicas": 3,
+        "issuer.signingKeys.existingSecret": "keyway-signing-keys",
+    },
+    "cert-manager": {"operator.webhook.certManager.enabled": True},
+    "cert-manager-cluster-issuer": {
+        "operator.webhook.certManager.enabled": True,
+        "operator.webhook.certManager.issuerRef": {"name": "corp-ca", "kind": "ClusterIssuer"},
+    },
+    "replicas": {
+        "operator.replicas": 3,
+        "issuer.replicas": 2,
+        "issuer.store.type": "postgres",
+        "issuer.store.postgres.existingSecret": "pg",
+        "issuer.store.postgres.urlKey": "dsn",
+        "issuer.signingKeys.existingSecret": "keys",
+    },
+    "custom-image": {
+        "operator.image.repository": "registry.internal:5000/platform/keyway-operator",
+        "operator.image.tag": "1.2.3",
+        "issuer.image.repository": "registry.internal:5000/platform/keyway-issuer",
+        "issuer.image.tag": "sha256:" + "a" * 64,
+        "sidecar.image.repository": "registry.internal:5000/platform/keyway-proxy",
+        "sidecar.image.tag": "1.2.3-rc.1",
+        "sidecar.image.pullPolicy": "Always",
+        "imagePullSecrets": ["regcred"],
+    },
+    "everything-on": {
+        "issuer.url": "https://login.corp.example",
+        "networkPolicy.enabled": True,
+        "networkPolicy.metricsFrom": [{"namespaceSelector": {"matchLabels": {"name": "monitoring"}}}],
+        "serviceMonitor.enabled": True,
+        "serviceMonitor.labels": {"release": "prom"},
+        "issuer.staticUsers.existingSecret": "users",
+        "issuer.dynamicClientRegistration.enabled": True,
+        "operator.watchNamespace": "tools",
+        "operator.webhook.excludeNamespaces": ["monitoring"],
+        "sidecar.resources.limits.cpu": "500m",
+        "issuer.extraEnv": [{"name": "RUST_LOG", "value": "debug"}],
+        "commonLabels": {"team": "platform"},
+    },
+}
+
+
+@pytest.mark.parametrize("name", VALUE_SETS)
+def test_lint_strict(name, tmp_path):
+    values = tmp_path / "values.yaml"
+    from conftest import nest
+
+    values.write_text(yaml.safe_dump(nest(VALUE_SETS[name])))
+    proc = run([HELM, "lint", "--strict", str(CHART), "-f", str(values)])
+    assert "0 chart(s) failed" in proc.stdout
+
+
+@pytest.mark.parametrize("name", VALUE_SETS)
+def test_rendered_manifests_are_valid(name, tmp_path):
+    out = tmp_path / "rendered.yaml"
+    out.write_text(template(VALUE_SETS[name]).stdout)
+    report = kube_validate(out)
+    # Only the cert-manager and Prometheus Operator kinds lack built-in schemas.
+    for line in report.splitlines():
+        if line.startswith("WARN"):
+            assert re.search(r"kind (Certificate|Issuer|ServiceMonitor) with api version "
+                             r"(cert-manager\.io|monitoring\.coreos\.com)/v1", line), line
+
+
+def deployment(docs, suffix):
+    return next(d for d in find(docs, "Deployment") if d["metadata"]["name"].endswith(suffix))
+
+
+def container(dep, name):
+    return next(c for c in dep["spec"]["template"]["spec"]["containers"] if c["name"] == name)
+
+
+def test_default_install():
+    docs = render({})
+    op = deployment(docs, "-operator")
+    issuer = deployment(docs, "-issuer")
+    # Separate ServiceAccounts.
+    assert op["spec"]["template"]["spec"]["serviceAccountName"] == "kw-keyway-operator"
+    assert issuer["spec"]["template"]["spec"]["serviceAccountName"] == "kw-keyway-issuer"
+    # SQLite on a PVC, one replica, Recreate.
+    pvc = find(docs, "PersistentVolumeClaim")[0]
+    assert issuer["spec"]["replicas"] == 1
+    assert issuer["spec"]["strategy"]["type"] == "Recreate"
+    vols = {v["name"]: v for v in issuer["spec"]["template"]["spec"]["volumes"]}
+    assert vols["data"]["persistentVolumeClaim"]["claimName"] == pvc["metadata"]["name"]
+    env = env_of(container(issuer, "issuer"))
+    assert env["KEYWAY_STORE"] == "sqlite:///var/lib/keyway/issuer.db"
+    assert env["KEYWAY_ISSUER_URL"] == "https://login.example.com"
+    # Webhook wiring: the names the webhook is told are the names the chart creates.
+    wh = env_of(container(op, "webhook"))
+    mwc = find(docs, "MutatingWebhookConfiguration")[0]
+    assert wh["KEYWAY_WEBHOOK_CONFIGURATION"] == mwc["metadata"]["name"]
+    assert wh["KEYWAY_WEBHOOK_CERT_MODE"] == "managed"
+    hook = mwc["webhooks"][0]
+    svc = find(docs, "Service", hook["clientConfig"]["service"]["name"])[0]
+    assert wh["KEYWAY_WEBHOOK_SERVICE"] == svc["metadata"]["name"]
+    assert svc["spec"]["ports"][0]["targetPort"] == "webhook"
+    assert hook["objectSelector"] == {"matchLabels": {"keyway.dev/inject": "enabled"}}
+    assert hook["rules"][0]["operations"] == ["CREATE"]
+    assert "caBundle" not in hook["clientConfig"]  # the operator patches it in
+    assert "keyway-system" in hook["namespaceSelector"]["matchExpressions"][0]["values"]
+    # The controller's issuer URL is the issuer's.
+    assert env_of(container(op, "controller"))["KEYWAY_ISSUER_URL"] == env["KEYWAY_ISSUER_URL"]
+    # Hardened pods.
+    for dep in (op, issuer):
+        spec = dep["spec"]["template"]["spec"]
+        assert spec["securityContext"]["runAsNonRoot"] is True
+        for c in spec["containers"]:
+            sc = c["securityContext"]
+            assert sc["readOnlyRootFilesystem"] and not sc["allowPrivilegeEscalation"]
+            assert sc["capabilities"]["drop"] == ["ALL"]
+            assert c["resources"]["requests"] and c["livenessProbe"] and c["readinessProbe"]
+    assert {p["metadata"]["name"] for p in find(docs, "PodDisruptionBudget")} == {
+        "kw-keyway-operator", "kw-keyway-issuer"}
+    kinds = {d["kind"] for d in docs}
+    assert "NetworkPolicy" not in kinds and "ServiceMonitor" not in kinds
+
+
+def rules_of(docs, kind, name):
+    return find(docs, kind, name)[0]["rules"]
+
+
+def test_issuer_rbac_is_least_privilege():
+    docs = render(VALUE_SETS["postgres"])
+    issuer_rules = rules_of(docs, "ClusterRole", "kw-keyway-issuer")
+    assert issuer_rules == [{"apiGroups": ["keyway.dev"], "resources": ["connectedapps"],
+                             "verbs": ["get", "list", "watch"]}]
+    role = rules_of(docs, "Role", "kw-keyway-issuer-signing-keys")
+    assert role == [{"apiGroups": [""], "resources": ["secrets"],
+                     "resourceNames": ["keyway-signing-keys"], "verbs": ["get", "watch"]}]
+    # Nothing bound to the issuer's ServiceAccount can write anything.
+    sa = "kw-keyway-issuer"
+    for binding in [d for d in docs if d["kind"] in ("RoleBinding", "ClusterRoleBinding")]:
+        if any(s["name"] == sa for s in binding["subjects"]):
+            rules = rules_of(docs, binding["roleRef"]["kind"], binding["roleRef"]["name"])
+            for rule in rules:
+                assert set(rule["verbs"]) <= {"get", "list", "watch"}, rule
+    # The operator may patch only its own webhook configuration.
+    op_rules = rules_of(docs, "ClusterRole", "kw-keyway-operator")
+    mwc_rule = next(r for r in op_rules if "mutatingwebhookconfigurations" in r["resources"])
+    assert mwc_rule["resourceNames"] == [find(docs, "MutatingWebhookConfiguration")[0]["metadata"]["name"]]
+    assert "delete" not in mwc_rule["verbs"]
+
+
+def test_postgres_store():
+    docs = render(VALUE_SETS["postgres"])
+    issuer = deployment(docs, "-issuer")
+    assert issuer["spec"]["replicas"] == 3
+    assert "strategy" not in issuer["spec"]
+    env = env_of(container(issuer, "issuer"))
+    assert env["KEYWAY_STORE"] == {"secretKeyRef": {"name": "keyway-pg", "key": "url"}}
+    assert env["KEYWAY_KEYS_DIR"] == "/etc/keyway/keys"
+    assert not [d for d in docs if d["kind"] == "PersistentVolumeClaim"]
+    mounts = {m["name"]: m for m in container(issuer, "issuer")["volumeMounts"]}
+    assert mounts["signing-keys"]["readOnly"] is True
+
+
+def test_cert_manager_mode():
+    docs = render(VALUE_SETS["cert-manager"])
+    cert = find(docs, "Certificate")[0]
+    issuer = find(docs, "Issuer")[0]
+    assert issuer["spec"] == {"selfSigned": {}}
+    assert cert["spec"]["issuerRef"]["name"] == issuer["metadata"]["name"]
+    assert "kw-keyway-webhook.keyway-system.svc" in cert["spec"]["dnsNames"]
+    mwc = find(docs, "MutatingWebhookConfiguration")[0]
+    assert mwc["metadata"]["annotations"]["cert-manager.io/inject-ca-from"] == \
+        f"keyway-system/{cert['metadata']['name']}"
+    op = deployment(docs, "-operator")
+    wh = container(op, "webhook")
+    env = env_of(wh)
+    assert env["KEYWAY_WEBHOOK_CERT_MODE"] == "files"
+    vol = op["spec"]["template"]["spec"]["volumes"][0]
+    assert vol["secret"]["secretName"] == cert["spec"]["secretName"]
+    assert wh["volumeMounts"][0]["mountPath"] == env["KEYWAY_WEBHOOK_CERT_DIR"]
+
+    docs = render(VALUE_SETS["cert-manager-cluster-issuer"])
+    assert not [d for d in docs if d["kind"] == "Issuer"]
+    assert find(docs, "Certificate")[0]["spec"]["issuerRef"] == {
+        "name": "corp-ca", "kind": "ClusterIssuer", "group": "cert-manager.io"}
+
+
+def test_custom_image():
+    docs = render(VALUE_SETS["custom-image"])
+    op = deployment(docs, "-operator")
+    assert container(op, "controller")["image"] == "registry.internal:5000/platform/keyway-operator:1.2.3"
+    assert env_of(container(op, "webhook"))["KEYWAY_SIDECAR_IMAGE"] == \
+        "registry.internal:5000/platform/keyway-proxy:1.2.3-rc.1"
+    assert env_of(container(op, "webhook"))["KEYWAY_SIDECAR_IMAGE_PULL_POLICY"] == "Always"
+    assert container(deployment(docs, "-issuer"), "issuer")["image"].endswith(":sha256:" + "a" * 64)
+    assert op["spec"]["template"]["spec"]["imagePullSecrets"] == [{"name": "regcred"}]
+
+
+def test_multiple_replicas():
+    docs = render(VALUE_SETS["replicas"])
+    op = deployment(docs, "-operator")
+    assert op["spec"]["replicas"] == 3
+    assert env_of(container(op, "controller"))["KEYWAY_LEADER_ELECT"] == "true"
+    assert env_of(container(deployment(docs, "-issuer"), "issuer"))["KEYWAY_STORE"]["secretKeyRef"]["key"] == "dsn"
+
+
+def test_optional_network_policy_and_service_monitor():
+    docs = render(VALUE_SETS["everything-on"])
+    assert len(find(docs, "NetworkPolicy")) == 2
+    sms = find(docs, "ServiceMonitor")
+    assert all(s["metadata"]["labels"]["release"] == "prom" for s in sms)
+    op_env = env_of(container(deployment(docs, "-operator"), "webhook"))
+    assert op_env["KEYWAY_SIDECAR_CPU_LIMIT"] == "500m"
+    assert all(d["metadata"]["labels"]["team"] == "platform" for d in docs)
+
+
+BAD_VALUES = [
+    ({"issuer.replicas": 2}, "SQLite on a volume allows one replica"),
+    ({"issuer.store.type": "postgres"}, "issuer.store.postgres.existingSecret is empty"),
+    ({"issuer.store.type": "postgres", "issuer.store.postgres.existingSecret": "pg", "issuer.replicas": 2},
+     "needs issuer.signingKeys.existingSecret"),
+    ({"issuer.store.type": "mysql"}, 'issuer.store.type must be one of the following: "sqlite", "postgres"'),
+    ({"issuer.url": "http://login.example.com"}, "issuer.url: Does not match pattern"),
+    ({"issuer.url": ""}, "issuer.url is required"),
+    ({"operator.replicas": 0}, "operator.replicas: Must be greater than or equal to 1"),
+    ({"operator.webhook.failurePolicy": "Sometimes"}, "operator.webhook.failurePolicy must be one of"),
+    ({"operator.webhook.timeoutSeconds": 60}, "operator.webhook.timeoutSeconds: Must be less than or equal to 30"),
+    ({"operator.image.pullPolicy": "Maybe"}, "operator.image.pullPolicy must be one of"),
+    ({"sidecar.resources.limits.memory": "lots"}, "sidecar.resources.limits.memory: Does not match pattern"),
+    ({"issuer.signingAlg": "HS256"}, "issuer.signingAlg must be one of"),
+    ({"issuer.stor": {"type": "sqlite"}}, "Additional property stor is not allowed"),
+    ({"operator.webhook.certificate.validity": "1y"}, "operator.webhook.certificate.validity: Does not match pattern"),
+    ({"sidecar.adminPort": 70000}, "sidecar.adminPort: Must be less than or equal to 65535"),
+]
+
+
+@pytest.mark.parametrize("values,message", BAD_VALUES, ids=[m for _, m in BAD_VALUES])
+def test_bad_values_are_rejected_with_a_clear_message(values, message):
+    proc = template(values, check=False)
+    assert proc.returncode != 0, proc.stdout[:500]
+    assert message in proc.stderr, proc.stderr
+
+
+def test_schema_file_is_generated():
+    committed = (CHART / "values.schema.json").read_text()
+    assert committed == gen_schema.render(), "run: .venv/bin/python tests/chart/gen_schema.py"
+
+
+def test_schema_accepts_the_default_values():
+    import jsonschema
+
+    schema = json.loads((CHART / "values.schema.json").read_text())
+    values = yaml.safe_load((CHART / "values.yaml").read_text())
+    jsonschema.validate(values, schema)
+
+
+def leaf_paths(node, prefix=""):
+    if isinstance(node, dict) and node:
+        for key, value in node.items():
+            yield from leaf_paths(value, f"{prefix}.{key}" if prefix else key)
+    else:
+        yield prefix
+
+
+def test_readme_lists_every_value():
+    readme = (CHART / "README.md").read_text()
+    values = yaml.safe_load((CHART / "values.yaml").read_text())
+    missing = [p for p in leaf_paths(values) if f"`{p}`" not in readme]
+    assert not missing, f"values missing from charts/keyway/README.md: {missing}"
+
+
+def test_chart_crds_are_identical_to_crds_dir():
+    repo = sorted((ROOT / "crds").glob("*.yaml"))
+    chart = sorted((CHART / "crds").glob("*.yaml"))
+    assert repo, "crds/ is empty"
+    assert [p.name for p in repo] == [p.name for p in chart]
+    for a, b in zip(repo, chart):
+        assert a.read_bytes() == b.read_bytes(), f"{b} differs from {a}: copy crds/ into the chart"
