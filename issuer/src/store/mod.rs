@@ -18,9 +18,17 @@
 //! - [`StoreError::Unavailable`] means "try again later" (the HTTP layer answers 503); nothing was
 //!   changed, or the change was rolled back.
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+
+pub mod postgres;
+mod sql;
+pub mod sqlite;
+
+pub use sql::USED_CODE_RETENTION_SECS;
 
 /// Result alias of the store.
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
@@ -427,4 +435,21 @@ pub trait Store: Send + Sync + 'static {
     /// Deletes rows expired at `now`: codes, refresh families past absolute or idle expiry (with
     /// their tokens), revoked jtis past their `exp`, sessions.
     async fn cleanup_expired(&self, now: i64) -> Result<Cleanup>;
+}
+
+/// Opens the store named by a URL: `sqlite:PATH` / `sqlite://PATH` (created if missing, WAL) or
+/// `postgres://…` / `postgresql://…`. Runs the migrations.
+pub async fn open(url: &str) -> Result<Arc<dyn Store>> {
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Ok(Arc::new(postgres::PostgresStore::connect(url).await?))
+    } else if let Some(path) = url
+        .strip_prefix("sqlite://")
+        .or(url.strip_prefix("sqlite:"))
+    {
+        Ok(Arc::new(sqlite::SqliteStore::open(path).await?))
+    } else {
+        Err(StoreError::Backend(
+            "unsupported store URL scheme (want sqlite: or postgres://)".into(),
+        ))
+    }
 }

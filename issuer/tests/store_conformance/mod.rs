@@ -1,0 +1,945 @@
+//! The store conformance suite: every [`Store`] implementation runs these cases
+//! (`store_sqlite.rs`, `store_postgres.rs`) through [`conformance_suite!`].
+#![allow(clippy::unwrap_used, clippy::expect_used, dead_code)]
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use issuer::store::{
+    AuthCode, Claims, CodeIssued, Consent, RefreshFamily, RegisteredClient, Rotation,
+    RotationPolicy, SecretHash, Session, Store, StoreError, TakenCode, USED_CODE_RETENTION_SECS,
+};
+
+pub type BoxFut = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// A fresh, empty store plus how to close it (simulating an outage) and tear it down.
+pub struct Fixture {
+    pub store: Arc<dyn Store>,
+    pub close: Box<dyn Fn() -> BoxFut + Send + Sync>,
+    pub teardown: Option<BoxFut>,
+}
+
+impl Fixture {
+    pub async fn finish(mut self) {
+        if let Some(t) = self.teardown.take() {
+            t.await;
+        }
+    }
+}
+
+/// Expands to one `#[tokio::test]` per conformance case, each on a fresh store from `$setup`.
+#[macro_export]
+macro_rules! conformance_suite {
+    ($setup:path; $($case:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn $case() {
+                let fx = $setup().await;
+                store_conformance::$case(&fx).await;
+                fx.finish().await;
+            }
+        )*
+    };
+    ($setup:path) => {
+        conformance_suite!($setup;
+            ping_works,
+            code_round_trip_and_single_use,
+            code_replay_reports_what_was_issued,
+            code_replay_between_take_and_mark_is_reported_to_first_use,
+            code_unknown_expired_and_duplicate,
+            code_concurrent_take_has_one_winner,
+            refresh_rotation_and_reuse_detection,
+            refresh_grace_window,
+            refresh_expiry_idle_and_absolute,
+            refresh_rotation_conflict_rolls_back,
+            refresh_concurrent_rotation_without_grace,
+            refresh_concurrent_rotation_with_grace,
+            refresh_revocation,
+            access_jti_revocation,
+            consents,
+            sessions,
+            registered_clients,
+            cleanup_expired,
+            claims_and_lists_round_trip,
+            closed_store_is_unavailable,
+        );
+    };
+}
+
+pub const NOW: i64 = 1_800_000_000;
+
+pub fn claims() -> Claims {
+    Claims {
+        email: Some("ada@example.com".into()),
+        email_verified: Some(true),
+        name: Some("Ada Lovelace".into()),
+        preferred_username: Some("ada".into()),
+        groups: vec!["eng".into(), "admins".into()],
+    }
+}
+
+pub fn code(client: &str) -> AuthCode {
+    AuthCode {
+        client_id: client.into(),
+        redirect_uri: "https://app.example.com/cb".into(),
+        subject: "user-ada".into(),
+        scopes: vec!["openid".into(), "email".into(), "offline_access".into()],
+        resources: vec!["https://api.example.com/".into()],
+        nonce: Some("n-0S6_WzA2Mj".into()),
+        code_challenge: "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM".into(),
+        auth_time: NOW - 30,
+        session_id: Some("sid-1".into()),
+        claims: claims(),
+        created_at: NOW,
+        expires_at: NOW + 60,
+    }
+}
+
+pub fn family(id: &str, subject: &str, client: &str) -> RefreshFamily {
+    RefreshFamily {
+        id: id.into(),
+        client_id: client.into(),
+        subject: subject.into(),
+        scopes: vec!["openid".into(), "offline_access".into()],
+        resources: vec!["https://api.example.com/".into()],
+        claims: claims(),
+        auth_time: NOW - 30,
+        session_id: Some("sid-1".into()),
+        created_at: NOW,
+        expires_at: NOW + 30 * 86_400,
+        idle_expires_at: NOW + 86_400,
+        revoked: false,
+    }
+}
+
+pub fn session(id: &str, expires_at: i64) -> Session {
+    Session {
+        id: id.into(),
+        subject: "user-ada".into(),
+        claims: claims(),
+        source: "static".into(),
+        auth_time: NOW,
+        created_at: NOW,
+        last_seen: NOW,
+        expires_at,
+    }
+}
+
+fn h(s: &str) -> SecretHash {
+    SecretHash::of(s)
+}
+
+const NO_GRACE: RotationPolicy = RotationPolicy {
+    grace_secs: 0,
+    idle_secs: 86_400,
+};
+
+pub async fn ping_works(fx: &Fixture) {
+    fx.store.ping().await.unwrap();
+}
+
+pub async fn code_round_trip_and_single_use(fx: &Fixture) {
+    let s = &fx.store;
+    let c = code("app");
+    s.put_code(&h("code-1"), &c).await.unwrap();
+    match s.take_code(&h("code-1"), NOW + 1).await.unwrap() {
+        TakenCode::Fresh(got) => assert_eq!(got, c),
+        other => panic!("expected fresh, got {other:?}"),
+    }
+    match s.take_code(&h("code-1"), NOW + 2).await.unwrap() {
+        TakenCode::Replayed { code, issued } => {
+            assert_eq!(code, c);
+            assert_eq!(issued, CodeIssued::default());
+        }
+        other => panic!("expected replay, got {other:?}"),
+    }
+    // Another code is unaffected.
+    s.put_code(&h("code-2"), &code("app")).await.unwrap();
+    assert!(matches!(
+        s.take_code(&h("code-2"), NOW + 1).await.unwrap(),
+        TakenCode::Fresh(_)
+    ));
+}
+
+pub async fn code_replay_reports_what_was_issued(fx: &Fixture) {
+    let s = &fx.store;
+    s.put_code(&h("c"), &code("app")).await.unwrap();
+    assert!(matches!(
+        s.take_code(&h("c"), NOW).await.unwrap(),
+        TakenCode::Fresh(_)
+    ));
+    let issued = CodeIssued {
+        refresh_family_id: Some("fam-1".into()),
+        access_jti: Some("jti-1".into()),
+        access_exp: Some(NOW + 300),
+    };
+    assert!(s.mark_code_issued(&h("c"), &issued).await.unwrap());
+    // A replay long after the code's expiry (but within retention) is still recognised.
+    match s.take_code(&h("c"), NOW + 3600).await.unwrap() {
+        TakenCode::Replayed { issued: got, .. } => assert_eq!(got, issued),
+        other => panic!("expected replay, got {other:?}"),
+    }
+}
+
+pub async fn code_replay_between_take_and_mark_is_reported_to_first_use(fx: &Fixture) {
+    let s = &fx.store;
+    s.put_code(&h("c"), &code("app")).await.unwrap();
+    assert!(matches!(
+        s.take_code(&h("c"), NOW).await.unwrap(),
+        TakenCode::Fresh(_)
+    ));
+    // The replay arrives before the first use recorded anything.
+    match s.take_code(&h("c"), NOW).await.unwrap() {
+        TakenCode::Replayed { issued, .. } => assert_eq!(issued, CodeIssued::default()),
+        other => panic!("expected replay, got {other:?}"),
+    }
+    let issued = CodeIssued {
+        refresh_family_id: Some("fam".into()),
+        access_jti: Some("jti".into()),
+        access_exp: Some(NOW + 300),
+    };
+    // The first use learns it must revoke what it issued.
+    assert!(!s.mark_code_issued(&h("c"), &issued).await.unwrap());
+    // Marking an unknown code, or one never taken, is NotFound.
+    assert!(matches!(
+        s.mark_code_issued(&h("nope"), &issued).await,
+        Err(StoreError::NotFound)
+    ));
+    s.put_code(&h("untaken"), &code("app")).await.unwrap();
+    assert!(matches!(
+        s.mark_code_issued(&h("untaken"), &issued).await,
+        Err(StoreError::NotFound)
+    ));
+}
+
+pub async fn code_unknown_expired_and_duplicate(fx: &Fixture) {
+    let s = &fx.store;
+    assert!(matches!(
+        s.take_code(&h("unknown"), NOW).await,
+        Err(StoreError::NotFound)
+    ));
+    let c = code("app");
+    s.put_code(&h("c"), &c).await.unwrap();
+    assert!(matches!(
+        s.put_code(&h("c"), &c).await,
+        Err(StoreError::Conflict)
+    ));
+    // At expires_at the code is no longer redeemable, and stays so (not a replay).
+    assert!(matches!(
+        s.take_code(&h("c"), c.expires_at).await,
+        Err(StoreError::NotFound)
+    ));
+    assert!(matches!(
+        s.take_code(&h("c"), c.expires_at - 1).await,
+        Ok(TakenCode::Fresh(_))
+    ));
+}
+
+pub async fn code_concurrent_take_has_one_winner(fx: &Fixture) {
+    for round in 0..5 {
+        let key = format!("race-{round}");
+        fx.store.put_code(&h(&key), &code("app")).await.unwrap();
+        let mut tasks = Vec::new();
+        for _ in 0..8 {
+            let store = fx.store.clone();
+            let key = key.clone();
+            tasks.push(tokio::spawn(async move {
+                store.take_code(&h(&key), NOW + 1).await
+            }));
+        }
+        let mut fresh = 0;
+        let mut replayed = 0;
+        for t in tasks {
+            match t.await.unwrap().unwrap() {
+                TakenCode::Fresh(_) => fresh += 1,
+                TakenCode::Replayed { .. } => replayed += 1,
+            }
+        }
+        assert_eq!((fresh, replayed), (1, 7), "round {round}");
+    }
+}
+
+pub async fn refresh_rotation_and_reuse_detection(fx: &Fixture) {
+    let s = &fx.store;
+    let f = family("fam-1", "user-ada", "app");
+    s.create_refresh_family(&f, &h("rt-1")).await.unwrap();
+    let got = s.get_refresh(&h("rt-1")).await.unwrap().unwrap();
+    assert_eq!(got.family, f);
+    assert_eq!(got.token.family_id, "fam-1");
+    assert_eq!(got.token.created_at, NOW);
+    assert_eq!(got.token.rotated_at, None);
+    assert!(got.is_active(NOW));
+    assert_eq!(
+        s.get_refresh_family("fam-1").await.unwrap(),
+        Some(f.clone())
+    );
+    assert_eq!(s.get_refresh(&h("unknown")).await.unwrap(), None);
+    assert_eq!(s.get_refresh_family("unknown").await.unwrap(), None);
+
+    // rt-1 → rt-2
+    match s
+        .rotate_refresh(&h("rt-1"), &h("rt-2"), NOW + 100, NO_GRACE)
+        .await
+        .unwrap()
+    {
+        Rotation::Rotated { family, in_grace } => {
+            assert!(!in_grace);
+            assert_eq!(family.idle_expires_at, NOW + 100 + 86_400);
+            assert!(!family.revoked);
+        }
+        other => panic!("expected rotation, got {other:?}"),
+    }
+    let old = s.get_refresh(&h("rt-1")).await.unwrap().unwrap();
+    assert_eq!(old.token.rotated_at, Some(NOW + 100));
+    assert!(!old.is_active(NOW + 100));
+    let new = s.get_refresh(&h("rt-2")).await.unwrap().unwrap();
+    assert!(new.is_active(NOW + 100));
+    assert_eq!(new.family.idle_expires_at, NOW + 100 + 86_400);
+
+    // rt-2 → rt-3 still fine.
+    assert!(matches!(
+        s.rotate_refresh(&h("rt-2"), &h("rt-3"), NOW + 200, NO_GRACE)
+            .await
+            .unwrap(),
+        Rotation::Rotated {
+            in_grace: false,
+            ..
+        }
+    ));
+    // Re-presenting rt-1 (rotated long ago): the family is revoked.
+    match s
+        .rotate_refresh(&h("rt-1"), &h("rt-x"), NOW + 300, NO_GRACE)
+        .await
+        .unwrap()
+    {
+        Rotation::Reused(family) => {
+            assert!(family.revoked);
+            assert_eq!(family.id, "fam-1");
+        }
+        other => panic!("expected reuse, got {other:?}"),
+    }
+    assert!(s.get_refresh(&h("rt-x")).await.unwrap().is_none());
+    // The current token (rt-3) is now dead too.
+    let cur = s.get_refresh(&h("rt-3")).await.unwrap().unwrap();
+    assert!(cur.family.revoked);
+    assert!(!cur.is_active(NOW + 300));
+    assert!(matches!(
+        s.rotate_refresh(&h("rt-3"), &h("rt-4"), NOW + 301, NO_GRACE)
+            .await
+            .unwrap(),
+        Rotation::Inactive(_)
+    ));
+    assert!(s.get_refresh(&h("rt-4")).await.unwrap().is_none());
+    assert!(matches!(
+        s.rotate_refresh(&h("unknown"), &h("rt-5"), NOW, NO_GRACE)
+            .await,
+        Err(StoreError::NotFound)
+    ));
+}
+
+pub async fn refresh_grace_window(fx: &Fixture) {
+    let s = &fx.store;
+    let grace = RotationPolicy {
+        grace_secs: 10,
+        idle_secs: 86_400,
+    };
+    s.create_refresh_family(&family("fam", "user-ada", "app"), &h("a"))
+        .await
+        .unwrap();
+    assert!(matches!(
+        s.rotate_refresh(&h("a"), &h("b"), NOW, grace)
+            .await
+            .unwrap(),
+        Rotation::Rotated {
+            in_grace: false,
+            ..
+        }
+    ));
+    // A concurrent refresh with the same token within the window gets a sibling.
+    assert!(matches!(
+        s.rotate_refresh(&h("a"), &h("c"), NOW + 10, grace)
+            .await
+            .unwrap(),
+        Rotation::Rotated { in_grace: true, .. }
+    ));
+    assert!(
+        s.get_refresh(&h("b"))
+            .await
+            .unwrap()
+            .unwrap()
+            .is_active(NOW + 10)
+    );
+    assert!(
+        s.get_refresh(&h("c"))
+            .await
+            .unwrap()
+            .unwrap()
+            .is_active(NOW + 10)
+    );
+    // The rotation time of `a` is the first one: the window does not slide.
+    assert_eq!(
+        s.get_refresh(&h("a"))
+            .await
+            .unwrap()
+            .unwrap()
+            .token
+            .rotated_at,
+        Some(NOW)
+    );
+    // Outside the window: reuse, family revoked.
+    assert!(matches!(
+        s.rotate_refresh(&h("a"), &h("d"), NOW + 11, grace)
+            .await
+            .unwrap(),
+        Rotation::Reused(_)
+    ));
+    assert!(
+        !s.get_refresh(&h("b"))
+            .await
+            .unwrap()
+            .unwrap()
+            .is_active(NOW + 11)
+    );
+}
+
+pub async fn refresh_expiry_idle_and_absolute(fx: &Fixture) {
+    let s = &fx.store;
+    let mut f = family("fam", "user-ada", "app");
+    f.expires_at = NOW + 1000;
+    f.idle_expires_at = NOW + 100;
+    s.create_refresh_family(&f, &h("a")).await.unwrap();
+    let policy = RotationPolicy {
+        grace_secs: 0,
+        idle_secs: 600,
+    };
+    // Idle expiry moves forward but never past the absolute expiry.
+    match s
+        .rotate_refresh(&h("a"), &h("b"), NOW + 50, policy)
+        .await
+        .unwrap()
+    {
+        Rotation::Rotated { family, .. } => assert_eq!(family.idle_expires_at, NOW + 650),
+        other => panic!("{other:?}"),
+    }
+    match s
+        .rotate_refresh(&h("b"), &h("c"), NOW + 600, policy)
+        .await
+        .unwrap()
+    {
+        Rotation::Rotated { family, .. } => assert_eq!(family.idle_expires_at, NOW + 1000),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        s.get_refresh_family("fam")
+            .await
+            .unwrap()
+            .unwrap()
+            .idle_expires_at,
+        NOW + 1000
+    );
+    // Past the absolute expiry: inactive, nothing changes.
+    match s
+        .rotate_refresh(&h("c"), &h("d"), NOW + 1000, policy)
+        .await
+        .unwrap()
+    {
+        Rotation::Inactive(family) => assert!(!family.revoked),
+        other => panic!("{other:?}"),
+    }
+    assert!(s.get_refresh(&h("d")).await.unwrap().is_none());
+    assert_eq!(
+        s.get_refresh(&h("c"))
+            .await
+            .unwrap()
+            .unwrap()
+            .token
+            .rotated_at,
+        None
+    );
+
+    // Idle expiry on its own.
+    let mut g = family("idle", "user-ada", "app");
+    g.idle_expires_at = NOW + 100;
+    s.create_refresh_family(&g, &h("i1")).await.unwrap();
+    assert!(matches!(
+        s.rotate_refresh(&h("i1"), &h("i2"), NOW + 100, policy)
+            .await
+            .unwrap(),
+        Rotation::Inactive(_)
+    ));
+    assert!(
+        !s.get_refresh(&h("i1"))
+            .await
+            .unwrap()
+            .unwrap()
+            .is_active(NOW + 100)
+    );
+}
+
+pub async fn refresh_rotation_conflict_rolls_back(fx: &Fixture) {
+    let s = &fx.store;
+    s.create_refresh_family(&family("f1", "user-ada", "app"), &h("a"))
+        .await
+        .unwrap();
+    s.create_refresh_family(&family("f2", "user-ada", "app"), &h("taken"))
+        .await
+        .unwrap();
+    // Duplicate family id or first-token hash.
+    assert!(matches!(
+        s.create_refresh_family(&family("f1", "user-ada", "app"), &h("z"))
+            .await,
+        Err(StoreError::Conflict)
+    ));
+    assert!(matches!(
+        s.create_refresh_family(&family("f3", "user-ada", "app"), &h("a"))
+            .await,
+        Err(StoreError::Conflict)
+    ));
+    assert_eq!(s.get_refresh_family("f3").await.unwrap(), None);
+    // Rotating onto an existing hash fails and changes nothing.
+    assert!(matches!(
+        s.rotate_refresh(&h("a"), &h("taken"), NOW + 5, NO_GRACE)
+            .await,
+        Err(StoreError::Conflict)
+    ));
+    let a = s.get_refresh(&h("a")).await.unwrap().unwrap();
+    assert_eq!(a.token.rotated_at, None);
+    assert_eq!(a.family.idle_expires_at, NOW + 86_400);
+    assert!(matches!(
+        s.rotate_refresh(&h("a"), &h("b"), NOW + 6, NO_GRACE)
+            .await
+            .unwrap(),
+        Rotation::Rotated { .. }
+    ));
+}
+
+async fn race_rotation(fx: &Fixture, policy: RotationPolicy, n: usize) -> Vec<Rotation> {
+    fx.store
+        .create_refresh_family(&family("race", "user-ada", "app"), &h("r0"))
+        .await
+        .unwrap();
+    let mut tasks = Vec::new();
+    for i in 0..n {
+        let store = fx.store.clone();
+        tasks.push(tokio::spawn(async move {
+            store
+                .rotate_refresh(&h("r0"), &h(&format!("r1-{i}")), NOW + 1, policy)
+                .await
+        }));
+    }
+    let mut out = Vec::new();
+    for t in tasks {
+        out.push(t.await.unwrap().unwrap());
+    }
+    out
+}
+
+pub async fn refresh_concurrent_rotation_without_grace(fx: &Fixture) {
+    let results = race_rotation(fx, NO_GRACE, 6).await;
+    let rotated = results
+        .iter()
+        .filter(|r| {
+            matches!(
+                r,
+                Rotation::Rotated {
+                    in_grace: false,
+                    ..
+                }
+            )
+        })
+        .count();
+    let reused = results
+        .iter()
+        .filter(|r| matches!(r, Rotation::Reused(_)))
+        .count();
+    let inactive = results
+        .iter()
+        .filter(|r| matches!(r, Rotation::Inactive(_)))
+        .count();
+    // Exactly one wins; the first loser revokes the family, any later ones find it revoked.
+    assert_eq!(rotated, 1, "{results:?}");
+    assert!(reused >= 1, "{results:?}");
+    assert_eq!(rotated + reused + inactive, 6);
+    assert!(
+        fx.store
+            .get_refresh_family("race")
+            .await
+            .unwrap()
+            .unwrap()
+            .revoked
+    );
+}
+
+pub async fn refresh_concurrent_rotation_with_grace(fx: &Fixture) {
+    let policy = RotationPolicy {
+        grace_secs: 30,
+        idle_secs: 86_400,
+    };
+    let results = race_rotation(fx, policy, 6).await;
+    let first = results
+        .iter()
+        .filter(|r| {
+            matches!(
+                r,
+                Rotation::Rotated {
+                    in_grace: false,
+                    ..
+                }
+            )
+        })
+        .count();
+    let grace = results
+        .iter()
+        .filter(|r| matches!(r, Rotation::Rotated { in_grace: true, .. }))
+        .count();
+    assert_eq!((first, grace), (1, 5), "{results:?}");
+    for i in 0..6 {
+        let t = fx.store.get_refresh(&h(&format!("r1-{i}"))).await.unwrap();
+        assert!(t.unwrap().is_active(NOW + 1));
+    }
+}
+
+pub async fn refresh_revocation(fx: &Fixture) {
+    let s = &fx.store;
+    s.create_refresh_family(&family("a1", "ada", "app"), &h("t-a1"))
+        .await
+        .unwrap();
+    s.create_refresh_family(&family("a2", "ada", "app"), &h("t-a2"))
+        .await
+        .unwrap();
+    s.create_refresh_family(&family("a3", "ada", "other"), &h("t-a3"))
+        .await
+        .unwrap();
+    s.create_refresh_family(&family("b1", "bob", "app"), &h("t-b1"))
+        .await
+        .unwrap();
+    assert!(s.revoke_refresh_family("a1").await.unwrap());
+    assert!(!s.revoke_refresh_family("a1").await.unwrap());
+    assert!(!s.revoke_refresh_family("nope").await.unwrap());
+    assert!(
+        s.get_refresh(&h("t-a1"))
+            .await
+            .unwrap()
+            .unwrap()
+            .family
+            .revoked
+    );
+    // a1 is already revoked: only a2 counts.
+    assert_eq!(s.revoke_refresh_for("ada", "app").await.unwrap(), 1);
+    assert_eq!(s.revoke_refresh_for("ada", "app").await.unwrap(), 0);
+    assert!(s.get_refresh_family("a2").await.unwrap().unwrap().revoked);
+    assert!(!s.get_refresh_family("a3").await.unwrap().unwrap().revoked);
+    assert!(!s.get_refresh_family("b1").await.unwrap().unwrap().revoked);
+}
+
+pub async fn access_jti_revocation(fx: &Fixture) {
+    let s = &fx.store;
+    assert!(!s.is_access_revoked("jti-1").await.unwrap());
+    s.revoke_access("jti-1", NOW + 300).await.unwrap();
+    s.revoke_access("jti-1", NOW + 300).await.unwrap();
+    assert!(s.is_access_revoked("jti-1").await.unwrap());
+    assert!(!s.is_access_revoked("jti-2").await.unwrap());
+}
+
+pub async fn consents(fx: &Fixture) {
+    let s = &fx.store;
+    let c = |client: &str, scopes: &[&str], at| Consent {
+        subject: "ada".into(),
+        client_id: client.into(),
+        scopes: scopes.iter().map(|x| x.to_string()).collect(),
+        granted_at: at,
+    };
+    assert_eq!(s.get_consent("ada", "app").await.unwrap(), None);
+    s.put_consent(&c("zeta", &["openid"], NOW)).await.unwrap();
+    s.put_consent(&c("app", &["openid"], NOW)).await.unwrap();
+    s.put_consent(&c("app", &["openid", "email"], NOW + 5))
+        .await
+        .unwrap();
+    s.put_consent(&Consent {
+        subject: "bob".into(),
+        ..c("app", &["openid"], NOW)
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        s.get_consent("ada", "app").await.unwrap(),
+        Some(c("app", &["openid", "email"], NOW + 5))
+    );
+    let list = s.list_consents("ada").await.unwrap();
+    assert_eq!(
+        list.iter()
+            .map(|c| c.client_id.as_str())
+            .collect::<Vec<_>>(),
+        ["app", "zeta"]
+    );
+    assert!(s.list_consents("nobody").await.unwrap().is_empty());
+
+    s.create_refresh_family(&family("f-app", "ada", "app"), &h("t1"))
+        .await
+        .unwrap();
+    s.create_refresh_family(&family("f-zeta", "ada", "zeta"), &h("t2"))
+        .await
+        .unwrap();
+    s.create_refresh_family(&family("f-bob", "bob", "app"), &h("t3"))
+        .await
+        .unwrap();
+    assert!(s.delete_consent("ada", "app").await.unwrap());
+    assert!(!s.delete_consent("ada", "app").await.unwrap());
+    assert_eq!(s.get_consent("ada", "app").await.unwrap(), None);
+    assert!(
+        s.get_refresh_family("f-app")
+            .await
+            .unwrap()
+            .unwrap()
+            .revoked
+    );
+    assert!(
+        !s.get_refresh_family("f-zeta")
+            .await
+            .unwrap()
+            .unwrap()
+            .revoked
+    );
+    assert!(
+        !s.get_refresh_family("f-bob")
+            .await
+            .unwrap()
+            .unwrap()
+            .revoked
+    );
+    assert!(s.get_consent("bob", "app").await.unwrap().is_some());
+}
+
+pub async fn sessions(fx: &Fixture) {
+    let s = &fx.store;
+    let sess = session("sid-1", NOW + 3600);
+    s.put_session(&h("cookie-1"), &sess).await.unwrap();
+    assert!(matches!(
+        s.put_session(&h("cookie-1"), &session("sid-2", NOW + 10))
+            .await,
+        Err(StoreError::Conflict)
+    ));
+    assert!(matches!(
+        s.put_session(&h("cookie-2"), &session("sid-1", NOW + 10))
+            .await,
+        Err(StoreError::Conflict)
+    ));
+    assert_eq!(
+        s.get_session(&h("cookie-1"), NOW).await.unwrap(),
+        Some(sess.clone())
+    );
+    assert_eq!(
+        s.get_session(&h("cookie-1"), NOW + 3600).await.unwrap(),
+        None
+    );
+    assert_eq!(s.get_session(&h("other"), NOW).await.unwrap(), None);
+
+    assert!(
+        s.touch_session(&h("cookie-1"), NOW + 100, NOW + 7200)
+            .await
+            .unwrap()
+    );
+    let touched = s
+        .get_session(&h("cookie-1"), NOW + 3600)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (touched.last_seen, touched.expires_at),
+        (NOW + 100, NOW + 7200)
+    );
+    // An expired session cannot be revived.
+    assert!(
+        !s.touch_session(&h("cookie-1"), NOW + 7200, NOW + 9000)
+            .await
+            .unwrap()
+    );
+    assert!(!s.touch_session(&h("nope"), NOW, NOW + 10).await.unwrap());
+
+    assert_eq!(
+        s.delete_session(&h("cookie-1"))
+            .await
+            .unwrap()
+            .map(|x| x.id),
+        Some("sid-1".into())
+    );
+    assert_eq!(s.delete_session(&h("cookie-1")).await.unwrap(), None);
+
+    s.put_session(&h("cookie-3"), &session("sid-3", NOW + 10))
+        .await
+        .unwrap();
+    assert!(s.delete_session_by_id("sid-3").await.unwrap());
+    assert!(!s.delete_session_by_id("sid-3").await.unwrap());
+    assert_eq!(s.get_session(&h("cookie-3"), NOW).await.unwrap(), None);
+}
+
+pub async fn registered_clients(fx: &Fixture) {
+    let s = &fx.store;
+    let client = |id: &str, at| RegisteredClient {
+        client_id: id.into(),
+        metadata: serde_json::json!({
+            "client_name": "Agent ✓ \"quoted\"",
+            "redirect_uris": ["http://127.0.0.1:5555/cb"],
+            "token_endpoint_auth_method": "none",
+            "grant_types": ["authorization_code", "refresh_token"],
+        }),
+        created_at: at,
+    };
+    s.put_client(&client("dcr-b", NOW)).await.unwrap();
+    s.put_client(&client("dcr-a", NOW + 1)).await.unwrap();
+    s.put_client(&client("dcr-c", NOW)).await.unwrap();
+    assert!(matches!(
+        s.put_client(&client("dcr-a", NOW)).await,
+        Err(StoreError::Conflict)
+    ));
+    assert_eq!(
+        s.get_client("dcr-a").await.unwrap(),
+        Some(client("dcr-a", NOW + 1))
+    );
+    assert_eq!(s.get_client("nope").await.unwrap(), None);
+    let ids: Vec<_> = s
+        .list_clients()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|c| c.client_id)
+        .collect();
+    assert_eq!(ids, ["dcr-b", "dcr-c", "dcr-a"]);
+    assert!(s.delete_client("dcr-b").await.unwrap());
+    assert!(!s.delete_client("dcr-b").await.unwrap());
+    assert_eq!(s.list_clients().await.unwrap().len(), 2);
+}
+
+pub async fn cleanup_expired(fx: &Fixture) {
+    let s = &fx.store;
+    // Codes: one unused and expired, one live, one used (kept for replay detection).
+    let mut expired = code("app");
+    expired.expires_at = NOW;
+    s.put_code(&h("expired"), &expired).await.unwrap();
+    s.put_code(&h("live"), &code("app")).await.unwrap();
+    let mut used = code("app");
+    used.expires_at = NOW;
+    s.put_code(&h("used"), &used).await.unwrap();
+    assert!(matches!(
+        s.take_code(&h("used"), NOW - 1).await.unwrap(),
+        TakenCode::Fresh(_)
+    ));
+    // Families: absolute-expired, idle-expired, live.
+    let mut abs = family("abs", "ada", "app");
+    abs.expires_at = NOW;
+    s.create_refresh_family(&abs, &h("t-abs")).await.unwrap();
+    let mut idle = family("idle", "ada", "app");
+    idle.idle_expires_at = NOW - 1;
+    s.create_refresh_family(&idle, &h("t-idle")).await.unwrap();
+    s.create_refresh_family(&family("live", "ada", "app"), &h("t-live"))
+        .await
+        .unwrap();
+    s.revoke_access("old", NOW).await.unwrap();
+    s.revoke_access("new", NOW + 1).await.unwrap();
+    s.put_session(&h("s-old"), &session("sid-old", NOW))
+        .await
+        .unwrap();
+    s.put_session(&h("s-new"), &session("sid-new", NOW + 1))
+        .await
+        .unwrap();
+
+    let done = s.cleanup_expired(NOW).await.unwrap();
+    assert_eq!(
+        (
+            done.codes,
+            done.refresh_families,
+            done.revoked_jtis,
+            done.sessions
+        ),
+        (1, 2, 1, 1)
+    );
+    assert!(matches!(
+        s.take_code(&h("used"), NOW).await.unwrap(),
+        TakenCode::Replayed { .. }
+    ));
+    assert!(matches!(
+        s.take_code(&h("live"), NOW).await.unwrap(),
+        TakenCode::Fresh(_)
+    ));
+    assert!(s.get_refresh(&h("t-abs")).await.unwrap().is_none());
+    assert!(s.get_refresh(&h("t-idle")).await.unwrap().is_none());
+    assert!(s.get_refresh(&h("t-live")).await.unwrap().is_some());
+    assert!(!s.is_access_revoked("old").await.unwrap());
+    assert!(s.is_access_revoked("new").await.unwrap());
+    assert!(s.get_session(&h("s-new"), NOW).await.unwrap().is_some());
+    // The family's tokens are gone with it: the hash can be used again.
+    s.create_refresh_family(&family("again", "ada", "app"), &h("t-abs"))
+        .await
+        .unwrap();
+
+    // Used codes go once the retention after their expiry has passed.
+    let later = s
+        .cleanup_expired(NOW + 60 + USED_CODE_RETENTION_SECS)
+        .await
+        .unwrap();
+    assert_eq!(later.codes, 2, "the used code and the (taken) live one");
+    assert!(matches!(
+        s.take_code(&h("used"), NOW).await,
+        Err(StoreError::NotFound)
+    ));
+    assert_eq!(
+        s.cleanup_expired(NOW).await.unwrap(),
+        issuer::store::Cleanup::default()
+    );
+}
+
+pub async fn claims_and_lists_round_trip(fx: &Fixture) {
+    let s = &fx.store;
+    // Empty lists, no optional fields, non-ASCII text.
+    let mut c = code("app");
+    c.scopes = vec![];
+    c.resources = vec![];
+    c.nonce = None;
+    c.session_id = None;
+    c.claims = Claims {
+        name: Some("Zoë O'Brien; DROP TABLE \"x\" --".into()),
+        ..Claims::default()
+    };
+    s.put_code(&h("c"), &c).await.unwrap();
+    match s.take_code(&h("c"), NOW).await.unwrap() {
+        TakenCode::Fresh(got) => assert_eq!(got, c),
+        other => panic!("{other:?}"),
+    }
+    let mut f = family("f", "ada", "app");
+    f.claims = Claims::default();
+    f.session_id = None;
+    f.resources = vec![];
+    s.create_refresh_family(&f, &h("t")).await.unwrap();
+    assert_eq!(s.get_refresh_family("f").await.unwrap(), Some(f));
+}
+
+pub async fn closed_store_is_unavailable(fx: &Fixture) {
+    let s = &fx.store;
+    s.put_code(&h("c"), &code("app")).await.unwrap();
+    (fx.close)().await;
+    fn unavailable<T: std::fmt::Debug>(r: Result<T, StoreError>, what: &str) {
+        match r {
+            Err(e) if e.is_unavailable() => {}
+            other => panic!("{what}: expected Unavailable, got {other:?}"),
+        }
+    }
+    unavailable(s.ping().await, "ping");
+    unavailable(s.take_code(&h("c"), NOW).await, "take_code");
+    unavailable(s.put_code(&h("d"), &code("app")).await, "put_code");
+    unavailable(
+        s.create_refresh_family(&family("f", "ada", "app"), &h("t"))
+            .await,
+        "create_refresh_family",
+    );
+    unavailable(
+        s.rotate_refresh(&h("t"), &h("u"), NOW, NO_GRACE).await,
+        "rotate_refresh",
+    );
+    unavailable(s.get_refresh(&h("t")).await, "get_refresh");
+    unavailable(s.is_access_revoked("j").await, "is_access_revoked");
+    unavailable(s.delete_consent("ada", "app").await, "delete_consent");
+    unavailable(s.get_session(&h("s"), NOW).await, "get_session");
+    unavailable(s.list_clients().await, "list_clients");
+    unavailable(s.cleanup_expired(NOW).await, "cleanup_expired");
+}
