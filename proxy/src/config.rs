@@ -80,6 +80,11 @@ pub struct Cli {
     )]
     pub scopes: String,
 
+    /// OpenID Connect `prompt` sent with sign-in requests (e.g. `consent`, which some providers
+    /// require before they issue refresh tokens for offline_access). Default: none sent.
+    #[arg(long, env = "KEYWAY_PROMPT")]
+    pub prompt: Option<String>,
+
     /// Also send the access token to the tool in X-Forwarded-Access-Token.
     #[arg(long, env = "KEYWAY_PASS_ACCESS_TOKEN", num_args = 0..=1, default_missing_value = "true", default_value_t = false)]
     pub pass_access_token: bool,
@@ -187,6 +192,8 @@ pub struct Settings {
     pub scopes: Vec<String>,
     /// X-Forwarded-Access-Token.
     pub pass_access_token: bool,
+    /// `prompt` for sign-in requests.
+    pub prompt: Option<String>,
     /// Keep client X-Forwarded-* headers.
     pub trust_forwarded_headers: bool,
     /// http issuers off loopback.
@@ -339,6 +346,16 @@ impl Cli {
         if !scopes.iter().any(|s| s == "openid") {
             problems.push("--scopes (KEYWAY_SCOPES) must include openid".into());
         }
+        if let Some(p) = &self.prompt
+            && (p.split_ascii_whitespace().next().is_none()
+                || !p
+                    .split_ascii_whitespace()
+                    .all(|v| matches!(v, "none" | "login" | "consent" | "select_account")))
+        {
+            problems.push(format!(
+                "--prompt (KEYWAY_PROMPT): {p:?} must be space-separated values of none, login, consent, select_account"
+            ));
+        }
         if self.clock_skew > 300 {
             problems.push("--clock-skew (KEYWAY_CLOCK_SKEW) must be at most 300 seconds".into());
         }
@@ -407,6 +424,7 @@ impl Cli {
                 session_lifetime: Duration::from_secs(self.session_lifetime),
                 scopes,
                 pass_access_token: self.pass_access_token,
+                prompt: self.prompt.clone(),
                 trust_forwarded_headers: self.trust_forwarded_headers,
                 allow_http_issuer: self.allow_http_issuer,
                 issuer_ca_file: self.issuer_ca_file.clone(),

@@ -45,7 +45,12 @@ fn pkce_challenge(verifier: &str) -> String {
 
 /// Sends the browser to the authorization endpoint, remembering state, nonce, PKCE verifier and
 /// the (same-origin) path to return to in the sealed login cookie.
-pub fn start_login(app: &App, provider: &Provider, return_to: &str) -> Response<Body> {
+pub fn start_login(
+    app: &App,
+    provider: &Provider,
+    prompt: Option<&str>,
+    return_to: &str,
+) -> Response<Body> {
     let to = if is_safe_return_path(return_to) {
         return_to
     } else {
@@ -95,6 +100,9 @@ pub fn start_login(app: &App, provider: &Provider, return_to: &str) -> Response<
         q.append_pair("code_challenge", &pkce_challenge(&verifier));
         q.append_pair("code_challenge_method", "S256");
         q.append_pair("resource", &cfg.resource);
+        if let Some(p) = prompt {
+            q.append_pair("prompt", p);
+        }
     }
     let cookie = app
         .names

@@ -324,7 +324,7 @@ async fn route(shared: &Arc<Shared>, peer: SocketAddr, tls: bool, req: Request<I
                     .map(|(_, v)| v.into_owned())
                     .unwrap_or_else(|| "/".into());
                 return done(
-                    flow::start_login(&app, &provider, &rd),
+                    flow::start_login(&app, &provider, shared.settings.prompt.as_deref(), &rd),
                     Outcome::login_redirect,
                 );
             }
@@ -453,7 +453,7 @@ async fn route(shared: &Arc<Shared>, peer: SocketAddr, tls: bool, req: Request<I
                 Some(q) => format!("{}?{q}", path.forward),
                 None => path.forward.clone(),
             };
-            let resp = flow::start_login(&app, &provider, &to);
+            let resp = flow::start_login(&app, &provider, shared.settings.prompt.as_deref(), &to);
             return done(with_cookies(resp, set_cookies), Outcome::login_redirect);
         }
         let scopes = scopes_for(&app, method, m);
