@@ -1,0 +1,508 @@
+//! End-to-end flows through the router (in-process): sign-in, consent, code, tokens, refresh
+//! rotation, userinfo, revocation, introspection, logout, account page, client_credentials, DCR.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use common::*;
+use http::StatusCode;
+
+#[tokio::test]
+async fn discovery_and_jwks_are_consistent() {
+    let h = harness().await;
+    let oidc = get(&h.app, "/.well-known/openid-configuration")
+        .await
+        .json();
+    let oauth = get(&h.app, "/.well-known/oauth-authorization-server")
+        .await
+        .json();
+    assert_eq!(oidc, oauth);
+    assert_eq!(oidc["issuer"], ISSUER);
+    assert_eq!(
+        oidc["code_challenge_methods_supported"],
+        serde_json::json!(["S256"])
+    );
+    assert_eq!(oidc["authorization_response_iss_parameter_supported"], true);
+    assert_eq!(oidc["registration_endpoint"], format!("{ISSUER}/register"));
+    assert_eq!(
+        oidc["id_token_signing_alg_values_supported"],
+        serde_json::json!(["ES256"])
+    );
+    let jwks = get(&h.app, "/jwks").await.json();
+    assert_eq!(jwks["keys"][0]["kty"], "EC");
+    assert!(jwks["keys"][0].get("d").is_none());
+}
+
+#[tokio::test]
+async fn code_flow_refresh_userinfo_revoke_introspect() {
+    let h = harness().await;
+    let mut b = Browser::default();
+    let code = web_code(&mut b, &h.app).await;
+    let res = redeem_web(&h.app, &code).await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.body);
+    assert_eq!(res.headers["cache-control"], "no-store");
+    let t = res.json();
+    assert_eq!(t["token_type"], "Bearer");
+    let access = t["access_token"].as_str().unwrap();
+    let (hdr, at) = jwt_parts(access);
+    assert_eq!(hdr["typ"], "at+jwt");
+    assert_eq!(hdr["alg"], "ES256");
+    assert_eq!(at["aud"], "https://web.example");
+    assert_eq!(at["client_id"], "default.web");
+    assert_eq!(at["sub"], "alice@example.com");
+    assert_eq!(at["email"], "alice@example.com");
+    assert_eq!(at["groups"], serde_json::json!(["engineering"]));
+    let (_, id) = jwt_parts(t["id_token"].as_str().unwrap());
+    assert_eq!(id["aud"], "default.web");
+    assert_eq!(id["nonce"], "n-1");
+    assert_eq!(id["iss"], ISSUER);
+    assert!(id["sid"].is_string());
+
+    // userinfo
+    let ui = send(
+        &h.app,
+        http::Request::get("/userinfo")
+            .header("authorization", format!("Bearer {access}"))
+            .body(axum::body::Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(ui.status, StatusCode::OK, "{}", ui.body);
+    assert_eq!(ui.json()["email"], "alice@example.com");
+
+    // introspection of the access token
+    let intro = post(
+        &h.app,
+        "/introspect",
+        &form(&[("token", access)]),
+        Some(&basic("default.web", "web-secret")),
+    )
+    .await;
+    assert_eq!(intro.json()["active"], true);
+    assert_eq!(intro.json()["sub"], "alice@example.com");
+
+    // refresh rotation
+    let r1 = t["refresh_token"].as_str().unwrap().to_string();
+    let refresh = |rt: String| {
+        let app = h.app.clone();
+        async move {
+            post(
+                &app,
+                "/token",
+                &form(&[("grant_type", "refresh_token"), ("refresh_token", &rt)]),
+                Some(&basic("default.web", "web-secret")),
+            )
+            .await
+        }
+    };
+    let res = refresh(r1.clone()).await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.body);
+    let r2 = res.json()["refresh_token"].as_str().unwrap().to_string();
+    assert_ne!(r1, r2);
+    // within the grace window the old token still works (concurrent refresh)
+    let res = refresh(r1.clone()).await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.body);
+    let r3 = res.json()["refresh_token"].as_str().unwrap().to_string();
+    // after the grace window: reuse revokes the family
+    h.issuer.clock.advance(60);
+    let res = refresh(r1.clone()).await;
+    assert_eq!(res.error(), "invalid_grant");
+    let res = refresh(r3).await;
+    assert_eq!(res.error(), "invalid_grant", "family must be revoked");
+    let _ = r2;
+
+    // revocation of the access token
+    let res = post(
+        &h.app,
+        "/revoke",
+        &form(&[("token", access)]),
+        Some(&basic("default.web", "web-secret")),
+    )
+    .await;
+    assert_eq!(res.status, StatusCode::OK);
+    let intro = post(
+        &h.app,
+        "/introspect",
+        &form(&[("token", access)]),
+        Some(&basic("default.web", "web-secret")),
+    )
+    .await;
+    assert_eq!(intro.json()["active"], false);
+}
+
+#[tokio::test]
+async fn code_replay_revokes_tokens_from_first_use() {
+    let h = harness().await;
+    let mut b = Browser::default();
+    let code = web_code(&mut b, &h.app).await;
+    let first = redeem_web(&h.app, &code).await.json();
+    let again = redeem_web(&h.app, &code).await;
+    assert_eq!(again.status, StatusCode::BAD_REQUEST);
+    assert_eq!(again.error(), "invalid_grant");
+    let intro = post(
+        &h.app,
+        "/introspect",
+        &form(&[("token", first["access_token"].as_str().unwrap())]),
+        Some(&basic("default.web", "web-secret")),
+    )
+    .await;
+    assert_eq!(intro.json()["active"], false);
+    let res = post(
+        &h.app,
+        "/token",
+        &form(&[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", first["refresh_token"].as_str().unwrap()),
+        ]),
+        Some(&basic("default.web", "web-secret")),
+    )
+    .await;
+    assert_eq!(res.error(), "invalid_grant");
+}
+
+#[tokio::test]
+async fn sso_second_authorization_needs_no_login() {
+    let h = harness().await;
+    let mut b = Browser::default();
+    web_code(&mut b, &h.app).await;
+    let res = b
+        .get(
+            &h.app,
+            &authorize_path(
+                "default.web",
+                "https://web.example/cb",
+                &[("prompt", "none")],
+            ),
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::SEE_OTHER);
+    assert!(res.loc_params().contains_key("code"));
+    // prompt=login shows the login page again despite the session
+    let res = b
+        .get(
+            &h.app,
+            &authorize_path(
+                "default.web",
+                "https://web.example/cb",
+                &[("prompt", "login")],
+            ),
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::OK);
+    assert!(res.body.contains("name=\"password\""));
+    // max_age=0 after a while forces login too
+    h.issuer.clock.advance(5);
+    let res = b
+        .get(
+            &h.app,
+            &authorize_path(
+                "default.web",
+                "https://web.example/cb",
+                &[("max_age", "1"), ("prompt", "none")],
+            ),
+        )
+        .await;
+    assert_eq!(res.loc_params()["error"], "login_required");
+}
+
+#[tokio::test]
+async fn third_party_consent_is_asked_remembered_and_revocable() {
+    let h = harness().await;
+    let mut b = Browser::default();
+    let path = authorize_path(
+        "default.agent",
+        "http://127.0.0.1:9999/cb",
+        &[
+            ("scope", "openid email tool:read offline_access"),
+            ("resource", "https://web.example"),
+        ],
+    );
+    let page = sign_in(&mut b, &h.app, &path, "alice@example.com").await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    assert!(page.body.contains("Helpful agent wants access"));
+    assert!(page.body.contains("tool:read"));
+    assert!(
+        page.headers["content-security-policy"]
+            .to_str()
+            .unwrap()
+            .contains("frame-ancestors 'none'")
+    );
+    let csrf = hidden(&page.body, "csrf");
+    let request = hidden(&page.body, "request");
+    // missing CSRF token: refused
+    let res = b
+        .post(
+            &h.app,
+            "/consent",
+            &form(&[("request", &request), ("decision", "allow")]),
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::FORBIDDEN);
+    let res = b
+        .post(
+            &h.app,
+            "/consent",
+            &form(&[
+                ("csrf", &csrf),
+                ("request", &request),
+                ("decision", "allow"),
+            ]),
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::SEE_OTHER, "{}", res.body);
+    let code = res.loc_params()["code"].clone();
+    // public client redeems with PKCE only
+    let t = post(
+        &h.app,
+        "/token",
+        &form(&[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", "http://127.0.0.1:9999/cb"),
+            ("code_verifier", VERIFIER),
+            ("client_id", "default.agent"),
+        ]),
+        None,
+    )
+    .await;
+    assert_eq!(t.status, StatusCode::OK, "{}", t.body);
+    let (_, at) = jwt_parts(t.json()["access_token"].as_str().unwrap());
+    assert_eq!(at["aud"], "https://web.example");
+    assert_eq!(at["scope"], "openid email tool:read offline_access");
+    // remembered: no consent page the second time
+    let res = b.get(&h.app, &path).await;
+    assert_eq!(res.status, StatusCode::SEE_OTHER);
+    // account page lists the grant; revoking it kills the refresh token
+    let acct = b.get(&h.app, "/account").await;
+    assert!(acct.body.contains("Helpful agent"), "{}", acct.body);
+    let csrf = hidden(&acct.body, "csrf");
+    let res = b
+        .post(
+            &h.app,
+            "/account/revoke",
+            &form(&[("csrf", &csrf), ("client_id", "default.agent")]),
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::SEE_OTHER);
+    let res = post(
+        &h.app,
+        "/token",
+        &form(&[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", t.json()["refresh_token"].as_str().unwrap()),
+            ("client_id", "default.agent"),
+        ]),
+        None,
+    )
+    .await;
+    assert_eq!(res.error(), "invalid_grant");
+    // consent asked again
+    let res = b.get(&h.app, &path).await;
+    assert_eq!(res.status, StatusCode::OK);
+    assert!(res.body.contains("wants access"));
+}
+
+#[tokio::test]
+async fn consent_denied_gives_access_denied() {
+    let h = harness().await;
+    let mut b = Browser::default();
+    let path = authorize_path(
+        "default.agent",
+        "http://127.0.0.1:9999/cb",
+        &[("scope", "openid")],
+    );
+    let page = sign_in(&mut b, &h.app, &path, "alice@example.com").await;
+    let res = b
+        .post(
+            &h.app,
+            "/consent",
+            &form(&[
+                ("csrf", &hidden(&page.body, "csrf")),
+                ("request", &hidden(&page.body, "request")),
+                ("decision", "deny"),
+            ]),
+        )
+        .await;
+    let p = res.loc_params();
+    assert_eq!(p["error"], "access_denied");
+    assert_eq!(p["state"], "st-1");
+    assert_eq!(p["iss"], ISSUER);
+}
+
+#[tokio::test]
+async fn access_rules_refuse_bob_and_tell_him() {
+    let h = harness().await;
+    let mut b = Browser::default();
+    let res = sign_in(
+        &mut b,
+        &h.app,
+        &authorize_path("default.web", "https://web.example/cb", &[]),
+        "bob@example.com",
+    )
+    .await;
+    assert_eq!(res.status, StatusCode::FORBIDDEN);
+    assert!(
+        res.body.contains("not allowed to use Team wiki"),
+        "{}",
+        res.body
+    );
+    assert!(res.body.contains("error=access_denied"));
+    let res = b
+        .get(
+            &h.app,
+            &authorize_path(
+                "default.web",
+                "https://web.example/cb",
+                &[("prompt", "none")],
+            ),
+        )
+        .await;
+    assert_eq!(res.loc_params()["error"], "access_denied");
+}
+
+#[tokio::test]
+async fn wrong_password_is_refused_without_session() {
+    let h = harness().await;
+    let mut b = Browser::default();
+    let page = b
+        .get(
+            &h.app,
+            &authorize_path("default.web", "https://web.example/cb", &[]),
+        )
+        .await;
+    let res = b
+        .post(
+            &h.app,
+            "/login",
+            &form(&[
+                ("csrf", &hidden(&page.body, "csrf")),
+                ("request", &hidden(&page.body, "request")),
+                ("email", "alice@example.com"),
+                ("password", "wrong"),
+            ]),
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::UNAUTHORIZED);
+    assert!(res.body.contains("not correct"));
+    assert!(!b.cookies.contains_key("keyway_issuer_session"));
+}
+
+#[tokio::test]
+async fn client_credentials_and_its_refusals() {
+    let h = harness().await;
+    let ok = post(
+        &h.app,
+        "/token",
+        &form(&[
+            ("grant_type", "client_credentials"),
+            ("scope", "tool:read"),
+            ("resource", "https://web.example"),
+        ]),
+        Some(&basic("default.svc", "svc-secret")),
+    )
+    .await;
+    assert_eq!(ok.status, StatusCode::OK, "{}", ok.body);
+    let (_, at) = jwt_parts(ok.json()["access_token"].as_str().unwrap());
+    assert_eq!(at["sub"], "default.svc");
+    assert_eq!(at["aud"], "https://web.example");
+    assert_eq!(at["scope"], "tool:read");
+    assert!(ok.json().get("refresh_token").is_none());
+    // client_secret_post works too
+    let ok = post(
+        &h.app,
+        "/token",
+        &form(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", "default.svc"),
+            ("client_secret", "svc-secret"),
+        ]),
+        None,
+    )
+    .await;
+    assert_eq!(ok.json()["scope"], "tool:read tool:write");
+}
+
+#[tokio::test]
+async fn logout_with_id_token_hint_ends_the_session() {
+    let h = harness().await;
+    let mut b = Browser::default();
+    let code = web_code(&mut b, &h.app).await;
+    let t = redeem_web(&h.app, &code).await.json();
+    let path = format!(
+        "/end_session?{}",
+        form(&[
+            ("id_token_hint", t["id_token"].as_str().unwrap()),
+            ("post_logout_redirect_uri", "https://web.example/bye"),
+            ("state", "bye-1"),
+        ])
+    );
+    let res = b.get(&h.app, &path).await;
+    assert_eq!(res.status, StatusCode::SEE_OTHER);
+    assert_eq!(res.location(), "https://web.example/bye?state=bye-1");
+    let res = b
+        .get(
+            &h.app,
+            &authorize_path(
+                "default.web",
+                "https://web.example/cb",
+                &[("prompt", "none")],
+            ),
+        )
+        .await;
+    assert_eq!(res.loc_params()["error"], "login_required");
+    // an unregistered post-logout URI is refused
+    let bad = format!(
+        "/end_session?{}",
+        form(&[
+            ("id_token_hint", t["id_token"].as_str().unwrap()),
+            ("post_logout_redirect_uri", "https://web.example/bye/"),
+        ])
+    );
+    assert_eq!(b.get(&h.app, &bad).await.status, StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn dynamic_registration_then_code_flow() {
+    let h = harness().await;
+    let reg = send(
+        &h.app,
+        http::Request::post("/register")
+            .header("content-type", "application/json")
+            .body(axum::body::Body::from(
+                r#"{"redirect_uris":["http://127.0.0.1:7777/cb"],"client_name":"CLI","scope":"openid email","grant_types":["authorization_code","refresh_token"]}"#,
+            ))
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(reg.status, StatusCode::CREATED, "{}", reg.body);
+    let id = reg.json()["client_id"].as_str().unwrap().to_string();
+    assert_eq!(reg.json()["token_endpoint_auth_method"], "none");
+    let mut b = Browser::default();
+    let page = sign_in(
+        &mut b,
+        &h.app,
+        &authorize_path(
+            &id,
+            "http://127.0.0.1:7777/cb",
+            &[("scope", "openid email")],
+        ),
+        "alice@example.com",
+    )
+    .await;
+    assert!(page.body.contains("CLI wants access"), "{}", page.body);
+}
+
+#[tokio::test]
+async fn health_ready_metrics() {
+    let h = harness().await;
+    assert_eq!(get(&h.app, "/healthz").await.status, StatusCode::OK);
+    assert_eq!(get(&h.app, "/readyz").await.status, StatusCode::OK);
+    post(&h.app, "/token", "grant_type=client_credentials", None).await;
+    let m = get(&h.app, "/metrics").await;
+    assert!(
+        m.body.contains("keyway_issuer_token_requests_total"),
+        "{}",
+        m.body
+    );
+    assert!(!m.body.contains("secret"));
+}

@@ -1,0 +1,715 @@
+//! The negative suite: each case asserts the exact error. Every response is also checked not to
+//! be a 500 (by `send`).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use common::*;
+use http::StatusCode;
+
+const WEB_CB: &str = "https://web.example/cb";
+
+/// An authorization request that must be refused on a page, without any redirect.
+async fn page_refusal(extra: &[(&str, &str)], client: &str) {
+    let h = harness().await;
+    let res = get(&h.app, &authorize_path(client, WEB_CB, extra)).await;
+    assert_eq!(
+        res.status,
+        StatusCode::BAD_REQUEST,
+        "{extra:?}: {}",
+        res.body
+    );
+    assert!(res.headers.get("location").is_none());
+    assert!(res.body.contains("This sign-in link is not valid"));
+}
+
+#[tokio::test]
+async fn redirect_uri_prefix_is_refused() {
+    page_refusal(
+        &[("redirect_uri", "https://web.example/cb/extra")],
+        "default.web",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn redirect_uri_trailing_slash_is_refused() {
+    page_refusal(
+        &[("redirect_uri", "https://web.example/cb/")],
+        "default.web",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn redirect_uri_other_port_is_refused() {
+    page_refusal(
+        &[("redirect_uri", "https://web.example:8443/cb")],
+        "default.web",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn redirect_uri_with_userinfo_is_refused() {
+    page_refusal(
+        &[("redirect_uri", "https://evil@web.example/cb")],
+        "default.web",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn redirect_uri_case_variant_is_refused() {
+    page_refusal(&[("redirect_uri", "https://WEB.example/cb")], "default.web").await;
+}
+
+#[tokio::test]
+async fn missing_redirect_uri_is_refused() {
+    page_refusal(&[("redirect_uri", "")], "default.web").await;
+}
+
+#[tokio::test]
+async fn unknown_client_is_refused() {
+    page_refusal(&[], "nobody").await;
+}
+
+/// An authorization request refused with a redirect carrying `error`, `state` and `iss`.
+async fn redirected_error(client: &str, cb: &str, extra: &[(&str, &str)], error: &str) {
+    let h = harness().await;
+    let res = get(&h.app, &authorize_path(client, cb, extra)).await;
+    assert_eq!(res.status, StatusCode::SEE_OTHER, "{extra:?}: {}", res.body);
+    let p = res.loc_params();
+    assert_eq!(p["error"], error, "{extra:?}");
+    assert_eq!(p["state"], "st-1");
+    assert_eq!(p["iss"], ISSUER);
+    assert!(!p.contains_key("code"));
+}
+
+#[tokio::test]
+async fn missing_pkce_is_refused() {
+    redirected_error(
+        "default.web",
+        WEB_CB,
+        &[("code_challenge", "")],
+        "invalid_request",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn plain_pkce_is_refused() {
+    redirected_error(
+        "default.web",
+        WEB_CB,
+        &[("code_challenge_method", "plain")],
+        "invalid_request",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn pkce_without_method_is_refused() {
+    redirected_error(
+        "default.web",
+        WEB_CB,
+        &[("code_challenge_method", "")],
+        "invalid_request",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn malformed_challenge_is_refused() {
+    redirected_error(
+        "default.web",
+        WEB_CB,
+        &[("code_challenge", "short")],
+        "invalid_request",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn implicit_flow_is_refused() {
+    redirected_error(
+        "default.web",
+        WEB_CB,
+        &[("response_type", "token")],
+        "unsupported_response_type",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn scope_the_app_may_not_ask_is_refused() {
+    redirected_error(
+        "default.agent",
+        "http://127.0.0.1:9999/cb",
+        &[("scope", "openid tool:write")],
+        "invalid_scope",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn unknown_resource_is_refused() {
+    redirected_error(
+        "default.web",
+        WEB_CB,
+        &[("resource", "https://other.example")],
+        "invalid_target",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn prompt_none_without_session() {
+    redirected_error(
+        "default.web",
+        WEB_CB,
+        &[("prompt", "none")],
+        "login_required",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn prompt_none_with_consent_is_refused() {
+    redirected_error(
+        "default.web",
+        WEB_CB,
+        &[("prompt", "none consent")],
+        "invalid_request",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn repeated_and_oversized_parameters_are_refused() {
+    let h = harness().await;
+    let p = format!("{}&state=again", authorize_path("default.web", WEB_CB, &[]));
+    let res = get(&h.app, &p).await;
+    assert_eq!(res.status, StatusCode::BAD_REQUEST);
+    assert_eq!(res.error(), "invalid_request");
+    let big = "x".repeat(5000);
+    let res = get(
+        &h.app,
+        &authorize_path("default.web", WEB_CB, &[("state", &big)]),
+    )
+    .await;
+    assert_eq!(res.error(), "invalid_request");
+    let res = post(
+        &h.app,
+        "/token",
+        &format!("grant_type=client_credentials&x={}", "y".repeat(70_000)),
+        None,
+    )
+    .await;
+    assert_eq!(res.error(), "invalid_request");
+}
+
+async fn token_error(body: &[(&str, &str)], auth: Option<&str>, status: StatusCode, error: &str) {
+    let h = harness().await;
+    let res = post(&h.app, "/token", &form(body), auth).await;
+    assert_eq!(res.status, status, "{body:?}: {}", res.body);
+    assert_eq!(res.error(), error, "{body:?}");
+}
+
+#[tokio::test]
+async fn wrong_verifier_is_refused() {
+    let h = harness().await;
+    let mut b = Browser::default();
+    let code = web_code(&mut b, &h.app).await;
+    let res = post(
+        &h.app,
+        "/token",
+        &form(&[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", WEB_CB),
+            ("code_verifier", &"a".repeat(43)),
+        ]),
+        Some(&basic("default.web", "web-secret")),
+    )
+    .await;
+    assert_eq!(res.error(), "invalid_grant");
+    // and the code is spent
+    assert_eq!(redeem_web(&h.app, &code).await.error(), "invalid_grant");
+}
+
+#[tokio::test]
+async fn malformed_or_missing_verifier_is_refused() {
+    let h = harness().await;
+    let mut b = Browser::default();
+    let code = web_code(&mut b, &h.app).await;
+    for v in ["short", ""] {
+        let res = post(
+            &h.app,
+            "/token",
+            &form(&[
+                ("grant_type", "authorization_code"),
+                ("code", &code),
+                ("redirect_uri", WEB_CB),
+                ("code_verifier", v),
+            ]),
+            Some(&basic("default.web", "web-secret")),
+        )
+        .await;
+        assert_eq!(res.error(), "invalid_request");
+    }
+}
+
+#[tokio::test]
+async fn code_used_by_another_client_is_refused() {
+    let h = harness().await;
+    let mut b = Browser::default();
+    let code = web_code(&mut b, &h.app).await;
+    let res = post(
+        &h.app,
+        "/token",
+        &form(&[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", WEB_CB),
+            ("code_verifier", VERIFIER),
+            ("client_id", "default.agent"),
+        ]),
+        None,
+    )
+    .await;
+    assert_eq!(res.error(), "invalid_grant");
+}
+
+#[tokio::test]
+async fn redirect_uri_mismatch_at_token_is_refused() {
+    let h = harness().await;
+    let mut b = Browser::default();
+    let code = web_code(&mut b, &h.app).await;
+    let res = post(
+        &h.app,
+        "/token",
+        &form(&[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", "https://web.example/cb/"),
+            ("code_verifier", VERIFIER),
+        ]),
+        Some(&basic("default.web", "web-secret")),
+    )
+    .await;
+    assert_eq!(res.error(), "invalid_grant");
+}
+
+#[tokio::test]
+async fn expired_code_is_refused() {
+    let h = harness().await;
+    let mut b = Browser::default();
+    let code = web_code(&mut b, &h.app).await;
+    h.issuer.clock.advance(61);
+    assert_eq!(redeem_web(&h.app, &code).await.error(), "invalid_grant");
+}
+
+#[tokio::test]
+async fn wrong_client_secret_is_refused_with_challenge() {
+    let h = harness().await;
+    let res = post(
+        &h.app,
+        "/token",
+        &form(&[("grant_type", "client_credentials")]),
+        Some(&basic("default.svc", "wrong")),
+    )
+    .await;
+    assert_eq!(res.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(res.error(), "invalid_client");
+    assert_eq!(res.headers["www-authenticate"], "Basic realm=\"keyway\"");
+}
+
+#[tokio::test]
+async fn wrong_client_secret_post_is_refused() {
+    token_error(
+        &[
+            ("grant_type", "client_credentials"),
+            ("client_id", "default.svc"),
+            ("client_secret", "nope"),
+        ],
+        None,
+        StatusCode::UNAUTHORIZED,
+        "invalid_client",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn unknown_client_at_token_is_refused() {
+    token_error(
+        &[("grant_type", "client_credentials")],
+        Some(&basic("ghost", "x")),
+        StatusCode::UNAUTHORIZED,
+        "invalid_client",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn confidential_client_without_secret_is_refused() {
+    token_error(
+        &[
+            ("grant_type", "client_credentials"),
+            ("client_id", "default.svc"),
+        ],
+        None,
+        StatusCode::UNAUTHORIZED,
+        "invalid_client",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn public_client_cannot_use_client_credentials() {
+    token_error(
+        &[
+            ("grant_type", "client_credentials"),
+            ("client_id", "default.agent"),
+        ],
+        None,
+        StatusCode::BAD_REQUEST,
+        "unauthorized_client",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn client_without_the_grant_cannot_use_client_credentials() {
+    token_error(
+        &[("grant_type", "client_credentials")],
+        Some(&basic("default.web", "web-secret")),
+        StatusCode::BAD_REQUEST,
+        "unauthorized_client",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn two_authentication_methods_are_refused() {
+    token_error(
+        &[
+            ("grant_type", "client_credentials"),
+            ("client_secret", "svc-secret"),
+        ],
+        Some(&basic("default.svc", "svc-secret")),
+        StatusCode::BAD_REQUEST,
+        "invalid_request",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn unsupported_and_missing_grant_type() {
+    token_error(
+        &[("grant_type", "password")],
+        Some(&basic("default.svc", "svc-secret")),
+        StatusCode::BAD_REQUEST,
+        "unsupported_grant_type",
+    )
+    .await;
+    token_error(
+        &[],
+        Some(&basic("default.svc", "svc-secret")),
+        StatusCode::BAD_REQUEST,
+        "invalid_request",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn client_credentials_with_oidc_scope_is_refused() {
+    token_error(
+        &[
+            ("grant_type", "client_credentials"),
+            ("scope", "openid tool:read"),
+        ],
+        Some(&basic("default.svc", "svc-secret")),
+        StatusCode::BAD_REQUEST,
+        "invalid_scope",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn malformed_basic_header_is_refused() {
+    token_error(
+        &[("grant_type", "client_credentials")],
+        Some("Basic %%%"),
+        StatusCode::UNAUTHORIZED,
+        "invalid_client",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn json_body_at_token_is_refused() {
+    let h = harness().await;
+    let res = send(
+        &h.app,
+        http::Request::post("/token")
+            .header("content-type", "application/json")
+            .body(axum::body::Body::from("{}"))
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(res.error(), "invalid_request");
+}
+
+#[tokio::test]
+async fn refresh_token_of_another_client_is_refused() {
+    let h = harness().await;
+    let mut b = Browser::default();
+    let code = web_code(&mut b, &h.app).await;
+    let t = redeem_web(&h.app, &code).await.json();
+    let res = post(
+        &h.app,
+        "/token",
+        &form(&[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", t["refresh_token"].as_str().unwrap()),
+            ("client_id", "default.agent"),
+        ]),
+        None,
+    )
+    .await;
+    assert_eq!(res.error(), "invalid_grant");
+    // and the rightful client can still use it
+    let res = post(
+        &h.app,
+        "/token",
+        &form(&[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", t["refresh_token"].as_str().unwrap()),
+        ]),
+        Some(&basic("default.web", "web-secret")),
+    )
+    .await;
+    assert_eq!(res.status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn refresh_with_wider_scope_is_refused() {
+    let h = harness().await;
+    let mut b = Browser::default();
+    let code = web_code(&mut b, &h.app).await;
+    let t = redeem_web(&h.app, &code).await.json();
+    let res = post(
+        &h.app,
+        "/token",
+        &form(&[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", t["refresh_token"].as_str().unwrap()),
+            ("scope", "openid offline_access"),
+        ]),
+        Some(&basic("default.web", "web-secret")),
+    )
+    .await;
+    assert_eq!(res.error(), "invalid_scope");
+}
+
+#[tokio::test]
+async fn expired_and_forged_access_tokens_are_refused_at_userinfo() {
+    let h = harness().await;
+    let mut b = Browser::default();
+    let code = web_code(&mut b, &h.app).await;
+    let t = redeem_web(&h.app, &code).await.json();
+    let access = t["access_token"].as_str().unwrap();
+    let userinfo = |tok: String| {
+        let app = h.app.clone();
+        async move {
+            send(
+                &app,
+                http::Request::get("/userinfo")
+                    .header("authorization", format!("Bearer {tok}"))
+                    .body(axum::body::Body::empty())
+                    .unwrap(),
+            )
+            .await
+        }
+    };
+    // alg none with the same claims
+    let (_, claims) = jwt_parts(access);
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let none = format!(
+        "{}.{}.",
+        b64.encode(r#"{"alg":"none","typ":"at+jwt"}"#),
+        b64.encode(claims.to_string())
+    );
+    let res = userinfo(none).await;
+    assert_eq!(res.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(res.error(), "invalid_token");
+    // the ID token is not an access token
+    let res = userinfo(t["id_token"].as_str().unwrap().to_string()).await;
+    assert_eq!(res.status, StatusCode::UNAUTHORIZED);
+    // expired
+    h.issuer.clock.advance(601);
+    let res = userinfo(access.to_string()).await;
+    assert_eq!(res.status, StatusCode::UNAUTHORIZED);
+    assert!(
+        res.headers["www-authenticate"]
+            .to_str()
+            .unwrap()
+            .contains("invalid_token")
+    );
+}
+
+async fn register(h: &Harness, body: &str) -> Res {
+    send(
+        &h.app,
+        http::Request::post("/register")
+            .header("content-type", "application/json")
+            .body(axum::body::Body::from(body.to_string()))
+            .unwrap(),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn dcr_with_bad_redirect_is_refused() {
+    let h = harness().await;
+    for uri in [
+        "http://evil.example/cb",
+        "https://app.example/cb#frag",
+        "javascript:alert(1)",
+        "https://u@app.example/cb",
+    ] {
+        let res = register(&h, &format!(r#"{{"redirect_uris":["{uri}"]}}"#)).await;
+        assert_eq!(res.status, StatusCode::BAD_REQUEST, "{uri}");
+        assert_eq!(res.error(), "invalid_redirect_uri", "{uri}");
+    }
+}
+
+#[tokio::test]
+async fn dcr_confidential_or_broad_scope_is_refused() {
+    let h = harness().await;
+    let res = register(
+        &h,
+        r#"{"redirect_uris":["http://127.0.0.1/cb"],"token_endpoint_auth_method":"client_secret_basic"}"#,
+    )
+    .await;
+    assert_eq!(res.error(), "invalid_client_metadata");
+    let res = register(
+        &h,
+        r#"{"redirect_uris":["http://127.0.0.1/cb"],"scope":"openid admin"}"#,
+    )
+    .await;
+    assert_eq!(res.error(), "invalid_client_metadata");
+    let res = register(
+        &h,
+        r#"{"redirect_uris":["http://127.0.0.1/cb"],"grant_types":["client_credentials"]}"#,
+    )
+    .await;
+    assert_eq!(res.error(), "invalid_client_metadata");
+    let res = register(&h, "not json").await;
+    assert_eq!(res.error(), "invalid_client_metadata");
+}
+
+#[tokio::test]
+async fn dcr_is_rate_limited() {
+    let h = harness_with(&["--dcr-rate", "2"]).await;
+    let body = r#"{"redirect_uris":["http://127.0.0.1/cb"]}"#;
+    assert_eq!(register(&h, body).await.status, StatusCode::CREATED);
+    assert_eq!(register(&h, body).await.status, StatusCode::CREATED);
+    let res = register(&h, body).await;
+    // Unless the minute turned over between calls.
+    if res.status != StatusCode::CREATED {
+        assert_eq!(res.status, StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(res.error(), "temporarily_unavailable");
+    }
+}
+
+#[tokio::test]
+async fn csrf_missing_on_login_is_refused() {
+    let h = harness().await;
+    let mut b = Browser::default();
+    b.get(&h.app, &authorize_path("default.web", WEB_CB, &[]))
+        .await;
+    let res = b
+        .post(
+            &h.app,
+            "/login",
+            &form(&[("email", "alice@example.com"), ("password", PASSWORD)]),
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::FORBIDDEN);
+    assert!(!b.cookies.contains_key("keyway_issuer_session"));
+}
+
+#[tokio::test]
+async fn public_client_cannot_introspect() {
+    let h = harness().await;
+    let res = post(
+        &h.app,
+        "/introspect",
+        &form(&[("token", "x"), ("client_id", "default.agent")]),
+        None,
+    )
+    .await;
+    assert_eq!(res.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(res.error(), "invalid_client");
+}
+
+#[tokio::test]
+async fn bad_id_token_hint_is_refused() {
+    let h = harness().await;
+    let res = get(&h.app, "/end_session?id_token_hint=abc.def.ghi").await;
+    assert_eq!(res.error(), "invalid_request");
+}
+
+#[tokio::test]
+async fn garbage_never_gives_500() {
+    let h = harness().await;
+    let bodies = [
+        "",
+        "%",
+        "%zz=1",
+        "a=%FF%FE",
+        "=&=&&",
+        "grant_type=authorization_code&code=%00&redirect_uri=%00&code_verifier=aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+        "grant_type=refresh_token&refresh_token=\u{1F600}",
+        "token=a.b.c&client_id=default.agent",
+    ];
+    for path in [
+        "/token",
+        "/revoke",
+        "/introspect",
+        "/login",
+        "/consent",
+        "/logout",
+        "/account/revoke",
+        "/authorize",
+        "/end_session",
+        "/userinfo",
+    ] {
+        for body in bodies {
+            let res = post(&h.app, path, body, None).await;
+            assert!(
+                res.status.is_client_error()
+                    || res.status.is_redirection()
+                    || res.status == StatusCode::OK,
+                "{path} {body}: {}",
+                res.status
+            );
+            let res = post(&h.app, path, body, Some("Basic ZGVmYXVsdC5zdmM6")).await;
+            assert!(res.status.as_u16() < 500, "{path}");
+        }
+    }
+    for q in [
+        "?",
+        "?%",
+        "?client_id=%FF",
+        "?client_id=default.web&redirect_uri=%0a",
+        "?prompt=%00",
+    ] {
+        let res = get(&h.app, &format!("/authorize{q}")).await;
+        assert!(res.status.as_u16() < 500);
+        assert!(!res.body.contains('\u{0}'));
+    }
+}
