@@ -63,6 +63,14 @@ pub async fn harness() -> Harness {
 }
 
 pub async fn harness_with(extra: &[&str]) -> Harness {
+    harness_wrapped(extra, |s| s).await
+}
+
+/// A harness whose store is wrapped (e.g. by a store that can be taken down).
+pub async fn harness_wrapped(
+    extra: &[&str],
+    wrap: impl FnOnce(Arc<dyn issuer::store::Store>) -> Arc<dyn issuer::store::Store>,
+) -> Harness {
     let dir = tempfile::tempdir().unwrap();
     let clients = dir.path().join("clients");
     std::fs::create_dir(&clients).unwrap();
@@ -96,7 +104,7 @@ pub async fn harness_with(extra: &[&str]) -> Harness {
     ];
     argv.extend(extra.iter().map(|s| s.to_string()));
     let config = Config::from_args(Args::try_parse_from(argv).unwrap()).unwrap();
-    let store = issuer::store::open(&store_url).await.unwrap();
+    let store = wrap(issuer::store::open(&store_url).await.unwrap());
     let issuer = Arc::new(Issuer::new(&config, store).unwrap());
     let app = issuer::router(issuer.clone());
     Harness { dir, issuer, app }
