@@ -31,6 +31,7 @@ pub mod http;
 pub mod lease;
 pub mod metrics;
 pub mod telemetry;
+pub mod webhook;
 
 pub use controller::Context;
 pub use lease::LeaseConfig;
