@@ -315,3 +315,6 @@ pub async fn run(ctx: Arc<Context>, config: &ControllerConfig, shutdown: Cancell
         })
         .await;
 }
+
+#[cfg(test)]
+mod tests;

@@ -714,3 +714,461 @@ pub fn owner_reference(app: &ConnectedApp) -> Option<OwnerReference> {
     owner.block_owner_deletion = Some(true);
     Some(owner)
 }
+
+#[cfg(test)]
+pub(crate) mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+    use api::{ConnectedAppSpec, Rotation};
+    use pretty_assertions::assert_eq;
+
+    /// Deterministic "random" bytes: each call returns a run of the next byte value.
+    pub(crate) struct Counter(pub u8);
+    impl Random for Counter {
+        fn bytes(&mut self, n: usize) -> Vec<u8> {
+            self.0 = self.0.wrapping_add(1);
+            vec![self.0; n]
+        }
+    }
+
+    pub(crate) fn t(s: &str) -> Timestamp {
+        s.parse().unwrap()
+    }
+
+    pub(crate) fn app(spec: serde_json::Value) -> ConnectedApp {
+        let spec: ConnectedAppSpec = serde_json::from_value(spec).unwrap();
+        let mut app = ConnectedApp::new("grafana", spec);
+        app.metadata.namespace = Some("tools".into());
+        app.metadata.uid = Some("uid-1".into());
+        app.metadata.generation = Some(1);
+        app.metadata.resource_version = Some("100".into());
+        app.metadata.finalizers = Some(vec![api::FINALIZER.into()]);
+        app
+    }
+
+    pub(crate) fn basic() -> ConnectedApp {
+        app(serde_json::json!({
+            "displayName": "Grafana",
+            "redirectURIs": ["https://grafana.example.com/oauth2/callback"],
+            "resource": "https://grafana.example.com",
+            "access": {"allowedGroups": ["eng"]},
+        }))
+    }
+
+    pub(crate) fn cfg() -> PlanConfig {
+        PlanConfig {
+            issuer_url: "https://login.example.com".into(),
+            resync: Duration::from_secs(3600),
+        }
+    }
+
+    fn data(secret: &Secret, key: &str) -> Option<String> {
+        text(secret, key)
+    }
+
+    /// The cluster after a plan is applied (what the next reconcile observes).
+    pub(crate) fn settle(
+        app: &ConnectedApp,
+        plan: &Plan,
+        observed: Option<Secret>,
+    ) -> (ConnectedApp, Option<Secret>) {
+        let mut app = app.clone();
+        app.status = Some(plan.status.clone());
+        let secret = match &plan.secret {
+            SecretAction::None => observed,
+            SecretAction::Create(s) | SecretAction::Replace(s) => Some(s.clone()),
+        };
+        (app, secret)
+    }
+
+    #[test]
+    fn new_confidential_app_gets_a_secret_and_a_published_hash_first() {
+        let app = basic();
+        let now = t("2026-01-01T00:00:00Z");
+        let plan = plan(&app, None, &cfg(), now, &mut Counter(0));
+        let SecretAction::Create(secret) = &plan.secret else {
+            panic!("expected a create: {:?}", plan.secret);
+        };
+        assert_eq!(secret.metadata.name.as_deref(), Some("grafana-keyway"));
+        assert_eq!(secret.metadata.namespace.as_deref(), Some("tools"));
+        let owner = &secret.metadata.owner_references.as_ref().unwrap()[0];
+        assert_eq!(
+            (owner.uid.as_str(), owner.controller, owner.kind.as_str()),
+            ("uid-1", Some(true), "ConnectedApp")
+        );
+        assert_eq!(
+            data(secret, keys::CLIENT_ID).as_deref(),
+            Some("tools.grafana")
+        );
+        assert_eq!(
+            data(secret, keys::ISSUER_URL).as_deref(),
+            Some("https://login.example.com")
+        );
+        let client_secret = data(secret, keys::CLIENT_SECRET).unwrap();
+        assert_eq!(URL_SAFE_NO_PAD.decode(&client_secret).unwrap().len(), 32);
+        assert_eq!(
+            STANDARD
+                .decode(data(secret, keys::COOKIE_SECRET).unwrap())
+                .unwrap()
+                .len(),
+            32
+        );
+        let policy: keys::AppPolicy =
+            serde_json::from_str(&data(secret, keys::POLICY).unwrap()).unwrap();
+        assert_eq!(policy, app.spec.app_policy());
+        assert_eq!(
+            secret.annotations()[ISSUED_AT_ANNOTATION],
+            "2026-01-01T00:00:00Z"
+        );
+        assert_eq!(secret.labels()[MANAGED_BY_LABEL], MANAGER);
+
+        let hash = keys::hash_client_secret(&client_secret);
+        let early = plan.status_before_secret.as_ref().unwrap();
+        assert_eq!(
+            early.client_secrets,
+            vec![ClientSecretHash {
+                hash: hash.clone(),
+                expires_at: None
+            }]
+        );
+        assert_eq!(early.conditions[0].reason, reason::PROVISIONING);
+        assert_eq!(early.conditions[0].status, "False");
+        assert_eq!(plan.status.client_secrets, early.client_secrets);
+        assert_eq!(plan.status.client_id.as_deref(), Some("tools.grafana"));
+        assert_eq!(plan.status.secret_name.as_deref(), Some("grafana-keyway"));
+        assert_eq!(plan.status.observed_generation, Some(1));
+        assert_eq!(plan.status.conditions[0].status, "True");
+        assert_eq!(plan.status.conditions[0].reason, reason::REGISTERED);
+        let reasons: Vec<_> = plan.events.iter().map(|e| e.reason.as_str()).collect();
+        assert_eq!(reasons, ["SecretCreated", "Registered"]);
+        assert_eq!(plan.requeue_after, Duration::from_secs(3600));
+        // No secret in events or condition messages.
+        for e in &plan.events {
+            assert!(!e.note.contains(&client_secret));
+        }
+    }
+
+    #[test]
+    fn settled_app_plans_no_write_and_no_event() {
+        let app = basic();
+        let now = t("2026-01-01T00:00:00Z");
+        let first = plan(&app, None, &cfg(), now, &mut Counter(0));
+        let (app, secret) = settle(&app, &first, None);
+        let later = t("2026-01-01T05:00:00Z");
+        let again = plan(&app, secret.as_ref(), &cfg(), later, &mut Counter(50));
+        assert_eq!(again.secret, SecretAction::None);
+        assert_eq!(again.status_before_secret, None);
+        assert!(!again.status_changed(&app), "{:#?}", again.status);
+        assert!(again.events.is_empty());
+    }
+
+    #[test]
+    fn public_client_has_no_client_secret() {
+        let mut app = basic();
+        app.spec.client_type = api::ClientType::Public;
+        let plan = plan(
+            &app,
+            None,
+            &cfg(),
+            t("2026-01-01T00:00:00Z"),
+            &mut Counter(0),
+        );
+        let SecretAction::Create(secret) = &plan.secret else {
+            panic!()
+        };
+        assert!(data(secret, keys::CLIENT_SECRET).is_none());
+        assert!(data(secret, keys::COOKIE_SECRET).is_some());
+        assert!(secret.annotations().get(ISSUED_AT_ANNOTATION).is_none());
+        assert!(plan.status.client_secrets.is_empty());
+        assert!(plan.status_before_secret.is_none());
+    }
+
+    #[test]
+    fn switching_to_public_removes_the_client_secret_and_lets_its_hash_expire() {
+        let app = basic();
+        let now = t("2026-01-01T00:00:00Z");
+        let first = plan(&app, None, &cfg(), now, &mut Counter(0));
+        let (mut app, secret) = settle(&app, &first, None);
+        app.spec.client_type = api::ClientType::Public;
+        app.metadata.generation = Some(2);
+        let p = plan(&app, secret.as_ref(), &cfg(), now, &mut Counter(9));
+        let SecretAction::Replace(s) = &p.secret else {
+            panic!("{:?}", p.secret)
+        };
+        assert!(data(s, keys::CLIENT_SECRET).is_none());
+        assert_eq!(p.status.client_secrets.len(), 1);
+        assert_eq!(
+            p.status.client_secrets[0].expires_at,
+            Some(Time(t("2026-01-01T01:00:00Z")))
+        );
+    }
+
+    fn rotating() -> ConnectedApp {
+        let mut app = basic();
+        app.spec.secret.rotation = Some(Rotation {
+            interval: "720h".into(),
+            grace_period: "24h".into(),
+        });
+        app
+    }
+
+    #[test]
+    fn rotation_publishes_the_new_hash_first_and_keeps_the_old_one_for_the_grace_period() {
+        let app = rotating();
+        let start = t("2026-01-01T00:00:00Z");
+        let first = plan(&app, None, &cfg(), start, &mut Counter(0));
+        assert_eq!(first.requeue_after, Duration::from_secs(3600));
+        let (app, secret) = settle(&app, &first, None);
+        let old_secret = data(secret.as_ref().unwrap(), keys::CLIENT_SECRET).unwrap();
+        let old_cookie = data(secret.as_ref().unwrap(), keys::COOKIE_SECRET).unwrap();
+
+        // Not yet due: nothing; the requeue aims at the due time when it is nearer than a resync.
+        let before = t("2026-01-30T23:30:00Z");
+        let p = plan(&app, secret.as_ref(), &cfg(), before, &mut Counter(10));
+        assert_eq!(p.secret, SecretAction::None);
+        assert_eq!(p.requeue_after, Duration::from_secs(1801));
+
+        let due = t("2026-01-31T00:00:00Z");
+        let p = plan(&app, secret.as_ref(), &cfg(), due, &mut Counter(10));
+        let SecretAction::Replace(new) = &p.secret else {
+            panic!("{:?}", p.secret)
+        };
+        let new_secret = data(new, keys::CLIENT_SECRET).unwrap();
+        assert_ne!(new_secret, old_secret);
+        assert_eq!(
+            data(new, keys::COOKIE_SECRET).unwrap(),
+            old_cookie,
+            "cookie secret is kept"
+        );
+        assert_eq!(
+            new.annotations()[ISSUED_AT_ANNOTATION],
+            "2026-01-31T00:00:00Z"
+        );
+        let expected = vec![
+            ClientSecretHash {
+                hash: keys::hash_client_secret(&new_secret),
+                expires_at: None,
+            },
+            ClientSecretHash {
+                hash: keys::hash_client_secret(&old_secret),
+                expires_at: Some(Time(t("2026-02-01T00:00:00Z"))),
+            },
+        ];
+        assert_eq!(
+            p.status_before_secret.as_ref().unwrap().client_secrets,
+            expected
+        );
+        assert_eq!(p.status.client_secrets, expected);
+        // Ready stays True throughout; the early status equals the final one.
+        assert_eq!(p.status_before_secret.as_ref(), Some(&p.status));
+        assert_eq!(p.events.len(), 1);
+        assert_eq!(p.events[0].reason, "SecretRotated");
+        // The old hash expires in 24h; the hourly resync comes first.
+        assert_eq!(p.requeue_after, Duration::from_secs(3600));
+
+        // During the grace period: settled, nothing to write.
+        let (app, secret) = settle(&app, &p, secret);
+        let mid = t("2026-01-31T12:00:00Z");
+        let p = plan(&app, secret.as_ref(), &cfg(), mid, &mut Counter(20));
+        assert_eq!(p.secret, SecretAction::None);
+        assert!(!p.status_changed(&app));
+
+        // After it: the old hash goes.
+        let after = t("2026-02-01T00:00:01Z");
+        let p = plan(&app, secret.as_ref(), &cfg(), after, &mut Counter(20));
+        assert_eq!(p.secret, SecretAction::None);
+        assert_eq!(p.status.client_secrets.len(), 1);
+        assert!(p.status_changed(&app));
+    }
+
+    #[test]
+    fn foreign_secret_is_never_overwritten() {
+        let app = basic();
+        let foreign = Secret {
+            metadata: ObjectMeta {
+                name: Some("grafana-keyway".into()),
+                namespace: Some("tools".into()),
+                ..ObjectMeta::default()
+            },
+            ..Secret::default()
+        };
+        let p = plan(
+            &app,
+            Some(&foreign),
+            &cfg(),
+            t("2026-01-01T00:00:00Z"),
+            &mut Counter(0),
+        );
+        assert_eq!(p.secret, SecretAction::None);
+        assert_eq!(p.status_before_secret, None);
+        let c = &p.status.conditions[0];
+        assert_eq!(
+            (c.status.as_str(), c.reason.as_str()),
+            ("False", reason::SECRET_CONFLICT)
+        );
+        assert!(c.message.contains("spec.secret.name"), "{}", c.message);
+        assert_eq!(p.requeue_after, RECHECK);
+        assert!(p.events[0].warning);
+    }
+
+    #[test]
+    fn invalid_spec_gets_every_problem_and_no_secret() {
+        let mut app = basic();
+        app.spec.redirect_uris = vec!["http://grafana.example.com/cb".into()];
+        app.spec.token_lifetimes.access = "2d".into();
+        let p = plan(
+            &app,
+            None,
+            &cfg(),
+            t("2026-01-01T00:00:00Z"),
+            &mut Counter(0),
+        );
+        assert_eq!(p.secret, SecretAction::None);
+        let c = &p.status.conditions[0];
+        assert_eq!(
+            (c.status.as_str(), c.reason.as_str()),
+            ("False", reason::INVALID_SPEC)
+        );
+        assert!(c.message.contains("spec.redirectURIs[0]"), "{}", c.message);
+        assert!(
+            c.message.contains("spec.tokenLifetimes.access"),
+            "{}",
+            c.message
+        );
+        // Same problem again: the condition (and its transition time) stays; no new event.
+        let (app2, _) = settle(&app, &p, None);
+        let p2 = plan(
+            &app2,
+            None,
+            &cfg(),
+            t("2026-01-01T01:00:00Z"),
+            &mut Counter(0),
+        );
+        assert!(!p2.status_changed(&app2));
+        assert!(p2.events.is_empty());
+    }
+
+    #[test]
+    fn invalid_spec_keeps_published_hashes() {
+        let app = basic();
+        let first = plan(
+            &app,
+            None,
+            &cfg(),
+            t("2026-01-01T00:00:00Z"),
+            &mut Counter(0),
+        );
+        let (mut app, secret) = settle(&app, &first, None);
+        app.spec.redirect_uris.clear();
+        let p = plan(
+            &app,
+            secret.as_ref(),
+            &cfg(),
+            t("2026-01-01T00:10:00Z"),
+            &mut Counter(0),
+        );
+        assert_eq!(p.secret, SecretAction::None);
+        assert_eq!(p.status.client_secrets, first.status.client_secrets);
+        assert_eq!(
+            p.status.conditions[0].last_transition_time,
+            Time(t("2026-01-01T00:10:00Z"))
+        );
+    }
+
+    fn external(keys_: &[(&str, &str)]) -> Secret {
+        Secret {
+            metadata: ObjectMeta {
+                name: Some("vault-grafana".into()),
+                namespace: Some("tools".into()),
+                ..ObjectMeta::default()
+            },
+            data: Some(
+                keys_
+                    .iter()
+                    .map(|(k, v)| ((*k).to_string(), ByteString(v.as_bytes().to_vec())))
+                    .collect(),
+            ),
+            ..Secret::default()
+        }
+    }
+
+    #[test]
+    fn existing_secret_is_waited_for_then_checked_then_used() {
+        let mut app = basic();
+        app.spec.secret.existing_secret = Some("vault-grafana".into());
+        let now = t("2026-01-01T00:00:00Z");
+        let p = plan(&app, None, &cfg(), now, &mut Counter(0));
+        assert_eq!(p.secret, SecretAction::None);
+        assert_eq!(p.status.conditions[0].reason, reason::SECRET_MISSING);
+        assert_eq!(p.status.secret_name.as_deref(), Some("vault-grafana"));
+
+        let incomplete = external(&[(keys::CLIENT_ID, "other")]);
+        let p = plan(&app, Some(&incomplete), &cfg(), now, &mut Counter(0));
+        assert_eq!(p.secret, SecretAction::None);
+        let c = &p.status.conditions[0];
+        assert_eq!(c.reason, reason::SECRET_INVALID);
+        for needle in [
+            "\"other\"",
+            "client-secret is missing",
+            "issuer-url is missing",
+            "cookie-secret is missing",
+            "policy.json is missing",
+        ] {
+            assert!(c.message.contains(needle), "{needle}: {}", c.message);
+        }
+
+        let policy = policy_json(&app);
+        let cookie = STANDARD.encode([7u8; 32]);
+        let client_secret = "s".repeat(40);
+        let complete = external(&[
+            (keys::CLIENT_ID, "tools.grafana"),
+            (keys::CLIENT_SECRET, &client_secret),
+            (keys::ISSUER_URL, "https://login.example.com"),
+            (keys::COOKIE_SECRET, &cookie),
+            (keys::POLICY, &policy),
+        ]);
+        let p = plan(&app, Some(&complete), &cfg(), now, &mut Counter(0));
+        assert_eq!(p.secret, SecretAction::None);
+        assert_eq!(p.status.conditions[0].reason, reason::REGISTERED);
+        assert_eq!(
+            p.status.client_secrets[0].hash,
+            keys::hash_client_secret(&client_secret)
+        );
+    }
+
+    #[test]
+    fn deleted_secret_is_recreated_and_the_lost_secret_expires() {
+        let app = basic();
+        let first = plan(
+            &app,
+            None,
+            &cfg(),
+            t("2026-01-01T00:00:00Z"),
+            &mut Counter(0),
+        );
+        let (app, _) = settle(&app, &first, None);
+        let p = plan(
+            &app,
+            None,
+            &cfg(),
+            t("2026-01-02T00:00:00Z"),
+            &mut Counter(5),
+        );
+        assert!(matches!(p.secret, SecretAction::Create(_)));
+        assert_eq!(p.status.client_secrets.len(), 2);
+        assert_eq!(
+            p.status.client_secrets[1].expires_at,
+            Some(Time(t("2026-01-02T01:00:00Z")))
+        );
+    }
+
+    #[test]
+    fn client_id_is_stable_across_delete_and_reapply() {
+        let a = basic();
+        let mut b = basic();
+        b.metadata.uid = Some("uid-2".into());
+        assert_eq!(a.client_id(), b.client_id());
+        b.spec.client_id = Some("pinned".into());
+        assert_eq!(b.client_id().as_deref(), Some("pinned"));
+    }
+}

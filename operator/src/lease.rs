@@ -257,3 +257,181 @@ impl LeaderElector {
         outcome
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+    use http::{Request, Response};
+    use kube::client::Body;
+    use serde_json::{Value, json};
+
+    const LEASE: &str =
+        "/apis/coordination.k8s.io/v1/namespaces/keyway-system/leases/keyway-operator";
+    const LEASES: &str = "/apis/coordination.k8s.io/v1/namespaces/keyway-system/leases?";
+
+    /// (method, path and query, status, answer (null: echo the request body), body check).
+    type Step = (&'static str, &'static str, u16, Value, fn(&Value));
+
+    fn config(identity: &str) -> LeaseConfig {
+        LeaseConfig {
+            namespace: "keyway-system".into(),
+            name: "keyway-operator".into(),
+            identity: identity.into(),
+            lease_duration: Duration::from_secs(15),
+            renew_deadline: Duration::from_secs(10),
+            retry_period: Duration::from_secs(2),
+        }
+    }
+
+    fn lease(holder: &str, duration: i32, rv: &str) -> Value {
+        json!({"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+            "metadata": {"name": "keyway-operator", "namespace": "keyway-system", "resourceVersion": rv},
+            "spec": {"holderIdentity": holder, "leaseDurationSeconds": duration,
+                     "renewTime": "2026-01-01T00:00:00.000000Z", "leaseTransitions": 2}})
+    }
+
+    /// Answers each expected (method, path) with (status, body; null echoes the request), checking
+    /// the request body with `check`.
+    async fn serve(
+        mut handle: tower_test::mock::Handle<Request<Body>, Response<Body>>,
+        script: Vec<Step>,
+    ) {
+        for (method, path, status, answer, check) in script {
+            let (req, send) = handle.next_request().await.expect("request expected");
+            assert_eq!(req.method().as_str(), method);
+            assert_eq!(req.uri().path_and_query().unwrap().as_str(), path);
+            let bytes = req.into_body().collect_bytes().await.unwrap();
+            let body: Value = if bytes.is_empty() {
+                Value::Null
+            } else {
+                serde_json::from_slice(&bytes).unwrap()
+            };
+            check(&body);
+            let answer = if answer.is_null() { body } else { answer };
+            send.send_response(
+                Response::builder()
+                    .status(status)
+                    .body(Body::from(serde_json::to_vec(&answer).unwrap()))
+                    .unwrap(),
+            );
+        }
+        if let Some((req, _)) = handle.next_request().await {
+            panic!("unexpected request {} {}", req.method(), req.uri());
+        }
+    }
+
+    async fn attempts(identity: &str, n: usize, script: Vec<Step>) -> Vec<Attempt> {
+        let (svc, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+        let verifier = tokio::spawn(serve(handle, script));
+        let mut elector = LeaderElector::new(kube::Client::new(svc, "default"), config(identity));
+        let mut out = Vec::new();
+        for _ in 0..n {
+            out.push(elector.try_acquire_or_renew().await.unwrap());
+        }
+        drop(elector);
+        verifier.await.unwrap();
+        out
+    }
+
+    fn not_found() -> Value {
+        json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure", "reason": "NotFound", "code": 404})
+    }
+    fn conflict() -> Value {
+        json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure", "reason": "Conflict", "code": 409})
+    }
+
+    #[tokio::test]
+    async fn creates_an_absent_lease_then_renews_it() {
+        let got = attempts(
+            "a",
+            2,
+            vec![
+                ("GET", LEASE, 404, not_found(), |_| {}),
+                ("POST", LEASES, 201, Value::Null, |b| {
+                    assert_eq!(b["spec"]["holderIdentity"], "a");
+                    assert_eq!(b["spec"]["leaseDurationSeconds"], 15);
+                    assert_eq!(b["spec"]["leaseTransitions"], 0);
+                }),
+                ("GET", LEASE, 200, lease("a", 15, "8"), |_| {}),
+                (
+                    "PUT",
+                    "/apis/coordination.k8s.io/v1/namespaces/keyway-system/leases/keyway-operator?",
+                    200,
+                    Value::Null,
+                    |b| {
+                        assert_eq!(b["metadata"]["resourceVersion"], "8");
+                        assert_eq!(b["spec"]["holderIdentity"], "a");
+                        assert_eq!(
+                            b["spec"]["leaseTransitions"], 2,
+                            "a renewal is no transition"
+                        );
+                    },
+                ),
+            ],
+        )
+        .await;
+        assert_eq!(got, [Attempt::Leading, Attempt::Leading]);
+    }
+
+    #[tokio::test]
+    async fn follows_a_valid_lease_without_writing() {
+        let got = attempts(
+            "b",
+            2,
+            vec![
+                ("GET", LEASE, 200, lease("a", 15, "8"), |_| {}),
+                ("GET", LEASE, 200, lease("a", 15, "8"), |_| {}),
+            ],
+        )
+        .await;
+        assert_eq!(got, [Attempt::Following, Attempt::Following]);
+    }
+
+    #[tokio::test]
+    async fn takes_over_an_expired_lease_with_optimistic_concurrency() {
+        // A record unchanged for its whole duration (0s here) is expired.
+        let got = attempts(
+            "b",
+            2,
+            vec![
+                ("GET", LEASE, 200, lease("a", 0, "8"), |_| {}),
+                (
+                    "PUT",
+                    "/apis/coordination.k8s.io/v1/namespaces/keyway-system/leases/keyway-operator?",
+                    409,
+                    conflict(),
+                    |b| {
+                        assert_eq!(b["metadata"]["resourceVersion"], "8");
+                        assert_eq!(b["spec"]["holderIdentity"], "b");
+                        assert_eq!(b["spec"]["leaseTransitions"], 3);
+                    },
+                ),
+                ("GET", LEASE, 200, lease("a", 0, "9"), |_| {}),
+                (
+                    "PUT",
+                    "/apis/coordination.k8s.io/v1/namespaces/keyway-system/leases/keyway-operator?",
+                    200,
+                    Value::Null,
+                    |_| {},
+                ),
+            ],
+        )
+        .await;
+        assert_eq!(got, [Attempt::Following, Attempt::Leading]);
+    }
+
+    #[tokio::test]
+    async fn a_lost_create_race_is_following() {
+        let got = attempts(
+            "b",
+            1,
+            vec![
+                ("GET", LEASE, 404, not_found(), |_| {}),
+                ("POST", LEASES, 409, conflict(), |_| {}),
+            ],
+        )
+        .await;
+        assert_eq!(got, [Attempt::Following]);
+    }
+}
