@@ -25,6 +25,8 @@ enum Command {
     Controller(ControllerArgs),
     /// Write the CustomResourceDefinition generated from the API types.
     Crdgen(CrdgenArgs),
+    /// Run the sidecar-injecting admission webhook (HTTPS).
+    Webhook(operator::webhook::WebhookArgs),
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -161,6 +163,35 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Crdgen(args) => crdgen_command(&args),
         Command::Controller(args) => controller_command(&args),
+        Command::Webhook(args) => webhook_command(args),
+    }
+}
+
+fn webhook_command(args: operator::webhook::WebhookArgs) -> ExitCode {
+    let problems = args.problems();
+    if !problems.is_empty() {
+        for p in problems {
+            eprintln!("keyway-operator webhook: {p}");
+        }
+        return ExitCode::from(EXIT_USAGE);
+    }
+    if let Err(e) = telemetry::init(args.log_format == "json", &args.log) {
+        eprintln!("keyway-operator webhook: {e}");
+        return ExitCode::from(EXIT_USAGE);
+    }
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("keyway-operator webhook: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(operator::webhook::run(args)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = %e, "keyway-operator webhook stopped");
+            ExitCode::FAILURE
+        }
     }
 }
 
@@ -265,7 +296,7 @@ mod tests {
         argv.extend_from_slice(args);
         match Cli::try_parse_from(argv).unwrap().command {
             Command::Controller(a) => a,
-            Command::Crdgen(_) => unreachable!(),
+            Command::Crdgen(_) | Command::Webhook(_) => unreachable!(),
         }
     }
 

@@ -28,8 +28,9 @@ pub const PROXY_ENV_ANNOTATION: &str = "keyway.dev/proxy-env";
 
 /// Name of the pod volume that holds the client Secret.
 pub const SECRET_VOLUME_NAME: &str = "keyway-client";
-/// Where the client Secret is mounted (read-only) in the sidecar: one file per Secret key.
-pub const SECRET_MOUNT_PATH: &str = "/etc/keyway/client";
+/// Where the client Secret is mounted (read-only) in the sidecar: one file per Secret key
+/// (keyway-proxy's default `--config-dir`).
+pub const SECRET_MOUNT_PATH: &str = "/etc/keyway/app";
 /// Name of the sidecar's admin port (health, readiness, metrics).
 pub const ADMIN_PORT_NAME: &str = "keyway-admin";
 /// The non-root user and group the sidecar runs as.
@@ -43,12 +44,21 @@ pub mod env {
     pub const UPSTREAM: &str = "KEYWAY_UPSTREAM";
     /// Address of the admin server (`/healthz`, `/readyz`, `/metrics`).
     pub const ADMIN_LISTEN: &str = "KEYWAY_ADMIN_LISTEN";
-    /// Directory holding the client Secret's files.
-    pub const SECRET_DIR: &str = "KEYWAY_SECRET_DIR";
+    /// Directory holding the client Secret's files (`--config-dir`).
+    pub const CONFIG_DIR: &str = "KEYWAY_CONFIG_DIR";
+    /// `--upstream-port`, exclusive with [`UPSTREAM`]; reserved so that it cannot be added.
+    pub const UPSTREAM_PORT: &str = "KEYWAY_UPSTREAM_PORT";
     /// Log format (`json`).
     pub const LOG_FORMAT: &str = "KEYWAY_LOG_FORMAT";
     /// Every variable the webhook owns; annotations cannot override these.
-    pub const RESERVED: [&str; 5] = [LISTEN, UPSTREAM, ADMIN_LISTEN, SECRET_DIR, LOG_FORMAT];
+    pub const RESERVED: [&str; 6] = [
+        LISTEN,
+        UPSTREAM,
+        UPSTREAM_PORT,
+        ADMIN_LISTEN,
+        CONFIG_DIR,
+        LOG_FORMAT,
+    ];
 }
 
 /// How injected sidecars look: set by the webhook's flags (and so by the Helm chart's values).
@@ -77,7 +87,7 @@ impl Default for SidecarConfig {
         Self {
             image: "ghcr.io/keyway-dev/keyway-proxy:latest".to_string(),
             image_pull_policy: "IfNotPresent".to_string(),
-            admin_port: 9090,
+            admin_port: 4181,
             cpu_request: "10m".to_string(),
             memory_request: "32Mi".to_string(),
             cpu_limit: None,
@@ -322,7 +332,7 @@ pub fn sidecar(injection: &Injection, config: &SidecarConfig) -> Container {
             format!("http://127.0.0.1:{}", injection.upstream_port),
         ),
         env_var(env::ADMIN_LISTEN, format!("0.0.0.0:{}", config.admin_port)),
-        env_var(env::SECRET_DIR, SECRET_MOUNT_PATH.to_string()),
+        env_var(env::CONFIG_DIR, SECRET_MOUNT_PATH.to_string()),
         env_var(env::LOG_FORMAT, config.log_format.clone()),
     ];
     env.extend(

@@ -99,7 +99,7 @@ pub struct WebhookArgs {
     )]
     pub sidecar_image_pull_policy: String,
     /// The sidecar's admin port (health, readiness, metrics).
-    #[arg(long, env = "KEYWAY_SIDECAR_ADMIN_PORT", default_value_t = 9090)]
+    #[arg(long, env = "KEYWAY_SIDECAR_ADMIN_PORT", default_value_t = 4181)]
     pub sidecar_admin_port: u16,
     /// CPU request of the sidecar.
     #[arg(long, env = "KEYWAY_SIDECAR_CPU_REQUEST", default_value = "10m")]
