@@ -65,6 +65,11 @@ fn login_for_account(iss: &Issuer, headers: &HeaderMap) -> Result<Response> {
             csrf: &csrf,
             request: "",
             email: "",
+            upstream: iss
+                .upstream
+                .as_ref()
+                .map(|u| (u.config.name.clone(), "/upstream/start".to_string())),
+            static_users: !iss.users.is_empty(),
         },
     )?;
     if let Some(c) = set {

@@ -404,14 +404,28 @@ fn login_page(
     } else {
         StatusCode::OK
     };
+    let query = request.to_query();
+    let upstream = iss.upstream.as_ref().map(|u| {
+        (
+            u.config.name.clone(),
+            format!(
+                "/upstream/start?{}",
+                url::form_urlencoded::Serializer::new(String::new())
+                    .append_pair("request", &query)
+                    .finish()
+            ),
+        )
+    });
     let res = pages::render(
         status,
         &pages::Login {
             app_name,
             error,
             csrf: &csrf,
-            request: &request.to_query(),
+            request: &query,
             email,
+            upstream,
+            static_users: !iss.users.is_empty(),
         },
     )?;
     Ok(with_cookie(res, set))
@@ -461,7 +475,7 @@ pub async fn login(
     Form(form): Form,
 ) -> Result<Response> {
     iss.check_csrf(&headers, form.get("csrf"))?;
-    let mut request = carried_request(&form)?;
+    let request = carried_request(&form)?;
     let client = match request.get("client_id") {
         Some(id) => iss.client(id).await?,
         None => None,
@@ -522,7 +536,16 @@ pub async fn login(
         .await
         .map_err(store_err)?;
     tracing::info!(session = %session.id, "signed in");
-    // Resume the authorization request; the person has just signed in, so drop prompt=login.
+    let target = resume_target(request);
+    let mut res = redirect(&target);
+    res.headers_mut()
+        .append(header::SET_COOKIE, iss.session_cookie(&cookie));
+    Ok(res)
+}
+
+/// Where to go after a sign-in: back to the authorization request (without `prompt=login`, the
+/// person has just signed in), or to the account page when there is none.
+pub fn resume_target(mut request: Params) -> String {
     if let Some(p) = request.get("prompt").map(str::to_string) {
         let rest: Vec<&str> = p
             .split(' ')
@@ -538,15 +561,11 @@ pub async fn login(
             request = Params::from_pairs(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())));
         }
     }
-    let target = if request.get("client_id").is_some() {
+    if request.get("client_id").is_some() {
         format!("/authorize?{}", request.to_query())
     } else {
         "/account".to_string()
-    };
-    let mut res = redirect(&target);
-    res.headers_mut()
-        .append(header::SET_COOKIE, iss.session_cookie(&cookie));
-    Ok(res)
+    }
 }
 
 /// `POST /consent`: the person allows or denies.

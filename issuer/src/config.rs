@@ -109,6 +109,40 @@ pub struct Args {
     #[arg(long, env = "KEYWAY_DCR_RATE", default_value_t = 10)]
     pub dcr_rate: u32,
 
+    /// Upstream OpenID provider to federate sign-in to (its issuer URL, exact). Enables the
+    /// "Continue with …" button; its redirect URI is `<issuer-url>/upstream/callback`.
+    #[arg(long, env = "KEYWAY_UPSTREAM_ISSUER")]
+    pub upstream_issuer: Option<String>,
+
+    /// Client ID registered at the upstream provider.
+    #[arg(long, env = "KEYWAY_UPSTREAM_CLIENT_ID")]
+    pub upstream_client_id: Option<String>,
+
+    /// Client secret at the upstream provider (prefer the environment variable).
+    #[arg(long, env = "KEYWAY_UPSTREAM_CLIENT_SECRET", hide_env_values = true)]
+    pub upstream_client_secret: Option<String>,
+
+    /// Button text: "Continue with NAME".
+    #[arg(long, env = "KEYWAY_UPSTREAM_NAME", default_value = "single sign-on")]
+    pub upstream_name: String,
+
+    /// Scopes requested from the upstream provider.
+    #[arg(
+        long,
+        env = "KEYWAY_UPSTREAM_SCOPES",
+        default_value = "openid email profile"
+    )]
+    pub upstream_scopes: String,
+
+    /// Claim of the upstream's ID token or userinfo holding groups (dotted path for nested
+    /// claims, e.g. `realm_access.roles`).
+    #[arg(long, env = "KEYWAY_UPSTREAM_GROUPS_CLAIM", default_value = "groups")]
+    pub upstream_groups_claim: String,
+
+    /// Prefix added to every upstream group (e.g. `okta:`), empty by default.
+    #[arg(long, env = "KEYWAY_UPSTREAM_GROUPS_PREFIX", default_value = "")]
+    pub upstream_groups_prefix: String,
+
     /// Log format: `text` or `json`.
     #[arg(long, env = "KEYWAY_LOG_FORMAT", default_value = "text")]
     pub log_format: String,
@@ -189,6 +223,8 @@ pub struct Config {
     pub log_format: LogFormat,
     /// Whether cookies get `Secure` (issuer served over https).
     pub secure_cookies: bool,
+    /// Upstream OpenID provider, if any.
+    pub upstream: Option<crate::upstream::UpstreamConfig>,
 }
 
 impl Config {
@@ -280,10 +316,42 @@ impl Config {
                 problems.push(format!("--{flag}: {} does not exist", p.display()));
             }
         }
+        let upstream = match (
+            &args.upstream_issuer,
+            &args.upstream_client_id,
+            &args.upstream_client_secret,
+        ) {
+            (None, None, None) => None,
+            (Some(i), Some(id), Some(secret)) => {
+                if let Err(p) = check_issuer(i) {
+                    problems.push(format!("--upstream-issuer: {p}"));
+                }
+                Some(crate::upstream::UpstreamConfig {
+                    issuer: i.clone(),
+                    client_id: id.clone(),
+                    client_secret: secret.clone(),
+                    name: args.upstream_name.clone(),
+                    scopes: args.upstream_scopes.clone(),
+                    groups_claim: args.upstream_groups_claim.clone(),
+                    groups_prefix: args.upstream_groups_prefix.clone(),
+                })
+            }
+            _ => {
+                problems.push(
+                    "--upstream-issuer, --upstream-client-id and --upstream-client-secret go together"
+                        .into(),
+                );
+                None
+            }
+        };
+        if args.users_file.is_none() && upstream.is_none() {
+            tracing::warn!("no --users-file and no --upstream-issuer: nobody can sign in");
+        }
         if !problems.is_empty() {
             return Err(problems);
         }
         Ok(Self {
+            upstream,
             secure_cookies: issuer.starts_with("https://"),
             issuer,
             listen,

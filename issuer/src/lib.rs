@@ -39,6 +39,7 @@ pub mod scope;
 pub mod server;
 pub mod store;
 pub mod token;
+pub mod upstream;
 pub mod users;
 pub mod util;
 pub mod web;

@@ -51,6 +51,10 @@ pub struct Login<'a> {
     pub request: &'a str,
     /// Email to prefill.
     pub email: &'a str,
+    /// Upstream provider: (button text, start URL).
+    pub upstream: Option<(String, String)>,
+    /// Whether the email/password form is shown.
+    pub static_users: bool,
 }
 
 /// The consent page.

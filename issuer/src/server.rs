@@ -43,6 +43,8 @@ pub struct Issuer {
     pub secure_cookies: bool,
     /// Dynamic client registration settings (`None`: disabled).
     pub dcr: Option<crate::dcr::DcrSettings>,
+    /// Upstream OpenID provider (federation), if configured.
+    pub upstream: Option<crate::upstream::Upstream>,
 }
 
 impl std::fmt::Debug for Issuer {
@@ -104,6 +106,19 @@ impl Issuer {
                 None
             }
         };
+        let upstream = match &config.upstream {
+            None => None,
+            Some(u) => match crate::upstream::cookie_key(&config.keys_dir)
+                .map_err(|e| format!("--keys-dir: {e}"))
+                .and_then(|key| crate::upstream::Upstream::new(u.clone(), key))
+            {
+                Ok(up) => Some(up),
+                Err(e) => {
+                    problems.push(format!("upstream: {e}"));
+                    None
+                }
+            },
+        };
         let (Some(keys), true) = (keys, problems.is_empty()) else {
             return Err(problems);
         };
@@ -117,6 +132,7 @@ impl Issuer {
             clock,
             metrics: Metrics::default(),
             secure_cookies: config.secure_cookies,
+            upstream,
             dcr: config
                 .dcr
                 .then(|| crate::dcr::DcrSettings::new(config.dcr_scopes.clone(), config.dcr_rate)),
@@ -176,6 +192,8 @@ pub fn router(issuer: Shared) -> Router {
         )
         .route("/login", post(crate::authorize::login))
         .route("/consent", post(crate::authorize::consent))
+        .route("/upstream/start", get(crate::upstream::start))
+        .route("/upstream/callback", get(crate::upstream::callback))
         .route("/token", post(crate::token::token))
         .route(
             "/userinfo",

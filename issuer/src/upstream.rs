@@ -1,0 +1,477 @@
+//! Federation: people sign in at an upstream OpenID provider (Okta, Google, Entra, Keycloak…)
+//! with the code flow and PKCE S256; its ID token (and userinfo) become a keyway session.
+//!
+//! - `/upstream/start?request=…` stores `state`, `nonce`, the PKCE verifier and the pending
+//!   authorization request in a short-lived cookie (`keyway_issuer_upstream`) authenticated
+//!   with HMAC-SHA256 under a key kept in the keys directory (`cookie.key`), then redirects to
+//!   the upstream.
+//! - `/upstream/callback` checks the cookie, `state` (and RFC 9207 `iss` when sent), redeems the
+//!   code with client_secret_basic, validates the ID token (signature with the upstream's JWKS,
+//!   asymmetric algorithms only, `iss`, `aud`, `exp`, `nonce`), reads userinfo when the upstream
+//!   has one, maps the groups claim (dotted path, optional prefix) and creates the session.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::response::Response;
+use base64::Engine;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use bytes::Bytes;
+use hmac::{Hmac, Mac};
+use http::{HeaderMap, StatusCode, header};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper_util::client::legacy::Client as HyperClient;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use sha2::Sha256;
+use tokio::sync::Mutex;
+
+use crate::error::{Error, Result, redirect};
+use crate::params::{Params, Query};
+use crate::server::{Shared, store_err};
+use crate::store::{Claims, SecretHash, Session};
+
+/// Name of the cookie carrying the pending upstream sign-in.
+pub const COOKIE: &str = "keyway_issuer_upstream";
+const TIMEOUT: Duration = Duration::from_secs(10);
+const MAX_BODY: usize = 1 << 20;
+
+/// Upstream provider settings.
+#[derive(Clone, Debug)]
+pub struct UpstreamConfig {
+    /// Issuer URL (exact).
+    pub issuer: String,
+    /// Our client ID there.
+    pub client_id: String,
+    /// Our client secret there.
+    pub client_secret: String,
+    /// Button text on the login page.
+    pub name: String,
+    /// Scopes to ask for.
+    pub scopes: String,
+    /// Claim holding groups (dotted path, e.g. `groups` or `realm_access.roles`).
+    pub groups_claim: String,
+    /// Prefix added to every upstream group.
+    pub groups_prefix: String,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+struct Metadata {
+    issuer: String,
+    authorization_endpoint: String,
+    token_endpoint: String,
+    jwks_uri: String,
+    #[serde(default)]
+    userinfo_endpoint: Option<String>,
+}
+
+/// A configured upstream with its HTTP client and cached metadata and keys.
+pub struct Upstream {
+    /// Settings.
+    pub config: UpstreamConfig,
+    client: HyperClient<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>,
+    cache: Mutex<Option<(Metadata, Value)>>,
+    cookie_key: [u8; 32],
+}
+
+impl std::fmt::Debug for Upstream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Upstream")
+            .field("issuer", &self.config.issuer)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+struct Pending {
+    state: String,
+    nonce: String,
+    verifier: String,
+    request: String,
+    exp: i64,
+}
+
+impl Upstream {
+    /// Builds the upstream client (system trust roots).
+    pub fn new(config: UpstreamConfig, cookie_key: [u8; 32]) -> std::result::Result<Self, String> {
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in rustls_native_certs::load_native_certs().certs {
+            let _ = roots.add(cert);
+        }
+        let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+        let mut http = HttpConnector::new();
+        http.enforce_http(false);
+        http.set_connect_timeout(Some(Duration::from_secs(5)));
+        let connector = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(tls)
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(http);
+        let client = HyperClient::builder(TokioExecutor::new()).build(connector);
+        Ok(Self {
+            config,
+            client,
+            cache: Mutex::new(None),
+            cookie_key,
+        })
+    }
+
+    async fn send(
+        &self,
+        req: http::Request<Full<Bytes>>,
+    ) -> std::result::Result<(u16, Bytes), String> {
+        let res = tokio::time::timeout(TIMEOUT, self.client.request(req))
+            .await
+            .map_err(|_| "timed out".to_string())?
+            .map_err(|e| e.to_string())?;
+        let status = res.status().as_u16();
+        let body = tokio::time::timeout(TIMEOUT, Limited::new(res.into_body(), MAX_BODY).collect())
+            .await
+            .map_err(|_| "timed out".to_string())?
+            .map_err(|e| e.to_string())?
+            .to_bytes();
+        Ok((status, body))
+    }
+
+    async fn get_json(
+        &self,
+        url: &str,
+        bearer: Option<&str>,
+    ) -> std::result::Result<Value, String> {
+        let mut b = http::Request::get(url).header(header::ACCEPT, "application/json");
+        if let Some(t) = bearer {
+            b = b.header(header::AUTHORIZATION, format!("Bearer {t}"));
+        }
+        let req = b.body(Full::new(Bytes::new())).map_err(|e| e.to_string())?;
+        let (status, body) = self.send(req).await?;
+        if status != 200 {
+            return Err(format!("{url}: HTTP {status}"));
+        }
+        serde_json::from_slice(&body).map_err(|e| format!("{url}: {e}"))
+    }
+
+    /// Metadata and JWKS, fetched once (and again when `refresh`).
+    async fn discovery(&self, refresh: bool) -> std::result::Result<(Metadata, Value), String> {
+        let mut cache = self.cache.lock().await;
+        if !refresh && let Some(c) = cache.as_ref() {
+            return Ok(c.clone());
+        }
+        let url = format!(
+            "{}/.well-known/openid-configuration",
+            self.config.issuer.trim_end_matches('/')
+        );
+        let md: Metadata = serde_json::from_value(self.get_json(&url, None).await?)
+            .map_err(|e| format!("{url}: {e}"))?;
+        if md.issuer != self.config.issuer {
+            return Err(format!(
+                "{url}: issuer {:?} is not the configured one",
+                md.issuer
+            ));
+        }
+        let jwks = self.get_json(&md.jwks_uri, None).await?;
+        *cache = Some((md.clone(), jwks.clone()));
+        Ok((md, jwks))
+    }
+
+    fn seal(&self, p: &Pending) -> Option<String> {
+        let body = URL_SAFE_NO_PAD.encode(serde_json::to_vec(p).ok()?);
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.cookie_key).ok()?;
+        mac.update(body.as_bytes());
+        Some(format!(
+            "{body}.{}",
+            URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes())
+        ))
+    }
+
+    fn open(&self, sealed: &str, now: i64) -> Option<Pending> {
+        let (body, tag) = sealed.split_once('.')?;
+        let tag = URL_SAFE_NO_PAD.decode(tag).ok()?;
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.cookie_key).ok()?;
+        mac.update(body.as_bytes());
+        mac.verify_slice(&tag).ok()?;
+        let p: Pending = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(body).ok()?).ok()?;
+        (p.exp > now).then_some(p)
+    }
+
+    /// Validates an upstream ID token; returns its claims.
+    fn validate_id_token(
+        &self,
+        token: &str,
+        jwks: &Value,
+        nonce: &str,
+    ) -> std::result::Result<serde_json::Map<String, Value>, String> {
+        let header = jsonwebtoken::decode_header(token).map_err(|e| e.to_string())?;
+        if !matches!(
+            header.alg,
+            Algorithm::RS256
+                | Algorithm::RS384
+                | Algorithm::RS512
+                | Algorithm::PS256
+                | Algorithm::ES256
+                | Algorithm::ES384
+                | Algorithm::EdDSA
+        ) {
+            return Err("ID token algorithm not allowed".into());
+        }
+        let set: jsonwebtoken::jwk::JwkSet =
+            serde_json::from_value(jwks.clone()).map_err(|e| format!("JWKS: {e}"))?;
+        let jwk = match &header.kid {
+            Some(kid) => set.find(kid),
+            None if set.keys.len() == 1 => set.keys.first(),
+            None => None,
+        }
+        .ok_or_else(|| "unknown key".to_string())?;
+        let key = DecodingKey::from_jwk(jwk).map_err(|e| e.to_string())?;
+        let mut v = Validation::new(header.alg);
+        v.set_audience(&[&self.config.client_id]);
+        v.set_issuer(&[&self.config.issuer]);
+        v.leeway = 60;
+        v.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+        let data = jsonwebtoken::decode::<serde_json::Map<String, Value>>(token, &key, &v)
+            .map_err(|e| e.to_string())?;
+        let got = data
+            .claims
+            .get("nonce")
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        if !bool::from(subtle::ConstantTimeEq::ct_eq(
+            got.as_bytes(),
+            nonce.as_bytes(),
+        )) {
+            return Err("nonce mismatch".into());
+        }
+        Ok(data.claims)
+    }
+
+    /// Maps upstream claims to ours.
+    pub fn map_claims(&self, c: &serde_json::Map<String, Value>) -> Claims {
+        let s = |k: &str| c.get(k).and_then(Value::as_str).map(str::to_string);
+        let mut node = Some(&Value::Object(c.clone())).cloned();
+        for part in self.config.groups_claim.split('.') {
+            node = node.and_then(|n| n.get(part).cloned());
+        }
+        let groups = match node {
+            Some(Value::Array(a)) => a
+                .iter()
+                .filter_map(Value::as_str)
+                .map(|g| format!("{}{g}", self.config.groups_prefix))
+                .collect(),
+            Some(Value::String(g)) => vec![format!("{}{g}", self.config.groups_prefix)],
+            _ => Vec::new(),
+        };
+        Claims {
+            email: s("email"),
+            email_verified: c.get("email_verified").and_then(Value::as_bool),
+            name: s("name"),
+            preferred_username: s("preferred_username"),
+            groups,
+        }
+    }
+}
+
+/// Loads (or creates, mode 0600) the cookie-authentication key in the keys directory.
+pub fn cookie_key(dir: &std::path::Path) -> std::io::Result<[u8; 32]> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let path = dir.join("cookie.key");
+    if let Ok(text) = std::fs::read_to_string(&path)
+        && let Ok(bytes) = STANDARD.decode(text.trim())
+        && let Ok(key) = <[u8; 32]>::try_from(bytes.as_slice())
+    {
+        return Ok(key);
+    }
+    std::fs::create_dir_all(dir)?;
+    let key = crate::util::random_bytes::<32>();
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&path)?;
+    f.write_all(STANDARD.encode(key).as_bytes())?;
+    Ok(key)
+}
+
+fn failed(why: &str) -> Error {
+    tracing::warn!(reason = %why, "upstream sign-in failed");
+    Error::page(
+        StatusCode::BAD_GATEWAY,
+        "Sign-in did not complete",
+        "Signing in with your organisation's identity provider did not work. Go back to the app \
+         and try again; if it keeps failing, tell the people who run keyway.",
+    )
+}
+
+/// `GET /upstream/start?request=…`
+pub async fn start(State(iss): State<Shared>, Query(q): Query) -> Result<Response> {
+    let Some(up) = &iss.upstream else {
+        return Err(Error::page(
+            StatusCode::NOT_FOUND,
+            "Not found",
+            "There is nothing at this address.",
+        ));
+    };
+    let request = q.get("request").unwrap_or("").to_string();
+    Params::parse(request.as_bytes())?;
+    let (md, _) = up.discovery(false).await.map_err(|e| failed(&e))?;
+    let pending = Pending {
+        state: crate::util::random_token(),
+        nonce: crate::util::random_token(),
+        verifier: crate::util::random_token(),
+        request,
+        exp: iss.clock.now() + 600,
+    };
+    let mut url =
+        url::Url::parse(&md.authorization_endpoint).map_err(|e| failed(&e.to_string()))?;
+    url.query_pairs_mut()
+        .append_pair("response_type", "code")
+        .append_pair("client_id", &up.config.client_id)
+        .append_pair("redirect_uri", &iss.url("/upstream/callback"))
+        .append_pair("scope", &up.config.scopes)
+        .append_pair("state", &pending.state)
+        .append_pair("nonce", &pending.nonce)
+        .append_pair("code_challenge", &crate::util::s256(&pending.verifier))
+        .append_pair("code_challenge_method", "S256");
+    let mut res = redirect(url.as_str());
+    let secure = if iss.secure_cookies { "; Secure" } else { "" };
+    let cookie = format!(
+        "{COOKIE}={}; Path=/upstream; HttpOnly; SameSite=Lax; Max-Age=600{secure}",
+        up.seal(&pending)
+            .ok_or_else(|| failed("cannot seal the cookie"))?
+    );
+    if let Ok(v) = http::HeaderValue::from_str(&cookie) {
+        res.headers_mut().append(header::SET_COOKIE, v);
+    }
+    Ok(res)
+}
+
+/// `GET /upstream/callback`
+pub async fn callback(
+    State(iss): State<Shared>,
+    headers: HeaderMap,
+    Query(q): Query,
+) -> Result<Response> {
+    let Some(up) = &iss.upstream else {
+        return Err(Error::page(
+            StatusCode::NOT_FOUND,
+            "Not found",
+            "There is nothing at this address.",
+        ));
+    };
+    let now = iss.clock.now();
+    let pending = crate::web::cookie(&headers, COOKIE)
+        .and_then(|c| up.open(c, now))
+        .ok_or_else(|| failed("missing, forged or expired upstream cookie"))?;
+    let state = q.get("state").unwrap_or("");
+    if !bool::from(subtle::ConstantTimeEq::ct_eq(
+        state.as_bytes(),
+        pending.state.as_bytes(),
+    )) {
+        return Err(failed("state mismatch"));
+    }
+    if let Some(i) = q.get("iss")
+        && i != up.config.issuer
+    {
+        return Err(failed("iss mismatch (RFC 9207)"));
+    }
+    if q.get("error").is_some() {
+        return Err(failed("the upstream returned an error"));
+    }
+    let code = q.get("code").ok_or_else(|| failed("no code"))?;
+    let (md, mut jwks) = up.discovery(false).await.map_err(|e| failed(&e))?;
+    let enc = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
+    let basic = STANDARD.encode(format!(
+        "{}:{}",
+        enc(&up.config.client_id),
+        enc(&up.config.client_secret)
+    ));
+    let body = url::form_urlencoded::Serializer::new(String::new())
+        .append_pair("grant_type", "authorization_code")
+        .append_pair("code", code)
+        .append_pair("redirect_uri", &iss.url("/upstream/callback"))
+        .append_pair("code_verifier", &pending.verifier)
+        .finish();
+    let req = http::Request::post(&md.token_endpoint)
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .header(header::ACCEPT, "application/json")
+        .header(header::AUTHORIZATION, format!("Basic {basic}"))
+        .body(Full::new(Bytes::from(body)))
+        .map_err(|e| failed(&e.to_string()))?;
+    let (status, body) = up.send(req).await.map_err(|e| failed(&e))?;
+    if status != 200 {
+        return Err(failed(&format!("token endpoint answered HTTP {status}")));
+    }
+    let tokens: Value = serde_json::from_slice(&body).map_err(|e| failed(&e.to_string()))?;
+    let id_token = tokens
+        .get("id_token")
+        .and_then(Value::as_str)
+        .ok_or_else(|| failed("no id_token"))?;
+    let mut claims = match up.validate_id_token(id_token, &jwks, &pending.nonce) {
+        Ok(c) => c,
+        Err(_) => {
+            // The upstream may have rotated keys: refetch once.
+            jwks = up.discovery(true).await.map_err(|e| failed(&e))?.1;
+            up.validate_id_token(id_token, &jwks, &pending.nonce)
+                .map_err(|e| failed(&e))?
+        }
+    };
+    if let (Some(ui), Some(at)) = (
+        md.userinfo_endpoint.as_deref(),
+        tokens.get("access_token").and_then(Value::as_str),
+    ) && let Ok(Value::Object(info)) = up.get_json(ui, Some(at)).await
+        && info.get("sub") == claims.get("sub")
+    {
+        for (k, v) in info {
+            claims.entry(k).or_insert(v);
+        }
+    }
+    let sub = claims
+        .get("sub")
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty() && s.len() <= 255)
+        .ok_or_else(|| failed("no sub"))?
+        .to_string();
+    let mapped = up.map_claims(&claims);
+    let cookie = crate::util::random_token();
+    let session = Session {
+        id: crate::util::random_id(),
+        subject: sub,
+        claims: mapped,
+        source: "upstream".into(),
+        auth_time: now,
+        created_at: now,
+        last_seen: now,
+        expires_at: now + i64::try_from(iss.lifetimes.session).unwrap_or(43200),
+    };
+    iss.store
+        .put_session(&SecretHash::of(&cookie), &session)
+        .await
+        .map_err(store_err)?;
+    iss.metrics
+        .logins
+        .get_or_create(&crate::metrics::GrantLabels {
+            grant: "upstream",
+            outcome: "ok",
+        })
+        .inc();
+    let request = Params::parse(pending.request.as_bytes())?;
+    let target = crate::authorize::resume_target(request);
+    let mut res = redirect(&target);
+    res.headers_mut()
+        .append(header::SET_COOKIE, iss.session_cookie(&cookie));
+    let clear = format!("{COOKIE}=; Path=/upstream; HttpOnly; SameSite=Lax; Max-Age=0");
+    if let Ok(v) = http::HeaderValue::from_str(&clear) {
+        res.headers_mut().append(header::SET_COOKIE, v);
+    }
+    Ok(res)
+}

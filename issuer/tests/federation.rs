@@ -1,0 +1,250 @@
+//! Federation against a small upstream OpenID provider served on 127.0.0.1:0 by the test: the
+//! sign-in goes out with PKCE, comes back through the callback, the ID token is validated, the
+//! groups claim (from userinfo, with a prefix) reaches our tokens, and forged callbacks fail.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::sync::{Arc, Mutex};
+
+use axum::extract::State;
+use axum::routing::{get, post as route_post};
+use axum::{Json, Router};
+use common::*;
+use http::{HeaderMap, StatusCode};
+use issuer::keys::{Alg, SigningKey, Typ};
+use serde_json::json;
+
+#[derive(Default)]
+struct Up {
+    url: String,
+    challenge: String,
+    nonce: String,
+    wrong_nonce: bool,
+}
+
+async fn fake_upstream() -> (String, Arc<Mutex<Up>>, Arc<SigningKey>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let key = Arc::new(SigningKey::generate(Alg::Es256, 0).unwrap());
+    let state = Arc::new(Mutex::new(Up {
+        url: url.clone(),
+        ..Up::default()
+    }));
+    type S = (Arc<Mutex<Up>>, Arc<SigningKey>);
+    let app = Router::new()
+        .route(
+            "/.well-known/openid-configuration",
+            get(|State((s, _)): State<S>| async move {
+                let u = s.lock().unwrap().url.clone();
+                Json(json!({
+                    "issuer": u,
+                    "authorization_endpoint": format!("{u}/auth"),
+                    "token_endpoint": format!("{u}/token"),
+                    "jwks_uri": format!("{u}/jwks"),
+                    "userinfo_endpoint": format!("{u}/me"),
+                }))
+            }),
+        )
+        .route(
+            "/jwks",
+            get(|State((_, k)): State<S>| async move { Json(json!({"keys": [k.jwk.clone()]})) }),
+        )
+        .route(
+            "/token",
+            route_post(
+                |State((s, k)): State<S>, headers: HeaderMap, body: String| async move {
+                    let p: std::collections::HashMap<String, String> =
+                        url::form_urlencoded::parse(body.as_bytes()).into_owned().collect();
+                    use base64::Engine;
+                    let expected = format!(
+                        "Basic {}",
+                        base64::engine::general_purpose::STANDARD.encode("keyway:up-secret")
+                    );
+                    let up = s.lock().unwrap();
+                    if headers.get("authorization").and_then(|v| v.to_str().ok())
+                        != Some(expected.as_str())
+                        || p.get("code").map(String::as_str) != Some("up-code")
+                        || issuer::util::s256(&p["code_verifier"]) != up.challenge
+                    {
+                        return (StatusCode::BAD_REQUEST, Json(json!({"error": "invalid_grant"})));
+                    }
+                    let now = std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .unwrap()
+                        .as_secs();
+                    let nonce = if up.wrong_nonce { "other".to_string() } else { up.nonce.clone() };
+                    let id = k
+                        .sign(
+                            Typ::Jwt,
+                            &json!({"iss": up.url, "aud": "keyway", "sub": "u-123",
+                                    "exp": now + 300, "iat": now, "nonce": nonce}),
+                        )
+                        .unwrap();
+                    (
+                        StatusCode::OK,
+                        Json(json!({"access_token": "up-at", "token_type": "Bearer", "id_token": id})),
+                    )
+                },
+            ),
+        )
+        .route(
+            "/me",
+            get(|headers: HeaderMap| async move {
+                assert_eq!(headers["authorization"], "Bearer up-at");
+                Json(json!({"sub": "u-123", "email": "carol@example.com", "email_verified": true,
+                            "name": "Carol", "groups": ["engineering", "admins"]}))
+            }),
+        )
+        .with_state((state.clone(), key.clone()));
+    tokio::spawn(async move {
+        axum::serve(listener, app).await.unwrap();
+    });
+    (url, state, key)
+}
+
+async fn federated_harness(up_url: &str) -> Harness {
+    harness_with(&[
+        "--upstream-issuer",
+        up_url,
+        "--upstream-client-id",
+        "keyway",
+        "--upstream-client-secret",
+        "up-secret",
+        "--upstream-name",
+        "Acme SSO",
+        "--upstream-groups-prefix",
+        "acme:",
+    ])
+    .await
+}
+
+/// Starts the upstream sign-in from the login page; returns the callback path to call.
+async fn go_upstream(h: &Harness, b: &mut Browser, up: &Arc<Mutex<Up>>, path: &str) -> String {
+    let page = b.get(&h.app, path).await;
+    assert!(
+        page.body.contains("Continue with Acme SSO"),
+        "{}",
+        page.body
+    );
+    let start = page.body.split("href=\"/upstream/start?").nth(1).unwrap();
+    let start = unescape(&start[..start.find('"').unwrap()]);
+    let res = b.get(&h.app, &format!("/upstream/start?{start}")).await;
+    assert_eq!(res.status, StatusCode::SEE_OTHER, "{}", res.body);
+    let loc = url::Url::parse(&res.location()).unwrap();
+    let q: std::collections::HashMap<String, String> = loc.query_pairs().into_owned().collect();
+    assert_eq!(q["code_challenge_method"], "S256");
+    assert_eq!(q["redirect_uri"], format!("{ISSUER}/upstream/callback"));
+    {
+        let mut u = up.lock().unwrap();
+        u.challenge = q["code_challenge"].clone();
+        u.nonce = q["nonce"].clone();
+    }
+    // The upstream login is the test's business; the upstream then redirects back:
+    format!(
+        "/upstream/callback?{}",
+        form(&[("code", "up-code"), ("state", &q["state"])])
+    )
+}
+
+#[tokio::test]
+async fn upstream_sign_in_maps_groups_into_tokens() {
+    let (up_url, up, _) = fake_upstream().await;
+    // Groups become acme:engineering; the web app lets `engineering` in, so Carol is refused
+    // there, but the third-party agent has no access rules.
+    let h = federated_harness(&up_url).await;
+    let mut b = Browser::default();
+    let path = authorize_path(
+        "default.agent",
+        "http://127.0.0.1:9999/cb",
+        &[("scope", "openid email")],
+    );
+    let callback = go_upstream(&h, &mut b, &up, &path).await;
+    let res = b.get(&h.app, &callback).await;
+    assert_eq!(res.status, StatusCode::SEE_OTHER, "{}", res.body);
+    assert!(res.location().starts_with("/authorize?"));
+    let consent = b.get(&h.app, &res.location()).await;
+    assert!(
+        consent.body.contains("Signed in as carol@example.com"),
+        "{}",
+        consent.body
+    );
+    let res = b
+        .post(
+            &h.app,
+            "/consent",
+            &form(&[
+                ("csrf", &hidden(&consent.body, "csrf")),
+                ("request", &hidden(&consent.body, "request")),
+                ("decision", "allow"),
+            ]),
+        )
+        .await;
+    let code = res.loc_params()["code"].clone();
+    let t = post(
+        &h.app,
+        "/token",
+        &form(&[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", "http://127.0.0.1:9999/cb"),
+            ("code_verifier", VERIFIER),
+            ("client_id", "default.agent"),
+        ]),
+        None,
+    )
+    .await;
+    let (_, id) = jwt_parts(t.json()["id_token"].as_str().unwrap());
+    assert_eq!(id["sub"], "u-123");
+    assert_eq!(id["email"], "carol@example.com");
+    // Account page shows the mapped groups.
+    let acct = b.get(&h.app, "/account").await;
+    assert!(
+        acct.body.contains("acme:engineering, acme:admins"),
+        "{}",
+        acct.body
+    );
+    // The web app requires `engineering` (unprefixed): refused.
+    let res = b
+        .get(
+            &h.app,
+            &authorize_path(
+                "default.web",
+                "https://web.example/cb",
+                &[("prompt", "none")],
+            ),
+        )
+        .await;
+    assert_eq!(res.loc_params()["error"], "access_denied");
+}
+
+#[tokio::test]
+async fn forged_or_replayed_callbacks_fail() {
+    let (up_url, up, _) = fake_upstream().await;
+    let h = federated_harness(&up_url).await;
+    let mut b = Browser::default();
+    let path = authorize_path("default.agent", "http://127.0.0.1:9999/cb", &[]);
+    let callback = go_upstream(&h, &mut b, &up, &path).await;
+    // Wrong state.
+    let forged = callback.replace("state=", "state=x");
+    assert_eq!(b.get(&h.app, &forged).await.status, StatusCode::BAD_GATEWAY);
+    // Another browser (no cookie).
+    let mut other = Browser::default();
+    assert_eq!(
+        other.get(&h.app, &callback).await.status,
+        StatusCode::BAD_GATEWAY
+    );
+    // Wrong nonce in the ID token.
+    up.lock().unwrap().wrong_nonce = true;
+    assert_eq!(
+        b.get(&h.app, &callback).await.status,
+        StatusCode::BAD_GATEWAY
+    );
+    assert!(!b.cookies.contains_key("keyway_issuer_session"));
+    // Wrong iss parameter (RFC 9207 mix-up defence).
+    up.lock().unwrap().wrong_nonce = false;
+    let mixed = format!("{callback}&iss=https%3A%2F%2Fevil.example");
+    assert_eq!(b.get(&h.app, &mixed).await.status, StatusCode::BAD_GATEWAY);
+    // The genuine callback still works.
+    assert_eq!(b.get(&h.app, &callback).await.status, StatusCode::SEE_OTHER);
+}
