@@ -192,7 +192,7 @@ export async function startUpstream() {
       });
       return;
     }
-    if (req.url.startsWith('/slow')) {
+    if (req.url.includes('/slow')) {
       setTimeout(() => { res.writeHead(200); res.end('slow'); }, 3000);
       return;
     }
@@ -208,7 +208,12 @@ export async function startUpstream() {
       }));
     });
   });
+  const upgraded = new Set();
   server.on('upgrade', (req, socket) => {
+    upgraded.add(socket);
+    socket.on('close', () => upgraded.delete(socket));
+    // http.Server sockets allow half-open connections: close when the proxy closes.
+    socket.on('end', () => socket.end());
     socket.write(['HTTP/1.1 101 Switching Protocols', 'Upgrade: websocket', 'Connection: Upgrade',
       `Sec-WebSocket-Accept: ${wsAccept(req.headers['sec-websocket-key'])}`,
       `X-Upstream-User: ${req.headers['x-forwarded-user'] ?? ''}`, '', ''].join('\r\n'));
@@ -227,7 +232,11 @@ export async function startUpstream() {
   return {
     port,
     url: `http://127.0.0.1:${port}`,
-    close: () => new Promise((resolve) => { server.closeAllConnections(); server.close(resolve); }),
+    close: () => new Promise((resolve) => {
+      for (const sock of upgraded) sock.destroy();
+      server.closeAllConnections();
+      server.close(resolve);
+    }),
   };
 }
 
