@@ -1,0 +1,73 @@
+"""The flags the chart (and the webhook, for the sidecar) pass exist in the real binaries: every
+`KEYWAY_*` variable set on a container must be one that binary's `--help` lists as `[env: …]`.
+Binaries come from $KEYWAY_BIN_DIR (default: target/debug; tests/run.sh builds them first)."""
+
+import os
+import pathlib
+import re
+import subprocess
+
+import pytest
+
+from conftest import ROOT, render
+from test_chart import VALUE_SETS
+
+BIN_DIR = pathlib.Path(os.environ.get("KEYWAY_BIN_DIR", ROOT / "target" / "debug"))
+
+# container name -> the command it runs
+COMMANDS = {
+    "controller": ["keyway-operator", "controller"],
+    "webhook": ["keyway-operator", "webhook"],
+    "issuer": ["keyway-issuer"],
+}
+
+
+def env_names_in_help(command):
+    binary = BIN_DIR / command[0]
+    if not binary.exists():
+        pytest.fail(f"{binary} is missing: build the binaries first (cargo build --workspace --bins) "
+                    f"or point KEYWAY_BIN_DIR at them")
+    proc = subprocess.run([str(binary), *command[1:], "--help"], capture_output=True, text=True, timeout=30)
+    assert proc.returncode == 0, proc.stderr
+    names = set(re.findall(r"\[env: (KEYWAY_[A-Z0-9_]+)=", proc.stdout))
+    assert names, f"{command} --help lists no KEYWAY_* variables"
+    return names
+
+
+def unknown_flags(docs, known):
+    out = []
+    for dep in (d for d in docs if d["kind"] == "Deployment"):
+        for container in dep["spec"]["template"]["spec"]["containers"]:
+            expected = COMMANDS[container["name"]]
+            assert container.get("args", []) == expected[1:], container["name"]
+            for env in container.get("env", []):
+                if env["name"].startswith("KEYWAY_") and env["name"] not in known[container["name"]]:
+                    out.append(f"{dep['metadata']['name']}/{container['name']}: {env['name']}")
+    return out
+
+
+@pytest.fixture(scope="module")
+def known():
+    return {name: env_names_in_help(cmd) for name, cmd in COMMANDS.items()}
+
+
+@pytest.mark.parametrize("values", VALUE_SETS)
+def test_chart_sets_only_real_flags(values, known):
+    assert unknown_flags(render(VALUE_SETS[values]), known) == []
+
+
+def test_an_unknown_flag_is_caught(known):
+    docs = render({"issuer.extraEnv": [{"name": "KEYWAY_NOT_A_FLAG", "value": "1"}]})
+    assert unknown_flags(docs, known) == ["kw-keyway-issuer/issuer: KEYWAY_NOT_A_FLAG"]
+
+
+def test_sidecar_env_set_by_the_webhook_exists_in_keyway_proxy():
+    source = (ROOT / "operator" / "src" / "webhook" / "inject.rs").read_text()
+    env_block = source[source.index("pub mod env {"):]
+    env_block = env_block[:env_block.index("\n}\n")]
+    set_by_webhook = set(re.findall(r'"(KEYWAY_[A-Z0-9_]+)"', env_block))
+    assert {"KEYWAY_LISTEN", "KEYWAY_UPSTREAM", "KEYWAY_CONFIG_DIR"} <= set_by_webhook
+    proxy = env_names_in_help(["keyway-proxy"])
+    assert set_by_webhook <= proxy, f"not keyway-proxy flags: {set_by_webhook - proxy}"
+    # The example in the annotation's documentation is a real flag too.
+    assert "KEYWAY_PASS_ACCESS_TOKEN" in proxy
