@@ -149,7 +149,7 @@ pub struct Cli {
     #[arg(long, env = "KEYWAY_LOG_FORMAT", default_value = "json")]
     pub log_format: String,
 
-    /// Log filter (tracing-subscriber syntax), e.g. info or keyway_proxy=debug.
+    /// Log filter (tracing-subscriber syntax), e.g. info or proxy=debug,access=off.
     #[arg(long, env = "KEYWAY_LOG", default_value = "info")]
     pub log: String,
 }
