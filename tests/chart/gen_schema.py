@@ -118,6 +118,16 @@ schema = obj({
             "postgres": obj({"existingSecret": NAME, "urlKey": {"type": "string", "minLength": 1}}),
         }),
         "staticUsers": obj({"existingSecret": NAME, "key": {"type": "string", "minLength": 1}}),
+        "upstream": obj({
+            "issuer": {"type": "string", "pattern": "^(https://[^\\s?#]+)?$",
+                       "description": "upstream OpenID provider issuer URL (https)"},
+            "clientID": {"type": "string"},
+            "clientSecret": obj({"existingSecret": NAME, "key": {"type": "string", "minLength": 1}}),
+            "name": {"type": "string", "minLength": 1},
+            "scopes": {"type": "string", "minLength": 1},
+            "groupsClaim": {"type": "string", "minLength": 1},
+            "groupsPrefix": {"type": "string"},
+        }),
         "dynamicClientRegistration": obj({
             "enabled": {"type": "boolean"},
             "scopes": {"type": "string"},

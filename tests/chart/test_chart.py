@@ -54,6 +54,10 @@ VALUE_SETS = {
         "sidecar.resources.limits.cpu": "500m",
         "issuer.extraEnv": [{"name": "RUST_LOG", "value": "debug"}],
         "commonLabels": {"team": "platform"},
+        "issuer.upstream.issuer": "https://corp.okta.com",
+        "issuer.upstream.clientID": "0oa1keyway",
+        "issuer.upstream.clientSecret.existingSecret": "okta-client",
+        "issuer.upstream.name": "Okta",
     },
 }
 
@@ -224,6 +228,10 @@ def test_optional_network_policy_and_service_monitor():
     op_env = env_of(container(deployment(docs, "-operator"), "webhook"))
     assert op_env["KEYWAY_SIDECAR_CPU_LIMIT"] == "500m"
     assert all(d["metadata"]["labels"]["team"] == "platform" for d in docs)
+    issuer_env = env_of(container(deployment(docs, "-issuer"), "issuer"))
+    assert issuer_env["KEYWAY_UPSTREAM_CLIENT_SECRET"] == {
+        "secretKeyRef": {"name": "okta-client", "key": "client-secret"}}
+    assert issuer_env["KEYWAY_UPSTREAM_NAME"] == "Okta"
 
 
 BAD_VALUES = [
@@ -243,6 +251,8 @@ BAD_VALUES = [
     ({"issuer.stor": {"type": "sqlite"}}, "Additional property stor is not allowed"),
     ({"operator.webhook.certificate.validity": "1y"}, "operator.webhook.certificate.validity: Does not match pattern"),
     ({"sidecar.adminPort": 70000}, "sidecar.adminPort: Must be less than or equal to 65535"),
+    ({"issuer.upstream.issuer": "https://corp.okta.com"}, "also set issuer.upstream.clientID"),
+    ({"issuer.upstream.issuer": "http://corp.okta.com"}, "issuer.upstream.issuer: Does not match pattern"),
 ]
 
 

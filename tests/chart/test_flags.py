@@ -29,7 +29,7 @@ def env_names_in_help(command):
                     f"or point KEYWAY_BIN_DIR at them")
     proc = subprocess.run([str(binary), *command[1:], "--help"], capture_output=True, text=True, timeout=30)
     assert proc.returncode == 0, proc.stderr
-    names = set(re.findall(r"\[env: (KEYWAY_[A-Z0-9_]+)=", proc.stdout))
+    names = set(re.findall(r"\[env: (KEYWAY_[A-Z0-9_]+)[=\]]", proc.stdout))
     assert names, f"{command} --help lists no KEYWAY_* variables"
     return names
 
