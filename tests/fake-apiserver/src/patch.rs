@@ -45,16 +45,29 @@ pub fn merge_patch(target: &mut Value, patch: &Value) {
 }
 
 /// Applies a JSON patch (RFC 6902); a failed operation (missing path, failed `test`) is a 422
-/// as on the real server.
+/// as on the real server. As in the JSON patch library the real server uses, a `test` for
+/// `null` succeeds on a path that does not exist (kube-runtime's finalizer helper relies on it).
+/// The patch applies atomically: `target` is unchanged on error.
 pub fn json_patch(target: &mut Value, patch: &Value) -> Result<()> {
     let operations: json_patch::Patch = serde_json::from_value(patch.clone())
         .map_err(|e| ApiError::bad_request(format!("invalid JSON patch: {e}")))?;
-    json_patch::patch(target, &operations).map_err(|e| {
-        ApiError::new(
-            Reason::Invalid,
-            format!("the server rejected our request due to an error in our request: {e}"),
-        )
-    })
+    let mut working = target.clone();
+    for operation in operations.0 {
+        if let json_patch::PatchOperation::Test(test) = &operation
+            && test.value.is_null()
+            && test.path.resolve(&working).is_err()
+        {
+            continue;
+        }
+        json_patch::patch(&mut working, &[operation]).map_err(|e| {
+            ApiError::new(
+                Reason::Invalid,
+                format!("the server rejected our request due to an error in our request: {e}"),
+            )
+        })?;
+    }
+    *target = working;
+    Ok(())
 }
 
 /// The merge key of a list field in built-in types, for strategic merge patch and server-side
@@ -216,6 +229,20 @@ mod tests {
                 {"name": "app", "image": "a:2"}, {"name": "new", "image": "n:1"}
             ]}, "metadata": {"finalizers": ["x", "y"]}})
         );
+    }
+
+    #[test]
+    fn json_patch_test_for_null_passes_on_a_missing_path() {
+        let mut v = json!({"metadata": {}});
+        json_patch(
+            &mut v,
+            &json!([
+                {"op": "test", "path": "/metadata/finalizers", "value": null},
+                {"op": "add", "path": "/metadata/finalizers", "value": ["a/b"]}
+            ]),
+        )
+        .unwrap();
+        assert_eq!(v, json!({"metadata": {"finalizers": ["a/b"]}}));
     }
 
     #[test]

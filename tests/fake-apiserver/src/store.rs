@@ -279,6 +279,33 @@ fn generation_relevant(object: &Value, status_subresource: bool) -> Value {
     copy
 }
 
+/// What the real server's type strategies do on every write of a built-in type: a Secret's
+/// `stringData` is merged into `data` (base64) and dropped.
+fn normalize(rt: &ResourceType, object: &mut Value) {
+    if !(rt.group.is_empty() && rt.plural == "secrets") {
+        return;
+    }
+    let Some(map) = object.as_object_mut() else {
+        return;
+    };
+    let Some(Value::Object(string_data)) = map.remove("stringData") else {
+        return;
+    };
+    use base64::Engine as _;
+    if !map.get("data").is_some_and(Value::is_object) {
+        map.insert("data".into(), Value::Object(Map::new()));
+    }
+    if let Some(Value::Object(data)) = map.get_mut("data") {
+        for (k, v) in string_data {
+            let text = v.as_str().unwrap_or_default();
+            data.insert(
+                k,
+                json!(base64::engine::general_purpose::STANDARD.encode(text)),
+            );
+        }
+    }
+}
+
 /// One `managedFields` entry, parsed.
 #[derive(Debug, Clone, PartialEq)]
 struct Managed {
@@ -767,6 +794,7 @@ impl Store {
             ));
         }
         Self::check_finalizer_names(rt, &name, &object)?;
+        normalize(rt, &mut object);
         if self.get(rt, &namespace, &name).is_ok() {
             return Err(ApiError::already_exists(&rt.group, &rt.plural, &name));
         }
@@ -1288,6 +1316,7 @@ impl Store {
             m.remove("resourceVersion");
         }
         Self::check_finalizer_names(rt, name, &candidate)?;
+        normalize(rt, &mut candidate);
         if is_deleting(&old) {
             let before = finalizers(&old);
             if finalizers(&candidate).iter().any(|f| !before.contains(f)) {

@@ -1,0 +1,615 @@
+//! The controller against the in-repo Kubernetes API test server (`tests/fake-apiserver`): real
+//! HTTP, the real kube client, resource versions, watches, server-side apply, the status
+//! subresource, finalizers and garbage collection. See `docs/fake-apiserver.md`.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::Duration;
+
+use api::{ConnectedApp, FINALIZER};
+use contract::secret as keys;
+use fake_apiserver::FakeApiServer;
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::jiff::{SignedDuration, Timestamp};
+use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
+use kube::{Api, Client, ResourceExt};
+use operator::desired::OsRandom;
+use operator::{Context, ControllerConfig, LeaseConfig, Metrics, Operator};
+use serde_json::{Value, json};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+const ISSUER: &str = "https://id.example.test";
+const WAIT: Duration = Duration::from_secs(20);
+
+/// A running controller replica.
+struct Replica {
+    metrics: Arc<Metrics>,
+    shutdown: CancellationToken,
+    task: JoinHandle<operator::Result<()>>,
+}
+
+impl Replica {
+    async fn stop(self) {
+        self.shutdown.cancel();
+        let _ = tokio::time::timeout(Duration::from_secs(10), self.task).await;
+    }
+}
+
+fn config() -> ControllerConfig {
+    let mut config = ControllerConfig::new(ISSUER);
+    config.resync = Duration::from_secs(3600);
+    config
+}
+
+fn start(
+    client: Client,
+    config: ControllerConfig,
+    clock_offset: Option<Arc<AtomicI64>>,
+) -> Replica {
+    let metrics = Arc::new(Metrics::new());
+    let operator = match clock_offset {
+        None => {
+            let ctx = Arc::new(Context::new(client, &config, metrics.clone()));
+            Operator::with_context(ctx, config)
+        }
+        Some(offset) => {
+            let clock = Arc::new(move || {
+                Timestamp::now() + SignedDuration::from_secs(offset.load(Ordering::SeqCst))
+            });
+            let ctx = Arc::new(Context::with_clock_and_rng(
+                client,
+                &config,
+                metrics.clone(),
+                clock,
+                Box::new(OsRandom),
+            ));
+            Operator::with_context(ctx, config)
+        }
+    };
+    let shutdown = CancellationToken::new();
+    let stop = shutdown.clone();
+    let task = tokio::spawn(async move { operator.run(stop).await });
+    Replica {
+        metrics,
+        shutdown,
+        task,
+    }
+}
+
+async fn setup() -> (FakeApiServer, Client) {
+    let server = FakeApiServer::start().await.unwrap();
+    let client = server.client().unwrap();
+    (server, client)
+}
+
+fn app(name: &str, spec: Value) -> ConnectedApp {
+    let mut full = json!({
+        "displayName": name,
+        "redirectURIs": ["https://tool.example.test/oauth2/callback"],
+        "resource": "https://tool.example.test",
+    });
+    if let (Some(full), Some(extra)) = (full.as_object_mut(), spec.as_object()) {
+        for (k, v) in extra {
+            full.insert(k.clone(), v.clone());
+        }
+    }
+    serde_json::from_value(json!({
+        "apiVersion": "keyway.dev/v1alpha1",
+        "kind": "ConnectedApp",
+        "metadata": {"name": name, "namespace": "default"},
+        "spec": full,
+    }))
+    .unwrap()
+}
+
+fn ready_condition(app: &ConnectedApp) -> Option<(String, String, String)> {
+    let status = app.status.as_ref()?;
+    let c = status.conditions.iter().find(|c| c.type_ == "Ready")?;
+    Some((c.status.clone(), c.reason.clone(), c.message.clone()))
+}
+
+/// Polls until `check` holds for the app, or fails after [`WAIT`].
+async fn wait_app(
+    apps: &Api<ConnectedApp>,
+    name: &str,
+    what: &str,
+    check: impl Fn(&ConnectedApp) -> bool,
+) -> ConnectedApp {
+    wait_app_for(apps, name, what, WAIT, check).await
+}
+
+async fn wait_app_for(
+    apps: &Api<ConnectedApp>,
+    name: &str,
+    what: &str,
+    wait: Duration,
+    check: impl Fn(&ConnectedApp) -> bool,
+) -> ConnectedApp {
+    let deadline = tokio::time::Instant::now() + wait;
+    loop {
+        let current = apps.get_opt(name).await.unwrap();
+        if let Some(app) = &current
+            && check(app)
+        {
+            return app.clone();
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {name}: {what}; last seen: {:?}",
+            current.map(|a| (a.metadata.generation, a.status))
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn wait_gone<K>(api: &Api<K>, name: &str)
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while api.get_opt(name).await.unwrap().is_some() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{name} was not deleted"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn text(secret: &Secret, key: &str) -> String {
+    String::from_utf8(secret.data.as_ref().unwrap()[key].0.clone()).unwrap()
+}
+
+#[tokio::test]
+async fn create_writes_secret_and_ready_status() {
+    let (server, client) = setup().await;
+    let apps: Api<ConnectedApp> = Api::default_namespaced(client.clone());
+    let secrets: Api<Secret> = Api::default_namespaced(client.clone());
+    let replica = start(client, config(), None);
+    apps.create(&PostParams::default(), &app("wiki", json!({})))
+        .await
+        .unwrap();
+    let ready = wait_app(&apps, "wiki", "Ready", ConnectedApp::is_ready).await;
+
+    assert!(ready.finalizers().iter().any(|f| f == FINALIZER));
+    let status = ready.status.clone().unwrap();
+    assert_eq!(status.client_id.as_deref(), Some("default.wiki"));
+    assert_eq!(status.issuer.as_deref(), Some(ISSUER));
+    assert_eq!(status.secret_name.as_deref(), Some("wiki-keyway"));
+    assert_eq!(status.observed_generation, Some(1));
+
+    let secret = secrets.get("wiki-keyway").await.unwrap();
+    assert_eq!(text(&secret, keys::CLIENT_ID), "default.wiki");
+    assert_eq!(text(&secret, keys::ISSUER_URL), ISSUER);
+    let client_secret = text(&secret, keys::CLIENT_SECRET);
+    assert!(client_secret.len() >= 43);
+    assert_eq!(status.client_secrets.len(), 1);
+    assert_eq!(
+        status.client_secrets[0].hash,
+        keys::hash_client_secret(&client_secret)
+    );
+    let owner = &secret.owner_references()[0];
+    assert_eq!(
+        (owner.uid.as_str(), owner.controller),
+        (ready.uid().unwrap().as_str(), Some(true))
+    );
+    let policy: keys::AppPolicy = serde_json::from_str(&text(&secret, keys::POLICY)).unwrap();
+    assert_eq!(
+        policy.resource.as_deref(),
+        Some("https://tool.example.test")
+    );
+
+    // The status went through the status subresource with server-side apply.
+    let counts = server.write_counts();
+    assert!(
+        counts.requests_of("patch", "connectedapps/status") >= 1,
+        "{counts:?}"
+    );
+    assert_eq!(
+        counts.requests_of("update", "connectedapps"),
+        0,
+        "{counts:?}"
+    );
+    replica.stop().await;
+}
+
+#[tokio::test]
+async fn spec_update_updates_secret_and_observed_generation() {
+    let (_server, client) = setup().await;
+    let apps: Api<ConnectedApp> = Api::default_namespaced(client.clone());
+    let secrets: Api<Secret> = Api::default_namespaced(client.clone());
+    let replica = start(client, config(), None);
+    apps.create(&PostParams::default(), &app("wiki", json!({})))
+        .await
+        .unwrap();
+    wait_app(&apps, "wiki", "Ready", ConnectedApp::is_ready).await;
+    let before = secrets.get("wiki-keyway").await.unwrap();
+
+    let patch = json!({"spec": {"scopes": ["openid", "profile", "wiki:read"]}});
+    let patched = apps
+        .patch("wiki", &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .unwrap();
+    assert_eq!(patched.metadata.generation, Some(2));
+    let ready = wait_app(&apps, "wiki", "observedGeneration 2 and Ready", |a| {
+        a.is_ready() && a.status.as_ref().and_then(|s| s.observed_generation) == Some(2)
+    })
+    .await;
+    let after = secrets.get("wiki-keyway").await.unwrap();
+    let policy: keys::AppPolicy = serde_json::from_str(&text(&after, keys::POLICY)).unwrap();
+    assert_eq!(policy.scopes, ["openid", "profile", "wiki:read"]);
+    assert_eq!(
+        text(&after, keys::CLIENT_SECRET),
+        text(&before, keys::CLIENT_SECRET),
+        "no rotation on update"
+    );
+    assert_eq!(ready.status.unwrap().client_secrets.len(), 1);
+    replica.stop().await;
+}
+
+#[tokio::test]
+async fn rotation_publishes_the_new_hash_first_and_keeps_the_old_one_valid() {
+    let (server, client) = setup().await;
+    let apps: Api<ConnectedApp> = Api::default_namespaced(client.clone());
+    let secrets: Api<Secret> = Api::default_namespaced(client.clone());
+    let offset = Arc::new(AtomicI64::new(0));
+    let replica = start(client, config(), Some(offset.clone()));
+    let spec = json!({"secret": {"rotation": {"interval": "1h", "gracePeriod": "10m"}}});
+    apps.create(&PostParams::default(), &app("wiki", spec))
+        .await
+        .unwrap();
+    wait_app(&apps, "wiki", "Ready", ConnectedApp::is_ready).await;
+    let old_secret = text(
+        &secrets.get("wiki-keyway").await.unwrap(),
+        keys::CLIENT_SECRET,
+    );
+    let old_hash = keys::hash_client_secret(&old_secret);
+
+    // Two hours later, something makes the controller look again.
+    offset.store(2 * 3600, Ordering::SeqCst);
+    let first_request = server.requests().len();
+    let nudge = json!({"metadata": {"annotations": {"test/nudge": "1"}}});
+    apps.patch("wiki", &PatchParams::default(), &Patch::Merge(&nudge))
+        .await
+        .unwrap();
+    let rotated = wait_app(&apps, "wiki", "two hashes", |a| {
+        a.status
+            .as_ref()
+            .is_some_and(|s| s.client_secrets.len() == 2)
+            && a.is_ready()
+    })
+    .await;
+    let new_secret = text(
+        &secrets.get("wiki-keyway").await.unwrap(),
+        keys::CLIENT_SECRET,
+    );
+    assert_ne!(new_secret, old_secret);
+    let hashes = rotated.status.unwrap().client_secrets;
+    assert_eq!(hashes[0].hash, keys::hash_client_secret(&new_secret));
+    assert!(hashes[0].expires_at.is_none());
+    assert_eq!(hashes[1].hash, old_hash);
+    let expiry = hashes[1].expires_at.as_ref().unwrap().0;
+    let expected = Timestamp::now() + SignedDuration::from_secs(2 * 3600 + 600);
+    assert!(
+        (expiry.as_second() - expected.as_second()).abs() < 30,
+        "{expiry} vs {expected}"
+    );
+
+    // No moment in which the Secret carries a secret the issuer does not know: the status with
+    // the new hash is written before the Secret.
+    let requests = server.requests()[first_request..].to_vec();
+    let status_write = requests
+        .iter()
+        .position(|r| r.starts_with("PATCH") && r.contains("/connectedapps/wiki/status"));
+    let secret_write = requests
+        .iter()
+        .position(|r| r.starts_with("PUT") && r.contains("/secrets/wiki-keyway"));
+    assert!(
+        status_write.unwrap() < secret_write.unwrap(),
+        "{requests:#?}"
+    );
+    replica.stop().await;
+}
+
+#[tokio::test]
+async fn a_foreign_secret_is_left_alone_and_reported() {
+    let (_server, client) = setup().await;
+    let apps: Api<ConnectedApp> = Api::default_namespaced(client.clone());
+    let secrets: Api<Secret> = Api::default_namespaced(client.clone());
+    let mut foreign = Secret::default();
+    foreign.metadata.name = Some("wiki-keyway".into());
+    foreign.string_data = Some([("password".to_owned(), "hunter2".to_owned())].into());
+    let foreign = secrets
+        .create(&PostParams::default(), &foreign)
+        .await
+        .unwrap();
+    let replica = start(client, config(), None);
+    apps.create(&PostParams::default(), &app("wiki", json!({})))
+        .await
+        .unwrap();
+    let app = wait_app(&apps, "wiki", "Ready=False", |a| {
+        ready_condition(a).is_some()
+    })
+    .await;
+    let (status, reason, message) = ready_condition(&app).unwrap();
+    assert_eq!(
+        (status.as_str(), reason.as_str()),
+        ("False", "SecretConflict")
+    );
+    assert!(message.contains("wiki-keyway"), "{message}");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let after = secrets.get("wiki-keyway").await.unwrap();
+    assert_eq!(
+        after.metadata.resource_version, foreign.metadata.resource_version,
+        "never overwritten"
+    );
+    replica.stop().await;
+}
+
+#[tokio::test]
+async fn an_existing_secret_is_waited_for_then_used() {
+    let (_server, client) = setup().await;
+    let apps: Api<ConnectedApp> = Api::default_namespaced(client.clone());
+    let secrets: Api<Secret> = Api::default_namespaced(client.clone());
+    let replica = start(client, config(), None);
+    let spec = json!({"secret": {"existingSecret": "wiki-credentials"}});
+    let created = apps
+        .create(&PostParams::default(), &app("wiki", spec))
+        .await
+        .unwrap();
+    let waiting = wait_app(&apps, "wiki", "SecretMissing", |a| {
+        ready_condition(a).is_some_and(|(_, reason, _)| reason == "SecretMissing")
+    })
+    .await;
+    assert_eq!(ready_condition(&waiting).unwrap().0, "False");
+    assert!(
+        secrets.get_opt("wiki-credentials").await.unwrap().is_none(),
+        "keyway never invents credentials"
+    );
+
+    // Someone else (e.g. ExternalSecrets) writes the Secret.
+    let client_secret = "an-externally-managed-client-secret-0123456789";
+    let policy = serde_json::to_string(&created.spec.app_policy()).unwrap();
+    let mut external = Secret::default();
+    external.metadata.name = Some("wiki-credentials".into());
+    external.string_data = Some(
+        [
+            (keys::CLIENT_ID, "default.wiki"),
+            (keys::CLIENT_SECRET, client_secret),
+            (keys::ISSUER_URL, ISSUER),
+            (
+                keys::COOKIE_SECRET,
+                "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=",
+            ),
+            (keys::POLICY, policy.as_str()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect(),
+    );
+    // The test server, like the real one, turns stringData into data on write.
+    secrets
+        .create(&PostParams::default(), &external)
+        .await
+        .unwrap();
+    // The controller re-checks a waiting app every 30 s (it does not watch foreign Secrets).
+    let ready = wait_app_for(
+        &apps,
+        "wiki",
+        "Ready with the external secret",
+        Duration::from_secs(45),
+        ConnectedApp::is_ready,
+    )
+    .await;
+    assert_eq!(
+        ready.status.unwrap().client_secrets[0].hash,
+        keys::hash_client_secret(client_secret)
+    );
+    replica.stop().await;
+}
+
+#[tokio::test]
+async fn an_invalid_spec_is_not_ready_with_a_precise_message_and_no_secret() {
+    let (server, client) = setup().await;
+    let apps: Api<ConnectedApp> = Api::default_namespaced(client.clone());
+    let secrets: Api<Secret> = Api::default_namespaced(client.clone());
+    let replica = start(client, config(), None);
+    let spec = json!({"clientType": "public", "grantTypes": ["client_credentials"]});
+    apps.create(&PostParams::default(), &app("agent", spec))
+        .await
+        .unwrap();
+    let app = wait_app(&apps, "agent", "InvalidSpec", |a| {
+        ready_condition(a).is_some()
+    })
+    .await;
+    let (status, reason, message) = ready_condition(&app).unwrap();
+    assert_eq!((status.as_str(), reason.as_str()), ("False", "InvalidSpec"));
+    assert!(message.contains("client_credentials"), "{message}");
+    assert!(secrets.get_opt("agent-keyway").await.unwrap().is_none());
+    // No churn: once reported, nothing more is written.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    server.reset_counts();
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    assert_eq!(
+        server.write_counts().total_requests(),
+        0,
+        "{:?}",
+        server.write_counts()
+    );
+    replica.stop().await;
+}
+
+#[tokio::test]
+async fn deletion_runs_the_finalizer_and_removes_the_secret() {
+    let (_server, client) = setup().await;
+    let apps: Api<ConnectedApp> = Api::default_namespaced(client.clone());
+    let secrets: Api<Secret> = Api::default_namespaced(client.clone());
+    let replica = start(client, config(), None);
+    apps.create(&PostParams::default(), &app("wiki", json!({})))
+        .await
+        .unwrap();
+    wait_app(&apps, "wiki", "Ready", ConnectedApp::is_ready).await;
+    assert!(secrets.get_opt("wiki-keyway").await.unwrap().is_some());
+    apps.delete("wiki", &DeleteParams::default()).await.unwrap();
+    wait_gone(&apps, "wiki").await;
+    wait_gone(&secrets, "wiki-keyway").await;
+    replica.stop().await;
+}
+
+#[tokio::test]
+async fn the_secret_is_garbage_collected_through_its_owner_reference() {
+    let (_server, client) = setup().await;
+    let apps: Api<ConnectedApp> = Api::default_namespaced(client.clone());
+    let secrets: Api<Secret> = Api::default_namespaced(client.clone());
+    let replica = start(client, config(), None);
+    apps.create(&PostParams::default(), &app("wiki", json!({})))
+        .await
+        .unwrap();
+    wait_app(&apps, "wiki", "Ready", ConnectedApp::is_ready).await;
+    replica.stop().await;
+    // With the controller gone, someone removes the finalizer by hand: the owner reference
+    // alone must take the Secret with the app.
+    apps.delete("wiki", &DeleteParams::default()).await.unwrap();
+    assert!(
+        apps.get("wiki")
+            .await
+            .unwrap()
+            .metadata
+            .deletion_timestamp
+            .is_some()
+    );
+    assert!(secrets.get_opt("wiki-keyway").await.unwrap().is_some());
+    let strip = json!({"metadata": {"finalizers": null}});
+    apps.patch("wiki", &PatchParams::default(), &Patch::Merge(&strip))
+        .await
+        .unwrap();
+    wait_gone(&apps, "wiki").await;
+    wait_gone(&secrets, "wiki-keyway").await;
+}
+
+fn lease_config(identity: &str) -> ControllerConfig {
+    let mut config = config();
+    config.identity = identity.into();
+    config.leader_election = Some(LeaseConfig {
+        namespace: "default".into(),
+        name: "keyway-operator".into(),
+        identity: identity.into(),
+        lease_duration: Duration::from_secs(3),
+        renew_deadline: Duration::from_secs(2),
+        retry_period: Duration::from_millis(200),
+    });
+    config
+}
+
+async fn holder(leases: &Api<Lease>) -> Option<String> {
+    leases
+        .get_opt("keyway-operator")
+        .await
+        .unwrap()?
+        .spec?
+        .holder_identity
+}
+
+#[tokio::test]
+async fn two_replicas_elect_one_leader_and_fail_over() {
+    let (_server, client) = setup().await;
+    let apps: Api<ConnectedApp> = Api::default_namespaced(client.clone());
+    let leases: Api<Lease> = Api::default_namespaced(client.clone());
+    let a = start(client.clone(), lease_config("replica-a"), None);
+    let b = start(client.clone(), lease_config("replica-b"), None);
+    apps.create(&PostParams::default(), &app("one", json!({})))
+        .await
+        .unwrap();
+    wait_app(&apps, "one", "Ready", ConnectedApp::is_ready).await;
+    let leader = holder(&leases).await.unwrap();
+    let (leading, following) = if leader == "replica-a" {
+        (a, b)
+    } else {
+        (b, a)
+    };
+    assert!(leading.metrics.total_writes() > 0);
+    assert_eq!(
+        following.metrics.total_writes(),
+        0,
+        "the follower wrote nothing"
+    );
+
+    // The leader stops (and releases the lease); the follower takes over.
+    leading.stop().await;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while holder(&leases).await.as_deref() == Some(leader.as_str())
+        || holder(&leases).await.is_none()
+    {
+        assert!(tokio::time::Instant::now() < deadline, "no failover");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    apps.create(&PostParams::default(), &app("two", json!({})))
+        .await
+        .unwrap();
+    wait_app(&apps, "two", "Ready after failover", ConnectedApp::is_ready).await;
+    assert!(following.metrics.total_writes() > 0);
+    following.stop().await;
+}
+
+#[tokio::test]
+async fn a_settled_resync_makes_no_writes() {
+    let (server, client) = setup().await;
+    let apps: Api<ConnectedApp> = Api::default_namespaced(client.clone());
+    let mut fast = config();
+    fast.resync = Duration::from_secs(1);
+    let replica = start(client.clone(), fast.clone(), None);
+    for name in ["a", "b", "c"] {
+        apps.create(&PostParams::default(), &app(name, json!({})))
+            .await
+            .unwrap();
+    }
+    let invalid = json!({"clientType": "public", "grantTypes": ["client_credentials"]});
+    apps.create(&PostParams::default(), &app("bad", invalid))
+        .await
+        .unwrap();
+    for name in ["a", "b", "c"] {
+        wait_app(&apps, name, "Ready", ConnectedApp::is_ready).await;
+    }
+    wait_app(&apps, "bad", "reported", |a| ready_condition(a).is_some()).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    // Periodic resyncs (every second) of the settled state.
+    server.reset_counts();
+    let reconciles = replica.metrics.successful_reconciles();
+    tokio::time::sleep(Duration::from_millis(3500)).await;
+    assert!(
+        replica.metrics.successful_reconciles() >= reconciles + 8,
+        "resyncs happened"
+    );
+    assert_eq!(
+        server.write_counts().total_requests(),
+        0,
+        "{:?}",
+        server.write_counts()
+    );
+    replica.stop().await;
+
+    // A cold restart over the settled state: every app reconciled again, nothing written.
+    server.reset_counts();
+    let restarted = start(client, fast, None);
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while restarted.metrics.successful_reconciles() < 4 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "restart did not reconcile"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        server.write_counts().total_requests(),
+        0,
+        "{:?}",
+        server.write_counts()
+    );
+    assert_eq!(restarted.metrics.total_writes(), 0);
+    restarted.stop().await;
+}
