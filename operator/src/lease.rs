@@ -119,6 +119,7 @@ impl LeaderElector {
             };
             return match self.api.create(&pp, &lease).await {
                 Ok(created) => {
+                    info!(identity = %self.config.identity, "created and acquired leader lease");
                     self.remember(created.spec.unwrap_or_default());
                     Ok(Attempt::Leading)
                 }
