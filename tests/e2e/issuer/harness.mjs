@@ -104,7 +104,7 @@ export function freshPgSchema(url = PG_URL) {
  * Starts keyway-issuer. `store`: 'sqlite' | 'postgres' | a store URL.
  * Returns { url, dir, proc, stop(), logs() }.
  */
-export async function startIssuer({ store = 'sqlite', args = [], manifests = MANIFESTS, release = false } = {}) {
+export async function startIssuer({ store = 'sqlite', args = [], manifests = MANIFESTS, release = false, port: fixedPort, users: withUsers = true, env: extraEnv = {} } = {}) {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'keyway-issuer-e2e-'));
   const clients = path.join(dir, 'clients');
   fs.mkdirSync(clients);
@@ -121,7 +121,7 @@ export async function startIssuer({ store = 'sqlite', args = [], manifests = MAN
     schema = freshPgSchema();
     storeUrl = schema.url;
   }
-  const port = await freePort();
+  const port = fixedPort ?? await freePort();
   const url = `http://127.0.0.1:${port}`;
   const bin = path.join(release ? path.resolve(BIN_DIR, '../release') : BIN_DIR, 'keyway-issuer');
   const proc = spawn(bin, [
@@ -129,10 +129,10 @@ export async function startIssuer({ store = 'sqlite', args = [], manifests = MAN
     '--listen', `127.0.0.1:${port}`,
     '--store', storeUrl,
     '--clients-dir', clients,
-    '--users-file', path.join(dir, 'users.yaml'),
+    ...(withUsers ? ['--users-file', path.join(dir, 'users.yaml')] : []),
     '--keys-dir', path.join(dir, 'keys'),
     ...args,
-  ], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, RUST_LOG: process.env.RUST_LOG ?? 'warn' } });
+  ], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, RUST_LOG: process.env.RUST_LOG ?? 'warn', ...extraEnv } });
   let output = '';
   proc.stdout.on('data', (d) => { output += d; });
   proc.stderr.on('data', (d) => { output += d; });

@@ -1,0 +1,229 @@
+// Federation: keyway-issuer signs people in at npm `oidc-provider` (a certified OpenID provider)
+// as its upstream IdP, and the upstream's groups claim (mapped with a prefix) reaches the ID
+// token, the access token, userinfo and the ConnectedApps' access rules. The relying party is
+// npm `openid-client`, as everywhere in this suite.
+import assert from 'node:assert/strict';
+import crypto from 'node:crypto';
+import http from 'node:http';
+import { after, before, describe, it } from 'node:test';
+
+import Provider from 'oidc-provider';
+
+import {
+  Jar, RP, SECRETS, freePort, oidc, parseForm, request, rp, startIssuer, verifyJwt,
+} from './harness.mjs';
+
+const WEBAPP = 'default.webapp';
+const UPSTREAM_SECRET = 'keyway-at-upstream-0123456789abcdefghijklmnop';
+
+// The finance app admits only members of the upstream's finance group (after mapping).
+const MANIFESTS = `
+apiVersion: keyway.dev/v1alpha1
+kind: ConnectedApp
+metadata: {name: webapp}
+spec:
+  displayName: Web app
+  redirectURIs: ["${RP}/cb"]
+  scopes: [openid, profile, email, groups, offline_access]
+---
+apiVersion: keyway.dev/v1alpha1
+kind: ConnectedApp
+metadata: {name: finance}
+spec:
+  displayName: Finance tool
+  redirectURIs: ["${RP}/finance/cb"]
+  scopes: [openid, email, groups]
+  access: {allowedGroups: ["corp:finance"]}
+`;
+
+/** oidc-provider with a fixed EC signing key, dev login/consent, and a groups claim. */
+async function startUpstream(keywayUrl) {
+  const port = await freePort();
+  const issuer = `http://127.0.0.1:${port}`;
+  const { privateKey } = crypto.generateKeyPairSync('ec', { namedCurve: 'P-256' });
+  const jwk = { ...privateKey.export({ format: 'jwk' }), kid: 'up-1', alg: 'ES256', use: 'sig' };
+  const provider = new Provider(issuer, {
+    clients: [{
+      client_id: 'keyway',
+      client_secret: UPSTREAM_SECRET,
+      redirect_uris: [`${keywayUrl}/upstream/callback`],
+      grant_types: ['authorization_code'],
+      response_types: ['code'],
+      token_endpoint_auth_method: 'client_secret_basic',
+      id_token_signed_response_alg: 'ES256',
+    }],
+    jwks: { keys: [jwk] },
+    features: { devInteractions: { enabled: true } },
+    scopes: ['openid', 'email', 'profile', 'groups'],
+    claims: {
+      openid: ['sub'],
+      email: ['email', 'email_verified'],
+      profile: ['name'],
+      groups: ['groups'],
+    },
+    findAccount: (_ctx, id) => ({
+      accountId: id,
+      claims: () => ({
+        sub: id,
+        email: `${id}@corp.example`,
+        email_verified: true,
+        name: `Upstream ${id}`,
+        groups: id.startsWith('fin') ? ['finance', 'staff'] : ['engineering', 'staff'],
+      }),
+    }),
+    pkce: { required: () => true },
+    cookies: { keys: ['federation-e2e-cookie-key'] },
+  });
+  provider.on('server_error', (_ctx, err) => console.error('upstream error', err));
+  const server = http.createServer(provider.callback());
+  await new Promise((resolve) => server.listen(port, '127.0.0.1', resolve));
+  return { issuer, close: () => new Promise((resolve) => { server.closeAllConnections(); server.close(resolve); }) };
+}
+
+/**
+ * A browser through keyway and the upstream: takes "Continue with …" on keyway's login page,
+ * signs in at the upstream's dev login form as `login`, consents there, and stops when a
+ * redirect reaches the relying party.
+ */
+async function federatedSignIn(jar, url, { login, stopAt = RP, maxSteps = 25 }) {
+  const visited = [];
+  let res = await request(jar, url);
+  for (let step = 0; step < maxSteps; step++) {
+    visited.push(`${res.status} ${url}`);
+    if (res.status >= 300 && res.status < 400) {
+      url = new URL(res.headers.get('location'), url).toString();
+      if (url.startsWith(stopAt)) return { location: url, visited };
+      res = await request(jar, url);
+      continue;
+    }
+    const html = await res.text();
+    const upstreamLink = /href="(\/upstream\/start\?[^"]*)"/.exec(html);
+    if (res.status === 200 && upstreamLink) {
+      url = new URL(upstreamLink[1].replaceAll('&amp;', '&'), url).toString();
+      res = await request(jar, url);
+      continue;
+    }
+    const f = parseForm(html);
+    if (res.status === 200 && f && html.includes('name="login"')) {
+      url = new URL(f.action, url).toString();
+      res = await request(jar, url, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams({ ...f.fields, login, password: 'any' }) });
+      continue;
+    }
+    if (res.status === 200 && f && f.fields.prompt === 'consent') {
+      url = new URL(f.action, url).toString();
+      res = await request(jar, url, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams(f.fields) });
+      continue;
+    }
+    return { location: null, res, html, visited };
+  }
+  throw new Error(`too many steps:\n${visited.join('\n')}`);
+}
+
+async function authorizationUrl(config, redirectUri, scope) {
+  const verifier = oidc.randomPKCECodeVerifier();
+  const state = oidc.randomState();
+  const nonce = oidc.randomNonce();
+  const url = oidc.buildAuthorizationUrl(config, {
+    redirect_uri: redirectUri,
+    scope,
+    code_challenge: await oidc.calculatePKCECodeChallenge(verifier),
+    code_challenge_method: 'S256',
+    state,
+    nonce,
+  });
+  return { url: url.toString(), verifier, state, nonce };
+}
+
+describe('federation with oidc-provider as the upstream IdP', () => {
+  let upstream;
+  let iss;
+  before(async () => {
+    const port = await freePort();
+    upstream = await startUpstream(`http://127.0.0.1:${port}`);
+    iss = await startIssuer({
+      port,
+      manifests: MANIFESTS,
+      users: false,
+      args: [
+        '--upstream-issuer', upstream.issuer,
+        '--upstream-client-id', 'keyway',
+        '--upstream-name', 'Corp SSO',
+        '--upstream-scopes', 'openid email profile groups',
+        '--upstream-groups-claim', 'groups',
+        '--upstream-groups-prefix', 'corp:',
+      ],
+      env: { KEYWAY_UPSTREAM_CLIENT_SECRET: UPSTREAM_SECRET },
+    });
+  });
+  after(async () => {
+    await iss?.stop();
+    await upstream?.close();
+  });
+
+  it('offers the upstream on the login page', async () => {
+    const webapp = await rp(iss.url, WEBAPP, { secret: SECRETS[WEBAPP] });
+    const { url } = await authorizationUrl(webapp, `${RP}/cb`, 'openid');
+    const res = await fetch(url, { redirect: 'manual' });
+    assert.equal(res.status, 200);
+    const html = await res.text();
+    assert.match(html, /Continue with Corp SSO/);
+    assert.ok(!html.includes('action="/login"'), 'no password form without static users');
+  });
+
+  it("signs in through the upstream and carries its groups into keyway's tokens", async () => {
+    const webapp = await rp(iss.url, WEBAPP, { secret: SECRETS[WEBAPP] });
+    const jar = new Jar();
+    const a = await authorizationUrl(webapp, `${RP}/cb`, 'openid email profile groups offline_access');
+    const out = await federatedSignIn(jar, a.url, { login: 'alice' });
+    assert.ok(out.location, `stopped on a page: ${out.res?.status} ${out.html?.slice(0, 300)}\n${out.visited.join('\n')}`);
+    assert.ok(out.visited.some((v) => v.includes(`${upstream.issuer}/`)), 'went through the upstream');
+    const tokens = await oidc.authorizationCodeGrant(webapp, new URL(out.location), {
+      pkceCodeVerifier: a.verifier, expectedState: a.state, expectedNonce: a.nonce,
+    });
+    const claims = tokens.claims();
+    assert.equal(claims.email, 'alice@corp.example');
+    assert.equal(claims.name, 'Upstream alice');
+    assert.deepEqual([...claims.groups].sort(), ['corp:engineering', 'corp:staff']);
+    const { payload } = await verifyJwt(iss.url, tokens.access_token);
+    assert.deepEqual([...payload.groups].sort(), ['corp:engineering', 'corp:staff']);
+    const info = await oidc.fetchUserInfo(webapp, tokens.access_token, claims.sub);
+    assert.deepEqual([...info.groups].sort(), ['corp:engineering', 'corp:staff']);
+    // The groups survive a refresh (snapshot in the refresh family).
+    const refreshed = await oidc.refreshTokenGrant(webapp, tokens.refresh_token);
+    assert.deepEqual([...refreshed.claims().groups].sort(), ['corp:engineering', 'corp:staff']);
+  });
+
+  it("enforces the app's access rules on the upstream's groups", async () => {
+    const finance = await rp(iss.url, 'default.finance', { secret: SECRETS['default.finance'] });
+    // alice (engineering) is refused…
+    const jar = new Jar();
+    const a = await authorizationUrl(finance, `${RP}/finance/cb`, 'openid groups');
+    const refused = await federatedSignIn(jar, a.url, { login: 'alice' });
+    assert.equal(refused.location, null);
+    assert.equal(refused.res.status, 403);
+    assert.match(refused.html, /not allowed to use Finance tool/);
+    // …fina (finance) gets in.
+    const jar2 = new Jar();
+    const b = await authorizationUrl(finance, `${RP}/finance/cb`, 'openid groups');
+    const ok = await federatedSignIn(jar2, b.url, { login: 'fina', stopAt: `${RP}/finance/cb` });
+    assert.ok(ok.location);
+    const tokens = await oidc.authorizationCodeGrant(finance, new URL(ok.location), {
+      pkceCodeVerifier: b.verifier, expectedState: b.state, expectedNonce: b.nonce,
+    });
+    assert.ok(tokens.claims().groups.includes('corp:finance'));
+  });
+
+  it('refuses a callback without its pending-sign-in cookie (no session is created)', async () => {
+    const res = await fetch(`${iss.url}/upstream/callback?code=x&state=forged`, { redirect: 'manual' });
+    assert.equal(res.headers.get('location'), null);
+    assert.ok(!res.headers.getSetCookie().some((c) => c.startsWith('keyway_issuer_session=')));
+    assert.ok(res.status >= 400, `status ${res.status}`);
+  });
+
+  it('answers a forged upstream callback as a bad request (4xx), not a gateway error', {
+    todo: 'needs keyway-issuer to answer a callback with a missing/forged state cookie with 400 (it answers 502)',
+  }, async () => {
+    const res = await fetch(`${iss.url}/upstream/callback?code=x&state=forged`, { redirect: 'manual' });
+    assert.ok(res.status >= 400 && res.status < 500, `status ${res.status}`);
+  });
+});
