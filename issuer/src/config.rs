@@ -20,10 +20,15 @@ pub const EXIT_CONFIG: i32 = 64;
 #[derive(Clone, Debug, Parser)]
 #[command(name = "keyway-issuer", version, about, long_about = None)]
 pub struct Args {
+    /// Administrative commands; without one, the issuer serves.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
     /// The issuer identifier: the public base URL, exactly as clients see it (https, or http on
-    /// loopback only), without query or fragment, e.g. `https://login.example.com`.
-    #[arg(long, env = "KEYWAY_ISSUER_URL")]
-    pub issuer_url: String,
+    /// loopback only), without query or fragment, e.g. `https://login.example.com`. Required to
+    /// serve.
+    #[arg(long, env = "KEYWAY_ISSUER_URL", global = true)]
+    pub issuer_url: Option<String>,
 
     /// Address to listen on.
     #[arg(long, env = "KEYWAY_LISTEN", default_value = "127.0.0.1:5556")]
@@ -34,13 +39,15 @@ pub struct Args {
     #[arg(
         long,
         env = "KEYWAY_STORE",
-        default_value = "sqlite://keyway-issuer.db"
+        default_value = "sqlite://keyway-issuer.db",
+        global = true
     )]
     pub store: String,
 
     /// Directory of ConnectedApp manifests (`*.yaml`, `*.yml`, `*.json`; several documents per
-    /// file allowed). A manifest without status may have a sibling `<file stem>.secret` file
-    /// holding the client secret in plain text (local use only).
+    /// file allowed; no namespace means `default`, so the client ID is `default.<name>` unless
+    /// `spec.clientID` is set). For a confidential app without `status.clientSecrets`, the file
+    /// `<client ID>.secret` in this directory holds its secret in plain text (local use only).
     #[arg(long, env = "KEYWAY_CLIENTS_DIR")]
     pub clients_dir: Option<PathBuf>,
 
@@ -148,6 +155,20 @@ pub struct Args {
     pub log_format: String,
 }
 
+/// Administrative commands.
+#[derive(Clone, Debug, clap::Subcommand)]
+pub enum Command {
+    /// Lists dynamically registered clients (JSON lines) from the store.
+    ListClients,
+    /// Removes a dynamically registered client from the store.
+    DeleteClient {
+        /// The client ID (`dcr.…`).
+        client_id: String,
+    },
+    /// Reads a password from standard input and prints its argon2id hash (for `--users-file`).
+    HashPassword,
+}
+
 /// Log output format.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LogFormat {
@@ -231,7 +252,7 @@ impl Config {
     /// Validates arguments, collecting every problem.
     pub fn from_args(args: Args) -> Result<Self, Vec<String>> {
         let mut problems = Vec::new();
-        let issuer = match check_issuer(&args.issuer_url) {
+        let issuer = match check_issuer(args.issuer_url.as_deref().unwrap_or("")) {
             Ok(i) => i,
             Err(p) => {
                 problems.push(format!("--issuer-url: {p}"));
@@ -374,6 +395,9 @@ impl Config {
 /// Checks an issuer identifier (OIDC Discovery §3 / RFC 8414 §2): https (http on loopback),
 /// no query or fragment. Returns it without a trailing slash.
 fn check_issuer(raw: &str) -> Result<String, String> {
+    if raw.is_empty() {
+        return Err("required (e.g. https://login.example.com)".into());
+    }
     let url = Url::parse(raw).map_err(|e| format!("{raw:?} is not a URL ({e})"))?;
     if url.query().is_some() || url.fragment().is_some() {
         return Err("must not have a query or fragment".into());
@@ -438,7 +462,7 @@ mod tests {
             "--log-format",
             "xml",
         ]);
-        a.issuer_url = "http://login.example.com".into();
+        a.issuer_url = Some("http://login.example.com".into());
         let problems = Config::from_args(a).unwrap_err();
         assert_eq!(problems.len(), 5, "{problems:#?}");
         assert!(problems[0].starts_with("--issuer-url"));

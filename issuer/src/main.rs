@@ -2,11 +2,21 @@
 #![forbid(unsafe_code)]
 
 use clap::Parser;
-use issuer::config::{Args, Config, EXIT_CONFIG, LogFormat};
+use issuer::config::{Args, Command, Config, EXIT_CONFIG, LogFormat};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let args = Args::parse();
+    let args = match Args::try_parse() {
+        Ok(a) => a,
+        Err(e) => {
+            let code = if e.use_stderr() { EXIT_CONFIG } else { 0 };
+            let _ = e.print();
+            std::process::exit(code);
+        }
+    };
+    if let Some(cmd) = args.command.clone() {
+        return admin(cmd, &args.store).await;
+    }
     let config = match Config::from_args(args) {
         Ok(c) => c,
         Err(problems) => {
@@ -64,6 +74,37 @@ async fn main() -> anyhow::Result<()> {
     if let Err(e) = issuer::serve(config, store, listener, shutdown).await {
         eprintln!("keyway-issuer: {e:#}");
         std::process::exit(EXIT_CONFIG);
+    }
+    Ok(())
+}
+
+/// Administrative commands (no server).
+async fn admin(cmd: Command, store_url: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    if let Command::HashPassword = cmd {
+        let mut line = String::new();
+        std::io::stdin().read_line(&mut line)?;
+        let password = line.trim_end_matches(['\r', '\n']);
+        let hash = issuer::users::hash_password(password)
+            .ok_or_else(|| anyhow::anyhow!("hashing failed"))?;
+        writeln!(std::io::stdout(), "{hash}")?;
+        return Ok(());
+    }
+    let store = issuer::store::open(store_url).await?;
+    match cmd {
+        Command::ListClients => {
+            let mut out = std::io::stdout().lock();
+            for c in store.list_clients().await? {
+                writeln!(out, "{}", c.metadata)?;
+            }
+        }
+        Command::DeleteClient { client_id } => {
+            if !store.delete_client(&client_id).await? {
+                eprintln!("keyway-issuer: no registered client {client_id:?}");
+                std::process::exit(1);
+            }
+        }
+        Command::HashPassword => {}
     }
     Ok(())
 }
