@@ -500,10 +500,12 @@ impl Store {
                 format!("too old resource version: {since} ({})", self.compacted),
             ));
         }
+        // The history is ordered by resourceVersion.
+        let first = self.history.partition_point(|e| e.rv <= since);
         Ok(self
             .history
-            .iter()
-            .filter(|e| e.rv > since && e.resource == resource)
+            .range(first..)
+            .filter(|e| e.resource == resource)
             .cloned()
             .collect())
     }
