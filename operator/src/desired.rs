@@ -316,6 +316,20 @@ pub fn plan(
             cfg.resync,
         );
     }
+    let secret_name = app.secret_name();
+    if secret_name.len() > api::limits::NAME {
+        return waiting(
+            app,
+            cfg,
+            now,
+            reason::INVALID_SPEC,
+            format!(
+                "the default Secret name {secret_name:?} is longer than {} characters: set spec.secret.name",
+                api::limits::NAME
+            ),
+            cfg.resync,
+        );
+    }
     if app.spec.secret.existing_secret.is_some() {
         plan_existing(app, observed, cfg, now)
     } else {
@@ -1160,6 +1174,23 @@ pub(crate) mod tests {
             p.status.client_secrets[1].expires_at,
             Some(Time(t("2026-01-02T01:00:00Z")))
         );
+    }
+
+    #[test]
+    fn a_default_secret_name_that_is_too_long_is_reported() {
+        let mut app = basic();
+        app.metadata.name = Some("a".repeat(250));
+        let p = plan(
+            &app,
+            None,
+            &cfg(),
+            t("2026-01-01T00:00:00Z"),
+            &mut Counter(0),
+        );
+        assert_eq!(p.secret, SecretAction::None);
+        let c = &p.status.conditions[0];
+        assert_eq!(c.reason, reason::INVALID_SPEC);
+        assert!(c.message.contains("set spec.secret.name"), "{}", c.message);
     }
 
     #[test]
