@@ -712,3 +712,135 @@ async fn cert_manager_files_are_loaded_and_reloaded() {
     task.abort();
     assert!(reloaded, "the new certificate was not picked up");
 }
+
+/// Kills the child process if the test ends early.
+struct ChildGuard(Option<std::process::Child>);
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        if let Some(child) = self.0.as_mut() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A plain-HTTP GET; `None` while nothing listens.
+async fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
+    let tcp = TcpStream::connect(("127.0.0.1", port)).await.ok()?;
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
+        .await
+        .ok()?;
+    tokio::spawn(conn);
+    let request = http::Request::builder()
+        .uri(path)
+        .header("host", "127.0.0.1")
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    let response = sender.send_request(request).await.ok()?;
+    let status = response.status().as_u16();
+    let body = response.into_body().collect().await.ok()?.to_bytes();
+    Some((status, String::from_utf8_lossy(&body).into_owned()))
+}
+
+/// The real binary, `keyway-operator webhook`, against the API test server through a
+/// kubeconfig: it generates and publishes its certificate, becomes ready, injects, counts, and
+/// stops cleanly on SIGTERM.
+#[tokio::test]
+async fn the_binary_serves_until_sigterm() {
+    let (server, client) = api_server().await;
+    create_webhook_configuration(&client).await;
+    create_example_app(&client).await;
+
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("kubeconfig");
+    std::fs::write(
+        &kubeconfig,
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters: [{{name: fake, cluster: {{server: '{}'}}}}]\n\
+             users: [{{name: fake, user: {{}}}}]\n\
+             contexts: [{{name: fake, context: {{cluster: fake, user: fake, namespace: default}}}}]\n\
+             current-context: fake\n",
+            server.url()
+        ),
+    )
+    .unwrap();
+    let (listen, admin) = (free_port(), free_port());
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_keyway-operator"))
+        .arg("webhook")
+        .args(["--listen", &format!("127.0.0.1:{listen}")])
+        .args(["--admin-listen", &format!("127.0.0.1:{admin}")])
+        .args(["--namespace", NS, "--service-name", SERVICE])
+        .args(["--webhook-configuration", CONFIG])
+        .args(["--sidecar-image", "registry.internal/keyway-proxy:1.2.3"])
+        .env("KUBECONFIG", &kubeconfig)
+        .env_remove("KUBERNETES_SERVICE_HOST")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut guard = ChildGuard(Some(child));
+
+    let mut ready = false;
+    for _ in 0..200 {
+        if let Some((200, _)) = http_get(admin, "/readyz").await {
+            ready = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(ready, "the webhook did not become ready");
+    assert_eq!(http_get(admin, "/healthz").await.unwrap().0, 200);
+
+    let ca = ca_bundle_in_api(&client).await;
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], listen));
+    let pod = example_pod();
+    let response = admit(addr, &ca, &review("b-1", "CREATE", &pod)).await;
+    let mutated = apply_patch(&pod, &response);
+    assert_eq!(
+        mutated["spec"]["containers"][1]["image"],
+        "registry.internal/keyway-proxy:1.2.3"
+    );
+    let (_, metrics) = http_get(admin, "/metrics").await.unwrap();
+    assert!(
+        metrics.contains("keyway_webhook_admissions_total{outcome=\"injected\"} 1"),
+        "{metrics}"
+    );
+
+    let mut child = guard.0.take().unwrap();
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let mut exited = None;
+    for _ in 0..300 {
+        if let Some(status) = child.try_wait().unwrap() {
+            exited = Some(status);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let Some(status) = exited else {
+        let _ = child.kill();
+        panic!("the webhook did not stop within 15 s of SIGTERM");
+    };
+    let mut logs = String::new();
+    use std::io::Read as _;
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut logs)
+        .unwrap();
+    assert!(status.success(), "exit {status}: {logs}");
+    assert!(logs.contains("webhook stopped"), "{logs}");
+}
