@@ -535,3 +535,98 @@ fn access_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema 
     }
     schema
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    const MANIFEST: &str = r#"
+apiVersion: keyway.dev/v1alpha1
+kind: ConnectedApp
+metadata:
+  name: grafana
+  namespace: tools
+spec:
+  displayName: Grafana
+  redirectURIs: [https://grafana.example.com/oauth2/callback]
+  access:
+    allowedGroups: [engineering]
+    rules:
+      - {path: /healthz, public: true}
+"#;
+
+    #[test]
+    fn a_manifest_reads_with_defaults() {
+        let app: ConnectedApp = serde_yaml::from_str(MANIFEST).unwrap();
+        assert_eq!(app.client_id().as_deref(), Some("tools.grafana"));
+        assert_eq!(app.secret_name(), "grafana-keyway");
+        assert_eq!(app.spec.client_type, ClientType::Confidential);
+        assert_eq!(app.spec.trust, Trust::FirstParty);
+        assert_eq!(
+            app.spec.grant_types,
+            [GrantType::AuthorizationCode, GrantType::RefreshToken]
+        );
+        assert_eq!(app.spec.scopes, ["openid", "profile", "email"]);
+        assert_eq!(app.spec.token_lifetimes, TokenLifetimes::default());
+        assert!(app.spec.access.rules[0].public);
+        assert!(crate::validate(&app.spec).is_empty());
+        assert!(!app.is_ready());
+    }
+
+    #[test]
+    fn secret_name_and_client_id_overrides() {
+        let mut app: ConnectedApp = serde_yaml::from_str(MANIFEST).unwrap();
+        app.spec.secret.name = Some("creds".into());
+        assert_eq!(app.secret_name(), "creds");
+        app.spec.secret.name = None;
+        app.spec.secret.existing_secret = Some("vault".into());
+        assert_eq!(app.secret_name(), "vault");
+        app.spec.client_id = Some("grafana".into());
+        assert_eq!(app.client_id().as_deref(), Some("grafana"));
+        app.metadata.namespace = None;
+        app.spec.client_id = None;
+        assert_eq!(app.client_id(), None);
+    }
+
+    #[test]
+    fn ready_means_ready_for_the_current_generation() {
+        let mut app: ConnectedApp = serde_yaml::from_str(MANIFEST).unwrap();
+        app.metadata.generation = Some(2);
+        let condition = |status: &str| Condition {
+            type_: CONDITION_READY.into(),
+            status: status.into(),
+            reason: "Registered".into(),
+            message: String::new(),
+            observed_generation: Some(2),
+            last_transition_time: Time(k8s_openapi::jiff::Timestamp::UNIX_EPOCH),
+        };
+        app.status = Some(ConnectedAppStatus {
+            observed_generation: Some(1),
+            conditions: vec![condition("True")],
+            ..ConnectedAppStatus::default()
+        });
+        assert!(!app.is_ready(), "status of an older generation");
+        app.status.as_mut().unwrap().observed_generation = Some(2);
+        assert!(app.is_ready());
+        app.status.as_mut().unwrap().conditions = vec![condition("False")];
+        assert!(!app.is_ready());
+    }
+
+    #[test]
+    fn status_serialises_in_the_documented_shape() {
+        let status = ConnectedAppStatus {
+            client_id: Some("tools.grafana".into()),
+            client_secrets: vec![ClientSecretHash {
+                hash: "sha256:00".into(),
+                expires_at: Some(Time("2026-01-01T00:00:00Z".parse().unwrap())),
+            }],
+            ..ConnectedAppStatus::default()
+        };
+        assert_eq!(
+            serde_json::to_value(&status).unwrap(),
+            serde_json::json!({"clientID": "tools.grafana",
+                "clientSecrets": [{"hash": "sha256:00", "expiresAt": "2026-01-01T00:00:00Z"}]})
+        );
+    }
+}
