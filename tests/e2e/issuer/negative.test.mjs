@@ -575,7 +575,7 @@ describe('expired codes and tokens', () => {
     // Registered clients use the issuer-wide lifetimes, so they can be made very short here.
     short = await startIssuer({
       store: 'sqlite',
-      args: ['--dcr', '--code-ttl', '1s', '--access-token-ttl', '1s', '--refresh-idle-ttl', '4s', '--refresh-grace', '1s'],
+      args: ['--dcr', '--code-ttl', '3s', '--access-token-ttl', '1s', '--refresh-idle-ttl', '4s', '--refresh-grace', '1s'],
     });
     agent = await oidc.dynamicClientRegistration(new URL(short.url), {
       client_name: 'Short-lived agent',
@@ -590,7 +590,7 @@ describe('expired codes and tokens', () => {
     const jar = new Jar();
     const out = await authorizeOnly(agent, { jar, redirectUri: 'http://127.0.0.1:4000/cb', scope: 'openid email offline_access' });
     assert.ok(out.code);
-    await sleep(2100);
+    await sleep(4100); // past the 3s code lifetime
     const r = await tokenPost(short.url, { grant_type: 'authorization_code', code: out.code, redirect_uri: 'http://127.0.0.1:4000/cb', code_verifier: out.verifier, client_id: agent.clientMetadata().client_id });
     expectJsonError(r, 400, 'invalid_grant', /invalid or has expired/);
   });
