@@ -747,8 +747,21 @@ impl Store {
         &mut self,
         rt: &ResourceType,
         namespace: &str,
+        object: Value,
+        opts: &WriteOptions,
+    ) -> Result<Value> {
+        self.create_as(rt, namespace, object, opts, "Update")
+    }
+
+    /// Creates an object; `operation` is the managedFields operation (`Update` for POST,
+    /// `Apply` for server-side apply of a missing object).
+    fn create_as(
+        &mut self,
+        rt: &ResourceType,
+        namespace: &str,
         mut object: Value,
         opts: &WriteOptions,
+        operation: &str,
     ) -> Result<Value> {
         Self::check_type_meta(rt, &mut object)?;
         Self::check_body_namespace(rt, namespace, &mut object)?;
@@ -804,6 +817,10 @@ impl Store {
             && let Some(map) = object.as_object_mut()
         {
             map.remove("status");
+            if rt.group.is_empty() && rt.plural == "namespaces" {
+                // The namespace lifecycle sets the phase; deletion is not modelled (see docs).
+                map.insert("status".into(), json!({"phase": "Active"}));
+            }
         }
         let m = meta_mut(&mut object);
         m.insert("name".into(), json!(name));
@@ -822,7 +839,7 @@ impl Store {
         let set = fields::field_set(&object, part, rt.custom);
         let entries = vec![Managed {
             manager: Self::manager_name(opts),
-            operation: "Update".into(),
+            operation: operation.into(),
             subresource: String::new(),
             api_version: rt.api_version(),
             time: now(),
@@ -1010,7 +1027,7 @@ impl Store {
                 if let Some(m) = fresh.get_mut("metadata").and_then(Value::as_object_mut) {
                     m.remove("resourceVersion");
                 }
-                let created = self.create(
+                return self.create_as(
                     rt,
                     namespace,
                     fresh,
@@ -1018,31 +1035,8 @@ impl Store {
                         field_manager: Some(manager.clone()),
                         ..opts.clone()
                     },
-                )?;
-                if opts.dry_run {
-                    let mut c = created;
-                    let mut entries = managed_entries(&c);
-                    for e in &mut entries {
-                        e.operation = "Apply".into();
-                    }
-                    write_managed(&mut c, &entries);
-                    return Ok(c);
-                }
-                // Mark the creating entry as an Apply operation (without another write).
-                let key = (namespace.to_owned(), name.to_owned());
-                if let Some(stored) = self
-                    .objects
-                    .get_mut(&resource_id(rt))
-                    .and_then(|o| o.get_mut(&key))
-                {
-                    let mut entries = managed_entries(stored);
-                    for e in &mut entries {
-                        e.operation = "Apply".into();
-                    }
-                    write_managed(stored, &entries);
-                    return Ok(stored.clone());
-                }
-                return Ok(created);
+                    "Apply",
+                );
             }
         };
         let part = part_of(rt, status);
