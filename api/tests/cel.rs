@@ -388,6 +388,40 @@ fn cases() -> Vec<(&'static str, Value, bool)> {
     ]
 }
 
+/// Cases that only a CEL rule (not a pattern or bound) can catch, with a fragment of its message.
+const CEL_CAUGHT: &[(&str, &str)] = &[
+    (
+        "public client_credentials",
+        "public client cannot use the client_credentials",
+    ),
+    ("public with rotation", "no client secret to rotate"),
+    ("code without redirect", "needs at least one redirect URI"),
+    (
+        "refresh without code",
+        "refresh_token grant needs the authorization_code",
+    ),
+    (
+        "logout without code",
+        "postLogoutRedirectURIs need the authorization_code",
+    ),
+    ("access too long", "tokenLifetimes.access must be between"),
+    ("access too short", "tokenLifetimes.access must be between"),
+    ("idle above refresh", "tokenLifetimes.idle must be"),
+    (
+        "refresh beyond a year",
+        "tokenLifetimes.refresh must be between",
+    ),
+    ("name and existing", "mutually exclusive"),
+    ("existing and rotation", "rotated by whoever manages it"),
+    ("rotation too often", "interval must be at least 1h"),
+    ("grace not shorter", "shorter than the interval"),
+    ("grace too short", "shorter than the interval"),
+    ("grace defaults to 24h", "shorter than the interval"),
+    ("rule path dot segment", "must not contain . or .. segments"),
+    ("public rule with groups", "public rule cannot also require"),
+    ("public rule with scopes", "public rule cannot also require"),
+];
+
 fn object(patch: &Value) -> Value {
     if patch.is_null() {
         return json!({"displayName": "Minimal", "redirectURIs": ["https://m.example.com/cb"]});
@@ -415,6 +449,13 @@ fn cel_rules_agree_with_validate() {
         let problems = validate(&spec);
         let rust_valid = problems.is_empty();
         let schema_valid = schema_errors.is_empty();
+        if let Some((_, fragment)) = CEL_CAUGHT.iter().find(|(case, _)| *case == name)
+            && !schema_errors.iter().any(|e| e.contains(fragment))
+        {
+            failures.push(format!(
+                "{name}: expected the CEL rule {fragment:?} to fire, got {schema_errors:?}"
+            ));
+        }
         if rust_valid != expect_valid || schema_valid != expect_valid {
             failures.push(format!(
                 "{name}: expected valid={expect_valid}, validate={rust_valid} {problems:?}, schema={schema_valid} {schema_errors:?}"
