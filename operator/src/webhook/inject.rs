@@ -236,6 +236,13 @@ pub fn patch(
         return Err(vec!["the pod has no spec".to_string()]);
     };
     let mut problems = Vec::new();
+    if spec.host_network == Some(true) {
+        problems.push(
+            "the pod uses hostNetwork: the sidecar's ports would be open on the node, around any \
+             Service; keyway protects only pods on the pod network"
+                .to_string(),
+        );
+    }
     if injection.listen_port == config.admin_port {
         problems.push(format!(
             "port {} is the sidecar's admin port: set {LISTEN_PORT_ANNOTATION} to another port",
@@ -591,6 +598,22 @@ mod tests {
         let problems = patch(&p, &i, "s", &SidecarConfig::default()).unwrap_err();
         assert_eq!(problems.len(), 1);
         assert!(problems[0].contains("already uses port 8080"));
+    }
+
+    #[test]
+    fn refuses_host_network_pods() {
+        let mut p = opted_in(json!({
+            CONNECTED_APP_ANNOTATION: "a", UPSTREAM_PORT_ANNOTATION: "9000"
+        }));
+        let Ok(Plan::Inject(i)) = plan(&p) else {
+            panic!()
+        };
+        assert!(patch(&p, &i, "s", &SidecarConfig::default()).is_ok());
+        if let Some(spec) = p.spec.as_mut() {
+            spec.host_network = Some(true);
+        }
+        let problems = patch(&p, &i, "s", &SidecarConfig::default()).unwrap_err();
+        assert!(problems[0].contains("hostNetwork"), "{problems:?}");
     }
 
     #[test]
