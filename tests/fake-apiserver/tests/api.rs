@@ -1236,3 +1236,246 @@ async fn cluster_scoped_webhook_configurations_are_served() {
     );
     assert_eq!(patched.metadata.generation, Some(2));
 }
+
+#[tokio::test]
+async fn replace_status_changes_only_status() {
+    let (_server, client) = server().await;
+    let apps = apps(&client);
+    apps.create(
+        &PostParams::default(),
+        &app("x", json!({"displayName": "A"})),
+    )
+    .await
+    .unwrap();
+    let mut current = apps.get("x").await.unwrap();
+    current.data["status"] = json!({"ready": true});
+    current.data["spec"] = json!({"displayName": "ignored"});
+    let replaced = apps
+        .replace_status("x", &PostParams::default(), &current)
+        .await
+        .unwrap();
+    assert_eq!(replaced.data["status"], json!({"ready": true}));
+    assert_eq!(replaced.data["spec"]["displayName"], "A");
+    assert_eq!(replaced.metadata.generation, Some(1));
+}
+
+#[tokio::test]
+async fn an_update_takes_ownership_so_a_later_apply_conflicts() {
+    let (_server, client) = server().await;
+    let apps = apps(&client);
+    let alice = PatchParams::apply("alice");
+    apps.patch(
+        "x",
+        &alice,
+        &Patch::Apply(app("x", json!({"displayName": "A"}))),
+    )
+    .await
+    .unwrap();
+    let edit = PatchParams {
+        field_manager: Some("editor".into()),
+        ..PatchParams::default()
+    };
+    let edited = apps
+        .patch(
+            "x",
+            &edit,
+            &Patch::Merge(json!({"spec": {"displayName": "E"}})),
+        )
+        .await
+        .unwrap();
+    let editor = edited
+        .metadata
+        .managed_fields
+        .unwrap()
+        .into_iter()
+        .find(|m| m.manager.as_deref() == Some("editor"))
+        .unwrap();
+    assert_eq!(editor.operation.as_deref(), Some("Update"));
+    let status = api_error(
+        apps.patch(
+            "x",
+            &alice,
+            &Patch::Apply(app("x", json!({"displayName": "A"}))),
+        )
+        .await
+        .unwrap_err(),
+    );
+    assert_eq!(status.code, 409);
+    assert!(
+        status.message.contains("conflict with \"editor\""),
+        "{}",
+        status.message
+    );
+}
+
+#[tokio::test]
+async fn delete_collection_honours_the_label_selector() {
+    let (_server, client) = server().await;
+    let secrets: Api<Secret> = Api::default_namespaced(client);
+    for (name, labels) in [
+        ("a", vec![("app", "web")]),
+        ("b", vec![("app", "web")]),
+        ("c", vec![]),
+    ] {
+        secrets
+            .create(&PostParams::default(), &secret(name, &labels))
+            .await
+            .unwrap();
+    }
+    secrets
+        .delete_collection(
+            &DeleteParams::default(),
+            &ListParams::default().labels("app=web"),
+        )
+        .await
+        .unwrap();
+    let left: Vec<String> = secrets
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .map(|s| s.metadata.name.unwrap())
+        .collect();
+    assert_eq!(left, ["c"]);
+}
+
+#[tokio::test]
+async fn delete_preconditions_are_checked() {
+    let (_server, client) = server().await;
+    let secrets: Api<Secret> = Api::default_namespaced(client);
+    let created = secrets
+        .create(&PostParams::default(), &secret("a", &[]))
+        .await
+        .unwrap();
+    let wrong = DeleteParams {
+        preconditions: Some(kube::api::Preconditions {
+            uid: Some("not-the-uid".into()),
+            resource_version: None,
+        }),
+        ..DeleteParams::default()
+    };
+    assert_eq!(
+        api_error(secrets.delete("a", &wrong).await.unwrap_err()).code,
+        409
+    );
+    let stale = DeleteParams {
+        preconditions: Some(kube::api::Preconditions {
+            uid: None,
+            resource_version: Some("1".into()),
+        }),
+        ..DeleteParams::default()
+    };
+    assert_eq!(
+        api_error(secrets.delete("a", &stale).await.unwrap_err()).code,
+        409
+    );
+    let right = DeleteParams {
+        preconditions: Some(kube::api::Preconditions {
+            uid: created.metadata.uid.clone(),
+            resource_version: None,
+        }),
+        ..DeleteParams::default()
+    };
+    secrets.delete("a", &right).await.unwrap();
+}
+
+#[tokio::test]
+async fn garbage_collection_respects_a_dependents_finalizers() {
+    let (_server, client) = server().await;
+    let apps = apps(&client);
+    let secrets: Api<Secret> = Api::default_namespaced(client.clone());
+    let owner = apps
+        .create(&PostParams::default(), &app("x", json!({})))
+        .await
+        .unwrap();
+    let mut dependent = owned_secret("s", &[&owner]);
+    dependent.metadata.finalizers = Some(vec!["example.com/keep".into()]);
+    secrets
+        .create(&PostParams::default(), &dependent)
+        .await
+        .unwrap();
+    apps.delete("x", &DeleteParams::default()).await.unwrap();
+    let pending = secrets.get("s").await.unwrap();
+    assert!(pending.metadata.deletion_timestamp.is_some());
+    secrets
+        .patch(
+            "s",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"finalizers": []}})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(api_error(secrets.get("s").await.unwrap_err()).code, 404);
+}
+
+#[tokio::test]
+async fn unknown_resources_and_wrong_scopes_are_not_found() {
+    let (server, client) = server().await;
+    for path in [
+        "/apis/example.com/v1/namespaces/default/widgets",
+        "/api/v1/namespaces/default/namespaces/x",
+        "/api/v1/secrets/a",
+        "/apis/keyway.dev/v1alpha1/namespaces/default/connectedapps/x/scale",
+    ] {
+        let request = http::Request::get(path).body(Vec::new()).unwrap();
+        match client.request_text(request).await {
+            Err(kube::Error::Api(status)) => assert_eq!(status.code, 404, "{path}"),
+            other => panic!("{path}: {other:?}"),
+        }
+    }
+    assert!(server.requests().len() >= 4);
+}
+
+#[tokio::test]
+async fn watch_across_namespaces_sees_every_namespace() {
+    let (_server, client) = server().await;
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    let mut ns = Namespace::default();
+    ns.metadata.name = Some("team-a".into());
+    namespaces
+        .create(&PostParams::default(), &ns)
+        .await
+        .unwrap();
+    let all: Api<Secret> = Api::all(client.clone());
+    let mut stream = all
+        .watch(&WatchParams::default(), "0")
+        .await
+        .unwrap()
+        .boxed();
+    for namespace in ["default", "team-a"] {
+        let api: Api<Secret> = Api::namespaced(client.clone(), namespace);
+        api.create(&PostParams::default(), &secret("s", &[]))
+            .await
+            .unwrap();
+    }
+    let mut seen = Vec::new();
+    while seen.len() < 2 {
+        if let WatchEvent::Added(s) = stream.try_next().await.unwrap().unwrap() {
+            seen.push(s.metadata.namespace.unwrap());
+        }
+    }
+    assert_eq!(seen, ["default", "team-a"]);
+}
+
+#[tokio::test]
+async fn deleting_a_namespace_deletes_its_objects() {
+    let (_server, client) = server().await;
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    let mut ns = Namespace::default();
+    ns.metadata.name = Some("team-a".into());
+    namespaces
+        .create(&PostParams::default(), &ns)
+        .await
+        .unwrap();
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), "team-a");
+    secrets
+        .create(&PostParams::default(), &secret("s", &[]))
+        .await
+        .unwrap();
+    namespaces
+        .delete("team-a", &DeleteParams::default())
+        .await
+        .unwrap();
+    assert_eq!(api_error(secrets.get("s").await.unwrap_err()).code, 404);
+}
