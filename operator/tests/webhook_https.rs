@@ -809,6 +809,7 @@ async fn the_binary_serves_until_sigterm() {
         mutated["spec"]["containers"][1]["image"],
         "registry.internal/keyway-proxy:1.2.3"
     );
+    kubernetes_validate(&mutated);
     let (_, metrics) = http_get(admin, "/metrics").await.unwrap();
     assert!(
         metrics.contains("keyway_webhook_admissions_total{outcome=\"injected\"} 1"),
@@ -843,4 +844,63 @@ async fn the_binary_serves_until_sigterm() {
         .unwrap();
     assert!(status.success(), "exit {status}: {logs}");
     assert!(logs.contains("webhook stopped"), "{logs}");
+}
+
+/// The API server may speak HTTP/2 (ALPN `h2`); the webhook answers it too.
+#[tokio::test]
+async fn answers_over_http2() {
+    let (_server, client) = api_server().await;
+    create_webhook_configuration(&client).await;
+    create_example_app(&client).await;
+    let ensured = managed()
+        .ensure(&client, OffsetDateTime::now_utc())
+        .await
+        .unwrap();
+    let ca = ca_bundle_in_api(&client).await;
+    let slot = Arc::new(CertSlot::default());
+    slot.set(ensured.key);
+    let running = start_webhook(client.clone(), slot).await;
+
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_slice_iter(&ca) {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    config.alpn_protocols = vec![b"h2".to_vec()];
+    let tcp = TcpStream::connect(running.addr).await.unwrap();
+    let tls = tokio_rustls::TlsConnector::from(Arc::new(config))
+        .connect(ServerName::try_from(SERVICE_DNS).unwrap(), tcp)
+        .await
+        .unwrap();
+    assert_eq!(tls.get_ref().1.alpn_protocol(), Some(&b"h2"[..]));
+    let (mut sender, conn) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        TokioIo::new(tls),
+    )
+    .await
+    .unwrap();
+    tokio::spawn(conn);
+    let pod = example_pod();
+    let body = serde_json::to_vec(&review("h2-1", "CREATE", &pod)).unwrap();
+    let request = http::Request::builder()
+        .method("POST")
+        .uri(format!("https://{SERVICE_DNS}/mutate"))
+        .header("content-type", "application/json")
+        .body(Full::new(Bytes::from(body)))
+        .unwrap();
+    let response = sender.send_request(request).await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.version(), http::Version::HTTP_2);
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    let answer: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(answer["response"]["uid"], "h2-1");
+    assert_eq!(answer["response"]["allowed"], true);
+    apply_patch(&pod, &answer["response"]);
+    running.stop().await;
 }
