@@ -159,8 +159,11 @@ async fn apply(app: Arc<ConnectedApp>, ctx: &Context) -> Result<Action> {
                 field_manager: Some(MANAGER.into()),
                 ..PostParams::default()
             };
+            // Leave field ownership to the server (an update without managedFields keeps them).
+            let mut secret = secret.clone();
+            secret.metadata.managed_fields = None;
             secrets
-                .replace(&secret_name, &pp, secret)
+                .replace(&secret_name, &pp, &secret)
                 .await
                 .map_err(Error::Kube)?;
             ctx.metrics.write(Write::SecretReplace);
