@@ -108,6 +108,7 @@ def test_default_install():
     env = env_of(container(issuer, "issuer"))
     assert env["KEYWAY_STORE"] == "sqlite:///var/lib/keyway/issuer.db"
     assert env["KEYWAY_ISSUER_URL"] == "https://login.example.com"
+    assert env["KEYWAY_WATCH_CONNECTEDAPPS"] == "true"
     # Webhook wiring: the names the webhook is told are the names the chart creates.
     wh = env_of(container(op, "webhook"))
     mwc = find(docs, "MutatingWebhookConfiguration")[0]
