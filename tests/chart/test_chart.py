@@ -41,6 +41,7 @@ VALUE_SETS = {
         "sidecar.image.pullPolicy": "Always",
         "imagePullSecrets": ["regcred"],
     },
+    "single-namespace": {"operator.watchNamespace": "tools"},
     "everything-on": {
         "issuer.url": "https://login.corp.example",
         "networkPolicy.enabled": True,
@@ -165,6 +166,32 @@ def test_issuer_rbac_is_least_privilege():
     assert "delete" not in mwc_rule["verbs"]
 
 
+def test_single_namespace_mode_grants_nothing_cluster_wide():
+    docs = render(VALUE_SETS["single-namespace"])
+    cluster_roles = {d["metadata"]["name"]: d for d in docs if d["kind"] == "ClusterRole"}
+    # Only the operator's webhook-configuration rule stays cluster-wide.
+    assert list(cluster_roles) == ["kw-keyway-operator"]
+    (rule,) = cluster_roles["kw-keyway-operator"]["rules"]
+    assert rule["resources"] == ["mutatingwebhookconfigurations"] and rule["resourceNames"]
+    roles = {(d["metadata"]["namespace"], d["metadata"]["name"]): d for d in docs if d["kind"] == "Role"}
+    assert ("tools", "kw-keyway-operator") in roles and ("tools", "kw-keyway-issuer") in roles
+    # The webhook may create Secrets in its own namespace, and read or update only its own.
+    own = roles[("keyway-system", "kw-keyway-operator-leader-election")]["rules"]
+    named = [r for r in own if r.get("resourceNames")]
+    assert named == [{"apiGroups": [""], "resources": ["secrets"],
+                      "resourceNames": ["kw-keyway-webhook-tls"], "verbs": ["get", "update"]}]
+    for binding in (d for d in docs if d["kind"] in ("RoleBinding", "ClusterRoleBinding")):
+        ref = binding["roleRef"]
+        target = [d for d in docs if d["kind"] == ref["kind"] and d["metadata"]["name"] == ref["name"]
+                  and d["metadata"].get("namespace") == binding["metadata"].get("namespace")]
+        assert target, f"{binding['metadata']['name']} refers to a missing {ref['kind']}"
+    selector = find(docs, "MutatingWebhookConfiguration")[0]["webhooks"][0]["namespaceSelector"]
+    assert selector["matchLabels"] == {"kubernetes.io/metadata.name": "tools"}
+    env = env_of(container(deployment(docs, "-operator"), "controller"))
+    assert env["KEYWAY_WATCH_NAMESPACE"] == "tools"
+    assert env_of(container(deployment(docs, "-issuer"), "issuer"))["KEYWAY_WATCH_NAMESPACE"] == "tools"
+
+
 def test_postgres_store():
     docs = render(VALUE_SETS["postgres"])
     issuer = deployment(docs, "-issuer")
@@ -253,6 +280,7 @@ BAD_VALUES = [
     ({"operator.webhook.certificate.validity": "1y"}, "operator.webhook.certificate.validity: Does not match pattern"),
     ({"sidecar.adminPort": 70000}, "sidecar.adminPort: Must be less than or equal to 65535"),
     ({"issuer.upstream.issuer": "https://corp.okta.com"}, "also set issuer.upstream.clientID"),
+    ({"operator.watchNamespace": "keyway-system"}, "operator.watchNamespace is the release namespace keyway-system"),
     ({"issuer.upstream.issuer": "http://corp.okta.com"}, "issuer.upstream.issuer: Does not match pattern"),
 ]
 
