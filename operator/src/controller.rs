@@ -24,7 +24,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{Instrument as _, debug, info, info_span, warn};
 
 use crate::desired::{
-    self, MANAGED_BY_LABEL, MANAGER, OsRandom, Plan, PlanConfig, Random, SecretAction,
+    self, APP_LABEL, MANAGED_BY_LABEL, MANAGER, OsRandom, Plan, PlanConfig, Random, SecretAction,
 };
 use crate::metrics::{Metrics, Write};
 use crate::{ControllerConfig, Error, Result};
@@ -300,10 +300,20 @@ pub async fn run(ctx: Arc<Context>, config: &ControllerConfig, shutdown: Cancell
         None => (Api::all(client.clone()), Api::all(client)),
     };
     let owned = watcher::Config::default().labels(&format!("{MANAGED_BY_LABEL}={MANAGER}"));
+    // existingSecrets labelled with their app's name: their changes are seen at once (unlabelled
+    // ones are polled, see `desired::EXISTING_SECRET_POLL`).
+    let labelled_external =
+        watcher::Config::default().labels(&format!("{APP_LABEL},{MANAGED_BY_LABEL}!={MANAGER}"));
     let stop = shutdown.clone();
     let loop_ctx = ctx.clone();
     Controller::new(apps, watcher::Config::default().any_semantic())
-        .owns(secrets, owned)
+        .owns(secrets.clone(), owned)
+        .watches(secrets, labelled_external, |secret: Secret| {
+            let app = secret.labels().get(APP_LABEL).cloned();
+            let ns = secret.namespace();
+            app.zip(ns)
+                .map(|(app, ns)| ObjectRef::<ConnectedApp>::new(&app).within(&ns))
+        })
         .with_config(kube::runtime::controller::Config::default().concurrency(config.concurrency))
         .graceful_shutdown_on(async move { stop.cancelled().await })
         .run(reconcile, error_policy, ctx)

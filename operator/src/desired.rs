@@ -29,8 +29,14 @@ pub const ISSUED_AT_ANNOTATION: &str = "keyway.dev/client-secret-issued-at";
 /// How long a replaced client secret stays valid when no rotation grace period applies (the
 /// Secret was deleted or an existingSecret changed).
 pub const DEFAULT_GRACE: Duration = Duration::from_secs(3600);
-/// How often a waiting app (missing existingSecret, foreign Secret) is looked at again.
+/// How often an app blocked by a foreign Secret is looked at again.
 pub const RECHECK: Duration = Duration::from_secs(30);
+/// How often an app waiting for its existingSecret (missing or incomplete) is looked at again.
+pub const WAIT_FOR_SECRET: Duration = Duration::from_secs(10);
+/// How often a ready app's existingSecret is read again, to publish the hash of a client secret
+/// changed by whoever manages it. A Secret labelled [`APP_LABEL`] is watched instead, so its
+/// changes are seen at once.
+pub const EXISTING_SECRET_POLL: Duration = Duration::from_secs(30);
 /// At most this many client-secret hashes in status (the current one and those expiring).
 pub const MAX_HASHES: usize = 4;
 /// Minimum length of a client secret in an existingSecret (characters).
@@ -388,7 +394,7 @@ fn plan_existing(
             format!(
                 "waiting for Secret {name:?} (spec.secret.existingSecret); keyway does not create it"
             ),
-            RECHECK,
+            WAIT_FOR_SECRET,
         );
     };
     let mut problems = Vec::new();
@@ -458,7 +464,7 @@ fn plan_existing(
                 "Secret {name:?} (spec.secret.existingSecret): {}",
                 problems.join("; ")
             ),
-            RECHECK,
+            WAIT_FOR_SECRET,
         );
     }
     let mut status = base_status(app, cfg);
@@ -477,8 +483,8 @@ fn plan_existing(
     );
     let events = transition_event(app, &condition).into_iter().collect();
     status.conditions = vec![condition];
-    let requeue_after = earliest_expiry(now, &status.client_secrets)
-        .map_or(RECHECK.max(cfg.resync), |e| e.min(cfg.resync));
+    let poll = EXISTING_SECRET_POLL.min(cfg.resync);
+    let requeue_after = earliest_expiry(now, &status.client_secrets).map_or(poll, |e| e.min(poll));
     Plan {
         status_before_secret: None,
         secret: SecretAction::None,
@@ -1114,6 +1120,7 @@ pub(crate) mod tests {
         let p = plan(&app, None, &cfg(), now, &mut Counter(0));
         assert_eq!(p.secret, SecretAction::None);
         assert_eq!(p.status.conditions[0].reason, reason::SECRET_MISSING);
+        assert_eq!(p.requeue_after, WAIT_FOR_SECRET);
         assert_eq!(p.status.secret_name.as_deref(), Some("vault-grafana"));
 
         let incomplete = external(&[(keys::CLIENT_ID, "other")]);
@@ -1148,6 +1155,7 @@ pub(crate) mod tests {
             p.status.client_secrets[0].hash,
             keys::hash_client_secret(&client_secret)
         );
+        assert_eq!(p.requeue_after, EXISTING_SECRET_POLL);
     }
 
     #[test]

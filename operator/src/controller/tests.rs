@@ -397,7 +397,7 @@ async fn existing_secret_missing_then_appearing() {
     .await;
     assert_eq!(
         result.unwrap(),
-        kube::runtime::controller::Action::requeue(desired::RECHECK)
+        kube::runtime::controller::Action::requeue(desired::WAIT_FOR_SECRET)
     );
     assert_eq!(writes, 2);
 
