@@ -1,0 +1,178 @@
+#!/usr/bin/env bash
+# keyway-proxy benchmark: in one run and with the same load generator (wrk), measures
+#   direct     the tool itself (an nginx returning a small body)
+#   nginx      a bare nginx reverse proxy in front of the tool (Debian nginx-light)
+#   (a) token  keyway-proxy, one repeated bearer token (validated once, then cached)
+#   (a) 10k    keyway-proxy, 10,000 distinct bearer tokens in rotation (memory with a full cache)
+#   (b) cookie keyway-proxy, a session cookie
+#   (c) fresh  keyway-proxy, a signature verification on every request (token cache disabled,
+#              1,000 distinct tokens in rotation)
+# and reports requests/s, p50/p99 latency, CPU time per request of the proxy process(es), RSS,
+# and keyway-proxy's start-up time (process start to ready: issuer metadata and keys loaded).
+#
+# Usage: bash bench/proxy/run.sh   (env: DURATION=10s CONNECTIONS=64 THREADS=2 WORKERS=1,
+#        CARGO_TARGET_DIR to reuse a build, KEYWAY_BIN_DIR to skip the build)
+# Release build only. Every server binds 127.0.0.1; everything started here is stopped on exit.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+DURATION="${DURATION:-10s}"
+CONNECTIONS="${CONNECTIONS:-64}"
+THREADS="${THREADS:-2}"
+WORKERS="${WORKERS:-1}"
+command -v wrk >/dev/null || { echo "wrk is not installed (tests/setup.sh installs it)"; exit 1; }
+command -v nginx >/dev/null || { echo "nginx is not installed (tests/setup.sh installs nginx-light)"; exit 1; }
+
+if [[ -z "${KEYWAY_BIN_DIR:-}" ]]; then
+  cargo build --release -p proxy --bin keyway-proxy --example verify_cost
+  KEYWAY_BIN_DIR="${CARGO_TARGET_DIR:-target}/release"
+fi
+BIN="$KEYWAY_BIN_DIR/keyway-proxy"
+VERIFY="$KEYWAY_BIN_DIR/examples/verify_cost"
+
+WORK="$(mktemp -d)"
+PIDS=()
+cleanup() {
+  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+  [[ -f "$WORK/nginx-tool.pid" ]] && kill "$(cat "$WORK/nginx-tool.pid")" 2>/dev/null || true
+  [[ -f "$WORK/nginx-proxy.pid" ]] && kill "$(cat "$WORK/nginx-proxy.pid")" 2>/dev/null || true
+  sleep 0.2
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
+TOOL_PORT=$(free_port); NGINX_PORT=$(free_port); ISSUER_PORT=$(free_port); PROXY_PORT=$(free_port); ADMIN_PORT=$(free_port)
+RESOURCE="http://127.0.0.1:$PROXY_PORT"
+
+node bench/proxy/fixtures.mjs "$WORK" "$ISSUER_PORT" "$RESOURCE" > "$WORK/issuer.log" &
+PIDS+=($!)
+for _ in $(seq 100); do grep -q ready "$WORK/issuer.log" 2>/dev/null && break; sleep 0.1; done
+
+nginx_conf() { # name port body
+  cat > "$WORK/nginx-$1.conf" <<CONF
+worker_processes $WORKERS;
+pid $WORK/nginx-$1.pid;
+error_log $WORK/nginx-$1.err warn;
+events { worker_connections 1024; }
+http {
+  access_log off;
+  client_body_temp_path $WORK/$1-body; proxy_temp_path $WORK/$1-proxy;
+  fastcgi_temp_path $WORK/$1-fcgi; uwsgi_temp_path $WORK/$1-uwsgi; scgi_temp_path $WORK/$1-scgi;
+  upstream tool { server 127.0.0.1:$TOOL_PORT; keepalive 64; }
+  server {
+    listen 127.0.0.1:$2;
+    $3
+  }
+}
+CONF
+  nginx -c "$WORK/nginx-$1.conf" -p "$WORK" -e "$WORK/nginx-$1.err"
+}
+nginx_conf tool "$TOOL_PORT" 'location / { default_type text/plain; return 200 "hello from the tool\n"; }'
+nginx_conf proxy "$NGINX_PORT" 'location / { proxy_pass http://tool; proxy_http_version 1.1; proxy_set_header Connection ""; proxy_set_header Host $host; proxy_set_header X-Forwarded-For $remote_addr; }'
+sleep 0.3
+
+cpu_ticks() { # pids... -> utime+stime in clock ticks
+  local total=0
+  for pid in "$@"; do
+    read -r -a f < "/proc/$pid/stat"
+    total=$((total + f[13] + f[14]))
+  done
+  echo "$total"
+}
+rss_kib() { local t=0; for pid in "$@"; do t=$((t + $(awk '/VmRSS/ {print $2}' "/proc/$pid/status"))); done; echo "$t"; }
+nginx_pids() { local master; master=$(cat "$WORK/nginx-$1.pid"); echo "$master $(pgrep -P "$master" | tr '\n' ' ')"; }
+HZ=$(getconf CLK_TCK)
+
+lua_header() { # name header-name file
+  cat > "$WORK/$1.lua" <<LUA
+local f = io.open("$3"); local v = f:read("*l"); f:close()
+wrk.headers["$2"] = v
+LUA
+}
+lua_header token Authorization "$WORK/token.bearer"
+lua_header cookie Cookie "$WORK/cookie.txt"
+printf 'Bearer %s\n' "$(cat "$WORK/token.txt")" > "$WORK/token.bearer"
+lua_rotation() { # name count
+  cat > "$WORK/$1.lua" <<LUA
+local tokens = {}
+for line in io.lines("$WORK/tokens.txt") do
+  if #tokens < $2 then tokens[#tokens + 1] = "Bearer " .. line end
+end
+local i = math.random(#tokens)
+request = function()
+  i = i % #tokens + 1
+  return wrk.format("GET", "/", { ["Authorization"] = tokens[i] })
+end
+LUA
+}
+lua_rotation tokens10k 10000
+lua_rotation tokens1k 1000
+
+RESULTS="$WORK/results.txt"
+: > "$RESULTS"
+run() { # label url lua pids...
+  local label="$1" url="$2" lua="$3"; shift 3
+  local before after out
+  before=$(cpu_ticks "$@")
+  if [[ -n "$lua" ]]; then out=$(wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency -s "$lua" "$url");
+  else out=$(wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency "$url"); fi
+  after=$(cpu_ticks "$@")
+  local rps p50 p99 reqs non2xx rss
+  rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
+  p50=$(awk '$1=="50%" {print $2}' <<<"$out")
+  p99=$(awk '$1=="99%" {print $2}' <<<"$out")
+  reqs=$(awk '/requests in/ {print $1}' <<<"$out")
+  non2xx=$(awk '/Non-2xx/ {print $4}' <<<"$out"); non2xx=${non2xx:-0}
+  rss=$(rss_kib "$@")
+  local cpu_us
+  cpu_us=$(awk -v t=$((after - before)) -v hz="$HZ" -v n="$reqs" 'BEGIN { printf "%.1f", t / hz * 1e6 / n }')
+  printf '%-12s %10s %9s %9s %12s %9s %8s\n' "$label" "$rps" "$p50" "$p99" "$cpu_us" "$((rss / 1024))MiB" "$non2xx" | tee -a "$RESULTS"
+}
+
+start_proxy() { # extra args...
+  local t0 ready
+  t0=$(date +%s%N)
+  KEYWAY_CONFIG_DIR="$WORK/config" KEYWAY_LISTEN="127.0.0.1:$PROXY_PORT" \
+    KEYWAY_ADMIN_LISTEN="127.0.0.1:$ADMIN_PORT" KEYWAY_UPSTREAM_PORT="$TOOL_PORT" \
+    KEYWAY_ACCESS_LOG=false KEYWAY_WORKER_THREADS="$WORKERS" "$BIN" "$@" > "$WORK/proxy.log" 2>&1 &
+  PROXY_PID=$!
+  PIDS+=("$PROXY_PID")
+  for _ in $(seq 5000); do
+    if curl -fs "http://127.0.0.1:$ADMIN_PORT/readyz" >/dev/null 2>&1; then break; fi
+    sleep 0.001
+  done
+  ready=$(date +%s%N)
+  STARTUP_OUTSIDE_MS=$(( (ready - t0) / 1000000 ))
+  STARTUP_INSIDE_MS=$(grep -o '"startup_ms":[0-9]*' "$WORK/proxy.log" | cut -d: -f2)
+  sleep 0.2
+  IDLE_RSS_KIB=$(rss_kib "$PROXY_PID")
+}
+stop_proxy() { kill "$PROXY_PID"; wait "$PROXY_PID" 2>/dev/null || true; }
+
+echo "keyway-proxy benchmark: wrk -t$THREADS -c$CONNECTIONS -d$DURATION, $WORKERS worker(s) each, $(nproc) cores"
+"$VERIFY" "$WORK/jwks.json" "$WORK/token.txt" "http://127.0.0.1:$ISSUER_PORT" "$RESOURCE" | tee "$WORK/verify.txt"
+printf '%-12s %10s %9s %9s %12s %9s %8s\n' scenario "req/s" p50 p99 "cpu_us/req" RSS non2xx
+run direct "http://127.0.0.1:$TOOL_PORT/" "" $(nginx_pids tool)
+run nginx "http://127.0.0.1:$NGINX_PORT/" "" $(nginx_pids proxy)
+
+start_proxy
+echo "keyway-proxy start-up: ${STARTUP_INSIDE_MS} ms in-process (ready log), ${STARTUP_OUTSIDE_MS} ms from exec to /readyz 200; idle RSS $((IDLE_RSS_KIB / 1024)) MiB ($IDLE_RSS_KIB KiB)"
+run "(a) token" "http://127.0.0.1:$PROXY_PORT/" "$WORK/token.lua" "$PROXY_PID"
+run "(b) cookie" "http://127.0.0.1:$PROXY_PORT/" "$WORK/cookie.lua" "$PROXY_PID"
+run "(a) 10k" "http://127.0.0.1:$PROXY_PORT/" "$WORK/tokens10k.lua" "$PROXY_PID"
+CACHED=$(curl -fs "http://127.0.0.1:$ADMIN_PORT/metrics" | awk '/^keyway_proxy_token_cache_entries/ {print $2}')
+echo "tokens cached after (a) 10k: $CACHED"
+stop_proxy
+start_proxy --token-cache-size 0
+run "(c) fresh" "http://127.0.0.1:$PROXY_PORT/" "$WORK/tokens1k.lua" "$PROXY_PID"
+stop_proxy
+
+awk -v verify="$(cat "$WORK/verify.txt")" '
+  { rps[$1 $2] = $3; cpu[$1 $2] = $6 }
+  $1 == "nginx" { rps["nginx"] = $2; cpu["nginx"] = $5 }
+  END {
+    split(verify, v, /[= ]/); sig = v[4]
+    printf "goals: (a) %.2fx nginx req/s (>= 0.9), %.2fx nginx cpu/req (<= 1.2)\n", rps["(a)token"] / rps["nginx"], cpu["(a)token"] / cpu["nginx"]
+    printf "       (b) %.2fx nginx req/s (>= 0.9), %.2fx nginx cpu/req (<= 1.2)\n", rps["(b)cookie"] / rps["nginx"], cpu["(b)cookie"] / cpu["nginx"]
+    printf "       (c) cpu/req %.1f us <= nginx %.1f + 1.25 x signature %.1f = %.1f us\n", cpu["(c)fresh"], cpu["nginx"], sig, cpu["nginx"] + 1.25 * sig
+  }' "$RESULTS"
