@@ -467,7 +467,7 @@ async fn injects_over_https_with_a_managed_certificate() {
 
 #[tokio::test]
 async fn refuses_pods_that_cannot_be_protected_and_says_what_to_fix() {
-    let (_server, client) = api_server().await;
+    let (server, client) = api_server().await;
     create_webhook_configuration(&client).await;
     create_example_app(&client).await;
     let ensured = managed()
@@ -555,6 +555,18 @@ async fn refuses_pods_that_cannot_be_protected_and_says_what_to_fix() {
     .await
     .unwrap_err();
     assert!(err.contains("certificate"), "{err}");
+
+    // The API is down: the pod is refused (not admitted unprotected), with a reason to retry.
+    drop(server);
+    let response = admit(running.addr, &ca, &review("r-4", "CREATE", &example_pod())).await;
+    assert_eq!(response["allowed"], false);
+    assert_eq!(response["status"]["code"], 500);
+    let message = response["status"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("could not look up ConnectedApp \"grafana\""),
+        "{message}"
+    );
+    assert!(message.ends_with("try again"), "{message}");
     running.stop().await;
 }
 
