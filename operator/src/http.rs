@@ -46,16 +46,20 @@ async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     }
 }
 
-/// Serves the endpoints on `addr` until `shutdown` is cancelled.
+/// Binds the endpoints' address (before anything else starts, so that a taken port fails fast).
+pub async fn bind(addr: SocketAddr) -> Result<tokio::net::TcpListener> {
+    tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(Error::Http)
+}
+
+/// Serves the endpoints on `listener` until `shutdown` is cancelled.
 pub async fn serve(
-    addr: SocketAddr,
+    listener: tokio::net::TcpListener,
     metrics: Arc<Metrics>,
     readiness: Arc<Readiness>,
     shutdown: CancellationToken,
 ) -> Result<()> {
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .map_err(Error::Http)?;
     axum::serve(listener, router(metrics, readiness))
         .with_graceful_shutdown(async move { shutdown.cancelled().await })
         .await

@@ -250,6 +250,7 @@ fn controller_command(args: &ControllerArgs) -> ExitCode {
 
 async fn run(settings: Settings) -> anyhow::Result<()> {
     let _ = rustls::crypto::ring::default_provider().install_default();
+    let listener = http::bind(settings.http_addr).await?;
     let client = kube::Client::try_default().await?;
     let operator = Operator::new(client, settings.config);
     let shutdown = CancellationToken::new();
@@ -260,7 +261,7 @@ async fn run(settings: Settings) -> anyhow::Result<()> {
         signal.cancel();
     });
     let server = tokio::spawn(http::serve(
-        settings.http_addr,
+        listener,
         operator.metrics(),
         operator.readiness(),
         shutdown.clone(),
