@@ -48,6 +48,39 @@ pub fn normalise(raw: &str) -> Result<NormalPath, PathError> {
     if !raw.starts_with('/') {
         return Err(PathError::NotAbsolute);
     }
+    // Fast path: nothing to decode, resolve or collapse, and nothing outside `pchar`.
+    let plain = raw.bytes().all(|b| {
+        b.is_ascii_alphanumeric()
+            || matches!(
+                b,
+                b'/' | b'.'
+                    | b'-'
+                    | b'_'
+                    | b'~'
+                    | b'!'
+                    | b'$'
+                    | b'&'
+                    | b'\''
+                    | b'('
+                    | b')'
+                    | b'*'
+                    | b'+'
+                    | b','
+                    | b'='
+                    | b':'
+                    | b'@'
+            )
+    }) && !raw.contains("//")
+        && !raw.contains("/./")
+        && !raw.contains("/../")
+        && !raw.ends_with("/.")
+        && !raw.ends_with("/..");
+    if plain {
+        return Ok(NormalPath {
+            matching: raw.to_string(),
+            forward: raw.to_string(),
+        });
+    }
     let bytes = raw.as_bytes();
     let mut segments: Vec<String> = Vec::new();
     let mut current: Vec<u8> = Vec::new();
@@ -86,10 +119,9 @@ pub fn normalise(raw: &str) -> Result<NormalPath, PathError> {
         i += 1;
     }
     flush(&mut current, &mut segments)?;
-    let trailing = raw.ends_with('/')
-        && !segments.is_empty()
-        && !raw.ends_with("/./")
-        && !raw.ends_with("/../");
+    // As RFC 3986 remove_dot_segments: a final `.` or `..` leaves a trailing slash.
+    let trailing =
+        !segments.is_empty() && (raw.ends_with('/') || raw.ends_with("/.") || raw.ends_with("/.."));
     let mut matching = String::with_capacity(raw.len());
     let mut forward = String::with_capacity(raw.len() + 8);
     for seg in &segments {
@@ -182,10 +214,29 @@ mod tests {
         assert_eq!(m("/a//b///c"), "/a/b/c");
         assert_eq!(m("/../../etc"), "/etc");
         assert_eq!(m("/a/./b/"), "/a/b/");
-        assert_eq!(m("/a/b/.."), "/a");
+        assert_eq!(m("/a/b/.."), "/a/");
         assert_eq!(m("/%61dmin"), "/admin");
         assert_eq!(m("/admin;jsessionid=1/x"), "/admin/x");
         assert_eq!(m("/caf%C3%A9"), "/café");
+    }
+
+    #[test]
+    fn fast_path_agrees_with_the_full_algorithm() {
+        for p in [
+            "/",
+            "/a",
+            "/a/b.c",
+            "/a/",
+            "/.well-known/x",
+            "/a/..b/c.",
+            "/~u/x=1:2@3",
+        ] {
+            let fast = normalise(p).unwrap();
+            assert_eq!(fast.matching, p);
+            assert_eq!(fast.forward, p);
+        }
+        assert_eq!(m("/a/."), "/a/");
+        assert_eq!(m("/a/.."), "/");
     }
 
     #[test]
