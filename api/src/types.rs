@@ -485,6 +485,7 @@ fn access_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema 
             "allowedEmailDomains",
             string_list(Some(EMAIL_DOMAIN_PATTERN)),
         );
+        set("allowedClients", string_list(Some(CLIENT_ID_PATTERN)));
         set("rules", json!({"maxItems": limits::RULES}));
         if let Some(rule) = props
             .get_mut("rules")

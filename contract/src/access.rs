@@ -5,6 +5,11 @@
 //! - Sign-in: when `allowedGroups`, `allowedEmails` and `allowedEmailDomains` are all empty,
 //!   every authenticated person may sign in; otherwise a person must match at least one entry of
 //!   any list. Emails and domains compare ASCII case-insensitively; groups exactly.
+//! - Machines: a token a client obtained for itself (client_credentials: no person behind it;
+//!   its `sub` is its client ID, RFC 9068 §2.2) passes only if that client ID is listed in
+//!   `allowedClients` — never by default, since any namespace may register a client naming any
+//!   resource. Then public rules and scope requirements apply as for people; a rule that
+//!   requires groups refuses machines ([`Access::authorize_client`]).
 //! - Rules: the rule whose `path` is the longest prefix of the request path on a segment boundary
 //!   (`/api` matches `/api` and `/api/x`, not `/apix`) and whose `methods` (empty: all) contain
 //!   the request method applies. A `public` rule skips authentication. Otherwise the sign-in
@@ -30,6 +35,10 @@ pub struct Access {
     /// Email domains whose addresses may sign in, e.g. `example.com` (exact domain, no subdomains).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub allowed_email_domains: Vec<String>,
+    /// Client IDs whose own tokens (client_credentials, no person involved) may call the app.
+    /// Machines are refused unless listed here.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allowed_clients: Vec<String>,
     /// Per-path rules; the longest matching path prefix wins.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub rules: Vec<PathRule>,
@@ -155,6 +164,35 @@ impl Access {
         Decision::Allow
     }
 
+    /// Decides a request carrying a client's own token (client_credentials: no person).
+    pub fn authorize_client(
+        &self,
+        method: &str,
+        path: &str,
+        client_id: &str,
+        scopes: &[String],
+    ) -> Decision {
+        let rule = self.rule_for(method, path);
+        if rule.is_some_and(|r| r.public) {
+            return Decision::Allow;
+        }
+        if !self.allowed_clients.iter().any(|c| c == client_id) {
+            return Decision::NotAllowed;
+        }
+        let Some(rule) = rule else {
+            return Decision::Allow;
+        };
+        if !rule.groups.is_empty() {
+            return Decision::MissingGroup;
+        }
+        if rule.scopes.iter().any(|s| !scopes.contains(s)) {
+            return Decision::InsufficientScope {
+                required: rule.scopes.clone(),
+            };
+        }
+        Decision::Allow
+    }
+
     /// Every problem with the policy, as messages a person can act on (empty when valid).
     pub fn problems(&self) -> Vec<String> {
         let mut out = Vec::new();
@@ -172,6 +210,13 @@ impl Access {
             {
                 out.push(format!(
                     "access.allowedEmails: {email:?} is not an email address"
+                ));
+            }
+        }
+        for client in &self.allowed_clients {
+            if client.is_empty() || client.chars().any(|c| c.is_whitespace() || c.is_control()) {
+                out.push(format!(
+                    "access.allowedClients: {client:?} is not a client ID"
                 ));
             }
         }
@@ -250,6 +295,7 @@ mod tests {
             allowed_groups: s(&["engineering"]),
             allowed_emails: s(&["Carol@Example.org"]),
             allowed_email_domains: s(&["partner.example"]),
+            allowed_clients: Vec::new(),
             rules: vec![
                 PathRule {
                     path: "/healthz".into(),
@@ -337,6 +383,57 @@ mod tests {
         };
         assert_eq!(p.authorize("GET", "/", &outsider), Decision::NotAllowed);
         assert_eq!(p.authorize("GET", "/healthz", &outsider), Decision::Allow);
+    }
+
+    #[test]
+    fn machines_need_to_be_listed() {
+        let mut p = policy();
+        let read = s(&["tool:read"]);
+        assert_eq!(
+            p.authorize_client("GET", "/api/x", "ns.job", &read),
+            Decision::NotAllowed
+        );
+        assert_eq!(
+            p.authorize_client("GET", "/healthz", "ns.job", &[]),
+            Decision::Allow
+        );
+        assert_eq!(
+            Access::default().authorize_client("GET", "/", "ns.job", &[]),
+            Decision::NotAllowed
+        );
+        p.allowed_clients = s(&["ns.job"]);
+        assert_eq!(
+            p.authorize_client("GET", "/api/x", "ns.job", &read),
+            Decision::Allow
+        );
+        assert_eq!(
+            p.authorize_client("GET", "/api/x", "ns.other", &read),
+            Decision::NotAllowed
+        );
+        assert_eq!(
+            p.authorize_client("GET", "/api/x", "ns.job", &[]),
+            Decision::InsufficientScope {
+                required: read.clone()
+            }
+        );
+        assert_eq!(
+            p.authorize_client("GET", "/api/admin", "ns.job", &read),
+            Decision::MissingGroup
+        );
+        assert_eq!(
+            p.authorize_client("GET", "/", "ns.job", &[]),
+            Decision::Allow
+        );
+        // A person is never let in by a client listing.
+        let none: Vec<String> = Vec::new();
+        let person = Caller {
+            email: Some("x@y.z"),
+            groups: &none,
+            scopes: &read,
+        };
+        assert_eq!(p.authorize("GET", "/", &person), Decision::NotAllowed);
+        p.allowed_clients = s(&["", "a b"]);
+        assert_eq!(p.problems().len(), 2);
     }
 
     #[test]
