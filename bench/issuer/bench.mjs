@@ -106,6 +106,7 @@ spec:
   grantTypes: [client_credentials]
   scopes: [api:read]
   resource: "${RESOURCE}"
+  access: {allowedClients: [${CLIENT_ID}]}
 `);
   fs.writeFileSync(path.join(clients, `${CLIENT_ID}.secret`), SECRET);
   const port = await freePort();

@@ -49,6 +49,8 @@ spec:
   grantTypes: [authorization_code, refresh_token, client_credentials]
   scopes: [openid, profile, email, groups, offline_access, api:read]
   resource: "${RESOURCE}"
+  # Machines (client_credentials tokens for this resource) must be listed.
+  access: {allowedClients: [default.svc, default.webapp]}
 ---
 apiVersion: keyway.dev/v1alpha1
 kind: ConnectedApp
