@@ -386,3 +386,219 @@ pub fn validate_id_token(
 
 /// Shared, swappable key set.
 pub type SharedKeys = Arc<KeySet>;
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+    use base64::Engine as _;
+    use jsonwebtoken::{EncodingKey, Header};
+    use ring::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair};
+
+    const ISS: &str = "https://id.example.com";
+    const AUD: &str = "https://tool.example.com";
+
+    struct Signer {
+        pkcs8: Vec<u8>,
+        jwk: serde_json::Value,
+    }
+
+    fn signer(kid: &str) -> Signer {
+        let rng = ring::rand::SystemRandom::new();
+        let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng).unwrap();
+        let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref(), &rng)
+            .unwrap();
+        let point = pair.public_key().as_ref();
+        let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let jwk = serde_json::json!({
+            "kty": "EC", "crv": "P-256", "kid": kid, "use": "sig",
+            "x": b64.encode(&point[1..33]), "y": b64.encode(&point[33..65]),
+        });
+        Signer {
+            pkcs8: pkcs8.as_ref().to_vec(),
+            jwk,
+        }
+    }
+
+    fn keyset(signers: &[&Signer]) -> KeySet {
+        let jwks = serde_json::json!({ "keys": signers.iter().map(|s| s.jwk.clone()).collect::<Vec<_>>() });
+        KeySet::from_jwks(jwks.to_string().as_bytes()).unwrap()
+    }
+
+    fn claims(extra: serde_json::Value) -> serde_json::Value {
+        let mut c = serde_json::json!({
+            "iss": ISS, "aud": AUD, "sub": "alice", "exp": crate::now() + 300,
+            "scope": "tool:read tool:write", "groups": ["eng"], "email": "alice@example.com",
+        });
+        for (k, v) in extra.as_object().unwrap() {
+            if v.is_null() {
+                c.as_object_mut().unwrap().remove(k);
+            } else {
+                c[k] = v.clone();
+            }
+        }
+        c
+    }
+
+    fn sign(s: &Signer, kid: &str, typ: &str, c: &serde_json::Value) -> String {
+        let mut h = Header::new(Algorithm::ES256);
+        h.kid = Some(kid.into());
+        h.typ = Some(typ.into());
+        jsonwebtoken::encode(&h, c, &EncodingKey::from_ec_der(&s.pkcs8)).unwrap()
+    }
+
+    fn check(token: &str, keys: &KeySet) -> Result<Principal, TokenError> {
+        let head = head(token)?;
+        validate_access_token(
+            token,
+            &head,
+            keys,
+            &Expect {
+                issuer: ISS,
+                audience: AUD,
+                leeway: 30,
+            },
+        )
+    }
+
+    #[test]
+    fn accepts_a_good_access_token() {
+        let s = signer("k1");
+        let keys = keyset(&[&s]);
+        let p = check(
+            &sign(&s, "k1", "at+jwt", &claims(serde_json::json!({}))),
+            &keys,
+        )
+        .unwrap();
+        assert_eq!(p.sub, "alice");
+        assert_eq!(p.scopes, vec!["tool:read", "tool:write"]);
+        assert_eq!(p.groups, vec!["eng"]);
+        assert_eq!(p.email.as_deref(), Some("alice@example.com"));
+        let p = check(
+            &sign(
+                &s,
+                "k1",
+                "application/at+jwt",
+                &claims(serde_json::json!({"aud": ["x", AUD], "scope": null, "scp": ["a"]})),
+            ),
+            &keys,
+        )
+        .unwrap();
+        assert_eq!(p.scopes, vec!["a"]);
+    }
+
+    #[test]
+    fn refuses_bad_tokens_with_the_reason() {
+        let s = signer("k1");
+        let other = signer("k2");
+        let keys = keyset(&[&s]);
+        let good = claims(serde_json::json!({}));
+        let now = crate::now();
+        let cases: Vec<(String, TokenError)> = vec![
+            (sign(&s, "k1", "JWT", &good), TokenError::WrongType),
+            (sign(&other, "k2", "at+jwt", &good), TokenError::UnknownKey),
+            (sign(&other, "k1", "at+jwt", &good), TokenError::Signature),
+            (
+                sign(
+                    &s,
+                    "k1",
+                    "at+jwt",
+                    &claims(serde_json::json!({"exp": now - 100})),
+                ),
+                TokenError::Expired,
+            ),
+            (
+                sign(
+                    &s,
+                    "k1",
+                    "at+jwt",
+                    &claims(serde_json::json!({"nbf": now + 100})),
+                ),
+                TokenError::NotYetValid,
+            ),
+            (
+                sign(
+                    &s,
+                    "k1",
+                    "at+jwt",
+                    &claims(serde_json::json!({"iss": "https://evil"})),
+                ),
+                TokenError::Issuer,
+            ),
+            (
+                sign(
+                    &s,
+                    "k1",
+                    "at+jwt",
+                    &claims(serde_json::json!({"aud": "tool"})),
+                ),
+                TokenError::Audience,
+            ),
+            (
+                sign(
+                    &s,
+                    "k1",
+                    "at+jwt",
+                    &claims(serde_json::json!({"exp": null})),
+                ),
+                TokenError::Claims,
+            ),
+            ("a.b".into(), TokenError::Malformed),
+        ];
+        for (token, want) in cases {
+            assert_eq!(check(&token, &keys).unwrap_err(), want);
+        }
+        // HS256 "signed" with the public key: the key's algorithm is ES256.
+        let mut h = Header::new(Algorithm::HS256);
+        h.kid = Some("k1".into());
+        h.typ = Some("at+jwt".into());
+        let hs = jsonwebtoken::encode(
+            &h,
+            &good,
+            &EncodingKey::from_secret(s.jwk.to_string().as_bytes()),
+        )
+        .unwrap();
+        assert_eq!(check(&hs, &keys).unwrap_err(), TokenError::Algorithm);
+        // alg none.
+        let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let none = format!(
+            "{}.{}.",
+            b64.encode(r#"{"alg":"none","typ":"at+jwt","kid":"k1"}"#),
+            b64.encode(good.to_string())
+        );
+        assert!(check(&none, &keys).is_err());
+    }
+
+    #[test]
+    fn symmetric_keys_are_never_loaded() {
+        let jwks = r#"{"keys":[{"kty":"oct","k":"c2VjcmV0","kid":"h"}]}"#;
+        assert!(KeySet::from_jwks(jwks.as_bytes()).unwrap().is_empty());
+    }
+
+    #[test]
+    fn id_tokens_check_nonce_and_azp() {
+        let s = signer("k1");
+        let keys = keyset(&[&s]);
+        let c = serde_json::json!({"iss": ISS, "aud": "tool", "sub": "alice", "exp": crate::now() + 60, "nonce": "n1"});
+        let t = sign(&s, "k1", "JWT", &c);
+        assert!(validate_id_token(&t, &keys, ISS, "tool", Some("n1"), 0).is_ok());
+        assert_eq!(
+            validate_id_token(&t, &keys, ISS, "tool", Some("n2"), 0).unwrap_err(),
+            TokenError::Nonce
+        );
+        assert_eq!(
+            validate_id_token(&t, &keys, ISS, "other", Some("n1"), 0).unwrap_err(),
+            TokenError::Audience
+        );
+        let multi = sign(
+            &s,
+            "k1",
+            "JWT",
+            &serde_json::json!({"iss": ISS, "aud": ["tool", "x"], "sub": "a", "exp": crate::now() + 60}),
+        );
+        assert_eq!(
+            validate_id_token(&multi, &keys, ISS, "tool", None, 0).unwrap_err(),
+            TokenError::Audience
+        );
+    }
+}
