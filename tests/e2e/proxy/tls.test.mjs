@@ -1,0 +1,93 @@
+// keyway-proxy serving HTTPS: HTTP/2 by ALPN, Secure `__Host-` cookies, and a certificate that is
+// re-read when its files change (no restart).
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import http2 from 'node:http2';
+import https from 'node:https';
+import os from 'node:os';
+import path from 'node:path';
+import tls from 'node:tls';
+import { after, before, describe, it } from 'node:test';
+
+import { stack } from './harness.mjs';
+
+function makeCert(dir, name) {
+  const key = path.join(dir, `${name}.key`);
+  const crt = path.join(dir, `${name}.crt`);
+  execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes',
+    '-keyout', key, '-out', crt, '-days', '1', '-subj', `/CN=${name}`, '-addext', 'subjectAltName=IP:127.0.0.1'], { stdio: 'ignore' });
+  return { key: fs.readFileSync(key), crt: fs.readFileSync(crt) };
+}
+
+function peerCert(port, ca) {
+  return new Promise((resolve, reject) => {
+    const sock = tls.connect({ host: '127.0.0.1', port, ca, ALPNProtocols: ['h2', 'http/1.1'] }, () => {
+      const info = { cn: sock.getPeerCertificate().subject.CN, alpn: sock.alpnProtocol };
+      sock.end();
+      resolve(info);
+    });
+    sock.on('error', reject);
+  });
+}
+
+describe('TLS', () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'keyway-proxy-tls-'));
+  const first = makeCert(dir, 'first');
+  const second = makeCert(dir, 'second');
+  const certFile = path.join(dir, 'tls.crt');
+  const keyFile = path.join(dir, 'tls.key');
+  fs.writeFileSync(certFile, first.crt);
+  fs.writeFileSync(keyFile, first.key);
+  let s;
+  before(async () => {
+    s = await stack({ env: { KEYWAY_TLS_CERT_FILE: certFile, KEYWAY_TLS_KEY_FILE: keyFile } });
+  });
+  after(async () => {
+    await s?.close();
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+  const port = () => Number(new URL(s.url).port);
+
+  it('negotiates HTTP/2 by ALPN and forwards', async () => {
+    assert.deepEqual(await peerCert(port(), first.crt), { cn: 'first', alpn: 'h2' });
+    const client = http2.connect(`https://127.0.0.1:${port()}`, { ca: first.crt });
+    const { status, body } = await new Promise((resolve, reject) => {
+      const req = client.request({ ':path': '/api/tls', authorization: `Bearer ${s.token()}` });
+      let data = '';
+      let st;
+      req.on('response', (h) => { st = h[':status']; });
+      req.on('data', (d) => { data += d; });
+      req.on('end', () => resolve({ status: st, body: data }));
+      req.on('error', reject);
+      req.end();
+    });
+    client.close();
+    assert.equal(status, 200);
+    const echo = JSON.parse(body);
+    assert.equal(echo.headers['x-forwarded-proto'], 'https');
+    assert.equal(echo.headers['x-forwarded-user'], 'svc-user');
+  });
+
+  it('sets Secure __Host- cookies', async () => {
+    const res = await new Promise((resolve, reject) => {
+      https.get(`https://127.0.0.1:${port()}/page`, { ca: first.crt, headers: { accept: 'text/html' } }, resolve).on('error', reject);
+    });
+    res.resume();
+    assert.equal(res.statusCode, 302);
+    const cookie = res.headers['set-cookie'][0];
+    assert.match(cookie, /^__Host-_keyway_proxy_login=[^;]+; Path=\/; HttpOnly; SameSite=Lax; Secure; Max-Age=600$/);
+  });
+
+  it('serves a replaced certificate without a restart', async () => {
+    fs.writeFileSync(keyFile, second.key);
+    fs.writeFileSync(certFile, second.crt);
+    let cn;
+    for (let i = 0; i < 40; i += 1) {
+      cn = (await peerCert(port(), second.crt).catch(() => ({}))).cn;
+      if (cn === 'second') break;
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    assert.equal(cn, 'second');
+  });
+});
