@@ -69,6 +69,8 @@ describe('negative suite', () => {
     const r = await bearer(s.token());
     assert.equal(r.status, 200);
     assert.equal(json(r).headers['x-forwarded-user'], 'svc-user');
+    // Hop-by-hop headers of the tool's response (and those its Connection header names) are dropped.
+    assert.equal(r.headers['x-drop-me'], undefined);
   });
 
   describe('spoofed identity headers', () => {
