@@ -1,0 +1,334 @@
+//! The whole proxy in-process: a stand-in issuer (discovery and JWKS, switchable between failing
+//! and serving, with key rotation), an echoing tool, and `Server` on port 0. Covers readiness,
+//! RFC 9728 metadata in both forms, bearer decisions, JWKS refetch on an unknown `kid`, metrics
+//! and configuration reload.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::convert::Infallible;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use bytes::Bytes;
+use clap::Parser;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use ring::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair};
+
+struct Key {
+    kid: String,
+    pkcs8: Vec<u8>,
+    jwk: serde_json::Value,
+}
+
+fn key(kid: &str) -> Key {
+    let rng = ring::rand::SystemRandom::new();
+    let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng).unwrap();
+    let pair =
+        EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref(), &rng).unwrap();
+    let p = pair.public_key().as_ref();
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    Key {
+        kid: kid.into(),
+        pkcs8: pkcs8.as_ref().to_vec(),
+        jwk: serde_json::json!({"kty": "EC", "crv": "P-256", "kid": kid, "alg": "ES256",
+            "x": b64.encode(&p[1..33]), "y": b64.encode(&p[33..65])}),
+    }
+}
+
+/// Serves `handler` over HTTP/1.1 on `listener`.
+async fn serve<F>(listener: tokio::net::TcpListener, handler: F)
+where
+    F: Fn(http::Request<Incoming>) -> http::Response<Full<Bytes>> + Send + Sync + 'static,
+{
+    let handler = Arc::new(handler);
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                return;
+            };
+            let handler = handler.clone();
+            tokio::spawn(async move {
+                let svc = service_fn(move |req| {
+                    let resp = handler(req);
+                    async move { Ok::<_, Infallible>(resp) }
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), svc)
+                    .await;
+            });
+        }
+    });
+}
+
+fn json_response(status: u16, body: &serde_json::Value) -> http::Response<Full<Bytes>> {
+    http::Response::builder()
+        .status(status)
+        .header("content-type", "application/json")
+        .body(Full::new(Bytes::from(body.to_string())))
+        .unwrap()
+}
+
+struct Issuer {
+    url: String,
+    up: Arc<AtomicBool>,
+    keys: Arc<Mutex<Vec<serde_json::Value>>>,
+}
+
+async fn issuer() -> Issuer {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let up = Arc::new(AtomicBool::new(false));
+    let keys = Arc::new(Mutex::new(Vec::new()));
+    let (u, k, iss) = (up.clone(), keys.clone(), url.clone());
+    serve(listener, move |req| {
+        if !u.load(Ordering::SeqCst) {
+            return json_response(503, &serde_json::json!({}));
+        }
+        match req.uri().path() {
+            "/.well-known/openid-configuration" => json_response(
+                200,
+                &serde_json::json!({"issuer": iss, "authorization_endpoint": format!("{iss}/auth"),
+                    "token_endpoint": format!("{iss}/token"), "jwks_uri": format!("{iss}/jwks"),
+                    "authorization_response_iss_parameter_supported": true}),
+            ),
+            "/jwks" => json_response(200, &serde_json::json!({"keys": *k.lock().unwrap()})),
+            _ => json_response(404, &serde_json::json!({})),
+        }
+    })
+    .await;
+    Issuer { url, up, keys }
+}
+
+async fn tool() -> u16 {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    serve(listener, |req| {
+        let headers: serde_json::Map<String, serde_json::Value> = req
+            .headers()
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("").into()))
+            .collect();
+        json_response(
+            200,
+            &serde_json::json!({"path": req.uri().to_string(), "headers": headers}),
+        )
+    })
+    .await;
+    port
+}
+
+const RESOURCE: &str = "https://tool.example.com/mcp";
+
+fn token(k: &Key, issuer: &str, scope: &str) -> String {
+    let mut h = Header::new(Algorithm::ES256);
+    h.kid = Some(k.kid.clone());
+    h.typ = Some("at+jwt".into());
+    let now = proxy::now();
+    let claims = serde_json::json!({"iss": issuer, "aud": RESOURCE, "sub": "agent-7", "exp": now + 300,
+        "scope": scope, "email": "agent@example.com"});
+    jsonwebtoken::encode(&h, &claims, &EncodingKey::from_ec_der(&k.pkcs8)).unwrap()
+}
+
+struct Resp {
+    status: u16,
+    headers: http::HeaderMap,
+    body: serde_json::Value,
+    text: String,
+}
+
+async fn get(
+    client: &Client<HttpConnector, Full<Bytes>>,
+    method: &str,
+    url: &str,
+    auth: Option<&str>,
+) -> Resp {
+    let mut b = http::Request::builder().method(method).uri(url);
+    if let Some(t) = auth {
+        b = b.header("authorization", format!("Bearer {t}"));
+    }
+    let resp = client
+        .request(b.body(Full::new(Bytes::new())).unwrap())
+        .await
+        .unwrap();
+    let status = resp.status().as_u16();
+    let headers = resp.headers().clone();
+    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+    let text = String::from_utf8_lossy(&bytes).to_string();
+    Resp {
+        status,
+        headers,
+        body: serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null),
+        text,
+    }
+}
+
+#[tokio::test]
+async fn proxy_end_to_end_in_process() {
+    let issuer = issuer().await;
+    let tool_port = tool().await;
+    let dir = tempfile::tempdir().unwrap();
+    let write = |name: &str, content: &str| std::fs::write(dir.path().join(name), content).unwrap();
+    write("client-id", "tool");
+    write("issuer-url", &issuer.url);
+    write(
+        "cookie-secret",
+        &base64::engine::general_purpose::STANDARD.encode([9u8; 32]),
+    );
+    let policy = serde_json::json!({"resource": RESOURCE, "scopes": ["tool:read", "tool:write"],
+        "access": {"rules": [{"path": "/healthz", "public": true}, {"path": "/api", "scopes": ["tool:read"]},
+            {"path": "/api", "methods": ["POST"], "scopes": ["tool:read", "tool:write"]}]}});
+    write("policy.json", &policy.to_string());
+    let cli = proxy::config::Cli::try_parse_from([
+        "keyway-proxy",
+        "--config-dir",
+        dir.path().to_str().unwrap(),
+        "--listen",
+        "127.0.0.1:0",
+        "--admin-listen",
+        "127.0.0.1:0",
+        "--upstream-port",
+        &tool_port.to_string(),
+        "--config-poll-interval",
+        "1",
+        "--jwks-min-refresh",
+        "0",
+    ])
+    .unwrap();
+    let server = proxy::server::Server::bind(cli.settings().unwrap(), Instant::now())
+        .await
+        .unwrap();
+    let base = format!("http://{}", server.local_addr().unwrap());
+    let admin = format!("http://{}", server.admin_addr().unwrap());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let running = tokio::spawn(server.run(async {
+        let _ = stopped.await;
+    }));
+    let client: Client<HttpConnector, Full<Bytes>> =
+        Client::builder(TokioExecutor::new()).build_http();
+
+    // Before the issuer answers: not ready, protected paths 503, public paths pass.
+    assert_eq!(
+        get(&client, "GET", &format!("{admin}/healthz"), None)
+            .await
+            .status,
+        200
+    );
+    assert_eq!(
+        get(&client, "GET", &format!("{admin}/readyz"), None)
+            .await
+            .status,
+        503
+    );
+    let r = get(&client, "GET", &format!("{base}/api/x"), None).await;
+    assert_eq!(r.status, 503);
+    assert_eq!(r.body["error"], "temporarily_unavailable");
+    let r = get(&client, "GET", &format!("{base}/healthz"), None).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body["path"], "/healthz");
+
+    // The issuer comes up with one key: ready within the retry backoff.
+    let k1 = key("k1");
+    issuer.keys.lock().unwrap().push(k1.jwk.clone());
+    issuer.up.store(true, Ordering::SeqCst);
+    let start = Instant::now();
+    while get(&client, "GET", &format!("{admin}/readyz"), None)
+        .await
+        .status
+        != 200
+    {
+        assert!(start.elapsed() < Duration::from_secs(5), "never ready");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    // RFC 9728 metadata, root and path-inserted; other suffixes are the tool's.
+    for path in [
+        "/.well-known/oauth-protected-resource",
+        "/.well-known/oauth-protected-resource/mcp",
+    ] {
+        let r = get(&client, "GET", &format!("{base}{path}"), None).await;
+        assert_eq!(r.status, 200, "{path}");
+        assert_eq!(r.body["resource"], RESOURCE);
+        assert_eq!(r.body["authorization_servers"][0], issuer.url.as_str());
+    }
+    assert_eq!(
+        get(
+            &client,
+            "GET",
+            &format!("{base}/.well-known/oauth-protected-resource/other"),
+            None
+        )
+        .await
+        .status,
+        401
+    );
+
+    // No credentials: 401 with the challenge pointing at the path-inserted metadata.
+    let r = get(&client, "GET", &format!("{base}/api/x"), None).await;
+    assert_eq!(r.status, 401);
+    assert_eq!(
+        r.headers["www-authenticate"],
+        "Bearer resource_metadata=\"https://tool.example.com/.well-known/oauth-protected-resource/mcp\", scope=\"tool:read\""
+    );
+
+    // A good token passes with identity headers; a missing scope is 403.
+    let read = token(&k1, &issuer.url, "tool:read");
+    let r = get(&client, "GET", &format!("{base}/api/x?y=1"), Some(&read)).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.body["path"], "/api/x?y=1");
+    assert_eq!(r.body["headers"]["x-forwarded-user"], "agent-7");
+    assert_eq!(r.body["headers"]["x-forwarded-email"], "agent@example.com");
+    let r = get(&client, "POST", &format!("{base}/api/x"), Some(&read)).await;
+    assert_eq!(r.status, 403);
+    assert_eq!(r.body["error"], "insufficient_scope");
+
+    // Key rotation: a token signed by a key published later is accepted after a refetch.
+    let k2 = key("k2");
+    issuer.keys.lock().unwrap().push(k2.jwk.clone());
+    let r = get(
+        &client,
+        "GET",
+        &format!("{base}/api/x"),
+        Some(&token(&k2, &issuer.url, "tool:read")),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+
+    let metrics = get(&client, "GET", &format!("{admin}/metrics"), None)
+        .await
+        .text;
+    assert!(
+        metrics.contains("keyway_proxy_requests_total{outcome=\"allowed\"} 2"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("keyway_proxy_requests_total{outcome=\"insufficient_scope\"} 1"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("keyway_proxy_ready 1"), "{metrics}");
+    assert!(!metrics.contains(&read), "no token in metrics");
+
+    // A policy change is picked up without a restart.
+    let mut open = policy.clone();
+    open["access"]["rules"][1]["public"] = true.into();
+    open["access"]["rules"][1]["scopes"] = serde_json::json!([]);
+    write("policy.json", &open.to_string());
+    let start = Instant::now();
+    while get(&client, "GET", &format!("{base}/api/x"), None)
+        .await
+        .status
+        != 200
+    {
+        assert!(start.elapsed() < Duration::from_secs(5), "reload not seen");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    stop.send(()).unwrap();
+    running.await.unwrap().unwrap();
+}
