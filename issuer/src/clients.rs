@@ -11,6 +11,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::SystemTime;
 
@@ -200,6 +201,7 @@ pub struct Registry {
     dir: Option<PathBuf>,
     clients: RwLock<Arc<HashMap<String, Arc<Client>>>>,
     fingerprint: RwLock<Vec<(PathBuf, Option<SystemTime>, u64)>>,
+    ready: AtomicBool,
 }
 
 impl Registry {
@@ -213,7 +215,32 @@ impl Registry {
             dir: None,
             clients: RwLock::new(Arc::new(map)),
             fingerprint: RwLock::default(),
+            ready: AtomicBool::new(true),
         }
+    }
+
+    /// An empty registry that is not ready until [`Registry::replace`] is first called (the
+    /// Kubernetes watch fills it).
+    pub fn pending() -> Self {
+        Self::default()
+    }
+
+    /// Whether the clients have been loaded at least once.
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::Acquire)
+    }
+
+    /// Replaces every client (from the Kubernetes watch).
+    pub fn replace(&self, clients: Vec<Client>) {
+        let map = clients
+            .into_iter()
+            .map(|c| (c.id.clone(), Arc::new(c)))
+            .collect();
+        *self
+            .clients
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(map);
+        self.ready.store(true, Ordering::Release);
     }
 
     /// Loads every ConnectedApp of a directory; fails with every problem found.
@@ -223,6 +250,7 @@ impl Registry {
             ..Self::default()
         };
         this.reload()?;
+        this.ready.store(true, Ordering::Release);
         Ok(this)
     }
 

@@ -51,6 +51,15 @@ pub struct Args {
     #[arg(long, env = "KEYWAY_CLIENTS_DIR")]
     pub clients_dir: Option<PathBuf>,
 
+    /// Watch ConnectedApps in the Kubernetes API (in-cluster; read-only) instead of reading
+    /// manifest files.
+    #[arg(long, env = "KEYWAY_WATCH_CONNECTEDAPPS", default_value_t = false)]
+    pub watch_connectedapps: bool,
+
+    /// Watch only this namespace (default: all namespaces).
+    #[arg(long, env = "KEYWAY_WATCH_NAMESPACE")]
+    pub watch_namespace: Option<String>,
+
     /// YAML file of static users: a list of `{email, name, passwordHash, groups, sub}` (argon2 PHC
     /// hashes; `sub` defaults to the email).
     #[arg(long, env = "KEYWAY_USERS_FILE")]
@@ -224,6 +233,8 @@ pub struct Config {
     pub clients_dir: Option<PathBuf>,
     /// Static users file.
     pub users_file: Option<PathBuf>,
+    /// Watch ConnectedApps in Kubernetes: `Some(namespace or None for all)`.
+    pub watch: Option<Option<String>>,
     /// Signing keys directory.
     pub keys_dir: PathBuf,
     /// Algorithm for new keys.
@@ -365,6 +376,9 @@ impl Config {
                 None
             }
         };
+        if args.watch_connectedapps && args.clients_dir.is_some() {
+            problems.push("--watch-connectedapps and --clients-dir are mutually exclusive".into());
+        }
         if args.users_file.is_none() && upstream.is_none() {
             tracing::warn!("no --users-file and no --upstream-issuer: nobody can sign in");
         }
@@ -379,6 +393,7 @@ impl Config {
             store: args.store,
             clients_dir: args.clients_dir,
             users_file: args.users_file,
+            watch: args.watch_connectedapps.then_some(args.watch_namespace),
             keys_dir: args.keys_dir,
             signing_alg,
             key_rotation: Duration::from_secs(key_rotation),

@@ -17,6 +17,15 @@ pub const SCOPES: [&str; 5] = ["openid", "profile", "email", "groups", "offline_
 pub fn metadata(iss: &crate::server::Issuer) -> Value {
     let ring = iss.keys.ring();
     let algs = ring.algs();
+    // The standard scopes, then every scope a ConnectedApp declares.
+    let mut scopes: Vec<String> = SCOPES.iter().map(|s| s.to_string()).collect();
+    for c in iss.clients.all() {
+        for s in &c.scopes {
+            if !scopes.contains(s) {
+                scopes.push(s.clone());
+            }
+        }
+    }
     let mut m = json!({
         "issuer": iss.issuer,
         "authorization_endpoint": iss.url("/authorize"),
@@ -26,7 +35,7 @@ pub fn metadata(iss: &crate::server::Issuer) -> Value {
         "revocation_endpoint": iss.url("/revoke"),
         "introspection_endpoint": iss.url("/introspect"),
         "end_session_endpoint": iss.url("/end_session"),
-        "scopes_supported": SCOPES,
+        "scopes_supported": scopes,
         "response_types_supported": ["code"],
         "response_modes_supported": ["query"],
         "grant_types_supported": ["authorization_code", "refresh_token", "client_credentials"],
@@ -37,7 +46,7 @@ pub fn metadata(iss: &crate::server::Issuer) -> Value {
         "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
         "code_challenge_methods_supported": ["S256"],
         "claims_supported": [
-            "iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "sid", "at_hash", "azp",
+            "iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "sid", "azp",
             "email", "email_verified", "name", "preferred_username", "groups"
         ],
         "claims_parameter_supported": false,

@@ -42,6 +42,7 @@ pub mod token;
 pub mod upstream;
 pub mod users;
 pub mod util;
+pub mod watch;
 pub mod web;
 
 pub use server::{Issuer, router, serve};

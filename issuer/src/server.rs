@@ -69,6 +69,7 @@ impl Issuer {
                 problems.extend(p);
                 Registry::default()
             }),
+            None if config.watch.is_some() => Registry::pending(),
             None => Registry::default(),
         };
         let users = match &config.users_file {
@@ -227,6 +228,9 @@ async fn not_found() -> Error {
 }
 
 async fn readyz(State(iss): State<Shared>) -> Response {
+    if !iss.clients.is_ready() {
+        return (StatusCode::SERVICE_UNAVAILABLE, "clients not loaded yet").into_response();
+    }
     match iss.store.ping().await {
         Ok(()) => (StatusCode::OK, "ready").into_response(),
         Err(e) => {
@@ -280,11 +284,25 @@ pub async fn serve(
     let issuer = Issuer::new(&config, store).map_err(|p| anyhow::anyhow!(p.join("\n")))?;
     let issuer: Shared = Arc::new(issuer);
     let background = tokio::spawn(background(issuer.clone()));
+    let watch = match &config.watch {
+        Some(namespace) => {
+            let client = kube::Client::try_default().await?;
+            Some(tokio::spawn(crate::watch::run(
+                issuer.clone(),
+                client,
+                namespace.clone(),
+            )))
+        }
+        None => None,
+    };
     let app = router(issuer);
     let res = axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await;
     background.abort();
+    if let Some(w) = watch {
+        w.abort();
+    }
     res.map_err(Into::into)
 }
 

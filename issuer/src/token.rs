@@ -209,7 +209,8 @@ struct Grant<'a> {
     scopes: &'a [String],
     resources: &'a [String],
     claims: &'a Claims,
-    auth_time: i64,
+    /// When the person authenticated (`None` for client_credentials).
+    auth_time: Option<i64>,
     nonce: Option<&'a str>,
     session_id: Option<&'a str>,
 }
@@ -253,7 +254,7 @@ impl Issuer {
                     iat: now,
                     exp,
                     jti: &jti,
-                    auth_time: Some(g.auth_time),
+                    auth_time: g.auth_time,
                     person: PersonClaims::from(g.claims, g.scopes),
                 },
             )
@@ -271,7 +272,7 @@ impl Issuer {
                             azp: &client.id,
                             iat: now,
                             exp: id_exp,
-                            auth_time: g.auth_time,
+                            auth_time: g.auth_time.unwrap_or(now),
                             nonce: g.nonce,
                             sid: g.session_id,
                             person: PersonClaims::from(g.claims, g.scopes),
@@ -431,7 +432,7 @@ async fn authorization_code(iss: &Issuer, client: &Client, params: &Params) -> R
         scopes: &rec.scopes,
         resources: &rec.resources,
         claims: &rec.claims,
-        auth_time: rec.auth_time,
+        auth_time: Some(rec.auth_time),
         nonce: rec.nonce.as_deref(),
         session_id: rec.session_id.as_deref(),
     };
@@ -586,7 +587,7 @@ async fn refresh(iss: &Issuer, client: &Client, params: &Params) -> Result<Respo
         scopes: &scopes,
         resources: &resources,
         claims: &family.claims,
-        auth_time: family.auth_time,
+        auth_time: Some(family.auth_time),
         nonce: None,
         session_id: family.session_id.as_deref(),
     };
@@ -636,7 +637,7 @@ fn client_credentials(iss: &Issuer, client: &Client, params: &Params) -> Result<
         scopes: &scopes,
         resources: &resources,
         claims: &claims,
-        auth_time: 0,
+        auth_time: None,
         nonce: None,
         session_id: None,
     };

@@ -1,0 +1,108 @@
+//! In-cluster clients: ConnectedApps watched through the real kube client from the in-repo
+//! Kubernetes API test server; status hashes authenticate clients; updates and deletions apply.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use api::ConnectedApp;
+use common::*;
+use http::StatusCode;
+use kube::Api;
+use kube::api::{Patch, PatchParams, PostParams};
+
+async fn eventually(mut f: impl FnMut() -> bool) {
+    for _ in 0..100 {
+        if f() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("condition not reached");
+}
+
+#[tokio::test]
+async fn watched_connectedapps_become_clients() {
+    let server = fake_apiserver::FakeApiServer::start().await.unwrap();
+    let client = server.client().unwrap();
+    let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(client.clone());
+    let ns = serde_json::from_value(serde_json::json!({"metadata": {"name": "tools"}})).unwrap();
+    namespaces
+        .create(&PostParams::default(), &ns)
+        .await
+        .unwrap();
+    let apps: Api<ConnectedApp> = Api::namespaced(client.clone(), "tools");
+    let app: ConnectedApp = serde_yaml::from_str(
+        "apiVersion: keyway.dev/v1alpha1\nkind: ConnectedApp\nmetadata: {name: batch, namespace: tools}\nspec:\n  displayName: Batch\n  grantTypes: [client_credentials]\n  scopes: [\"tool:read\"]\n",
+    )
+    .unwrap();
+    apps.create(&PostParams::default(), &app).await.unwrap();
+
+    let dir = tempfile::tempdir().unwrap();
+    let keys = dir.path().join("keys").display().to_string();
+    let config = {
+        use clap::Parser;
+        let argv = [
+            "keyway-issuer",
+            "--issuer-url",
+            ISSUER,
+            "--watch-connectedapps",
+            "--keys-dir",
+            &keys,
+        ];
+        issuer::config::Config::from_args(issuer::config::Args::try_parse_from(argv).unwrap())
+            .unwrap()
+    };
+    let store = issuer::store::open(&format!(
+        "sqlite://{}",
+        dir.path().join("watch.db").display()
+    ))
+    .await
+    .unwrap();
+    let iss = Arc::new(issuer::Issuer::new(&config, store).unwrap());
+    let router = issuer::router(iss.clone());
+    assert_eq!(
+        get(&router, "/readyz").await.status,
+        StatusCode::SERVICE_UNAVAILABLE
+    );
+    tokio::spawn(issuer::watch::run(iss.clone(), client, None));
+    eventually(|| iss.clients.get("tools.batch").is_some()).await;
+    assert_eq!(get(&router, "/readyz").await.status, StatusCode::OK);
+
+    // No status hash yet: the client cannot authenticate.
+    let try_token = || {
+        let r = router.clone();
+        async move {
+            post(
+                &r,
+                "/token",
+                "grant_type=client_credentials",
+                Some(&basic("tools.batch", "the-secret")),
+            )
+            .await
+        }
+    };
+    assert_eq!(try_token().await.status, StatusCode::UNAUTHORIZED);
+
+    // The operator publishes the hash in status.
+    let status = serde_json::json!({"status": {"clientID": "tools.batch", "clientSecrets": [
+        {"hash": contract::secret::hash_client_secret("the-secret")}
+    ]}});
+    apps.patch_status("batch", &PatchParams::default(), &Patch::Merge(&status))
+        .await
+        .unwrap();
+    eventually(|| {
+        iss.clients
+            .get("tools.batch")
+            .is_some_and(|c| !c.secrets.is_empty())
+    })
+    .await;
+    assert_eq!(try_token().await.status, StatusCode::OK);
+
+    // Deleted: gone.
+    apps.delete("batch", &Default::default()).await.unwrap();
+    eventually(|| iss.clients.get("tools.batch").is_none()).await;
+    assert_eq!(try_token().await.status, StatusCode::UNAUTHORIZED);
+}
