@@ -8,14 +8,14 @@
 // keyway-issuer in KEYWAY_BIN_DIR (default: target/release). `bash bench/issuer/run.sh` does
 // all of that. With --check the exit code is 1 when a goal is missed:
 //   keyway ≥ 10 × oidc-provider, and keyway ≥ 40 % of openssl's single-core P-256 sign rate.
-import { execFileSync, spawn } from 'node:child_process';
+import { execFile, execFileSync, spawn } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { parseArgs } from 'node:util';
+import { parseArgs, promisify } from 'node:util';
 import { pathToFileURL } from 'node:url';
 
 const ROOT = path.resolve(import.meta.dirname, '../..');
@@ -54,8 +54,11 @@ async function waitFor(url) {
   throw new Error(`${url} did not come up`);
 }
 
-/** Runs wrk against a token endpoint; returns requests/s and checks every answer was 200. */
-function wrk(tokenUrl, body, label) {
+/**
+ * Runs wrk against a token endpoint; returns requests/s and checks every answer was 200.
+ * Asynchronous: oidc-provider runs in this process and must keep serving meanwhile.
+ */
+async function wrk(tokenUrl, body, label) {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'keyway-bench-'));
   const script = path.join(dir, 'post.lua');
   const auth = Buffer.from(`${encodeURIComponent(CLIENT_ID)}:${encodeURIComponent(SECRET)}`).toString('base64');
@@ -66,14 +69,14 @@ function wrk(tokenUrl, body, label) {
     `wrk.headers["Authorization"] = "Basic ${auth}"`,
     '',
   ].join('\n'));
-  const out = execFileSync('wrk', [
+  const { stdout: out } = await promisify(execFile)('wrk', [
     '-t', opts.threads, '-c', opts.connections, '-d', `${opts.duration}s`, '--latency', '-s', script, tokenUrl,
   ], { encoding: 'utf8' });
   fs.rmSync(dir, { recursive: true, force: true });
   const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(out)?.[1]);
   const non2xx = Number(/Non-2xx or 3xx responses:\s+(\d+)/.exec(out)?.[1] ?? 0);
   const p99 = /99%\s+(\S+)/.exec(out)?.[1];
-  if (!Number.isFinite(rps)) throw new Error(`cannot read wrk output for ${label}:\n${out}`);
+  if (!Number.isFinite(rps) || rps <= 0) throw new Error(`no requests/s from wrk for ${label}:\n${out}`);
   if (non2xx > 0) throw new Error(`${label}: ${non2xx} responses were not 200:\n${out}`);
   return { rps, p99 };
 }
@@ -139,10 +142,12 @@ async function startOidcProvider() {
       grant_types: ['client_credentials'],
       response_types: [],
       redirect_uris: [],
+      id_token_signed_response_alg: 'ES256', // the only key is P-256
     }],
     jwks: { keys: [jwk] },
     scopes: ['api:read'],
     features: {
+      devInteractions: { enabled: false },
       clientCredentials: { enabled: true },
       resourceIndicators: {
         enabled: true,
@@ -181,8 +186,8 @@ results.openssl_ecdsap256_sign_per_s = opensslSign();
 const keyway = await startKeyway();
 try {
   results.keyway_token = await sample(`${keyway.url}/token`, body);
-  wrk(`${keyway.url}/token`, body, 'keyway warm-up');
-  results.keyway = wrk(`${keyway.url}/token`, body, 'keyway-issuer');
+  await wrk(`${keyway.url}/token`, body, 'keyway warm-up');
+  results.keyway = await wrk(`${keyway.url}/token`, body, 'keyway-issuer');
 } finally {
   await keyway.stop();
 }
@@ -190,8 +195,8 @@ try {
 const op = await startOidcProvider();
 try {
   results.oidc_provider_token = await sample(`${op.url}/token`, body);
-  wrk(`${op.url}/token`, body, 'oidc-provider warm-up');
-  results.oidc_provider = wrk(`${op.url}/token`, body, 'oidc-provider');
+  await wrk(`${op.url}/token`, body, 'oidc-provider warm-up');
+  results.oidc_provider = await wrk(`${op.url}/token`, body, 'oidc-provider');
 } finally {
   await op.stop();
 }
