@@ -150,9 +150,10 @@ async fn main() -> ExitCode {
         GOAL_COLD_START.as_secs()
     );
     println!(
-        "  writes during cold start: {} requests ({})",
+        "  writes during cold start: {} requests ({}), {} of which changed stored state",
         cold_writes.total_requests(),
-        describe(&cold_writes)
+        describe(&cold_writes),
+        cold_writes.total_changes()
     );
     controller.stop().await;
     tokio::time::sleep(Duration::from_millis(500)).await;

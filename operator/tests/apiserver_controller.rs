@@ -497,9 +497,10 @@ fn lease_config(identity: &str) -> ControllerConfig {
         namespace: "default".into(),
         name: "keyway-operator".into(),
         identity: identity.into(),
-        lease_duration: Duration::from_secs(3),
-        renew_deadline: Duration::from_secs(2),
-        retry_period: Duration::from_millis(200),
+        // Generous against a loaded machine: a spurious failover would be a false failure.
+        lease_duration: Duration::from_secs(8),
+        renew_deadline: Duration::from_secs(6),
+        retry_period: Duration::from_millis(250),
     });
     config
 }
