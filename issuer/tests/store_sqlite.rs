@@ -114,6 +114,9 @@ async fn open_dispatches_on_url() {
         .await
         .unwrap();
     assert!(dir.path().join("b.db").exists());
+    let mem = issuer::store::open("sqlite::memory:").await.unwrap();
+    mem.revoke_access("j", NOW).await.unwrap();
+    assert!(mem.is_access_revoked("j").await.unwrap(), "one database");
     assert!(matches!(
         issuer::store::open("mysql://localhost/x").await,
         Err(StoreError::Backend(_))

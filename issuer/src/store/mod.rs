@@ -432,13 +432,17 @@ pub trait Store: Send + Sync + 'static {
 
     // --- housekeeping ---
 
-    /// Deletes rows expired at `now`: codes, refresh families past absolute or idle expiry (with
-    /// their tokens), revoked jtis past their `exp`, sessions.
+    /// Deletes rows expired at `now`: unused codes past expiry (consumed ones are kept
+    /// [`USED_CODE_RETENTION_SECS`] longer so that a late replay is still detected), refresh
+    /// families past absolute or idle expiry (with their tokens), revoked jtis past their `exp`,
+    /// sessions.
     async fn cleanup_expired(&self, now: i64) -> Result<Cleanup>;
 }
 
-/// Opens the store named by a URL: `sqlite:PATH` / `sqlite://PATH` (created if missing, WAL) or
-/// `postgres://…` / `postgresql://…`. Runs the migrations.
+/// Opens the store named by a URL: `sqlite:PATH` / `sqlite://PATH` (created if missing, WAL;
+/// `sqlite::memory:` for a private in-memory database) or `postgres://…` / `postgresql://…`
+/// (query parameters as sqlx reads them, e.g. `?options[search_path]=keyway`). Runs the
+/// migrations.
 pub async fn open(url: &str) -> Result<Arc<dyn Store>> {
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
         Ok(Arc::new(postgres::PostgresStore::connect(url).await?))
@@ -446,6 +450,10 @@ pub async fn open(url: &str) -> Result<Arc<dyn Store>> {
         .strip_prefix("sqlite://")
         .or(url.strip_prefix("sqlite:"))
     {
+        if path == ":memory:" {
+            // One private database: a pool of several connections would open several.
+            return Ok(Arc::new(sqlite::SqliteStore::in_memory().await?));
+        }
         Ok(Arc::new(sqlite::SqliteStore::open(path).await?))
     } else {
         Err(StoreError::Backend(
