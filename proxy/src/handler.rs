@@ -488,6 +488,14 @@ async fn route(shared: &Arc<Shared>, peer: SocketAddr, tls: bool, req: Request<I
 }
 
 fn decide(app: &App, method: &str, path: &str, who: &Principal) -> Decision {
+    // A client's own token: only `allowedClients` admits it (contract::access).
+    if let Some(client) = who.machine_client.as_deref() {
+        return app
+            .cfg
+            .policy
+            .access
+            .authorize_client(method, path, client, &who.scopes);
+    }
     let caller = Caller {
         email: who.email.as_deref(),
         groups: &who.groups,

@@ -253,6 +253,8 @@ struct Claims {
     aud: Option<OneOrMany>,
     #[serde(default)]
     azp: Option<String>,
+    #[serde(default)]
+    client_id: Option<String>,
 }
 
 /// Who is calling, as established by a validated token or session.
@@ -274,6 +276,10 @@ pub struct Principal {
     pub scopes: Vec<String>,
     /// Expiry (seconds since the epoch).
     pub exp: u64,
+    /// The access token's `client_id` (RFC 9068), when it is the token's own subject: a client's
+    /// own token (client_credentials), no person behind it (RFC 9068 section 2.2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub machine_client: Option<String>,
 }
 
 /// What a token must satisfy.
@@ -333,6 +339,7 @@ pub fn validate_access_token(
         (None, Some(scp)) => scp.into_vec(),
         (None, None) => Vec::new(),
     };
+    let machine_client = c.client_id.filter(|id| *id == c.sub);
     Ok(Principal {
         sub: c.sub,
         email: c.email.filter(|_| c.email_verified != Some(false)),
@@ -340,6 +347,7 @@ pub fn validate_access_token(
         groups: c.groups.map(OneOrMany::into_vec).unwrap_or_default(),
         scopes,
         exp: c.exp,
+        machine_client,
     })
 }
 
@@ -381,6 +389,7 @@ pub fn validate_id_token(
         groups: c.groups.map(OneOrMany::into_vec).unwrap_or_default(),
         scopes: Vec::new(),
         exp: c.exp,
+        machine_client: None,
     })
 }
 
@@ -567,6 +576,23 @@ mod tests {
             b64.encode(good.to_string())
         );
         assert!(check(&none, &keys).is_err());
+    }
+
+    #[test]
+    fn a_token_whose_subject_is_its_client_is_a_machine() {
+        let s = signer("k1");
+        let keys = keyset(&[&s]);
+        let machine =
+            claims(serde_json::json!({"sub": "ns.job", "client_id": "ns.job", "groups": null}));
+        let p = check(&sign(&s, "k1", "at+jwt", &machine), &keys).unwrap();
+        assert_eq!(p.machine_client.as_deref(), Some("ns.job"));
+        let person = claims(serde_json::json!({"client_id": "ns.app"}));
+        assert_eq!(
+            check(&sign(&s, "k1", "at+jwt", &person), &keys)
+                .unwrap()
+                .machine_client,
+            None
+        );
     }
 
     #[test]

@@ -288,6 +288,17 @@ async fn proxy_end_to_end_in_process() {
     assert_eq!(r.status, 403);
     assert_eq!(r.body["error"], "insufficient_scope");
 
+    // A client's own token (sub = client_id) needs the client in allowedClients.
+    let mut h = Header::new(Algorithm::ES256);
+    h.kid = Some("k1".into());
+    h.typ = Some("at+jwt".into());
+    let machine = serde_json::json!({"iss": issuer.url, "aud": RESOURCE, "sub": "ns.job", "client_id": "ns.job",
+        "exp": proxy::now() + 300, "scope": "tool:read"});
+    let machine = jsonwebtoken::encode(&h, &machine, &EncodingKey::from_ec_der(&k1.pkcs8)).unwrap();
+    let r = get(&client, "GET", &format!("{base}/api/x"), Some(&machine)).await;
+    assert_eq!(r.status, 403);
+    assert_eq!(r.body["error"], "access_denied");
+
     // Key rotation: a token signed by a key published later is accepted after a refetch.
     let k2 = key("k2");
     issuer.keys.lock().unwrap().push(k2.jwk.clone());

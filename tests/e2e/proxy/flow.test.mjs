@@ -72,7 +72,7 @@ describe('keyway-proxy with oidc-provider', () => {
     assert.equal(echo.headers['x-forwarded-groups'], 'admins,engineering');
   });
 
-  it('refuses service tokens when the policy admits only groups of people', async () => {
+  it('refuses service tokens whose client is not in allowedClients', async () => {
     const read = await s.op.clientCredentials('tool:read');
     const res = await fetch(`${s.url}/api/items`, { headers: { authorization: `Bearer ${read}` } });
     assert.equal(res.status, 403);
@@ -109,7 +109,8 @@ describe('keyway-proxy with oidc-provider', () => {
 describe('bearer tokens issued by oidc-provider', () => {
   let s;
   before(async () => {
-    s = await stack({ policyFor: (resource) => ({ ...policy(resource), access: { ...policy(resource).access, allowedGroups: [] } }) });
+    // Service tokens (client_credentials: sub is the client) pass only when the client is listed.
+    s = await stack({ policyFor: (resource) => ({ ...policy(resource), access: { ...policy(resource).access, allowedClients: ['svc'] } }) });
   });
   after(async () => { await s?.close(); });
 
