@@ -315,3 +315,24 @@ describe('keyway-issuer sign-in for people', () => {
     assert.ok(jar.get('keyway_issuer_session'));
   });
 });
+
+describe('keyway-issuer signing algorithms', () => {
+  for (const alg of ['RS256', 'EdDSA']) {
+    it(`signs ID and access tokens with ${alg} when selected, and openid-client accepts them`, async () => {
+      const iss = await startIssuer({ store: 'sqlite', args: ['--signing-alg', alg] });
+      try {
+        const meta = await (await fetch(`${iss.url}/.well-known/openid-configuration`)).json();
+        assert.ok(meta.id_token_signing_alg_values_supported.includes(alg), JSON.stringify(meta.id_token_signing_alg_values_supported));
+        const webapp = await rp(iss.url, WEBAPP, { secret: SECRETS[WEBAPP] });
+        const { tokens, claims } = await codeFlow(webapp, { scope: 'openid email' });
+        assert.equal(claims.email, USERS[0].email);
+        assert.equal((await verifyJwt(iss.url, tokens.id_token)).header.alg, alg);
+        const at = await verifyJwt(iss.url, tokens.access_token);
+        assert.equal(at.header.alg, alg);
+        assert.equal(at.header.typ, 'at+jwt');
+      } finally {
+        await iss.stop();
+      }
+    });
+  }
+});
