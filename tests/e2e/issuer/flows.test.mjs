@@ -4,6 +4,9 @@
 // introspection, client_credentials, single sign-on, the account page, RP-initiated logout and
 // dynamic client registration.
 import assert from 'node:assert/strict';
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 
 import {
@@ -335,4 +338,64 @@ describe('keyway-issuer signing algorithms', () => {
       }
     });
   }
+});
+
+describe('keyway-issuer clients from ConnectedApp manifests', () => {
+  const sha = (s) => `sha256:${crypto.createHash('sha256').update(s).digest('hex')}`;
+  const future = new Date(Date.now() + 3600_000).toISOString().replace(/\.\d+Z$/, 'Z');
+  const past = new Date(Date.now() - 3600_000).toISOString().replace(/\.\d+Z$/, 'Z');
+  // As the operator writes it: status carries the hashes of the accepted secrets.
+  const manifest = `
+apiVersion: keyway.dev/v1alpha1
+kind: ConnectedApp
+metadata: {name: reporter, namespace: batch}
+spec:
+  displayName: Reporter
+  clientID: reporter-pinned
+  grantTypes: [client_credentials]
+  scopes: [reports:read]
+status:
+  clientID: reporter-pinned
+  clientSecrets:
+    - hash: "${sha('current-secret-0123456789abcdefghijklmnopqrstuv')}"
+    - hash: "${sha('rotating-out-0123456789abcdefghijklmnopqrstuv')}"
+      expiresAt: "${future}"
+    - hash: "${sha('expired-secret-0123456789abcdefghijklmnopqrstu')}"
+      expiresAt: "${past}"
+`;
+  let iss;
+  before(async () => { iss = await startIssuer({ store: 'sqlite', manifests: manifest }); });
+  after(async () => { await iss?.stop(); });
+
+  it('verifies client secrets against the hashes in status, honouring expiry', async () => {
+    const cc = (secret) => tokenPost(iss.url, { grant_type: 'client_credentials' }, { basic: ['reporter-pinned', secret] });
+    assert.equal((await cc('current-secret-0123456789abcdefghijklmnopqrstuv')).status, 200);
+    assert.equal((await cc('rotating-out-0123456789abcdefghijklmnopqrstuv')).status, 200);
+    const expired = await cc('expired-secret-0123456789abcdefghijklmnopqrstu');
+    assert.equal(expired.status, 401);
+    assert.equal(expired.json.error, 'invalid_client');
+    const t = await cc('current-secret-0123456789abcdefghijklmnopqrstuv');
+    const { payload } = await verifyJwt(iss.url, t.json.access_token);
+    assert.equal(payload.client_id, 'reporter-pinned');
+    assert.equal(payload.scope, 'reports:read');
+  });
+
+  it('picks up a new manifest file without a restart', async () => {
+    fs.writeFileSync(path.join(iss.dir, 'clients', 'late.yaml'), `
+apiVersion: keyway.dev/v1alpha1
+kind: ConnectedApp
+metadata: {name: late}
+spec:
+  displayName: Late arrival
+  grantTypes: [client_credentials]
+  scopes: [x:read]
+`);
+    fs.writeFileSync(path.join(iss.dir, 'clients', 'default.late.secret'), 'late-secret-0123456789abcdefghijklmnopqrstuvwxyz\n');
+    let status = 0;
+    for (let i = 0; i < 30 && status !== 200; i++) {
+      status = (await tokenPost(iss.url, { grant_type: 'client_credentials' }, { basic: ['default.late', 'late-secret-0123456789abcdefghijklmnopqrstuvwxyz'] })).status;
+      if (status !== 200) await sleep(500);
+    }
+    assert.equal(status, 200);
+  });
 });
