@@ -215,6 +215,17 @@ for (const store of STORES) {
       assert.deepEqual(relogin.pages, ['login']);
     });
 
+    it('asks for the password again when the sign-in is older than max_age', async () => {
+      const jar = new Jar();
+      const first = await codeFlow(webapp, { jar, scope: 'openid' });
+      const fresh = await codeFlow(webapp, { jar, scope: 'openid', params: { max_age: '60' } });
+      assert.deepEqual(fresh.pages, [], 'recent enough');
+      await sleep(2100);
+      const stale = await codeFlow(webapp, { jar, scope: 'openid', params: { max_age: '1' } });
+      assert.deepEqual(stale.pages, ['login']);
+      assert.ok(stale.claims.auth_time > first.claims.auth_time, 'auth_time is the new sign-in');
+    });
+
     it('lists granted apps on the account page and revoking one kills its refresh tokens', async () => {
       const jar = new Jar();
       const { tokens } = await codeFlow(webapp, { jar });

@@ -331,6 +331,22 @@ describe('token endpoint: authorization_code', () => {
     assert.equal(ui.status, 401);
   });
 
+  it('leaves no live token when one code is redeemed concurrently', async () => {
+    for (let round = 0; round < 3; round++) {
+      const { code, verifier } = await freshCode();
+      const fields = { grant_type: 'authorization_code', code, redirect_uri: `${RP}/cb`, code_verifier: verifier };
+      const results = await Promise.all([1, 2, 3].map(() => tokenPost(iss.url, fields, { basic: [WEBAPP, SECRETS[WEBAPP]] })));
+      const ok = results.filter((r) => r.status === 200);
+      assert.ok(ok.length <= 1, 'at most one redemption succeeds');
+      for (const r of results.filter((x) => x.status !== 200)) expectJsonError(r, 400, 'invalid_grant');
+      // Any replay revokes what the code issued: nothing from it stays usable.
+      for (const r of ok) {
+        assert.equal((await oidc.tokenIntrospection(webapp, r.json.access_token)).active, false);
+        assert.equal((await oidc.tokenIntrospection(webapp, r.json.refresh_token)).active, false);
+      }
+    }
+  });
+
   it('refuses a code issued to another client', async () => {
     const jar = new Jar();
     const out = await authorizeOnly(spa, { jar, redirectUri: `${RP}/spa/cb` });
