@@ -17,7 +17,7 @@ use crate::jwt::{self, Principal};
 use crate::metrics::Metrics;
 use crate::oidc::{Provider, TokenResponse};
 use crate::path::is_safe_return_path;
-use crate::session::{LoginState, Presence, Purpose, RequestCookies, Session};
+use crate::session::{LoginState, Purpose, RequestCookies, Session};
 use crate::{App, Body, Shared, now};
 
 /// How long a sign-in may take.
@@ -104,9 +104,14 @@ pub fn start_login(
             q.append_pair("prompt", p);
         }
     }
-    let cookie = app
-        .names
-        .set_cookie(&app.names.login, &sealed, Some(LOGIN_TTL));
+    let Some(name) = app.names.login_for(&state) else {
+        return error_response(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "server_error",
+            "bad state",
+        );
+    };
+    let cookie = app.names.set_cookie(&name, &sealed, Some(LOGIN_TTL));
     with_cookies(redirect(url.as_str()), [cookie])
 }
 
@@ -119,9 +124,16 @@ struct CallbackParams {
     error: Option<String>,
 }
 
-fn callback_error(app: &App, status: StatusCode, code: &str, description: &str) -> Response<Body> {
-    let clear = app.names.clear_cookie(&app.names.login);
-    with_cookies(error_response(status, code, description), [clear])
+fn callback_error(
+    clear: &[String],
+    status: StatusCode,
+    code: &str,
+    description: &str,
+) -> Response<Body> {
+    with_cookies(
+        error_response(status, code, description),
+        clear.iter().cloned(),
+    )
 }
 
 /// The redirect URI: checks state (constant time) and `iss`, exchanges the code with the PKCE
@@ -145,7 +157,7 @@ pub async fn callback(
         if slot.is_some() {
             return (
                 callback_error(
-                    app,
+                    &[],
                     StatusCode::BAD_REQUEST,
                     "invalid_request",
                     "repeated parameter",
@@ -155,26 +167,10 @@ pub async fn callback(
         }
         *slot = Some(v.into_owned());
     }
-    let login: Option<LoginState> = cookies
-        .login
-        .as_deref()
-        .and_then(|c| app.sealer.open(Purpose::Login, c))
-        .filter(|l: &LoginState| l.exp > now());
-    let Some(login) = login else {
-        return (
-            callback_error(
-                app,
-                StatusCode::BAD_REQUEST,
-                "invalid_request",
-                "sign-in state missing or expired; start again",
-            ),
-            None,
-        );
-    };
     let Some(state) = p.state.as_deref() else {
         return (
             callback_error(
-                app,
+                &[],
                 StatusCode::BAD_REQUEST,
                 "invalid_request",
                 "state missing",
@@ -182,10 +178,46 @@ pub async fn callback(
             None,
         );
     };
+    // The login cookie is named after the state, so several sign-ins can be in progress.
+    let name = app.names.login_for(state);
+    let sealed = name
+        .as_ref()
+        .and_then(|n| cookies.logins.iter().find(|(k, _)| k == n))
+        .map(|(_, v)| v.as_str());
+    let clear: Vec<String> = match (&name, sealed) {
+        (Some(n), Some(_)) => vec![app.names.clear_cookie(n)],
+        _ => Vec::new(),
+    };
+    let Some(sealed) = sealed else {
+        let why = if cookies.logins.is_empty() {
+            "sign-in state missing or expired; start again"
+        } else {
+            "state mismatch"
+        };
+        return (
+            callback_error(&clear, StatusCode::BAD_REQUEST, "invalid_request", why),
+            None,
+        );
+    };
+    let login: Option<LoginState> = app
+        .sealer
+        .open(Purpose::Login, sealed)
+        .filter(|l: &LoginState| l.exp > now());
+    let Some(login) = login else {
+        return (
+            callback_error(
+                &clear,
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                "sign-in state missing or expired; start again",
+            ),
+            None,
+        );
+    };
     if !crate::ct_eq(state.as_bytes(), login.state.as_bytes()) {
         return (
             callback_error(
-                app,
+                &clear,
                 StatusCode::BAD_REQUEST,
                 "invalid_request",
                 "state mismatch",
@@ -198,7 +230,7 @@ pub async fn callback(
         Some(iss) if iss != issuer => {
             return (
                 callback_error(
-                    app,
+                    &clear,
                     StatusCode::BAD_REQUEST,
                     "invalid_request",
                     "iss mismatch",
@@ -212,7 +244,7 @@ pub async fn callback(
         {
             return (
                 callback_error(
-                    app,
+                    &clear,
                     StatusCode::BAD_REQUEST,
                     "invalid_request",
                     "iss missing",
@@ -230,7 +262,7 @@ pub async fn callback(
         };
         return (
             callback_error(
-                app,
+                &clear,
                 StatusCode::FORBIDDEN,
                 code,
                 "the issuer did not sign you in",
@@ -241,7 +273,7 @@ pub async fn callback(
     let Some(code) = p.code.as_deref() else {
         return (
             callback_error(
-                app,
+                &clear,
                 StatusCode::BAD_REQUEST,
                 "invalid_request",
                 "code missing",
@@ -271,7 +303,7 @@ pub async fn callback(
             tracing::warn!(error = %e, "code exchange failed");
             return (
                 callback_error(
-                    app,
+                    &clear,
                     StatusCode::BAD_GATEWAY,
                     "login_failed",
                     "the code exchange failed",
@@ -283,7 +315,7 @@ pub async fn callback(
     let Some(id_token) = tokens.id_token.as_deref() else {
         return (
             callback_error(
-                app,
+                &clear,
                 StatusCode::BAD_GATEWAY,
                 "login_failed",
                 "the issuer returned no ID token",
@@ -305,7 +337,7 @@ pub async fn callback(
             tracing::warn!(reason = %e, "ID token refused");
             return (
                 callback_error(
-                    app,
+                    &clear,
                     StatusCode::BAD_GATEWAY,
                     "login_failed",
                     "the ID token is invalid",
@@ -325,7 +357,7 @@ pub async fn callback(
     {
         return (
             callback_error(
-                app,
+                &clear,
                 StatusCode::FORBIDDEN,
                 "access_denied",
                 "you may not use this app",
@@ -336,7 +368,7 @@ pub async fn callback(
     let Some(sid) = app.sealer.random(16) else {
         return (
             callback_error(
-                app,
+                &clear,
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "server_error",
                 "randomness unavailable",
@@ -359,7 +391,7 @@ pub async fn callback(
     let Some(sealed) = app.sealer.seal(Purpose::Session, &session) else {
         return (
             callback_error(
-                app,
+                &clear,
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "server_error",
                 "cannot seal session",
@@ -370,7 +402,7 @@ pub async fn callback(
     let mut cookies_out =
         app.names
             .session_cookies(&sealed, session.end.saturating_sub(t), &cookies.presence);
-    cookies_out.push(app.names.clear_cookie(&app.names.login));
+    cookies_out.extend(clear.iter().cloned());
     let to = if is_safe_return_path(&login.to) {
         login.to.as_str()
     } else {
@@ -396,7 +428,7 @@ pub fn sign_out(
     app: &App,
     provider: Option<&Provider>,
     query: Option<&str>,
-    presence: &Presence,
+    cookies: &RequestCookies,
 ) -> Response<Body> {
     let rd = url::form_urlencoded::parse(query.unwrap_or("").as_bytes())
         .find(|(k, _)| k == "rd")
@@ -417,9 +449,14 @@ pub fn sign_out(
             u.to_string()
         })
         .unwrap_or(rd);
-    let mut cookies = app.names.clear_session(presence);
-    cookies.push(app.names.clear_cookie(&app.names.login));
-    with_cookies(redirect(&target), cookies)
+    let mut clear = app.names.clear_session(&cookies.presence);
+    clear.extend(
+        cookies
+            .logins
+            .iter()
+            .map(|(n, _)| app.names.clear_cookie(n)),
+    );
+    with_cookies(redirect(&target), clear)
 }
 
 type Slot = Arc<OnceCell<Option<Arc<Session>>>>;

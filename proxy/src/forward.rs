@@ -327,7 +327,7 @@ mod tests {
             ("forwarded", "for=1.2.3.4"),
             (
                 "cookie",
-                "a=1; _keyway_proxy=sealed; _keyway_proxy_0=x; _keyway_proxy_login=y; b=2",
+                "a=1; _keyway_proxy=sealed; _keyway_proxy_0=x; _keyway_proxy_login_abcdefabcdef=y; b=2",
             ),
             ("cookie", "keyway_issuer_session=z"),
             ("x-other", "kept"),

@@ -334,7 +334,7 @@ async fn route(shared: &Arc<Shared>, peer: SocketAddr, tls: bool, req: Request<I
                     &app,
                     provider.as_deref(),
                     req.uri().query(),
-                    &cookies.presence,
+                    &cookies,
                 );
                 return done(resp, Outcome::sign_out);
             }

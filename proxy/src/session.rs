@@ -2,9 +2,10 @@
 //! app and the cookie's purpose through the additional authenticated data, so that a cookie from
 //! another app, or a login-state cookie used as a session, fails to open.
 //!
-//! Cookie names: `_keyway_proxy` (session) and `_keyway_proxy_login` (login state), with the
-//! `__Host-` prefix when Secure; never `keyway_issuer_*`, the issuer's. A session larger than one
-//! cookie is split into `NAME_0`, `NAME_1`, ….
+//! Cookie names: `_keyway_proxy` (session) and `_keyway_proxy_login_<first 12 characters of the
+//! state>` (login state, one per sign-in in progress so that several tabs can sign in at once),
+//! with the `__Host-` prefix when Secure; never `keyway_issuer_*`, the issuer's. A session larger
+//! than one cookie is split into `NAME_0`, `NAME_1`, ….
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
@@ -145,7 +146,7 @@ pub struct LoginState {
 pub struct Names {
     /// Session cookie (prefixed).
     pub session: String,
-    /// Login-state cookie (prefixed).
+    /// Prefix of the login-state cookies (prefixed); see [`Names::login_for`].
     pub login: String,
     /// Secure attribute.
     pub secure: bool,
@@ -160,6 +161,15 @@ impl Names {
             login: format!("{prefix}{base}_login"),
             secure,
         }
+    }
+
+    /// The login-state cookie for a `state` value: `None` unless the state looks like one the
+    /// proxy makes (at least 12 base64url characters).
+    pub fn login_for(&self, state: &str) -> Option<String> {
+        let key = state.get(..12)?;
+        key.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            .then(|| format!("{}_{key}", self.login))
     }
 
     /// A `Set-Cookie` value.
@@ -230,8 +240,8 @@ pub struct Presence {
 pub struct RequestCookies {
     /// Sealed session value (chunks joined).
     pub session: Option<String>,
-    /// Sealed login state.
-    pub login: Option<String>,
+    /// Login-state cookies (name, sealed value).
+    pub logins: Vec<(String, String)>,
     /// Which pieces were present.
     pub presence: Presence,
 }
@@ -249,8 +259,8 @@ pub fn read_cookies(headers: &http::HeaderMap, names: &Names) -> RequestCookies 
             if name == names.session {
                 out.session = Some(v.to_string());
                 out.presence.single = true;
-            } else if name == names.login {
-                out.login = Some(v.to_string());
+            } else if is_login_cookie(name, names) {
+                out.logins.push((name.to_string(), v.to_string()));
             } else if let Some(i) = name
                 .strip_prefix(names.session.as_str())
                 .and_then(|r| r.strip_prefix('_'))
@@ -269,10 +279,15 @@ pub fn read_cookies(headers: &http::HeaderMap, names: &Names) -> RequestCookies 
     out
 }
 
+fn is_login_cookie(name: &str, names: &Names) -> bool {
+    name.strip_prefix(names.login.as_str())
+        .is_some_and(|r| r.is_empty() || r.starts_with('_'))
+}
+
 /// Whether a cookie name belongs to the proxy (removed before forwarding to the tool).
 pub fn is_own_cookie(name: &str, names: &Names) -> bool {
     name == names.session
-        || name == names.login
+        || is_login_cookie(name, names)
         || name
             .strip_prefix(names.session.as_str())
             .and_then(|r| r.strip_prefix('_'))
@@ -373,5 +388,15 @@ mod tests {
         assert!(is_own_cookie("__Host-_keyway_proxy_3", &names));
         assert!(!is_own_cookie("keyway_issuer_session", &names));
         assert!(!is_own_cookie("__Host-_keyway_proxy_x", &names));
+        assert!(is_own_cookie(
+            "__Host-_keyway_proxy_login_abcdefABCDEF",
+            &names
+        ));
+        assert_eq!(
+            names.login_for("abcdef-_ABCDxyz").as_deref(),
+            Some("__Host-_keyway_proxy_login_abcdef-_ABCD")
+        );
+        assert_eq!(names.login_for("short"), None);
+        assert_eq!(names.login_for("abc;def=ghijkl"), None);
     }
 }

@@ -46,7 +46,7 @@ describe('keyway-proxy with oidc-provider', () => {
     assert.equal(echo.headers['x-forwarded-for'], '127.0.0.1');
     assert.ok(!(echo.headers.cookie ?? '').includes('_keyway_proxy'), echo.headers.cookie);
     assert.ok(jar.get('_keyway_proxy'), jar.names().join());
-    assert.ok(!jar.get('_keyway_proxy_login'), 'login state cleared');
+    assert.ok(!jar.names().some((n) => n.startsWith('_keyway_proxy_login')), 'login state cleared');
     const authz = new URL(visited[1].slice(4));
     assert.equal(authz.origin + authz.pathname, `${s.op.issuer}/auth`);
     for (const p of ['state', 'nonce', 'code_challenge', 'resource', 'redirect_uri']) {
@@ -61,6 +61,26 @@ describe('keyway-proxy with oidc-provider', () => {
     const admin = await fetch(`${s.url}/admin`, { headers: { cookie: jar.header() } });
     assert.equal(admin.status, 403);
     assert.equal((await admin.json()).error, 'access_denied');
+  });
+
+  it('lets two tabs sign in at the same time', async () => {
+    const jar = new Jar();
+    const starts = [];
+    for (const page of ['/tab-one', '/tab-two']) {
+      const r = await fetch(`${s.url}${page}`, { headers: { accept: 'text/html', cookie: jar.header() }, redirect: 'manual' });
+      assert.equal(r.status, 302);
+      jar.update(r);
+      starts.push(r.headers.get('location'));
+    }
+    assert.equal(jar.names().filter((n) => n.startsWith('_keyway_proxy_login_')).length, 2);
+    // The first tab finishes after the second one started.
+    const one = await browse(jar, starts[0], { login: 'alice' });
+    assert.equal(one.res.status, 200, one.visited.join('\n'));
+    assert.equal((await one.res.json()).url, '/tab-one');
+    const two = await browse(jar, starts[1], { login: 'alice' });
+    assert.equal(two.res.status, 200, two.visited.join('\n'));
+    assert.equal((await two.res.json()).url, '/tab-two');
+    assert.ok(!jar.names().some((n) => n.startsWith('_keyway_proxy_login')));
   });
 
   it('lets admins into admin paths', async () => {

@@ -82,7 +82,7 @@ describe('TLS', { skip: haveOpenssl ? false : 'the openssl CLI is needed to make
     res.resume();
     assert.equal(res.statusCode, 302);
     const cookie = res.headers['set-cookie'][0];
-    assert.match(cookie, /^__Host-_keyway_proxy_login=[^;]+; Path=\/; HttpOnly; SameSite=Lax; Secure; Max-Age=600$/);
+    assert.match(cookie, /^__Host-_keyway_proxy_login_[A-Za-z0-9_-]{12}=[^;]+; Path=\/; HttpOnly; SameSite=Lax; Secure; Max-Age=600$/);
   });
 
   it('serves a replaced certificate without a restart', async () => {
