@@ -142,13 +142,17 @@ export async function startIssuer({ store = 'sqlite', args = [], manifests = MAN
   proc.on('exit', (code, signal) => { exited = { code, signal }; });
   const deadline = Date.now() + 30_000;
   for (;;) {
-    if (exited) throw new Error(`keyway-issuer exited (${JSON.stringify(exited)}):\n${output}`);
+    if (exited) {
+      schema?.drop();
+      throw new Error(`keyway-issuer exited (${JSON.stringify(exited)}):\n${output}`);
+    }
     try {
       const res = await fetch(`${url}/healthz`);
       if (res.ok) break;
     } catch { /* not listening yet */ }
     if (Date.now() > deadline) {
       proc.kill('SIGKILL');
+      schema?.drop();
       throw new Error(`keyway-issuer did not start:\n${output}`);
     }
     await sleep(50);
