@@ -106,7 +106,7 @@ export function freshPgSchema(url = PG_URL) {
  * Starts keyway-issuer. `store`: 'sqlite' | 'postgres' | a store URL.
  * Returns { url, dir, proc, stop(), logs() }.
  */
-export async function startIssuer({ store = 'sqlite', args = [], manifests = MANIFESTS, release = false, port: fixedPort, users: withUsers = true, env: extraEnv = {} } = {}) {
+export async function startIssuer({ store = 'sqlite', args = [], manifests = MANIFESTS, release = false, port: fixedPort, users: withUsers = true, env: extraEnv = {}, issuerUrl, keysDir } = {}) {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'keyway-issuer-e2e-'));
   const clients = path.join(dir, 'clients');
   fs.mkdirSync(clients);
@@ -124,7 +124,9 @@ export async function startIssuer({ store = 'sqlite', args = [], manifests = MAN
     storeUrl = schema.url;
   }
   const port = fixedPort ?? await freePort();
-  const url = `http://127.0.0.1:${port}`;
+  const direct = `http://127.0.0.1:${port}`;
+  // Replicas behind a load balancer share one issuer URL (and keys); `direct` is this process.
+  const url = issuerUrl ?? direct;
   const bin = path.join(release ? path.resolve(BIN_DIR, '../release') : BIN_DIR, 'keyway-issuer');
   const proc = spawn(bin, [
     '--issuer-url', url,
@@ -132,7 +134,7 @@ export async function startIssuer({ store = 'sqlite', args = [], manifests = MAN
     '--store', storeUrl,
     '--clients-dir', clients,
     ...(withUsers ? ['--users-file', path.join(dir, 'users.yaml')] : []),
-    '--keys-dir', path.join(dir, 'keys'),
+    '--keys-dir', keysDir ?? path.join(dir, 'keys'),
     ...args,
   ], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, RUST_LOG: process.env.RUST_LOG ?? 'warn', ...extraEnv } });
   let output = '';
@@ -147,7 +149,7 @@ export async function startIssuer({ store = 'sqlite', args = [], manifests = MAN
       throw new Error(`keyway-issuer exited (${JSON.stringify(exited)}):\n${output}`);
     }
     try {
-      const res = await fetch(`${url}/healthz`);
+      const res = await fetch(`${direct}/healthz`);
       if (res.ok) break;
     } catch { /* not listening yet */ }
     if (Date.now() > deadline) {
@@ -159,6 +161,7 @@ export async function startIssuer({ store = 'sqlite', args = [], manifests = MAN
   }
   return {
     url,
+    direct,
     dir,
     proc,
     storeUrl,
