@@ -83,6 +83,20 @@ describe('keyway-proxy with oidc-provider', () => {
     assert.ok(!jar.names().some((n) => n.startsWith('_keyway_proxy_login')));
   });
 
+  it('splits a large session across cookies and reads it back', async () => {
+    const jar = new Jar();
+    const { res } = await browse(jar, `${s.url}/big`, { login: 'many-groups-250' });
+    assert.equal(res.status, 200);
+    const names = jar.names().filter((n) => n.startsWith('_keyway_proxy'));
+    assert.ok(names.includes('_keyway_proxy_0') && names.includes('_keyway_proxy_1'), names.join());
+    assert.ok(!names.includes('_keyway_proxy'));
+    const again = await fetch(`${s.url}/api/x`, { headers: { cookie: jar.header() } });
+    assert.equal(again.status, 200);
+    const echo = await again.json();
+    assert.equal(echo.headers['x-forwarded-groups'].split(',').length, 251);
+    assert.ok(!(echo.headers.cookie ?? '').includes('_keyway_proxy'));
+  });
+
   it('lets admins into admin paths', async () => {
     const jar = new Jar();
     const { res } = await browse(jar, `${s.url}/admin/panel`, { login: 'admin-bob' });

@@ -99,7 +99,10 @@ export async function startProvider({ proxyUrl, resource, key, accessTokenTTL = 
         email: `${id}@example.com`,
         email_verified: true,
         preferred_username: id,
-        groups: id.startsWith('admin') ? ['admins', 'engineering'] : ['engineering'],
+        groups: id.startsWith('admin') ? ['admins', 'engineering']
+          // Accounts named many-groups-N belong to N groups (large sessions).
+          : id.startsWith('many-groups-') ? ['engineering', ...Array.from({ length: Number(id.slice(12)) }, (_, i) => `team-${i}-of-a-large-organisation`)]
+            : ['engineering'],
       }),
     }),
     pkce: { required: () => true },
@@ -170,7 +173,8 @@ export function wsParse(buf) {
  * websocket upgrades echo text frames. */
 export async function startUpstream() {
   const port = await freePort();
-  const server = http.createServer((req, res) => {
+  // Large sessions make large identity headers (X-Forwarded-Groups and X-Auth-Request-Groups).
+  const server = http.createServer({ maxHeaderSize: 64 * 1024 }, (req, res) => {
     if (req.url.startsWith('/sse')) {
       res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' });
       let n = 0;
