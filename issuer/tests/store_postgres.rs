@@ -157,3 +157,31 @@ async fn open_dispatches_on_url_and_migrations_are_idempotent() {
         Err(StoreError::Unavailable(_))
     ));
 }
+
+#[tokio::test]
+async fn tls_is_used_when_required() {
+    // `?sslmode=require` (or verify-full with `sslrootcert=`) in the store URL: the connection
+    // is encrypted, or refused when the server offers no TLS.
+    let admin = admin().await;
+    let server_ssl: String = sqlx::query_scalar("SHOW ssl")
+        .fetch_one(&admin)
+        .await
+        .unwrap();
+    admin.close().await;
+    let options: PgConnectOptions = url().parse().unwrap();
+    let options = options.ssl_mode(sqlx::postgres::PgSslMode::Require);
+    let store = PostgresStore::connect_lazy_with(options, 1);
+    if server_ssl == "on" {
+        let encrypted: bool =
+            sqlx::query_scalar("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()")
+                .fetch_one(store.pool())
+                .await
+                .unwrap();
+        assert!(encrypted);
+        store.ping().await.unwrap();
+    } else {
+        let e = store.ping().await.expect_err("no TLS on the server");
+        assert!(e.is_unavailable(), "{e:?}");
+    }
+    store.close().await;
+}

@@ -13,7 +13,9 @@ pub struct PostgresStore {
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
 impl PostgresStore {
-    /// Connects to `url` (`postgres://user@host:port/db`) and runs the migrations.
+    /// Connects to `url` (`postgres://user@host:port/db`) and runs the migrations. Connection
+    /// parameters go in the query as sqlx reads them: `sslmode=verify-full` (TLS with the system
+    /// roots, or `sslrootcert=/path/ca.pem`), `options[search_path]=keyway`, `application_name=…`.
     pub async fn connect(url: &str) -> super::Result<Self> {
         let options: PgConnectOptions = url
             .parse()
