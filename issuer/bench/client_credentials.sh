@@ -85,8 +85,8 @@ lua svc svc-secret "&resource=https%3A%2F%2Ftool.example" > "$work/op.lua"
 # Sanity: both answer with a JWT.
 for u in "http://127.0.0.1:$kport/token default.svc" "http://127.0.0.1:$oport/token svc"; do
   set -- $u
-  curl -fsS -u "$2:svc-secret" -d 'grant_type=client_credentials&scope=tool%3Aread&resource=https%3A%2F%2Ftool.example' "$1" \
-    | python3 -c 'import json,sys; t=json.load(sys.stdin)["access_token"]; assert t.count(".")==2, t'
+  curl -sS -u "$2:svc-secret" -d 'grant_type=client_credentials&scope=tool%3Aread&resource=https%3A%2F%2Ftool.example' "$1" \
+    | python3 -c 'import json,sys; b=sys.stdin.read(); t=json.loads(b).get("access_token",""); assert t.count(".")==2, "'"$1"': "+b'
 done
 
 rps() { # $1 url, $2 lua

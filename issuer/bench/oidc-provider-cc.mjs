@@ -18,6 +18,7 @@ const provider = new Provider(`http://127.0.0.1:${port}`, {
     redirect_uris: [],
     response_types: [],
     scope: 'tool:read',
+    id_token_signed_response_alg: 'ES256',
   }],
   scopes: ['tool:read'],
   features: {

@@ -263,6 +263,16 @@ impl Registry {
             .cloned()
     }
 
+    /// The first client matching `f` (no copy of the registry).
+    pub fn find(&self, f: impl Fn(&Client) -> bool) -> Option<Arc<Client>> {
+        self.clients
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .values()
+            .find(|c| f(c))
+            .cloned()
+    }
+
     /// Every client, ordered by ID.
     pub fn all(&self) -> Vec<Arc<Client>> {
         let map = self

@@ -232,7 +232,7 @@ impl Issuer {
         let now = self.clock.now();
         let ttl = self.access_ttl(client);
         let exp = now + i64::try_from(ttl).unwrap_or(600);
-        let jti = crate::util::random_id();
+        let jti = crate::util::fast_id();
         let scope = g.scopes.join(" ");
         let aud = g
             .resources
