@@ -349,8 +349,34 @@ async fn a_foreign_secret_is_left_alone_and_reported() {
     replica.stop().await;
 }
 
-#[tokio::test]
-async fn an_existing_secret_is_waited_for_then_used() {
+/// A Secret as an external manager (e.g. ExternalSecrets) would write it for `app`.
+fn external_secret(app: &ConnectedApp, name: &str, client_secret: &str) -> Secret {
+    let policy = serde_json::to_string(&app.spec.app_policy()).unwrap();
+    let mut external = Secret::default();
+    external.metadata.name = Some(name.into());
+    // The test server, like the real one, turns stringData into data on write.
+    external.string_data = Some(
+        [
+            (keys::CLIENT_ID, "default.wiki"),
+            (keys::CLIENT_SECRET, client_secret),
+            (keys::ISSUER_URL, ISSUER),
+            (
+                keys::COOKIE_SECRET,
+                "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=",
+            ),
+            (keys::POLICY, policy.as_str()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect(),
+    );
+    external
+}
+
+/// Creates an app with an existingSecret that does not exist, checks that it waits (and that
+/// keyway invents nothing), then lets `write` create the Secret and returns how long the app
+/// took to become Ready.
+async fn existing_secret_scenario(labelled: bool) -> Duration {
     let (_server, client) = setup().await;
     let apps: Api<ConnectedApp> = Api::default_namespaced(client.clone());
     let secrets: Api<Secret> = Api::default_namespaced(client.clone());
@@ -370,32 +396,17 @@ async fn an_existing_secret_is_waited_for_then_used() {
         "keyway never invents credentials"
     );
 
-    // Someone else (e.g. ExternalSecrets) writes the Secret.
     let client_secret = "an-externally-managed-client-secret-0123456789";
-    let policy = serde_json::to_string(&created.spec.app_policy()).unwrap();
-    let mut external = Secret::default();
-    external.metadata.name = Some("wiki-credentials".into());
-    external.string_data = Some(
-        [
-            (keys::CLIENT_ID, "default.wiki"),
-            (keys::CLIENT_SECRET, client_secret),
-            (keys::ISSUER_URL, ISSUER),
-            (
-                keys::COOKIE_SECRET,
-                "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=",
-            ),
-            (keys::POLICY, policy.as_str()),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_owned(), v.to_owned()))
-        .collect(),
-    );
-    // The test server, like the real one, turns stringData into data on write.
+    let mut external = external_secret(&created, "wiki-credentials", client_secret);
+    if labelled {
+        external.metadata.labels =
+            Some([("keyway.dev/connected-app".to_owned(), "wiki".to_owned())].into());
+    }
+    let appeared = tokio::time::Instant::now();
     secrets
         .create(&PostParams::default(), &external)
         .await
         .unwrap();
-    // The controller re-checks a waiting app every 30 s (it does not watch foreign Secrets).
     let ready = wait_app_for(
         &apps,
         "wiki",
@@ -404,11 +415,27 @@ async fn an_existing_secret_is_waited_for_then_used() {
         ConnectedApp::is_ready,
     )
     .await;
+    let took = appeared.elapsed();
     assert_eq!(
         ready.status.unwrap().client_secrets[0].hash,
         keys::hash_client_secret(client_secret)
     );
     replica.stop().await;
+    took
+}
+
+#[tokio::test]
+async fn an_existing_secret_is_waited_for_then_used() {
+    // Unlabelled: the controller finds it by polling the waiting app.
+    existing_secret_scenario(false).await;
+}
+
+#[tokio::test]
+async fn a_labelled_existing_secret_is_seen_through_the_watch() {
+    // Labelled with its app: the Secret watch (a label selector with exists and !=) triggers
+    // the reconcile at once, well before the next poll.
+    let took = existing_secret_scenario(true).await;
+    assert!(took < Duration::from_secs(5), "took {took:?}");
 }
 
 #[tokio::test]
