@@ -89,26 +89,31 @@ for u in "http://127.0.0.1:$kport/token default.svc" "http://127.0.0.1:$oport/to
     | python3 -c 'import json,sys; b=sys.stdin.read(); t=json.loads(b).get("access_token",""); assert t.count(".")==2, "'"$1"': "+b'
 done
 
-rps() { # $1 url, $2 lua
-  local out
+ticks() { awk '{print $14+$15}' "/proc/$1/stat"; }
+rps() { # $1 url, $2 lua, $3 server pid -> "requests/s cpu-microseconds-per-request"
+  local out t0 t1 n
+  t0=$(ticks "$3")
   out=$(wrk -t"$THREADS" -c"$CONNECTIONS" -d"${DURATION}s" --latency -s "$2" "$1")
+  t1=$(ticks "$3")
   if grep -q 'Non-2xx' <<<"$out"; then echo "non-2xx responses:" >&2; echo "$out" >&2; return 1; fi
-  awk '/Requests\/sec/ {print $2}' <<<"$out"
+  n=$(awk '/requests in/ {print $1}' <<<"$out")
+  echo "$(awk '/Requests\/sec/ {print $2}' <<<"$out") $(python3 -c "print(($t1-$t0)*1e6/$(getconf CLK_TCK)/$n)")"
 }
 
 echo "warming up…" >&2
 wrk -t1 -c4 -d2s -s "$work/keyway.lua" "http://127.0.0.1:$kport/token" >/dev/null
 wrk -t1 -c4 -d2s -s "$work/op.lua" "http://127.0.0.1:$oport/token" >/dev/null
-keyway=$(rps "http://127.0.0.1:$kport/token" "$work/keyway.lua")
-op=$(rps "http://127.0.0.1:$oport/token" "$work/op.lua")
+keyway=$(rps "http://127.0.0.1:$kport/token" "$work/keyway.lua" "${pids[0]}")
+op=$(rps "http://127.0.0.1:$oport/token" "$work/op.lua" "${pids[1]}")
 openssl_rate=$(openssl speed -seconds "$DURATION" ecdsap256 2>/dev/null | awk '/nistp256/ {print $(NF-1)}')
 
-python3 - "$keyway" "$op" "$openssl_rate" <<'PY'
+python3 - $keyway $op "$openssl_rate" <<'PY'
 import sys
-keyway, op, ossl = map(float, sys.argv[1:])
-print(f"keyway-issuer client_credentials: {keyway:10.0f} tokens/s")
-print(f"oidc-provider client_credentials: {op:10.0f} tokens/s")
+keyway, kcpu, op, ocpu, ossl = map(float, sys.argv[1:])
+print(f"keyway-issuer client_credentials: {keyway:10.0f} tokens/s, {kcpu:6.1f} us CPU per token")
+print(f"oidc-provider client_credentials: {op:10.0f} tokens/s, {ocpu:6.1f} us CPU per token")
 print(f"openssl speed ecdsap256 (1 proc): {ossl:10.0f} signatures/s")
-print(f"keyway / oidc-provider = {keyway/op:.1f}x (goal >= 10x)")
+print(f"keyway / oidc-provider = {keyway/op:.1f}x throughput, {ocpu/kcpu:.1f}x less CPU per token (goal >= 10x)")
+print(f"signature alone: {1e6/ossl:.1f} us; keyway per token: {kcpu:.1f} us")
 print(f"keyway / openssl       = {100*keyway/ossl:.0f}% (goal >= 40%)")
 PY

@@ -286,7 +286,20 @@ async fn proceed(
         if req.prompt.none {
             return Err(req.error(iss, ErrorCode::LoginRequired, "the person is not signed in"));
         }
-        return login_page(iss, headers, &req.params, Some(&req.client.name), None, "");
+        // OIDC `login_hint` prefills the email field (escaped by the template).
+        let hint = req
+            .params
+            .get("login_hint")
+            .filter(|h| h.len() <= 254)
+            .unwrap_or("");
+        return login_page(
+            iss,
+            headers,
+            &req.params,
+            Some(&req.client.name),
+            None,
+            hint,
+        );
     };
     let email = session.claims.email.as_deref();
     let groups = &session.claims.groups;

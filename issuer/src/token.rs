@@ -760,7 +760,11 @@ pub async fn revoke(
     {
         iss.store.revoke_access(jti, exp).await.map_err(store_err)?;
     }
-    Ok(no_store_json(Vec::new()))
+    // RFC 7009 §2.2: 200 with no body.
+    let mut res = StatusCode::OK.into_response();
+    res.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(res)
 }
 
 /// `POST /introspect` (RFC 7662): confidential clients only.

@@ -120,6 +120,7 @@ async fn code_flow_refresh_userinfo_revoke_introspect() {
     )
     .await;
     assert_eq!(res.status, StatusCode::OK);
+    assert!(res.body.is_empty());
     let intro = post(
         &h.app,
         "/introspect",
@@ -505,4 +506,28 @@ async fn health_ready_metrics() {
         m.body
     );
     assert!(!m.body.contains("secret"));
+}
+
+#[tokio::test]
+async fn login_hint_prefills_the_email_escaped() {
+    let h = harness().await;
+    let res = get(
+        &h.app,
+        &authorize_path(
+            "default.web",
+            "https://web.example/cb",
+            &[("login_hint", "a\"><script>@example.com")],
+        ),
+    )
+    .await;
+    assert_eq!(res.status, StatusCode::OK);
+    assert!(!res.body.contains("<script>"));
+    assert_eq!(hidden(&res.body, "csrf").len(), 43);
+    assert!(
+        res.body
+            .contains("value=\"a&#34;&#62;&#60;script&#62;@example.com\"")
+            || res.body.contains("a&quot;&gt;&lt;script&gt;"),
+        "{}",
+        res.body
+    );
 }
