@@ -444,9 +444,15 @@ impl Keys {
         let newest_created = keys.last().map_or(0, |k| k.created);
         let newest_alg = keys.last().map(|k| k.alg);
         if now >= newest_created + self.rotation || newest_alg != Some(self.alg) {
+            // A read-only key directory (e.g. a mounted Secret managed elsewhere) cannot rotate:
+            // keep serving with the keys it has, and say so.
             let k = SigningKey::generate(self.alg, now)?;
-            self.save(&k)?;
-            keys.push(Arc::new(k));
+            match self.save(&k) {
+                Ok(()) => keys.push(Arc::new(k)),
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot store a new signing key; not rotating")
+                }
+            }
         }
         // The signing key: the newest one whose publish lead has passed (else the oldest).
         let active_idx = keys
@@ -466,12 +472,12 @@ impl Keys {
                 retained.push(k.clone());
             } else {
                 let path = self.dir.join(format!("{}.json", k.kid));
-                if let Err(e) = std::fs::remove_file(&path)
-                    && e.kind() != std::io::ErrorKind::NotFound
-                {
-                    return Err(KeyError::Io { path, source: e });
+                match std::fs::remove_file(&path) {
+                    Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                        tracing::error!(kid = %k.kid, error = %e, "cannot delete a retired key");
+                    }
+                    _ => tracing::info!(kid = %k.kid, "retired signing key"),
                 }
-                tracing::info!(kid = %k.kid, "retired signing key");
             }
         }
         let signing = keys[active_idx].clone();
@@ -632,6 +638,21 @@ mod tests {
         assert_eq!(jwks["keys"][0]["kid"], k2.as_str());
         assert_eq!(jwks["keys"][0]["alg"], "ES256");
         assert!(jwks["keys"][0].get("d").is_none());
+    }
+
+    #[test]
+    fn unwritable_directory_keeps_serving_without_rotating() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("keys");
+        let keys = Keys::open(&path, Alg::Es256, 1000, 100, 50, 10_000).unwrap();
+        let kid = keys.ring().signing.kid.clone();
+        // The directory becomes unwritable (here: replaced by a file, which stops root too).
+        std::fs::remove_dir_all(&path).unwrap();
+        std::fs::write(&path, b"").unwrap();
+        keys.rotate(20_000).unwrap();
+        let ring = keys.ring();
+        assert_eq!(ring.published.len(), 1);
+        assert_eq!(ring.signing.kid, kid);
     }
 
     #[test]
