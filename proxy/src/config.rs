@@ -72,7 +72,8 @@ pub struct Cli {
     #[arg(long, env = "KEYWAY_SESSION_LIFETIME", default_value_t = 43_200)]
     pub session_lifetime: u64,
 
-    /// Scopes requested at sign-in, space-separated; the policy's scopes are added.
+    /// Scopes requested at sign-in, space-separated. When policy.json lists the app's scopes,
+    /// only those of these it lists are kept (openid always), and the policy's are added.
     #[arg(
         long,
         env = "KEYWAY_SCOPES",
@@ -656,7 +657,12 @@ pub fn load_app(settings: &Settings) -> Result<AppConfig, Vec<String>> {
         "{}/.well-known/oauth-protected-resource{resource_path}",
         resource_url.origin().ascii_serialization()
     );
+    // The app's registered scopes are known (policy.json): ask only for what it may request,
+    // or a strict issuer (keyway's) refuses the whole request with invalid_scope.
     let mut scopes = settings.scopes.clone();
+    if !policy.scopes.is_empty() {
+        scopes.retain(|s| s == "openid" || policy.scopes.contains(s));
+    }
     for s in &policy.scopes {
         if !scopes.contains(s) {
             scopes.push(s.clone());
@@ -783,8 +789,8 @@ mod tests {
             "https://tool.example.com/.well-known/oauth-protected-resource/mcp"
         );
         assert_eq!(
-            app.request_scopes,
-            "openid email profile offline_access tool:read"
+            app.request_scopes, "openid tool:read",
+            "only scopes the app may request, openid always"
         );
         assert!(app.secure_cookies);
     }

@@ -145,6 +145,19 @@ pub async fn handle(
     Ok(d.resp)
 }
 
+/// Size of a request's header section as sent: request line and `name: value\r\n` lines.
+fn header_bytes(req: &Request<Incoming>) -> usize {
+    let uri = req.uri();
+    let target = uri.path_and_query().map_or(0, |p| p.as_str().len())
+        + uri.authority().map_or(0, |a| a.as_str().len());
+    let line = req.method().as_str().len() + target + 12;
+    req.headers()
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len() + 4)
+        .sum::<usize>()
+        + line
+}
+
 /// The bearer token of a request, as the header value and the token's offset in it: `Ok(None)`
 /// without one; `Err` when malformed. (The header value is cheap to clone and keeps the token
 /// without copying it.)
@@ -262,6 +275,15 @@ fn metadata_document(app: &App) -> Response<Body> {
 }
 
 async fn route(shared: &Arc<Shared>, peer: SocketAddr, tls: bool, req: Request<Incoming>) -> Done {
+    // hyper's limit is on its read buffer, which a reused keep-alive connection may already have
+    // grown: count the header section itself so the limit holds on every request.
+    if header_bytes(&req) > shared.settings.max_header_bytes {
+        let mut resp = Response::new(Either::Right(Full::new(Bytes::new())));
+        *resp.status_mut() = StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE;
+        resp.headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        return done(resp, Outcome::bad_request);
+    }
     let app = shared.app();
     let path = match normalise(req.uri().path()) {
         Ok(p) => p,

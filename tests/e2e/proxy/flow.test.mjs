@@ -17,7 +17,7 @@ describe('keyway-proxy with oidc-provider', () => {
     assert.deepEqual(await res.json(), {
       resource: s.resource,
       authorization_servers: [s.op.issuer],
-      scopes_supported: ['tool:read', 'tool:write'],
+      scopes_supported: ['openid', 'offline_access', 'email', 'profile', 'groups', 'tool:read', 'tool:write'],
       bearer_methods_supported: ['header'],
     });
   });

@@ -391,7 +391,7 @@ export async function browse(jar, url, { login = 'alice', method = 'GET', maxSte
 export function policy(resource) {
   return {
     resource,
-    scopes: ['tool:read', 'tool:write'],
+    scopes: ['openid', 'offline_access', 'email', 'profile', 'groups', 'tool:read', 'tool:write'],
     access: {
       allowedGroups: ['engineering'],
       rules: [
