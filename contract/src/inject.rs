@@ -10,6 +10,10 @@ pub const CONNECTED_APP_ANNOTATION: &str = "keyway.dev/connected-app";
 pub const UPSTREAM_PORT_ANNOTATION: &str = "keyway.dev/upstream-port";
 /// Optional annotation: the port the sidecar listens on (default [`DEFAULT_LISTEN_PORT`]).
 pub const LISTEN_PORT_ANNOTATION: &str = "keyway.dev/listen-port";
+/// Optional annotation: extra keyway-proxy settings, a JSON object of `KEYWAY_*` environment
+/// variables (string values), e.g. `{"KEYWAY_PASS_ACCESS_TOKEN":"true"}`. The variables the
+/// webhook itself sets cannot be overridden.
+pub const PROXY_ENV_ANNOTATION: &str = "keyway.dev/proxy-env";
 /// Name of the injected container; its presence means "already injected".
 pub const SIDECAR_CONTAINER_NAME: &str = "keyway-proxy";
 /// Name of the sidecar's container port, for Services to target.

@@ -21,10 +21,7 @@ use k8s_openapi::api::core::v1::{
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
-/// Optional annotation: extra keyway-proxy settings, a JSON object of `KEYWAY_*` environment
-/// variables (string values), e.g. `{"KEYWAY_PASS_ACCESS_TOKEN":"true"}`. The variables the
-/// webhook itself sets cannot be overridden.
-pub const PROXY_ENV_ANNOTATION: &str = "keyway.dev/proxy-env";
+pub use contract::inject::PROXY_ENV_ANNOTATION;
 
 /// Name of the pod volume that holds the client Secret.
 pub const SECRET_VOLUME_NAME: &str = "keyway-client";
