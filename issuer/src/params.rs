@@ -187,6 +187,29 @@ mod tests {
     }
 
     #[test]
+    fn arbitrary_bytes_never_panic() {
+        // A small xorshift generator: deterministic, no dependency.
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        for _ in 0..2000 {
+            let len = (x % 300) as usize;
+            let mut buf = Vec::with_capacity(len);
+            for _ in 0..len {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                buf.push(match x % 6 {
+                    0 => b'%',
+                    1 => b'=',
+                    2 => b'&',
+                    3 => b'+',
+                    _ => (x >> 8) as u8,
+                });
+            }
+            let _ = Params::parse(&buf);
+        }
+    }
+
+    #[test]
     fn unprintable_names_are_not_echoed() {
         let e = Params::parse(b"%3Cscript%3E=1&%3Cscript%3E=2").unwrap_err();
         assert!(!e.to_string().contains('<'));
