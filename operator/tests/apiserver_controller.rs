@@ -79,9 +79,33 @@ fn start(
     }
 }
 
+/// A test server with the generated CRD installed: ConnectedApps are pruned, defaulted and
+/// validated (OpenAPI constraints and CEL rules) as a cluster would.
 async fn setup() -> (FakeApiServer, Client) {
     let server = FakeApiServer::start().await.unwrap();
+    install_crd(&server);
     let client = server.client().unwrap();
+    (server, client)
+}
+
+fn install_crd(server: &FakeApiServer) {
+    server
+        .install_crd(&operator::crdgen::crd_yaml().unwrap())
+        .unwrap();
+}
+
+/// A server whose ConnectedApp resource has no schema yet (the test server's default) stores
+/// an app the CRD's rules refuse, as one stored under an older, laxer CRD would be; then the
+/// real CRD is installed.
+async fn setup_with_legacy_object(invalid_name: &str) -> (FakeApiServer, Client) {
+    let server = FakeApiServer::start().await.unwrap();
+    let client = server.client().unwrap();
+    let apps: Api<ConnectedApp> = Api::default_namespaced(client.clone());
+    let spec = json!({"clientType": "public", "grantTypes": ["client_credentials"]});
+    apps.create(&PostParams::default(), &app(invalid_name, spec))
+        .await
+        .unwrap();
+    install_crd(&server);
     (server, client)
 }
 
@@ -440,14 +464,12 @@ async fn a_labelled_existing_secret_is_seen_through_the_watch() {
 
 #[tokio::test]
 async fn an_invalid_spec_is_not_ready_with_a_precise_message_and_no_secret() {
-    let (server, client) = setup().await;
+    // Updates are ratcheted, so the controller can report on an invalid object that predates
+    // the CRD's rules (its status writes leave the invalid spec unchanged).
+    let (server, client) = setup_with_legacy_object("agent").await;
     let apps: Api<ConnectedApp> = Api::default_namespaced(client.clone());
     let secrets: Api<Secret> = Api::default_namespaced(client.clone());
     let replica = start(client, config(), None);
-    let spec = json!({"clientType": "public", "grantTypes": ["client_credentials"]});
-    apps.create(&PostParams::default(), &app("agent", spec))
-        .await
-        .unwrap();
     let app = wait_app(&apps, "agent", "InvalidSpec", |a| {
         ready_condition(a).is_some()
     })
@@ -467,6 +489,57 @@ async fn an_invalid_spec_is_not_ready_with_a_precise_message_and_no_secret() {
         server.write_counts()
     );
     replica.stop().await;
+}
+
+#[tokio::test]
+async fn a_spec_the_crd_rules_refuse_never_reaches_the_controller() {
+    let (server, client) = setup().await;
+    let apps: Api<ConnectedApp> = Api::default_namespaced(client.clone());
+    let spec = json!({"clientType": "public", "grantTypes": ["client_credentials"]});
+    let refused = apps
+        .create(&PostParams::default(), &app("agent", spec))
+        .await
+        .unwrap_err();
+    let kube::Error::Api(status) = refused else {
+        panic!("{refused:?}")
+    };
+    assert_eq!((status.code, status.reason.as_str()), (422, "Invalid"));
+    assert!(
+        status
+            .message
+            .contains("a public client cannot use the client_credentials grant"),
+        "{}",
+        status.message
+    );
+    assert_eq!(server.write_counts().total_changes(), 0);
+}
+
+#[tokio::test]
+async fn defaults_come_from_the_crd_schema() {
+    let (_server, client) = setup().await;
+    let raw = json!({
+        "apiVersion": "keyway.dev/v1alpha1", "kind": "ConnectedApp",
+        "metadata": {"name": "raw"},
+        "spec": {"displayName": "Raw", "redirectURIs": ["https://raw.example.test/cb"], "unknownField": 1},
+    });
+    let dynamic: Api<kube::api::DynamicObject> =
+        Api::default_namespaced_with(client, &kube::api::ApiResource::erase::<ConnectedApp>(&()));
+    let created = dynamic
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(raw).unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        created.data["spec"]["grantTypes"],
+        json!(["authorization_code", "refresh_token"])
+    );
+    assert_eq!(created.data["spec"]["clientType"], "confidential");
+    assert!(
+        created.data["spec"].get("unknownField").is_none(),
+        "unknown fields are pruned"
+    );
 }
 
 #[tokio::test]
@@ -584,7 +657,7 @@ async fn two_replicas_elect_one_leader_and_fail_over() {
 
 #[tokio::test]
 async fn a_settled_resync_makes_no_writes() {
-    let (server, client) = setup().await;
+    let (server, client) = setup_with_legacy_object("bad").await;
     let apps: Api<ConnectedApp> = Api::default_namespaced(client.clone());
     let mut fast = config();
     fast.resync = Duration::from_secs(1);
@@ -594,10 +667,6 @@ async fn a_settled_resync_makes_no_writes() {
             .await
             .unwrap();
     }
-    let invalid = json!({"clientType": "public", "grantTypes": ["client_credentials"]});
-    apps.create(&PostParams::default(), &app("bad", invalid))
-        .await
-        .unwrap();
     for name in ["a", "b", "c"] {
         wait_app(&apps, name, "Ready", ConnectedApp::is_ready).await;
     }

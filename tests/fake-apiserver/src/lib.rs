@@ -23,6 +23,7 @@ pub mod error;
 pub mod fields;
 pub mod patch;
 pub mod resources;
+pub mod schema;
 pub mod selector;
 mod server;
 pub mod store;
@@ -126,6 +127,15 @@ impl FakeApiServer {
     /// Registers a custom resource, as installing its CRD would.
     pub fn register(&self, resource: ResourceType) {
         self.shared.store().register(resource);
+    }
+
+    /// Installs a custom resource from its CRD manifest (YAML or JSON), as applying the CRD to
+    /// a cluster would: from then on its objects are pruned, defaulted and validated against the
+    /// CRD's schema (see [`schema`]). Replaces an earlier registration of the same resource.
+    pub fn install_crd(&self, crd: &str) -> Result<ResourceType, ApiError> {
+        let resource = ResourceType::from_crd(crd).map_err(ApiError::bad_request)?;
+        self.register(resource.clone());
+        Ok(resource)
     }
 
     /// Counts of write requests and persisted changes since start or the last reset.

@@ -1,5 +1,9 @@
 //! The resource registry: which group/version/resource paths exist and how each behaves.
 
+use std::sync::Arc;
+
+use serde_json::Value;
+
 /// Whether objects of a resource live in a namespace or at cluster scope.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Scope {
@@ -34,6 +38,9 @@ pub struct ResourceType {
     pub custom: bool,
     /// Short names advertised in discovery.
     pub short_names: Vec<String>,
+    /// The structural schema (`openAPIV3Schema`) of a custom resource installed from its CRD:
+    /// writes are pruned, defaulted and validated against it. `None` accepts anything.
+    pub schema: Option<Arc<Value>>,
 }
 
 impl ResourceType {
@@ -58,6 +65,7 @@ impl ResourceType {
             tracks_generation,
             custom: false,
             short_names: Vec::new(),
+            schema: None,
         }
     }
 
@@ -82,6 +90,7 @@ impl ResourceType {
             tracks_generation: true,
             custom: true,
             short_names: Vec::new(),
+            schema: None,
         }
     }
 
@@ -89,6 +98,31 @@ impl ResourceType {
     pub fn with_short_names(mut self, names: &[&str]) -> Self {
         self.short_names = names.iter().map(|n| (*n).to_owned()).collect();
         self
+    }
+
+    /// A custom resource as its CRD (`apiextensions.k8s.io/v1`, YAML or JSON) declares it: the
+    /// storage version, its scope, names, status subresource and schema.
+    pub fn from_crd(crd: &str) -> Result<Self, String> {
+        let crd: Value =
+            serde_yaml::from_str(crd).map_err(|e| format!("the CRD does not parse: {e}"))?;
+        let parsed = crate::schema::parse_crd(&crd)?;
+        let scope = if parsed.namespaced {
+            Scope::Namespaced
+        } else {
+            Scope::Cluster
+        };
+        let mut rt = ResourceType::custom(
+            &parsed.group,
+            &parsed.version,
+            &parsed.plural,
+            &parsed.kind,
+            scope,
+            parsed.status_subresource,
+        );
+        rt.singular = parsed.singular;
+        rt.short_names = parsed.short_names;
+        rt.schema = parsed.schema;
+        Ok(rt)
     }
 
     /// `v1` or `keyway.dev/v1alpha1`.

@@ -148,6 +148,7 @@ pub struct Store {
     /// Everything at or below this resourceVersion has been compacted away.
     compacted: u64,
     counts: WriteCounts,
+    validator: crate::schema::Validator,
 }
 
 /// `group/plural`.
@@ -407,6 +408,7 @@ impl Store {
             history_limit: history_limit.max(1),
             compacted: 0,
             counts: WriteCounts::default(),
+            validator: crate::schema::Validator::default(),
         };
         for ns in ["default", "kube-system", "kube-public", "kube-node-lease"] {
             let _ = store.create_namespace_unchecked(ns);
@@ -425,6 +427,38 @@ impl Store {
             json!({"metadata": {"name": name}}),
             &WriteOptions::default(),
         )
+    }
+
+    /// A custom resource's schema on every write: prune, default, validate.
+    fn apply_schema(
+        &self,
+        rt: &ResourceType,
+        name: &str,
+        object: &mut Value,
+        old: Option<&Value>,
+    ) -> Result<()> {
+        let Some(schema) = rt.schema.as_deref() else {
+            return Ok(());
+        };
+        crate::schema::prune(schema, object, true);
+        crate::schema::default(schema, object);
+        let mut violations = Vec::new();
+        self.validator.validate(schema, object, "", &mut violations);
+        if let Some(old) = old {
+            // Ratcheting: values the update does not change may stay invalid.
+            violations
+                .retain(|v| v.node.is_empty() || old.pointer(&v.node) != object.pointer(&v.node));
+        }
+        if violations.is_empty() {
+            Ok(())
+        } else {
+            Err(crate::schema::invalid(
+                &rt.group,
+                &rt.kind,
+                name,
+                &violations,
+            ))
+        }
     }
 
     /// The served resources.
@@ -822,6 +856,7 @@ impl Store {
                 map.insert("status".into(), json!({"phase": "Active"}));
             }
         }
+        self.apply_schema(rt, &name, &mut object, None)?;
         let m = meta_mut(&mut object);
         m.insert("name".into(), json!(name));
         m.insert("uid".into(), json!(new_uid()));
@@ -1313,6 +1348,7 @@ impl Store {
         }
         Self::check_finalizer_names(rt, name, &candidate)?;
         normalize(rt, &mut candidate);
+        self.apply_schema(rt, name, &mut candidate, Some(&old))?;
         if is_deleting(&old) {
             let before = finalizers(&old);
             if finalizers(&candidate).iter().any(|f| !before.contains(f)) {

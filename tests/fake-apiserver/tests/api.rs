@@ -1479,3 +1479,174 @@ async fn deleting_a_namespace_deletes_its_objects() {
         .unwrap();
     assert_eq!(api_error(secrets.get("s").await.unwrap_err()).code, 404);
 }
+
+const WIDGET_CRD: &str = r#"
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata:
+  name: widgets.example.com
+spec:
+  group: example.com
+  names: {kind: Widget, plural: widgets, singular: widget, shortNames: [wd]}
+  scope: Namespaced
+  versions:
+  - name: v1
+    served: true
+    storage: true
+    subresources: {status: {}}
+    schema:
+      openAPIV3Schema:
+        type: object
+        properties:
+          spec:
+            type: object
+            required: [size]
+            properties:
+              size: {type: string, enum: [small, large]}
+              replicas: {type: integer, minimum: 0, default: 1}
+              name: {type: string, maxLength: 8, pattern: '^[a-z]+$'}
+              extra: {type: object, x-kubernetes-preserve-unknown-fields: true}
+            x-kubernetes-validations:
+            - rule: "self.size != 'small' || self.replicas <= 3"
+              message: a small widget has at most 3 replicas
+              fieldPath: .replicas
+          status:
+            type: object
+            properties:
+              ready: {type: boolean}
+"#;
+
+fn widgets(client: &kube::Client) -> Api<DynamicObject> {
+    let resource = ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk("example.com", "v1", "Widget"),
+        "widgets",
+    );
+    Api::namespaced_with(client.clone(), "default", &resource)
+}
+
+fn widget(name: &str, spec: Value) -> DynamicObject {
+    serde_json::from_value(json!({
+        "apiVersion": "example.com/v1", "kind": "Widget",
+        "metadata": {"name": name}, "spec": spec,
+    }))
+    .unwrap()
+}
+
+#[tokio::test]
+async fn an_installed_crd_is_discoverable_and_prunes_and_defaults() {
+    let (server, client) = server().await;
+    server.install_crd(WIDGET_CRD).unwrap();
+    let discovery = kube::Discovery::new(client.clone()).run().await.unwrap();
+    let (resource, _) = discovery
+        .resolve_gvk(&GroupVersionKind::gvk("example.com", "v1", "Widget"))
+        .unwrap();
+    assert_eq!(resource.plural, "widgets");
+    let created = widgets(&client)
+        .create(
+            &PostParams::default(),
+            &widget(
+                "w",
+                json!({"size": "large", "unknown": 1, "extra": {"kept": true}}),
+            ),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        created.data["spec"],
+        json!({"size": "large", "replicas": 1, "extra": {"kept": true}})
+    );
+    let status = json!({"status": {"ready": true, "unknown": 1}});
+    let patched = widgets(&client)
+        .patch_status("w", &PatchParams::default(), &Patch::Merge(status))
+        .await
+        .unwrap();
+    assert_eq!(patched.data["status"], json!({"ready": true}));
+}
+
+#[tokio::test]
+async fn an_installed_crd_refuses_invalid_objects_listing_every_cause() {
+    let (server, client) = server().await;
+    server.install_crd(WIDGET_CRD).unwrap();
+    let spec = json!({"size": "small", "replicas": 5, "name": "Not-OK!!!"});
+    let status = api_error(
+        widgets(&client)
+            .create(&PostParams::default(), &widget("w", spec))
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!((status.code, status.reason.as_str()), (422, "Invalid"));
+    let causes: Vec<(String, String)> = status
+        .details
+        .unwrap()
+        .causes
+        .into_iter()
+        .map(|c| (c.field, c.reason))
+        .collect();
+    assert_eq!(
+        causes,
+        [
+            ("spec.name".to_owned(), "FieldValueTooLong".to_owned()),
+            ("spec.name".to_owned(), "FieldValueInvalid".to_owned()),
+            ("spec.replicas".to_owned(), "FieldValueInvalid".to_owned()),
+        ]
+    );
+    assert!(
+        status
+            .message
+            .contains("a small widget has at most 3 replicas"),
+        "{}",
+        status.message
+    );
+    let missing = api_error(
+        widgets(&client)
+            .create(&PostParams::default(), &widget("w", json!({})))
+            .await
+            .unwrap_err(),
+    );
+    assert!(
+        missing.message.contains("spec.size: Required value"),
+        "{}",
+        missing.message
+    );
+}
+
+#[tokio::test]
+async fn updates_ratchet_over_values_they_leave_unchanged() {
+    let (server, client) = server().await;
+    // Stored before the CRD (and its rules) existed.
+    let resource = fake_apiserver::ResourceType::custom(
+        "example.com",
+        "v1",
+        "widgets",
+        "Widget",
+        fake_apiserver::Scope::Namespaced,
+        true,
+    );
+    server.register(resource);
+    widgets(&client)
+        .create(
+            &PostParams::default(),
+            &widget("w", json!({"size": "small", "replicas": 9})),
+        )
+        .await
+        .unwrap();
+    server.install_crd(WIDGET_CRD).unwrap();
+    let label = Patch::Merge(json!({"metadata": {"labels": {"a": "b"}}}));
+    widgets(&client)
+        .patch("w", &PatchParams::default(), &label)
+        .await
+        .unwrap();
+    let status = Patch::Merge(json!({"status": {"ready": false}}));
+    widgets(&client)
+        .patch_status("w", &PatchParams::default(), &status)
+        .await
+        .unwrap();
+    let worse = Patch::Merge(json!({"spec": {"replicas": 10}}));
+    let refused = api_error(
+        widgets(&client)
+            .patch("w", &PatchParams::default(), &worse)
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(refused.code, 422);
+}
