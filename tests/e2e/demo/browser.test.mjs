@@ -86,6 +86,28 @@ test('the demo prints what to open', () => {
   assert.match(demoOutput, /alice@example\.com/);
 });
 
+test('the demo service gets a token and calls the API; the tool names the client', async () => {
+  const secret = demoOutput.match(/demo\.service:([A-Za-z0-9_-]+)/)?.[1];
+  assert.ok(secret, 'the demo prints the service secret');
+  const tokenRes = await fetch(`${ISSUER}/token`, {
+    method: 'POST',
+    headers: {
+      'content-type': 'application/x-www-form-urlencoded',
+      authorization: `Basic ${Buffer.from(`demo.service:${secret}`).toString('base64')}`,
+    },
+    body: new URLSearchParams({ grant_type: 'client_credentials', scope: 'tool:read', resource: TOOL }),
+  });
+  const token = await tokenRes.json();
+  assert.equal(tokenRes.status, 200, JSON.stringify(token));
+  const api = await fetch(`${TOOL}/api/whoami`, { headers: { authorization: `Bearer ${token.access_token}` } });
+  assert.equal(api.status, 200);
+  assert.equal((await api.json())['x-forwarded-user'], 'demo.service');
+  // Without a token the API answers with an RFC 9728 challenge an agent can follow.
+  const bare = await fetch(`${TOOL}/api/whoami`);
+  assert.equal(bare.status, 401);
+  assert.match(bare.headers.get('www-authenticate'), /^Bearer resource_metadata="http:\/\/127\.0\.0\.1:4180\/\.well-known\/oauth-protected-resource"/);
+});
+
 test('alice signs in and the tool sees her identity; sign-out ends the session', async () => {
   const ctx = await browser();
   const page = await ctx.newPage();
