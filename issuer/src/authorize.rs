@@ -506,6 +506,27 @@ pub async fn login(
             "",
         );
     }
+    let now = iss.clock.now();
+    if !iss.throttle.allowed(&email, now) {
+        iss.metrics
+            .logins
+            .get_or_create(&crate::metrics::GrantLabels {
+                grant: "static",
+                outcome: "throttled",
+            })
+            .inc();
+        let res = login_page(
+            &iss,
+            &headers,
+            &request,
+            app_name,
+            Some("Too many failed attempts for this account. Wait a few minutes and try again."),
+            "",
+        )?;
+        let (mut parts, body) = res.into_parts();
+        parts.status = StatusCode::TOO_MANY_REQUESTS;
+        return Ok(Response::from_parts(parts, body));
+    }
     let users = iss.users.clone();
     let email2 = email.clone();
     let user = tokio::task::spawn_blocking(move || users.authenticate(&email2, &password))
@@ -516,6 +537,7 @@ pub async fn login(
         outcome,
     };
     let Some(user) = user else {
+        iss.throttle.failed(&email, now);
         iss.metrics.logins.get_or_create(&labels("failed")).inc();
         let shown = if email.contains(['<', '>', '"']) {
             ""
@@ -532,7 +554,7 @@ pub async fn login(
         );
     };
     iss.metrics.logins.get_or_create(&labels("ok")).inc();
-    let now = iss.clock.now();
+    iss.throttle.succeeded(&email);
     let cookie = crate::util::random_token();
     let session = Session {
         id: crate::util::random_id(),

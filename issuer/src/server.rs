@@ -45,6 +45,8 @@ pub struct Issuer {
     pub dcr: Option<crate::dcr::DcrSettings>,
     /// Upstream OpenID provider (federation), if configured.
     pub upstream: Option<crate::upstream::Upstream>,
+    /// Password-guessing throttle for static users.
+    pub throttle: crate::users::Throttle,
 }
 
 impl std::fmt::Debug for Issuer {
@@ -134,6 +136,7 @@ impl Issuer {
             metrics: Metrics::default(),
             secure_cookies: config.secure_cookies,
             upstream,
+            throttle: crate::users::Throttle::default(),
             dcr: config
                 .dcr
                 .then(|| crate::dcr::DcrSettings::new(config.dcr_scopes.clone(), config.dcr_rate)),

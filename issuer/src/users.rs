@@ -145,6 +145,61 @@ impl Users {
     }
 }
 
+/// Throttles password guessing: after [`Throttle::MAX_FAILURES`] failed sign-ins for one email
+/// within [`Throttle::WINDOW`] seconds, further attempts for it are refused until the window
+/// ends (per issuer process; also caps the argon2 work an attacker can cause per account).
+#[derive(Debug, Default)]
+pub struct Throttle {
+    failures: std::sync::Mutex<std::collections::HashMap<String, (i64, u32)>>,
+}
+
+impl Throttle {
+    /// Failures allowed per window.
+    pub const MAX_FAILURES: u32 = 5;
+    /// Window length in seconds.
+    pub const WINDOW: i64 = 300;
+
+    fn key(email: &str) -> String {
+        email.trim().to_ascii_lowercase()
+    }
+
+    /// Whether an attempt for `email` may proceed at `now`.
+    pub fn allowed(&self, email: &str, now: i64) -> bool {
+        let map = self
+            .failures
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match map.get(&Self::key(email)) {
+            Some((start, n)) => now - start >= Self::WINDOW || *n < Self::MAX_FAILURES,
+            None => true,
+        }
+    }
+
+    /// Records a failure.
+    pub fn failed(&self, email: &str, now: i64) {
+        let mut map = self
+            .failures
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if map.len() > 100_000 {
+            map.retain(|_, (start, _)| now - *start < Self::WINDOW);
+        }
+        let e = map.entry(Self::key(email)).or_insert((now, 0));
+        if now - e.0 >= Self::WINDOW {
+            *e = (now, 0);
+        }
+        e.1 += 1;
+    }
+
+    /// Forgets failures after a successful sign-in.
+    pub fn succeeded(&self, email: &str) {
+        self.failures
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(&Self::key(email));
+    }
+}
+
 /// Hashes a password with argon2id defaults (for tests and tooling).
 pub fn hash_password(password: &str) -> Option<String> {
     use argon2::password_hash::{PasswordHasher, SaltString};
@@ -176,6 +231,20 @@ mod tests {
         assert_eq!(u.claims().groups, vec!["engineering".to_string()]);
         assert!(users.authenticate("alice@example.com", "wrong").is_none());
         assert!(users.authenticate("nobody@example.com", "pw").is_none());
+    }
+
+    #[test]
+    fn throttle_blocks_after_five_failures_per_window() {
+        let t = Throttle::default();
+        for _ in 0..5 {
+            assert!(t.allowed("A@x.org", 100));
+            t.failed("a@x.org", 100);
+        }
+        assert!(!t.allowed("a@X.org", 101));
+        assert!(t.allowed("b@x.org", 101));
+        assert!(t.allowed("a@x.org", 400));
+        t.succeeded("a@x.org");
+        assert!(t.allowed("a@x.org", 101));
     }
 
     #[test]

@@ -713,3 +713,33 @@ async fn garbage_never_gives_500() {
         assert!(!res.body.contains('\u{0}'));
     }
 }
+
+#[tokio::test]
+async fn password_guessing_is_throttled() {
+    let h = harness().await;
+    let mut b = Browser::default();
+    let page = b
+        .get(&h.app, &authorize_path("default.web", WEB_CB, &[]))
+        .await;
+    let csrf = hidden(&page.body, "csrf");
+    let request = hidden(&page.body, "request");
+    let attempt = |password: &'static str| {
+        let mut b = b.clone();
+        let app = h.app.clone();
+        let body = form(&[
+            ("csrf", &csrf),
+            ("request", &request),
+            ("email", "alice@example.com"),
+            ("password", password),
+        ]);
+        async move { b.post(&app, "/login", &body).await }
+    };
+    for _ in 0..5 {
+        assert_eq!(attempt("wrong").await.status, StatusCode::UNAUTHORIZED);
+    }
+    let res = attempt(PASSWORD).await;
+    assert_eq!(res.status, StatusCode::TOO_MANY_REQUESTS);
+    assert!(res.body.contains("Too many failed attempts"));
+    h.issuer.clock.advance(300);
+    assert_eq!(attempt(PASSWORD).await.status, StatusCode::SEE_OTHER);
+}
