@@ -65,10 +65,16 @@ fn login_for_account(iss: &Issuer, headers: &HeaderMap) -> Result<Response> {
             csrf: &csrf,
             request: "",
             email: "",
-            upstream: iss
-                .upstream
-                .as_ref()
-                .map(|u| (u.config.name.clone(), "/upstream/start".to_string())),
+            upstreams: iss
+                .upstreams
+                .iter()
+                .map(|u| {
+                    (
+                        u.config.name.clone(),
+                        format!("/upstream/start?provider={}", u.config.id),
+                    )
+                })
+                .collect(),
             static_users: !iss.users.is_empty(),
         },
     )?;

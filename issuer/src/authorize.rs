@@ -418,17 +418,22 @@ fn login_page(
         StatusCode::OK
     };
     let query = request.to_query();
-    let upstream = iss.upstream.as_ref().map(|u| {
-        (
-            u.config.name.clone(),
-            format!(
-                "/upstream/start?{}",
-                url::form_urlencoded::Serializer::new(String::new())
-                    .append_pair("request", &query)
-                    .finish()
-            ),
-        )
-    });
+    let upstreams = iss
+        .upstreams
+        .iter()
+        .map(|u| {
+            (
+                u.config.name.clone(),
+                format!(
+                    "/upstream/start?{}",
+                    url::form_urlencoded::Serializer::new(String::new())
+                        .append_pair("provider", &u.config.id)
+                        .append_pair("request", &query)
+                        .finish()
+                ),
+            )
+        })
+        .collect();
     let res = pages::render(
         status,
         &pages::Login {
@@ -437,7 +442,7 @@ fn login_page(
             csrf: &csrf,
             request: &query,
             email,
-            upstream,
+            upstreams,
             static_users: !iss.users.is_empty(),
         },
     )?;

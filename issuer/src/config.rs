@@ -159,6 +159,12 @@ pub struct Args {
     #[arg(long, env = "KEYWAY_UPSTREAM_GROUPS_PREFIX", default_value = "")]
     pub upstream_groups_prefix: String,
 
+    /// YAML file listing more upstream providers: `[{id, issuer, clientId, clientSecret, name,
+    /// scopes, groupsClaim, groupsPrefix}]` (the last four optional). Each gets a button; all
+    /// share the redirect URI `<issuer-url>/upstream/callback`.
+    #[arg(long, env = "KEYWAY_UPSTREAMS_FILE")]
+    pub upstreams_file: Option<PathBuf>,
+
     /// Log format: `text` or `json`.
     #[arg(long, env = "KEYWAY_LOG_FORMAT", default_value = "text")]
     pub log_format: String,
@@ -255,8 +261,8 @@ pub struct Config {
     pub log_format: LogFormat,
     /// Whether cookies get `Secure` (issuer served over https).
     pub secure_cookies: bool,
-    /// Upstream OpenID provider, if any.
-    pub upstream: Option<crate::upstream::UpstreamConfig>,
+    /// Upstream OpenID providers (federation), in button order.
+    pub upstreams: Vec<crate::upstream::UpstreamConfig>,
 }
 
 impl Config {
@@ -359,6 +365,7 @@ impl Config {
                     problems.push(format!("--upstream-issuer: {p}"));
                 }
                 Some(crate::upstream::UpstreamConfig {
+                    id: "default".into(),
                     issuer: i.clone(),
                     client_id: id.clone(),
                     client_secret: secret.clone(),
@@ -379,14 +386,33 @@ impl Config {
         if args.watch_connectedapps && args.clients_dir.is_some() {
             problems.push("--watch-connectedapps and --clients-dir are mutually exclusive".into());
         }
-        if args.users_file.is_none() && upstream.is_none() {
+        let mut upstreams: Vec<crate::upstream::UpstreamConfig> = upstream.into_iter().collect();
+        if let Some(path) = &args.upstreams_file {
+            match crate::upstream::load_file(path) {
+                Ok(list) => upstreams.extend(list),
+                Err(ps) => {
+                    problems.extend(ps.into_iter().map(|p| format!("--upstreams-file: {p}")))
+                }
+            }
+        }
+        for (i, u) in upstreams.iter().enumerate() {
+            if upstreams[..i].iter().any(|o| o.id == u.id) {
+                problems.push(format!("upstream id {:?} is used twice", u.id));
+            }
+            if i > 0
+                && let Err(p) = check_issuer(&u.issuer)
+            {
+                problems.push(format!("upstream {:?}: issuer {p}", u.id));
+            }
+        }
+        if args.users_file.is_none() && upstreams.is_empty() {
             tracing::warn!("no --users-file and no --upstream-issuer: nobody can sign in");
         }
         if !problems.is_empty() {
             return Err(problems);
         }
         Ok(Self {
-            upstream,
+            upstreams,
             secure_cookies: issuer.starts_with("https://"),
             issuer,
             listen,

@@ -51,8 +51,8 @@ pub struct Login<'a> {
     pub request: &'a str,
     /// Email to prefill.
     pub email: &'a str,
-    /// Upstream provider: (button text, start URL).
-    pub upstream: Option<(String, String)>,
+    /// Upstream providers: (button text, start URL).
+    pub upstreams: Vec<(String, String)>,
     /// Whether the email/password form is shown.
     pub static_users: bool,
 }

@@ -43,8 +43,8 @@ pub struct Issuer {
     pub secure_cookies: bool,
     /// Dynamic client registration settings (`None`: disabled).
     pub dcr: Option<crate::dcr::DcrSettings>,
-    /// Upstream OpenID provider (federation), if configured.
-    pub upstream: Option<crate::upstream::Upstream>,
+    /// Upstream OpenID providers (federation), in button order.
+    pub upstreams: Vec<crate::upstream::Upstream>,
     /// Password-guessing throttle for static users.
     pub throttle: crate::users::Throttle,
 }
@@ -109,19 +109,20 @@ impl Issuer {
                 None
             }
         };
-        let upstream = match &config.upstream {
-            None => None,
-            Some(u) => match crate::upstream::cookie_key(&config.keys_dir)
-                .map_err(|e| format!("--keys-dir: {e}"))
-                .and_then(|key| crate::upstream::Upstream::new(u.clone(), key))
-            {
-                Ok(up) => Some(up),
-                Err(e) => {
-                    problems.push(format!("upstream: {e}"));
-                    None
+        let mut upstreams = Vec::new();
+        if !config.upstreams.is_empty() {
+            match crate::upstream::cookie_key(&config.keys_dir) {
+                Ok(key) => {
+                    for u in &config.upstreams {
+                        match crate::upstream::Upstream::new(u.clone(), key) {
+                            Ok(up) => upstreams.push(up),
+                            Err(e) => problems.push(format!("upstream {:?}: {e}", u.id)),
+                        }
+                    }
                 }
-            },
-        };
+                Err(e) => problems.push(format!("--keys-dir: {e}")),
+            }
+        }
         let (Some(keys), true) = (keys, problems.is_empty()) else {
             return Err(problems);
         };
@@ -135,7 +136,7 @@ impl Issuer {
             clock,
             metrics: Metrics::default(),
             secure_cookies: config.secure_cookies,
-            upstream,
+            upstreams,
             throttle: crate::users::Throttle::default(),
             dcr: config
                 .dcr

@@ -43,6 +43,8 @@ const MAX_BODY: usize = 1 << 20;
 /// Upstream provider settings.
 #[derive(Clone, Debug)]
 pub struct UpstreamConfig {
+    /// Short identifier (`default` for the one given by flags).
+    pub id: String,
     /// Issuer URL (exact).
     pub issuer: String,
     /// Our client ID there.
@@ -88,6 +90,7 @@ impl std::fmt::Debug for Upstream {
 
 #[derive(Serialize, Deserialize)]
 struct Pending {
+    provider: String,
     state: String,
     nonce: String,
     verifier: String,
@@ -279,6 +282,51 @@ impl Upstream {
     }
 }
 
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct FileEntry {
+    id: String,
+    issuer: String,
+    client_id: String,
+    client_secret: String,
+    name: Option<String>,
+    scopes: Option<String>,
+    groups_claim: Option<String>,
+    groups_prefix: Option<String>,
+}
+
+/// Reads an upstreams file (see `--upstreams-file`).
+pub fn load_file(path: &std::path::Path) -> std::result::Result<Vec<UpstreamConfig>, Vec<String>> {
+    let text =
+        std::fs::read_to_string(path).map_err(|e| vec![format!("{}: {e}", path.display())])?;
+    let entries: Vec<FileEntry> =
+        serde_yaml::from_str(&text).map_err(|e| vec![format!("{}: {e}", path.display())])?;
+    let mut problems = Vec::new();
+    let out = entries
+        .into_iter()
+        .map(|e| {
+            if e.id.is_empty() || !e.id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
+                problems.push(format!("id {:?}: letters, digits and - only", e.id));
+            }
+            UpstreamConfig {
+                name: e.name.unwrap_or_else(|| e.id.clone()),
+                id: e.id,
+                issuer: e.issuer,
+                client_id: e.client_id,
+                client_secret: e.client_secret,
+                scopes: e.scopes.unwrap_or_else(|| "openid email profile".into()),
+                groups_claim: e.groups_claim.unwrap_or_else(|| "groups".into()),
+                groups_prefix: e.groups_prefix.unwrap_or_default(),
+            }
+        })
+        .collect();
+    if problems.is_empty() {
+        Ok(out)
+    } else {
+        Err(problems)
+    }
+}
+
 /// Loads (or creates, mode 0600) the cookie-authentication key in the keys directory.
 pub fn cookie_key(dir: &std::path::Path) -> std::io::Result<[u8; 32]> {
     use std::io::Write;
@@ -312,19 +360,26 @@ fn failed(why: &str) -> Error {
     )
 }
 
-/// `GET /upstream/start?request=…`
+fn not_found() -> Error {
+    Error::page(
+        StatusCode::NOT_FOUND,
+        "Not found",
+        "There is nothing at this address.",
+    )
+}
+
+/// `GET /upstream/start?provider=ID&request=…` (`provider` defaults to the first one).
 pub async fn start(State(iss): State<Shared>, Query(q): Query) -> Result<Response> {
-    let Some(up) = &iss.upstream else {
-        return Err(Error::page(
-            StatusCode::NOT_FOUND,
-            "Not found",
-            "There is nothing at this address.",
-        ));
-    };
+    let up = match q.get("provider") {
+        Some(id) => iss.upstreams.iter().find(|u| u.config.id == id),
+        None => iss.upstreams.first(),
+    }
+    .ok_or_else(not_found)?;
     let request = q.get("request").unwrap_or("").to_string();
     Params::parse(request.as_bytes())?;
     let (md, _) = up.discovery(false).await.map_err(|e| failed(&e))?;
     let pending = Pending {
+        provider: up.config.id.clone(),
         state: crate::util::random_token(),
         nonce: crate::util::random_token(),
         verifier: crate::util::random_token(),
@@ -361,17 +416,18 @@ pub async fn callback(
     headers: HeaderMap,
     Query(q): Query,
 ) -> Result<Response> {
-    let Some(up) = &iss.upstream else {
-        return Err(Error::page(
-            StatusCode::NOT_FOUND,
-            "Not found",
-            "There is nothing at this address.",
-        ));
-    };
+    let first = iss.upstreams.first().ok_or_else(not_found)?;
     let now = iss.clock.now();
+    // Every upstream shares the cookie key; the cookie says which provider this sign-in went to,
+    // so a response is only accepted for that provider (and its `iss`).
     let pending = crate::web::cookie(&headers, COOKIE)
-        .and_then(|c| up.open(c, now))
+        .and_then(|c| first.open(c, now))
         .ok_or_else(|| failed("missing, forged or expired upstream cookie"))?;
+    let up = iss
+        .upstreams
+        .iter()
+        .find(|u| u.config.id == pending.provider)
+        .ok_or_else(|| failed("unknown provider"))?;
     let state = q.get("state").unwrap_or("");
     if !bool::from(subtle::ConstantTimeEq::ct_eq(
         state.as_bytes(),
@@ -447,7 +503,7 @@ pub async fn callback(
         id: crate::util::random_id(),
         subject: sub,
         claims: mapped,
-        source: "upstream".into(),
+        source: format!("upstream:{}", up.config.id),
         auth_time: now,
         created_at: now,
         last_seen: now,

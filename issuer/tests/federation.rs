@@ -121,14 +121,29 @@ async fn federated_harness(up_url: &str) -> Harness {
 
 /// Starts the upstream sign-in from the login page; returns the callback path to call.
 async fn go_upstream(h: &Harness, b: &mut Browser, up: &Arc<Mutex<Up>>, path: &str) -> String {
+    go_upstream_via(h, b, up, path, "default").await
+}
+
+async fn go_upstream_via(
+    h: &Harness,
+    b: &mut Browser,
+    up: &Arc<Mutex<Up>>,
+    path: &str,
+    provider: &str,
+) -> String {
     let page = b.get(&h.app, path).await;
     assert!(
         page.body.contains("Continue with Acme SSO"),
         "{}",
         page.body
     );
-    let start = page.body.split("href=\"/upstream/start?").nth(1).unwrap();
-    let start = unescape(&start[..start.find('"').unwrap()]);
+    let start = page
+        .body
+        .split("href=\"/upstream/start?")
+        .skip(1)
+        .map(|s| unescape(&s[..s.find('"').unwrap()]))
+        .find(|s| s.starts_with(&format!("provider={provider}&")))
+        .unwrap();
     let res = b.get(&h.app, &format!("/upstream/start?{start}")).await;
     assert_eq!(res.status, StatusCode::SEE_OTHER, "{}", res.body);
     let loc = url::Url::parse(&res.location()).unwrap();
@@ -247,4 +262,43 @@ async fn forged_or_replayed_callbacks_fail() {
     assert_eq!(b.get(&h.app, &mixed).await.status, StatusCode::BAD_GATEWAY);
     // The genuine callback still works.
     assert_eq!(b.get(&h.app, &callback).await.status, StatusCode::SEE_OTHER);
+}
+
+#[tokio::test]
+async fn several_upstreams_each_get_a_button_and_their_own_callback_check() {
+    let (first_url, _first, _) = fake_upstream().await;
+    let (second_url, second, _) = fake_upstream().await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("upstreams.yaml");
+    std::fs::write(
+        &file,
+        format!(
+            "- {{id: partner, issuer: '{second_url}', clientId: keyway, clientSecret: up-secret, name: Partner IdP}}\n"
+        ),
+    )
+    .unwrap();
+    let h = harness_with(&[
+        "--upstream-issuer",
+        &first_url,
+        "--upstream-client-id",
+        "keyway",
+        "--upstream-client-secret",
+        "up-secret",
+        "--upstream-name",
+        "Acme SSO",
+        "--upstreams-file",
+        file.to_str().unwrap(),
+    ])
+    .await;
+    let mut b = Browser::default();
+    let path = authorize_path("default.agent", "http://127.0.0.1:9999/cb", &[]);
+    let page = b.get(&h.app, &path).await;
+    assert!(page.body.contains("Continue with Partner IdP"));
+    let callback = go_upstream_via(&h, &mut b, &second, &path, "partner").await;
+    // The first provider's issuer in `iss` is refused for a sign-in sent to the second one.
+    let mixed = format!("{callback}&{}", form(&[("iss", &first_url)]));
+    assert_eq!(b.get(&h.app, &mixed).await.status, StatusCode::BAD_GATEWAY);
+    let res = b.get(&h.app, &callback).await;
+    assert_eq!(res.status, StatusCode::SEE_OTHER, "{}", res.body);
+    assert!(b.cookies.contains_key("keyway_issuer_session"));
 }
