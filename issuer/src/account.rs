@@ -68,10 +68,14 @@ fn login_for_account(iss: &Issuer, headers: &HeaderMap) -> Result<Response> {
             upstreams: iss
                 .upstreams
                 .iter()
-                .map(|u| {
+                .enumerate()
+                .map(|(i, u)| {
                     (
                         u.config.name.clone(),
-                        format!("/upstream/start?provider={}", u.config.id),
+                        format!(
+                            "/upstream/start{}",
+                            crate::authorize::provider_path(i, &u.config.id)
+                        ),
                     )
                 })
                 .collect(),

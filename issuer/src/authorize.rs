@@ -421,13 +421,14 @@ fn login_page(
     let upstreams = iss
         .upstreams
         .iter()
-        .map(|u| {
+        .enumerate()
+        .map(|(i, u)| {
             (
                 u.config.name.clone(),
                 format!(
-                    "/upstream/start?{}",
+                    "/upstream/start{}?{}",
+                    provider_path(i, &u.config.id),
                     url::form_urlencoded::Serializer::new(String::new())
-                        .append_pair("provider", &u.config.id)
                         .append_pair("request", &query)
                         .finish()
                 ),
@@ -479,6 +480,16 @@ fn consent_page(
         },
     )?;
     Ok(with_cookie(res, set))
+}
+
+/// `/upstream/start` serves the first provider, `/upstream/start/{id}` the others (the links
+/// carry a single query parameter, `request`).
+pub fn provider_path(index: usize, id: &str) -> String {
+    if index == 0 {
+        String::new()
+    } else {
+        format!("/{id}")
+    }
 }
 
 /// The authorization request carried in a form's `request` field.

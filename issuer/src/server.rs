@@ -196,6 +196,10 @@ pub fn router(issuer: Shared) -> Router {
         .route("/login", post(crate::authorize::login))
         .route("/consent", post(crate::authorize::consent))
         .route("/upstream/start", get(crate::upstream::start))
+        .route(
+            "/upstream/start/{provider}",
+            get(crate::upstream::start_with),
+        )
         .route("/upstream/callback", get(crate::upstream::callback))
         .route("/token", post(crate::token::token))
         .route(

@@ -1,7 +1,7 @@
 //! Federation: people sign in at an upstream OpenID provider (Okta, Google, Entra, Keycloak…)
 //! with the code flow and PKCE S256; its ID token (and userinfo) become a keyway session.
 //!
-//! - `/upstream/start?request=…` stores `state`, `nonce`, the PKCE verifier and the pending
+//! - `/upstream/start/{provider}?request=…` stores `state`, `nonce`, the PKCE verifier and the pending
 //!   authorization request in a short-lived cookie (`keyway_issuer_upstream`) authenticated
 //!   with HMAC-SHA256 under a key kept in the keys directory (`cookie.key`), then redirects to
 //!   the upstream.
@@ -350,6 +350,19 @@ pub fn cookie_key(dir: &std::path::Path) -> std::io::Result<[u8; 32]> {
     Ok(key)
 }
 
+/// A callback that does not belong to a sign-in this browser started (missing, forged or
+/// expired cookie, wrong `state` or `iss`, an error from the provider): the request is bad.
+fn refused(why: &str) -> Error {
+    tracing::warn!(reason = %why, "upstream callback refused");
+    Error::page(
+        StatusCode::BAD_REQUEST,
+        "Sign-in did not complete",
+        "This sign-in response does not match a sign-in started in this browser, or the identity \
+         provider refused it. Go back to the app and sign in again.",
+    )
+}
+
+/// The provider could not be reached or answered something invalid.
 fn failed(why: &str) -> Error {
     tracing::warn!(reason = %why, "upstream sign-in failed");
     Error::page(
@@ -368,13 +381,27 @@ fn not_found() -> Error {
     )
 }
 
-/// `GET /upstream/start?provider=ID&request=…` (`provider` defaults to the first one).
+/// `GET /upstream/start/{provider}?request=…`
+pub async fn start_with(
+    State(iss): State<Shared>,
+    axum::extract::Path(provider): axum::extract::Path<String>,
+    Query(q): Query,
+) -> Result<Response> {
+    let up = iss
+        .upstreams
+        .iter()
+        .find(|u| u.config.id == provider)
+        .ok_or_else(not_found)?;
+    begin(&iss, up, &q).await
+}
+
+/// `GET /upstream/start?request=…`: the first provider.
 pub async fn start(State(iss): State<Shared>, Query(q): Query) -> Result<Response> {
-    let up = match q.get("provider") {
-        Some(id) => iss.upstreams.iter().find(|u| u.config.id == id),
-        None => iss.upstreams.first(),
-    }
-    .ok_or_else(not_found)?;
+    let up = iss.upstreams.first().ok_or_else(not_found)?;
+    begin(&iss, up, &q).await
+}
+
+async fn begin(iss: &crate::server::Issuer, up: &Upstream, q: &Params) -> Result<Response> {
     let request = q.get("request").unwrap_or("").to_string();
     Params::parse(request.as_bytes())?;
     let (md, _) = up.discovery(false).await.map_err(|e| failed(&e))?;
@@ -422,28 +449,28 @@ pub async fn callback(
     // so a response is only accepted for that provider (and its `iss`).
     let pending = crate::web::cookie(&headers, COOKIE)
         .and_then(|c| first.open(c, now))
-        .ok_or_else(|| failed("missing, forged or expired upstream cookie"))?;
+        .ok_or_else(|| refused("missing, forged or expired upstream cookie"))?;
     let up = iss
         .upstreams
         .iter()
         .find(|u| u.config.id == pending.provider)
-        .ok_or_else(|| failed("unknown provider"))?;
+        .ok_or_else(|| refused("unknown provider"))?;
     let state = q.get("state").unwrap_or("");
     if !bool::from(subtle::ConstantTimeEq::ct_eq(
         state.as_bytes(),
         pending.state.as_bytes(),
     )) {
-        return Err(failed("state mismatch"));
+        return Err(refused("state mismatch"));
     }
     if let Some(i) = q.get("iss")
         && i != up.config.issuer
     {
-        return Err(failed("iss mismatch (RFC 9207)"));
+        return Err(refused("iss mismatch (RFC 9207)"));
     }
     if q.get("error").is_some() {
-        return Err(failed("the upstream returned an error"));
+        return Err(refused("the upstream returned an error"));
     }
-    let code = q.get("code").ok_or_else(|| failed("no code"))?;
+    let code = q.get("code").ok_or_else(|| refused("no code"))?;
     let (md, mut jwks) = up.discovery(false).await.map_err(|e| failed(&e))?;
     let enc = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
     let basic = STANDARD.encode(format!(

@@ -137,14 +137,18 @@ async fn go_upstream_via(
         "{}",
         page.body
     );
-    let start = page
-        .body
-        .split("href=\"/upstream/start?")
-        .skip(1)
-        .map(|s| unescape(&s[..s.find('"').unwrap()]))
-        .find(|s| s.starts_with(&format!("provider={provider}&")))
-        .unwrap();
-    let res = b.get(&h.app, &format!("/upstream/start?{start}")).await;
+    let path_part = if provider == "default" {
+        String::new()
+    } else {
+        format!("/{provider}")
+    };
+    let marker = format!("href=\"/upstream/start{path_part}?");
+    let start = page.body.split(&marker).nth(1).unwrap();
+    let start = unescape(&start[..start.find('"').unwrap()]);
+    assert!(start.starts_with("request="), "{start}");
+    let res = b
+        .get(&h.app, &format!("/upstream/start{path_part}?{start}"))
+        .await;
     assert_eq!(res.status, StatusCode::SEE_OTHER, "{}", res.body);
     let loc = url::Url::parse(&res.location()).unwrap();
     let q: std::collections::HashMap<String, String> = loc.query_pairs().into_owned().collect();
@@ -242,12 +246,12 @@ async fn forged_or_replayed_callbacks_fail() {
     let callback = go_upstream(&h, &mut b, &up, &path).await;
     // Wrong state.
     let forged = callback.replace("state=", "state=x");
-    assert_eq!(b.get(&h.app, &forged).await.status, StatusCode::BAD_GATEWAY);
+    assert_eq!(b.get(&h.app, &forged).await.status, StatusCode::BAD_REQUEST);
     // Another browser (no cookie).
     let mut other = Browser::default();
     assert_eq!(
         other.get(&h.app, &callback).await.status,
-        StatusCode::BAD_GATEWAY
+        StatusCode::BAD_REQUEST
     );
     // Wrong nonce in the ID token.
     up.lock().unwrap().wrong_nonce = true;
@@ -259,7 +263,7 @@ async fn forged_or_replayed_callbacks_fail() {
     // Wrong iss parameter (RFC 9207 mix-up defence).
     up.lock().unwrap().wrong_nonce = false;
     let mixed = format!("{callback}&iss=https%3A%2F%2Fevil.example");
-    assert_eq!(b.get(&h.app, &mixed).await.status, StatusCode::BAD_GATEWAY);
+    assert_eq!(b.get(&h.app, &mixed).await.status, StatusCode::BAD_REQUEST);
     // The genuine callback still works.
     assert_eq!(b.get(&h.app, &callback).await.status, StatusCode::SEE_OTHER);
 }
@@ -297,7 +301,7 @@ async fn several_upstreams_each_get_a_button_and_their_own_callback_check() {
     let callback = go_upstream_via(&h, &mut b, &second, &path, "partner").await;
     // The first provider's issuer in `iss` is refused for a sign-in sent to the second one.
     let mixed = format!("{callback}&{}", form(&[("iss", &first_url)]));
-    assert_eq!(b.get(&h.app, &mixed).await.status, StatusCode::BAD_GATEWAY);
+    assert_eq!(b.get(&h.app, &mixed).await.status, StatusCode::BAD_REQUEST);
     let res = b.get(&h.app, &callback).await;
     assert_eq!(res.status, StatusCode::SEE_OTHER, "{}", res.body);
     assert!(b.cookies.contains_key("keyway_issuer_session"));
