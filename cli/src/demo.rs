@@ -102,6 +102,8 @@ pub async fn run(args: DemoArgs) -> Result<()> {
         format!("--users-file={}", dir.join("users.yaml").display()),
         format!("--keys-dir={}", dir.join("keys").display()),
         "--dcr".to_string(),
+        // Agents registering themselves may ask for the demo tool's scope too.
+        "--dcr-scopes=openid profile email groups offline_access tool:read".to_string(),
     ])?;
     let issuer_config = issuer::config::Config::from_args(issuer_args)
         .map_err(|p| anyhow!("issuer configuration:\n  {}", p.join("\n  ")))?;

@@ -3,7 +3,6 @@
 // demo tool; bob is refused; a third-party agent shows the consent page and its token reaches
 // the tool's API; sign-out works; the account page lists and revokes a grant. Screenshots of
 // every page land in tests/artifacts/screenshots/.
-import { spawn } from 'node:child_process';
 import http from 'node:http';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
@@ -14,30 +13,15 @@ import assert from 'node:assert/strict';
 
 import { chromium } from 'playwright-core';
 
-const BIN_DIR = process.env.KEYWAY_BIN_DIR ?? path.resolve(import.meta.dirname, '../../../target/debug');
+import { ISSUER, PASSWORD, TOOL, startDemo } from './harness.mjs';
+
 const SHOTS = path.resolve(import.meta.dirname, '../../artifacts/screenshots');
-const ISSUER = 'http://127.0.0.1:5556';
-const TOOL = 'http://127.0.0.1:4180';
 const AGENT_REDIRECT = 'http://127.0.0.1:8976/callback';
-const PASSWORD = 'keyway-demo';
 const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
   '--disable-background-networking', '--disable-component-update', '--disable-sync'];
 
 let demo;
-let demoOutput = '';
 const contexts = [];
-
-async function waitFor(url, deadlineMs) {
-  const end = Date.now() + deadlineMs;
-  for (;;) {
-    try {
-      const r = await fetch(url);
-      if (r.ok) return;
-    } catch { /* not up yet */ }
-    if (Date.now() > end) throw new Error(`${url} not up after ${deadlineMs} ms; demo said:\n${demoOutput}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 async function browser() {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'keyway-chromium-'));
@@ -61,11 +45,7 @@ async function signIn(page, email) {
 
 before(async () => {
   fs.mkdirSync(SHOTS, { recursive: true });
-  demo = spawn(path.join(BIN_DIR, 'keyway'), ['demo'], { stdio: ['ignore', 'pipe', 'pipe'] });
-  demo.stdout.on('data', (d) => { demoOutput += d; });
-  demo.stderr.on('data', (d) => { demoOutput += d; });
-  await waitFor(`${ISSUER}/.well-known/openid-configuration`, 30000);
-  await waitFor(`${TOOL}/healthz`, 30000);
+  demo = await startDemo();
 });
 
 after(async () => {
@@ -73,21 +53,21 @@ after(async () => {
     await ctx.close().catch(() => {});
     fs.rmSync(dir, { recursive: true, force: true });
   }
-  if (demo && demo.exitCode === null) {
-    const exited = new Promise((r) => demo.once('exit', r));
-    demo.kill('SIGINT');
-    await exited;
+  if (demo) {
+    // Ctrl-C stops everything cleanly and frees the ports.
+    const { code } = await demo.stop();
+    assert.equal(code, 0, demo.output());
   }
 });
 
 test('the demo prints what to open', () => {
-  assert.match(demoOutput, /keyway demo is running/);
-  assert.match(demoOutput, /http:\/\/127\.0\.0\.1:4180\//);
-  assert.match(demoOutput, /alice@example\.com/);
+  assert.match(demo.output(), /keyway demo is running/);
+  assert.match(demo.output(), /http:\/\/127\.0\.0\.1:4180\//);
+  assert.match(demo.output(), /alice@example\.com/);
 });
 
 test('the demo service gets a token and calls the API; the tool names the client', async () => {
-  const secret = demoOutput.match(/demo\.service:([A-Za-z0-9_-]+)/)?.[1];
+  const secret = demo.output().match(/demo\.service:([A-Za-z0-9_-]+)/)?.[1];
   assert.ok(secret, 'the demo prints the service secret');
   const tokenRes = await fetch(`${ISSUER}/token`, {
     method: 'POST',
