@@ -1,4 +1,5 @@
-//! Benchmark (not a timed test): the controller against the in-repo Kubernetes API test server.
+//! Benchmark (not a timed test): the controller against the in-repo Kubernetes API test server,
+//! with the generated CRD installed (schema validation and CEL rules on every write).
 //!
 //! 1. Cold start: N ConnectedApps (default 1,000; `KEYWAY_BENCH_APPS`) exist before the
 //!    controller starts; measures the time until every app is Ready (goal: ≤ 30 s for 1,000).
@@ -113,6 +114,18 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    // The generated CRD: every write is pruned, defaulted and validated as in a cluster.
+    let crd = match operator::crdgen::crd_yaml() {
+        Ok(crd) => crd,
+        Err(e) => {
+            println!("cannot generate the CRD: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if let Err(e) = server.install_crd(&crd) {
+        println!("cannot install the CRD: {e}");
+        return ExitCode::FAILURE;
+    }
     let client = match server.client() {
         Ok(client) => client,
         Err(e) => {
