@@ -114,9 +114,10 @@ pub fn default(schema: &Value, value: &mut Value) {
     }
 }
 
-/// Evaluates CEL rules; compiled programs are not cached (objects are small).
+/// Evaluates CEL rules, compiling each rule once.
 pub struct Validator {
     env: Arc<cel::Env>,
+    programs: std::sync::Mutex<std::collections::HashMap<String, Arc<cel::Program>>>,
 }
 
 impl std::fmt::Debug for Validator {
@@ -129,6 +130,7 @@ impl Default for Validator {
     fn default() -> Self {
         Validator {
             env: Arc::new(cel::Env::stdlib()),
+            programs: std::sync::Mutex::new(std::collections::HashMap::new()),
         }
     }
 }
@@ -423,6 +425,16 @@ impl Validator {
         }
     }
 
+    fn program(&self, text: &str) -> Result<Arc<cel::Program>, String> {
+        let mut cache = self.programs.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(program) = cache.get(text) {
+            return Ok(program.clone());
+        }
+        let program = Arc::new(self.env.compile(text).map_err(|e| format!("{e:?}"))?);
+        cache.insert(text.to_owned(), program.clone());
+        Ok(program)
+    }
+
     fn rule(&self, rule: &Value, value: &Value, path: &str, out: &mut Vec<Violation>) {
         let Some(text) = rule.get("rule").and_then(Value::as_str) else {
             return;
@@ -446,7 +458,7 @@ impl Validator {
             .and_then(Value::as_str)
             .map_or_else(|| format!("failed rule: {text}"), str::to_owned);
         let outcome = (|| {
-            let program = self.env.compile(text).map_err(|e| format!("{e:?}"))?;
+            let program = self.program(text)?;
             let mut ctx = cel::Context::with_env(self.env.clone());
             let this = cel::to_value(value).map_err(|e| e.to_string())?;
             ctx.add_variable_from_value("self", this);
