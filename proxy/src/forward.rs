@@ -26,16 +26,44 @@ pub const X_FORWARDED_PREFERRED_USERNAME: &str = "x-forwarded-preferred-username
 /// See [`X_FORWARDED_USER`].
 pub const X_FORWARDED_ACCESS_TOKEN: &str = "x-forwarded-access-token";
 
-const HOP_BY_HOP: [&str; 9] = [
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
-    "proxy-authorization",
-    "proxy-authenticate",
+/// The hop-by-hop headers (RFC 9110 section 7.6.1, plus the proxy-only ones), as ready-made
+/// names: removing by `&str` would parse each name again on every request.
+const HOP_BY_HOP: [HeaderName; 9] = [
+    header::CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    HeaderName::from_static("proxy-connection"),
+    header::TE,
+    header::TRAILER,
+    header::TRANSFER_ENCODING,
+    header::UPGRADE,
+    header::PROXY_AUTHORIZATION,
+    header::PROXY_AUTHENTICATE,
+];
+
+const XFF: HeaderName = HeaderName::from_static("x-forwarded-for");
+const XF_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+const XF_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+
+/// Identity header pairs: the `X-Forwarded-*` name and its `X-Auth-Request-*` twin.
+const ID_USER: [HeaderName; 2] = [
+    HeaderName::from_static(X_FORWARDED_USER),
+    HeaderName::from_static("x-auth-request-user"),
+];
+const ID_EMAIL: [HeaderName; 2] = [
+    HeaderName::from_static(X_FORWARDED_EMAIL),
+    HeaderName::from_static("x-auth-request-email"),
+];
+const ID_GROUPS: [HeaderName; 2] = [
+    HeaderName::from_static(X_FORWARDED_GROUPS),
+    HeaderName::from_static("x-auth-request-groups"),
+];
+const ID_USERNAME: [HeaderName; 2] = [
+    HeaderName::from_static(X_FORWARDED_PREFERRED_USERNAME),
+    HeaderName::from_static("x-auth-request-preferred-username"),
+];
+const ID_TOKEN: [HeaderName; 2] = [
+    HeaderName::from_static(X_FORWARDED_ACCESS_TOKEN),
+    HeaderName::from_static("x-auth-request-access-token"),
 ];
 
 /// Whether a client-sent header could impersonate the proxy's identity headers.
@@ -52,6 +80,15 @@ fn is_identity_header(name: &str) -> bool {
 
 /// Removes hop-by-hop headers, including those the `Connection` header names.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    if headers.contains_key(header::CONNECTION) {
+        strip_connection_named(headers);
+    }
+    for name in &HOP_BY_HOP {
+        headers.remove(name);
+    }
+}
+
+fn strip_connection_named(headers: &mut HeaderMap) {
     let named: Vec<HeaderName> = headers
         .get_all(header::CONNECTION)
         .iter()
@@ -60,9 +97,6 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
         .filter_map(|t| HeaderName::from_bytes(t.trim().as_bytes()).ok())
         .collect();
     for name in named {
-        headers.remove(name);
-    }
-    for name in HOP_BY_HOP {
         headers.remove(name);
     }
 }
@@ -119,66 +153,87 @@ pub fn sanitise_request_headers(headers: &mut HeaderMap, names: &Names, trust_fo
 
 /// Adds the identity headers (both the `X-Forwarded-*` and the `X-Auth-Request-*` names).
 pub fn add_identity(headers: &mut HeaderMap, who: &Principal, access_token: Option<&str>) {
-    let mut put = |names: [&'static str; 2], value: &str| {
+    let mut put = |[first, second]: [HeaderName; 2], value: &str| {
         if let Ok(v) = HeaderValue::from_str(value) {
-            for n in names {
-                headers.insert(HeaderName::from_static(n), v.clone());
-            }
+            headers.insert(first, v.clone());
+            headers.insert(second, v);
         }
     };
-    put([X_FORWARDED_USER, "x-auth-request-user"], &who.sub);
+    put(ID_USER, &who.sub);
     if let Some(email) = &who.email {
-        put([X_FORWARDED_EMAIL, "x-auth-request-email"], email);
+        put(ID_EMAIL, email);
     }
-    if !who.groups.is_empty() {
-        put(
-            [X_FORWARDED_GROUPS, "x-auth-request-groups"],
-            &who.groups.join(","),
-        );
+    match who.groups.as_slice() {
+        [] => {}
+        [one] => put(ID_GROUPS, one),
+        many => put(ID_GROUPS, &many.join(",")),
     }
     if let Some(u) = &who.username {
-        put(
-            [
-                X_FORWARDED_PREFERRED_USERNAME,
-                "x-auth-request-preferred-username",
-            ],
-            u,
-        );
+        put(ID_USERNAME, u);
     }
     if let Some(t) = access_token {
-        put([X_FORWARDED_ACCESS_TOKEN, "x-auth-request-access-token"], t);
+        put(ID_TOKEN, t);
+    }
+}
+
+/// The client's address as a header value (made once per connection, see [`Peer`]).
+pub fn ip_value(peer: SocketAddr) -> HeaderValue {
+    HeaderValue::from_str(&peer.ip().to_string()).unwrap_or_else(|_| HeaderValue::from_static(""))
+}
+
+/// The client end of a connection, worked out once per connection rather than per request.
+#[derive(Debug, Clone)]
+pub struct Peer {
+    /// Client address.
+    pub addr: SocketAddr,
+    /// The client's IP as a header value (for `X-Forwarded-For`).
+    pub ip: HeaderValue,
+    /// Whether the client connection is TLS.
+    pub tls: bool,
+}
+
+impl Peer {
+    /// Describes a client connection.
+    pub fn new(addr: SocketAddr, tls: bool) -> Self {
+        Peer {
+            addr,
+            ip: ip_value(addr),
+            tls,
+        }
     }
 }
 
 /// Sets X-Forwarded-For/Proto/Host (appending to, or keeping, trusted client values).
 pub fn add_forwarded(
     headers: &mut HeaderMap,
-    peer: SocketAddr,
-    tls: bool,
+    peer: &Peer,
     host: Option<&HeaderValue>,
     trust: bool,
 ) {
-    let ip = peer.ip().to_string();
-    let xff = match headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
-        Some(prev) if trust => format!("{prev}, {ip}"),
-        _ => ip,
+    let appended = match headers.get(&XFF) {
+        Some(prev) if trust => {
+            let mut v = Vec::with_capacity(prev.len() + 2 + peer.ip.len());
+            v.extend_from_slice(prev.as_bytes());
+            v.extend_from_slice(b", ");
+            v.extend_from_slice(peer.ip.as_bytes());
+            HeaderValue::from_bytes(&v).ok()
+        }
+        _ => None,
     };
-    if let Ok(v) = HeaderValue::from_str(&xff) {
-        headers.insert("x-forwarded-for", v);
-    }
-    if !(trust && headers.contains_key("x-forwarded-proto")) {
+    headers.insert(XFF, appended.unwrap_or_else(|| peer.ip.clone()));
+    if !(trust && headers.contains_key(&XF_PROTO)) {
         headers.insert(
-            "x-forwarded-proto",
-            HeaderValue::from_static(if tls { "https" } else { "http" }),
+            XF_PROTO,
+            HeaderValue::from_static(if peer.tls { "https" } else { "http" }),
         );
     }
-    if !(trust && headers.contains_key("x-forwarded-host")) {
+    if !(trust && headers.contains_key(&XF_HOST)) {
         match host {
             Some(h) => {
-                headers.insert("x-forwarded-host", h.clone());
+                headers.insert(XF_HOST, h.clone());
             }
             None => {
-                headers.remove("x-forwarded-host");
+                headers.remove(&XF_HOST);
             }
         }
     }
@@ -186,10 +241,8 @@ pub fn add_forwarded(
 
 /// What to forward.
 pub struct Forward<'a> {
-    /// Client address.
-    pub peer: SocketAddr,
-    /// Whether the client connection is TLS.
-    pub tls: bool,
+    /// The client connection.
+    pub peer: &'a Peer,
     /// Normalised path to send.
     pub path: &'a str,
     /// The caller, for identity headers (none on public paths).
@@ -243,7 +296,6 @@ pub async fn forward(
     add_forwarded(
         headers,
         f.peer,
-        f.tls,
         host.as_ref(),
         shared.settings.trust_forwarded_headers,
     );
@@ -371,8 +423,7 @@ mod tests {
         let host: HeaderValue = "tool.example.com".parse().unwrap();
         add_forwarded(
             &mut h,
-            "10.0.0.9:1234".parse().unwrap(),
-            true,
+            &Peer::new("10.0.0.9:1234".parse().unwrap(), true),
             Some(&host),
             false,
         );
@@ -385,7 +436,8 @@ mod tests {
         assert!(!h.contains_key("x-forwarded-access-token"));
         let mut t = HeaderMap::new();
         t.insert("x-forwarded-for", "6.6.6.6".parse().unwrap());
-        add_forwarded(&mut t, "10.0.0.9:1".parse().unwrap(), false, None, true);
+        let plain = Peer::new("10.0.0.9:1".parse().unwrap(), false);
+        add_forwarded(&mut t, &plain, None, true);
         assert_eq!(t["x-forwarded-for"], "6.6.6.6, 10.0.0.9");
     }
 }

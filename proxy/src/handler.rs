@@ -3,7 +3,6 @@
 //! RFC 6750 / RFC 9728 `WWW-Authenticate` challenge; the detail goes to the log.
 
 use std::convert::Infallible;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -14,7 +13,7 @@ use http_body_util::{Either, Full};
 use hyper::body::Incoming;
 
 use crate::cache::token_hash;
-use crate::forward::{Forward, forward};
+use crate::forward::{Forward, Peer, forward};
 use crate::jwt::{self, Expect, Principal, TokenError};
 use crate::metrics::Outcome;
 use crate::oidc::Provider;
@@ -115,8 +114,7 @@ fn done(resp: Response<Body>, outcome: Outcome) -> Done {
 /// Entry point for every request on the main listener.
 pub async fn handle(
     shared: Arc<Shared>,
-    peer: SocketAddr,
-    tls: bool,
+    peer: Arc<Peer>,
     req: Request<Incoming>,
 ) -> Result<Response<Body>, Infallible> {
     let start = Instant::now();
@@ -126,7 +124,7 @@ pub async fn handle(
         .settings
         .access_log
         .then(|| req.uri().path().to_string());
-    let d = route(&shared, peer, tls, req).await;
+    let d = route(&shared, &peer, req).await;
     let elapsed = start.elapsed();
     shared.metrics.request(d.outcome, elapsed.as_secs_f64());
     if let Some(path) = log_path {
@@ -138,7 +136,7 @@ pub async fn handle(
             status = d.resp.status().as_u16(),
             outcome = ?d.outcome,
             user = d.user.as_deref().unwrap_or(""),
-            remote = %peer.ip(),
+            remote = %peer.addr.ip(),
             duration_us = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX),
         );
     }
@@ -157,6 +155,20 @@ fn header_bytes(req: &Request<Incoming>) -> usize {
         .sum::<usize>()
         + line
 }
+
+/// The characters of RFC 6750's `b64token` (a table: tokens are long and checked on every
+/// request).
+const B64TOKEN: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        t[b] = c.is_ascii_alphanumeric()
+            || matches!(c, b'-' | b'.' | b'_' | b'~' | b'+' | b'/' | b'=');
+        b += 1;
+    }
+    t
+};
 
 /// The bearer token of a request, as the header value and the token's offset in it: `Ok(None)`
 /// without one; `Err` when malformed. (The header value is cheap to clone and keeps the token
@@ -184,10 +196,7 @@ fn bearer(req: &Request<Incoming>) -> Result<Option<(HeaderValue, usize)>, &'sta
         return Ok(None);
     }
     let trimmed = token.trim_start_matches(' ');
-    let b64token = !trimmed.is_empty()
-        && trimmed.bytes().all(|b| {
-            b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/' | b'=')
-        });
+    let b64token = !trimmed.is_empty() && trimmed.bytes().all(|b| B64TOKEN[usize::from(b)]);
     if !b64token {
         return Err("malformed bearer token");
     }
@@ -274,7 +283,7 @@ fn metadata_document(app: &App) -> Response<Body> {
     resp
 }
 
-async fn route(shared: &Arc<Shared>, peer: SocketAddr, tls: bool, req: Request<Incoming>) -> Done {
+async fn route(shared: &Arc<Shared>, peer: &Peer, req: Request<Incoming>) -> Done {
     // hyper's limit is on its read buffer, which a reused keep-alive connection may already have
     // grown: count the header section itself so the limit holds on every request.
     if header_bytes(&req) > shared.settings.max_header_bytes {
@@ -368,7 +377,6 @@ async fn route(shared: &Arc<Shared>, peer: SocketAddr, tls: bool, req: Request<I
     if access.is_public(method, m) {
         let f = Forward {
             peer,
-            tls,
             path: &path.forward,
             who: None,
             access_token: None,
@@ -423,7 +431,6 @@ async fn route(shared: &Arc<Shared>, peer: SocketAddr, tls: bool, req: Request<I
         let user = Some(who.sub.clone());
         let f = Forward {
             peer,
-            tls,
             path: &path.forward,
             who: Some(&who),
             access_token: pass,
@@ -491,7 +498,6 @@ async fn route(shared: &Arc<Shared>, peer: SocketAddr, tls: bool, req: Request<I
     }
     let f = Forward {
         peer,
-        tls,
         path: &path.forward,
         who: Some(&session.who),
         access_token: session

@@ -20,6 +20,7 @@ use rustls::sign::CertifiedKey;
 use tokio::net::TcpListener;
 
 use crate::config::{Settings, load_app};
+use crate::forward::Peer;
 use crate::metrics::Metrics;
 use crate::{App, Error, Result, Shared, handler};
 
@@ -210,9 +211,9 @@ impl Server {
             let acceptor = acceptor.clone();
             let header_timeout = shared.settings.header_read_timeout;
             tokio::spawn(async move {
-                let tls = acceptor.is_some();
+                let peer = Arc::new(Peer::new(peer, acceptor.is_some()));
                 let svc = service_fn(move |req: Request<Incoming>| {
-                    handler::handle(shared.clone(), peer, tls, req)
+                    handler::handle(shared.clone(), peer.clone(), req)
                 });
                 let result = match acceptor {
                     Some(acceptor) => {
