@@ -276,12 +276,8 @@ pub async fn forward(
         pq.push('?');
         pq.push_str(q);
     }
-    let uri = http::Uri::builder()
-        .scheme("http")
-        .authority(shared.settings.upstream.clone())
-        .path_and_query(pq)
-        .build();
-    let Ok(uri) = uri else {
+    // Origin-form: the connection already goes to the tool.
+    let Ok(uri) = http::Uri::try_from(pq) else {
         return error_response(
             StatusCode::BAD_REQUEST,
             "invalid_request",
@@ -299,9 +295,13 @@ pub async fn forward(
         host.as_ref(),
         shared.settings.trust_forwarded_headers,
     );
-    if let Some(h) = &host {
-        headers.insert(header::HOST, h.clone());
-    }
+    match &host {
+        Some(h) => headers.insert(header::HOST, h.clone()),
+        None => match HeaderValue::from_str(shared.settings.upstream.as_str()) {
+            Ok(h) => headers.insert(header::HOST, h),
+            Err(_) => None,
+        },
+    };
     if let Some(who) = f.who {
         add_identity(headers, who, f.access_token);
     }

@@ -26,6 +26,7 @@ pub mod oidc;
 pub mod path;
 pub mod server;
 pub mod session;
+pub mod upstream;
 
 use std::sync::{Arc, RwLock};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -33,8 +34,6 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 use http_body_util::{Either, Full};
 use hyper::body::Incoming;
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
 
 use crate::config::{AppConfig, Settings};
 use crate::oidc::{IssuerClient, Provider};
@@ -102,7 +101,7 @@ pub struct Shared {
     /// Metrics.
     pub metrics: metrics::Metrics,
     /// Client for the tool.
-    pub upstream: Client<HttpConnector, Incoming>,
+    pub upstream: upstream::Upstream,
     /// Signalled when the issuer URL changes.
     pub issuer_changed: tokio::sync::Notify,
 }
@@ -119,12 +118,11 @@ impl Shared {
         let https = app.cfg.issuer.starts_with("https:");
         let issuer = IssuerClient::new(https, settings.issuer_ca_file.as_deref())
             .map_err(|e| Error::Config(vec![format!("--issuer-ca-file: {e}")]))?;
-        let mut http = HttpConnector::new();
-        http.set_nodelay(true);
-        let upstream = Client::builder(hyper_util::rt::TokioExecutor::new())
-            .pool_idle_timeout(std::time::Duration::from_secs(60))
-            .pool_max_idle_per_host(256)
-            .build(http);
+        let upstream = upstream::Upstream::new(
+            settings.upstream.clone(),
+            256,
+            std::time::Duration::from_secs(60),
+        );
         Ok(Shared {
             tokens: cache::TokenCache::new(settings.token_cache_size),
             settings,

@@ -169,6 +169,7 @@ impl Server {
         let mut background = Vec::new();
         background.push(tokio::spawn(issuer_loop(shared.clone(), started)));
         background.push(tokio::spawn(config_loop(shared.clone())));
+        background.push(tokio::spawn(upstream_loop(shared.clone())));
         let acceptor = tls.map(|(acceptor, resolver, fp)| {
             background.push(tokio::spawn(cert_loop(shared.clone(), resolver, fp)));
             acceptor
@@ -250,6 +251,14 @@ impl Server {
             task.abort();
         }
         Ok(())
+    }
+}
+
+/// Closes upstream connections idle for longer than the pool's idle timeout.
+async fn upstream_loop(shared: Arc<Shared>) {
+    loop {
+        tokio::time::sleep(Duration::from_secs(15)).await;
+        shared.upstream.prune();
     }
 }
 

@@ -1,0 +1,156 @@
+//! The client for the tool: HTTP/1.1 connections (hyper's `client::conn::http1`) kept in a small
+//! pool of our own. One upstream, so no per-host maps, no spawned task per request to return a
+//! connection, no absolute-URI handling: a connection stays in the pool while it serves a request
+//! and is picked again once hyper reports it ready (the previous response fully read).
+//!
+//! A request that could not be written because a reused connection had meanwhile been closed by
+//! the tool is retried on another connection (hyper hands such a request back untouched).
+
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use http::uri::Authority;
+use http::{Request, Response};
+use hyper::body::Incoming;
+use hyper::client::conn::http1::{self, SendRequest};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpStream;
+
+/// Why a request did not get a response from the tool.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Connecting failed.
+    #[error("connecting to {0}: {1}")]
+    Connect(String, #[source] std::io::Error),
+    /// The HTTP exchange failed.
+    #[error(transparent)]
+    Http(#[from] hyper::Error),
+}
+
+struct Entry {
+    send: SendRequest<Incoming>,
+    used: Instant,
+}
+
+/// Connections to the tool.
+pub struct Upstream {
+    authority: Authority,
+    conns: Mutex<Vec<Entry>>,
+    max: usize,
+    idle_timeout: Duration,
+}
+
+impl std::fmt::Debug for Upstream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Upstream")
+            .field("authority", &self.authority)
+            .field("connections", &self.len())
+            .finish()
+    }
+}
+
+/// Hosts as written in an authority (`[::1]`) to what the resolver takes (`::1`).
+fn host_of(authority: &Authority) -> &str {
+    let h = authority.host();
+    h.strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(h)
+}
+
+impl Upstream {
+    /// A pool for `authority` keeping at most `max` connections, closing those idle for longer
+    /// than `idle_timeout` (see [`Upstream::prune`]).
+    pub fn new(authority: Authority, max: usize, idle_timeout: Duration) -> Self {
+        Upstream {
+            authority,
+            conns: Mutex::new(Vec::new()),
+            max,
+            idle_timeout,
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Entry>> {
+        self.conns.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Connections held (busy or idle).
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    /// Whether no connection is held.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Drops closed connections and those idle for longer than the idle timeout.
+    pub fn prune(&self) {
+        let now = Instant::now();
+        self.lock().retain(|e| {
+            let idle_too_long = e.send.is_ready() && now.duration_since(e.used) > self.idle_timeout;
+            !(e.send.is_closed() || idle_too_long)
+        });
+    }
+
+    /// An idle connection from the pool, dropping closed ones met on the way.
+    fn checkout(&self) -> Option<SendRequest<Incoming>> {
+        let mut conns = self.lock();
+        let mut i = conns.len();
+        while i > 0 {
+            i -= 1;
+            if conns[i].send.is_closed() {
+                conns.swap_remove(i);
+            } else if conns[i].send.is_ready() {
+                return Some(conns.swap_remove(i).send);
+            }
+        }
+        None
+    }
+
+    /// Returns a connection (now carrying a request) to the pool.
+    fn checkin(&self, send: SendRequest<Incoming>) {
+        let mut conns = self.lock();
+        if conns.len() < self.max {
+            conns.push(Entry {
+                send,
+                used: Instant::now(),
+            });
+        }
+    }
+
+    async fn connect(&self) -> Result<SendRequest<Incoming>, Error> {
+        let port = self.authority.port_u16().unwrap_or(80);
+        let stream = TcpStream::connect((host_of(&self.authority), port))
+            .await
+            .map_err(|e| Error::Connect(self.authority.to_string(), e))?;
+        let _ = stream.set_nodelay(true);
+        let (send, conn) = http1::handshake(TokioIo::new(stream)).await?;
+        tokio::spawn(async move {
+            if let Err(e) = conn.with_upgrades().await {
+                tracing::debug!(error = %e, "upstream connection ended with an error");
+            }
+        });
+        Ok(send)
+    }
+
+    /// Sends a request (origin-form URI, `Host` set) to the tool and returns its response
+    /// headers; the body streams on.
+    pub async fn request(&self, mut req: Request<Incoming>) -> Result<Response<Incoming>, Error> {
+        loop {
+            let (mut send, reused) = match self.checkout() {
+                Some(s) => (s, true),
+                None => (self.connect().await?, false),
+            };
+            let sent = send.try_send_request(req);
+            self.checkin(send);
+            match sent.await {
+                Ok(resp) => return Ok(resp),
+                Err(mut e) => match e.take_message() {
+                    // Never written: the reused connection had closed; try another one.
+                    Some(unsent) if reused => req = unsent,
+                    _ => return Err(Error::Http(e.into_error())),
+                },
+            }
+        }
+    }
+}
