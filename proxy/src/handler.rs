@@ -170,6 +170,25 @@ const B64TOKEN: [bool; 256] = {
     t
 };
 
+/// Whether a token is an RFC 6750 `b64token`.
+fn is_b64token(token: &str) -> bool {
+    token.bytes().all(|b| B64TOKEN[usize::from(b)])
+}
+
+/// Why a bearer token was refused.
+enum Refused {
+    /// Not a `b64token`: a malformed request (400).
+    Malformed,
+    /// Invalid, expired, or not for this resource (401).
+    Token(TokenError),
+}
+
+impl From<TokenError> for Refused {
+    fn from(e: TokenError) -> Self {
+        Refused::Token(e)
+    }
+}
+
 /// The bearer token of a request, as the header value and the token's offset in it: `Ok(None)`
 /// without one; `Err` when malformed. (The header value is cheap to clone and keeps the token
 /// without copying it.)
@@ -180,6 +199,16 @@ fn bearer(req: &Request<Incoming>) -> Result<Option<(HeaderValue, usize)>, &'sta
     };
     if values.next().is_some() {
         return Err("several Authorization headers");
+    }
+    // The common case without scanning the (long) token: its characters are checked only when it
+    // is not in the cache (see `authenticate_bearer`); a cached token passed that check before.
+    let bytes = value.as_bytes();
+    if bytes.len() > 7 && bytes[..7].eq_ignore_ascii_case(b"bearer ") {
+        let offset = 7 + bytes[7..].iter().take_while(|&&b| b == b' ').count();
+        if offset == bytes.len() {
+            return Err("malformed bearer token");
+        }
+        return Ok(Some((value.clone(), offset)));
     }
     let Ok(text) = value.to_str() else {
         return Err("malformed Authorization header");
@@ -196,8 +225,7 @@ fn bearer(req: &Request<Incoming>) -> Result<Option<(HeaderValue, usize)>, &'sta
         return Ok(None);
     }
     let trimmed = token.trim_start_matches(' ');
-    let b64token = !trimmed.is_empty() && trimmed.bytes().all(|b| B64TOKEN[usize::from(b)]);
-    if !b64token {
+    if trimmed.is_empty() || !is_b64token(trimmed) {
         return Err("malformed bearer token");
     }
     Ok(Some((value.clone(), text.len() - trimmed.len())))
@@ -224,13 +252,16 @@ async fn authenticate_bearer(
     app: &App,
     provider: &Provider,
     token: &str,
-) -> Result<Arc<Principal>, TokenError> {
+) -> Result<Arc<Principal>, Refused> {
     let hash = token_hash(token);
     let t = now();
     let leeway = shared.settings.clock_skew;
     if let Some(p) = shared.tokens.get(&hash, t, leeway) {
         shared.metrics.cache_hits.inc();
         return Ok(p);
+    }
+    if !is_b64token(token) {
+        return Err(Refused::Malformed);
     }
     shared.metrics.cache_misses.inc();
     let head = jwt::head(token)?;
@@ -392,25 +423,32 @@ async fn route(shared: &Arc<Shared>, peer: &Peer, req: Request<Incoming>) -> Don
     };
 
     // Bearer tokens first: an API client that sends one means it.
+    let malformed = |why: &str| {
+        let scopes = scopes_for(&app, method, m);
+        tracing::debug!(reason = why, "bad Authorization header");
+        let mut resp = unauthorized(
+            &app,
+            &scopes,
+            Some(("invalid_request", "malformed Authorization header")),
+        );
+        *resp.status_mut() = StatusCode::BAD_REQUEST;
+        done(resp, Outcome::bad_request)
+    };
     let token = match bearer(&req) {
         Ok(t) => t,
-        Err(why) => {
-            let scopes = scopes_for(&app, method, m);
-            tracing::debug!(reason = why, "bad Authorization header");
-            let mut resp = unauthorized(
-                &app,
-                &scopes,
-                Some(("invalid_request", "malformed Authorization header")),
-            );
-            *resp.status_mut() = StatusCode::BAD_REQUEST;
-            return done(resp, Outcome::bad_request);
-        }
+        Err(why) => return malformed(why),
     };
     if let Some((value, offset)) = token {
-        let token = value.to_str().unwrap_or("").get(offset..).unwrap_or("");
+        let Some(token) = std::str::from_utf8(value.as_bytes())
+            .ok()
+            .and_then(|v| v.get(offset..))
+        else {
+            return malformed("malformed bearer token");
+        };
         let who = match authenticate_bearer(shared, &app, &provider, token).await {
             Ok(w) => w,
-            Err(e) => {
+            Err(Refused::Malformed) => return malformed("malformed bearer token"),
+            Err(Refused::Token(e)) => {
                 tracing::info!(reason = %e, "bearer token refused");
                 let scopes = scopes_for(&app, method, m);
                 return done(

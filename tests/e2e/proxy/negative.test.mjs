@@ -139,6 +139,16 @@ describe('negative suite', () => {
       assert.equal(r.status, 400);
       assert.deepEqual(json(r), { error: 'invalid_request', error_description: 'malformed Authorization header' });
     });
+    it('a cached token with characters added is still a malformed header', async () => {
+      const tok = s.token();
+      assert.equal((await bearer(tok, '/api/items')).status, 200);
+      for (const bad of [`${tok} x`, `${tok}%`, `${tok},`, `  ${tok}"`]) {
+        const r = await raw(s.url, '/api/items', { headers: { authorization: `Bearer ${bad}` } });
+        assert.equal(r.status, 400, bad.slice(-3));
+        assert.deepEqual(json(r), { error: 'invalid_request', error_description: 'malformed Authorization header' });
+      }
+      assert.equal((await bearer(tok, '/api/items')).status, 200);
+    });
     it('missing scope gives 403 insufficient_scope naming the scope', async () => {
       const r = await raw(s.url, '/api/items', { method: 'DELETE', headers: { authorization: `Bearer ${s.token({ scope: 'tool:read' })}` } });
       assert.equal(r.status, 403);
