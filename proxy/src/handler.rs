@@ -128,19 +128,33 @@ pub async fn handle(
     let elapsed = start.elapsed();
     shared.metrics.request(d.outcome, elapsed.as_secs_f64());
     if let Some(path) = log_path {
+        // Plain strings and numbers only: each `%`/`?` field would be formatted into a string
+        // first (the same JSON comes out).
         tracing::info!(
             target: "access",
-            method = %method,
-            path = %path,
-            version = ?version,
+            method = method.as_str(),
+            path = path.as_str(),
+            version = version_str(version),
             status = d.resp.status().as_u16(),
-            outcome = ?d.outcome,
+            outcome = d.outcome.as_str(),
             user = d.user.as_deref().unwrap_or(""),
-            remote = %peer.addr.ip(),
+            remote = peer.ip.to_str().unwrap_or(""),
             duration_us = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX),
         );
     }
     Ok(d.resp)
+}
+
+/// A protocol version as `http::Version`'s `Debug` writes it (what the access log had).
+fn version_str(v: http::Version) -> &'static str {
+    match v {
+        http::Version::HTTP_09 => "HTTP/0.9",
+        http::Version::HTTP_10 => "HTTP/1.0",
+        http::Version::HTTP_11 => "HTTP/1.1",
+        http::Version::HTTP_2 => "HTTP/2.0",
+        http::Version::HTTP_3 => "HTTP/3.0",
+        _ => "unknown",
+    }
 }
 
 /// Size of a request's header section as sent: request line and `name: value\r\n` lines.
@@ -628,4 +642,22 @@ fn not_ready() -> Done {
     resp.headers_mut()
         .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
     done(resp, Outcome::not_ready)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::version_str;
+
+    #[test]
+    fn versions_log_as_before() {
+        for v in [
+            http::Version::HTTP_09,
+            http::Version::HTTP_10,
+            http::Version::HTTP_11,
+            http::Version::HTTP_2,
+            http::Version::HTTP_3,
+        ] {
+            assert_eq!(version_str(v), format!("{v:?}"));
+        }
+    }
 }

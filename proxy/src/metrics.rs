@@ -42,6 +42,28 @@ pub enum Outcome {
     not_ready,
 }
 
+impl Outcome {
+    /// The outcome's name (as in the metric label and the access log).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::allowed => "allowed",
+            Outcome::public => "public",
+            Outcome::unauthenticated => "unauthenticated",
+            Outcome::invalid_token => "invalid_token",
+            Outcome::forbidden => "forbidden",
+            Outcome::insufficient_scope => "insufficient_scope",
+            Outcome::login_redirect => "login_redirect",
+            Outcome::callback => "callback",
+            Outcome::callback_error => "callback_error",
+            Outcome::sign_out => "sign_out",
+            Outcome::metadata => "metadata",
+            Outcome::bad_request => "bad_request",
+            Outcome::upstream_error => "upstream_error",
+            Outcome::not_ready => "not_ready",
+        }
+    }
+}
+
 /// Label set for per-outcome metrics.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct OutcomeLabel {
@@ -205,5 +227,32 @@ impl Metrics {
 impl Default for Metrics {
     fn default() -> Self {
         Self::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Outcome;
+
+    #[test]
+    fn outcome_names_are_the_label_values() {
+        for o in [
+            Outcome::allowed,
+            Outcome::public,
+            Outcome::unauthenticated,
+            Outcome::invalid_token,
+            Outcome::forbidden,
+            Outcome::insufficient_scope,
+            Outcome::login_redirect,
+            Outcome::callback,
+            Outcome::callback_error,
+            Outcome::sign_out,
+            Outcome::metadata,
+            Outcome::bad_request,
+            Outcome::upstream_error,
+            Outcome::not_ready,
+        ] {
+            assert_eq!(o.as_str(), format!("{o:?}"));
+        }
     }
 }
