@@ -71,13 +71,13 @@ nginx_conf tool "$TOOL_PORT" 'location / { default_type text/plain; return 200 "
 nginx_conf proxy "$NGINX_PORT" 'location / { proxy_pass http://tool; proxy_http_version 1.1; proxy_set_header Connection ""; proxy_set_header Host $host; proxy_set_header X-Forwarded-For $remote_addr; }'
 sleep 0.3
 
-cpu_ticks() { # pids... -> utime+stime in clock ticks
-  local total=0
+cpu_ticks() { # pids... -> "utime stime" in clock ticks (all threads; the same for every server)
+  local user=0 sys=0
   for pid in "$@"; do
     read -r -a f < "/proc/$pid/stat"
-    total=$((total + f[13] + f[14]))
+    user=$((user + f[13])); sys=$((sys + f[14]))
   done
-  echo "$total"
+  echo "$user $sys"
 }
 rss_kib() { local t=0; for pid in "$@"; do t=$((t + $(awk '/VmRSS/ {print $2}' "/proc/$pid/status"))); done; echo "$t"; }
 nginx_pids() { local master; master=$(cat "$WORK/nginx-$1.pid"); echo "$master $(pgrep -P "$master" | tr '\n' ' ')"; }
@@ -124,9 +124,11 @@ run() { # label url lua pids...
   reqs=$(awk '/requests in/ {print $1}' <<<"$out")
   non2xx=$(awk '/Non-2xx/ {print $4}' <<<"$out"); non2xx=${non2xx:-0}
   rss=$(rss_kib "$@")
-  local cpu_us
-  cpu_us=$(awk -v t=$((after - before)) -v hz="$HZ" -v n="$reqs" 'BEGIN { printf "%.1f", t / hz * 1e6 / n }')
-  printf '%-12s %10s %9s %9s %12s %9s %8s\n' "$label" "$rps" "$p50" "$p99" "$cpu_us" "$((rss / 1024))MiB" "$non2xx" | tee -a "$RESULTS"
+  local cpu_us user_us sys_us
+  read -r user_us sys_us cpu_us < <(awk -v b="$before" -v a="$after" -v hz="$HZ" -v n="$reqs" 'BEGIN {
+    split(b, x, " "); split(a, y, " "); u = y[1] - x[1]; s = y[2] - x[2]
+    printf "%.1f %.1f %.1f\n", u / hz * 1e6 / n, s / hz * 1e6 / n, (u + s) / hz * 1e6 / n }')
+  printf '%-12s %10s %9s %9s %12s %9s %9s %8s %8s\n' "$label" "$rps" "$p50" "$p99" "$cpu_us" "$user_us" "$sys_us" "$((rss / 1024))MiB" "$non2xx" | tee -a "$RESULTS"
 }
 
 start_proxy() { # extra args...
@@ -151,7 +153,7 @@ stop_proxy() { kill "$PROXY_PID"; wait "$PROXY_PID" 2>/dev/null || true; }
 
 echo "keyway-proxy benchmark: wrk -t$THREADS -c$CONNECTIONS -d$DURATION, $WORKERS worker(s) each, $(nproc) cores"
 "$VERIFY" "$WORK/jwks.json" "$WORK/token.txt" "http://127.0.0.1:$ISSUER_PORT" "$RESOURCE" | tee "$WORK/verify.txt"
-printf '%-12s %10s %9s %9s %12s %9s %8s\n' scenario "req/s" p50 p99 "cpu_us/req" RSS non2xx
+printf '%-12s %10s %9s %9s %12s %9s %9s %8s %8s\n' scenario "req/s" p50 p99 "cpu_us/req" "user_us" "sys_us" RSS non2xx
 run direct "http://127.0.0.1:$TOOL_PORT/" "" $(nginx_pids tool)
 run nginx "http://127.0.0.1:$NGINX_PORT/" "" $(nginx_pids proxy)
 
