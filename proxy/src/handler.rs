@@ -502,15 +502,21 @@ async fn route(shared: &Arc<Shared>, peer: &Peer, req: Request<Incoming>) -> Don
     let mut session: Option<Arc<Session>> = None;
     if let Some(sealed) = cookies.session.as_deref() {
         let t = now();
-        match app.sealer.open::<Session>(Purpose::Session, sealed) {
-            None => {
+        let hash = token_hash(sealed);
+        let opened = match app.sessions.get(&hash, t, 0) {
+            Some(s) => Ok(s),
+            None => Err(app.sealer.open::<Session>(Purpose::Session, sealed)),
+        };
+        match opened {
+            Ok(s) => session = Some(s),
+            Err(None) => {
                 tracing::info!("session cookie refused (tampered, expired key or another app)");
                 set_cookies = app.names.clear_session(&cookies.presence);
             }
-            Some(s) if s.end <= t => {
+            Err(Some(s)) if s.end <= t => {
                 set_cookies = app.names.clear_session(&cookies.presence);
             }
-            Some(s) if s.exp <= t => {
+            Err(Some(s)) if s.exp <= t => {
                 match shared.refresher.refresh(shared, &app, &provider, &s).await {
                     Some(fresh) => {
                         if let Some(sealed) = app.sealer.seal(Purpose::Session, fresh.as_ref()) {
@@ -525,7 +531,11 @@ async fn route(shared: &Arc<Shared>, peer: &Peer, req: Request<Incoming>) -> Don
                     None => set_cookies = app.names.clear_session(&cookies.presence),
                 }
             }
-            Some(s) => session = Some(Arc::new(s)),
+            Err(Some(s)) => {
+                let s = Arc::new(s);
+                app.sessions.insert(hash, s.clone(), t);
+                session = Some(s);
+            }
         }
     }
     let Some(session) = session else {

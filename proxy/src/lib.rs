@@ -74,6 +74,8 @@ pub struct App {
     pub sealer: Sealer,
     /// Cookie names.
     pub names: Names,
+    /// Opened session cookies (per app: a new cookie key starts empty).
+    pub sessions: cache::SessionCache,
 }
 
 impl App {
@@ -82,7 +84,12 @@ impl App {
         let sealer = Sealer::new(&cfg.cookie_key, &cfg.client_id)
             .ok_or_else(|| Error::Config(vec!["cookie-secret: unusable key".into()]))?;
         let names = Names::new(&settings.cookie_name, cfg.secure_cookies);
-        Ok(App { cfg, sealer, names })
+        Ok(App {
+            cfg,
+            sealer,
+            names,
+            sessions: cache::SessionCache::new(settings.token_cache_size),
+        })
     }
 }
 
