@@ -7,7 +7,10 @@
 #   (b) cookie keyway-proxy, a session cookie
 #   (c) fresh  keyway-proxy, a signature verification on every request (token cache disabled,
 #              1,000 distinct tokens in rotation)
-# and reports requests/s, p50/p99 latency, CPU time per request of the proxy process(es), RSS,
+#   (a) log-on (a) with keyway-proxy's access log on (its default; off in every other row, as
+#              nginx's is), to a file
+# and reports requests/s, p50/p99 latency, CPU time per request of the proxy process(es) (total,
+# user, system: all threads, from /proc, the same for nginx and keyway-proxy), RSS,
 # and keyway-proxy's start-up time (process start to ready: issuer metadata and keys loaded).
 #
 # Usage: bash bench/proxy/run.sh   (env: DURATION=10s CONNECTIONS=64 THREADS=2 WORKERS=1,
@@ -136,7 +139,7 @@ start_proxy() { # extra args...
   t0=$(date +%s%N)
   KEYWAY_CONFIG_DIR="$WORK/config" KEYWAY_LISTEN="127.0.0.1:$PROXY_PORT" \
     KEYWAY_ADMIN_LISTEN="127.0.0.1:$ADMIN_PORT" KEYWAY_UPSTREAM_PORT="$TOOL_PORT" \
-    KEYWAY_ACCESS_LOG=false KEYWAY_WORKER_THREADS="$WORKERS" "$BIN" "$@" > "$WORK/proxy.log" 2>&1 &
+    KEYWAY_ACCESS_LOG="${ACCESS_LOG:-false}" KEYWAY_WORKER_THREADS="$WORKERS" "$BIN" "$@" > "$WORK/proxy.log" 2>&1 &
   PROXY_PID=$!
   PIDS+=("$PROXY_PID")
   for _ in $(seq 5000); do
@@ -167,6 +170,9 @@ echo "tokens cached after (a) 10k: $CACHED"
 stop_proxy
 start_proxy --token-cache-size 0
 run "(c) fresh" "http://127.0.0.1:$PROXY_PORT/" "$WORK/tokens1k.lua" "$PROXY_PID"
+stop_proxy
+ACCESS_LOG=true start_proxy
+run "(a) log-on" "http://127.0.0.1:$PROXY_PORT/" "$WORK/token.lua" "$PROXY_PID"
 stop_proxy
 
 awk -v verify="$(cat "$WORK/verify.txt")" '
