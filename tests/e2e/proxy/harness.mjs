@@ -283,6 +283,7 @@ export async function startProxy({ port, upstreamPort, files, env = {}, args = [
       if (entry.message === 'listening') resolve(entry);
     });
     proc.on('exit', (code) => reject(new Error(`keyway-proxy exited ${code}: ${stderr}`)));
+    proc.on('error', reject); // e.g. the binary is missing: fail, don't hang
   });
   const entry = await listening;
   const adminUrl = `http://${entry.admin}`;
