@@ -133,7 +133,9 @@ test('a third-party agent asks for consent; its token reaches the API; the accou
   // The agent's loopback redirect URI (RFC 8252): a listener that takes the authorization response.
   let callback;
   const agent = http.createServer((req, res) => {
-    callback = new URL(req.url, AGENT_REDIRECT);
+    const url = new URL(req.url, AGENT_REDIRECT);
+    // Only the authorization response counts (the browser also asks for /favicon.ico).
+    if (url.pathname === '/callback') callback = url;
     res.writeHead(200, { 'content-type': 'text/html' }).end('<p>The agent got the code.</p>');
   });
   await new Promise((r) => agent.listen(8976, '127.0.0.1', r));
