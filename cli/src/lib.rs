@@ -13,7 +13,12 @@ const EXIT_USAGE: u8 = 64;
 
 /// keyway: login and scoped OAuth access for in-house tools.
 #[derive(Debug, Parser)]
-#[command(name = "keyway", version, about, long_about = None)]
+#[command(
+    name = "keyway",
+    version,
+    about = "keyway: login and scoped OAuth access for in-house tools on Kubernetes",
+    long_about = None
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
