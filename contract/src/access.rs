@@ -143,28 +143,17 @@ impl Access {
 
     /// Decides an authenticated request.
     pub fn authorize(&self, method: &str, path: &str, caller: &Caller<'_>) -> Decision {
-        let rule = self.rule_for(method, path);
-        if rule.is_some_and(|r| r.public) {
-            return Decision::Allow;
-        }
-        if !self.may_sign_in(caller.email, caller.groups) {
-            return Decision::NotAllowed;
-        }
-        let Some(rule) = rule else {
-            return Decision::Allow;
-        };
-        if !rule.groups.is_empty() && !caller.groups.iter().any(|g| rule.groups.contains(g)) {
-            return Decision::MissingGroup;
-        }
-        if rule.scopes.iter().any(|s| !caller.scopes.contains(s)) {
-            return Decision::InsufficientScope {
-                required: rule.scopes.clone(),
-            };
-        }
-        Decision::Allow
+        self.decide(
+            method,
+            path,
+            || self.may_sign_in(caller.email, caller.groups),
+            caller.groups,
+            caller.scopes,
+        )
     }
 
-    /// Decides a request carrying a client's own token (client_credentials: no person).
+    /// Decides a request carrying a client's own token (client_credentials: no person, so no
+    /// groups).
     pub fn authorize_client(
         &self,
         method: &str,
@@ -172,17 +161,36 @@ impl Access {
         client_id: &str,
         scopes: &[String],
     ) -> Decision {
+        self.decide(
+            method,
+            path,
+            || self.allowed_clients.iter().any(|c| c == client_id),
+            &[],
+            scopes,
+        )
+    }
+
+    /// The one decision procedure: public rule, then admission, then the rule's groups and
+    /// scopes.
+    fn decide(
+        &self,
+        method: &str,
+        path: &str,
+        admitted: impl FnOnce() -> bool,
+        groups: &[String],
+        scopes: &[String],
+    ) -> Decision {
         let rule = self.rule_for(method, path);
         if rule.is_some_and(|r| r.public) {
             return Decision::Allow;
         }
-        if !self.allowed_clients.iter().any(|c| c == client_id) {
+        if !admitted() {
             return Decision::NotAllowed;
         }
         let Some(rule) = rule else {
             return Decision::Allow;
         };
-        if !rule.groups.is_empty() {
+        if !rule.groups.is_empty() && !groups.iter().any(|g| rule.groups.contains(g)) {
             return Decision::MissingGroup;
         }
         if rule.scopes.iter().any(|s| !scopes.contains(s)) {
