@@ -12,7 +12,6 @@ use anyhow::{Context, Result, anyhow};
 use base64::Engine as _;
 use clap::{Args, Parser};
 use contract::secret;
-use rand::RngCore;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
@@ -203,7 +202,7 @@ fn lay_out(dir: &Path, issuer_url: &str) -> Result<Credentials> {
             // Keep secrets across runs when --data-dir is reused, so sessions survive restarts.
             let value = match std::fs::read_to_string(&secret_path) {
                 Ok(v) if !v.trim().is_empty() => v.trim().to_string(),
-                _ => random_token(32),
+                _ => issuer::util::random_token(),
             };
             write(&secret_path, &value)?;
             match stem {
@@ -233,8 +232,7 @@ fn lay_out(dir: &Path, issuer_url: &str) -> Result<Credentials> {
     write(&proxy_dir.join(secret::ISSUER_URL), issuer_url)?;
     let cookie_path = proxy_dir.join(secret::COOKIE_SECRET);
     if !cookie_path.exists() {
-        let mut key = [0u8; 32];
-        rand::rngs::OsRng.fill_bytes(&mut key);
+        let key = issuer::util::random_bytes::<32>();
         write(
             &cookie_path,
             &base64::engine::general_purpose::STANDARD.encode(key),
@@ -249,13 +247,6 @@ fn lay_out(dir: &Path, issuer_url: &str) -> Result<Credentials> {
 
 fn write(path: &Path, contents: &str) -> Result<()> {
     std::fs::write(path, contents).with_context(|| format!("writing {}", path.display()))
-}
-
-/// `bytes` random bytes, base64url without padding.
-fn random_token(bytes: usize) -> String {
-    let mut buf = vec![0u8; bytes];
-    rand::rngs::OsRng.fill_bytes(&mut buf);
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(buf)
 }
 
 #[allow(clippy::print_stdout)] // The demo's welcome is its user interface.
