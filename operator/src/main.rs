@@ -170,26 +170,49 @@ fn main() -> ExitCode {
 fn webhook_command(args: operator::webhook::WebhookArgs) -> ExitCode {
     let problems = args.problems();
     if !problems.is_empty() {
-        for p in problems {
-            eprintln!("keyway-operator webhook: {p}");
-        }
-        return ExitCode::from(EXIT_USAGE);
+        return usage("webhook", problems);
     }
-    if let Err(e) = telemetry::init(args.log_format == "json", &args.log) {
-        eprintln!("keyway-operator webhook: {e}");
+    let (json, log) = (args.log_format == "json", args.log.clone());
+    serve(
+        "webhook",
+        json,
+        &log,
+        operator::webhook::run(args),
+        "keyway-operator webhook stopped",
+    )
+}
+
+/// Prints every flag problem and returns [`EXIT_USAGE`].
+fn usage(command: &str, problems: Vec<String>) -> ExitCode {
+    for p in problems {
+        eprintln!("keyway-operator {command}: {p}");
+    }
+    ExitCode::from(EXIT_USAGE)
+}
+
+/// Starts logging and a runtime, runs `service` to its end and maps the outcome to an exit code.
+fn serve<E: std::fmt::Display>(
+    command: &str,
+    json_logs: bool,
+    log: &str,
+    service: impl Future<Output = Result<(), E>>,
+    stopped: &str,
+) -> ExitCode {
+    if let Err(e) = telemetry::init(json_logs, log) {
+        eprintln!("keyway-operator {command}: {e}");
         return ExitCode::from(EXIT_USAGE);
     }
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("keyway-operator webhook: {e}");
+            eprintln!("keyway-operator {command}: {e}");
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(operator::webhook::run(args)) {
+    match runtime.block_on(service) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            tracing::error!(error = %e, "keyway-operator webhook stopped");
+            tracing::error!(error = %e, "{stopped}");
             ExitCode::FAILURE
         }
     }
@@ -221,31 +244,15 @@ fn crdgen_command(args: &CrdgenArgs) -> ExitCode {
 fn controller_command(args: &ControllerArgs) -> ExitCode {
     let settings = match settings(args) {
         Ok(s) => s,
-        Err(problems) => {
-            for p in problems {
-                eprintln!("keyway-operator controller: {p}");
-            }
-            return ExitCode::from(EXIT_USAGE);
-        }
+        Err(problems) => return usage("controller", problems),
     };
-    if let Err(e) = telemetry::init(matches!(args.log_format, LogFormat::Json), &args.log) {
-        eprintln!("keyway-operator controller: {e}");
-        return ExitCode::from(EXIT_USAGE);
-    }
-    let runtime = match tokio::runtime::Runtime::new() {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("keyway-operator controller: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    match runtime.block_on(run(settings)) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            tracing::error!(error = %e, "keyway-operator stopped");
-            ExitCode::FAILURE
-        }
-    }
+    serve(
+        "controller",
+        matches!(args.log_format, LogFormat::Json),
+        &args.log,
+        run(settings),
+        "keyway-operator stopped",
+    )
 }
 
 async fn run(settings: Settings) -> anyhow::Result<()> {
