@@ -596,7 +596,9 @@ fn decide(app: &App, method: &str, path: &str, who: &Principal) -> Decision {
 
 /// The response for a refused decision, if refused.
 fn refuse(app: &App, decision: Decision, who: &Principal) -> Option<Done> {
-    let user = Some(who.sub.clone());
+    // The subject is copied only for a refusal: an allowed request copies it once, for its own
+    // `Done`.
+    let user = || Some(who.sub.clone());
     match decision {
         Decision::Allow => None,
         Decision::NotAllowed | Decision::MissingGroup => Some(Done {
@@ -606,7 +608,7 @@ fn refuse(app: &App, decision: Decision, who: &Principal) -> Option<Done> {
                 "you may not access this resource",
             ),
             outcome: Outcome::forbidden,
-            user,
+            user: user(),
         }),
         Decision::InsufficientScope { required } => {
             let mut resp = error_response(
@@ -628,7 +630,7 @@ fn refuse(app: &App, decision: Decision, who: &Principal) -> Option<Done> {
             Some(Done {
                 resp,
                 outcome: Outcome::insufficient_scope,
-                user,
+                user: user(),
             })
         }
     }
