@@ -49,28 +49,10 @@ pub fn normalise(raw: &str) -> Result<NormalPath, PathError> {
         return Err(PathError::NotAbsolute);
     }
     // Fast path: nothing to decode, resolve or collapse, and nothing outside `pchar`.
-    let plain = raw.bytes().all(|b| {
-        b.is_ascii_alphanumeric()
-            || matches!(
-                b,
-                b'/' | b'.'
-                    | b'-'
-                    | b'_'
-                    | b'~'
-                    | b'!'
-                    | b'$'
-                    | b'&'
-                    | b'\''
-                    | b'('
-                    | b')'
-                    | b'*'
-                    | b'+'
-                    | b','
-                    | b'='
-                    | b':'
-                    | b'@'
-            )
-    }) && !raw.contains("//")
+    let plain = raw
+        .bytes()
+        .all(|b| b == b'/' || (b != b';' && PCHAR[usize::from(b)]))
+        && !raw.contains("//")
         && !raw.contains("/./")
         && !raw.contains("/../")
         && !raw.ends_with("/.")
@@ -146,12 +128,15 @@ fn hex_val(b: u8) -> Option<u8> {
     }
 }
 
-/// Percent-encodes everything outside RFC 3986 `pchar`.
-fn encode_segment(seg: &str, out: &mut String) {
-    for &b in seg.as_bytes() {
-        let keep = b.is_ascii_alphanumeric()
+/// RFC 3986 `pchar` less `%` (unreserved, sub-delims, `:` and `@`), as a table.
+const PCHAR: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        t[b] = c.is_ascii_alphanumeric()
             || matches!(
-                b,
+                c,
                 b'-' | b'.'
                     | b'_'
                     | b'~'
@@ -169,7 +154,15 @@ fn encode_segment(seg: &str, out: &mut String) {
                     | b':'
                     | b'@'
             );
-        if keep {
+        b += 1;
+    }
+    t
+};
+
+/// Percent-encodes everything outside RFC 3986 `pchar`.
+fn encode_segment(seg: &str, out: &mut String) {
+    for &b in seg.as_bytes() {
+        if PCHAR[usize::from(b)] {
             out.push(char::from(b));
         } else {
             let _ = write!(out, "%{b:02X}");
