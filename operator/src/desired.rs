@@ -782,6 +782,17 @@ pub(crate) mod tests {
         }
     }
 
+    /// The plan for `app` seen for the first time (no Secret yet) at 2026-01-01T00:00:00Z.
+    pub(crate) fn first_plan(app: &ConnectedApp) -> Plan {
+        plan(
+            app,
+            None,
+            &cfg(),
+            t("2026-01-01T00:00:00Z"),
+            &mut Counter(0),
+        )
+    }
+
     fn data(secret: &Secret, key: &str) -> Option<String> {
         text(secret, key)
     }
@@ -886,13 +897,7 @@ pub(crate) mod tests {
     fn public_client_has_no_client_secret() {
         let mut app = basic();
         app.spec.client_type = api::ClientType::Public;
-        let plan = plan(
-            &app,
-            None,
-            &cfg(),
-            t("2026-01-01T00:00:00Z"),
-            &mut Counter(0),
-        );
+        let plan = first_plan(&app);
         let SecretAction::Create(secret) = &plan.secret else {
             panic!()
         };
@@ -1036,13 +1041,7 @@ pub(crate) mod tests {
         let mut app = basic();
         app.spec.redirect_uris = vec!["http://grafana.example.com/cb".into()];
         app.spec.token_lifetimes.access = "2d".into();
-        let p = plan(
-            &app,
-            None,
-            &cfg(),
-            t("2026-01-01T00:00:00Z"),
-            &mut Counter(0),
-        );
+        let p = first_plan(&app);
         assert_eq!(p.secret, SecretAction::None);
         let c = &p.status.conditions[0];
         assert_eq!(
@@ -1071,13 +1070,7 @@ pub(crate) mod tests {
     #[test]
     fn invalid_spec_keeps_published_hashes() {
         let app = basic();
-        let first = plan(
-            &app,
-            None,
-            &cfg(),
-            t("2026-01-01T00:00:00Z"),
-            &mut Counter(0),
-        );
+        let first = first_plan(&app);
         let (mut app, secret) = settle(&app, &first, None);
         app.spec.redirect_uris.clear();
         let p = plan(
@@ -1161,13 +1154,7 @@ pub(crate) mod tests {
     #[test]
     fn deleted_secret_is_recreated_and_the_lost_secret_expires() {
         let app = basic();
-        let first = plan(
-            &app,
-            None,
-            &cfg(),
-            t("2026-01-01T00:00:00Z"),
-            &mut Counter(0),
-        );
+        let first = first_plan(&app);
         let (app, _) = settle(&app, &first, None);
         let p = plan(
             &app,
@@ -1188,13 +1175,7 @@ pub(crate) mod tests {
     fn a_default_secret_name_that_is_too_long_is_reported() {
         let mut app = basic();
         app.metadata.name = Some("a".repeat(250));
-        let p = plan(
-            &app,
-            None,
-            &cfg(),
-            t("2026-01-01T00:00:00Z"),
-            &mut Counter(0),
-        );
+        let p = first_plan(&app);
         assert_eq!(p.secret, SecretAction::None);
         let c = &p.status.conditions[0];
         assert_eq!(c.reason, reason::INVALID_SPEC);

@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 
 use super::{Context, reconcile};
 use crate::ControllerConfig;
-use crate::desired::tests::{Counter, basic, cfg, settle, t};
+use crate::desired::tests::{Counter, basic, cfg, first_plan, settle, t};
 use crate::desired::{self, reason};
 use crate::metrics::Metrics;
 
@@ -226,13 +226,7 @@ async fn create_publishes_the_hash_then_writes_the_secret_then_ready() {
 /// The app and its Secret after a successful first reconcile at the scenario clock.
 fn settled() -> (ConnectedApp, Secret) {
     let app = basic();
-    let plan = desired::plan(
-        &app,
-        None,
-        &cfg(),
-        t("2026-01-01T00:00:00Z"),
-        &mut Counter(0),
-    );
+    let plan = first_plan(&app);
     let (app, secret) = settle(&app, &plan, None);
     let mut secret = secret.unwrap();
     secret.metadata.resource_version = Some("7".into());
@@ -470,13 +464,7 @@ async fn invalid_spec_reports_without_touching_secrets() {
 async fn invalid_spec_settled_makes_no_write() {
     let mut app = basic();
     app.spec.redirect_uris.clear();
-    let plan = desired::plan(
-        &app,
-        None,
-        &cfg(),
-        t("2026-01-01T00:00:00Z"),
-        &mut Counter(0),
-    );
+    let plan = first_plan(&app);
     let (app, _) = settle(&app, &plan, None);
     let (result, writes) =
         scenario(app, vec![expect("GET", SECRET).respond(404, not_found())]).await;
