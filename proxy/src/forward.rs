@@ -285,14 +285,15 @@ pub async fn forward(
             .authority()
             .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
     });
-    let query = req.uri().query().map(str::to_string);
-    let (mut parts, body) = req.into_parts();
-    let mut pq = String::with_capacity(f.path.len() + query.as_ref().map_or(0, |q| q.len() + 1));
+    // Built while the client's URI is still whole: the query is borrowed, not copied.
+    let query = req.uri().query();
+    let mut pq = String::with_capacity(f.path.len() + query.map_or(0, |q| q.len() + 1));
     pq.push_str(f.path);
-    if let Some(q) = &query {
+    if let Some(q) = query {
         pq.push('?');
         pq.push_str(q);
     }
+    let (mut parts, body) = req.into_parts();
     // Origin-form: the connection already goes to the tool.
     let Ok(uri) = http::Uri::try_from(pq) else {
         return error_response(
