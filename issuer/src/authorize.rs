@@ -571,12 +571,37 @@ pub async fn login(
     };
     iss.metrics.logins.get_or_create(&labels("ok")).inc();
     iss.throttle.succeeded(&email);
+    let (cookie, session) = start_session(
+        &iss,
+        user.subject().to_string(),
+        user.claims(),
+        "static".into(),
+        now,
+    )
+    .await?;
+    tracing::info!(session = %session.id, "signed in");
+    let target = resume_target(request);
+    let mut res = redirect(&target);
+    res.headers_mut()
+        .append(header::SET_COOKIE, iss.session_cookie(&cookie));
+    Ok(res)
+}
+
+/// Stores a new session for a person who has just authenticated (with a password or at an
+/// upstream provider), keyed by the hash of a new cookie; returns that cookie and the session.
+pub async fn start_session(
+    iss: &Issuer,
+    subject: String,
+    claims: crate::store::Claims,
+    source: String,
+    now: i64,
+) -> Result<(String, Session)> {
     let cookie = crate::util::random_token();
     let session = Session {
         id: crate::util::random_id(),
-        subject: user.subject().to_string(),
-        claims: user.claims(),
-        source: "static".into(),
+        subject,
+        claims,
+        source,
         auth_time: now,
         created_at: now,
         last_seen: now,
@@ -586,12 +611,7 @@ pub async fn login(
         .put_session(&SecretHash::of(&cookie), &session)
         .await
         .map_err(store_err)?;
-    tracing::info!(session = %session.id, "signed in");
-    let target = resume_target(request);
-    let mut res = redirect(&target);
-    res.headers_mut()
-        .append(header::SET_COOKIE, iss.session_cookie(&cookie));
-    Ok(res)
+    Ok((cookie, session))
 }
 
 /// Where to go after a sign-in: back to the authorization request (without `prompt=login`, the

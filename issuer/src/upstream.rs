@@ -32,8 +32,8 @@ use tokio::sync::Mutex;
 
 use crate::error::{Error, Result, redirect};
 use crate::params::{Params, Query};
-use crate::server::{Shared, store_err};
-use crate::store::{Claims, SecretHash, Session};
+use crate::server::Shared;
+use crate::store::Claims;
 
 /// Name of the cookie carrying the pending upstream sign-in.
 pub const COOKIE: &str = "keyway_issuer_upstream";
@@ -525,21 +525,14 @@ pub async fn callback(
         .ok_or_else(|| failed("no sub"))?
         .to_string();
     let mapped = up.map_claims(&claims);
-    let cookie = crate::util::random_token();
-    let session = Session {
-        id: crate::util::random_id(),
-        subject: sub,
-        claims: mapped,
-        source: format!("upstream:{}", up.config.id),
-        auth_time: now,
-        created_at: now,
-        last_seen: now,
-        expires_at: now + i64::try_from(iss.lifetimes.session).unwrap_or(43200),
-    };
-    iss.store
-        .put_session(&SecretHash::of(&cookie), &session)
-        .await
-        .map_err(store_err)?;
+    let (cookie, _) = crate::authorize::start_session(
+        &iss,
+        sub,
+        mapped,
+        format!("upstream:{}", up.config.id),
+        now,
+    )
+    .await?;
     iss.metrics
         .logins
         .get_or_create(&crate::metrics::GrantLabels {
