@@ -136,6 +136,16 @@ fn callback_error(
     )
 }
 
+/// A callback that signs no one in.
+fn refused(
+    clear: &[String],
+    status: StatusCode,
+    code: &str,
+    description: &str,
+) -> (Response<Body>, Option<Principal>) {
+    (callback_error(clear, status, code, description), None)
+}
+
 /// The redirect URI: checks state (constant time) and `iss`, exchanges the code with the PKCE
 /// verifier, validates the ID token (nonce), checks who may sign in, and sets the session.
 pub async fn callback(
@@ -155,27 +165,21 @@ pub async fn callback(
             _ => continue,
         };
         if slot.is_some() {
-            return (
-                callback_error(
-                    &[],
-                    StatusCode::BAD_REQUEST,
-                    "invalid_request",
-                    "repeated parameter",
-                ),
-                None,
+            return refused(
+                &[],
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                "repeated parameter",
             );
         }
         *slot = Some(v.into_owned());
     }
     let Some(state) = p.state.as_deref() else {
-        return (
-            callback_error(
-                &[],
-                StatusCode::BAD_REQUEST,
-                "invalid_request",
-                "state missing",
-            ),
-            None,
+        return refused(
+            &[],
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "state missing",
         );
     };
     // The login cookie is named after the state, so several sign-ins can be in progress.
@@ -194,62 +198,47 @@ pub async fn callback(
         } else {
             "state mismatch"
         };
-        return (
-            callback_error(&clear, StatusCode::BAD_REQUEST, "invalid_request", why),
-            None,
-        );
+        return refused(&clear, StatusCode::BAD_REQUEST, "invalid_request", why);
     };
     let login: Option<LoginState> = app
         .sealer
         .open(Purpose::Login, sealed)
         .filter(|l: &LoginState| l.exp > now());
     let Some(login) = login else {
-        return (
-            callback_error(
-                &clear,
-                StatusCode::BAD_REQUEST,
-                "invalid_request",
-                "sign-in state missing or expired; start again",
-            ),
-            None,
+        return refused(
+            &clear,
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "sign-in state missing or expired; start again",
         );
     };
     if !crate::ct_eq(state.as_bytes(), login.state.as_bytes()) {
-        return (
-            callback_error(
-                &clear,
-                StatusCode::BAD_REQUEST,
-                "invalid_request",
-                "state mismatch",
-            ),
-            None,
+        return refused(
+            &clear,
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "state mismatch",
         );
     }
     let issuer = provider.metadata.issuer.as_str();
     match p.iss.as_deref() {
         Some(iss) if iss != issuer => {
-            return (
-                callback_error(
-                    &clear,
-                    StatusCode::BAD_REQUEST,
-                    "invalid_request",
-                    "iss mismatch",
-                ),
-                None,
+            return refused(
+                &clear,
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                "iss mismatch",
             );
         }
         None if provider
             .metadata
             .authorization_response_iss_parameter_supported =>
         {
-            return (
-                callback_error(
-                    &clear,
-                    StatusCode::BAD_REQUEST,
-                    "invalid_request",
-                    "iss missing",
-                ),
-                None,
+            return refused(
+                &clear,
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                "iss missing",
             );
         }
         _ => {}
@@ -260,25 +249,19 @@ pub async fn callback(
         } else {
             "login_failed"
         };
-        return (
-            callback_error(
-                &clear,
-                StatusCode::FORBIDDEN,
-                code,
-                "the issuer did not sign you in",
-            ),
-            None,
+        return refused(
+            &clear,
+            StatusCode::FORBIDDEN,
+            code,
+            "the issuer did not sign you in",
         );
     }
     let Some(code) = p.code.as_deref() else {
-        return (
-            callback_error(
-                &clear,
-                StatusCode::BAD_REQUEST,
-                "invalid_request",
-                "code missing",
-            ),
-            None,
+        return refused(
+            &clear,
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "code missing",
         );
     };
     let cfg = &app.cfg;
@@ -301,26 +284,20 @@ pub async fn callback(
         Ok(t) => t,
         Err(e) => {
             tracing::warn!(error = %e, "code exchange failed");
-            return (
-                callback_error(
-                    &clear,
-                    StatusCode::BAD_GATEWAY,
-                    "login_failed",
-                    "the code exchange failed",
-                ),
-                None,
+            return refused(
+                &clear,
+                StatusCode::BAD_GATEWAY,
+                "login_failed",
+                "the code exchange failed",
             );
         }
     };
     let Some(id_token) = tokens.id_token.as_deref() else {
-        return (
-            callback_error(
-                &clear,
-                StatusCode::BAD_GATEWAY,
-                "login_failed",
-                "the issuer returned no ID token",
-            ),
-            None,
+        return refused(
+            &clear,
+            StatusCode::BAD_GATEWAY,
+            "login_failed",
+            "the issuer returned no ID token",
         );
     };
     let keys = provider.keys();
@@ -335,14 +312,11 @@ pub async fn callback(
         Ok(w) => w,
         Err(e) => {
             tracing::warn!(reason = %e, "ID token refused");
-            return (
-                callback_error(
-                    &clear,
-                    StatusCode::BAD_GATEWAY,
-                    "login_failed",
-                    "the ID token is invalid",
-                ),
-                None,
+            return refused(
+                &clear,
+                StatusCode::BAD_GATEWAY,
+                "login_failed",
+                "the ID token is invalid",
             );
         }
     };
@@ -366,14 +340,11 @@ pub async fn callback(
         );
     }
     let Some(sid) = app.sealer.random(16) else {
-        return (
-            callback_error(
-                &clear,
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "server_error",
-                "randomness unavailable",
-            ),
-            None,
+        return refused(
+            &clear,
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "server_error",
+            "randomness unavailable",
         );
     };
     let t = now();
@@ -389,14 +360,11 @@ pub async fn callback(
         end: t + shared.settings.session_lifetime.as_secs(),
     };
     let Some(sealed) = app.sealer.seal(Purpose::Session, &session) else {
-        return (
-            callback_error(
-                &clear,
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "server_error",
-                "cannot seal session",
-            ),
-            None,
+        return refused(
+            &clear,
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "server_error",
+            "cannot seal session",
         );
     };
     let mut cookies_out =
