@@ -100,6 +100,7 @@ fn unauthorized(app: &App, scopes: &[String], error: Option<(&str, &str)>) -> Re
 struct Done {
     resp: Response<Body>,
     outcome: Outcome,
+    /// The subject, for the access log (left out of allowed requests when it is off).
     user: Option<String>,
 }
 
@@ -480,7 +481,7 @@ async fn route(shared: &Arc<Shared>, peer: &Peer, req: Request<Incoming>) -> Don
             return d;
         }
         let pass = shared.settings.pass_access_token.then_some(token);
-        let user = Some(who.sub.clone());
+        let user = shared.settings.access_log.then(|| who.sub.clone());
         let f = Forward {
             peer,
             path: &path.forward,
@@ -573,7 +574,7 @@ async fn route(shared: &Arc<Shared>, peer: &Peer, req: Request<Incoming>) -> Don
     Done {
         resp: with_cookies(resp, set_cookies),
         outcome,
-        user: Some(session.who.sub.clone()),
+        user: shared.settings.access_log.then(|| session.who.sub.clone()),
     }
 }
 
