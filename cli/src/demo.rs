@@ -165,16 +165,16 @@ async fn wait_any(
     tool: tokio::task::JoinHandle<std::io::Result<()>>,
 ) -> Result<()> {
     tokio::select! {
-        r = issuer => Err(anyhow!("the issuer stopped: {}", join_msg(r.map(|x| x.map_err(|e| e.to_string()))))),
-        r = proxy => Err(anyhow!("keyway-proxy stopped: {}", join_msg(r.map(|x| x.map_err(|e| e.to_string()))))),
-        r = tool => Err(anyhow!("the demo tool stopped: {}", join_msg(r.map(|x| x.map_err(|e| e.to_string()))))),
+        r = issuer => Err(anyhow!("the issuer stopped: {}", join_msg(r))),
+        r = proxy => Err(anyhow!("keyway-proxy stopped: {}", join_msg(r))),
+        r = tool => Err(anyhow!("the demo tool stopped: {}", join_msg(r))),
     }
 }
 
-fn join_msg(r: Result<Result<(), String>, tokio::task::JoinError>) -> String {
+fn join_msg<E: std::fmt::Display>(r: Result<Result<(), E>, tokio::task::JoinError>) -> String {
     match r {
         Ok(Ok(())) => "without an error".to_string(),
-        Ok(Err(e)) => e,
+        Ok(Err(e)) => e.to_string(),
         Err(e) => e.to_string(),
     }
 }
