@@ -81,10 +81,10 @@ fn challenge(app: &App, scopes: &[String], error: Option<(&str, &str)>) -> Heade
 }
 
 /// The scopes worth naming in a challenge for this request.
-fn scopes_for(app: &App, method: &str, path: &str) -> Vec<String> {
+fn scopes_for<'a>(app: &'a App, method: &str, path: &str) -> &'a [String] {
     match app.cfg.policy.access.rule_for(method, path) {
-        Some(rule) if !rule.scopes.is_empty() => rule.scopes.clone(),
-        _ => app.cfg.policy.scopes.clone(),
+        Some(rule) if !rule.scopes.is_empty() => &rule.scopes,
+        _ => &app.cfg.policy.scopes,
     }
 }
 
@@ -443,7 +443,7 @@ async fn route(shared: &Arc<Shared>, peer: &Peer, req: Request<Incoming>) -> Don
         tracing::debug!(reason = why, "bad Authorization header");
         let mut resp = unauthorized(
             &app,
-            &scopes,
+            scopes,
             Some(("invalid_request", "malformed Authorization header")),
         );
         *resp.status_mut() = StatusCode::BAD_REQUEST;
@@ -469,7 +469,7 @@ async fn route(shared: &Arc<Shared>, peer: &Peer, req: Request<Incoming>) -> Don
                 return done(
                     unauthorized(
                         &app,
-                        &scopes,
+                        scopes,
                         Some(("invalid_token", "the access token is invalid or expired")),
                     ),
                     Outcome::invalid_token,
@@ -550,7 +550,7 @@ async fn route(shared: &Arc<Shared>, peer: &Peer, req: Request<Incoming>) -> Don
         }
         let scopes = scopes_for(&app, method, m);
         return done(
-            with_cookies(unauthorized(&app, &scopes, None), set_cookies),
+            with_cookies(unauthorized(&app, scopes, None), set_cookies),
             Outcome::unauthenticated,
         );
     };
