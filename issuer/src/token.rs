@@ -125,7 +125,7 @@ struct AccessClaims<'a> {
     person: PersonClaims<'a>,
 }
 
-#[derive(Serialize, Default)]
+#[derive(Serialize, Default, Clone, Copy)]
 struct PersonClaims<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     email: Option<&'a str>,
@@ -217,6 +217,8 @@ struct Grant<'a> {
 
 struct Minted {
     access: String,
+    /// The granted scopes, space-separated.
+    scope: String,
     jti: String,
     exp: i64,
     ttl: u64,
@@ -240,6 +242,7 @@ impl Issuer {
             .map(String::as_str)
             .or(client.resource.as_deref())
             .unwrap_or(&client.id);
+        let person = PersonClaims::from(g.claims, g.scopes);
         let ring = self.keys.ring();
         let access = ring
             .signing
@@ -255,7 +258,7 @@ impl Issuer {
                     exp,
                     jti: &jti,
                     auth_time: g.auth_time,
-                    person: PersonClaims::from(g.claims, g.scopes),
+                    person,
                 },
             )
             .map_err(|e| Error::Internal(e.to_string().into()))?;
@@ -275,7 +278,7 @@ impl Issuer {
                             auth_time: g.auth_time.unwrap_or(now),
                             nonce: g.nonce,
                             sid: g.session_id,
-                            person: PersonClaims::from(g.claims, g.scopes),
+                            person,
                         },
                     )
                     .map_err(|e| Error::Internal(e.to_string().into()))?,
@@ -285,6 +288,7 @@ impl Issuer {
         };
         Ok(Minted {
             access,
+            scope,
             jti,
             exp,
             ttl,
@@ -483,16 +487,15 @@ async fn authorization_code(iss: &Issuer, client: &Client, params: &Params) -> R
             "the code was already used; tokens issued from it are revoked",
         ));
     }
-    let scope = rec.scopes.join(" ");
-    respond(&minted, &scope, refresh.as_ref().map(|(t, _)| t.as_str()))
+    respond(&minted, refresh.as_ref().map(|(t, _)| t.as_str()))
 }
 
-fn respond(m: &Minted, scope: &str, refresh: Option<&str>) -> Result<Response> {
+fn respond(m: &Minted, refresh: Option<&str>) -> Result<Response> {
     let body = serde_json::to_vec(&TokenResponse {
         access_token: &m.access,
         token_type: "Bearer",
         expires_in: m.ttl,
-        scope,
+        scope: &m.scope,
         refresh_token: refresh,
         id_token: m.id_token.as_deref(),
     })
@@ -592,7 +595,7 @@ async fn refresh(iss: &Issuer, client: &Client, params: &Params) -> Result<Respo
         session_id: family.session_id.as_deref(),
     };
     let minted = iss.mint(client, &g, true)?;
-    respond(&minted, &scopes.join(" "), Some(&new))
+    respond(&minted, Some(&new))
 }
 
 fn client_credentials(iss: &Issuer, client: &Client, params: &Params) -> Result<Response> {
@@ -641,9 +644,8 @@ fn client_credentials(iss: &Issuer, client: &Client, params: &Params) -> Result<
         nonce: None,
         session_id: None,
     };
-    let mut minted = iss.mint(client, &g, false)?;
-    minted.id_token = None;
-    respond(&minted, &scopes.join(" "), None)
+    let minted = iss.mint(client, &g, false)?;
+    respond(&minted, None)
 }
 
 /// Verifies one of our access tokens and that it is not revoked.
