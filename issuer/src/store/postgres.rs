@@ -77,16 +77,6 @@ impl PostgresStore {
     const FOR_UPDATE: &'static str = " FOR UPDATE";
 }
 
-fn migrate_err(e: sqlx::migrate::MigrateError) -> super::StoreError {
-    match e {
-        sqlx::migrate::MigrateError::Execute(e) => match err(e) {
-            super::StoreError::Unavailable(e) => super::StoreError::Unavailable(e),
-            other => super::StoreError::Migration(Box::new(other)),
-        },
-        other => super::StoreError::Migration(Box::new(other)),
-    }
-}
-
 /// Classifies a driver error by SQLSTATE class: connection exceptions (08), insufficient
 /// resources (53), operator intervention such as a shutting-down server (57), serialization
 /// failures and deadlocks (40001, 40P01) are "try again later"; 23505 is a duplicate key.

@@ -51,7 +51,7 @@ pub(crate) const SESSION_COLS: &str =
     "id, subject, claims, source, auth_time, created_at, last_seen, expires_at";
 
 /// Implements [`Store`](super::Store) for a backend struct that has `pool`, `begin_write()`,
-/// `FOR_UPDATE` and an error classifier `err`.
+/// `FOR_UPDATE` and an error classifier `err`; also defines the backend's `migrate_err`.
 macro_rules! impl_sql_store {
     ($store:ty, $row:ty) => {
         use sqlx::Row as _;
@@ -64,6 +64,18 @@ macro_rules! impl_sql_store {
             RegisteredClient, Result as StoreResult, Rotation, RotationPolicy, SecretHash,
             Session, Store, StoreError, TakenCode,
         };
+
+        /// A failed migration; a statement that failed because the database is unreachable is
+        /// still `Unavailable` (try again later).
+        fn migrate_err(e: sqlx::migrate::MigrateError) -> StoreError {
+            match e {
+                sqlx::migrate::MigrateError::Execute(e) => match err(e) {
+                    StoreError::Unavailable(e) => StoreError::Unavailable(e),
+                    other => StoreError::Migration(Box::new(other)),
+                },
+                other => StoreError::Migration(Box::new(other)),
+            }
+        }
 
         fn code_from_row(row: &$row) -> StoreResult<AuthCode> {
             Ok(AuthCode {

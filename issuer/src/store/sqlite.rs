@@ -78,16 +78,6 @@ impl SqliteStore {
     const FOR_UPDATE: &'static str = "";
 }
 
-fn migrate_err(e: sqlx::migrate::MigrateError) -> super::StoreError {
-    match e {
-        sqlx::migrate::MigrateError::Execute(e) => match err(e) {
-            super::StoreError::Unavailable(e) => super::StoreError::Unavailable(e),
-            other => super::StoreError::Migration(Box::new(other)),
-        },
-        other => super::StoreError::Migration(Box::new(other)),
-    }
-}
-
 /// Classifies a driver error. Busy/locked databases, I/O errors, a full disk and pool problems
 /// are "try again later"; a duplicate key is a conflict; the rest is a bug.
 fn err(e: sqlx::Error) -> super::StoreError {
