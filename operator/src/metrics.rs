@@ -14,6 +14,18 @@ use crate::Error;
 
 type Labels = [(&'static str, &'static str); 1];
 
+/// Content type of the metrics endpoints (what [`encode_registry`] writes).
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// `registry` in the text exposition format (empty if encoding fails).
+pub fn encode_registry(registry: &Registry) -> String {
+    let mut out = String::new();
+    if encode(&mut out, registry).is_err() {
+        out.clear();
+    }
+    out
+}
+
 /// A write the operator made to the API.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Write {
@@ -143,11 +155,7 @@ impl Metrics {
 
     /// The metrics in the Prometheus text format.
     pub fn encode(&self) -> String {
-        let mut out = String::new();
-        if encode(&mut out, &self.registry).is_err() {
-            out.clear();
-        }
-        out
+        encode_registry(&self.registry)
     }
 }
 

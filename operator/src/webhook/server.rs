@@ -109,11 +109,7 @@ impl Default for Metrics {
 impl Metrics {
     /// The text exposition format.
     pub fn encode(&self) -> String {
-        let mut out = String::new();
-        if prometheus_client::encoding::text::encode(&mut out, &self.registry).is_err() {
-            out.clear();
-        }
-        out
+        crate::metrics::encode_registry(&self.registry)
     }
 }
 
@@ -349,15 +345,7 @@ pub fn admin_router(slot: Arc<CertSlot>, metrics: Arc<Metrics>) -> Router {
             "/metrics",
             get(move || {
                 let text = metrics.encode();
-                async move {
-                    (
-                        [(
-                            header::CONTENT_TYPE,
-                            "application/openmetrics-text; version=1.0.0; charset=utf-8",
-                        )],
-                        text,
-                    )
-                }
+                async move { ([(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)], text) }
             }),
         )
 }
