@@ -30,10 +30,25 @@ pub enum Purpose {
     Login,
 }
 
+/// The additional authenticated data: `keyway-proxy/v1\0<purpose>\0<client id>`.
+fn aad(purpose: Purpose, client_id: &str) -> Vec<u8> {
+    let p = match purpose {
+        Purpose::Session => "session",
+        Purpose::Login => "login",
+    };
+    let mut aad = Vec::with_capacity(32 + client_id.len());
+    aad.extend_from_slice(b"keyway-proxy/v1\0");
+    aad.extend_from_slice(p.as_bytes());
+    aad.push(0);
+    aad.extend_from_slice(client_id.as_bytes());
+    aad
+}
+
 /// Seals and opens cookie values.
 pub struct Sealer {
     key: LessSafeKey,
-    client_id: String,
+    /// The AAD for each purpose (indexed by [`Purpose`]), made once.
+    aad: [Vec<u8>; 2],
     rng: SystemRandom,
 }
 
@@ -49,22 +64,16 @@ impl Sealer {
         let key = LessSafeKey::new(UnboundKey::new(&AES_256_GCM, key).ok()?);
         Some(Sealer {
             key,
-            client_id: client_id.to_string(),
+            aad: [
+                aad(Purpose::Session, client_id),
+                aad(Purpose::Login, client_id),
+            ],
             rng: SystemRandom::new(),
         })
     }
 
-    fn aad(&self, purpose: Purpose) -> Vec<u8> {
-        let p = match purpose {
-            Purpose::Session => "session",
-            Purpose::Login => "login",
-        };
-        let mut aad = Vec::with_capacity(32 + self.client_id.len());
-        aad.extend_from_slice(b"keyway-proxy/v1\0");
-        aad.extend_from_slice(p.as_bytes());
-        aad.push(0);
-        aad.extend_from_slice(self.client_id.as_bytes());
-        aad
+    fn aad(&self, purpose: Purpose) -> &[u8] {
+        &self.aad[purpose as usize]
     }
 
     /// Seals a value into a cookie-safe string.
