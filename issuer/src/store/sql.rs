@@ -77,18 +77,28 @@ macro_rules! impl_sql_store {
             }
         }
 
+        /// A space-separated list column.
+        fn list_col(row: &$row, col: &str) -> StoreResult<Vec<String>> {
+            Ok(split_list(&row.try_get::<String, _>(col).map_err(err)?))
+        }
+
+        /// The JSON `claims` column.
+        fn claims_col(row: &$row) -> StoreResult<$crate::store::Claims> {
+            claims_from_json(&row.try_get::<String, _>("claims").map_err(err)?)
+        }
+
         fn code_from_row(row: &$row) -> StoreResult<AuthCode> {
             Ok(AuthCode {
                 client_id: row.try_get("client_id").map_err(err)?,
                 redirect_uri: row.try_get("redirect_uri").map_err(err)?,
                 subject: row.try_get("subject").map_err(err)?,
-                scopes: split_list(&row.try_get::<String, _>("scopes").map_err(err)?),
-                resources: split_list(&row.try_get::<String, _>("resources").map_err(err)?),
+                scopes: list_col(row, "scopes")?,
+                resources: list_col(row, "resources")?,
                 nonce: row.try_get("nonce").map_err(err)?,
                 code_challenge: row.try_get("code_challenge").map_err(err)?,
                 auth_time: row.try_get("auth_time").map_err(err)?,
                 session_id: row.try_get("session_id").map_err(err)?,
-                claims: claims_from_json(&row.try_get::<String, _>("claims").map_err(err)?)?,
+                claims: claims_col(row)?,
                 created_at: row.try_get("created_at").map_err(err)?,
                 expires_at: row.try_get("expires_at").map_err(err)?,
             })
@@ -107,9 +117,9 @@ macro_rules! impl_sql_store {
                 id: row.try_get("id").map_err(err)?,
                 client_id: row.try_get("client_id").map_err(err)?,
                 subject: row.try_get("subject").map_err(err)?,
-                scopes: split_list(&row.try_get::<String, _>("scopes").map_err(err)?),
-                resources: split_list(&row.try_get::<String, _>("resources").map_err(err)?),
-                claims: claims_from_json(&row.try_get::<String, _>("claims").map_err(err)?)?,
+                scopes: list_col(row, "scopes")?,
+                resources: list_col(row, "resources")?,
+                claims: claims_col(row)?,
                 auth_time: row.try_get("auth_time").map_err(err)?,
                 session_id: row.try_get("session_id").map_err(err)?,
                 created_at: row.try_get("created_at").map_err(err)?,
@@ -131,7 +141,7 @@ macro_rules! impl_sql_store {
             Ok(Consent {
                 subject: row.try_get("subject").map_err(err)?,
                 client_id: row.try_get("client_id").map_err(err)?,
-                scopes: split_list(&row.try_get::<String, _>("scopes").map_err(err)?),
+                scopes: list_col(row, "scopes")?,
                 granted_at: row.try_get("granted_at").map_err(err)?,
             })
         }
@@ -140,7 +150,7 @@ macro_rules! impl_sql_store {
             Ok(Session {
                 id: row.try_get("id").map_err(err)?,
                 subject: row.try_get("subject").map_err(err)?,
-                claims: claims_from_json(&row.try_get::<String, _>("claims").map_err(err)?)?,
+                claims: claims_col(row)?,
                 source: row.try_get("source").map_err(err)?,
                 auth_time: row.try_get("auth_time").map_err(err)?,
                 created_at: row.try_get("created_at").map_err(err)?,
