@@ -159,7 +159,18 @@ fn settings(args: &ControllerArgs) -> Result<Settings, Vec<String>> {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    // Unknown or malformed flags are usage errors too: exit 64 like every other bad input.
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let code = match e.kind() {
+                clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => 0,
+                _ => EXIT_USAGE,
+            };
+            let _ = e.print();
+            return ExitCode::from(code);
+        }
+    };
     match cli.command {
         Command::Crdgen(args) => crdgen_command(&args),
         Command::Controller(args) => controller_command(&args),
