@@ -372,13 +372,13 @@ async fn route(shared: &Arc<Shared>, peer: &Peer, req: Request<Incoming>) -> Don
     }
     let prefix = shared.settings.proxy_prefix.as_str();
     if let Some(own) = m.strip_prefix(prefix).filter(|r| r.starts_with('/')) {
-        let cookies = read_cookies(req.headers(), &app.names);
-        let provider = shared.provider();
+        // Each endpoint reads what it needs (an unknown one falls through to the rules).
         match own {
             "/callback" => {
-                let Some(provider) = provider else {
+                let Some(provider) = shared.provider() else {
                     return not_ready();
                 };
+                let cookies = read_cookies(req.headers(), &app.names);
                 let (resp, who) =
                     flow::callback(shared, &app, &provider, req.uri().query(), &cookies).await;
                 let outcome = if resp.status() == StatusCode::FOUND {
@@ -393,7 +393,7 @@ async fn route(shared: &Arc<Shared>, peer: &Peer, req: Request<Incoming>) -> Don
                 };
             }
             "/start" => {
-                let Some(provider) = provider else {
+                let Some(provider) = shared.provider() else {
                     return not_ready();
                 };
                 let rd = url::form_urlencoded::parse(req.uri().query().unwrap_or("").as_bytes())
@@ -406,10 +406,11 @@ async fn route(shared: &Arc<Shared>, peer: &Peer, req: Request<Incoming>) -> Don
                 );
             }
             "/sign_out" => {
+                let cookies = read_cookies(req.headers(), &app.names);
                 let resp = flow::sign_out(
                     shared,
                     &app,
-                    provider.as_deref(),
+                    shared.provider().as_deref(),
                     req.uri().query(),
                     &cookies,
                 );
