@@ -330,9 +330,12 @@ fn metadata_document(app: &App) -> Response<Body> {
 }
 
 async fn route(shared: &Arc<Shared>, peer: &Peer, req: Request<Incoming>) -> Done {
-    // hyper's limit is on its read buffer, which a reused keep-alive connection may already have
-    // grown: count the header section itself so the limit holds on every request.
-    if header_bytes(&req) > shared.settings.max_header_bytes {
+    // HTTP/1: hyper's limit is on its read buffer, which a reused keep-alive connection may
+    // already have grown, so count the header section itself. (HTTP/2 enforces
+    // `max_header_list_size` per request already.)
+    if req.version() != http::Version::HTTP_2
+        && header_bytes(&req) > shared.settings.max_header_bytes
+    {
         let mut resp = Response::new(Either::Right(Full::new(Bytes::new())));
         *resp.status_mut() = StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE;
         resp.headers_mut()
