@@ -452,12 +452,13 @@ async fn authorization_code(iss: &Issuer, client: &Client, params: &Params) -> R
         let family = RefreshFamily {
             id: crate::util::random_id(),
             client_id: client.id.clone(),
-            subject: rec.subject.clone(),
-            scopes: rec.scopes.clone(),
-            resources: rec.resources.clone(),
-            claims: rec.claims.clone(),
+            // The code's record is not needed after minting: move its fields.
+            subject: rec.subject,
+            scopes: rec.scopes,
+            resources: rec.resources,
+            claims: rec.claims,
             auth_time: rec.auth_time,
-            session_id: rec.session_id.clone(),
+            session_id: rec.session_id,
             created_at: now,
             expires_at,
             idle_expires_at: (now + i64::try_from(idle).unwrap_or(86400)).min(expires_at),
