@@ -191,6 +191,12 @@ struct TokenResponse<'a> {
     id_token: Option<&'a str>,
 }
 
+/// `value` as a JSON response that must not be cached.
+fn no_store_json_of<T: Serialize>(value: &T) -> Result<Response> {
+    let body = serde_json::to_vec(value).map_err(|e| Error::Internal(e.to_string().into()))?;
+    Ok(no_store_json(body))
+}
+
 fn no_store_json(body: Vec<u8>) -> Response {
     let mut res = body.into_response();
     let h = res.headers_mut();
@@ -492,7 +498,7 @@ async fn authorization_code(iss: &Issuer, client: &Client, params: &Params) -> R
 }
 
 fn respond(m: &Minted, refresh: Option<&str>) -> Result<Response> {
-    let body = serde_json::to_vec(&TokenResponse {
+    no_store_json_of(&TokenResponse {
         access_token: &m.access,
         token_type: "Bearer",
         expires_in: m.ttl,
@@ -500,8 +506,6 @@ fn respond(m: &Minted, refresh: Option<&str>) -> Result<Response> {
         refresh_token: refresh,
         id_token: m.id_token.as_deref(),
     })
-    .map_err(|e| Error::Internal(e.to_string().into()))?;
-    Ok(no_store_json(body))
 }
 
 async fn refresh(iss: &Issuer, client: &Client, params: &Params) -> Result<Response> {
@@ -719,8 +723,7 @@ pub async fn userinfo(State(iss): State<Shared>, headers: HeaderMap) -> Result<R
             out.insert(k.to_string(), v.clone());
         }
     }
-    let body = serde_json::to_vec(&out).map_err(|e| Error::Internal(e.to_string().into()))?;
-    Ok(no_store_json(body))
+    no_store_json_of(&out)
 }
 
 /// `POST /revoke` (RFC 7009): always 200 for tokens that are unknown or not the client's.
@@ -829,8 +832,7 @@ pub async fn introspect(
     if let Some(e) = claims.get("email") {
         out.insert("username".into(), e.clone());
     }
-    let body = serde_json::to_vec(&out).map_err(|e| Error::Internal(e.to_string().into()))?;
-    Ok(no_store_json(body))
+    no_store_json_of(&out)
 }
 
 #[cfg(test)]
