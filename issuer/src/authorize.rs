@@ -524,13 +524,7 @@ pub async fn login(
     }
     let now = iss.clock.now();
     if !iss.throttle.allowed(&email, now) {
-        iss.metrics
-            .logins
-            .get_or_create(&crate::metrics::GrantLabels {
-                grant: "static",
-                outcome: "throttled",
-            })
-            .inc();
+        iss.metrics.login("static", "throttled");
         let res = login_page(
             &iss,
             &headers,
@@ -548,13 +542,9 @@ pub async fn login(
     let user = tokio::task::spawn_blocking(move || users.authenticate(&email2, &password))
         .await
         .map_err(|_| Error::Internal("password check failed".into()))?;
-    let labels = |outcome| crate::metrics::GrantLabels {
-        grant: "static",
-        outcome,
-    };
     let Some(user) = user else {
         iss.throttle.failed(&email, now);
-        iss.metrics.logins.get_or_create(&labels("failed")).inc();
+        iss.metrics.login("static", "failed");
         let shown = if email.contains(['<', '>', '"']) {
             ""
         } else {
@@ -569,7 +559,7 @@ pub async fn login(
             shown,
         );
     };
-    iss.metrics.logins.get_or_create(&labels("ok")).inc();
+    iss.metrics.login("static", "ok");
     iss.throttle.succeeded(&email);
     let (cookie, session) = start_session(
         &iss,

@@ -81,6 +81,13 @@ impl Default for Metrics {
 }
 
 impl Metrics {
+    /// Counts a sign-in attempt by identity source (`static`, `upstream`) and outcome.
+    pub fn login(&self, grant: &'static str, outcome: &'static str) {
+        self.logins
+            .get_or_create(&GrantLabels { grant, outcome })
+            .inc();
+    }
+
     /// The OpenMetrics text exposition.
     pub fn encode(&self) -> String {
         let mut out = String::new();

@@ -533,13 +533,7 @@ pub async fn callback(
         now,
     )
     .await?;
-    iss.metrics
-        .logins
-        .get_or_create(&crate::metrics::GrantLabels {
-            grant: "upstream",
-            outcome: "ok",
-        })
-        .inc();
+    iss.metrics.login("upstream", "ok");
     let request = Params::parse(pending.request.as_bytes())?;
     let target = crate::authorize::resume_target(request);
     let mut res = redirect(&target);
