@@ -22,6 +22,7 @@ use crate::pages;
 use crate::params::{Form, Params};
 use crate::server::{Issuer, Shared, store_err};
 use crate::store::{AuthCode, Consent, SecretHash, Session};
+use crate::users::Throttle;
 
 /// `prompt` values.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -523,7 +524,10 @@ pub async fn login(
         );
     }
     let now = iss.clock.now();
-    if !iss.throttle.allowed(&email, now) {
+    if !Throttle::attempt(iss.store.as_ref(), &email, now)
+        .await
+        .map_err(store_err)?
+    {
         iss.metrics.login("static", "throttled");
         let res = login_page(
             &iss,
@@ -543,7 +547,6 @@ pub async fn login(
         .await
         .map_err(|_| Error::Internal("password check failed".into()))?;
     let Some(user) = user else {
-        iss.throttle.failed(&email, now);
         iss.metrics.login("static", "failed");
         let shown = if email.contains(['<', '>', '"']) {
             ""
@@ -560,7 +563,9 @@ pub async fn login(
         );
     };
     iss.metrics.login("static", "ok");
-    iss.throttle.succeeded(&email);
+    Throttle::succeeded(iss.store.as_ref(), &email)
+        .await
+        .map_err(store_err)?;
     let (cookie, session) = start_session(
         &iss,
         user.subject().to_string(),

@@ -4,8 +4,6 @@
 //! always shown), limited to the configured scopes, and may only use loopback http or https
 //! redirect URIs without fragments. Registrations are rate-limited (all callers together).
 
-use std::sync::Mutex;
-
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
@@ -17,44 +15,32 @@ use url::Url;
 use crate::clients::{Client, Source, is_loopback_host};
 use crate::error::{Error, ErrorCode, Result};
 use crate::server::{Shared, store_err};
-use crate::store::RegisteredClient;
+use crate::store::{RegisteredClient, SecretHash, Store};
 
 /// Prefix of every dynamically registered client ID.
 pub const ID_PREFIX: &str = "dcr.";
 
-/// DCR settings and the rate limiter.
+/// DCR settings.
 #[derive(Debug)]
 pub struct DcrSettings {
     /// Scopes registered clients may use.
     pub scopes: Vec<String>,
     per_minute: u32,
-    window: Mutex<(i64, u32)>,
 }
 
 impl DcrSettings {
     /// New settings.
     pub fn new(scopes: Vec<String>, per_minute: u32) -> Self {
-        Self {
-            scopes,
-            per_minute,
-            window: Mutex::new((0, 0)),
-        }
+        Self { scopes, per_minute }
     }
 
-    fn admit(&self, now: i64) -> bool {
-        let mut w = self
-            .window
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let minute = now / 60;
-        if w.0 != minute {
-            *w = (minute, 0);
-        }
-        if w.1 >= self.per_minute {
-            return false;
-        }
-        w.1 += 1;
-        true
+    /// Counts a registration in the current clock minute and says whether it is within the
+    /// limit. The counter lives in the store, so replicas sharing a store share the limit.
+    async fn admit(&self, store: &dyn Store, now: i64) -> crate::store::Result<bool> {
+        let key = SecretHash::of("keyway registrations per minute");
+        let minute_end = (now.div_euclid(60) + 1) * 60;
+        let n = store.count_event(&key, now, minute_end).await?;
+        Ok(n <= u64::from(self.per_minute))
     }
 }
 
@@ -207,7 +193,11 @@ pub async fn register(
         .clone()
         .filter(|l| l.starts_with("https://") && check_redirect(l));
     let now = iss.clock.now();
-    if !dcr.admit(now) {
+    if !dcr
+        .admit(iss.store.as_ref(), now)
+        .await
+        .map_err(store_err)?
+    {
         return Err(Error::oauth(
             ErrorCode::RateLimited,
             "too many registrations, try again later",
@@ -306,12 +296,18 @@ mod tests {
         assert!(!check_redirect("com.example.app:/cb"));
     }
 
-    #[test]
-    fn rate_limit_per_minute() {
+    #[tokio::test]
+    async fn rate_limit_per_minute() {
+        #![allow(clippy::unwrap_used)]
+        let store = crate::store::sqlite::SqliteStore::in_memory()
+            .await
+            .unwrap();
         let d = DcrSettings::new(vec![], 2);
-        assert!(d.admit(60));
-        assert!(d.admit(61));
-        assert!(!d.admit(62));
-        assert!(d.admit(120));
+        assert!(d.admit(&store, 60).await.unwrap());
+        assert!(d.admit(&store, 119).await.unwrap());
+        assert!(!d.admit(&store, 119).await.unwrap());
+        assert!(d.admit(&store, 120).await.unwrap());
+        assert!(d.admit(&store, 121).await.unwrap());
+        assert!(!d.admit(&store, 179).await.unwrap());
     }
 }

@@ -45,8 +45,6 @@ pub struct Issuer {
     pub dcr: Option<crate::dcr::DcrSettings>,
     /// Upstream OpenID providers (federation), in button order.
     pub upstreams: Vec<crate::upstream::Upstream>,
-    /// Password-guessing throttle for static users.
-    pub throttle: crate::users::Throttle,
 }
 
 impl std::fmt::Debug for Issuer {
@@ -137,7 +135,6 @@ impl Issuer {
             metrics: Metrics::default(),
             secure_cookies: config.secure_cookies,
             upstreams,
-            throttle: crate::users::Throttle::default(),
             dcr: config
                 .dcr
                 .then(|| crate::dcr::DcrSettings::new(config.dcr_scopes.clone(), config.dcr_rate)),

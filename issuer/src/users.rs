@@ -17,7 +17,7 @@ use std::sync::Arc;
 use argon2::password_hash::{PasswordHash, PasswordVerifier};
 use serde::Deserialize;
 
-use crate::store::Claims;
+use crate::store::{Claims, Result as StoreResult, SecretHash, Store};
 
 /// One static user.
 #[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
@@ -147,56 +147,37 @@ impl Users {
 
 /// Throttles password guessing: after [`Throttle::MAX_FAILURES`] failed sign-ins for one email
 /// within [`Throttle::WINDOW`] seconds, further attempts for it are refused until the window
-/// ends (per issuer process; also caps the argon2 work an attacker can cause per account).
-#[derive(Debug, Default)]
-pub struct Throttle {
-    failures: std::sync::Mutex<std::collections::HashMap<String, (i64, u32)>>,
-}
+/// ends (also caps the argon2 work an attacker can cause per account). The counter lives in the
+/// store, keyed by a hash of the address, so replicas sharing a store share one budget.
+#[derive(Debug)]
+pub struct Throttle;
 
 impl Throttle {
     /// Failures allowed per window.
-    pub const MAX_FAILURES: u32 = 5;
+    pub const MAX_FAILURES: u64 = 5;
     /// Window length in seconds.
     pub const WINDOW: i64 = 300;
 
-    fn key(email: &str) -> String {
-        email.trim().to_ascii_lowercase()
+    fn key(email: &str) -> SecretHash {
+        SecretHash::of(&format!(
+            "keyway login failures\n{}",
+            email.trim().to_ascii_lowercase()
+        ))
     }
 
-    /// Whether an attempt for `email` may proceed at `now`.
-    pub fn allowed(&self, email: &str, now: i64) -> bool {
-        let map = self
-            .failures
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        match map.get(&Self::key(email)) {
-            Some((start, n)) => now - start >= Self::WINDOW || *n < Self::MAX_FAILURES,
-            None => true,
-        }
-    }
-
-    /// Records a failure.
-    pub fn failed(&self, email: &str, now: i64) {
-        let mut map = self
-            .failures
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if map.len() > 100_000 {
-            map.retain(|_, (start, _)| now - *start < Self::WINDOW);
-        }
-        let e = map.entry(Self::key(email)).or_insert((now, 0));
-        if now - e.0 >= Self::WINDOW {
-            *e = (now, 0);
-        }
-        e.1 += 1;
+    /// Counts a sign-in attempt for `email` before its password is checked, and says whether it
+    /// may proceed. Counting first makes the limit hold under concurrent attempts on several
+    /// replicas; [`Throttle::succeeded`] then forgets the count, so only failures remain.
+    pub async fn attempt(store: &dyn Store, email: &str, now: i64) -> StoreResult<bool> {
+        let n = store
+            .count_event(&Self::key(email), now, now + Self::WINDOW)
+            .await?;
+        Ok(n <= Self::MAX_FAILURES)
     }
 
     /// Forgets failures after a successful sign-in.
-    pub fn succeeded(&self, email: &str) {
-        self.failures
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .remove(&Self::key(email));
+    pub async fn succeeded(store: &dyn Store, email: &str) -> StoreResult<()> {
+        store.reset_counter(&Self::key(email)).await
     }
 }
 
@@ -233,18 +214,22 @@ mod tests {
         assert!(users.authenticate("nobody@example.com", "pw").is_none());
     }
 
-    #[test]
-    fn throttle_blocks_after_five_failures_per_window() {
-        let t = Throttle::default();
+    #[tokio::test]
+    async fn throttle_blocks_after_five_failures_per_window() {
+        let store = crate::store::sqlite::SqliteStore::in_memory()
+            .await
+            .unwrap();
         for _ in 0..5 {
-            assert!(t.allowed("A@x.org", 100));
-            t.failed("a@x.org", 100);
+            assert!(Throttle::attempt(&store, "A@x.org", 100).await.unwrap());
         }
-        assert!(!t.allowed("a@X.org", 101));
-        assert!(t.allowed("b@x.org", 101));
-        assert!(t.allowed("a@x.org", 400));
-        t.succeeded("a@x.org");
-        assert!(t.allowed("a@x.org", 101));
+        assert!(!Throttle::attempt(&store, " a@X.org", 101).await.unwrap());
+        assert!(Throttle::attempt(&store, "b@x.org", 101).await.unwrap());
+        assert!(Throttle::attempt(&store, "a@x.org", 400).await.unwrap());
+        Throttle::succeeded(&store, "a@x.org").await.unwrap();
+        for _ in 0..5 {
+            assert!(Throttle::attempt(&store, "a@x.org", 401).await.unwrap());
+        }
+        assert!(!Throttle::attempt(&store, "a@x.org", 402).await.unwrap());
     }
 
     #[test]

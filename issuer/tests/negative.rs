@@ -561,14 +561,7 @@ async fn expired_and_forged_access_tokens_are_refused_at_userinfo() {
 }
 
 async fn register(h: &Harness, body: &str) -> Res {
-    send(
-        &h.app,
-        http::Request::post("/register")
-            .header("content-type", "application/json")
-            .body(axum::body::Body::from(body.to_string()))
-            .unwrap(),
-    )
-    .await
+    post_json(&h.app, "/register", body).await
 }
 
 #[tokio::test]

@@ -135,6 +135,14 @@ impl Store for Flaky {
         self.check()?;
         self.inner.delete_client(id).await
     }
+    async fn count_event(&self, k: &SecretHash, now: i64, end: i64) -> Result<u64> {
+        self.check()?;
+        self.inner.count_event(k, now, end).await
+    }
+    async fn reset_counter(&self, k: &SecretHash) -> Result<()> {
+        self.check()?;
+        self.inner.reset_counter(k).await
+    }
     async fn cleanup_expired(&self, now: i64) -> Result<Cleanup> {
         self.check()?;
         self.inner.cleanup_expired(now).await
@@ -148,6 +156,20 @@ async fn store_down_gives_503_and_loses_nothing() {
     let h = harness_wrapped(&[], move |inner| Arc::new(Flaky { inner, down: d2 })).await;
     let mut b = Browser::default();
     let code = web_code(&mut b, &h.app).await;
+    // A sign-in form, fetched while the store is up.
+    let mut other = Browser::default();
+    let page = other
+        .get(
+            &h.app,
+            &authorize_path("default.web", "https://web.example/cb", &[]),
+        )
+        .await;
+    let sign_in = form(&[
+        ("csrf", &hidden(&page.body, "csrf")),
+        ("request", &hidden(&page.body, "request")),
+        ("email", "alice@example.com"),
+        ("password", PASSWORD),
+    ]);
 
     down.store(true, Ordering::SeqCst);
     let res = redeem_web(&h.app, &code).await;
@@ -168,6 +190,14 @@ async fn store_down_gives_503_and_loses_nothing() {
         b.get(&h.app, "/account").await.status,
         StatusCode::SERVICE_UNAVAILABLE
     );
+    // The sign-in throttle and the registration limit live in the store: no store, no
+    // password check and no registration (rather than an unlimited budget).
+    let res = other.post(&h.app, "/login", &sign_in).await;
+    assert_eq!(res.status, StatusCode::SERVICE_UNAVAILABLE);
+    let dcr_body = r#"{"redirect_uris":["http://127.0.0.1/cb"]}"#;
+    let res = post_json(&h.app, "/register", dcr_body).await;
+    assert_eq!(res.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(res.error(), "temporarily_unavailable");
     // Discovery and client_credentials need no store.
     assert_eq!(get(&h.app, "/jwks").await.status, StatusCode::OK);
     let cc = post(
@@ -185,4 +215,8 @@ async fn store_down_gives_503_and_loses_nothing() {
     let res = redeem_web(&h.app, &code).await;
     assert_eq!(res.status, StatusCode::OK, "{}", res.body);
     assert_eq!(redeem_web(&h.app, &code).await.error(), "invalid_grant");
+    let res = other.post(&h.app, "/login", &sign_in).await;
+    assert_eq!(res.status, StatusCode::SEE_OTHER, "{}", res.body);
+    let res = post_json(&h.app, "/register", dcr_body).await;
+    assert_eq!(res.status, StatusCode::CREATED);
 }

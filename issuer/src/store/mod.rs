@@ -65,7 +65,8 @@ impl StoreError {
     }
 }
 
-/// SHA-256 of a secret (authorization code, refresh token, session cookie value).
+/// SHA-256 of a secret (authorization code, refresh token, session cookie value), or of a
+/// counter's key (a throttled email address is never stored itself).
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct SecretHash(pub [u8; 32]);
 
@@ -323,6 +324,8 @@ pub struct Cleanup {
     pub revoked_jtis: u64,
     /// Sign-in sessions past expiry.
     pub sessions: u64,
+    /// Event counters whose window has ended.
+    pub counters: u64,
 }
 
 /// The issuer's persistent state. Implementations must be safe to share between replicas.
@@ -430,12 +433,23 @@ pub trait Store: Send + Sync + 'static {
     /// Deletes a client. Returns whether it existed.
     async fn delete_client(&self, client_id: &str) -> Result<bool>;
 
+    // --- event counters (login throttling, the registration rate limit) ---
+
+    /// Counts one event under `key` and returns how many the current window holds, this one
+    /// included, in one atomic statement (so every replica shares the budget). A window begins
+    /// with the first event after the previous window ended (or after [`Store::reset_counter`])
+    /// and ends at the `window_end` given with that event; events before it ends do not move it.
+    async fn count_event(&self, key: &SecretHash, now: i64, window_end: i64) -> Result<u64>;
+
+    /// Forgets the counter `key` (a successful sign-in clears its failures).
+    async fn reset_counter(&self, key: &SecretHash) -> Result<()>;
+
     // --- housekeeping ---
 
     /// Deletes rows expired at `now`: unused codes past expiry (consumed ones are kept
     /// [`USED_CODE_RETENTION_SECS`] longer so that a late replay is still detected), refresh
     /// families past absolute or idle expiry (with their tokens), revoked jtis past their `exp`,
-    /// sessions.
+    /// sessions, counters whose window has ended.
     async fn cleanup_expired(&self, now: i64) -> Result<Cleanup>;
 }
 

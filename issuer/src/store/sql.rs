@@ -678,6 +678,41 @@ macro_rules! impl_sql_store {
                 Ok(done.rows_affected() > 0)
             }
 
+            async fn count_event(
+                &self,
+                key: &SecretHash,
+                now: i64,
+                window_end: i64,
+            ) -> StoreResult<u64> {
+                // One statement: the database serialises concurrent increments of one row
+                // (SET expressions read the row as it was before this update).
+                let events: i64 = sqlx::query_scalar(
+                    "INSERT INTO counters (key_hash, events, window_end) VALUES ($1, 1, $2) \
+                     ON CONFLICT (key_hash) DO UPDATE SET \
+                     events = CASE WHEN counters.window_end <= $3 THEN 1 \
+                     ELSE counters.events + 1 END, \
+                     window_end = CASE WHEN counters.window_end <= $3 THEN excluded.window_end \
+                     ELSE counters.window_end END \
+                     RETURNING events",
+                )
+                .bind(&key.0[..])
+                .bind(window_end)
+                .bind(now)
+                .fetch_one(&self.pool)
+                .await
+                .map_err(err)?;
+                Ok(u64::try_from(events).unwrap_or(0))
+            }
+
+            async fn reset_counter(&self, key: &SecretHash) -> StoreResult<()> {
+                sqlx::query("DELETE FROM counters WHERE key_hash = $1")
+                    .bind(&key.0[..])
+                    .execute(&self.pool)
+                    .await
+                    .map_err(err)?;
+                Ok(())
+            }
+
             async fn cleanup_expired(&self, now: i64) -> StoreResult<Cleanup> {
                 let mut tx = self.begin_write().await?;
                 let codes = sqlx::query(
@@ -721,12 +756,19 @@ macro_rules! impl_sql_store {
                     .await
                     .map_err(err)?
                     .rows_affected();
+                let counters = sqlx::query("DELETE FROM counters WHERE window_end <= $1")
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(err)?
+                    .rows_affected();
                 tx.commit().await.map_err(err)?;
                 Ok(Cleanup {
                     codes,
                     refresh_families,
                     revoked_jtis,
                     sessions,
+                    counters,
                 })
             }
         }

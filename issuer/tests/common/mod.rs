@@ -169,6 +169,14 @@ pub async fn post(app: &Router, path: &str, body: &str, auth: Option<&str>) -> R
     send(app, b.body(Body::from(body.to_string())).unwrap()).await
 }
 
+pub async fn post_json(app: &Router, path: &str, body: &str) -> Res {
+    let req = Request::post(path)
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from(body.to_string()))
+        .unwrap();
+    send(app, req).await
+}
+
 pub async fn get(app: &Router, path: &str) -> Res {
     send(app, Request::get(path).body(Body::empty()).unwrap()).await
 }

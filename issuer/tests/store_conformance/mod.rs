@@ -61,6 +61,8 @@ macro_rules! conformance_suite {
             sessions,
             registered_clients,
             cleanup_expired,
+            counters_count_per_window,
+            counters_concurrent_events_are_all_counted,
             claims_and_lists_round_trip,
             closed_store_is_unavailable,
         );
@@ -889,6 +891,68 @@ pub async fn cleanup_expired(fx: &Fixture) {
     );
 }
 
+pub async fn counters_count_per_window(fx: &Fixture) {
+    let s = &fx.store;
+    // A window opens with the first event and ends at the window_end given with it.
+    assert_eq!(s.count_event(&h("a"), NOW, NOW + 300).await.unwrap(), 1);
+    assert_eq!(s.count_event(&h("a"), NOW + 1, NOW + 301).await.unwrap(), 2);
+    assert_eq!(s.count_event(&h("b"), NOW + 1, NOW + 301).await.unwrap(), 1);
+    assert_eq!(
+        s.count_event(&h("a"), NOW + 299, NOW + 599).await.unwrap(),
+        3
+    );
+    // At its end a new window opens, ending where the event that opened it says.
+    assert_eq!(
+        s.count_event(&h("a"), NOW + 300, NOW + 400).await.unwrap(),
+        1
+    );
+    assert_eq!(
+        s.count_event(&h("a"), NOW + 399, NOW + 999).await.unwrap(),
+        2
+    );
+    assert_eq!(
+        s.count_event(&h("a"), NOW + 400, NOW + 500).await.unwrap(),
+        1
+    );
+    // Reset forgets one key only.
+    s.reset_counter(&h("a")).await.unwrap();
+    s.reset_counter(&h("never")).await.unwrap();
+    assert_eq!(
+        s.count_event(&h("a"), NOW + 401, NOW + 500).await.unwrap(),
+        1
+    );
+    assert_eq!(s.count_event(&h("b"), NOW + 2, NOW + 302).await.unwrap(), 2);
+    // Cleanup removes the counters whose window has ended, and only those.
+    let done = s.cleanup_expired(NOW + 301).await.unwrap();
+    assert_eq!(done.counters, 1);
+    assert_eq!(
+        s.count_event(&h("a"), NOW + 402, NOW + 500).await.unwrap(),
+        2
+    );
+    let done = s.cleanup_expired(NOW + 500).await.unwrap();
+    assert_eq!(done.counters, 1);
+    assert_eq!(
+        s.count_event(&h("a"), NOW + 500, NOW + 600).await.unwrap(),
+        1
+    );
+}
+
+pub async fn counters_concurrent_events_are_all_counted(fx: &Fixture) {
+    let n = 24;
+    let tasks: Vec<_> = (0..n)
+        .map(|_| {
+            let s = fx.store.clone();
+            tokio::spawn(async move { s.count_event(&h("k"), NOW, NOW + 60).await.unwrap() })
+        })
+        .collect();
+    let mut seen = Vec::new();
+    for t in tasks {
+        seen.push(t.await.unwrap());
+    }
+    seen.sort_unstable();
+    assert_eq!(seen, (1..=n).collect::<Vec<u64>>());
+}
+
 pub async fn claims_and_lists_round_trip(fx: &Fixture) {
     let s = &fx.store;
     // Empty lists, no optional fields, non-ASCII text.
@@ -941,5 +1005,7 @@ pub async fn closed_store_is_unavailable(fx: &Fixture) {
     unavailable(s.delete_consent("ada", "app").await, "delete_consent");
     unavailable(s.get_session(&h("s"), NOW).await, "get_session");
     unavailable(s.list_clients().await, "list_clients");
+    unavailable(s.count_event(&h("k"), NOW, NOW + 1).await, "count_event");
+    unavailable(s.reset_counter(&h("k")).await, "reset_counter");
     unavailable(s.cleanup_expired(NOW).await, "cleanup_expired");
 }

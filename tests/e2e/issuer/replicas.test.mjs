@@ -1,6 +1,7 @@
 // Several keyway-issuer replicas sharing one PostgreSQL store (and signing keys) behind a load
 // balancer that sends every request to the next replica in turn: a whole sign-in, code exchange,
-// refresh rotation, reuse detection, revocation and logout must work however requests land.
+// refresh rotation, reuse detection, revocation and logout must work however requests land, and
+// the sign-in throttle and registration limit must be one budget for all replicas.
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import http from 'node:http';
@@ -9,10 +10,12 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 
 import {
-  Jar, RP, SECRETS, codeFlow, freePort, freshPgSchema, oidc, request, rp, sleep, startIssuer,
+  Jar, PASSWORD, RP, SECRETS, USERS, codeFlow, form, freePort, freshPgSchema, oidc, parseForm, request, rp, sleep,
+  startIssuer,
 } from './harness.mjs';
 
 const WEBAPP = 'default.webapp';
+const DCR_RATE = 4;
 
 /** An HTTP load balancer: request n goes to backend n mod N. Counts requests per backend. */
 async function roundRobin(port, backends) {
@@ -48,8 +51,9 @@ describe('keyway-issuer replicas sharing one PostgreSQL store', () => {
     url = `http://127.0.0.1:${port}`;
     // The first replica creates the keys and migrates; the other two start together (the
     // migration is idempotent and serialised by the database).
-    replicas.push(await startIssuer({ store: schema.url, issuerUrl: url, keysDir, args: ['--refresh-grace', '1s'] }));
-    replicas.push(...await Promise.all([1, 2].map(() => startIssuer({ store: schema.url, issuerUrl: url, keysDir, args: ['--refresh-grace', '1s'] }))));
+    const args = ['--refresh-grace', '1s', '--dcr', '--dcr-rate', String(DCR_RATE)];
+    replicas.push(await startIssuer({ store: schema.url, issuerUrl: url, keysDir, args }));
+    replicas.push(...await Promise.all([1, 2].map(() => startIssuer({ store: schema.url, issuerUrl: url, keysDir, args }))));
     lb = await roundRobin(port, replicas.map((r) => r.direct));
   });
   after(async () => {
@@ -116,5 +120,44 @@ describe('keyway-issuer replicas sharing one PostgreSQL store', () => {
       assert.ok(statuses.filter((s) => s === 200).length <= 1, `${statuses}`);
       assert.ok(statuses.every((s) => s === 200 || s === 400), `${statuses}`);
     }
+  });
+
+  it('throttles password guessing with one budget across replicas', async () => {
+    const webapp = await rp(url, WEBAPP, { secret: SECRETS[WEBAPP] });
+    const jar = new Jar();
+    const authz = oidc.buildAuthorizationUrl(webapp, {
+      redirect_uri: `${RP}/cb`, scope: 'openid', code_challenge: await oidc.calculatePKCECodeChallenge(oidc.randomPKCECodeVerifier()), code_challenge_method: 'S256',
+    });
+    const page = await request(jar, authz.toString());
+    assert.equal(page.status, 200);
+    const { fields } = parseForm(await page.text(), '/login');
+    const attempt = (password) => request(jar, `${url}/login`, form({ ...fields, email: USERS[1].email, password }));
+    const before = [...lb.hits];
+    // Five failures, spread by the balancer over the three replicas (at most two each).
+    for (let i = 0; i < 5; i++) assert.equal((await attempt('wrong')).status, 401);
+    assert.ok(lb.hits.every((n, i) => n > before[i]), `every replica saw a failure: ${lb.hits}`);
+    // Every replica now refuses, even the right password: the failures were counted together.
+    for (const r of replicas) {
+      const res = await request(jar, `${r.direct}/login`, form({ ...fields, email: USERS[1].email, password: PASSWORD }));
+      assert.equal(res.status, 429);
+      assert.match(await res.text(), /Too many failed attempts/);
+    }
+  });
+
+  it('limits registrations per minute with one budget across replicas', async () => {
+    // Stay inside one clock minute (the window) for the whole burst.
+    const intoMinute = Date.now() % 60_000;
+    if (intoMinute > 55_000) await sleep(60_500 - intoMinute);
+    const before = [...lb.hits];
+    const statuses = [];
+    for (let i = 0; i < DCR_RATE + 2; i++) {
+      const res = await fetch(`${url}/register`, {
+        method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ redirect_uris: ['http://127.0.0.1/cb'] }),
+      });
+      statuses.push(res.status);
+      if (res.status === 429) assert.equal((await res.json()).error, 'temporarily_unavailable');
+    }
+    assert.ok(lb.hits.every((n, i) => n >= before[i] + 2), `every replica saw registrations: ${lb.hits}`);
+    assert.deepEqual(statuses, [...Array(DCR_RATE).fill(201), 429, 429]);
   });
 });
