@@ -72,6 +72,19 @@ pub struct Cli {
     #[arg(long, env = "KEYWAY_SESSION_LIFETIME", default_value_t = 43_200)]
     pub session_lifetime: u64,
 
+    /// Seconds a replaced cookie secret still opens session (and sign-in) cookies after the
+    /// mounted cookie-secret changes, so a rotation signs nobody out; such a cookie is sealed
+    /// again with the new secret on that response. 0: refused at once. Default: the session
+    /// lifetime.
+    #[arg(long, env = "KEYWAY_COOKIE_SECRET_GRACE")]
+    pub cookie_secret_grace: Option<u64>,
+
+    /// Answer CORS preflights (OPTIONS with Origin and Access-Control-Request-Method) by
+    /// forwarding them to the tool without authentication (browsers send them without
+    /// credentials); identity headers are still removed, never set.
+    #[arg(long, env = "KEYWAY_SKIP_AUTH_PREFLIGHT", num_args = 0..=1, default_missing_value = "true", default_value_t = false)]
+    pub skip_auth_preflight: bool,
+
     /// Scopes requested at sign-in, space-separated. When policy.json lists the app's scopes,
     /// only those of these it lists are kept (openid always), and the policy's are added.
     #[arg(
@@ -189,6 +202,10 @@ pub struct Settings {
     pub cookie_secure: CookieSecure,
     /// Session lifetime.
     pub session_lifetime: Duration,
+    /// Seconds a replaced cookie secret still opens cookies (0: not at all).
+    pub cookie_secret_grace: u64,
+    /// Forward CORS preflights without authentication.
+    pub skip_auth_preflight: bool,
     /// Scopes requested at sign-in (before the policy's are added).
     pub scopes: Vec<String>,
     /// X-Forwarded-Access-Token.
@@ -423,6 +440,8 @@ impl Cli {
                 cookie_name: self.cookie_name.clone(),
                 cookie_secure,
                 session_lifetime: Duration::from_secs(self.session_lifetime),
+                cookie_secret_grace: self.cookie_secret_grace.unwrap_or(self.session_lifetime),
+                skip_auth_preflight: self.skip_auth_preflight,
                 scopes,
                 pass_access_token: self.pass_access_token,
                 prompt: self.prompt.clone(),

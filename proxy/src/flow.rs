@@ -200,10 +200,11 @@ pub async fn callback(
         };
         return refused(&clear, StatusCode::BAD_REQUEST, "invalid_request", why);
     };
+    let t = now();
     let login: Option<LoginState> = app
-        .sealer
-        .open(Purpose::Login, sealed)
-        .filter(|l: &LoginState| l.exp > now());
+        .open(Purpose::Login, sealed, t)
+        .map(|(l, _)| l)
+        .filter(|l: &LoginState| l.exp > t);
     let Some(login) = login else {
         return refused(
             &clear,

@@ -261,6 +261,14 @@ fn wants_html(req: &Request<Incoming>) -> bool {
             .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"xmlhttprequest"))
 }
 
+/// Whether a request is a CORS preflight (Fetch standard: `OPTIONS` with `Origin` and
+/// `Access-Control-Request-Method`), which browsers send without credentials.
+fn is_preflight(method: &Method, headers: &http::HeaderMap) -> bool {
+    method == Method::OPTIONS
+        && headers.contains_key(header::ORIGIN)
+        && headers.contains_key(header::ACCESS_CONTROL_REQUEST_METHOD)
+}
+
 /// Validates a bearer token, from the cache when it was seen before.
 async fn authenticate_bearer(
     shared: &Shared,
@@ -424,7 +432,9 @@ async fn route(shared: &Arc<Shared>, peer: &Peer, req: Request<Incoming>) -> Don
     }
 
     let access = &app.cfg.policy.access;
-    if access.is_public(method, m) {
+    let preflight =
+        shared.settings.skip_auth_preflight && is_preflight(req.method(), req.headers());
+    if preflight || access.is_public(method, m) {
         let f = Forward {
             peer,
             path: &path.forward,
@@ -433,7 +443,12 @@ async fn route(shared: &Arc<Shared>, peer: &Peer, req: Request<Incoming>) -> Don
             names: &app.names,
         };
         let resp = forward(shared, req, f).await;
-        let outcome = upstream_outcome(&resp, Outcome::public);
+        let ok = if preflight {
+            Outcome::preflight
+        } else {
+            Outcome::public
+        };
+        let outcome = upstream_outcome(&resp, ok);
         return done(resp, outcome);
     }
 
@@ -510,7 +525,7 @@ async fn route(shared: &Arc<Shared>, peer: &Peer, req: Request<Incoming>) -> Don
         let hash = token_hash(sealed);
         let opened = match app.sessions.get(&hash, t, 0) {
             Some(s) => Ok(s),
-            None => Err(app.sealer.open::<Session>(Purpose::Session, sealed)),
+            None => Err(app.open::<Session>(Purpose::Session, sealed, t)),
         };
         match opened {
             Ok(s) => session = Some(s),
@@ -518,27 +533,28 @@ async fn route(shared: &Arc<Shared>, peer: &Peer, req: Request<Incoming>) -> Don
                 tracing::info!("session cookie refused (tampered, expired key or another app)");
                 set_cookies = app.names.clear_session(&cookies.presence);
             }
-            Err(Some(s)) if s.end <= t => {
+            Err(Some((s, _))) if s.end <= t => {
                 set_cookies = app.names.clear_session(&cookies.presence);
             }
-            Err(Some(s)) if s.exp <= t => {
+            Err(Some((s, _))) if s.exp <= t => {
                 match shared.refresher.refresh(shared, &app, &provider, &s).await {
                     Some(fresh) => {
-                        if let Some(sealed) = app.sealer.seal(Purpose::Session, fresh.as_ref()) {
-                            set_cookies = app.names.session_cookies(
-                                &sealed,
-                                fresh.end.saturating_sub(t),
-                                &cookies.presence,
-                            );
-                        }
+                        set_cookies = app.session_cookies(&fresh, t, &cookies.presence);
                         session = Some(fresh);
                     }
                     None => set_cookies = app.names.clear_session(&cookies.presence),
                 }
             }
-            Err(Some(s)) => {
+            Err(Some((s, retired))) => {
                 let s = Arc::new(s);
-                app.sessions.insert(hash, s.clone(), t);
+                if retired {
+                    // Sealed with the replaced cookie secret: sealed again with the current one
+                    // (not cached, so that it is refused once the grace period ends).
+                    tracing::info!("session cookie of the previous cookie secret sealed again");
+                    set_cookies = app.session_cookies(&s, t, &cookies.presence);
+                } else {
+                    app.sessions.insert(hash, s.clone(), t);
+                }
                 session = Some(s);
             }
         }
@@ -663,7 +679,21 @@ fn not_ready() -> Done {
 
 #[cfg(test)]
 mod tests {
-    use super::version_str;
+    #![allow(clippy::unwrap_used)]
+    use super::{is_preflight, version_str};
+    use http::{HeaderMap, Method};
+
+    #[test]
+    fn preflight_needs_options_origin_and_request_method() {
+        let mut h = HeaderMap::new();
+        h.insert("origin", "https://other.example".parse().unwrap());
+        assert!(!is_preflight(&Method::OPTIONS, &h), "no request method");
+        h.insert("access-control-request-method", "POST".parse().unwrap());
+        assert!(is_preflight(&Method::OPTIONS, &h));
+        assert!(!is_preflight(&Method::GET, &h), "not OPTIONS");
+        h.remove("origin");
+        assert!(!is_preflight(&Method::OPTIONS, &h), "no Origin");
+    }
 
     #[test]
     fn versions_log_as_before() {

@@ -4,7 +4,8 @@
 //! 1. path normalisation ([`path`]) — before anything matches a path, so that no spelling slips
 //!    past a rule, and the tool receives exactly the path that was authorised;
 //! 2. the proxy's own endpoints (sign-in callback, start, sign-out, RFC 9728 metadata);
-//! 3. public rules — forwarded without authentication (spoofed identity headers still removed);
+//! 3. public rules, and CORS preflights with `--skip-auth-preflight` — forwarded without
+//!    authentication (spoofed identity headers still removed);
 //! 4. authentication — bearer JWT ([`jwt`], cached by [`cache`]) or the session cookie
 //!    ([`session`], refreshed once per session by [`flow`]); none: sign-in redirect or 401;
 //! 5. authorisation — [`contract::access`];
@@ -34,10 +35,11 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 use http_body_util::{Either, Full};
 use hyper::body::Incoming;
+use serde::de::DeserializeOwned;
 
 use crate::config::{AppConfig, Settings};
 use crate::oidc::{IssuerClient, Provider};
-use crate::session::{Names, Sealer};
+use crate::session::{Names, Purpose, Retired, Sealer};
 
 /// Errors of the proxy's setup (request-path errors become responses in [`handler`]).
 #[derive(Debug, thiserror::Error)]
@@ -76,6 +78,8 @@ pub struct App {
     pub names: Names,
     /// Opened session cookies (per app: a new cookie key starts empty).
     pub sessions: cache::SessionCache,
+    /// The cookie secret replaced last, still opening cookies for `--cookie-secret-grace`.
+    pub retired: Option<Retired>,
 }
 
 impl App {
@@ -89,7 +93,59 @@ impl App {
             sealer,
             names,
             sessions: cache::SessionCache::new(settings.token_cache_size),
+            retired: None,
         })
+    }
+
+    /// Takes over the cookie secret of the configuration this one replaces: when the cookie
+    /// secret changed, the old one is retired for `grace` seconds; otherwise a retired secret
+    /// still in its grace period stays retired. Only one is kept (the last replaced).
+    pub fn retire_from(&mut self, old: &App, grace: u64, now: u64) {
+        let (key, until) = if !ct_eq(&old.cfg.cookie_key, &self.cfg.cookie_key) {
+            (old.cfg.cookie_key, now.saturating_add(grace))
+        } else {
+            match &old.retired {
+                Some(r) => (*r.key(), r.until()),
+                None => return,
+            }
+        };
+        if grace == 0 || until <= now || ct_eq(&key, &self.cfg.cookie_key) {
+            return;
+        }
+        self.retired = Retired::new(key, &self.cfg.client_id, until);
+    }
+
+    /// Opens a sealed cookie value with the current cookie secret, else with the retired one
+    /// while its grace lasts; the flag is `true` when the retired one opened it (the value is to
+    /// be sealed again with the current secret).
+    pub fn open<T: DeserializeOwned>(
+        &self,
+        purpose: Purpose,
+        sealed: &str,
+        now: u64,
+    ) -> Option<(T, bool)> {
+        if let Some(v) = self.sealer.open(purpose, sealed) {
+            return Some((v, false));
+        }
+        let v = self.retired.as_ref()?.open(purpose, sealed, now)?;
+        Some((v, true))
+    }
+
+    /// `Set-Cookie` values writing a session sealed with the current secret (none if sealing
+    /// fails, which leaves the client's cookie as it is).
+    pub fn session_cookies(
+        &self,
+        session: &session::Session,
+        now: u64,
+        present: &session::Presence,
+    ) -> Vec<String> {
+        match self.sealer.seal(Purpose::Session, session) {
+            Some(sealed) => {
+                self.names
+                    .session_cookies(&sealed, session.end.saturating_sub(now), present)
+            }
+            None => Vec::new(),
+        }
     }
 }
 
@@ -151,9 +207,12 @@ impl Shared {
             .unwrap_or_else(|p| p.into_inner().clone())
     }
 
-    /// Swaps in a new app configuration; forgets cached tokens.
-    pub fn set_app(&self, app: App) {
-        let issuer_changed = self.app().cfg.issuer != app.cfg.issuer;
+    /// Swaps in a new app configuration (retiring a replaced cookie secret, see
+    /// [`App::retire_from`]); forgets cached tokens.
+    pub fn set_app(&self, mut app: App) {
+        let old = self.app();
+        app.retire_from(&old, self.settings.cookie_secret_grace, now());
+        let issuer_changed = old.cfg.issuer != app.cfg.issuer;
         match self.app.write() {
             Ok(mut a) => *a = Arc::new(app),
             Err(p) => *p.into_inner() = Arc::new(app),
@@ -195,4 +254,157 @@ pub fn now() -> u64 {
 pub fn ct_eq(a: &[u8], b: &[u8]) -> bool {
     use subtle::ConstantTimeEq;
     a.len() == b.len() && bool::from(a.ct_eq(b))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use clap::Parser as _;
+
+    use super::*;
+    use crate::session::{Presence, Session};
+
+    const GRACE: u64 = 600;
+
+    fn settings(dir: &std::path::Path, grace: u64) -> Settings {
+        config::Cli::try_parse_from([
+            "keyway-proxy",
+            "--upstream-port",
+            "9",
+            "--config-dir",
+            dir.to_str().unwrap(),
+            "--external-url",
+            "https://tool.example.com",
+            "--cookie-secret-grace",
+            &grace.to_string(),
+        ])
+        .unwrap()
+        .settings()
+        .unwrap()
+    }
+
+    /// The app as loaded from files with this cookie key and client ID.
+    fn app(dir: &std::path::Path, grace: u64, key: u8, client_id: &str) -> App {
+        use base64::Engine as _;
+        let files = [
+            ("client-id", client_id.to_string()),
+            ("issuer-url", "https://id.example.com".to_string()),
+            (
+                "cookie-secret",
+                base64::engine::general_purpose::STANDARD.encode([key; 32]),
+            ),
+        ];
+        for (name, content) in files {
+            std::fs::write(dir.join(name), content).unwrap();
+        }
+        let s = settings(dir, grace);
+        App::new(config::load_app(&s).unwrap(), &s).unwrap()
+    }
+
+    fn sealed(app: &App) -> String {
+        let s = Session {
+            sid: "sid".into(),
+            who: jwt::Principal {
+                sub: "alice".into(),
+                ..Default::default()
+            },
+            at: None,
+            rt: None,
+            exp: now() + 300,
+            end: now() + 3600,
+        };
+        app.sealer.seal(Purpose::Session, &s).unwrap()
+    }
+
+    fn opens(shared: &Shared, sealed: &str, at: u64) -> Option<bool> {
+        shared
+            .app()
+            .open::<Session>(Purpose::Session, sealed, at)
+            .map(|(s, retired)| {
+                assert_eq!(s.who.sub, "alice");
+                retired
+            })
+    }
+
+    #[test]
+    fn a_replaced_cookie_secret_opens_cookies_for_the_grace_period_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let first = app(d, GRACE, 1, "tool");
+        let one = sealed(&first);
+        let shared = Shared::new(settings(d, GRACE), first).unwrap();
+        assert_eq!(opens(&shared, &one, now()), Some(false));
+
+        let t = now();
+        shared.set_app(app(d, GRACE, 2, "tool"));
+        let two = sealed(&shared.app());
+        assert_eq!(opens(&shared, &two, t), Some(false), "the current secret");
+        assert_eq!(opens(&shared, &one, t), Some(true), "the retired one");
+        assert_eq!(opens(&shared, &one, t + GRACE + 1), None, "after the grace");
+        let login = shared.app().open::<Session>(Purpose::Login, &one, t);
+        assert!(login.is_none(), "the purpose still binds");
+
+        // Another file changes: the retired secret stays, with the same deadline.
+        shared.set_app(app(d, GRACE, 2, "tool"));
+        assert_eq!(opens(&shared, &one, t), Some(true));
+        assert_eq!(opens(&shared, &one, t + GRACE + 1), None);
+
+        // A second rotation retires the second secret; the first is refused.
+        shared.set_app(app(d, GRACE, 3, "tool"));
+        assert_eq!(opens(&shared, &two, now()), Some(true));
+        assert_eq!(opens(&shared, &one, now()), None);
+
+        // Rolling back to the retired secret makes it current again (and retires the other).
+        shared.set_app(app(d, GRACE, 2, "tool"));
+        assert_eq!(opens(&shared, &two, now()), Some(false));
+
+        // A cookie sealed again by the app opens with the current secret.
+        let app = shared.app();
+        let (s, _) = app.open::<Session>(Purpose::Session, &two, now()).unwrap();
+        let cookies = app.session_cookies(&s, now(), &Presence::default());
+        let value = cookies[0]
+            .split(';')
+            .next()
+            .and_then(|c| c.split_once('='))
+            .unwrap()
+            .1;
+        assert!(
+            app.sealer
+                .open::<Session>(Purpose::Session, value)
+                .is_some()
+        );
+    }
+
+    #[test]
+    fn no_grace_or_another_app_refuses_the_replaced_secret() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let first = app(d, 0, 1, "tool");
+        let one = sealed(&first);
+        let shared = Shared::new(settings(d, 0), first).unwrap();
+        shared.set_app(app(d, 0, 2, "tool"));
+        assert_eq!(opens(&shared, &one, now()), None, "grace 0");
+
+        let first = app(d, GRACE, 1, "tool");
+        let one = sealed(&first);
+        let shared = Shared::new(settings(d, GRACE), first).unwrap();
+        shared.set_app(app(d, GRACE, 2, "other-app"));
+        assert_eq!(opens(&shared, &one, now()), None, "bound to the client ID");
+    }
+
+    #[test]
+    fn the_grace_defaults_to_the_session_lifetime() {
+        let s = config::Cli::try_parse_from([
+            "keyway-proxy",
+            "--upstream-port",
+            "9",
+            "--session-lifetime",
+            "7200",
+        ])
+        .unwrap()
+        .settings()
+        .unwrap();
+        assert_eq!(s.cookie_secret_grace, 7200);
+        assert!(!s.skip_auth_preflight);
+    }
 }

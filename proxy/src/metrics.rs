@@ -16,6 +16,8 @@ pub enum Outcome {
     allowed,
     /// Public path, forwarded without authentication.
     public,
+    /// CORS preflight forwarded without authentication (`--skip-auth-preflight`).
+    preflight,
     /// No credentials: 401.
     unauthenticated,
     /// Bad bearer token: 401.
@@ -48,6 +50,7 @@ impl Outcome {
         match self {
             Outcome::allowed => "allowed",
             Outcome::public => "public",
+            Outcome::preflight => "preflight",
             Outcome::unauthenticated => "unauthenticated",
             Outcome::invalid_token => "invalid_token",
             Outcome::forbidden => "forbidden",
@@ -239,6 +242,7 @@ mod tests {
         for o in [
             Outcome::allowed,
             Outcome::public,
+            Outcome::preflight,
             Outcome::unauthenticated,
             Outcome::invalid_token,
             Outcome::forbidden,

@@ -116,6 +116,48 @@ impl Sealer {
     }
 }
 
+/// The cookie secret in force before the last change: it still opens cookies (never seals them)
+/// until `until`, so that rotating the cookie secret does not sign everyone out at once.
+pub struct Retired {
+    key: [u8; 32],
+    sealer: Sealer,
+    until: u64,
+}
+
+impl std::fmt::Debug for Retired {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Retired")
+            .field("until", &self.until)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Retired {
+    /// The retired key, usable until `until` (seconds since the epoch), for one app.
+    pub fn new(key: [u8; 32], client_id: &str, until: u64) -> Option<Self> {
+        let sealer = Sealer::new(&key, client_id)?;
+        Some(Retired { key, sealer, until })
+    }
+
+    /// The retired key.
+    pub fn key(&self) -> &[u8; 32] {
+        &self.key
+    }
+
+    /// Until when it opens cookies.
+    pub fn until(&self) -> u64 {
+        self.until
+    }
+
+    /// Opens a value sealed with the retired key, while it lasts.
+    pub fn open<T: DeserializeOwned>(&self, purpose: Purpose, sealed: &str, now: u64) -> Option<T> {
+        if now >= self.until {
+            return None;
+        }
+        self.sealer.open(purpose, sealed)
+    }
+}
+
 /// The session kept in the cookie.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Session {
@@ -350,6 +392,38 @@ mod tests {
         assert!(a.open::<Session>(Purpose::Session, &tampered).is_none());
         assert!(a.open::<Session>(Purpose::Session, "").is_none());
         assert!(a.open::<Session>(Purpose::Session, "!!!").is_none());
+    }
+
+    #[test]
+    fn retired_key_opens_until_its_deadline_only() {
+        let old = Sealer::new(&[7; 32], "app").unwrap();
+        let sealed = old.seal(Purpose::Session, &session(1)).unwrap();
+        let retired = Retired::new([7; 32], "app", 100).unwrap();
+        assert_eq!(
+            retired
+                .open::<Session>(Purpose::Session, &sealed, 99)
+                .unwrap()
+                .who
+                .sub,
+            "alice"
+        );
+        assert!(
+            retired
+                .open::<Session>(Purpose::Session, &sealed, 100)
+                .is_none()
+        );
+        assert!(
+            retired
+                .open::<Session>(Purpose::Login, &sealed, 99)
+                .is_none()
+        );
+        let other_app = Retired::new([7; 32], "other", 100).unwrap();
+        assert!(
+            other_app
+                .open::<Session>(Purpose::Session, &sealed, 99)
+                .is_none()
+        );
+        assert!(!format!("{retired:?}").contains('7'), "no key in Debug");
     }
 
     #[test]

@@ -246,6 +246,30 @@ export async function startUpstream() {
 
 export const COOKIE_SECRET = crypto.randomBytes(32).toString('base64');
 
+/** Seals a session the way keyway-proxy does (AES-256-GCM, AAD bound to purpose and app). */
+export function seal(value, { clientId = 'tool', purpose = 'session', secret = COOKIE_SECRET } = {}) {
+  const key = Buffer.from(secret, 'base64');
+  const iv = crypto.randomBytes(12);
+  const cipher = crypto.createCipheriv('aes-256-gcm', key, iv);
+  cipher.setAAD(Buffer.concat([Buffer.from('keyway-proxy/v1\0'), Buffer.from(`${purpose}\0${clientId}`)]));
+  const ct = Buffer.concat([cipher.update(JSON.stringify(value)), cipher.final(), cipher.getAuthTag()]);
+  return Buffer.concat([iv, ct]).toString('base64url');
+}
+
+/** A request sent exactly as written (fetch would normalise the path). */
+export function raw(url, path, { method = 'GET', headers = {} } = {}) {
+  const u = new URL(url);
+  return new Promise((resolve, reject) => {
+    const req = http.request({ host: u.hostname, port: u.port, path, method, headers }, (res) => {
+      let body = '';
+      res.on('data', (d) => { body += d; });
+      res.on('end', () => resolve({ status: res.statusCode, headers: res.headers, body }));
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
 /** Writes the client Secret's files into a fresh directory. */
 export function writeConfig(dir, files) {
   fs.mkdirSync(dir, { recursive: true });

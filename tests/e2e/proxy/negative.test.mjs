@@ -3,37 +3,12 @@
 // tricks against public paths, oversized headers and slow clients.
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
-import http from 'node:http';
 import net from 'node:net';
 import { after, before, describe, it } from 'node:test';
 
-import { COOKIE_SECRET, Jar, browse, makeKey, signJwt, stack } from './harness.mjs';
-
-/** A request sent exactly as written (fetch would normalise the path). */
-function raw(url, path, { method = 'GET', headers = {} } = {}) {
-  const u = new URL(url);
-  return new Promise((resolve, reject) => {
-    const req = http.request({ host: u.hostname, port: u.port, path, method, headers }, (res) => {
-      let body = '';
-      res.on('data', (d) => { body += d; });
-      res.on('end', () => resolve({ status: res.statusCode, headers: res.headers, body }));
-    });
-    req.on('error', reject);
-    req.end();
-  });
-}
+import { Jar, browse, makeKey, raw, seal, signJwt, stack } from './harness.mjs';
 
 const json = (r) => JSON.parse(r.body);
-
-/** Seals a session the way keyway-proxy does (AES-256-GCM, AAD bound to purpose and app). */
-function seal(value, { clientId = 'tool', purpose = 'session', secret = COOKIE_SECRET } = {}) {
-  const key = Buffer.from(secret, 'base64');
-  const iv = crypto.randomBytes(12);
-  const cipher = crypto.createCipheriv('aes-256-gcm', key, iv);
-  cipher.setAAD(Buffer.concat([Buffer.from('keyway-proxy/v1\0'), Buffer.from(`${purpose}\0${clientId}`)]));
-  const ct = Buffer.concat([cipher.update(JSON.stringify(value)), cipher.final(), cipher.getAuthTag()]);
-  return Buffer.concat([iv, ct]).toString('base64url');
-}
 
 function session(overrides = {}) {
   const now = Math.floor(Date.now() / 1000);

@@ -1,0 +1,121 @@
+// Cookie-secret rotation under a running keyway-proxy: the mounted cookie-secret changes, and
+// cookies sealed with the previous secret (sessions and sign-ins in progress) keep working for
+// --cookie-secret-grace seconds, each session sealed again with the new secret on its next
+// response; afterwards they are refused. Tampered and foreign cookies stay refused throughout.
+import assert from 'node:assert/strict';
+import crypto from 'node:crypto';
+import { after, before, describe, it } from 'node:test';
+
+import { COOKIE_SECRET, Jar, browse, seal, stack, writeConfig } from './harness.mjs';
+
+const GRACE = 8;
+const NEW_SECRET = crypto.randomBytes(32).toString('base64');
+const UNAUTHENTICATED = { error: 'unauthenticated', error_description: 'authentication required' };
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+function forged(secret, clientId = 'tool') {
+  const now = Math.floor(Date.now() / 1000);
+  return seal({
+    sid: crypto.randomUUID(),
+    who: { sub: 'forged', groups: ['engineering'], scopes: ['tool:read'], exp: now + 300 },
+    exp: now + 300,
+    end: now + 3600,
+  }, { secret, clientId });
+}
+
+describe('cookie-secret rotation', () => {
+  let s;
+  before(async () => { s = await stack({ env: { KEYWAY_COOKIE_SECRET_GRACE: String(GRACE) } }); });
+  after(async () => { await s?.close(); });
+
+  const api = (cookie) => fetch(`${s.url}/whoami`, { headers: { cookie, accept: 'application/json' } });
+  const sessionCookie = (res) => res.headers.getSetCookie().find((c) => c.startsWith('_keyway_proxy='));
+
+  it('keeps old sessions and sign-ins for the grace period, then refuses them', async () => {
+    // A signed-in browser, and a sign-in started before the rotation (its login-state cookie).
+    const jar = new Jar();
+    const first = await browse(jar, `${s.url}/whoami`, { login: 'alice' });
+    assert.equal(first.res.status, 200, first.visited.join('\n'));
+    const old = `_keyway_proxy=${jar.get('_keyway_proxy')}`;
+    const pending = new Jar();
+    const start = await fetch(`${s.url}/pending`, { headers: { accept: 'text/html' }, redirect: 'manual' });
+    assert.equal(start.status, 302);
+    pending.update(start);
+    assert.ok(pending.names().some((n) => n.startsWith('_keyway_proxy_login_')), pending.names().join());
+
+    // Before the change, a cookie of the new secret is refused; then the file changes.
+    assert.equal((await api(`_keyway_proxy=${forged(NEW_SECRET)}`)).status, 401);
+    writeConfig(s.proxy.dir, { 'cookie-secret': `${NEW_SECRET}\n` });
+    const deadline = Date.now() + 10_000;
+    while ((await api(`_keyway_proxy=${forged(NEW_SECRET)}`)).status !== 200) {
+      assert.ok(Date.now() < deadline, 'rotation never seen');
+      await sleep(100);
+    }
+    const rotated = Date.now();
+
+    // Within the grace: the old session passes and comes back sealed with the new secret.
+    const r = await api(old);
+    assert.equal(r.status, 200);
+    assert.equal((await r.json()).headers['x-forwarded-user'], 'alice');
+    const resealed = sessionCookie(r);
+    assert.ok(resealed, r.headers.getSetCookie().join('\n'));
+    const fresh = resealed.split(';')[0];
+    assert.notEqual(fresh, old);
+    assert.match(resealed, /HttpOnly; SameSite=Lax; Max-Age=\d+/);
+
+    // Tampered old cookies, other secrets and other apps' cookies are refused as before.
+    const tampered = Buffer.from(old.slice('_keyway_proxy='.length), 'base64url');
+    tampered[20] ^= 1;
+    for (const cookie of [
+      `_keyway_proxy=${tampered.toString('base64url')}`,
+      `_keyway_proxy=${forged(crypto.randomBytes(32).toString('base64'))}`,
+      `_keyway_proxy=${forged(COOKIE_SECRET, 'other-app')}`,
+      `_keyway_proxy=${forged(NEW_SECRET, 'other-app')}`,
+    ]) {
+      const bad = await api(cookie);
+      assert.equal(bad.status, 401);
+      assert.deepEqual(await bad.json(), UNAUTHENTICATED);
+      assert.ok(bad.headers.getSetCookie().some((c) => c.startsWith('_keyway_proxy=;') && c.includes('Max-Age=0')));
+    }
+
+    // The sign-in started before the rotation completes (its state was sealed with the old secret).
+    const done = await browse(pending, start.headers.get('location'), { login: 'bob' });
+    assert.equal(done.res.status, 200, done.visited.join('\n'));
+    assert.equal((await done.res.json()).headers['x-forwarded-user'], 'bob');
+    assert.ok(Date.now() - rotated < GRACE * 1000, 'the checks above ran within the grace period');
+
+    // After the grace: the old cookie is refused and cleared; the re-sealed one still works.
+    await sleep(Math.max(0, rotated + (GRACE + 1.5) * 1000 - Date.now()));
+    const late = await api(old);
+    assert.equal(late.status, 401);
+    assert.deepEqual(await late.json(), UNAUTHENTICATED);
+    assert.ok(late.headers.getSetCookie().some((c) => c.startsWith('_keyway_proxy=;') && c.includes('Max-Age=0')));
+    const kept = await api(fresh);
+    assert.equal(kept.status, 200);
+    assert.equal((await kept.json()).headers['x-forwarded-user'], 'alice');
+    assert.equal(sessionCookie(kept), undefined, 'a current cookie is not rewritten');
+    const metrics = await s.proxy.metrics();
+    assert.match(metrics, /keyway_proxy_config_reloads_total\{result="ok"\} 1\b/);
+  });
+});
+
+describe('cookie-secret rotation with --cookie-secret-grace 0', () => {
+  let s;
+  before(async () => { s = await stack({ env: { KEYWAY_COOKIE_SECRET_GRACE: '0' } }); });
+  after(async () => { await s?.close(); });
+
+  it('refuses the old secret at once', async () => {
+    const api = (cookie) => fetch(`${s.url}/whoami`, { headers: { cookie, accept: 'application/json' } });
+    const old = `_keyway_proxy=${forged(COOKIE_SECRET)}`;
+    assert.equal((await api(old)).status, 200, 'control: the current secret');
+    writeConfig(s.proxy.dir, { 'cookie-secret': NEW_SECRET });
+    const deadline = Date.now() + 10_000;
+    while ((await api(`_keyway_proxy=${forged(NEW_SECRET)}`)).status !== 200) {
+      assert.ok(Date.now() < deadline, 'rotation never seen');
+      await sleep(100);
+    }
+    const r = await api(old);
+    assert.equal(r.status, 401);
+    assert.deepEqual(await r.json(), UNAUTHENTICATED);
+  });
+});
