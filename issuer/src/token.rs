@@ -11,14 +11,14 @@ use std::sync::Arc;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
-use base64::engine::general_purpose::STANDARD;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use http::{HeaderMap, HeaderValue, StatusCode, header};
 use serde::Serialize;
 use subtle::ConstantTimeEq;
 
 use crate::clients::Client;
 use crate::error::{Error, ErrorCode, Result};
-use crate::keys::Typ;
+use crate::keys::{Alg, Typ};
 use crate::metrics::GrantLabels;
 use crate::params::{Form, Params};
 use crate::server::{Issuer, Shared, store_err};
@@ -174,8 +174,22 @@ struct IdClaims<'a> {
     nonce: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     sid: Option<&'a str>,
+    at_hash: &'a str,
     #[serde(flatten)]
     person: PersonClaims<'a>,
+}
+
+/// OIDC Core 3.1.3.6 `at_hash`: base64url of the left half of the hash of the access token's
+/// ASCII, with the hash of the ID token's `alg` (SHA-256 for ES256 and RS256; SHA-512 for
+/// EdDSA, which signs with Ed25519, as the OpenID Foundation's guidance and relying parties
+/// such as openid-client's oauth4webapi do).
+fn at_hash(alg: Alg, access_token: &str) -> String {
+    use sha2::Digest;
+    let half = |d: &[u8]| URL_SAFE_NO_PAD.encode(&d[..d.len() / 2]);
+    match alg {
+        Alg::Es256 | Alg::Rs256 => half(&sha2::Sha256::digest(access_token.as_bytes())),
+        Alg::EdDsa => half(&sha2::Sha512::digest(access_token.as_bytes())),
+    }
 }
 
 #[derive(Serialize)]
@@ -284,6 +298,7 @@ impl Issuer {
                             auth_time: g.auth_time.unwrap_or(now),
                             nonce: g.nonce,
                             sid: g.session_id,
+                            at_hash: &at_hash(ring.signing.alg, &access),
                             person,
                         },
                     )
@@ -852,6 +867,18 @@ mod tests {
         assert!(basic_credentials(&h).unwrap().is_err());
         h.insert(header::AUTHORIZATION, HeaderValue::from_static("Bearer x"));
         assert!(basic_credentials(&h).is_none());
+    }
+
+    #[test]
+    fn at_hash_is_the_left_half_of_the_algs_hash() {
+        // Expected values computed independently (Python hashlib).
+        let t = "jHkWEdUXMU1BwAsC4vtUsZwnQo8";
+        assert_eq!(at_hash(Alg::Es256, t), "-10AzizPIV6DxCK6qJwsAA");
+        assert_eq!(at_hash(Alg::Rs256, t), "-10AzizPIV6DxCK6qJwsAA");
+        assert_eq!(
+            at_hash(Alg::EdDsa, t),
+            "h29goSu1CwpG_h9Ib5QKSVWsgGzEtGrNCCfa4FyS-jY"
+        );
     }
 
     #[test]

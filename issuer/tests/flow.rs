@@ -57,6 +57,13 @@ async fn code_flow_refresh_userinfo_revoke_introspect() {
     assert_eq!(id["nonce"], "n-1");
     assert_eq!(id["iss"], ISSUER);
     assert!(id["sid"].is_string());
+    // OIDC Core 3.1.3.6: the left half of SHA-256 (ES256) of the access token, base64url.
+    let digest = <sha2::Sha256 as sha2::Digest>::digest(access.as_bytes());
+    let expected = base64::Engine::encode(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+        &digest[..16],
+    );
+    assert_eq!(id["at_hash"], expected.as_str());
 
     // userinfo
     let ui = send(

@@ -11,7 +11,7 @@ import { after, before, describe, it } from 'node:test';
 
 import {
   Jar, PASSWORD, RESOURCE, RP, SECRETS, STORES, USERS, authorizeOnly, codeFlow, form, oidc, parseForm, request,
-  rp, signIn, sleep, startIssuer, tokenPost, verifyJwt,
+  atHash, rp, signIn, sleep, startIssuer, tokenPost, verifyJwt,
 } from './harness.mjs';
 
 const WEBAPP = 'default.webapp';
@@ -76,6 +76,12 @@ for (const store of STORES) {
       assert.deepEqual(claims.groups, USERS[0].groups);
       assert.ok(typeof claims.auth_time === 'number' && claims.auth_time <= claims.iat);
       assert.ok(claims.sid);
+      // at_hash binds the ID token to this access token and no other.
+      assert.equal(claims.at_hash, atHash('ES256', tokens.access_token));
+      const tampered = `${tokens.access_token.slice(0, -2)}${tokens.access_token.endsWith('AA') ? 'BB' : 'AA'}`;
+      assert.notEqual(claims.at_hash, atHash('ES256', tampered));
+      const other = await codeFlow(webapp);
+      assert.notEqual(claims.at_hash, atHash('ES256', other.tokens.access_token));
       assert.equal(tokens.token_type.toLowerCase(), 'bearer');
       assert.ok(tokens.expires_in > 0);
       assert.ok(tokens.refresh_token, 'refresh token for offline_access');
@@ -341,6 +347,8 @@ describe('keyway-issuer signing algorithms', () => {
         const { tokens, claims } = await codeFlow(webapp, { scope: 'openid email' });
         assert.equal(claims.email, USERS[0].email);
         assert.equal((await verifyJwt(iss.url, tokens.id_token)).header.alg, alg);
+        assert.equal(claims.at_hash, atHash(alg, tokens.access_token));
+        assert.equal(claims.at_hash.length, alg === 'EdDSA' ? 43 : 22);
         const at = await verifyJwt(iss.url, tokens.access_token);
         assert.equal(at.header.alg, alg);
         assert.equal(at.header.typ, 'at+jwt');

@@ -379,6 +379,19 @@ export async function verifyJwt(issuerUrl, token) {
   return { header, payload: JSON.parse(Buffer.from(p, 'base64url')) };
 }
 
+/**
+ * The `at_hash` an ID token signed with `alg` must carry for `accessToken` (OIDC Core 3.1.3.6:
+ * base64url of the left half of the hash; SHA-512 for EdDSA/Ed25519). openid-client 6 does not
+ * check at_hash on token responses (its oauth4webapi checks only c_hash and s_hash, in hybrid
+ * responses), so the tests do.
+ */
+export function atHash(alg, accessToken) {
+  const hash = { ES256: 'sha256', RS256: 'sha256', EdDSA: 'sha512' }[alg];
+  if (!hash) throw new Error(`unexpected alg ${alg}`);
+  const digest = crypto.createHash(hash).update(accessToken, 'ascii').digest();
+  return digest.subarray(0, digest.length / 2).toString('base64url');
+}
+
 /** The stores every flow runs against. */
 export const STORES = ['sqlite', 'postgres'];
 
