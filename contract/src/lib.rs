@@ -5,7 +5,9 @@
 //!   spec, enforced by the issuer (sign-in) and the proxy (every request);
 //! - [`secret`]: the keys of the client Secret the operator writes and the sidecar mounts, and
 //!   how client secrets are hashed into the `ConnectedApp` status for the issuer;
-//! - [`inject`]: the label and annotations that ask the webhook for a sidecar.
+//! - [`inject`]: the label and annotations that ask the webhook for a sidecar;
+//! - [`signing_keys`]: the issuer's signing-key files (written by the issuer locally, or by the
+//!   operator into a Secret the issuer mounts) and their rotation schedule.
 //!
 //! This crate has no Kubernetes dependency: the proxy links it.
 #![forbid(unsafe_code)]
@@ -13,3 +15,4 @@
 pub mod access;
 pub mod inject;
 pub mod secret;
+pub mod signing_keys;

@@ -69,6 +69,11 @@ pub struct Args {
     #[arg(long, env = "KEYWAY_KEYS_DIR", default_value = "keyway-issuer-keys")]
     pub keys_dir: PathBuf,
 
+    /// The key directory is written by someone else (a mounted Secret the operator rotates):
+    /// re-read it when it changes, never write it.
+    #[arg(long, env = "KEYWAY_KEYS_READ_ONLY", default_value_t = false)]
+    pub keys_read_only: bool,
+
     /// Signing algorithm for new keys: ES256, RS256 or EdDSA.
     #[arg(long, env = "KEYWAY_SIGNING_ALG", default_value = "ES256")]
     pub signing_alg: String,
@@ -243,6 +248,8 @@ pub struct Config {
     pub watch: Option<Option<String>>,
     /// Signing keys directory.
     pub keys_dir: PathBuf,
+    /// The key directory is managed elsewhere (re-read, never written).
+    pub keys_read_only: bool,
     /// Algorithm for new keys.
     pub signing_alg: Alg,
     /// Rotation interval.
@@ -289,17 +296,10 @@ impl Config {
         {
             problems.push("--store: must start with sqlite:, postgres:// or postgresql://".into());
         }
-        let signing_alg = match args.signing_alg.as_str() {
-            "ES256" => Alg::Es256,
-            "RS256" => Alg::Rs256,
-            "EdDSA" => Alg::EdDsa,
-            other => {
-                problems.push(format!(
-                    "--signing-alg: {other:?} is not one of ES256, RS256, EdDSA"
-                ));
-                Alg::Es256
-            }
-        };
+        let signing_alg = args.signing_alg.parse::<Alg>().unwrap_or_else(|e| {
+            problems.push(format!("--signing-alg: {e}"));
+            Alg::Es256
+        });
         let mut dur = |flag: &str, v: &str| -> u64 {
             match parse_duration(v) {
                 Some(d) if d > 0 => d,
@@ -421,6 +421,7 @@ impl Config {
             users_file: args.users_file,
             watch: args.watch_connectedapps.then_some(args.watch_namespace),
             keys_dir: args.keys_dir,
+            keys_read_only: args.keys_read_only,
             signing_alg,
             key_rotation: Duration::from_secs(key_rotation),
             key_publish_lead: Duration::from_secs(key_publish_lead),

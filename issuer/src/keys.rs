@@ -1,66 +1,46 @@
-//! Signing keys: generation, a directory key store, rotation, the JWKS, and JWT signing.
+//! Signing keys: a directory key store, rotation, the JWKS, and JWT signing.
 //!
-//! Rotation schedule (all times from the key's `created`):
-//! - a key is published in the JWKS from the moment it is created;
-//! - it signs from `created + publish_lead` (so that relying parties that cached the JWKS have had
-//!   time to see it), until a newer key reaches that point;
-//! - a successor is created `publish_lead` before the current key has signed for `rotation`;
-//! - a superseded key stays published until every token it can have signed has expired
-//!   (successor's start + the longest token lifetime), then it is deleted.
+//! The key files and the rotation schedule are the contract in
+//! [`contract::signing_keys`] (one `<kid>.json` per key: `kid`, `alg`, `created`, optional
+//! `not_before`, `pkcs8`): a key is published from the moment it exists, signs from its start
+//! (`not_before`, or `created` + `--key-publish-lead` for files without it) until a newer key
+//! starts, and stays published until every token it signed has expired.
+//!
+//! Two modes:
+//! - **local** ([`Keys::open`], a writable directory): the issuer applies the schedule itself,
+//!   creating successors (files mode 0600, without `not_before`) and deleting retired keys;
+//! - **read-only** ([`Keys::open_read_only`], e.g. a mounted Secret that the operator rotates):
+//!   the issuer never writes; [`Keys::rotate`] re-reads the directory when its content changed
+//!   (through kubelet's `..data` symlink, so that a set swapped during the read is read again),
+//!   publishes every key in it and signs with the newest key whose start has passed. A set with
+//!   a malformed file is refused as a whole: the last good set stays in force. Until a key may
+//!   sign, [`KeyRing::signing`] is `None` and the issuer is not ready.
 //!
 //! Tokens are signed with `ring` key pairs held in memory. `jsonwebtoken` 9 re-parses the PKCS#8
 //! key (deriving the public point: a second scalar multiplication) on every `encode`, which would
 //! halve the client_credentials rate, so signing is done here; verification of our own tokens uses
 //! `jsonwebtoken` with an explicit algorithm list.
-//!
-//! Key file format: `<dir>/<kid>.json` with `{"kid", "alg", "created" (unix seconds), "pkcs8"
-//! (base64)}`, mode 0600.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
 use base64::Engine;
-use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+pub use contract::signing_keys::Alg;
+use contract::signing_keys::{self as contract_keys, KeyFile, KeyMeta, Policy};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use ring::rand::SystemRandom;
 use ring::signature::{
-    ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, Ed25519KeyPair, KeyPair, RSA_PKCS1_SHA256,
-    RsaKeyPair,
+    ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, Ed25519KeyPair, RSA_PKCS1_SHA256, RsaKeyPair,
 };
-use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
+use serde::Serialize;
 
-/// A signing algorithm.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Alg {
-    /// ECDSA P-256 SHA-256 (default).
-    #[serde(rename = "ES256")]
-    Es256,
-    /// RSASSA-PKCS1-v1_5 SHA-256, 2048-bit keys.
-    #[serde(rename = "RS256")]
-    Rs256,
-    /// Ed25519.
-    #[serde(rename = "EdDSA")]
-    EdDsa,
-}
-
-impl Alg {
-    /// The JOSE name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Es256 => "ES256",
-            Self::Rs256 => "RS256",
-            Self::EdDsa => "EdDSA",
-        }
-    }
-
-    fn jwt(self) -> Algorithm {
-        match self {
-            Self::Es256 => Algorithm::ES256,
-            Self::Rs256 => Algorithm::RS256,
-            Self::EdDsa => Algorithm::EdDSA,
-        }
+fn jwt_alg(alg: Alg) -> Algorithm {
+    match alg {
+        Alg::Es256 => Algorithm::ES256,
+        Alg::Rs256 => Algorithm::RS256,
+        Alg::EdDsa => Algorithm::EdDSA,
     }
 }
 
@@ -77,8 +57,8 @@ pub enum KeyError {
         source: std::io::Error,
     },
     /// A key file is malformed.
-    #[error("key file {0}: not a valid key")]
-    Invalid(PathBuf),
+    #[error("key file {0}: {1}")]
+    Invalid(PathBuf, String),
     /// Generating or using a key failed.
     #[error("cryptographic failure: {0}")]
     Crypto(&'static str),
@@ -98,6 +78,8 @@ pub struct SigningKey {
     pub alg: Alg,
     /// Creation time (unix seconds).
     pub created: u64,
+    /// When it starts signing, if written down in its file.
+    pub not_before: Option<u64>,
     pair: Pair,
     pkcs8: Vec<u8>,
     /// Public JWK.
@@ -113,6 +95,7 @@ impl std::fmt::Debug for SigningKey {
             .field("kid", &self.kid)
             .field("alg", &self.alg)
             .field("created", &self.created)
+            .field("not_before", &self.not_before)
             .finish_non_exhaustive()
     }
 }
@@ -129,33 +112,27 @@ pub enum Typ {
 impl SigningKey {
     /// Generates a new key.
     pub fn generate(alg: Alg, created: u64) -> Result<Self, KeyError> {
-        let rng = SystemRandom::new();
-        let pkcs8 = match alg {
-            Alg::Es256 => EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng)
-                .map_err(|_| KeyError::Crypto("P-256 key generation"))?
-                .as_ref()
-                .to_vec(),
-            Alg::EdDsa => Ed25519KeyPair::generate_pkcs8(&rng)
-                .map_err(|_| KeyError::Crypto("Ed25519 key generation"))?
-                .as_ref()
-                .to_vec(),
-            Alg::Rs256 => {
-                use rsa::pkcs8::EncodePrivateKey;
-                let key = rsa::RsaPrivateKey::new(&mut rand::rngs::OsRng, 2048)
-                    .map_err(|_| KeyError::Crypto("RSA key generation"))?;
-                key.to_pkcs8_der()
-                    .map_err(|_| KeyError::Crypto("RSA key encoding"))?
-                    .as_bytes()
-                    .to_vec()
-            }
-        };
-        Self::from_pkcs8(alg, created, pkcs8)
+        let file =
+            contract_keys::generate(alg, created, None).map_err(|e| KeyError::Crypto(e.0))?;
+        Self::from_file(&file)
+    }
+
+    /// Loads a key from its file (already checked, or freshly generated).
+    fn from_file(file: &KeyFile) -> Result<Self, KeyError> {
+        let der = base64::engine::general_purpose::STANDARD
+            .decode(file.pkcs8.as_bytes())
+            .map_err(|_| KeyError::Crypto("key encoding"))?;
+        let mut key = Self::from_pkcs8(file.alg, file.created, der)?;
+        key.not_before = file.not_before;
+        Ok(key)
     }
 
     /// Loads a key from PKCS#8 DER.
     pub fn from_pkcs8(alg: Alg, created: u64, pkcs8: Vec<u8>) -> Result<Self, KeyError> {
         let bad = || KeyError::Crypto("key rejected");
-        let (pair, jwk, decoding) = match alg {
+        let jwk = contract_keys::public_jwk(alg, &pkcs8).map_err(|_| bad())?;
+        let part = |name: &str| jwk[name].as_str().unwrap_or_default().to_owned();
+        let (pair, decoding) = match alg {
             Alg::Es256 => {
                 let kp = EcdsaKeyPair::from_pkcs8(
                     &ECDSA_P256_SHA256_FIXED_SIGNING,
@@ -163,42 +140,23 @@ impl SigningKey {
                     &SystemRandom::new(),
                 )
                 .map_err(|_| bad())?;
-                let point = kp.public_key().as_ref();
-                if point.len() != 65 {
-                    return Err(bad());
-                }
-                let x = URL_SAFE_NO_PAD.encode(&point[1..33]);
-                let y = URL_SAFE_NO_PAD.encode(&point[33..65]);
-                let decoding = DecodingKey::from_ec_components(&x, &y).map_err(|_| bad())?;
-                let jwk = serde_json::json!({"kty": "EC", "crv": "P-256", "x": x, "y": y});
-                (Pair::Ec(kp), jwk, decoding)
+                let decoding =
+                    DecodingKey::from_ec_components(&part("x"), &part("y")).map_err(|_| bad())?;
+                (Pair::Ec(kp), decoding)
             }
             Alg::EdDsa => {
                 let kp = Ed25519KeyPair::from_pkcs8_maybe_unchecked(&pkcs8).map_err(|_| bad())?;
-                let x = URL_SAFE_NO_PAD.encode(kp.public_key().as_ref());
-                let decoding = DecodingKey::from_ed_components(&x).map_err(|_| bad())?;
-                let jwk = serde_json::json!({"kty": "OKP", "crv": "Ed25519", "x": x});
-                (Pair::Ed(kp), jwk, decoding)
+                let decoding = DecodingKey::from_ed_components(&part("x")).map_err(|_| bad())?;
+                (Pair::Ed(kp), decoding)
             }
             Alg::Rs256 => {
                 let kp = RsaKeyPair::from_pkcs8(&pkcs8).map_err(|_| bad())?;
-                let parts = ring::rsa::PublicKeyComponents::<Vec<u8>>::from(kp.public());
-                let strip =
-                    |b: &[u8]| -> Vec<u8> { b.iter().copied().skip_while(|x| *x == 0).collect() };
-                let n = URL_SAFE_NO_PAD.encode(strip(&parts.n));
-                let e = URL_SAFE_NO_PAD.encode(strip(&parts.e));
-                let decoding = DecodingKey::from_rsa_components(&n, &e).map_err(|_| bad())?;
-                let jwk = serde_json::json!({"kty": "RSA", "n": n, "e": e});
-                (Pair::Rsa(kp), jwk, decoding)
+                let decoding =
+                    DecodingKey::from_rsa_components(&part("n"), &part("e")).map_err(|_| bad())?;
+                (Pair::Rsa(kp), decoding)
             }
         };
-        let kid = thumbprint(&jwk);
-        let mut jwk = jwk;
-        if let Some(o) = jwk.as_object_mut() {
-            o.insert("kid".into(), kid.clone().into());
-            o.insert("alg".into(), alg.as_str().into());
-            o.insert("use".into(), "sig".into());
-        }
+        let kid = part("kid");
         let header = |typ: &str| {
             let h = serde_json::json!({"alg": alg.as_str(), "typ": typ, "kid": kid});
             URL_SAFE_NO_PAD.encode(h.to_string())
@@ -209,11 +167,34 @@ impl SigningKey {
             kid,
             alg,
             created,
+            not_before: None,
             pair,
             pkcs8,
             jwk,
             decoding,
         })
+    }
+
+    fn meta(&self, lead: u64) -> KeyMeta {
+        KeyMeta {
+            kid: self.kid.clone(),
+            alg: self.alg,
+            created: self.created,
+            start: self
+                .not_before
+                .unwrap_or_else(|| self.created.saturating_add(lead)),
+            explicit_start: self.not_before.is_some(),
+        }
+    }
+
+    fn file(&self) -> KeyFile {
+        KeyFile {
+            kid: self.kid.clone(),
+            alg: self.alg,
+            created: self.created,
+            not_before: self.not_before,
+            pkcs8: base64::engine::general_purpose::STANDARD.encode(&self.pkcs8),
+        }
     }
 
     fn sign_bytes(&self, msg: &[u8], out: &mut String) -> Result<(), KeyError> {
@@ -257,34 +238,12 @@ impl SigningKey {
     }
 }
 
-/// RFC 7638 JWK thumbprint (SHA-256, base64url).
-fn thumbprint(jwk: &serde_json::Value) -> String {
-    let members: &[&str] = match jwk["kty"].as_str() {
-        Some("EC") => &["crv", "kty", "x", "y"],
-        Some("OKP") => &["crv", "kty", "x"],
-        _ => &["e", "kty", "n"],
-    };
-    let mut m = BTreeMap::new();
-    for k in members {
-        m.insert(*k, jwk[*k].clone());
-    }
-    let canonical = serde_json::to_string(&m).unwrap_or_default();
-    URL_SAFE_NO_PAD.encode(Sha256::digest(canonical.as_bytes()))
-}
-
-#[derive(Serialize, Deserialize)]
-struct KeyFile {
-    kid: String,
-    alg: Alg,
-    created: u64,
-    pkcs8: String,
-}
-
 /// The keys in force at one moment.
 #[derive(Debug)]
 pub struct KeyRing {
-    /// The key that signs now.
-    pub signing: Arc<SigningKey>,
+    /// The key that signs now; `None` while no key may sign (read-only mode before a key has
+    /// started): the issuer is then not ready and refuses to mint tokens.
+    pub signing: Option<Arc<SigningKey>>,
     /// Every published key (including the signing key and not-yet-active successors).
     pub published: Vec<Arc<SigningKey>>,
     /// The JWKS document, serialised.
@@ -330,7 +289,7 @@ impl KeyRing {
             return None;
         }
         let key = self.by_kid(header.kid.as_deref()?)?;
-        let mut v = Validation::new(key.alg.jwt());
+        let mut v = Validation::new(jwt_alg(key.alg));
         v.validate_aud = false;
         v.validate_exp = false;
         v.set_issuer(&[issuer]);
@@ -349,22 +308,30 @@ impl KeyRing {
 /// The key store: a directory and the rotation policy.
 pub struct Keys {
     dir: PathBuf,
-    alg: Alg,
-    rotation: u64,
-    lead: u64,
-    max_token_ttl: u64,
-    keys: RwLock<Vec<Arc<SigningKey>>>,
+    read_only: bool,
+    policy: Policy,
+    state: Mutex<State>,
     ring: RwLock<Arc<KeyRing>>,
+}
+
+#[derive(Default)]
+struct State {
+    keys: Vec<Arc<SigningKey>>,
+    /// Read-only mode: the directory content last read (good or not), to re-read only on change.
+    seen: Option<BTreeMap<String, Vec<u8>>>,
 }
 
 impl std::fmt::Debug for Keys {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Keys").field("dir", &self.dir).finish()
+        f.debug_struct("Keys")
+            .field("dir", &self.dir)
+            .field("read_only", &self.read_only)
+            .finish()
     }
 }
 
 impl Keys {
-    /// Opens (creating if needed) the key directory and brings the keys up to date at `now`.
+    /// Opens (creating if needed) a local key directory and brings the keys up to date at `now`.
     /// `max_token_ttl` is the longest lifetime of any token a key signs.
     pub fn open(
         dir: &Path,
@@ -374,50 +341,59 @@ impl Keys {
         max_token_ttl: u64,
         now: u64,
     ) -> Result<Self, KeyError> {
-        let io = |source| KeyError::Io {
+        std::fs::create_dir_all(dir).map_err(|source| KeyError::Io {
             path: dir.to_path_buf(),
             source,
-        };
-        std::fs::create_dir_all(dir).map_err(io)?;
-        let mut keys = Vec::new();
-        for entry in std::fs::read_dir(dir).map_err(io)? {
-            let path = entry.map_err(io)?.path();
-            if path.extension().is_none_or(|e| e != "json") {
-                continue;
-            }
-            let text = std::fs::read(&path).map_err(|source| KeyError::Io {
-                path: path.clone(),
-                source,
-            })?;
-            let file: KeyFile =
-                serde_json::from_slice(&text).map_err(|_| KeyError::Invalid(path.clone()))?;
-            let der = STANDARD
-                .decode(file.pkcs8.as_bytes())
-                .map_err(|_| KeyError::Invalid(path.clone()))?;
-            let key = SigningKey::from_pkcs8(file.alg, file.created, der)
-                .map_err(|_| KeyError::Invalid(path.clone()))?;
-            keys.push(Arc::new(key));
-        }
-        keys.sort_by_key(|k| k.created);
-        let placeholder = Arc::new(KeyRing {
-            signing: match keys.first() {
-                Some(k) => k.clone(),
-                None => Arc::new(SigningKey::generate(Alg::EdDsa, 0)?),
-            },
-            published: Vec::new(),
-            jwks: Arc::from(&b"{}"[..]),
-        });
-        let this = Self {
-            dir: dir.to_path_buf(),
-            alg,
-            rotation,
-            lead,
-            max_token_ttl,
-            keys: RwLock::new(keys),
-            ring: RwLock::new(placeholder),
-        };
+        })?;
+        let files = read_snapshot(dir)?;
+        let keys = parse_set(dir, &files)?;
+        let this = Self::new(dir, false, alg, rotation, lead, max_token_ttl, keys);
         this.rotate(now)?;
         Ok(this)
+    }
+
+    /// Opens a key directory that someone else writes (a mounted Secret). Fails only when the
+    /// directory cannot be read; a malformed set is logged and leaves the issuer without keys
+    /// (not ready) until a good set appears.
+    pub fn open_read_only(dir: &Path, lead: u64, now: u64) -> Result<Self, KeyError> {
+        read_snapshot(dir)?;
+        let this = Self::new(dir, true, Alg::Es256, u64::MAX, lead, 0, Vec::new());
+        if let Err(e) = this.rotate(now) {
+            tracing::error!(error = %e, "signing keys not loaded; not ready until they are");
+        }
+        Ok(this)
+    }
+
+    fn new(
+        dir: &Path,
+        read_only: bool,
+        alg: Alg,
+        rotation: u64,
+        lead: u64,
+        retention: u64,
+        keys: Vec<Arc<SigningKey>>,
+    ) -> Self {
+        Self {
+            dir: dir.to_path_buf(),
+            read_only,
+            policy: Policy {
+                alg,
+                rotation,
+                lead,
+                retention,
+            },
+            state: Mutex::new(State { keys, seen: None }),
+            ring: RwLock::new(Arc::new(KeyRing {
+                signing: None,
+                published: Vec::new(),
+                jwks: Arc::from(&b"{\"keys\":[]}"[..]),
+            })),
+        }
+    }
+
+    /// Whether the directory is managed elsewhere.
+    pub fn is_read_only(&self) -> bool {
+        self.read_only
     }
 
     /// The keys in force.
@@ -428,25 +404,75 @@ impl Keys {
             .clone()
     }
 
-    /// Applies the rotation schedule at `now`: creates a successor when due, deletes keys whose
-    /// tokens have all expired, and recomputes the key ring.
+    /// Brings the keys up to date at `now` and recomputes the key ring. Locally: creates a
+    /// successor when due and deletes keys whose tokens have all expired. Read-only: re-reads
+    /// the directory if its content changed; an error (unreadable directory, malformed file)
+    /// keeps the last good set in force and is returned once per distinct content.
     pub fn rotate(&self, now: u64) -> Result<(), KeyError> {
-        let mut keys = self
-            .keys
-            .write()
+        let mut state = self
+            .state
+            .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let result = if self.read_only {
+            self.reload(&mut state)
+        } else {
+            self.apply_schedule(&mut state.keys, now)
+        };
+        let lead = self.policy.lead;
+        state.keys.sort_by_key(|k| (k.meta(lead).start, k.created));
+        let metas: Vec<KeyMeta> = state.keys.iter().map(|k| k.meta(lead)).collect();
+        let schedule = contract_keys::schedule(&metas, now, &self.policy);
+        let signing = schedule
+            .signing
+            .and_then(|kid| state.keys.iter().find(|k| k.kid == kid).cloned());
+        let jwks = serde_json::json!({
+            "keys": state.keys.iter().map(|k| k.jwk.clone()).collect::<Vec<_>>()
+        });
+        let ring = KeyRing {
+            signing,
+            published: state.keys.clone(),
+            jwks: Arc::from(jwks.to_string().into_bytes()),
+        };
+        *self
+            .ring
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(ring);
+        result
+    }
+
+    fn reload(&self, state: &mut State) -> Result<(), KeyError> {
+        let files = read_snapshot(&self.dir)?;
+        if state.seen.as_ref() == Some(&files) {
+            return Ok(());
+        }
+        state.seen = Some(files);
+        let files = state.seen.as_ref().map_or(&EMPTY, |f| f);
+        let keys = parse_set(&self.dir, files)?;
+        let before: Vec<&str> = state.keys.iter().map(|k| k.kid.as_str()).collect();
+        let after: Vec<&str> = keys.iter().map(|k| k.kid.as_str()).collect();
+        if before != after {
+            tracing::info!(keys = ?after, "signing keys reloaded");
+        }
+        state.keys = keys;
+        Ok(())
+    }
+
+    fn apply_schedule(&self, keys: &mut Vec<Arc<SigningKey>>, now: u64) -> Result<(), KeyError> {
+        let lead = self.policy.lead;
+        let schedule = |keys: &[Arc<SigningKey>]| {
+            let metas: Vec<KeyMeta> = keys.iter().map(|k| k.meta(lead)).collect();
+            contract_keys::schedule(&metas, now, &self.policy)
+        };
         if keys.is_empty() {
             // The very first key: nobody can have cached a JWKS without it, so it signs at once.
-            let k = SigningKey::generate(self.alg, now.saturating_sub(self.lead))?;
+            let k = SigningKey::generate(self.policy.alg, now.saturating_sub(lead))?;
             self.save(&k)?;
             keys.push(Arc::new(k));
         }
-        let newest_created = keys.last().map_or(0, |k| k.created);
-        let newest_alg = keys.last().map(|k| k.alg);
-        if now >= newest_created + self.rotation || newest_alg != Some(self.alg) {
-            // A read-only key directory (e.g. a mounted Secret managed elsewhere) cannot rotate:
-            // keep serving with the keys it has, and say so.
-            let k = SigningKey::generate(self.alg, now)?;
+        if schedule(keys).successor {
+            // A directory that became unwritable cannot rotate: keep serving with the keys it
+            // has, and say so.
+            let k = SigningKey::generate(self.policy.alg, now)?;
             match self.save(&k) {
                 Ok(()) => keys.push(Arc::new(k)),
                 Err(e) => {
@@ -454,65 +480,32 @@ impl Keys {
                 }
             }
         }
-        // The signing key: the newest one whose publish lead has passed (else the oldest).
-        let active_idx = keys
-            .iter()
-            .rposition(|k| k.created + self.lead <= now)
-            .unwrap_or(0);
-        // Keys before the active one stop signing when their successor started.
-        let mut retained = Vec::with_capacity(keys.len());
-        for (i, k) in keys.iter().enumerate() {
-            let keep = if i < active_idx {
-                let successor_start = keys[i + 1].created + self.lead;
-                successor_start + self.max_token_ttl > now
-            } else {
-                true
-            };
-            if keep {
-                retained.push(k.clone());
-            } else {
-                let path = self.dir.join(format!("{}.json", k.kid));
-                match std::fs::remove_file(&path) {
-                    Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                        tracing::error!(kid = %k.kid, error = %e, "cannot delete a retired key");
-                    }
-                    _ => tracing::info!(kid = %k.kid, "retired signing key"),
+        for kid in schedule(keys).retire {
+            let path = self
+                .dir
+                .join(format!("{kid}{}", contract_keys::FILE_SUFFIX));
+            match std::fs::remove_file(&path) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    tracing::error!(%kid, error = %e, "cannot delete a retired key");
+                    continue;
                 }
+                _ => tracing::info!(%kid, "retired signing key"),
             }
+            keys.retain(|k| k.kid != kid);
         }
-        let signing = keys[active_idx].clone();
-        *keys = retained;
-        let jwks = serde_json::json!({
-            "keys": keys.iter().map(|k| k.jwk.clone()).collect::<Vec<_>>()
-        });
-        let ring = KeyRing {
-            signing,
-            published: keys.clone(),
-            jwks: Arc::from(jwks.to_string().into_bytes()),
-        };
-        *self
-            .ring
-            .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(ring);
         Ok(())
     }
 
     fn save(&self, k: &SigningKey) -> Result<(), KeyError> {
         use std::io::Write;
         use std::os::unix::fs::OpenOptionsExt;
-        let file = KeyFile {
-            kid: k.kid.clone(),
-            alg: k.alg,
-            created: k.created,
-            pkcs8: STANDARD.encode(&k.pkcs8),
-        };
-        let path = self.dir.join(format!("{}.json", k.kid));
+        let file = k.file();
+        let path = self.dir.join(file.file_name());
         let tmp = self.dir.join(format!(".{}.tmp", k.kid));
         let io = |source| KeyError::Io {
             path: path.clone(),
             source,
         };
-        let body = serde_json::to_vec(&file).map_err(|_| KeyError::Crypto("key encoding"))?;
         let mut f = std::fs::OpenOptions::new()
             .write(true)
             .create(true)
@@ -520,12 +513,75 @@ impl Keys {
             .mode(0o600)
             .open(&tmp)
             .map_err(io)?;
-        f.write_all(&body).map_err(io)?;
+        f.write_all(&file.to_json()).map_err(io)?;
         f.sync_all().map_err(io)?;
         std::fs::rename(&tmp, &path).map_err(io)?;
         tracing::info!(kid = %k.kid, alg = k.alg.as_str(), "created signing key");
         Ok(())
     }
+}
+
+static EMPTY: BTreeMap<String, Vec<u8>> = BTreeMap::new();
+
+/// Reads every `*.json` file of `dir` by name. In a directory kubelet projects (a mounted
+/// Secret: the entries are symlinks into the directory `..data` points to, and an update swaps
+/// `..data` atomically), the files are read from the target of `..data`, which is read again
+/// afterwards: if it moved meanwhile, the read is repeated, so a set is never half old, half new.
+fn read_snapshot(dir: &Path) -> Result<BTreeMap<String, Vec<u8>>, KeyError> {
+    let io = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| KeyError::Io { path, source }
+    };
+    let data = dir.join("..data");
+    for _ in 0..5 {
+        let target = std::fs::read_link(&data).ok();
+        let base = target
+            .as_ref()
+            .map_or_else(|| dir.to_path_buf(), |t| dir.join(t));
+        let mut files = BTreeMap::new();
+        let mut moved = false;
+        for entry in std::fs::read_dir(&base).map_err(io(&base))? {
+            let entry = entry.map_err(io(&base))?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.starts_with('.') || !name.ends_with(contract_keys::FILE_SUFFIX) {
+                continue;
+            }
+            let path = entry.path();
+            match std::fs::read(&path) {
+                Ok(bytes) => {
+                    files.insert(name, bytes);
+                }
+                // Removed between listing and reading: the set changed, read it again.
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound && target.is_some() => {
+                    moved = true;
+                    break;
+                }
+                Err(e) => return Err(io(&path)(e)),
+            }
+        }
+        if !moved && std::fs::read_link(&data).ok() == target {
+            return Ok(files);
+        }
+    }
+    Err(KeyError::Io {
+        path: dir.to_path_buf(),
+        source: std::io::Error::other("the directory kept changing while it was read"),
+    })
+}
+
+/// Parses a whole set of key files: every file must be valid, or the set is refused.
+fn parse_set(
+    dir: &Path,
+    files: &BTreeMap<String, Vec<u8>>,
+) -> Result<Vec<Arc<SigningKey>>, KeyError> {
+    let mut keys = Vec::with_capacity(files.len());
+    for (name, bytes) in files {
+        let invalid = |why: String| KeyError::Invalid(dir.join(name), why);
+        let (file, _) = KeyFile::parse(name, bytes).map_err(invalid)?;
+        let key = SigningKey::from_file(&file).map_err(|e| invalid(e.to_string()))?;
+        keys.push(Arc::new(key));
+    }
+    Ok(keys)
 }
 
 #[cfg(test)]
@@ -553,7 +609,9 @@ mod tests {
             )
             .unwrap();
         let ring = KeyRing {
-            signing: Arc::new(SigningKey::from_pkcs8(alg, 0, k.pkcs8.clone()).unwrap()),
+            signing: Some(Arc::new(
+                SigningKey::from_pkcs8(alg, 0, k.pkcs8.clone()).unwrap(),
+            )),
             published: vec![Arc::new(k)],
             jwks: Arc::from(&b"{}"[..]),
         };
@@ -599,7 +657,7 @@ mod tests {
         // RFC 7638 §3.1 example key.
         let jwk = serde_json::json!({"kty":"RSA","e":"AQAB","n":"0vx7agoebGcQSuuPiLJXZptN9nndrQmbXEps2aiAFbWhM78LhWx4cbbfAAtVT86zwu1RK7aPFFxuhDR1L6tSoc_BJECPebWKRXjBZCiFV4n3oknjhMstn64tZ_2W-5JsGY4Hc5n9yBXArwl93lqt7_RN5w6Cf0h4QyQ5v-65YGjQR0_FDW2QvzqY368QQMicAtaSqzs8KJZgnYb9c7d0zgdAZHzu6qMQvRL5hajrn1n91CbOpbISD08qNLyrdkt-bFTWhAI4vMQFh6WeZu0fM4lFd2NcRwr3XPksINHaQ-G_xBniIqbw0Ls1jF44-csFCur-kEgU8awapJzKnqDKgw"});
         assert_eq!(
-            thumbprint(&jwk),
+            contract_keys::thumbprint(&jwk),
             "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs"
         );
     }
@@ -611,7 +669,7 @@ mod tests {
         let keys = Keys::open(dir.path(), Alg::Es256, rot, lead, ttl, 10_000).unwrap();
         let first = keys.ring();
         assert_eq!(first.published.len(), 1);
-        let k1 = first.signing.kid.clone();
+        let k1 = first.signing.as_ref().unwrap().kid.clone();
         // Before the successor is due: nothing changes.
         keys.rotate(10_000 + 800).unwrap();
         assert_eq!(keys.ring().published.len(), 1);
@@ -619,12 +677,12 @@ mod tests {
         keys.rotate(10_000 + 900).unwrap();
         let r = keys.ring();
         assert_eq!(r.published.len(), 2);
-        assert_eq!(r.signing.kid, k1);
+        assert_eq!(r.signing.as_ref().unwrap().kid, k1);
         let k2 = r.published[1].kid.clone();
         // After the lead: k2 signs, k1 still published.
         keys.rotate(10_000 + 900 + lead).unwrap();
         let r = keys.ring();
-        assert_eq!(r.signing.kid, k2);
+        assert_eq!(r.signing.as_ref().unwrap().kid, k2);
         assert!(r.by_kid(&k1).is_some());
         // Once k1's last tokens expired: gone, also from disk.
         keys.rotate(10_000 + 900 + lead + ttl).unwrap();
@@ -633,7 +691,7 @@ mod tests {
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
         // Reopening reads the same key.
         let again = Keys::open(dir.path(), Alg::Es256, rot, lead, ttl, 11_001).unwrap();
-        assert_eq!(again.ring().signing.kid, k2);
+        assert_eq!(again.ring().signing.as_ref().unwrap().kid, k2);
         let jwks: serde_json::Value = serde_json::from_slice(&again.ring().jwks).unwrap();
         assert_eq!(jwks["keys"][0]["kid"], k2.as_str());
         assert_eq!(jwks["keys"][0]["alg"], "ES256");
@@ -645,14 +703,14 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("keys");
         let keys = Keys::open(&path, Alg::Es256, 1000, 100, 50, 10_000).unwrap();
-        let kid = keys.ring().signing.kid.clone();
+        let kid = keys.ring().signing.as_ref().unwrap().kid.clone();
         // The directory becomes unwritable (here: replaced by a file, which stops root too).
         std::fs::remove_dir_all(&path).unwrap();
         std::fs::write(&path, b"").unwrap();
         keys.rotate(20_000).unwrap();
         let ring = keys.ring();
         assert_eq!(ring.published.len(), 1);
-        assert_eq!(ring.signing.kid, kid);
+        assert_eq!(ring.signing.as_ref().unwrap().kid, kid);
     }
 
     #[test]
@@ -660,8 +718,99 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         Keys::open(dir.path(), Alg::Es256, 1000, 100, 50, 10_000).unwrap();
         let keys = Keys::open(dir.path(), Alg::EdDsa, 1000, 100, 50, 10_001).unwrap();
-        assert_eq!(keys.ring().signing.alg, Alg::Es256);
+        assert_eq!(keys.ring().signing.as_ref().unwrap().alg, Alg::Es256);
         keys.rotate(10_101).unwrap();
-        assert_eq!(keys.ring().signing.alg, Alg::EdDsa);
+        assert_eq!(keys.ring().signing.as_ref().unwrap().alg, Alg::EdDsa);
+    }
+
+    /// Projects `files` into `dir` the way kubelet updates a mounted Secret: a new timestamped
+    /// directory, `..data` swapped to it atomically, and one symlink per entry.
+    fn project(dir: &Path, generation: u32, files: &[(String, Vec<u8>)]) {
+        let ts = format!("..gen_{generation}");
+        std::fs::create_dir_all(dir.join(&ts)).unwrap();
+        for (name, body) in files {
+            std::fs::write(dir.join(&ts).join(name), body).unwrap();
+        }
+        std::os::unix::fs::symlink(&ts, dir.join("..data_tmp")).unwrap();
+        std::fs::rename(dir.join("..data_tmp"), dir.join("..data")).unwrap();
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let name = entry.unwrap().file_name().to_string_lossy().into_owned();
+            if !name.starts_with('.') && !files.iter().any(|(n, _)| *n == name) {
+                std::fs::remove_file(dir.join(&name)).unwrap();
+            }
+        }
+        for (name, _) in files {
+            let link = dir.join(name);
+            if std::fs::symlink_metadata(&link).is_err() {
+                std::os::unix::fs::symlink(format!("..data/{name}"), link).unwrap();
+            }
+        }
+    }
+
+    fn entry(f: &KeyFile) -> (String, Vec<u8>) {
+        (f.file_name(), f.to_json())
+    }
+
+    #[test]
+    fn read_only_directory_follows_the_projected_secret() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        // Empty at first: no signer (not ready), nothing published, nothing written.
+        project(d, 1, &[]);
+        let keys = Keys::open_read_only(d, 100, 10_000).unwrap();
+        assert!(keys.ring().signing.is_none());
+        let a = contract_keys::generate(Alg::Es256, 10_000, Some(10_000)).unwrap();
+        project(d, 2, &[entry(&a)]);
+        keys.rotate(10_001).unwrap();
+        assert_eq!(keys.ring().signing.as_ref().unwrap().kid, a.kid);
+        // A successor: published at once, signs only from its not_before.
+        let b = contract_keys::generate(Alg::EdDsa, 10_002, Some(10_050)).unwrap();
+        project(d, 3, &[entry(&a), entry(&b)]);
+        keys.rotate(10_003).unwrap();
+        let r = keys.ring();
+        assert!(r.by_kid(&b.kid).is_some());
+        assert_eq!(r.signing.as_ref().unwrap().kid, a.kid);
+        let jwks: serde_json::Value = serde_json::from_slice(&r.jwks).unwrap();
+        assert_eq!(jwks["keys"].as_array().unwrap().len(), 2);
+        keys.rotate(10_050).unwrap();
+        assert_eq!(keys.ring().signing.as_ref().unwrap().kid, b.kid);
+        // A malformed file: the whole new set is refused, the last good one stays in force.
+        let c = contract_keys::generate(Alg::Es256, 10_060, Some(10_070)).unwrap();
+        project(
+            d,
+            4,
+            &[
+                entry(&b),
+                entry(&c),
+                ("junk.json".into(), b"{not json".to_vec()),
+            ],
+        );
+        let err = keys.rotate(10_061).unwrap_err();
+        assert!(err.to_string().contains("junk.json"), "{err}");
+        let r = keys.ring();
+        assert!(r.by_kid(&a.kid).is_some() && r.by_kid(&c.kid).is_none());
+        assert_eq!(r.signing.as_ref().unwrap().kid, b.kid);
+        // Repaired: the removed key is dropped, the new one published.
+        project(d, 5, &[entry(&b), entry(&c)]);
+        keys.rotate(10_062).unwrap();
+        let r = keys.ring();
+        assert!(r.by_kid(&a.kid).is_none() && r.by_kid(&c.kid).is_some());
+        assert_eq!(r.signing.as_ref().unwrap().kid, b.kid);
+        // Nothing was ever written.
+        assert_eq!(
+            std::fs::read_dir(d.join("..gen_5")).unwrap().count(),
+            2,
+            "read-only mode wrote into the directory"
+        );
+    }
+
+    #[test]
+    fn read_only_key_files_without_not_before_stay_valid() {
+        let dir = tempfile::tempdir().unwrap();
+        // As written by an older issuer, in a plain directory.
+        let old = contract_keys::generate(Alg::Es256, 10_000, None).unwrap();
+        std::fs::write(dir.path().join(old.file_name()), old.to_json()).unwrap();
+        let keys = Keys::open_read_only(dir.path(), 100, 10_001).unwrap();
+        assert_eq!(keys.ring().signing.as_ref().unwrap().kid, old.kid);
     }
 }

@@ -39,6 +39,8 @@ pub struct Metrics {
     pub tokens: Family<GrantLabels, Counter<u64, AtomicU64>>,
     /// Sign-ins by outcome.
     pub logins: Family<GrantLabels, Counter<u64, AtomicU64>>,
+    /// Failed updates of the signing keys (unreadable directory, malformed key file).
+    pub key_reload_failures: Counter<u64, AtomicU64>,
 }
 
 impl Default for Metrics {
@@ -70,12 +72,19 @@ impl Default for Metrics {
             "Sign-in attempts by identity source and outcome",
             logins.clone(),
         );
+        let key_reload_failures = Counter::<u64, AtomicU64>::default();
+        registry.register(
+            "signing_key_update_failures",
+            "Signing-key updates that failed and left the last good set in force",
+            key_reload_failures.clone(),
+        );
         Self {
             registry,
             requests,
             latency,
             tokens,
             logins,
+            key_reload_failures,
         }
     }
 }

@@ -92,14 +92,22 @@ impl Issuer {
             .max(l.id_token)
             .max(max_client_access)
             .max(24 * 3600);
-        let keys = Keys::open(
-            &config.keys_dir,
-            config.signing_alg,
-            config.key_rotation.as_secs(),
-            config.key_publish_lead.as_secs(),
-            max_ttl,
-            clock.now_u64(),
-        );
+        let keys = if config.keys_read_only {
+            Keys::open_read_only(
+                &config.keys_dir,
+                config.key_publish_lead.as_secs(),
+                clock.now_u64(),
+            )
+        } else {
+            Keys::open(
+                &config.keys_dir,
+                config.signing_alg,
+                config.key_rotation.as_secs(),
+                config.key_publish_lead.as_secs(),
+                max_ttl,
+                clock.now_u64(),
+            )
+        };
         let keys = match keys {
             Ok(k) => Some(k),
             Err(e) => {
@@ -234,6 +242,9 @@ async fn readyz(State(iss): State<Shared>) -> Response {
     if !iss.clients.is_ready() {
         return (StatusCode::SERVICE_UNAVAILABLE, "clients not loaded yet").into_response();
     }
+    if iss.keys.ring().signing.is_none() {
+        return (StatusCode::SERVICE_UNAVAILABLE, "no signing key yet").into_response();
+    }
     match iss.store.ping().await {
         Ok(()) => (StatusCode::OK, "ready").into_response(),
         Err(e) => {
@@ -325,13 +336,18 @@ async fn background(iss: Shared) {
                 }
             }
         }
-        if n.is_multiple_of(12) {
+        // Read-only keys are re-read every tick (a mounted Secret changes under us); local
+        // keys rotate on a slower schedule.
+        if iss.keys.is_read_only() || n.is_multiple_of(12) {
             let iss2 = iss.clone();
             let now = iss.clock.now_u64();
             let rotated = tokio::task::spawn_blocking(move || iss2.keys.rotate(now)).await;
             if let Ok(Err(e)) = rotated {
-                tracing::error!(error = %e, "key rotation failed");
+                iss.metrics.key_reload_failures.inc();
+                tracing::error!(error = %e, "signing keys not updated; the last good set stays in force");
             }
+        }
+        if n.is_multiple_of(12) {
             match iss.store.cleanup_expired(iss.clock.now()).await {
                 Ok(c) => tracing::debug!(?c, "cleaned up expired rows"),
                 Err(e) => tracing::warn!(error = %e, "cleanup failed"),

@@ -264,8 +264,11 @@ impl Issuer {
             .unwrap_or(&client.id);
         let person = PersonClaims::from(g.claims, g.scopes);
         let ring = self.keys.ring();
-        let access = ring
+        let signer = ring
             .signing
+            .as_ref()
+            .ok_or_else(|| Error::Unavailable("no signing key yet".into()))?;
+        let access = signer
             .sign(
                 Typ::AccessToken,
                 &AccessClaims {
@@ -285,7 +288,7 @@ impl Issuer {
         let id_token = if want_id && g.scopes.iter().any(|s| s == "openid") {
             let id_exp = now + i64::try_from(self.lifetimes.id_token).unwrap_or(600);
             Some(
-                ring.signing
+                signer
                     .sign(
                         Typ::Jwt,
                         &IdClaims {
