@@ -73,8 +73,8 @@ pub struct Cli {
     pub session_lifetime: u64,
 
     /// Seconds a replaced cookie secret still opens session (and sign-in) cookies after the
-    /// mounted cookie-secret changes, so a rotation signs nobody out; such a cookie is sealed
-    /// again with the new secret on that response. 0: refused at once. Default: the session
+    /// mounted cookie-secret changes, so a rotation signs nobody out; such a session is sealed
+    /// with the new secret at its next refresh. 0: refused at once. Default: the session
     /// lifetime.
     #[arg(long, env = "KEYWAY_COOKIE_SECRET_GRACE")]
     pub cookie_secret_grace: Option<u64>,

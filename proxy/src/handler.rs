@@ -547,14 +547,7 @@ async fn route(shared: &Arc<Shared>, peer: &Peer, req: Request<Incoming>) -> Don
             }
             Err(Some((s, retired))) => {
                 let s = Arc::new(s);
-                if retired {
-                    // Sealed with the replaced cookie secret: sealed again with the current one
-                    // (not cached, so that it is refused once the grace period ends).
-                    tracing::info!("session cookie of the previous cookie secret sealed again");
-                    set_cookies = app.session_cookies(&s, t, &cookies.presence);
-                } else {
-                    app.sessions.insert(hash, s.clone(), t);
-                }
+                app.cache_session(hash, &s, retired, t);
                 session = Some(s);
             }
         }

@@ -116,8 +116,7 @@ impl App {
     }
 
     /// Opens a sealed cookie value with the current cookie secret, else with the retired one
-    /// while its grace lasts; the flag is `true` when the retired one opened it (the value is to
-    /// be sealed again with the current secret).
+    /// while its grace lasts; the flag is `true` when the retired one opened it.
     pub fn open<T: DeserializeOwned>(
         &self,
         purpose: Purpose,
@@ -129,6 +128,32 @@ impl App {
         }
         let v = self.retired.as_ref()?.open(purpose, sealed, now)?;
         Some((v, true))
+    }
+
+    /// Caches an opened session cookie. One opened with the retired secret is cached only until
+    /// the grace ends (it is then refused), and is not sealed again here: it keeps working on
+    /// replicas that have not seen the new secret yet, and its next refresh seals it with the
+    /// current secret.
+    pub fn cache_session(
+        &self,
+        hash: [u8; 32],
+        s: &Arc<session::Session>,
+        retired: bool,
+        now: u64,
+    ) {
+        use cache::Expiring as _;
+        let until = match &self.retired {
+            Some(r) if retired => r.until(),
+            _ => u64::MAX,
+        };
+        if until >= s.expires() {
+            self.sessions.insert(hash, s.clone(), now);
+        } else {
+            // Only the cached copy ends early: `exp` makes it leave the cache at `until`.
+            let mut capped = session::Session::clone(s);
+            capped.exp = until;
+            self.sessions.insert(hash, Arc::new(capped), now);
+        }
     }
 
     /// `Set-Cookie` values writing a session sealed with the current secret (none if sealing
@@ -264,7 +289,7 @@ mod tests {
     use super::*;
     use crate::session::{Presence, Session};
 
-    const GRACE: u64 = 600;
+    const GRACE: u64 = 120;
 
     fn settings(dir: &std::path::Path, grace: u64) -> Settings {
         config::Cli::try_parse_from([
@@ -348,6 +373,21 @@ mod tests {
         shared.set_app(app(d, GRACE, 2, "tool"));
         assert_eq!(opens(&shared, &one, t), Some(true));
         assert_eq!(opens(&shared, &one, t + GRACE + 1), None);
+
+        // An old session is cached only until the grace ends; a current one until it expires.
+        let cur_app = shared.app();
+        let (old, retired) = cur_app.open::<Session>(Purpose::Session, &one, t).unwrap();
+        assert!(retired);
+        let until = cur_app.retired.as_ref().unwrap().until();
+        let old = Arc::new(old);
+        cur_app.cache_session([1; 32], &old, true, t);
+        assert!(cur_app.sessions.get(&[1; 32], until - 1, 0).is_some());
+        assert!(cur_app.sessions.get(&[1; 32], until, 0).is_none());
+        let (cur, _) = cur_app.open::<Session>(Purpose::Session, &two, t).unwrap();
+        let cur = Arc::new(cur);
+        cur_app.cache_session([2; 32], &cur, false, t);
+        assert!(cur_app.sessions.get(&[2; 32], cur.exp - 1, 0).is_some());
+        assert!(until < old.exp, "the test session outlives the grace");
 
         // A second rotation retires the second secret; the first is refused.
         shared.set_app(app(d, GRACE, 3, "tool"));
