@@ -301,7 +301,7 @@ impl Issuer {
                             auth_time: g.auth_time.unwrap_or(now),
                             nonce: g.nonce,
                             sid: g.session_id,
-                            at_hash: &at_hash(ring.signing.alg, &access),
+                            at_hash: &at_hash(signer.alg, &access),
                             person,
                         },
                     )
