@@ -12,6 +12,7 @@ use hyper_util::rt::TokioIo;
 
 use crate::handler::error_response;
 use crate::jwt::Principal;
+use crate::memo::Memo;
 use crate::session::{Names, is_own_cookie};
 use crate::{Body, Shared};
 
@@ -199,7 +200,7 @@ pub fn ip_value(peer: SocketAddr) -> HeaderValue {
 }
 
 /// The client end of a connection, worked out once per connection rather than per request.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Peer {
     /// Client address.
     pub addr: SocketAddr,
@@ -207,6 +208,8 @@ pub struct Peer {
     pub ip: HeaderValue,
     /// Whether the client connection is TLS.
     pub tls: bool,
+    /// The credential accepted last on this connection.
+    pub memo: Memo,
 }
 
 impl Peer {
@@ -216,6 +219,7 @@ impl Peer {
             addr,
             ip: ip_value(addr),
             tls,
+            memo: Memo::default(),
         }
     }
 }

@@ -272,15 +272,24 @@ fn is_preflight(method: &Method, headers: &http::HeaderMap) -> bool {
 /// Validates a bearer token, from the cache when it was seen before.
 async fn authenticate_bearer(
     shared: &Shared,
-    app: &App,
+    peer: &Peer,
+    app: &Arc<App>,
     provider: &Provider,
     token: &str,
 ) -> Result<Arc<Principal>, Refused> {
-    let hash = token_hash(token);
     let t = now();
     let leeway = shared.settings.clock_skew;
+    let memo = (shared.settings.token_cache_size > 0).then_some(&peer.memo);
+    if let Some(p) = memo.and_then(|m| m.bearer(app, token, t, leeway)) {
+        shared.metrics.cache_hits.inc();
+        return Ok(p);
+    }
+    let hash = token_hash(token);
     if let Some(p) = shared.tokens.get(&hash, t, leeway) {
         shared.metrics.cache_hits.inc();
+        if let Some(m) = memo {
+            m.keep_bearer(app, token, p.clone());
+        }
         return Ok(p);
     }
     if !is_b64token(token) {
@@ -479,7 +488,7 @@ async fn route(shared: &Arc<Shared>, peer: &Peer, req: Request<Incoming>) -> Don
         else {
             return malformed("malformed bearer token");
         };
-        let who = match authenticate_bearer(shared, &app, &provider, token).await {
+        let who = match authenticate_bearer(shared, peer, &app, &provider, token).await {
             Ok(w) => w,
             Err(Refused::Malformed) => return malformed("malformed bearer token"),
             Err(Refused::Token(e)) => {
@@ -522,10 +531,19 @@ async fn route(shared: &Arc<Shared>, peer: &Peer, req: Request<Incoming>) -> Don
     let mut session: Option<Arc<Session>> = None;
     if let Some(sealed) = cookies.session.as_deref() {
         let t = now();
-        let hash = token_hash(sealed);
-        let opened = match app.sessions.get(&hash, t, 0) {
+        let memo = (shared.settings.token_cache_size > 0).then_some(&peer.memo);
+        let hash = || token_hash(sealed);
+        let opened = match memo.and_then(|m| m.session(&app, sealed, t)) {
             Some(s) => Ok(s),
-            None => Err(app.open::<Session>(Purpose::Session, sealed, t)),
+            None => match app.sessions.get(&hash(), t, 0) {
+                Some(s) => {
+                    if let Some(m) = memo {
+                        m.keep_session(&app, sealed, s.clone());
+                    }
+                    Ok(s)
+                }
+                None => Err(app.open::<Session>(Purpose::Session, sealed, t)),
+            },
         };
         match opened {
             Ok(s) => session = Some(s),
@@ -547,7 +565,7 @@ async fn route(shared: &Arc<Shared>, peer: &Peer, req: Request<Incoming>) -> Don
             }
             Err(Some((s, retired))) => {
                 let s = Arc::new(s);
-                app.cache_session(hash, &s, retired, t);
+                app.cache_session(hash(), &s, retired, t);
                 session = Some(s);
             }
         }

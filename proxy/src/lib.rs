@@ -6,8 +6,9 @@
 //! 2. the proxy's own endpoints (sign-in callback, start, sign-out, RFC 9728 metadata);
 //! 3. public rules, and CORS preflights with `--skip-auth-preflight` — forwarded without
 //!    authentication (spoofed identity headers still removed);
-//! 4. authentication — bearer JWT ([`jwt`], cached by [`cache`]) or the session cookie
-//!    ([`session`], refreshed once per session by [`flow`]); none: sign-in redirect or 401;
+//! 4. authentication — bearer JWT ([`jwt`], cached by [`cache`] and per connection by [`memo`])
+//!    or the session cookie ([`session`], cached the same way, refreshed once per session by
+//!    [`flow`]); none: sign-in redirect or 401;
 //! 5. authorisation — [`contract::access`];
 //! 6. header rewrite and forwarding ([`forward`]): hop-by-hop headers, identity headers,
 //!    X-Forwarded-*, upgrades, streaming bodies.
@@ -22,6 +23,7 @@ pub mod flow;
 pub mod forward;
 pub mod handler;
 pub mod jwt;
+pub mod memo;
 pub mod metrics;
 pub mod oidc;
 pub mod path;

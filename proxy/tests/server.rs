@@ -325,6 +325,28 @@ async fn proxy_end_to_end_in_process() {
     assert!(metrics.contains("keyway_proxy_ready 1"), "{metrics}");
     assert!(!metrics.contains(&read), "no token in metrics");
 
+    // A repeated token on one connection is answered by the connection's memo, but only under
+    // the configuration that accepted it: after a reload to another resource the same token on
+    // the same (pooled) connection is refused.
+    for _ in 0..3 {
+        let r = get(&client, "GET", &format!("{base}/api/x"), Some(&read)).await;
+        assert_eq!(r.status, 200, "{}", r.text);
+    }
+    let mut moved = policy.clone();
+    moved["resource"] = "https://other.example.com/mcp".into();
+    write("policy.json", &moved.to_string());
+    let start = Instant::now();
+    loop {
+        let r = get(&client, "GET", &format!("{base}/api/x"), Some(&read)).await;
+        if r.status == 401 {
+            assert_eq!(r.body["error"], "invalid_token");
+            break;
+        }
+        assert_eq!(r.status, 200, "{}", r.text);
+        assert!(start.elapsed() < Duration::from_secs(5), "reload not seen");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
     // A policy change is picked up without a restart.
     let mut open = policy.clone();
     open["access"]["rules"][1]["public"] = true.into();
