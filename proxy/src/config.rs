@@ -483,8 +483,9 @@ fn parse_upstream(u: &str) -> Result<http::uri::Authority, &'static str> {
     http::uri::Authority::try_from(format!("{host}:{port}")).map_err(|_| "has an invalid authority")
 }
 
-/// The app's configuration from the mounted Secret files.
-#[derive(Clone, Debug)]
+/// The app's configuration from the mounted Secret files. Its `Debug` leaves the client secret
+/// and the cookie key out.
+#[derive(Clone)]
 pub struct AppConfig {
     /// OAuth client ID.
     pub client_id: String,
@@ -512,6 +513,25 @@ pub struct AppConfig {
     pub secure_cookies: bool,
     /// Fingerprint of the files this was read from, to notice changes.
     pub fingerprint: [u8; 32],
+}
+
+impl std::fmt::Debug for AppConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppConfig")
+            .field("client_id", &self.client_id)
+            .field(
+                "client_secret",
+                &self.client_secret.as_ref().map(|_| "<redacted>"),
+            )
+            .field("issuer", &self.issuer)
+            .field("cookie_key", &"<redacted>")
+            .field("resource", &self.resource)
+            .field("origin", &self.origin)
+            .field("redirect_uri", &self.redirect_uri)
+            .field("request_scopes", &self.request_scopes)
+            .field("secure_cookies", &self.secure_cookies)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Reads one file of the config directory; `Ok(None)` when absent.
@@ -802,6 +822,13 @@ mod tests {
         let app = load_app(&s).unwrap();
         assert_eq!(app.client_id, "tool");
         assert_eq!(app.client_secret.as_deref(), Some("s3cret"));
+        let shown = format!("{app:?}");
+        assert!(
+            shown.contains("tool") && !shown.contains("s3cret"),
+            "Debug shows the client ID, never the secret: {shown}"
+        );
+        let key_bytes = format!("{:?}", app.cookie_key);
+        assert!(!shown.contains(&key_bytes[1..20]), "nor the cookie key");
         assert_eq!(app.redirect_uri, "https://tool.example.com/oauth2/callback");
         assert_eq!(
             app.resource_metadata_url,
