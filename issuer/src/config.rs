@@ -130,6 +130,12 @@ pub struct Args {
     #[arg(long, env = "KEYWAY_DCR_RATE", default_value_t = 10)]
     pub dcr_rate: u32,
 
+    /// More origins (e.g. `https://spa.example`, comma-separated) that browser-based clients may
+    /// call the token, revocation, userinfo and registration endpoints from; origins of clients'
+    /// redirect URIs are allowed without this.
+    #[arg(long, env = "KEYWAY_CORS_ALLOWED_ORIGINS", value_delimiter = ',')]
+    pub cors_allowed_origins: Vec<String>,
+
     /// Upstream OpenID provider to federate sign-in to (its issuer URL, exact). Enables the
     /// "Continue with …" button; its redirect URI is `<issuer-url>/upstream/callback`.
     #[arg(long, env = "KEYWAY_UPSTREAM_ISSUER")]
@@ -264,6 +270,8 @@ pub struct Config {
     pub dcr_scopes: Vec<String>,
     /// Registrations per minute.
     pub dcr_rate: u32,
+    /// Extra CORS origins (`--cors-allowed-origins`), validated.
+    pub cors_allowed_origins: Vec<String>,
     /// Log format.
     pub log_format: LogFormat,
     /// Whether cookies get `Secure` (issuer served over https).
@@ -336,6 +344,11 @@ impl Config {
                 LogFormat::Text
             }
         };
+        let cors_allowed_origins = crate::cors::parse_origins(&args.cors_allowed_origins)
+            .unwrap_or_else(|p| {
+                problems.extend(p);
+                Vec::new()
+            });
         let dcr_scopes: Vec<String> = args
             .dcr_scopes
             .split_ascii_whitespace()
@@ -429,6 +442,7 @@ impl Config {
             dcr: args.dcr,
             dcr_scopes,
             dcr_rate: args.dcr_rate,
+            cors_allowed_origins,
             log_format,
         })
     }

@@ -231,6 +231,7 @@ pub async fn register(
         })
         .await
         .map_err(store_err)?;
+    iss.cors.dcr.add(&meta.redirect_uris);
     tracing::info!(client_id = %client_id, "registered a client");
     let mut res = (StatusCode::CREATED, registered.to_string()).into_response();
     res.headers_mut().insert(

@@ -22,12 +22,13 @@
 //! (strict form/query parsing), [`keys`] (signing keys, rotation, JWKS), [`clients`]
 //! (ConnectedApps), [`users`] (static users), [`store`] (persistent state), [`authorize`],
 //! [`token`], [`account`], [`dcr`], [`discovery`], [`pages`], [`web`] (cookies, CSRF),
-//! [`metrics`].
+//! [`metrics`], [`cors`].
 
 pub mod account;
 pub mod authorize;
 pub mod clients;
 pub mod config;
+pub mod cors;
 pub mod dcr;
 pub mod discovery;
 pub mod error;

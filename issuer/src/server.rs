@@ -45,6 +45,8 @@ pub struct Issuer {
     pub dcr: Option<crate::dcr::DcrSettings>,
     /// Upstream OpenID providers (federation), in button order.
     pub upstreams: Vec<crate::upstream::Upstream>,
+    /// Cross-origin settings of the client-facing endpoints.
+    pub cors: crate::cors::Cors,
 }
 
 impl std::fmt::Debug for Issuer {
@@ -143,6 +145,10 @@ impl Issuer {
             metrics: Metrics::default(),
             secure_cookies: config.secure_cookies,
             upstreams,
+            cors: crate::cors::Cors {
+                allowed: config.cors_allowed_origins.clone(),
+                ..Default::default()
+            },
             dcr: config
                 .dcr
                 .then(|| crate::dcr::DcrSettings::new(config.dcr_scopes.clone(), config.dcr_rate)),
@@ -184,7 +190,8 @@ pub fn store_err(e: crate::store::StoreError) -> Error {
 
 /// The router with every endpoint.
 pub fn router(issuer: Shared) -> Router {
-    Router::new()
+    // Public documents: readable from any origin.
+    let public = Router::new()
         .route(
             "/.well-known/openid-configuration",
             get(crate::discovery::openid_configuration),
@@ -194,6 +201,23 @@ pub fn router(issuer: Shared) -> Router {
             get(crate::discovery::oauth_metadata),
         )
         .route("/jwks", get(crate::discovery::jwks))
+        .layer(middleware::from_fn(crate::cors::public));
+    // Endpoints browser-based clients call: from their own origins only.
+    let cross_origin = Router::new()
+        .route("/token", post(crate::token::token))
+        .route(
+            "/userinfo",
+            get(crate::token::userinfo).post(crate::token::userinfo),
+        )
+        .route("/revoke", post(crate::token::revoke))
+        .route("/register", post(crate::dcr::register))
+        .layer(middleware::from_fn_with_state(
+            issuer.clone(),
+            crate::cors::clients,
+        ));
+    Router::new()
+        .merge(public)
+        .merge(cross_origin)
         .route(
             "/authorize",
             get(crate::authorize::authorize).post(crate::authorize::authorize),
@@ -206,12 +230,6 @@ pub fn router(issuer: Shared) -> Router {
             get(crate::upstream::start_with),
         )
         .route("/upstream/callback", get(crate::upstream::callback))
-        .route("/token", post(crate::token::token))
-        .route(
-            "/userinfo",
-            get(crate::token::userinfo).post(crate::token::userinfo),
-        )
-        .route("/revoke", post(crate::token::revoke))
         .route("/introspect", post(crate::token::introspect))
         .route(
             "/end_session",
@@ -220,7 +238,6 @@ pub fn router(issuer: Shared) -> Router {
         .route("/logout", post(crate::account::logout))
         .route("/account", get(crate::account::account))
         .route("/account/revoke", post(crate::account::revoke_grant))
-        .route("/register", post(crate::dcr::register))
         .route("/assets/keyway.css", get(crate::pages::stylesheet))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))

@@ -1,0 +1,260 @@
+//! Cross-origin resource sharing for browser-based clients (SPAs, browser MCP clients).
+//!
+//! - Discovery and the JWKS are public documents: `Access-Control-Allow-Origin: *`.
+//! - The token, revocation, userinfo and registration endpoints answer an `Origin` only if it is
+//!   the origin of a redirect URI of some client (ConnectedApp or dynamically registered) or is
+//!   listed in `--cors-allowed-origins`; the answer echoes that origin with `Vary: Origin`.
+//! - Never `Access-Control-Allow-Credentials`: none of these endpoints uses cookies.
+//! - Introspection (for resource servers), the authorization, login and consent pages and the
+//!   account pages get no CORS headers at all: they stay same-origin.
+//!
+//! Preflights (`OPTIONS` with `Access-Control-Request-Method`) are answered here with 204, before
+//! the endpoint; an origin that is not allowed gets a 204 without any `Access-Control-Allow-*`
+//! header, which the browser treats as a refusal.
+
+use std::collections::HashSet;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use axum::extract::{Request, State};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use url::Url;
+
+use crate::server::{Issuer, Shared};
+
+/// How long a browser may cache a preflight answer (seconds).
+const MAX_AGE: &str = "600";
+/// Request headers a cross-origin client may send.
+const ALLOW_HEADERS: &str = "Authorization, Content-Type";
+/// Response headers a cross-origin client may read besides the CORS-safelisted ones.
+const EXPOSE_HEADERS: &str = "WWW-Authenticate, Retry-After";
+
+/// The ASCII serialisation of a URL's origin (`https://app.example`, `http://127.0.0.1:8080`),
+/// or `None` for URLs without a tuple origin (custom schemes, `file:`).
+pub fn origin_of(url: &str) -> Option<String> {
+    let origin = Url::parse(url).ok()?.origin();
+    origin.is_tuple().then(|| origin.ascii_serialization())
+}
+
+/// Validates `--cors-allowed-origins`: each entry must be an http(s) origin exactly as browsers
+/// send it (scheme, host and non-default port; no path, not even a trailing slash).
+pub fn parse_origins(values: &[String]) -> Result<Vec<String>, Vec<String>> {
+    let mut problems = Vec::new();
+    let mut out = Vec::new();
+    for v in values.iter().map(|v| v.trim()).filter(|v| !v.is_empty()) {
+        let ok = (v.starts_with("https://") || v.starts_with("http://"))
+            && origin_of(v).is_some_and(|o| o == v);
+        if ok {
+            out.push(v.to_string());
+        } else {
+            problems.push(format!(
+                "--cors-allowed-origins: {v:?} is not an origin such as https://app.example"
+            ));
+        }
+    }
+    if problems.is_empty() {
+        Ok(out)
+    } else {
+        Err(problems)
+    }
+}
+
+/// Origins of dynamically registered clients' redirect URIs, re-read from the store when asked
+/// and the last read is older than [`DcrOrigins::REFRESH`] (so a client registered or deleted at
+/// another replica is seen within that time, and cross-origin requests read the store at most
+/// once per interval).
+#[derive(Debug, Default)]
+pub struct DcrOrigins {
+    inner: Mutex<(HashSet<String>, Option<Instant>)>,
+}
+
+impl DcrOrigins {
+    /// Minimum time between two reads of the registered clients.
+    pub const REFRESH: Duration = Duration::from_secs(1);
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, (HashSet<String>, Option<Instant>)> {
+        self.inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Records the origins of a client just registered here.
+    pub fn add<'a>(&self, redirect_uris: impl IntoIterator<Item = &'a String>) {
+        let mut g = self.lock();
+        g.0.extend(redirect_uris.into_iter().filter_map(|u| origin_of(u)));
+    }
+
+    async fn contains(&self, iss: &Issuer, origin: &str) -> bool {
+        {
+            let mut g = self.lock();
+            if g.1.is_some_and(|t| t.elapsed() < Self::REFRESH) {
+                return g.0.contains(origin);
+            }
+            // Concurrent requests use the old set instead of reading too.
+            g.1 = Some(Instant::now());
+        }
+        let clients = match iss.store.list_clients().await {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!(error = %e, "could not read registered clients for CORS");
+                return false;
+            }
+        };
+        let set: HashSet<String> = clients
+            .iter()
+            .filter_map(crate::dcr::client_from_row)
+            .flat_map(|c| c.redirect_uris)
+            .filter_map(|u| origin_of(&u))
+            .collect();
+        let found = set.contains(origin);
+        self.lock().0 = set;
+        found
+    }
+}
+
+/// The CORS settings of an issuer.
+#[derive(Debug, Default)]
+pub struct Cors {
+    /// `--cors-allowed-origins`.
+    pub allowed: Vec<String>,
+    /// Origins of dynamically registered clients.
+    pub dcr: DcrOrigins,
+}
+
+impl Issuer {
+    /// Whether `origin` may call the client-facing endpoints cross-origin.
+    async fn origin_allowed(&self, origin: &str) -> bool {
+        if self.cors.allowed.iter().any(|o| o == origin) {
+            return true;
+        }
+        let of_connected_app = self
+            .clients
+            .find(|c| {
+                c.redirect_uris
+                    .iter()
+                    .any(|u| origin_of(u).is_some_and(|o| o == origin))
+            })
+            .is_some();
+        of_connected_app || (self.dcr.is_some() && self.cors.dcr.contains(self, origin).await)
+    }
+}
+
+fn is_preflight(req: &Request) -> bool {
+    req.method() == Method::OPTIONS
+        && req
+            .headers()
+            .contains_key(header::ACCESS_CONTROL_REQUEST_METHOD)
+}
+
+fn preflight(methods: &'static str) -> Response {
+    let mut res = StatusCode::NO_CONTENT.into_response();
+    let h = res.headers_mut();
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_METHODS,
+        HeaderValue::from_static(methods),
+    );
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_HEADERS,
+        HeaderValue::from_static(ALLOW_HEADERS),
+    );
+    h.insert(
+        header::ACCESS_CONTROL_MAX_AGE,
+        HeaderValue::from_static(MAX_AGE),
+    );
+    res
+}
+
+/// Middleware for the public documents (discovery, JWKS): any origin, GET only.
+pub async fn public(req: Request, next: Next) -> Response {
+    let mut res = if is_preflight(&req) {
+        preflight("GET")
+    } else {
+        next.run(req).await
+    };
+    res.headers_mut().insert(
+        header::ACCESS_CONTROL_ALLOW_ORIGIN,
+        HeaderValue::from_static("*"),
+    );
+    res
+}
+
+/// Middleware for the token, revocation, userinfo and registration endpoints: allowed origins
+/// only (see the module documentation).
+pub async fn clients(State(iss): State<Shared>, req: Request, next: Next) -> Response {
+    let origin = req
+        .headers()
+        .get(header::ORIGIN)
+        .and_then(|o| o.to_str().ok())
+        .map(str::to_string);
+    let allowed = match &origin {
+        Some(o) => iss.origin_allowed(o).await,
+        None => false,
+    };
+    let methods = if req.uri().path() == "/userinfo" {
+        "GET, POST"
+    } else {
+        "POST"
+    };
+    let mut res = if is_preflight(&req) {
+        if allowed {
+            preflight(methods)
+        } else {
+            StatusCode::NO_CONTENT.into_response()
+        }
+    } else {
+        next.run(req).await
+    };
+    let h = res.headers_mut();
+    h.append(header::VARY, HeaderValue::from_static("Origin"));
+    if let (true, Some(o)) = (allowed, origin) {
+        allow(h, &o);
+    }
+    res
+}
+
+fn allow(h: &mut HeaderMap, origin: &str) {
+    // The origin was matched against a list, so it is a valid header value; be safe anyway.
+    if let Ok(v) = HeaderValue::from_str(origin) {
+        h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, v);
+        h.insert(
+            header::ACCESS_CONTROL_EXPOSE_HEADERS,
+            HeaderValue::from_static(EXPOSE_HEADERS),
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn origins() {
+        assert_eq!(
+            origin_of("https://App.Example:443/cb?x=1").as_deref(),
+            Some("https://app.example")
+        );
+        assert_eq!(
+            origin_of("http://127.0.0.1:8080/cb").as_deref(),
+            Some("http://127.0.0.1:8080")
+        );
+        assert_eq!(origin_of("com.example.app:/cb"), None);
+        assert_eq!(
+            parse_origins(&["https://a.example".into(), " http://127.0.0.1:3000 ".into()]).unwrap(),
+            vec!["https://a.example", "http://127.0.0.1:3000"]
+        );
+        for bad in [
+            "https://a.example/",
+            "https://A.example",
+            "https://a.example:443",
+            "a.example",
+            "*",
+            "null",
+            "ftp://a.example",
+        ] {
+            assert!(parse_origins(&[bad.into()]).is_err(), "{bad}");
+        }
+    }
+}
