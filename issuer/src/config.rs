@@ -313,7 +313,7 @@ impl Config {
                 Some(d) if d > 0 => d,
                 _ => {
                     problems.push(format!(
-                        "--{flag}: {v:?} is not a duration such as 30s, 10m, 12h or 30d"
+                        "--{flag}: {v:?} is not a duration such as 30s, 10m, 720h, 1h30m or 30d"
                     ));
                     1
                 }
@@ -469,9 +469,14 @@ fn check_issuer(raw: &str) -> Result<String, String> {
     Ok(raw.trim_end_matches('/').to_string())
 }
 
-/// Parses `90`, `90s`, `10m`, `12h`, `30d` into seconds.
+/// Parses a duration flag into seconds: the ConnectedApp CRD's Go-style syntax
+/// ([`api::parse_duration`]: `720h`, `1h30m`, `10m`), plus what the issuer accepted before it:
+/// one number with a unit of `s`, `m`, `h` or `d` (days), or bare seconds (`90`).
 pub fn parse_duration(s: &str) -> Option<u64> {
     let s = s.trim();
+    if let Ok(d) = api::parse_duration(s) {
+        return Some(d.as_secs());
+    }
     let (num, mult) = match s.as_bytes().last()? {
         b's' => (&s[..s.len() - 1], 1),
         b'm' => (&s[..s.len() - 1], 60),
@@ -495,6 +500,25 @@ mod tests {
         let mut v = vec!["keyway-issuer", "--issuer-url", "http://127.0.0.1:5556"];
         v.extend_from_slice(extra);
         Args::try_parse_from(v).unwrap()
+    }
+
+    #[test]
+    fn duration_flags_take_the_crd_syntax() {
+        let c = Config::from_args(args(&[
+            "--key-rotation",
+            "720h",
+            "--key-publish-lead",
+            "1h30m",
+            "--refresh-token-ttl",
+            "30d",
+            "--code-ttl",
+            "90",
+        ]))
+        .unwrap();
+        assert_eq!(c.key_rotation, Duration::from_secs(720 * 3600));
+        assert_eq!(c.key_publish_lead, Duration::from_secs(5400));
+        assert_eq!(c.lifetimes.refresh, 30 * 86400);
+        assert_eq!(c.lifetimes.code, 90);
     }
 
     #[test]
@@ -532,6 +556,16 @@ mod tests {
         assert_eq!(parse_duration("m"), None);
         assert_eq!(parse_duration("-1s"), None);
         assert_eq!(parse_duration("99999999999999999999d"), None);
+        // The CRD's Go-style syntax, as in ConnectedApp tokenLifetimes.
+        assert_eq!(parse_duration("720h"), Some(720 * 3600));
+        assert_eq!(parse_duration("1h30m"), Some(5400));
+        assert_eq!(parse_duration("1h30m15s"), Some(5415));
+        // Values valid before stay valid (more than the CRD's six digits, days, bare seconds).
+        assert_eq!(parse_duration("2592000s"), Some(2_592_000));
+        assert_eq!(parse_duration(" 12h "), Some(12 * 3600));
+        for bad in ["1d12h", "1.5h", "1h 30m", "h1", "", "30days"] {
+            assert_eq!(parse_duration(bad), None, "{bad:?}");
+        }
     }
 
     #[test]
