@@ -23,8 +23,8 @@ def string(desc, **kw):
 
 DURATION = {"type": "string", "pattern": "^([0-9]{1,6}[hms]){1,4}$",
             "description": "a duration such as 10m, 720h or 1h30m"}
-ISSUER_DURATION = {"type": "string", "pattern": "^[0-9]+(s|m|h|d)$",
-                   "description": "a duration such as 30s, 10m, 12h or 30d"}
+ISSUER_DURATION = {"type": "string", "pattern": "^([0-9]+[smhd]|([0-9]{1,6}[hms]){1,4})$",
+                   "description": "a duration such as 30s, 10m, 720h, 1h30m or 30d"}
 QUANTITY = {"type": ["string", "integer"],
             "pattern": "^[0-9]+(\\.[0-9]+)?(m|k|M|G|T|Ki|Mi|Gi|Ti)?$"}
 PORT = {"type": "integer", "minimum": 1, "maximum": 65535}
@@ -133,6 +133,9 @@ schema = obj({
             "scopes": {"type": "string"},
             "ratePerMinute": {"type": "integer", "minimum": 1, "maximum": 10000},
         }),
+        "corsAllowedOrigins": {"type": "array", "items": {
+            "type": "string", "pattern": "^https?://([a-z0-9.-]+|\\[[0-9a-f:.]+\\])(:[0-9]{1,5})?$",
+            "description": "an origin such as https://spa.example (no path, not even a slash)"}},
         "tokenLifetimes": obj({"access": ISSUER_DURATION, "refresh": ISSUER_DURATION, "refreshIdle": ISSUER_DURATION}),
         "extraEnv": {"type": "array", "items": {"type": "object", "required": ["name"]}},
         **pod_common(),

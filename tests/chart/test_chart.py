@@ -59,6 +59,8 @@ VALUE_SETS = {
         "issuer.upstream.clientID": "0oa1keyway",
         "issuer.upstream.clientSecret.existingSecret": "okta-client",
         "issuer.upstream.name": "Okta",
+        "issuer.corsAllowedOrigins": ["https://spa.example", "http://localhost:3000"],
+        "issuer.tokenLifetimes.refresh": "720h",
     },
 }
 
@@ -260,6 +262,9 @@ def test_optional_network_policy_and_service_monitor():
     assert issuer_env["KEYWAY_UPSTREAM_CLIENT_SECRET"] == {
         "secretKeyRef": {"name": "okta-client", "key": "client-secret"}}
     assert issuer_env["KEYWAY_UPSTREAM_NAME"] == "Okta"
+    assert issuer_env["KEYWAY_CORS_ALLOWED_ORIGINS"] == "https://spa.example,http://localhost:3000"
+    assert issuer_env["KEYWAY_REFRESH_TOKEN_TTL"] == "720h"
+    assert "KEYWAY_CORS_ALLOWED_ORIGINS" not in env_of(container(deployment(render({}), "-issuer"), "issuer"))
 
 
 BAD_VALUES = [
@@ -282,6 +287,8 @@ BAD_VALUES = [
     ({"issuer.upstream.issuer": "https://corp.okta.com"}, "also set issuer.upstream.clientID"),
     ({"operator.watchNamespace": "keyway-system"}, "operator.watchNamespace is the release namespace keyway-system"),
     ({"issuer.upstream.issuer": "http://corp.okta.com"}, "issuer.upstream.issuer: Does not match pattern"),
+    ({"issuer.corsAllowedOrigins": ["https://spa.example/"]}, "issuer.corsAllowedOrigins.0: Does not match pattern"),
+    ({"issuer.tokenLifetimes.access": "10 minutes"}, "issuer.tokenLifetimes.access: Does not match pattern"),
 ]
 
 
