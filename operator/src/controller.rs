@@ -85,6 +85,11 @@ impl Context {
         }
     }
 
+    /// The clock.
+    pub fn clock(&self) -> Clock {
+        self.clock.clone()
+    }
+
     fn plan(&self, app: &ConnectedApp, observed: Option<&Secret>) -> Plan {
         let now = (self.clock)();
         match self.rng.lock() {

@@ -30,12 +30,14 @@ pub mod desired;
 pub mod http;
 pub mod lease;
 pub mod metrics;
+pub mod signing_keys;
 pub mod telemetry;
 pub mod webhook;
 
 pub use controller::Context;
 pub use lease::LeaseConfig;
 pub use metrics::Metrics;
+pub use signing_keys::{SigningKeyManager, SigningKeysConfig};
 
 /// Errors of the operator.
 #[derive(Debug, thiserror::Error)]
@@ -55,6 +57,9 @@ pub enum Error {
     /// The HTTP server could not start.
     #[error("HTTP server: {0}")]
     Http(#[source] std::io::Error),
+    /// Generating a signing key failed.
+    #[error("signing-key generation: {0}")]
+    KeyGeneration(String),
 }
 
 /// `Result` with [`Error`].
@@ -90,6 +95,7 @@ impl Error {
             Self::MissingNamespace => "missing_namespace",
             Self::LostLeadership => "lost_leadership",
             Self::Http(_) => "http",
+            Self::KeyGeneration(_) => "key_generation",
         }
     }
 }
@@ -109,6 +115,8 @@ pub struct ControllerConfig {
     pub concurrency: u16,
     /// Leader election; `None` runs without (a single replica, or tests).
     pub leader_election: Option<LeaseConfig>,
+    /// The issuer's signing-key Secret, kept by the leader; `None`: not managed.
+    pub signing_keys: Option<SigningKeysConfig>,
 }
 
 impl ControllerConfig {
@@ -121,6 +129,7 @@ impl ControllerConfig {
             resync: Duration::from_secs(3600),
             concurrency: 16,
             leader_election: None,
+            signing_keys: None,
         }
     }
 }
@@ -145,6 +154,7 @@ pub struct Operator {
     ctx: Arc<Context>,
     config: ControllerConfig,
     readiness: Arc<Readiness>,
+    signing_keys: Option<Arc<SigningKeyManager>>,
 }
 
 impl Operator {
@@ -157,10 +167,20 @@ impl Operator {
 
     /// Assembles the controller around a given context (custom clock or random source).
     pub fn with_context(ctx: Arc<Context>, config: ControllerConfig) -> Self {
+        let signing_keys = config.signing_keys.clone().map(|keys| {
+            Arc::new(SigningKeyManager::new(
+                ctx.client.clone(),
+                keys,
+                ctx.metrics.clone(),
+                &config.identity,
+                ctx.clock(),
+            ))
+        });
         Self {
             ctx,
             config,
             readiness: Arc::new(Readiness::default()),
+            signing_keys,
         }
     }
 
@@ -188,7 +208,13 @@ impl Operator {
             None => {
                 self.readiness.set(true);
                 self.ctx.metrics.set_leader(true);
-                controller::run(self.ctx.clone(), &self.config, shutdown).await;
+                lead(
+                    self.ctx.clone(),
+                    self.config.clone(),
+                    self.signing_keys.clone(),
+                    shutdown,
+                )
+                .await;
                 self.ctx.metrics.set_leader(false);
                 Ok(())
             }
@@ -199,16 +225,33 @@ impl Operator {
                 let metrics = self.ctx.metrics.clone();
                 let ctx = self.ctx.clone();
                 let config = self.config.clone();
+                let keys = self.signing_keys.clone();
                 elector
                     .run(
                         shutdown,
                         move |leading| metrics.set_leader(leading),
-                        |stop| async move { controller::run(ctx, &config, stop).await },
+                        |stop| lead(ctx, config, keys, stop),
                     )
                     .await
             }
         }
     }
+}
+
+/// The leader's work: the controller and, when configured, the signing-key manager.
+async fn lead(
+    ctx: Arc<Context>,
+    config: ControllerConfig,
+    keys: Option<Arc<SigningKeyManager>>,
+    stop: CancellationToken,
+) {
+    let keys_stop = stop.clone();
+    let keys = async move {
+        if let Some(keys) = keys {
+            keys.run(keys_stop).await;
+        }
+    };
+    tokio::join!(controller::run(ctx, &config, stop), keys);
 }
 
 /// Runs the controller until `shutdown` is cancelled; see [`Operator`] for the parts.

@@ -6,7 +6,9 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use operator::{ControllerConfig, LeaseConfig, Operator, crdgen, http, telemetry};
+use operator::{
+    ControllerConfig, LeaseConfig, Operator, SigningKeysConfig, crdgen, http, telemetry,
+};
 use tokio_util::sync::CancellationToken;
 
 /// keyway's operator: the ConnectedApp controller, and tools around it.
@@ -79,6 +81,23 @@ struct ControllerArgs {
     /// Log filter (RUST_LOG syntax).
     #[arg(long, env = "KEYWAY_LOG", default_value = "info")]
     log: String,
+    /// Keep the issuer's signing keys in this Secret (`<namespace>/<name>`), rotated by the
+    /// leader; the issuer mounts it read-only. Unset: not managed.
+    #[arg(long, env = "KEYWAY_ISSUER_SIGNING_KEYS_SECRET")]
+    issuer_signing_keys_secret: Option<String>,
+    /// Algorithm of new issuer signing keys: ES256, RS256 or EdDSA.
+    #[arg(long, env = "KEYWAY_ISSUER_SIGNING_ALG", default_value = "ES256")]
+    issuer_signing_alg: String,
+    /// How long an issuer signing key signs before its successor starts.
+    #[arg(long, env = "KEYWAY_ISSUER_KEY_ROTATION", default_value = "720h")]
+    issuer_key_rotation: String,
+    /// How long a new issuer signing key is published before it signs.
+    #[arg(long, env = "KEYWAY_ISSUER_KEY_PUBLISH_LEAD", default_value = "1h")]
+    issuer_key_publish_lead: String,
+    /// How long a superseded issuer key stays published: at least the longest lifetime of any
+    /// token the issuer signs (ConnectedApps allow up to 24h).
+    #[arg(long, env = "KEYWAY_ISSUER_KEY_RETENTION", default_value = "24h")]
+    issuer_key_retention: String,
 }
 
 #[derive(Debug, Args)]
@@ -114,6 +133,9 @@ fn settings(args: &ControllerArgs) -> Result<Settings, Vec<String>> {
     let lease_duration = duration("lease-duration", &args.lease_duration);
     let renew_deadline = duration("renew-deadline", &args.renew_deadline);
     let retry_period = duration("retry-period", &args.retry_period);
+    let key_rotation = duration("issuer-key-rotation", &args.issuer_key_rotation);
+    let key_lead = duration("issuer-key-publish-lead", &args.issuer_key_publish_lead);
+    let key_retention = duration("issuer-key-retention", &args.issuer_key_retention);
     if renew_deadline >= lease_duration {
         problems.push("--renew-deadline must be shorter than --lease-duration".into());
     }
@@ -133,6 +155,36 @@ fn settings(args: &ControllerArgs) -> Result<Settings, Vec<String>> {
     if args.concurrency == 0 {
         problems.push("--concurrency must be at least 1".into());
     }
+    if key_lead >= key_rotation {
+        problems
+            .push("--issuer-key-publish-lead must be shorter than --issuer-key-rotation".into());
+    }
+    let alg = args
+        .issuer_signing_alg
+        .parse::<contract::signing_keys::Alg>()
+        .unwrap_or_else(|e| {
+            problems.push(format!("--issuer-signing-alg: {e}"));
+            contract::signing_keys::Alg::Es256
+        });
+    let signing_keys = match args.issuer_signing_keys_secret.as_deref() {
+        None | Some("") => None,
+        Some(text) => match SigningKeysConfig::parse_secret(text) {
+            Ok((namespace, name)) => Some(SigningKeysConfig {
+                namespace,
+                name,
+                policy: contract::signing_keys::Policy {
+                    alg,
+                    rotation: key_rotation.as_secs(),
+                    lead: key_lead.as_secs(),
+                    retention: key_retention.as_secs(),
+                },
+            }),
+            Err(e) => {
+                problems.push(format!("--issuer-signing-keys-secret: {e}"));
+                None
+            }
+        },
+    };
     let identity = args
         .identity
         .clone()
@@ -147,6 +199,7 @@ fn settings(args: &ControllerArgs) -> Result<Settings, Vec<String>> {
     config.identity = identity.clone();
     config.resync = resync;
     config.concurrency = args.concurrency;
+    config.signing_keys = signing_keys;
     config.leader_election = args.leader_elect.then(|| LeaseConfig {
         namespace: args.lease_namespace.clone(),
         name: args.lease_name.clone(),
@@ -335,5 +388,35 @@ mod tests {
         assert_eq!(lease.identity, "pod-a");
         assert_eq!(lease.lease_duration, Duration::from_secs(15));
         assert_eq!(s.http_addr.port(), 8080);
+        assert_eq!(s.config.signing_keys, None);
+    }
+
+    #[test]
+    fn signing_key_flags_are_checked() {
+        let args = parse(&[
+            "--issuer-url",
+            "https://login.example.com",
+            "--issuer-signing-keys-secret",
+            "keyway/keyway-issuer-signing-keys",
+            "--issuer-key-rotation",
+            "48h",
+        ]);
+        let keys = settings(&args).ok().unwrap().config.signing_keys.unwrap();
+        assert_eq!(keys.namespace, "keyway");
+        assert_eq!(keys.policy.rotation, 48 * 3600);
+        assert_eq!(keys.policy.lead, 3600);
+        assert_eq!(keys.policy.retention, 24 * 3600);
+        let args = parse(&[
+            "--issuer-url",
+            "https://login.example.com",
+            "--issuer-signing-keys-secret",
+            "no-namespace",
+            "--issuer-signing-alg",
+            "HS256",
+            "--issuer-key-publish-lead",
+            "800h",
+        ]);
+        let problems = settings(&args).err().unwrap();
+        assert_eq!(problems.len(), 3, "{problems:#?}");
     }
 }

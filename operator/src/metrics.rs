@@ -41,6 +41,10 @@ pub enum Write {
     Event,
     /// Finalizer added or removed.
     Finalizer,
+    /// The issuer's signing-key Secret created.
+    SigningKeysCreate,
+    /// The issuer's signing-key Secret updated (a key added or retired).
+    SigningKeysReplace,
 }
 
 impl Write {
@@ -52,6 +56,8 @@ impl Write {
             Self::Status => "status",
             Self::Event => "event",
             Self::Finalizer => "finalizer",
+            Self::SigningKeysCreate => "signing_keys_create",
+            Self::SigningKeysReplace => "signing_keys_replace",
         }
     }
 }
@@ -64,6 +70,7 @@ pub struct Metrics {
     duration: Histogram,
     writes: Family<Labels, Counter>,
     leader: Gauge,
+    signing_keys: Family<Labels, Counter>,
     total_writes: AtomicU64,
 }
 
@@ -82,6 +89,13 @@ impl Metrics {
         let duration = Histogram::new(exponential_buckets(0.001, 2.0, 15));
         let writes = Family::<Labels, Counter>::default();
         let leader = Gauge::default();
+        let signing_keys = Family::<Labels, Counter>::default();
+        registry.register(
+            "signing_key_syncs",
+            "Passes over the issuer's signing-key Secret, by result (unchanged, created, updated, \
+             conflict, foreign, invalid, error)",
+            signing_keys.clone(),
+        );
         registry.register(
             "reconciles",
             "Reconciles of ConnectedApps, by result",
@@ -114,6 +128,7 @@ impl Metrics {
             duration,
             writes,
             leader,
+            signing_keys,
             total_writes: AtomicU64::new(0),
         }
     }
@@ -146,6 +161,16 @@ impl Metrics {
     /// Successful reconciles so far.
     pub fn successful_reconciles(&self) -> u64 {
         self.reconciles.get_or_create(&[("result", "ok")]).get()
+    }
+
+    /// Counts a pass of the signing-key manager by result.
+    pub fn signing_keys(&self, result: &'static str) {
+        self.signing_keys.get_or_create(&[("result", result)]).inc();
+    }
+
+    /// Passes of the signing-key manager with `result` so far.
+    pub fn signing_key_syncs(&self, result: &'static str) -> u64 {
+        self.signing_keys.get_or_create(&[("result", result)]).get()
     }
 
     /// Sets the leader gauge.
