@@ -11,6 +11,8 @@
 //!   [`metrics::Metrics::total_writes`], which a settled resync leaves unchanged),
 //!   [`Operator::reconcile_once`] (one reconcile of one app, as the controller would do it,
 //!   without the watch machinery) and [`Operator::run`].
+//! - [`SigningKeyManager`]: the issuer's signing-key Secret, kept by the leader when
+//!   [`ControllerConfig::signing_keys`] is set ([`signing_keys`] documents the rules).
 //! - [`desired::plan`]: the pure function from observed state to desired state.
 //! - [`crdgen::crd_yaml`]: the CRD manifest as committed in `crds/`.
 #![forbid(unsafe_code)]

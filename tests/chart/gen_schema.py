@@ -111,7 +111,8 @@ schema = obj({
         "logFormat": LOG,
         "port": PORT,
         "signingAlg": {"type": "string", "enum": ["ES256", "RS256", "EdDSA"]},
-        "signingKeys": obj({"existingSecret": NAME}),
+        "signingKeys": obj({"managed": {"type": "boolean"}, "rotation": DURATION, "publishLead": DURATION,
+                            "retention": DURATION, "existingSecret": NAME}),
         "store": obj({
             "type": {"type": "string", "enum": ["sqlite", "postgres"]},
             "sqlite": obj({"size": QUANTITY, "storageClassName": {"type": "string"}, "existingClaim": NAME}),

@@ -18,6 +18,14 @@ VALUE_SETS = {
         "issuer.replicas": 3,
         "issuer.signingKeys.existingSecret": "keyway-signing-keys",
     },
+    "managed-keys-replicas": {
+        "issuer.store.type": "postgres",
+        "issuer.store.postgres.existingSecret": "keyway-pg",
+        "issuer.replicas": 3,
+        "issuer.signingKeys.rotation": "168h",
+        "issuer.signingAlg": "EdDSA",
+    },
+    "volume-keys": {"issuer.signingKeys.managed": False},
     "cert-manager": {"operator.webhook.certManager.enabled": True},
     "cert-manager-cluster-issuer": {
         "operator.webhook.certManager.enabled": True,
@@ -168,6 +176,58 @@ def test_issuer_rbac_is_least_privilege():
     assert "delete" not in mwc_rule["verbs"]
 
 
+def test_managed_signing_keys_are_written_by_the_operator_alone():
+    docs = render(VALUE_SETS["managed-keys-replicas"])
+    name = "kw-keyway-issuer-signing-keys"
+    (secret,) = find(docs, "Secret", name)
+    # Created empty and kept: helm never owns the data the operator writes.
+    assert "data" not in secret and "stringData" not in secret
+    assert secret["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
+    assert secret["metadata"]["labels"]["keyway.dev/signing-keys"] == "keyway-operator"
+    # The operator may get and update that Secret only (no create, list or watch), and record events.
+    role = find(docs, "Role", "kw-keyway-operator-signing-keys")[0]
+    assert role["metadata"]["namespace"] == "keyway-system"
+    assert role["rules"] == [
+        {"apiGroups": [""], "resources": ["secrets"], "resourceNames": [name], "verbs": ["get", "update"]},
+        {"apiGroups": ["", "events.k8s.io"], "resources": ["events"], "verbs": ["create", "patch"]},
+    ]
+    binding = find(docs, "RoleBinding", "kw-keyway-operator-signing-keys")[0]
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "kw-keyway-operator",
+                                    "namespace": "keyway-system"}]
+    # Nothing lets the issuer write it.
+    for b in [d for d in docs if d["kind"] in ("RoleBinding", "ClusterRoleBinding")]:
+        if any(s["name"] == "kw-keyway-issuer" for s in b["subjects"]):
+            for rule in rules_of(docs, b["roleRef"]["kind"], b["roleRef"]["name"]):
+                assert set(rule["verbs"]) <= {"get", "list", "watch"}, rule
+    op = env_of(container(deployment(docs, "-operator"), "controller"))
+    assert op["KEYWAY_ISSUER_SIGNING_KEYS_SECRET"] == f"keyway-system/{name}"
+    assert op["KEYWAY_ISSUER_SIGNING_ALG"] == "EdDSA"
+    assert op["KEYWAY_ISSUER_KEY_ROTATION"] == "168h"
+    assert op["KEYWAY_ISSUER_KEY_PUBLISH_LEAD"] == "1h"
+    assert op["KEYWAY_ISSUER_KEY_RETENTION"] == "24h"
+    issuer = deployment(docs, "-issuer")
+    assert issuer["spec"]["replicas"] == 3
+    env = env_of(container(issuer, "issuer"))
+    assert env["KEYWAY_KEYS_DIR"] == "/etc/keyway/keys" and env["KEYWAY_KEYS_READ_ONLY"] == "true"
+    mount = next(m for m in container(issuer, "issuer")["volumeMounts"] if m["name"] == "signing-keys")
+    assert mount["readOnly"] is True and mount["mountPath"] == "/etc/keyway/keys"
+    vol = next(v for v in issuer["spec"]["template"]["spec"]["volumes"] if v["name"] == "signing-keys")
+    assert vol["secret"]["secretName"] == name
+
+
+def test_own_or_volume_signing_keys_leave_the_operator_out():
+    for values in (VALUE_SETS["replicas"], VALUE_SETS["volume-keys"]):
+        docs = render(values)
+        assert not [d for d in docs if d["kind"] == "Secret"]
+        assert not [d for d in docs if d["metadata"]["name"] == "kw-keyway-operator-signing-keys"]
+        op = env_of(container(deployment(docs, "-operator"), "controller"))
+        assert "KEYWAY_ISSUER_SIGNING_KEYS_SECRET" not in op
+    env = env_of(container(deployment(render(VALUE_SETS["volume-keys"]), "-issuer"), "issuer"))
+    assert env["KEYWAY_KEYS_DIR"] == "/var/lib/keyway/keys" and "KEYWAY_KEYS_READ_ONLY" not in env
+    env = env_of(container(deployment(render(VALUE_SETS["replicas"]), "-issuer"), "issuer"))
+    assert env["KEYWAY_KEYS_READ_ONLY"] == "true"
+
+
 def test_single_namespace_mode_grants_nothing_cluster_wide():
     docs = render(VALUE_SETS["single-namespace"])
     cluster_roles = {d["metadata"]["name"]: d for d in docs if d["kind"] == "ClusterRole"}
@@ -270,8 +330,11 @@ def test_optional_network_policy_and_service_monitor():
 BAD_VALUES = [
     ({"issuer.replicas": 2}, "SQLite on a volume allows one replica"),
     ({"issuer.store.type": "postgres"}, "issuer.store.postgres.existingSecret is empty"),
-    ({"issuer.store.type": "postgres", "issuer.store.postgres.existingSecret": "pg", "issuer.replicas": 2},
-     "needs issuer.signingKeys.existingSecret"),
+    ({"issuer.store.type": "postgres", "issuer.store.postgres.existingSecret": "pg", "issuer.replicas": 2,
+      "issuer.signingKeys.managed": False},
+     "needs issuer.signingKeys.managed=true (the default) or issuer.signingKeys.existingSecret"),
+    ({"issuer.signingKeys.rotation": "30d"}, "issuer.signingKeys.rotation: Does not match pattern"),
+    ({"issuer.signingKeys.managed": "yes"}, "issuer.signingKeys.managed: Invalid type"),
     ({"issuer.store.type": "mysql"}, 'issuer.store.type must be one of the following: "sqlite", "postgres"'),
     ({"issuer.url": "http://login.example.com"}, "issuer.url: Does not match pattern"),
     ({"issuer.url": ""}, "issuer.url is required"),

@@ -49,6 +49,14 @@ app.kubernetes.io/component: {{ .component }}
 {{- define "keyway.issuer.fullname" -}}{{ include "keyway.fullname" . }}-issuer{{- end -}}
 {{- define "keyway.webhook.service" -}}{{ include "keyway.fullname" . }}-webhook{{- end -}}
 {{- define "keyway.webhook.certSecret" -}}{{ include "keyway.fullname" . }}-webhook-tls{{- end -}}
+{{- /* The Secret the issuer mounts its signing keys from: existingSecret, else the managed one, else none (keys on the issuer's volume). */ -}}
+{{- define "keyway.issuer.signingKeysSecret" -}}
+{{- $k := .Values.issuer.signingKeys -}}
+{{- if $k.existingSecret }}{{ $k.existingSecret }}{{ else if $k.managed }}{{ include "keyway.issuer.fullname" . }}-signing-keys{{ end -}}
+{{- end -}}
+{{- define "keyway.issuer.signingKeysManaged" -}}
+{{- if and .Values.issuer.signingKeys.managed (not .Values.issuer.signingKeys.existingSecret) }}true{{ end -}}
+{{- end -}}
 {{- define "keyway.webhook.configuration" -}}{{ include "keyway.fullname" . }}{{- end -}}
 
 {{- define "keyway.operator.serviceAccountName" -}}
