@@ -258,7 +258,7 @@ impl IntoResponse for Error {
             Self::Redirect { location, .. } => redirect(&location),
             Self::Page(page) => crate::pages::error_page(&page),
             Self::Unavailable(cause) => {
-                tracing::error!(error = %cause, "store unavailable");
+                tracing::error!(error = %cause, "temporarily unavailable");
                 let mut res = json(
                     StatusCode::SERVICE_UNAVAILABLE,
                     "temporarily_unavailable",

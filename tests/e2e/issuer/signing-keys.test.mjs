@@ -2,9 +2,10 @@
 // controller` keeps them in a Secret of the Kubernetes API test server (`fake-apiserver`), a
 // projector below copies that Secret into a directory the way kubelet updates a mounted Secret
 // (a new timestamped directory, then an atomic `..data` symlink swap), and `keyway-issuer
-// --keys-read-only` serves from that directory. Checked: the successor is published before it
-// signs, signs after its `not_before`, and a token signed before the rotation still verifies
-// against the JWKS after it.
+// --keys-read-only` serves from that directory. Checked: before the Secret exists the issuer is
+// not ready and answers the token endpoint with 503; the successor is published before it signs,
+// signs after its `not_before`, and a token signed before the rotation still verifies against
+// the JWKS after it.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
@@ -84,15 +85,6 @@ test('operator-rotated Secret, projected like kubelet, served by a read-only iss
     users: [{ name: 'fake', user: {} }],
     contexts: [{ name: 'fake', context: { cluster: 'fake', user: 'fake', namespace: 'default' } }],
   }));
-  // Rotation 20 s, lead 10 s: the successor appears 10 s after the first key and signs 10 s later.
-  const operator = await startBinary('keyway-operator', [
-    'controller', '--issuer-url', 'https://id.example.test', '--leader-elect=false',
-    '--http-addr', `127.0.0.1:${await freePort()}`,
-    '--issuer-signing-keys-secret', `default/${SECRET}`,
-    '--issuer-key-rotation', '20s', '--issuer-key-publish-lead', '10s', '--issuer-key-retention', '1h',
-  ], { KUBECONFIG: kubeconfig, KEYWAY_LOG: 'info' }, /created the issuer's signing-key Secret/);
-  cleanup.push(() => operator.proc.kill('SIGTERM'));
-
   // The projector: what kubelet does for a pod that mounts the Secret.
   const keysDir = path.join(work, 'keys');
   fs.mkdirSync(keysDir);
@@ -115,24 +107,41 @@ test('operator-rotated Secret, projected like kubelet, served by a read-only iss
     }
   })();
   cleanup.push(async () => { projecting = false; await projector; });
-  while (generation === 0) await sleep(50);
 
+  // Before the operator ran, the mounted Secret is empty: the issuer serves but is not ready,
+  // and refuses to mint tokens.
   const issuer = await startIssuer({ keysDir, args: ['--keys-read-only'] });
   cleanup.push(() => issuer.stop());
-  const deadline = Date.now() + 20_000;
+  assert.equal((await fetch(`${issuer.direct}/readyz`)).status, 503);
+  assert.deepEqual((await (await fetch(`${issuer.direct}/jwks`)).json()).keys, []);
+  const askToken = () => fetch(`${issuer.direct}/token`, {
+    method: 'POST',
+    headers: {
+      authorization: `Basic ${Buffer.from(`default.svc:${SECRETS['default.svc']}`).toString('base64')}`,
+      'content-type': 'application/x-www-form-urlencoded',
+    },
+    body: 'grant_type=client_credentials&scope=api%3Aread',
+  });
+  const early = await askToken();
+  assert.equal(early.status, 503);
+  assert.equal((await early.json()).error, 'temporarily_unavailable');
+
+  // Rotation 20 s, lead 10 s: the successor appears 10 s after the first key and signs 10 s later.
+  const operator = await startBinary('keyway-operator', [
+    'controller', '--issuer-url', 'https://id.example.test', '--leader-elect=false',
+    '--http-addr', `127.0.0.1:${await freePort()}`,
+    '--issuer-signing-keys-secret', `default/${SECRET}`,
+    '--issuer-key-rotation', '20s', '--issuer-key-publish-lead', '10s', '--issuer-key-retention', '1h',
+  ], { KUBECONFIG: kubeconfig, KEYWAY_LOG: 'info' }, /created the issuer's signing-key Secret/);
+  cleanup.push(() => operator.proc.kill('SIGTERM'));
+
+  const deadline = Date.now() + 30_000;
   while ((await fetch(`${issuer.direct}/readyz`)).status !== 200) {
     assert.ok(Date.now() < deadline, `issuer never ready:\n${issuer.logs()}`);
     await sleep(100);
   }
   const token = async () => {
-    const res = await fetch(`${issuer.direct}/token`, {
-      method: 'POST',
-      headers: {
-        authorization: `Basic ${Buffer.from(`default.svc:${SECRETS['default.svc']}`).toString('base64')}`,
-        'content-type': 'application/x-www-form-urlencoded',
-      },
-      body: 'grant_type=client_credentials&scope=api%3Aread',
-    });
+    const res = await askToken();
     assert.equal(res.status, 200, await res.clone().text());
     return (await res.json()).access_token;
   };
