@@ -4,6 +4,7 @@
 //! - The token, revocation, userinfo and registration endpoints answer an `Origin` only if it is
 //!   the origin of a redirect URI of some client (ConnectedApp or dynamically registered) or is
 //!   listed in `--cors-allowed-origins`; the answer echoes that origin with `Vary: Origin`.
+//!   The registration endpoint exists only with `--dcr` (otherwise an unknown path: no CORS).
 //! - Never `Access-Control-Allow-Credentials`: none of these endpoints uses cookies.
 //! - Introspection (for resource servers), the authorization, login and consent pages and the
 //!   account pages get no CORS headers at all: they stay same-origin.

@@ -203,18 +203,21 @@ pub fn router(issuer: Shared) -> Router {
         .route("/jwks", get(crate::discovery::jwks))
         .layer(middleware::from_fn(crate::cors::public));
     // Endpoints browser-based clients call: from their own origins only.
-    let cross_origin = Router::new()
+    let mut cross_origin = Router::new()
         .route("/token", post(crate::token::token))
         .route(
             "/userinfo",
             get(crate::token::userinfo).post(crate::token::userinfo),
         )
-        .route("/revoke", post(crate::token::revoke))
-        .route("/register", post(crate::dcr::register))
-        .layer(middleware::from_fn_with_state(
-            issuer.clone(),
-            crate::cors::clients,
-        ));
+        .route("/revoke", post(crate::token::revoke));
+    // Without DCR, `/register` is an unknown path like any other (no CORS answer either).
+    if issuer.dcr.is_some() {
+        cross_origin = cross_origin.route("/register", post(crate::dcr::register));
+    }
+    let cross_origin = cross_origin.layer(middleware::from_fn_with_state(
+        issuer.clone(),
+        crate::cors::clients,
+    ));
     Router::new()
         .merge(public)
         .merge(cross_origin)

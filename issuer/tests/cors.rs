@@ -203,6 +203,44 @@ async fn pages_and_introspection_stay_same_origin() {
 }
 
 #[tokio::test]
+async fn register_is_an_unknown_path_without_dcr() {
+    let h = harness_without_dcr().await;
+    // `/register` answers a preflight (from an origin allowed elsewhere) and a registration
+    // exactly as a path that does not exist: 404, no CORS header, no Vary.
+    let unknown = preflight(&h, "/nothing-here", WEB).await;
+    let res = preflight(&h, "/register", WEB).await;
+    assert_eq!(res.status, StatusCode::NOT_FOUND, "{:?}", res.headers);
+    assert_eq!(res.status, unknown.status);
+    assert_eq!(res.body, unknown.body);
+    assert!(
+        !res.headers
+            .keys()
+            .any(|k| k.as_str().starts_with("access-control-") || k == "vary"),
+        "{:?}",
+        res.headers
+    );
+    let body = r#"{"redirect_uris":["https://web.example/cb"]}"#;
+    let req = Request::post("/register")
+        .header("origin", WEB)
+        .header("content-type", "application/json")
+        .body(Body::from(body))
+        .unwrap();
+    let res = send(&h.app, req).await;
+    assert_eq!(res.status, StatusCode::NOT_FOUND);
+    assert_eq!(header(&res, "access-control-allow-origin"), None);
+    assert_eq!(header(&res, "vary"), None);
+    assert_eq!(h.issuer.store.list_clients().await.unwrap().len(), 0);
+    // The other client-facing endpoints still answer the same origin.
+    let res = preflight(&h, "/token", WEB).await;
+    assert_eq!(header(&res, "access-control-allow-origin"), Some(WEB));
+    // And discovery does not advertise registration.
+    let doc = get(&h.app, "/.well-known/openid-configuration")
+        .await
+        .json();
+    assert!(doc.get("registration_endpoint").is_none(), "{doc}");
+}
+
+#[tokio::test]
 async fn configured_origins_are_allowed() {
     let h = harness_with(&[
         "--cors-allowed-origins",

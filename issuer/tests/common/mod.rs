@@ -71,6 +71,19 @@ pub async fn harness_wrapped(
     extra: &[&str],
     wrap: impl FnOnce(Arc<dyn issuer::store::Store>) -> Arc<dyn issuer::store::Store>,
 ) -> Harness {
+    build(extra, true, wrap).await
+}
+
+/// A harness without `--dcr` (every other harness enables dynamic client registration).
+pub async fn harness_without_dcr() -> Harness {
+    build(&[], false, |s| s).await
+}
+
+async fn build(
+    extra: &[&str],
+    dcr: bool,
+    wrap: impl FnOnce(Arc<dyn issuer::store::Store>) -> Arc<dyn issuer::store::Store>,
+) -> Harness {
     let dir = tempfile::tempdir().unwrap();
     let clients = dir.path().join("clients");
     std::fs::create_dir(&clients).unwrap();
@@ -100,8 +113,10 @@ pub async fn harness_wrapped(
         clients.display().to_string(),
         "--users-file".into(),
         dir.path().join("users.yaml").display().to_string(),
-        "--dcr".into(),
     ];
+    if dcr {
+        argv.push("--dcr".into());
+    }
     argv.extend(extra.iter().map(|s| s.to_string()));
     let config = Config::from_args(Args::try_parse_from(argv).unwrap()).unwrap();
     let store = wrap(issuer::store::open(&store_url).await.unwrap());
