@@ -390,20 +390,133 @@ fn granted_scopes(tokens: &TokenResponse, requested: &str) -> Vec<String> {
         .collect()
 }
 
-/// Clears the session and continues to the issuer's logout (RP-initiated logout), or to a
-/// same-origin `rd` path when the issuer has none.
-pub fn sign_out(
+/// Where a sign-out request comes from, by Fetch metadata (`Sec-Fetch-Site`) and `Origin`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SignOutOrigin {
+    /// The proxy's own origin (a form or link on the tool's pages), or typed by the person.
+    Own,
+    /// Another origin, or nothing says (a GET from an old browser or a non-browser client).
+    Unknown,
+    /// Another origin says so.
+    Foreign,
+}
+
+/// Classifies a sign-out request. A POST counts as the proxy's own when `Sec-Fetch-Site` is
+/// `same-origin`, or, without Fetch metadata, when `Origin` is the proxy's origin. A GET also
+/// when `Sec-Fetch-Site` is `none` (typed, bookmarked); a GET without Fetch metadata is
+/// `Unknown` (`Origin` is not sent on same-origin GET navigations).
+pub fn sign_out_origin(
+    method: &http::Method,
+    headers: &http::HeaderMap,
+    own_origin: &str,
+) -> SignOutOrigin {
+    let origin = headers.get(header::ORIGIN).map(HeaderValue::as_bytes);
+    if origin.is_some_and(|o| o != own_origin.as_bytes()) {
+        return SignOutOrigin::Foreign;
+    }
+    let get = method == http::Method::GET || method == http::Method::HEAD;
+    match headers.get("sec-fetch-site").map(HeaderValue::as_bytes) {
+        Some(b"same-origin") => SignOutOrigin::Own,
+        Some(b"none") if get => SignOutOrigin::Own,
+        Some(_) => SignOutOrigin::Foreign,
+        None if !get && origin.is_some() => SignOutOrigin::Own,
+        None => SignOutOrigin::Unknown,
+    }
+}
+
+/// The same-origin `rd` path of a sign-out request, else `/`.
+fn sign_out_return(query: Option<&str>) -> String {
+    url::form_urlencoded::parse(query.unwrap_or("").as_bytes())
+        .find(|(k, _)| k == "rd")
+        .map(|(_, v)| v.into_owned())
+        .filter(|v| is_safe_return_path(v))
+        .unwrap_or_else(|| "/".into())
+}
+
+/// The page a sign-out GET of unknown or foreign origin gets: a button that POSTs the sign-out
+/// from the proxy's origin, so that no other site can sign a person out (and revoke their
+/// tokens) with a link or an image.
+pub fn sign_out_confirmation(prefix: &str, query: Option<&str>) -> Response<Body> {
+    let rd: String =
+        url::form_urlencoded::byte_serialize(sign_out_return(query).as_bytes()).collect();
+    let action = html_escape(&format!("{prefix}/sign_out?rd={rd}"));
+    let body = format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Sign out</title>\
+         <meta name=\"viewport\" content=\"width=device-width\"></head><body>\
+         <form method=\"post\" action=\"{action}\"><p>Sign out of this app?</p>\
+         <button type=\"submit\">Sign out</button></form></body></html>"
+    );
+    let mut resp = Response::new(Either::Right(Full::new(Bytes::from(body))));
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'"),
+    );
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    resp
+}
+
+fn html_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Signs out (the caller has checked that the request comes from the proxy's origin): revokes
+/// the session's refresh token at the issuer's RFC 7009 `revocation_endpoint` when it has one
+/// (a failure is logged and does not stop the sign-out), clears the session and login cookies,
+/// and continues to the issuer's RP-initiated logout, or to a same-origin `rd` path when the
+/// issuer has none.
+pub async fn sign_out(
     shared: &Shared,
     app: &App,
     provider: Option<&Provider>,
     query: Option<&str>,
     cookies: &RequestCookies,
 ) -> Response<Body> {
-    let rd = url::form_urlencoded::parse(query.unwrap_or("").as_bytes())
-        .find(|(k, _)| k == "rd")
-        .map(|(_, v)| v.into_owned())
-        .filter(|v| is_safe_return_path(v))
-        .unwrap_or_else(|| "/".into());
+    let session: Option<Session> = cookies
+        .session
+        .as_deref()
+        .and_then(|sealed| app.open(Purpose::Session, sealed, now()))
+        .map(|(s, _)| s);
+    if let (Some(session), Some(provider)) = (&session, provider) {
+        shared.refresher.forget(&session.sid);
+        if let Some(rt) = session.rt.as_deref() {
+            let r = shared
+                .issuer
+                .revoke_refresh_token(
+                    &provider.metadata,
+                    &app.cfg.client_id,
+                    app.cfg.client_secret.as_deref(),
+                    rt,
+                )
+                .await;
+            match r {
+                Ok(true) => Metrics::result(&shared.metrics.token_revocations, true),
+                Ok(false) => {}
+                Err(e) => {
+                    // The error names the endpoint and status, never the token.
+                    tracing::warn!(error = %e, "refresh token revocation failed");
+                    Metrics::result(&shared.metrics.token_revocations, false);
+                }
+            }
+        }
+    }
+    let rd = sign_out_return(query);
     let target = provider
         .and_then(|p| p.metadata.end_session_endpoint.as_deref())
         .and_then(|e| url::Url::parse(e).ok())
@@ -438,6 +551,12 @@ pub struct Refresher {
 }
 
 impl Refresher {
+    /// Drops a signed-out session's refresh result, so that a copy of its cookie does not reuse it.
+    pub fn forget(&self, sid: &str) {
+        let mut map = self.inflight.lock().unwrap_or_else(|p| p.into_inner());
+        map.remove(sid);
+    }
+
     /// The refreshed session, or `None` when the session cannot be refreshed (sign in again).
     pub async fn refresh(
         &self,

@@ -426,6 +426,34 @@ async fn route(shared: &Arc<Shared>, peer: &Peer, req: Request<Incoming>) -> Don
                 );
             }
             "/sign_out" => {
+                let method = req.method();
+                if !matches!(*method, Method::GET | Method::HEAD | Method::POST) {
+                    return done(
+                        error_response(
+                            StatusCode::METHOD_NOT_ALLOWED,
+                            "invalid_request",
+                            "use GET or POST",
+                        ),
+                        Outcome::bad_request,
+                    );
+                }
+                let from = flow::sign_out_origin(method, req.headers(), &app.cfg.origin);
+                if from != flow::SignOutOrigin::Own {
+                    if *method == Method::POST {
+                        return done(
+                            error_response(
+                                StatusCode::FORBIDDEN,
+                                "access_denied",
+                                "cross-origin sign-out refused",
+                            ),
+                            Outcome::bad_request,
+                        );
+                    }
+                    return done(
+                        flow::sign_out_confirmation(prefix, req.uri().query()),
+                        Outcome::sign_out,
+                    );
+                }
                 let cookies = read_cookies(req.headers(), &app.names);
                 let resp = flow::sign_out(
                     shared,
@@ -433,7 +461,8 @@ async fn route(shared: &Arc<Shared>, peer: &Peer, req: Request<Incoming>) -> Don
                     shared.provider().as_deref(),
                     req.uri().query(),
                     &cookies,
-                );
+                )
+                .await;
                 return done(resp, Outcome::sign_out);
             }
             _ => {}

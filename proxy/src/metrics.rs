@@ -106,6 +106,8 @@ pub struct Metrics {
     pub jwks_refreshes: Family<ResultLabel, Counter>,
     /// Session refreshes by result.
     pub session_refreshes: Family<ResultLabel, Counter>,
+    /// Refresh-token revocations at sign-out by result.
+    pub token_revocations: Family<ResultLabel, Counter>,
     /// Configuration reloads by result.
     pub config_reloads: Family<ResultLabel, Counter>,
     /// Cached tokens.
@@ -130,6 +132,7 @@ impl Metrics {
         let cache_misses = Counter::default();
         let jwks_refreshes = Family::<ResultLabel, Counter>::default();
         let session_refreshes = Family::<ResultLabel, Counter>::default();
+        let token_revocations = Family::<ResultLabel, Counter>::default();
         let config_reloads = Family::<ResultLabel, Counter>::default();
         let cached_tokens = Gauge::default();
         let ready = Gauge::default();
@@ -158,6 +161,11 @@ impl Metrics {
             "session_refreshes",
             "Browser session token refreshes by result",
             session_refreshes.clone(),
+        );
+        registry.register(
+            "token_revocations",
+            "Refresh-token revocations at sign-out (RFC 7009) by result",
+            token_revocations.clone(),
         );
         registry.register(
             "config_reloads",
@@ -193,6 +201,7 @@ impl Metrics {
             cache_misses,
             jwks_refreshes,
             session_refreshes,
+            token_revocations,
             config_reloads,
             cached_tokens,
             ready,

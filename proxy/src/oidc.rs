@@ -71,6 +71,12 @@ pub struct Metadata {
     /// Client authentication methods at the token endpoint.
     #[serde(default)]
     pub token_endpoint_auth_methods_supported: Option<Vec<String>>,
+    /// RFC 7009 revocation endpoint (RFC 8414 metadata).
+    #[serde(default)]
+    pub revocation_endpoint: Option<String>,
+    /// Client authentication methods at the revocation endpoint (default: the token endpoint's).
+    #[serde(default)]
+    pub revocation_endpoint_auth_methods_supported: Option<Vec<String>>,
 }
 
 /// A loaded issuer: metadata and keys.
@@ -311,16 +317,17 @@ impl IssuerClient {
         Ok(())
     }
 
-    /// Calls the token endpoint with a form; client authentication by `client_secret_basic`
-    /// (or `client_secret_post` when that is all the issuer supports; none for public clients).
-    pub async fn token(
+    /// POSTs a form to an endpoint of the issuer with client authentication:
+    /// `client_secret_basic`, or `client_secret_post` when that is all `methods` lists; a public
+    /// client sends its `client_id` in the form.
+    async fn post_form(
         &self,
-        metadata: &Metadata,
+        url: &str,
+        methods: Option<&Vec<String>>,
         client_id: &str,
         client_secret: Option<&str>,
         params: &[(&str, &str)],
-    ) -> Result<TokenResponse, OidcError> {
-        let url = metadata.token_endpoint.as_str();
+    ) -> Result<(u16, Bytes), OidcError> {
         // Build the form before any await: the serializer is not Send.
         let form_body = {
             let mut form = url::form_urlencoded::Serializer::new(String::new());
@@ -336,13 +343,10 @@ impl IssuerClient {
                 "application/x-www-form-urlencoded",
             )
             .header(http::header::ACCEPT, "application/json");
-        let post_only = metadata
-            .token_endpoint_auth_methods_supported
-            .as_ref()
-            .is_some_and(|m| {
-                m.iter().any(|x| x == "client_secret_post")
-                    && !m.iter().any(|x| x == "client_secret_basic")
-            });
+        let post_only = methods.is_some_and(|m| {
+            m.iter().any(|x| x == "client_secret_post")
+                && !m.iter().any(|x| x == "client_secret_basic")
+        });
         match client_secret {
             Some(secret) if !post_only => {
                 let enc = |s: &str| {
@@ -377,7 +381,69 @@ impl IssuerClient {
                 url: url.into(),
                 reason: e.to_string(),
             })?;
-        let (status, body) = self.send(req).await?;
+        self.send(req).await
+    }
+
+    /// Revokes a refresh token at the issuer's RFC 7009 revocation endpoint (client
+    /// authenticated, `token_type_hint=refresh_token`). `Ok(false)` when the issuer has none.
+    pub async fn revoke_refresh_token(
+        &self,
+        metadata: &Metadata,
+        client_id: &str,
+        client_secret: Option<&str>,
+        refresh_token: &str,
+    ) -> Result<bool, OidcError> {
+        let Some(url) = metadata.revocation_endpoint.as_deref() else {
+            return Ok(false);
+        };
+        let methods = metadata
+            .revocation_endpoint_auth_methods_supported
+            .as_ref()
+            .or(metadata.token_endpoint_auth_methods_supported.as_ref());
+        let (status, body) = self
+            .post_form(
+                url,
+                methods,
+                client_id,
+                client_secret,
+                &[
+                    ("token", refresh_token),
+                    ("token_type_hint", "refresh_token"),
+                ],
+            )
+            .await?;
+        // RFC 7009 2.2: 200 also for a token that was already invalid.
+        if status != 200 {
+            let error = serde_json::from_slice::<ErrorBody>(&body)
+                .map(|e| e.error)
+                .unwrap_or_default();
+            return Err(OidcError::Status {
+                url: url.into(),
+                status,
+                error,
+            });
+        }
+        Ok(true)
+    }
+
+    /// Calls the token endpoint with a form (client authentication as in `post_form`).
+    pub async fn token(
+        &self,
+        metadata: &Metadata,
+        client_id: &str,
+        client_secret: Option<&str>,
+        params: &[(&str, &str)],
+    ) -> Result<TokenResponse, OidcError> {
+        let url = metadata.token_endpoint.as_str();
+        let (status, body) = self
+            .post_form(
+                url,
+                metadata.token_endpoint_auth_methods_supported.as_ref(),
+                client_id,
+                client_secret,
+                params,
+            )
+            .await?;
         if status != 200 {
             let error = serde_json::from_slice::<ErrorBody>(&body)
                 .map(|e| e.error)

@@ -2,9 +2,11 @@
 // HTTP (redirects, the provider's login and consent forms), bearer tokens the provider issues,
 // refresh once per session, sign-out through RP-initiated logout.
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 
-import { Jar, browse, policy, stack } from './harness.mjs';
+import { Jar, browse, policy, stack, unseal } from './harness.mjs';
 
 describe('keyway-proxy with oidc-provider', () => {
   let s;
@@ -118,8 +120,10 @@ describe('keyway-proxy with oidc-provider', () => {
     const first = await browse(jar, `${s.url}/page`, { login: 'alice' });
     assert.equal(first.res.status, 200);
     assert.ok(jar.get('_keyway_proxy'));
+    // A GET without Fetch metadata gets the confirmation page; browse() posts its form.
     const out = await browse(jar, `${s.url}/oauth2/sign_out`);
     assert.equal(out.res.status, 200, out.visited.join('\n'));
+    assert.equal(out.visited[1], `POST ${s.url}/oauth2/sign_out?rd=%2F`, out.visited.join('\n'));
     assert.equal((await out.res.json()).url, '/public/signed-out');
     assert.ok(out.visited.some((v) => v.includes('/session/end')), out.visited.join('\n'));
     assert.equal(jar.get('_keyway_proxy'), undefined);
@@ -198,5 +202,107 @@ describe('session refresh', () => {
     assert.equal(after.headers.getSetCookie().length, 0);
     assert.equal(s.op.counts.refresh, 1);
     assert.match(await s.proxy.metrics(), /keyway_proxy_session_refreshes_total\{result="ok"\} 1/);
+  });
+});
+
+describe('sign-out revokes the refresh token', () => {
+  let s;
+  before(async () => { s = await stack({ accessTokenTTL: 2 }); });
+  after(async () => { await s?.close(); });
+
+  async function signIn(login = 'alice') {
+    const jar = new Jar();
+    const { res } = await browse(jar, `${s.url}/page`, { login });
+    assert.equal(res.status, 200);
+    const session = unseal(jar.get('_keyway_proxy'));
+    assert.ok(session.rt, 'the session holds a refresh token');
+    assert.equal(await s.op.active(session.rt), true);
+    return { jar, rt: session.rt };
+  }
+  const signOut = (jar, headers) => fetch(`${s.url}/oauth2/sign_out?rd=/after`, {
+    method: 'POST', redirect: 'manual', headers: { cookie: jar.header(), ...headers },
+  });
+
+  it('refuses cross-origin sign-outs and confirms GETs of unknown origin, revoking nothing', async () => {
+    const { jar, rt } = await signIn();
+    for (const headers of [
+      { origin: 'https://evil.example' },
+      { origin: 'null' },
+      { 'sec-fetch-site': 'same-site' },
+      { 'sec-fetch-site': 'cross-site', origin: s.url },
+      {},
+    ]) {
+      const r = await signOut(jar, headers);
+      assert.equal(r.status, 403, JSON.stringify(headers));
+      assert.deepEqual(await r.json(), { error: 'access_denied', error_description: 'cross-origin sign-out refused' });
+      assert.deepEqual(r.headers.getSetCookie(), []);
+    }
+    for (const headers of [{}, { 'sec-fetch-site': 'cross-site' }, { origin: 'https://evil.example' }]) {
+      const r = await fetch(`${s.url}/oauth2/sign_out?rd=/x%22%3E`, { redirect: 'manual', headers: { cookie: jar.header(), ...headers } });
+      assert.equal(r.status, 200, JSON.stringify(headers));
+      assert.deepEqual(r.headers.getSetCookie(), []);
+      assert.equal(r.headers.get('content-security-policy'), "default-src 'none'; frame-ancestors 'none'");
+      assert.match(await r.text(), /<form method="post" action="\/oauth2\/sign_out\?rd=%2Fx%22%3E">/);
+    }
+    const put = await fetch(`${s.url}/oauth2/sign_out`, { method: 'PUT', headers: { cookie: jar.header(), origin: s.url } });
+    assert.equal(put.status, 405);
+    assert.equal(await s.op.active(rt), true, 'nothing was revoked');
+    const still = await fetch(`${s.url}/api/x`, { headers: { cookie: jar.header() } });
+    assert.equal(still.status, 200);
+  });
+
+  it('revokes the refresh token at the provider; a copied cookie cannot refresh', async () => {
+    const { jar, rt } = await signIn();
+    const copied = jar.header();
+    const refreshes = s.op.counts.refresh;
+    const out = await signOut(jar, { origin: s.url, 'sec-fetch-site': 'same-origin' });
+    assert.equal(out.status, 302);
+    const end = new URL(out.headers.get('location'));
+    assert.equal(end.origin + end.pathname, `${s.op.issuer}/session/end`);
+    assert.equal(end.searchParams.get('client_id'), 'tool');
+    assert.equal(end.searchParams.get('post_logout_redirect_uri'), `${s.url}/public/signed-out`);
+    assert.ok(out.headers.getSetCookie().some((c) => /^_keyway_proxy=;.*Max-Age=0/i.test(c)), out.headers.getSetCookie().join('\n'));
+    assert.equal(await s.op.active(rt), false, 'the refresh token is revoked');
+    assert.match(await s.proxy.metrics(), /keyway_proxy_token_revocations_total\{result="ok"\} [1-9]/);
+    // Once its access token has expired, the copied cookie must refresh, and cannot.
+    await new Promise((resolve) => setTimeout(resolve, 2500));
+    const api = await fetch(`${s.url}/api/x`, { headers: { cookie: copied, accept: 'application/json' } });
+    assert.equal(api.status, 401);
+    assert.equal((await api.json()).error, 'unauthenticated');
+    const page = await fetch(`${s.url}/page`, { headers: { cookie: copied, accept: 'text/html' }, redirect: 'manual' });
+    assert.equal(page.status, 302);
+    assert.ok(page.headers.get('location').startsWith(`${s.op.issuer}/auth?`));
+    assert.equal(s.op.counts.refresh, refreshes, 'the provider refused the refresh');
+    assert.match(await s.proxy.metrics(), /keyway_proxy_session_refreshes_total\{result="error"\} [1-9]/);
+    assert.ok(!s.proxy.logs.some((l) => JSON.stringify(l).includes(rt)), 'no refresh token in the logs');
+  });
+
+  it('signs out from a same-origin link (GET with Sec-Fetch-Site), revoking too', async () => {
+    const { jar, rt } = await signIn();
+    const out = await fetch(`${s.url}/oauth2/sign_out`, { redirect: 'manual', headers: { cookie: jar.header(), 'sec-fetch-site': 'same-origin' } });
+    assert.equal(out.status, 302);
+    assert.ok(out.headers.get('location').startsWith(`${s.op.issuer}/session/end?`));
+    assert.equal(await s.op.active(rt), false);
+  });
+
+  it('still signs out when the revocation fails, and logs it without the token', async () => {
+    const { jar, rt } = await signIn();
+    // A wrong client secret: the provider refuses the client at the revocation endpoint.
+    fs.writeFileSync(path.join(s.proxy.dir, 'client-secret'), 'wrong-secret');
+    const deadline = Date.now() + 10_000;
+    while (!/keyway_proxy_config_reloads_total\{result="ok"\} [1-9]/.test(await s.proxy.metrics())) {
+      assert.ok(Date.now() < deadline, 'config reloaded');
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    const out = await signOut(jar, { origin: s.url });
+    assert.equal(out.status, 302);
+    assert.ok(out.headers.get('location').startsWith(`${s.op.issuer}/session/end?`));
+    assert.ok(out.headers.getSetCookie().some((c) => /^_keyway_proxy=;.*Max-Age=0/i.test(c)));
+    assert.match(await s.proxy.metrics(), /keyway_proxy_token_revocations_total\{result="error"\} 1/);
+    const line = s.proxy.logs.find((l) => l.fields?.message === 'refresh token revocation failed' || l.message === 'refresh token revocation failed');
+    assert.ok(line, JSON.stringify(s.proxy.logs.slice(-5)));
+    assert.match(JSON.stringify(line), /revocation answered 401: invalid_client/);
+    assert.ok(!s.proxy.logs.some((l) => JSON.stringify(l).includes(rt)), 'no refresh token in the logs');
+    assert.equal(await s.op.active(rt), true, 'the provider refused the revocation');
   });
 });

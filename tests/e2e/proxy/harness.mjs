@@ -72,6 +72,8 @@ export async function startProvider({ proxyUrl, resource, key, accessTokenTTL = 
       devInteractions: { enabled: true },
       clientCredentials: { enabled: true },
       rpInitiatedLogout: { enabled: true },
+      revocation: { enabled: true },
+      introspection: { enabled: true },
       resourceIndicators: {
         enabled: true,
         defaultResource: () => resource,
@@ -133,6 +135,20 @@ export async function startProvider({ proxyUrl, resource, key, accessTokenTTL = 
       const body = await res.json();
       if (!res.ok) throw new Error(`client_credentials: ${JSON.stringify(body)}`);
       return body.access_token;
+    },
+    /** RFC 7662 introspection as the proxy's client: is this (refresh) token still active? */
+    async active(token, hint = 'refresh_token') {
+      const res = await fetch(`${issuer}/token/introspection`, {
+        method: 'POST',
+        headers: {
+          'content-type': 'application/x-www-form-urlencoded',
+          authorization: `Basic ${Buffer.from('tool:tool-secret').toString('base64')}`,
+        },
+        body: new URLSearchParams({ token, token_type_hint: hint }),
+      });
+      const body = await res.json();
+      if (!res.ok) throw new Error(`introspection: ${JSON.stringify(body)}`);
+      return body.active;
     },
     close: () => new Promise((resolve) => { server.closeAllConnections(); server.close(resolve); }),
   };
@@ -254,6 +270,15 @@ export function seal(value, { clientId = 'tool', purpose = 'session', secret = C
   cipher.setAAD(Buffer.concat([Buffer.from('keyway-proxy/v1\0'), Buffer.from(`${purpose}\0${clientId}`)]));
   const ct = Buffer.concat([cipher.update(JSON.stringify(value)), cipher.final(), cipher.getAuthTag()]);
   return Buffer.concat([iv, ct]).toString('base64url');
+}
+
+/** Opens a sealed cookie value (the inverse of `seal`). */
+export function unseal(sealed, { clientId = 'tool', purpose = 'session', secret = COOKIE_SECRET } = {}) {
+  const raw = Buffer.from(sealed, 'base64url');
+  const decipher = crypto.createDecipheriv('aes-256-gcm', Buffer.from(secret, 'base64'), raw.subarray(0, 12));
+  decipher.setAAD(Buffer.concat([Buffer.from('keyway-proxy/v1\0'), Buffer.from(`${purpose}\0${clientId}`)]));
+  decipher.setAuthTag(raw.subarray(raw.length - 16));
+  return JSON.parse(Buffer.concat([decipher.update(raw.subarray(12, raw.length - 16)), decipher.final()]).toString());
 }
 
 /** A request sent exactly as written (fetch would normalise the path). */
@@ -380,10 +405,12 @@ export async function browse(jar, url, { login = 'alice', method = 'GET', maxSte
   const visited = [];
   let body;
   let contentType;
+  let origin;
   for (let step = 0; step < maxSteps; step += 1) {
     visited.push(`${method} ${url}`);
     const headers = { accept: 'text/html', cookie: jar.header() };
     if (contentType) headers['content-type'] = contentType;
+    if (method === 'POST' && origin) headers.origin = origin;
     const res = await fetch(url, { method, body, headers, redirect: 'manual' });
     jar.update(res);
     if (res.status >= 300 && res.status < 400) {
@@ -401,6 +428,8 @@ export async function browse(jar, url, { login = 'alice', method = 'GET', maxSte
       const fields = { ...form.fields };
       if ('login' in fields || html.includes('name="login"')) { fields.login = login; fields.password = 'any'; }
       if ('xsrf' in fields) fields.logout = 'yes';
+      // As browsers do: a form POST carries the origin of the page it came from.
+      origin = new URL(url).origin;
       url = new URL(form.action ?? url, url).href;
       method = 'POST';
       body = new URLSearchParams(fields).toString();
