@@ -12,12 +12,15 @@ use std::time::Duration;
 use contract::signing_keys::{Alg, KeyFile, Policy};
 use fake_apiserver::FakeApiServer;
 use k8s_openapi::ByteString;
+use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{ListParams, ObjectMeta, Patch, PatchParams, PostParams};
 use kube::{Api, Client, ResourceExt};
 use operator::signing_keys::{COOKIE_KEY, Outcome, SIGNING_KEYS_LABEL, SIGNING_KEYS_OWNER};
-use operator::{ControllerConfig, Metrics, Operator, SigningKeyManager, SigningKeysConfig};
+use operator::{
+    ControllerConfig, LeaseConfig, Metrics, Operator, SigningKeyManager, SigningKeysConfig,
+};
 use tokio_util::sync::CancellationToken;
 
 const NS: &str = "default";
@@ -260,6 +263,66 @@ async fn the_running_controller_keeps_the_secret() {
     assert_eq!(keys_in(&client).await.len(), 1);
     shutdown.cancel();
     task.await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn only_the_leader_keeps_the_secret() {
+    let server = FakeApiServer::start().await.unwrap();
+    let client = server.client().unwrap();
+    let mut replicas = Vec::new();
+    for identity in ["a", "b"] {
+        let mut config = ControllerConfig::new("https://id.example.test");
+        config.identity = identity.into();
+        config.signing_keys = Some(config_with_short_lead());
+        config.leader_election = Some(LeaseConfig {
+            namespace: NS.into(),
+            name: "keyway-operator".into(),
+            identity: identity.into(),
+            lease_duration: Duration::from_secs(8),
+            renew_deadline: Duration::from_secs(6),
+            retry_period: Duration::from_millis(250),
+        });
+        let operator = Operator::new(client.clone(), config);
+        let metrics = operator.metrics();
+        let shutdown = CancellationToken::new();
+        let stop = shutdown.clone();
+        let task = tokio::spawn(async move { operator.run(stop).await });
+        replicas.push((identity, metrics, shutdown, task));
+    }
+    let secrets = Api::<Secret>::namespaced(client.clone(), NS);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while secrets.get_opt(NAME).await.unwrap().is_none() {
+        assert!(tokio::time::Instant::now() < deadline, "no Secret");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Let both run a few check intervals (1 s here).
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let holder = Api::<Lease>::namespaced(client.clone(), NS)
+        .get("keyway-operator")
+        .await
+        .unwrap()
+        .spec
+        .unwrap()
+        .holder_identity
+        .unwrap();
+    let passes = |m: &Metrics| -> u64 {
+        ["created", "unchanged", "updated", "conflict", "error"]
+            .iter()
+            .map(|r| m.signing_key_syncs(r))
+            .sum()
+    };
+    for (identity, metrics, _, _) in &replicas {
+        if *identity == holder {
+            assert_eq!(metrics.signing_key_syncs("created"), 1);
+            assert!(metrics.signing_key_syncs("unchanged") >= 1);
+        } else {
+            assert_eq!(passes(metrics), 0, "follower {identity} touched the keys");
+        }
+    }
+    for (_, _, shutdown, task) in replicas {
+        shutdown.cancel();
+        let _ = tokio::time::timeout(Duration::from_secs(10), task).await;
+    }
 }
 
 fn config_with_short_lead() -> SigningKeysConfig {
