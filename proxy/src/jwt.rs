@@ -363,6 +363,16 @@ pub fn validate_id_token(
     leeway: u64,
 ) -> Result<Principal, TokenError> {
     let head = head(token)?;
+    // OIDC Core sets no `typ` for ID tokens; RFC 7519 suggests `JWT`. Any other explicit type
+    // (`at+jwt` access tokens, `logout+jwt` logout tokens) is another kind of JWT (RFC 8725
+    // section 3.11) and is refused.
+    if !head
+        .typ
+        .as_deref()
+        .is_none_or(|t| t.eq_ignore_ascii_case("JWT") || t.eq_ignore_ascii_case("application/jwt"))
+    {
+        return Err(TokenError::WrongType);
+    }
     let key = keys.find(head.kid.as_deref(), head.alg)?;
     let expect = Expect {
         issuer,
@@ -373,7 +383,9 @@ pub fn validate_id_token(
         .map_err(map_err)?;
     let c = data.claims;
     let auds = c.aud.map(OneOrMany::into_vec).unwrap_or_default();
-    if auds.len() > 1 && c.azp.as_deref() != Some(client_id) {
+    // OIDC Core 3.1.3.7 (3)-(5): with several audiences `azp` must be present; when present,
+    // it must be this client.
+    if (auds.len() > 1 || c.azp.is_some()) && c.azp.as_deref() != Some(client_id) {
         return Err(TokenError::Audience);
     }
     if let Some(expected) = nonce {
@@ -626,5 +638,50 @@ mod tests {
             validate_id_token(&multi, &keys, ISS, "tool", None, 0).unwrap_err(),
             TokenError::Audience
         );
+        let claims = |extra: serde_json::Value| {
+            let mut c = serde_json::json!({"iss": ISS, "aud": "tool", "sub": "a", "exp": crate::now() + 60});
+            if let (Some(c), Some(e)) = (c.as_object_mut(), extra.as_object()) {
+                c.extend(e.clone());
+            }
+            c
+        };
+        // azp naming this client passes, with one audience or several; another azp is refused.
+        let ok = sign(&s, "k1", "JWT", &claims(serde_json::json!({"azp": "tool"})));
+        assert!(validate_id_token(&ok, &keys, ISS, "tool", None, 0).is_ok());
+        let ok = sign(
+            &s,
+            "k1",
+            "JWT",
+            &claims(serde_json::json!({"aud": ["tool", "x"], "azp": "tool"})),
+        );
+        assert!(validate_id_token(&ok, &keys, ISS, "tool", None, 0).is_ok());
+        let other = sign(&s, "k1", "JWT", &claims(serde_json::json!({"azp": "x"})));
+        assert_eq!(
+            validate_id_token(&other, &keys, ISS, "tool", None, 0).unwrap_err(),
+            TokenError::Audience
+        );
+    }
+
+    #[test]
+    fn id_tokens_refuse_other_jwt_types() {
+        let s = signer("k1");
+        let keys = keyset(&[&s]);
+        let c =
+            serde_json::json!({"iss": ISS, "aud": "tool", "sub": "a", "exp": crate::now() + 60});
+        for typ in ["JWT", "jwt", "application/jwt"] {
+            let t = sign(&s, "k1", typ, &c);
+            assert!(
+                validate_id_token(&t, &keys, ISS, "tool", None, 0).is_ok(),
+                "{typ}"
+            );
+        }
+        for typ in ["at+jwt", "application/at+jwt", "logout+jwt", "JOSE"] {
+            let t = sign(&s, "k1", typ, &c);
+            assert_eq!(
+                validate_id_token(&t, &keys, ISS, "tool", None, 0).unwrap_err(),
+                TokenError::WrongType,
+                "{typ}"
+            );
+        }
     }
 }

@@ -110,14 +110,18 @@ export async function startProvider({ proxyUrl, resource, key, accessTokenTTL = 
     pkce: { required: () => true },
     cookies: { keys: ['e2e-cookie-key'] },
   });
-  const counts = { refresh: 0, code: 0 };
+  const counts = { refresh: 0, code: 0, jwks: 0 };
   provider.on('grant.success', (ctx) => {
     const gt = ctx.oidc.params?.grant_type;
     if (gt === 'refresh_token') counts.refresh += 1;
     if (gt === 'authorization_code') counts.code += 1;
   });
   provider.on('server_error', (_ctx, err) => console.error('provider error', err));
-  const server = http.createServer(provider.callback());
+  const handle = provider.callback();
+  const server = http.createServer((req, res) => {
+    if (req.url.startsWith('/jwks')) counts.jwks += 1;
+    handle(req, res);
+  });
   await new Promise((resolve) => server.listen(port, '127.0.0.1', resolve));
   return {
     issuer,
@@ -400,8 +404,8 @@ function parseForm(html) {
 
 /** A browser by HTTP: follows redirects and posts the provider's login and consent forms (and
  * its logout confirmation) until a page that is not a form. Returns the final response and the
- * list of URLs visited. */
-export async function browse(jar, url, { login = 'alice', method = 'GET', maxSteps = 20 } = {}) {
+ * list of URLs visited (and `location`, when a redirect to the `stopAt` prefix ended it). */
+export async function browse(jar, url, { login = 'alice', method = 'GET', maxSteps = 20, stopAt } = {}) {
   const visited = [];
   let body;
   let contentType;
@@ -415,6 +419,8 @@ export async function browse(jar, url, { login = 'alice', method = 'GET', maxSte
     jar.update(res);
     if (res.status >= 300 && res.status < 400) {
       url = new URL(res.headers.get('location'), url).href;
+      // stopAt: return the redirect to this URL prefix instead of following it.
+      if (stopAt && url.startsWith(stopAt)) return { res, location: url, visited };
       method = 'GET';
       body = undefined;
       contentType = undefined;

@@ -155,6 +155,7 @@ describe('negative suite', () => {
       const r = await api(`_keyway_proxy=${sealed.toString('base64url')}`);
       assert.equal(r.status, 401);
       assert.deepEqual(json(r), UNAUTHENTICATED);
+      assert.equal(r.headers['www-authenticate'], `Bearer resource_metadata="${s.url}/.well-known/oauth-protected-resource", scope="tool:read"`);
       assert.ok(r.headers['set-cookie'].some((c) => c.startsWith('_keyway_proxy=;') && c.includes('Max-Age=0')));
     });
     it('cookie from another app with the same secret', async () => {

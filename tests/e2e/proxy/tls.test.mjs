@@ -10,7 +10,7 @@ import path from 'node:path';
 import tls from 'node:tls';
 import { after, before, describe, it } from 'node:test';
 
-import { stack } from './harness.mjs';
+import { Jar, browse, stack } from './harness.mjs';
 
 function makeCert(dir, name) {
   const key = path.join(dir, `${name}.key`);
@@ -83,6 +83,34 @@ describe('TLS', { skip: haveOpenssl ? false : 'the openssl CLI is needed to make
     assert.equal(res.statusCode, 302);
     const cookie = res.headers['set-cookie'][0];
     assert.match(cookie, /^__Host-_keyway_proxy_login_[A-Za-z0-9_-]{12}=[^;]+; Path=\/; HttpOnly; SameSite=Lax; Secure; Max-Age=600$/);
+  });
+
+  it('sets the session as a Secure __Host- cookie (HttpOnly, SameSite=Lax, Path=/) after the callback', async () => {
+    const get = (url, headers) => new Promise((resolve, reject) => {
+      https.get(url, { ca: first.crt, headers }, (res) => {
+        let body = '';
+        res.on('data', (d) => { body += d; });
+        res.on('end', () => resolve({ status: res.statusCode, headers: res.headers, body }));
+      }).on('error', reject);
+    });
+    const base = `https://127.0.0.1:${port()}`;
+    const start = await get(`${base}/page`, { accept: 'text/html' });
+    assert.equal(start.status, 302);
+    const login = start.headers['set-cookie'][0].split(';')[0];
+    // The provider's login and consent, by HTTP; its redirect back names the proxy's http://
+    // external URL (the stack's resource), so it is followed here over https by hand.
+    const jar = new Jar();
+    const { location } = await browse(jar, start.headers.location, { login: 'alice', stopAt: `${s.url}/oauth2/callback` });
+    assert.ok(location, 'the provider redirected to the callback');
+    const cb = await get(location.replace(s.url, base), { cookie: login });
+    assert.equal(cb.status, 302, cb.body);
+    const session = cb.headers['set-cookie'].find((c) => c.startsWith('__Host-_keyway_proxy='));
+    assert.match(session, /^__Host-_keyway_proxy=[A-Za-z0-9_-]+; Path=\/; HttpOnly; SameSite=Lax; Secure; Max-Age=43200$/);
+    assert.ok(cb.headers['set-cookie'].some((c) => /^__Host-_keyway_proxy_login_[A-Za-z0-9_-]{12}=; Path=\/; HttpOnly; SameSite=Lax; Secure; Max-Age=0$/.test(c)),
+      cb.headers['set-cookie'].join('\n'));
+    const page = await get(`${base}/page`, { accept: 'text/html', cookie: session.split(';')[0] });
+    assert.equal(page.status, 200);
+    assert.equal(JSON.parse(page.body).headers['x-forwarded-user'], 'alice');
   });
 
   it('serves a replaced certificate without a restart', async () => {
