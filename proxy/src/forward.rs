@@ -5,7 +5,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
-use http::{Request, Response, StatusCode, Version};
+use http::{Method, Request, Response, StatusCode, Version};
+use http_body::Body as _;
 use http_body_util::Either;
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
@@ -14,7 +15,7 @@ use crate::handler::error_response;
 use crate::jwt::Principal;
 use crate::memo::Memo;
 use crate::session::{Names, is_own_cookie};
-use crate::{Body, Shared};
+use crate::{Body, Shared, direct, upstream};
 
 /// Identity headers set for the tool; any copy sent by the client is removed first.
 pub const X_FORWARDED_USER: &str = "x-forwarded-user";
@@ -331,29 +332,25 @@ pub async fn forward(
         headers.insert(header::UPGRADE, proto);
         headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
     }
+    let timeout = shared.settings.upstream_timeout;
+    // Without a body or an upgrade, the rewritten head goes to the tool as it is.
+    if !upgrade && parts.method != Method::CONNECT && body.is_end_stream() {
+        let target = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+        let head = direct::request_head(&parts.method, target, &parts.headers);
+        let sent = shared.upstream.request_direct(&head, &parts.method);
+        let resp = match answered(tokio::time::timeout(timeout, sent).await) {
+            Ok(resp) => resp,
+            Err(failed) => return *failed,
+        };
+        let (mut parts, body) = resp.into_parts();
+        strip_hop_by_hop(&mut parts.headers);
+        return Response::from_parts(parts, Either::Left(Either::Right(body)));
+    }
     let upstream_req = Request::from_parts(parts, body);
-    let result = tokio::time::timeout(
-        shared.settings.upstream_timeout,
-        shared.upstream.request(upstream_req),
-    )
-    .await;
-    let mut resp = match result {
-        Ok(Ok(resp)) => resp,
-        Ok(Err(e)) => {
-            tracing::warn!(error = %e, "upstream request failed");
-            return error_response(
-                StatusCode::BAD_GATEWAY,
-                "upstream_error",
-                "the tool is not reachable",
-            );
-        }
-        Err(_) => {
-            return error_response(
-                StatusCode::GATEWAY_TIMEOUT,
-                "upstream_timeout",
-                "the tool did not answer in time",
-            );
-        }
+    let sent = shared.upstream.request(upstream_req);
+    let mut resp = match answered(tokio::time::timeout(timeout, sent).await) {
+        Ok(resp) => resp,
+        Err(failed) => return *failed,
     };
     if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
         let Some(client_upgrade) = client_upgrade else {
@@ -375,11 +372,33 @@ pub async fn forward(
             }
         });
         let (parts, body) = resp.into_parts();
-        return Response::from_parts(parts, Either::Left(body));
+        return Response::from_parts(parts, Either::Left(Either::Left(body)));
     }
     strip_hop_by_hop(resp.headers_mut());
     let (parts, body) = resp.into_parts();
-    Response::from_parts(parts, Either::Left(body))
+    Response::from_parts(parts, Either::Left(Either::Left(body)))
+}
+
+/// The tool's response, or the 502/504 for its failure.
+fn answered<T>(
+    result: Result<Result<T, upstream::Error>, tokio::time::error::Elapsed>,
+) -> Result<T, Box<Response<Body>>> {
+    match result {
+        Ok(Ok(resp)) => Ok(resp),
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "upstream request failed");
+            Err(Box::new(error_response(
+                StatusCode::BAD_GATEWAY,
+                "upstream_error",
+                "the tool is not reachable",
+            )))
+        }
+        Err(_) => Err(Box::new(error_response(
+            StatusCode::GATEWAY_TIMEOUT,
+            "upstream_timeout",
+            "the tool did not answer in time",
+        ))),
+    }
 }
 
 #[cfg(test)]

@@ -19,6 +19,7 @@
 
 pub mod cache;
 pub mod config;
+pub mod direct;
 pub mod flow;
 pub mod forward;
 pub mod handler;
@@ -67,7 +68,10 @@ pub enum Error {
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// Response body: the tool's streamed body or one of the proxy's own small bodies.
-pub type Body = Either<Incoming, Full<Bytes>>;
+pub type Body = Either<ToolBody, Full<Bytes>>;
+
+/// The tool's response body, as hyper's client or the direct exchange ([`direct`]) reads it.
+pub type ToolBody = Either<Incoming, direct::Relay>;
 
 /// Everything derived from the mounted configuration, swapped as a whole on change.
 #[derive(Debug)]

@@ -16,6 +16,8 @@ use hyper::client::conn::http1::{self, SendRequest};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
+use crate::direct::{Pool, Relay};
+
 /// Why a request did not get a response from the tool.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -25,6 +27,9 @@ pub enum Error {
     /// The HTTP exchange failed.
     #[error(transparent)]
     Http(#[from] hyper::Error),
+    /// The direct exchange failed.
+    #[error(transparent)]
+    Direct(#[from] crate::direct::Error),
 }
 
 struct Entry {
@@ -32,12 +37,14 @@ struct Entry {
     used: Instant,
 }
 
-/// Connections to the tool.
+/// Connections to the tool: hyper's for requests with a body and upgrades, plain ones for the
+/// rest ([`crate::direct`]).
 pub struct Upstream {
     authority: Authority,
     conns: Mutex<Vec<Entry>>,
     max: usize,
     idle_timeout: Duration,
+    direct: Pool,
 }
 
 impl std::fmt::Debug for Upstream {
@@ -45,6 +52,7 @@ impl std::fmt::Debug for Upstream {
         f.debug_struct("Upstream")
             .field("authority", &self.authority)
             .field("connections", &self.len())
+            .field("direct", &self.direct)
             .finish()
     }
 }
@@ -66,6 +74,7 @@ impl Upstream {
             conns: Mutex::new(Vec::new()),
             max,
             idle_timeout,
+            direct: Pool::new(max, idle_timeout),
         }
     }
 
@@ -73,9 +82,9 @@ impl Upstream {
         self.conns.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Connections held (busy or idle).
+    /// Connections held (hyper's, busy or idle, and idle direct ones).
     pub fn len(&self) -> usize {
-        self.lock().len()
+        self.lock().len() + self.direct.len()
     }
 
     /// Whether no connection is held.
@@ -85,6 +94,7 @@ impl Upstream {
 
     /// Drops closed connections and those idle for longer than the idle timeout.
     pub fn prune(&self) {
+        self.direct.prune();
         let now = Instant::now();
         self.lock().retain(|e| {
             let idle_too_long = e.send.is_ready() && now.duration_since(e.used) > self.idle_timeout;
@@ -118,12 +128,17 @@ impl Upstream {
         }
     }
 
-    async fn connect(&self) -> Result<SendRequest<Incoming>, Error> {
+    async fn dial(&self) -> Result<TcpStream, Error> {
         let port = self.authority.port_u16().unwrap_or(80);
         let stream = TcpStream::connect((host_of(&self.authority), port))
             .await
             .map_err(|e| Error::Connect(self.authority.to_string(), e))?;
         let _ = stream.set_nodelay(true);
+        Ok(stream)
+    }
+
+    async fn connect(&self) -> Result<SendRequest<Incoming>, Error> {
+        let stream = self.dial().await?;
         let (send, conn) = http1::handshake(TokioIo::new(stream)).await?;
         tokio::spawn(async move {
             if let Err(e) = conn.with_upgrades().await {
@@ -131,6 +146,16 @@ impl Upstream {
             }
         });
         Ok(send)
+    }
+
+    /// Sends a request without a body, given as its head (see [`crate::direct`]), and returns the
+    /// response head; the body streams on.
+    pub async fn request_direct(
+        &self,
+        head: &[u8],
+        method: &http::Method,
+    ) -> Result<Response<Relay>, Error> {
+        self.direct.request(head, method, || self.dial()).await
     }
 
     /// Sends a request (origin-form URI, `Host` set) to the tool and returns its response

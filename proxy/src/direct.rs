@@ -1,0 +1,1009 @@
+//! The direct HTTP/1.1 exchange with the tool, for requests without a body (most of them: GET,
+//! HEAD, ...). The request head, already rewritten by [`crate::forward`], is written as it is
+//! onto a pooled connection, and the response head is parsed here with `httparse`; the body
+//! streams from the connection, which goes back to the pool once the response is complete.
+//! Compared with hyper's client this saves a second task per connection, a channel, and a header
+//! map per request. Requests with a body and protocol upgrades keep using hyper's client
+//! ([`crate::upstream`]), so only responses are framed here, strictly (RFC 9112 section 6):
+//!
+//! - no body for HEAD, 204 and 304 (and no `Content-Length` check there);
+//! - `Transfer-Encoding: chunked` exactly, never with `Content-Length`, never in an HTTP/1.0
+//!   response; any other transfer coding is refused;
+//! - `Content-Length`: digits only; several fields or list members must agree;
+//! - otherwise the body ends when the tool closes the connection (which is then not reused);
+//! - interim 1xx responses are skipped, a 101 without an upgrade request is refused;
+//! - obsolete line folding, bare LF, malformed chunk sizes or chunk ends, bytes after a response
+//!   and oversized heads end the exchange (502 before the head, a broken body after).
+//!
+//! A request that finds its pooled connection closed by the tool before any response byte
+//! arrived is sent again on another connection when its method is idempotent.
+
+use std::future::Future;
+use std::io;
+use std::mem::MaybeUninit;
+use std::pin::{Pin, pin};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Waker, ready};
+use std::time::{Duration, Instant};
+
+use bytes::{Buf, Bytes, BytesMut};
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::{Method, Response, StatusCode};
+use http_body::{Frame, SizeHint};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// Largest response head (and trailer section) accepted.
+const MAX_HEAD: usize = 256 * 1024;
+/// Most header fields in a response head (hyper's limit).
+const MAX_HEADERS: usize = 100;
+/// Longest chunk-size line (with extensions).
+const MAX_CHUNK_LINE: usize = 4096;
+/// Read size for bodies.
+const READ_CHUNK: usize = 16 * 1024;
+
+/// Why an exchange failed.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A pooled connection was closed by the tool before any response byte arrived.
+    #[error("the connection was closed before the response")]
+    Stale(#[source] Option<io::Error>),
+    /// Reading or writing failed after the response had started.
+    #[error("reading the response: {0}")]
+    Io(#[from] io::Error),
+    /// The connection ended in the middle of a response.
+    #[error("the connection ended in the middle of the response")]
+    Truncated,
+    /// The response was not valid HTTP/1.1 or its framing was ambiguous.
+    #[error("malformed response: {0}")]
+    Malformed(&'static str),
+}
+
+fn malformed(why: &'static str) -> Error {
+    Error::Malformed(why)
+}
+
+struct Idle {
+    stream: TcpStream,
+    since: Instant,
+}
+
+/// Idle connections to the tool.
+#[derive(Clone)]
+pub struct Pool {
+    inner: Arc<PoolInner>,
+}
+
+struct PoolInner {
+    idle: Mutex<Vec<Idle>>,
+    max: usize,
+    idle_timeout: Duration,
+}
+
+impl std::fmt::Debug for Pool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pool").field("idle", &self.len()).finish()
+    }
+}
+
+/// Whether an idle connection is still usable: nothing may arrive on it, so readability means
+/// the tool closed it, reset it or sent stray bytes. Readiness left over from the last read is
+/// told apart with one non-blocking read.
+fn usable(stream: &TcpStream) -> bool {
+    let mut cx = Context::from_waker(Waker::noop());
+    if stream.poll_read_ready(&mut cx).is_pending() {
+        return true;
+    }
+    let mut probe = [0u8; 1];
+    matches!(stream.try_read(&mut probe), Err(e) if e.kind() == io::ErrorKind::WouldBlock)
+}
+
+impl Pool {
+    /// A pool keeping at most `max` idle connections, each for at most `idle_timeout`.
+    pub fn new(max: usize, idle_timeout: Duration) -> Self {
+        Pool {
+            inner: Arc::new(PoolInner {
+                idle: Mutex::new(Vec::new()),
+                max,
+                idle_timeout,
+            }),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Idle>> {
+        self.inner.idle.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Idle connections held.
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    /// Whether no connection is idle.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Drops connections the tool closed and those idle for longer than the idle timeout.
+    pub fn prune(&self) {
+        let timeout = self.inner.idle_timeout;
+        self.lock()
+            .retain(|i| i.since.elapsed() <= timeout && usable(&i.stream));
+    }
+
+    fn checkout(&self) -> Option<TcpStream> {
+        let mut idle = self.lock();
+        while let Some(i) = idle.pop() {
+            if usable(&i.stream) {
+                return Some(i.stream);
+            }
+        }
+        None
+    }
+
+    fn checkin(&self, stream: TcpStream) {
+        let mut idle = self.lock();
+        if idle.len() < self.inner.max {
+            idle.push(Idle {
+                stream,
+                since: Instant::now(),
+            });
+        }
+    }
+
+    /// Sends a request head (a request without a body) and returns the response with its body
+    /// streaming. `connect` opens a new connection when none is idle.
+    pub async fn request<C, F>(
+        &self,
+        head: &[u8],
+        method: &Method,
+        connect: C,
+    ) -> Result<Response<Relay>, crate::upstream::Error>
+    where
+        C: Fn() -> F,
+        F: Future<Output = Result<TcpStream, crate::upstream::Error>>,
+    {
+        let is_head = method == Method::HEAD;
+        loop {
+            let (mut stream, reused) = match self.checkout() {
+                Some(s) => (s, true),
+                None => (connect().await?, false),
+            };
+            match exchange(&mut stream, head, is_head).await {
+                Ok((parsed, rest)) => return Ok(self.respond(stream, parsed, rest)),
+                Err(Error::Stale(_)) if reused && method.is_idempotent() => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    fn respond(&self, stream: TcpStream, head: Head, rest: BytesMut) -> Response<Relay> {
+        let mut relay = Relay {
+            stream: Some(stream),
+            buf: rest,
+            framing: head.framing,
+            keep_alive: head.keep_alive,
+            pool: self.clone(),
+        };
+        if relay.framing == Framing::Empty {
+            relay.finish();
+        }
+        let mut resp = Response::new(relay);
+        *resp.status_mut() = head.status;
+        *resp.headers_mut() = head.headers;
+        resp
+    }
+}
+
+/// Writes the head and reads the response head (skipping interim responses).
+async fn exchange(
+    stream: &mut TcpStream,
+    head: &[u8],
+    is_head: bool,
+) -> Result<(Head, BytesMut), Error> {
+    stream
+        .write_all(head)
+        .await
+        .map_err(|e| Error::Stale(Some(e)))?;
+    let mut buf = BytesMut::with_capacity(4096);
+    let mut received = false;
+    loop {
+        if !buf.is_empty() {
+            match parse_head(&mut buf, is_head)? {
+                Parsed::Final(h) => return Ok((h, buf)),
+                Parsed::Interim => continue,
+                Parsed::Partial if buf.len() >= MAX_HEAD => {
+                    return Err(malformed("response head too large"));
+                }
+                Parsed::Partial => {}
+            }
+        }
+        if buf.capacity() == buf.len() {
+            buf.reserve(4096);
+        }
+        let n = match stream.read_buf(&mut buf).await {
+            Ok(n) => n,
+            Err(e) if !received => return Err(Error::Stale(Some(e))),
+            Err(e) => return Err(Error::Io(e)),
+        };
+        if n == 0 {
+            return Err(if received {
+                Error::Truncated
+            } else {
+                Error::Stale(None)
+            });
+        }
+        received = true;
+    }
+}
+
+/// How a response body is delimited.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Framing {
+    /// No body (or the body has been read).
+    Empty,
+    /// This many bytes still to come.
+    Length(u64),
+    /// Chunked, in this state.
+    Chunked(Chunk),
+    /// Until the tool closes the connection.
+    Close,
+}
+
+/// Where a chunked body's decoder stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Chunk {
+    /// Expecting a chunk-size line.
+    Size,
+    /// Inside chunk data, this much left.
+    Data(u64),
+    /// Expecting the CRLF after chunk data.
+    DataEnd,
+    /// After the last chunk: trailer fields until an empty line.
+    Trailers,
+}
+
+/// A parsed final response head.
+#[derive(Debug)]
+struct Head {
+    status: StatusCode,
+    headers: HeaderMap,
+    framing: Framing,
+    keep_alive: bool,
+}
+
+#[derive(Debug)]
+enum Parsed {
+    Final(Head),
+    /// An interim (1xx) response, removed from the buffer.
+    Interim,
+    Partial,
+}
+
+fn ows(s: &[u8]) -> &[u8] {
+    s.trim_ascii()
+}
+
+/// `Content-Length` value: digits only (a list of equal values is one value, RFC 9110 8.6).
+fn content_length(value: &[u8], seen: &mut Option<u64>) -> Result<(), Error> {
+    for part in value.split(|&b| b == b',') {
+        let part = ows(part);
+        if part.is_empty() || part.len() > 19 || !part.iter().all(u8::is_ascii_digit) {
+            return Err(malformed("invalid Content-Length"));
+        }
+        let n = part.iter().fold(0u64, |n, d| n * 10 + u64::from(d - b'0'));
+        if seen.is_some_and(|s| s != n) {
+            return Err(malformed("conflicting Content-Length values"));
+        }
+        *seen = Some(n);
+    }
+    Ok(())
+}
+
+/// Parses a response head at the start of `buf`; a complete one is removed from it.
+fn parse_head(buf: &mut BytesMut, is_head: bool) -> Result<Parsed, Error> {
+    // Strict defaults: no obsolete line folding, no space before the colon.
+    let mut fields = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
+    let mut resp = httparse::Response::new(&mut []);
+    let parsed = httparse::ParserConfig::default().parse_response_with_uninit_headers(
+        &mut resp,
+        buf,
+        &mut fields,
+    );
+    let len = match parsed {
+        Ok(httparse::Status::Complete(len)) => len,
+        Ok(httparse::Status::Partial) => return Ok(Parsed::Partial),
+        Err(httparse::Error::TooManyHeaders) => return Err(malformed("too many header fields")),
+        Err(_) => return Err(malformed("invalid response head")),
+    };
+    let code = resp.code.unwrap_or(0);
+    let http10 = resp.version == Some(0);
+    if code == 101 {
+        return Err(malformed("protocol switch without an upgrade request"));
+    }
+    if (100..200).contains(&code) {
+        buf.advance(len);
+        return Ok(Parsed::Interim);
+    }
+    let status = StatusCode::from_u16(code).map_err(|_| malformed("invalid status code"))?;
+    let base = buf.as_ptr() as usize;
+    let mut spans = Vec::with_capacity(resp.headers.len());
+    let mut length = None;
+    let mut chunked = false;
+    let mut close = http10;
+    for f in resp.headers.iter() {
+        let name = HeaderName::from_bytes(f.name.as_bytes())
+            .map_err(|_| malformed("invalid header name"))?;
+        if name == header::CONTENT_LENGTH {
+            content_length(f.value, &mut length)?;
+        } else if name == header::TRANSFER_ENCODING {
+            if chunked || !ows(f.value).eq_ignore_ascii_case(b"chunked") {
+                return Err(malformed("unsupported Transfer-Encoding"));
+            }
+            chunked = true;
+        } else if name == header::CONNECTION {
+            close |= f
+                .value
+                .split(|&b| b == b',')
+                .any(|t| ows(t).eq_ignore_ascii_case(b"close"));
+        }
+        spans.push((name, f.value.as_ptr() as usize - base, f.value.len()));
+    }
+    if chunked && length.is_some() {
+        return Err(malformed("both Transfer-Encoding and Content-Length"));
+    }
+    if chunked && http10 {
+        return Err(malformed("Transfer-Encoding in an HTTP/1.0 response"));
+    }
+    let framing = if is_head || code == 204 || code == 304 {
+        Framing::Empty
+    } else if chunked {
+        Framing::Chunked(Chunk::Size)
+    } else {
+        match length {
+            Some(0) => Framing::Empty,
+            Some(n) => Framing::Length(n),
+            None => {
+                close = true;
+                Framing::Close
+            }
+        }
+    };
+    let raw = buf.split_to(len).freeze();
+    let mut headers = HeaderMap::with_capacity(spans.len());
+    for (name, start, n) in spans {
+        let value = HeaderValue::from_maybe_shared(raw.slice(start..start + n))
+            .map_err(|_| malformed("invalid header value"))?;
+        headers.append(name, value);
+    }
+    Ok(Parsed::Final(Head {
+        status,
+        headers,
+        framing,
+        keep_alive: !close,
+    }))
+}
+
+/// The size of a chunk-size line (without its CRLF): hex digits, then optional extensions.
+fn chunk_size(line: &[u8]) -> Result<u64, Error> {
+    let digits = line.iter().take_while(|b| b.is_ascii_hexdigit()).count();
+    if digits == 0 || digits > 16 {
+        return Err(malformed("invalid chunk size"));
+    }
+    let rest = &line[digits..];
+    if !rest.is_empty() {
+        let ext = rest.trim_ascii_start();
+        let ctl = |b: &u8| (*b < 0x20 && *b != b'\t') || *b == 0x7f;
+        if !ext.starts_with(b";") || ext.iter().any(ctl) {
+            return Err(malformed("invalid chunk extension"));
+        }
+    }
+    Ok(line[..digits].iter().fold(0u64, |n, &d| {
+        let v = match d {
+            b'0'..=b'9' => d - b'0',
+            b'a'..=b'f' => d - b'a' + 10,
+            _ => d - b'A' + 10,
+        };
+        (n << 4) | u64::from(v)
+    }))
+}
+
+/// What the chunked decoder found.
+#[derive(Debug, PartialEq)]
+enum Step {
+    Data(Bytes),
+    /// The body ended, with these trailer fields.
+    End(Option<HeaderMap>),
+    /// More bytes are needed.
+    More,
+}
+
+/// Decodes as much of a chunked body as `buf` holds.
+fn decode(buf: &mut BytesMut, state: &mut Chunk) -> Result<Step, Error> {
+    loop {
+        match *state {
+            Chunk::Size => {
+                let Some(lf) = buf.iter().take(MAX_CHUNK_LINE).position(|&b| b == b'\n') else {
+                    if buf.len() >= MAX_CHUNK_LINE {
+                        return Err(malformed("chunk size line too long"));
+                    }
+                    return Ok(Step::More);
+                };
+                if lf == 0 || buf[lf - 1] != b'\r' {
+                    return Err(malformed("chunk size line not ended by CRLF"));
+                }
+                let size = chunk_size(&buf[..lf - 1])?;
+                buf.advance(lf + 1);
+                *state = if size == 0 {
+                    Chunk::Trailers
+                } else {
+                    Chunk::Data(size)
+                };
+            }
+            Chunk::Data(left) => {
+                if buf.is_empty() {
+                    return Ok(Step::More);
+                }
+                let n = usize::try_from(left).unwrap_or(usize::MAX).min(buf.len());
+                *state = if n as u64 == left {
+                    Chunk::DataEnd
+                } else {
+                    Chunk::Data(left - n as u64)
+                };
+                return Ok(Step::Data(buf.split_to(n).freeze()));
+            }
+            Chunk::DataEnd => {
+                if buf.len() < 2 {
+                    return Ok(Step::More);
+                }
+                if &buf[..2] != b"\r\n" {
+                    return Err(malformed("chunk data not followed by CRLF"));
+                }
+                buf.advance(2);
+                *state = Chunk::Size;
+            }
+            Chunk::Trailers => {
+                if buf.starts_with(b"\r\n") {
+                    buf.advance(2);
+                    return Ok(Step::End(None));
+                }
+                let mut fields = [httparse::EMPTY_HEADER; MAX_HEADERS];
+                let (len, map) = match httparse::parse_headers(buf, &mut fields) {
+                    Ok(httparse::Status::Complete((len, fields))) => {
+                        let mut map = HeaderMap::with_capacity(fields.len());
+                        for f in fields {
+                            let name = HeaderName::from_bytes(f.name.as_bytes());
+                            let value = HeaderValue::from_bytes(f.value);
+                            let (Ok(name), Ok(value)) = (name, value) else {
+                                return Err(malformed("invalid trailer field"));
+                            };
+                            map.append(name, value);
+                        }
+                        (len, map)
+                    }
+                    Ok(httparse::Status::Partial) if buf.len() < MAX_HEAD => {
+                        return Ok(Step::More);
+                    }
+                    Ok(httparse::Status::Partial) => {
+                        return Err(malformed("trailer section too large"));
+                    }
+                    Err(_) => return Err(malformed("invalid trailer section")),
+                };
+                buf.advance(len);
+                return Ok(Step::End(Some(map)));
+            }
+        }
+    }
+}
+
+/// A response body read from a pooled connection.
+pub struct Relay {
+    stream: Option<TcpStream>,
+    buf: BytesMut,
+    framing: Framing,
+    keep_alive: bool,
+    pool: Pool,
+}
+
+impl std::fmt::Debug for Relay {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Relay")
+            .field("framing", &self.framing)
+            .finish()
+    }
+}
+
+impl Relay {
+    /// The response is complete: the connection goes back to the pool if it can carry another.
+    fn finish(&mut self) {
+        self.framing = Framing::Empty;
+        if let Some(stream) = self.stream.take()
+            && self.keep_alive
+            && self.buf.is_empty()
+        {
+            self.pool.checkin(stream);
+        }
+    }
+
+    fn fail(&mut self, e: Error) -> Poll<Option<Result<Frame<Bytes>, Error>>> {
+        self.framing = Framing::Empty;
+        self.stream = None;
+        Poll::Ready(Some(Err(e)))
+    }
+
+    /// Reads more from the connection: `Ok(0)` at its end.
+    fn poll_fill(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
+        let Some(stream) = self.stream.as_mut() else {
+            return Poll::Ready(Ok(0));
+        };
+        if self.buf.capacity() == self.buf.len() {
+            self.buf.reserve(READ_CHUNK);
+        }
+        pin!(stream.read_buf(&mut self.buf)).poll(cx)
+    }
+}
+
+impl http_body::Body for Relay {
+    type Data = Bytes;
+    type Error = Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Error>>> {
+        let this = &mut *self;
+        loop {
+            match this.framing {
+                Framing::Empty => return Poll::Ready(None),
+                Framing::Length(left) if !this.buf.is_empty() => {
+                    let n = usize::try_from(left)
+                        .unwrap_or(usize::MAX)
+                        .min(this.buf.len());
+                    let data = this.buf.split_to(n).freeze();
+                    this.framing = Framing::Length(left - n as u64);
+                    if n as u64 == left {
+                        this.finish();
+                    }
+                    return Poll::Ready(Some(Ok(Frame::data(data))));
+                }
+                Framing::Close if !this.buf.is_empty() => {
+                    return Poll::Ready(Some(Ok(Frame::data(this.buf.split().freeze()))));
+                }
+                Framing::Chunked(mut state) if !this.buf.is_empty() => {
+                    let step = decode(&mut this.buf, &mut state);
+                    this.framing = Framing::Chunked(state);
+                    match step {
+                        Ok(Step::Data(data)) => return Poll::Ready(Some(Ok(Frame::data(data)))),
+                        Ok(Step::End(trailers)) => {
+                            this.finish();
+                            return Poll::Ready(trailers.map(|mut t| {
+                                crate::forward::strip_hop_by_hop(&mut t);
+                                t.remove(header::CONTENT_LENGTH);
+                                Ok(Frame::trailers(t))
+                            }));
+                        }
+                        Ok(Step::More) => {}
+                        Err(e) => return this.fail(e),
+                    }
+                }
+                Framing::Length(_) | Framing::Close | Framing::Chunked(_) => {}
+            }
+            match ready!(this.poll_fill(cx)) {
+                Ok(0) if this.framing == Framing::Close => {
+                    this.framing = Framing::Empty;
+                    this.stream = None;
+                    return Poll::Ready(None);
+                }
+                Ok(0) => return this.fail(Error::Truncated),
+                Ok(_) => {}
+                Err(e) => return this.fail(Error::Io(e)),
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.framing == Framing::Empty
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self.framing {
+            Framing::Empty => SizeHint::with_exact(0),
+            Framing::Length(n) => SizeHint::with_exact(n),
+            Framing::Chunked(_) | Framing::Close => SizeHint::default(),
+        }
+    }
+}
+
+/// The request head for the tool: request line and the (already rewritten) header fields.
+pub fn request_head(method: &Method, target: &str, headers: &HeaderMap) -> Vec<u8> {
+    let fields: usize = headers
+        .iter()
+        .map(|(k, v)| k.as_str().len() + v.len() + 4)
+        .sum();
+    let mut out = Vec::with_capacity(method.as_str().len() + target.len() + 13 + fields);
+    out.extend_from_slice(method.as_str().as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(target.as_bytes());
+    out.extend_from_slice(b" HTTP/1.1\r\n");
+    for (k, v) in headers {
+        out.extend_from_slice(k.as_str().as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(v.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+    use http_body_util::BodyExt;
+
+    fn head(raw: &str, is_head: bool) -> Result<Head, Error> {
+        let mut buf = BytesMut::from(raw);
+        loop {
+            match parse_head(&mut buf, is_head)? {
+                Parsed::Final(h) => return Ok(h),
+                Parsed::Interim => {}
+                Parsed::Partial => panic!("partial: {raw:?}"),
+            }
+        }
+    }
+
+    fn refused(raw: &str) -> &'static str {
+        match head(raw, false) {
+            Err(Error::Malformed(why)) => why,
+            other => panic!("{raw:?} accepted: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn ambiguous_or_malformed_framing_is_refused() {
+        let cases = [
+            (
+                "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n",
+                "both Transfer-Encoding and Content-Length",
+            ),
+            (
+                "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n",
+                "conflicting Content-Length values",
+            ),
+            (
+                "HTTP/1.1 200 OK\r\nContent-Length: 5, 6\r\n\r\n",
+                "conflicting Content-Length values",
+            ),
+            (
+                "HTTP/1.1 200 OK\r\nContent-Length: +5\r\n\r\n",
+                "invalid Content-Length",
+            ),
+            (
+                "HTTP/1.1 200 OK\r\nContent-Length: 0x5\r\n\r\n",
+                "invalid Content-Length",
+            ),
+            (
+                "HTTP/1.1 200 OK\r\nContent-Length: \r\n\r\n",
+                "invalid Content-Length",
+            ),
+            (
+                "HTTP/1.1 200 OK\r\nContent-Length: 99999999999999999999\r\n\r\n",
+                "invalid Content-Length",
+            ),
+            (
+                "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n",
+                "unsupported Transfer-Encoding",
+            ),
+            (
+                "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n",
+                "unsupported Transfer-Encoding",
+            ),
+            (
+                "HTTP/1.1 200 OK\r\nTransfer-Encoding: identity\r\n\r\n",
+                "unsupported Transfer-Encoding",
+            ),
+            (
+                "HTTP/1.0 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n",
+                "Transfer-Encoding in an HTTP/1.0 response",
+            ),
+            (
+                "HTTP/1.1 200 OK\r\nX-A: 1\r\n folded\r\nContent-Length: 1\r\n\r\n",
+                "invalid response head",
+            ),
+            (
+                "HTTP/1.1 200 OK\r\nContent-Length : 1\r\n\r\n",
+                "invalid response head",
+            ),
+            (
+                "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n",
+                "protocol switch without an upgrade request",
+            ),
+            (
+                "HTTP/1.1 200 OK\r\nX-A: a\x01b\r\n\r\n",
+                "invalid response head",
+            ),
+        ];
+        for (raw, why) in cases {
+            assert_eq!(refused(raw), why, "{raw:?}");
+        }
+        let many = format!(
+            "HTTP/1.1 200 OK\r\n{}\r\n",
+            (0..=MAX_HEADERS)
+                .map(|i| format!("x-{i}: 1\r\n"))
+                .collect::<String>()
+        );
+        assert_eq!(refused(&many), "too many header fields");
+    }
+
+    #[test]
+    fn framing_follows_rfc_9112() {
+        let f = |raw: &str, is_head| head(raw, is_head).unwrap().framing;
+        let cl = "HTTP/1.1 200 OK\r\nContent-Length: 12\r\n\r\n";
+        assert_eq!(f(cl, false), Framing::Length(12));
+        assert_eq!(f(cl, true), Framing::Empty, "HEAD");
+        assert_eq!(
+            f("HTTP/1.1 200 OK\r\ncontent-length: 7, 7\r\n\r\n", false),
+            Framing::Length(7)
+        );
+        assert_eq!(
+            f(
+                "HTTP/1.1 304 Not Modified\r\nContent-Length: 12\r\n\r\n",
+                false
+            ),
+            Framing::Empty
+        );
+        assert_eq!(f("HTTP/1.1 204 No Content\r\n\r\n", false), Framing::Empty);
+        assert_eq!(
+            f(
+                "HTTP/1.1 200 OK\r\nTransfer-Encoding: Chunked\r\n\r\n",
+                false
+            ),
+            Framing::Chunked(Chunk::Size)
+        );
+        let close = head("HTTP/1.1 200 OK\r\n\r\n", false).unwrap();
+        assert_eq!((close.framing, close.keep_alive), (Framing::Close, false));
+        let old = head("HTTP/1.0 200 OK\r\nContent-Length: 1\r\n\r\n", false).unwrap();
+        assert!(!old.keep_alive);
+        let closing =
+            "HTTP/1.1 200 OK\r\nConnection: keep-alive, Close\r\nContent-Length: 1\r\n\r\n";
+        assert!(!head(closing, false).unwrap().keep_alive);
+        let interim = "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\nHTTP/1.1 201 Created\r\nContent-Length: 0\r\nX-A: b\r\n\r\n";
+        let h = head(interim, false).unwrap();
+        assert_eq!(h.status, StatusCode::CREATED);
+        assert_eq!(h.headers["x-a"], "b");
+        assert!(!h.headers.contains_key("link"));
+        let mut partial = BytesMut::from("HTTP/1.1 200 OK\r\nContent-Le");
+        assert!(matches!(
+            parse_head(&mut partial, false),
+            Ok(Parsed::Partial)
+        ));
+    }
+
+    fn decode_all(raw: &[u8]) -> Result<(Vec<u8>, Option<HeaderMap>), Error> {
+        let mut buf = BytesMut::from(raw);
+        let mut state = Chunk::Size;
+        let mut out = Vec::new();
+        loop {
+            match decode(&mut buf, &mut state)? {
+                Step::Data(d) => out.extend_from_slice(&d),
+                Step::End(t) => return Ok((out, t)),
+                Step::More => return Err(Error::Truncated),
+            }
+        }
+    }
+
+    #[test]
+    fn chunked_bodies_decode_strictly() {
+        let (body, trailers) =
+            decode_all(b"5\r\nhello\r\n1;ext=\"x\"\r\n!\r\nA \t;e\r\n0123456789\r\n0\r\n\r\n")
+                .unwrap();
+        assert_eq!(body, b"hello!0123456789");
+        assert!(trailers.is_none());
+        let (body, trailers) = decode_all(b"2\r\nhi\r\n0\r\nX-Sum: 1\r\n\r\n").unwrap();
+        assert_eq!(body, b"hi");
+        assert_eq!(trailers.unwrap()["x-sum"], "1");
+        for (raw, why) in [
+            (&b"zz\r\n"[..], "invalid chunk size"),
+            (b"\r\n", "invalid chunk size"),
+            (
+                b"5\nhello\r\n0\r\n\r\n",
+                "chunk size line not ended by CRLF",
+            ),
+            (b"-5\r\n", "invalid chunk size"),
+            (b"10000000000000000\r\n", "invalid chunk size"),
+            (b"5 x\r\nhello\r\n", "invalid chunk extension"),
+            (b"5;a\rb\r\nhello\r\n", "invalid chunk extension"),
+            (b"5\r\nhelloXY0\r\n\r\n", "chunk data not followed by CRLF"),
+            (b"5\r\nhello\n0\r\n\r\n", "chunk data not followed by CRLF"),
+            (b"0\r\nX-A: 1\r\n folded\r\n\r\n", "invalid trailer section"),
+        ] {
+            match decode_all(raw) {
+                Err(Error::Malformed(w)) => assert_eq!(w, why, "{raw:?}"),
+                other => panic!("{raw:?}: {other:?}"),
+            }
+        }
+        let long = [b"1;".as_slice(), &[b'a'; MAX_CHUNK_LINE]].concat();
+        assert!(matches!(
+            decode_all(&long),
+            Err(Error::Malformed("chunk size line too long"))
+        ));
+    }
+
+    /// A tool that answers requests (on whichever connection) with the given bytes in turn,
+    /// closing the connection after those marked `true`, and counts connections.
+    async fn tool(
+        scripts: Vec<(&'static [u8], bool)>,
+    ) -> (std::net::SocketAddr, Arc<Mutex<usize>>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let accepted = Arc::new(Mutex::new(0));
+        let count = accepted.clone();
+        tokio::spawn(async move {
+            let scripts = Arc::new(Mutex::new(scripts.into_iter()));
+            loop {
+                let (mut s, _) = listener.accept().await.unwrap();
+                *count.lock().unwrap() += 1;
+                let scripts = scripts.clone();
+                tokio::spawn(async move {
+                    let mut buf = Vec::new();
+                    loop {
+                        let mut chunk = [0u8; 4096];
+                        let n = s.read(&mut chunk).await.unwrap_or(0);
+                        if n == 0 {
+                            return;
+                        }
+                        buf.extend_from_slice(&chunk[..n]);
+                        if !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+                            continue;
+                        }
+                        buf.clear();
+                        let next = scripts.lock().unwrap().next();
+                        let Some((script, close)) = next else { return };
+                        s.write_all(script).await.unwrap();
+                        if close {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        (addr, accepted)
+    }
+
+    async fn send(
+        pool: &Pool,
+        addr: std::net::SocketAddr,
+        method: Method,
+    ) -> Result<(Response<()>, Result<Bytes, Error>), crate::upstream::Error> {
+        let head = format!("{method} / HTTP/1.1\r\nhost: t\r\n\r\n");
+        let connect = || async move {
+            TcpStream::connect(addr)
+                .await
+                .map_err(|e| crate::upstream::Error::Connect(addr.to_string(), e))
+        };
+        let resp = pool.request(head.as_bytes(), &method, connect).await?;
+        let (parts, body) = resp.into_parts();
+        let body = body.collect().await.map(|c| c.to_bytes());
+        Ok((Response::from_parts(parts, ()), body))
+    }
+
+    #[tokio::test]
+    async fn responses_stream_and_connections_are_reused_only_when_complete() {
+        let (addr, accepted) = tool(vec![
+            (b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello", false),
+            (
+                b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n",
+                false,
+            ),
+            (b"HTTP/1.1 204 No Content\r\n\r\n", false),
+            (b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\n", false),
+            (b"HTTP/1.1 200 OK\r\n\r\nuntil the end", true),
+        ])
+        .await;
+        let pool = Pool::new(8, Duration::from_secs(60));
+        let (r, body) = send(&pool, addr, Method::GET).await.unwrap();
+        assert_eq!(
+            (r.status(), body.unwrap()),
+            (StatusCode::OK, "hello".into())
+        );
+        let (_, body) = send(&pool, addr, Method::GET).await.unwrap();
+        assert_eq!(body.unwrap(), "abcde");
+        let (r, body) = send(&pool, addr, Method::GET).await.unwrap();
+        assert_eq!(
+            (r.status(), body.unwrap()),
+            (StatusCode::NO_CONTENT, "".into())
+        );
+        assert_eq!(*accepted.lock().unwrap(), 1, "one connection so far");
+        // HEAD: the Content-Length describes a body that is not sent.
+        let (r, body) = send(&pool, addr, Method::HEAD).await.unwrap();
+        assert_eq!(r.headers()["content-length"], "3");
+        assert_eq!(body.unwrap(), "");
+        let (_, body) = send(&pool, addr, Method::GET).await.unwrap();
+        assert_eq!(body.unwrap(), "until the end");
+        assert_eq!(
+            pool.len(),
+            0,
+            "a close-delimited response's connection is not kept"
+        );
+    }
+
+    #[tokio::test]
+    async fn truncated_or_trailing_bytes_break_the_body_and_drop_the_connection() {
+        let (addr, _) = tool(vec![(
+            b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\nshort",
+            true,
+        )])
+        .await;
+        let pool = Pool::new(8, Duration::from_secs(60));
+        let (_, body) = send(&pool, addr, Method::GET).await.unwrap();
+        assert!(matches!(body, Err(Error::Truncated)), "{body:?}");
+        assert_eq!(pool.len(), 0);
+
+        let (addr, _) = tool(vec![(
+            b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokHTTP/1.1 200 OK\r\n",
+            false,
+        )])
+        .await;
+        let (_, body) = send(&pool, addr, Method::GET).await.unwrap();
+        assert_eq!(body.unwrap(), "ok");
+        assert_eq!(pool.len(), 0, "bytes after the response: not reused");
+
+        let (addr, _) = tool(vec![(
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nokXX",
+            false,
+        )])
+        .await;
+        let (_, body) = send(&pool, addr, Method::GET).await.unwrap();
+        assert!(matches!(body, Err(Error::Malformed(_))), "{body:?}");
+        assert_eq!(pool.len(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_stale_pooled_connection_is_retried_for_idempotent_methods_only() {
+        // The first connection answers once and then closes on the next request; so does the
+        // second after two answers.
+        let ok: &'static [u8] = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+        let (addr, accepted) = tool(vec![
+            (ok, false),
+            (b"", true),
+            (ok, false),
+            (ok, false),
+            (b"", true),
+        ])
+        .await;
+        let pool = Pool::new(8, Duration::from_secs(60));
+        assert_eq!(
+            send(&pool, addr, Method::GET).await.unwrap().1.unwrap(),
+            "ok"
+        );
+        // The pooled connection closes when the tool reads the next request: a GET is sent again.
+        assert_eq!(
+            send(&pool, addr, Method::GET).await.unwrap().1.unwrap(),
+            "ok"
+        );
+        assert_eq!(*accepted.lock().unwrap(), 2);
+        assert_eq!(
+            send(&pool, addr, Method::GET).await.unwrap().1.unwrap(),
+            "ok"
+        );
+        // That connection closes too on the next request: a POST is not sent twice.
+        let err = send(&pool, addr, Method::POST).await.unwrap_err();
+        assert!(
+            matches!(err, crate::upstream::Error::Direct(Error::Stale(_))),
+            "{err:?}"
+        );
+    }
+
+    #[test]
+    fn request_heads_are_written_as_given() {
+        let mut h = HeaderMap::new();
+        h.insert("host", "tool".parse().unwrap());
+        h.append("x-a", "1".parse().unwrap());
+        h.append("x-a", "2".parse().unwrap());
+        let head = request_head(&Method::GET, "/p?q=1", &h);
+        assert_eq!(
+            String::from_utf8(head).unwrap(),
+            "GET /p?q=1 HTTP/1.1\r\nhost: tool\r\nx-a: 1\r\nx-a: 2\r\n\r\n"
+        );
+    }
+}
