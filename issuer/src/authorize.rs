@@ -302,7 +302,7 @@ async fn proceed(
             hint,
         );
     };
-    let email = session.claims.email.as_deref();
+    let email = session.claims.verified_email();
     let groups = &session.claims.groups;
     let owner = req.resource.as_deref().and_then(|r| iss.resource_owner(r));
     let allowed = req.client.access.may_sign_in(email, groups)

@@ -170,9 +170,22 @@ pub struct Args {
     #[arg(long, env = "KEYWAY_UPSTREAM_GROUPS_PREFIX", default_value = "")]
     pub upstream_groups_prefix: String,
 
+    /// INSECURE: take the upstream's `email` as verified even when it does not say
+    /// `email_verified: true`. Off by default: an unverified address is dropped, so it never
+    /// passes `access.allowedEmails`/`allowedEmailDomains` nor reaches tokens. Turn on only for
+    /// a provider that verifies every address it releases.
+    #[arg(
+        long,
+        env = "KEYWAY_UPSTREAM_INSECURE_TRUST_UNVERIFIED_EMAIL",
+        default_value_t = false
+    )]
+    pub upstream_insecure_trust_unverified_email: bool,
+
     /// YAML file listing more upstream providers: `[{id, issuer, clientId, clientSecret, name,
-    /// scopes, groupsClaim, groupsPrefix}]` (the last four optional). Each gets a button; all
-    /// share the redirect URI `<issuer-url>/upstream/callback`.
+    /// scopes, groupsClaim, groupsPrefix, insecureTrustUnverifiedEmail}]` (the last five
+    /// optional; `id`: 1 to 32 letters, digits and `-`). Each gets a button; all share the
+    /// redirect URI `<issuer-url>/upstream/callback`. People from provider `id` get the subject
+    /// `<id>:<upstream sub>` (`default:` for the provider given by the `--upstream-*` flags).
     #[arg(long, env = "KEYWAY_UPSTREAMS_FILE")]
     pub upstreams_file: Option<PathBuf>,
 
@@ -386,6 +399,7 @@ impl Config {
                     scopes: args.upstream_scopes.clone(),
                     groups_claim: args.upstream_groups_claim.clone(),
                     groups_prefix: args.upstream_groups_prefix.clone(),
+                    insecure_trust_unverified_email: args.upstream_insecure_trust_unverified_email,
                 })
             }
             _ => {

@@ -37,6 +37,8 @@ pub enum ErrorCode {
     AccessDenied,
     /// `invalid_token` (RFC 6750)
     InvalidToken,
+    /// `insufficient_scope` (RFC 6750 §3.1)
+    InsufficientScope,
     /// `invalid_redirect_uri` (RFC 7591)
     InvalidRedirectUri,
     /// `invalid_client_metadata` (RFC 7591)
@@ -68,6 +70,7 @@ impl ErrorCode {
             Self::InvalidTarget => "invalid_target",
             Self::AccessDenied => "access_denied",
             Self::InvalidToken => "invalid_token",
+            Self::InsufficientScope => "insufficient_scope",
             Self::InvalidRedirectUri => "invalid_redirect_uri",
             Self::InvalidClientMetadata => "invalid_client_metadata",
             Self::LoginRequired => "login_required",
@@ -81,7 +84,7 @@ impl ErrorCode {
     fn status(self) -> StatusCode {
         match self {
             Self::InvalidClient | Self::InvalidToken => StatusCode::UNAUTHORIZED,
-            Self::AccessDenied => StatusCode::FORBIDDEN,
+            Self::AccessDenied | Self::InsufficientScope => StatusCode::FORBIDDEN,
             Self::ServerError => StatusCode::INTERNAL_SERVER_ERROR,
             Self::TemporarilyUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             Self::RateLimited => StatusCode::TOO_MANY_REQUESTS,

@@ -144,11 +144,9 @@ impl<'a> PersonClaims<'a> {
         let has = |s: &str| scopes.iter().any(|x| x == s);
         let mut p = Self::default();
         if has("email") {
-            p.email = claims.email.as_deref();
-            p.email_verified = claims
-                .email
-                .as_ref()
-                .map(|_| claims.email_verified.unwrap_or(false));
+            // Only a verified address is released (then `email_verified` is true).
+            p.email = claims.verified_email();
+            p.email_verified = p.email.map(|_| true);
         }
         if has("profile") {
             p.name = claims.name.as_deref();
@@ -414,6 +412,30 @@ async fn authorization_code(iss: &Issuer, client: &Client, params: &Params) -> R
     }
     let now = iss.clock.now();
     let hash = SecretHash::of(code);
+    // Check the binding (client, redirect URI, PKCE verifier) before consuming the code: a
+    // request holding a stolen code but not the verifier must not burn it, nor trigger the
+    // replay revocation of the legitimate redemption's tokens.
+    let stored = match iss.store.peek_code(&hash, now).await {
+        Ok(Some(c)) => c,
+        Ok(None) => return Err(Error::invalid_grant("the code is invalid or has expired")),
+        Err(e) => return Err(store_err(e)),
+    };
+    if stored.client_id != client.id {
+        return Err(Error::invalid_grant(
+            "the code was issued to another client",
+        ));
+    }
+    if stored.redirect_uri != redirect_uri {
+        return Err(Error::invalid_grant(
+            "redirect_uri does not match the authorization request",
+        ));
+    }
+    let computed = crate::util::s256(verifier);
+    if !bool::from(computed.as_bytes().ct_eq(stored.code_challenge.as_bytes())) {
+        return Err(Error::invalid_grant(
+            "code_verifier does not match the code_challenge",
+        ));
+    }
     let taken = match iss.store.take_code(&hash, now).await {
         Ok(t) => t,
         Err(StoreError::NotFound) => {
@@ -431,22 +453,6 @@ async fn authorization_code(iss: &Issuer, client: &Client, params: &Params) -> R
             ));
         }
     };
-    if rec.client_id != client.id {
-        return Err(Error::invalid_grant(
-            "the code was issued to another client",
-        ));
-    }
-    if rec.redirect_uri != redirect_uri {
-        return Err(Error::invalid_grant(
-            "redirect_uri does not match the authorization request",
-        ));
-    }
-    let computed = crate::util::s256(verifier);
-    if !bool::from(computed.as_bytes().ct_eq(rec.code_challenge.as_bytes())) {
-        return Err(Error::invalid_grant(
-            "code_verifier does not match the code_challenge",
-        ));
-    }
     if let Some(r) = params.get("resource")
         && !rec.resources.iter().any(|x| x == r)
     {
@@ -571,7 +577,7 @@ async fn refresh(iss: &Issuer, client: &Client, params: &Params) -> Result<Respo
     let claims = &lookup.family.claims;
     if !client
         .access
-        .may_sign_in(claims.email.as_deref(), &claims.groups)
+        .may_sign_in(claims.verified_email(), &claims.groups)
     {
         iss.store
             .revoke_refresh_family(&lookup.family.id)
@@ -720,8 +726,11 @@ pub async fn userinfo(State(iss): State<Shared>, headers: HeaderMap) -> Result<R
         .split(' ')
         .collect();
     if !scopes.contains(&"openid") {
-        let mut res = Error::oauth(ErrorCode::AccessDenied, "the token lacks the openid scope")
-            .into_response();
+        let mut res = Error::oauth(
+            ErrorCode::InsufficientScope,
+            "the token lacks the openid scope",
+        )
+        .into_response();
         res.headers_mut().insert(
             header::WWW_AUTHENTICATE,
             HeaderValue::from_static("Bearer error=\"insufficient_scope\", scope=\"openid\""),

@@ -5,10 +5,20 @@
 //!   authorization request in a short-lived cookie (`keyway_issuer_upstream`) authenticated
 //!   with HMAC-SHA256 under a key kept in the keys directory (`cookie.key`), then redirects to
 //!   the upstream.
-//! - `/upstream/callback` checks the cookie, `state` (and RFC 9207 `iss` when sent), redeems the
-//!   code with client_secret_basic, validates the ID token (signature with the upstream's JWKS,
-//!   asymmetric algorithms only, `iss`, `aud`, `exp`, `nonce`), reads userinfo when the upstream
-//!   has one, maps the groups claim (dotted path, optional prefix) and creates the session.
+//! - `/upstream/callback` checks the cookie, `state` and RFC 9207 `iss` (required when the
+//!   upstream's metadata says `authorization_response_iss_parameter_supported`, compared exactly
+//!   whenever present), redeems the code with client_secret_basic, validates the ID token
+//!   (signature with the upstream's JWKS, asymmetric algorithms only, `iss`, `aud`, `exp`,
+//!   `nonce`), reads userinfo when the upstream has one, maps the groups claim (dotted path,
+//!   optional prefix) and creates the session.
+//! - Subjects are namespaced: keyway's `sub` for a federated person is `<provider id>:<upstream
+//!   sub>`. Provider IDs contain no `:` and static users' subjects may not contain one, so no
+//!   upstream can produce the `sub` of a static user or of another provider's user (OIDC Core
+//!   requires `sub` to be unique within the issuer).
+//! - The upstream's `email` is kept only when it says `email_verified: true` (a missing or false
+//!   `email_verified` drops the address, so it neither passes `access.allowedEmails` /
+//!   `allowedEmailDomains` nor reaches tokens), unless the provider is configured with
+//!   `insecureTrustUnverifiedEmail`.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -59,6 +69,21 @@ pub struct UpstreamConfig {
     pub groups_claim: String,
     /// Prefix added to every upstream group.
     pub groups_prefix: String,
+    /// Take the upstream's `email` as verified even without `email_verified: true` (insecure:
+    /// anyone who can set an unverified address there passes email-based access rules).
+    pub insecure_trust_unverified_email: bool,
+}
+
+/// Longest provider ID: keeps `<id>:<upstream sub>` within OIDC's 255 characters for any
+/// realistic upstream `sub`.
+pub const MAX_ID_LEN: usize = 32;
+
+/// Whether `id` is a valid provider ID: 1 to [`MAX_ID_LEN`] ASCII letters, digits and `-`
+/// (never `:`, which separates it from the upstream `sub` in keyway's subjects).
+pub fn is_valid_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= MAX_ID_LEN
+        && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -69,6 +94,8 @@ struct Metadata {
     jwks_uri: String,
     #[serde(default)]
     userinfo_endpoint: Option<String>,
+    #[serde(default)]
+    authorization_response_iss_parameter_supported: bool,
 }
 
 /// A configured upstream with its HTTP client and cached metadata and keys.
@@ -85,6 +112,26 @@ impl std::fmt::Debug for Upstream {
         f.debug_struct("Upstream")
             .field("issuer", &self.config.issuer)
             .finish_non_exhaustive()
+    }
+}
+
+/// Why an upstream ID token was refused.
+enum IdTokenError {
+    /// Its `nonce` is not this sign-in's.
+    Nonce,
+    /// Anything else (signature, key, claims).
+    Other(String),
+}
+
+impl From<String> for IdTokenError {
+    fn from(e: String) -> Self {
+        Self::Other(e)
+    }
+}
+
+impl From<&str> for IdTokenError {
+    fn from(e: &str) -> Self {
+        Self::Other(e.to_string())
     }
 }
 
@@ -212,7 +259,7 @@ impl Upstream {
         token: &str,
         jwks: &Value,
         nonce: &str,
-    ) -> std::result::Result<serde_json::Map<String, Value>, String> {
+    ) -> std::result::Result<serde_json::Map<String, Value>, IdTokenError> {
         let header = jsonwebtoken::decode_header(token).map_err(|e| e.to_string())?;
         if !matches!(
             header.alg,
@@ -251,7 +298,7 @@ impl Upstream {
             got.as_bytes(),
             nonce.as_bytes(),
         )) {
-            return Err("nonce mismatch".into());
+            return Err(IdTokenError::Nonce);
         }
         Ok(data.claims)
     }
@@ -272,9 +319,14 @@ impl Upstream {
             Some(Value::String(g)) => vec![format!("{}{g}", self.config.groups_prefix)],
             _ => Vec::new(),
         };
+        // Only a verified address counts (OIDC Core §5.1 `email_verified`); a missing claim is
+        // not a verification.
+        let verified = self.config.insecure_trust_unverified_email
+            || c.get("email_verified").and_then(Value::as_bool) == Some(true);
+        let email = s("email").filter(|_| verified);
         Claims {
-            email: s("email"),
-            email_verified: c.get("email_verified").and_then(Value::as_bool),
+            email_verified: email.as_ref().map(|_| true),
+            email,
             name: s("name"),
             preferred_username: s("preferred_username"),
             groups,
@@ -293,6 +345,8 @@ struct FileEntry {
     scopes: Option<String>,
     groups_claim: Option<String>,
     groups_prefix: Option<String>,
+    #[serde(default)]
+    insecure_trust_unverified_email: bool,
 }
 
 /// Reads an upstreams file (see `--upstreams-file`).
@@ -305,8 +359,11 @@ pub fn load_file(path: &std::path::Path) -> std::result::Result<Vec<UpstreamConf
     let out = entries
         .into_iter()
         .map(|e| {
-            if e.id.is_empty() || !e.id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
-                problems.push(format!("id {:?}: letters, digits and - only", e.id));
+            if !is_valid_id(&e.id) {
+                problems.push(format!(
+                    "id {:?}: 1 to {MAX_ID_LEN} letters, digits and - only",
+                    e.id
+                ));
             }
             UpstreamConfig {
                 name: e.name.unwrap_or_else(|| e.id.clone()),
@@ -317,6 +374,7 @@ pub fn load_file(path: &std::path::Path) -> std::result::Result<Vec<UpstreamConf
                 scopes: e.scopes.unwrap_or_else(|| "openid email profile".into()),
                 groups_claim: e.groups_claim.unwrap_or_else(|| "groups".into()),
                 groups_prefix: e.groups_prefix.unwrap_or_default(),
+                insecure_trust_unverified_email: e.insecure_trust_unverified_email,
             }
         })
         .collect();
@@ -462,16 +520,19 @@ pub async fn callback(
     )) {
         return Err(refused("state mismatch"));
     }
-    if let Some(i) = q.get("iss")
-        && i != up.config.issuer
-    {
-        return Err(refused("iss mismatch (RFC 9207)"));
+    let (md, mut jwks) = up.discovery(false).await.map_err(|e| failed(&e))?;
+    // RFC 9207 §2.4: compared exactly when present; required when the upstream advertises it.
+    match q.get("iss") {
+        Some(i) if i != up.config.issuer => return Err(refused("iss mismatch (RFC 9207)")),
+        None if md.authorization_response_iss_parameter_supported => {
+            return Err(refused("iss missing although advertised (RFC 9207)"));
+        }
+        _ => {}
     }
     if q.get("error").is_some() {
         return Err(refused("the upstream returned an error"));
     }
     let code = q.get("code").ok_or_else(|| refused("no code"))?;
-    let (md, mut jwks) = up.discovery(false).await.map_err(|e| failed(&e))?;
     let enc = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
     let basic = STANDARD.encode(format!(
         "{}:{}",
@@ -499,14 +560,20 @@ pub async fn callback(
         .get("id_token")
         .and_then(Value::as_str)
         .ok_or_else(|| failed("no id_token"))?;
+    let invalid = |e: IdTokenError| match e {
+        // The code was redeemed for a different sign-in (code injection): a bad request.
+        IdTokenError::Nonce => refused("ID token nonce mismatch"),
+        IdTokenError::Other(e) => failed(&e),
+    };
     let mut claims = match up.validate_id_token(id_token, &jwks, &pending.nonce) {
         Ok(c) => c,
-        Err(_) => {
+        Err(IdTokenError::Other(_)) => {
             // The upstream may have rotated keys: refetch once.
             jwks = up.discovery(true).await.map_err(|e| failed(&e))?.1;
             up.validate_id_token(id_token, &jwks, &pending.nonce)
-                .map_err(|e| failed(&e))?
+                .map_err(invalid)?
         }
+        Err(e) => return Err(invalid(e)),
     };
     if let (Some(ui), Some(at)) = (
         md.userinfo_endpoint.as_deref(),
@@ -521,9 +588,9 @@ pub async fn callback(
     let sub = claims
         .get("sub")
         .and_then(Value::as_str)
-        .filter(|s| !s.is_empty() && s.len() <= 255)
-        .ok_or_else(|| failed("no sub"))?
-        .to_string();
+        .map(|s| format!("{}:{s}", up.config.id))
+        .filter(|s| s.len() > up.config.id.len() + 1 && s.len() <= 255)
+        .ok_or_else(|| failed("no sub, or one too long once prefixed with the provider ID"))?;
     let mapped = up.map_claims(&claims);
     let (cookie, _) = crate::authorize::start_session(
         &iss,

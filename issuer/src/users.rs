@@ -8,6 +8,9 @@
 //!   sub: alice          # optional; default: the email address
 //! ```
 //!
+//! A subject (`sub`, or the email when `sub` is absent) may not contain `:`: federated people's
+//! subjects are `<provider id>:<upstream sub>`, so the two can never collide.
+//!
 //! Unknown emails still cost one argon2 verification (against a fixed dummy hash), so response
 //! time does not reveal which accounts exist.
 
@@ -96,6 +99,14 @@ impl Users {
                     "user {}: email {:?} is not an email address",
                     i + 1,
                     u.email
+                ));
+            }
+            if u.subject().is_empty() || u.subject().len() > 255 || u.subject().contains(':') {
+                problems.push(format!(
+                    "user {}: subject {:?} (sub, or the email without sub) must be 1 to 255 \
+                     characters without `:` (reserved for federated subjects)",
+                    i + 1,
+                    u.subject()
                 ));
             }
             if PasswordHash::new(&u.password_hash).is_err() {
@@ -240,5 +251,22 @@ mod tests {
         .unwrap();
         let problems = Users::new(users).unwrap_err();
         assert_eq!(problems.len(), 3, "{problems:?}");
+    }
+
+    #[test]
+    fn subjects_may_not_contain_the_federation_separator() {
+        let user = |email: &str, sub: Option<&str>| User {
+            email: email.into(),
+            name: None,
+            password_hash: DUMMY_HASH.into(),
+            groups: vec![],
+            sub: sub.map(str::to_string),
+        };
+        // `default:alice` is what the default upstream's `alice` becomes.
+        let problems = Users::new(vec![user("a@x.org", Some("default:alice"))]).unwrap_err();
+        assert!(problems[0].contains("without `:`"), "{problems:?}");
+        assert!(Users::new(vec![user("a:b@x.org", None)]).is_err());
+        assert!(Users::new(vec![user("a@x.org", Some(""))]).is_err());
+        assert!(Users::new(vec![user("a:b@x.org", Some("ab"))]).is_ok());
     }
 }

@@ -21,6 +21,10 @@ struct Up {
     challenge: String,
     nonce: String,
     wrong_nonce: bool,
+    /// Metadata says `authorization_response_iss_parameter_supported: true`.
+    advertise_iss: bool,
+    /// What userinfo says about `email_verified`: `None` leaves it out.
+    email_verified: Option<bool>,
 }
 
 async fn fake_upstream() -> (String, Arc<Mutex<Up>>, Arc<SigningKey>) {
@@ -29,6 +33,7 @@ async fn fake_upstream() -> (String, Arc<Mutex<Up>>, Arc<SigningKey>) {
     let key = Arc::new(SigningKey::generate(Alg::Es256, 0).unwrap());
     let state = Arc::new(Mutex::new(Up {
         url: url.clone(),
+        email_verified: Some(true),
         ..Up::default()
     }));
     type S = (Arc<Mutex<Up>>, Arc<SigningKey>);
@@ -36,13 +41,17 @@ async fn fake_upstream() -> (String, Arc<Mutex<Up>>, Arc<SigningKey>) {
         .route(
             "/.well-known/openid-configuration",
             get(|State((s, _)): State<S>| async move {
-                let u = s.lock().unwrap().url.clone();
+                let (u, advertise) = {
+                    let up = s.lock().unwrap();
+                    (up.url.clone(), up.advertise_iss)
+                };
                 Json(json!({
                     "issuer": u,
                     "authorization_endpoint": format!("{u}/auth"),
                     "token_endpoint": format!("{u}/token"),
                     "jwks_uri": format!("{u}/jwks"),
                     "userinfo_endpoint": format!("{u}/me"),
+                    "authorization_response_iss_parameter_supported": advertise,
                 }))
             }),
         )
@@ -90,10 +99,14 @@ async fn fake_upstream() -> (String, Arc<Mutex<Up>>, Arc<SigningKey>) {
         )
         .route(
             "/me",
-            get(|headers: HeaderMap| async move {
+            get(|State((s, _)): State<S>, headers: HeaderMap| async move {
                 assert_eq!(headers["authorization"], "Bearer up-at");
-                Json(json!({"sub": "u-123", "email": "carol@example.com", "email_verified": true,
-                            "name": "Carol", "groups": ["engineering", "admins"]}))
+                let mut me = json!({"sub": "u-123", "email": "carol@example.com",
+                                    "name": "Carol", "groups": ["engineering", "admins"]});
+                if let Some(v) = s.lock().unwrap().email_verified {
+                    me["email_verified"] = json!(v);
+                }
+                Json(me)
             }),
         )
         .with_state((state.clone(), key.clone()));
@@ -214,7 +227,7 @@ async fn upstream_sign_in_maps_groups_into_tokens() {
     )
     .await;
     let (_, id) = jwt_parts(t.json()["id_token"].as_str().unwrap());
-    assert_eq!(id["sub"], "u-123");
+    assert_eq!(id["sub"], "default:u-123");
     assert_eq!(id["email"], "carol@example.com");
     // Account page shows the mapped groups.
     let acct = b.get(&h.app, "/account").await;
@@ -253,11 +266,13 @@ async fn forged_or_replayed_callbacks_fail() {
         other.get(&h.app, &callback).await.status,
         StatusCode::BAD_REQUEST
     );
-    // Wrong nonce in the ID token.
+    // Wrong nonce in the ID token (a code injected from another sign-in): a bad request.
     up.lock().unwrap().wrong_nonce = true;
-    assert_eq!(
-        b.get(&h.app, &callback).await.status,
-        StatusCode::BAD_GATEWAY
+    let res = b.get(&h.app, &callback).await;
+    assert_eq!(res.status, StatusCode::BAD_REQUEST);
+    assert!(
+        res.body
+            .contains("does not match a sign-in started in this browser")
     );
     assert!(!b.cookies.contains_key("keyway_issuer_session"));
     // Wrong iss parameter (RFC 9207 mix-up defence).
@@ -305,4 +320,99 @@ async fn several_upstreams_each_get_a_button_and_their_own_callback_check() {
     let res = b.get(&h.app, &callback).await;
     assert_eq!(res.status, StatusCode::SEE_OTHER, "{}", res.body);
     assert!(b.cookies.contains_key("keyway_issuer_session"));
+}
+
+#[tokio::test]
+async fn missing_iss_is_refused_when_the_upstream_advertises_it() {
+    let (up_url, up, _) = fake_upstream().await;
+    up.lock().unwrap().advertise_iss = true;
+    let h = federated_harness(&up_url).await;
+    let mut b = Browser::default();
+    let path = authorize_path("default.agent", "http://127.0.0.1:9999/cb", &[]);
+    let callback = go_upstream(&h, &mut b, &up, &path).await;
+    // RFC 9207 §2.4: advertised, so a response without `iss` is refused…
+    let res = b.get(&h.app, &callback).await;
+    assert_eq!(res.status, StatusCode::BAD_REQUEST, "{}", res.body);
+    assert!(!b.cookies.contains_key("keyway_issuer_session"));
+    // …and one with the exact issuer goes through.
+    let ok = format!("{callback}&{}", form(&[("iss", &up_url)]));
+    let res = b.get(&h.app, &ok).await;
+    assert_eq!(res.status, StatusCode::SEE_OTHER, "{}", res.body);
+    assert!(b.cookies.contains_key("keyway_issuer_session"));
+}
+
+/// Signs in through the fake upstream to the agent with `openid email`; returns the ID token's
+/// claims.
+async fn agent_id_token(up_url: &str, up: &Arc<Mutex<Up>>, extra: &[&str]) -> serde_json::Value {
+    let mut args = vec![
+        "--upstream-issuer",
+        up_url,
+        "--upstream-client-id",
+        "keyway",
+        "--upstream-client-secret",
+        "up-secret",
+        "--upstream-name",
+        "Acme SSO",
+    ];
+    args.extend_from_slice(extra);
+    let h = harness_with(&args).await;
+    let mut b = Browser::default();
+    let path = authorize_path(
+        "default.agent",
+        "http://127.0.0.1:9999/cb",
+        &[("scope", "openid email")],
+    );
+    let callback = go_upstream(&h, &mut b, up, &path).await;
+    let res = b.get(&h.app, &callback).await;
+    assert_eq!(res.status, StatusCode::SEE_OTHER, "{}", res.body);
+    let consent = b.get(&h.app, &res.location()).await;
+    let res = b
+        .post(
+            &h.app,
+            "/consent",
+            &form(&[
+                ("csrf", &hidden(&consent.body, "csrf")),
+                ("request", &hidden(&consent.body, "request")),
+                ("decision", "allow"),
+            ]),
+        )
+        .await;
+    let code = res.loc_params()["code"].clone();
+    let t = post(
+        &h.app,
+        "/token",
+        &form(&[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", "http://127.0.0.1:9999/cb"),
+            ("code_verifier", VERIFIER),
+            ("client_id", "default.agent"),
+        ]),
+        None,
+    )
+    .await;
+    jwt_parts(t.json()["id_token"].as_str().unwrap()).1
+}
+
+#[tokio::test]
+async fn unverified_upstream_email_is_dropped_unless_trusted() {
+    for verified in [Some(false), None] {
+        let (up_url, up, _) = fake_upstream().await;
+        up.lock().unwrap().email_verified = verified;
+        let id = agent_id_token(&up_url, &up, &[]).await;
+        assert_eq!(id["sub"], "default:u-123");
+        assert!(id.get("email").is_none(), "{verified:?}: {id}");
+        assert!(id.get("email_verified").is_none(), "{verified:?}: {id}");
+    }
+    // The insecure switch takes the upstream's word for it.
+    let (up_url, up, _) = fake_upstream().await;
+    up.lock().unwrap().email_verified = Some(false);
+    let id = agent_id_token(
+        &up_url,
+        &up,
+        &["--upstream-insecure-trust-unverified-email"],
+    )
+    .await;
+    assert_eq!(id["email"], "carol@example.com");
+    assert_eq!(id["email_verified"], true);
 }

@@ -234,8 +234,72 @@ async fn wrong_verifier_is_refused() {
     )
     .await;
     assert_eq!(res.error(), "invalid_grant");
-    // and the code is spent
-    assert_eq!(redeem_web(&h.app, &code).await.error(), "invalid_grant");
+    assert_eq!(
+        res.json()["error_description"],
+        "code_verifier does not match the code_challenge"
+    );
+}
+
+/// A stolen code without the verifier (or redeemed by another client, or with another
+/// redirect URI) is refused without being consumed: the legitimate redemption still works, and
+/// a replay of that redemption is still detected and revokes its tokens.
+#[tokio::test]
+async fn refused_redemptions_do_not_burn_the_code() {
+    let h = harness().await;
+    let mut b = Browser::default();
+    let code = web_code(&mut b, &h.app).await;
+    type Attempt<'a> = (&'a [(&'a str, &'a str)], Option<String>, &'a str);
+    let attempts: [Attempt<'_>; 3] = [
+        (
+            &[("redirect_uri", WEB_CB), ("code_verifier", &"a".repeat(43))],
+            Some(basic("default.web", "web-secret")),
+            "code_verifier does not match the code_challenge",
+        ),
+        (
+            &[
+                ("redirect_uri", "https://web.example/cb/"),
+                ("code_verifier", VERIFIER),
+            ],
+            Some(basic("default.web", "web-secret")),
+            "redirect_uri does not match the authorization request",
+        ),
+        (
+            &[
+                ("redirect_uri", WEB_CB),
+                ("code_verifier", VERIFIER),
+                ("client_id", "default.agent"),
+            ],
+            None,
+            "the code was issued to another client",
+        ),
+    ];
+    for (extra, auth, why) in attempts {
+        let mut body = vec![
+            ("grant_type", "authorization_code"),
+            ("code", code.as_str()),
+        ];
+        body.extend_from_slice(extra);
+        let res = post(&h.app, "/token", &form(&body), auth.as_deref()).await;
+        assert_eq!(res.status, StatusCode::BAD_REQUEST, "{}", res.body);
+        assert_eq!(res.error(), "invalid_grant");
+        assert_eq!(res.json()["error_description"], why);
+    }
+    let first = redeem_web(&h.app, &code).await;
+    assert_eq!(first.status, StatusCode::OK, "{}", first.body);
+    let again = redeem_web(&h.app, &code).await;
+    assert_eq!(again.error(), "invalid_grant");
+    assert_eq!(
+        again.json()["error_description"],
+        "the code was already used; tokens issued from it are revoked"
+    );
+    let intro = post(
+        &h.app,
+        "/introspect",
+        &form(&[("token", first.json()["access_token"].as_str().unwrap())]),
+        Some(&basic("default.web", "web-secret")),
+    )
+    .await;
+    assert_eq!(intro.json()["active"], false);
 }
 
 #[tokio::test]

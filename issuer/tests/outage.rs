@@ -37,6 +37,10 @@ impl Store for Flaky {
         self.check()?;
         self.inner.put_code(h, c).await
     }
+    async fn peek_code(&self, h: &SecretHash, now: i64) -> Result<Option<AuthCode>> {
+        self.check()?;
+        self.inner.peek_code(h, now).await
+    }
     async fn take_code(&self, h: &SecretHash, now: i64) -> Result<TakenCode> {
         self.check()?;
         self.inner.take_code(h, now).await

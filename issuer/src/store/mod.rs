@@ -118,6 +118,16 @@ pub struct Claims {
     pub groups: Vec<String>,
 }
 
+impl Claims {
+    /// The email address if the identity source verified it: the only one that may pass
+    /// email-based access rules or reach tokens.
+    pub fn verified_email(&self) -> Option<&str> {
+        self.email
+            .as_deref()
+            .filter(|_| self.email_verified == Some(true))
+    }
+}
+
 /// An authorization code, stored under the hash of the code.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AuthCode {
@@ -338,6 +348,12 @@ pub trait Store: Send + Sync + 'static {
 
     /// Stores a new code. `Conflict` if the hash exists.
     async fn put_code(&self, hash: &SecretHash, code: &AuthCode) -> Result<()>;
+
+    /// Reads a code without consuming it, so that the caller can check the client, redirect
+    /// URI and PKCE verifier before [`Store::take_code`] (a request that fails them must not burn
+    /// the code). `None` if unknown, or unused and expired at `now`; a used code is returned
+    /// (its redemption then reports the replay).
+    async fn peek_code(&self, hash: &SecretHash, now: i64) -> Result<Option<AuthCode>>;
 
     /// Atomically consumes a code. `NotFound` if unknown or expired at `now`. Of several
     /// concurrent calls exactly one gets `Fresh`; later ones get `Replayed`.

@@ -202,6 +202,25 @@ macro_rules! impl_sql_store {
                 Ok(())
             }
 
+            async fn peek_code(
+                &self,
+                hash: &SecretHash,
+                now: i64,
+            ) -> StoreResult<Option<AuthCode>> {
+                let sql = format!(
+                    "SELECT {CODE_COLS} FROM auth_codes \
+                     WHERE code_hash = $1 AND (used_at IS NOT NULL OR expires_at > $2)"
+                );
+                sqlx::query(&sql)
+                    .bind(&hash.0[..])
+                    .bind(now)
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(err)?
+                    .map(|row| code_from_row(&row))
+                    .transpose()
+            }
+
             async fn take_code(&self, hash: &SecretHash, now: i64) -> StoreResult<TakenCode> {
                 // The conditional update decides: of concurrent callers, only one sees the row
                 // with `used_at IS NULL`.

@@ -49,6 +49,7 @@ macro_rules! conformance_suite {
             code_replay_between_take_and_mark_is_reported_to_first_use,
             code_unknown_expired_and_duplicate,
             code_concurrent_take_has_one_winner,
+            code_peek_does_not_consume,
             refresh_rotation_and_reuse_detection,
             refresh_grace_window,
             refresh_expiry_idle_and_absolute,
@@ -212,6 +213,31 @@ pub async fn code_replay_between_take_and_mark_is_reported_to_first_use(fx: &Fix
     assert!(matches!(
         s.mark_code_issued(&h("untaken"), &issued).await,
         Err(StoreError::NotFound)
+    ));
+}
+
+pub async fn code_peek_does_not_consume(fx: &Fixture) {
+    let s = &fx.store;
+    assert_eq!(s.peek_code(&h("unknown"), NOW).await.unwrap(), None);
+    let c = code("app");
+    s.put_code(&h("c"), &c).await.unwrap();
+    // Peeking twice leaves the code redeemable.
+    assert_eq!(s.peek_code(&h("c"), NOW).await.unwrap(), Some(c.clone()));
+    assert_eq!(s.peek_code(&h("c"), NOW).await.unwrap(), Some(c.clone()));
+    // Unused and expired: gone for peek as for take.
+    assert_eq!(s.peek_code(&h("c"), c.expires_at).await.unwrap(), None);
+    assert!(matches!(
+        s.take_code(&h("c"), NOW).await.unwrap(),
+        TakenCode::Fresh(_)
+    ));
+    // A used code is still visible (its redemption reports the replay), even past expiry.
+    assert_eq!(
+        s.peek_code(&h("c"), c.expires_at + 60).await.unwrap(),
+        Some(c)
+    );
+    assert!(matches!(
+        s.take_code(&h("c"), NOW).await.unwrap(),
+        TakenCode::Replayed { .. }
     ));
 }
 
@@ -990,6 +1016,7 @@ pub async fn closed_store_is_unavailable(fx: &Fixture) {
     }
     unavailable(s.ping().await, "ping");
     unavailable(s.take_code(&h("c"), NOW).await, "take_code");
+    unavailable(s.peek_code(&h("c"), NOW).await, "peek_code");
     unavailable(s.put_code(&h("d"), &code("app")).await, "put_code");
     unavailable(
         s.create_refresh_family(&family("f", "ada", "app"), &h("t"))

@@ -471,9 +471,10 @@ describe('userinfo, introspection, revocation, logout', () => {
 
   it('refuses userinfo for a client_credentials token (no openid scope)', async () => {
     const t = await oidc.clientCredentialsGrant(svc, { scope: 'api:read' });
-    const res = await fetch(`${iss.url}/userinfo`, { headers: { authorization: `Bearer ${t.access_token}` } });
-    assert.equal(res.status, 403);
-    assert.match(res.headers.get('www-authenticate'), /insufficient_scope/);
+    const r = await json(await fetch(`${iss.url}/userinfo`, { headers: { authorization: `Bearer ${t.access_token}` } }));
+    // RFC 6750 §3.1: the body's error is the header's.
+    expectJsonError(r, 403, 'insufficient_scope', /^the token lacks the openid scope$/);
+    assert.equal(r.headers.get('www-authenticate'), 'Bearer error="insufficient_scope", scope="openid"');
   });
 
   it('refuses introspection by a public client', async () => {
