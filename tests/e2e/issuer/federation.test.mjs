@@ -34,6 +34,16 @@ spec:
   redirectURIs: ["${RP}/finance/cb"]
   scopes: [openid, email, groups]
   access: {allowedGroups: ["corp:finance"]}
+---
+apiVersion: keyway.dev/v1alpha1
+kind: ConnectedApp
+metadata: {name: mail}
+spec:
+  displayName: Mail archive
+  clientType: public
+  redirectURIs: ["${RP}/mail/cb"]
+  scopes: [openid, email, offline_access]
+  access: {allowedEmailDomains: ["corp.example"]}
 `;
 
 /** oidc-provider with a fixed EC signing key, dev login/consent, and a groups claim. */
@@ -63,10 +73,11 @@ async function startUpstream(keywayUrl) {
     },
     findAccount: (_ctx, id) => ({
       accountId: id,
+      // `unv…` accounts have an unverified address, `nov…` ones say nothing about it.
       claims: () => ({
         sub: id,
         email: `${id}@corp.example`,
-        email_verified: true,
+        ...(id.startsWith('nov') ? {} : { email_verified: !id.startsWith('unv') }),
         name: `Upstream ${id}`,
         groups: id.startsWith('fin') ? ['finance', 'staff'] : ['engineering', 'staff'],
       }),
@@ -85,19 +96,19 @@ async function startUpstream(keywayUrl) {
  * signs in at the upstream's dev login form as `login`, consents there, and stops when a
  * redirect reaches the relying party.
  */
-async function federatedSignIn(jar, url, { login, stopAt = RP, maxSteps = 25 }) {
+async function federatedSignIn(jar, url, { login, stopAt = RP, maxSteps = 25, provider = '', rewrite = (u) => u }) {
   const visited = [];
   let res = await request(jar, url);
   for (let step = 0; step < maxSteps; step++) {
     visited.push(`${res.status} ${url}`);
     if (res.status >= 300 && res.status < 400) {
-      url = new URL(res.headers.get('location'), url).toString();
+      url = rewrite(new URL(res.headers.get('location'), url).toString());
       if (url.startsWith(stopAt)) return { location: url, visited };
       res = await request(jar, url);
       continue;
     }
     const html = await res.text();
-    const upstreamLink = /href="(\/upstream\/start\?[^"]*)"/.exec(html);
+    const upstreamLink = new RegExp(`href="(/upstream/start${provider ? `/${provider}` : ''}\\?[^"]*)"`).exec(html);
     if (res.status === 200 && upstreamLink) {
       url = new URL(upstreamLink[1].replaceAll('&amp;', '&'), url).toString();
       res = await request(jar, url);
@@ -213,15 +224,124 @@ describe('federation with oidc-provider as the upstream IdP', () => {
     assert.ok(tokens.claims().groups.includes('corp:finance'));
   });
 
-  it('refuses a callback without its pending-sign-in cookie (no session is created)', async () => {
-    const res = await fetch(`${iss.url}/upstream/callback?code=x&state=forged`, { redirect: 'manual' });
+  /** The refusal page for a callback that does not belong to this browser's sign-in. */
+  async function expectRefused(res, jar, forged = []) {
+    assert.equal(res.status, 400);
     assert.equal(res.headers.get('location'), null);
+    assert.match(res.headers.get('content-type'), /^text\/html/);
+    assert.match(res.headers.get('content-security-policy'), /frame-ancestors 'none'/);
+    const html = await res.text();
+    assert.match(html, /Sign-in did not complete/);
+    assert.match(html, /does not match a sign-in started in this browser/);
+    for (const f of forged) assert.ok(!html.includes(f), `reflects ${f}`);
     assert.ok(!res.headers.getSetCookie().some((c) => c.startsWith('keyway_issuer_session=')));
-    assert.ok(res.status >= 400, `status ${res.status}`);
+    assert.equal(jar?.get('keyway_issuer_session'), undefined);
+  }
+
+  /** Signs in at the upstream and stops at its redirect to keyway's callback. */
+  async function upstreamCallback(jar, login, opts = {}) {
+    const webapp = await rp(iss.url, WEBAPP, { secret: SECRETS[WEBAPP] });
+    const a = await authorizationUrl(webapp, `${RP}/cb`, 'openid email');
+    const out = await federatedSignIn(jar, a.url, { login, stopAt: `${iss.url}/upstream/callback`, ...opts });
+    assert.ok(out.location, `no callback: ${out.res?.status}\n${out.visited.join('\n')}`);
+    return new URL(out.location);
+  }
+
+  it('refuses a callback without its pending-sign-in cookie (no session is created)', async () => {
+    const jar = new Jar();
+    const cb = await upstreamCallback(jar, 'alice');
+    // The genuine response, in another browser (no keyway_issuer_upstream cookie).
+    await expectRefused(await fetch(cb, { redirect: 'manual' }), null);
+    await expectRefused(await fetch(`${iss.url}/upstream/callback?code=x&state=forged`, { redirect: 'manual' }), null);
   });
 
-  it('answers a forged upstream callback as a bad request, not a gateway error', async () => {
-    const res = await fetch(`${iss.url}/upstream/callback?code=x&state=forged`, { redirect: 'manual' });
-    assert.equal(res.status, 400);
+  it('refuses a wrong state, a mismatched iss and a missing iss (advertised by oidc-provider), then accepts the genuine callback', async () => {
+    const md = await (await fetch(`${upstream.issuer}/.well-known/openid-configuration`)).json();
+    assert.equal(md.authorization_response_iss_parameter_supported, true);
+    const jar = new Jar();
+    const cb = await upstreamCallback(jar, 'alice');
+    assert.equal(cb.searchParams.get('iss'), upstream.issuer);
+    const tamper = (name, value) => {
+      const u = new URL(cb);
+      if (value === null) u.searchParams.delete(name);
+      else u.searchParams.set(name, value);
+      return u;
+    };
+    const evil = '<script>alert(1)</script>';
+    await expectRefused(await request(jar, tamper('state', evil)), jar, [evil]);
+    await expectRefused(await request(jar, tamper('iss', 'http://127.0.0.1:1')), jar, ['127.0.0.1:1']);
+    await expectRefused(await request(jar, tamper('iss', `${upstream.issuer}/`)), jar);
+    await expectRefused(await request(jar, tamper('iss', null)), jar);
+    // None of them consumed the pending sign-in or the upstream's code.
+    const ok = await request(jar, cb);
+    assert.equal(ok.status, 303);
+    assert.match(ok.headers.get('location'), /^\/authorize\?/);
+    assert.ok(jar.get('keyway_issuer_session'));
+  });
+
+  it("refuses an ID token carrying another sign-in's nonce", async () => {
+    const jar = new Jar();
+    // The browser's authorization request to the upstream is altered: the upstream then signs
+    // the other nonce (as for a code obtained in another sign-in and injected here).
+    let rewritten = 0;
+    const cb = await upstreamCallback(jar, 'alice', {
+      rewrite: (u) => {
+        const x = new URL(u);
+        if (!u.startsWith(`${upstream.issuer}/auth?`) || !x.searchParams.get('nonce')) return u;
+        rewritten += 1;
+        x.searchParams.set('nonce', 'injected-nonce-0123456789');
+        return x.toString();
+      },
+    });
+    assert.equal(rewritten, 1);
+    await expectRefused(await request(jar, cb), jar);
+  });
+
+  it('does not let an unverified or unattested upstream email pass allowedEmailDomains', async () => {
+    const mail = await rp(iss.url, 'default.mail');
+    for (const login of ['unv-bob', 'nov-carl']) {
+      const jar = new Jar();
+      const a = await authorizationUrl(mail, `${RP}/mail/cb`, 'openid email');
+      const out = await federatedSignIn(jar, a.url, { login, stopAt: `${RP}/mail/cb` });
+      assert.equal(out.location, null, login);
+      assert.equal(out.res.status, 403, login);
+      assert.match(out.html, /not allowed to use Mail archive/);
+    }
+    // A verified address at the same domain gets in.
+    const jar = new Jar();
+    const a = await authorizationUrl(mail, `${RP}/mail/cb`, 'openid email offline_access');
+    const ok = await federatedSignIn(jar, a.url, { login: 'alice', stopAt: `${RP}/mail/cb` });
+    assert.ok(ok.location, ok.html);
+    const tokens = await oidc.authorizationCodeGrant(mail, new URL(ok.location), {
+      pkceCodeVerifier: a.verifier, expectedState: a.state, expectedNonce: a.nonce,
+    });
+    assert.equal(tokens.claims().email, 'alice@corp.example');
+    assert.equal(tokens.claims().email_verified, true);
+    assert.equal((await oidc.refreshTokenGrant(mail, tokens.refresh_token)).claims().email, 'alice@corp.example');
+  });
+
+  it('keeps an unverified upstream email out of ID tokens, access tokens, userinfo and refreshed tokens', async () => {
+    const webapp = await rp(iss.url, WEBAPP, { secret: SECRETS[WEBAPP] });
+    for (const login of ['unv-bob', 'nov-carl']) {
+      const jar = new Jar();
+      const a = await authorizationUrl(webapp, `${RP}/cb`, 'openid email profile offline_access');
+      const out = await federatedSignIn(jar, a.url, { login });
+      assert.ok(out.location, out.html);
+      const tokens = await oidc.authorizationCodeGrant(webapp, new URL(out.location), {
+        pkceCodeVerifier: a.verifier, expectedState: a.state, expectedNonce: a.nonce,
+      });
+      const claims = tokens.claims();
+      assert.equal(claims.sub, `default:${login}`);
+      assert.equal(claims.name, `Upstream ${login}`);
+      assert.equal(claims.email, undefined, login);
+      assert.equal(claims.email_verified, undefined, login);
+      const { payload } = await verifyJwt(iss.url, tokens.access_token);
+      assert.equal(payload.email, undefined);
+      const info = await oidc.fetchUserInfo(webapp, tokens.access_token, claims.sub);
+      assert.equal(info.email, undefined);
+      const refreshed = await oidc.refreshTokenGrant(webapp, tokens.refresh_token);
+      assert.equal(refreshed.claims().email, undefined);
+      assert.equal((await verifyJwt(iss.url, refreshed.access_token)).payload.email, undefined);
+    }
   });
 });
