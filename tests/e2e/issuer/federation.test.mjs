@@ -4,13 +4,17 @@
 // npm `openid-client`, as everywhere in this suite.
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
+import fs from 'node:fs';
 import http from 'node:http';
+import os from 'node:os';
+import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 
 import Provider from 'oidc-provider';
 
 import {
-  Jar, RP, SECRETS, freePort, oidc, parseForm, request, rp, startIssuer, verifyJwt,
+  Jar, RP, SECRETS, USERS, freePort, oidc, parseForm, request, rp, signIn, startIssuer, unescapeHtml,
+  verifyJwt,
 } from './harness.mjs';
 
 const WEBAPP = 'default.webapp';
@@ -343,5 +347,95 @@ describe('federation with oidc-provider as the upstream IdP', () => {
       assert.equal(refreshed.claims().email, undefined);
       assert.equal((await verifyJwt(iss.url, refreshed.access_token)).payload.email, undefined);
     }
+  });
+});
+
+describe('several identity sources on one login page (static users and two upstreams)', () => {
+  let corp;
+  let partner;
+  let iss;
+  let dir;
+  before(async () => {
+    const port = await freePort();
+    corp = await startUpstream(`http://127.0.0.1:${port}`);
+    partner = await startUpstream(`http://127.0.0.1:${port}`);
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'keyway-upstreams-'));
+    const file = path.join(dir, 'upstreams.yaml');
+    fs.writeFileSync(file, `- id: partner
+  issuer: ${partner.issuer}
+  clientId: keyway
+  clientSecret: ${UPSTREAM_SECRET}
+  name: Partner SSO
+  scopes: openid email profile groups
+  insecureTrustUnverifiedEmail: true
+`);
+    iss = await startIssuer({
+      port,
+      manifests: MANIFESTS,
+      args: [
+        '--upstream-issuer', corp.issuer,
+        '--upstream-client-id', 'keyway',
+        '--upstream-name', 'Corp SSO',
+        '--upstream-scopes', 'openid email profile groups',
+        '--upstreams-file', file,
+      ],
+      env: { KEYWAY_UPSTREAM_CLIENT_SECRET: UPSTREAM_SECRET },
+    });
+  });
+  after(async () => {
+    await iss?.stop();
+    await corp?.close();
+    await partner?.close();
+    if (dir) fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('offers the password form and both providers, each button leading to its own upstream', async () => {
+    const webapp = await rp(iss.url, WEBAPP, { secret: SECRETS[WEBAPP] });
+    const { url } = await authorizationUrl(webapp, `${RP}/cb`, 'openid');
+    const res = await fetch(url, { redirect: 'manual' });
+    assert.equal(res.status, 200);
+    const html = await res.text();
+    assert.ok(html.includes('action="/login"'), 'password form for static users');
+    const buttons = [...html.matchAll(/<a class="[^"]*" href="(\/upstream\/start[^"]*)">Continue with ([^<]*)<\/a>/g)]
+      .map(([, href, name]) => [name, unescapeHtml(href)]);
+    assert.deepEqual(buttons.map(([name]) => name), ['Corp SSO', 'Partner SSO']);
+    for (const [[, href], up] of [[buttons[0], corp], [buttons[1], partner]]) {
+      const jar = new Jar();
+      const go = await request(jar, new URL(href, iss.url));
+      assert.equal(go.status, 303);
+      const loc = new URL(go.headers.get('location'));
+      assert.equal(`${loc.origin}${loc.pathname}`, `${up.issuer}/auth`);
+      assert.equal(loc.searchParams.get('client_id'), 'keyway');
+      assert.equal(loc.searchParams.get('redirect_uri'), `${iss.url}/upstream/callback`);
+      assert.ok(jar.get('keyway_issuer_upstream'));
+    }
+    assert.match(buttons[0][1], /^\/upstream\/start\?request=/);
+    assert.match(buttons[1][1], /^\/upstream\/start\/partner\?request=/);
+  });
+
+  it('gives each source its own subjects: a static user, and the same upstream sub at two providers', async () => {
+    const webapp = await rp(iss.url, WEBAPP, { secret: SECRETS[WEBAPP] });
+    const subOf = async (signInWith) => {
+      const a = await authorizationUrl(webapp, `${RP}/cb`, 'openid email');
+      const location = await signInWith(a.url);
+      assert.ok(location);
+      const tokens = await oidc.authorizationCodeGrant(webapp, new URL(location), {
+        pkceCodeVerifier: a.verifier, expectedState: a.state, expectedNonce: a.nonce,
+      });
+      return tokens.claims();
+    };
+    const staticUser = await subOf(async (url) => (await signIn(new Jar(), url)).location);
+    assert.equal(staticUser.sub, USERS[0].email);
+    const viaCorp = await subOf(async (url) => (await federatedSignIn(new Jar(), url, { login: 'alice' })).location);
+    const viaPartner = await subOf(async (url) => (await federatedSignIn(new Jar(), url, { login: 'alice', provider: 'partner' })).location);
+    assert.equal(viaCorp.sub, 'default:alice');
+    assert.equal(viaPartner.sub, 'partner:alice');
+    // The partner is configured to trust its unverified addresses (insecure, opt-in)…
+    const trusted = await subOf(async (url) => (await federatedSignIn(new Jar(), url, { login: 'unv-bob', provider: 'partner' })).location);
+    assert.equal(trusted.email, 'unv-bob@corp.example');
+    assert.equal(trusted.email_verified, true);
+    // …the default provider is not.
+    const dropped = await subOf(async (url) => (await federatedSignIn(new Jar(), url, { login: 'unv-bob' })).location);
+    assert.equal(dropped.email, undefined);
   });
 });
