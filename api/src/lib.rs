@@ -13,6 +13,7 @@
 //! and invalid objects and checks that both agree.
 #![forbid(unsafe_code)]
 
+pub mod claims;
 mod duration;
 mod types;
 mod validate;

@@ -100,6 +100,12 @@ pub mod limits {
         "reason": "FieldValueInvalid"
     },
     {
+        "rule": "!has(self.clientID) || !self.clientID.startsWith('dcr.')",
+        "message": "clientID must not start with 'dcr.', which is reserved for dynamically registered clients",
+        "fieldPath": ".clientID",
+        "reason": "FieldValueInvalid"
+    },
+    {
         "rule": "self.clientType != 'public' || !has(self.secret.rotation)",
         "message": "a public client has no client secret to rotate: remove secret.rotation",
         "fieldPath": ".secret.rotation",
@@ -123,7 +129,9 @@ pub struct ConnectedAppSpec {
 
     /// Pins the OAuth client ID. Default: `<namespace>.<name>`, which stays the same when the app
     /// is deleted and applied again. Letters, digits and `._:-`, starting and ending with a letter
-    /// or digit; must not be used by another app.
+    /// or digit; must not start with `dcr.` (reserved for dynamically registered clients). When
+    /// another app claims the same ID, the one created first keeps it and the other is not a
+    /// client (`Ready=False`, reason `ClientIDConflict`).
     #[serde(rename = "clientID", default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = limits::NAME), pattern(CLIENT_ID_PATTERN))]
     pub client_id: Option<String>,

@@ -149,6 +149,15 @@ pub fn validate(spec: &ConnectedAppSpec) -> Vec<Problem> {
                 "a client ID (letters, digits and ._:- starting and ending with a letter or digit)",
             )),
         );
+        if id.starts_with(crate::claims::DCR_CLIENT_ID_PREFIX) {
+            p.push(
+                "clientID",
+                format!(
+                    "must not start with {:?}, which is reserved for dynamically registered clients",
+                    crate::claims::DCR_CLIENT_ID_PREFIX
+                ),
+            );
+        }
     }
     for (field, uris) in [
         ("redirectURIs", &spec.redirect_uris),

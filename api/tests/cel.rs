@@ -240,6 +240,16 @@ fn cases() -> Vec<(&'static str, Value, bool)> {
         ),
         ("client id with slash", json!({"clientID": "a/b"}), false),
         (
+            "client id of a registered client",
+            json!({"clientID": "dcr.abc"}),
+            false,
+        ),
+        (
+            "client id near the dcr prefix",
+            json!({"clientID": "dcr-abc"}),
+            true,
+        ),
+        (
             "scope with space",
             json!({"scopes": ["openid profile"]}),
             false,
@@ -486,7 +496,7 @@ fn every_rule_compiles_and_has_a_message() {
     let env = Arc::new(Env::stdlib());
     let mut count = 0;
     walk(&spec_schema(), &env, &mut count);
-    assert_eq!(count, 14);
+    assert_eq!(count, 15);
 }
 
 #[test]

@@ -8,6 +8,11 @@
 //! `status.clientSecrets[].hash`; when a confidential app has no such status (local use), the
 //! file `<client ID>.secret` in the same directory holds its secret in plain text (trailing
 //! whitespace ignored) and is hashed at load time.
+//!
+//! Two manifests claiming the same client ID (pinned `spec.clientID`s, or a pinned ID equal to
+//! another app's default) are refused with both named: a local set-up is fixed, not guessed. In
+//! the cluster the rule of `api::claims` applies instead (see `crate::watch`). No ConnectedApp
+//! may have an ID starting with `dcr.`, the prefix of dynamically registered clients.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -102,6 +107,12 @@ impl Client {
         let id = app.client_id().unwrap_or_default();
         if id.is_empty() {
             problems.push("metadata: a name is required".into());
+        }
+        // A pinned one is already reported by `api::validate`.
+        if spec.client_id.is_none()
+            && let Some(problem) = api::claims::reserved_client_id(app)
+        {
+            problems.push(problem);
         }
         let dur = |field: &str, v: &str, problems: &mut Vec<String>| -> u64 {
             match api::parse_duration(v) {
@@ -368,19 +379,34 @@ fn read_dir(dir: &Path) -> Result<HashMap<String, Arc<Client>>, Vec<String>> {
             }
         }
     }
+    let origin = |app: &ConnectedApp| {
+        apps.iter()
+            .find(|(_, a)| std::ptr::eq(a, app))
+            .map(|(w, _)| w.clone())
+            .unwrap_or_default()
+    };
+    let (winners, conflicts) = api::claims::resolve(apps.iter().map(|(_, a)| a));
+    for c in &conflicts {
+        problems.push(format!(
+            "{}: ConnectedApp {} claims client ID {:?}, which ConnectedApp {} in {} claims too: give one of them another spec.clientID",
+            origin(c.loser),
+            api::claims::display_name(c.loser),
+            c.loser.client_id().unwrap_or_default(),
+            api::claims::display_name(c.holder),
+            origin(c.holder),
+        ));
+    }
     let mut out = HashMap::new();
-    for (where_, app) in apps {
+    for app in winners {
         let id = app.client_id().unwrap_or_default();
         let secret = std::fs::read_to_string(dir.join(format!("{id}.secret")))
             .ok()
             .map(|s| s.trim_end().to_string());
-        match Client::from_connected_app(&app, secret.as_deref()) {
+        match Client::from_connected_app(app, secret.as_deref()) {
             Ok(c) => {
-                if out.insert(c.id.clone(), Arc::new(c)).is_some() {
-                    problems.push(format!("{where_}: client ID {id:?} is used twice"));
-                }
+                out.insert(c.id.clone(), Arc::new(c));
             }
-            Err(ps) => problems.extend(ps.into_iter().map(|p| format!("{where_}: {p}"))),
+            Err(ps) => problems.extend(ps.into_iter().map(|p| format!("{}: {p}", origin(app)))),
         }
     }
     if problems.is_empty() {
@@ -448,6 +474,63 @@ spec:
         let problems = Registry::load_dir(dir.path()).unwrap_err();
         assert!(problems[0].contains("bad.yaml"), "{problems:?}");
         assert!(problems[0].contains("redirectURIs"), "{problems:?}");
+    }
+
+    #[test]
+    fn two_manifests_claiming_one_client_id_are_refused_naming_both() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("apps.yaml"), MANIFESTS).unwrap();
+        // Pins the default ID of tools/wiki in apps.yaml.
+        std::fs::write(
+            dir.path().join("more.yaml"),
+            "apiVersion: keyway.dev/v1alpha1\nkind: ConnectedApp\nmetadata: {name: other, namespace: x}\nspec:\n  displayName: Other\n  clientID: tools.wiki\n  grantTypes: [client_credentials]\n",
+        )
+        .unwrap();
+        let problems = Registry::load_dir(dir.path()).unwrap_err();
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        let p = &problems[0];
+        assert!(p.contains("more.yaml") && p.contains("apps.yaml"), "{p}");
+        assert!(p.contains("x/other") && p.contains("tools/wiki"), "{p}");
+        assert!(p.contains("\"tools.wiki\""), "{p}");
+    }
+
+    #[test]
+    fn a_running_registry_keeps_its_clients_when_a_reload_brings_a_conflict() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("apps.yaml"), MANIFESTS).unwrap();
+        let reg = Registry::load_dir(dir.path()).unwrap();
+        std::fs::write(
+            dir.path().join("more.yaml"),
+            "apiVersion: keyway.dev/v1alpha1\nkind: ConnectedApp\nmetadata: {name: agent2}\nspec:\n  displayName: Agent 2\n  clientID: default.agent\n  grantTypes: [client_credentials]\n",
+        )
+        .unwrap();
+        assert!(reg.reload().is_err());
+        assert_eq!(reg.get("default.agent").unwrap().name, "Agent");
+    }
+
+    #[test]
+    fn client_ids_of_registered_clients_are_refused() {
+        let load = |yaml: &str| {
+            Client::from_connected_app(&serde_yaml::from_str::<ConnectedApp>(yaml).unwrap(), None)
+        };
+        let problems = load(
+            "apiVersion: keyway.dev/v1alpha1\nkind: ConnectedApp\nmetadata: {name: s, namespace: dcr}\nspec:\n  displayName: S\n  grantTypes: [client_credentials]\n",
+        )
+        .unwrap_err();
+        assert!(
+            problems.iter().any(|p| p.contains("\"dcr.s\"")),
+            "{problems:?}"
+        );
+        let problems = load(
+            "apiVersion: keyway.dev/v1alpha1\nkind: ConnectedApp\nmetadata: {name: s, namespace: n}\nspec:\n  displayName: S\n  clientID: dcr.abc\n  grantTypes: [client_credentials]\n",
+        )
+        .unwrap_err();
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(problems[0].starts_with("spec.clientID"), "{problems:?}");
+        assert!(
+            load("apiVersion: keyway.dev/v1alpha1\nkind: ConnectedApp\nmetadata: {name: s, namespace: dcr}\nspec:\n  displayName: S\n  clientID: s\n  grantTypes: [client_credentials]\n")
+                .is_ok()
+        );
     }
 
     #[test]

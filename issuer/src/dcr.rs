@@ -17,8 +17,9 @@ use crate::error::{Error, ErrorCode, Result};
 use crate::server::{Shared, store_err};
 use crate::store::{RegisteredClient, SecretHash, Store};
 
-/// Prefix of every dynamically registered client ID.
-pub const ID_PREFIX: &str = "dcr.";
+/// Prefix of every dynamically registered client ID. No ConnectedApp may have a client ID with
+/// it (`api::claims`), so a registered client and a ConnectedApp never share an ID.
+pub const ID_PREFIX: &str = api::claims::DCR_CLIENT_ID_PREFIX;
 
 /// DCR settings.
 #[derive(Debug)]

@@ -2,8 +2,12 @@
 //! on `connectedapps.keyway.dev`; the issuer never reads Secrets). Client secrets are verified
 //! against `status.clientSecrets[].hash`. An app whose spec is invalid is skipped (the operator
 //! reports why on its status); the rest keep working.
+//!
+//! When several apps claim one client ID, the rule of `api::claims` (the operator's too) picks
+//! the app that claimed it first (oldest `creationTimestamp`, then namespace and name); the others
+//! are not clients, and each such conflict is logged once, with both apps' names, while it lasts.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use api::ConnectedApp;
 use futures::TryStreamExt;
@@ -18,19 +22,48 @@ fn key(app: &ConnectedApp) -> String {
     format!("{}/{}", app.namespace().unwrap_or_default(), app.name_any())
 }
 
-fn publish(iss: &Shared, apps: &BTreeMap<String, ConnectedApp>) {
-    let mut clients = Vec::with_capacity(apps.len());
-    for (k, app) in apps {
+/// A client ID conflict: the ID, the app left without it, the app holding it.
+type Conflict = (String, String, String);
+
+/// The clients the watched apps make: one per client ID, the first claimant's. `reported` holds
+/// the conflicts already logged; only new ones are logged, and it is left with the current ones.
+fn clients_of(
+    apps: &BTreeMap<String, ConnectedApp>,
+    reported: &mut BTreeSet<Conflict>,
+) -> Vec<Client> {
+    let (winners, conflicts) = api::claims::resolve(apps.values());
+    let mut current = BTreeSet::new();
+    for c in conflicts {
+        let conflict = (
+            c.loser.client_id().unwrap_or_default(),
+            api::claims::display_name(c.loser),
+            api::claims::display_name(c.holder),
+        );
+        if !reported.contains(&conflict) {
+            tracing::warn!(
+                client_id = %conflict.0,
+                app = %conflict.1,
+                holder = %conflict.2,
+                "client ID claimed by an older ConnectedApp; this app is not a client"
+            );
+        }
+        current.insert(conflict);
+    }
+    *reported = current;
+    let mut clients = Vec::with_capacity(winners.len());
+    for app in winners {
         match Client::from_connected_app(app, None) {
-            Ok(c) if clients.iter().any(|o: &Client| o.id == c.id) => {
-                tracing::warn!(app = %k, client_id = %c.id, "client ID used twice; skipped");
-            }
             Ok(c) => clients.push(c),
             Err(problems) => {
-                tracing::warn!(app = %k, problems = %problems.join("; "), "invalid ConnectedApp skipped");
+                tracing::warn!(app = %key(app), problems = %problems.join("; "), "invalid ConnectedApp skipped");
             }
         }
     }
+    clients
+}
+
+fn publish(iss: &Shared, apps: &BTreeMap<String, ConnectedApp>, reported: &mut BTreeSet<Conflict>) {
+    let clients = clients_of(apps, reported);
     tracing::info!(clients = clients.len(), "ConnectedApps updated");
     iss.clients.replace(clients);
 }
@@ -46,6 +79,7 @@ pub async fn run(iss: Shared, client: kube::Client, namespace: Option<String>) {
     futures::pin_mut!(stream);
     let mut current: BTreeMap<String, ConnectedApp> = BTreeMap::new();
     let mut pending: BTreeMap<String, ConnectedApp> = BTreeMap::new();
+    let mut reported = BTreeSet::new();
     loop {
         match stream.try_next().await {
             Ok(Some(event)) => match event {
@@ -55,19 +89,85 @@ pub async fn run(iss: Shared, client: kube::Client, namespace: Option<String>) {
                 }
                 Event::InitDone => {
                     current = std::mem::take(&mut pending);
-                    publish(&iss, &current);
+                    publish(&iss, &current, &mut reported);
                 }
                 Event::Apply(app) => {
                     current.insert(key(&app), app);
-                    publish(&iss, &current);
+                    publish(&iss, &current, &mut reported);
                 }
                 Event::Delete(app) => {
                     current.remove(&key(&app));
-                    publish(&iss, &current);
+                    publish(&iss, &current, &mut reported);
                 }
             },
             Ok(None) => return,
             Err(e) => tracing::warn!(error = %e, "ConnectedApp watch error; retrying"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+
+    fn app(ns: &str, name: &str, pinned: Option<&str>, created: &str) -> ConnectedApp {
+        let mut value = serde_json::json!({
+            "apiVersion": "keyway.dev/v1alpha1",
+            "kind": "ConnectedApp",
+            "metadata": {"name": name, "namespace": ns, "creationTimestamp": created},
+            "spec": {"displayName": name, "grantTypes": ["client_credentials"]},
+        });
+        if let Some(id) = pinned {
+            value["spec"]["clientID"] = id.into();
+        }
+        serde_json::from_value(value).unwrap()
+    }
+
+    fn table(apps: &[ConnectedApp], reported: &mut BTreeSet<Conflict>) -> Vec<Client> {
+        let map = apps.iter().map(|a| (key(a), a.clone())).collect();
+        clients_of(&map, reported)
+    }
+
+    #[test]
+    fn the_first_claimant_is_the_client_and_the_conflict_is_remembered() {
+        let old = app("z", "zeta", Some("shared"), "2026-01-01T00:00:00Z");
+        let new = app("a", "alpha", Some("shared"), "2026-01-02T00:00:00Z");
+        // Pins the default ID of an older app.
+        let default = app("tools", "wiki", None, "2025-01-01T00:00:00Z");
+        let squatter = app("a", "beta", Some("tools.wiki"), "2024-06-01T00:00:00Z");
+        let mut reported = BTreeSet::new();
+        let clients = table(
+            &[new.clone(), old.clone(), default, squatter],
+            &mut reported,
+        );
+        let names: BTreeMap<_, _> = clients
+            .iter()
+            .map(|c| (c.id.as_str(), c.name.as_str()))
+            .collect();
+        assert_eq!(names.len(), 2);
+        assert_eq!(names["shared"], "zeta");
+        // The squatter was created first: it holds the ID, the default app is left without it.
+        assert_eq!(names["tools.wiki"], "beta");
+        assert!(reported.contains(&("shared".into(), "a/alpha".into(), "z/zeta".into())));
+        assert!(reported.contains(&("tools.wiki".into(), "tools/wiki".into(), "a/beta".into())));
+        // The holder goes away: the other claimant becomes the client, nothing is left reported.
+        let clients = table(&[new], &mut reported);
+        assert_eq!(clients.len(), 1);
+        assert_eq!(
+            (clients[0].id.as_str(), clients[0].name.as_str()),
+            ("shared", "alpha")
+        );
+        assert!(reported.is_empty());
+    }
+
+    #[test]
+    fn an_invalid_holder_keeps_the_id_from_the_other_claimant() {
+        let mut old = app("z", "zeta", Some("shared"), "2026-01-01T00:00:00Z");
+        old.spec.display_name = String::new();
+        let new = app("a", "alpha", Some("shared"), "2026-01-02T00:00:00Z");
+        let mut reported = BTreeSet::new();
+        assert!(table(&[old, new], &mut reported).is_empty());
+        assert_eq!(reported.len(), 1);
     }
 }

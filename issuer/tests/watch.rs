@@ -23,23 +23,8 @@ async fn eventually(mut f: impl FnMut() -> bool) {
     panic!("condition not reached");
 }
 
-#[tokio::test]
-async fn watched_connectedapps_become_clients() {
-    let server = fake_apiserver::FakeApiServer::start().await.unwrap();
-    let client = server.client().unwrap();
-    let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(client.clone());
-    let ns = serde_json::from_value(serde_json::json!({"metadata": {"name": "tools"}})).unwrap();
-    namespaces
-        .create(&PostParams::default(), &ns)
-        .await
-        .unwrap();
-    let apps: Api<ConnectedApp> = Api::namespaced(client.clone(), "tools");
-    let app: ConnectedApp = serde_yaml::from_str(
-        "apiVersion: keyway.dev/v1alpha1\nkind: ConnectedApp\nmetadata: {name: batch, namespace: tools}\nspec:\n  displayName: Batch\n  grantTypes: [client_credentials]\n  scopes: [\"tool:read\"]\n",
-    )
-    .unwrap();
-    apps.create(&PostParams::default(), &app).await.unwrap();
-
+/// An issuer that takes its clients from the ConnectedApp watch (not started yet).
+async fn issuer_watching() -> (Arc<issuer::Issuer>, axum::Router, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let keys = dir.path().join("keys").display().to_string();
     let config = {
@@ -63,6 +48,27 @@ async fn watched_connectedapps_become_clients() {
     .unwrap();
     let iss = Arc::new(issuer::Issuer::new(&config, store).unwrap());
     let router = issuer::router(iss.clone());
+    (iss, router, dir)
+}
+
+#[tokio::test]
+async fn watched_connectedapps_become_clients() {
+    let server = fake_apiserver::FakeApiServer::start().await.unwrap();
+    let client = server.client().unwrap();
+    let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(client.clone());
+    let ns = serde_json::from_value(serde_json::json!({"metadata": {"name": "tools"}})).unwrap();
+    namespaces
+        .create(&PostParams::default(), &ns)
+        .await
+        .unwrap();
+    let apps: Api<ConnectedApp> = Api::namespaced(client.clone(), "tools");
+    let app: ConnectedApp = serde_yaml::from_str(
+        "apiVersion: keyway.dev/v1alpha1\nkind: ConnectedApp\nmetadata: {name: batch, namespace: tools}\nspec:\n  displayName: Batch\n  grantTypes: [client_credentials]\n  scopes: [\"tool:read\"]\n",
+    )
+    .unwrap();
+    apps.create(&PostParams::default(), &app).await.unwrap();
+
+    let (iss, router, _dir) = issuer_watching().await;
     assert_eq!(
         get(&router, "/readyz").await.status,
         StatusCode::SERVICE_UNAVAILABLE
@@ -105,4 +111,84 @@ async fn watched_connectedapps_become_clients() {
     apps.delete("batch", &Default::default()).await.unwrap();
     eventually(|| iss.clients.get("tools.batch").is_none()).await;
     assert_eq!(try_token().await.status, StatusCode::UNAUTHORIZED);
+}
+
+fn pinned(name: &str) -> ConnectedApp {
+    serde_yaml::from_str(&format!(
+        "apiVersion: keyway.dev/v1alpha1\nkind: ConnectedApp\nmetadata: {{name: {name}, namespace: default}}\nspec:\n  displayName: {name}\n  clientID: shared\n  grantTypes: [client_credentials]\n"
+    ))
+    .unwrap()
+}
+
+#[tokio::test]
+async fn a_client_id_claimed_twice_belongs_to_the_older_app_until_it_is_deleted() {
+    let server = fake_apiserver::FakeApiServer::start().await.unwrap();
+    let client = server.client().unwrap();
+    let apps: Api<ConnectedApp> = Api::namespaced(client.clone(), "default");
+    let with_hash = |secret: &str| {
+        serde_json::json!({"status": {"clientSecrets": [
+            {"hash": contract::secret::hash_client_secret(secret)}
+        ]}})
+    };
+    // The older app sorts after the newer one by name: creation time decides.
+    apps.create(&PostParams::default(), &pinned("zeta"))
+        .await
+        .unwrap();
+    apps.patch_status(
+        "zeta",
+        &PatchParams::default(),
+        &Patch::Merge(&with_hash("zeta-secret")),
+    )
+    .await
+    .unwrap();
+    // Creation timestamps have whole seconds.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    apps.create(&PostParams::default(), &pinned("alpha"))
+        .await
+        .unwrap();
+    apps.patch_status(
+        "alpha",
+        &PatchParams::default(),
+        &Patch::Merge(&with_hash("alpha-secret")),
+    )
+    .await
+    .unwrap();
+
+    let (iss, router, _dir) = issuer_watching().await;
+    tokio::spawn(issuer::watch::run(iss.clone(), client, None));
+    eventually(|| iss.clients.get("shared").is_some()).await;
+    let token = |secret: &'static str| {
+        let r = router.clone();
+        async move {
+            post(
+                &r,
+                "/token",
+                "grant_type=client_credentials",
+                Some(&basic("shared", secret)),
+            )
+            .await
+            .status
+        }
+    };
+    assert_eq!(iss.clients.get("shared").unwrap().name, "zeta");
+    assert_eq!(token("zeta-secret").await, StatusCode::OK);
+    assert_eq!(token("alpha-secret").await, StatusCode::UNAUTHORIZED);
+
+    // A change of the newer app does not take the ID over.
+    let patch = serde_json::json!({"spec": {"displayName": "alpha 2"}});
+    apps.patch("alpha", &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(iss.clients.get("shared").unwrap().name, "zeta");
+
+    apps.delete("zeta", &Default::default()).await.unwrap();
+    eventually(|| {
+        iss.clients
+            .get("shared")
+            .is_some_and(|c| c.name == "alpha 2")
+    })
+    .await;
+    assert_eq!(token("alpha-secret").await, StatusCode::OK);
+    assert_eq!(token("zeta-secret").await, StatusCode::UNAUTHORIZED);
 }

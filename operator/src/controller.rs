@@ -4,9 +4,15 @@
 //! Order of writes for a new or rotated client secret: the status with the new hash first, then
 //! the Secret, then the final status. The issuer therefore knows a secret before any sidecar can
 //! read it, and the previous secret stays accepted until its grace period ends.
+//!
+//! Client IDs: before anything else, the app's client ID is looked up among the other
+//! ConnectedApps in the controller's cache (no API call); when another app claimed it first
+//! (`api::claims`), the app gets `Ready=False`/`ClientIDConflict` and nothing else is written.
+//! Every change of an app triggers the apps claiming the same ID and those in conflict, so a
+//! loser is looked at again when the holder changes or goes away.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use api::{ConnectedApp, ConnectedAppStatus, FINALIZER};
@@ -17,7 +23,7 @@ use kube::api::{DeleteParams, Patch, PatchParams, PostParams, Preconditions};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::runtime::finalizer::{Event as FinalizerEvent, finalizer};
-use kube::runtime::reflector::ObjectRef;
+use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::watcher;
 use kube::{Api, Client, Resource, ResourceExt};
 use tokio_util::sync::CancellationToken;
@@ -45,6 +51,8 @@ pub struct Context {
     clock: Clock,
     rng: Mutex<Box<dyn Random + Send>>,
     failures: Mutex<HashMap<ObjectRef<ConnectedApp>, u32>>,
+    /// The controller's cache of every watched ConnectedApp (set by [`run`]).
+    apps: RwLock<Option<Store<ConnectedApp>>>,
 }
 
 impl Context {
@@ -82,12 +90,32 @@ impl Context {
             clock,
             rng: Mutex::new(rng),
             failures: Mutex::new(HashMap::new()),
+            apps: RwLock::new(None),
         }
     }
 
     /// The clock.
     pub fn clock(&self) -> Clock {
         self.clock.clone()
+    }
+
+    /// Uses `store` (the controller's cache of ConnectedApps) to find apps claiming the same
+    /// client ID.
+    pub(crate) fn set_apps(&self, store: Store<ConnectedApp>) {
+        *self
+            .apps
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(store);
+    }
+
+    /// Every known ConnectedApp, from the cache; `None` without one (a reconcile outside the
+    /// controller that did not list them).
+    fn cached_apps(&self) -> Option<Vec<Arc<ConnectedApp>>> {
+        self.apps
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .as_ref()
+            .map(Store::state)
     }
 
     fn plan(&self, app: &ConnectedApp, observed: Option<&Secret>) -> Plan {
@@ -100,8 +128,20 @@ impl Context {
     }
 }
 
-/// Reconciles one ConnectedApp (wrapped in the finalizer).
+/// Reconciles one ConnectedApp (wrapped in the finalizer), checking its client ID against the
+/// apps in the controller's cache.
 pub async fn reconcile(app: Arc<ConnectedApp>, ctx: Arc<Context>) -> Result<Action> {
+    let peers = ctx.cached_apps().unwrap_or_default();
+    reconcile_among(app, ctx, &peers).await
+}
+
+/// Reconciles one ConnectedApp, checking its client ID against `peers` (every other app that
+/// could claim it).
+pub async fn reconcile_among(
+    app: Arc<ConnectedApp>,
+    ctx: Arc<Context>,
+    peers: &[Arc<ConnectedApp>],
+) -> Result<Action> {
     let span = info_span!(
         "reconcile",
         namespace = app.namespace().as_deref().unwrap_or(""),
@@ -115,7 +155,7 @@ pub async fn reconcile(app: Arc<ConnectedApp>, ctx: Arc<Context>) -> Result<Acti
         let deleting = app.meta().deletion_timestamp.is_some();
         let result = finalizer(&apps, FINALIZER, app, |event| async {
             match event {
-                FinalizerEvent::Apply(app) => apply(app, &ctx).await,
+                FinalizerEvent::Apply(app) => apply(app, &ctx, peers).await,
                 FinalizerEvent::Cleanup(app) => cleanup(app, &ctx).await,
             }
         })
@@ -133,14 +173,24 @@ pub async fn reconcile(app: Arc<ConnectedApp>, ctx: Arc<Context>) -> Result<Acti
     .await
 }
 
-async fn apply(app: Arc<ConnectedApp>, ctx: &Context) -> Result<Action> {
+async fn apply(
+    app: Arc<ConnectedApp>,
+    ctx: &Context,
+    peers: &[Arc<ConnectedApp>],
+) -> Result<Action> {
     let ns = app.namespace().ok_or(Error::MissingNamespace)?;
     let name = app.name_any();
     let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &ns);
     let apps: Api<ConnectedApp> = Api::namespaced(ctx.client.clone(), &ns);
     let secret_name = app.secret_name();
-    let observed = secrets.get_opt(&secret_name).await.map_err(Error::Kube)?;
-    let plan = ctx.plan(&app, observed.as_ref());
+    let plan = match api::claims::holder_before(&app, peers.iter().map(AsRef::as_ref)) {
+        // Not this app's client ID: its Secret is neither read nor written.
+        Some(holder) => desired::conflict(&app, holder, &ctx.plan, (ctx.clock)()),
+        None => {
+            let observed = secrets.get_opt(&secret_name).await.map_err(Error::Kube)?;
+            ctx.plan(&app, observed.as_ref())
+        }
+    };
 
     let mut published: Option<&ConnectedAppStatus> = app.status.as_ref();
     if let Some(early) = &plan.status_before_secret {
@@ -294,6 +344,27 @@ fn forget_failures(ctx: &Context, obj: &ObjectRef<ConnectedApp>) {
     }
 }
 
+/// The apps to look at again when `changed` changed or went away: those claiming the same client
+/// ID, and those in conflict (`changed` may have held their ID before the change).
+fn rivals(cache: &Store<ConnectedApp>, changed: &ConnectedApp) -> Vec<ObjectRef<ConnectedApp>> {
+    let id = changed.client_id();
+    let me = ObjectRef::from_obj(changed);
+    cache
+        .state()
+        .iter()
+        .filter(|app| {
+            app.client_id() == id
+                || app.status.as_ref().is_some_and(|s| {
+                    s.conditions
+                        .iter()
+                        .any(|c| c.reason == desired::reason::CLIENT_ID_CONFLICT)
+                })
+        })
+        .map(|app| ObjectRef::from_obj(app.as_ref()))
+        .filter(|r| *r != me)
+        .collect()
+}
+
 /// Runs the controller until `shutdown` is cancelled.
 pub async fn run(ctx: Arc<Context>, config: &ControllerConfig, shutdown: CancellationToken) {
     let client = ctx.client.clone();
@@ -311,7 +382,17 @@ pub async fn run(ctx: Arc<Context>, config: &ControllerConfig, shutdown: Cancell
         watcher::Config::default().labels(&format!("{APP_LABEL},{MANAGED_BY_LABEL}!={MANAGER}"));
     let stop = shutdown.clone();
     let loop_ctx = ctx.clone();
-    Controller::new(apps, watcher::Config::default().any_semantic())
+    let controller = Controller::new(apps.clone(), watcher::Config::default().any_semantic());
+    let cache = controller.store();
+    ctx.set_apps(cache.clone());
+    controller
+        // A change of one app (or its deletion) re-checks the apps it may hold a client ID
+        // against; a second watch, because the controller's own only triggers the app itself.
+        .watches(
+            apps,
+            watcher::Config::default().any_semantic(),
+            move |changed: ConnectedApp| rivals(&cache, &changed),
+        )
         .owns(secrets.clone(), owned)
         .watches(secrets, labelled_external, |secret: Secret| {
             let app = secret.labels().get(APP_LABEL).cloned();

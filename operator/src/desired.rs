@@ -29,8 +29,11 @@ pub const ISSUED_AT_ANNOTATION: &str = "keyway.dev/client-secret-issued-at";
 /// How long a replaced client secret stays valid when no rotation grace period applies (the
 /// Secret was deleted or an existingSecret changed).
 pub const DEFAULT_GRACE: Duration = Duration::from_secs(3600);
-/// How often an app blocked by a foreign Secret is looked at again.
+/// How often an app blocked by a foreign Secret, or by another app holding its client ID, is
+/// looked at again.
 pub const RECHECK: Duration = Duration::from_secs(30);
+/// How soon an app is looked at again when the app holding its client ID is being deleted.
+pub const HOLDER_LEAVING: Duration = Duration::from_secs(2);
 /// How often an app waiting for its existingSecret (missing or incomplete) is looked at again.
 pub const WAIT_FOR_SECRET: Duration = Duration::from_secs(10);
 /// How often a ready app's existingSecret is read again, to publish the hash of a client secret
@@ -58,6 +61,8 @@ pub mod reason {
     pub const SECRET_MISSING: &str = "SecretMissing";
     /// The existingSecret lacks keys or holds values that do not fit the app.
     pub const SECRET_INVALID: &str = "SecretInvalid";
+    /// Another app claimed the same client ID first (`api::claims`).
+    pub const CLIENT_ID_CONFLICT: &str = "ClientIDConflict";
 }
 
 /// What the operator is configured with, as far as desired state goes.
@@ -322,6 +327,16 @@ pub fn plan(
             cfg.resync,
         );
     }
+    if let Some(problem) = api::claims::reserved_client_id(app) {
+        return waiting(
+            app,
+            cfg,
+            now,
+            reason::INVALID_SPEC,
+            format!("the spec is invalid: {problem}"),
+            cfg.resync,
+        );
+    }
     let secret_name = app.secret_name();
     if secret_name.len() > api::limits::NAME {
         return waiting(
@@ -341,6 +356,37 @@ pub fn plan(
     } else {
         plan_owned(app, observed, cfg, now, rng)
     }
+}
+
+/// The plan for an app whose client ID `holder` claimed first (see `api::claims`): not ready,
+/// nothing written but the status; its Secret, if any, is left as it is. Looked at again when
+/// the holder changes or goes away (the controller maps the holder's events to it), and after
+/// [`RECHECK`] (or [`HOLDER_LEAVING`] while the holder is being deleted) in any case.
+pub fn conflict(
+    app: &ConnectedApp,
+    holder: &ConnectedApp,
+    cfg: &PlanConfig,
+    now: Timestamp,
+) -> Plan {
+    let now = whole_seconds(now);
+    let id = app.client_id().unwrap_or_default();
+    let recheck = if holder.meta().deletion_timestamp.is_some() {
+        HOLDER_LEAVING
+    } else {
+        RECHECK
+    };
+    waiting(
+        app,
+        cfg,
+        now,
+        reason::CLIENT_ID_CONFLICT,
+        format!(
+            "client ID {id:?} is held by ConnectedApp {}, which claimed it first; no Secret is written for this app: \
+             choose another spec.clientID, or delete the other app",
+            api::claims::display_name(holder)
+        ),
+        recheck,
+    )
 }
 
 /// Not ready: keep publishing the hashes that are still valid, write nothing else.
@@ -810,6 +856,62 @@ pub(crate) mod tests {
             SecretAction::Create(s) | SecretAction::Replace(s) => Some(s.clone()),
         };
         (app, secret)
+    }
+
+    #[test]
+    fn a_conflict_keeps_the_hashes_writes_no_secret_and_names_the_holder() {
+        let (ready_app, _) = settle(&basic(), &first_plan(&basic()), None);
+        let mut holder = basic();
+        holder.metadata.name = Some("wiki".into());
+        holder.metadata.namespace = Some("other".into());
+        let now = t("2026-01-01T01:00:00Z");
+        let plan = conflict(&ready_app, &holder, &cfg(), now);
+        assert_eq!(plan.secret, SecretAction::None);
+        assert_eq!(plan.status_before_secret, None);
+        let c = &plan.status.conditions[0];
+        assert_eq!(
+            (c.status.as_str(), c.reason.as_str()),
+            ("False", reason::CLIENT_ID_CONFLICT)
+        );
+        assert!(c.message.contains("other/wiki"), "{}", c.message);
+        assert!(c.message.contains("\"tools.grafana\""), "{}", c.message);
+        assert_eq!(
+            plan.status.client_secrets,
+            ready_app.status.as_ref().unwrap().client_secrets
+        );
+        assert_eq!(plan.requeue_after, RECHECK);
+        assert_eq!(plan.events.len(), 1);
+        assert!(plan.events[0].warning);
+        assert_eq!(plan.events[0].reason, reason::CLIENT_ID_CONFLICT);
+        // Settled: the same plan again records no event and changes nothing.
+        let (settled, _) = settle(&ready_app, &plan, None);
+        let again = conflict(
+            &settled,
+            &holder,
+            &cfg(),
+            now + SignedDuration::from_secs(60),
+        );
+        assert!(again.events.is_empty());
+        assert!(!again.status_changed(&settled));
+        // A holder being deleted: looked at again soon.
+        holder.metadata.deletion_timestamp = Some(Time(now));
+        assert_eq!(
+            conflict(&settled, &holder, &cfg(), now).requeue_after,
+            HOLDER_LEAVING
+        );
+    }
+
+    #[test]
+    fn a_default_client_id_in_the_dcr_namespace_is_refused() {
+        let mut app = basic();
+        app.metadata.namespace = Some("dcr".into());
+        let plan = first_plan(&app);
+        assert_eq!(plan.secret, SecretAction::None);
+        let c = &plan.status.conditions[0];
+        assert_eq!(c.reason, reason::INVALID_SPEC);
+        assert!(c.message.contains("set spec.clientID"), "{}", c.message);
+        app.spec.client_id = Some("grafana".into());
+        assert!(matches!(first_plan(&app).secret, SecretAction::Create(_)));
     }
 
     #[test]

@@ -10,7 +10,8 @@
 //! - [`Operator`]: the same, in steps: [`Operator::new`], [`Operator::metrics`] (counts writes:
 //!   [`metrics::Metrics::total_writes`], which a settled resync leaves unchanged),
 //!   [`Operator::reconcile_once`] (one reconcile of one app, as the controller would do it,
-//!   without the watch machinery) and [`Operator::run`].
+//!   without the watch machinery: it lists the watched apps to check the client ID) and
+//!   [`Operator::run`].
 //! - [`SigningKeyManager`]: the issuer's signing-key Secret, kept by the leader when
 //!   [`ControllerConfig::signing_keys`] is set ([`signing_keys`] documents the rules).
 //! - [`desired::plan`]: the pure function from observed state to desired state.
@@ -197,11 +198,24 @@ impl Operator {
     }
 
     /// Fetches one app and reconciles it once, exactly as the controller would (finalizer
-    /// included: the first call on a new app only adds the finalizer).
+    /// included: the first call on a new app only adds the finalizer). Without the controller's
+    /// cache, the watched ConnectedApps are listed to check the app's client ID against them.
     pub async fn reconcile_once(&self, namespace: &str, name: &str) -> Result<Action> {
         let apps: Api<ConnectedApp> = Api::namespaced(self.ctx.client.clone(), namespace);
         let app = apps.get(name).await.map_err(Error::Kube)?;
-        controller::reconcile(Arc::new(app), self.ctx.clone()).await
+        let watched: Api<ConnectedApp> = match &self.config.namespace {
+            Some(ns) => Api::namespaced(self.ctx.client.clone(), ns),
+            None => Api::all(self.ctx.client.clone()),
+        };
+        let peers: Vec<Arc<ConnectedApp>> = watched
+            .list(&kube::api::ListParams::default())
+            .await
+            .map_err(Error::Kube)?
+            .items
+            .into_iter()
+            .map(Arc::new)
+            .collect();
+        controller::reconcile_among(Arc::new(app), self.ctx.clone(), &peers).await
     }
 
     /// Runs until `shutdown` is cancelled (or, with leader election, leadership is lost).

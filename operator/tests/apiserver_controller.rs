@@ -560,6 +560,69 @@ async fn deletion_runs_the_finalizer_and_removes_the_secret() {
 }
 
 #[tokio::test]
+async fn a_client_id_claimed_twice_goes_to_the_older_app_until_it_is_deleted() {
+    let (_server, client) = setup().await;
+    let apps: Api<ConnectedApp> = Api::default_namespaced(client.clone());
+    let secrets: Api<Secret> = Api::default_namespaced(client.clone());
+    let replica = start(client, config(), None);
+    // The older app sorts after the newer one by name: creation time decides.
+    apps.create(
+        &PostParams::default(),
+        &app("zeta", json!({"clientID": "shared"})),
+    )
+    .await
+    .unwrap();
+    wait_app(&apps, "zeta", "Ready", ConnectedApp::is_ready).await;
+    // Creation timestamps have whole seconds.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    apps.create(
+        &PostParams::default(),
+        &app("alpha", json!({"clientID": "shared"})),
+    )
+    .await
+    .unwrap();
+    let loser = wait_app(&apps, "alpha", "ClientIDConflict", |a| {
+        ready_condition(a).is_some_and(|(_, reason, _)| reason == "ClientIDConflict")
+    })
+    .await;
+    let (status, _, message) = ready_condition(&loser).unwrap();
+    assert_eq!(status, "False");
+    assert!(message.contains("default/zeta"), "{message}");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(secrets.get_opt("alpha-keyway").await.unwrap().is_none());
+    let holder = apps.get("zeta").await.unwrap();
+    assert!(holder.is_ready(), "the holder is untouched");
+    let holder_secret = secrets.get("zeta-keyway").await.unwrap();
+    assert_eq!(text(&holder_secret, keys::CLIENT_ID), "shared");
+
+    apps.delete("zeta", &DeleteParams::default()).await.unwrap();
+    wait_gone(&apps, "zeta").await;
+    let winner = wait_app(&apps, "alpha", "Ready", ConnectedApp::is_ready).await;
+    let secret = secrets.get("alpha-keyway").await.unwrap();
+    assert_eq!(text(&secret, keys::CLIENT_ID), "shared");
+    let status = winner.status.unwrap();
+    assert_eq!(
+        status.client_secrets[0].hash,
+        keys::hash_client_secret(&text(&secret, keys::CLIENT_SECRET))
+    );
+    replica.stop().await;
+}
+
+#[tokio::test]
+async fn the_schema_refuses_a_client_id_of_a_registered_client() {
+    let (_server, client) = setup().await;
+    let apps: Api<ConnectedApp> = Api::default_namespaced(client);
+    let err = apps
+        .create(
+            &PostParams::default(),
+            &app("wiki", json!({"clientID": "dcr.abc"})),
+        )
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("reserved"), "{err}");
+}
+
+#[tokio::test]
 async fn the_secret_is_garbage_collected_through_its_owner_reference() {
     let (_server, client) = setup().await;
     let apps: Api<ConnectedApp> = Api::default_namespaced(client.clone());

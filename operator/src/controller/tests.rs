@@ -111,6 +111,15 @@ async fn scenario(
     app: ConnectedApp,
     expectations: Vec<Expect>,
 ) -> (crate::Result<kube::runtime::controller::Action>, u64) {
+    scenario_among(app, Vec::new(), expectations).await
+}
+
+/// [`scenario`] with `cached` in the controller's cache of ConnectedApps.
+async fn scenario_among(
+    app: ConnectedApp,
+    cached: Vec<ConnectedApp>,
+    expectations: Vec<Expect>,
+) -> (crate::Result<kube::runtime::controller::Action>, u64) {
     let (service, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
     let client = Client::new(service, "default");
     let mut config = ControllerConfig::new(cfg().issuer_url);
@@ -124,6 +133,11 @@ async fn scenario(
         // Not the sequence `settled()` used, so that fresh secrets differ from its.
         Box::new(Counter(100)),
     ));
+    let (store, mut writer) = kube::runtime::reflector::store();
+    for other in cached {
+        writer.apply_watcher_event(&kube::runtime::watcher::Event::Apply(other));
+    }
+    ctx.set_apps(store);
     let verifier = tokio::spawn(serve(handle, expectations));
     let result = tokio::time::timeout(Duration::from_secs(10), reconcile(Arc::new(app), ctx))
         .await
@@ -568,4 +582,77 @@ async fn api_errors_fail_the_reconcile_for_backoff() {
     assert_eq!(super::backoff(4), Duration::from_secs(8));
     assert_eq!(super::backoff(30), Duration::from_secs(300));
     let _ = ResourceExt::name_any(&basic());
+}
+
+/// An app in another namespace, created before the scenario's app, pinning its client ID.
+fn holder() -> ConnectedApp {
+    let mut holder = basic();
+    holder.metadata.namespace = Some("other".into());
+    holder.metadata.name = Some("wiki".into());
+    holder.metadata.uid = Some("uid-holder".into());
+    holder.spec.client_id = Some("tools.grafana".into());
+    holder.metadata.creation_timestamp = Some(
+        k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(t("2025-06-01T00:00:00Z")),
+    );
+    holder
+}
+
+fn created_at(mut app: ConnectedApp, when: &str) -> ConnectedApp {
+    app.metadata.creation_timestamp = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+        t(when),
+    ));
+    app
+}
+
+#[tokio::test]
+async fn a_client_id_held_by_an_older_app_gets_a_conflict_and_no_secret() {
+    let app = created_at(basic(), "2025-12-01T00:00:00Z");
+    let (result, writes) = scenario_among(
+        app.clone(),
+        vec![holder(), app.clone()],
+        vec![
+            // No GET of the Secret, no Secret write: only the status and the event.
+            expect("PATCH", STATUS)
+                .check(|b| {
+                    let c = &b["status"]["conditions"][0];
+                    assert_eq!(c["status"], "False");
+                    assert_eq!(c["reason"], reason::CLIENT_ID_CONFLICT);
+                    let message = c["message"].as_str().unwrap();
+                    assert!(message.contains("other/wiki"), "{message}");
+                })
+                .respond(200, app_json(&app)),
+            event(reason::CLIENT_ID_CONFLICT, "Warning"),
+        ],
+    )
+    .await;
+    assert_eq!(
+        result.unwrap(),
+        kube::runtime::controller::Action::requeue(desired::RECHECK)
+    );
+    assert_eq!(writes, 2);
+}
+
+#[tokio::test]
+async fn a_settled_conflict_makes_no_request() {
+    let app = created_at(basic(), "2025-12-01T00:00:00Z");
+    let plan = desired::conflict(&app, &holder(), &cfg(), t("2026-01-01T00:00:00Z"));
+    let (settled, _) = settle(&app, &plan, None);
+    let (result, writes) = scenario_among(settled, vec![holder()], vec![]).await;
+    assert!(result.is_ok());
+    assert_eq!(writes, 0);
+}
+
+#[tokio::test]
+async fn the_older_app_keeps_its_client_id() {
+    // The scenario's app is the older one: the newer claimant does not affect it.
+    let (app, secret) = settled();
+    let app = created_at(app, "2025-01-01T00:00:00Z");
+    let (result, writes) = scenario_among(
+        app,
+        vec![holder()],
+        vec![expect("GET", SECRET).respond(200, serde_json::to_value(&secret).unwrap())],
+    )
+    .await;
+    assert!(result.is_ok());
+    assert_eq!(writes, 0);
 }

@@ -1,0 +1,203 @@
+//! Who holds a client ID that several ConnectedApps claim.
+//!
+//! Default client IDs (`<namespace>.<name>`) are unique, but `spec.clientID` can pin any ID, so
+//! two apps (or a pinned ID and another app's default) can name the same client. The operator
+//! and the issuer settle it with the same rule, so every replica, every restart and both
+//! components agree: the app that claimed the ID first keeps it, judged by
+//! `metadata.creationTimestamp` (older first; an object without one, such as a local manifest,
+//! after every object that has one), then namespace, then name. Every other claimant is not a
+//! client. Validity does not matter: an invalid app still holds the ID it claims, so fixing its
+//! spec cannot take the ID away from an app that was serving.
+//!
+//! IDs starting with [`DCR_CLIENT_ID_PREFIX`] belong to dynamically registered clients (RFC 7591)
+//! and no ConnectedApp may have one, so a ConnectedApp can never take over a registered client's
+//! grants.
+
+use std::cmp::Ordering;
+use std::collections::BTreeMap;
+
+use k8s_openapi::jiff::Timestamp;
+use kube::ResourceExt as _;
+
+use crate::ConnectedApp;
+
+/// Prefix of every client ID the issuer assigns through dynamic client registration. A
+/// ConnectedApp's client ID must not start with it: `spec.clientID` is refused by the schema and
+/// [`crate::validate`], a default ID in a namespace named `dcr` by [`reserved_client_id`].
+pub const DCR_CLIENT_ID_PREFIX: &str = "dcr.";
+
+/// The problem with `app`'s client ID being reserved for dynamically registered clients, if it
+/// is (a pinned one is also reported by [`crate::validate`]).
+pub fn reserved_client_id(app: &ConnectedApp) -> Option<String> {
+    let id = app.client_id()?;
+    if !id.starts_with(DCR_CLIENT_ID_PREFIX) {
+        return None;
+    }
+    Some(if app.spec.client_id.is_some() {
+        format!(
+            "spec.clientID: {id:?} starts with {DCR_CLIENT_ID_PREFIX:?}, which is reserved for dynamically registered clients"
+        )
+    } else {
+        format!(
+            "the default client ID {id:?} starts with {DCR_CLIENT_ID_PREFIX:?}, which is reserved for dynamically registered clients: set spec.clientID"
+        )
+    })
+}
+
+fn created(app: &ConnectedApp) -> Option<Timestamp> {
+    app.metadata.creation_timestamp.as_ref().map(|t| t.0)
+}
+
+/// The order in which claims are honoured (earlier first): creation time (missing last), then
+/// namespace, then name.
+pub fn claim_order(a: &ConnectedApp, b: &ConnectedApp) -> Ordering {
+    let time = match (created(a), created(b)) {
+        (Some(x), Some(y)) => x.cmp(&y),
+        (Some(_), None) => Ordering::Less,
+        (None, Some(_)) => Ordering::Greater,
+        (None, None) => Ordering::Equal,
+    };
+    time.then_with(|| a.namespace().cmp(&b.namespace()))
+        .then_with(|| a.name_any().cmp(&b.name_any()))
+}
+
+fn same_object(a: &ConnectedApp, b: &ConnectedApp) -> bool {
+    a.namespace() == b.namespace() && a.name_any() == b.name_any()
+}
+
+/// The app that holds `app`'s client ID instead of it, if any: the first claimant of the same ID
+/// among `others` (which may include `app` itself, under its namespace and name) when it comes
+/// before `app`.
+pub fn holder_before<'a>(
+    app: &ConnectedApp,
+    others: impl IntoIterator<Item = &'a ConnectedApp>,
+) -> Option<&'a ConnectedApp> {
+    let id = app.client_id()?;
+    others
+        .into_iter()
+        .filter(|o| !same_object(o, app) && o.client_id().as_deref() == Some(id.as_str()))
+        .filter(|o| claim_order(o, app) == Ordering::Less)
+        .min_by(|a, b| claim_order(a, b))
+}
+
+/// A claimant that does not get its client ID.
+#[derive(Clone, Copy, Debug)]
+pub struct Conflict<'a> {
+    /// The app left without its client ID.
+    pub loser: &'a ConnectedApp,
+    /// The app that holds it.
+    pub holder: &'a ConnectedApp,
+}
+
+/// Resolves every claim: the apps that hold their client ID (in claim order) and the conflicts
+/// (each loser with the holder).
+pub fn resolve<'a>(
+    apps: impl IntoIterator<Item = &'a ConnectedApp>,
+) -> (Vec<&'a ConnectedApp>, Vec<Conflict<'a>>) {
+    let mut sorted: Vec<&ConnectedApp> = apps.into_iter().collect();
+    sorted.sort_by(|a, b| claim_order(a, b));
+    let mut holders: BTreeMap<String, &ConnectedApp> = BTreeMap::new();
+    let mut winners = Vec::new();
+    let mut conflicts = Vec::new();
+    for app in sorted {
+        let Some(id) = app.client_id() else {
+            continue;
+        };
+        match holders.get(&id) {
+            Some(holder) => conflicts.push(Conflict { loser: app, holder }),
+            None => {
+                holders.insert(id, app);
+                winners.push(app);
+            }
+        }
+    }
+    (winners, conflicts)
+}
+
+/// `namespace/name` of an app, for messages.
+pub fn display_name(app: &ConnectedApp) -> String {
+    format!("{}/{}", app.namespace().unwrap_or_default(), app.name_any())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+
+    fn app(ns: &str, name: &str, pinned: Option<&str>, created: Option<&str>) -> ConnectedApp {
+        let mut value = serde_json::json!({
+            "apiVersion": "keyway.dev/v1alpha1",
+            "kind": "ConnectedApp",
+            "metadata": {"name": name, "namespace": ns},
+            "spec": {"displayName": name},
+        });
+        if let Some(id) = pinned {
+            value["spec"]["clientID"] = id.into();
+        }
+        if let Some(t) = created {
+            value["metadata"]["creationTimestamp"] = t.into();
+        }
+        serde_json::from_value(value).unwrap()
+    }
+
+    #[test]
+    fn the_oldest_claimant_holds_the_id_whatever_the_names() {
+        let old = app("z", "zeta", Some("shared"), Some("2026-01-01T00:00:00Z"));
+        let new = app("a", "alpha", Some("shared"), Some("2026-01-02T00:00:00Z"));
+        let other = app("a", "other", None, Some("2025-01-01T00:00:00Z"));
+        let all = [new.clone(), other.clone(), old.clone()];
+        assert!(holder_before(&old, &all).is_none());
+        assert_eq!(holder_before(&new, &all).unwrap().name_any(), "zeta");
+        assert!(holder_before(&other, &all).is_none());
+        let (winners, conflicts) = resolve(&all);
+        assert_eq!(winners.len(), 2);
+        assert_eq!(conflicts.len(), 1);
+        assert_eq!(display_name(conflicts[0].loser), "a/alpha");
+        assert_eq!(display_name(conflicts[0].holder), "z/zeta");
+    }
+
+    #[test]
+    fn ties_go_by_namespace_then_name_and_missing_times_last() {
+        let t = Some("2026-01-01T00:00:00Z");
+        let b = app("ns", "b", Some("x"), t);
+        let a = app("ns", "a", Some("x"), t);
+        let a_other_ns = app("mm", "z", Some("x"), t);
+        let untimed = app("aa", "a", Some("x"), None);
+        let all = [b.clone(), a.clone(), untimed.clone(), a_other_ns.clone()];
+        let (winners, conflicts) = resolve(&all);
+        assert_eq!(display_name(winners[0]), "mm/z");
+        let losers: Vec<_> = conflicts.iter().map(|c| display_name(c.loser)).collect();
+        assert_eq!(losers, ["ns/a", "ns/b", "aa/a"]);
+        assert!(conflicts.iter().all(|c| display_name(c.holder) == "mm/z"));
+        assert_eq!(display_name(holder_before(&untimed, &all).unwrap()), "mm/z");
+    }
+
+    #[test]
+    fn a_pinned_id_equal_to_another_apps_default_conflicts() {
+        let default = app("tools", "wiki", None, Some("2026-01-01T00:00:00Z"));
+        let pinned = app(
+            "other",
+            "x",
+            Some("tools.wiki"),
+            Some("2026-01-03T00:00:00Z"),
+        );
+        assert_eq!(
+            display_name(holder_before(&pinned, [&default, &pinned]).unwrap()),
+            "tools/wiki"
+        );
+        // The app itself (even an older copy of it) is never its own rival.
+        let mut stale = pinned.clone();
+        stale.metadata.creation_timestamp = default.metadata.creation_timestamp.clone();
+        assert!(holder_before(&pinned, [&stale]).is_none());
+    }
+
+    #[test]
+    fn dcr_ids_are_reserved() {
+        assert!(reserved_client_id(&app("tools", "wiki", None, None)).is_none());
+        let pinned = reserved_client_id(&app("tools", "wiki", Some("dcr.abc"), None)).unwrap();
+        assert!(pinned.starts_with("spec.clientID"), "{pinned}");
+        let default = reserved_client_id(&app("dcr", "wiki", None, None)).unwrap();
+        assert!(default.contains("\"dcr.wiki\""), "{default}");
+        assert!(reserved_client_id(&app("dcr", "wiki", Some("wiki"), None)).is_none());
+    }
+}
