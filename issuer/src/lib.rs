@@ -21,8 +21,8 @@
 //! Modules: [`config`] (flags), [`error`] (the one place errors become responses), [`params`]
 //! (strict form/query parsing), [`keys`] (signing keys, rotation, JWKS), [`clients`]
 //! (ConnectedApps), [`users`] (static users), [`store`] (persistent state), [`authorize`],
-//! [`token`], [`account`], [`dcr`], [`discovery`], [`pages`], [`web`] (cookies, CSRF),
-//! [`metrics`], [`cors`].
+//! [`token`], [`introspect`], [`account`], [`dcr`], [`discovery`], [`pages`], [`web`]
+//! (cookies, CSRF), [`metrics`], [`cors`].
 
 pub mod account;
 pub mod authorize;
@@ -32,6 +32,7 @@ pub mod cors;
 pub mod dcr;
 pub mod discovery;
 pub mod error;
+pub mod introspect;
 pub mod keys;
 pub mod metrics;
 pub mod pages;

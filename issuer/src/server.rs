@@ -233,7 +233,7 @@ pub fn router(issuer: Shared) -> Router {
             get(crate::upstream::start_with),
         )
         .route("/upstream/callback", get(crate::upstream::callback))
-        .route("/introspect", post(crate::token::introspect))
+        .route("/introspect", post(crate::introspect::introspect))
         .route(
             "/end_session",
             get(crate::account::end_session).post(crate::account::end_session),

@@ -1,5 +1,5 @@
 //! The token endpoint (authorization_code, refresh_token, client_credentials), client
-//! authentication, userinfo, revocation (RFC 7009) and introspection (RFC 7662).
+//! authentication, userinfo and revocation (RFC 7009); introspection is in `introspect.rs`.
 //!
 //! Access tokens are RFC 9068 JWTs (`typ: at+jwt`) whose `aud` is the RFC 8707 resource (or the
 //! client's own resource, or else its client ID). Claims by scope: `email` gives `email` and
@@ -204,12 +204,12 @@ struct TokenResponse<'a> {
 }
 
 /// `value` as a JSON response that must not be cached.
-fn no_store_json_of<T: Serialize>(value: &T) -> Result<Response> {
+pub(crate) fn no_store_json_of<T: Serialize>(value: &T) -> Result<Response> {
     let body = serde_json::to_vec(value).map_err(|e| Error::Internal(e.to_string().into()))?;
     Ok(no_store_json(body))
 }
 
-fn no_store_json(body: Vec<u8>) -> Response {
+pub(crate) fn no_store_json(body: Vec<u8>) -> Response {
     let mut res = body.into_response();
     let h = res.headers_mut();
     h.insert(
@@ -677,15 +677,18 @@ fn client_credentials(iss: &Issuer, client: &Client, params: &Params) -> Result<
     respond(&minted, None)
 }
 
-/// Verifies one of our access tokens and that it is not revoked.
-async fn verified_access(
+/// Verifies one of our access tokens, that `accept` accepts its claims (checked before the
+/// store is asked) and that it is not revoked.
+pub(crate) async fn verified_access(
     iss: &Issuer,
     token: &str,
+    accept: impl FnOnce(&serde_json::Map<String, serde_json::Value>) -> bool,
 ) -> Result<Option<serde_json::Map<String, serde_json::Value>>> {
-    let Some(claims) =
-        iss.keys
-            .ring()
-            .verify(token, Typ::AccessToken, &iss.issuer, iss.clock.now_u64())
+    let Some(claims) = iss
+        .keys
+        .ring()
+        .verify(token, Typ::AccessToken, &iss.issuer, iss.clock.now_u64())
+        .filter(|c| accept(c))
     else {
         return Ok(None);
     };
@@ -714,7 +717,7 @@ pub async fn userinfo(State(iss): State<Shared>, headers: HeaderMap) -> Result<R
         );
         return Ok(res);
     };
-    let Some(claims) = verified_access(&iss, token).await? else {
+    let Some(claims) = verified_access(&iss, token, |_| true).await? else {
         return Err(Error::invalid_token(
             "the access token is invalid, expired or revoked",
         ));
@@ -798,68 +801,6 @@ pub async fn revoke(
     res.headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     Ok(res)
-}
-
-/// `POST /introspect` (RFC 7662): confidential clients only.
-pub async fn introspect(
-    State(iss): State<Shared>,
-    headers: HeaderMap,
-    Form(params): Form,
-) -> Result<Response> {
-    let (client, method) = authenticate(&iss, &headers, &params).await?;
-    if method == AuthMethod::None {
-        return Err(Error::invalid_client(false));
-    }
-    let token = params.require("token")?;
-    let inactive = || no_store_json(br#"{"active":false}"#.to_vec());
-    if let Some(found) = iss
-        .store
-        .get_refresh(&SecretHash::of(token))
-        .await
-        .map_err(store_err)?
-    {
-        if found.family.client_id != client.id || !found.is_active(iss.clock.now()) {
-            return Ok(inactive());
-        }
-        let f = &found.family;
-        let body = serde_json::json!({
-            "active": true,
-            "token_type": "refresh_token",
-            "scope": f.scopes.join(" "),
-            "client_id": f.client_id,
-            "sub": f.subject,
-            "iss": iss.issuer,
-            "iat": found.token.created_at,
-            "exp": f.expires_at.min(f.idle_expires_at),
-        });
-        return Ok(no_store_json(body.to_string().into_bytes()));
-    }
-    let Some(claims) = verified_access(&iss, token).await? else {
-        return Ok(inactive());
-    };
-    let mut out = serde_json::Map::new();
-    out.insert("active".into(), true.into());
-    out.insert("token_type".into(), "Bearer".into());
-    for k in [
-        "scope",
-        "client_id",
-        "sub",
-        "aud",
-        "iss",
-        "exp",
-        "iat",
-        "jti",
-        "email",
-        "groups",
-    ] {
-        if let Some(v) = claims.get(k) {
-            out.insert(k.to_string(), v.clone());
-        }
-    }
-    if let Some(e) = claims.get("email") {
-        out.insert("username".into(), e.clone());
-    }
-    no_store_json_of(&out)
 }
 
 #[cfg(test)]

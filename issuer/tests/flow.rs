@@ -538,3 +538,126 @@ async fn login_hint_prefills_the_email_escaped() {
         res.body
     );
 }
+
+/// RFC 7662 §4: a client learns about a token only when it is the token's client or the
+/// resource server the token is for; anyone else gets exactly the answer for an unknown token.
+#[tokio::test]
+async fn introspection_answers_the_tokens_client_and_resource_server_only() {
+    let h = harness().await;
+    let introspect = |token: String, id: &'static str, secret: &'static str| {
+        let app = h.app.clone();
+        async move {
+            let res = post(
+                &app,
+                "/introspect",
+                &form(&[("token", &token)]),
+                Some(&basic(id, secret)),
+            )
+            .await;
+            assert_eq!(res.status, StatusCode::OK, "{}", res.body);
+            res
+        }
+    };
+    let web = |t: &str| introspect(t.to_string(), "default.web", "web-secret");
+    let svc = |t: &str| introspect(t.to_string(), "default.svc", "svc-secret");
+    let unknown = svc("not-a-token").await.body;
+    assert_eq!(unknown, r#"{"active":false}"#);
+
+    // alice's token for default.web (aud https://web.example): svc is a third party.
+    let mut b = Browser::default();
+    let code = web_code(&mut b, &h.app).await;
+    let t = redeem_web(&h.app, &code).await.json();
+    let (at, rt) = (
+        t["access_token"].as_str().unwrap(),
+        t["refresh_token"].as_str().unwrap(),
+    );
+    let own = web(at).await.json();
+    assert_eq!(own["active"], true);
+    assert_eq!(own["email"], "alice@example.com");
+    assert_eq!(own["groups"], serde_json::json!(["engineering"]));
+    assert_eq!(svc(at).await.body, unknown);
+    assert_eq!(web(rt).await.json()["active"], true);
+    assert_eq!(svc(rt).await.body, unknown);
+
+    // The public agent's token for the resource https://web.example: default.web is its
+    // resource server and sees it; svc does not; nobody but the agent owns its refresh token.
+    let path = authorize_path(
+        "default.agent",
+        "http://127.0.0.1:9999/cb",
+        &[
+            ("scope", "openid email offline_access"),
+            ("resource", "https://web.example"),
+        ],
+    );
+    let page = b.get(&h.app, &path).await;
+    assert!(page.body.contains("wants access"), "{}", page.body);
+    let res = b
+        .post(
+            &h.app,
+            "/consent",
+            &form(&[
+                ("csrf", &hidden(&page.body, "csrf")),
+                ("request", &hidden(&page.body, "request")),
+                ("decision", "allow"),
+            ]),
+        )
+        .await;
+    let t = post(
+        &h.app,
+        "/token",
+        &form(&[
+            ("grant_type", "authorization_code"),
+            ("code", &res.loc_params()["code"]),
+            ("redirect_uri", "http://127.0.0.1:9999/cb"),
+            ("code_verifier", VERIFIER),
+            ("client_id", "default.agent"),
+        ]),
+        None,
+    )
+    .await
+    .json();
+    let (at, rt) = (
+        t["access_token"].as_str().unwrap(),
+        t["refresh_token"].as_str().unwrap(),
+    );
+    let seen = web(at).await.json();
+    assert_eq!(seen["active"], true);
+    assert_eq!(seen["client_id"], "default.agent");
+    assert_eq!(seen["aud"], "https://web.example");
+    assert_eq!(seen["email"], "alice@example.com");
+    assert_eq!(svc(at).await.body, unknown);
+    assert_eq!(web(rt).await.body, unknown);
+
+    // svc's own client_credentials tokens: for web's resource, and for itself.
+    let cc = |resource: Option<&'static str>| {
+        let app = h.app.clone();
+        async move {
+            let mut p = vec![("grant_type", "client_credentials"), ("scope", "tool:read")];
+            p.extend(resource.map(|r| ("resource", r)));
+            let res = post(
+                &app,
+                "/token",
+                &form(&p),
+                Some(&basic("default.svc", "svc-secret")),
+            )
+            .await;
+            res.json()["access_token"].as_str().unwrap().to_string()
+        }
+    };
+    let for_web = cc(Some("https://web.example")).await;
+    assert_eq!(svc(&for_web).await.json()["active"], true);
+    assert_eq!(web(&for_web).await.json()["client_id"], "default.svc");
+    let for_itself = cc(None).await;
+    assert_eq!(svc(&for_itself).await.json()["aud"], "default.svc");
+    assert_eq!(web(&for_itself).await.body, unknown);
+    // A revoked token stays inactive for its resource server too.
+    let res = post(
+        &h.app,
+        "/revoke",
+        &form(&[("token", &for_web)]),
+        Some(&basic("default.svc", "svc-secret")),
+    )
+    .await;
+    assert_eq!(res.status, StatusCode::OK);
+    assert_eq!(web(&for_web).await.body, unknown);
+}

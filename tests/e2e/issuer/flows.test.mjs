@@ -184,6 +184,44 @@ for (const store of STORES) {
       assert.equal((await oidc.tokenIntrospection(webapp, 'garbage')).active, false);
     });
 
+    it('introspects a token only for its client and its resource server (RFC 7662 §4)', async () => {
+      const svc = await rp(iss.url, 'default.svc', { secret: SECRETS['default.svc'] });
+      const finance = await rp(iss.url, 'default.finance', { secret: SECRETS['default.finance'] });
+      const inactive = { active: false };
+      assert.deepEqual(await oidc.tokenIntrospection(finance, 'not-a-token'), inactive);
+      // A person's token for webapp: finance and svc are third parties, and get exactly the
+      // answer for an unknown token.
+      const { tokens } = await codeFlow(webapp, { scope: 'openid email groups offline_access' });
+      const own = await oidc.tokenIntrospection(webapp, tokens.access_token);
+      assert.equal(own.active, true);
+      assert.equal(own.email, USERS[0].email);
+      assert.deepEqual(own.groups, USERS[0].groups);
+      for (const other of [finance, svc]) {
+        assert.deepEqual(await oidc.tokenIntrospection(other, tokens.access_token), inactive);
+        assert.deepEqual(await oidc.tokenIntrospection(other, tokens.refresh_token), inactive);
+      }
+      // The public SPA's token for webapp's resource (Bob's: the consent test counts on Ada having
+      // none for the SPA): webapp is the resource server and sees it with the person's claims;
+      // nobody else does.
+      const spa = await rp(iss.url, 'default.spa');
+      const viaSpa = await codeFlow(spa, {
+        redirectUri: `${RP}/spa/cb`, scope: 'openid email profile', params: { resource: RESOURCE }, user: USERS[1].email,
+      });
+      const seen = await oidc.tokenIntrospection(webapp, viaSpa.tokens.access_token);
+      assert.equal(seen.active, true);
+      assert.equal(seen.client_id, 'default.spa');
+      assert.equal(seen.aud, RESOURCE);
+      assert.equal(seen.email, USERS[1].email);
+      assert.deepEqual(seen.groups, USERS[1].groups);
+      assert.deepEqual(await oidc.tokenIntrospection(finance, viaSpa.tokens.access_token), inactive);
+      assert.deepEqual(await oidc.tokenIntrospection(svc, viaSpa.tokens.access_token), inactive);
+      // svc's client_credentials token for the resource: svc and webapp, not finance.
+      const cc = await oidc.clientCredentialsGrant(svc, { scope: 'api:read', resource: RESOURCE });
+      assert.equal((await oidc.tokenIntrospection(svc, cc.access_token)).active, true);
+      assert.equal((await oidc.tokenIntrospection(webapp, cc.access_token)).client_id, 'default.svc');
+      assert.deepEqual(await oidc.tokenIntrospection(finance, cc.access_token), inactive);
+    });
+
     it('issues client_credentials tokens with client_secret_basic and client_secret_post', async () => {
       for (const auth of ['basic', 'post']) {
         const svc = await rp(iss.url, 'default.svc', { secret: SECRETS['default.svc'], auth });
