@@ -228,7 +228,37 @@ async fn third_party_consent_is_asked_remembered_and_revocable() {
     let page = sign_in(&mut b, &h.app, &path, "alice@example.com").await;
     assert_eq!(page.status, StatusCode::OK, "{}", page.body);
     assert!(page.body.contains("Helpful agent wants access"));
-    assert!(page.body.contains("tool:read"));
+    // Logo, description and each scope in plain words (with its raw name).
+    let logo = page
+        .body
+        .split("<img src=\"")
+        .nth(1)
+        .map(|s| unescape(&s[..s.find('"').unwrap()]));
+    assert_eq!(
+        logo.as_deref(),
+        Some("https://agent.example/logo.png"),
+        "{}",
+        page.body
+    );
+    assert!(page.body.contains("class=\"applogo\""));
+    assert!(
+        page.body.contains("<p>Reads the wiki for you.</p>"),
+        "{}",
+        page.body
+    );
+    for (words, raw) in [
+        ("Confirm who you are (sign you in)", "openid"),
+        ("See your email address", "email"),
+        ("Use the permission \u{201c}tool:read\u{201d}", "tool:read"),
+        ("Stay connected when you are not using it", "offline_access"),
+    ] {
+        let item = format!("{words} <code>{raw}</code>");
+        assert!(
+            unescape(&page.body).contains(&item),
+            "{item}: {}",
+            page.body
+        );
+    }
     assert!(
         page.headers["content-security-policy"]
             .to_str()

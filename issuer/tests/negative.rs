@@ -66,7 +66,17 @@ async fn redirect_uri_case_variant_is_refused() {
 
 #[tokio::test]
 async fn missing_redirect_uri_is_refused() {
+    // `authorize_path` leaves out a parameter given an empty value: no redirect_uri at all.
+    let path = authorize_path("default.web", WEB_CB, &[("redirect_uri", "")]);
+    assert!(!path.contains("redirect_uri"), "{path}");
     page_refusal(&[("redirect_uri", "")], "default.web").await;
+    let h = harness().await;
+    let res = get(&h.app, &path).await;
+    assert!(
+        res.body.contains("The request has no redirect_uri."),
+        "{}",
+        res.body
+    );
 }
 
 #[tokio::test]
@@ -88,6 +98,9 @@ async fn redirected_error(client: &str, cb: &str, extra: &[(&str, &str)], error:
 
 #[tokio::test]
 async fn missing_pkce_is_refused() {
+    // No code_challenge parameter at all (an empty value makes `authorize_path` leave it out).
+    let path = authorize_path("default.web", WEB_CB, &[("code_challenge", "")]);
+    assert!(!path.contains("code_challenge="), "{path}");
     redirected_error(
         "default.web",
         WEB_CB,
@@ -95,6 +108,12 @@ async fn missing_pkce_is_refused() {
         "invalid_request",
     )
     .await;
+    let h = harness().await;
+    let p = get(&h.app, &path).await.loc_params();
+    assert_eq!(
+        p["error_description"],
+        "PKCE is required: missing code_challenge"
+    );
 }
 
 #[tokio::test]

@@ -38,6 +38,7 @@ metadata: {name: agent}
 spec:
   displayName: Helpful agent
   description: Reads the wiki for you.
+  logoURI: https://agent.example/logo.png
   clientType: public
   trust: thirdParty
   redirectURIs: ["http://127.0.0.1:9999/cb"]
