@@ -119,7 +119,7 @@ impl Issuer {
         };
         let mut upstreams = Vec::new();
         if !config.upstreams.is_empty() {
-            match crate::upstream::cookie_key(&config.keys_dir) {
+            match crate::upstream::cookie_key(&config.keys_dir, !config.keys_read_only) {
                 Ok(key) => {
                     for u in &config.upstreams {
                         match crate::upstream::Upstream::new(u.clone(), key) {
@@ -128,6 +128,11 @@ impl Issuer {
                         }
                     }
                 }
+                Err(e) if config.keys_read_only => problems.push(format!(
+                    "--keys-dir: {e}; federation needs it: the operator adds it to the Secret it \
+                     manages (the issuer starts once it has), a Secret of your own needs an entry \
+                     cookie.key with 32 random bytes in base64"
+                )),
                 Err(e) => problems.push(format!("--keys-dir: {e}")),
             }
         }

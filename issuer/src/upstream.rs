@@ -385,8 +385,9 @@ pub fn load_file(path: &std::path::Path) -> std::result::Result<Vec<UpstreamConf
     }
 }
 
-/// Loads (or creates, mode 0600) the cookie-authentication key in the keys directory.
-pub fn cookie_key(dir: &std::path::Path) -> std::io::Result<[u8; 32]> {
+/// Loads (or, when `create`, creates with mode 0600) the cookie-authentication key in the keys
+/// directory.
+pub fn cookie_key(dir: &std::path::Path, create: bool) -> std::io::Result<[u8; 32]> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
     let path = dir.join("cookie.key");
@@ -395,6 +396,12 @@ pub fn cookie_key(dir: &std::path::Path) -> std::io::Result<[u8; 32]> {
         && let Ok(key) = <[u8; 32]>::try_from(bytes.as_slice())
     {
         return Ok(key);
+    }
+    if !create {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::NotFound,
+            "cookie.key is missing or not 32 bytes in base64",
+        ));
     }
     std::fs::create_dir_all(dir)?;
     let key = crate::util::random_bytes::<32>();
@@ -611,4 +618,19 @@ pub async fn callback(
         res.headers_mut().append(header::SET_COOKIE, v);
     }
     Ok(res)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    #[test]
+    fn cookie_key_is_created_only_when_allowed() {
+        let dir = tempfile::tempdir().unwrap();
+        // Read-only key directory (a mounted Secret): a missing key is an error, nothing written.
+        assert!(super::cookie_key(dir.path(), false).is_err());
+        assert!(!dir.path().join("cookie.key").exists());
+        let made = super::cookie_key(dir.path(), true).unwrap();
+        assert_eq!(super::cookie_key(dir.path(), false).unwrap(), made);
+    }
 }
