@@ -609,6 +609,53 @@ async fn a_client_id_claimed_twice_goes_to_the_older_app_until_it_is_deleted() {
 }
 
 #[tokio::test]
+async fn a_holder_that_changes_its_client_id_frees_it_at_once() {
+    let (_server, client) = setup().await;
+    let apps: Api<ConnectedApp> = Api::default_namespaced(client.clone());
+    let secrets: Api<Secret> = Api::default_namespaced(client.clone());
+    let replica = start(client, config(), None);
+    apps.create(
+        &PostParams::default(),
+        &app("zeta", json!({"clientID": "shared"})),
+    )
+    .await
+    .unwrap();
+    wait_app(&apps, "zeta", "Ready", ConnectedApp::is_ready).await;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    apps.create(
+        &PostParams::default(),
+        &app("alpha", json!({"clientID": "shared"})),
+    )
+    .await
+    .unwrap();
+    wait_app(&apps, "alpha", "ClientIDConflict", |a| {
+        ready_condition(a).is_some_and(|(_, reason, _)| reason == "ClientIDConflict")
+    })
+    .await;
+    let patch = json!({"spec": {"clientID": "zeta-own"}});
+    apps.patch("zeta", &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .unwrap();
+    // Seen through the watch mapping, well before the 30 s recheck.
+    wait_app_for(
+        &apps,
+        "alpha",
+        "Ready",
+        Duration::from_secs(10),
+        ConnectedApp::is_ready,
+    )
+    .await;
+    let secret = secrets.get("alpha-keyway").await.unwrap();
+    assert_eq!(text(&secret, keys::CLIENT_ID), "shared");
+    let zeta = wait_app(&apps, "zeta", "Ready under its new ID", |a| {
+        a.is_ready() && a.status.as_ref().and_then(|s| s.client_id.as_deref()) == Some("zeta-own")
+    })
+    .await;
+    assert!(zeta.is_ready());
+    replica.stop().await;
+}
+
+#[tokio::test]
 async fn the_schema_refuses_a_client_id_of_a_registered_client() {
     let (_server, client) = setup().await;
     let apps: Api<ConnectedApp> = Api::default_namespaced(client);
