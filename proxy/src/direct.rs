@@ -614,23 +614,36 @@ impl http_body::Body for Relay {
     }
 }
 
-/// The request head for the tool: request line and the (already rewritten) header fields.
-pub fn request_head(method: &Method, target: &str, headers: &HeaderMap) -> Vec<u8> {
+/// Appends a `name: value` line to a head.
+pub fn write_field(out: &mut Vec<u8>, name: &HeaderName, value: &[u8]) {
+    out.extend_from_slice(name.as_str().as_bytes());
+    out.extend_from_slice(b": ");
+    out.extend_from_slice(value);
+    out.extend_from_slice(b"\r\n");
+}
+
+/// The request head for the tool: request line, the (already rewritten) header fields, and
+/// whatever `more` appends (valid field lines).
+pub fn request_head(
+    method: &Method,
+    target: &str,
+    headers: &HeaderMap,
+    more: impl FnOnce(&mut Vec<u8>),
+) -> Vec<u8> {
     let fields: usize = headers
         .iter()
         .map(|(k, v)| k.as_str().len() + v.len() + 4)
         .sum();
-    let mut out = Vec::with_capacity(method.as_str().len() + target.len() + 13 + fields);
+    // Room for the identity fields too, usually.
+    let mut out = Vec::with_capacity(method.as_str().len() + target.len() + 13 + fields + 512);
     out.extend_from_slice(method.as_str().as_bytes());
     out.push(b' ');
     out.extend_from_slice(target.as_bytes());
     out.extend_from_slice(b" HTTP/1.1\r\n");
     for (k, v) in headers {
-        out.extend_from_slice(k.as_str().as_bytes());
-        out.extend_from_slice(b": ");
-        out.extend_from_slice(v.as_bytes());
-        out.extend_from_slice(b"\r\n");
+        write_field(&mut out, k, v.as_bytes());
     }
+    more(&mut out);
     out.extend_from_slice(b"\r\n");
     out
 }
@@ -1000,10 +1013,12 @@ mod tests {
         h.insert("host", "tool".parse().unwrap());
         h.append("x-a", "1".parse().unwrap());
         h.append("x-a", "2".parse().unwrap());
-        let head = request_head(&Method::GET, "/p?q=1", &h);
+        let head = request_head(&Method::GET, "/p?q=1", &h, |out| {
+            write_field(out, &HeaderName::from_static("x-b"), b"3");
+        });
         assert_eq!(
             String::from_utf8(head).unwrap(),
-            "GET /p?q=1 HTTP/1.1\r\nhost: tool\r\nx-a: 1\r\nx-a: 2\r\n\r\n"
+            "GET /p?q=1 HTTP/1.1\r\nhost: tool\r\nx-a: 1\r\nx-a: 2\r\nx-b: 3\r\n\r\n"
         );
     }
 }

@@ -170,29 +170,48 @@ pub fn sanitise_request_headers(headers: &mut HeaderMap, names: &Names, trust_fo
     }
 }
 
-/// Adds the identity headers (both the `X-Forwarded-*` and the `X-Auth-Request-*` names).
-pub fn add_identity(headers: &mut HeaderMap, who: &Principal, access_token: Option<&str>) {
-    let mut put = |[first, second]: [HeaderName; 2], value: &str| {
-        if let Ok(v) = HeaderValue::from_str(value) {
-            headers.insert(first, v.clone());
-            headers.insert(second, v);
+/// The identity header fields for a caller: each value under both the `X-Forwarded-*` and the
+/// `X-Auth-Request-*` name. Values that are not valid field values (control characters) are
+/// left out.
+pub fn identity_fields(
+    who: &Principal,
+    access_token: Option<&str>,
+    mut put: impl FnMut(&[HeaderName; 2], &str),
+) {
+    let mut field = |names: &[HeaderName; 2], value: &str| {
+        // What `HeaderValue::from_str` accepts.
+        if value
+            .bytes()
+            .all(|b| b == b'\t' || (b >= 0x20 && b != 0x7f))
+        {
+            put(names, value);
         }
     };
-    put(ID_USER, &who.sub);
+    field(&ID_USER, &who.sub);
     if let Some(email) = &who.email {
-        put(ID_EMAIL, email);
+        field(&ID_EMAIL, email);
     }
     match who.groups.as_slice() {
         [] => {}
-        [one] => put(ID_GROUPS, one),
-        many => put(ID_GROUPS, &many.join(",")),
+        [one] => field(&ID_GROUPS, one),
+        many => field(&ID_GROUPS, &many.join(",")),
     }
     if let Some(u) = &who.username {
-        put(ID_USERNAME, u);
+        field(&ID_USERNAME, u);
     }
     if let Some(t) = access_token {
-        put(ID_TOKEN, t);
+        field(&ID_TOKEN, t);
     }
+}
+
+/// Adds the identity headers ([`identity_fields`]) to a header map.
+pub fn add_identity(headers: &mut HeaderMap, who: &Principal, access_token: Option<&str>) {
+    identity_fields(who, access_token, |[first, second], value| {
+        if let Ok(v) = HeaderValue::from_str(value) {
+            headers.insert(first.clone(), v.clone());
+            headers.insert(second.clone(), v);
+        }
+    });
 }
 
 /// The client's address as a header value (made once per connection, see [`Peer`]).
@@ -325,18 +344,20 @@ pub async fn forward(
             Err(_) => None,
         },
     };
-    if let Some(who) = f.who {
-        add_identity(headers, who, f.access_token);
-    }
-    if let (true, Some(proto)) = (upgrade, upgrade_proto) {
-        headers.insert(header::UPGRADE, proto);
-        headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
-    }
     let timeout = shared.settings.upstream_timeout;
-    // Without a body or an upgrade, the rewritten head goes to the tool as it is.
+    // Without a body or an upgrade, the rewritten head goes to the tool as it is, the identity
+    // fields written straight into it.
     if !upgrade && parts.method != Method::CONNECT && body.is_end_stream() {
         let target = parts.uri.path_and_query().map_or("/", |p| p.as_str());
-        let head = direct::request_head(&parts.method, target, &parts.headers);
+        let head = direct::request_head(&parts.method, target, &parts.headers, |out| {
+            if let Some(who) = f.who {
+                identity_fields(who, f.access_token, |names, value| {
+                    for name in names {
+                        direct::write_field(out, name, value.as_bytes());
+                    }
+                });
+            }
+        });
         let sent = shared.upstream.request_direct(&head, &parts.method);
         let resp = match answered(tokio::time::timeout(timeout, sent).await) {
             Ok(resp) => resp,
@@ -345,6 +366,14 @@ pub async fn forward(
         let (mut parts, body) = resp.into_parts();
         strip_hop_by_hop(&mut parts.headers);
         return Response::from_parts(parts, Either::Left(Either::Right(body)));
+    }
+    let headers = &mut parts.headers;
+    if let Some(who) = f.who {
+        add_identity(headers, who, f.access_token);
+    }
+    if let (true, Some(proto)) = (upgrade, upgrade_proto) {
+        headers.insert(header::UPGRADE, proto);
+        headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
     }
     let upstream_req = Request::from_parts(parts, body);
     let sent = shared.upstream.request(upstream_req);
@@ -448,6 +477,33 @@ mod tests {
         strip_hop_by_hop(&mut h);
         assert_eq!(h.len(), 1);
         assert!(h.contains_key("content-type"));
+    }
+
+    #[test]
+    fn identity_values_with_control_characters_are_left_out() {
+        let who = Principal {
+            sub: "alice\r\nx-evil: 1".into(),
+            email: Some("alice@example.com".into()),
+            username: Some("al\u{7f}".into()),
+            groups: vec!["a\tb".into()],
+            ..Default::default()
+        };
+        let mut got = Vec::new();
+        identity_fields(&who, Some("tok"), |[a, b], v| {
+            got.push(format!("{a}={v}"));
+            got.push(format!("{b}={v}"));
+        });
+        assert_eq!(
+            got,
+            [
+                "x-forwarded-email=alice@example.com",
+                "x-auth-request-email=alice@example.com",
+                "x-forwarded-groups=a\tb",
+                "x-auth-request-groups=a\tb",
+                "x-forwarded-access-token=tok",
+                "x-auth-request-access-token=tok",
+            ]
+        );
     }
 
     #[test]
