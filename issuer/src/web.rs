@@ -3,9 +3,14 @@
 //! - Session: cookie `keyway_issuer_session` (`__Host-keyway_issuer_session` over https) holding
 //!   a 256-bit random value; the store keeps only its SHA-256. HttpOnly, SameSite=Lax, Path=/.
 //!   The name differs from keyway-proxy's cookies (cookies ignore ports on 127.0.0.1).
-//! - CSRF: double-submit. Cookie `keyway_issuer_csrf` (HttpOnly, SameSite=Strict) holds a random
-//!   token that every form repeats in a hidden `csrf` field; POSTs compare both in constant
-//!   time. SameSite=Lax on the session cookie already keeps cross-site POSTs unauthenticated.
+//! - CSRF: double-submit. Cookie `keyway_issuer_csrf` (HttpOnly, SameSite=Lax, 24 h) holds a
+//!   256-bit random token that every form repeats in a hidden `csrf` field; POSTs compare both in
+//!   constant time. A page keeps the browser's existing token and sets one only when there is
+//!   none, so several tabs (two sign-ins started by apps at once) share one token and every open
+//!   form stays valid. SameSite=Lax, not Strict: a Strict cookie is not sent on the arrival from
+//!   an app's site, so each arrival would mint a new token and fail the forms already open.
+//!   Cross-site POSTs carry neither Lax cookie (so they fail the check and are unauthenticated),
+//!   and the token is never readable by another site.
 
 use http::{HeaderMap, HeaderValue, StatusCode, header};
 use subtle::ConstantTimeEq;
@@ -75,13 +80,14 @@ impl Issuer {
         Ok(s.map(|s| (hash, s)))
     }
 
-    /// The CSRF token of the request (existing cookie), or a new one with its `Set-Cookie`.
+    /// The CSRF token of the request (the browser's existing one, kept), or a new one with its
+    /// `Set-Cookie`.
     pub fn csrf(&self, headers: &HeaderMap) -> (String, Option<HeaderValue>) {
         match cookie(headers, self.csrf_cookie_name()) {
-            Some(v) if v.len() == 43 => (v.to_string(), None),
+            Some(v) if is_token(v) => (v.to_string(), None),
             _ => {
                 let t = crate::util::random_token();
-                let c = self.cookie(self.csrf_cookie_name(), &t, 86400, "Strict");
+                let c = self.cookie(self.csrf_cookie_name(), &t, 86400, "Lax");
                 (t, Some(c))
             }
         }
@@ -91,7 +97,7 @@ impl Issuer {
     pub fn check_csrf(&self, headers: &HeaderMap, field: Option<&str>) -> Result<()> {
         let cookie = cookie(headers, self.csrf_cookie_name()).unwrap_or("");
         let field = field.unwrap_or("");
-        let ok = !cookie.is_empty() && bool::from(cookie.as_bytes().ct_eq(field.as_bytes()));
+        let ok = is_token(cookie) && bool::from(cookie.as_bytes().ct_eq(field.as_bytes()));
         if ok {
             Ok(())
         } else {
@@ -103,6 +109,13 @@ impl Issuer {
             ))
         }
     }
+}
+
+/// Whether a cookie value has the shape of our random tokens (43 base64url characters).
+fn is_token(v: &str) -> bool {
+    v.len() == 43
+        && v.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
 /// The value of a cookie (first occurrence).
@@ -130,5 +143,15 @@ mod tests {
         assert_eq!(cookie(&h, "b"), Some("2"));
         assert_eq!(cookie(&h, "c"), Some("3"));
         assert_eq!(cookie(&h, "d"), None);
+    }
+
+    #[test]
+    fn token_shape() {
+        assert!(is_token(&crate::util::random_token()));
+        assert!(is_token(&"A-_z".repeat(11)[..43]));
+        assert!(!is_token(&"a".repeat(42)));
+        assert!(!is_token(&"a".repeat(44)));
+        assert!(!is_token(&format!("{}=", "a".repeat(42))));
+        assert!(!is_token(&format!("{}+", "a".repeat(42))));
     }
 }

@@ -5,7 +5,7 @@
 mod common;
 
 use common::*;
-use http::StatusCode;
+use http::{StatusCode, header};
 
 #[tokio::test]
 async fn discovery_and_jwks_are_consistent() {
@@ -690,4 +690,111 @@ async fn introspection_answers_the_tokens_client_and_resource_server_only() {
     .await;
     assert_eq!(res.status, StatusCode::OK);
     assert_eq!(web(&for_web).await.body, unknown);
+}
+
+/// Two tabs: two apps (or one app twice) send the person to the issuer before they sign in.
+/// The second arrival keeps the browser's CSRF token, so the first tab's form still works; so
+/// does the second's. The same for two consent pages.
+#[tokio::test]
+async fn two_tabs_share_one_csrf_token() {
+    let h = harness().await;
+    let mut b = Browser::default();
+    let first = b
+        .arrive(
+            &h.app,
+            &authorize_path(
+                "default.web",
+                "https://web.example/cb",
+                &[("state", "tab-1")],
+            ),
+        )
+        .await;
+    assert_eq!(first.status, StatusCode::OK, "{}", first.body);
+    let set = first.headers[header::SET_COOKIE]
+        .to_str()
+        .unwrap()
+        .to_string();
+    let second = b
+        .arrive(
+            &h.app,
+            &authorize_path(
+                "default.web",
+                "https://web.example/cb",
+                &[("state", "tab-2")],
+            ),
+        )
+        .await;
+    assert_eq!(second.status, StatusCode::OK, "{}", second.body);
+    assert!(second.headers.get(header::SET_COOKIE).is_none());
+    let login = |page: &Res| {
+        form(&[
+            ("csrf", &hidden(&page.body, "csrf")),
+            ("request", &hidden(&page.body, "request")),
+            ("email", "alice@example.com"),
+            ("password", PASSWORD),
+        ])
+    };
+    let res = b.post(&h.app, "/login", &login(&first)).await;
+    assert_eq!(res.status, StatusCode::SEE_OTHER, "{}", res.body);
+    let res = b.get(&h.app, &res.location()).await;
+    assert_eq!(res.loc_params()["state"], "tab-1");
+    let res = b.post(&h.app, "/login", &login(&second)).await;
+    assert_eq!(res.status, StatusCode::SEE_OTHER, "{}", res.body);
+    let res = b.get(&h.app, &res.location()).await;
+    assert_eq!(res.loc_params()["state"], "tab-2");
+
+    // Signed in: two consent pages of a third-party app, the first one answered first.
+    let consent = |state: &str| {
+        authorize_path(
+            "default.agent",
+            "http://127.0.0.1:9999/cb",
+            &[("scope", "openid email"), ("state", state)],
+        )
+    };
+    let first = b.arrive(&h.app, &consent("c-1")).await;
+    let second = b.arrive(&h.app, &consent("c-2")).await;
+    assert!(first.body.contains("wants access"), "{}", first.body);
+    assert!(second.body.contains("wants access"), "{}", second.body);
+    let allow = |page: &Res| {
+        form(&[
+            ("csrf", &hidden(&page.body, "csrf")),
+            ("request", &hidden(&page.body, "request")),
+            ("decision", "allow"),
+        ])
+    };
+    let res = b.post(&h.app, "/consent", &allow(&first)).await;
+    assert_eq!(res.status, StatusCode::SEE_OTHER, "{}", res.body);
+    assert_eq!(res.loc_params()["state"], "c-1");
+    assert!(res.loc_params().contains_key("code"));
+    let res = b.post(&h.app, "/consent", &allow(&second)).await;
+    assert_eq!(res.status, StatusCode::SEE_OTHER, "{}", res.body);
+    assert_eq!(res.loc_params()["state"], "c-2");
+
+    // Still a double submit: another browser's token is refused.
+    let mut other = Browser::default();
+    let page = other.arrive(&h.app, &consent("c-3")).await;
+    let theirs = hidden(&page.body, "csrf");
+    let wider = authorize_path(
+        "default.agent",
+        "http://127.0.0.1:9999/cb",
+        &[("scope", "openid email offline_access")],
+    );
+    let page = b.arrive(&h.app, &wider).await;
+    assert!(page.body.contains("wants access"), "{}", page.body);
+    let res = b
+        .post(
+            &h.app,
+            "/consent",
+            &form(&[
+                ("csrf", &theirs),
+                ("request", &hidden(&page.body, "request")),
+                ("decision", "allow"),
+            ]),
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::FORBIDDEN);
+    assert!(set.starts_with("keyway_issuer_csrf="), "{set}");
+    for attr in ["HttpOnly", "SameSite=Lax", "Path=/"] {
+        assert!(set.contains(attr), "{set}");
+    }
 }

@@ -197,10 +197,11 @@ pub async fn get(app: &Router, path: &str) -> Res {
     send(app, Request::get(path).body(Body::empty()).unwrap()).await
 }
 
-/// A browser: a cookie jar.
+/// A browser: a cookie jar that knows which cookies are `SameSite=Strict`.
 #[derive(Default, Clone)]
 pub struct Browser {
     pub cookies: HashMap<String, String>,
+    pub strict: std::collections::HashSet<String>,
 }
 
 impl Browser {
@@ -211,21 +212,36 @@ impl Browser {
             let (k, v) = kv.split_once('=').unwrap();
             if attrs.contains("Max-Age=0") {
                 self.cookies.remove(k);
+                self.strict.remove(k);
             } else {
                 self.cookies.insert(k.to_string(), v.to_string());
+                if attrs.to_ascii_lowercase().contains("samesite=strict") {
+                    self.strict.insert(k.to_string());
+                } else {
+                    self.strict.remove(k);
+                }
             }
         }
     }
-    fn cookie_header(&self) -> String {
+    fn cookie_header(&self, cross_site: bool) -> String {
         self.cookies
             .iter()
+            .filter(|(k, _)| !(cross_site && self.strict.contains(*k)))
             .map(|(k, v)| format!("{k}={v}"))
             .collect::<Vec<_>>()
             .join("; ")
     }
     pub async fn get(&mut self, app: &Router, path: &str) -> Res {
+        self.navigate(app, path, false).await
+    }
+    /// A top-level GET started from another site (an app sending the person to `/authorize`):
+    /// as browsers do, `SameSite=Strict` cookies are left out.
+    pub async fn arrive(&mut self, app: &Router, path: &str) -> Res {
+        self.navigate(app, path, true).await
+    }
+    async fn navigate(&mut self, app: &Router, path: &str, cross_site: bool) -> Res {
         let req = Request::get(path)
-            .header(header::COOKIE, self.cookie_header())
+            .header(header::COOKIE, self.cookie_header(cross_site))
             .body(Body::empty())
             .unwrap();
         let res = send(app, req).await;
@@ -234,7 +250,7 @@ impl Browser {
     }
     pub async fn post(&mut self, app: &Router, path: &str, body: &str) -> Res {
         let req = Request::post(path)
-            .header(header::COOKIE, self.cookie_header())
+            .header(header::COOKIE, self.cookie_header(false))
             .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
             .body(Body::from(body.to_string()))
             .unwrap();
