@@ -3,7 +3,7 @@
 //! container and the read-only volume holding the ConnectedApp's client Secret.
 //!
 //! The sidecar is configured through environment variables, each the `KEYWAY_*` equivalent of a
-//! keyway-proxy flag (see [`env`]); the Secret's keys ([`contract::secret`]) appear as files in
+//! keyway-proxy flag (see [`env`](mod@env)); the Secret's keys ([`contract::secret`]) appear as files in
 //! [`SECRET_MOUNT_PATH`].
 
 use std::collections::BTreeMap;
