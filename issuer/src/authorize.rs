@@ -19,7 +19,7 @@ use url::Url;
 use crate::clients::Client;
 use crate::error::{Error, ErrorCode, Result, redirect};
 use crate::pages;
-use crate::params::{Form, Params};
+use crate::params::{Form, Params, RawForm};
 use crate::server::{Issuer, Shared, store_err};
 use crate::store::{AuthCode, Consent, SecretHash, Session};
 use crate::users::Throttle;
@@ -265,11 +265,77 @@ fn is_resource_uri(r: &str) -> bool {
 pub async fn authorize(
     State(iss): State<Shared>,
     headers: HeaderMap,
-    Form(params): Form,
+    RawForm(raw): RawForm,
 ) -> Result<Response> {
+    let raw = raw.map_err(|_| malformed_page())?;
+    let params = match Params::parse(&raw) {
+        Ok(p) => p,
+        Err(e) => return Err(malformed(&iss, &raw, e).await?),
+    };
     let req = validate(&iss, params).await?;
     let session = iss.session(&headers).await?;
     proceed(&iss, &headers, req, session.map(|(_, s)| s), false).await
+}
+
+fn malformed_page() -> Error {
+    Error::page(
+        StatusCode::BAD_REQUEST,
+        "This sign-in link is not valid",
+        "The request is malformed (a parameter is repeated or too long, or there are too many), \
+         and it does not say reliably which app and address it comes from. Nothing was sent to \
+         the app.",
+    )
+}
+
+/// RFC 6749 §4.1.2.1 for parameters that do not parse (repeated, too long, too many): when
+/// `client_id` and `redirect_uri` each occur once and are valid, and `state` (if sent) occurs
+/// once and can be returned exactly, the error goes to the client's redirect URI; otherwise the
+/// person gets a page.
+async fn malformed(iss: &Issuer, raw: &[u8], e: Error) -> Result<Error> {
+    use crate::params::{first_repeated, single};
+    let (Some(client_id), Some(redirect_uri)) =
+        (single(raw, "client_id"), single(raw, "redirect_uri"))
+    else {
+        return Ok(malformed_page());
+    };
+    let Some(client) = iss.client(&client_id).await? else {
+        return Ok(malformed_page());
+    };
+    if !client.has_redirect_uri(&redirect_uri) {
+        return Ok(malformed_page());
+    }
+    let state = single(raw, "state");
+    let state_sent = url::form_urlencoded::parse(raw)
+        .take(2 * crate::params::MAX_PARAMS)
+        .any(|(n, v)| n == "state" && !v.is_empty());
+    if state_sent && state.is_none() {
+        return Ok(malformed_page());
+    }
+    let (code, description) = if first_repeated(raw).as_deref() == Some("resource") {
+        // RFC 8707 allows several; keyway issues tokens for one audience at a time.
+        (
+            ErrorCode::InvalidTarget,
+            "only one resource per authorization request is supported".into(),
+        )
+    } else {
+        match e {
+            Error::OAuth { description, .. } => (ErrorCode::InvalidRequest, description),
+            _ => (ErrorCode::InvalidRequest, "malformed request".into()),
+        }
+    };
+    Ok(Error::Redirect {
+        location: response_location(
+            &redirect_uri,
+            &[
+                ("error", code.as_str()),
+                ("error_description", &description),
+            ],
+            state.as_deref(),
+            &iss.issuer,
+        ),
+        code,
+        description,
+    })
 }
 
 /// Continues a valid request: sign-in, access rules, consent, code.

@@ -155,6 +155,77 @@ impl<S: Send + Sync> FromRequest<S> for Form {
     }
 }
 
+/// The undecoded parameters of a request (query string for GET, form body for POST), for the
+/// authorization endpoint, which must answer a malformed request with a redirect to the client
+/// or a page for the person rather than JSON (RFC 6749 §4.1.2.1). `Err` when even the raw input
+/// is unusable (too large, not a form).
+#[derive(Debug)]
+pub struct RawForm(pub Result<Bytes, Error>);
+
+impl<S: Send + Sync> FromRequest<S> for RawForm {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request(req: Request, _: &S) -> Result<Self, Self::Rejection> {
+        if req.method() != Method::POST {
+            let q = req.uri().query().unwrap_or("");
+            if q.len() > MAX_BODY {
+                return Ok(Self(Err(Error::invalid_request(
+                    "the query string is too long",
+                ))));
+            }
+            return Ok(Self(Ok(Bytes::copy_from_slice(q.as_bytes()))));
+        }
+        let is_form = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(';').next())
+            .is_some_and(|v| {
+                v.trim()
+                    .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+            });
+        if !is_form {
+            return Ok(Self(Err(Error::invalid_request(
+                "the body must be application/x-www-form-urlencoded",
+            ))));
+        }
+        Ok(Self(
+            axum::body::to_bytes(req.into_body(), MAX_BODY)
+                .await
+                .map_err(|_| Error::invalid_request("the request body is too large")),
+        ))
+    }
+}
+
+/// The value of `name` in raw parameters if it occurs exactly once, non-empty and not too long;
+/// looks at no more than [`MAX_PARAMS`] pairs past the limit (enough to see a repetition).
+pub fn single(raw: &[u8], name: &str) -> Option<String> {
+    let mut found = None;
+    for (n, v) in url::form_urlencoded::parse(raw).take(2 * MAX_PARAMS) {
+        if n == name {
+            if found.is_some() {
+                return None;
+            }
+            found = Some(v);
+        }
+    }
+    found
+        .filter(|v| !v.is_empty() && v.len() <= MAX_VALUE)
+        .map(|v| v.into_owned())
+}
+
+/// The name of the first repeated parameter, if any.
+pub fn first_repeated(raw: &[u8]) -> Option<String> {
+    let mut seen: Vec<std::borrow::Cow<'_, str>> = Vec::new();
+    for (n, _) in url::form_urlencoded::parse(raw).take(2 * MAX_PARAMS) {
+        if seen.contains(&n) {
+            return Some(n.into_owned());
+        }
+        seen.push(n);
+    }
+    None
+}
+
 fn parse_body(body: &Bytes) -> Result<Params, Error> {
     Params::parse(body)
 }

@@ -207,17 +207,60 @@ async fn prompt_none_with_consent_is_refused() {
 #[tokio::test]
 async fn repeated_and_oversized_parameters_are_refused() {
     let h = harness().await;
-    let p = format!("{}&state=again", authorize_path("default.web", WEB_CB, &[]));
-    let res = get(&h.app, &p).await;
-    assert_eq!(res.status, StatusCode::BAD_REQUEST);
-    assert_eq!(res.error(), "invalid_request");
     let big = "x".repeat(5000);
-    let res = get(
-        &h.app,
-        &authorize_path("default.web", WEB_CB, &[("state", &big)]),
-    )
-    .await;
-    assert_eq!(res.error(), "invalid_request");
+    let base = authorize_path("default.web", WEB_CB, &[]);
+    // RFC 6749 §4.1.2.1: client and redirect URI are valid and state can be returned exactly,
+    // so the error goes back to the client…
+    for (extra, error, description) in [
+        (
+            "&nonce=again",
+            "invalid_request",
+            "parameter nonce is repeated",
+        ),
+        (
+            &*format!("&x={big}"),
+            "invalid_request",
+            "a parameter is too long",
+        ),
+        (
+            "&resource=https%3A%2F%2Fweb.example&resource=https%3A%2F%2Fother.example",
+            "invalid_target",
+            "only one resource per authorization request is supported",
+        ),
+    ] {
+        let res = get(&h.app, &format!("{base}{extra}")).await;
+        assert_eq!(
+            res.status,
+            StatusCode::SEE_OTHER,
+            "{extra:.40}: {}",
+            res.body
+        );
+        assert!(res.location().starts_with("https://web.example/cb?"));
+        let p = res.loc_params();
+        assert_eq!(p["error"], error);
+        assert_eq!(p["error_description"], description);
+        assert_eq!(p["state"], "st-1");
+        assert_eq!(p["iss"], ISSUER);
+        assert!(!p.contains_key("code"));
+    }
+    // …otherwise the person gets a page and nothing goes anywhere: repeated client_id or
+    // redirect_uri, or a state that cannot be returned exactly (repeated or too long).
+    for path in [
+        format!("{base}&client_id=default.agent"),
+        format!("{base}&redirect_uri=https%3A%2F%2Fweb.example%2Fcb"),
+        format!("{base}&state=again"),
+        authorize_path("default.web", WEB_CB, &[("state", &big)]),
+    ] {
+        let res = get(&h.app, &path).await;
+        assert_eq!(res.status, StatusCode::BAD_REQUEST, "{path:.200}");
+        assert!(res.headers.get("location").is_none());
+        assert!(
+            res.body.contains("The request is malformed"),
+            "{}",
+            res.body
+        );
+        assert!(!res.body.contains("again") && !res.body.contains("xxxx"));
+    }
     let res = post(
         &h.app,
         "/token",

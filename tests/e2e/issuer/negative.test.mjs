@@ -257,14 +257,31 @@ describe('forms: CSRF and tampering', () => {
 });
 
 describe('malformed and oversized input', () => {
-  it('refuses a repeated parameter at the authorization endpoint', async () => {
-    const r = await json(await fetch(`${authzUrl()}&scope=openid`, { redirect: 'manual' }));
-    expectJsonError(r, 400, 'invalid_request', /scope is repeated/);
+  // RFC 6749 §4.1.2.1: a redirect to the client once client_id and redirect_uri are valid (and
+  // state can be returned exactly), a page for the person otherwise.
+  it('sends a repeated or oversized authorization parameter back to the client as invalid_request', async () => {
+    expectRedirectError(await fetch(`${authzUrl()}&scope=openid`, { redirect: 'manual' }), 'invalid_request', { description: /^parameter scope is repeated$/ });
+    expectRedirectError(await fetch(authzUrl({ nonce: 'x'.repeat(5000) }), { redirect: 'manual' }), 'invalid_request', { description: /^a parameter is too long$/ });
   });
 
-  it('refuses an oversized parameter', async () => {
-    const r = await json(await fetch(authzUrl({ state: 'x'.repeat(5000) }), { redirect: 'manual' }));
-    expectJsonError(r, 400, 'invalid_request', /too long/);
+  it('answers several resource parameters with invalid_target (one audience per request)', async () => {
+    const url = `${authzUrl({ resource: RESOURCE })}&resource=${encodeURIComponent(`${RP}/other`)}`;
+    expectRedirectError(await fetch(url, { redirect: 'manual' }), 'invalid_target', { description: /^only one resource per authorization request is supported$/ });
+  });
+
+  it('shows a page when the malformed request names no single valid client, redirect URI or state', async () => {
+    const evil = encodeURIComponent('<b>again</b>');
+    for (const url of [
+      `${authzUrl()}&client_id=default.spa`,
+      `${authzUrl()}&redirect_uri=${encodeURIComponent(`${RP}/cb`)}`,
+      `${authzUrl()}&state=${evil}`,
+      authzUrl({ state: 'x'.repeat(5000) }),
+      `${authzUrl({ client_id: 'default.nobody' })}&scope=openid`,
+      `${authzUrl({ redirect_uri: 'https://evil.example/cb' })}&scope=openid`,
+    ]) {
+      const html = await expectPage(await fetch(url, { redirect: 'manual' }), 400, /The request is malformed/);
+      assert.ok(!html.includes('again') && !html.includes('xxxx') && !html.includes('evil.example'));
+    }
   });
 
   it('refuses an oversized token request body', async () => {
