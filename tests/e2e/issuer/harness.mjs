@@ -184,7 +184,7 @@ export const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** A cookie jar for one browser (cookies ignore ports on 127.0.0.1). */
 export class Jar {
-  constructor() { this.cookies = new Map(); }
+  constructor() { this.cookies = new Map(); this.strict = new Set(); }
 
   store(res) {
     for (const line of res.headers.getSetCookie()) {
@@ -192,9 +192,12 @@ export class Jar {
       const i = pair.indexOf('=');
       const name = pair.slice(0, i).trim();
       const value = pair.slice(i + 1).trim();
-      const maxAge = attrs.map((a) => a.trim().toLowerCase()).find((a) => a.startsWith('max-age='));
+      const lower = attrs.map((a) => a.trim().toLowerCase());
+      const maxAge = lower.find((a) => a.startsWith('max-age='));
       if (value === '' || maxAge === 'max-age=0') this.cookies.delete(name);
       else this.cookies.set(name, value);
+      if (lower.includes('samesite=strict')) this.strict.add(name);
+      else this.strict.delete(name);
     }
   }
 
@@ -204,13 +207,20 @@ export class Jar {
 
   delete(name) { this.cookies.delete(name); }
 
-  header() { return [...this.cookies].map(([k, v]) => `${k}=${v}`).join('; '); }
+  /** The Cookie header; `crossSite`: a navigation from another site, without Strict cookies. */
+  header({ crossSite = false } = {}) {
+    return [...this.cookies].filter(([k]) => !(crossSite && this.strict.has(k))).map(([k, v]) => `${k}=${v}`).join('; ');
+  }
 }
 
-/** fetch with the jar, no redirect following. */
-export async function request(jar, url, init = {}) {
+/**
+ * fetch with the jar, no redirect following. `crossSite: true` plays a top-level navigation
+ * from another site (an app sending the browser here): SameSite=Strict cookies stay behind.
+ */
+export async function request(jar, url, { crossSite = false, ...init } = {}) {
   const headers = new Headers(init.headers ?? {});
-  if (jar && jar.cookies.size) headers.set('cookie', jar.header());
+  const cookies = jar?.header({ crossSite });
+  if (cookies) headers.set('cookie', cookies);
   const res = await fetch(url, { ...init, headers, redirect: 'manual' });
   jar?.store(res);
   return res;

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 
 import {
-  Jar, RESOURCE, RP, SECRETS, USERS, authorizeOnly, basicAuth, codeFlow, form, oidc, parseForm,
+  Jar, PASSWORD, RESOURCE, RP, SECRETS, USERS, authorizeOnly, basicAuth, codeFlow, form, oidc, parseForm,
   request, rp, signIn, sleep, startIssuer, tokenPost,
 } from './harness.mjs';
 
@@ -226,6 +226,36 @@ describe('forms: CSRF and tampering', () => {
     jar.delete('keyway_issuer_csrf');
     const res = await request(jar, `${iss.url}/consent`, form({ ...f.fields, decision: 'allow' }));
     await expectPage(res, 403, /CSRF/);
+  });
+
+  it('keeps one CSRF token across sign-in and consent pages open in two tabs', async () => {
+    // Each tab is an arrival from the app's site: a browser leaves SameSite=Strict cookies out.
+    const jar = new Jar();
+    const tabs = [];
+    for (const state of ['tab-1', 'tab-2']) {
+      const res = await request(jar, authzUrl({ state }), { crossSite: true });
+      assert.equal(res.status, 200);
+      tabs.push(parseForm(await res.text(), '/login'));
+    }
+    assert.ok(tabs[0].fields.csrf);
+    for (const [i, f] of tabs.entries()) {
+      const res = await request(jar, `${iss.url}/login`, form({ ...f.fields, email: USERS[0].email, password: PASSWORD }));
+      assert.equal(res.status, 303, `tab ${i + 1}`);
+      const back = await request(jar, new URL(res.headers.get('location'), iss.url).toString());
+      assert.equal(new URL(back.headers.get('location')).searchParams.get('state'), `tab-${i + 1}`);
+    }
+    const consent = [];
+    for (const state of ['c-1', 'c-2']) {
+      const url = authzUrl({ client_id: 'default.spa', redirect_uri: `${RP}/spa/cb`, scope: 'openid email', prompt: 'consent', state });
+      const res = await request(jar, url, { crossSite: true });
+      assert.equal(res.status, 200);
+      consent.push(parseForm(await res.text(), '/consent'));
+    }
+    for (const [i, f] of consent.entries()) {
+      const res = await request(jar, `${iss.url}/consent`, form({ ...f.fields, decision: 'allow' }));
+      assert.equal(res.status, 303, `consent tab ${i + 1}`);
+      assert.equal(new URL(res.headers.get('location')).searchParams.get('state'), `c-${i + 1}`);
+    }
   });
 
   it('refuses a login form with a wrong CSRF token', async () => {
