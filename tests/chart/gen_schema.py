@@ -128,6 +128,7 @@ schema = obj({
             "scopes": {"type": "string", "minLength": 1},
             "groupsClaim": {"type": "string", "minLength": 1},
             "groupsPrefix": {"type": "string"},
+            "insecureTrustUnverifiedEmail": {"type": "boolean"},
         }),
         "dynamicClientRegistration": obj({
             "enabled": {"type": "boolean"},

@@ -67,6 +67,7 @@ VALUE_SETS = {
         "issuer.upstream.clientID": "0oa1keyway",
         "issuer.upstream.clientSecret.existingSecret": "okta-client",
         "issuer.upstream.name": "Okta",
+        "issuer.upstream.insecureTrustUnverifiedEmail": True,
         "issuer.corsAllowedOrigins": ["https://spa.example", "http://localhost:3000"],
         "issuer.tokenLifetimes.refresh": "720h",
     },
@@ -322,6 +323,7 @@ def test_optional_network_policy_and_service_monitor():
     assert issuer_env["KEYWAY_UPSTREAM_CLIENT_SECRET"] == {
         "secretKeyRef": {"name": "okta-client", "key": "client-secret"}}
     assert issuer_env["KEYWAY_UPSTREAM_NAME"] == "Okta"
+    assert issuer_env["KEYWAY_UPSTREAM_INSECURE_TRUST_UNVERIFIED_EMAIL"] == "true"
     assert issuer_env["KEYWAY_CORS_ALLOWED_ORIGINS"] == "https://spa.example,http://localhost:3000"
     assert issuer_env["KEYWAY_REFRESH_TOKEN_TTL"] == "720h"
     assert "KEYWAY_CORS_ALLOWED_ORIGINS" not in env_of(container(deployment(render({}), "-issuer"), "issuer"))
