@@ -416,3 +416,68 @@ async fn unverified_upstream_email_is_dropped_unless_trusted() {
     assert_eq!(id["email"], "carol@example.com");
     assert_eq!(id["email_verified"], true);
 }
+
+/// Refresh families stored before unverified emails were dropped at sign-in still hold them:
+/// the refresh grant's access check and its tokens count only a verified address.
+#[tokio::test]
+async fn refresh_counts_only_a_verified_email() {
+    use issuer::store::{Claims, RefreshFamily, SecretHash};
+    let h = harness().await;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let family = |id: &str, verified: Option<bool>| RefreshFamily {
+        id: id.into(),
+        client_id: "default.mail".into(),
+        subject: format!("default:{id}"),
+        scopes: vec!["openid".into(), "email".into(), "offline_access".into()],
+        resources: vec![],
+        claims: Claims {
+            email: Some(format!("{id}@example.com")),
+            email_verified: verified,
+            ..Claims::default()
+        },
+        auth_time: now,
+        session_id: None,
+        created_at: now,
+        expires_at: now + 3600,
+        idle_expires_at: now + 3600,
+        revoked: false,
+    };
+    let refresh = |token: &'static str| {
+        let app = h.app.clone();
+        async move {
+            post(
+                &app,
+                "/token",
+                &form(&[("grant_type", "refresh_token"), ("refresh_token", token)]),
+                Some(&basic("default.mail", "mail-secret")),
+            )
+            .await
+        }
+    };
+    for (id, verified, token) in [("unv", Some(false), "rt-unv"), ("nov", None, "rt-nov")] {
+        h.issuer
+            .store
+            .create_refresh_family(&family(id, verified), &SecretHash::of(token))
+            .await
+            .unwrap();
+        let res = refresh(token).await;
+        assert_eq!(res.status, StatusCode::BAD_REQUEST, "{id}: {}", res.body);
+        assert_eq!(res.error(), "invalid_grant");
+        assert_eq!(
+            res.json()["error_description"],
+            "the person may no longer use this app"
+        );
+    }
+    h.issuer
+        .store
+        .create_refresh_family(&family("ver", Some(true)), &SecretHash::of("rt-ver"))
+        .await
+        .unwrap();
+    let res = refresh("rt-ver").await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.body);
+    let (_, at) = jwt_parts(res.json()["access_token"].as_str().unwrap());
+    assert_eq!(at["email"], "ver@example.com");
+}

@@ -46,6 +46,15 @@ spec:
 ---
 apiVersion: keyway.dev/v1alpha1
 kind: ConnectedApp
+metadata: {name: mail}
+spec:
+  displayName: Mail archive
+  redirectURIs: ["https://mail.example/cb"]
+  scopes: [openid, email, offline_access]
+  access: {allowedEmailDomains: [example.com]}
+---
+apiVersion: keyway.dev/v1alpha1
+kind: ConnectedApp
 metadata: {name: svc}
 spec:
   displayName: Batch service
@@ -91,6 +100,7 @@ async fn build(
     std::fs::write(clients.join("apps.yaml"), APPS).unwrap();
     std::fs::write(clients.join("default.web.secret"), "web-secret\n").unwrap();
     std::fs::write(clients.join("default.svc.secret"), "svc-secret").unwrap();
+    std::fs::write(clients.join("default.mail.secret"), "mail-secret").unwrap();
     let hash = issuer::users::hash_password(PASSWORD).unwrap();
     std::fs::write(
         dir.path().join("users.yaml"),
