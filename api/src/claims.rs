@@ -61,6 +61,23 @@ pub fn claim_order(a: &ConnectedApp, b: &ConnectedApp) -> Ordering {
         .then_with(|| a.name_any().cmp(&b.name_any()))
 }
 
+/// Whether `app`'s client ID is `id` (without building the ID: this runs for every cached app on
+/// every reconcile).
+pub fn claims(app: &ConnectedApp, id: &str) -> bool {
+    if let Some(pinned) = &app.spec.client_id {
+        return pinned == id;
+    }
+    let (Some(ns), Some(name)) = (
+        app.metadata.namespace.as_deref(),
+        app.metadata.name.as_deref(),
+    ) else {
+        return false;
+    };
+    id.strip_prefix(ns)
+        .and_then(|rest| rest.strip_prefix('.'))
+        .is_some_and(|rest| rest == name)
+}
+
 fn same_object(a: &ConnectedApp, b: &ConnectedApp) -> bool {
     a.namespace() == b.namespace() && a.name_any() == b.name_any()
 }
@@ -75,7 +92,7 @@ pub fn holder_before<'a>(
     let id = app.client_id()?;
     others
         .into_iter()
-        .filter(|o| !same_object(o, app) && o.client_id().as_deref() == Some(id.as_str()))
+        .filter(|o| claims(o, &id) && !same_object(o, app))
         .filter(|o| claim_order(o, app) == Ordering::Less)
         .min_by(|a, b| claim_order(a, b))
 }
@@ -189,6 +206,24 @@ mod tests {
         let mut stale = pinned.clone();
         stale.metadata.creation_timestamp = default.metadata.creation_timestamp.clone();
         assert!(holder_before(&pinned, [&stale]).is_none());
+    }
+
+    #[test]
+    fn claims_matches_client_id() {
+        for (a, ids) in [
+            (
+                app("tools", "wiki", None, None),
+                ["tools.wiki", "tools.wik", "tool.swiki"],
+            ),
+            (
+                app("tools", "wiki", Some("x.y"), None),
+                ["x.y", "tools.wiki", "x.y."],
+            ),
+        ] {
+            for id in ids {
+                assert_eq!(claims(&a, id), a.client_id().as_deref() == Some(id), "{id}");
+            }
+        }
     }
 
     #[test]

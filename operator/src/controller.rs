@@ -347,13 +347,13 @@ fn forget_failures(ctx: &Context, obj: &ObjectRef<ConnectedApp>) {
 /// The apps to look at again when `changed` changed or went away: those claiming the same client
 /// ID, and those in conflict (`changed` may have held their ID before the change).
 fn rivals(cache: &Store<ConnectedApp>, changed: &ConnectedApp) -> Vec<ObjectRef<ConnectedApp>> {
-    let id = changed.client_id();
+    let id = changed.client_id().unwrap_or_default();
     let me = ObjectRef::from_obj(changed);
     cache
         .state()
         .iter()
         .filter(|app| {
-            app.client_id() == id
+            api::claims::claims(app, &id)
                 || app.status.as_ref().is_some_and(|s| {
                     s.conditions
                         .iter()
