@@ -574,11 +574,19 @@ async fn refresh(iss: &Issuer, client: &Client, params: &Params) -> Result<Respo
             ));
         }
     };
+    // The access rules are evaluated again, as at /authorize: the client's, and those of the
+    // app owning each granted resource (rules may have changed since the sign-in).
     let claims = &lookup.family.claims;
-    if !client
-        .access
-        .may_sign_in(claims.verified_email(), &claims.groups)
-    {
+    let may = |access: &contract::access::Access| {
+        access.may_sign_in(claims.verified_email(), &claims.groups)
+    };
+    let owners_allow = lookup
+        .family
+        .resources
+        .iter()
+        .filter_map(|r| iss.resource_owner(r))
+        .all(|o| may(&o.access));
+    if !may(&client.access) || !owners_allow {
         iss.store
             .revoke_refresh_family(&lookup.family.id)
             .await

@@ -798,3 +798,73 @@ async fn two_tabs_share_one_csrf_token() {
         assert!(set.contains(attr), "{set}");
     }
 }
+
+/// The refresh grant evaluates the access rules of the app owning each granted resource, as
+/// the authorization endpoint does (the web app admits only `engineering`).
+#[tokio::test]
+async fn refresh_checks_the_resource_owners_access_rules() {
+    use issuer::store::{Claims, RefreshFamily, SecretHash};
+    let h = harness().await;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let family = |id: &str, groups: &[&str]| RefreshFamily {
+        id: id.into(),
+        client_id: "default.agent".into(),
+        subject: format!("{id}@example.com"),
+        scopes: vec!["openid".into(), "offline_access".into()],
+        resources: vec!["https://web.example".into()],
+        claims: Claims {
+            groups: groups.iter().map(|g| g.to_string()).collect(),
+            ..Claims::default()
+        },
+        auth_time: now,
+        session_id: None,
+        created_at: now,
+        expires_at: now + 3600,
+        idle_expires_at: now + 3600,
+        revoked: false,
+    };
+    for (id, groups, token, ok) in [
+        ("bob", &["sales"][..], "rt-bob", false),
+        ("alice", &["engineering"][..], "rt-alice", true),
+    ] {
+        h.issuer
+            .store
+            .create_refresh_family(&family(id, groups), &SecretHash::of(token))
+            .await
+            .unwrap();
+        let res = post(
+            &h.app,
+            "/token",
+            &form(&[
+                ("grant_type", "refresh_token"),
+                ("refresh_token", token),
+                ("client_id", "default.agent"),
+            ]),
+            None,
+        )
+        .await;
+        if ok {
+            assert_eq!(res.status, StatusCode::OK, "{}", res.body);
+            let (_, at) = jwt_parts(res.json()["access_token"].as_str().unwrap());
+            assert_eq!(at["aud"], "https://web.example");
+        } else {
+            assert_eq!(res.status, StatusCode::BAD_REQUEST, "{}", res.body);
+            assert_eq!(
+                res.json()["error_description"],
+                "the person may no longer use this app"
+            );
+            // The family is revoked, not just this attempt refused.
+            let f = h
+                .issuer
+                .store
+                .get_refresh_family(id)
+                .await
+                .unwrap()
+                .unwrap();
+            assert!(f.revoked);
+        }
+    }
+}
