@@ -350,10 +350,19 @@ describe('malformed and oversized input', () => {
 });
 
 describe('token endpoint: authorization_code', () => {
-  it('refuses a wrong code_verifier', async () => {
-    const { code } = await freshCode();
+  /** The legitimate redemption still works after a refused one (the code was not burnt). */
+  async function stillRedeemable(code, verifier, client = [WEBAPP, SECRETS[WEBAPP]], redirectUri = `${RP}/cb`) {
+    const body = { grant_type: 'authorization_code', code, redirect_uri: redirectUri, code_verifier: verifier };
+    const r = await tokenPost(iss.url, client[1] ? body : { ...body, client_id: client[0] }, client[1] ? { basic: client } : {});
+    assert.equal(r.status, 200, r.text);
+    assert.ok(r.json.access_token);
+  }
+
+  it('refuses a wrong code_verifier without burning the code', async () => {
+    const { code, verifier } = await freshCode();
     const r = await tokenPost(iss.url, { grant_type: 'authorization_code', code, redirect_uri: `${RP}/cb`, code_verifier: VERIFIER }, { basic: [WEBAPP, SECRETS[WEBAPP]] });
-    expectJsonError(r, 400, 'invalid_grant', /code_verifier does not match/);
+    expectJsonError(r, 400, 'invalid_grant', /^code_verifier does not match the code_challenge$/);
+    await stillRedeemable(code, verifier);
   });
 
   it('refuses a missing code_verifier', async () => {
@@ -399,13 +408,15 @@ describe('token endpoint: authorization_code', () => {
     const out = await authorizeOnly(spa, { jar, redirectUri: `${RP}/spa/cb` });
     assert.ok(out.code);
     const r = await tokenPost(iss.url, { grant_type: 'authorization_code', code: out.code, redirect_uri: `${RP}/spa/cb`, code_verifier: out.verifier }, { basic: [WEBAPP, SECRETS[WEBAPP]] });
-    expectJsonError(r, 400, 'invalid_grant', /another client/);
+    expectJsonError(r, 400, 'invalid_grant', /^the code was issued to another client$/);
+    await stillRedeemable(out.code, out.verifier, ['default.spa'], `${RP}/spa/cb`);
   });
 
   it('refuses a redirect_uri that differs from the authorization request', async () => {
     const { code, verifier } = await freshCode();
     const r = await tokenPost(iss.url, { grant_type: 'authorization_code', code, redirect_uri: `${RP}/cb/`, code_verifier: verifier }, { basic: [WEBAPP, SECRETS[WEBAPP]] });
-    expectJsonError(r, 400, 'invalid_grant', /redirect_uri/);
+    expectJsonError(r, 400, 'invalid_grant', /^redirect_uri does not match the authorization request$/);
+    await stillRedeemable(code, verifier);
   });
 
   it('refuses an unknown code', async () => {
