@@ -588,7 +588,15 @@ pub async fn callback(
     ) && let Ok(Value::Object(info)) = up.get_json(ui, Some(at)).await
         && info.get("sub") == claims.get("sub")
     {
+        // `email_verified` speaks for the `email` next to it: userinfo's counts only for the
+        // address that ends up in the claims.
+        let same_email = claims
+            .get("email")
+            .is_none_or(|e| info.get("email") == Some(e));
         for (k, v) in info {
+            if k == "email_verified" && !same_email {
+                continue;
+            }
             claims.entry(k).or_insert(v);
         }
     }

@@ -25,6 +25,8 @@ struct Up {
     advertise_iss: bool,
     /// What userinfo says about `email_verified`: `None` leaves it out.
     email_verified: Option<bool>,
+    /// An `email` (without `email_verified`) in the ID token.
+    id_token_email: Option<String>,
 }
 
 async fn fake_upstream() -> (String, Arc<Mutex<Up>>, Arc<SigningKey>) {
@@ -83,13 +85,12 @@ async fn fake_upstream() -> (String, Arc<Mutex<Up>>, Arc<SigningKey>) {
                         .unwrap()
                         .as_secs();
                     let nonce = if up.wrong_nonce { "other".to_string() } else { up.nonce.clone() };
-                    let id = k
-                        .sign(
-                            Typ::Jwt,
-                            &json!({"iss": up.url, "aud": "keyway", "sub": "u-123",
-                                    "exp": now + 300, "iat": now, "nonce": nonce}),
-                        )
-                        .unwrap();
+                    let mut claims = json!({"iss": up.url, "aud": "keyway", "sub": "u-123",
+                                            "exp": now + 300, "iat": now, "nonce": nonce});
+                    if let Some(e) = &up.id_token_email {
+                        claims["email"] = json!(e);
+                    }
+                    let id = k.sign(Typ::Jwt, &claims).unwrap();
                     (
                         StatusCode::OK,
                         Json(json!({"access_token": "up-at", "token_type": "Bearer", "id_token": id})),
@@ -404,6 +405,12 @@ async fn unverified_upstream_email_is_dropped_unless_trusted() {
         assert!(id.get("email").is_none(), "{verified:?}: {id}");
         assert!(id.get("email_verified").is_none(), "{verified:?}: {id}");
     }
+    // Userinfo's `email_verified: true` is about its own address, not another one the ID
+    // token carries without `email_verified`.
+    let (up_url, up, _) = fake_upstream().await;
+    up.lock().unwrap().id_token_email = Some("carol@elsewhere.example".into());
+    let id = agent_id_token(&up_url, &up, &[]).await;
+    assert!(id.get("email").is_none(), "{id}");
     // The insecure switch takes the upstream's word for it.
     let (up_url, up, _) = fake_upstream().await;
     up.lock().unwrap().email_verified = Some(false);
