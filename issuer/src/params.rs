@@ -236,6 +236,23 @@ mod tests {
     use super::*;
 
     #[test]
+    fn single_and_first_repeated_look_at_raw_input() {
+        let raw = b"client_id=a&state=&x=1&x=2&redirect_uri=https%3A%2F%2Fr.example%2Fcb";
+        assert_eq!(single(raw, "client_id").as_deref(), Some("a"));
+        assert_eq!(
+            single(raw, "redirect_uri").as_deref(),
+            Some("https://r.example/cb")
+        );
+        assert_eq!(single(raw, "x"), None);
+        assert_eq!(single(raw, "state"), None);
+        assert_eq!(single(raw, "nonce"), None);
+        let long = format!("a={}", "y".repeat(MAX_VALUE + 1));
+        assert_eq!(single(long.as_bytes(), "a"), None);
+        assert_eq!(first_repeated(raw).as_deref(), Some("x"));
+        assert_eq!(first_repeated(b"a=1&b=2"), None);
+    }
+
+    #[test]
     fn repeated_parameter_is_refused() {
         let e = Params::parse(b"a=1&b=2&a=3").unwrap_err();
         assert_eq!(e.to_string(), "invalid_request: parameter a is repeated");
