@@ -131,9 +131,23 @@ pub struct Cli {
     #[arg(long, env = "KEYWAY_HEADER_READ_TIMEOUT", default_value_t = 10)]
     pub header_read_timeout: u64,
 
-    /// Seconds to wait for the tool's response headers before answering 504.
+    /// Seconds to wait for the tool's response headers, counted from the end of the request
+    /// body, before answering 504.
     #[arg(long, env = "KEYWAY_UPSTREAM_TIMEOUT", default_value_t = 60)]
     pub upstream_timeout: u64,
+
+    /// Seconds a request body may stall (between two reads) before the request gets 408.
+    #[arg(long, env = "KEYWAY_CLIENT_BODY_TIMEOUT", default_value_t = 60)]
+    pub client_body_timeout: u64,
+
+    /// Seconds a write to a client may stall (a client that does not read) before the
+    /// connection is closed.
+    #[arg(long, env = "KEYWAY_SEND_TIMEOUT", default_value_t = 60)]
+    pub send_timeout: u64,
+
+    /// Seconds an HTTP/2 connection may stay silent with no request waiting for the tool.
+    #[arg(long, env = "KEYWAY_IDLE_TIMEOUT", default_value_t = 75)]
+    pub idle_timeout: u64,
 
     /// Largest request head (request line and headers) accepted, in bytes; larger gets 431.
     #[arg(long, env = "KEYWAY_MAX_HEADER_BYTES", default_value_t = 32_768)]
@@ -226,8 +240,14 @@ pub struct Settings {
     pub jwks_min_refresh: Duration,
     /// Header read timeout.
     pub header_read_timeout: Duration,
-    /// Upstream response-header timeout.
+    /// Upstream response-header timeout (from the end of the request body).
     pub upstream_timeout: Duration,
+    /// Request body stall timeout.
+    pub client_body_timeout: Duration,
+    /// Client write stall timeout.
+    pub send_timeout: Duration,
+    /// HTTP/2 idle connection timeout.
+    pub idle_timeout: Duration,
     /// Request head limit.
     pub max_header_bytes: usize,
     /// Graceful shutdown window.
@@ -387,6 +407,12 @@ impl Cli {
                 self.upstream_timeout,
             ),
             (
+                "--client-body-timeout (KEYWAY_CLIENT_BODY_TIMEOUT)",
+                self.client_body_timeout,
+            ),
+            ("--send-timeout (KEYWAY_SEND_TIMEOUT)", self.send_timeout),
+            ("--idle-timeout (KEYWAY_IDLE_TIMEOUT)", self.idle_timeout),
+            (
                 "--config-poll-interval (KEYWAY_CONFIG_POLL_INTERVAL)",
                 self.config_poll_interval,
             ),
@@ -453,6 +479,9 @@ impl Cli {
                 jwks_min_refresh: Duration::from_secs(self.jwks_min_refresh),
                 header_read_timeout: Duration::from_secs(self.header_read_timeout),
                 upstream_timeout: Duration::from_secs(self.upstream_timeout),
+                client_body_timeout: Duration::from_secs(self.client_body_timeout),
+                send_timeout: Duration::from_secs(self.send_timeout),
+                idle_timeout: Duration::from_secs(self.idle_timeout),
                 max_header_bytes: self.max_header_bytes,
                 shutdown_grace: Duration::from_secs(self.shutdown_grace),
                 poll_interval: Duration::from_secs(self.config_poll_interval),

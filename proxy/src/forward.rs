@@ -15,6 +15,7 @@ use crate::handler::error_response;
 use crate::jwt::Principal;
 use crate::memo::Memo;
 use crate::session::{Names, is_own_cookie};
+use crate::timeouts::{TimedBody, answer_within};
 use crate::{Body, Shared, direct, upstream};
 
 /// Identity headers set for the tool; any copy sent by the client is removed first.
@@ -359,7 +360,7 @@ pub async fn forward(
             }
         });
         let sent = shared.upstream.request_direct(&head, &parts.method);
-        let resp = match answered(tokio::time::timeout(timeout, sent).await) {
+        let resp = match answered(tokio::time::timeout(timeout, sent).await.ok()) {
             Ok(resp) => resp,
             Err(failed) => return *failed,
         };
@@ -375,11 +376,30 @@ pub async fn forward(
         headers.insert(header::UPGRADE, proto);
         headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
     }
+    let (body, mut watch) = TimedBody::new(body, shared.settings.client_body_timeout);
     let upstream_req = Request::from_parts(parts, body);
-    let sent = shared.upstream.request(upstream_req);
-    let mut resp = match answered(tokio::time::timeout(timeout, sent).await) {
-        Ok(resp) => resp,
-        Err(failed) => return *failed,
+    // The tool has --upstream-timeout to answer from when the request body has been sent.
+    let sent = answer_within(
+        shared.upstream.request(upstream_req),
+        watch.sent.take(),
+        timeout,
+    );
+    let mut resp = match sent.await {
+        Some(Err(_)) if watch.stalled() => {
+            tracing::info!("request body stalled");
+            let mut resp = error_response(
+                StatusCode::REQUEST_TIMEOUT,
+                "request_timeout",
+                "the request body stalled",
+            );
+            resp.headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            return resp;
+        }
+        r => match answered(r) {
+            Ok(resp) => resp,
+            Err(failed) => return *failed,
+        },
     };
     if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
         let Some(client_upgrade) = client_upgrade else {
@@ -408,13 +428,11 @@ pub async fn forward(
     Response::from_parts(parts, Either::Left(Either::Left(body)))
 }
 
-/// The tool's response, or the 502/504 for its failure.
-fn answered<T>(
-    result: Result<Result<T, upstream::Error>, tokio::time::error::Elapsed>,
-) -> Result<T, Box<Response<Body>>> {
+/// The tool's response, or the 502/504 for its failure (`None`: no answer in time).
+fn answered<T>(result: Option<Result<T, upstream::Error>>) -> Result<T, Box<Response<Body>>> {
     match result {
-        Ok(Ok(resp)) => Ok(resp),
-        Ok(Err(e)) => {
+        Some(Ok(resp)) => Ok(resp),
+        Some(Err(e)) => {
             tracing::warn!(error = %e, "upstream request failed");
             Err(Box::new(error_response(
                 StatusCode::BAD_GATEWAY,
@@ -422,7 +440,7 @@ fn answered<T>(
                 "the tool is not reachable",
             )))
         }
-        Err(_) => Err(Box::new(error_response(
+        None => Err(Box::new(error_response(
             StatusCode::GATEWAY_TIMEOUT,
             "upstream_timeout",
             "the tool did not answer in time",

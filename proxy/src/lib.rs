@@ -30,6 +30,7 @@ pub mod oidc;
 pub mod path;
 pub mod server;
 pub mod session;
+pub mod timeouts;
 pub mod upstream;
 
 use std::sync::{Arc, RwLock};

@@ -22,6 +22,7 @@ use tokio::net::TcpListener;
 use crate::config::{Settings, load_app};
 use crate::forward::Peer;
 use crate::metrics::Metrics;
+use crate::timeouts::{ConnState, Guarded, Limits, idle_watch};
 use crate::{App, Error, Result, Shared, handler};
 
 /// Period of the routine JWKS refresh (unknown `kid`s trigger earlier, rate-limited fetches).
@@ -211,10 +212,24 @@ impl Server {
             let watcher = graceful.watcher();
             let acceptor = acceptor.clone();
             let header_timeout = shared.settings.header_read_timeout;
+            let limits = Limits {
+                first_request: header_timeout,
+                idle: shared.settings.idle_timeout,
+                send: shared.settings.send_timeout,
+            };
             tokio::spawn(async move {
                 let peer = Arc::new(Peer::new(peer, acceptor.is_some()));
+                let state = Arc::new(ConnState::default());
+                let stream = Guarded::new(stream, state.clone(), limits);
+                let watch_state = state.clone();
                 let svc = service_fn(move |req: Request<Incoming>| {
-                    handler::handle(shared.clone(), peer.clone(), req)
+                    let in_flight = state.begin(req.version());
+                    let handled = handler::handle(shared.clone(), peer.clone(), req);
+                    async move {
+                        let resp = handled.await;
+                        drop(in_flight);
+                        resp
+                    }
                 });
                 let result = match acceptor {
                     Some(acceptor) => {
@@ -225,12 +240,21 @@ impl Server {
                         };
                         let conn =
                             builder.serve_connection_with_upgrades(TokioIo::new(stream), svc);
-                        watcher.watch(conn.into_owned()).await
+                        tokio::select! {
+                            r = watcher.watch(conn.into_owned()) => r,
+                            () = idle_watch(watch_state, limits) => Ok(()),
+                        }
                     }
                     None => {
                         let conn =
                             builder.serve_connection_with_upgrades(TokioIo::new(stream), svc);
-                        watcher.watch(conn.into_owned()).await
+                        tokio::select! {
+                            r = watcher.watch(conn.into_owned()) => r,
+                            () = idle_watch(watch_state, limits) => {
+                                tracing::debug!("idle connection closed");
+                                Ok(())
+                            }
+                        }
                     }
                 };
                 if let Err(e) = result {

@@ -17,6 +17,7 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
 use crate::direct::{Pool, Relay};
+use crate::timeouts::TimedBody;
 
 /// Why a request did not get a response from the tool.
 #[derive(Debug, thiserror::Error)]
@@ -33,7 +34,7 @@ pub enum Error {
 }
 
 struct Entry {
-    send: SendRequest<Incoming>,
+    send: SendRequest<TimedBody>,
     used: Instant,
 }
 
@@ -103,7 +104,7 @@ impl Upstream {
     }
 
     /// An idle connection from the pool, dropping closed ones met on the way.
-    fn checkout(&self) -> Option<SendRequest<Incoming>> {
+    fn checkout(&self) -> Option<SendRequest<TimedBody>> {
         let mut conns = self.lock();
         let mut i = conns.len();
         while i > 0 {
@@ -118,7 +119,7 @@ impl Upstream {
     }
 
     /// Returns a connection (now carrying a request) to the pool.
-    fn checkin(&self, send: SendRequest<Incoming>) {
+    fn checkin(&self, send: SendRequest<TimedBody>) {
         let mut conns = self.lock();
         if conns.len() < self.max {
             conns.push(Entry {
@@ -137,7 +138,7 @@ impl Upstream {
         Ok(stream)
     }
 
-    async fn connect(&self) -> Result<SendRequest<Incoming>, Error> {
+    async fn connect(&self) -> Result<SendRequest<TimedBody>, Error> {
         let stream = self.dial().await?;
         let (send, conn) = http1::handshake(TokioIo::new(stream)).await?;
         tokio::spawn(async move {
@@ -160,7 +161,7 @@ impl Upstream {
 
     /// Sends a request (origin-form URI, `Host` set) to the tool and returns its response
     /// headers; the body streams on.
-    pub async fn request(&self, mut req: Request<Incoming>) -> Result<Response<Incoming>, Error> {
+    pub async fn request(&self, mut req: Request<TimedBody>) -> Result<Response<Incoming>, Error> {
         loop {
             let (mut send, reused) = match self.checkout() {
                 Some(s) => (s, true),

@@ -190,6 +190,7 @@ export function wsParse(buf) {
 }
 
 /** The protected tool: echoes requests as JSON; /sse streams events; /upload counts bytes;
+ * /public/download sends 64 MiB;
  * websocket upgrades echo text frames. */
 export async function startUpstream() {
   const port = await freePort();
@@ -214,6 +215,22 @@ export async function startUpstream() {
         res.writeHead(200, { 'content-type': 'application/json' });
         res.end(JSON.stringify({ bytes, sha256: hash.digest('hex') }));
       });
+      return;
+    }
+    if (req.url.startsWith('/public/download')) {
+      // 64 MiB in 64 KiB chunks, written as fast as the reader takes them.
+      res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': String(64 << 20) });
+      const chunk = Buffer.alloc(64 << 10, 120);
+      let left = 1024;
+      const pump = () => {
+        while (left > 0) {
+          left -= 1;
+          if (!res.write(chunk)) { res.once('drain', pump); return; }
+        }
+        res.end();
+      };
+      res.on('close', () => { left = 0; });
+      pump();
       return;
     }
     if (req.url.includes('/slow')) {

@@ -1,0 +1,373 @@
+//! Timeouts for slow clients beyond the request head (which hyper's `header_read_timeout`
+//! bounds): a request body that stalls ([`TimedBody`]), a client that stops reading
+//! ([`Guarded`]), a silent connection before its first request or an idle HTTP/2 connection
+//! ([`idle_watch`]), and the wait for the tool's response counted from the end
+//! of the request body ([`answer_within`]), so that a large, slow upload is not a 504.
+
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::task::{Context, Poll, ready};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body::{Body, Frame, SizeHint};
+use hyper::body::Incoming;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::sync::oneshot;
+use tokio::time::{Instant, Sleep};
+
+/// Why a request body ended early.
+#[derive(Debug, thiserror::Error)]
+pub enum BodyError {
+    /// The client sent nothing for the body timeout.
+    #[error("the request body stalled")]
+    Stalled,
+    /// The client's stream failed.
+    #[error(transparent)]
+    Client(#[from] hyper::Error),
+}
+
+/// A request body on its way to the tool: fails when the client sends nothing for `timeout`,
+/// and reports when it has been sent completely.
+pub struct TimedBody {
+    inner: Incoming,
+    timeout: Duration,
+    /// Armed at the first wait for the client (nothing is allocated for an empty body).
+    stall: Option<Pin<Box<Sleep>>>,
+    sent: Option<oneshot::Sender<()>>,
+    stalled: Option<Arc<AtomicBool>>,
+}
+
+/// What [`TimedBody::new`] hands the forwarder: when the body has been sent, and whether it
+/// stalled.
+pub struct BodyWatch {
+    /// Resolves when the body has been read to its end (or was dropped); `None`: no body.
+    pub sent: Option<oneshot::Receiver<()>>,
+    /// Set when the body stalled.
+    stalled: Option<Arc<AtomicBool>>,
+}
+
+impl BodyWatch {
+    /// Whether the body stalled.
+    pub fn stalled(&self) -> bool {
+        self.stalled
+            .as_ref()
+            .is_some_and(|s| s.load(Ordering::Relaxed))
+    }
+}
+
+impl TimedBody {
+    /// Wraps a client's request body.
+    pub fn new(inner: Incoming, timeout: Duration) -> (Self, BodyWatch) {
+        if inner.is_end_stream() {
+            let body = TimedBody {
+                inner,
+                timeout,
+                stall: None,
+                sent: None,
+                stalled: None,
+            };
+            let watch = BodyWatch {
+                sent: None,
+                stalled: None,
+            };
+            return (body, watch);
+        }
+        let (tx, rx) = oneshot::channel();
+        let stalled = Arc::new(AtomicBool::new(false));
+        let body = TimedBody {
+            inner,
+            timeout,
+            stall: None,
+            sent: Some(tx),
+            stalled: Some(stalled.clone()),
+        };
+        let watch = BodyWatch {
+            sent: Some(rx),
+            stalled: Some(stalled),
+        };
+        (body, watch)
+    }
+
+    fn finished(&mut self) {
+        if let Some(tx) = self.sent.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+impl Body for TimedBody {
+    type Data = Bytes;
+    type Error = BodyError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
+        let this = &mut *self;
+        match Pin::new(&mut this.inner).poll_frame(cx) {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(stall) = this.stall.as_mut() {
+                    stall.as_mut().reset(Instant::now() + this.timeout);
+                }
+                if this.inner.is_end_stream() {
+                    this.finished();
+                }
+                Poll::Ready(Some(Ok(frame)))
+            }
+            Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(e.into()))),
+            Poll::Ready(None) => {
+                this.finished();
+                Poll::Ready(None)
+            }
+            Poll::Pending => {
+                let timeout = this.timeout;
+                let stall = this
+                    .stall
+                    .get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
+                ready!(stall.as_mut().poll(cx));
+                if let Some(s) = &this.stalled {
+                    s.store(true, Ordering::Relaxed);
+                }
+                Poll::Ready(Some(Err(BodyError::Stalled)))
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// Runs `exchange` (a request to the tool) until it answers, allowing `timeout` from the moment
+/// the request body has been sent; `None` when that time passed.
+pub async fn answer_within<F: Future>(
+    exchange: F,
+    sent: Option<oneshot::Receiver<()>>,
+    timeout: Duration,
+) -> Option<F::Output> {
+    let Some(sent) = sent else {
+        return tokio::time::timeout(timeout, exchange).await.ok();
+    };
+    tokio::pin!(exchange);
+    let deadline = async {
+        // A dropped sender (the body failed) also starts the clock.
+        let _ = sent.await;
+        tokio::time::sleep(timeout).await;
+    };
+    tokio::select! {
+        r = &mut exchange => Some(r),
+        () = deadline => None,
+    }
+}
+
+/// What a client connection's service and its [`Guarded`] stream tell [`idle_watch`].
+#[derive(Debug)]
+pub struct ConnState {
+    born: Instant,
+    /// Milliseconds after `born` of the last read or write.
+    last: AtomicU64,
+    in_flight: AtomicUsize,
+    requests: AtomicBool,
+    h2: AtomicBool,
+}
+
+impl Default for ConnState {
+    fn default() -> Self {
+        ConnState {
+            born: Instant::now(),
+            last: AtomicU64::new(0),
+            in_flight: AtomicUsize::new(0),
+            requests: AtomicBool::new(false),
+            h2: AtomicBool::new(false),
+        }
+    }
+}
+
+/// Counts a request as in flight until dropped.
+pub struct InFlight(Arc<ConnState>);
+
+impl ConnState {
+    /// Notes a request (of this HTTP version) as in flight.
+    pub fn begin(self: &Arc<Self>, version: http::Version) -> InFlight {
+        self.in_flight.fetch_add(1, Ordering::Relaxed);
+        self.requests.store(true, Ordering::Relaxed);
+        if version == http::Version::HTTP_2 {
+            self.h2.store(true, Ordering::Relaxed);
+        }
+        InFlight(self.clone())
+    }
+
+    fn touch(&self) {
+        let ms = u64::try_from(self.born.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.last.store(ms, Ordering::Relaxed);
+    }
+
+    fn last(&self) -> Instant {
+        self.born + Duration::from_millis(self.last.load(Ordering::Relaxed))
+    }
+
+    /// The silence allowed now: `Err` when none will ever be (an HTTP/1.1 connection after its
+    /// first request: hyper's header-read timeout bounds its idle time), `Ok(None)` while a
+    /// request waits for the tool.
+    fn idle_limit(&self, limits: &Limits) -> Result<Option<Duration>, ()> {
+        if self.in_flight.load(Ordering::Relaxed) > 0 {
+            Ok(None)
+        } else if !self.requests.load(Ordering::Relaxed) {
+            Ok(Some(limits.first_request))
+        } else if self.h2.load(Ordering::Relaxed) {
+            Ok(Some(limits.idle))
+        } else {
+            Err(())
+        }
+    }
+}
+
+/// Ends when the connection has been silent for longer than allowed with no request in flight:
+/// `first_request` before the first request, `idle` on HTTP/2. The caller then drops it.
+pub async fn idle_watch(state: Arc<ConnState>, limits: Limits) {
+    loop {
+        match state.idle_limit(&limits) {
+            Err(()) => std::future::pending::<()>().await,
+            Ok(None) => tokio::time::sleep(limits.idle).await,
+            Ok(Some(limit)) => {
+                let deadline = state.last() + limit;
+                if Instant::now() >= deadline {
+                    return;
+                }
+                tokio::time::sleep_until(deadline).await;
+            }
+        }
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Limits of a [`Guarded`] connection.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Silence allowed before the first request (the head of an HTTP/1 request is also bounded
+    /// by hyper; this covers the HTTP/2 preface and a connection that sends nothing).
+    pub first_request: Duration,
+    /// Silence allowed on an HTTP/2 connection with no request waiting for the tool.
+    pub idle: Duration,
+    /// How long one write to the client may stay blocked.
+    pub send: Duration,
+}
+
+/// A client connection that fails a write blocked for longer than `send` (a client that does
+/// not read), and notes when it last read or wrote for [`idle_watch`].
+pub struct Guarded<T> {
+    io: T,
+    state: Arc<ConnState>,
+    send: Duration,
+    write_blocked: bool,
+    write_stall: Option<Pin<Box<Sleep>>>,
+}
+
+impl<T> Guarded<T> {
+    /// Wraps a client connection.
+    pub fn new(io: T, state: Arc<ConnState>, limits: Limits) -> Self {
+        Guarded {
+            io,
+            state,
+            send: limits.send,
+            write_blocked: false,
+            write_stall: None,
+        }
+    }
+
+    /// `moved`: whether a ready result carried bytes (a flush does not: the connection is polled
+    /// whenever its task wakes, also by [`idle_watch`]'s timer, and flushes each time).
+    fn write_done<R>(
+        &mut self,
+        r: Poll<io::Result<R>>,
+        moved: impl Fn(&R) -> bool,
+        cx: &mut Context<'_>,
+    ) -> Poll<io::Result<R>> {
+        match r {
+            Poll::Ready(r) => {
+                self.write_blocked = false;
+                if r.as_ref().is_ok_and(&moved) {
+                    self.state.touch();
+                }
+                Poll::Ready(r)
+            }
+            Poll::Pending => {
+                let deadline = Instant::now() + self.send;
+                let first = !self.write_blocked;
+                self.write_blocked = true;
+                let stall = self
+                    .write_stall
+                    .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+                if first {
+                    stall.as_mut().reset(deadline);
+                }
+                ready!(stall.as_mut().poll(cx));
+                Poll::Ready(Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "the client does not read",
+                )))
+            }
+        }
+    }
+}
+
+impl<T: AsyncRead + Unpin> AsyncRead for Guarded<T> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let before = buf.filled().len();
+        let r = ready!(Pin::new(&mut self.io).poll_read(cx, buf));
+        if buf.filled().len() > before {
+            self.state.touch();
+        }
+        Poll::Ready(r)
+    }
+}
+
+impl<T: AsyncWrite + Unpin> AsyncWrite for Guarded<T> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let r = Pin::new(&mut self.io).poll_write(cx, buf);
+        self.write_done(r, |n| *n > 0, cx)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let r = Pin::new(&mut self.io).poll_write_vectored(cx, bufs);
+        self.write_done(r, |n| *n > 0, cx)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let r = Pin::new(&mut self.io).poll_flush(cx);
+        self.write_done(r, |()| false, cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.io).poll_shutdown(cx)
+    }
+}
