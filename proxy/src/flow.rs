@@ -404,7 +404,8 @@ pub enum SignOutOrigin {
 /// Classifies a sign-out request. A POST counts as the proxy's own when `Sec-Fetch-Site` is
 /// `same-origin`, or, without Fetch metadata, when `Origin` is the proxy's origin. A GET also
 /// when `Sec-Fetch-Site` is `none` (typed, bookmarked); a GET without Fetch metadata is
-/// `Unknown` (`Origin` is not sent on same-origin GET navigations).
+/// `Unknown` (`Origin` is not sent on same-origin GET navigations), and so are a HEAD and a
+/// browser's prefetch (`Sec-Purpose`, `Purpose`), which must not sign anyone out.
 pub fn sign_out_origin(
     method: &http::Method,
     headers: &http::HeaderMap,
@@ -414,7 +415,13 @@ pub fn sign_out_origin(
     if origin.is_some_and(|o| o != own_origin.as_bytes()) {
         return SignOutOrigin::Foreign;
     }
-    let get = method == http::Method::GET || method == http::Method::HEAD;
+    if method == http::Method::HEAD
+        || headers.contains_key("sec-purpose")
+        || headers.contains_key("purpose")
+    {
+        return SignOutOrigin::Unknown;
+    }
+    let get = method == http::Method::GET;
     match headers.get("sec-fetch-site").map(HeaderValue::as_bytes) {
         Some(b"same-origin") => SignOutOrigin::Own,
         Some(b"none") if get => SignOutOrigin::Own,

@@ -237,13 +237,18 @@ describe('sign-out revokes the refresh token', () => {
       assert.deepEqual(await r.json(), { error: 'access_denied', error_description: 'cross-origin sign-out refused' });
       assert.deepEqual(r.headers.getSetCookie(), []);
     }
-    for (const headers of [{}, { 'sec-fetch-site': 'cross-site' }, { origin: 'https://evil.example' }]) {
+    for (const headers of [{}, { 'sec-fetch-site': 'cross-site' }, { origin: 'https://evil.example' },
+      // A browser's prefetch of a same-origin sign-out link must not sign out.
+      { 'sec-fetch-site': 'same-origin', 'sec-purpose': 'prefetch' }]) {
       const r = await fetch(`${s.url}/oauth2/sign_out?rd=/x%22%3E`, { redirect: 'manual', headers: { cookie: jar.header(), ...headers } });
       assert.equal(r.status, 200, JSON.stringify(headers));
       assert.deepEqual(r.headers.getSetCookie(), []);
       assert.equal(r.headers.get('content-security-policy'), "default-src 'none'; frame-ancestors 'none'");
       assert.match(await r.text(), /<form method="post" action="\/oauth2\/sign_out\?rd=%2Fx%22%3E">/);
     }
+    const head = await fetch(`${s.url}/oauth2/sign_out`, { method: 'HEAD', redirect: 'manual', headers: { cookie: jar.header(), 'sec-fetch-site': 'same-origin' } });
+    assert.equal(head.status, 200);
+    assert.deepEqual(head.headers.getSetCookie(), []);
     const put = await fetch(`${s.url}/oauth2/sign_out`, { method: 'PUT', headers: { cookie: jar.header(), origin: s.url } });
     assert.equal(put.status, 405);
     assert.equal(await s.op.active(rt), true, 'nothing was revoked');
