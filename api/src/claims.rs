@@ -3,11 +3,18 @@
 //! Default client IDs (`<namespace>.<name>`) are unique, but `spec.clientID` can pin any ID, so
 //! two apps (or a pinned ID and another app's default) can name the same client. The operator
 //! and the issuer settle it with the same rule, so every replica, every restart and both
-//! components agree: the app that claimed the ID first keeps it, judged by
-//! `metadata.creationTimestamp` (older first; an object without one, such as a local manifest,
-//! after every object that has one), then namespace, then name. Every other claimant is not a
-//! client. Validity does not matter: an invalid app still holds the ID it claims, so fixing its
-//! spec cannot take the ID away from an app that was serving.
+//! components agree:
+//!
+//! 1. An ID already issued stays with its holder: the *incumbent*, an app whose status (written
+//!    by the operator) records the ID as its `clientID` with a `Ready` condition whose reason is
+//!    not `ClientIDConflict` (see [`incumbent`]). Changing another app's spec, however old that
+//!    app is, cannot take the ID (and the refresh tokens issued to it) away.
+//! 2. Among claimants that are equally (not) incumbent, the app that claimed first keeps it,
+//!    judged by `metadata.creationTimestamp` (older first; an object without one, such as a
+//!    local manifest, after every object that has one), then namespace, then name.
+//!
+//! Every other claimant is not a client. Validity does not matter: an invalid app still holds
+//! the ID it claims, so fixing its spec cannot take the ID away from an app that was serving.
 //!
 //! IDs starting with [`DCR_CLIENT_ID_PREFIX`] belong to dynamically registered clients (RFC 7591)
 //! and no ConnectedApp may have one, so a ConnectedApp can never take over a registered client's
@@ -48,9 +55,40 @@ fn created(app: &ConnectedApp) -> Option<Timestamp> {
     app.metadata.creation_timestamp.as_ref().map(|t| t.0)
 }
 
-/// The order in which claims are honoured (earlier first): creation time (missing last), then
-/// namespace, then name.
+/// Whether `app` is the incumbent holder of its client ID: its status records that ID as
+/// `clientID` and its `Ready` condition (of any generation, `True` or not) is not the
+/// `ClientIDConflict` the operator writes for an app it left without the ID. The operator writes
+/// `clientID` only in the status of an app it judged to hold the ID (or, with `ClientIDConflict`,
+/// of one it did not), so this is the app the ID was issued to; an app under edit, an invalid
+/// one, one whose Secret is missing stays incumbent. A local manifest has no status and never is.
+pub fn incumbent(app: &ConnectedApp) -> bool {
+    let Some(status) = &app.status else {
+        return false;
+    };
+    let Some(recorded) = status.client_id.as_deref() else {
+        return false;
+    };
+    claims(app, recorded)
+        && status
+            .conditions
+            .iter()
+            .find(|c| c.type_ == crate::CONDITION_READY)
+            .is_some_and(|c| c.reason != CLIENT_ID_CONFLICT)
+}
+
+/// Reason of the `Ready` condition of an app left without its client ID.
+pub const CLIENT_ID_CONFLICT: &str = "ClientIDConflict";
+
+/// The order in which claims are honoured (earlier first): incumbents ([`incumbent`]) before the
+/// rest, then [`age_order`].
 pub fn claim_order(a: &ConnectedApp, b: &ConnectedApp) -> Ordering {
+    incumbent(b)
+        .cmp(&incumbent(a))
+        .then_with(|| age_order(a, b))
+}
+
+/// Creation time (missing last), then namespace, then name.
+pub fn age_order(a: &ConnectedApp, b: &ConnectedApp) -> Ordering {
     let time = match (created(a), created(b)) {
         (Some(x), Some(y)) => x.cmp(&y),
         (Some(_), None) => Ordering::Less,
@@ -83,8 +121,8 @@ fn same_object(a: &ConnectedApp, b: &ConnectedApp) -> bool {
 }
 
 /// The app that holds `app`'s client ID instead of it, if any: the first claimant of the same ID
-/// among `others` (which may include `app` itself, under its namespace and name) when it comes
-/// before `app`.
+/// in [`claim_order`] among `others` (which may include `app` itself, under its namespace and
+/// name) when it comes before `app`.
 pub fn holder_before<'a>(
     app: &ConnectedApp,
     others: impl IntoIterator<Item = &'a ConnectedApp>,
@@ -206,6 +244,96 @@ mod tests {
         let mut stale = pinned.clone();
         stale.metadata.creation_timestamp = default.metadata.creation_timestamp.clone();
         assert!(holder_before(&pinned, [&stale]).is_none());
+    }
+
+    /// `app` as the operator leaves it: status `clientID` = its ID, `Ready` with `reason`.
+    fn with_status(mut app: ConnectedApp, ready: &str, reason: &str) -> ConnectedApp {
+        app.status = Some(
+            serde_json::from_value(serde_json::json!({
+                "clientID": app.client_id().unwrap(),
+                "observedGeneration": 1,
+                "conditions": [{
+                    "type": "Ready", "status": ready, "reason": reason, "message": "",
+                    "lastTransitionTime": "2026-01-01T00:00:00Z",
+                }],
+            }))
+            .unwrap(),
+        );
+        app
+    }
+
+    #[test]
+    fn an_issued_id_stays_with_its_holder_against_an_older_app() {
+        // B (newer) was issued its default ID; A (older, another namespace) then pins it.
+        let b = with_status(
+            app("b", "tool", None, Some("2026-02-01T00:00:00Z")),
+            "True",
+            "Registered",
+        );
+        let a = with_status(
+            app("a", "x", Some("b.tool"), Some("2025-01-01T00:00:00Z")),
+            "True",
+            "Registered",
+        );
+        // A's status still records its former ID: A is not incumbent for "b.tool".
+        let mut a_before = a.clone();
+        a_before.status.as_mut().unwrap().client_id = Some("a.x".into());
+        assert!(incumbent(&b));
+        assert!(!incumbent(&a_before));
+        assert_eq!(
+            display_name(holder_before(&a_before, [&b, &a_before]).unwrap()),
+            "b/tool"
+        );
+        assert!(holder_before(&b, [&b, &a_before]).is_none());
+        let (winners, conflicts) = resolve([&a_before, &b]);
+        assert_eq!(
+            winners.iter().map(|w| display_name(w)).collect::<Vec<_>>(),
+            ["b/tool"]
+        );
+        assert_eq!(display_name(conflicts[0].loser), "a/x");
+        // The operator then records A's conflict (clientID "b.tool", ClientIDConflict): still not
+        // incumbent, B keeps the ID.
+        let a_conflict = with_status(a.clone(), "False", CLIENT_ID_CONFLICT);
+        assert!(!incumbent(&a_conflict));
+        assert_eq!(
+            display_name(holder_before(&a_conflict, [&b]).unwrap()),
+            "b/tool"
+        );
+        // B stays incumbent while not Ready for another reason (edited, invalid, Secret missing).
+        let b_invalid = with_status(b.clone(), "False", "InvalidSpec");
+        assert!(incumbent(&b_invalid));
+        assert!(holder_before(&b_invalid, [&a_before]).is_none());
+        // A local manifest (no status) and an app without a Ready condition are not incumbent.
+        let mut b_bare = b.clone();
+        b_bare.status.as_mut().unwrap().conditions.clear();
+        assert!(!incumbent(&b_bare));
+        assert!(!incumbent(&app("b", "tool", None, None)));
+    }
+
+    #[test]
+    fn among_several_incumbents_or_none_the_oldest_wins() {
+        let old = app("z", "zeta", Some("shared"), Some("2026-01-01T00:00:00Z"));
+        let new = app("a", "alpha", Some("shared"), Some("2026-01-02T00:00:00Z"));
+        // Both claim incumbency (a buggy past): age decides.
+        let old_i = with_status(old.clone(), "True", "Registered");
+        let new_i = with_status(new.clone(), "True", "Registered");
+        assert_eq!(
+            display_name(holder_before(&new_i, [&old_i]).unwrap()),
+            "z/zeta"
+        );
+        assert!(holder_before(&old_i, [&new_i]).is_none());
+        // Only the newer one is incumbent: it wins; the older one's conflict status changes nothing.
+        let old_c = with_status(old, "False", CLIENT_ID_CONFLICT);
+        assert_eq!(
+            display_name(holder_before(&old_c, [&new_i]).unwrap()),
+            "a/alpha"
+        );
+        let (winners, _) = resolve([&old_c, &new_i]);
+        assert_eq!(display_name(winners[0]), "a/alpha");
+        // A status recording another ID than the one claimed does not count.
+        let mut stale = with_status(new, "True", "Registered");
+        stale.status.as_mut().unwrap().client_id = Some("other".into());
+        assert!(!incumbent(&stale));
     }
 
     #[test]

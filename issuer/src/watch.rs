@@ -4,7 +4,8 @@
 //! reports why on its status); the rest keep working.
 //!
 //! When several apps claim one client ID, the rule of `api::claims` (the operator's too) picks
-//! the app that claimed it first (oldest `creationTimestamp`, then namespace and name); the others
+//! the app the ID was issued to (its status records it), else the oldest (`creationTimestamp`,
+//! then namespace and name); the others
 //! are not clients, and each such conflict is logged once, with both apps' names, while it lasts.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -25,8 +26,9 @@ fn key(app: &ConnectedApp) -> String {
 /// A client ID conflict: the ID, the app left without it, the app holding it.
 type Conflict = (String, String, String);
 
-/// The clients the watched apps make: one per client ID, the first claimant's. `reported` holds
-/// the conflicts already logged; only new ones are logged, and it is left with the current ones.
+/// The clients the watched apps make: one per client ID, the holder's (`api::claims`).
+/// `reported` holds the conflicts already logged; only new ones are logged, and it is left with
+/// the current ones.
 fn clients_of(
     apps: &BTreeMap<String, ConnectedApp>,
     reported: &mut BTreeSet<Conflict>,
@@ -44,7 +46,7 @@ fn clients_of(
                 client_id = %conflict.0,
                 app = %conflict.1,
                 holder = %conflict.2,
-                "client ID claimed by an older ConnectedApp; this app is not a client"
+                "client ID held by another ConnectedApp; this app is not a client"
             );
         }
         current.insert(conflict);

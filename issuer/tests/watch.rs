@@ -192,3 +192,97 @@ async fn a_client_id_claimed_twice_belongs_to_the_older_app_until_it_is_deleted(
     assert_eq!(token("alpha-secret").await, StatusCode::OK);
     assert_eq!(token("zeta-secret").await, StatusCode::UNAUTHORIZED);
 }
+
+/// A ConnectedApp in `ns`, with `clientID: <pin>` when given.
+fn app_in(ns: &str, name: &str, pin: Option<&str>) -> ConnectedApp {
+    let mut value = serde_json::json!({
+        "apiVersion": "keyway.dev/v1alpha1",
+        "kind": "ConnectedApp",
+        "metadata": {"name": name, "namespace": ns},
+        "spec": {"displayName": format!("{ns}/{name}"), "grantTypes": ["client_credentials"]},
+    });
+    if let Some(pin) = pin {
+        value["spec"]["clientID"] = pin.into();
+    }
+    serde_json::from_value(value).unwrap()
+}
+
+/// The status the operator writes for an app registered as `id` with `secret`.
+fn registered(id: &str, secret: &str) -> serde_json::Value {
+    serde_json::json!({"status": {
+        "clientID": id,
+        "observedGeneration": 1,
+        "conditions": [{
+            "type": "Ready", "status": "True", "reason": "Registered", "message": "",
+            "lastTransitionTime": "2026-01-01T00:00:00Z",
+        }],
+        "clientSecrets": [{"hash": contract::secret::hash_client_secret(secret)}],
+    }})
+}
+
+#[tokio::test]
+async fn an_older_app_that_pins_an_issued_client_id_does_not_take_it_over() {
+    let server = fake_apiserver::FakeApiServer::start().await.unwrap();
+    let client = server.client().unwrap();
+    let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(client.clone());
+    for ns in ["a", "b"] {
+        let body = serde_json::from_value(serde_json::json!({"metadata": {"name": ns}})).unwrap();
+        namespaces
+            .create(&PostParams::default(), &body)
+            .await
+            .unwrap();
+    }
+    let apps_a: Api<ConnectedApp> = Api::namespaced(client.clone(), "a");
+    let apps_b: Api<ConnectedApp> = Api::namespaced(client.clone(), "b");
+    // A (older) registered under its default ID; B (newer) registered under "tool".
+    apps_a
+        .create(&PostParams::default(), &app_in("a", "x", None))
+        .await
+        .unwrap();
+    let status = registered("a.x", "a-secret");
+    apps_a
+        .patch_status("x", &PatchParams::default(), &Patch::Merge(&status))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    apps_b
+        .create(&PostParams::default(), &app_in("b", "tool", Some("tool")))
+        .await
+        .unwrap();
+    let status = registered("tool", "b-secret");
+    apps_b
+        .patch_status("tool", &PatchParams::default(), &Patch::Merge(&status))
+        .await
+        .unwrap();
+
+    let (iss, router, _dir) = issuer_watching().await;
+    tokio::spawn(issuer::watch::run(iss.clone(), client, None));
+    eventually(|| iss.clients.get("tool").is_some() && iss.clients.get("a.x").is_some()).await;
+    let token = |secret: &'static str| {
+        let r = router.clone();
+        async move {
+            post(
+                &r,
+                "/token",
+                "grant_type=client_credentials",
+                Some(&basic("tool", secret)),
+            )
+            .await
+            .status
+        }
+    };
+    assert_eq!(token("b-secret").await, StatusCode::OK);
+
+    // A's owner pins B's ID; A's status still records "a.x" (the operator would now write
+    // ClientIDConflict).
+    let patch = serde_json::json!({"spec": {"clientID": "tool"}});
+    apps_a
+        .patch("x", &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .unwrap();
+    eventually(|| iss.clients.get("a.x").is_none()).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(iss.clients.get("tool").unwrap().name, "b/tool");
+    assert_eq!(token("b-secret").await, StatusCode::OK);
+    assert_eq!(token("a-secret").await, StatusCode::UNAUTHORIZED);
+}

@@ -6,7 +6,7 @@
 //! read it, and the previous secret stays accepted until its grace period ends.
 //!
 //! Client IDs: before anything else, the app's client ID is looked up among the other
-//! ConnectedApps in the controller's cache (no API call); when another app claimed it first
+//! ConnectedApps in the controller's cache (no API call); when another app holds it
 //! (`api::claims`), the app gets `Ready=False`/`ClientIDConflict` and nothing else is written.
 //! Every change of an app triggers the apps claiming the same ID and those in conflict, so a
 //! loser is looked at again when the holder changes or goes away.

@@ -61,8 +61,8 @@ pub mod reason {
     pub const SECRET_MISSING: &str = "SecretMissing";
     /// The existingSecret lacks keys or holds values that do not fit the app.
     pub const SECRET_INVALID: &str = "SecretInvalid";
-    /// Another app claimed the same client ID first (`api::claims`).
-    pub const CLIENT_ID_CONFLICT: &str = "ClientIDConflict";
+    /// Another app holds the same client ID (`api::claims`).
+    pub const CLIENT_ID_CONFLICT: &str = api::claims::CLIENT_ID_CONFLICT;
 }
 
 /// What the operator is configured with, as far as desired state goes.
@@ -381,7 +381,7 @@ pub fn conflict(
         now,
         reason::CLIENT_ID_CONFLICT,
         format!(
-            "client ID {id:?} is held by ConnectedApp {}, which claimed it first; no Secret is written for this app: \
+            "client ID {id:?} is held by ConnectedApp {}, which holds it; no Secret is written for this app: \
              choose another spec.clientID, or delete the other app",
             api::claims::display_name(holder)
         ),

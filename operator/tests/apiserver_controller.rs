@@ -11,7 +11,7 @@ use api::{ConnectedApp, FINALIZER};
 use contract::secret as keys;
 use fake_apiserver::FakeApiServer;
 use k8s_openapi::api::coordination::v1::Lease;
-use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::api::core::v1::{Namespace, Secret};
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
 use kube::{Api, Client, ResourceExt};
@@ -652,6 +652,70 @@ async fn a_holder_that_changes_its_client_id_frees_it_at_once() {
     })
     .await;
     assert!(zeta.is_ready());
+    replica.stop().await;
+}
+
+#[tokio::test]
+async fn an_older_app_cannot_take_over_an_issued_client_id() {
+    let (_server, client) = setup().await;
+    let in_ns = |ns: &str, name: &str, spec: Value| {
+        let mut a = app(name, spec);
+        a.metadata.namespace = Some(ns.into());
+        a
+    };
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    for ns in ["a", "b"] {
+        let body: Namespace = serde_json::from_value(json!({"metadata": {"name": ns}})).unwrap();
+        namespaces
+            .create(&PostParams::default(), &body)
+            .await
+            .unwrap();
+    }
+    let apps_a: Api<ConnectedApp> = Api::namespaced(client.clone(), "a");
+    let apps_b: Api<ConnectedApp> = Api::namespaced(client.clone(), "b");
+    let secrets_b: Api<Secret> = Api::namespaced(client.clone(), "b");
+    let replica = start(client, config(), None);
+    // A (older) in namespace a, Ready under its own default ID.
+    apps_a
+        .create(&PostParams::default(), &in_ns("a", "x", json!({})))
+        .await
+        .unwrap();
+    wait_app(&apps_a, "x", "Ready", ConnectedApp::is_ready).await;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    // B (newer) in namespace b, issued its default ID b.tool.
+    apps_b
+        .create(&PostParams::default(), &in_ns("b", "tool", json!({})))
+        .await
+        .unwrap();
+    wait_app(&apps_b, "tool", "Ready", ConnectedApp::is_ready).await;
+    let before = secrets_b.get("tool-keyway").await.unwrap();
+    assert_eq!(text(&before, keys::CLIENT_ID), "b.tool");
+    // A's owner pins B's ID.
+    let patch = json!({"spec": {"clientID": "b.tool"}});
+    apps_a
+        .patch("x", &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .unwrap();
+    let loser = wait_app(&apps_a, "x", "ClientIDConflict", |a| {
+        ready_condition(a).is_some_and(|(_, reason, _)| reason == "ClientIDConflict")
+    })
+    .await;
+    let (_, _, message) = ready_condition(&loser).unwrap();
+    assert!(message.contains("b/tool"), "{message}");
+    // Give the controller time to (wrongly) act on B too.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let holder = apps_b.get("tool").await.unwrap();
+    assert!(
+        holder.is_ready(),
+        "the holder stays Ready: {:?}",
+        holder.status
+    );
+    assert_eq!(
+        holder.status.as_ref().and_then(|s| s.client_id.as_deref()),
+        Some("b.tool")
+    );
+    let after = secrets_b.get("tool-keyway").await.unwrap();
+    assert_eq!(after.data, before.data, "the holder keeps its Secret");
     replica.stop().await;
 }
 
