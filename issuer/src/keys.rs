@@ -391,6 +391,11 @@ impl Keys {
         }
     }
 
+    /// The key directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
     /// Whether the directory is managed elsewhere.
     pub fn is_read_only(&self) -> bool {
         self.read_only

@@ -45,6 +45,8 @@ pub struct Issuer {
     pub dcr: Option<crate::dcr::DcrSettings>,
     /// Upstream OpenID providers (federation), in button order.
     pub upstreams: Vec<crate::upstream::Upstream>,
+    /// The federation cookie's key (loaded when there are upstreams).
+    pub cookie_key: crate::upstream::CookieKey,
     /// Cross-origin settings of the client-facing endpoints.
     pub cors: crate::cors::Cors,
 }
@@ -61,6 +63,15 @@ impl std::fmt::Debug for Issuer {
 pub type Shared = Arc<Issuer>;
 
 impl Issuer {
+    /// Loads the federation cookie key from the key directory when there are upstreams and it
+    /// is not loaded yet (it may arrive after start-up in a mounted Secret); `true` when this
+    /// call loaded it.
+    pub fn load_cookie_key(&self) -> bool {
+        !self.upstreams.is_empty()
+            && self.cookie_key.get().is_none()
+            && self.cookie_key.load(self.keys.dir(), false).is_ok()
+    }
+
     /// Builds the issuer from configuration and an opened store: loads keys, clients and users.
     /// Every problem is returned at once.
     pub fn new(config: &Config, store: Arc<dyn Store>) -> Result<Self, Vec<String>> {
@@ -117,23 +128,26 @@ impl Issuer {
                 None
             }
         };
+        let cookie_key = crate::upstream::CookieKey::default();
         let mut upstreams = Vec::new();
         if !config.upstreams.is_empty() {
-            match crate::upstream::cookie_key(&config.keys_dir, !config.keys_read_only) {
-                Ok(key) => {
-                    for u in &config.upstreams {
-                        match crate::upstream::Upstream::new(u.clone(), key) {
-                            Ok(up) => upstreams.push(up),
-                            Err(e) => problems.push(format!("upstream {:?}: {e}", u.id)),
-                        }
-                    }
-                }
-                Err(e) if config.keys_read_only => problems.push(format!(
-                    "--keys-dir: {e}; federation needs it: the operator adds it to the Secret it \
-                     manages (the issuer starts once it has), a Secret of your own needs an entry \
-                     cookie.key with 32 random bytes in base64"
-                )),
+            match cookie_key.load(&config.keys_dir, !config.keys_read_only) {
+                Ok(()) => {}
+                // The operator adds cookie.key to the Secret it manages with the first signing
+                // key; the background task loads it when it appears.
+                Err(e) if config.keys_read_only => tracing::warn!(
+                    error = %e,
+                    "federated sign-in waits for cookie.key in --keys-dir (the operator adds it \
+                     to the Secret it manages; a Secret of your own needs an entry cookie.key \
+                     with 32 random bytes in base64)"
+                ),
                 Err(e) => problems.push(format!("--keys-dir: {e}")),
+            }
+            for u in &config.upstreams {
+                match crate::upstream::Upstream::new(u.clone(), cookie_key.clone()) {
+                    Ok(up) => upstreams.push(up),
+                    Err(e) => problems.push(format!("upstream {:?}: {e}", u.id)),
+                }
             }
         }
         let (Some(keys), true) = (keys, problems.is_empty()) else {
@@ -150,6 +164,7 @@ impl Issuer {
             metrics: Metrics::default(),
             secure_cookies: config.secure_cookies,
             upstreams,
+            cookie_key,
             cors: crate::cors::Cors {
                 allowed: config.cors_allowed_origins.clone(),
                 ..Default::default()
@@ -270,6 +285,13 @@ async fn readyz(State(iss): State<Shared>) -> Response {
     if iss.keys.ring().signing.is_none() {
         return (StatusCode::SERVICE_UNAVAILABLE, "no signing key yet").into_response();
     }
+    if !iss.upstreams.is_empty() && iss.cookie_key.get().is_none() {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "no federation cookie key yet",
+        )
+            .into_response();
+    }
     match iss.store.ping().await {
         Ok(()) => (StatusCode::OK, "ready").into_response(),
         Err(e) => {
@@ -371,6 +393,9 @@ async fn background(iss: Shared) {
                 iss.metrics.key_reload_failures.inc();
                 tracing::error!(error = %e, "signing keys not updated; the last good set stays in force");
             }
+        }
+        if iss.keys.is_read_only() && iss.load_cookie_key() {
+            tracing::info!("cookie.key loaded: federated sign-in is available");
         }
         if n.is_multiple_of(12) {
             match iss.store.cleanup_expired(iss.clock.now()).await {

@@ -20,7 +20,7 @@
 //!   `allowedEmailDomains` nor reaches tokens), unless the provider is configured with
 //!   `insecureTrustUnverifiedEmail`.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use axum::extract::State;
@@ -104,7 +104,7 @@ pub struct Upstream {
     pub config: UpstreamConfig,
     client: HyperClient<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>,
     cache: Mutex<Option<(Metadata, Value)>>,
-    cookie_key: [u8; 32],
+    cookie_key: CookieKey,
 }
 
 impl std::fmt::Debug for Upstream {
@@ -147,7 +147,7 @@ struct Pending {
 
 impl Upstream {
     /// Builds the upstream client (system trust roots).
-    pub fn new(config: UpstreamConfig, cookie_key: [u8; 32]) -> std::result::Result<Self, String> {
+    pub fn new(config: UpstreamConfig, cookie_key: CookieKey) -> std::result::Result<Self, String> {
         let mut roots = rustls::RootCertStore::empty();
         for cert in rustls_native_certs::load_native_certs().certs {
             let _ = roots.add(cert);
@@ -235,7 +235,7 @@ impl Upstream {
 
     fn seal(&self, p: &Pending) -> Option<String> {
         let body = URL_SAFE_NO_PAD.encode(serde_json::to_vec(p).ok()?);
-        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.cookie_key).ok()?;
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(self.cookie_key.get()?).ok()?;
         mac.update(body.as_bytes());
         Some(format!(
             "{body}.{}",
@@ -246,7 +246,7 @@ impl Upstream {
     fn open(&self, sealed: &str, now: i64) -> Option<Pending> {
         let (body, tag) = sealed.split_once('.')?;
         let tag = URL_SAFE_NO_PAD.decode(tag).ok()?;
-        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.cookie_key).ok()?;
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(self.cookie_key.get()?).ok()?;
         mac.update(body.as_bytes());
         mac.verify_slice(&tag).ok()?;
         let p: Pending = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(body).ok()?).ok()?;
@@ -385,6 +385,28 @@ pub fn load_file(path: &std::path::Path) -> std::result::Result<Vec<UpstreamConf
     }
 }
 
+/// The key that authenticates the federation cookie, shared by every upstream. With a read-only
+/// key directory (a Secret the operator manages) it may appear after start-up: until then
+/// federated sign-in answers 503 and `/readyz` says not ready.
+#[derive(Clone, Debug, Default)]
+pub struct CookieKey(Arc<OnceLock<[u8; 32]>>);
+
+impl CookieKey {
+    /// The key, once loaded.
+    pub fn get(&self) -> Option<&[u8; 32]> {
+        self.0.get()
+    }
+
+    /// Loads the key from `dir` unless it is loaded already (see [`cookie_key`]).
+    pub fn load(&self, dir: &std::path::Path, create: bool) -> std::io::Result<()> {
+        if self.0.get().is_none() {
+            let key = cookie_key(dir, create)?;
+            let _ = self.0.set(key);
+        }
+        Ok(())
+    }
+}
+
 /// Loads (or, when `create`, creates with mode 0600) the cookie-authentication key in the keys
 /// directory.
 pub fn cookie_key(dir: &std::path::Path, create: bool) -> std::io::Result<[u8; 32]> {
@@ -467,6 +489,14 @@ pub async fn start(State(iss): State<Shared>, Query(q): Query) -> Result<Respons
 }
 
 async fn begin(iss: &crate::server::Issuer, up: &Upstream, q: &Params) -> Result<Response> {
+    if up.cookie_key.get().is_none() {
+        return Err(Error::page(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Sign-in is starting up",
+            "Signing in with your organisation's identity provider is not available yet. Try \
+             again in a minute.",
+        ));
+    }
     let request = q.get("request").unwrap_or("").to_string();
     Params::parse(request.as_bytes())?;
     let (md, _) = up.discovery(false).await.map_err(|e| failed(&e))?;
