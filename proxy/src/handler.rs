@@ -702,6 +702,8 @@ fn upstream_outcome(resp: &Response<Body>, ok: Outcome) -> Outcome {
         (StatusCode::BAD_GATEWAY | StatusCode::GATEWAY_TIMEOUT, Either::Right(_)) => {
             Outcome::upstream_error
         }
+        // The proxy's own 408: the client's request body stalled.
+        (StatusCode::REQUEST_TIMEOUT, Either::Right(_)) => Outcome::bad_request,
         _ => ok,
     }
 }

@@ -52,6 +52,7 @@ describe('slow clients', () => {
     assert.match(r.data, /^HTTP\/1\.1 408 Request Timeout\r\n/);
     assert.match(r.data, /\r\nconnection: close\r\n/i);
     assert.ok(r.data.endsWith('{"error":"request_timeout","error_description":"the request body stalled"}'), r.data);
+    assert.match(await s.proxy.metrics(), /keyway_proxy_requests_total\{outcome="bad_request"\} 1\n/);
   });
 
   it('lets a slow but moving upload through although it takes longer than the upstream timeout', async () => {
