@@ -1,6 +1,6 @@
 //! Who holds a client ID that several ConnectedApps claim.
 //!
-//! Default client IDs (`<namespace>.<name>`) are unique, but `spec.clientID` can pin any ID, so
+//! Default client IDs (`<namespace>.<name>`) are unique, but `spec.clientID` can pin another, so
 //! two apps (or a pinned ID and another app's default) can name the same client. The operator
 //! and the issuer settle it with the same rule, so every replica, every restart and both
 //! components agree:
@@ -13,8 +13,11 @@
 //!    judged by `metadata.creationTimestamp` (older first; an object without one, such as a
 //!    local manifest, after every object that has one), then namespace, then name.
 //!
-//! Every other claimant is not a client. Validity does not matter: an invalid app still holds
-//! the ID it claims, so fixing its spec cannot take the ID away from an app that was serving.
+//! Every other claimant is not a client. Validity does not matter otherwise: an invalid app
+//! still holds the ID it claims, so fixing its spec cannot take the ID away from an app that was
+//! serving. One exception: an app whose pinned ID has a dot but does not start with its own
+//! `<namespace>.` is invalid ([`foreign_client_id`]) and comes after every other claimant, so it
+//! can neither take nor block an ID of another namespace.
 //!
 //! IDs starting with [`DCR_CLIENT_ID_PREFIX`] belong to dynamically registered clients (RFC 7591)
 //! and no ConnectedApp may have one, so a ConnectedApp can never take over a registered client's
@@ -51,6 +54,36 @@ pub fn reserved_client_id(app: &ConnectedApp) -> Option<String> {
     })
 }
 
+/// The problem with `app`'s pinned client ID naming another namespace, if it does: a pinned ID
+/// with a `.` must start with the app's own `<namespace>.`. Default IDs are `<namespace>.<name>`
+/// and namespaces contain no dots, so no pinned ID can then be another namespace's default ID.
+pub fn foreign_client_id(app: &ConnectedApp) -> Option<String> {
+    let pinned = app.spec.client_id.as_deref()?;
+    // A `dcr.` one is refused as reserved (`crate::validate`).
+    if !foreign(app) || pinned.starts_with(DCR_CLIENT_ID_PREFIX) {
+        return None;
+    }
+    let prefix = format!("{}.", app.namespace().unwrap_or_default());
+    Some(format!(
+        "spec.clientID: {pinned:?} contains \".\" but does not start with the app's namespace and a dot ({prefix:?}): IDs with a dot belong to their namespace"
+    ))
+}
+
+fn in_own_namespace(app: &ConnectedApp, pinned: &str) -> bool {
+    app.metadata
+        .namespace
+        .as_deref()
+        .and_then(|ns| pinned.strip_prefix(ns))
+        .is_some_and(|rest| rest.starts_with('.'))
+}
+
+fn foreign(app: &ConnectedApp) -> bool {
+    app.spec
+        .client_id
+        .as_deref()
+        .is_some_and(|pinned| pinned.contains('.') && !in_own_namespace(app, pinned))
+}
+
 fn created(app: &ConnectedApp) -> Option<Timestamp> {
     app.metadata.creation_timestamp.as_ref().map(|t| t.0)
 }
@@ -79,11 +112,13 @@ pub fn incumbent(app: &ConnectedApp) -> bool {
 /// Reason of the `Ready` condition of an app left without its client ID.
 pub const CLIENT_ID_CONFLICT: &str = "ClientIDConflict";
 
-/// The order in which claims are honoured (earlier first): incumbents ([`incumbent`]) before the
-/// rest, then [`age_order`].
+/// The order in which claims are honoured (earlier first): an app pinning another namespace's
+/// ID ([`foreign_client_id`], invalid) after every other, then incumbents ([`incumbent`]) before
+/// the rest, then [`age_order`].
 pub fn claim_order(a: &ConnectedApp, b: &ConnectedApp) -> Ordering {
-    incumbent(b)
-        .cmp(&incumbent(a))
+    foreign(a)
+        .cmp(&foreign(b))
+        .then_with(|| incumbent(b).cmp(&incumbent(a)))
         .then_with(|| age_order(a, b))
 }
 
@@ -334,6 +369,50 @@ mod tests {
         let mut stale = with_status(new, "True", "Registered");
         stale.status.as_mut().unwrap().client_id = Some("other".into());
         assert!(!incumbent(&stale));
+    }
+
+    #[test]
+    fn a_pinned_id_with_a_dot_must_start_with_the_own_namespace() {
+        for ok in [
+            None,
+            Some("tools.x"),
+            Some("tools.a.b"),
+            Some("plain"),
+            Some("a:b-c"),
+        ] {
+            assert!(
+                foreign_client_id(&app("tools", "wiki", ok, None)).is_none(),
+                "{ok:?}"
+            );
+        }
+        for bad in ["other.wiki", "toolsx.wiki", "tool.swiki", "a.b"] {
+            let problem = foreign_client_id(&app("tools", "wiki", Some(bad), None)).unwrap();
+            assert!(
+                problem.starts_with("spec.clientID") && problem.contains("\"tools.\""),
+                "{problem}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_foreign_pin_neither_takes_nor_blocks_another_namespaces_id() {
+        // Older, and even with a status claiming the ID: still after the default ID's app.
+        let squatter = with_status(
+            app("a", "x", Some("b.tool"), Some("2025-01-01T00:00:00Z")),
+            "True",
+            "Registered",
+        );
+        let owner = app("b", "tool", None, Some("2026-01-01T00:00:00Z"));
+        assert!(holder_before(&owner, [&squatter]).is_none());
+        assert_eq!(
+            display_name(holder_before(&squatter, [&owner]).unwrap()),
+            "b/tool"
+        );
+        let (winners, conflicts) = resolve([&squatter, &owner]);
+        assert_eq!(display_name(winners[0]), "b/tool");
+        assert_eq!(display_name(conflicts[0].loser), "a/x");
+        // Alone, it is the only claimant (and invalid: the operator and the issuer refuse it).
+        assert!(holder_before(&squatter, []).is_none());
     }
 
     #[test]

@@ -129,9 +129,11 @@ pub struct ConnectedAppSpec {
 
     /// Pins the OAuth client ID. Default: `<namespace>.<name>`, which stays the same when the app
     /// is deleted and applied again. Letters, digits and `._:-`, starting and ending with a letter
-    /// or digit; must not start with `dcr.` (reserved for dynamically registered clients). When
-    /// another app claims the same ID, the one it was issued to keeps it (else the one created
-    /// first) and the other is not a client (`Ready=False`, reason `ClientIDConflict`).
+    /// or digit; must not start with `dcr.` (reserved for dynamically registered clients). An ID
+    /// with a `.` must start with the app's own `<namespace>.`, so it is never another
+    /// namespace's default ID (else the app is not a client: `Ready=False`, reason `InvalidSpec`).
+    /// When another app claims the same ID, the one it was issued to keeps it (else the one
+    /// created first) and the other is not a client (`Ready=False`, reason `ClientIDConflict`).
     #[serde(rename = "clientID", default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = limits::NAME), pattern(CLIENT_ID_PATTERN))]
     pub client_id: Option<String>,

@@ -114,6 +114,9 @@ impl Client {
         {
             problems.push(problem);
         }
+        if let Some(problem) = api::claims::foreign_client_id(app) {
+            problems.push(problem);
+        }
         let dur = |field: &str, v: &str, problems: &mut Vec<String>| -> u64 {
             match api::parse_duration(v) {
                 Ok(d) => d.as_secs().max(1),
@@ -483,14 +486,14 @@ spec:
         // Pins the default ID of tools/wiki in apps.yaml.
         std::fs::write(
             dir.path().join("more.yaml"),
-            "apiVersion: keyway.dev/v1alpha1\nkind: ConnectedApp\nmetadata: {name: other, namespace: x}\nspec:\n  displayName: Other\n  clientID: tools.wiki\n  grantTypes: [client_credentials]\n",
+            "apiVersion: keyway.dev/v1alpha1\nkind: ConnectedApp\nmetadata: {name: other, namespace: tools}\nspec:\n  displayName: Other\n  clientID: tools.wiki\n  grantTypes: [client_credentials]\n",
         )
         .unwrap();
         let problems = Registry::load_dir(dir.path()).unwrap_err();
         assert_eq!(problems.len(), 1, "{problems:?}");
         let p = &problems[0];
         assert!(p.contains("more.yaml") && p.contains("apps.yaml"), "{p}");
-        assert!(p.contains("x/other") && p.contains("tools/wiki"), "{p}");
+        assert!(p.contains("tools/other") && p.contains("tools/wiki"), "{p}");
         assert!(p.contains("\"tools.wiki\""), "{p}");
     }
 
@@ -531,6 +534,23 @@ spec:
             load("apiVersion: keyway.dev/v1alpha1\nkind: ConnectedApp\nmetadata: {name: s, namespace: dcr}\nspec:\n  displayName: S\n  clientID: s\n  grantTypes: [client_credentials]\n")
                 .is_ok()
         );
+    }
+
+    #[test]
+    fn a_pinned_id_with_a_dot_of_another_namespace_is_not_a_client() {
+        let load = |ns: &str, pin: &str| {
+            let yaml = format!(
+                "apiVersion: keyway.dev/v1alpha1\nkind: ConnectedApp\nmetadata: {{name: s, namespace: {ns}}}\nspec:\n  displayName: S\n  clientID: {pin}\n  grantTypes: [client_credentials]\n"
+            );
+            Client::from_connected_app(&serde_yaml::from_str::<ConnectedApp>(&yaml).unwrap(), None)
+        };
+        let problems = load("a", "b.tool").unwrap_err();
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(problems[0].starts_with("spec.clientID"), "{problems:?}");
+        assert!(problems[0].contains("\"a.\""), "{problems:?}");
+        assert!(load("ab", "a.tool").is_err());
+        assert_eq!(load("a", "a.tool").unwrap().id, "a.tool");
+        assert_eq!(load("a", "tool").unwrap().id, "tool");
     }
 
     #[test]

@@ -149,10 +149,11 @@ mod tests {
             .collect();
         assert_eq!(names.len(), 2);
         assert_eq!(names["shared"], "zeta");
-        // The squatter was created first: it holds the ID, the default app is left without it.
-        assert_eq!(names["tools.wiki"], "beta");
+        // The squatter was created first, but pins another namespace's ID: it comes last, the
+        // default app holds its ID.
+        assert_eq!(names["tools.wiki"], "wiki");
         assert!(reported.contains(&("shared".into(), "a/alpha".into(), "z/zeta".into())));
-        assert!(reported.contains(&("tools.wiki".into(), "tools/wiki".into(), "a/beta".into())));
+        assert!(reported.contains(&("tools.wiki".into(), "a/beta".into(), "tools/wiki".into())));
         // The holder goes away: the other claimant becomes the client, nothing is left reported.
         let clients = table(&[new], &mut reported);
         assert_eq!(clients.len(), 1);

@@ -327,7 +327,9 @@ pub fn plan(
             cfg.resync,
         );
     }
-    if let Some(problem) = api::claims::reserved_client_id(app) {
+    if let Some(problem) =
+        api::claims::reserved_client_id(app).or_else(|| api::claims::foreign_client_id(app))
+    {
         return waiting(
             app,
             cfg,
@@ -912,6 +914,27 @@ pub(crate) mod tests {
         assert!(c.message.contains("set spec.clientID"), "{}", c.message);
         app.spec.client_id = Some("grafana".into());
         assert!(matches!(first_plan(&app).secret, SecretAction::Create(_)));
+    }
+
+    #[test]
+    fn a_pinned_client_id_with_a_dot_must_start_with_the_apps_namespace() {
+        let mut app = basic();
+        let ns = app.namespace().unwrap();
+        for refused in ["other.wiki", &format!("{ns}x.wiki"), "a.b.c"] {
+            app.spec.client_id = Some(refused.to_string());
+            let plan = first_plan(&app);
+            assert_eq!(plan.secret, SecretAction::None, "{refused}");
+            let c = &plan.status.conditions[0];
+            assert_eq!(c.reason, reason::INVALID_SPEC, "{refused}");
+            assert!(c.message.contains(&format!("{ns}.")), "{}", c.message);
+        }
+        for accepted in [format!("{ns}.wiki-2"), "wiki:2".to_string()] {
+            app.spec.client_id = Some(accepted.clone());
+            assert!(
+                matches!(first_plan(&app).secret, SecretAction::Create(_)),
+                "{accepted}"
+            );
+        }
     }
 
     #[test]

@@ -584,10 +584,9 @@ async fn api_errors_fail_the_reconcile_for_backoff() {
     let _ = ResourceExt::name_any(&basic());
 }
 
-/// An app in another namespace, created before the scenario's app, pinning its client ID.
+/// Another app in the namespace, created before the scenario's app, pinning its client ID.
 fn holder() -> ConnectedApp {
     let mut holder = basic();
-    holder.metadata.namespace = Some("other".into());
     holder.metadata.name = Some("wiki".into());
     holder.metadata.uid = Some("uid-holder".into());
     holder.spec.client_id = Some("tools.grafana".into());
@@ -618,7 +617,7 @@ async fn a_client_id_held_by_an_older_app_gets_a_conflict_and_no_secret() {
                     assert_eq!(c["status"], "False");
                     assert_eq!(c["reason"], reason::CLIENT_ID_CONFLICT);
                     let message = c["message"].as_str().unwrap();
-                    assert!(message.contains("other/wiki"), "{message}");
+                    assert!(message.contains("tools/wiki"), "{message}");
                 })
                 .respond(200, app_json(&app)),
             event(reason::CLIENT_ID_CONFLICT, "Warning"),
