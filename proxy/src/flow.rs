@@ -153,7 +153,7 @@ pub async fn callback(
     app: &App,
     provider: &Provider,
     query: Option<&str>,
-    cookies: &RequestCookies,
+    cookies: &RequestCookies<'_>,
 ) -> (Response<Body>, Option<Principal>) {
     let mut p = CallbackParams::default();
     for (k, v) in url::form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
@@ -493,7 +493,7 @@ pub async fn sign_out(
     app: &App,
     provider: Option<&Provider>,
     query: Option<&str>,
-    cookies: &RequestCookies,
+    cookies: &RequestCookies<'_>,
 ) -> Response<Body> {
     let session: Option<Session> = cookies
         .session

@@ -14,7 +14,7 @@ use hyper_util::rt::TokioIo;
 use crate::handler::error_response;
 use crate::jwt::Principal;
 use crate::memo::Memo;
-use crate::session::{Names, is_own_cookie};
+use crate::session::{CookiePlan, Names, PlanBuilder, cookie_name, cookie_pairs, is_own_cookie};
 use crate::timeouts::{TimedBody, answer_within};
 use crate::{Body, Shared, direct, upstream};
 
@@ -43,6 +43,7 @@ const HOP_BY_HOP: [HeaderName; 9] = [
     header::PROXY_AUTHENTICATE,
 ];
 
+const X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
 const XFF: HeaderName = HeaderName::from_static("x-forwarded-for");
 const XF_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 const XF_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
@@ -135,7 +136,12 @@ pub fn wants_upgrade(req: &Request<Incoming>) -> bool {
 }
 
 /// Removes the client's identity headers and the proxy's cookies.
-pub fn sanitise_request_headers(headers: &mut HeaderMap, names: &Names, trust_forwarded: bool) {
+pub fn sanitise_request_headers(
+    headers: &mut HeaderMap,
+    names: &Names,
+    cookies: Option<CookiePlan>,
+    trust_forwarded: bool,
+) {
     let spoofed: Vec<HeaderName> = headers
         .keys()
         .filter(|n| is_identity_header(n.as_str()))
@@ -145,29 +151,58 @@ pub fn sanitise_request_headers(headers: &mut HeaderMap, names: &Names, trust_fo
         headers.remove(name);
     }
     if !trust_forwarded {
-        for name in ["forwarded", "x-real-ip"] {
+        for name in [header::FORWARDED, X_REAL_IP] {
             headers.remove(name);
         }
     }
-    if headers.contains_key(header::COOKIE) {
-        let kept: Vec<String> = headers
+    strip_own_cookies(headers, names, cookies);
+}
+
+/// Removes the proxy's cookies from the `Cookie` header lines, keeping the others byte for byte
+/// and in order, as `plan` says (worked out here when the caller has not read the lines):
+/// untouched, dropped, or the others of all lines joined with `"; "` into one line, built in one
+/// pass with one allocation.
+fn strip_own_cookies(headers: &mut HeaderMap, names: &Names, plan: Option<CookiePlan>) {
+    let plan = plan.unwrap_or_else(|| {
+        let mut plan = PlanBuilder::default();
+        for value in headers.get_all(header::COOKIE) {
+            let value = value.to_str();
+            plan.line(value.is_ok());
+            for pair in value.into_iter().flat_map(cookie_pairs) {
+                plan.pair(pair, names);
+            }
+        }
+        plan.finish()
+    });
+    match plan {
+        CookiePlan::Keep => return,
+        CookiePlan::Drop => {
+            headers.remove(header::COOKIE);
+            return;
+        }
+        CookiePlan::Rewrite => {}
+    }
+    let kept = || {
+        headers
             .get_all(header::COOKIE)
             .iter()
             .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(';'))
-            .map(str::trim)
-            .filter(|pair| {
-                let name = pair.split('=').next().unwrap_or("");
-                !pair.is_empty() && !is_own_cookie(name, names)
-            })
-            .map(str::to_string)
-            .collect();
-        headers.remove(header::COOKIE);
-        if !kept.is_empty()
-            && let Ok(v) = HeaderValue::from_str(&kept.join("; "))
-        {
-            headers.insert(header::COOKIE, v);
+            .flat_map(cookie_pairs)
+            .filter(|pair| !is_own_cookie(cookie_name(pair), names))
+    };
+    let (len, count) = kept().fold((0, 0), |(l, c), p| (l + p.len(), c + 1));
+    let mut joined = String::with_capacity(len + 2 * count);
+    for pair in kept() {
+        if !joined.is_empty() {
+            joined.push_str("; ");
         }
+        joined.push_str(pair);
+    }
+    headers.remove(header::COOKIE);
+    if let Ok(v) = HeaderValue::from_str(&joined)
+        && !joined.is_empty()
+    {
+        headers.insert(header::COOKIE, v);
     }
 }
 
@@ -293,6 +328,8 @@ pub struct Forward<'a> {
     pub access_token: Option<&'a str>,
     /// Cookie names to strip.
     pub names: &'a Names,
+    /// What to do with the `Cookie` lines, when the caller has already read them.
+    pub cookies: Option<CookiePlan>,
 }
 
 /// Sends the request to the tool and returns its response, streaming both bodies. Upgrades are
@@ -331,7 +368,12 @@ pub async fn forward(
     parts.version = Version::HTTP_11;
     let headers = &mut parts.headers;
     strip_hop_by_hop(headers);
-    sanitise_request_headers(headers, f.names, shared.settings.trust_forwarded_headers);
+    sanitise_request_headers(
+        headers,
+        f.names,
+        f.cookies,
+        shared.settings.trust_forwarded_headers,
+    );
     add_forwarded(
         headers,
         f.peer,
@@ -477,10 +519,113 @@ mod tests {
                 v.parse().unwrap(),
             );
         }
-        sanitise_request_headers(&mut h, &names, false);
+        sanitise_request_headers(&mut h, &names, None, false);
         assert_eq!(h.len(), 2, "{h:?}");
         assert_eq!(h["cookie"], "a=1; b=2; keyway_issuer_session=z");
         assert_eq!(h["x-other"], "kept");
+    }
+
+    /// The `Cookie` lines after stripping, from the given lines.
+    fn stripped(names: &Names, lines: &[&[u8]]) -> Vec<Vec<u8>> {
+        let mut h = HeaderMap::new();
+        for l in lines {
+            h.append(header::COOKIE, HeaderValue::from_bytes(l).unwrap());
+        }
+        let mut planned = h.clone();
+        let plan = crate::session::read_cookies(&h, names).plan;
+        strip_own_cookies(&mut planned, names, Some(plan));
+        strip_own_cookies(&mut h, names, None);
+        let out: Vec<Vec<u8>> = h
+            .get_all(header::COOKIE)
+            .iter()
+            .map(|v| v.as_bytes().to_vec())
+            .collect();
+        let via_plan: Vec<Vec<u8>> = planned
+            .get_all(header::COOKIE)
+            .iter()
+            .map(|v| v.as_bytes().to_vec())
+            .collect();
+        assert_eq!(out, via_plan, "the plan read with the session agrees");
+        out
+    }
+
+    fn lines(v: &[&str]) -> Vec<Vec<u8>> {
+        v.iter().map(|s| s.as_bytes().to_vec()).collect()
+    }
+
+    #[test]
+    fn cookie_rewrite_cases() {
+        let plain = Names::new("_keyway_proxy", false);
+        let host = Names::new("_keyway_proxy", true);
+        // Only ours: the header goes.
+        assert!(stripped(&plain, &[b"_keyway_proxy=s"]).is_empty());
+        assert!(stripped(&plain, &[b"_keyway_proxy_0=a; _keyway_proxy_1=b"]).is_empty());
+        assert!(
+            stripped(
+                &host,
+                &[
+                    b"__Host-_keyway_proxy=s",
+                    b"__Host-_keyway_proxy_login_abcdefabcdef=l"
+                ]
+            )
+            .is_empty()
+        );
+        // None of ours on one line: untouched, byte for byte (spacing kept).
+        assert_eq!(
+            stripped(&plain, &[b"a=1;b=2 ;  c=\"x y\""]),
+            lines(&["a=1;b=2 ;  c=\"x y\""])
+        );
+        // Ours among others, split parts, duplicated names: the others in order.
+        assert_eq!(
+            stripped(
+                &plain,
+                &[b"a=1; _keyway_proxy_0=p; a=2; _keyway_proxy_1=q; _keyway_proxy=s; b="]
+            ),
+            lines(&["a=1; a=2; b="])
+        );
+        // The __Host- form: the unprefixed name is someone else's cookie and stays.
+        assert_eq!(
+            stripped(
+                &host,
+                &[b"__Host-_keyway_proxy=s; _keyway_proxy=t; __Host-_keyway_proxy_3=u"]
+            ),
+            lines(&["_keyway_proxy=t"])
+        );
+        // Names that only look like ours stay.
+        assert_eq!(
+            stripped(
+                &plain,
+                &[b"_keyway_proxyx=1; _keyway_proxy_x=2; _keyway_proxy_=3; _keyway_proxy=s"]
+            ),
+            lines(&["_keyway_proxyx=1; _keyway_proxy_x=2; _keyway_proxy_=3"])
+        );
+        // Whitespace variants and empty pairs; whitespace around the name does not hide ours.
+        assert_eq!(
+            stripped(
+                &plain,
+                &[b" ;a=1 ;;\t_keyway_proxy =s;  _keyway_proxy_2\t=x ; b=2;"]
+            ),
+            lines(&["a=1; b=2"])
+        );
+        assert!(stripped(&plain, &[b"", b" ; "]).is_empty());
+        assert!(stripped(&plain, &[]).is_empty());
+        // Several lines (HTTP/2 splits them): joined in order, ours removed.
+        assert_eq!(
+            stripped(
+                &plain,
+                &[
+                    b"a=1",
+                    b"_keyway_proxy=s",
+                    b"b=2; _keyway_proxy_login_abcdefabcdef=l",
+                    b"c=3"
+                ]
+            ),
+            lines(&["a=1; b=2; c=3"])
+        );
+        assert_eq!(stripped(&plain, &[b"a=1", b"b=2"]), lines(&["a=1; b=2"]));
+        // A line that is not visible ASCII cannot be checked, so it is not forwarded.
+        assert_eq!(stripped(&plain, &[b"a=1", b"x=\xff"]), lines(&["a=1"]));
+        assert!(stripped(&plain, &[b"x=\xff"]).is_empty());
     }
 
     #[test]

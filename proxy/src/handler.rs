@@ -479,6 +479,7 @@ async fn route(shared: &Arc<Shared>, peer: &Peer, req: Request<Incoming>) -> Don
             who: None,
             access_token: None,
             names: &app.names,
+            cookies: None,
         };
         let resp = forward(shared, req, f).await;
         let ok = if preflight {
@@ -545,6 +546,7 @@ async fn route(shared: &Arc<Shared>, peer: &Peer, req: Request<Incoming>) -> Don
             who: Some(&who),
             access_token: pass,
             names: &app.names,
+            cookies: None,
         };
         let resp = forward(shared, req, f).await;
         return Done {
@@ -628,6 +630,7 @@ async fn route(shared: &Arc<Shared>, peer: &Peer, req: Request<Incoming>) -> Don
             .as_deref()
             .filter(|_| shared.settings.pass_access_token),
         names: &app.names,
+        cookies: Some(cookies.plan),
     };
     let resp = forward(shared, req, f).await;
     let outcome = upstream_outcome(&resp, Outcome::allowed);

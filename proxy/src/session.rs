@@ -286,29 +286,94 @@ pub struct Presence {
     pub chunks: usize,
 }
 
-/// The session and login cookies of a request (raw sealed values).
+/// The session and login cookies of a request (raw sealed values), borrowing from its headers.
 #[derive(Debug, Default)]
-pub struct RequestCookies {
-    /// Sealed session value (chunks joined).
-    pub session: Option<String>,
+pub struct RequestCookies<'a> {
+    /// Sealed session value: borrowed when unsplit, the chunks joined otherwise.
+    pub session: Option<std::borrow::Cow<'a, str>>,
     /// Login-state cookies (name, sealed value).
     pub logins: Vec<(String, String)>,
     /// Which pieces were present.
     pub presence: Presence,
+    /// What forwarding must do with the `Cookie` lines.
+    pub plan: CookiePlan,
+}
+
+/// What forwarding does with a request's `Cookie` lines to keep the proxy's cookies from the tool.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum CookiePlan {
+    /// None of the proxy's cookies, at most one line: forward as it is.
+    #[default]
+    Keep,
+    /// Nothing but the proxy's cookies (or nothing readable): remove the lines.
+    Drop,
+    /// Otherwise: join the others into one line.
+    Rewrite,
+}
+
+/// Builds a [`CookiePlan`] while the `Cookie` lines are read.
+#[derive(Debug, Default)]
+pub struct PlanBuilder {
+    lines: usize,
+    own: bool,
+    others: bool,
+}
+
+impl PlanBuilder {
+    /// A `Cookie` line; `readable` when it is visible ASCII (else it is not forwarded).
+    pub fn line(&mut self, readable: bool) {
+        self.lines += 1;
+        self.own |= !readable;
+    }
+
+    /// A pair of the last line.
+    pub fn pair(&mut self, pair: &str, names: &Names) {
+        if is_own_cookie(cookie_name(pair), names) {
+            self.own = true;
+        } else {
+            self.others = true;
+        }
+    }
+
+    /// The plan.
+    pub fn finish(&self) -> CookiePlan {
+        if !self.own && self.lines <= 1 {
+            CookiePlan::Keep
+        } else if !self.others {
+            CookiePlan::Drop
+        } else {
+            CookiePlan::Rewrite
+        }
+    }
+}
+
+/// The name of a `name=value` pair, without surrounding whitespace (so that `name =v`, which
+/// some parsers accept, cannot smuggle the proxy's cookie through).
+pub fn cookie_name(pair: &str) -> &str {
+    pair.split('=').next().unwrap_or("").trim()
+}
+
+/// The non-empty `name=value` pairs of one `Cookie` line, trimmed.
+pub fn cookie_pairs(value: &str) -> impl Iterator<Item = &str> {
+    value.split(';').map(str::trim).filter(|p| !p.is_empty())
 }
 
 /// Extracts the proxy's cookies from the `Cookie` headers.
-pub fn read_cookies(headers: &http::HeaderMap, names: &Names) -> RequestCookies {
+pub fn read_cookies<'a>(headers: &'a http::HeaderMap, names: &Names) -> RequestCookies<'a> {
     let mut out = RequestCookies::default();
     let mut chunks: [Option<&str>; MAX_CHUNKS] = [None; MAX_CHUNKS];
+    let mut plan = PlanBuilder::default();
     for value in headers.get_all(http::header::COOKIE) {
-        let Ok(value) = value.to_str() else { continue };
-        for pair in value.split(';') {
-            let Some((name, v)) = pair.trim().split_once('=') else {
+        let value = value.to_str();
+        plan.line(value.is_ok());
+        let Ok(value) = value else { continue };
+        for pair in cookie_pairs(value) {
+            plan.pair(pair, names);
+            let Some((name, v)) = pair.split_once('=') else {
                 continue;
             };
             if name == names.session {
-                out.session = Some(v.to_string());
+                out.session = Some(std::borrow::Cow::Borrowed(v));
                 out.presence.single = true;
             } else if is_login_cookie(name, names) {
                 out.logins.push((name.to_string(), v.to_string()));
@@ -324,8 +389,11 @@ pub fn read_cookies(headers: &http::HeaderMap, names: &Names) -> RequestCookies 
     }
     let n = chunks.iter().take_while(|c| c.is_some()).count();
     out.presence.chunks = n;
+    out.plan = plan.finish();
     if out.session.is_none() && n > 0 {
-        out.session = Some(chunks.iter().take(n).flatten().copied().collect());
+        out.session = Some(std::borrow::Cow::Owned(
+            chunks.iter().take(n).flatten().copied().collect(),
+        ));
     }
     out
 }
