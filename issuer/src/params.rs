@@ -134,16 +134,7 @@ impl<S: Send + Sync> FromRequest<S> for Form {
                 .await
                 .map(|q| Form(q.0));
         }
-        let is_form = req
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split(';').next())
-            .is_some_and(|v| {
-                v.trim()
-                    .eq_ignore_ascii_case("application/x-www-form-urlencoded")
-            });
-        if !is_form {
+        if !is_form(req.headers()) {
             return Err(Error::invalid_request(
                 "the body must be application/x-www-form-urlencoded",
             ));
@@ -153,6 +144,18 @@ impl<S: Send + Sync> FromRequest<S> for Form {
             .map_err(|_| Error::invalid_request("the request body is too large"))?;
         parse_body(&body).map(Form)
     }
+}
+
+/// Whether the request's media type is `application/x-www-form-urlencoded`.
+fn is_form(headers: &http::HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|v| {
+            v.trim()
+                .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+        })
 }
 
 /// The undecoded parameters of a request (query string for GET, form body for POST), for the
@@ -175,16 +178,7 @@ impl<S: Send + Sync> FromRequest<S> for RawForm {
             }
             return Ok(Self(Ok(Bytes::copy_from_slice(q.as_bytes()))));
         }
-        let is_form = req
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split(';').next())
-            .is_some_and(|v| {
-                v.trim()
-                    .eq_ignore_ascii_case("application/x-www-form-urlencoded")
-            });
-        if !is_form {
+        if !is_form(req.headers()) {
             return Ok(Self(Err(Error::invalid_request(
                 "the body must be application/x-www-form-urlencoded",
             ))));

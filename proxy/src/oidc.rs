@@ -414,14 +414,7 @@ impl IssuerClient {
             .await?;
         // RFC 7009 2.2: 200 also for a token that was already invalid.
         if status != 200 {
-            let error = serde_json::from_slice::<ErrorBody>(&body)
-                .map(|e| e.error)
-                .unwrap_or_default();
-            return Err(OidcError::Status {
-                url: url.into(),
-                status,
-                error,
-            });
+            return Err(status_error(url, status, &body));
         }
         Ok(true)
     }
@@ -445,14 +438,7 @@ impl IssuerClient {
             )
             .await?;
         if status != 200 {
-            let error = serde_json::from_slice::<ErrorBody>(&body)
-                .map(|e| e.error)
-                .unwrap_or_default();
-            return Err(OidcError::Status {
-                url: url.into(),
-                status,
-                error,
-            });
+            return Err(status_error(url, status, &body));
         }
         let resp: TokenResponse =
             serde_json::from_slice(&body).map_err(|e| OidcError::Invalid {
@@ -475,4 +461,15 @@ impl IssuerClient {
 
 fn strip_query(url: &str) -> String {
     url.split('?').next().unwrap_or("").to_string()
+}
+/// The error for a non-200 answer: the status and the OAuth `error` code of the body, if any.
+fn status_error(url: &str, status: u16, body: &[u8]) -> OidcError {
+    let error = serde_json::from_slice::<ErrorBody>(body)
+        .map(|e| e.error)
+        .unwrap_or_default();
+    OidcError::Status {
+        url: url.into(),
+        status,
+        error,
+    }
 }
