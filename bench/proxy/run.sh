@@ -13,15 +13,30 @@
 # user, system: all threads, from /proc, the same for nginx and keyway-proxy), RSS,
 # and keyway-proxy's start-up time (process start to ready: issuer metadata and keys loaded).
 #
-# Usage: bash bench/proxy/run.sh   (env: DURATION=10s CONNECTIONS=64 THREADS=2 WORKERS=1,
-#        CARGO_TARGET_DIR to reuse a build, KEYWAY_BIN_DIR to skip the build)
+# Usage: bash bench/proxy/run.sh   (env: DURATION=10s CONNECTIONS=64 THREADS=1 WORKERS=1,
+#        PIN=1 SUT_CPU=0 LOAD_CPU=1 TOOL_CPU=$LOAD_CPU, CARGO_TARGET_DIR to reuse a build,
+#        KEYWAY_BIN_DIR to skip the build)
+# Pinning (PIN=1, the default on a machine with two or more cores): the proxy under test (nginx
+# or keyway-proxy, the same for both) runs alone on SUT_CPU; wrk, the tool and the test issuer
+# share LOAD_CPU (TOOL_CPU=$SUT_CPU puts the tool beside the proxy instead, as in a pod). The
+# proxies then do not compete with their own load generator for a core, and CPU time per request
+# stops depending on how the scheduler interleaved them. PIN=0 lets the scheduler place
+# everything (the figures then move by a factor of 1.5 between runs).
 # Release build only. Every server binds 127.0.0.1; everything started here is stopped on exit.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 DURATION="${DURATION:-10s}"
 CONNECTIONS="${CONNECTIONS:-64}"
-THREADS="${THREADS:-2}"
+THREADS="${THREADS:-1}"
 WORKERS="${WORKERS:-1}"
+PIN="${PIN:-1}"
+SUT_CPU="${SUT_CPU:-0}"
+LOAD_CPU="${LOAD_CPU:-1}"
+if [[ "$PIN" == 1 && $(nproc) -ge 2 ]] && command -v taskset >/dev/null; then
+  ON_SUT=(taskset -c "$SUT_CPU"); ON_LOAD=(taskset -c "$LOAD_CPU")
+else
+  PIN=0; ON_SUT=(); ON_LOAD=()
+fi
 command -v wrk >/dev/null || { echo "wrk is not installed (tests/setup.sh installs it)"; exit 1; }
 command -v nginx >/dev/null || { echo "nginx is not installed (tests/setup.sh installs nginx-light)"; exit 1; }
 
@@ -47,11 +62,11 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 TOOL_PORT=$(free_port); NGINX_PORT=$(free_port); ISSUER_PORT=$(free_port); PROXY_PORT=$(free_port); ADMIN_PORT=$(free_port)
 RESOURCE="http://127.0.0.1:$PROXY_PORT"
 
-node bench/proxy/fixtures.mjs "$WORK" "$ISSUER_PORT" "$RESOURCE" > "$WORK/issuer.log" &
+"${ON_LOAD[@]}" node bench/proxy/fixtures.mjs "$WORK" "$ISSUER_PORT" "$RESOURCE" > "$WORK/issuer.log" &
 PIDS+=($!)
 for _ in $(seq 100); do grep -q ready "$WORK/issuer.log" 2>/dev/null && break; sleep 0.1; done
 
-nginx_conf() { # name port body
+nginx_conf() { # name port cpu-command body
   cat > "$WORK/nginx-$1.conf" <<CONF
 worker_processes $WORKERS;
 pid $WORK/nginx-$1.pid;
@@ -64,14 +79,15 @@ http {
   upstream tool { server 127.0.0.1:$TOOL_PORT; keepalive 64; }
   server {
     listen 127.0.0.1:$2;
-    $3
+    $4
   }
 }
 CONF
-  nginx -c "$WORK/nginx-$1.conf" -p "$WORK" -e "$WORK/nginx-$1.err"
+  local -a pin=(); [[ "$PIN" == 1 ]] && pin=(taskset -c "$3")
+  "${pin[@]}" nginx -c "$WORK/nginx-$1.conf" -p "$WORK" -e "$WORK/nginx-$1.err"
 }
-nginx_conf tool "$TOOL_PORT" 'location / { default_type text/plain; return 200 "hello from the tool\n"; }'
-nginx_conf proxy "$NGINX_PORT" 'location / { proxy_pass http://tool; proxy_http_version 1.1; proxy_set_header Connection ""; proxy_set_header Host $host; proxy_set_header X-Forwarded-For $remote_addr; }'
+nginx_conf tool "$TOOL_PORT" "${TOOL_CPU:-$LOAD_CPU}" 'location / { default_type text/plain; return 200 "hello from the tool\n"; }'
+nginx_conf proxy "$NGINX_PORT" "$SUT_CPU" 'location / { proxy_pass http://tool; proxy_http_version 1.1; proxy_set_header Connection ""; proxy_set_header Host $host; proxy_set_header X-Forwarded-For $remote_addr; }'
 sleep 0.3
 
 cpu_ticks() { # pids... -> "utime stime" in clock ticks (all threads; the same for every server)
@@ -117,8 +133,8 @@ run() { # label url lua pids...
   local label="$1" url="$2" lua="$3"; shift 3
   local before after out
   before=$(cpu_ticks "$@")
-  if [[ -n "$lua" ]]; then out=$(wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency -s "$lua" "$url");
-  else out=$(wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency "$url"); fi
+  if [[ -n "$lua" ]]; then out=$("${ON_LOAD[@]}" wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency -s "$lua" "$url");
+  else out=$("${ON_LOAD[@]}" wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency "$url"); fi
   after=$(cpu_ticks "$@")
   local rps p50 p99 reqs non2xx rss
   rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
@@ -139,7 +155,7 @@ start_proxy() { # extra args...
   t0=$(date +%s%N)
   KEYWAY_CONFIG_DIR="$WORK/config" KEYWAY_LISTEN="127.0.0.1:$PROXY_PORT" \
     KEYWAY_ADMIN_LISTEN="127.0.0.1:$ADMIN_PORT" KEYWAY_UPSTREAM_PORT="$TOOL_PORT" \
-    KEYWAY_ACCESS_LOG="${ACCESS_LOG:-false}" KEYWAY_WORKER_THREADS="$WORKERS" "$BIN" "$@" > "$WORK/proxy.log" 2>&1 &
+    KEYWAY_ACCESS_LOG="${ACCESS_LOG:-false}" KEYWAY_WORKER_THREADS="$WORKERS" "${ON_SUT[@]}" "$BIN" "$@" > "$WORK/proxy.log" 2>&1 &
   PROXY_PID=$!
   PIDS+=("$PROXY_PID")
   for _ in $(seq 5000); do
@@ -154,8 +170,9 @@ start_proxy() { # extra args...
 }
 stop_proxy() { kill "$PROXY_PID"; wait "$PROXY_PID" 2>/dev/null || true; }
 
-echo "keyway-proxy benchmark: wrk -t$THREADS -c$CONNECTIONS -d$DURATION, $WORKERS worker(s) each, $(nproc) cores"
-"$VERIFY" "$WORK/jwks.json" "$WORK/token.txt" "http://127.0.0.1:$ISSUER_PORT" "$RESOURCE" | tee "$WORK/verify.txt"
+pinning="not pinned"; [[ "$PIN" == 1 ]] && pinning="proxies on cpu $SUT_CPU; wrk, tool and issuer on cpu $LOAD_CPU"
+echo "keyway-proxy benchmark: wrk -t$THREADS -c$CONNECTIONS -d$DURATION, $WORKERS worker(s) each, $(nproc) cores, $pinning"
+"${ON_SUT[@]}" "$VERIFY" "$WORK/jwks.json" "$WORK/token.txt" "http://127.0.0.1:$ISSUER_PORT" "$RESOURCE" | tee "$WORK/verify.txt"
 printf '%-12s %10s %9s %9s %12s %9s %9s %8s %8s\n' scenario "req/s" p50 p99 "cpu_us/req" "user_us" "sys_us" RSS non2xx
 run direct "http://127.0.0.1:$TOOL_PORT/" "" $(nginx_pids tool)
 run nginx "http://127.0.0.1:$NGINX_PORT/" "" $(nginx_pids proxy)
