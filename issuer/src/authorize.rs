@@ -22,7 +22,7 @@ use crate::pages;
 use crate::params::{Form, Params, RawForm};
 use crate::server::{Issuer, Shared, store_err};
 use crate::store::{AuthCode, Consent, SecretHash, Session};
-use crate::users::Throttle;
+use crate::throttle::{self, ClientAddr};
 
 /// `prompt` values.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -567,6 +567,7 @@ fn carried_request(form: &Params) -> Result<Params> {
 /// `POST /login`: email and password of a static user.
 pub async fn login(
     State(iss): State<Shared>,
+    addr: ClientAddr,
     headers: HeaderMap,
     Form(form): Form,
 ) -> Result<Response> {
@@ -590,17 +591,18 @@ pub async fn login(
         );
     }
     let now = iss.clock.now();
-    if !Throttle::attempt(iss.store.as_ref(), &email, now)
+    if let Err(refused) = throttle::attempt(iss.store.as_ref(), &email, addr, now)
         .await
         .map_err(store_err)?
     {
         iss.metrics.login("static", "throttled");
+        tracing::info!(?refused, "sign-in throttled");
         let res = login_page(
             &iss,
             &headers,
             &request,
             app_name,
-            Some("Too many failed attempts for this account. Wait a few minutes and try again."),
+            Some("Too many failed attempts. Wait a few minutes and try again."),
             "",
         )?;
         let (mut parts, body) = res.into_parts();
@@ -629,7 +631,7 @@ pub async fn login(
         );
     };
     iss.metrics.login("static", "ok");
-    Throttle::succeeded(iss.store.as_ref(), &email)
+    throttle::succeeded(iss.store.as_ref(), &email, addr)
         .await
         .map_err(store_err)?;
     let (cookie, session) = start_session(

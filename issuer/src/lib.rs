@@ -20,7 +20,7 @@
 //!
 //! Modules: [`config`] (flags), [`error`] (the one place errors become responses), [`params`]
 //! (strict form/query parsing), [`keys`] (signing keys, rotation, JWKS), [`clients`]
-//! (ConnectedApps), [`users`] (static users), [`store`] (persistent state), [`authorize`],
+//! (ConnectedApps), [`users`] (static users), [`throttle`] (sign-in limits), [`store`] (persistent state), [`authorize`],
 //! [`token`], [`introspect`], [`account`], [`dcr`], [`discovery`], [`pages`], [`web`]
 //! (cookies, CSRF), [`metrics`], [`cors`].
 
@@ -40,6 +40,7 @@ pub mod params;
 pub mod scope;
 pub mod server;
 pub mod store;
+pub mod throttle;
 pub mod token;
 pub mod upstream;
 pub mod users;

@@ -357,7 +357,8 @@ pub async fn serve(
         }
         None => None,
     };
-    let app = router(issuer);
+    // The peer address reaches handlers as `ConnectInfo` (the sign-in throttle counts by it).
+    let app = router(issuer).into_make_service_with_connect_info::<std::net::SocketAddr>();
     let res = axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await;

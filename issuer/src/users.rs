@@ -12,7 +12,7 @@
 //! subjects are `<provider id>:<upstream sub>`, so the two can never collide.
 //!
 //! Unknown emails still cost one argon2 verification (against a fixed dummy hash), so response
-//! time does not reveal which accounts exist.
+//! time does not reveal which accounts exist. Guessing is limited by [`crate::throttle`].
 
 use std::path::Path;
 use std::sync::Arc;
@@ -20,7 +20,7 @@ use std::sync::Arc;
 use argon2::password_hash::{PasswordHash, PasswordVerifier};
 use serde::Deserialize;
 
-use crate::store::{Claims, Result as StoreResult, SecretHash, Store};
+use crate::store::Claims;
 
 /// One static user.
 #[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
@@ -156,42 +156,6 @@ impl Users {
     }
 }
 
-/// Throttles password guessing: after [`Throttle::MAX_FAILURES`] failed sign-ins for one email
-/// within [`Throttle::WINDOW`] seconds, further attempts for it are refused until the window
-/// ends (also caps the argon2 work an attacker can cause per account). The counter lives in the
-/// store, keyed by a hash of the address, so replicas sharing a store share one budget.
-#[derive(Debug)]
-pub struct Throttle;
-
-impl Throttle {
-    /// Failures allowed per window.
-    pub const MAX_FAILURES: u64 = 5;
-    /// Window length in seconds.
-    pub const WINDOW: i64 = 300;
-
-    fn key(email: &str) -> SecretHash {
-        SecretHash::of(&format!(
-            "keyway login failures\n{}",
-            email.trim().to_ascii_lowercase()
-        ))
-    }
-
-    /// Counts a sign-in attempt for `email` before its password is checked, and says whether it
-    /// may proceed. Counting first makes the limit hold under concurrent attempts on several
-    /// replicas; [`Throttle::succeeded`] then forgets the count, so only failures remain.
-    pub async fn attempt(store: &dyn Store, email: &str, now: i64) -> StoreResult<bool> {
-        let n = store
-            .count_event(&Self::key(email), now, now + Self::WINDOW)
-            .await?;
-        Ok(n <= Self::MAX_FAILURES)
-    }
-
-    /// Forgets failures after a successful sign-in.
-    pub async fn succeeded(store: &dyn Store, email: &str) -> StoreResult<()> {
-        store.reset_counter(&Self::key(email)).await
-    }
-}
-
 /// Hashes a password with argon2id defaults (for tests and tooling).
 pub fn hash_password(password: &str) -> Option<String> {
     use argon2::password_hash::{PasswordHasher, SaltString};
@@ -223,24 +187,6 @@ mod tests {
         assert_eq!(u.claims().groups, vec!["engineering".to_string()]);
         assert!(users.authenticate("alice@example.com", "wrong").is_none());
         assert!(users.authenticate("nobody@example.com", "pw").is_none());
-    }
-
-    #[tokio::test]
-    async fn throttle_blocks_after_five_failures_per_window() {
-        let store = crate::store::sqlite::SqliteStore::in_memory()
-            .await
-            .unwrap();
-        for _ in 0..5 {
-            assert!(Throttle::attempt(&store, "A@x.org", 100).await.unwrap());
-        }
-        assert!(!Throttle::attempt(&store, " a@X.org", 101).await.unwrap());
-        assert!(Throttle::attempt(&store, "b@x.org", 101).await.unwrap());
-        assert!(Throttle::attempt(&store, "a@x.org", 400).await.unwrap());
-        Throttle::succeeded(&store, "a@x.org").await.unwrap();
-        for _ in 0..5 {
-            assert!(Throttle::attempt(&store, "a@x.org", 401).await.unwrap());
-        }
-        assert!(!Throttle::attempt(&store, "a@x.org", 402).await.unwrap());
     }
 
     #[test]

@@ -842,23 +842,63 @@ async fn password_guessing_is_throttled() {
         .await;
     let csrf = hidden(&page.body, "csrf");
     let request = hidden(&page.body, "request");
-    let attempt = |password: &'static str| {
+    let attempt = |peer: &'static str, email: &str, password: &'static str| {
         let mut b = b.clone();
+        b.peer = Browser::from_ip(peer).peer;
         let app = h.app.clone();
         let body = form(&[
             ("csrf", &csrf),
             ("request", &request),
-            ("email", "alice@example.com"),
+            ("email", email),
             ("password", password),
         ]);
         async move { b.post(&app, "/login", &body).await }
     };
+    let (attacker, victim) = ("192.0.2.66", "198.51.100.7");
     for _ in 0..5 {
-        assert_eq!(attempt("wrong").await.status, StatusCode::UNAUTHORIZED);
+        let res = attempt(attacker, "alice@example.com", "wrong").await;
+        assert_eq!(res.status, StatusCode::UNAUTHORIZED);
     }
-    let res = attempt(PASSWORD).await;
+    let res = attempt(attacker, "alice@example.com", PASSWORD).await;
     assert_eq!(res.status, StatusCode::TOO_MANY_REQUESTS);
     assert!(res.body.contains("Too many failed attempts"));
+    // The owner, elsewhere, is not locked out by the attacker's failures.
+    let res = attempt(victim, "alice@example.com", PASSWORD).await;
+    assert_eq!(res.status, StatusCode::SEE_OTHER, "{}", res.body);
     h.issuer.clock.advance(300);
-    assert_eq!(attempt(PASSWORD).await.status, StatusCode::SEE_OTHER);
+    let res = attempt(attacker, "alice@example.com", PASSWORD).await;
+    assert_eq!(res.status, StatusCode::SEE_OTHER);
+}
+
+#[tokio::test]
+async fn one_address_spraying_passwords_is_throttled() {
+    let h = harness().await;
+    let mut b = Browser::default();
+    let page = b
+        .get(&h.app, &authorize_path("default.web", WEB_CB, &[]))
+        .await;
+    let csrf = hidden(&page.body, "csrf");
+    let request = hidden(&page.body, "request");
+    let attempt = |peer: &'static str, email: String, password: &'static str| {
+        let mut b = b.clone();
+        b.peer = Browser::from_ip(peer).peer;
+        let app = h.app.clone();
+        let body = form(&[
+            ("csrf", &csrf),
+            ("request", &request),
+            ("email", &email),
+            ("password", password),
+        ]);
+        async move { b.post(&app, "/login", &body).await }
+    };
+    // Below the per-(email, address) limit for each account, but 30 failures from one host.
+    for i in 0..30 {
+        let res = attempt("2001:db8::1", format!("user{i}@example.com"), "wrong").await;
+        assert_eq!(res.status, StatusCode::UNAUTHORIZED);
+    }
+    // Its /64 is refused, even for an account it never tried and with the right password.
+    let res = attempt("2001:db8::2", "bob@example.com".into(), PASSWORD).await;
+    assert_eq!(res.status, StatusCode::TOO_MANY_REQUESTS);
+    let res = attempt("2001:db8:0:1::1", "bob@example.com".into(), PASSWORD).await;
+    assert_eq!(res.status, StatusCode::SEE_OTHER, "{}", res.body);
 }

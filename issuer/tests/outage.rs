@@ -147,6 +147,10 @@ impl Store for Flaky {
         self.check()?;
         self.inner.reset_counter(k).await
     }
+    async fn uncount_event(&self, k: &SecretHash) -> Result<()> {
+        self.check()?;
+        self.inner.uncount_event(k).await
+    }
     async fn cleanup_expired(&self, now: i64) -> Result<Cleanup> {
         self.check()?;
         self.inner.cleanup_expired(now).await

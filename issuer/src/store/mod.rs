@@ -460,6 +460,11 @@ pub trait Store: Send + Sync + 'static {
     /// Forgets the counter `key` (a successful sign-in clears its failures).
     async fn reset_counter(&self, key: &SecretHash) -> Result<()>;
 
+    /// Takes one event back from the counter `key` (never below zero; no-op when there is no
+    /// counter). A sign-in that succeeds takes its attempt back from the budgets it shares with
+    /// other people, so that only failures use them up.
+    async fn uncount_event(&self, key: &SecretHash) -> Result<()>;
+
     // --- housekeeping ---
 
     /// Deletes rows expired at `now`: unused codes past expiry (consumed ones are kept

@@ -732,6 +732,17 @@ macro_rules! impl_sql_store {
                 Ok(())
             }
 
+            async fn uncount_event(&self, key: &SecretHash) -> StoreResult<()> {
+                sqlx::query(
+                    "UPDATE counters SET events = events - 1 WHERE key_hash = $1 AND events > 0",
+                )
+                .bind(&key.0[..])
+                .execute(&self.pool)
+                .await
+                .map_err(err)?;
+                Ok(())
+            }
+
             async fn cleanup_expired(&self, now: i64) -> StoreResult<Cleanup> {
                 let mut tx = self.begin_write().await?;
                 let codes = sqlx::query(

@@ -212,6 +212,8 @@ pub async fn get(app: &Router, path: &str) -> Res {
 pub struct Browser {
     pub cookies: HashMap<String, String>,
     pub strict: std::collections::HashSet<String>,
+    /// The TCP peer address the issuer sees (`None`: no connection info, as with `oneshot`).
+    pub peer: Option<std::net::SocketAddr>,
 }
 
 impl Browser {
@@ -249,12 +251,26 @@ impl Browser {
     pub async fn arrive(&mut self, app: &Router, path: &str) -> Res {
         self.navigate(app, path, true).await
     }
+    /// Browses from `ip` (as the TCP peer address the issuer sees).
+    pub fn from_ip(ip: &str) -> Self {
+        Self {
+            peer: Some(std::net::SocketAddr::new(ip.parse().unwrap(), 40000)),
+            ..Self::default()
+        }
+    }
+    fn with_peer(&self, mut req: Request<Body>) -> Request<Body> {
+        if let Some(peer) = self.peer {
+            req.extensions_mut()
+                .insert(axum::extract::ConnectInfo(peer));
+        }
+        req
+    }
     async fn navigate(&mut self, app: &Router, path: &str, cross_site: bool) -> Res {
         let req = Request::get(path)
             .header(header::COOKIE, self.cookie_header(cross_site))
             .body(Body::empty())
             .unwrap();
-        let res = send(app, req).await;
+        let res = send(app, self.with_peer(req)).await;
         self.absorb(&res);
         res
     }
@@ -264,7 +280,7 @@ impl Browser {
             .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
             .body(Body::from(body.to_string()))
             .unwrap();
-        let res = send(app, req).await;
+        let res = send(app, self.with_peer(req)).await;
         self.absorb(&res);
         res
     }

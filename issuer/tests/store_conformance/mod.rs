@@ -948,6 +948,14 @@ pub async fn counters_count_per_window(fx: &Fixture) {
         1
     );
     assert_eq!(s.count_event(&h("b"), NOW + 2, NOW + 302).await.unwrap(), 2);
+    // Uncounting takes one event back, never below zero, and keeps the window.
+    s.uncount_event(&h("b")).await.unwrap();
+    assert_eq!(s.count_event(&h("b"), NOW + 3, NOW + 999).await.unwrap(), 2);
+    for _ in 0..3 {
+        s.uncount_event(&h("b")).await.unwrap();
+    }
+    s.uncount_event(&h("never")).await.unwrap();
+    assert_eq!(s.count_event(&h("b"), NOW + 4, NOW + 999).await.unwrap(), 1);
     // Cleanup removes the counters whose window has ended, and only those.
     let done = s.cleanup_expired(NOW + 301).await.unwrap();
     assert_eq!(done.counters, 1);
@@ -1034,5 +1042,6 @@ pub async fn closed_store_is_unavailable(fx: &Fixture) {
     unavailable(s.list_clients().await, "list_clients");
     unavailable(s.count_event(&h("k"), NOW, NOW + 1).await, "count_event");
     unavailable(s.reset_counter(&h("k")).await, "reset_counter");
+    unavailable(s.uncount_event(&h("k")).await, "uncount_event");
     unavailable(s.cleanup_expired(NOW).await, "cleanup_expired");
 }
