@@ -14,7 +14,7 @@
 //! the cluster the rule of `api::claims` applies instead (see `crate::watch`). No ConnectedApp
 //! may have an ID starting with `dcr.`, the prefix of dynamically registered clients.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
@@ -209,11 +209,40 @@ pub fn is_loopback_host(url: &Url) -> bool {
     }
 }
 
+/// One generation of the ConnectedApp clients, with what is derived from them computed once
+/// when it is built (not on every request).
+#[derive(Debug, Default)]
+struct Table {
+    by_id: HashMap<String, Arc<Client>>,
+    /// The origins of every client's redirect URIs (CORS answers these).
+    origins: HashSet<String>,
+}
+
+impl Table {
+    fn new(by_id: HashMap<String, Arc<Client>>) -> Self {
+        let origins = by_id
+            .values()
+            .flat_map(|c| &c.redirect_uris)
+            .filter_map(|u| crate::cors::origin_of(u))
+            .collect();
+        Self { by_id, origins }
+    }
+
+    fn from_clients(clients: Vec<Client>) -> Self {
+        Self::new(
+            clients
+                .into_iter()
+                .map(|c| (c.id.clone(), Arc::new(c)))
+                .collect(),
+        )
+    }
+}
+
 /// The statically configured clients (ConnectedApps), replaced as a whole on reload.
 #[derive(Debug, Default)]
 pub struct Registry {
     dir: Option<PathBuf>,
-    clients: RwLock<Arc<HashMap<String, Arc<Client>>>>,
+    clients: RwLock<Arc<Table>>,
     fingerprint: RwLock<Vec<(PathBuf, Option<SystemTime>, u64)>>,
     ready: AtomicBool,
 }
@@ -221,13 +250,9 @@ pub struct Registry {
 impl Registry {
     /// A registry holding exactly these clients (tests, in-process embedding).
     pub fn from_clients(clients: Vec<Client>) -> Self {
-        let map = clients
-            .into_iter()
-            .map(|c| (c.id.clone(), Arc::new(c)))
-            .collect();
         Self {
             dir: None,
-            clients: RwLock::new(Arc::new(map)),
+            clients: RwLock::new(Arc::new(Table::from_clients(clients))),
             fingerprint: RwLock::default(),
             ready: AtomicBool::new(true),
         }
@@ -246,14 +271,11 @@ impl Registry {
 
     /// Replaces every client (from the Kubernetes watch).
     pub fn replace(&self, clients: Vec<Client>) {
-        let map = clients
-            .into_iter()
-            .map(|c| (c.id.clone(), Arc::new(c)))
-            .collect();
+        let table = Arc::new(Table::from_clients(clients));
         *self
             .clients
             .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(map);
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = table;
         self.ready.store(true, Ordering::Release);
     }
 
@@ -268,33 +290,32 @@ impl Registry {
         Ok(this)
     }
 
-    /// A client by ID.
-    pub fn get(&self, id: &str) -> Option<Arc<Client>> {
+    fn table(&self) -> std::sync::RwLockReadGuard<'_, Arc<Table>> {
         self.clients
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .get(id)
-            .cloned()
+    }
+
+    /// A client by ID.
+    pub fn get(&self, id: &str) -> Option<Arc<Client>> {
+        self.table().by_id.get(id).cloned()
+    }
+
+    /// Whether `origin` (ASCII serialisation) is the origin of a redirect URI of some client:
+    /// one hash lookup, the set is computed when the clients are swapped in.
+    pub fn has_redirect_origin(&self, origin: &str) -> bool {
+        self.table().origins.contains(origin)
     }
 
     /// The first client matching `f` (no copy of the registry).
     pub fn find(&self, f: impl Fn(&Client) -> bool) -> Option<Arc<Client>> {
-        self.clients
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .values()
-            .find(|c| f(c))
-            .cloned()
+        self.table().by_id.values().find(|c| f(c)).cloned()
     }
 
     /// Every client, ordered by ID.
     pub fn all(&self) -> Vec<Arc<Client>> {
-        let map = self
-            .clients
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clone();
-        let mut v: Vec<_> = map.values().cloned().collect();
+        let table = self.table().clone();
+        let mut v: Vec<_> = table.by_id.values().cloned().collect();
         v.sort_by(|a, b| a.id.cmp(&b.id));
         v
     }
@@ -314,11 +335,11 @@ impl Registry {
         {
             return Ok(false);
         }
-        let clients = read_dir(dir)?;
+        let table = Arc::new(Table::new(read_dir(dir)?));
         *self
             .clients
             .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(clients);
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = table;
         *self
             .fingerprint
             .write()

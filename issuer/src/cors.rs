@@ -130,15 +130,8 @@ impl Issuer {
         if self.cors.allowed.iter().any(|o| o == origin) {
             return true;
         }
-        let of_connected_app = self
-            .clients
-            .find(|c| {
-                c.redirect_uris
-                    .iter()
-                    .any(|u| origin_of(u).is_some_and(|o| o == origin))
-            })
-            .is_some();
-        of_connected_app || (self.dcr.is_some() && self.cors.dcr.contains(self, origin).await)
+        self.clients.has_redirect_origin(origin)
+            || (self.dcr.is_some() && self.cors.dcr.contains(self, origin).await)
     }
 }
 

@@ -331,3 +331,46 @@ async fn origins_of_dynamically_registered_clients_are_allowed() {
     let res = preflight(&h, "/token", other).await;
     assert_eq!(header(&res, "access-control-allow-origin"), None);
 }
+
+#[tokio::test]
+async fn origins_follow_the_connected_apps_as_they_are_swapped() {
+    const NEW: &str = "https://new.example";
+    let h = harness().await;
+    let allowed = |res: &Res| header(res, "access-control-allow-origin") == Some(NEW);
+    assert!(!allowed(&preflight(&h, "/token", NEW).await));
+    // A new ConnectedApp manifest appears and the clients are reloaded.
+    let file = h.dir.path().join("clients").join("new.yaml");
+    std::fs::write(
+        &file,
+        "apiVersion: keyway.dev/v1alpha1\nkind: ConnectedApp\nmetadata: {name: spa}\n\
+         spec: {displayName: SPA, clientType: public, redirectURIs: [\"https://new.example/cb\"]}\n",
+    )
+    .unwrap();
+    assert_eq!(h.issuer.clients.reload(), Ok(true));
+    assert!(allowed(&preflight(&h, "/token", NEW).await));
+    let spa = h.issuer.clients.get("default.spa").unwrap();
+    // Removed: refused again.
+    std::fs::remove_file(&file).unwrap();
+    assert_eq!(h.issuer.clients.reload(), Ok(true));
+    assert!(!allowed(&preflight(&h, "/token", NEW).await));
+    // The same through the Kubernetes watch's swap.
+    let mut all: Vec<_> = h
+        .issuer
+        .clients
+        .all()
+        .iter()
+        .map(|c| (**c).clone())
+        .collect();
+    all.push((*spa).clone());
+    h.issuer.clients.replace(all.clone());
+    assert!(allowed(&preflight(&h, "/token", NEW).await));
+    all.pop();
+    h.issuer.clients.replace(all);
+    assert!(!allowed(&preflight(&h, "/token", NEW).await));
+    assert!(
+        header(
+            &preflight(&h, "/token", WEB).await,
+            "access-control-allow-origin"
+        ) == Some(WEB)
+    );
+}
