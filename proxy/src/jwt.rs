@@ -8,8 +8,9 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use base64::Engine as _;
 use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, JwkSet, KeyAlgorithm, PublicKeyUse};
-use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use jsonwebtoken::{Algorithm, DecodingKey};
 use serde::Deserialize;
 
 /// Why a token was refused (logged; clients get a generic description).
@@ -236,6 +237,10 @@ struct Claims {
     sub: String,
     exp: u64,
     #[serde(default)]
+    nbf: Option<u64>,
+    #[serde(default)]
+    iss: Option<String>,
+    #[serde(default)]
     scope: Option<String>,
     #[serde(default)]
     scp: Option<OneOrMany>,
@@ -292,28 +297,59 @@ pub struct Expect<'a> {
     pub leeway: u64,
 }
 
-fn validation(alg: Algorithm, expect: &Expect<'_>) -> Validation {
-    let mut v = Validation::new(alg);
-    v.set_issuer(&[expect.issuer]);
-    v.set_audience(&[expect.audience]);
-    v.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
-    v.leeway = expect.leeway;
-    v.validate_nbf = true;
-    v
-}
-
 fn map_err(e: jsonwebtoken::errors::Error) -> TokenError {
     use jsonwebtoken::errors::ErrorKind as K;
     match e.kind() {
         K::InvalidSignature => TokenError::Signature,
-        K::ExpiredSignature => TokenError::Expired,
-        K::ImmatureSignature => TokenError::NotYetValid,
-        K::InvalidIssuer => TokenError::Issuer,
-        K::InvalidAudience => TokenError::Audience,
         K::InvalidAlgorithm | K::InvalidAlgorithmName => TokenError::Algorithm,
-        K::MissingRequiredClaim(_) | K::Json(_) => TokenError::Claims,
         _ => TokenError::Malformed,
     }
+}
+
+/// Verifies the signature with `key` (its algorithm, never the token's alone: [`KeySet::find`]
+/// already required the two to be equal), then decodes the claims, once.
+fn verified_claims(token: &str, key: &Key) -> Result<Claims, TokenError> {
+    let (signing_input, signature) = token.rsplit_once('.').ok_or(TokenError::Malformed)?;
+    let (_, payload) = signing_input.split_once('.').ok_or(TokenError::Malformed)?;
+    if !jsonwebtoken::crypto::verify(signature, signing_input.as_bytes(), &key.key, key.alg)
+        .map_err(map_err)?
+    {
+        return Err(TokenError::Signature);
+    }
+    let json = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload)
+        .map_err(|_| TokenError::Malformed)?;
+    serde_json::from_slice(&json).map_err(|_| TokenError::Claims)
+}
+
+/// RFC 7519 section 4.1: `iss` exactly the issuer, `aud` (a string or an array) containing the
+/// audience, `exp` in the future and `nbf`, when present, not in the future, each with `leeway`
+/// seconds of clock skew; `sub` and `exp` are required by the claims' type.
+fn check_registered(c: &Claims, expect: &Expect<'_>, now: u64) -> Result<(), TokenError> {
+    match c.iss.as_deref() {
+        None => return Err(TokenError::Claims),
+        Some(iss) if iss != expect.issuer => return Err(TokenError::Issuer),
+        Some(_) => {}
+    }
+    let audience_ok = match &c.aud {
+        None => return Err(TokenError::Claims),
+        Some(OneOrMany::One(a)) => a == expect.audience,
+        Some(OneOrMany::Many(all)) => all.iter().any(|a| a == expect.audience),
+    };
+    if !audience_ok {
+        return Err(TokenError::Audience);
+    }
+    // "The current date/time MUST be before the expiration date/time" (section 4.1.4).
+    if now >= c.exp.saturating_add(expect.leeway) {
+        return Err(TokenError::Expired);
+    }
+    // "... MUST be after or equal to the not-before date/time" (section 4.1.5).
+    if c.nbf
+        .is_some_and(|nbf| now.saturating_add(expect.leeway) < nbf)
+    {
+        return Err(TokenError::NotYetValid);
+    }
+    Ok(())
 }
 
 /// Validates an RFC 9068 access token: `typ` `at+jwt`, the key's algorithm, signature, exact
@@ -331,9 +367,8 @@ pub fn validate_access_token(
         return Err(TokenError::WrongType);
     }
     let key = keys.find(head.kid.as_deref(), head.alg)?;
-    let data = jsonwebtoken::decode::<Claims>(token, &key.key, &validation(key.alg, expect))
-        .map_err(map_err)?;
-    let c = data.claims;
+    let c = verified_claims(token, key)?;
+    check_registered(&c, expect, crate::now())?;
     let scopes = match (c.scope, c.scp) {
         (Some(s), _) => s.split_ascii_whitespace().map(str::to_string).collect(),
         (None, Some(scp)) => scp.into_vec(),
@@ -379,9 +414,8 @@ pub fn validate_id_token(
         audience: client_id,
         leeway,
     };
-    let data = jsonwebtoken::decode::<Claims>(token, &key.key, &validation(key.alg, &expect))
-        .map_err(map_err)?;
-    let c = data.claims;
+    let c = verified_claims(token, key)?;
+    check_registered(&c, &expect, crate::now())?;
     let auds = c.aud.map(OneOrMany::into_vec).unwrap_or_default();
     // OIDC Core 3.1.3.7 (3)-(5): with several audiences `azp` must be present; when present,
     // it must be this client.
@@ -412,7 +446,6 @@ pub type SharedKeys = Arc<KeySet>;
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
-    use base64::Engine as _;
     use jsonwebtoken::{EncodingKey, Header};
     use ring::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair};
 
@@ -588,6 +621,103 @@ mod tests {
             b64.encode(good.to_string())
         );
         assert!(check(&none, &keys).is_err());
+    }
+
+    #[test]
+    fn registered_claims_follow_rfc_7519_at_the_edges() {
+        let c = |v: serde_json::Value| -> Claims { serde_json::from_value(claims(v)).unwrap() };
+        let e = Expect {
+            issuer: ISS,
+            audience: AUD,
+            leeway: 30,
+        };
+        let now = 1_000_000;
+        // exp: valid while now < exp + leeway.
+        assert_eq!(
+            check_registered(&c(serde_json::json!({"exp": now - 29})), &e, now),
+            Ok(())
+        );
+        assert_eq!(
+            check_registered(&c(serde_json::json!({"exp": now - 30})), &e, now),
+            Err(TokenError::Expired)
+        );
+        // nbf: valid once now + leeway >= nbf.
+        assert_eq!(
+            check_registered(
+                &c(serde_json::json!({"exp": now + 60, "nbf": now + 30})),
+                &e,
+                now
+            ),
+            Ok(())
+        );
+        assert_eq!(
+            check_registered(
+                &c(serde_json::json!({"exp": now + 60, "nbf": now + 31})),
+                &e,
+                now
+            ),
+            Err(TokenError::NotYetValid)
+        );
+        let fresh = |v: serde_json::Value| {
+            let mut v = v;
+            v["exp"] = serde_json::json!(now + 60);
+            c(v)
+        };
+        // iss and aud are required; aud may be an array; comparisons are exact.
+        for (extra, want) in [
+            (serde_json::json!({"iss": null}), Err(TokenError::Claims)),
+            (serde_json::json!({"aud": null}), Err(TokenError::Claims)),
+            (
+                serde_json::json!({"iss": "https://id.example.com/"}),
+                Err(TokenError::Issuer),
+            ),
+            (
+                serde_json::json!({"aud": [AUD.to_uppercase()]}),
+                Err(TokenError::Audience),
+            ),
+            (serde_json::json!({"aud": []}), Err(TokenError::Audience)),
+            (serde_json::json!({"aud": ["other", AUD]}), Ok(())),
+        ] {
+            assert_eq!(
+                check_registered(&fresh(extra.clone()), &e, now),
+                want,
+                "{extra}"
+            );
+        }
+    }
+
+    #[test]
+    fn claims_of_the_wrong_type_or_missing_are_refused() {
+        let s = signer("k1");
+        let keys = keyset(&[&s]);
+        for extra in [
+            serde_json::json!({"sub": null}),
+            serde_json::json!({"exp": null}),
+            serde_json::json!({"exp": "soon"}),
+            serde_json::json!({"exp": 1.5}),
+            serde_json::json!({"nbf": "now"}),
+            serde_json::json!({"iss": 7}),
+            serde_json::json!({"aud": {"x": 1}}),
+        ] {
+            let t = sign(&s, "k1", "at+jwt", &claims(extra.clone()));
+            assert_eq!(check(&t, &keys).unwrap_err(), TokenError::Claims, "{extra}");
+        }
+        // Correctly signed payloads that are not base64url, or not JSON.
+        let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let header = b64.encode(r#"{"alg":"ES256","typ":"at+jwt","kid":"k1"}"#);
+        let key = EncodingKey::from_ec_der(&s.pkcs8);
+        for (payload, want) in [
+            ("e30!".to_string(), TokenError::Malformed),
+            (b64.encode("not json"), TokenError::Claims),
+        ] {
+            let input = format!("{header}.{payload}");
+            let sig = jsonwebtoken::crypto::sign(input.as_bytes(), &key, Algorithm::ES256).unwrap();
+            assert_eq!(
+                check(&format!("{input}.{sig}"), &keys).unwrap_err(),
+                want,
+                "{payload}"
+            );
+        }
     }
 
     #[test]
