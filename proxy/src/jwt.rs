@@ -198,20 +198,48 @@ pub struct TokenHead {
     pub typ: Option<String>,
 }
 
-/// Decodes a token's header (no verification).
+/// A JOSE header as sent: only the members used here; others are ignored, except `crit`.
+#[derive(Deserialize)]
+struct RawHead<'a> {
+    #[serde(borrow)]
+    alg: std::borrow::Cow<'a, str>,
+    #[serde(default, borrow)]
+    kid: Option<std::borrow::Cow<'a, str>>,
+    #[serde(default, borrow)]
+    typ: Option<std::borrow::Cow<'a, str>>,
+    #[serde(default)]
+    crit: Option<serde::de::IgnoredAny>,
+}
+
+/// Decodes a token's header (no verification). An `alg` this proxy does not implement (such as
+/// `none`) is [`TokenError::Algorithm`]; a `crit` member is refused, since no header extension
+/// is understood here (RFC 7515 section 4.1.11).
 pub fn head(token: &str) -> Result<TokenHead, TokenError> {
-    if token.split('.').count() != 3 {
+    let mut parts = token.split('.');
+    let (Some(header), Some(_), Some(_), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(TokenError::Malformed);
+    };
+    let json = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(header)
+        .map_err(|_| TokenError::Malformed)?;
+    // A JSON object (serde would also fill a struct from an array).
+    if json.trim_ascii_start().first() != Some(&b'{') {
         return Err(TokenError::Malformed);
     }
-    let h = jsonwebtoken::decode_header(token).map_err(|e| match e.kind() {
-        // `alg` values jsonwebtoken does not know, such as `none`.
-        jsonwebtoken::errors::ErrorKind::Json(_) => TokenError::Algorithm,
-        _ => TokenError::Malformed,
-    })?;
+    let raw: RawHead<'_> = serde_json::from_slice(&json).map_err(|_| TokenError::Malformed)?;
+    if raw.crit.is_some() {
+        return Err(TokenError::Malformed);
+    }
+    let alg = raw
+        .alg
+        .parse::<Algorithm>()
+        .map_err(|_| TokenError::Algorithm)?;
     Ok(TokenHead {
-        alg: h.alg,
-        kid: h.kid,
-        typ: h.typ,
+        alg,
+        kid: raw.kid.map(std::borrow::Cow::into_owned),
+        typ: raw.typ.map(std::borrow::Cow::into_owned),
     })
 }
 
@@ -319,6 +347,10 @@ fn verified_claims(token: &str, key: &Key) -> Result<Claims, TokenError> {
     let json = base64::engine::general_purpose::URL_SAFE_NO_PAD
         .decode(payload)
         .map_err(|_| TokenError::Malformed)?;
+    // RFC 7519 section 7.2 step 10: a JSON object (serde would also fill a struct from an array).
+    if json.trim_ascii_start().first() != Some(&b'{') {
+        return Err(TokenError::Claims);
+    }
     serde_json::from_slice(&json).map_err(|_| TokenError::Claims)
 }
 
@@ -624,6 +656,47 @@ mod tests {
     }
 
     #[test]
+    fn headers_with_crit_or_unknown_alg_are_refused() {
+        let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let t = |h: &str| format!("{}.e30.c2ln", b64.encode(h));
+        assert_eq!(
+            head(&t(r#"{"alg":"ES256","kid":"k1","typ":"at+jwt"}"#))
+                .unwrap()
+                .kid
+                .as_deref(),
+            Some("k1")
+        );
+        // Escapes in members are decoded.
+        assert_eq!(
+            head(&t(r#"{"alg":"ES256","kid":"k\u0031"}"#))
+                .unwrap()
+                .kid
+                .as_deref(),
+            Some("k1")
+        );
+        for (h, want) in [
+            (r#"{"alg":"none"}"#, TokenError::Algorithm),
+            (r#"{"alg":"ES999"}"#, TokenError::Algorithm),
+            (
+                r#"{"alg":"ES256","crit":["exp"],"exp":1}"#,
+                TokenError::Malformed,
+            ),
+            (
+                r#"{"alg":"ES256","b64":false,"crit":["b64"]}"#,
+                TokenError::Malformed,
+            ),
+            (r#"{"kid":"k1"}"#, TokenError::Malformed),
+            (r#"{"alg":7}"#, TokenError::Malformed),
+            (r#"["ES256"]"#, TokenError::Malformed),
+        ] {
+            assert_eq!(head(&t(h)).unwrap_err(), want, "{h}");
+        }
+        assert_eq!(head("a.b").unwrap_err(), TokenError::Malformed);
+        assert_eq!(head("a.b.c.d").unwrap_err(), TokenError::Malformed);
+        assert_eq!(head("!!.e30.c2ln").unwrap_err(), TokenError::Malformed);
+    }
+
+    #[test]
     fn registered_claims_follow_rfc_7519_at_the_edges() {
         let c = |v: serde_json::Value| -> Claims { serde_json::from_value(claims(v)).unwrap() };
         let e = Expect {
@@ -709,6 +782,14 @@ mod tests {
         for (payload, want) in [
             ("e30!".to_string(), TokenError::Malformed),
             (b64.encode("not json"), TokenError::Claims),
+            (
+                // Every claim the struct needs, in its field order, as an array.
+                b64.encode(format!(
+                    r#"["alice",{},null,"{ISS}",null,null,null,null,null,null,null,"{AUD}"]"#,
+                    crate::now() + 60
+                )),
+                TokenError::Claims,
+            ),
         ] {
             let input = format!("{header}.{payload}");
             let sig = jsonwebtoken::crypto::sign(input.as_bytes(), &key, Algorithm::ES256).unwrap();
