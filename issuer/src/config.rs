@@ -61,7 +61,8 @@ pub struct Args {
     pub watch_namespace: Option<String>,
 
     /// YAML file of static users: a list of `{email, name, passwordHash, groups, sub}` (argon2 PHC
-    /// hashes; `sub` defaults to the email).
+    /// hashes; `sub` defaults to the email and may not contain `:`, start with `dcr.` or equal a
+    /// client ID).
     #[arg(long, env = "KEYWAY_USERS_FILE")]
     pub users_file: Option<PathBuf>,
 

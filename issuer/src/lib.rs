@@ -32,6 +32,7 @@ pub mod cors;
 pub mod dcr;
 pub mod discovery;
 pub mod error;
+pub mod identity;
 pub mod introspect;
 pub mod keys;
 pub mod metrics;

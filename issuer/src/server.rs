@@ -92,6 +92,8 @@ impl Issuer {
             }),
             None => Users::default(),
         };
+        let upstream_ids: Vec<&str> = config.upstreams.iter().map(|u| u.id.as_str()).collect();
+        problems.extend(crate::identity::clashes(&clients, &users, &upstream_ids));
         let l = config.lifetimes;
         let max_client_access = clients
             .all()

@@ -244,11 +244,40 @@ struct Minted {
 }
 
 impl Issuer {
+    /// Refuses a token whose `sub` would not tell a person from a client (see
+    /// [`crate::identity`]): a person whose subject is a client ID, or a client (its own
+    /// token, `sub` = its ID) whose ID is a person's subject.
+    fn check_identity(&self, client: &Client, g: &Grant<'_>) -> Result<()> {
+        let person = g.auth_time.is_some();
+        if person && self.is_client_id(g.subject) {
+            tracing::warn!(
+                client = %client.id,
+                "token refused: the person's subject is also a client ID"
+            );
+            return Err(Error::oauth(
+                ErrorCode::InvalidGrant,
+                "the person's subject identifier is also a client ID",
+            ));
+        }
+        if !person && self.is_person_subject(&client.id) {
+            tracing::warn!(
+                client = %client.id,
+                "token refused: the client ID is also a person's subject"
+            );
+            return Err(Error::oauth(
+                ErrorCode::UnauthorizedClient,
+                "the client ID is also a person's subject identifier",
+            ));
+        }
+        Ok(())
+    }
+
     fn access_ttl(&self, client: &Client) -> u64 {
         client.lifetimes.map_or(self.lifetimes.access, |l| l.access)
     }
 
     fn mint(&self, client: &Client, g: &Grant<'_>, want_id: bool) -> Result<Minted> {
+        self.check_identity(client, g)?;
         let now = self.clock.now();
         let ttl = self.access_ttl(client);
         let exp = now + i64::try_from(ttl).unwrap_or(600);

@@ -9,7 +9,9 @@
 //! ```
 //!
 //! A subject (`sub`, or the email when `sub` is absent) may not contain `:`: federated people's
-//! subjects are `<provider id>:<upstream sub>`, so the two can never collide.
+//! subjects are `<provider id>:<upstream sub>`, so the two can never collide. Nor may it start
+//! with `dcr.` or equal a ConnectedApp's client ID ([`crate::identity`]): a client's own tokens
+//! carry its ID as `sub`.
 //!
 //! Unknown emails still cost one argon2 verification (against a fixed dummy hash), so response
 //! time does not reveal which accounts exist. Guessing is limited by [`crate::throttle`].
@@ -109,6 +111,15 @@ impl Users {
                     u.subject()
                 ));
             }
+            if u.subject().starts_with(api::claims::DCR_CLIENT_ID_PREFIX) {
+                problems.push(format!(
+                    "user {}: subject {:?} starts with {:?}, the prefix of dynamically registered \
+                     clients' IDs (a client's own tokens carry its ID as sub)",
+                    i + 1,
+                    u.subject(),
+                    api::claims::DCR_CLIENT_ID_PREFIX
+                ));
+            }
             if PasswordHash::new(&u.password_hash).is_err() {
                 problems.push(format!("user {}: passwordHash is not a PHC string", i + 1));
             }
@@ -126,6 +137,11 @@ impl Users {
         } else {
             Err(problems)
         }
+    }
+
+    /// Every user, in file order.
+    pub fn all(&self) -> &[User] {
+        &self.users
     }
 
     /// Whether any user is configured.
@@ -214,5 +230,11 @@ mod tests {
         assert!(Users::new(vec![user("a:b@x.org", None)]).is_err());
         assert!(Users::new(vec![user("a@x.org", Some(""))]).is_err());
         assert!(Users::new(vec![user("a:b@x.org", Some("ab"))]).is_ok());
+        // `dcr.` starts the IDs of dynamically registered clients.
+        let problems = Users::new(vec![user("a@x.org", Some("dcr.abc"))]).unwrap_err();
+        assert!(
+            problems[0].contains("dynamically registered"),
+            "{problems:?}"
+        );
     }
 }

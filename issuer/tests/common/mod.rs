@@ -94,6 +94,21 @@ async fn build(
     dcr: bool,
     wrap: impl FnOnce(Arc<dyn issuer::store::Store>) -> Arc<dyn issuer::store::Store>,
 ) -> Harness {
+    try_build(extra, dcr, wrap, "").await.unwrap()
+}
+
+/// A harness with more static users (YAML list items, password [`PASSWORD`]: `{hash}` in
+/// `users` is replaced by its hash); `Err` with the issuer's start-up problems.
+pub async fn harness_with_users(users: &str) -> Result<Harness, Vec<String>> {
+    try_build(&[], true, |s| s, users).await
+}
+
+async fn try_build(
+    extra: &[&str],
+    dcr: bool,
+    wrap: impl FnOnce(Arc<dyn issuer::store::Store>) -> Arc<dyn issuer::store::Store>,
+    more_users: &str,
+) -> Result<Harness, Vec<String>> {
     let dir = tempfile::tempdir().unwrap();
     let clients = dir.path().join("clients");
     std::fs::create_dir(&clients).unwrap();
@@ -106,7 +121,9 @@ async fn build(
         dir.path().join("users.yaml"),
         format!(
             "- {{email: alice@example.com, name: Alice, passwordHash: '{hash}', groups: [engineering]}}\n\
-             - {{email: bob@example.com, name: Bob, passwordHash: '{hash}', groups: [sales]}}\n"
+             - {{email: bob@example.com, name: Bob, passwordHash: '{hash}', groups: [sales]}}\n\
+             {}",
+            more_users.replace("{hash}", &hash)
         ),
     )
     .unwrap();
@@ -131,9 +148,9 @@ async fn build(
     argv.extend(extra.iter().map(|s| s.to_string()));
     let config = Config::from_args(Args::try_parse_from(argv).unwrap()).unwrap();
     let store = wrap(issuer::store::open(&store_url).await.unwrap());
-    let issuer = Arc::new(Issuer::new(&config, store).unwrap());
+    let issuer = Arc::new(Issuer::new(&config, store)?);
     let app = issuer::router(issuer.clone());
-    Harness { dir, issuer, app }
+    Ok(Harness { dir, issuer, app })
 }
 
 pub struct Res {
