@@ -354,6 +354,11 @@ BAD_VALUES = [
     ({"issuer.upstream.issuer": "http://corp.okta.com"}, "issuer.upstream.issuer: Does not match pattern"),
     ({"issuer.corsAllowedOrigins": ["https://spa.example/"]}, "issuer.corsAllowedOrigins.0: Does not match pattern"),
     ({"issuer.tokenLifetimes.access": "10 minutes"}, "issuer.tokenLifetimes.access: Does not match pattern"),
+    ({"issuer.signingKeys.publishLead": "800h"},
+     "issuer.signingKeys.publishLead (800h) must be shorter than issuer.signingKeys.rotation (720h)"),
+    ({"issuer.signingKeys.rotation": "1h30m", "issuer.signingKeys.publishLead": "90m"},
+     "issuer.signingKeys.publishLead (90m) must be shorter than issuer.signingKeys.rotation (1h30m)"),
+    ({"issuer.signingKeys.retention": "0h0m"}, "issuer.signingKeys.retention is 0h0m: it must be more than 0s"),
 ]
 
 
@@ -362,6 +367,15 @@ def test_bad_values_are_rejected_with_a_clear_message(values, message):
     proc = template(values, check=False)
     assert proc.returncode != 0, proc.stdout[:500]
     assert message in proc.stderr, proc.stderr
+
+
+def test_signing_key_durations_compare_in_seconds_and_only_for_managed_keys():
+    # Mixed units are compared by value, as the operator parses them.
+    template({"issuer.signingKeys.rotation": "2h", "issuer.signingKeys.publishLead": "1h59m59s"})
+    # The operator does not rotate a Secret of your own or keys on the issuer's volume, so the
+    # rotation value is not used there and not checked.
+    for mode in ({"issuer.signingKeys.existingSecret": "keys"}, {"issuer.signingKeys.managed": False}):
+        template({**mode, "issuer.signingKeys.publishLead": "800h"})
 
 
 def test_schema_file_is_generated():

@@ -54,6 +54,16 @@ app.kubernetes.io/component: {{ .component }}
 {{- $k := .Values.issuer.signingKeys -}}
 {{- if $k.existingSecret }}{{ $k.existingSecret }}{{ else if $k.managed }}{{ include "keyway.issuer.fullname" . }}-signing-keys{{ end -}}
 {{- end -}}
+{{- /* Seconds in a duration such as 720h or 1h30m: digits followed by h, m or s, as the
+  operator parses it (values.schema.json has already checked the syntax). */ -}}
+{{- define "keyway.durationSeconds" -}}
+{{- $total := 0 -}}
+{{- range regexFindAll "[0-9]+[hms]" . -1 -}}
+{{- $unit := get (dict "h" 3600 "m" 60 "s" 1) (regexFind "[hms]$" .) -}}
+{{- $total = add $total (mul (atoi (regexFind "^[0-9]+" .)) $unit) -}}
+{{- end -}}
+{{- $total -}}
+{{- end -}}
 {{- define "keyway.issuer.signingKeysManaged" -}}
 {{- if and .Values.issuer.signingKeys.managed (not .Values.issuer.signingKeys.existingSecret) }}true{{ end -}}
 {{- end -}}
