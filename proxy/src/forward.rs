@@ -8,7 +8,6 @@ use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, Request, Response, StatusCode, Version};
 use http_body::Body as _;
 use http_body_util::Either;
-use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 
 use crate::handler::error_response;
@@ -16,7 +15,7 @@ use crate::jwt::Principal;
 use crate::memo::Memo;
 use crate::session::{CookiePlan, Names, PlanBuilder, cookie_name, cookie_pairs, is_own_cookie};
 use crate::timeouts::{TimedBody, answer_within};
-use crate::{Body, Shared, direct, upstream};
+use crate::{Body, ReqBody, Shared, direct, upstream};
 
 /// Identity headers set for the tool; any copy sent by the client is removed first.
 pub const X_FORWARDED_USER: &str = "x-forwarded-user";
@@ -123,7 +122,7 @@ fn strip_connection_named(headers: &mut HeaderMap) {
 }
 
 /// Whether a request asks for an HTTP/1.1 protocol upgrade.
-pub fn wants_upgrade(req: &Request<Incoming>) -> bool {
+pub fn wants_upgrade(req: &Request<ReqBody>) -> bool {
     req.version() == Version::HTTP_11
         && req.headers().contains_key(header::UPGRADE)
         && req
@@ -336,7 +335,7 @@ pub struct Forward<'a> {
 /// spliced once both sides agree (101).
 pub async fn forward(
     shared: &Arc<Shared>,
-    mut req: Request<Incoming>,
+    mut req: Request<ReqBody>,
     f: Forward<'_>,
 ) -> Response<Body> {
     let upgrade = wants_upgrade(&req);

@@ -10,7 +10,6 @@ use bytes::Bytes;
 use contract::access::{Caller, Decision};
 use http::{HeaderValue, Method, Request, Response, StatusCode, header};
 use http_body_util::{Either, Full};
-use hyper::body::Incoming;
 
 use crate::cache::token_hash;
 use crate::forward::{Forward, Peer, forward};
@@ -19,7 +18,7 @@ use crate::metrics::Outcome;
 use crate::oidc::Provider;
 use crate::path::normalise;
 use crate::session::{Purpose, Session, read_cookies};
-use crate::{App, Body, Shared, flow, now};
+use crate::{App, Body, ReqBody, Shared, flow, now};
 
 /// RFC 9728 well-known path.
 pub const METADATA_PATH: &str = "/.well-known/oauth-protected-resource";
@@ -116,7 +115,7 @@ fn done(resp: Response<Body>, outcome: Outcome) -> Done {
 pub async fn handle(
     shared: Arc<Shared>,
     peer: Arc<Peer>,
-    req: Request<Incoming>,
+    req: Request<ReqBody>,
 ) -> Result<Response<Body>, Infallible> {
     let start = Instant::now();
     let method = req.method().clone();
@@ -159,7 +158,7 @@ fn version_str(v: http::Version) -> &'static str {
 }
 
 /// Size of a request's header section as sent: request line and `name: value\r\n` lines.
-fn header_bytes(req: &Request<Incoming>) -> usize {
+fn header_bytes(req: &Request<ReqBody>) -> usize {
     let uri = req.uri();
     let target = uri.path_and_query().map_or(0, |p| p.as_str().len())
         + uri.authority().map_or(0, |a| a.as_str().len());
@@ -207,7 +206,7 @@ impl From<TokenError> for Refused {
 /// The bearer token of a request, as the header value and the token's offset in it: `Ok(None)`
 /// without one; `Err` when malformed. (The header value is cheap to clone and keeps the token
 /// without copying it.)
-fn bearer(req: &Request<Incoming>) -> Result<Option<(HeaderValue, usize)>, &'static str> {
+fn bearer(req: &Request<ReqBody>) -> Result<Option<(HeaderValue, usize)>, &'static str> {
     let mut values = req.headers().get_all(header::AUTHORIZATION).iter();
     let Some(value) = values.next() else {
         return Ok(None);
@@ -248,7 +247,7 @@ fn bearer(req: &Request<Incoming>) -> Result<Option<(HeaderValue, usize)>, &'sta
 
 /// Whether to answer a request without credentials with a sign-in redirect (a browser
 /// navigation) rather than a 401.
-fn wants_html(req: &Request<Incoming>) -> bool {
+fn wants_html(req: &Request<ReqBody>) -> bool {
     (req.method() == Method::GET || req.method() == Method::HEAD)
         && req
             .headers()
@@ -346,7 +345,7 @@ fn metadata_document(app: &App) -> Response<Body> {
     resp
 }
 
-async fn route(shared: &Arc<Shared>, peer: &Peer, req: Request<Incoming>) -> Done {
+async fn route(shared: &Arc<Shared>, peer: &Peer, req: Request<ReqBody>) -> Done {
     // HTTP/1: hyper's limit is on its read buffer, which a reused keep-alive connection may
     // already have grown, so count the header section itself. (HTTP/2 enforces
     // `max_header_list_size` per request already.)

@@ -22,6 +22,7 @@ pub mod config;
 pub mod direct;
 pub mod flow;
 pub mod forward;
+pub mod h1;
 pub mod handler;
 pub mod jwt;
 pub mod memo;
@@ -73,6 +74,45 @@ pub type Body = Either<ToolBody, Full<Bytes>>;
 
 /// The tool's response body, as hyper's client or the direct exchange ([`direct`]) reads it.
 pub type ToolBody = Either<Incoming, direct::Relay>;
+
+/// A client's request body: hyper's, or none (the fast HTTP/1.1 path of [`h1`] takes only
+/// requests without a body).
+#[derive(Debug)]
+pub enum ReqBody {
+    /// The body as hyper's server reads it.
+    Incoming(Incoming),
+    /// No body.
+    Empty,
+}
+
+impl http_body::Body for ReqBody {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, hyper::Error>>> {
+        match self.get_mut() {
+            ReqBody::Incoming(b) => std::pin::Pin::new(b).poll_frame(cx),
+            ReqBody::Empty => std::task::Poll::Ready(None),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            ReqBody::Incoming(b) => b.is_end_stream(),
+            ReqBody::Empty => true,
+        }
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        match self {
+            ReqBody::Incoming(b) => b.size_hint(),
+            ReqBody::Empty => http_body::SizeHint::with_exact(0),
+        }
+    }
+}
 
 /// Everything derived from the mounted configuration, swapped as a whole on change.
 #[derive(Debug)]

@@ -8,22 +8,24 @@ use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http::{HeaderValue, Request, Response, StatusCode, header};
+use http::{HeaderValue, Request, Response, StatusCode, Version, header};
 use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
+use tokio::sync::watch;
 
 use crate::config::{Settings, load_app};
 use crate::forward::Peer;
 use crate::metrics::Metrics;
 use crate::timeouts::{ConnState, Guarded, Limits, idle_watch};
-use crate::{App, Error, Result, Shared, handler};
+use crate::{App, Error, ReqBody, Result, Shared, h1, handler};
 
 /// Period of the routine JWKS refresh (unknown `kid`s trigger earlier, rate-limited fetches).
 const JWKS_REFRESH: Duration = Duration::from_secs(300);
@@ -192,6 +194,9 @@ impl Server {
                 u32::try_from(shared.settings.max_header_bytes).unwrap_or(u32::MAX),
             );
         let graceful = GracefulShutdown::new();
+        // Tells connections in the HTTP/1.1 loop ([`h1`]) to stop; hyper's are told by `graceful`,
+        // which also waits for the others (they hold a watcher until they end).
+        let (stop_tx, stop_rx) = watch::channel(false);
         tokio::pin!(shutdown);
         loop {
             let (stream, peer) = tokio::select! {
@@ -210,6 +215,7 @@ impl Server {
             let shared = shared.clone();
             let builder = builder.clone();
             let watcher = graceful.watcher();
+            let stop = stop_rx.clone();
             let acceptor = acceptor.clone();
             let header_timeout = shared.settings.header_read_timeout;
             let limits = Limits {
@@ -221,49 +227,33 @@ impl Server {
                 let peer = Arc::new(Peer::new(peer, acceptor.is_some()));
                 let state = Arc::new(ConnState::default());
                 let stream = Guarded::new(stream, state.clone(), limits);
-                let watch_state = state.clone();
-                let svc = service_fn(move |req: Request<Incoming>| {
-                    let in_flight = state.begin(req.version());
-                    let handled = handler::handle(shared.clone(), peer.clone(), req);
-                    async move {
-                        let resp = handled.await;
-                        drop(in_flight);
-                        resp
-                    }
-                });
-                let result = match acceptor {
+                let conn = Conn {
+                    shared,
+                    peer,
+                    state,
+                    builder,
+                    watcher,
+                    stop,
+                    limits,
+                };
+                match acceptor {
                     Some(acceptor) => {
                         let Ok(Ok(stream)) =
                             tokio::time::timeout(header_timeout, acceptor.accept(stream)).await
                         else {
                             return;
                         };
-                        let conn =
-                            builder.serve_connection_with_upgrades(TokioIo::new(stream), svc);
-                        tokio::select! {
-                            r = watcher.watch(conn.into_owned()) => r,
-                            () = idle_watch(watch_state, limits) => Ok(()),
-                        }
+                        // HTTP/2 chosen by ALPN goes straight to hyper.
+                        let fast = stream.get_ref().1.alpn_protocol() != Some(b"h2".as_slice());
+                        connection(stream, conn, fast).await;
                     }
-                    None => {
-                        let conn =
-                            builder.serve_connection_with_upgrades(TokioIo::new(stream), svc);
-                        tokio::select! {
-                            r = watcher.watch(conn.into_owned()) => r,
-                            () = idle_watch(watch_state, limits) => {
-                                tracing::debug!("idle connection closed");
-                                Ok(())
-                            }
-                        }
-                    }
-                };
-                if let Err(e) = result {
-                    tracing::debug!(error = %e, "connection ended with an error");
+                    None => connection(stream, conn, true).await,
                 }
             });
         }
         drop(listener);
         tracing::info!("shutting down");
+        let _ = stop_tx.send(true);
         let grace = shared.settings.shutdown_grace;
         if tokio::time::timeout(grace, graceful.shutdown())
             .await
@@ -275,6 +265,84 @@ impl Server {
             task.abort();
         }
         Ok(())
+    }
+}
+
+/// What a client connection's task holds.
+struct Conn {
+    shared: Arc<Shared>,
+    peer: Arc<Peer>,
+    state: Arc<ConnState>,
+    builder: auto::Builder<TokioExecutor>,
+    /// Held until the connection ends, so that graceful shutdown waits for it.
+    watcher: Watcher,
+    stop: watch::Receiver<bool>,
+    limits: Limits,
+}
+
+/// Serves a client connection: in the HTTP/1.1 loop ([`h1`]) when `fast`, until a request
+/// needs hyper; then (or at once) with hyper, HTTP/1.1 with upgrades or HTTP/2.
+async fn connection<S>(io: S, c: Conn, fast: bool)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let Conn {
+        shared,
+        peer,
+        state,
+        builder,
+        watcher,
+        stop,
+        limits,
+    } = c;
+    let watch_state = state.clone();
+    let work = async move {
+        let io = if fast {
+            let cfg = h1::Config {
+                header_read_timeout: shared.settings.header_read_timeout,
+                max_header_bytes: shared.settings.max_header_bytes,
+            };
+            let (s, p, st) = (shared.clone(), peer.clone(), state.clone());
+            let handle = move |req| {
+                let in_flight = st.begin(Version::HTTP_11);
+                let handled = handler::handle(s.clone(), p.clone(), req);
+                async move {
+                    let resp = handled.await;
+                    drop(in_flight);
+                    match resp {
+                        Ok(resp) => resp,
+                        Err(never) => match never {},
+                    }
+                }
+            };
+            match h1::serve(io, cfg, handle, stop).await? {
+                h1::End::Fallback(io) => io,
+                h1::End::Closed => return Ok(()),
+            }
+        } else {
+            h1::Rewind::new(io, Bytes::new())
+        };
+        let svc = service_fn(move |req: Request<Incoming>| {
+            let in_flight = state.begin(req.version());
+            let handled = handler::handle(shared.clone(), peer.clone(), req.map(ReqBody::Incoming));
+            async move {
+                let resp = handled.await;
+                drop(in_flight);
+                resp
+            }
+        });
+        let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), svc);
+        watcher.watch(conn.into_owned()).await
+    };
+    let result: Result<(), Box<dyn std::error::Error + Send + Sync>> = tokio::select! {
+        r = work => r,
+        () = idle_watch(watch_state, limits) => {
+            tracing::debug!("idle connection closed");
+            Ok(())
+        }
+    };
+    if let Err(e) = result {
+        tracing::debug!(error = %e, "connection ended with an error");
     }
 }
 

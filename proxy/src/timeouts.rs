@@ -14,10 +14,11 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
-use hyper::body::Incoming;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::oneshot;
 use tokio::time::{Instant, Sleep};
+
+use crate::ReqBody;
 
 /// Why a request body ended early.
 #[derive(Debug, thiserror::Error)]
@@ -33,7 +34,7 @@ pub enum BodyError {
 /// A request body on its way to the tool: fails when the client sends nothing for `timeout`,
 /// and reports when it has been sent completely.
 pub struct TimedBody {
-    inner: Incoming,
+    inner: ReqBody,
     timeout: Duration,
     /// Armed at the first wait for the client (nothing is allocated for an empty body).
     stall: Option<Pin<Box<Sleep>>>,
@@ -61,7 +62,7 @@ impl BodyWatch {
 
 impl TimedBody {
     /// Wraps a client's request body.
-    pub fn new(inner: Incoming, timeout: Duration) -> (Self, BodyWatch) {
+    pub fn new(inner: ReqBody, timeout: Duration) -> (Self, BodyWatch) {
         if inner.is_end_stream() {
             let body = TimedBody {
                 inner,
