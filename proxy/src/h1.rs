@@ -223,7 +223,8 @@ fn parse(buf: &mut BytesMut) -> Parsed {
         Err(_) if target.1 > MAX_URI => return Parsed::Reject(StatusCode::URI_TOO_LONG),
         Err(_) => return Parsed::Reject(StatusCode::BAD_REQUEST),
     };
-    let mut headers = HeaderMap::with_capacity(spans.len());
+    // Room for the fields the forwarder adds (X-Forwarded-*), so that the map does not grow.
+    let mut headers = HeaderMap::with_capacity(spans.len() + 6);
     for (name, start, n) in spans {
         let Ok(value) = HeaderValue::from_maybe_shared(raw.slice(start..start + n)) else {
             return Parsed::Reject(StatusCode::BAD_REQUEST);

@@ -14,7 +14,9 @@
 //!    X-Forwarded-*, upgrades, streaming bodies.
 //!
 //! Everything around the request path lives in [`server`]: listeners, TLS, the admin port,
-//! configuration reloads, graceful shutdown.
+//! configuration reloads, graceful shutdown. Client connections start in the proxy's own
+//! HTTP/1.1 loop ([`h1`]), which serves requests without a body; the first other request (or
+//! HTTP/2) hands the connection to hyper's server.
 #![forbid(unsafe_code)]
 
 pub mod cache;

@@ -1,5 +1,5 @@
-//! Timeouts for slow clients beyond the request head (which hyper's `header_read_timeout`
-//! bounds): a request body that stalls ([`TimedBody`]), a client that stops reading
+//! Timeouts for slow clients beyond the request head (which [`crate::h1`]'s loop and hyper's
+//! `header_read_timeout` bound): a request body that stalls ([`TimedBody`]), a client that stops reading
 //! ([`Guarded`]), a silent connection before its first request or an idle HTTP/2 connection
 //! ([`idle_watch`]), and the wait for the tool's response counted from the end
 //! of the request body ([`answer_within`]), so that a large, slow upload is not a 504.
@@ -216,7 +216,7 @@ impl ConnState {
     }
 
     /// The silence allowed now: `Err` when none will ever be (an HTTP/1.1 connection after its
-    /// first request: hyper's header-read timeout bounds its idle time), `Ok(None)` while a
+    /// first request: the header-read timeout bounds its idle time), `Ok(None)` while a
     /// request waits for the tool.
     fn idle_limit(&self, limits: &Limits) -> Result<Option<Duration>, ()> {
         if self.in_flight.load(Ordering::Relaxed) > 0 {
@@ -259,7 +259,8 @@ impl Drop for InFlight {
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
     /// Silence allowed before the first request (the head of an HTTP/1 request is also bounded
-    /// by hyper; this covers the HTTP/2 preface and a connection that sends nothing).
+    /// by [`crate::h1`] or hyper; this covers the HTTP/2 preface and a connection that sends
+    /// nothing).
     pub first_request: Duration,
     /// Silence allowed on an HTTP/2 connection with no request waiting for the tool.
     pub idle: Duration,
