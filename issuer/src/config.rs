@@ -137,6 +137,12 @@ pub struct Args {
     #[arg(long, env = "KEYWAY_CORS_ALLOWED_ORIGINS", value_delimiter = ',')]
     pub cors_allowed_origins: Vec<String>,
 
+    /// Proxies (IP addresses or CIDR ranges, comma-separated, e.g. the ingress controller's pod
+    /// network) whose `X-Forwarded-For` gives the client's address for the sign-in throttle;
+    /// without it, the TCP peer's address is used and the header ignored.
+    #[arg(long, env = "KEYWAY_TRUSTED_PROXIES", value_delimiter = ',')]
+    pub trusted_proxies: Vec<String>,
+
     /// Upstream OpenID provider to federate sign-in to (its issuer URL, exact). Enables the
     /// "Continue with …" button; its redirect URI is `<issuer-url>/upstream/callback`.
     #[arg(long, env = "KEYWAY_UPSTREAM_ISSUER")]
@@ -286,6 +292,8 @@ pub struct Config {
     pub dcr_rate: u32,
     /// Extra CORS origins (`--cors-allowed-origins`), validated.
     pub cors_allowed_origins: Vec<String>,
+    /// `--trusted-proxies`, parsed.
+    pub trusted_proxies: Vec<crate::client_addr::IpRange>,
     /// Log format.
     pub log_format: LogFormat,
     /// Whether cookies get `Secure` (issuer served over https).
@@ -359,6 +367,11 @@ impl Config {
             }
         };
         let cors_allowed_origins = crate::cors::parse_origins(&args.cors_allowed_origins)
+            .unwrap_or_else(|p| {
+                problems.extend(p);
+                Vec::new()
+            });
+        let trusted_proxies = crate::client_addr::parse_ranges(&args.trusted_proxies)
             .unwrap_or_else(|p| {
                 problems.extend(p);
                 Vec::new()
@@ -458,6 +471,7 @@ impl Config {
             dcr_scopes,
             dcr_rate: args.dcr_rate,
             cors_allowed_origins,
+            trusted_proxies,
             log_format,
         })
     }
@@ -556,11 +570,19 @@ mod tests {
             "ten",
             "--log-format",
             "xml",
+            "--trusted-proxies",
+            "10.0.0.0/8,10.0.0.1/40",
         ]);
         a.issuer_url = Some("http://login.example.com".into());
         let problems = Config::from_args(a).unwrap_err();
-        assert_eq!(problems.len(), 5, "{problems:#?}");
+        assert_eq!(problems.len(), 6, "{problems:#?}");
         assert!(problems[0].starts_with("--issuer-url"));
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.starts_with("--trusted-proxies: \"10.0.0.1/40\"")),
+            "{problems:#?}"
+        );
     }
 
     #[test]

@@ -26,6 +26,7 @@
 
 pub mod account;
 pub mod authorize;
+pub mod client_addr;
 pub mod clients;
 pub mod config;
 pub mod cors;

@@ -49,6 +49,8 @@ pub struct Issuer {
     pub cookie_key: crate::upstream::CookieKey,
     /// Cross-origin settings of the client-facing endpoints.
     pub cors: crate::cors::Cors,
+    /// Proxies whose `X-Forwarded-For` is believed (`--trusted-proxies`).
+    pub trusted_proxies: Vec<crate::client_addr::IpRange>,
 }
 
 impl std::fmt::Debug for Issuer {
@@ -171,6 +173,7 @@ impl Issuer {
                 allowed: config.cors_allowed_origins.clone(),
                 ..Default::default()
             },
+            trusted_proxies: config.trusted_proxies.clone(),
             dcr: config
                 .dcr
                 .then(|| crate::dcr::DcrSettings::new(config.dcr_scopes.clone(), config.dcr_rate)),

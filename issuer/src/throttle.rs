@@ -19,17 +19,13 @@
 //! The counters live in the store (keys are hashes; the email is lowercased), so replicas that
 //! share a store share every budget; when the store is down, nobody signs in with a password.
 //!
-//! The client address is the TCP peer's: `X-Forwarded-For` is not trusted, since any client can
-//! send it. Behind a load balancer or an ingress controller every client shares the proxy's
-//! address, so [`PER_ADDRESS`] becomes one budget for everyone behind it and
-//! [`PER_EMAIL_AND_ADDRESS`] one per account. IPv6 clients are counted per /64 network (one
-//! host usually holds a whole /64); IPv4-mapped IPv6 addresses count as IPv4.
+//! The client address ([`ClientAddr`]) is the TCP peer's unless `--trusted-proxies` names the
+//! load balancer or ingress controller in front of the issuer; then it comes from the
+//! `X-Forwarded-For` that proxy appends. Without that setting, behind such a proxy every client
+//! shares its address, so [`PER_ADDRESS`] becomes one budget for everyone behind it and
+//! [`PER_EMAIL_AND_ADDRESS`] one per account. IPv6 clients are counted per /64.
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-
-use axum::extract::{ConnectInfo, FromRequestParts};
-use http::request::Parts;
-
+pub use crate::client_addr::ClientAddr;
 use crate::store::{Result as StoreResult, SecretHash, Store};
 
 /// Attempts per window for one email from one client address.
@@ -40,41 +36,6 @@ pub const PER_ADDRESS: u64 = 30;
 pub const PER_EMAIL: u64 = 100;
 /// Window length in seconds.
 pub const WINDOW: i64 = 300;
-
-/// The client's address as the throttle counts it: the TCP peer, IPv6 reduced to its /64.
-/// Unknown (a router served without connection info, as in-process tests do) counts as
-/// `0.0.0.0`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct ClientAddr(pub IpAddr);
-
-impl ClientAddr {
-    /// The counted form of a peer address.
-    pub fn of(ip: IpAddr) -> Self {
-        match ip {
-            IpAddr::V4(v4) => Self(IpAddr::V4(v4)),
-            IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-                Some(v4) => Self(IpAddr::V4(v4)),
-                None => {
-                    let mut s = v6.segments();
-                    s[4..].fill(0);
-                    Self(IpAddr::from(s))
-                }
-            },
-        }
-    }
-}
-
-impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
-    type Rejection = std::convert::Infallible;
-
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        let ip = parts
-            .extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |c| c.0.ip());
-        Ok(Self::of(ip))
-    }
-}
 
 /// Which budget refused an attempt.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -153,13 +114,6 @@ mod tests {
 
     fn ip(s: &str) -> ClientAddr {
         ClientAddr::of(s.parse().unwrap())
-    }
-
-    #[test]
-    fn ipv6_counts_per_64_and_mapped_ipv4_as_ipv4() {
-        assert_eq!(ip("2001:db8:1:2:aaaa::1"), ip("2001:db8:1:2:bbbb::9"));
-        assert_ne!(ip("2001:db8:1:2::1"), ip("2001:db8:1:3::1"));
-        assert_eq!(ip("::ffff:192.0.2.7"), ip("192.0.2.7"));
     }
 
     #[tokio::test]

@@ -871,6 +871,47 @@ async fn password_guessing_is_throttled() {
 }
 
 #[tokio::test]
+async fn behind_a_trusted_proxy_the_forwarded_address_is_counted() {
+    let h = harness_with(&["--trusted-proxies", "10.0.0.0/8"]).await;
+    let mut b = Browser::default();
+    let page = b
+        .get(&h.app, &authorize_path("default.web", WEB_CB, &[]))
+        .await;
+    let csrf = hidden(&page.body, "csrf");
+    let request = hidden(&page.body, "request");
+    let attempt = |peer: &'static str, xff: &'static str, password: &'static str| {
+        let mut b = b.clone();
+        b.peer = Browser::from_ip(peer).peer;
+        b.forwarded_for = Some(xff.to_string());
+        let app = h.app.clone();
+        let body = form(&[
+            ("csrf", &csrf),
+            ("request", &request),
+            ("email", "alice@example.com"),
+            ("password", password),
+        ]);
+        async move { b.post(&app, "/login", &body).await }
+    };
+    // Through the ingress (10.0.0.5), an attacker at 192.0.2.66 uses up its own budget.
+    for _ in 0..5 {
+        let res = attempt("10.0.0.5", "192.0.2.66", "wrong").await;
+        assert_eq!(res.status, StatusCode::UNAUTHORIZED);
+    }
+    let res = attempt("10.0.0.5", "192.0.2.66", PASSWORD).await;
+    assert_eq!(res.status, StatusCode::TOO_MANY_REQUESTS);
+    // The owner, through the same ingress from elsewhere, is not locked out.
+    let res = attempt("10.0.0.5", "198.51.100.7", PASSWORD).await;
+    assert_eq!(res.status, StatusCode::SEE_OTHER, "{}", res.body);
+    // A client that is not a trusted proxy cannot pick its address with the header.
+    for _ in 0..5 {
+        let res = attempt("203.0.113.9", "198.51.100.50", "wrong").await;
+        assert_eq!(res.status, StatusCode::UNAUTHORIZED);
+    }
+    let res = attempt("203.0.113.9", "198.51.100.51", PASSWORD).await;
+    assert_eq!(res.status, StatusCode::TOO_MANY_REQUESTS);
+}
+
+#[tokio::test]
 async fn one_address_spraying_passwords_is_throttled() {
     let h = harness().await;
     let mut b = Browser::default();

@@ -138,6 +138,9 @@ schema = obj({
         "corsAllowedOrigins": {"type": "array", "items": {
             "type": "string", "pattern": "^https?://([a-z0-9.-]+|\\[[0-9a-f:.]+\\])(:[0-9]{1,5})?$",
             "description": "an origin such as https://spa.example (no path, not even a slash)"}},
+        "trustedProxies": {"type": "array", "items": {
+            "type": "string", "pattern": "^[0-9a-fA-F.:]+(/[0-9]{1,3})?$",
+            "description": "an IP address or a CIDR range such as 10.0.0.0/8"}},
         "tokenLifetimes": obj({"access": ISSUER_DURATION, "refresh": ISSUER_DURATION, "refreshIdle": ISSUER_DURATION}),
         "extraEnv": {"type": "array", "items": {"type": "object", "required": ["name"]}},
         **pod_common(),

@@ -329,6 +329,13 @@ def test_optional_network_policy_and_service_monitor():
     assert "KEYWAY_CORS_ALLOWED_ORIGINS" not in env_of(container(deployment(render({}), "-issuer"), "issuer"))
 
 
+def test_trusted_proxies_reach_the_issuer():
+    env = env_of(container(deployment(render({"issuer.trustedProxies": ["10.0.0.0/8", "fd00::/8"]}), "-issuer"),
+                           "issuer"))
+    assert env["KEYWAY_TRUSTED_PROXIES"] == "10.0.0.0/8,fd00::/8"
+    assert "KEYWAY_TRUSTED_PROXIES" not in env_of(container(deployment(render({}), "-issuer"), "issuer"))
+
+
 BAD_VALUES = [
     ({"issuer.replicas": 2}, "SQLite on a volume allows one replica"),
     ({"issuer.store.type": "postgres"}, "issuer.store.postgres.existingSecret is empty"),
@@ -354,6 +361,7 @@ BAD_VALUES = [
     ({"issuer.upstream.issuer": "http://corp.okta.com"}, "issuer.upstream.issuer: Does not match pattern"),
     ({"issuer.corsAllowedOrigins": ["https://spa.example/"]}, "issuer.corsAllowedOrigins.0: Does not match pattern"),
     ({"issuer.tokenLifetimes.access": "10 minutes"}, "issuer.tokenLifetimes.access: Does not match pattern"),
+    ({"issuer.trustedProxies": ["10.0.0.0/8 "]}, "issuer.trustedProxies.0: Does not match pattern"),
     ({"issuer.signingKeys.publishLead": "800h"},
      "issuer.signingKeys.publishLead (800h) must be shorter than issuer.signingKeys.rotation (720h)"),
     ({"issuer.signingKeys.rotation": "1h30m", "issuer.signingKeys.publishLead": "90m"},

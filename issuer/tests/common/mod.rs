@@ -231,6 +231,8 @@ pub struct Browser {
     pub strict: std::collections::HashSet<String>,
     /// The TCP peer address the issuer sees (`None`: no connection info, as with `oneshot`).
     pub peer: Option<std::net::SocketAddr>,
+    /// An `X-Forwarded-For` header to send.
+    pub forwarded_for: Option<String>,
 }
 
 impl Browser {
@@ -279,6 +281,10 @@ impl Browser {
         if let Some(peer) = self.peer {
             req.extensions_mut()
                 .insert(axum::extract::ConnectInfo(peer));
+        }
+        if let Some(xff) = &self.forwarded_for {
+            req.headers_mut()
+                .insert("x-forwarded-for", xff.parse().unwrap());
         }
         req
     }
