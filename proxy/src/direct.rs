@@ -179,6 +179,7 @@ impl Pool {
 
     fn respond(&self, stream: TcpStream, head: Head, rest: BytesMut) -> Response<Relay> {
         let mut relay = Relay {
+            fields: Some(head.fields),
             stream: Some(stream),
             buf: rest,
             framing: head.framing,
@@ -190,7 +191,6 @@ impl Pool {
         }
         let mut resp = Response::new(relay);
         *resp.status_mut() = head.status;
-        *resp.headers_mut() = head.headers;
         resp
     }
 }
@@ -267,7 +267,7 @@ enum Chunk {
 #[derive(Debug)]
 struct Head {
     status: StatusCode,
-    headers: HeaderMap,
+    fields: Fields,
     framing: Framing,
     keep_alive: bool,
 }
@@ -303,13 +303,10 @@ fn content_length(value: &[u8], seen: &mut Option<u64>) -> Result<(), Error> {
 /// Parses a response head at the start of `buf`; a complete one is removed from it.
 fn parse_head(buf: &mut BytesMut, is_head: bool) -> Result<Parsed, Error> {
     // Strict defaults: no obsolete line folding, no space before the colon.
-    let mut fields = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
+    let mut slots = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
     let mut resp = httparse::Response::new(&mut []);
-    let parsed = httparse::ParserConfig::default().parse_response_with_uninit_headers(
-        &mut resp,
-        buf,
-        &mut fields,
-    );
+    let parsed = httparse::ParserConfig::default()
+        .parse_response_with_uninit_headers(&mut resp, buf, &mut slots);
     let len = match parsed {
         Ok(httparse::Status::Complete(len)) => len,
         Ok(httparse::Status::Partial) => return Ok(Parsed::Partial),
@@ -326,28 +323,51 @@ fn parse_head(buf: &mut BytesMut, is_head: bool) -> Result<Parsed, Error> {
         return Ok(Parsed::Interim);
     }
     let status = StatusCode::from_u16(code).map_err(|_| malformed("invalid status code"))?;
-    let base = buf.as_ptr() as usize;
-    let mut spans = Vec::with_capacity(resp.headers.len());
+    let bodiless = is_head || code == 204 || code == 304;
     let mut length = None;
     let mut chunked = false;
     let mut close = http10;
+    // The names the tool's `Connection` fields list (beyond `close` and the fixed hop-by-hop
+    // ones), dropped with it.
+    let mut named: Vec<&[u8]> = Vec::new();
     for f in resp.headers.iter() {
-        let name = HeaderName::from_bytes(f.name.as_bytes())
-            .map_err(|_| malformed("invalid header name"))?;
-        if name == header::CONTENT_LENGTH {
+        if f.name.eq_ignore_ascii_case("connection") {
+            for t in f.value.split(|&b| b == b',').map(ows) {
+                if t.eq_ignore_ascii_case(b"close") {
+                    close = true;
+                } else if !t.is_empty() && !is_hop_by_hop(t) {
+                    named.push(t);
+                }
+            }
+        }
+    }
+    let mut fields = Fields {
+        lines: Vec::with_capacity(len),
+        date: false,
+    };
+    for f in resp.headers.iter() {
+        let name = f.name.as_bytes();
+        if name.eq_ignore_ascii_case(b"content-length") {
             content_length(f.value, &mut length)?;
-        } else if name == header::TRANSFER_ENCODING {
+            // The server writes the length of the body it sends; a HEAD or 304 answer keeps the
+            // tool's.
+            if !(is_head || code == 304) {
+                continue;
+            }
+        } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
             if chunked || !ows(f.value).eq_ignore_ascii_case(b"chunked") {
                 return Err(malformed("unsupported Transfer-Encoding"));
             }
             chunked = true;
-        } else if name == header::CONNECTION {
-            close |= f
-                .value
-                .split(|&b| b == b',')
-                .any(|t| ows(t).eq_ignore_ascii_case(b"close"));
+            continue;
+        } else if is_hop_by_hop(name) || named.iter().any(|n| n.eq_ignore_ascii_case(name)) {
+            continue;
         }
-        spans.push((name, f.value.as_ptr() as usize - base, f.value.len()));
+        fields.date |= name.eq_ignore_ascii_case(b"date");
+        fields.lines.extend_from_slice(name);
+        fields.lines.extend_from_slice(b": ");
+        fields.lines.extend_from_slice(f.value);
+        fields.lines.extend_from_slice(b"\r\n");
     }
     if chunked && length.is_some() {
         return Err(malformed("both Transfer-Encoding and Content-Length"));
@@ -355,7 +375,7 @@ fn parse_head(buf: &mut BytesMut, is_head: bool) -> Result<Parsed, Error> {
     if chunked && http10 {
         return Err(malformed("Transfer-Encoding in an HTTP/1.0 response"));
     }
-    let framing = if is_head || code == 204 || code == 304 {
+    let framing = if bodiless {
         Framing::Empty
     } else if chunked {
         Framing::Chunked(Chunk::Size)
@@ -369,19 +389,86 @@ fn parse_head(buf: &mut BytesMut, is_head: bool) -> Result<Parsed, Error> {
             }
         }
     };
-    let raw = buf.split_to(len).freeze();
-    let mut headers = HeaderMap::with_capacity(spans.len());
-    for (name, start, n) in spans {
-        let value = HeaderValue::from_maybe_shared(raw.slice(start..start + n))
-            .map_err(|_| malformed("invalid header value"))?;
-        headers.append(name, value);
-    }
+    buf.advance(len);
     Ok(Parsed::Final(Head {
         status,
-        headers,
+        fields,
         framing,
         keep_alive: !close,
     }))
+}
+
+/// The hop-by-hop fields (RFC 9110 section 7.6.1, plus the proxy-only ones).
+const HOP_BY_HOP: [&[u8]; 9] = [
+    b"connection",
+    b"keep-alive",
+    b"proxy-connection",
+    b"te",
+    b"trailer",
+    b"transfer-encoding",
+    b"upgrade",
+    b"proxy-authorization",
+    b"proxy-authenticate",
+];
+
+fn is_hop_by_hop(name: &[u8]) -> bool {
+    HOP_BY_HOP.iter().any(|h| h.eq_ignore_ascii_case(name))
+}
+
+/// The tool's response header fields for the client, as `name: value\r\n` lines (names as the
+/// tool wrote them): what the tool sent less the hop-by-hop fields, those its `Connection` field
+/// names, and `Content-Length` (the server writes the length of what it sends; a HEAD or 304
+/// answer keeps the tool's). [`crate::h1`] writes them into its response head as they are;
+/// [`Fields::merge_into`] makes them header map entries for hyper.
+#[derive(Debug, Default)]
+pub struct Fields {
+    lines: Vec<u8>,
+    date: bool,
+}
+
+impl Fields {
+    /// The field lines.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.lines
+    }
+
+    /// Whether there is a `Date` field.
+    pub fn has_date(&self) -> bool {
+        self.date
+    }
+
+    /// Puts the fields into `headers`, before the entries already there.
+    pub fn merge_into(mut self, headers: &mut HeaderMap) {
+        self.lines.extend_from_slice(b"\r\n");
+        let mut parsed = [httparse::EMPTY_HEADER; MAX_HEADERS];
+        let Ok(httparse::Status::Complete((_, parsed))) =
+            httparse::parse_headers(&self.lines, &mut parsed)
+        else {
+            return;
+        };
+        let after = std::mem::replace(
+            headers,
+            HeaderMap::with_capacity(parsed.len() + headers.len()),
+        );
+        for f in parsed.iter() {
+            // Both were checked by the same parser when the tool's head was read.
+            if let (Ok(name), Ok(value)) = (
+                HeaderName::from_bytes(f.name.as_bytes()),
+                HeaderValue::from_bytes(f.value),
+            ) {
+                headers.append(name, value);
+            }
+        }
+        let mut last = None;
+        for (name, value) in after {
+            if name.is_some() {
+                last = name;
+            }
+            if let Some(name) = &last {
+                headers.append(name.clone(), value);
+            }
+        }
+    }
 }
 
 /// The size of a chunk-size line (without its CRLF): hex digits, then optional extensions.
@@ -498,6 +585,8 @@ fn decode(buf: &mut BytesMut, state: &mut Chunk) -> Result<Step, Error> {
 
 /// A response body read from a pooled connection.
 pub struct Relay {
+    /// The response's header fields, until taken.
+    fields: Option<Fields>,
     stream: Option<TcpStream>,
     buf: BytesMut,
     framing: Framing,
@@ -514,6 +603,11 @@ impl std::fmt::Debug for Relay {
 }
 
 impl Relay {
+    /// The response's header fields (the response's own header map holds none of them): once.
+    pub fn take_fields(&mut self) -> Option<Fields> {
+        self.fields.take()
+    }
+
     /// The response is complete: the connection goes back to the pool if it can carry another.
     fn finish(&mut self) {
         self.framing = Framing::Empty;
@@ -783,13 +877,63 @@ mod tests {
         let interim = "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\nHTTP/1.1 201 Created\r\nContent-Length: 0\r\nX-A: b\r\n\r\n";
         let h = head(interim, false).unwrap();
         assert_eq!(h.status, StatusCode::CREATED);
-        assert_eq!(h.headers["x-a"], "b");
-        assert!(!h.headers.contains_key("link"));
+        assert_eq!(h.fields.as_bytes(), b"X-A: b\r\n");
         let mut partial = BytesMut::from("HTTP/1.1 200 OK\r\nContent-Le");
         assert!(matches!(
             parse_head(&mut partial, false),
             Ok(Parsed::Partial)
         ));
+    }
+
+    #[test]
+    fn fields_lose_hop_by_hop_and_framing_and_keep_the_rest_in_order() {
+        let raw = "HTTP/1.1 200 OK\r\nServer: t\r\nConnection: keep-alive, X-Secret\r\nKeep-Alive: timeout=5\r\nX-Secret: s\r\nContent-Length: 2\r\nSet-Cookie: a=1\r\nDate: Sat, 28 Nov 2026 04:00:00 GMT\r\nTrailer: x\r\nSet-Cookie: b=2\r\nUpgrade: h2c\r\nProxy-Authenticate: Basic\r\n\r\nhi";
+        let h = head(raw, false).unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(h.fields.as_bytes()),
+            "Server: t\r\nSet-Cookie: a=1\r\nDate: Sat, 28 Nov 2026 04:00:00 GMT\r\nSet-Cookie: b=2\r\n"
+        );
+        assert!(h.fields.has_date());
+        assert_eq!(h.framing, Framing::Length(2));
+        // HEAD and 304 answers keep the length the tool gave.
+        let h = head(raw, true).unwrap();
+        assert!(
+            h.fields
+                .as_bytes()
+                .starts_with(b"Server: t\r\nContent-Length: 2\r\n")
+        );
+        let h = head(
+            "HTTP/1.1 304 Not Modified\r\nContent-Length: 7\r\n\r\n",
+            false,
+        )
+        .unwrap();
+        assert_eq!(h.fields.as_bytes(), b"Content-Length: 7\r\n");
+        assert!(!h.fields.has_date());
+        let h = head(
+            "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n",
+            false,
+        )
+        .unwrap();
+        assert_eq!(h.fields.as_bytes(), b"");
+    }
+
+    #[test]
+    fn fields_go_before_the_handlers_own_in_a_header_map() {
+        let h = head(
+            "HTTP/1.1 200 OK\r\nSet-Cookie: tool=1\r\nX-A: b\r\nContent-Length: 0\r\n\r\n",
+            false,
+        )
+        .unwrap();
+        let mut map = HeaderMap::new();
+        map.append(header::SET_COOKIE, HeaderValue::from_static("own=1"));
+        map.append(header::SET_COOKIE, HeaderValue::from_static("own=2"));
+        map.append(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        h.fields.merge_into(&mut map);
+        let cookies: Vec<_> = map.get_all(header::SET_COOKIE).iter().collect();
+        assert_eq!(cookies, ["tool=1", "own=1", "own=2"]);
+        assert_eq!(map["x-a"], "b");
+        assert_eq!(map[header::CACHE_CONTROL], "no-store");
+        assert_eq!(map.len(), 5);
     }
 
     fn decode_all(raw: &[u8]) -> Result<(Vec<u8>, Option<HeaderMap>), Error> {
@@ -887,7 +1031,7 @@ mod tests {
         pool: &Pool,
         addr: std::net::SocketAddr,
         method: Method,
-    ) -> Result<(Response<()>, Result<Bytes, Error>), crate::upstream::Error> {
+    ) -> Result<(Response<Option<Fields>>, Result<Bytes, Error>), crate::upstream::Error> {
         let head = format!("{method} / HTTP/1.1\r\nhost: t\r\n\r\n");
         let connect = || async move {
             TcpStream::connect(addr)
@@ -895,9 +1039,10 @@ mod tests {
                 .map_err(|e| crate::upstream::Error::Connect(addr.to_string(), e))
         };
         let resp = pool.request(head.as_bytes(), &method, connect).await?;
-        let (parts, body) = resp.into_parts();
+        let (parts, mut body) = resp.into_parts();
+        let fields = body.take_fields();
         let body = body.collect().await.map(|c| c.to_bytes());
-        Ok((Response::from_parts(parts, ()), body))
+        Ok((Response::from_parts(parts, fields), body))
     }
 
     #[tokio::test]
@@ -929,7 +1074,8 @@ mod tests {
         assert_eq!(*accepted.lock().unwrap(), 1, "one connection so far");
         // HEAD: the Content-Length describes a body that is not sent.
         let (r, body) = send(&pool, addr, Method::HEAD).await.unwrap();
-        assert_eq!(r.headers()["content-length"], "3");
+        assert!(r.headers().is_empty());
+        assert_eq!(r.into_body().unwrap().as_bytes(), b"Content-Length: 3\r\n");
         assert_eq!(body.unwrap(), "");
         let (_, body) = send(&pool, addr, Method::GET).await.unwrap();
         assert_eq!(body.unwrap(), "until the end");

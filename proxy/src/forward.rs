@@ -150,11 +150,25 @@ pub fn sanitise_request_headers(
         headers.remove(name);
     }
     if !trust_forwarded {
-        for name in [header::FORWARDED, X_REAL_IP] {
+        remove_present(headers, &[header::FORWARDED, X_REAL_IP]);
+    }
+    strip_own_cookies(headers, names, cookies);
+}
+
+/// Removes the fields of these names that are there: one pass over the (few) names present
+/// instead of a hashed lookup for each, usually absent, name.
+fn remove_present<const N: usize>(headers: &mut HeaderMap, names: &[HeaderName; N]) {
+    let mut present = 0u64;
+    for k in headers.keys() {
+        if let Some(i) = names.iter().position(|n| n == k) {
+            present |= 1 << i;
+        }
+    }
+    for (i, name) in names.iter().enumerate() {
+        if present & (1 << i) != 0 {
             headers.remove(name);
         }
     }
-    strip_own_cookies(headers, names, cookies);
 }
 
 /// Removes the proxy's cookies from the `Cookie` header lines, keeping the others byte for byte
@@ -373,12 +387,20 @@ pub async fn forward(
         f.cookies,
         shared.settings.trust_forwarded_headers,
     );
-    add_forwarded(
-        headers,
-        f.peer,
-        host.as_ref(),
-        shared.settings.trust_forwarded_headers,
-    );
+    let direct = !upgrade && parts.method != Method::CONNECT && body.is_end_stream();
+    // A direct request's X-Forwarded-* fields are written straight into its head when no client
+    // value is kept: only the client's copies leave the map.
+    let inline_forwarded = direct && !shared.settings.trust_forwarded_headers;
+    if inline_forwarded {
+        remove_present(headers, &[XFF, XF_PROTO, XF_HOST]);
+    } else {
+        add_forwarded(
+            headers,
+            f.peer,
+            host.as_ref(),
+            shared.settings.trust_forwarded_headers,
+        );
+    }
     match &host {
         Some(h) => headers.insert(header::HOST, h.clone()),
         None => match HeaderValue::from_str(shared.settings.upstream.as_str()) {
@@ -389,9 +411,18 @@ pub async fn forward(
     let timeout = shared.settings.upstream_timeout;
     // Without a body or an upgrade, the rewritten head goes to the tool as it is, the identity
     // fields written straight into it.
-    if !upgrade && parts.method != Method::CONNECT && body.is_end_stream() {
+    if direct {
         let target = parts.uri.path_and_query().map_or("/", |p| p.as_str());
         let head = direct::request_head(&parts.method, target, &parts.headers, |out| {
+            if inline_forwarded {
+                // As `add_forwarded` sets them without trusted client values.
+                direct::write_field(out, &XFF, f.peer.ip.as_bytes());
+                let proto: &[u8] = if f.peer.tls { b"https" } else { b"http" };
+                direct::write_field(out, &XF_PROTO, proto);
+                if let Some(h) = &host {
+                    direct::write_field(out, &XF_HOST, h.as_bytes());
+                }
+            }
             if let Some(who) = f.who {
                 identity_fields(who, f.access_token, |names, value| {
                     for name in names {
@@ -405,8 +436,9 @@ pub async fn forward(
             Ok(resp) => resp,
             Err(failed) => return *failed,
         };
-        let (mut parts, body) = resp.into_parts();
-        strip_hop_by_hop(&mut parts.headers);
+        // Its header fields travel in the body, hop-by-hop ones already dropped
+        // (`direct::Fields`).
+        let (parts, body) = resp.into_parts();
         return Response::from_parts(parts, Either::Left(Either::Right(body)));
     }
     let headers = &mut parts.headers;

@@ -37,11 +37,12 @@ use bytes::{Buf, Bytes, BytesMut};
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, Request, Response, StatusCode, Uri, Version};
 use http_body::Body;
+use http_body_util::Either;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use crate::ReqBody;
+use crate::{ReqBody, direct};
 
 /// Most header fields in a request head (hyper's default).
 const MAX_HEADERS: usize = 100;
@@ -61,6 +62,24 @@ pub struct Config {
     pub header_read_timeout: Duration,
     /// Largest request head.
     pub max_header_bytes: usize,
+}
+
+/// A response body that may carry the tool's header fields, ready to be written
+/// ([`direct::Fields`]).
+pub trait Relayed {
+    /// The fields, once.
+    fn take_fields(&mut self) -> Option<direct::Fields> {
+        None
+    }
+}
+
+impl Relayed for crate::Body {
+    fn take_fields(&mut self) -> Option<direct::Fields> {
+        match self {
+            Either::Left(Either::Right(relay)) => relay.take_fields(),
+            _ => None,
+        }
+    }
 }
 
 /// How [`serve`] ended.
@@ -251,19 +270,22 @@ pub async fn serve<S, H, F, B>(
     mut io: S,
     cfg: Config,
     mut handle: H,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: watch::Receiver<bool>,
 ) -> io::Result<End<S>>
 where
     S: AsyncRead + AsyncWrite + Unpin,
     H: FnMut(Request<ReqBody>) -> F,
     F: Future<Output = Response<B>>,
-    B: Body<Data = Bytes>,
+    B: Body<Data = Bytes> + Relayed,
     B::Error: std::fmt::Display,
 {
     let mut buf = BytesMut::with_capacity(2 * READ_ROOM);
     let mut out = Vec::with_capacity(READ_ROOM);
     let mut first = true;
     let mut timer = pin!(tokio::time::sleep(cfg.header_read_timeout));
+    // Made once: a new `changed()` per request would register a new waiter each time.
+    let mut stop_signal = shutdown.clone();
+    let mut stop = pin!(stop_signal.changed());
     loop {
         timer
             .as_mut()
@@ -300,7 +322,7 @@ where
                     tracing::debug!("request head not received in time");
                     return Ok(End::Closed);
                 }
-                _ = shutdown.changed(), if idle => return Ok(End::Closed),
+                _ = stop.as_mut(), if idle => return Ok(End::Closed),
             }
         };
         first = false;
@@ -346,6 +368,10 @@ async fn reject<S: AsyncWrite + Unpin>(
 }
 
 fn status_line(out: &mut Vec<u8>, status: StatusCode) {
+    if status == StatusCode::OK {
+        out.extend_from_slice(b"HTTP/1.1 200 OK\r\n");
+        return;
+    }
     out.extend_from_slice(b"HTTP/1.1 ");
     out.extend_from_slice(status.as_str().as_bytes());
     out.push(b' ');
@@ -412,13 +438,17 @@ async fn write_response<S, B>(
 ) -> io::Result<bool>
 where
     S: AsyncWrite + Unpin,
-    B: Body<Data = Bytes>,
+    B: Body<Data = Bytes> + Relayed,
     B::Error: std::fmt::Display,
 {
-    let (parts, body) = resp.into_parts();
+    let (parts, mut body) = resp.into_parts();
     let status = parts.status;
     out.clear();
     status_line(out, status);
+    let fields = body.take_fields();
+    if let Some(f) = &fields {
+        out.extend_from_slice(f.as_bytes());
+    }
     let bodiless = is_head
         || status == StatusCode::NO_CONTENT
         || status == StatusCode::NOT_MODIFIED
@@ -434,7 +464,9 @@ where
         }
         crate::direct::write_field(out, name, value.as_bytes());
     }
-    if !parts.headers.contains_key(header::DATE) {
+    if !fields.as_ref().is_some_and(direct::Fields::has_date)
+        && !parts.headers.contains_key(header::DATE)
+    {
         date_field(out);
     }
     if !keep {

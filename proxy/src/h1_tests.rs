@@ -272,6 +272,9 @@ async fn head_and_small_body_go_out_in_one_write() {
 /// A body fed frame by frame.
 struct Chan(mpsc::Receiver<Bytes>);
 
+impl Relayed for Chan {}
+impl Relayed for Full<Bytes> {}
+
 impl Body for Chan {
     type Data = Bytes;
     type Error = std::convert::Infallible;

@@ -23,6 +23,7 @@ use tokio::sync::watch;
 
 use crate::config::{Settings, load_app};
 use crate::forward::Peer;
+use crate::h1::Relayed as _;
 use crate::metrics::Metrics;
 use crate::timeouts::{ConnState, Guarded, Limits, idle_watch};
 use crate::{App, Error, ReqBody, Result, Shared, h1, handler};
@@ -326,8 +327,14 @@ where
             let in_flight = state.begin(req.version());
             let handled = handler::handle(shared.clone(), peer.clone(), req.map(ReqBody::Incoming));
             async move {
-                let resp = handled.await;
+                let mut resp = handled.await;
                 drop(in_flight);
+                // hyper writes only the header map.
+                if let Ok(r) = resp.as_mut()
+                    && let Some(fields) = r.body_mut().take_fields()
+                {
+                    fields.merge_into(r.headers_mut());
+                }
                 resp
             }
         });
