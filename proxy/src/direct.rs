@@ -1,7 +1,9 @@
 //! The direct HTTP/1.1 exchange with the tool, for requests without a body (most of them: GET,
 //! HEAD, ...). The request head, already rewritten by [`crate::forward`], is written as it is
 //! onto a pooled connection, and the response head is parsed here with `httparse`; the body
-//! streams from the connection, which goes back to the pool once the response is complete.
+//! streams from the connection, which goes back to the pool once the response is complete. The
+//! response's header fields are not put into a header map: they travel with the body
+//! ([`Fields`]), ready to be written into the client's HTTP/1.1 response ([`crate::h1`]).
 //! Compared with hyper's client this saves a second task per connection, a channel, and a header
 //! map per request. Requests with a body and protocol upgrades keep using hyper's client
 //! ([`crate::upstream`]), so only responses are framed here, strictly (RFC 9112 section 6):
@@ -205,7 +207,9 @@ async fn exchange(
         .write_all(head)
         .await
         .map_err(|e| Error::Stale(Some(e)))?;
-    let mut buf = BytesMut::with_capacity(4096);
+    // Small enough for the allocator's per-thread cache (most heads and small bodies fit; the
+    // buffer grows for more).
+    let mut buf = BytesMut::with_capacity(1024);
     let mut received = false;
     loop {
         if !buf.is_empty() {
@@ -427,6 +431,15 @@ pub struct Fields {
 }
 
 impl Fields {
+    /// Fields from ready-made lines (for tests elsewhere in the crate).
+    #[cfg(test)]
+    pub(crate) fn from_lines(lines: &[u8], date: bool) -> Self {
+        Fields {
+            lines: lines.to_vec(),
+            date,
+        }
+    }
+
     /// The field lines.
     pub fn as_bytes(&self) -> &[u8] {
         &self.lines
@@ -710,36 +723,36 @@ impl http_body::Body for Relay {
 
 /// Appends a `name: value` line to a head.
 pub fn write_field(out: &mut Vec<u8>, name: &HeaderName, value: &[u8]) {
-    out.extend_from_slice(name.as_str().as_bytes());
+    let name = name.as_str().as_bytes();
+    out.reserve(name.len() + value.len() + 4);
+    out.extend_from_slice(name);
     out.extend_from_slice(b": ");
     out.extend_from_slice(value);
     out.extend_from_slice(b"\r\n");
 }
 
-/// The request head for the tool: request line, the (already rewritten) header fields, and
-/// whatever `more` appends (valid field lines).
+/// Writes the request head for the tool into `out` (emptied first): request line, the (already
+/// rewritten) header fields, and whatever `more` appends (valid field lines).
 pub fn request_head(
+    out: &mut Vec<u8>,
     method: &Method,
     target: &str,
     headers: &HeaderMap,
     more: impl FnOnce(&mut Vec<u8>),
-) -> Vec<u8> {
-    let fields: usize = headers
-        .iter()
-        .map(|(k, v)| k.as_str().len() + v.len() + 4)
-        .sum();
-    // Room for the identity fields too, usually.
-    let mut out = Vec::with_capacity(method.as_str().len() + target.len() + 13 + fields + 512);
+) {
+    out.clear();
+    // A buffer kept from the connection's last request is usually large enough already; the
+    // fields are not measured first (that is a second pass over the map).
+    out.reserve(method.as_str().len() + target.len() + 1024);
     out.extend_from_slice(method.as_str().as_bytes());
     out.push(b' ');
     out.extend_from_slice(target.as_bytes());
     out.extend_from_slice(b" HTTP/1.1\r\n");
     for (k, v) in headers {
-        write_field(&mut out, k, v.as_bytes());
+        write_field(out, k, v.as_bytes());
     }
-    more(&mut out);
+    more(out);
     out.extend_from_slice(b"\r\n");
-    out
 }
 
 #[cfg(test)]
@@ -1159,7 +1172,8 @@ mod tests {
         h.insert("host", "tool".parse().unwrap());
         h.append("x-a", "1".parse().unwrap());
         h.append("x-a", "2".parse().unwrap());
-        let head = request_head(&Method::GET, "/p?q=1", &h, |out| {
+        let mut head = Vec::new();
+        request_head(&mut head, &Method::GET, "/p?q=1", &h, |out| {
             write_field(out, &HeaderName::from_static("x-b"), b"3");
         });
         assert_eq!(

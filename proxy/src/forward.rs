@@ -2,7 +2,7 @@
 //! X-Forwarded-*), protocol upgrades (websockets), and streaming bodies in both directions.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, Request, Response, StatusCode, Version};
@@ -279,7 +279,13 @@ pub struct Peer {
     pub tls: bool,
     /// The credential accepted last on this connection.
     pub memo: Memo,
+    /// A buffer for request heads to the tool, kept between the connection's requests (heads
+    /// with a token are too large for the allocator's per-thread cache).
+    head: Mutex<Vec<u8>>,
 }
+
+/// Largest head buffer kept for the next request.
+const KEPT_HEAD: usize = 16 * 1024;
 
 impl Peer {
     /// Describes a client connection.
@@ -289,6 +295,19 @@ impl Peer {
             ip: ip_value(addr),
             tls,
             memo: Memo::default(),
+            head: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// The connection's head buffer (a new one while another request of it holds it).
+    pub fn head_buffer(&self) -> Vec<u8> {
+        std::mem::take(&mut *self.head.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    /// Gives the head buffer back for the next request.
+    pub fn keep_head_buffer(&self, buf: Vec<u8>) {
+        if buf.capacity() <= KEPT_HEAD {
+            *self.head.lock().unwrap_or_else(|p| p.into_inner()) = buf;
         }
     }
 }
@@ -353,9 +372,15 @@ pub async fn forward(
     f: Forward<'_>,
 ) -> Response<Body> {
     let upgrade = wants_upgrade(&req);
-    let upgrade_proto = req.headers().get(header::UPGRADE).cloned();
+    let upgrade_proto = upgrade
+        .then(|| req.headers().get(header::UPGRADE).cloned())
+        .flatten();
     let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
-    let host = req.headers().get(header::HOST).cloned().or_else(|| {
+    let mut hosts = req.headers().get_all(header::HOST).iter();
+    let sent_host = hosts.next().cloned();
+    // The client's one `Host` field stays as it is (writing it again would change nothing).
+    let one_host = sent_host.is_some() && hosts.next().is_none();
+    let host = sent_host.or_else(|| {
         req.uri()
             .authority()
             .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
@@ -402,6 +427,8 @@ pub async fn forward(
         );
     }
     match &host {
+        // (`Connection: host` has removed it.)
+        Some(_) if one_host && headers.contains_key(header::HOST) => None,
         Some(h) => headers.insert(header::HOST, h.clone()),
         None => match HeaderValue::from_str(shared.settings.upstream.as_str()) {
             Ok(h) => headers.insert(header::HOST, h),
@@ -413,7 +440,8 @@ pub async fn forward(
     // fields written straight into it.
     if direct {
         let target = parts.uri.path_and_query().map_or("/", |p| p.as_str());
-        let head = direct::request_head(&parts.method, target, &parts.headers, |out| {
+        let mut head = f.peer.head_buffer();
+        direct::request_head(&mut head, &parts.method, target, &parts.headers, |out| {
             if inline_forwarded {
                 // As `add_forwarded` sets them without trusted client values.
                 direct::write_field(out, &XFF, f.peer.ip.as_bytes());
@@ -432,7 +460,9 @@ pub async fn forward(
             }
         });
         let sent = shared.upstream.request_direct(&head, &parts.method);
-        let resp = match answered(tokio::time::timeout(timeout, sent).await.ok()) {
+        let resp = answered(tokio::time::timeout(timeout, sent).await.ok());
+        f.peer.keep_head_buffer(head);
+        let resp = match resp {
             Ok(resp) => resp,
             Err(failed) => return *failed,
         };

@@ -275,6 +275,59 @@ struct Chan(mpsc::Receiver<Bytes>);
 impl Relayed for Chan {}
 impl Relayed for Full<Bytes> {}
 
+/// A body with the tool's fields, as the direct exchange gives one.
+struct WithFields(Option<direct::Fields>, Full<Bytes>);
+
+impl Relayed for WithFields {
+    fn take_fields(&mut self) -> Option<direct::Fields> {
+        self.0.take()
+    }
+}
+
+impl Body for WithFields {
+    type Data = Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        Pin::new(&mut self.1).poll_frame(cx)
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.1.size_hint()
+    }
+}
+
+#[tokio::test]
+async fn the_tools_fields_go_first_and_its_date_is_kept() {
+    let (mut client, server) = tokio::io::duplex(1 << 16);
+    let handle = |_req: Request<ReqBody>| async {
+        let fields = direct::Fields::from_lines(
+            b"Server: t\r\nDate: Sat, 28 Nov 2026 04:00:00 GMT\r\nSet-Cookie: tool=1\r\n",
+            true,
+        );
+        let mut resp = Response::new(WithFields(Some(fields), Full::new(Bytes::from("hi"))));
+        resp.headers_mut()
+            .append(header::SET_COOKIE, HeaderValue::from_static("own=1"));
+        resp
+    };
+    let (_stop, stop_rx) = watch::channel(false);
+    let task = tokio::spawn(serve(server, CFG, handle, stop_rx));
+    client
+        .write_all(b"GET / HTTP/1.1\r\nhost: a\r\nconnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut got = Vec::new();
+    client.read_to_end(&mut got).await.unwrap();
+    assert!(matches!(task.await.unwrap().unwrap(), End::Closed));
+    assert_eq!(
+        String::from_utf8(got).unwrap(),
+        "HTTP/1.1 200 OK\r\nServer: t\r\nDate: Sat, 28 Nov 2026 04:00:00 GMT\r\nSet-Cookie: tool=1\r\nset-cookie: own=1\r\nconnection: close\r\ncontent-length: 2\r\n\r\nhi"
+    );
+}
+
 impl Body for Chan {
     type Data = Bytes;
     type Error = std::convert::Infallible;
