@@ -345,6 +345,7 @@ fn parse_head(buf: &mut BytesMut, is_head: bool) -> Result<Parsed, Error> {
             }
         }
     }
+    let base = buf.as_ptr() as usize;
     let mut fields = Fields {
         lines: Vec::with_capacity(len),
         date: false,
@@ -368,9 +369,17 @@ fn parse_head(buf: &mut BytesMut, is_head: bool) -> Result<Parsed, Error> {
             continue;
         }
         fields.date |= name.eq_ignore_ascii_case(b"date");
-        fields.lines.extend_from_slice(name);
-        fields.lines.extend_from_slice(b": ");
-        fields.lines.extend_from_slice(f.value);
+        let (at, value_at) = (name.as_ptr() as usize, f.value.as_ptr() as usize);
+        if value_at == at + name.len() + 2 && &buf[at - base + name.len()..][..2] == b": " {
+            // Written as `name: value` already: one copy.
+            fields
+                .lines
+                .extend_from_slice(&buf[at - base..value_at - base + f.value.len()]);
+        } else {
+            fields.lines.extend_from_slice(name);
+            fields.lines.extend_from_slice(b": ");
+            fields.lines.extend_from_slice(f.value);
+        }
         fields.lines.extend_from_slice(b"\r\n");
     }
     if chunked && length.is_some() {
@@ -416,7 +425,9 @@ const HOP_BY_HOP: [&[u8]; 9] = [
 ];
 
 fn is_hop_by_hop(name: &[u8]) -> bool {
-    HOP_BY_HOP.iter().any(|h| h.eq_ignore_ascii_case(name))
+    // Most names have a length none of these has.
+    matches!(name.len(), 2 | 7 | 10 | 16..=19)
+        && HOP_BY_HOP.iter().any(|h| h.eq_ignore_ascii_case(name))
 }
 
 /// The tool's response header fields for the client, as `name: value\r\n` lines (names as the

@@ -459,8 +459,11 @@ pub async fn forward(
                 });
             }
         });
-        let sent = shared.upstream.request_direct(&head, &parts.method);
-        let resp = answered(tokio::time::timeout(timeout, sent).await.ok());
+        // Pinned where it is: the exchange's future is large, and the timeout need not move it.
+        let resp = {
+            let sent = std::pin::pin!(shared.upstream.request_direct(&head, &parts.method));
+            answered(tokio::time::timeout(timeout, sent).await.ok())
+        };
         f.peer.keep_head_buffer(head);
         let resp = match resp {
             Ok(resp) => resp,

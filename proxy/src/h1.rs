@@ -211,27 +211,34 @@ fn parse(buf: &mut BytesMut) -> Parsed {
     }
     let base = buf.as_ptr() as usize;
     let target = (target.as_ptr() as usize - base, target.len());
-    let mut spans = Vec::with_capacity(req.headers.len());
+    // Where each field's name and value are, kept on the stack for the usual few fields.
+    let mut spans = Spans::default();
     let mut close = false;
     let mut lengths = 0;
     for f in req.headers.iter() {
-        let Ok(name) = HeaderName::from_bytes(f.name.as_bytes()) else {
-            return Parsed::Reject(StatusCode::BAD_REQUEST);
-        };
-        if name == header::CONTENT_LENGTH {
+        let name = f.name.as_bytes();
+        if name.eq_ignore_ascii_case(b"content-length") {
             lengths += 1;
             if f.value.trim_ascii() != b"0" {
                 return Parsed::Fallback;
             }
-        } else if name == header::TRANSFER_ENCODING
-            || name == header::UPGRADE
-            || name == header::EXPECT
+        } else if name.eq_ignore_ascii_case(b"transfer-encoding")
+            || name.eq_ignore_ascii_case(b"upgrade")
+            || name.eq_ignore_ascii_case(b"expect")
         {
             return Parsed::Fallback;
-        } else if name == header::CONNECTION {
+        } else if name.eq_ignore_ascii_case(b"connection") {
             close |= has_token(f.value, b"close");
         }
-        spans.push((name, f.value.as_ptr() as usize - base, f.value.len()));
+        // Offsets into a head shorter than `--max-header-bytes` (at most 1 MiB).
+        let at = |p: *const u8| u32::try_from(p as usize - base).unwrap_or(u32::MAX);
+        let len = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
+        spans.push(Span {
+            name: at(name.as_ptr()),
+            name_len: len(name.len()),
+            value: at(f.value.as_ptr()),
+            value_len: len(f.value.len()),
+        });
     }
     if lengths > 1 {
         return Parsed::Fallback;
@@ -242,10 +249,13 @@ fn parse(buf: &mut BytesMut) -> Parsed {
         Err(_) if target.1 > MAX_URI => return Parsed::Reject(StatusCode::URI_TOO_LONG),
         Err(_) => return Parsed::Reject(StatusCode::BAD_REQUEST),
     };
-    // Room for the fields the forwarder adds (X-Forwarded-*), so that the map does not grow.
-    let mut headers = HeaderMap::with_capacity(spans.len() + 6);
-    for (name, start, n) in spans {
-        let Ok(value) = HeaderValue::from_maybe_shared(raw.slice(start..start + n)) else {
+    // Room for what the forwarder may add (`X-Forwarded-*` when client values are trusted), so
+    // that the map does not grow.
+    let mut headers = HeaderMap::with_capacity(spans.len() + 3);
+    for span in spans.iter() {
+        let name = span.name(&raw).map(HeaderName::from_bytes);
+        let value = span.value(&raw).map(HeaderValue::from_maybe_shared);
+        let (Some(Ok(name)), Some(Ok(value))) = (name, value) else {
             return Parsed::Reject(StatusCode::BAD_REQUEST);
         };
         headers.append(name, value);
@@ -256,6 +266,59 @@ fn parse(buf: &mut BytesMut) -> Parsed {
     *r.version_mut() = Version::HTTP_11;
     *r.headers_mut() = headers;
     Parsed::Request(r, close)
+}
+
+/// Offsets of a field's name and value in the head.
+#[derive(Debug, Clone, Copy, Default)]
+struct Span {
+    name: u32,
+    name_len: u32,
+    value: u32,
+    value_len: u32,
+}
+
+impl Span {
+    fn name<'a>(&self, raw: &'a [u8]) -> Option<&'a [u8]> {
+        let at = self.name as usize;
+        raw.get(at..at + self.name_len as usize)
+    }
+
+    fn value(&self, raw: &Bytes) -> Option<Bytes> {
+        let (at, n) = (self.value as usize, self.value_len as usize);
+        (at + n <= raw.len()).then(|| raw.slice(at..at + n))
+    }
+}
+
+/// Fields kept inline while few.
+const INLINE_SPANS: usize = 16;
+
+/// The spans of a head's fields: the first [`INLINE_SPANS`] on the stack, the rest in a vector.
+#[derive(Default)]
+struct Spans {
+    inline: [Span; INLINE_SPANS],
+    len: usize,
+    more: Vec<Span>,
+}
+
+impl Spans {
+    fn push(&mut self, span: Span) {
+        if self.len < INLINE_SPANS {
+            self.inline[self.len] = span;
+        } else {
+            self.more.push(span);
+        }
+        self.len += 1;
+    }
+
+    fn len(&self) -> usize {
+        self.len
+    }
+
+    fn iter(&self) -> impl Iterator<Item = &Span> {
+        self.inline[..self.len.min(INLINE_SPANS)]
+            .iter()
+            .chain(self.more.iter())
+    }
 }
 
 /// Whether `buf` may be (the start of) the HTTP/2 preface.

@@ -274,7 +274,7 @@ async fn authenticate_bearer(
     peer: &Peer,
     app: &Arc<App>,
     provider: &Provider,
-    token: &str,
+    token: &[u8],
 ) -> Result<Arc<Principal>, Refused> {
     let t = now();
     let leeway = shared.settings.clock_skew;
@@ -283,6 +283,9 @@ async fn authenticate_bearer(
         shared.metrics.cache_hits.inc();
         return Ok(p);
     }
+    let Ok(token) = std::str::from_utf8(token) else {
+        return Err(Refused::Malformed);
+    };
     let hash = token_hash(token);
     if let Some(p) = shared.tokens.get(&hash, t, leeway) {
         shared.metrics.cache_hits.inc();
@@ -511,10 +514,7 @@ async fn route(shared: &Arc<Shared>, peer: &Peer, req: Request<ReqBody>) -> Done
         Err(why) => return malformed(why),
     };
     if let Some((value, offset)) = token {
-        let Some(token) = std::str::from_utf8(value.as_bytes())
-            .ok()
-            .and_then(|v| v.get(offset..))
-        else {
+        let Some(token) = value.as_bytes().get(offset..) else {
             return malformed("malformed bearer token");
         };
         let who = match authenticate_bearer(shared, peer, &app, &provider, token).await {
@@ -537,7 +537,15 @@ async fn route(shared: &Arc<Shared>, peer: &Peer, req: Request<ReqBody>) -> Done
         if let Some(d) = refuse(&app, decision, &who) {
             return d;
         }
-        let pass = shared.settings.pass_access_token.then_some(token);
+        // Accepted, so a `b64token` (ASCII).
+        let pass = if shared.settings.pass_access_token {
+            match std::str::from_utf8(token) {
+                Ok(t) => Some(t),
+                Err(_) => return malformed("malformed bearer token"),
+            }
+        } else {
+            None
+        };
         let user = shared.settings.access_log.then(|| who.sub.clone());
         let f = Forward {
             peer,

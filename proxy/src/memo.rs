@@ -99,15 +99,16 @@ impl Memo {
         });
     }
 
-    /// The principal of a bearer token accepted last on this connection.
+    /// The principal of a bearer token accepted last on this connection (compared as bytes: a
+    /// match is the very token accepted before, so it need not be checked again).
     pub fn bearer(
         &self,
         app: &Arc<App>,
-        token: &str,
+        token: &[u8],
         now: u64,
         leeway: u64,
     ) -> Option<Arc<Principal>> {
-        self.find(app, token.as_bytes(), now, leeway, |a| match a {
+        self.find(app, token, now, leeway, |a| match a {
             Accepted::Bearer(p) => Some(p),
             Accepted::Session(_) => None,
         })
