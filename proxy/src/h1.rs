@@ -52,6 +52,8 @@ const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 const WRITE_BATCH: usize = 64 * 1024;
 /// Longest request target `http::Uri` takes.
 const MAX_URI: usize = 65534;
+/// Largest response buffer kept between requests.
+const KEPT_OUT: usize = 16 * 1024;
 /// Free room the read buffer keeps before each read.
 const READ_ROOM: usize = 4096;
 
@@ -402,6 +404,10 @@ where
         if !keep || !clean {
             close(io).await;
             return Ok(End::Closed);
+        }
+        if out.capacity() > KEPT_OUT {
+            // A large streamed body grew it: an idle connection keeps only a small one.
+            out = Vec::with_capacity(READ_ROOM);
         }
     }
 }
