@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # keyway-proxy benchmark: in one run and with the same load generator (wrk), measures
 #   direct     the tool itself (an nginx returning a small body)
-#   nginx      a bare nginx reverse proxy in front of the tool (Debian nginx-light)
+#   nginx      a bare nginx reverse proxy in front of the tool (Debian nginx-light), setting
+#              X-Forwarded-For/Proto/Host as keyway-proxy does, sent the same requests as (a)
+#              (the bearer token is passed on to the tool, as keyway-proxy passes it)
 #   (a) token  keyway-proxy, one repeated bearer token (validated once, then cached)
 #   (a) 10k    keyway-proxy, 10,000 distinct bearer tokens in rotation (memory with a full cache)
 #   (b) cookie keyway-proxy, a session cookie
@@ -10,18 +12,23 @@
 #   (a) log-on (a) with keyway-proxy's access log on (its default; off in every other row, as
 #              nginx's is), to a file
 # and reports requests/s, p50/p99 latency, CPU time per request of the proxy process(es) (total,
-# user, system: all threads, from /proc, the same for nginx and keyway-proxy), RSS,
-# and keyway-proxy's start-up time (process start to ready: issuer metadata and keys loaded).
+# user, system: all threads, from /proc, the same for nginx and keyway-proxy), RSS, the tool's
+# CPU time per request (tool_us, for reading req/s), and keyway-proxy's start-up time (process
+# start to ready: issuer metadata and keys loaded).
 #
 # Usage: bash bench/proxy/run.sh   (env: DURATION=10s CONNECTIONS=64 THREADS=1 WORKERS=1,
-#        PIN=1 SUT_CPU=0 LOAD_CPU=1 TOOL_CPU=$LOAD_CPU, CARGO_TARGET_DIR to reuse a build,
+#        PIN=1 SUT_CPU=0 LOAD_CPU=1 TOOL_CPU=$SUT_CPU, CARGO_TARGET_DIR to reuse a build,
 #        KEYWAY_BIN_DIR to skip the build)
-# Pinning (PIN=1, the default on a machine with two or more cores): the proxy under test (nginx
-# or keyway-proxy, the same for both) runs alone on SUT_CPU; wrk, the tool and the test issuer
-# share LOAD_CPU (TOOL_CPU=$SUT_CPU puts the tool beside the proxy instead, as in a pod). The
-# proxies then do not compete with their own load generator for a core, and CPU time per request
-# stops depending on how the scheduler interleaved them. PIN=0 lets the scheduler place
-# everything (the figures then move by a factor of 1.5 between runs).
+# Pinning (PIN=1, the default on a machine with two or more cores) lays the machine out as a pod
+# and its clients: the proxy under test (nginx or keyway-proxy, the same for both) and the tool
+# share SUT_CPU, as a sidecar shares its pod with the tool; wrk and the test issuer run on
+# LOAD_CPU. The proxies then do not compete with their own load generator for a core, and CPU
+# time per request stops depending on how the scheduler interleaved them.
+# TOOL_CPU=$LOAD_CPU puts the tool beside wrk instead: the proxy alone on its core. Then every
+# request sent to the tool and every response sent to wrk may have to wake an idle vCPU, which
+# costs the sender several µs of system time whenever the load core is not saturated, as in (c)
+# (~16k req/s) but not in the nginx row (~80k req/s). PIN=0 lets the scheduler place everything
+# (the figures then move by a factor of 1.5 between runs).
 # Release build only. Every server binds 127.0.0.1; everything started here is stopped on exit.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -86,8 +93,8 @@ CONF
   local -a pin=(); [[ "$PIN" == 1 ]] && pin=(taskset -c "$3")
   "${pin[@]}" nginx -c "$WORK/nginx-$1.conf" -p "$WORK" -e "$WORK/nginx-$1.err"
 }
-nginx_conf tool "$TOOL_PORT" "${TOOL_CPU:-$LOAD_CPU}" 'location / { default_type text/plain; return 200 "hello from the tool\n"; }'
-nginx_conf proxy "$NGINX_PORT" "$SUT_CPU" 'location / { proxy_pass http://tool; proxy_http_version 1.1; proxy_set_header Connection ""; proxy_set_header Host $host; proxy_set_header X-Forwarded-For $remote_addr; }'
+nginx_conf tool "$TOOL_PORT" "${TOOL_CPU:-$SUT_CPU}" 'location / { default_type text/plain; return 200 "hello from the tool\n"; }'
+nginx_conf proxy "$NGINX_PORT" "$SUT_CPU" 'location / { proxy_pass http://tool; proxy_http_version 1.1; proxy_set_header Connection ""; proxy_set_header Host $host; proxy_set_header X-Forwarded-For $remote_addr; proxy_set_header X-Forwarded-Proto $scheme; proxy_set_header X-Forwarded-Host $host; }'
 sleep 0.3
 
 cpu_ticks() { # pids... -> "utime stime" in clock ticks (all threads; the same for every server)
@@ -132,10 +139,13 @@ RESULTS="$WORK/results.txt"
 run() { # label url lua pids...
   local label="$1" url="$2" lua="$3"; shift 3
   local before after out
+  local tool_before tool_after
   before=$(cpu_ticks "$@")
+  tool_before=$(cpu_ticks $(nginx_pids tool))
   if [[ -n "$lua" ]]; then out=$("${ON_LOAD[@]}" wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency -s "$lua" "$url");
   else out=$("${ON_LOAD[@]}" wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency "$url"); fi
   after=$(cpu_ticks "$@")
+  tool_after=$(cpu_ticks $(nginx_pids tool))
   local rps p50 p99 reqs non2xx rss
   rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
   p50=$(awk '$1=="50%" {print $2}' <<<"$out")
@@ -143,11 +153,12 @@ run() { # label url lua pids...
   reqs=$(awk '/requests in/ {print $1}' <<<"$out")
   non2xx=$(awk '/Non-2xx/ {print $4}' <<<"$out"); non2xx=${non2xx:-0}
   rss=$(rss_kib "$@")
-  local cpu_us user_us sys_us
-  read -r user_us sys_us cpu_us < <(awk -v b="$before" -v a="$after" -v hz="$HZ" -v n="$reqs" 'BEGIN {
+  local cpu_us user_us sys_us tool_us
+  read -r user_us sys_us cpu_us tool_us < <(awk -v b="$before" -v a="$after" -v tb="$tool_before" -v ta="$tool_after" -v hz="$HZ" -v n="$reqs" 'BEGIN {
     split(b, x, " "); split(a, y, " "); u = y[1] - x[1]; s = y[2] - x[2]
-    printf "%.1f %.1f %.1f\n", u / hz * 1e6 / n, s / hz * 1e6 / n, (u + s) / hz * 1e6 / n }')
-  printf '%-12s %10s %9s %9s %12s %9s %9s %8s %8s\n' "$label" "$rps" "$p50" "$p99" "$cpu_us" "$user_us" "$sys_us" "$((rss / 1024))MiB" "$non2xx" | tee -a "$RESULTS"
+    split(tb, p, " "); split(ta, q, " "); t = q[1] + q[2] - p[1] - p[2]
+    printf "%.1f %.1f %.1f %.1f\n", u / hz * 1e6 / n, s / hz * 1e6 / n, (u + s) / hz * 1e6 / n, t / hz * 1e6 / n }')
+  printf '%-12s %10s %9s %9s %12s %9s %9s %8s %8s %8s\n' "$label" "$rps" "$p50" "$p99" "$cpu_us" "$user_us" "$sys_us" "$((rss / 1024))MiB" "$non2xx" "$tool_us" | tee -a "$RESULTS"
 }
 
 start_proxy() { # extra args...
@@ -170,12 +181,12 @@ start_proxy() { # extra args...
 }
 stop_proxy() { kill "$PROXY_PID"; wait "$PROXY_PID" 2>/dev/null || true; }
 
-pinning="not pinned"; [[ "$PIN" == 1 ]] && pinning="proxies on cpu $SUT_CPU; wrk, tool and issuer on cpu $LOAD_CPU"
+pinning="not pinned"; [[ "$PIN" == 1 ]] && pinning="proxies on cpu $SUT_CPU, tool on cpu ${TOOL_CPU:-$SUT_CPU}, wrk and issuer on cpu $LOAD_CPU"
 echo "keyway-proxy benchmark: wrk -t$THREADS -c$CONNECTIONS -d$DURATION, $WORKERS worker(s) each, $(nproc) cores, $pinning"
 "${ON_SUT[@]}" "$VERIFY" "$WORK/jwks.json" "$WORK/token.txt" "http://127.0.0.1:$ISSUER_PORT" "$RESOURCE" | tee "$WORK/verify.txt"
-printf '%-12s %10s %9s %9s %12s %9s %9s %8s %8s\n' scenario "req/s" p50 p99 "cpu_us/req" "user_us" "sys_us" RSS non2xx
+printf '%-12s %10s %9s %9s %12s %9s %9s %8s %8s %8s\n' scenario "req/s" p50 p99 "cpu_us/req" "user_us" "sys_us" RSS non2xx "tool_us"
 run direct "http://127.0.0.1:$TOOL_PORT/" "" $(nginx_pids tool)
-run nginx "http://127.0.0.1:$NGINX_PORT/" "" $(nginx_pids proxy)
+run nginx "http://127.0.0.1:$NGINX_PORT/" "$WORK/token.lua" $(nginx_pids proxy)
 
 start_proxy
 echo "keyway-proxy start-up: ${STARTUP_INSIDE_MS} ms in-process (ready log), ${STARTUP_OUTSIDE_MS} ms from exec to /readyz 200; idle RSS $((IDLE_RSS_KIB / 1024)) MiB ($IDLE_RSS_KIB KiB)"
