@@ -833,27 +833,48 @@ async fn garbage_never_gives_500() {
     }
 }
 
-#[tokio::test]
-async fn password_guessing_is_throttled() {
-    let h = harness().await;
-    let mut b = Browser::default();
-    let page = b
-        .get(&h.app, &authorize_path("default.web", WEB_CB, &[]))
-        .await;
-    let csrf = hidden(&page.body, "csrf");
-    let request = hidden(&page.body, "request");
-    let attempt = |peer: &'static str, email: &str, password: &'static str| {
-        let mut b = b.clone();
+/// The sign-in form of one authorization request, posted as a browser at any client address.
+struct LoginForm {
+    app: axum::Router,
+    browser: Browser,
+    csrf: String,
+    request: String,
+}
+
+impl LoginForm {
+    async fn open(h: &Harness) -> Self {
+        let mut browser = Browser::default();
+        let page = browser
+            .get(&h.app, &authorize_path("default.web", WEB_CB, &[]))
+            .await;
+        LoginForm {
+            app: h.app.clone(),
+            browser,
+            csrf: hidden(&page.body, "csrf"),
+            request: hidden(&page.body, "request"),
+        }
+    }
+
+    /// Posts `email` and `password` from `peer`, with `X-Forwarded-For: xff` when given.
+    async fn post(&self, peer: &str, xff: Option<&str>, email: &str, password: &str) -> Res {
+        let mut b = self.browser.clone();
         b.peer = Browser::from_ip(peer).peer;
-        let app = h.app.clone();
+        b.forwarded_for = xff.map(str::to_string);
         let body = form(&[
-            ("csrf", &csrf),
-            ("request", &request),
+            ("csrf", &self.csrf),
+            ("request", &self.request),
             ("email", email),
             ("password", password),
         ]);
-        async move { b.post(&app, "/login", &body).await }
-    };
+        b.post(&self.app, "/login", &body).await
+    }
+}
+
+#[tokio::test]
+async fn password_guessing_is_throttled() {
+    let h = harness().await;
+    let login = LoginForm::open(&h).await;
+    let attempt = |peer, email, password| login.post(peer, None, email, password);
     let (attacker, victim) = ("192.0.2.66", "198.51.100.7");
     for _ in 0..5 {
         let res = attempt(attacker, "alice@example.com", "wrong").await;
@@ -873,25 +894,8 @@ async fn password_guessing_is_throttled() {
 #[tokio::test]
 async fn behind_a_trusted_proxy_the_forwarded_address_is_counted() {
     let h = harness_with(&["--trusted-proxies", "10.0.0.0/8"]).await;
-    let mut b = Browser::default();
-    let page = b
-        .get(&h.app, &authorize_path("default.web", WEB_CB, &[]))
-        .await;
-    let csrf = hidden(&page.body, "csrf");
-    let request = hidden(&page.body, "request");
-    let attempt = |peer: &'static str, xff: &'static str, password: &'static str| {
-        let mut b = b.clone();
-        b.peer = Browser::from_ip(peer).peer;
-        b.forwarded_for = Some(xff.to_string());
-        let app = h.app.clone();
-        let body = form(&[
-            ("csrf", &csrf),
-            ("request", &request),
-            ("email", "alice@example.com"),
-            ("password", password),
-        ]);
-        async move { b.post(&app, "/login", &body).await }
-    };
+    let login = LoginForm::open(&h).await;
+    let attempt = |peer, xff, password| login.post(peer, Some(xff), "alice@example.com", password);
     // Through the ingress (10.0.0.5), an attacker at 192.0.2.66 uses up its own budget.
     for _ in 0..5 {
         let res = attempt("10.0.0.5", "192.0.2.66", "wrong").await;
@@ -914,32 +918,26 @@ async fn behind_a_trusted_proxy_the_forwarded_address_is_counted() {
 #[tokio::test]
 async fn one_address_spraying_passwords_is_throttled() {
     let h = harness().await;
-    let mut b = Browser::default();
-    let page = b
-        .get(&h.app, &authorize_path("default.web", WEB_CB, &[]))
-        .await;
-    let csrf = hidden(&page.body, "csrf");
-    let request = hidden(&page.body, "request");
-    let attempt = |peer: &'static str, email: String, password: &'static str| {
-        let mut b = b.clone();
-        b.peer = Browser::from_ip(peer).peer;
-        let app = h.app.clone();
-        let body = form(&[
-            ("csrf", &csrf),
-            ("request", &request),
-            ("email", &email),
-            ("password", password),
-        ]);
-        async move { b.post(&app, "/login", &body).await }
-    };
+    let login = LoginForm::open(&h).await;
     // Below the per-(email, address) limit for each account, but 30 failures from one host.
     for i in 0..30 {
-        let res = attempt("2001:db8::1", format!("user{i}@example.com"), "wrong").await;
+        let res = login
+            .post(
+                "2001:db8::1",
+                None,
+                &format!("user{i}@example.com"),
+                "wrong",
+            )
+            .await;
         assert_eq!(res.status, StatusCode::UNAUTHORIZED);
     }
     // Its /64 is refused, even for an account it never tried and with the right password.
-    let res = attempt("2001:db8::2", "bob@example.com".into(), PASSWORD).await;
+    let res = login
+        .post("2001:db8::2", None, "bob@example.com", PASSWORD)
+        .await;
     assert_eq!(res.status, StatusCode::TOO_MANY_REQUESTS);
-    let res = attempt("2001:db8:0:1::1", "bob@example.com".into(), PASSWORD).await;
+    let res = login
+        .post("2001:db8:0:1::1", None, "bob@example.com", PASSWORD)
+        .await;
     assert_eq!(res.status, StatusCode::SEE_OTHER, "{}", res.body);
 }
