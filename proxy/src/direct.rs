@@ -411,23 +411,12 @@ fn parse_head(buf: &mut BytesMut, is_head: bool) -> Result<Parsed, Error> {
     }))
 }
 
-/// The hop-by-hop fields (RFC 9110 section 7.6.1, plus the proxy-only ones).
-const HOP_BY_HOP: [&[u8]; 9] = [
-    b"connection",
-    b"keep-alive",
-    b"proxy-connection",
-    b"te",
-    b"trailer",
-    b"transfer-encoding",
-    b"upgrade",
-    b"proxy-authorization",
-    b"proxy-authenticate",
-];
-
 fn is_hop_by_hop(name: &[u8]) -> bool {
     // Most names have a length none of these has.
     matches!(name.len(), 2 | 7 | 10 | 16..=19)
-        && HOP_BY_HOP.iter().any(|h| h.eq_ignore_ascii_case(name))
+        && crate::forward::HOP_BY_HOP_NAMES
+            .iter()
+            .any(|h| h.as_bytes().eq_ignore_ascii_case(name))
 }
 
 /// The tool's response header fields for the client, as `name: value\r\n` lines (names as the
@@ -788,6 +777,15 @@ mod tests {
             Err(Error::Malformed(why)) => why,
             other => panic!("{raw:?} accepted: {other:?}"),
         }
+    }
+
+    #[test]
+    fn every_hop_by_hop_name_passes_the_length_filter() {
+        for name in crate::forward::HOP_BY_HOP_NAMES {
+            assert!(is_hop_by_hop(name.as_bytes()), "{name}");
+            assert!(is_hop_by_hop(name.to_uppercase().as_bytes()), "{name}");
+        }
+        assert!(!is_hop_by_hop(b"content-type"));
     }
 
     #[test]

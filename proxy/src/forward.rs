@@ -28,18 +28,32 @@ pub const X_FORWARDED_PREFERRED_USERNAME: &str = "x-forwarded-preferred-username
 /// See [`X_FORWARDED_USER`].
 pub const X_FORWARDED_ACCESS_TOKEN: &str = "x-forwarded-access-token";
 
-/// The hop-by-hop headers (RFC 9110 section 7.6.1, plus the proxy-only ones), as ready-made
-/// names: removing by `&str` would parse each name again on every request.
+/// The hop-by-hop fields (RFC 9110 section 7.6.1, plus the proxy-only ones), lowercase: the
+/// one list behind [`HOP_BY_HOP`] and the direct exchange's raw response fields.
+pub const HOP_BY_HOP_NAMES: [&str; 9] = [
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+    "proxy-authorization",
+    "proxy-authenticate",
+];
+
+/// [`HOP_BY_HOP_NAMES`] as ready-made names: removing by `&str` would parse each name again on
+/// every request.
 const HOP_BY_HOP: [HeaderName; 9] = [
-    header::CONNECTION,
-    HeaderName::from_static("keep-alive"),
-    HeaderName::from_static("proxy-connection"),
-    header::TE,
-    header::TRAILER,
-    header::TRANSFER_ENCODING,
-    header::UPGRADE,
-    header::PROXY_AUTHORIZATION,
-    header::PROXY_AUTHENTICATE,
+    HeaderName::from_static(HOP_BY_HOP_NAMES[0]),
+    HeaderName::from_static(HOP_BY_HOP_NAMES[1]),
+    HeaderName::from_static(HOP_BY_HOP_NAMES[2]),
+    HeaderName::from_static(HOP_BY_HOP_NAMES[3]),
+    HeaderName::from_static(HOP_BY_HOP_NAMES[4]),
+    HeaderName::from_static(HOP_BY_HOP_NAMES[5]),
+    HeaderName::from_static(HOP_BY_HOP_NAMES[6]),
+    HeaderName::from_static(HOP_BY_HOP_NAMES[7]),
+    HeaderName::from_static(HOP_BY_HOP_NAMES[8]),
 ];
 
 const X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
