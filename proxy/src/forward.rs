@@ -390,15 +390,17 @@ pub async fn forward(
         .then(|| req.headers().get(header::UPGRADE).cloned())
         .flatten();
     let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
-    let mut hosts = req.headers().get_all(header::HOST).iter();
-    let sent_host = hosts.next().cloned();
-    // The client's one `Host` field stays as it is (writing it again would change nothing).
-    let one_host = sent_host.is_some() && hosts.next().is_none();
-    let host = sent_host.or_else(|| {
-        req.uri()
-            .authority()
-            .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
-    });
+    // The target's authority wins over `Host` (RFC 9112 §3.2.2; HTTP/2's `:authority`). Otherwise
+    // the handler has made sure an HTTP/1.1 request has one valid `Host`: only HTTP/1.0 may
+    // come without one.
+    let authority = req
+        .uri()
+        .authority()
+        .and_then(|a| HeaderValue::from_str(a.as_str()).ok());
+    // The client's one `Host` field stays as it is (writing it again would change nothing); an
+    // HTTP/2 request's, which nothing checked, is written again.
+    let keep_host = authority.is_none() && req.version() != Version::HTTP_2;
+    let host = authority.or_else(|| req.headers().get(header::HOST).cloned());
     // Built while the client's URI is still whole: the query is borrowed, not copied.
     let query = req.uri().query();
     let mut pq = String::with_capacity(f.path.len() + query.map_or(0, |q| q.len() + 1));
@@ -442,7 +444,7 @@ pub async fn forward(
     }
     match &host {
         // (`Connection: host` has removed it.)
-        Some(_) if one_host && headers.contains_key(header::HOST) => None,
+        Some(_) if keep_host && headers.contains_key(header::HOST) => None,
         Some(h) => headers.insert(header::HOST, h.clone()),
         None => match HeaderValue::from_str(shared.settings.upstream.as_str()) {
             Ok(h) => headers.insert(header::HOST, h),

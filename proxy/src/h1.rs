@@ -11,7 +11,8 @@
 //!   for it (hyper's rule: for a kept-alive connection this bounds its idle time too), else the
 //!   connection is closed;
 //! - a fast request is HTTP/1.1, in origin form, not `CONNECT`, without `Transfer-Encoding`,
-//!   `Upgrade` or `Expect`, and without `Content-Length` (one `Content-Length: 0` is no body).
+//!   `Upgrade` or `Expect`, without `Content-Length` (one `Content-Length: 0` is no body), and
+//!   with one valid `Host` field (else the handler answers 400, RFC 9112 §3.2: see [`host`]).
 //!
 //! On the first request that is not (or the HTTP/2 prior-knowledge preface), the connection is
 //! handed to hyper for the rest of its life, the bytes read so far replayed first ([`Rewind`]):
@@ -42,7 +43,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use crate::{ReqBody, direct};
+use crate::{ReqBody, direct, host};
 
 /// Most header fields in a request head (hyper's default).
 const MAX_HEADERS: usize = 100;
@@ -217,9 +218,14 @@ fn parse(buf: &mut BytesMut) -> Parsed {
     let mut spans = Spans::default();
     let mut close = false;
     let mut lengths = 0;
+    // `Host` fields, and whether every one is valid.
+    let (mut hosts, mut host_ok) = (0, true);
     for f in req.headers.iter() {
         let name = f.name.as_bytes();
-        if name.eq_ignore_ascii_case(b"content-length") {
+        if name.eq_ignore_ascii_case(b"host") {
+            hosts += 1;
+            host_ok &= host::valid(f.value);
+        } else if name.eq_ignore_ascii_case(b"content-length") {
             lengths += 1;
             if f.value.trim_ascii() != b"0" {
                 return Parsed::Fallback;
@@ -242,7 +248,8 @@ fn parse(buf: &mut BytesMut) -> Parsed {
             value_len: len(f.value.len()),
         });
     }
-    if lengths > 1 {
+    // Several lengths are hyper's to judge; a bad `Host` is the handler's to answer.
+    if lengths > 1 || hosts != 1 || !host_ok {
         return Parsed::Fallback;
     }
     let raw = buf.split_to(len).freeze();

@@ -122,7 +122,7 @@ async fn rewound(end: End<Counting>, n: usize) -> Vec<u8> {
 
 #[tokio::test]
 async fn each_fallback_trigger_hands_over_with_every_byte() {
-    let cases: [&[u8]; 11] = [
+    let cases: [&[u8]; 15] = [
         b"POST / HTTP/1.1\r\nhost: a\r\ncontent-length: 3\r\n\r\nabc",
         b"POST / HTTP/1.1\r\nhost: a\r\ntransfer-encoding: chunked\r\n\r\n0\r\n\r\n",
         b"POST / HTTP/1.1\r\nhost: a\r\ncontent-length: 0\r\ntransfer-encoding: chunked\r\n\r\n",
@@ -134,12 +134,27 @@ async fn each_fallback_trigger_hands_over_with_every_byte() {
         b"OPTIONS * HTTP/1.1\r\nhost: a\r\n\r\n",
         b"CONNECT a:443 HTTP/1.1\r\nhost: a:443\r\n\r\n",
         b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00",
+        // `Host` missing, repeated or invalid: the handler answers 400 (RFC 9112 §3.2).
+        b"GET / HTTP/1.1\r\n\r\n",
+        b"GET / HTTP/1.1\r\nhost: a\r\nhost: a\r\n\r\n",
+        b"GET / HTTP/1.1\r\nhost: a b\r\n\r\n",
+        b"GET / HTTP/1.1\r\nhost: a@b:80\r\n\r\n",
     ];
     for raw in cases {
         let (answer, end, _) = exchange(raw).await;
         let shown = String::from_utf8_lossy(raw).to_string();
         assert_eq!(answer, "", "{shown}");
         assert_eq!(rewound(end, raw.len()).await, raw, "{shown}");
+    }
+}
+
+#[tokio::test]
+async fn valid_host_forms_are_served_here() {
+    for host in ["tool.example.com:8443", "[::1]:80", "10.0.0.1", "HOST", ""] {
+        let raw = format!("GET /h HTTP/1.1\r\nHost:  {host}\r\n\r\n");
+        let (answer, end, _) = exchange(raw.as_bytes()).await;
+        assert!(matches!(end, End::Closed), "{host}");
+        assert!(answer.ends_with("GET /h"), "{host}: {answer}");
     }
 }
 

@@ -124,7 +124,10 @@ pub async fn handle(
         .settings
         .access_log
         .then(|| req.uri().path().to_string());
-    let d = route(&shared, &peer, req).await;
+    let mut d = route(&shared, &peer, req).await;
+    if method == Method::HEAD {
+        own_head_length(&mut d.resp);
+    }
     let elapsed = start.elapsed();
     shared.metrics.request(d.outcome, elapsed.as_secs_f64());
     if let Some(path) = log_path {
@@ -143,6 +146,20 @@ pub async fn handle(
         );
     }
     Ok(d.resp)
+}
+
+/// Gives the proxy's own answer to a HEAD request the `Content-Length` the same request with
+/// GET would get (RFC 9110 §9.3.2); the body is not sent. The tool's answers are left as the tool
+/// made them.
+fn own_head_length(resp: &mut Response<Body>) {
+    // (None of them is a 1xx or 204, which would have no `Content-Length`.)
+    if let Either::Right(own) = resp.body()
+        && !resp.headers().contains_key(header::CONTENT_LENGTH)
+        && let Some(n) = http_body::Body::size_hint(own).exact()
+    {
+        resp.headers_mut()
+            .insert(header::CONTENT_LENGTH, HeaderValue::from(n));
+    }
 }
 
 /// A protocol version as `http::Version`'s `Debug` writes it (what the access log had).
@@ -349,6 +366,20 @@ fn metadata_document(app: &App) -> Response<Body> {
 }
 
 async fn route(shared: &Arc<Shared>, peer: &Peer, req: Request<ReqBody>) -> Done {
+    // RFC 9112 §3.2 (the HTTP/1.1 loop of `h1` checked its own requests while parsing them and
+    // handed the others to hyper, whose requests have an `Incoming` body).
+    if matches!(req.body(), ReqBody::Incoming(_))
+        && !crate::host::acceptable(req.version(), req.headers())
+    {
+        let mut resp = error_response(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "missing, repeated or invalid Host header field",
+        );
+        resp.headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        return done(resp, Outcome::bad_request);
+    }
     // HTTP/1: hyper's limit is on its read buffer, which a reused keep-alive connection may
     // already have grown, so count the header section itself. (HTTP/2 enforces
     // `max_header_list_size` per request already.)

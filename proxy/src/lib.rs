@@ -1,6 +1,7 @@
 //! keyway-proxy: the sidecar that gives any tool sign-in and token validation.
 //!
-//! The request path, in order (see [`handler::handle`]):
+//! The request path, in order (see [`handler::handle`]), after the RFC 9112 `Host` check
+//! ([`host`]; 400 when it fails):
 //! 1. path normalisation ([`path`]) — before anything matches a path, so that no spelling slips
 //!    past a rule, and the tool receives exactly the path that was authorised;
 //! 2. the proxy's own endpoints (sign-in callback, start, sign-out, RFC 9728 metadata);
@@ -26,6 +27,7 @@ pub mod flow;
 pub mod forward;
 pub mod h1;
 pub mod handler;
+pub mod host;
 pub mod jwt;
 pub mod memo;
 pub mod metrics;

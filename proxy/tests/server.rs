@@ -1,7 +1,8 @@
 //! The whole proxy in-process: a stand-in issuer (discovery and JWKS, switchable between failing
 //! and serving, with key rotation), an echoing tool, and `Server` on port 0. Covers readiness,
 //! RFC 9728 metadata in both forms, bearer decisions, JWKS refetch on an unknown `kid`, metrics
-//! and configuration reload.
+//! and configuration reload, and on raw connections (both the proxy's own HTTP/1.1 loop and
+//! hyper's) the RFC 9112 `Host` rules and HEAD answers.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::convert::Infallible;
@@ -169,6 +170,99 @@ async fn get(
     }
 }
 
+/// Sends `raw` on a new connection and returns the status, the header section (lower case) and
+/// the body, read until the proxy closes.
+async fn raw(addr: std::net::SocketAddr, raw: &str) -> (u16, String, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut conn = tokio::net::TcpStream::connect(addr).await.unwrap();
+    conn.write_all(raw.as_bytes()).await.unwrap();
+    let mut got = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), conn.read_to_end(&mut got))
+        .await
+        .expect("the proxy closes the connection")
+        .unwrap();
+    let got = String::from_utf8(got).unwrap();
+    let (head, body) = got.split_once("\r\n\r\n").unwrap();
+    let status = head[9..12].parse().unwrap();
+    (status, head.to_ascii_lowercase(), body.to_string())
+}
+
+/// A field's value in a header section from [`raw`].
+fn field<'a>(head: &'a str, name: &str) -> Option<&'a str> {
+    head.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(": "))
+}
+
+/// RFC 9112 §3.2 and §3.2.2 on both paths: the own loop (plain bodiless HTTP/1.1) and hyper
+/// (HTTP/1.0, a body, absolute form).
+async fn host_rules(addr: std::net::SocketAddr) {
+    for req in [
+        "GET /healthz HTTP/1.1\r\n\r\n",
+        "GET /healthz HTTP/1.1\r\nhost: a\r\nhost: a\r\n\r\n",
+        "GET /healthz HTTP/1.1\r\nhost: a/b\r\n\r\n",
+        "POST /healthz HTTP/1.1\r\ncontent-length: 2\r\n\r\nhi",
+        "GET http://a/healthz HTTP/1.1\r\n\r\n",
+        "GET /healthz HTTP/1.0\r\nhost: a\r\nhost: b\r\n\r\n",
+        "GET /healthz HTTP/1.0\r\nhost: a b\r\n\r\n",
+    ] {
+        let (status, head, body) = raw(addr, req).await;
+        assert_eq!(status, 400, "{req}");
+        assert_eq!(field(&head, "connection"), Some("close"), "{req}");
+        let body: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(body["error"], "invalid_request", "{req}");
+    }
+    // HTTP/1.0 may leave `Host` out.
+    let (status, _, body) = raw(addr, "GET /healthz HTTP/1.0\r\n\r\n").await;
+    assert_eq!(status, 200, "{body}");
+    // Absolute form: the target's authority, not `Host`, goes to the tool.
+    let req =
+        "GET http://tool.example:81/healthz HTTP/1.1\r\nhost: other\r\nconnection: close\r\n\r\n";
+    let (status, _, body) = raw(addr, req).await;
+    assert_eq!(status, 200, "{body}");
+    let body: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(body["headers"]["host"], "tool.example:81");
+    assert_eq!(body["headers"]["x-forwarded-host"], "tool.example:81");
+}
+
+/// The proxy's own answers to HEAD carry the fields GET gets, `Content-Length` included, and no
+/// body (RFC 9110 §9.3.2), on both paths.
+async fn head_answers(addr: std::net::SocketAddr) {
+    for (path, accept) in [
+        ("/.well-known/oauth-protected-resource", "*/*"),
+        ("/api/x", "*/*"),
+        ("/api/x", "text/html"),
+    ] {
+        let ask = |method: &str, version: &str| {
+            format!(
+                "{method} {path} HTTP/{version}\r\nhost: a\r\naccept: {accept}\r\nconnection: close\r\n\r\n"
+            )
+        };
+        let (status, get_head, body) = raw(addr, &ask("GET", "1.1")).await;
+        let length = body.len().to_string();
+        assert_eq!(field(&get_head, "content-length"), Some(length.as_str()));
+        for version in ["1.1", "1.0"] {
+            let (head_status, head, body) = raw(addr, &ask("HEAD", version)).await;
+            let shown = format!("HEAD {path} HTTP/{version}, {accept}");
+            assert_eq!(head_status, status, "{shown}");
+            assert_eq!(body, "", "{shown}");
+            for name in [
+                "content-length",
+                "content-type",
+                "www-authenticate",
+                "location",
+            ] {
+                let expected = field(&get_head, name);
+                // (Each redirect has its own state.)
+                if name == "location" {
+                    assert_eq!(field(&head, name).is_some(), expected.is_some(), "{shown}");
+                } else {
+                    assert_eq!(field(&head, name), expected, "{shown}: {name}");
+                }
+            }
+        }
+    }
+}
+
 #[tokio::test]
 async fn proxy_end_to_end_in_process() {
     let issuer = issuer().await;
@@ -204,7 +298,8 @@ async fn proxy_end_to_end_in_process() {
     let server = proxy::server::Server::bind(cli.settings().unwrap(), Instant::now())
         .await
         .unwrap();
-    let base = format!("http://{}", server.local_addr().unwrap());
+    let server_addr = server.local_addr().unwrap();
+    let base = format!("http://{server_addr}");
     let admin = format!("http://{}", server.admin_addr().unwrap());
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let running = tokio::spawn(server.run(async {
@@ -268,6 +363,9 @@ async fn proxy_end_to_end_in_process() {
         .status,
         401
     );
+
+    host_rules(server_addr).await;
+    head_answers(server_addr).await;
 
     // No credentials: 401 with the challenge pointing at the path-inserted metadata.
     let r = get(&client, "GET", &format!("{base}/api/x"), None).await;
