@@ -38,37 +38,41 @@ const REG_NAME: [bool; 256] = {
 /// Whether `value` is `uri-host [ ":" port ]`, in one pass over its bytes. An empty value is
 /// allowed (RFC 9110 §7.2: what a client sends for a target without an authority).
 pub fn valid(value: &[u8]) -> bool {
-    let mut i = 0;
-    if value.first() == Some(&b'[') {
+    let rest = match value.split_first() {
         // IP-literal: the characters of IPv6address / IPvFuture up to the closing bracket.
-        i = 1;
-        while i < value.len() && (REG_NAME[usize::from(value[i])] || value[i] == b':') {
-            i += 1;
-        }
-        if i == 1 || value.get(i) != Some(&b']') {
-            return false;
-        }
-        i += 1;
-    } else {
-        while i < value.len() {
-            let b = value[i];
-            if b == b'%' {
-                let hex = |j: usize| value.get(j).is_some_and(u8::is_ascii_hexdigit);
-                if !(hex(i + 1) && hex(i + 2)) {
-                    return false;
-                }
-                i += 3;
-            } else if REG_NAME[usize::from(b)] {
-                i += 1;
-            } else {
-                break;
+        Some((b'[', literal)) => {
+            let n = literal
+                .iter()
+                .take_while(|&&b| REG_NAME[usize::from(b)] || b == b':')
+                .count();
+            match literal.get(n) {
+                Some(b']') if n > 0 => &literal[n + 1..],
+                _ => return false,
             }
         }
-    }
-    match value.get(i) {
+        _ => reg_name_end(value),
+    };
+    match rest.split_first() {
         None => true,
-        Some(b':') => value[i + 1..].iter().all(u8::is_ascii_digit),
+        Some((b':', port)) => port.iter().all(u8::is_ascii_digit),
         Some(_) => false,
+    }
+}
+
+/// What follows the `reg-name` at the start of `value`.
+fn reg_name_end(mut value: &[u8]) -> &[u8] {
+    loop {
+        let n = value
+            .iter()
+            .position(|&b| !REG_NAME[usize::from(b)])
+            .unwrap_or(value.len());
+        value = &value[n..];
+        match value {
+            [b'%', h, l, more @ ..] if h.is_ascii_hexdigit() && l.is_ascii_hexdigit() => {
+                value = more;
+            }
+            _ => return value,
+        }
     }
 }
 
