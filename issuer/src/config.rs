@@ -131,6 +131,11 @@ pub struct Args {
     #[arg(long, env = "KEYWAY_DCR_RATE", default_value_t = 10)]
     pub dcr_rate: u32,
 
+    /// Registrations accepted per hour from one client address (as `--trusted-proxies`
+    /// determines it; IPv6 per /64). Refused ones do not count against `--dcr-rate`.
+    #[arg(long, env = "KEYWAY_DCR_RATE_PER_ADDRESS", default_value_t = 10)]
+    pub dcr_rate_per_address: u32,
+
     /// More origins (e.g. `https://spa.example`, comma-separated) that browser-based clients may
     /// call the token, revocation, userinfo and registration endpoints from; origins of clients'
     /// redirect URIs are allowed without this.
@@ -290,6 +295,8 @@ pub struct Config {
     pub dcr_scopes: Vec<String>,
     /// Registrations per minute.
     pub dcr_rate: u32,
+    /// Registrations per hour per client address.
+    pub dcr_rate_per_address: u32,
     /// Extra CORS origins (`--cors-allowed-origins`), validated.
     pub cors_allowed_origins: Vec<String>,
     /// `--trusted-proxies`, parsed.
@@ -470,6 +477,7 @@ impl Config {
             dcr: args.dcr,
             dcr_scopes,
             dcr_rate: args.dcr_rate,
+            dcr_rate_per_address: args.dcr_rate_per_address,
             cors_allowed_origins,
             trusted_proxies,
             log_format,

@@ -2,7 +2,15 @@
 //!
 //! Registered clients are public (`token_endpoint_auth_method: none`), third-party (consent is
 //! always shown), limited to the configured scopes, and may only use loopback http or https
-//! redirect URIs without fragments. Registrations are rate-limited (all callers together).
+//! redirect URIs without fragments.
+//!
+//! Registrations are rate-limited by two budgets, counted in the store (so replicas sharing a
+//! store share them) in fixed clock windows: per client address per hour (`--dcr-rate-per-address`,
+//! the address as the sign-in throttle counts it, see [`ClientAddr`]) and for all callers together
+//! per minute (`--dcr-rate`). A registration refused by the per-address budget is not counted
+//! against the shared one, so one client cannot use up everybody's registrations. A refusal is
+//! `429 Too Many Requests` with `Retry-After` (seconds until that window ends) and the OAuth error
+//! `temporarily_unavailable`.
 
 use axum::body::Bytes;
 use axum::extract::State;
@@ -12,6 +20,7 @@ use serde::Deserialize;
 use serde_json::json;
 use url::Url;
 
+use crate::client_addr::ClientAddr;
 use crate::clients::{Client, Source, is_loopback_host};
 use crate::error::{Error, ErrorCode, Result};
 use crate::server::{Shared, store_err};
@@ -27,21 +36,48 @@ pub struct DcrSettings {
     /// Scopes registered clients may use.
     pub scopes: Vec<String>,
     per_minute: u32,
+    per_address_per_hour: u32,
 }
 
 impl DcrSettings {
-    /// New settings.
-    pub fn new(scopes: Vec<String>, per_minute: u32) -> Self {
-        Self { scopes, per_minute }
+    /// New settings: registrations per minute from all callers, and per hour from one client
+    /// address.
+    pub fn new(scopes: Vec<String>, per_minute: u32, per_address_per_hour: u32) -> Self {
+        Self {
+            scopes,
+            per_minute,
+            per_address_per_hour,
+        }
     }
 
-    /// Counts a registration in the current clock minute and says whether it is within the
-    /// limit. The counter lives in the store, so replicas sharing a store share the limit.
-    async fn admit(&self, store: &dyn Store, now: i64) -> crate::store::Result<bool> {
-        let key = SecretHash::of("keyway registrations per minute");
-        let minute_end = (now.div_euclid(60) + 1) * 60;
-        let n = store.count_event(&key, now, minute_end).await?;
-        Ok(n <= u64::from(self.per_minute))
+    /// Counts a registration from `addr` against the per-address budget of the current clock
+    /// hour and then the shared one of the current clock minute; `Err` with the seconds until
+    /// the window of the budget that refused it ends.
+    async fn admit(
+        &self,
+        store: &dyn Store,
+        addr: ClientAddr,
+        now: i64,
+    ) -> crate::store::Result<Result<(), u64>> {
+        let budgets = [
+            (
+                SecretHash::of(&format!("keyway registrations per address\n{}", addr.0)),
+                3600,
+                self.per_address_per_hour,
+            ),
+            (
+                SecretHash::of("keyway registrations per minute"),
+                60,
+                self.per_minute,
+            ),
+        ];
+        for (key, window, limit) in budgets {
+            let end = (now.div_euclid(window) + 1) * window;
+            if store.count_event(&key, now, end).await? > u64::from(limit) {
+                return Ok(Err(end.abs_diff(now)));
+            }
+        }
+        Ok(Ok(()))
     }
 }
 
@@ -89,6 +125,7 @@ fn check_redirect(uri: &str) -> bool {
 /// `POST /register`
 pub async fn register(
     State(iss): State<Shared>,
+    addr: ClientAddr,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response> {
@@ -194,15 +231,15 @@ pub async fn register(
         .clone()
         .filter(|l| l.starts_with("https://") && check_redirect(l));
     let now = iss.clock.now();
-    if !dcr
-        .admit(iss.store.as_ref(), now)
+    if let Err(retry_after) = dcr
+        .admit(iss.store.as_ref(), addr, now)
         .await
         .map_err(store_err)?
     {
-        return Err(Error::oauth(
-            ErrorCode::RateLimited,
-            "too many registrations, try again later",
-        ));
+        return Err(Error::RateLimited {
+            description: "too many registrations, try again later".into(),
+            retry_after,
+        });
     }
     let client_id = format!("{ID_PREFIX}{}", crate::util::random_id());
     let mut registered = json!({
@@ -298,18 +335,50 @@ mod tests {
         assert!(!check_redirect("com.example.app:/cb"));
     }
 
+    fn addr(s: &str) -> ClientAddr {
+        #![allow(clippy::unwrap_used)]
+        ClientAddr::of(s.parse().unwrap())
+    }
+
     #[tokio::test]
     async fn rate_limit_per_minute() {
         #![allow(clippy::unwrap_used)]
         let store = crate::store::sqlite::SqliteStore::in_memory()
             .await
             .unwrap();
-        let d = DcrSettings::new(vec![], 2);
-        assert!(d.admit(&store, 60).await.unwrap());
-        assert!(d.admit(&store, 119).await.unwrap());
-        assert!(!d.admit(&store, 119).await.unwrap());
-        assert!(d.admit(&store, 120).await.unwrap());
-        assert!(d.admit(&store, 121).await.unwrap());
-        assert!(!d.admit(&store, 179).await.unwrap());
+        let d = DcrSettings::new(vec![], 2, 100);
+        let a = addr("192.0.2.1");
+        assert_eq!(d.admit(&store, a, 60).await.unwrap(), Ok(()));
+        assert_eq!(d.admit(&store, a, 119).await.unwrap(), Ok(()));
+        assert_eq!(
+            d.admit(&store, addr("192.0.2.2"), 119).await.unwrap(),
+            Err(1)
+        );
+        assert_eq!(d.admit(&store, a, 120).await.unwrap(), Ok(()));
+        assert_eq!(d.admit(&store, a, 121).await.unwrap(), Ok(()));
+        assert_eq!(d.admit(&store, a, 130).await.unwrap(), Err(50));
+    }
+
+    #[tokio::test]
+    async fn one_address_cannot_use_up_the_shared_budget() {
+        #![allow(clippy::unwrap_used)]
+        let store = crate::store::sqlite::SqliteStore::in_memory()
+            .await
+            .unwrap();
+        let d = DcrSettings::new(vec![], 3, 2);
+        let (greedy, other) = (addr("2001:db8:1:2::1"), addr("198.51.100.7"));
+        assert_eq!(d.admit(&store, greedy, 3600).await.unwrap(), Ok(()));
+        assert_eq!(d.admit(&store, greedy, 3601).await.unwrap(), Ok(()));
+        // Another host in the same /64 is the same client address.
+        let neighbour = addr("2001:db8:1:2:ffff::9");
+        for now in [3602, 3603, 3604] {
+            assert_eq!(
+                d.admit(&store, neighbour, now).await.unwrap(),
+                Err(7200 - now.unsigned_abs())
+            );
+        }
+        // Its refusals did not spend the shared budget: another address still registers.
+        assert_eq!(d.admit(&store, other, 3605).await.unwrap(), Ok(()));
+        assert_eq!(d.admit(&store, greedy, 7200).await.unwrap(), Ok(()));
     }
 }

@@ -51,8 +51,6 @@ pub enum ErrorCode {
     ServerError,
     /// `temporarily_unavailable`
     TemporarilyUnavailable,
-    /// `slow_down`-like refusal for rate limits (RFC 6585 status, OAuth code below)
-    RateLimited,
 }
 
 impl ErrorCode {
@@ -77,7 +75,6 @@ impl ErrorCode {
             Self::ConsentRequired => "consent_required",
             Self::ServerError => "server_error",
             Self::TemporarilyUnavailable => "temporarily_unavailable",
-            Self::RateLimited => "temporarily_unavailable",
         }
     }
 
@@ -87,7 +84,6 @@ impl ErrorCode {
             Self::AccessDenied | Self::InsufficientScope => StatusCode::FORBIDDEN,
             Self::ServerError => StatusCode::INTERNAL_SERVER_ERROR,
             Self::TemporarilyUnavailable => StatusCode::SERVICE_UNAVAILABLE,
-            Self::RateLimited => StatusCode::TOO_MANY_REQUESTS,
             _ => StatusCode::BAD_REQUEST,
         }
     }
@@ -127,6 +123,15 @@ pub enum Error {
         code: ErrorCode,
         /// The description (for logs).
         description: Cow<'static, str>,
+    },
+    /// A rate limit refused the request: `429 Too Many Requests` (RFC 6585) with `Retry-After`
+    /// and the OAuth error `temporarily_unavailable`.
+    #[error("rate limited: {description}")]
+    RateLimited {
+        /// Human-readable description (fixed text).
+        description: Cow<'static, str>,
+        /// Seconds until the budget that refused the request starts again.
+        retry_after: u64,
     },
     /// An error page for a person.
     #[error("{}", .0.title)]
@@ -199,6 +204,7 @@ impl Error {
     pub fn code(&self) -> Option<ErrorCode> {
         match self {
             Self::OAuth { code, .. } | Self::Redirect { code, .. } => Some(*code),
+            Self::RateLimited { .. } => Some(ErrorCode::TemporarilyUnavailable),
             _ => None,
         }
     }
@@ -252,10 +258,19 @@ impl IntoResponse for Error {
                         res.headers_mut().insert(header::WWW_AUTHENTICATE, v);
                     }
                 }
-                if code == ErrorCode::RateLimited {
-                    res.headers_mut()
-                        .insert(header::RETRY_AFTER, HeaderValue::from_static("60"));
-                }
+                res
+            }
+            Self::RateLimited {
+                description,
+                retry_after,
+            } => {
+                let mut res = json(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    ErrorCode::TemporarilyUnavailable.as_str(),
+                    &description,
+                );
+                res.headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from(retry_after.max(1)));
                 res
             }
             Self::Redirect { location, .. } => redirect(&location),

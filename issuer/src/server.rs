@@ -174,9 +174,13 @@ impl Issuer {
                 ..Default::default()
             },
             trusted_proxies: config.trusted_proxies.clone(),
-            dcr: config
-                .dcr
-                .then(|| crate::dcr::DcrSettings::new(config.dcr_scopes.clone(), config.dcr_rate)),
+            dcr: config.dcr.then(|| {
+                crate::dcr::DcrSettings::new(
+                    config.dcr_scopes.clone(),
+                    config.dcr_rate,
+                    config.dcr_rate_per_address,
+                )
+            }),
         })
     }
 

@@ -730,18 +730,89 @@ async fn dcr_confidential_or_broad_scope_is_refused() {
     assert_eq!(res.error(), "invalid_client_metadata");
 }
 
+/// Registers from the TCP peer address `peer`.
+async fn register_from(h: &Harness, peer: &str, body: &str) -> Res {
+    let mut req = http::Request::post("/register")
+        .header(http::header::CONTENT_TYPE, "application/json")
+        .body(axum::body::Body::from(body.to_string()))
+        .unwrap();
+    let peer = std::net::SocketAddr::new(peer.parse().unwrap(), 40000);
+    req.extensions_mut()
+        .insert(axum::extract::ConnectInfo(peer));
+    send(&h.app, req).await
+}
+
+/// Moves the harness clock to the start of the next window of `secs`, so that a test's calls
+/// all fall in one window.
+fn start_of_window(h: &Harness, secs: i64) {
+    let now = h.issuer.clock.now();
+    h.issuer.clock.advance(secs - now.rem_euclid(secs));
+}
+
+/// A 429 with `temporarily_unavailable` and a `Retry-After` within `range`.
+fn assert_rate_limited(res: &Res, range: std::ops::RangeInclusive<u64>) {
+    assert_eq!(res.status, StatusCode::TOO_MANY_REQUESTS, "{}", res.body);
+    assert_eq!(res.error(), "temporarily_unavailable");
+    let after: u64 = res.headers["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(range.contains(&after), "Retry-After: {after}");
+}
+
 #[tokio::test]
 async fn dcr_is_rate_limited() {
     let h = harness_with(&["--dcr-rate", "2"]).await;
+    start_of_window(&h, 60);
     let body = r#"{"redirect_uris":["http://127.0.0.1/cb"]}"#;
     assert_eq!(register(&h, body).await.status, StatusCode::CREATED);
-    assert_eq!(register(&h, body).await.status, StatusCode::CREATED);
-    let res = register(&h, body).await;
-    // Unless the minute turned over between calls.
-    if res.status != StatusCode::CREATED {
-        assert_eq!(res.status, StatusCode::TOO_MANY_REQUESTS);
-        assert_eq!(res.error(), "temporarily_unavailable");
+    assert_eq!(
+        register_from(&h, "192.0.2.1", body).await.status,
+        StatusCode::CREATED
+    );
+    assert_rate_limited(&register_from(&h, "192.0.2.2", body).await, 50..=60);
+}
+
+#[tokio::test]
+async fn dcr_is_rate_limited_per_client_address() {
+    let h = harness_with(&[
+        "--dcr-rate-per-address",
+        "2",
+        "--trusted-proxies",
+        "10.0.0.0/8",
+    ])
+    .await;
+    start_of_window(&h, 3600);
+    let body = r#"{"redirect_uris":["http://127.0.0.1/cb"]}"#;
+    for _ in 0..2 {
+        let res = register_from(&h, "2001:db8:7:7::1", body).await;
+        assert_eq!(res.status, StatusCode::CREATED);
     }
+    // The same /64 is the same client, and so is one seen through the trusted ingress.
+    assert_rate_limited(
+        &register_from(&h, "2001:db8:7:7::2", body).await,
+        3500..=3600,
+    );
+    let mut req = http::Request::post("/register")
+        .header(http::header::CONTENT_TYPE, "application/json")
+        .header("x-forwarded-for", "2001:db8:7:7:abcd::1")
+        .body(axum::body::Body::from(body))
+        .unwrap();
+    let ingress = std::net::SocketAddr::new("10.1.2.3".parse().unwrap(), 40000);
+    req.extensions_mut()
+        .insert(axum::extract::ConnectInfo(ingress));
+    assert_rate_limited(&send(&h.app, req).await, 3500..=3600);
+    // Another client still registers, and its registration does not reset the exhausted one.
+    let res = register_from(&h, "2001:db8:7:8::1", body).await;
+    assert_eq!(res.status, StatusCode::CREATED);
+    assert_rate_limited(
+        &register_from(&h, "2001:db8:7:7::1", body).await,
+        3500..=3600,
+    );
+    h.issuer.clock.advance(3600);
+    let res = register_from(&h, "2001:db8:7:7::1", body).await;
+    assert_eq!(res.status, StatusCode::CREATED);
 }
 
 #[tokio::test]

@@ -134,6 +134,7 @@ schema = obj({
             "enabled": {"type": "boolean"},
             "scopes": {"type": "string"},
             "ratePerMinute": {"type": "integer", "minimum": 1, "maximum": 10000},
+            "ratePerAddressPerHour": {"type": "integer", "minimum": 1, "maximum": 10000},
         }),
         "corsAllowedOrigins": {"type": "array", "items": {
             "type": "string", "pattern": "^https?://([a-z0-9.-]+|\\[[0-9a-f:.]+\\])(:[0-9]{1,5})?$",
