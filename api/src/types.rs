@@ -24,8 +24,10 @@ pub const CONDITION_READY: &str = "Ready";
 pub const URI_PATTERN: &str = r"^(https://([A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*|\[[0-9A-Fa-f:.]+\])|http://(127\.0\.0\.1|\[::1\]|localhost))(:[0-9]{1,5})?(/[^#\s\p{Cc}]*)?$";
 /// Pattern of `logoURI`: an https URL (the consent page loads it).
 pub const HTTPS_URI_PATTERN: &str = r"^https://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/[^#\s\p{Cc}]*)?$";
-/// Pattern of a pinned `clientID`. No `/` so that it fits in a path segment.
-pub const CLIENT_ID_PATTERN: &str = r"^[A-Za-z0-9]([A-Za-z0-9._:-]*[A-Za-z0-9])?$";
+/// Pattern of a pinned `clientID`. No `/` so that it fits in a path segment, and no `:` so that
+/// it never has the shape of a federated person's subject (`<provider id>:<sub>`), which a
+/// client's own tokens would then pass for (RFC 9068 §5).
+pub const CLIENT_ID_PATTERN: &str = r"^[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?$";
 /// Pattern of a scope token (RFC 6749 section 3.3: `%x21 / %x23-5B / %x5D-7E`).
 pub const SCOPE_PATTERN: &str = r"^[!#-\[\]-~]+$";
 /// Pattern of a Secret name (DNS-1123 subdomain).
@@ -128,10 +130,11 @@ pub struct ConnectedAppSpec {
     pub logo_uri: Option<String>,
 
     /// Pins the OAuth client ID. Default: `<namespace>.<name>`, which stays the same when the app
-    /// is deleted and applied again. Letters, digits and `._:-`, starting and ending with a letter
-    /// or digit; must not start with `dcr.` (reserved for dynamically registered clients). An ID
-    /// with a `.` must start with the app's own `<namespace>.`, so it is never another
-    /// namespace's default ID (else the app is not a client: `Ready=False`, reason `InvalidSpec`).
+    /// is deleted and applied again. Letters, digits and `._-` (no `:`, which federated people's
+    /// subjects use), starting and ending with a letter or digit; must not start with `dcr.`
+    /// (reserved for dynamically registered clients). An ID with a `.` must start with the app's
+    /// own `<namespace>.`, so it is never another namespace's default ID (else the app is not a
+    /// client: `Ready=False`, reason `InvalidSpec`).
     /// When another app claims the same ID, the one it was issued to keeps it (else the one
     /// created first) and the other is not a client (`Ready=False`, reason `ClientIDConflict`).
     #[serde(rename = "clientID", default, skip_serializing_if = "Option::is_none")]

@@ -146,7 +146,7 @@ pub fn validate(spec: &ConnectedAppSpec) -> Vec<Problem> {
             limits::NAME,
             Some((
                 CLIENT_ID_PATTERN,
-                "a client ID (letters, digits and ._:- starting and ending with a letter or digit)",
+                "a client ID (letters, digits and ._- starting and ending with a letter or digit; no ':', which federated people's subjects use)",
             )),
         );
         if id.starts_with(crate::claims::DCR_CLIENT_ID_PREFIX) {

@@ -240,6 +240,16 @@ fn cases() -> Vec<(&'static str, Value, bool)> {
         ),
         ("client id with slash", json!({"clientID": "a/b"}), false),
         (
+            "client id shaped like a federated subject",
+            json!({"clientID": "okta:00u1"}),
+            false,
+        ),
+        (
+            "allowed client id with a colon",
+            json!({"access": {"allowedClients": ["okta:00u1"]}}),
+            false,
+        ),
+        (
             "client id of a registered client",
             json!({"clientID": "dcr.abc"}),
             false,

@@ -5,16 +5,18 @@
 //! ever a client ID (RFC 9068 §5 asks authorization servers to prevent such confusion). The
 //! shapes overlap only partly:
 //!
-//! - client IDs: `<namespace>.<name>`, a pinned `spec.clientID` (letters, digits, `._:-`; with a
+//! - client IDs: `<namespace>.<name>`, a pinned `spec.clientID` (letters, digits, `._-`; with a
 //!   `.` only under its namespace, so a pinned ID without `.` may be any such word), or
 //!   `dcr.<random>` for dynamically registered clients;
 //! - static users' subjects: the email (contains `@`, which no client ID does) or an explicit
 //!   `sub` (no `:`; one starting with `dcr.` is refused by [`crate::users`]);
 //! - federated people's subjects: `<provider id>:<upstream sub>`.
 //!
-//! So an explicit static `sub` may equal a ConnectedApp's ID, and a pinned client ID with a `:`
-//! may equal a federated subject. [`clashes`] refuses both at start-up (exit 64); since
-//! ConnectedApps and providers change while the issuer runs, every token is checked as well
+//! So an explicit static `sub` may equal a ConnectedApp's ID. A client ID with a `:` could equal
+//! a federated subject; the CRD refuses one at admission and `api::validate` (which the issuer
+//! applies to every ConnectedApp it loads) refuses it too, so the issuer's own check of such IDs
+//! is defence in depth. [`clashes`] refuses both at start-up (exit 64); since ConnectedApps and
+//! providers change while the issuer runs, every token is checked as well
 //! ([`Issuer::is_client_id`], [`Issuer::is_person_subject`]): neither side gets a token while
 //! they clash.
 
@@ -85,11 +87,18 @@ mod tests {
              spec: {displayName: Wiki, clientType: public, redirectURIs: [\"https://w.example/cb\"]}\n\
              ---\napiVersion: keyway.dev/v1alpha1\nkind: ConnectedApp\n\
              metadata: {name: job, namespace: tools}\n\
-             spec: {displayName: Job, clientID: \"okta:00u1\", grantTypes: [client_credentials]}\n",
+             spec: {displayName: Job, grantTypes: [client_credentials]}\n",
         )
         .unwrap();
-        std::fs::write(dir.path().join("okta:00u1.secret"), "s").unwrap();
-        let clients = Registry::load_dir(dir.path()).unwrap();
+        std::fs::write(dir.path().join("tools.job.secret"), "s").unwrap();
+        let loaded = Registry::load_dir(dir.path()).unwrap();
+        // `api::validate` refuses a `:` in a client ID, so build such a client directly.
+        let job = crate::clients::Client {
+            id: "okta:00u1".into(),
+            ..(*loaded.get("tools.job").unwrap()).clone()
+        };
+        let clients =
+            Registry::from_clients(vec![(*loaded.get("tools.wiki").unwrap()).clone(), job]);
         let user = |sub: &str| {
             User {
             email: format!("{sub}@x.org"),

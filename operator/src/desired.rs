@@ -928,7 +928,7 @@ pub(crate) mod tests {
             assert_eq!(c.reason, reason::INVALID_SPEC, "{refused}");
             assert!(c.message.contains(&format!("{ns}.")), "{}", c.message);
         }
-        for accepted in [format!("{ns}.wiki-2"), "wiki:2".to_string()] {
+        for accepted in [format!("{ns}.wiki-2"), "wiki_2".to_string()] {
             app.spec.client_id = Some(accepted.clone());
             assert!(
                 matches!(first_plan(&app).secret, SecretAction::Create(_)),
