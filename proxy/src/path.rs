@@ -128,32 +128,35 @@ fn hex_val(b: u8) -> Option<u8> {
     }
 }
 
+/// RFC 3986 `unreserved` and `sub-delims`: what a `reg-name` and a path segment share.
+pub(crate) const fn unreserved_or_sub_delim(c: u8) -> bool {
+    c.is_ascii_alphanumeric()
+        || matches!(
+            c,
+            b'-' | b'.'
+                | b'_'
+                | b'~'
+                | b'!'
+                | b'$'
+                | b'&'
+                | b'\''
+                | b'('
+                | b')'
+                | b'*'
+                | b'+'
+                | b','
+                | b';'
+                | b'='
+        )
+}
+
 /// RFC 3986 `pchar` less `%` (unreserved, sub-delims, `:` and `@`), as a table.
 const PCHAR: [bool; 256] = {
     let mut t = [false; 256];
     let mut b = 0;
     while b < 256 {
         let c = b as u8;
-        t[b] = c.is_ascii_alphanumeric()
-            || matches!(
-                c,
-                b'-' | b'.'
-                    | b'_'
-                    | b'~'
-                    | b'!'
-                    | b'$'
-                    | b'&'
-                    | b'\''
-                    | b'('
-                    | b')'
-                    | b'*'
-                    | b'+'
-                    | b','
-                    | b';'
-                    | b'='
-                    | b':'
-                    | b'@'
-            );
+        t[b] = unreserved_or_sub_delim(c) || c == b':' || c == b'@';
         b += 1;
     }
     t
