@@ -143,8 +143,9 @@ pub struct Args {
     pub cors_allowed_origins: Vec<String>,
 
     /// Proxies (IP addresses or CIDR ranges, comma-separated, e.g. the ingress controller's pod
-    /// network) whose `X-Forwarded-For` gives the client's address for the sign-in throttle;
-    /// without it, the TCP peer's address is used and the header ignored.
+    /// network) whose `X-Forwarded-For` gives the client's address for the sign-in throttle and
+    /// the per-address registration limit; without it, the TCP peer's address is used and the
+    /// header ignored.
     #[arg(long, env = "KEYWAY_TRUSTED_PROXIES", value_delimiter = ',')]
     pub trusted_proxies: Vec<String>,
 
