@@ -59,25 +59,24 @@ impl DcrSettings {
         addr: ClientAddr,
         now: i64,
     ) -> crate::store::Result<Result<(), u64>> {
+        let budget = |key: SecretHash, window: i64, limit: u32| {
+            let end = (now.div_euclid(window) + 1) * window;
+            (key, end, u64::from(limit), end.abs_diff(now))
+        };
+        let per_address = format!("keyway registrations per address\n{}", addr.0);
         let budgets = [
-            (
-                SecretHash::of(&format!("keyway registrations per address\n{}", addr.0)),
+            budget(
+                SecretHash::of(&per_address),
                 3600,
                 self.per_address_per_hour,
             ),
-            (
+            budget(
                 SecretHash::of("keyway registrations per minute"),
                 60,
                 self.per_minute,
             ),
         ];
-        for (key, window, limit) in budgets {
-            let end = (now.div_euclid(window) + 1) * window;
-            if store.count_event(&key, now, end).await? > u64::from(limit) {
-                return Ok(Err(end.abs_diff(now)));
-            }
-        }
-        Ok(Ok(()))
+        crate::throttle::spend(store, now, budgets).await
     }
 }
 

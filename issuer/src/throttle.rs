@@ -90,9 +90,25 @@ pub async fn attempt(
         (address_key(addr), PER_ADDRESS, Refused::Address),
         (account_key(email), PER_EMAIL, Refused::Email),
     ];
-    for (key, limit, refused) in budgets {
+    spend(
+        store,
+        now,
+        budgets.map(|(key, limit, refused)| (key, end, limit, refused)),
+    )
+    .await
+}
+
+/// Counts one event against each budget `(key, window end, limit, tag)` in order, stopping at
+/// the first one over its limit: `Err` with its tag. A refused event does not spend the budgets
+/// after the one that refused it.
+pub async fn spend<T>(
+    store: &dyn Store,
+    now: i64,
+    budgets: impl IntoIterator<Item = (SecretHash, i64, u64, T)>,
+) -> StoreResult<Result<(), T>> {
+    for (key, end, limit, tag) in budgets {
         if store.count_event(&key, now, end).await? > limit {
-            return Ok(Err(refused));
+            return Ok(Err(tag));
         }
     }
     Ok(Ok(()))
