@@ -4,6 +4,7 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::pin;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
@@ -25,7 +26,7 @@ use crate::config::{Settings, load_app};
 use crate::forward::Peer;
 use crate::h1::Relayed as _;
 use crate::metrics::Metrics;
-use crate::timeouts::{ConnState, Guarded, Limits, idle_watch};
+use crate::timeouts::{ConnState, Guarded, Idle, Limits, idle_watch};
 use crate::{App, Error, ReqBody, Result, Shared, h1, handler};
 
 /// Period of the routine JWKS refresh (unknown `kid`s trigger earlier, rate-limited fetches).
@@ -341,12 +342,19 @@ where
         let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), svc);
         watcher.watch(conn.into_owned()).await
     };
-    let result: Result<(), Box<dyn std::error::Error + Send + Sync>> = tokio::select! {
-        r = work => r,
-        () = idle_watch(watch_state, limits) => {
+    let mut work = pin!(work);
+    let watched = tokio::select! {
+        biased;
+        r = &mut work => Err(r),
+        idle = idle_watch(watch_state, limits) => Ok(idle),
+    };
+    let result: Result<(), Box<dyn std::error::Error + Send + Sync>> = match watched {
+        Err(r) => r,
+        Ok(Idle::Expired) => {
             tracing::debug!("idle connection closed");
             Ok(())
         }
+        Ok(Idle::Unwatched) => work.await,
     };
     if let Err(e) = result {
         tracing::debug!(error = %e, "connection ended with an error");

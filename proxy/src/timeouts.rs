@@ -206,7 +206,12 @@ impl ConnState {
         InFlight(self.clone())
     }
 
+    /// Notes a read or write. Skipped once nothing reads it again (an HTTP/1.1 connection after
+    /// its first request, see [`ConnState::idle_limit`]): a clock read per read and write saved.
     fn touch(&self) {
+        if self.requests.load(Ordering::Relaxed) && !self.h2.load(Ordering::Relaxed) {
+            return;
+        }
         let ms = u64::try_from(self.born.elapsed().as_millis()).unwrap_or(u64::MAX);
         self.last.store(ms, Ordering::Relaxed);
     }
@@ -231,17 +236,28 @@ impl ConnState {
     }
 }
 
-/// Ends when the connection has been silent for longer than allowed with no request in flight:
-/// `first_request` before the first request, `idle` on HTTP/2. The caller then drops it.
-pub async fn idle_watch(state: Arc<ConnState>, limits: Limits) {
+/// How [`idle_watch`] ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Idle {
+    /// The connection was silent for longer than allowed: the caller drops it.
+    Expired,
+    /// No silence limit will ever apply again (an HTTP/1.1 connection after its first request,
+    /// whose idle time the header-read timeout bounds): the caller stops watching.
+    Unwatched,
+}
+
+/// Ends when the connection has been silent for longer than allowed with no request in flight
+/// (`first_request` before the first request, `idle` on HTTP/2), or when no limit will apply
+/// again, so that a kept-alive HTTP/1.1 connection is not polled for it on every request.
+pub async fn idle_watch(state: Arc<ConnState>, limits: Limits) -> Idle {
     loop {
         match state.idle_limit(&limits) {
-            Err(()) => std::future::pending::<()>().await,
+            Err(()) => return Idle::Unwatched,
             Ok(None) => tokio::time::sleep(limits.idle).await,
             Ok(Some(limit)) => {
                 let deadline = state.last() + limit;
                 if Instant::now() >= deadline {
-                    return;
+                    return Idle::Expired;
                 }
                 tokio::time::sleep_until(deadline).await;
             }
@@ -371,5 +387,74 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Guarded<T> {
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Pin::new(&mut self.io).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn limits(ms: u64) -> Limits {
+        let d = Duration::from_millis(ms);
+        Limits {
+            first_request: d,
+            idle: d,
+            send: d,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_connection_without_a_request_expires() {
+        let state = Arc::new(ConnState::default());
+        let t0 = Instant::now();
+        assert_eq!(idle_watch(state, limits(30)).await, Idle::Expired);
+        assert!(t0.elapsed() >= Duration::from_millis(30));
+    }
+
+    #[tokio::test]
+    async fn an_http1_connection_after_its_first_request_is_no_longer_watched() {
+        let state = Arc::new(ConnState::default());
+        drop(state.begin(http::Version::HTTP_11));
+        let t0 = Instant::now();
+        assert_eq!(
+            idle_watch(state.clone(), limits(10_000)).await,
+            Idle::Unwatched
+        );
+        assert!(t0.elapsed() < Duration::from_secs(1));
+        // Nothing reads the time of its last read or write any more, so it is not taken.
+        let before = state.last.load(Ordering::Relaxed);
+        std::thread::sleep(Duration::from_millis(5));
+        state.touch();
+        assert_eq!(state.last.load(Ordering::Relaxed), before);
+    }
+
+    #[tokio::test]
+    async fn an_http1_request_in_flight_keeps_the_watch_until_it_ends() {
+        let state = Arc::new(ConnState::default());
+        let in_flight = state.begin(http::Version::HTTP_11);
+        let watch = tokio::spawn(idle_watch(state.clone(), limits(20)));
+        tokio::time::sleep(Duration::from_millis(70)).await;
+        assert!(
+            !watch.is_finished(),
+            "a request waiting for the tool is never idle"
+        );
+        drop(in_flight);
+        assert_eq!(watch.await.ok(), Some(Idle::Unwatched));
+    }
+
+    #[tokio::test]
+    async fn an_idle_http2_connection_expires_and_activity_postpones_it() {
+        let state = Arc::new(ConnState::default());
+        drop(state.begin(http::Version::HTTP_2));
+        let watch = tokio::spawn(idle_watch(state.clone(), limits(60)));
+        for _ in 0..4 {
+            tokio::time::sleep(Duration::from_millis(25)).await;
+            state.touch();
+        }
+        assert!(
+            !watch.is_finished(),
+            "touched every 25 ms, so never 60 ms silent"
+        );
+        assert_eq!(watch.await.ok(), Some(Idle::Expired));
     }
 }
