@@ -115,10 +115,15 @@ async function wrk(tokenUrl, body, label, serverPid, seconds) {
   const requests = Number(/(\d+) requests in/.exec(out)?.[1]);
   const non2xx = Number(/Non-2xx or 3xx responses:\s+(\d+)/.exec(out)?.[1] ?? 0);
   const errors = /Socket errors:.*/.exec(out)?.[0];
+  // wrk counts a request unanswered after 2 s as a timeout; a server that is still warming up
+  // (oidc-provider's first seconds on a slow machine) may have some. Connect, read and write
+  // errors always fail the bench; timeouts fail a measured run only.
+  const [, connectErr, readErr, writeErr, timeouts] = (/connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(errors ?? '') ?? []).map(Number);
   const p99 = /99%\s+(\S+)/.exec(out)?.[1];
   if (!Number.isFinite(rps) || rps <= 0) throw new Error(`no requests/s from wrk for ${label}:\n${out}`);
   if (non2xx > 0) throw new Error(`${label}: ${non2xx} responses were not 200:\n${out}`);
-  if (errors) throw new Error(`${label}: ${errors}\n${out}`);
+  const warmUp = label.endsWith('warm-up');
+  if (errors && (connectErr || readErr || writeErr || !warmUp || !timeouts)) throw new Error(`${label}: ${errors}\n${out}`);
   return {
     rps: Math.round(rps),
     p99,

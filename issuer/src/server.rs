@@ -320,7 +320,8 @@ async fn metrics(State(iss): State<Shared>) -> Response {
 }
 
 /// Per-request span (named by route, never carrying query strings), metrics, and a catch-all
-/// that turns a panic-free but unexpected 500 into a logged event.
+/// that turns a panic-free but unexpected 500 into a logged event. Each answer waits one turn
+/// of the scheduler before it is written, so that answers ready together go out together.
 async fn observe(State(iss): State<Shared>, req: Request, next: Next) -> Response {
     let route = req
         .extensions()
@@ -332,6 +333,13 @@ async fn observe(State(iss): State<Shared>, req: Request, next: Next) -> Respons
     // Debug level: free when not logged, so the token hot path pays nothing for it.
     let span = tracing::debug_span!("request", %method, route = %route);
     let res = tracing::Instrument::instrument(next.run(req), span.clone()).await;
+    // Let the other requests that are ready now be worked on before this answer is written,
+    // so that under load the answers go out back to back: a client (or ingress) sleeping on
+    // another core is then woken once per batch instead of once per answer. Each such
+    // cross-core wake-up cost ~11 µs of this server's CPU time, as much as half an ES256
+    // signature (bench/issuer/README.md); with nothing else ready this only adds one turn of
+    // the scheduler.
+    tokio::task::yield_now().await;
     let status = res.status().as_u16();
     let labels = RouteLabels { route, status };
     iss.metrics.requests.get_or_create(&labels).inc();
