@@ -366,15 +366,15 @@ fn metadata_document(app: &App) -> Response<Body> {
 }
 
 async fn route(shared: &Arc<Shared>, peer: &Peer, req: Request<ReqBody>) -> Done {
-    // RFC 9112 §3.2 (the HTTP/1.1 loop of `h1` checked its own requests while parsing them and
-    // handed the others to hyper, whose requests have an `Incoming` body).
+    // RFC 9112 §3.2 and RFC 9113 §8.3.1 (the HTTP/1.1 loop of `h1` checked its own requests
+    // while parsing them and handed the others to hyper, whose requests have an `Incoming` body).
     if matches!(req.body(), ReqBody::Incoming(_))
-        && !crate::host::acceptable(req.version(), req.headers())
+        && !crate::host::acceptable(req.version(), req.uri().authority(), req.headers())
     {
         let mut resp = error_response(
             StatusCode::BAD_REQUEST,
             "invalid_request",
-            "missing, repeated or invalid Host header field",
+            "missing, repeated, invalid or conflicting Host header field or :authority",
         );
         resp.headers_mut()
             .insert(header::CONNECTION, HeaderValue::from_static("close"));

@@ -1,9 +1,11 @@
-//! RFC 9112 §3.2: which requests carry an acceptable `Host` field. An HTTP/1.1 request needs
-//! exactly one; an HTTP/1.0 request may have none but not two; and a value must be
-//! `uri-host [ ":" port ]` (RFC 3986). HTTP/2 names its authority in `:authority` and is not
-//! checked here.
+//! Which requests name their authority acceptably. RFC 9112 §3.2: an HTTP/1.1 request needs
+//! exactly one `Host` field; an HTTP/1.0 request may have none but not two. RFC 9113 §8.3.1: an
+//! HTTP/2 request names it in `:authority` (without userinfo), or else in one `Host` field; when
+//! it has both, they must name the same host and port. Every value must be
+//! `uri-host [ ":" port ]` (RFC 3986).
 
-use http::{HeaderMap, Version, header};
+use http::uri::Authority;
+use http::{HeaderMap, HeaderValue, Version, header};
 
 /// Characters of a `reg-name` other than `%` (RFC 3986 `unreserved` and `sub-delims`), and so
 /// also of an `IPvFuture` or `IPv6address` literal with `:` added.
@@ -58,17 +60,34 @@ fn reg_name_end(mut value: &[u8]) -> &[u8] {
     }
 }
 
-/// Whether a request's `Host` fields are acceptable for its version (RFC 9112 §3.2).
-pub fn acceptable(version: Version, headers: &HeaderMap) -> bool {
-    if version == Version::HTTP_2 || version == Version::HTTP_3 {
-        return true;
-    }
+/// Whether a request's `Host` fields (and, on HTTP/2, its `:authority`, which `http` keeps as
+/// the URI's authority) are acceptable for its version.
+pub fn acceptable(version: Version, authority: Option<&Authority>, headers: &HeaderMap) -> bool {
     let mut hosts = headers.get_all(header::HOST).iter();
-    match (hosts.next(), hosts.next()) {
-        (Some(h), None) => valid(h.as_bytes()),
-        (None, None) => version < Version::HTTP_11,
-        _ => false,
+    let host = match (hosts.next(), hosts.next()) {
+        (host, None) => host,
+        _ => return false,
+    };
+    if version < Version::HTTP_2 {
+        return match host {
+            Some(h) => valid(h.as_bytes()),
+            None => version < Version::HTTP_11,
+        };
     }
+    match (authority, host) {
+        (Some(a), host) => {
+            let a = a.as_str().as_bytes();
+            !a.contains(&b'@') && valid(a) && host.is_none_or(|h| same(a, h))
+        }
+        (None, Some(h)) => valid(h.as_bytes()),
+        (None, None) => false,
+    }
+}
+
+/// Whether a `Host` value names the same host and port as an authority (host names compare
+/// without regard to case).
+fn same(authority: &[u8], host: &HeaderValue) -> bool {
+    authority.eq_ignore_ascii_case(host.as_bytes())
 }
 
 #[cfg(test)]
@@ -109,14 +128,39 @@ mod tests {
         two.append(header::HOST, "a".parse().unwrap());
         let mut bad = HeaderMap::new();
         bad.insert(header::HOST, "a b".parse().unwrap());
-        assert!(acceptable(Version::HTTP_11, &one));
-        assert!(!acceptable(Version::HTTP_11, &none));
-        assert!(!acceptable(Version::HTTP_11, &two));
-        assert!(!acceptable(Version::HTTP_11, &bad));
-        assert!(acceptable(Version::HTTP_10, &none));
-        assert!(acceptable(Version::HTTP_10, &one));
-        assert!(!acceptable(Version::HTTP_10, &two));
-        assert!(!acceptable(Version::HTTP_10, &bad));
-        assert!(acceptable(Version::HTTP_2, &none));
+        assert!(acceptable(Version::HTTP_11, None, &one));
+        assert!(!acceptable(Version::HTTP_11, None, &none));
+        assert!(!acceptable(Version::HTTP_11, None, &two));
+        assert!(!acceptable(Version::HTTP_11, None, &bad));
+        assert!(acceptable(Version::HTTP_10, None, &none));
+        assert!(acceptable(Version::HTTP_10, None, &one));
+        assert!(!acceptable(Version::HTTP_10, None, &two));
+        assert!(!acceptable(Version::HTTP_10, None, &bad));
+        // HTTP/1: an absolute-form target's authority does not stand in for `Host`.
+        let target: Authority = "a".parse().unwrap();
+        assert!(!acceptable(Version::HTTP_11, Some(&target), &none));
+    }
+
+    #[test]
+    fn http2_authority() {
+        let h2 = |authority: Option<&str>, hosts: &[&str]| {
+            let mut headers = HeaderMap::new();
+            for h in hosts {
+                headers.append(header::HOST, h.parse().unwrap());
+            }
+            let authority: Option<Authority> = authority.map(|a| a.parse().unwrap());
+            acceptable(Version::HTTP_2, authority.as_ref(), &headers)
+        };
+        assert!(h2(Some("tool.example:8443"), &[]));
+        assert!(h2(Some("tool.example:8443"), &["tool.example:8443"]));
+        assert!(h2(Some("Tool.Example"), &["tool.example"]));
+        assert!(h2(None, &["tool.example"]));
+        // Neither, userinfo, a Host naming another host or port, two Hosts, an invalid Host.
+        assert!(!h2(None, &[]));
+        assert!(!h2(Some("user@tool.example"), &[]));
+        assert!(!h2(Some("tool.example"), &["evil.example"]));
+        assert!(!h2(Some("tool.example:8443"), &["tool.example:9443"]));
+        assert!(!h2(Some("tool.example"), &["tool.example", "tool.example"]));
+        assert!(!h2(None, &["a b"]));
     }
 }

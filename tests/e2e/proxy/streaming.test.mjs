@@ -109,6 +109,28 @@ describe('streaming', () => {
     assert.equal(echo.headers.host, new URL(s.url).host);
   });
 
+  it('refuses an HTTP/2 request whose Host names another authority than :authority (RFC 9113 §8.3.1)', async () => {
+    const client = http2.connect(s.url);
+    const ask = (headers) => new Promise((resolve, reject) => {
+      const req = client.request({ ':path': '/api/h2', authorization: `Bearer ${token}`, ...headers });
+      let data = '';
+      let st;
+      req.on('response', (h) => { st = h[':status']; });
+      req.on('data', (d) => { data += d; });
+      req.on('end', () => resolve({ status: st, body: data }));
+      req.on('error', reject);
+      req.end();
+    });
+    // (node sends `host` instead of `:authority` when given one, so both are given here.)
+    const authority = new URL(s.url).host;
+    const other = await ask({ ':authority': authority, host: 'evil.example' });
+    const same = await ask({ ':authority': authority, host: authority.toUpperCase() });
+    client.close();
+    assert.equal(other.status, 400);
+    assert.equal(JSON.parse(other.body).error, 'invalid_request');
+    assert.equal(same.status, 200);
+  });
+
   it('streams a 100 MB upload with bounded memory', async () => {
     const pid = s.proxy.proc.pid;
     const before = rssKiB(pid);
