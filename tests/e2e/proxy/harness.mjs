@@ -316,6 +316,20 @@ export function raw(url, path, { method = 'GET', headers = {} } = {}) {
   });
 }
 
+/** One HTTP/2 request on an open `http2` client session: its status and body. */
+export function h2Request(client, headers) {
+  return new Promise((resolve, reject) => {
+    const req = client.request(headers);
+    let body = '';
+    let status;
+    req.on('response', (h) => { status = h[':status']; });
+    req.on('data', (d) => { body += d; });
+    req.on('end', () => resolve({ status, body }));
+    req.on('error', reject);
+    req.end();
+  });
+}
+
 /** Writes the client Secret's files into a fresh directory. */
 export function writeConfig(dir, files) {
   fs.mkdirSync(dir, { recursive: true });

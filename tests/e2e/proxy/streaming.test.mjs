@@ -9,7 +9,7 @@ import net from 'node:net';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 
-import { stack, wsFrame, wsParse } from './harness.mjs';
+import { h2Request, stack, wsFrame, wsParse } from './harness.mjs';
 
 function rssKiB(pid, field = 'VmRSS') {
   const status = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
@@ -91,16 +91,7 @@ describe('streaming', () => {
 
   it('serves HTTP/2 (prior knowledge) and forwards to the tool', async () => {
     const client = http2.connect(s.url);
-    const { status, body } = await new Promise((resolve, reject) => {
-      const req = client.request({ ':path': '/api/h2?x=1', authorization: `Bearer ${token}` });
-      let data = '';
-      let st;
-      req.on('response', (h) => { st = h[':status']; });
-      req.on('data', (d) => { data += d; });
-      req.on('end', () => resolve({ status: st, body: data }));
-      req.on('error', reject);
-      req.end();
-    });
+    const { status, body } = await h2Request(client, { ':path': '/api/h2?x=1', authorization: `Bearer ${token}` });
     client.close();
     assert.equal(status, 200);
     const echo = JSON.parse(body);
@@ -111,16 +102,7 @@ describe('streaming', () => {
 
   it('refuses an HTTP/2 request whose Host names another authority than :authority (RFC 9113 §8.3.1)', async () => {
     const client = http2.connect(s.url);
-    const ask = (headers) => new Promise((resolve, reject) => {
-      const req = client.request({ ':path': '/api/h2', authorization: `Bearer ${token}`, ...headers });
-      let data = '';
-      let st;
-      req.on('response', (h) => { st = h[':status']; });
-      req.on('data', (d) => { data += d; });
-      req.on('end', () => resolve({ status: st, body: data }));
-      req.on('error', reject);
-      req.end();
-    });
+    const ask = (headers) => h2Request(client, { ':path': '/api/h2', authorization: `Bearer ${token}`, ...headers });
     // (node sends `host` instead of `:authority` when given one, so both are given here.)
     const authority = new URL(s.url).host;
     const other = await ask({ ':authority': authority, host: 'evil.example' });

@@ -10,7 +10,7 @@ import path from 'node:path';
 import tls from 'node:tls';
 import { after, before, describe, it } from 'node:test';
 
-import { Jar, browse, stack } from './harness.mjs';
+import { Jar, browse, h2Request, stack } from './harness.mjs';
 
 function makeCert(dir, name) {
   const key = path.join(dir, `${name}.key`);
@@ -58,16 +58,7 @@ describe('TLS', { skip: haveOpenssl ? false : 'the openssl CLI is needed to make
   it('negotiates HTTP/2 by ALPN and forwards', async () => {
     assert.deepEqual(await peerCert(port(), first.crt), { cn: 'first', alpn: 'h2' });
     const client = http2.connect(`https://127.0.0.1:${port()}`, { ca: first.crt });
-    const { status, body } = await new Promise((resolve, reject) => {
-      const req = client.request({ ':path': '/api/tls', authorization: `Bearer ${s.token()}` });
-      let data = '';
-      let st;
-      req.on('response', (h) => { st = h[':status']; });
-      req.on('data', (d) => { data += d; });
-      req.on('end', () => resolve({ status: st, body: data }));
-      req.on('error', reject);
-      req.end();
-    });
+    const { status, body } = await h2Request(client, { ':path': '/api/tls', authorization: `Bearer ${s.token()}` });
     client.close();
     assert.equal(status, 200);
     const echo = JSON.parse(body);
