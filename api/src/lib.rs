@@ -15,6 +15,7 @@
 
 pub mod claims;
 mod duration;
+pub mod resources;
 mod types;
 mod validate;
 

@@ -183,7 +183,9 @@ pub struct ConnectedAppSpec {
 
     /// The URL that identifies the protected tool: the audience of access tokens issued for it
     /// (RFC 8707) and the `resource` of its protected resource metadata (RFC 9728). Same rules as
-    /// redirect URIs; no fragment.
+    /// redirect URIs; no fragment. Compared byte for byte: when another app claims the same
+    /// resource, the one holding it keeps it (else the one created first) and the other is not a
+    /// client (`Ready=False`, reason `ResourceConflict`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = limits::URI), pattern(URI_PATTERN))]
     pub resource: Option<String>,
@@ -378,6 +380,10 @@ pub struct ConnectedAppStatus {
     /// The OAuth client ID.
     #[serde(rename = "clientID", default, skip_serializing_if = "Option::is_none")]
     pub client_id: Option<String>,
+    /// The `spec.resource` the app holds: absent while another app holds it (`Ready=False`,
+    /// reason `ResourceConflict`). While recorded here, no newer or older app can take it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resource: Option<String>,
     /// The Secret holding the credentials (written by keyway, or the existingSecret).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secret_name: Option<String>,

@@ -13,6 +13,11 @@
 //! another app's default) are refused with both named: a local set-up is fixed, not guessed. In
 //! the cluster the rule of `api::claims` applies instead (see `crate::watch`). No ConnectedApp
 //! may have an ID starting with `dcr.`, the prefix of dynamically registered clients.
+//!
+//! Likewise two manifests naming the same `spec.resource` (compared byte for byte, as with a
+//! token's `aud`) are refused with both named; in the cluster the rule of `api::resources`
+//! applies. So no two clients have one resource, and [`Registry::resource_owner`] is the one app
+//! whose `access` rules gate tokens for it.
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -214,6 +219,10 @@ pub fn is_loopback_host(url: &Url) -> bool {
 #[derive(Debug, Default)]
 struct Table {
     by_id: HashMap<String, Arc<Client>>,
+    /// The client of each resource. The clients come from apps whose resources were resolved
+    /// (`api::resources`), so each resource has one; should a table be built from clients
+    /// sharing one (`Registry::from_clients`), the lowest client ID has it, not an arbitrary one.
+    by_resource: HashMap<String, Arc<Client>>,
     /// The origins of every client's redirect URIs (CORS answers these).
     origins: HashSet<String>,
 }
@@ -225,7 +234,19 @@ impl Table {
             .flat_map(|c| &c.redirect_uris)
             .filter_map(|u| crate::cors::origin_of(u))
             .collect();
-        Self { by_id, origins }
+        let mut by_resource: HashMap<String, Arc<Client>> = HashMap::new();
+        let mut ids: Vec<&Arc<Client>> = by_id.values().collect();
+        ids.sort_by(|a, b| a.id.cmp(&b.id));
+        for c in ids {
+            if let Some(r) = &c.resource {
+                by_resource.entry(r.clone()).or_insert_with(|| c.clone());
+            }
+        }
+        Self {
+            by_id,
+            by_resource,
+            origins,
+        }
     }
 
     fn from_clients(clients: Vec<Client>) -> Self {
@@ -307,9 +328,9 @@ impl Registry {
         self.table().origins.contains(origin)
     }
 
-    /// The first client matching `f` (no copy of the registry).
-    pub fn find(&self, f: impl Fn(&Client) -> bool) -> Option<Arc<Client>> {
-        self.table().by_id.values().find(|c| f(c)).cloned()
+    /// The client whose `resource` is `resource` (byte-exact), if any: one hash lookup.
+    pub fn resource_owner(&self, resource: &str) -> Option<Arc<Client>> {
+        self.table().by_resource.get(resource).cloned()
     }
 
     /// Every client, ordered by ID.
@@ -409,13 +430,24 @@ fn read_dir(dir: &Path) -> Result<HashMap<String, Arc<Client>>, Vec<String>> {
             .map(|(w, _)| w.clone())
             .unwrap_or_default()
     };
-    let (winners, conflicts) = api::claims::resolve(apps.iter().map(|(_, a)| a));
+    let (clients, conflicts) = api::claims::resolve(apps.iter().map(|(_, a)| a));
     for c in &conflicts {
         problems.push(format!(
             "{}: ConnectedApp {} claims client ID {:?}, which ConnectedApp {} in {} claims too: give one of them another spec.clientID",
             origin(c.loser),
             api::claims::display_name(c.loser),
             c.loser.client_id().unwrap_or_default(),
+            api::claims::display_name(c.holder),
+            origin(c.holder),
+        ));
+    }
+    let (winners, conflicts) = api::resources::resolve(clients);
+    for c in &conflicts {
+        problems.push(format!(
+            "{}: ConnectedApp {} claims resource {:?}, which ConnectedApp {} in {} claims too: give one of them another spec.resource",
+            origin(c.loser),
+            api::claims::display_name(c.loser),
+            c.loser.spec.resource.as_deref().unwrap_or_default(),
             api::claims::display_name(c.holder),
             origin(c.holder),
         ));
@@ -516,6 +548,80 @@ spec:
         assert!(p.contains("more.yaml") && p.contains("apps.yaml"), "{p}");
         assert!(p.contains("tools/other") && p.contains("tools/wiki"), "{p}");
         assert!(p.contains("\"tools.wiki\""), "{p}");
+    }
+
+    #[test]
+    fn two_manifests_claiming_one_resource_are_refused_naming_both() {
+        let dir = tempfile::tempdir().unwrap();
+        let manifest = |name: &str, resource: &str| {
+            format!(
+                "apiVersion: keyway.dev/v1alpha1\nkind: ConnectedApp\nmetadata: {{name: {name}, namespace: tools}}\nspec:\n  displayName: {name}\n  grantTypes: [client_credentials]\n  resource: {resource:?}\n"
+            )
+        };
+        std::fs::write(
+            dir.path().join("a.yaml"),
+            manifest("wiki", "https://wiki.example.com/"),
+        )
+        .unwrap();
+        // A resource that differs byte for byte is another resource.
+        std::fs::write(
+            dir.path().join("b.yaml"),
+            manifest("near", "https://wiki.example.com"),
+        )
+        .unwrap();
+        let reg = Registry::load_dir(dir.path()).unwrap();
+        assert_eq!(
+            reg.resource_owner("https://wiki.example.com/").unwrap().id,
+            "tools.wiki"
+        );
+        assert_eq!(
+            reg.resource_owner("https://wiki.example.com").unwrap().id,
+            "tools.near"
+        );
+        assert!(reg.resource_owner("https://WIKI.example.com/").is_none());
+        // A second app naming the first one's resource.
+        std::fs::write(
+            dir.path().join("c.yaml"),
+            manifest("squatter", "https://wiki.example.com/"),
+        )
+        .unwrap();
+        let problems = Registry::load_dir(dir.path()).unwrap_err();
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        let p = &problems[0];
+        assert!(p.contains("c.yaml") && p.contains("a.yaml"), "{p}");
+        assert!(
+            p.contains("tools/squatter") && p.contains("tools/wiki"),
+            "{p}"
+        );
+        assert!(p.contains("resource \"https://wiki.example.com/\""), "{p}");
+        assert!(p.contains("spec.resource"), "{p}");
+        // A running registry keeps its clients.
+        assert!(reg.reload().is_err());
+        assert_eq!(
+            reg.resource_owner("https://wiki.example.com/").unwrap().id,
+            "tools.wiki"
+        );
+        assert!(reg.get("tools.squatter").is_none());
+    }
+
+    #[test]
+    fn the_owner_of_a_resource_shared_by_given_clients_is_the_lowest_id() {
+        let client = |id: &str| {
+            let mut c = Client::from_connected_app(
+                &serde_yaml::from_str::<ConnectedApp>(&format!(
+                    "apiVersion: keyway.dev/v1alpha1\nkind: ConnectedApp\nmetadata: {{name: {id}, namespace: n}}\nspec:\n  displayName: S\n  grantTypes: [client_credentials]\n  resource: https://r.example.com\n"
+                ))
+                .unwrap(),
+                None,
+            )
+            .unwrap();
+            c.id = id.into();
+            c
+        };
+        for _ in 0..8 {
+            let reg = Registry::from_clients(vec![client("c"), client("a"), client("b")]);
+            assert_eq!(reg.resource_owner("https://r.example.com").unwrap().id, "a");
+        }
     }
 
     #[test]

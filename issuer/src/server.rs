@@ -201,10 +201,12 @@ impl Issuer {
         Ok(row.and_then(|r| crate::dcr::client_from_row(&r).map(Arc::new)))
     }
 
-    /// Every resource (audience) a token may be issued for: the `resource` of each ConnectedApp.
+    /// The ConnectedApp client holding `resource` (byte-exact), if any: a token may be issued for
+    /// a resource only if one does, and that app's `access` rules gate it. One app at most holds
+    /// a resource (`api::resources`; a loser is not a client), so the answer does not depend on
+    /// the order of anything.
     pub fn resource_owner(&self, resource: &str) -> Option<Arc<Client>> {
-        self.clients
-            .find(|c| c.resource.as_deref() == Some(resource))
+        self.clients.resource_owner(resource)
     }
 }
 

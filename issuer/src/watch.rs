@@ -7,6 +7,9 @@
 //! the app the ID was issued to (its status records it), else the oldest (`creationTimestamp`,
 //! then namespace and name); the others
 //! are not clients, and each such conflict is logged once, with both apps' names, while it lasts.
+//! Then, among the clients, the rule of `api::resources` settles each `spec.resource` claimed by
+//! several apps in the same way (the operator's too): the app holding it (its status records it),
+//! else the oldest; the others are not clients, each conflict logged once.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -23,31 +26,64 @@ fn key(app: &ConnectedApp) -> String {
     format!("{}/{}", app.namespace().unwrap_or_default(), app.name_any())
 }
 
-/// A client ID conflict: the ID, the app left without it, the app holding it.
-type Conflict = (String, String, String);
+/// What two apps claimed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Claimed {
+    /// A client ID (`api::claims`).
+    ClientId,
+    /// A resource (`api::resources`).
+    Resource,
+}
 
-/// The clients the watched apps make: one per client ID, the holder's (`api::claims`).
-/// `reported` holds the conflicts already logged; only new ones are logged, and it is left with
-/// the current ones.
+/// A conflict: what was claimed, the client ID or resource, the app left without it, the app
+/// holding it.
+type Conflict = (Claimed, String, String, String);
+
+/// The clients the watched apps make: one per client ID, the holder's (`api::claims`), and among
+/// those one per resource, the holder's (`api::resources`). `reported` holds the conflicts
+/// already logged; only new ones are logged, and it is left with the current ones.
 fn clients_of(
     apps: &BTreeMap<String, ConnectedApp>,
     reported: &mut BTreeSet<Conflict>,
 ) -> Vec<Client> {
-    let (winners, conflicts) = api::claims::resolve(apps.values());
+    let (clients, id_conflicts) = api::claims::resolve(apps.values());
+    let (winners, resource_conflicts) = api::resources::resolve(clients);
     let mut current = BTreeSet::new();
-    for c in conflicts {
+    let conflicts = id_conflicts
+        .iter()
+        .map(|c| {
+            (
+                Claimed::ClientId,
+                c.loser.client_id().unwrap_or_default(),
+                c,
+            )
+        })
+        .chain(resource_conflicts.iter().map(|c| {
+            let resource = c.loser.spec.resource.clone().unwrap_or_default();
+            (Claimed::Resource, resource, c)
+        }));
+    for (claimed, what, c) in conflicts {
         let conflict = (
-            c.loser.client_id().unwrap_or_default(),
+            claimed,
+            what,
             api::claims::display_name(c.loser),
             api::claims::display_name(c.holder),
         );
         if !reported.contains(&conflict) {
-            tracing::warn!(
-                client_id = %conflict.0,
-                app = %conflict.1,
-                holder = %conflict.2,
-                "client ID held by another ConnectedApp; this app is not a client"
-            );
+            match claimed {
+                Claimed::ClientId => tracing::warn!(
+                    client_id = %conflict.1,
+                    app = %conflict.2,
+                    holder = %conflict.3,
+                    "client ID held by another ConnectedApp; this app is not a client"
+                ),
+                Claimed::Resource => tracing::warn!(
+                    resource = %conflict.1,
+                    app = %conflict.2,
+                    holder = %conflict.3,
+                    "resource held by another ConnectedApp; this app is not a client"
+                ),
+            }
         }
         current.insert(conflict);
     }
@@ -152,8 +188,18 @@ mod tests {
         // The squatter was created first, but pins another namespace's ID: it comes last, the
         // default app holds its ID.
         assert_eq!(names["tools.wiki"], "wiki");
-        assert!(reported.contains(&("shared".into(), "a/alpha".into(), "z/zeta".into())));
-        assert!(reported.contains(&("tools.wiki".into(), "a/beta".into(), "tools/wiki".into())));
+        assert!(reported.contains(&(
+            Claimed::ClientId,
+            "shared".into(),
+            "a/alpha".into(),
+            "z/zeta".into()
+        )));
+        assert!(reported.contains(&(
+            Claimed::ClientId,
+            "tools.wiki".into(),
+            "a/beta".into(),
+            "tools/wiki".into()
+        )));
         // The holder goes away: the other claimant becomes the client, nothing is left reported.
         let clients = table(&[new], &mut reported);
         assert_eq!(clients.len(), 1);
@@ -172,5 +218,53 @@ mod tests {
         let mut reported = BTreeSet::new();
         assert!(table(&[old, new], &mut reported).is_empty());
         assert_eq!(reported.len(), 1);
+    }
+
+    fn with_resource(mut app: ConnectedApp, resource: &str) -> ConnectedApp {
+        app.spec.resource = Some(resource.into());
+        app
+    }
+
+    #[test]
+    fn one_client_per_resource_the_holder_first_then_the_oldest() {
+        const R: &str = "https://tool.example.com/";
+        let old = with_resource(app("z", "zeta", None, "2026-01-01T00:00:00Z"), R);
+        let new = with_resource(app("a", "alpha", None, "2026-01-02T00:00:00Z"), R);
+        // Another resource byte for byte (no trailing slash): no conflict.
+        let near = with_resource(
+            app("c", "near", None, "2026-01-03T00:00:00Z"),
+            "https://tool.example.com",
+        );
+        let mut reported = BTreeSet::new();
+        let clients = table(&[new.clone(), old.clone(), near.clone()], &mut reported);
+        let ids: Vec<&str> = clients.iter().map(|c| c.id.as_str()).collect();
+        assert_eq!(ids, ["z.zeta", "c.near"]);
+        let conflict = (
+            Claimed::Resource,
+            R.to_string(),
+            "a/alpha".to_string(),
+            "z/zeta".to_string(),
+        );
+        assert_eq!(reported, BTreeSet::from([conflict.clone()]));
+        // The newer app holds it (its status says so, as the operator writes it): it keeps it.
+        let mut holder = new.clone();
+        holder.status = Some(
+            serde_json::from_value(serde_json::json!({
+                "clientID": "a.alpha",
+                "resource": R,
+                "conditions": [{
+                    "type": "Ready", "status": "True", "reason": "Registered", "message": "",
+                    "lastTransitionTime": "2026-01-01T00:00:00Z",
+                }],
+            }))
+            .unwrap(),
+        );
+        let clients = table(&[holder, old.clone()], &mut reported);
+        assert_eq!(clients.len(), 1);
+        assert_eq!(clients[0].id, "a.alpha");
+        // The holder goes away: the other claimant is the client, nothing is left reported.
+        let clients = table(&[new], &mut reported);
+        assert_eq!(clients[0].id, "a.alpha");
+        assert!(reported.is_empty());
     }
 }

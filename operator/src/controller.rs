@@ -8,8 +8,10 @@
 //! Client IDs: before anything else, the app's client ID is looked up among the other
 //! ConnectedApps in the controller's cache (no API call); when another app holds it
 //! (`api::claims`), the app gets `Ready=False`/`ClientIDConflict` and nothing else is written.
-//! Every change of an app triggers the apps claiming the same ID and those in conflict, so a
-//! loser is looked at again when the holder changes or goes away.
+//! Resources likewise: when another app holds the app's `spec.resource` (`api::resources`), the
+//! app gets `Ready=False`/`ResourceConflict` and nothing else is written.
+//! Every change of an app triggers the apps claiming the same ID or resource and those in
+//! conflict, so a loser is looked at again when the holder changes or goes away.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
@@ -100,7 +102,7 @@ impl Context {
     }
 
     /// Uses `store` (the controller's cache of ConnectedApps) to find apps claiming the same
-    /// client ID.
+    /// client ID or resource.
     pub(crate) fn set_apps(&self, store: Store<ConnectedApp>) {
         *self
             .apps
@@ -128,15 +130,15 @@ impl Context {
     }
 }
 
-/// Reconciles one ConnectedApp (wrapped in the finalizer), checking its client ID against the
-/// apps in the controller's cache.
+/// Reconciles one ConnectedApp (wrapped in the finalizer), checking its client ID and resource
+/// against the apps in the controller's cache.
 pub async fn reconcile(app: Arc<ConnectedApp>, ctx: Arc<Context>) -> Result<Action> {
     let peers = ctx.cached_apps().unwrap_or_default();
     reconcile_among(app, ctx, &peers).await
 }
 
-/// Reconciles one ConnectedApp, checking its client ID against `peers` (every other app that
-/// could claim it).
+/// Reconciles one ConnectedApp, checking its client ID and resource against `peers` (every other
+/// app that could claim them).
 pub async fn reconcile_among(
     app: Arc<ConnectedApp>,
     ctx: Arc<Context>,
@@ -183,13 +185,16 @@ async fn apply(
     let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &ns);
     let apps: Api<ConnectedApp> = Api::namespaced(ctx.client.clone(), &ns);
     let secret_name = app.secret_name();
-    let plan = match api::claims::holder_before(&app, peers.iter().map(AsRef::as_ref)) {
+    let peer_apps = || peers.iter().map(AsRef::as_ref);
+    let plan = if let Some(holder) = api::claims::holder_before(&app, peer_apps()) {
         // Not this app's client ID: its Secret is neither read nor written.
-        Some(holder) => desired::conflict(&app, holder, &ctx.plan, (ctx.clock)()),
-        None => {
-            let observed = secrets.get_opt(&secret_name).await.map_err(Error::Kube)?;
-            ctx.plan(&app, observed.as_ref())
-        }
+        desired::conflict(&app, holder, &ctx.plan, (ctx.clock)())
+    } else if let Some(holder) = api::resources::holder_before(&app, peer_apps()) {
+        // Not this app's resource: not a client either, same as above.
+        desired::resource_conflict(&app, holder, &ctx.plan, (ctx.clock)())
+    } else {
+        let observed = secrets.get_opt(&secret_name).await.map_err(Error::Kube)?;
+        ctx.plan(&app, observed.as_ref())
     };
 
     let mut published: Option<&ConnectedAppStatus> = app.status.as_ref();
@@ -345,19 +350,23 @@ fn forget_failures(ctx: &Context, obj: &ObjectRef<ConnectedApp>) {
 }
 
 /// The apps to look at again when `changed` changed or went away: those claiming the same client
-/// ID, and those in conflict (`changed` may have held their ID before the change).
+/// ID or resource, and those in conflict (`changed` may have held their ID or resource before the
+/// change).
 fn rivals(cache: &Store<ConnectedApp>, changed: &ConnectedApp) -> Vec<ObjectRef<ConnectedApp>> {
     let id = changed.client_id().unwrap_or_default();
+    let resource = changed.spec.resource.as_deref();
     let me = ObjectRef::from_obj(changed);
     cache
         .state()
         .iter()
         .filter(|app| {
             api::claims::claims(app, &id)
+                || resource.is_some_and(|r| api::resources::claims(app, r))
                 || app.status.as_ref().is_some_and(|s| {
-                    s.conditions
-                        .iter()
-                        .any(|c| c.reason == desired::reason::CLIENT_ID_CONFLICT)
+                    s.conditions.iter().any(|c| {
+                        c.reason == desired::reason::CLIENT_ID_CONFLICT
+                            || c.reason == desired::reason::RESOURCE_CONFLICT
+                    })
                 })
         })
         .map(|app| ObjectRef::from_obj(app.as_ref()))
@@ -386,8 +395,8 @@ pub async fn run(ctx: Arc<Context>, config: &ControllerConfig, shutdown: Cancell
     let cache = controller.store();
     ctx.set_apps(cache.clone());
     controller
-        // A change of one app (or its deletion) re-checks the apps it may hold a client ID
-        // against; a second watch, because the controller's own only triggers the app itself.
+        // A change of one app (or its deletion) re-checks the apps it may hold a client ID or a
+        // resource against; a second watch, because the controller's own only triggers the app itself.
         .watches(
             apps,
             watcher::Config::default().any_semantic(),

@@ -29,10 +29,11 @@ pub const ISSUED_AT_ANNOTATION: &str = "keyway.dev/client-secret-issued-at";
 /// How long a replaced client secret stays valid when no rotation grace period applies (the
 /// Secret was deleted or an existingSecret changed).
 pub const DEFAULT_GRACE: Duration = Duration::from_secs(3600);
-/// How often an app blocked by a foreign Secret, or by another app holding its client ID, is
-/// looked at again.
+/// How often an app blocked by a foreign Secret, or by another app holding its client ID or its
+/// resource, is looked at again.
 pub const RECHECK: Duration = Duration::from_secs(30);
-/// How soon an app is looked at again when the app holding its client ID is being deleted.
+/// How soon an app is looked at again when the app holding its client ID or its resource is being
+/// deleted.
 pub const HOLDER_LEAVING: Duration = Duration::from_secs(2);
 /// How often an app waiting for its existingSecret (missing or incomplete) is looked at again.
 pub const WAIT_FOR_SECRET: Duration = Duration::from_secs(10);
@@ -63,6 +64,8 @@ pub mod reason {
     pub const SECRET_INVALID: &str = "SecretInvalid";
     /// Another app holds the same client ID (`api::claims`).
     pub const CLIENT_ID_CONFLICT: &str = api::claims::CLIENT_ID_CONFLICT;
+    /// Another app holds the same resource (`api::resources`).
+    pub const RESOURCE_CONFLICT: &str = api::resources::RESOURCE_CONFLICT;
 }
 
 /// What the operator is configured with, as far as desired state goes.
@@ -261,6 +264,8 @@ fn hashes(
 fn base_status(app: &ConnectedApp, cfg: &PlanConfig) -> ConnectedAppStatus {
     ConnectedAppStatus {
         client_id: app.client_id(),
+        // Cleared again by the plans of an app left without its client ID or its resource.
+        resource: app.spec.resource.clone(),
         secret_name: Some(app.secret_name()),
         issuer: Some(cfg.issuer_url.clone()),
         observed_generation: app.metadata.generation,
@@ -370,15 +375,10 @@ pub fn conflict(
     cfg: &PlanConfig,
     now: Timestamp,
 ) -> Plan {
-    let now = whole_seconds(now);
     let id = app.client_id().unwrap_or_default();
-    let recheck = if holder.meta().deletion_timestamp.is_some() {
-        HOLDER_LEAVING
-    } else {
-        RECHECK
-    };
-    waiting(
+    lost(
         app,
+        holder,
         cfg,
         now,
         reason::CLIENT_ID_CONFLICT,
@@ -387,8 +387,55 @@ pub fn conflict(
              choose another spec.clientID, or delete the other app",
             api::claims::display_name(holder)
         ),
-        recheck,
     )
+}
+
+/// The plan for an app whose `spec.resource` `holder` holds (see `api::resources`): treated as an
+/// app without its client ID ([`conflict`]), because it is not a client either (the issuer
+/// refuses it, so credentials for it would be useless): not ready, nothing written but the
+/// status (without `status.resource`), its Secret, if any, left as it is. Its client ID stays
+/// recorded in status: it still holds that. Looked at again when the holder changes or goes away
+/// (the controller maps the holder's events to it), and after [`RECHECK`] (or
+/// [`HOLDER_LEAVING`] while the holder is being deleted) in any case.
+pub fn resource_conflict(
+    app: &ConnectedApp,
+    holder: &ConnectedApp,
+    cfg: &PlanConfig,
+    now: Timestamp,
+) -> Plan {
+    let resource = app.spec.resource.as_deref().unwrap_or_default();
+    lost(
+        app,
+        holder,
+        cfg,
+        now,
+        reason::RESOURCE_CONFLICT,
+        format!(
+            "resource {resource:?} is held by ConnectedApp {}; this app is not a client and no Secret is written for it: \
+             choose another spec.resource, or delete the other app",
+            api::claims::display_name(holder)
+        ),
+    )
+}
+
+/// Not ready because `holder` holds what `app` claims: the status records no resource.
+fn lost(
+    app: &ConnectedApp,
+    holder: &ConnectedApp,
+    cfg: &PlanConfig,
+    now: Timestamp,
+    why: &str,
+    message: String,
+) -> Plan {
+    let now = whole_seconds(now);
+    let recheck = if holder.meta().deletion_timestamp.is_some() {
+        HOLDER_LEAVING
+    } else {
+        RECHECK
+    };
+    let mut plan = waiting(app, cfg, now, why, message, recheck);
+    plan.status.resource = None;
+    plan
 }
 
 /// Not ready: keep publishing the hashes that are still valid, write nothing else.
@@ -877,6 +924,7 @@ pub(crate) mod tests {
         );
         assert!(c.message.contains("other/wiki"), "{}", c.message);
         assert!(c.message.contains("\"tools.grafana\""), "{}", c.message);
+        assert_eq!(plan.status.resource, None);
         assert_eq!(
             plan.status.client_secrets,
             ready_app.status.as_ref().unwrap().client_secrets
@@ -899,6 +947,54 @@ pub(crate) mod tests {
         holder.metadata.deletion_timestamp = Some(Time(now));
         assert_eq!(
             conflict(&settled, &holder, &cfg(), now).requeue_after,
+            HOLDER_LEAVING
+        );
+    }
+
+    #[test]
+    fn a_resource_conflict_keeps_the_client_id_drops_the_resource_and_names_both() {
+        let (ready_app, _) = settle(&basic(), &first_plan(&basic()), None);
+        assert_eq!(
+            ready_app.status.as_ref().unwrap().resource.as_deref(),
+            Some("https://grafana.example.com")
+        );
+        let mut holder = basic();
+        holder.metadata.name = Some("wiki".into());
+        holder.metadata.namespace = Some("other".into());
+        let now = t("2026-01-01T01:00:00Z");
+        let plan = resource_conflict(&ready_app, &holder, &cfg(), now);
+        assert_eq!(plan.secret, SecretAction::None);
+        assert_eq!(plan.status_before_secret, None);
+        let c = &plan.status.conditions[0];
+        assert_eq!(
+            (c.status.as_str(), c.reason.as_str()),
+            ("False", reason::RESOURCE_CONFLICT)
+        );
+        assert!(c.message.contains("other/wiki"), "{}", c.message);
+        assert!(
+            c.message.contains("\"https://grafana.example.com\""),
+            "{}",
+            c.message
+        );
+        // Still the holder of its client ID; no longer of the resource.
+        assert_eq!(plan.status.client_id.as_deref(), Some("tools.grafana"));
+        assert_eq!(plan.status.resource, None);
+        assert_eq!(
+            plan.status.client_secrets,
+            ready_app.status.as_ref().unwrap().client_secrets
+        );
+        assert_eq!(plan.requeue_after, RECHECK);
+        assert_eq!(plan.events.len(), 1);
+        assert_eq!(plan.events[0].reason, reason::RESOURCE_CONFLICT);
+        let (settled, _) = settle(&ready_app, &plan, None);
+        assert!(!api::resources::incumbent(&settled));
+        assert!(api::claims::incumbent(&settled));
+        let again = resource_conflict(&settled, &holder, &cfg(), now);
+        assert!(again.events.is_empty());
+        assert!(!again.status_changed(&settled));
+        holder.metadata.deletion_timestamp = Some(Time(now));
+        assert_eq!(
+            resource_conflict(&settled, &holder, &cfg(), now).requeue_after,
             HOLDER_LEAVING
         );
     }

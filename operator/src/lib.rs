@@ -10,8 +10,8 @@
 //! - [`Operator`]: the same, in steps: [`Operator::new`], [`Operator::metrics`] (counts writes:
 //!   [`metrics::Metrics::total_writes`], which a settled resync leaves unchanged),
 //!   [`Operator::reconcile_once`] (one reconcile of one app, as the controller would do it,
-//!   without the watch machinery: it lists the watched apps to check the client ID) and
-//!   [`Operator::run`].
+//!   without the watch machinery: it lists the watched apps to check the client ID and
+//!   resource) and [`Operator::run`].
 //! - [`SigningKeyManager`]: the issuer's signing-key Secret, kept by the leader when
 //!   [`ControllerConfig::signing_keys`] is set ([`signing_keys`] documents the rules).
 //! - [`desired::plan`]: the pure function from observed state to desired state.
@@ -199,7 +199,8 @@ impl Operator {
 
     /// Fetches one app and reconciles it once, exactly as the controller would (finalizer
     /// included: the first call on a new app only adds the finalizer). Without the controller's
-    /// cache, the watched ConnectedApps are listed to check the app's client ID against them.
+    /// cache, the watched ConnectedApps are listed to check the app's client ID and resource
+    /// against them.
     pub async fn reconcile_once(&self, namespace: &str, name: &str) -> Result<Action> {
         let apps: Api<ConnectedApp> = Api::namespaced(self.ctx.client.clone(), namespace);
         let app = apps.get(name).await.map_err(Error::Kube)?;

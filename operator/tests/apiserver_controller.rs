@@ -109,11 +109,13 @@ async fn setup_with_legacy_object(invalid_name: &str) -> (FakeApiServer, Client)
     (server, client)
 }
 
+/// An app in `default` with `spec` over a default spec; each name has its own resource (a
+/// resource has one app).
 fn app(name: &str, spec: Value) -> ConnectedApp {
     let mut full = json!({
         "displayName": name,
         "redirectURIs": ["https://tool.example.test/oauth2/callback"],
-        "resource": "https://tool.example.test",
+        "resource": format!("https://{name}.example.test"),
     });
     if let (Some(full), Some(extra)) = (full.as_object_mut(), spec.as_object()) {
         for (k, v) in extra {
@@ -223,7 +225,7 @@ async fn create_writes_secret_and_ready_status() {
     let policy: keys::AppPolicy = serde_json::from_str(&text(&secret, keys::POLICY)).unwrap();
     assert_eq!(
         policy.resource.as_deref(),
-        Some("https://tool.example.test")
+        Some("https://wiki.example.test")
     );
 
     // The status went through the status subresource with server-side apply.
@@ -716,6 +718,140 @@ async fn an_older_app_cannot_take_over_an_issued_client_id() {
     );
     let after = secrets_b.get("tool-keyway").await.unwrap();
     assert_eq!(after.data, before.data, "the holder keeps its Secret");
+    replica.stop().await;
+}
+
+const SHARED_RESOURCE: &str = "https://shared.example.test/";
+
+fn recorded_resource(app: &ConnectedApp) -> Option<&str> {
+    app.status.as_ref().and_then(|s| s.resource.as_deref())
+}
+
+#[tokio::test]
+async fn a_resource_claimed_twice_goes_to_the_older_app_until_it_is_deleted() {
+    let (_server, client) = setup().await;
+    let apps: Api<ConnectedApp> = Api::default_namespaced(client.clone());
+    let secrets: Api<Secret> = Api::default_namespaced(client.clone());
+    let replica = start(client, config(), None);
+    // The older app sorts after the newer one by name: creation time decides.
+    apps.create(
+        &PostParams::default(),
+        &app("zeta", json!({"resource": SHARED_RESOURCE})),
+    )
+    .await
+    .unwrap();
+    wait_app(&apps, "zeta", "Ready", ConnectedApp::is_ready).await;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    apps.create(
+        &PostParams::default(),
+        &app("alpha", json!({"resource": SHARED_RESOURCE})),
+    )
+    .await
+    .unwrap();
+    let loser = wait_app(&apps, "alpha", "ResourceConflict", |a| {
+        ready_condition(a).is_some_and(|(_, reason, _)| reason == "ResourceConflict")
+    })
+    .await;
+    let (status, _, message) = ready_condition(&loser).unwrap();
+    assert_eq!(status, "False");
+    assert!(message.contains("default/zeta"), "{message}");
+    assert!(message.contains(SHARED_RESOURCE), "{message}");
+    assert_eq!(recorded_resource(&loser), None);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(secrets.get_opt("alpha-keyway").await.unwrap().is_none());
+    let holder = apps.get("zeta").await.unwrap();
+    assert!(holder.is_ready(), "the holder is untouched");
+    assert_eq!(recorded_resource(&holder), Some(SHARED_RESOURCE));
+
+    apps.delete("zeta", &DeleteParams::default()).await.unwrap();
+    wait_gone(&apps, "zeta").await;
+    let winner = wait_app(&apps, "alpha", "Ready", ConnectedApp::is_ready).await;
+    assert_eq!(recorded_resource(&winner), Some(SHARED_RESOURCE));
+    let secret = secrets.get("alpha-keyway").await.unwrap();
+    let policy: keys::AppPolicy = serde_json::from_str(&text(&secret, keys::POLICY)).unwrap();
+    assert_eq!(policy.resource.as_deref(), Some(SHARED_RESOURCE));
+    replica.stop().await;
+}
+
+#[tokio::test]
+async fn an_older_app_of_another_namespace_cannot_take_over_a_held_resource() {
+    let (_server, client) = setup().await;
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    for ns in ["a", "b"] {
+        let body: Namespace = serde_json::from_value(json!({"metadata": {"name": ns}})).unwrap();
+        namespaces
+            .create(&PostParams::default(), &body)
+            .await
+            .unwrap();
+    }
+    let in_ns = |ns: &str, name: &str, spec: Value| {
+        let mut a = app(name, spec);
+        a.metadata.namespace = Some(ns.into());
+        a
+    };
+    let apps_a: Api<ConnectedApp> = Api::namespaced(client.clone(), "a");
+    let apps_b: Api<ConnectedApp> = Api::namespaced(client.clone(), "b");
+    let secrets_b: Api<Secret> = Api::namespaced(client.clone(), "b");
+    let replica = start(client, config(), None);
+    // A (older) in namespace a, Ready with its own resource.
+    apps_a
+        .create(&PostParams::default(), &in_ns("a", "x", json!({})))
+        .await
+        .unwrap();
+    wait_app(&apps_a, "x", "Ready", ConnectedApp::is_ready).await;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    // B (newer) in namespace b holds its tool's resource.
+    apps_b
+        .create(
+            &PostParams::default(),
+            &in_ns("b", "tool", json!({"resource": SHARED_RESOURCE})),
+        )
+        .await
+        .unwrap();
+    wait_app(&apps_b, "tool", "Ready", ConnectedApp::is_ready).await;
+    let before = secrets_b.get("tool-keyway").await.unwrap();
+    // A's owner names B's resource.
+    let patch = json!({"spec": {"resource": SHARED_RESOURCE}});
+    apps_a
+        .patch("x", &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .unwrap();
+    let loser = wait_app(&apps_a, "x", "ResourceConflict", |a| {
+        ready_condition(a).is_some_and(|(_, reason, _)| reason == "ResourceConflict")
+    })
+    .await;
+    let (_, _, message) = ready_condition(&loser).unwrap();
+    assert!(message.contains("b/tool"), "{message}");
+    // A keeps its client ID (recorded), not the resource.
+    let status = loser.status.as_ref().unwrap();
+    assert_eq!(status.client_id.as_deref(), Some("a.x"));
+    assert_eq!(status.resource, None);
+    // Give the controller time to (wrongly) act on B too.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let holder = apps_b.get("tool").await.unwrap();
+    assert!(
+        holder.is_ready(),
+        "the holder stays Ready: {:?}",
+        holder.status
+    );
+    assert_eq!(recorded_resource(&holder), Some(SHARED_RESOURCE));
+    let after = secrets_b.get("tool-keyway").await.unwrap();
+    assert_eq!(after.data, before.data, "the holder keeps its Secret");
+    // A names its own resource again: Ready at once (through the watch mapping).
+    let patch = json!({"spec": {"resource": "https://x.example.test"}});
+    apps_a
+        .patch("x", &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .unwrap();
+    let back = wait_app_for(
+        &apps_a,
+        "x",
+        "Ready",
+        Duration::from_secs(10),
+        ConnectedApp::is_ready,
+    )
+    .await;
+    assert_eq!(recorded_resource(&back), Some("https://x.example.test"));
     replica.stop().await;
 }
 

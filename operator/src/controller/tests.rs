@@ -655,3 +655,163 @@ async fn the_older_app_keeps_its_client_id() {
     assert!(result.is_ok());
     assert_eq!(writes, 0);
 }
+
+const RESOURCE: &str = "https://grafana.example.com";
+
+/// An app in another namespace, under its own client ID, created before the scenario's app and
+/// naming the same resource.
+fn resource_holder() -> ConnectedApp {
+    let mut holder = created_at(basic(), "2025-06-01T00:00:00Z");
+    holder.metadata.name = Some("wiki".into());
+    holder.metadata.namespace = Some("other".into());
+    holder.metadata.uid = Some("uid-holder".into());
+    assert_eq!(holder.spec.resource.as_deref(), Some(RESOURCE));
+    holder
+}
+
+/// The scenario's app after it lost its resource to [`resource_holder`] while Ready, and its
+/// Secret.
+fn resource_loser() -> (ConnectedApp, Secret) {
+    let (app, secret) = settled();
+    let app = created_at(app, "2025-12-01T00:00:00Z");
+    let plan =
+        desired::resource_conflict(&app, &resource_holder(), &cfg(), t("2026-01-01T00:00:00Z"));
+    let (app, _) = settle(&app, &plan, None);
+    (app, secret)
+}
+
+#[tokio::test]
+async fn a_resource_held_by_an_older_app_gets_a_conflict_and_no_secret() {
+    let app = created_at(basic(), "2025-12-01T00:00:00Z");
+    let (result, writes) = scenario_among(
+        app.clone(),
+        vec![resource_holder(), app.clone()],
+        vec![
+            // No GET of the Secret, no Secret write: only the status and the event.
+            expect("PATCH", STATUS)
+                .check(|b| {
+                    let s = &b["status"];
+                    let c = &s["conditions"][0];
+                    assert_eq!(c["status"], "False");
+                    assert_eq!(c["reason"], reason::RESOURCE_CONFLICT);
+                    let message = c["message"].as_str().unwrap();
+                    assert!(message.contains("other/wiki"), "{message}");
+                    assert!(message.contains(&format!("{RESOURCE:?}")), "{message}");
+                    // Still the holder of its client ID, not of the resource.
+                    assert_eq!(s["clientID"], "tools.grafana");
+                    assert!(s.get("resource").is_none(), "{s}");
+                })
+                .respond(200, app_json(&app)),
+            event(reason::RESOURCE_CONFLICT, "Warning"),
+        ],
+    )
+    .await;
+    assert_eq!(
+        result.unwrap(),
+        kube::runtime::controller::Action::requeue(desired::RECHECK)
+    );
+    assert_eq!(writes, 2);
+}
+
+#[tokio::test]
+async fn the_holder_of_a_resource_is_unaffected_by_other_claimants() {
+    // Older than the other claimant: nothing to do, as with no claimant.
+    let (app, secret) = settled();
+    let app = created_at(app, "2025-01-01T00:00:00Z");
+    assert_eq!(
+        app.status.as_ref().unwrap().resource.as_deref(),
+        Some(RESOURCE),
+        "a Ready app records the resource it holds"
+    );
+    let (result, writes) = scenario_among(
+        app.clone(),
+        vec![resource_holder(), app.clone()],
+        vec![expect("GET", SECRET).respond(200, serde_json::to_value(&secret).unwrap())],
+    )
+    .await;
+    assert!(result.is_ok());
+    assert_eq!(writes, 0);
+    // Newer than the other claimant, but incumbent (its status records the resource): it keeps
+    // it.
+    let app = created_at(app, "2026-01-01T00:00:00Z");
+    let (result, writes) = scenario_among(
+        app.clone(),
+        vec![resource_holder(), app],
+        vec![expect("GET", SECRET).respond(200, serde_json::to_value(&secret).unwrap())],
+    )
+    .await;
+    assert!(result.is_ok());
+    assert_eq!(writes, 0);
+}
+
+#[tokio::test]
+async fn a_settled_resource_conflict_makes_no_request() {
+    let (loser, _) = resource_loser();
+    let (result, writes) = scenario_among(loser, vec![resource_holder()], vec![]).await;
+    assert!(result.is_ok());
+    assert_eq!(writes, 0);
+}
+
+#[tokio::test]
+async fn a_resource_loser_recovers_when_the_holder_is_deleted() {
+    let (loser, secret) = resource_loser();
+    // The holder is being deleted: still held, looked at again soon.
+    let mut leaving = resource_holder();
+    leaving.metadata.deletion_timestamp = Some(
+        k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(t("2026-01-01T00:00:00Z")),
+    );
+    let (result, writes) = scenario_among(loser.clone(), vec![leaving], vec![]).await;
+    assert_eq!(
+        result.unwrap(),
+        kube::runtime::controller::Action::requeue(desired::HOLDER_LEAVING)
+    );
+    assert_eq!(writes, 0);
+    // Gone: the app takes the resource, with the Secret it already had.
+    let (result, writes) = scenario_among(
+        loser.clone(),
+        vec![loser.clone()],
+        vec![
+            expect("GET", SECRET).respond(200, serde_json::to_value(&secret).unwrap()),
+            expect("PATCH", STATUS)
+                .check(|b| {
+                    let s = &b["status"];
+                    assert_eq!(s["conditions"][0]["status"], "True");
+                    assert_eq!(s["conditions"][0]["reason"], reason::REGISTERED);
+                    assert_eq!(s["resource"], RESOURCE);
+                })
+                .respond(200, app_json(&loser)),
+            event(reason::REGISTERED, "Normal"),
+        ],
+    )
+    .await;
+    assert!(result.is_ok());
+    assert_eq!(writes, 2);
+}
+
+#[test]
+fn a_change_of_an_app_rechecks_the_claimants_of_its_resource_and_the_losers() {
+    let (store, mut writer) = kube::runtime::reflector::store();
+    let holder = resource_holder();
+    let (loser, _) = resource_loser();
+    let mut unrelated = created_at(basic(), "2025-01-01T00:00:00Z");
+    unrelated.metadata.name = Some("unrelated".into());
+    unrelated.spec.resource = Some("https://unrelated.example.com".into());
+    let mut claimant = unrelated.clone();
+    claimant.metadata.name = Some("claimant".into());
+    claimant.spec.resource = Some(RESOURCE.into());
+    for app in [&holder, &loser, &unrelated, &claimant] {
+        writer.apply_watcher_event(&kube::runtime::watcher::Event::Apply(app.clone()));
+    }
+    let names = |changed: &ConnectedApp| {
+        let mut v: Vec<String> = super::rivals(&store, changed)
+            .into_iter()
+            .map(|r| r.name)
+            .collect();
+        v.sort();
+        v
+    };
+    // The holder changed (or went away): the other claimants, the loser among them.
+    assert_eq!(names(&holder), ["claimant", "grafana"]);
+    // An unrelated app changed: only the loser (its holder may have changed before).
+    assert_eq!(names(&unrelated), ["grafana"]);
+}
