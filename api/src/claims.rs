@@ -95,18 +95,35 @@ fn created(app: &ConnectedApp) -> Option<Timestamp> {
 /// of one it did not), so this is the app the ID was issued to; an app under edit, an invalid
 /// one, one whose Secret is missing stays incumbent. A local manifest has no status and never is.
 pub fn incumbent(app: &ConnectedApp) -> bool {
+    recorded_holder(
+        app,
+        |s| s.client_id.as_deref(),
+        claims,
+        &[CLIENT_ID_CONFLICT],
+    )
+}
+
+/// Whether `app`'s status records a value (`recorded`) that `app` still claims, with a `Ready`
+/// condition (of any generation, `True` or not) whose reason is none of `lost`: how an
+/// incumbent holder of a client ID or of a resource is recognised.
+pub(crate) fn recorded_holder(
+    app: &ConnectedApp,
+    recorded: impl Fn(&crate::ConnectedAppStatus) -> Option<&str>,
+    claims: impl Fn(&ConnectedApp, &str) -> bool,
+    lost: &[&str],
+) -> bool {
     let Some(status) = &app.status else {
         return false;
     };
-    let Some(recorded) = status.client_id.as_deref() else {
+    let Some(value) = recorded(status) else {
         return false;
     };
-    claims(app, recorded)
+    claims(app, value)
         && status
             .conditions
             .iter()
             .find(|c| c.type_ == crate::CONDITION_READY)
-            .is_some_and(|c| c.reason != CLIENT_ID_CONFLICT)
+            .is_some_and(|c| !lost.contains(&c.reason.as_str()))
 }
 
 /// Reason of the `Ready` condition of an app left without its client ID.
@@ -215,19 +232,7 @@ mod tests {
     use super::*;
 
     fn app(ns: &str, name: &str, pinned: Option<&str>, created: Option<&str>) -> ConnectedApp {
-        let mut value = serde_json::json!({
-            "apiVersion": "keyway.dev/v1alpha1",
-            "kind": "ConnectedApp",
-            "metadata": {"name": name, "namespace": ns},
-            "spec": {"displayName": name},
-        });
-        if let Some(id) = pinned {
-            value["spec"]["clientID"] = id.into();
-        }
-        if let Some(t) = created {
-            value["metadata"]["creationTimestamp"] = t.into();
-        }
-        serde_json::from_value(value).unwrap()
+        crate::test_support::app(ns, name, "clientID", pinned, created)
     }
 
     #[test]

@@ -19,6 +19,9 @@ pub mod resources;
 mod types;
 mod validate;
 
+#[cfg(test)]
+mod test_support;
+
 pub use duration::{DURATION_PATTERN, parse_duration};
 pub use types::*;
 pub use validate::{Problem, is_acceptable_uri, validate};

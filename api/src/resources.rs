@@ -44,18 +44,12 @@ pub fn claims(app: &ConnectedApp, resource: &str) -> bool {
 /// it. The operator writes `status.resource` only for an app it judged to hold it. A local
 /// manifest has no status and never is.
 pub fn incumbent(app: &ConnectedApp) -> bool {
-    let Some(status) = &app.status else {
-        return false;
-    };
-    let Some(recorded) = status.resource.as_deref() else {
-        return false;
-    };
-    claims(app, recorded)
-        && status
-            .conditions
-            .iter()
-            .find(|c| c.type_ == crate::CONDITION_READY)
-            .is_some_and(|c| c.reason != RESOURCE_CONFLICT && c.reason != CLIENT_ID_CONFLICT)
+    crate::claims::recorded_holder(
+        app,
+        |s| s.resource.as_deref(),
+        claims,
+        &[RESOURCE_CONFLICT, CLIENT_ID_CONFLICT],
+    )
 }
 
 /// The order in which resource claims are honoured (earlier first): incumbents ([`incumbent`])
@@ -129,19 +123,7 @@ mod tests {
     const R: &str = "https://tool.example.com/";
 
     fn app(ns: &str, name: &str, resource: Option<&str>, created: Option<&str>) -> ConnectedApp {
-        let mut value = serde_json::json!({
-            "apiVersion": "keyway.dev/v1alpha1",
-            "kind": "ConnectedApp",
-            "metadata": {"name": name, "namespace": ns},
-            "spec": {"displayName": name},
-        });
-        if let Some(r) = resource {
-            value["spec"]["resource"] = r.into();
-        }
-        if let Some(t) = created {
-            value["metadata"]["creationTimestamp"] = t.into();
-        }
-        serde_json::from_value(value).unwrap()
+        crate::test_support::app(ns, name, "resource", resource, created)
     }
 
     /// `app` as the operator leaves it: `status.resource` = `recorded`, `Ready` with `reason`.
