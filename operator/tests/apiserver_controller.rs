@@ -131,6 +131,32 @@ fn app(name: &str, spec: Value) -> ConnectedApp {
     .unwrap()
 }
 
+/// `app` in namespace `ns`.
+fn app_in(ns: &str, name: &str, spec: Value) -> ConnectedApp {
+    let mut a = app(name, spec);
+    a.metadata.namespace = Some(ns.into());
+    a
+}
+
+/// Creates the namespaces `a` and `b`; their ConnectedApps, and the Secrets of `b`.
+async fn namespaces_a_and_b(
+    client: &Client,
+) -> (Api<ConnectedApp>, Api<ConnectedApp>, Api<Secret>) {
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    for ns in ["a", "b"] {
+        let body: Namespace = serde_json::from_value(json!({"metadata": {"name": ns}})).unwrap();
+        namespaces
+            .create(&PostParams::default(), &body)
+            .await
+            .unwrap();
+    }
+    (
+        Api::namespaced(client.clone(), "a"),
+        Api::namespaced(client.clone(), "b"),
+        Api::namespaced(client.clone(), "b"),
+    )
+}
+
 fn ready_condition(app: &ConnectedApp) -> Option<(String, String, String)> {
     let status = app.status.as_ref()?;
     let c = status.conditions.iter().find(|c| c.type_ == "Ready")?;
@@ -660,33 +686,18 @@ async fn a_holder_that_changes_its_client_id_frees_it_at_once() {
 #[tokio::test]
 async fn an_older_app_cannot_take_over_an_issued_client_id() {
     let (_server, client) = setup().await;
-    let in_ns = |ns: &str, name: &str, spec: Value| {
-        let mut a = app(name, spec);
-        a.metadata.namespace = Some(ns.into());
-        a
-    };
-    let namespaces: Api<Namespace> = Api::all(client.clone());
-    for ns in ["a", "b"] {
-        let body: Namespace = serde_json::from_value(json!({"metadata": {"name": ns}})).unwrap();
-        namespaces
-            .create(&PostParams::default(), &body)
-            .await
-            .unwrap();
-    }
-    let apps_a: Api<ConnectedApp> = Api::namespaced(client.clone(), "a");
-    let apps_b: Api<ConnectedApp> = Api::namespaced(client.clone(), "b");
-    let secrets_b: Api<Secret> = Api::namespaced(client.clone(), "b");
+    let (apps_a, apps_b, secrets_b) = namespaces_a_and_b(&client).await;
     let replica = start(client, config(), None);
     // A (older) in namespace a, Ready under its own default ID.
     apps_a
-        .create(&PostParams::default(), &in_ns("a", "x", json!({})))
+        .create(&PostParams::default(), &app_in("a", "x", json!({})))
         .await
         .unwrap();
     wait_app(&apps_a, "x", "Ready", ConnectedApp::is_ready).await;
     tokio::time::sleep(Duration::from_millis(1100)).await;
     // B (newer) in namespace b, issued its default ID b.tool.
     apps_b
-        .create(&PostParams::default(), &in_ns("b", "tool", json!({})))
+        .create(&PostParams::default(), &app_in("b", "tool", json!({})))
         .await
         .unwrap();
     wait_app(&apps_b, "tool", "Ready", ConnectedApp::is_ready).await;
@@ -776,26 +787,11 @@ async fn a_resource_claimed_twice_goes_to_the_older_app_until_it_is_deleted() {
 #[tokio::test]
 async fn an_older_app_of_another_namespace_cannot_take_over_a_held_resource() {
     let (_server, client) = setup().await;
-    let namespaces: Api<Namespace> = Api::all(client.clone());
-    for ns in ["a", "b"] {
-        let body: Namespace = serde_json::from_value(json!({"metadata": {"name": ns}})).unwrap();
-        namespaces
-            .create(&PostParams::default(), &body)
-            .await
-            .unwrap();
-    }
-    let in_ns = |ns: &str, name: &str, spec: Value| {
-        let mut a = app(name, spec);
-        a.metadata.namespace = Some(ns.into());
-        a
-    };
-    let apps_a: Api<ConnectedApp> = Api::namespaced(client.clone(), "a");
-    let apps_b: Api<ConnectedApp> = Api::namespaced(client.clone(), "b");
-    let secrets_b: Api<Secret> = Api::namespaced(client.clone(), "b");
+    let (apps_a, apps_b, secrets_b) = namespaces_a_and_b(&client).await;
     let replica = start(client, config(), None);
     // A (older) in namespace a, Ready with its own resource.
     apps_a
-        .create(&PostParams::default(), &in_ns("a", "x", json!({})))
+        .create(&PostParams::default(), &app_in("a", "x", json!({})))
         .await
         .unwrap();
     wait_app(&apps_a, "x", "Ready", ConnectedApp::is_ready).await;
@@ -804,7 +800,7 @@ async fn an_older_app_of_another_namespace_cannot_take_over_a_held_resource() {
     apps_b
         .create(
             &PostParams::default(),
-            &in_ns("b", "tool", json!({"resource": SHARED_RESOURCE})),
+            &app_in("b", "tool", json!({"resource": SHARED_RESOURCE})),
         )
         .await
         .unwrap();
