@@ -14,7 +14,6 @@
 #![forbid(unsafe_code)]
 
 pub mod claims;
-mod duration;
 pub mod resources;
 mod types;
 mod validate;
@@ -22,6 +21,6 @@ mod validate;
 #[cfg(test)]
 mod test_support;
 
-pub use duration::{DURATION_PATTERN, parse_duration};
+pub use contract::duration::{DURATION_PATTERN, parse_duration};
 pub use types::*;
 pub use validate::{Problem, is_acceptable_uri, validate};

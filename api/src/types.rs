@@ -6,7 +6,7 @@ use kube::{CustomResource, ResourceExt};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::duration::DURATION_PATTERN;
+use contract::duration::DURATION_PATTERN;
 
 /// API group of the custom resource.
 pub const GROUP: &str = "keyway.dev";

@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use regex::Regex;
 
-use crate::duration::{DURATION_PATTERN, parse_duration};
 use crate::types::*;
+use contract::duration::{DURATION_PATTERN, parse_duration};
 
 /// One thing wrong with a spec: the field (a path below `spec`) and what to do about it.
 #[derive(Clone, Debug, PartialEq, Eq)]

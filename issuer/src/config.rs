@@ -339,8 +339,8 @@ impl Config {
             Alg::Es256
         });
         let mut dur = |flag: &str, v: &str| -> u64 {
-            match parse_duration(v) {
-                Some(d) if d > 0 => d,
+            match contract::duration::parse_flag_seconds(v) {
+                Ok(d) if d > 0 => d,
                 _ => {
                     problems.push(format!(
                         "--{flag}: {v:?} is not a duration such as 30s, 10m, 720h, 1h30m or 30d"
@@ -507,28 +507,6 @@ fn check_issuer(raw: &str) -> Result<String, String> {
     Ok(raw.trim_end_matches('/').to_string())
 }
 
-/// Parses a duration flag into seconds: the ConnectedApp CRD's Go-style syntax
-/// ([`api::parse_duration`]: `720h`, `1h30m`, `10m`), plus what the issuer accepted before it:
-/// one number with a unit of `s`, `m`, `h` or `d` (days), or bare seconds (`90`).
-pub fn parse_duration(s: &str) -> Option<u64> {
-    let s = s.trim();
-    if let Ok(d) = api::parse_duration(s) {
-        return Some(d.as_secs());
-    }
-    let (num, mult) = match s.as_bytes().last()? {
-        b's' => (&s[..s.len() - 1], 1),
-        b'm' => (&s[..s.len() - 1], 60),
-        b'h' => (&s[..s.len() - 1], 3600),
-        b'd' => (&s[..s.len() - 1], 86400),
-        b'0'..=b'9' => (s, 1),
-        _ => return None,
-    };
-    if num.is_empty() || !num.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    num.parse::<u64>().ok()?.checked_mul(mult)
-}
-
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -592,26 +570,6 @@ mod tests {
                 .any(|p| p.starts_with("--trusted-proxies: \"10.0.0.1/40\"")),
             "{problems:#?}"
         );
-    }
-
-    #[test]
-    fn durations() {
-        assert_eq!(parse_duration("90"), Some(90));
-        assert_eq!(parse_duration("10m"), Some(600));
-        assert_eq!(parse_duration("30d"), Some(30 * 86400));
-        assert_eq!(parse_duration("m"), None);
-        assert_eq!(parse_duration("-1s"), None);
-        assert_eq!(parse_duration("99999999999999999999d"), None);
-        // The CRD's Go-style syntax, as in ConnectedApp tokenLifetimes.
-        assert_eq!(parse_duration("720h"), Some(720 * 3600));
-        assert_eq!(parse_duration("1h30m"), Some(5400));
-        assert_eq!(parse_duration("1h30m15s"), Some(5415));
-        // Values valid before stay valid (more than the CRD's six digits, days, bare seconds).
-        assert_eq!(parse_duration("2592000s"), Some(2_592_000));
-        assert_eq!(parse_duration(" 12h "), Some(12 * 3600));
-        for bad in ["1d12h", "1.5h", "1h 30m", "h1", "", "30days"] {
-            assert_eq!(parse_duration(bad), None, "{bad:?}");
-        }
     }
 
     #[test]

@@ -13,13 +13,18 @@ use clap::Parser;
 use contract::secret::{self, AppPolicy};
 use url::Url;
 
+/// Duration flags, in whole seconds ([`contract::duration::parse_flag_seconds`]).
+use contract::duration::parse_flag_seconds as secs;
+
 /// Flags of `keyway-proxy`. Every flag has an environment variable; flags win over variables.
+/// Durations take `30s`, `10m`, `12h`, `1h30m` or `30d`; a bare number is seconds.
 #[derive(Clone, Debug, Parser)]
 #[command(
     name = "keyway-proxy",
     version,
     about = "keyway's sidecar: sign-in, bearer-token validation and access rules in front of a tool on localhost",
-    long_about = None
+    long_about = None,
+    after_help = "Durations: 30s, 10m, 12h, 1h30m or 30d; a bare number is seconds."
 )]
 pub struct Cli {
     /// Directory holding the client Secret's files: client-id, client-secret (optional for public
@@ -68,15 +73,15 @@ pub struct Cli {
     #[arg(long, env = "KEYWAY_COOKIE_SECURE", default_value = "auto")]
     pub cookie_secure: String,
 
-    /// Lifetime of a browser session in seconds (refreshes do not extend it).
-    #[arg(long, env = "KEYWAY_SESSION_LIFETIME", default_value_t = 43_200)]
+    /// Lifetime of a browser session (refreshes do not extend it).
+    #[arg(long, env = "KEYWAY_SESSION_LIFETIME", default_value = "12h", value_parser = secs)]
     pub session_lifetime: u64,
 
-    /// Seconds a replaced cookie secret still opens session (and sign-in) cookies after the
+    /// How long a replaced cookie secret still opens session (and sign-in) cookies after the
     /// mounted cookie-secret changes, so a rotation signs nobody out; such a session is sealed
     /// with the new secret at its next refresh. 0: refused at once. Default: the session
     /// lifetime.
-    #[arg(long, env = "KEYWAY_COOKIE_SECRET_GRACE")]
+    #[arg(long, env = "KEYWAY_COOKIE_SECRET_GRACE", value_parser = secs)]
     pub cookie_secret_grace: Option<u64>,
 
     /// Answer CORS preflights (OPTIONS with Origin and Access-Control-Request-Method) by
@@ -115,50 +120,50 @@ pub struct Cli {
     #[arg(long, env = "KEYWAY_ISSUER_CA_FILE")]
     pub issuer_ca_file: Option<PathBuf>,
 
-    /// Clock skew tolerated on exp/nbf/iat, in seconds.
-    #[arg(long, env = "KEYWAY_CLOCK_SKEW", default_value_t = 30)]
+    /// Clock skew tolerated on exp/nbf/iat.
+    #[arg(long, env = "KEYWAY_CLOCK_SKEW", default_value = "30s", value_parser = secs)]
     pub clock_skew: u64,
 
     /// Maximum number of validated bearer tokens kept in memory.
     #[arg(long, env = "KEYWAY_TOKEN_CACHE_SIZE", default_value_t = 50_000)]
     pub token_cache_size: usize,
 
-    /// Minimum seconds between JWKS fetches triggered by an unknown key id.
-    #[arg(long, env = "KEYWAY_JWKS_MIN_REFRESH", default_value_t = 10)]
+    /// Minimum time between JWKS fetches triggered by an unknown key id.
+    #[arg(long, env = "KEYWAY_JWKS_MIN_REFRESH", default_value = "10s", value_parser = secs)]
     pub jwks_min_refresh: u64,
 
-    /// Seconds a client has to send its request headers (slow clients are cut off).
-    #[arg(long, env = "KEYWAY_HEADER_READ_TIMEOUT", default_value_t = 10)]
+    /// Time a client has to send its request headers (slow clients are cut off).
+    #[arg(long, env = "KEYWAY_HEADER_READ_TIMEOUT", default_value = "10s", value_parser = secs)]
     pub header_read_timeout: u64,
 
-    /// Seconds to wait for the tool's response headers, counted from the end of the request
+    /// Time to wait for the tool's response headers, counted from the end of the request
     /// body, before answering 504.
-    #[arg(long, env = "KEYWAY_UPSTREAM_TIMEOUT", default_value_t = 60)]
+    #[arg(long, env = "KEYWAY_UPSTREAM_TIMEOUT", default_value = "60s", value_parser = secs)]
     pub upstream_timeout: u64,
 
-    /// Seconds a request body may stall (between two reads) before the request gets 408.
-    #[arg(long, env = "KEYWAY_CLIENT_BODY_TIMEOUT", default_value_t = 60)]
+    /// Time a request body may stall (between two reads) before the request gets 408.
+    #[arg(long, env = "KEYWAY_CLIENT_BODY_TIMEOUT", default_value = "60s", value_parser = secs)]
     pub client_body_timeout: u64,
 
-    /// Seconds a write to a client may stall (a client that does not read) before the
+    /// Time a write to a client may stall (a client that does not read) before the
     /// connection is closed.
-    #[arg(long, env = "KEYWAY_SEND_TIMEOUT", default_value_t = 60)]
+    #[arg(long, env = "KEYWAY_SEND_TIMEOUT", default_value = "60s", value_parser = secs)]
     pub send_timeout: u64,
 
-    /// Seconds an HTTP/2 connection may stay silent with no request waiting for the tool.
-    #[arg(long, env = "KEYWAY_IDLE_TIMEOUT", default_value_t = 75)]
+    /// Time an HTTP/2 connection may stay silent with no request waiting for the tool.
+    #[arg(long, env = "KEYWAY_IDLE_TIMEOUT", default_value = "75s", value_parser = secs)]
     pub idle_timeout: u64,
 
     /// Largest request head (request line and headers) accepted, in bytes; larger gets 431.
     #[arg(long, env = "KEYWAY_MAX_HEADER_BYTES", default_value_t = 32_768)]
     pub max_header_bytes: usize,
 
-    /// Seconds to let in-flight requests finish after SIGTERM.
-    #[arg(long, env = "KEYWAY_SHUTDOWN_GRACE", default_value_t = 10)]
+    /// Time in-flight requests get to finish after SIGTERM.
+    #[arg(long, env = "KEYWAY_SHUTDOWN_GRACE", default_value = "10s", value_parser = secs)]
     pub shutdown_grace: u64,
 
-    /// Seconds between checks of the config directory and TLS files for changes.
-    #[arg(long, env = "KEYWAY_CONFIG_POLL_INTERVAL", default_value_t = 5)]
+    /// Time between checks of the config directory and TLS files for changes.
+    #[arg(long, env = "KEYWAY_CONFIG_POLL_INTERVAL", default_value = "5s", value_parser = secs)]
     pub config_poll_interval: u64,
 
     /// Runtime worker threads; 1 runs everything on one thread.
@@ -825,6 +830,39 @@ mod tests {
         ]);
         let problems = c.settings().unwrap_err();
         assert_eq!(problems.len(), 6, "{problems:#?}");
+    }
+
+    #[test]
+    fn durations_take_units_or_bare_seconds() {
+        let s = cli(&[
+            "--upstream-port",
+            "8080",
+            "--session-lifetime",
+            "8h",
+            "--upstream-timeout",
+            "1m30s",
+            "--send-timeout",
+            "45",
+            "--cookie-secret-grace",
+            "1d",
+        ])
+        .settings()
+        .unwrap();
+        assert_eq!(s.session_lifetime, Duration::from_secs(8 * 3600));
+        assert_eq!(s.upstream_timeout, Duration::from_secs(90));
+        assert_eq!(s.send_timeout, Duration::from_secs(45));
+        assert_eq!(s.cookie_secret_grace, 86400);
+        // The defaults, written with units in --help, are the same as before.
+        let d = cli(&["--upstream-port", "8080"]).settings().unwrap();
+        assert_eq!(d.session_lifetime, Duration::from_secs(43_200));
+        assert_eq!(d.header_read_timeout, Duration::from_secs(10));
+        assert_eq!(d.idle_timeout, Duration::from_secs(75));
+        for bad in ["1.5h", "-1s", "ten", ""] {
+            let flag = format!("--session-lifetime={bad}");
+            let e = Cli::try_parse_from(["keyway-proxy", flag.as_str()]).unwrap_err();
+            assert_eq!(e.kind(), clap::error::ErrorKind::ValueValidation, "{bad:?}");
+            assert!(e.to_string().contains("is not a duration"), "{e}");
+        }
     }
 
     #[test]
