@@ -29,6 +29,7 @@ pub mod h1;
 pub mod handler;
 pub mod host;
 pub mod jwt;
+pub mod logbuf;
 pub mod memo;
 pub mod metrics;
 pub mod oidc;

@@ -41,25 +41,28 @@ fn main() -> ExitCode {
             .flatten_event(true)
             .with_current_span(false)
             .with_env_filter(filter)
-            .with_writer(std::io::stdout)
+            .with_writer(proxy::logbuf::stdout())
             .init();
     } else {
         tracing_subscriber::fmt()
             .with_env_filter(filter)
-            .with_writer(std::io::stdout)
+            .with_writer(proxy::logbuf::stdout())
             .init();
     }
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let runtime = if settings.worker_threads == 1 {
+    proxy::logbuf::install_panic_flush();
+    let mut builder = if settings.worker_threads == 1 {
         tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
     } else {
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(settings.worker_threads)
-            .enable_all()
-            .build()
+        let mut b = tokio::runtime::Builder::new_multi_thread();
+        b.worker_threads(settings.worker_threads);
+        b
     };
+    // Buffered log lines go out whenever the runtime runs out of work (see proxy::logbuf).
+    let runtime = builder
+        .enable_all()
+        .on_thread_park(|| proxy::logbuf::stdout().flush())
+        .build();
     let runtime = match runtime {
         Ok(r) => r,
         Err(e) => {
@@ -67,7 +70,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    runtime.block_on(async move {
+    let code = runtime.block_on(async move {
         let server = match proxy::server::Server::bind(settings, started).await {
             Ok(s) => s,
             Err(e @ proxy::Error::Config(_)) => {
@@ -86,7 +89,9 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         }
-    })
+    });
+    proxy::logbuf::stdout().flush();
+    code
 }
 
 /// Completes on SIGTERM or Ctrl-C.
