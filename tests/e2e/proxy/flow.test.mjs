@@ -175,6 +175,26 @@ describe('bearer tokens issued by oidc-provider', () => {
     assert.equal((await post2.json()).body, 'hi');
   });
 
+  it('writes one JSON access line per request, without the token or the query', async () => {
+    const token = await s.op.clientCredentials('tool:read');
+    const r = await fetch(`${s.url}/api/items/logged?secret=q-value`, { headers: { authorization: `Bearer ${token}` } });
+    assert.equal(r.status, 200);
+    // Lines are written in batches, once the proxy is idle: wait for it, briefly.
+    const deadline = Date.now() + 2000;
+    let line;
+    while (!(line = s.proxy.logs.find((l) => l.target === 'access' && l.path === '/api/items/logged')) && Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    assert.ok(line, JSON.stringify(s.proxy.logs.slice(-3)));
+    assert.deepEqual(
+      { method: line.method, version: line.version, status: line.status, outcome: line.outcome, user: line.user, remote: line.remote },
+      { method: 'GET', version: 'HTTP/1.1', status: 200, outcome: 'allowed', user: 'svc', remote: '127.0.0.1' },
+    );
+    assert.ok(Number.isInteger(line.duration_us));
+    const all = JSON.stringify(s.proxy.logs);
+    assert.ok(!all.includes(token) && !all.includes(token.split('.')[2]), 'no token in the logs');
+    assert.ok(!all.includes('q-value'), 'no query in the logs');
+  });
 });
 
 describe('session refresh', () => {
