@@ -1,6 +1,7 @@
 // keyway-proxy against keyway's own issuer (tests/e2e/issuer/harness.mjs, SQLite store): sign in
-// through the proxy, then sign out: the refresh token is revoked at the issuer (introspection
-// and a refresh attempt both refuse it) and the browser continues to the issuer's end_session.
+// through the proxy; an expired session is refreshed once (the issuer rotates the refresh token);
+// then sign out: the refresh token is revoked at the issuer (introspection and a refresh attempt
+// both refuse it) and the browser continues to the issuer's end_session.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 
@@ -10,7 +11,8 @@ import { COOKIE_SECRET, freePort, startProxy, startUpstream, unseal } from './ha
 const CLIENT = 'default.webapp';
 const basic = `Basic ${Buffer.from(`${CLIENT}:${SECRETS[CLIENT]}`).toString('base64')}`;
 
-describe('keyway-proxy with keyway-issuer', () => {
+// The two tests run side by side: the sign-out test runs while the refresh test waits a minute.
+describe('keyway-proxy with keyway-issuer', { concurrency: true }, () => {
   let issuer;
   let upstream;
   let proxy;
@@ -30,6 +32,8 @@ spec:
   grantTypes: [authorization_code, refresh_token]
   scopes: [openid, profile, email, groups, offline_access]
   resource: "${url}"
+  # The shortest the spec allows: the refresh test waits for the session to expire.
+  tokenLifetimes: {access: 1m}
 `,
     });
     upstream = await startUpstream();
@@ -62,7 +66,8 @@ spec:
     return (await res.json()).active;
   };
 
-  it('signs in, then signs out revoking the refresh token at the issuer', async () => {
+  /** Signs USERS[0] in through the proxy; returns the session cookie (`name=value`). */
+  const signInThroughProxy = async () => {
     const start = await fetch(`${url}/page`, { headers: { accept: 'text/html' }, redirect: 'manual' });
     assert.equal(start.status, 302);
     const login = start.headers.getSetCookie()[0].split(';')[0];
@@ -70,7 +75,33 @@ spec:
     assert.ok(location?.startsWith(`${url}/oauth2/callback?`), location);
     const cb = await fetch(location, { headers: { cookie: login }, redirect: 'manual' });
     assert.equal(cb.status, 302, await cb.text());
-    const cookie = cb.headers.getSetCookie().find((c) => c.startsWith('_keyway_proxy=')).split(';')[0];
+    return cb.headers.getSetCookie().find((c) => c.startsWith('_keyway_proxy=')).split(';')[0];
+  };
+
+  it('refreshes an expired session once at the issuer, which rotates the refresh token', async () => {
+    const cookie = await signInThroughProxy();
+    const { rt } = unseal(cookie.slice('_keyway_proxy='.length), { clientId: CLIENT });
+    await new Promise((resolve) => setTimeout(resolve, 61_000));
+    const results = await Promise.all(Array.from({ length: 4 }, () => fetch(`${url}/page`, { headers: { cookie } })));
+    const renewed = new Set();
+    for (const r of results) {
+      assert.equal(r.status, 200);
+      assert.equal((await r.json()).headers['x-forwarded-email'], USERS[0].email);
+      const set = r.headers.getSetCookie().find((c) => c.startsWith('_keyway_proxy='));
+      assert.ok(set, 'a new session cookie');
+      // Each answer seals the session anew (a fresh nonce); the refresh token inside is the same.
+      renewed.add(unseal(set.split(';')[0].slice('_keyway_proxy='.length), { clientId: CLIENT }).rt);
+    }
+    assert.equal(renewed.size, 1, 'one refresh for the four requests');
+    const [next] = renewed;
+    assert.ok(next && next !== rt, 'the issuer rotated the refresh token');
+    assert.equal(await introspect(rt), false, 'the old refresh token is spent');
+    assert.equal(await introspect(next), true);
+    assert.match(await proxy.metrics(), /keyway_proxy_session_refreshes_total\{result="ok"\} 1\n/);
+  });
+
+  it('signs in, then signs out revoking the refresh token at the issuer', async () => {
+    const cookie = await signInThroughProxy();
     const page = await fetch(`${url}/page`, { headers: { cookie } });
     assert.equal(page.status, 200);
     assert.equal((await page.json()).headers['x-forwarded-email'], USERS[0].email);
