@@ -157,6 +157,25 @@ async fn namespaces_a_and_b(
     )
 }
 
+/// After a takeover attempt from namespace `a`: B's app `tool` stays Ready and keeps its Secret
+/// (`before`), once the controller had time to (wrongly) act on it too.
+async fn holder_kept(
+    apps_b: &Api<ConnectedApp>,
+    secrets_b: &Api<Secret>,
+    before: &Secret,
+) -> ConnectedApp {
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let holder = apps_b.get("tool").await.unwrap();
+    assert!(
+        holder.is_ready(),
+        "the holder stays Ready: {:?}",
+        holder.status
+    );
+    let after = secrets_b.get("tool-keyway").await.unwrap();
+    assert_eq!(after.data, before.data, "the holder keeps its Secret");
+    holder
+}
+
 fn ready_condition(app: &ConnectedApp) -> Option<(String, String, String)> {
     let status = app.status.as_ref()?;
     let c = status.conditions.iter().find(|c| c.type_ == "Ready")?;
@@ -171,6 +190,21 @@ async fn wait_app(
     check: impl Fn(&ConnectedApp) -> bool,
 ) -> ConnectedApp {
     wait_app_for(apps, name, what, WAIT, check).await
+}
+
+/// Polls until the app's Ready condition has `reason`.
+async fn wait_reason(apps: &Api<ConnectedApp>, name: &str, reason: &str) -> ConnectedApp {
+    wait_app(apps, name, reason, |a| {
+        ready_condition(a).is_some_and(|(_, r, _)| r == reason)
+    })
+    .await
+}
+
+/// Creates `app` and waits until it is Ready.
+async fn create_ready(apps: &Api<ConnectedApp>, app: &ConnectedApp) -> ConnectedApp {
+    apps.create(&PostParams::default(), app).await.unwrap();
+    let name = app.metadata.name.as_deref().unwrap();
+    wait_app(apps, name, "Ready", ConnectedApp::is_ready).await
 }
 
 async fn wait_app_for(
@@ -274,10 +308,7 @@ async fn spec_update_updates_secret_and_observed_generation() {
     let apps: Api<ConnectedApp> = Api::default_namespaced(client.clone());
     let secrets: Api<Secret> = Api::default_namespaced(client.clone());
     let replica = start(client, config(), None);
-    apps.create(&PostParams::default(), &app("wiki", json!({})))
-        .await
-        .unwrap();
-    wait_app(&apps, "wiki", "Ready", ConnectedApp::is_ready).await;
+    create_ready(&apps, &app("wiki", json!({}))).await;
     let before = secrets.get("wiki-keyway").await.unwrap();
 
     let patch = json!({"spec": {"scopes": ["openid", "profile", "wiki:read"]}});
@@ -310,10 +341,7 @@ async fn rotation_publishes_the_new_hash_first_and_keeps_the_old_one_valid() {
     let offset = Arc::new(AtomicI64::new(0));
     let replica = start(client, config(), Some(offset.clone()));
     let spec = json!({"secret": {"rotation": {"interval": "1h", "gracePeriod": "10m"}}});
-    apps.create(&PostParams::default(), &app("wiki", spec))
-        .await
-        .unwrap();
-    wait_app(&apps, "wiki", "Ready", ConnectedApp::is_ready).await;
+    create_ready(&apps, &app("wiki", spec)).await;
     let old_secret = text(
         &secrets.get("wiki-keyway").await.unwrap(),
         keys::CLIENT_SECRET,
@@ -438,10 +466,7 @@ async fn existing_secret_scenario(labelled: bool) -> Duration {
         .create(&PostParams::default(), &app("wiki", spec))
         .await
         .unwrap();
-    let waiting = wait_app(&apps, "wiki", "SecretMissing", |a| {
-        ready_condition(a).is_some_and(|(_, reason, _)| reason == "SecretMissing")
-    })
-    .await;
+    let waiting = wait_reason(&apps, "wiki", "SecretMissing").await;
     assert_eq!(ready_condition(&waiting).unwrap().0, "False");
     assert!(
         secrets.get_opt("wiki-credentials").await.unwrap().is_none(),
@@ -576,10 +601,7 @@ async fn deletion_runs_the_finalizer_and_removes_the_secret() {
     let apps: Api<ConnectedApp> = Api::default_namespaced(client.clone());
     let secrets: Api<Secret> = Api::default_namespaced(client.clone());
     let replica = start(client, config(), None);
-    apps.create(&PostParams::default(), &app("wiki", json!({})))
-        .await
-        .unwrap();
-    wait_app(&apps, "wiki", "Ready", ConnectedApp::is_ready).await;
+    create_ready(&apps, &app("wiki", json!({}))).await;
     assert!(secrets.get_opt("wiki-keyway").await.unwrap().is_some());
     apps.delete("wiki", &DeleteParams::default()).await.unwrap();
     wait_gone(&apps, "wiki").await;
@@ -594,13 +616,7 @@ async fn a_client_id_claimed_twice_goes_to_the_older_app_until_it_is_deleted() {
     let secrets: Api<Secret> = Api::default_namespaced(client.clone());
     let replica = start(client, config(), None);
     // The older app sorts after the newer one by name: creation time decides.
-    apps.create(
-        &PostParams::default(),
-        &app("zeta", json!({"clientID": "shared"})),
-    )
-    .await
-    .unwrap();
-    wait_app(&apps, "zeta", "Ready", ConnectedApp::is_ready).await;
+    create_ready(&apps, &app("zeta", json!({"clientID": "shared"}))).await;
     // Creation timestamps have whole seconds.
     tokio::time::sleep(Duration::from_millis(1100)).await;
     apps.create(
@@ -609,10 +625,7 @@ async fn a_client_id_claimed_twice_goes_to_the_older_app_until_it_is_deleted() {
     )
     .await
     .unwrap();
-    let loser = wait_app(&apps, "alpha", "ClientIDConflict", |a| {
-        ready_condition(a).is_some_and(|(_, reason, _)| reason == "ClientIDConflict")
-    })
-    .await;
+    let loser = wait_reason(&apps, "alpha", "ClientIDConflict").await;
     let (status, _, message) = ready_condition(&loser).unwrap();
     assert_eq!(status, "False");
     assert!(message.contains("default/zeta"), "{message}");
@@ -642,13 +655,7 @@ async fn a_holder_that_changes_its_client_id_frees_it_at_once() {
     let apps: Api<ConnectedApp> = Api::default_namespaced(client.clone());
     let secrets: Api<Secret> = Api::default_namespaced(client.clone());
     let replica = start(client, config(), None);
-    apps.create(
-        &PostParams::default(),
-        &app("zeta", json!({"clientID": "shared"})),
-    )
-    .await
-    .unwrap();
-    wait_app(&apps, "zeta", "Ready", ConnectedApp::is_ready).await;
+    create_ready(&apps, &app("zeta", json!({"clientID": "shared"}))).await;
     tokio::time::sleep(Duration::from_millis(1100)).await;
     apps.create(
         &PostParams::default(),
@@ -656,10 +663,7 @@ async fn a_holder_that_changes_its_client_id_frees_it_at_once() {
     )
     .await
     .unwrap();
-    wait_app(&apps, "alpha", "ClientIDConflict", |a| {
-        ready_condition(a).is_some_and(|(_, reason, _)| reason == "ClientIDConflict")
-    })
-    .await;
+    wait_reason(&apps, "alpha", "ClientIDConflict").await;
     let patch = json!({"spec": {"clientID": "zeta-own"}});
     apps.patch("zeta", &PatchParams::default(), &Patch::Merge(&patch))
         .await
@@ -689,18 +693,10 @@ async fn an_older_app_cannot_take_over_an_issued_client_id() {
     let (apps_a, apps_b, secrets_b) = namespaces_a_and_b(&client).await;
     let replica = start(client, config(), None);
     // A (older) in namespace a, Ready under its own default ID.
-    apps_a
-        .create(&PostParams::default(), &app_in("a", "x", json!({})))
-        .await
-        .unwrap();
-    wait_app(&apps_a, "x", "Ready", ConnectedApp::is_ready).await;
+    create_ready(&apps_a, &app_in("a", "x", json!({}))).await;
     tokio::time::sleep(Duration::from_millis(1100)).await;
     // B (newer) in namespace b, issued its default ID b.tool.
-    apps_b
-        .create(&PostParams::default(), &app_in("b", "tool", json!({})))
-        .await
-        .unwrap();
-    wait_app(&apps_b, "tool", "Ready", ConnectedApp::is_ready).await;
+    create_ready(&apps_b, &app_in("b", "tool", json!({}))).await;
     let before = secrets_b.get("tool-keyway").await.unwrap();
     assert_eq!(text(&before, keys::CLIENT_ID), "b.tool");
     // A's owner pins B's ID.
@@ -709,26 +705,14 @@ async fn an_older_app_cannot_take_over_an_issued_client_id() {
         .patch("x", &PatchParams::default(), &Patch::Merge(&patch))
         .await
         .unwrap();
-    let loser = wait_app(&apps_a, "x", "ClientIDConflict", |a| {
-        ready_condition(a).is_some_and(|(_, reason, _)| reason == "ClientIDConflict")
-    })
-    .await;
+    let loser = wait_reason(&apps_a, "x", "ClientIDConflict").await;
     let (_, _, message) = ready_condition(&loser).unwrap();
     assert!(message.contains("b/tool"), "{message}");
-    // Give the controller time to (wrongly) act on B too.
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let holder = apps_b.get("tool").await.unwrap();
-    assert!(
-        holder.is_ready(),
-        "the holder stays Ready: {:?}",
-        holder.status
-    );
+    let holder = holder_kept(&apps_b, &secrets_b, &before).await;
     assert_eq!(
         holder.status.as_ref().and_then(|s| s.client_id.as_deref()),
         Some("b.tool")
     );
-    let after = secrets_b.get("tool-keyway").await.unwrap();
-    assert_eq!(after.data, before.data, "the holder keeps its Secret");
     replica.stop().await;
 }
 
@@ -745,13 +729,7 @@ async fn a_resource_claimed_twice_goes_to_the_older_app_until_it_is_deleted() {
     let secrets: Api<Secret> = Api::default_namespaced(client.clone());
     let replica = start(client, config(), None);
     // The older app sorts after the newer one by name: creation time decides.
-    apps.create(
-        &PostParams::default(),
-        &app("zeta", json!({"resource": SHARED_RESOURCE})),
-    )
-    .await
-    .unwrap();
-    wait_app(&apps, "zeta", "Ready", ConnectedApp::is_ready).await;
+    create_ready(&apps, &app("zeta", json!({"resource": SHARED_RESOURCE}))).await;
     tokio::time::sleep(Duration::from_millis(1100)).await;
     apps.create(
         &PostParams::default(),
@@ -759,10 +737,7 @@ async fn a_resource_claimed_twice_goes_to_the_older_app_until_it_is_deleted() {
     )
     .await
     .unwrap();
-    let loser = wait_app(&apps, "alpha", "ResourceConflict", |a| {
-        ready_condition(a).is_some_and(|(_, reason, _)| reason == "ResourceConflict")
-    })
-    .await;
+    let loser = wait_reason(&apps, "alpha", "ResourceConflict").await;
     let (status, _, message) = ready_condition(&loser).unwrap();
     assert_eq!(status, "False");
     assert!(message.contains("default/zeta"), "{message}");
@@ -790,21 +765,14 @@ async fn an_older_app_of_another_namespace_cannot_take_over_a_held_resource() {
     let (apps_a, apps_b, secrets_b) = namespaces_a_and_b(&client).await;
     let replica = start(client, config(), None);
     // A (older) in namespace a, Ready with its own resource.
-    apps_a
-        .create(&PostParams::default(), &app_in("a", "x", json!({})))
-        .await
-        .unwrap();
-    wait_app(&apps_a, "x", "Ready", ConnectedApp::is_ready).await;
+    create_ready(&apps_a, &app_in("a", "x", json!({}))).await;
     tokio::time::sleep(Duration::from_millis(1100)).await;
     // B (newer) in namespace b holds its tool's resource.
-    apps_b
-        .create(
-            &PostParams::default(),
-            &app_in("b", "tool", json!({"resource": SHARED_RESOURCE})),
-        )
-        .await
-        .unwrap();
-    wait_app(&apps_b, "tool", "Ready", ConnectedApp::is_ready).await;
+    create_ready(
+        &apps_b,
+        &app_in("b", "tool", json!({"resource": SHARED_RESOURCE})),
+    )
+    .await;
     let before = secrets_b.get("tool-keyway").await.unwrap();
     // A's owner names B's resource.
     let patch = json!({"spec": {"resource": SHARED_RESOURCE}});
@@ -812,27 +780,15 @@ async fn an_older_app_of_another_namespace_cannot_take_over_a_held_resource() {
         .patch("x", &PatchParams::default(), &Patch::Merge(&patch))
         .await
         .unwrap();
-    let loser = wait_app(&apps_a, "x", "ResourceConflict", |a| {
-        ready_condition(a).is_some_and(|(_, reason, _)| reason == "ResourceConflict")
-    })
-    .await;
+    let loser = wait_reason(&apps_a, "x", "ResourceConflict").await;
     let (_, _, message) = ready_condition(&loser).unwrap();
     assert!(message.contains("b/tool"), "{message}");
     // A keeps its client ID (recorded), not the resource.
     let status = loser.status.as_ref().unwrap();
     assert_eq!(status.client_id.as_deref(), Some("a.x"));
     assert_eq!(status.resource, None);
-    // Give the controller time to (wrongly) act on B too.
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let holder = apps_b.get("tool").await.unwrap();
-    assert!(
-        holder.is_ready(),
-        "the holder stays Ready: {:?}",
-        holder.status
-    );
+    let holder = holder_kept(&apps_b, &secrets_b, &before).await;
     assert_eq!(recorded_resource(&holder), Some(SHARED_RESOURCE));
-    let after = secrets_b.get("tool-keyway").await.unwrap();
-    assert_eq!(after.data, before.data, "the holder keeps its Secret");
     // A names its own resource again: Ready at once (through the watch mapping).
     let patch = json!({"spec": {"resource": "https://x.example.test"}});
     apps_a
@@ -871,10 +827,7 @@ async fn the_secret_is_garbage_collected_through_its_owner_reference() {
     let apps: Api<ConnectedApp> = Api::default_namespaced(client.clone());
     let secrets: Api<Secret> = Api::default_namespaced(client.clone());
     let replica = start(client, config(), None);
-    apps.create(&PostParams::default(), &app("wiki", json!({})))
-        .await
-        .unwrap();
-    wait_app(&apps, "wiki", "Ready", ConnectedApp::is_ready).await;
+    create_ready(&apps, &app("wiki", json!({}))).await;
     replica.stop().await;
     // With the controller gone, someone removes the finalizer by hand: the owner reference
     // alone must take the Secret with the app.
@@ -927,10 +880,7 @@ async fn two_replicas_elect_one_leader_and_fail_over() {
     let leases: Api<Lease> = Api::default_namespaced(client.clone());
     let a = start(client.clone(), lease_config("replica-a"), None);
     let b = start(client.clone(), lease_config("replica-b"), None);
-    apps.create(&PostParams::default(), &app("one", json!({})))
-        .await
-        .unwrap();
-    wait_app(&apps, "one", "Ready", ConnectedApp::is_ready).await;
+    create_ready(&apps, &app("one", json!({}))).await;
     let leader = holder(&leases).await.unwrap();
     let (leading, following) = if leader == "replica-a" {
         (a, b)
