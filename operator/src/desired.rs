@@ -907,32 +907,42 @@ pub(crate) mod tests {
         (app, secret)
     }
 
-    #[test]
-    fn a_conflict_keeps_the_hashes_writes_no_secret_and_names_the_holder() {
+    /// A conflict plan (`plan_for`: [`conflict`] or [`resource_conflict`]) for the Ready app
+    /// against a holder in namespace `other`, checked for what both make: no Secret, the hashes
+    /// kept, Ready False with `reason` naming the holder, one event, a recheck. Returns the Ready
+    /// app, the holder, the time and the plan.
+    fn lost(
+        plan_for: fn(&ConnectedApp, &ConnectedApp, &PlanConfig, Timestamp) -> Plan,
+        reason: &str,
+    ) -> (ConnectedApp, ConnectedApp, Timestamp, Plan) {
         let (ready_app, _) = settle(&basic(), &first_plan(&basic()), None);
         let mut holder = basic();
         holder.metadata.name = Some("wiki".into());
         holder.metadata.namespace = Some("other".into());
         let now = t("2026-01-01T01:00:00Z");
-        let plan = conflict(&ready_app, &holder, &cfg(), now);
+        let plan = plan_for(&ready_app, &holder, &cfg(), now);
         assert_eq!(plan.secret, SecretAction::None);
         assert_eq!(plan.status_before_secret, None);
         let c = &plan.status.conditions[0];
-        assert_eq!(
-            (c.status.as_str(), c.reason.as_str()),
-            ("False", reason::CLIENT_ID_CONFLICT)
-        );
+        assert_eq!((c.status.as_str(), c.reason.as_str()), ("False", reason));
         assert!(c.message.contains("other/wiki"), "{}", c.message);
-        assert!(c.message.contains("\"tools.grafana\""), "{}", c.message);
-        assert_eq!(plan.status.resource, None);
         assert_eq!(
             plan.status.client_secrets,
             ready_app.status.as_ref().unwrap().client_secrets
         );
         assert_eq!(plan.requeue_after, RECHECK);
         assert_eq!(plan.events.len(), 1);
+        assert_eq!(plan.events[0].reason, reason);
+        (ready_app, holder, now, plan)
+    }
+
+    #[test]
+    fn a_conflict_keeps_the_hashes_writes_no_secret_and_names_the_holder() {
+        let (ready_app, mut holder, now, plan) = lost(conflict, reason::CLIENT_ID_CONFLICT);
+        let c = &plan.status.conditions[0];
+        assert!(c.message.contains("\"tools.grafana\""), "{}", c.message);
+        assert_eq!(plan.status.resource, None);
         assert!(plan.events[0].warning);
-        assert_eq!(plan.events[0].reason, reason::CLIENT_ID_CONFLICT);
         // Settled: the same plan again records no event and changes nothing.
         let (settled, _) = settle(&ready_app, &plan, None);
         let again = conflict(
@@ -953,24 +963,12 @@ pub(crate) mod tests {
 
     #[test]
     fn a_resource_conflict_keeps_the_client_id_drops_the_resource_and_names_both() {
-        let (ready_app, _) = settle(&basic(), &first_plan(&basic()), None);
+        let (ready_app, mut holder, now, plan) = lost(resource_conflict, reason::RESOURCE_CONFLICT);
         assert_eq!(
             ready_app.status.as_ref().unwrap().resource.as_deref(),
             Some("https://grafana.example.com")
         );
-        let mut holder = basic();
-        holder.metadata.name = Some("wiki".into());
-        holder.metadata.namespace = Some("other".into());
-        let now = t("2026-01-01T01:00:00Z");
-        let plan = resource_conflict(&ready_app, &holder, &cfg(), now);
-        assert_eq!(plan.secret, SecretAction::None);
-        assert_eq!(plan.status_before_secret, None);
         let c = &plan.status.conditions[0];
-        assert_eq!(
-            (c.status.as_str(), c.reason.as_str()),
-            ("False", reason::RESOURCE_CONFLICT)
-        );
-        assert!(c.message.contains("other/wiki"), "{}", c.message);
         assert!(
             c.message.contains("\"https://grafana.example.com\""),
             "{}",
@@ -979,13 +977,6 @@ pub(crate) mod tests {
         // Still the holder of its client ID; no longer of the resource.
         assert_eq!(plan.status.client_id.as_deref(), Some("tools.grafana"));
         assert_eq!(plan.status.resource, None);
-        assert_eq!(
-            plan.status.client_secrets,
-            ready_app.status.as_ref().unwrap().client_secrets
-        );
-        assert_eq!(plan.requeue_after, RECHECK);
-        assert_eq!(plan.events.len(), 1);
-        assert_eq!(plan.events[0].reason, reason::RESOURCE_CONFLICT);
         let (settled, _) = settle(&ready_app, &plan, None);
         assert!(!api::resources::incumbent(&settled));
         assert!(api::claims::incumbent(&settled));

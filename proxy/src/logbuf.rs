@@ -167,8 +167,10 @@ mod tests {
         }
     }
 
-    fn buffer(sink: &Shared) -> &'static LogBuffer<Shared> {
-        Box::leak(Box::new(LogBuffer::new(sink.clone())))
+    /// A buffer in front of a sink the test reads.
+    fn buffer() -> (Shared, &'static LogBuffer<Shared>) {
+        let sink = Shared::default();
+        (sink.clone(), Box::leak(Box::new(LogBuffer::new(sink))))
     }
 
     fn event(b: &'static LogBuffer<Shared>, level: Level, text: &str) {
@@ -182,8 +184,7 @@ mod tests {
 
     #[test]
     fn lines_wait_for_a_flush_and_keep_their_order() {
-        let sink = Shared::default();
-        let b = buffer(&sink);
+        let (sink, b) = buffer();
         event(b, Level::INFO, "one\n");
         event(b, Level::INFO, "two\n");
         assert_eq!(sink.text(), "");
@@ -195,8 +196,7 @@ mod tests {
 
     #[test]
     fn a_warning_writes_out_itself_and_what_came_before() {
-        let sink = Shared::default();
-        let b = buffer(&sink);
+        let (sink, b) = buffer();
         event(b, Level::INFO, "access\n");
         event(b, Level::WARN, "warning\n");
         assert_eq!(sink.text(), "access\nwarning\n");
@@ -204,8 +204,7 @@ mod tests {
 
     #[test]
     fn a_full_batch_is_written_without_a_flush() {
-        let sink = Shared::default();
-        let b = buffer(&sink);
+        let (sink, b) = buffer();
         let line = format!("{}\n", "x".repeat(99));
         for _ in 0..BATCH / line.len() {
             event(b, Level::INFO, &line);
@@ -217,8 +216,7 @@ mod tests {
 
     #[test]
     fn an_old_line_is_written_with_the_next_one() {
-        let sink = Shared::default();
-        let b = buffer(&sink);
+        let (sink, b) = buffer();
         event(b, Level::INFO, "first\n");
         b.pending().since = Some(Instant::now() - MAX_WAIT);
         event(b, Level::INFO, "second\n");
@@ -227,8 +225,7 @@ mod tests {
 
     #[test]
     fn tracing_events_arrive_whole() {
-        let sink = Shared::default();
-        let b = buffer(&sink);
+        let (sink, b) = buffer();
         let subscriber = tracing_subscriber::fmt()
             .json()
             .flatten_event(true)

@@ -603,24 +603,29 @@ fn created_at(mut app: ConnectedApp, when: &str) -> ConnectedApp {
     app
 }
 
-#[tokio::test]
-async fn a_client_id_held_by_an_older_app_gets_a_conflict_and_no_secret() {
+/// The scenario's app (newer) against `holder` (older): no GET of the Secret and no Secret
+/// write, only a status whose Ready condition is False with `reason` (and passes `check`, given
+/// the status and the condition's message) and a Warning event; looked at again at the recheck.
+async fn loses_to(
+    holder: ConnectedApp,
+    reason: &'static str,
+    check: impl FnOnce(&Value, &str) + Send + 'static,
+) {
     let app = created_at(basic(), "2025-12-01T00:00:00Z");
     let (result, writes) = scenario_among(
         app.clone(),
-        vec![holder(), app.clone()],
+        vec![holder, app.clone()],
         vec![
-            // No GET of the Secret, no Secret write: only the status and the event.
             expect("PATCH", STATUS)
-                .check(|b| {
-                    let c = &b["status"]["conditions"][0];
+                .check(move |b| {
+                    let s = &b["status"];
+                    let c = &s["conditions"][0];
                     assert_eq!(c["status"], "False");
-                    assert_eq!(c["reason"], reason::CLIENT_ID_CONFLICT);
-                    let message = c["message"].as_str().unwrap();
-                    assert!(message.contains("tools/wiki"), "{message}");
+                    assert_eq!(c["reason"], reason);
+                    check(s, c["message"].as_str().unwrap());
                 })
                 .respond(200, app_json(&app)),
-            event(reason::CLIENT_ID_CONFLICT, "Warning"),
+            event(reason, "Warning"),
         ],
     )
     .await;
@@ -629,6 +634,14 @@ async fn a_client_id_held_by_an_older_app_gets_a_conflict_and_no_secret() {
         kube::runtime::controller::Action::requeue(desired::RECHECK)
     );
     assert_eq!(writes, 2);
+}
+
+#[tokio::test]
+async fn a_client_id_held_by_an_older_app_gets_a_conflict_and_no_secret() {
+    loses_to(holder(), reason::CLIENT_ID_CONFLICT, |_, message| {
+        assert!(message.contains("tools/wiki"), "{message}");
+    })
+    .await;
 }
 
 #[tokio::test]
@@ -682,35 +695,18 @@ fn resource_loser() -> (ConnectedApp, Secret) {
 
 #[tokio::test]
 async fn a_resource_held_by_an_older_app_gets_a_conflict_and_no_secret() {
-    let app = created_at(basic(), "2025-12-01T00:00:00Z");
-    let (result, writes) = scenario_among(
-        app.clone(),
-        vec![resource_holder(), app.clone()],
-        vec![
-            // No GET of the Secret, no Secret write: only the status and the event.
-            expect("PATCH", STATUS)
-                .check(|b| {
-                    let s = &b["status"];
-                    let c = &s["conditions"][0];
-                    assert_eq!(c["status"], "False");
-                    assert_eq!(c["reason"], reason::RESOURCE_CONFLICT);
-                    let message = c["message"].as_str().unwrap();
-                    assert!(message.contains("other/wiki"), "{message}");
-                    assert!(message.contains(&format!("{RESOURCE:?}")), "{message}");
-                    // Still the holder of its client ID, not of the resource.
-                    assert_eq!(s["clientID"], "tools.grafana");
-                    assert!(s.get("resource").is_none(), "{s}");
-                })
-                .respond(200, app_json(&app)),
-            event(reason::RESOURCE_CONFLICT, "Warning"),
-        ],
+    loses_to(
+        resource_holder(),
+        reason::RESOURCE_CONFLICT,
+        |s, message| {
+            assert!(message.contains("other/wiki"), "{message}");
+            assert!(message.contains(&format!("{RESOURCE:?}")), "{message}");
+            // Still the holder of its client ID, not of the resource.
+            assert_eq!(s["clientID"], "tools.grafana");
+            assert!(s.get("resource").is_none(), "{s}");
+        },
     )
     .await;
-    assert_eq!(
-        result.unwrap(),
-        kube::runtime::controller::Action::requeue(desired::RECHECK)
-    );
-    assert_eq!(writes, 2);
 }
 
 #[tokio::test]
