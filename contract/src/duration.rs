@@ -80,6 +80,11 @@ pub fn parse_flag_seconds(text: &str) -> Result<u64, String> {
         .ok_or_else(bad)
 }
 
+/// [`parse_flag_seconds`] as a [`Duration`], for flags read straight into one.
+pub fn parse_flag(text: &str) -> Result<Duration, String> {
+    parse_flag_seconds(text).map(Duration::from_secs)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -94,6 +99,7 @@ mod tests {
         assert_eq!(parse_flag_seconds("2592000s"), Ok(2_592_000));
         assert_eq!(parse_flag_seconds(" 12h "), Ok(12 * 3600));
         assert_eq!(parse_flag_seconds("0"), Ok(0));
+        assert_eq!(parse_flag("1h30m"), Ok(Duration::from_secs(5400)));
         for bad in [
             "",
             "m",

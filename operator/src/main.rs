@@ -118,7 +118,7 @@ struct Settings {
 /// Parses the controller flags into settings, reporting every problem at once.
 fn settings(args: &ControllerArgs) -> Result<Settings, Vec<String>> {
     let mut problems = Vec::new();
-    let mut duration = |flag: &str, value: &str| match api::parse_duration(value) {
+    let mut duration = |flag: &str, value: &str| match contract::duration::parse_flag(value) {
         Ok(d) if !d.is_zero() => d,
         Ok(_) => {
             problems.push(format!("--{flag}: must be more than 0s"));

@@ -79,10 +79,10 @@ pub struct WebhookArgs {
     #[arg(long, env = "KEYWAY_WEBHOOK_CONFIGURATION", default_value = "keyway")]
     pub webhook_configuration: String,
     /// Lifetime of a generated certificate (e.g. `2160h`).
-    #[arg(long, env = "KEYWAY_WEBHOOK_CERT_VALIDITY", default_value = "8760h", value_parser = api::parse_duration)]
+    #[arg(long, env = "KEYWAY_WEBHOOK_CERT_VALIDITY", default_value = "8760h", value_parser = contract::duration::parse_flag)]
     pub cert_validity: Duration,
     /// Renew the generated certificate when less than this is left.
-    #[arg(long, env = "KEYWAY_WEBHOOK_CERT_RENEW_BEFORE", default_value = "720h", value_parser = api::parse_duration)]
+    #[arg(long, env = "KEYWAY_WEBHOOK_CERT_RENEW_BEFORE", default_value = "720h", value_parser = contract::duration::parse_flag)]
     pub cert_renew_before: Duration,
     /// The keyway-proxy image injected into pods.
     #[arg(
