@@ -364,7 +364,7 @@ mod tests {
             "--issuer-url",
             "http://issuer.example.com",
             "--resync",
-            "1d",
+            "1.5h",
             "--http-addr",
             "nowhere",
             "--renew-deadline",
