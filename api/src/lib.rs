@@ -14,6 +14,7 @@
 #![forbid(unsafe_code)]
 
 pub mod claims;
+pub mod resource_hosts;
 pub mod resources;
 mod types;
 mod validate;

@@ -7,11 +7,14 @@
 //! rule in the operator and the issuer (every replica, every restart and both components agree),
 //! in the spirit of [`crate::claims`] (client IDs):
 //!
-//! 1. Only an app that holds its client ID ([`crate::claims`]) claims a resource: an app that is
-//!    not a client can neither take nor block one.
+//! 1. Only an app that holds its client ID ([`crate::claims`]) claims a resource, and only when
+//!    the resource-host bindings permit its namespace that resource ([`crate::resource_hosts`]):
+//!    an app that is not a client, or whose resource's host is bound to other namespaces, can
+//!    neither take nor block one (the latter is `Ready=False`, reason `ResourceNotPermitted`).
 //! 2. A resource already held stays with its holder: the *incumbent*, an app whose status
 //!    (written by the operator) records it as `resource` with a `Ready` condition whose reason is
-//!    neither `ResourceConflict` nor `ClientIDConflict` (see [`incumbent`]).
+//!    none of `ResourceConflict`, `ResourceNotPermitted` and `ClientIDConflict` (see
+//!    [`incumbent`]).
 //! 3. Among claimants that are equally (not) incumbent: [`crate::claims::age_order`] (older
 //!    first, then namespace, then name).
 //!
@@ -29,6 +32,7 @@ use kube::ResourceExt as _;
 
 use crate::ConnectedApp;
 use crate::claims::{CLIENT_ID_CONFLICT, Conflict, age_order};
+use crate::resource_hosts::{RESOURCE_NOT_PERMITTED, Refusal, ResourceHosts};
 
 /// Reason of the `Ready` condition of an app left without its resource.
 pub const RESOURCE_CONFLICT: &str = "ResourceConflict";
@@ -39,16 +43,20 @@ pub fn claims(app: &ConnectedApp, resource: &str) -> bool {
 }
 
 /// Whether `app` is the incumbent holder of its resource: its status records that resource as
-/// `resource` and its `Ready` condition (of any generation, `True` or not) is neither the
-/// `ResourceConflict` nor the `ClientIDConflict` the operator writes for an app it left without
-/// it. The operator writes `status.resource` only for an app it judged to hold it. A local
-/// manifest has no status and never is.
+/// `resource` and its `Ready` condition (of any generation, `True` or not) is none of the
+/// `ResourceConflict`, `ResourceNotPermitted` and `ClientIDConflict` the operator writes for an
+/// app it left without it. The operator writes `status.resource` only for an app it judged to
+/// hold it. A local manifest has no status and never is.
 pub fn incumbent(app: &ConnectedApp) -> bool {
     crate::claims::recorded_holder(
         app,
         |s| s.resource.as_deref(),
         claims,
-        &[RESOURCE_CONFLICT, CLIENT_ID_CONFLICT],
+        &[
+            RESOURCE_CONFLICT,
+            RESOURCE_NOT_PERMITTED,
+            CLIENT_ID_CONFLICT,
+        ],
     )
 }
 
@@ -66,12 +74,15 @@ fn same_object(a: &ConnectedApp, b: &ConnectedApp) -> bool {
 
 /// The app that holds `app`'s resource instead of it, if any: the first claimant of the same
 /// resource in [`claim_order`] among `others` (which may include `app` itself, under its namespace
-/// and name) that holds its client ID among `others` and `app`, when it comes before `app`.
-/// `None` also when `app` claims no resource. Whether `app` itself holds its client ID is the
-/// caller's to check first ([`crate::claims::holder_before`]).
+/// and name) that holds its client ID among `others` and `app` and that `hosts` permit the
+/// resource, when it comes before `app`. `None` also when `app` claims no resource. Whether
+/// `app` itself holds its client ID ([`crate::claims::holder_before`]) and may claim its
+/// resource ([`ResourceHosts::refusal`]) is the caller's to check first, in that order, as
+/// [`resolve`] does.
 pub fn holder_before<'a>(
     app: &'a ConnectedApp,
     others: impl IntoIterator<Item = &'a ConnectedApp>,
+    hosts: &ResourceHosts,
 ) -> Option<&'a ConnectedApp> {
     let resource = app.spec.resource.as_deref()?;
     let all: Vec<&ConnectedApp> = others
@@ -83,26 +94,39 @@ pub fn holder_before<'a>(
         .copied()
         .filter(|o| claims(o, resource) && !same_object(o, app))
         .filter(|o| claim_order(o, app) == Ordering::Less)
+        .filter(|o| hosts.permits(o))
         .filter(|o| crate::claims::holder_before(o, all.iter().copied()).is_none())
         .min_by(|a, b| claim_order(a, b))
 }
 
 /// Resolves every resource claim among `clients`, the apps that hold their client ID (the
-/// winners of [`crate::claims::resolve`]): the apps that hold their resource or claim none (in
-/// claim order), and the conflicts (each loser with the holder).
+/// winners of [`crate::claims::resolve`]), under the resource-host bindings `hosts`: the apps
+/// that hold their resource or claim none (in claim order), the conflicts (each loser with the
+/// holder), and the apps whose resource `hosts` refuse them (each with the refusal). Only the
+/// first are clients.
 pub fn resolve<'a>(
     clients: impl IntoIterator<Item = &'a ConnectedApp>,
-) -> (Vec<&'a ConnectedApp>, Vec<Conflict<'a>>) {
+    hosts: &ResourceHosts,
+) -> (
+    Vec<&'a ConnectedApp>,
+    Vec<Conflict<'a>>,
+    Vec<(&'a ConnectedApp, Refusal)>,
+) {
     let mut sorted: Vec<&ConnectedApp> = clients.into_iter().collect();
     sorted.sort_by(|a, b| claim_order(a, b));
     let mut holders: BTreeMap<&str, &ConnectedApp> = BTreeMap::new();
     let mut winners = Vec::new();
     let mut conflicts = Vec::new();
+    let mut refused = Vec::new();
     for app in sorted {
         let Some(resource) = app.spec.resource.as_deref() else {
             winners.push(app);
             continue;
         };
+        if let Some(refusal) = hosts.refusal(app) {
+            refused.push((app, refusal));
+            continue;
+        }
         match holders.get(resource) {
             Some(holder) => conflicts.push(Conflict { loser: app, holder }),
             None => {
@@ -111,7 +135,7 @@ pub fn resolve<'a>(
             }
         }
     }
-    (winners, conflicts)
+    (winners, conflicts, refused)
 }
 
 #[cfg(test)]
@@ -121,6 +145,23 @@ mod tests {
     use crate::claims::display_name;
 
     const R: &str = "https://tool.example.com/";
+
+    /// [`super::holder_before`] without resource-host bindings.
+    fn holder_before<'a>(
+        app: &'a ConnectedApp,
+        others: impl IntoIterator<Item = &'a ConnectedApp>,
+    ) -> Option<&'a ConnectedApp> {
+        super::holder_before(app, others, &ResourceHosts::default())
+    }
+
+    /// [`super::resolve`] without resource-host bindings (which refuse nothing).
+    fn resolve<'a>(
+        clients: impl IntoIterator<Item = &'a ConnectedApp>,
+    ) -> (Vec<&'a ConnectedApp>, Vec<Conflict<'a>>) {
+        let (winners, conflicts, refused) = super::resolve(clients, &ResourceHosts::default());
+        assert!(refused.is_empty());
+        (winners, conflicts)
+    }
 
     fn app(ns: &str, name: &str, resource: Option<&str>, created: Option<&str>) -> ConnectedApp {
         crate::test_support::app(ns, name, "resource", resource, created)
@@ -287,5 +328,150 @@ mod tests {
         let stale = app("b", "new", Some(R), Some("2020-01-01T00:00:00Z"));
         assert!(holder_before(&new, [&stale]).is_none());
         assert!(holder_before(&holder, all).is_none());
+    }
+
+    fn bound(values: &str) -> ResourceHosts {
+        ResourceHosts::parse([values]).unwrap()
+    }
+
+    #[test]
+    fn an_app_outside_the_binding_neither_takes_nor_blocks_the_resource() {
+        let hosts = bound("tool.example.com=tools");
+        // The squatter is older and was even registered as the holder before the binding.
+        let squatter = with_status(
+            app("evil", "tool", Some(R), Some("2024-01-01T00:00:00Z")),
+            Some(R),
+            "True",
+            "Registered",
+        );
+        let owner = app("tools", "tool", Some(R), Some("2026-01-01T00:00:00Z"));
+        // Another spelling of the same host is bound too.
+        let variant = app(
+            "evil",
+            "variant",
+            Some("https://TOOL.example.com./"),
+            Some("2023-01-01T00:00:00Z"),
+        );
+        let all = [&squatter, &owner, &variant];
+        assert!(super::holder_before(&owner, all, &hosts).is_none());
+        // Without the binding, the squatter keeps it.
+        assert_eq!(
+            display_name(holder_before(&owner, all).unwrap()),
+            "evil/tool"
+        );
+        let (winners, conflicts, refused) = super::resolve(all, &hosts);
+        assert_eq!(names(&winners), ["tools/tool"]);
+        assert!(conflicts.is_empty());
+        let refused: Vec<_> = refused
+            .iter()
+            .map(|(a, r)| (display_name(a), r.namespace.clone()))
+            .collect();
+        assert_eq!(
+            refused,
+            [
+                ("evil/tool".to_string(), "evil".to_string()),
+                ("evil/variant".to_string(), "evil".to_string()),
+            ]
+        );
+        // Once the operator records the refusal, the squatter is no longer incumbent, so lifting
+        // the binding does not hand the resource back to it.
+        for recorded in [None, Some(R)] {
+            let refused = with_status(squatter.clone(), recorded, "False", RESOURCE_NOT_PERMITTED);
+            assert!(!incumbent(&refused), "{recorded:?}");
+        }
+    }
+
+    /// What the operator decides for `app` among `all` (reconciling one app at a time), and what
+    /// the issuer decides (resolving them all at once), as one word each.
+    fn operator_view(app: &ConnectedApp, all: &[&ConnectedApp], hosts: &ResourceHosts) -> String {
+        if let Some(h) = crate::claims::holder_before(app, all.iter().copied()) {
+            format!("ClientIDConflict {}", display_name(h))
+        } else if hosts.refusal(app).is_some() {
+            RESOURCE_NOT_PERMITTED.to_string()
+        } else if let Some(h) = super::holder_before(app, all.iter().copied(), hosts) {
+            format!("ResourceConflict {}", display_name(h))
+        } else {
+            "client".to_string()
+        }
+    }
+
+    fn issuer_view(all: &[&ConnectedApp], hosts: &ResourceHosts) -> BTreeMap<String, String> {
+        let (clients, id_conflicts) = crate::claims::resolve(all.iter().copied());
+        let (winners, conflicts, refused) = super::resolve(clients, hosts);
+        let mut out = BTreeMap::new();
+        for c in id_conflicts {
+            out.insert(
+                display_name(c.loser),
+                format!("ClientIDConflict {}", display_name(c.holder)),
+            );
+        }
+        for c in conflicts {
+            out.insert(
+                display_name(c.loser),
+                format!("ResourceConflict {}", display_name(c.holder)),
+            );
+        }
+        for (a, _) in refused {
+            out.insert(display_name(a), RESOURCE_NOT_PERMITTED.to_string());
+        }
+        for w in winners {
+            out.insert(display_name(w), "client".to_string());
+        }
+        out
+    }
+
+    #[test]
+    fn the_operator_and_the_issuer_agree_under_bindings() {
+        let hosts = bound("*.example.com=platform tool.example.com=tools,tools-dev");
+        let t = |y: u32| Some(format!("20{y}-01-01T00:00:00Z"));
+        let apps = [
+            app("evil", "a", Some(R), t(20).as_deref()),
+            app("tools-dev", "b", Some(R), t(22).as_deref()),
+            app("tools", "c", Some(R), t(21).as_deref()),
+            app("platform", "d", Some(R), t(19).as_deref()),
+            app(
+                "platform",
+                "e",
+                Some("https://x.example.com/"),
+                t(23).as_deref(),
+            ),
+            app(
+                "evil",
+                "f",
+                Some("https://x.EXAMPLE.com/"),
+                t(18).as_deref(),
+            ),
+            app("evil", "g", Some("https://free.test/"), t(24).as_deref()),
+            app("evil", "h", Some("not a url"), t(17).as_deref()),
+        ];
+        let mut pinned = app("tools", "i", Some(R), t(25).as_deref());
+        // Pins the client ID of tools/c (older): not a client, so it neither takes nor blocks R.
+        pinned.spec.client_id = Some("tools.c".into());
+        let mut all: Vec<&ConnectedApp> = apps.iter().collect();
+        all.push(&pinned);
+        let issuer = issuer_view(&all, &hosts);
+        for app in &all {
+            assert_eq!(
+                operator_view(app, &all, &hosts),
+                issuer[&display_name(app)],
+                "{}",
+                display_name(app)
+            );
+        }
+        let expected: BTreeMap<String, String> = [
+            ("evil/a", RESOURCE_NOT_PERMITTED),
+            ("tools-dev/b", "ResourceConflict tools/c"),
+            ("tools/c", "client"),
+            ("platform/d", RESOURCE_NOT_PERMITTED),
+            ("platform/e", "client"),
+            ("evil/f", RESOURCE_NOT_PERMITTED),
+            ("evil/g", "client"),
+            ("evil/h", RESOURCE_NOT_PERMITTED),
+            ("tools/i", "ClientIDConflict tools/c"),
+        ]
+        .into_iter()
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .collect();
+        assert_eq!(issuer, expected);
     }
 }

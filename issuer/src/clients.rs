@@ -441,7 +441,9 @@ fn read_dir(dir: &Path) -> Result<HashMap<String, Arc<Client>>, Vec<String>> {
             origin(c.holder),
         ));
     }
-    let (winners, conflicts) = api::resources::resolve(clients);
+    // No resource-host bindings for manifest files (`--resource-hosts` needs the watch).
+    let (winners, conflicts, _) =
+        api::resources::resolve(clients, &api::resource_hosts::ResourceHosts::default());
     for c in &conflicts {
         problems.push(format!(
             "{}: ConnectedApp {} claims resource {:?}, which ConnectedApp {} in {} claims too: give one of them another spec.resource",

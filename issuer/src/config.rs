@@ -60,6 +60,14 @@ pub struct Args {
     #[arg(long, env = "KEYWAY_WATCH_NAMESPACE")]
     pub watch_namespace: Option<String>,
 
+    /// With `--watch-connectedapps`: resource hosts bound to namespaces, exactly as the
+    /// operator's `--resource-hosts` (give both the same value): `HOST=NAMESPACE[,NAMESPACE…]`,
+    /// several separated by whitespace; HOST is a host name or IP address, `*.<domain>` or `*`.
+    /// A ConnectedApp whose `spec.resource` is on a bound host outside the bound namespaces is not
+    /// a client. Unset: any namespace may claim a resource on any host.
+    #[arg(long, env = "KEYWAY_RESOURCE_HOSTS")]
+    pub resource_hosts: Vec<String>,
+
     /// YAML file of static users: a list of `{email, name, passwordHash, groups, sub}` (argon2 PHC
     /// hashes; `sub` defaults to the email and may not contain `:`, start with `dcr.` or equal a
     /// client ID).
@@ -278,6 +286,8 @@ pub struct Config {
     pub users_file: Option<PathBuf>,
     /// Watch ConnectedApps in Kubernetes: `Some(namespace or None for all)`.
     pub watch: Option<Option<String>>,
+    /// Resource hosts bound to namespaces (`--resource-hosts`, with the watch only).
+    pub resource_hosts: api::resource_hosts::ResourceHosts,
     /// Signing keys directory.
     pub keys_dir: PathBuf,
     /// The key directory is managed elsewhere (re-read, never written).
@@ -435,6 +445,22 @@ impl Config {
         if args.watch_connectedapps && args.clients_dir.is_some() {
             problems.push("--watch-connectedapps and --clients-dir are mutually exclusive".into());
         }
+        let resource_hosts = api::resource_hosts::ResourceHosts::parse(
+            args.resource_hosts.iter().map(String::as_str),
+        )
+        .unwrap_or_else(|p| {
+            problems.extend(p);
+            api::resource_hosts::ResourceHosts::default()
+        });
+        if !resource_hosts.is_empty() && !args.watch_connectedapps {
+            // Namespaces are a boundary only where the API server enforces who writes in which;
+            // manifest files are written by whoever writes the directory.
+            problems.push(
+                "--resource-hosts applies to ConnectedApps watched in a cluster: it needs \
+                 --watch-connectedapps"
+                    .into(),
+            );
+        }
         let mut upstreams: Vec<crate::upstream::UpstreamConfig> = upstream.into_iter().collect();
         if let Some(path) = &args.upstreams_file {
             match crate::upstream::load_file(path) {
@@ -469,6 +495,7 @@ impl Config {
             clients_dir: args.clients_dir,
             users_file: args.users_file,
             watch: args.watch_connectedapps.then_some(args.watch_namespace),
+            resource_hosts,
             keys_dir: args.keys_dir,
             keys_read_only: args.keys_read_only,
             signing_alg,
@@ -570,6 +597,48 @@ mod tests {
                 .any(|p| p.starts_with("--trusted-proxies: \"10.0.0.1/40\"")),
             "{problems:#?}"
         );
+    }
+
+    #[test]
+    fn resource_hosts_are_the_operators_and_need_the_watch() {
+        let c = Config::from_args(args(&[
+            "--watch-connectedapps",
+            "--resource-hosts",
+            "Grafana.example.com=tools *.team-a.example.com=team-a",
+        ]))
+        .unwrap();
+        let bindings: Vec<String> = c
+            .resource_hosts
+            .bindings()
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(
+            bindings,
+            ["grafana.example.com=tools", "*.team-a.example.com=team-a"]
+        );
+        assert!(
+            Config::from_args(args(&[]))
+                .unwrap()
+                .resource_hosts
+                .is_empty()
+        );
+        // Manifest files have no namespace boundary to bind to.
+        let problems =
+            Config::from_args(args(&["--resource-hosts", "a.example.com=tools"])).unwrap_err();
+        assert_eq!(problems.len(), 1, "{problems:#?}");
+        assert!(
+            problems[0].contains("needs --watch-connectedapps"),
+            "{problems:#?}"
+        );
+        let problems = Config::from_args(args(&[
+            "--watch-connectedapps",
+            "--resource-hosts",
+            "a.example.com b.example.com:443=x",
+        ]))
+        .unwrap_err();
+        assert_eq!(problems.len(), 2, "{problems:#?}");
+        assert!(problems.iter().all(|p| p.starts_with("--resource-hosts: ")));
     }
 
     #[test]

@@ -31,6 +31,8 @@ pub struct Issuer {
     pub keys: Keys,
     /// ConnectedApp clients.
     pub clients: Registry,
+    /// Resource hosts bound to namespaces, applied to watched ConnectedApps (`crate::watch`).
+    pub resource_hosts: api::resource_hosts::ResourceHosts,
     /// Static users.
     pub users: Users,
     /// Persistent state.
@@ -162,6 +164,7 @@ impl Issuer {
             lifetimes: l,
             keys,
             clients,
+            resource_hosts: config.resource_hosts.clone(),
             users,
             store,
             clock,

@@ -9,7 +9,10 @@
 //! are not clients, and each such conflict is logged once, with both apps' names, while it lasts.
 //! Then, among the clients, the rule of `api::resources` settles each `spec.resource` claimed by
 //! several apps in the same way (the operator's too): the app holding it (its status records it),
-//! else the oldest; the others are not clients, each conflict logged once.
+//! else the oldest; the others are not clients, each conflict logged once. With
+//! `--resource-hosts` (`api::resource_hosts`, the operator's flag too), an app whose resource is
+//! on a host bound to other namespaces is not a client, and neither takes nor blocks the resource,
+//! whatever its status says; each such app is logged once.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -33,21 +36,26 @@ enum Claimed {
     ClientId,
     /// A resource (`api::resources`).
     Resource,
+    /// A resource on a host bound to other namespaces (`api::resource_hosts`).
+    NotPermitted,
 }
 
 /// A conflict: what was claimed, the client ID or resource, the app left without it, the app
-/// holding it.
+/// holding it (for [`Claimed::NotPermitted`]: the binding refusing it, empty when the resource's
+/// host cannot be read).
 type Conflict = (Claimed, String, String, String);
 
 /// The clients the watched apps make: one per client ID, the holder's (`api::claims`), and among
-/// those one per resource, the holder's (`api::resources`). `reported` holds the conflicts
-/// already logged; only new ones are logged, and it is left with the current ones.
+/// those one per resource, the holder's among the apps `hosts` permit it (`api::resources`).
+/// `reported` holds the conflicts already logged; only new ones are logged, and it is left with
+/// the current ones.
 fn clients_of(
     apps: &BTreeMap<String, ConnectedApp>,
     reported: &mut BTreeSet<Conflict>,
+    hosts: &api::resource_hosts::ResourceHosts,
 ) -> Vec<Client> {
     let (clients, id_conflicts) = api::claims::resolve(apps.values());
-    let (winners, resource_conflicts) = api::resources::resolve(clients);
+    let (winners, resource_conflicts, refused) = api::resources::resolve(clients, hosts);
     let mut current = BTreeSet::new();
     let conflicts = id_conflicts
         .iter()
@@ -62,15 +70,26 @@ fn clients_of(
             let resource = c.loser.spec.resource.clone().unwrap_or_default();
             (Claimed::Resource, resource, c)
         }));
-    for (claimed, what, c) in conflicts {
-        let conflict = (
-            claimed,
-            what,
-            api::claims::display_name(c.loser),
-            api::claims::display_name(c.holder),
-        );
+    let conflicts = conflicts
+        .map(|(claimed, what, c)| {
+            (
+                claimed,
+                what,
+                api::claims::display_name(c.loser),
+                api::claims::display_name(c.holder),
+            )
+        })
+        .chain(refused.into_iter().map(|(app, refusal)| {
+            (
+                Claimed::NotPermitted,
+                refusal.resource,
+                api::claims::display_name(app),
+                refusal.binding.map(|b| b.to_string()).unwrap_or_default(),
+            )
+        }));
+    for conflict in conflicts {
         if !reported.contains(&conflict) {
-            match claimed {
+            match conflict.0 {
                 Claimed::ClientId => tracing::warn!(
                     client_id = %conflict.1,
                     app = %conflict.2,
@@ -82,6 +101,13 @@ fn clients_of(
                     app = %conflict.2,
                     holder = %conflict.3,
                     "resource held by another ConnectedApp; this app is not a client"
+                ),
+                Claimed::NotPermitted => tracing::warn!(
+                    resource = %conflict.1,
+                    app = %conflict.2,
+                    binding = %conflict.3,
+                    "resource on a host bound to other namespaces (--resource-hosts), or without \
+                     a readable host; this app is not a client"
                 ),
             }
         }
@@ -101,7 +127,7 @@ fn clients_of(
 }
 
 fn publish(iss: &Shared, apps: &BTreeMap<String, ConnectedApp>, reported: &mut BTreeSet<Conflict>) {
-    let clients = clients_of(apps, reported);
+    let clients = clients_of(apps, reported, &iss.resource_hosts);
     tracing::info!(clients = clients.len(), "ConnectedApps updated");
     iss.clients.replace(clients);
 }
@@ -163,8 +189,18 @@ mod tests {
     }
 
     fn table(apps: &[ConnectedApp], reported: &mut BTreeSet<Conflict>) -> Vec<Client> {
+        table_bound(apps, reported, "")
+    }
+
+    /// [`table`] under the resource-host bindings `hosts` (`--resource-hosts`).
+    fn table_bound(
+        apps: &[ConnectedApp],
+        reported: &mut BTreeSet<Conflict>,
+        hosts: &str,
+    ) -> Vec<Client> {
         let map = apps.iter().map(|a| (key(a), a.clone())).collect();
-        clients_of(&map, reported)
+        let hosts = api::resource_hosts::ResourceHosts::parse([hosts]).unwrap();
+        clients_of(&map, reported, &hosts)
     }
 
     #[test]
@@ -266,5 +302,63 @@ mod tests {
         let clients = table(&[new], &mut reported);
         assert_eq!(clients[0].id, "a.alpha");
         assert!(reported.is_empty());
+    }
+
+    #[test]
+    fn an_app_outside_the_binding_of_its_resource_host_is_not_a_client() {
+        const R: &str = "https://tool.example.com/";
+        let registered = |mut app: ConnectedApp| {
+            let id = app.client_id().unwrap();
+            app.status = Some(
+                serde_json::from_value(serde_json::json!({
+                    "clientID": id,
+                    "resource": R,
+                    "conditions": [{
+                        "type": "Ready", "status": "True", "reason": "Registered", "message": "",
+                        "lastTransitionTime": "2026-01-01T00:00:00Z",
+                    }],
+                }))
+                .unwrap(),
+            );
+            app
+        };
+        // The squatter is older and holds the resource (its status says so).
+        let squatter = registered(with_resource(
+            app("evil", "tool", None, "2025-01-01T00:00:00Z"),
+            R,
+        ));
+        let owner = with_resource(app("tools", "tool", None, "2026-01-01T00:00:00Z"), R);
+        let variant = with_resource(
+            app("evil", "variant", None, "2024-01-01T00:00:00Z"),
+            "https://TOOL.example.com:443/",
+        );
+        let all = [squatter, owner, variant];
+        let mut reported = BTreeSet::new();
+        // Without bindings: the squatter and the other spelling are clients, the owner is not.
+        let ids =
+            |clients: Vec<Client>| -> Vec<String> { clients.into_iter().map(|c| c.id).collect() };
+        assert_eq!(
+            ids(table(&all, &mut reported)),
+            ["evil.tool", "evil.variant"]
+        );
+        // Bound to the owner's namespace: only the owner.
+        let clients = table_bound(&all, &mut reported, "tool.example.com=tools");
+        assert_eq!(ids(clients), ["tools.tool"]);
+        let refused = |app: &str| {
+            (
+                Claimed::NotPermitted,
+                if app == "evil/tool" {
+                    R.to_string()
+                } else {
+                    "https://TOOL.example.com:443/".to_string()
+                },
+                app.to_string(),
+                "tool.example.com=tools".to_string(),
+            )
+        };
+        assert_eq!(
+            reported,
+            BTreeSet::from([refused("evil/tool"), refused("evil/variant")])
+        );
     }
 }

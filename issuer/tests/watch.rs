@@ -25,11 +25,18 @@ async fn eventually(mut f: impl FnMut() -> bool) {
 
 /// An issuer that takes its clients from the ConnectedApp watch (not started yet).
 async fn issuer_watching() -> (Arc<issuer::Issuer>, axum::Router, tempfile::TempDir) {
+    issuer_watching_with(&[]).await
+}
+
+/// [`issuer_watching`] with more flags.
+async fn issuer_watching_with(
+    extra: &[&str],
+) -> (Arc<issuer::Issuer>, axum::Router, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let keys = dir.path().join("keys").display().to_string();
     let config = {
         use clap::Parser;
-        let argv = [
+        let mut argv = vec![
             "keyway-issuer",
             "--issuer-url",
             ISSUER,
@@ -37,6 +44,7 @@ async fn issuer_watching() -> (Arc<issuer::Issuer>, axum::Router, tempfile::Temp
             "--keys-dir",
             &keys,
         ];
+        argv.extend_from_slice(extra);
         issuer::config::Config::from_args(issuer::config::Args::try_parse_from(argv).unwrap())
             .unwrap()
     };
@@ -285,4 +293,86 @@ async fn an_older_app_that_pins_an_issued_client_id_does_not_take_it_over() {
     assert_eq!(iss.clients.get("tool").unwrap().name, "b/tool");
     assert_eq!(token("b-secret").await, StatusCode::OK);
     assert_eq!(token("a-secret").await, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn a_squatter_outside_the_binding_of_a_resource_host_is_not_a_client() {
+    const R: &str = "https://tool.example.test/";
+    let server = fake_apiserver::FakeApiServer::start().await.unwrap();
+    let client = server.client().unwrap();
+    let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(client.clone());
+    for ns in ["evil", "tools"] {
+        let body = serde_json::from_value(serde_json::json!({"metadata": {"name": ns}})).unwrap();
+        namespaces
+            .create(&PostParams::default(), &body)
+            .await
+            .unwrap();
+    }
+    // The squatter (older) names the tools' resource and was registered as its holder before
+    // the binding; the owner is registered under its client ID.
+    for (ns, name, secret) in [
+        ("evil", "x", "evil-secret"),
+        ("tools", "tool", "tools-secret"),
+    ] {
+        let apps: Api<ConnectedApp> = Api::namespaced(client.clone(), ns);
+        let mut app = app_in(ns, name, None);
+        app.spec.resource = Some(R.into());
+        apps.create(&PostParams::default(), &app).await.unwrap();
+        let mut status = registered(&format!("{ns}.{name}"), secret);
+        if ns == "evil" {
+            status["status"]["resource"] = R.into();
+        }
+        apps.patch_status(name, &PatchParams::default(), &Patch::Merge(&status))
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+    }
+    let token = |router: &axum::Router, id: &'static str, secret: &'static str| {
+        let r = router.clone();
+        async move {
+            post(
+                &r,
+                "/token",
+                "grant_type=client_credentials",
+                Some(&basic(id, secret)),
+            )
+            .await
+            .status
+        }
+    };
+
+    // Without a binding the squatter holds the resource: it is the client, the owner is not.
+    let (iss, router, _dir) = issuer_watching().await;
+    tokio::spawn(issuer::watch::run(iss.clone(), client.clone(), None));
+    eventually(|| iss.clients.get("evil.x").is_some()).await;
+    assert_eq!(
+        token(&router, "evil.x", "evil-secret").await,
+        StatusCode::OK
+    );
+    assert_eq!(
+        token(&router, "tools.tool", "tools-secret").await,
+        StatusCode::UNAUTHORIZED
+    );
+
+    // With the operator's binding (another spelling of the host): the other way round.
+    let (iss, router, _dir) =
+        issuer_watching_with(&["--resource-hosts", "TOOL.example.test.=tools"]).await;
+    tokio::spawn(issuer::watch::run(iss.clone(), client, None));
+    eventually(|| iss.clients.get("tools.tool").is_some()).await;
+    assert!(iss.clients.get("evil.x").is_none());
+    assert_eq!(
+        iss.clients
+            .resource_owner(R)
+            .map(|c| c.id.clone())
+            .as_deref(),
+        Some("tools.tool")
+    );
+    assert_eq!(
+        token(&router, "tools.tool", "tools-secret").await,
+        StatusCode::OK
+    );
+    assert_eq!(
+        token(&router, "evil.x", "evil-secret").await,
+        StatusCode::UNAUTHORIZED
+    );
 }

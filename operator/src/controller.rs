@@ -8,8 +8,10 @@
 //! Client IDs: before anything else, the app's client ID is looked up among the other
 //! ConnectedApps in the controller's cache (no API call); when another app holds it
 //! (`api::claims`), the app gets `Ready=False`/`ClientIDConflict` and nothing else is written.
-//! Resources likewise: when another app holds the app's `spec.resource` (`api::resources`), the
-//! app gets `Ready=False`/`ResourceConflict` and nothing else is written.
+//! Resources likewise: when the app's `spec.resource` is on a host bound to other namespaces
+//! (`api::resource_hosts`, `--resource-hosts`), the app gets `Ready=False`/`ResourceNotPermitted`;
+//! when another app holds it (`api::resources`, among the apps the bindings permit it),
+//! `Ready=False`/`ResourceConflict`; and nothing else is written.
 //! Every change of an app triggers the apps claiming the same ID or resource and those in
 //! conflict, so a loser is looked at again when the holder changes or goes away.
 
@@ -87,6 +89,7 @@ impl Context {
             plan: PlanConfig {
                 issuer_url: config.issuer_url.clone(),
                 resync: config.resync,
+                resource_hosts: config.resource_hosts.clone(),
             },
             metrics,
             clock,
@@ -189,7 +192,12 @@ async fn apply(
     let plan = if let Some(holder) = api::claims::holder_before(&app, peer_apps()) {
         // Not this app's client ID: its Secret is neither read nor written.
         desired::conflict(&app, holder, &ctx.plan, (ctx.clock)())
-    } else if let Some(holder) = api::resources::holder_before(&app, peer_apps()) {
+    } else if let Some(refusal) = ctx.plan.resource_hosts.refusal(&app) {
+        // A resource on a host bound to other namespaces: not a client either, same as above.
+        desired::resource_not_permitted(&app, &refusal, &ctx.plan, (ctx.clock)())
+    } else if let Some(holder) =
+        api::resources::holder_before(&app, peer_apps(), &ctx.plan.resource_hosts)
+    {
         // Not this app's resource: not a client either, same as above.
         desired::resource_conflict(&app, holder, &ctx.plan, (ctx.clock)())
     } else {

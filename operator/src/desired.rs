@@ -66,6 +66,8 @@ pub mod reason {
     pub const CLIENT_ID_CONFLICT: &str = api::claims::CLIENT_ID_CONFLICT;
     /// Another app holds the same resource (`api::resources`).
     pub const RESOURCE_CONFLICT: &str = api::resources::RESOURCE_CONFLICT;
+    /// The resource's host is bound to other namespaces (`api::resource_hosts`).
+    pub const RESOURCE_NOT_PERMITTED: &str = api::resource_hosts::RESOURCE_NOT_PERMITTED;
 }
 
 /// What the operator is configured with, as far as desired state goes.
@@ -75,6 +77,8 @@ pub struct PlanConfig {
     pub issuer_url: String,
     /// Resync period of settled apps.
     pub resync: Duration,
+    /// Which namespaces may claim resources on which hosts (`--resource-hosts`).
+    pub resource_hosts: api::resource_hosts::ResourceHosts,
 }
 
 /// A Kubernetes event to record.
@@ -416,6 +420,30 @@ pub fn resource_conflict(
             api::claims::display_name(holder)
         ),
     )
+}
+
+/// The plan for an app whose `spec.resource` is on a host bound to other namespaces (see
+/// `api::resource_hosts`): treated as an app without its resource ([`resource_conflict`]), because
+/// it is not a client either: not ready, nothing written but the status (without
+/// `status.resource`), its Secret, if any, left as it is, its client ID still recorded. Only an
+/// edit of the app (or the operator's configuration, which a restart brings) changes that, so it
+/// is looked at again at the resync.
+pub fn resource_not_permitted(
+    app: &ConnectedApp,
+    refusal: &api::resource_hosts::Refusal,
+    cfg: &PlanConfig,
+    now: Timestamp,
+) -> Plan {
+    let mut plan = waiting(
+        app,
+        cfg,
+        whole_seconds(now),
+        reason::RESOURCE_NOT_PERMITTED,
+        refusal.to_string(),
+        cfg.resync,
+    );
+    plan.status.resource = None;
+    plan
 }
 
 /// Not ready because `holder` holds what `app` claims: the status records no resource.
@@ -874,6 +902,7 @@ pub(crate) mod tests {
         PlanConfig {
             issuer_url: "https://login.example.com".into(),
             resync: Duration::from_secs(3600),
+            resource_hosts: Default::default(),
         }
     }
 
@@ -988,6 +1017,50 @@ pub(crate) mod tests {
             resource_conflict(&settled, &holder, &cfg(), now).requeue_after,
             HOLDER_LEAVING
         );
+    }
+
+    #[test]
+    fn a_resource_outside_its_binding_keeps_the_client_id_and_hashes_and_names_the_binding() {
+        let (ready_app, _) = settle(&basic(), &first_plan(&basic()), None);
+        let hosts =
+            api::resource_hosts::ResourceHosts::parse(["grafana.example.com=monitoring"]).unwrap();
+        let refusal = hosts.refusal(&ready_app).unwrap();
+        let now = t("2026-01-01T01:00:00Z");
+        let plan = resource_not_permitted(&ready_app, &refusal, &cfg(), now);
+        assert_eq!(plan.secret, SecretAction::None);
+        assert_eq!(plan.status_before_secret, None);
+        let c = &plan.status.conditions[0];
+        assert_eq!(
+            (c.status.as_str(), c.reason.as_str()),
+            ("False", reason::RESOURCE_NOT_PERMITTED)
+        );
+        for needle in [
+            "\"https://grafana.example.com\"",
+            "\"grafana.example.com=monitoring\"",
+            "namespace \"tools\"",
+            "no Secret",
+        ] {
+            assert!(c.message.contains(needle), "{needle}: {}", c.message);
+        }
+        // Still the holder of its client ID; the published hashes stay (the issuer ignores them
+        // while the app is not a client); no longer the holder of the resource.
+        assert_eq!(plan.status.client_id.as_deref(), Some("tools.grafana"));
+        assert_eq!(plan.status.resource, None);
+        assert_eq!(
+            plan.status.client_secrets,
+            ready_app.status.as_ref().unwrap().client_secrets
+        );
+        assert_eq!(plan.requeue_after, cfg().resync);
+        assert_eq!(plan.events.len(), 1);
+        assert!(plan.events[0].warning);
+        assert_eq!(plan.events[0].reason, reason::RESOURCE_NOT_PERMITTED);
+        let (settled, _) = settle(&ready_app, &plan, None);
+        assert!(!api::resources::incumbent(&settled));
+        assert!(api::claims::incumbent(&settled));
+        // Settled: no event, no change.
+        let again = resource_not_permitted(&settled, &refusal, &cfg(), now);
+        assert!(again.events.is_empty());
+        assert!(!again.status_changed(&settled));
     }
 
     #[test]

@@ -120,6 +120,8 @@ pub struct ControllerConfig {
     pub leader_election: Option<LeaseConfig>,
     /// The issuer's signing-key Secret, kept by the leader; `None`: not managed.
     pub signing_keys: Option<SigningKeysConfig>,
+    /// Which namespaces may claim resources on which hosts (`--resource-hosts`); empty: any.
+    pub resource_hosts: api::resource_hosts::ResourceHosts,
 }
 
 impl ControllerConfig {
@@ -133,6 +135,7 @@ impl ControllerConfig {
             concurrency: 16,
             leader_election: None,
             signing_keys: None,
+            resource_hosts: api::resource_hosts::ResourceHosts::default(),
         }
     }
 }

@@ -98,6 +98,14 @@ struct ControllerArgs {
     /// token the issuer signs (ConnectedApps allow up to 24h).
     #[arg(long, env = "KEYWAY_ISSUER_KEY_RETENTION", default_value = "24h")]
     issuer_key_retention: String,
+    /// Bind resource hosts to namespaces: `HOST=NAMESPACE[,NAMESPACE…]`, several separated by
+    /// whitespace (or the flag repeated); HOST is a host name or IP address, `*.<domain>` (every
+    /// host below it) or `*` (every host), and the most specific match applies. An app whose
+    /// spec.resource is on a bound host outside the bound namespaces is not a client
+    /// (Ready=False, reason ResourceNotPermitted). Give the issuer the same value. Unset: any
+    /// namespace may claim a resource on any host, the first claimant holding it.
+    #[arg(long, env = "KEYWAY_RESOURCE_HOSTS")]
+    resource_hosts: Vec<String>,
 }
 
 #[derive(Debug, Args)]
@@ -185,6 +193,12 @@ fn settings(args: &ControllerArgs) -> Result<Settings, Vec<String>> {
             }
         },
     };
+    let resource_hosts =
+        api::resource_hosts::ResourceHosts::parse(args.resource_hosts.iter().map(String::as_str))
+            .unwrap_or_else(|p| {
+                problems.extend(p);
+                api::resource_hosts::ResourceHosts::default()
+            });
     let identity = args
         .identity
         .clone()
@@ -200,6 +214,7 @@ fn settings(args: &ControllerArgs) -> Result<Settings, Vec<String>> {
     config.resync = resync;
     config.concurrency = args.concurrency;
     config.signing_keys = signing_keys;
+    config.resource_hosts = resource_hosts;
     config.leader_election = args.leader_elect.then(|| LeaseConfig {
         namespace: args.lease_namespace.clone(),
         name: args.lease_name.clone(),
@@ -389,6 +404,44 @@ mod tests {
         assert_eq!(lease.lease_duration, Duration::from_secs(15));
         assert_eq!(s.http_addr.port(), 8080);
         assert_eq!(s.config.signing_keys, None);
+        assert!(s.config.resource_hosts.is_empty());
+    }
+
+    #[test]
+    fn resource_host_bindings_are_parsed_with_every_problem_reported() {
+        let args = parse(&[
+            "--issuer-url",
+            "https://login.example.com",
+            "--resource-hosts",
+            "grafana.example.com=tools *.team-a.example.com=team-a,team-a-dev",
+            "--resource-hosts",
+            "*=platform",
+        ]);
+        let hosts = settings(&args).ok().unwrap().config.resource_hosts;
+        let bindings: Vec<String> = hosts.bindings().iter().map(ToString::to_string).collect();
+        assert_eq!(
+            bindings,
+            [
+                "grafana.example.com=tools",
+                "*.team-a.example.com=team-a,team-a-dev",
+                "*=platform"
+            ]
+        );
+        let args = parse(&[
+            "--issuer-url",
+            "https://login.example.com",
+            "--resource-hosts",
+            "https://grafana.example.com=tools x.example.com=Team_A",
+            "--resync",
+            "0s",
+        ]);
+        let problems = settings(&args).err().unwrap();
+        assert_eq!(problems.len(), 3, "{problems:#?}");
+        assert!(
+            problems[1].starts_with("--resource-hosts: \"https://grafana.example.com=tools\""),
+            "{problems:#?}"
+        );
+        assert!(problems[2].contains("\"Team_A\""), "{problems:#?}");
     }
 
     #[test]

@@ -807,6 +807,74 @@ async fn an_older_app_of_another_namespace_cannot_take_over_a_held_resource() {
     replica.stop().await;
 }
 
+/// [`config`] with `--resource-hosts` set to `bindings`.
+fn config_bound(bindings: &str) -> ControllerConfig {
+    let mut config = config();
+    config.resource_hosts = api::resource_hosts::ResourceHosts::parse([bindings]).unwrap();
+    config
+}
+
+#[tokio::test]
+async fn a_bound_host_is_taken_back_from_a_squatter_of_another_namespace() {
+    let (_server, client) = setup().await;
+    let (apps_a, apps_b, secrets_b) = namespaces_a_and_b(&client).await;
+    let secrets_a: Api<Secret> = Api::namespaced(client.clone(), "a");
+    // No binding (the default): namespace a names b's tool first and holds it.
+    let replica = start(client.clone(), config(), None);
+    create_ready(
+        &apps_a,
+        &app_in("a", "x", json!({"resource": SHARED_RESOURCE})),
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    apps_b
+        .create(
+            &PostParams::default(),
+            &app_in("b", "tool", json!({"resource": SHARED_RESOURCE})),
+        )
+        .await
+        .unwrap();
+    wait_reason(&apps_b, "tool", "ResourceConflict").await;
+    assert!(secrets_b.get_opt("tool-keyway").await.unwrap().is_none());
+    replica.stop().await;
+
+    // The platform team binds the host to b: the operator restarted with the binding gives the
+    // tool to b, whatever the letter case of the binding, and refuses a.
+    let replica = start(client, config_bound("SHARED.example.test=b"), None);
+    let owner = wait_app(&apps_b, "tool", "Ready", ConnectedApp::is_ready).await;
+    assert_eq!(recorded_resource(&owner), Some(SHARED_RESOURCE));
+    let secret = secrets_b.get("tool-keyway").await.unwrap();
+    let policy: keys::AppPolicy = serde_json::from_str(&text(&secret, keys::POLICY)).unwrap();
+    assert_eq!(policy.resource.as_deref(), Some(SHARED_RESOURCE));
+    let squatter = wait_reason(&apps_a, "x", "ResourceNotPermitted").await;
+    let (status, _, message) = ready_condition(&squatter).unwrap();
+    assert_eq!(status, "False");
+    assert!(message.contains("\"shared.example.test=b\""), "{message}");
+    assert!(message.contains("namespace \"a\""), "{message}");
+    assert_eq!(recorded_resource(&squatter), None);
+    // Its Secret is left as it is (no write, no delete); the issuer no longer makes it a client.
+    assert!(secrets_a.get_opt("x-keyway").await.unwrap().is_some());
+
+    // Another spelling of the bound host from namespace a is refused too, with no Secret.
+    apps_a
+        .create(
+            &PostParams::default(),
+            &app_in(
+                "a",
+                "y",
+                json!({"resource": "https://Shared.EXAMPLE.test:8443/"}),
+            ),
+        )
+        .await
+        .unwrap();
+    wait_reason(&apps_a, "y", "ResourceNotPermitted").await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(secrets_a.get_opt("y-keyway").await.unwrap().is_none());
+    // The owner was not disturbed.
+    holder_kept(&apps_b, &secrets_b, &secret).await;
+    replica.stop().await;
+}
+
 #[tokio::test]
 async fn the_schema_refuses_a_client_id_of_a_registered_client() {
     let (_server, client) = setup().await;

@@ -33,3 +33,22 @@ fn help_is_not_an_error() {
     assert_eq!(run(&["--help"]).0, 0);
     assert_eq!(run(&["webhook", "--help"]).0, 0);
 }
+
+#[test]
+fn bad_resource_host_bindings_are_a_usage_error_with_every_problem() {
+    let (code, stderr) = run(&[
+        "controller",
+        "--issuer-url",
+        "https://login.example.com",
+        "--resource-hosts",
+        "grafana.example.com *.10.0.0.1=tools",
+    ]);
+    assert_eq!(code, 64, "{stderr}");
+    let lines: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.starts_with("keyway-operator controller: --resource-hosts: "))
+        .collect();
+    assert_eq!(lines.len(), 2, "{stderr}");
+    assert!(lines[0].contains("\"grafana.example.com\""), "{stderr}");
+    assert!(lines[1].contains("\"*.10.0.0.1=tools\""), "{stderr}");
+}

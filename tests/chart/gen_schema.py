@@ -33,6 +33,17 @@ NAME = {"type": "string", "pattern": "^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9
 PULL = {"type": "string", "enum": ["Always", "IfNotPresent", "Never"]}
 LOG = {"type": "string", "enum": ["json", "text"]}
 MAP = {"type": "object", "additionalProperties": {"type": "string"}}
+# The binaries check the patterns exactly (IDN, IP addresses) and report every problem; this
+# catches what is plainly not a host pattern, and lists of anything but namespace names.
+RESOURCE_HOSTS = {
+    "type": "object",
+    "description": "resource hosts bound to namespaces: host pattern -> namespaces",
+    "propertyNames": {"pattern": "^(\\*|(\\*\\.)?[^\\s=,/\\\\@?#%:*\\[\\]]+|\\[[0-9A-Fa-f:.]+\\])$"},
+    "additionalProperties": {
+        "type": "array", "minItems": 1, "uniqueItems": True,
+        "items": {"type": "string", "pattern": "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", "maxLength": 63},
+    },
+}
 ANY_OBJ = {"type": "object"}
 LIST = {"type": "array"}
 
@@ -85,6 +96,7 @@ schema = obj({
         "logFormat": LOG,
         "metricsPort": PORT,
         "watchNamespace": NAME,
+        "resourceHosts": RESOURCE_HOSTS,
         **pod_common(),
         "webhook": obj({
             "port": PORT,

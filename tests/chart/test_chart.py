@@ -70,6 +70,8 @@ VALUE_SETS = {
         "issuer.upstream.insecureTrustUnverifiedEmail": True,
         "issuer.corsAllowedOrigins": ["https://spa.example", "http://localhost:3000"],
         "issuer.tokenLifetimes.refresh": "720h",
+        "operator.resourceHosts": {"*.team-a.example.com": ["team-a", "team-a-staging"],
+                                   "grafana.example.com": ["monitoring"]},
     },
 }
 
@@ -336,6 +338,20 @@ def test_trusted_proxies_reach_the_issuer():
     assert "KEYWAY_TRUSTED_PROXIES" not in env_of(container(deployment(render({}), "-issuer"), "issuer"))
 
 
+def test_resource_hosts_reach_the_operator_and_the_issuer_alike():
+    docs = render({"operator.resourceHosts": {"grafana.example.com": ["monitoring"], "*": ["platform"],
+                                              "*.team-a.example.com": ["team-a", "team-a-staging"]}})
+    controller = env_of(container(deployment(docs, "-operator"), "controller"))
+    issuer = env_of(container(deployment(docs, "-issuer"), "issuer"))
+    expected = "*=platform *.team-a.example.com=team-a,team-a-staging grafana.example.com=monitoring"
+    assert controller["KEYWAY_RESOURCE_HOSTS"] == expected
+    assert issuer["KEYWAY_RESOURCE_HOSTS"] == expected
+    # Unset by default: any namespace may claim any host.
+    docs = render({})
+    for dep, name in ((deployment(docs, "-operator"), "controller"), (deployment(docs, "-issuer"), "issuer")):
+        assert "KEYWAY_RESOURCE_HOSTS" not in env_of(container(dep, name))
+
+
 BAD_VALUES = [
     ({"issuer.replicas": 2}, "SQLite on a volume allows one replica"),
     ({"issuer.store.type": "postgres"}, "issuer.store.postgres.existingSecret is empty"),
@@ -367,6 +383,14 @@ BAD_VALUES = [
     ({"issuer.signingKeys.rotation": "1h30m", "issuer.signingKeys.publishLead": "90m"},
      "issuer.signingKeys.publishLead (90m) must be shorter than issuer.signingKeys.rotation (1h30m)"),
     ({"issuer.signingKeys.retention": "0h0m"}, "issuer.signingKeys.retention is 0h0m: it must be more than 0s"),
+    ({"operator.resourceHosts": {"https://grafana.example.com": ["tools"]}},
+     'operator.resourceHosts: Property name of "https://grafana.example.com" does not match'),
+    ({"operator.resourceHosts": {"grafana.example.com": []}},
+     "operator.resourceHosts.grafana.example.com: Array must have at least 1 items"),
+    ({"operator.resourceHosts": {"grafana.example.com": ["Tools"]}},
+     "operator.resourceHosts.grafana.example.com.0: Does not match pattern"),
+    ({"operator.resourceHosts": {"grafana.example.com": "tools"}},
+     "operator.resourceHosts.grafana.example.com: Invalid type"),
 ]
 
 

@@ -71,3 +71,32 @@ def test_sidecar_env_set_by_the_webhook_exists_in_keyway_proxy():
     assert set_by_webhook <= proxy, f"not keyway-proxy flags: {set_by_webhook - proxy}"
     # The example in the annotation's documentation is a real flag too.
     assert "KEYWAY_PASS_ACCESS_TOKEN" in proxy
+
+
+def run_usage_error(command, env_value, *args):
+    """Runs `command` with KEYWAY_RESOURCE_HOSTS=env_value and a bad --listen-like flag, so that
+    it stops at flag parsing (exit 64); returns its standard error."""
+    binary = BIN_DIR / command[0]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KEYWAY_")}
+    env["KEYWAY_RESOURCE_HOSTS"] = env_value
+    proc = subprocess.run([str(binary), *command[1:], *args], capture_output=True, text=True, timeout=30, env=env)
+    assert proc.returncode == 64, proc.stderr
+    return proc.stderr
+
+
+def test_the_charts_resource_hosts_parse_alike_in_the_operator_and_the_issuer():
+    values = {"operator.resourceHosts": {"*.bücher.example": ["books"], "[fd00::7]": ["ip"], "*": ["platform"],
+                                         "Grafana.Example.com.": ["monitoring", "tools"]}}
+    docs = render(values)
+    value = next(e["value"] for d in docs if d["kind"] == "Deployment"
+                 for c in d["spec"]["template"]["spec"]["containers"] if c["name"] == "issuer"
+                 for e in c["env"] if e["name"] == "KEYWAY_RESOURCE_HOSTS")
+    operator = ["keyway-operator", "controller"], ("--issuer-url", "https://login.example.com", "--http-addr", "x")
+    issuer = ["keyway-issuer"], ("--issuer-url", "https://login.example.com", "--watch-connectedapps",
+                                 "--listen", "x")
+    for command, args in (operator, issuer):
+        stderr = run_usage_error(command, value, *args)
+        assert "--resource-hosts" not in stderr, stderr
+        # The same binary refuses a bad binding: the check above can fail.
+        stderr = run_usage_error(command, value + " grafana.example.com", *args)
+        assert '--resource-hosts: "grafana.example.com": not a binding' in stderr, stderr

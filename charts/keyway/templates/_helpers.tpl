@@ -102,3 +102,12 @@ seccompProfile:
 {{- define "keyway.issuer.claimName" -}}
 {{- default (printf "%s-data" (include "keyway.issuer.fullname" .)) .Values.issuer.store.sqlite.existingClaim -}}
 {{- end -}}
+
+{{/* operator.resourceHosts as the value of --resource-hosts (the operator's and the issuer's). */}}
+{{- define "keyway.resourceHosts" -}}
+{{- $bindings := list -}}
+{{- range $pattern, $namespaces := .Values.operator.resourceHosts -}}
+{{- $bindings = append $bindings (printf "%s=%s" $pattern (join "," $namespaces)) -}}
+{{- end -}}
+{{- join " " $bindings -}}
+{{- end -}}

@@ -120,10 +120,21 @@ async fn scenario_among(
     cached: Vec<ConnectedApp>,
     expectations: Vec<Expect>,
 ) -> (crate::Result<kube::runtime::controller::Action>, u64) {
+    scenario_bound(app, cached, "", expectations).await
+}
+
+/// [`scenario_among`] with the operator's `--resource-hosts` set to `resource_hosts`.
+async fn scenario_bound(
+    app: ConnectedApp,
+    cached: Vec<ConnectedApp>,
+    resource_hosts: &str,
+    expectations: Vec<Expect>,
+) -> (crate::Result<kube::runtime::controller::Action>, u64) {
     let (service, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
     let client = Client::new(service, "default");
     let mut config = ControllerConfig::new(cfg().issuer_url);
     config.identity = "test".into();
+    config.resource_hosts = api::resource_hosts::ResourceHosts::parse([resource_hosts]).unwrap();
     let metrics = Arc::new(Metrics::new());
     let ctx = Arc::new(Context::with_clock_and_rng(
         client,
@@ -810,4 +821,90 @@ fn a_change_of_an_app_rechecks_the_claimants_of_its_resource_and_the_losers() {
     assert_eq!(names(&holder), ["claimant", "grafana"]);
     // An unrelated app changed: only the loser (its holder may have changed before).
     assert_eq!(names(&unrelated), ["grafana"]);
+}
+
+#[tokio::test]
+async fn a_resource_on_a_host_bound_to_other_namespaces_is_refused_without_reading_the_secret() {
+    let (app, _) = settled();
+    let (result, writes) = scenario_bound(
+        app.clone(),
+        vec![app.clone()],
+        "grafana.example.com=monitoring",
+        vec![
+            expect("PATCH", STATUS)
+                .check(|b| {
+                    let s = &b["status"];
+                    let c = &s["conditions"][0];
+                    assert_eq!(c["status"], "False");
+                    assert_eq!(c["reason"], reason::RESOURCE_NOT_PERMITTED);
+                    let message = c["message"].as_str().unwrap();
+                    assert!(
+                        message.contains("\"grafana.example.com=monitoring\""),
+                        "{message}"
+                    );
+                    assert!(message.contains(&format!("{RESOURCE:?}")), "{message}");
+                    // Still the holder of its client ID, not of the resource.
+                    assert_eq!(s["clientID"], "tools.grafana");
+                    assert!(s.get("resource").is_none(), "{s}");
+                })
+                .respond(200, app_json(&app)),
+            event(reason::RESOURCE_NOT_PERMITTED, "Warning"),
+        ],
+    )
+    .await;
+    assert_eq!(
+        result.unwrap(),
+        kube::runtime::controller::Action::requeue(cfg().resync)
+    );
+    assert_eq!(writes, 2);
+    // The bound namespace, or a binding of another host: as without bindings.
+    for hosts in [
+        "grafana.example.com=monitoring,tools",
+        "*.grafana.example.com=monitoring",
+    ] {
+        let (app, secret) = settled();
+        let (result, writes) = scenario_bound(
+            app,
+            vec![],
+            hosts,
+            vec![expect("GET", SECRET).respond(200, serde_json::to_value(&secret).unwrap())],
+        )
+        .await;
+        assert!(result.is_ok(), "{hosts}");
+        assert_eq!(writes, 0, "{hosts}");
+    }
+}
+
+#[tokio::test]
+async fn the_bound_namespace_takes_a_resource_an_older_app_of_another_namespace_held() {
+    // The squatter (namespace other, older) was registered as the holder before the binding.
+    let squatter = resource_holder();
+    let (squatter, _) = settle(&squatter, &first_plan(&squatter), None);
+    assert!(api::resources::incumbent(&squatter));
+    let (loser, secret) = resource_loser();
+    // Without a binding the squatter keeps it.
+    let (result, writes) = scenario_among(loser.clone(), vec![squatter.clone()], vec![]).await;
+    assert!(result.is_ok());
+    assert_eq!(writes, 0);
+    // Bound to the app's namespace: the app takes the resource, with the Secret it already had.
+    let (result, writes) = scenario_bound(
+        loser.clone(),
+        vec![squatter, loser.clone()],
+        "grafana.example.com=tools",
+        vec![
+            expect("GET", SECRET).respond(200, serde_json::to_value(&secret).unwrap()),
+            expect("PATCH", STATUS)
+                .check(|b| {
+                    let s = &b["status"];
+                    assert_eq!(s["conditions"][0]["status"], "True");
+                    assert_eq!(s["conditions"][0]["reason"], reason::REGISTERED);
+                    assert_eq!(s["resource"], RESOURCE);
+                })
+                .respond(200, app_json(&loser)),
+            event(reason::REGISTERED, "Normal"),
+        ],
+    )
+    .await;
+    assert!(result.is_ok());
+    assert_eq!(writes, 2);
 }
