@@ -573,7 +573,7 @@ pub async fn forward(
     if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
         let Some(client_upgrade) = client_upgrade.filter(|_| switches_to_websocket(resp.headers()))
         else {
-            tracing::warn!("the tool switched protocols without a websocket upgrade request");
+            tracing::warn!("the tool switched protocols, but not to the websocket asked for");
             return error_response(
                 StatusCode::BAD_GATEWAY,
                 "upstream_error",
