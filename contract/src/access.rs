@@ -141,6 +141,7 @@ impl Access {
     /// The rule that applies to a request, if any (see the module documentation).
     pub fn rule_for(&self, method: &str, path: &str) -> Option<&PathRule> {
         // Case-folded only when some character is not ASCII (almost never), once.
+        let ascii = path.is_ascii();
         let mut folded: Option<String> = None;
         let mut best: Option<(&PathRule, (usize, u8, bool))> = None;
         for rule in &self.rules {
@@ -149,7 +150,7 @@ impl Access {
             };
             let matched = if rule.public {
                 prefix_matches(&rule.path, path)
-            } else if path.is_ascii() && rule.path.is_ascii() {
+            } else if ascii && rule.path.is_ascii() {
                 prefix_matches_ascii_case(&rule.path, path)
             } else {
                 let path = folded.get_or_insert_with(|| fold_case(path));

@@ -178,6 +178,7 @@ fn upgrade_protocols(headers: &HeaderMap) -> impl Iterator<Item = &[u8]> {
 /// and the request goes on as an ordinary one.
 pub fn wants_upgrade(req: &Request<ReqBody>) -> bool {
     req.version() == Version::HTTP_11
+        && req.headers().contains_key(header::UPGRADE)
         && req
             .headers()
             .get_all(header::CONNECTION)

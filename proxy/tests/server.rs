@@ -681,6 +681,11 @@ async fn requests_get_the_rule_the_tool_will_apply() {
         assert_eq!(upgrade, [&("upgrade".to_string(), "websocket".to_string())]);
     }
 
+    // CONNECT opens no tunnel either (its authority-form target is no path).
+    let connect = "CONNECT tool.example:443 HTTP/1.1\r\nhost: tool.example:443\r\n\r\n";
+    assert_eq!(on_one_connection(addr, &[connect]).await, [400]);
+    assert!(seen.lock().unwrap().iter().all(|s| s.method != "CONNECT"));
+
     // Item 8: a lower-case method is refused before any rule (Flask would run the POST view of
     // `post`, which the public rule would let through unauthenticated); a GET rule covers HEAD.
     for (req, path) in [
