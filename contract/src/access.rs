@@ -15,8 +15,19 @@
 //!   the request method applies. A `public` rule skips authentication. Otherwise the sign-in
 //!   condition must hold, the person must be in one of the rule's `groups` (if any), and the
 //!   token must carry every one of the rule's `scopes`.
-//! - Paths are matched as given, case-sensitively: callers normalise them first (the proxy
-//!   resolves dot segments, percent-encoding and duplicate slashes, and refuses what it cannot).
+//! - Methods are matched as tools match them: without regard to case (Flask and Django run the
+//!   POST view for `post`; the proxy refuses such methods anyway), and a rule naming `GET` covers
+//!   `HEAD`, whose request tools answer with their GET handler. Between rules of the same path,
+//!   one naming the method wins over one covering it through `GET`, which wins over one for
+//!   every method; then a restricted rule wins over a public one; then the later rule.
+//! - Paths: callers normalise them first (the proxy resolves dot segments, percent-encoding and
+//!   duplicate slashes, and refuses what it cannot). A restricted rule (not `public`) then
+//!   matches the path in any case: Express and ASP.NET route `/ADMIN` and `/Admin` to the
+//!   handler of `/admin`, so every case variant gets the rule's protection. Case is compared
+//!   ASCII-insensitively, and a path or rule with other characters after Unicode case folding
+//!   (lower, upper, lower case: `ſ` is `s`, `ı` is `i`, `K` (Kelvin) is `k`, `ß` is `ss`), so no
+//!   framework's case rules find a variant the rule misses. A `public` rule matches exactly as
+//!   written: a variant of a public path is not public. So case tricks can only lose access.
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -127,13 +138,33 @@ impl Access {
         }
     }
 
-    /// The rule that applies to a request, if any.
+    /// The rule that applies to a request, if any (see the module documentation).
     pub fn rule_for(&self, method: &str, path: &str) -> Option<&PathRule> {
-        self.rules
-            .iter()
-            .filter(|r| r.methods.is_empty() || r.methods.iter().any(|m| m == method))
-            .filter(|r| prefix_matches(&r.path, path))
-            .max_by_key(|r| r.path.trim_end_matches('/').len())
+        // Case-folded only when some character is not ASCII (almost never), once.
+        let ascii = path.is_ascii();
+        let mut folded: Option<String> = None;
+        let mut best: Option<(&PathRule, (usize, u8, bool))> = None;
+        for rule in &self.rules {
+            let Some(covers) = rule.covers(method) else {
+                continue;
+            };
+            let matched = if rule.public {
+                prefix_matches(&rule.path, path)
+            } else if ascii && rule.path.is_ascii() {
+                prefix_matches_ascii_case(&rule.path, path)
+            } else {
+                let path = folded.get_or_insert_with(|| fold_case(path));
+                prefix_matches(&fold_case(&rule.path), path)
+            };
+            if !matched {
+                continue;
+            }
+            let rank = (rule.path.trim_end_matches('/').len(), covers, !rule.public);
+            if best.is_none_or(|(_, r)| rank >= r) {
+                best = Some((rule, rank));
+            }
+        }
+        best.map(|(rule, _)| rule)
     }
 
     /// Whether the request may pass without authentication.
@@ -240,6 +271,20 @@ impl Access {
 }
 
 impl PathRule {
+    /// How this rule's `methods` cover a request method, ranked: `Some(2)` named (in any case),
+    /// `Some(1)` a `HEAD` covered by `GET`, `Some(0)` every method; `None`: not covered.
+    fn covers(&self, method: &str) -> Option<u8> {
+        if self.methods.is_empty() {
+            return Some(0);
+        }
+        if self.methods.iter().any(|m| m.eq_ignore_ascii_case(method)) {
+            return Some(2);
+        }
+        (method.eq_ignore_ascii_case("HEAD")
+            && self.methods.iter().any(|m| m.eq_ignore_ascii_case("GET")))
+        .then_some(1)
+    }
+
     /// Every problem with this rule (empty when valid).
     pub fn problems(&self) -> Vec<String> {
         let mut out = Vec::new();
@@ -288,6 +333,30 @@ fn prefix_matches(prefix: &str, path: &str) -> bool {
         Some(rest) => rest.is_empty() || rest.starts_with('/'),
         None => false,
     }
+}
+
+/// [`prefix_matches`] with ASCII letters compared without regard to case.
+fn prefix_matches_ascii_case(prefix: &str, path: &str) -> bool {
+    let prefix = prefix.trim_end_matches('/').as_bytes();
+    let path = path.as_bytes();
+    if prefix.is_empty() {
+        return path.first() == Some(&b'/');
+    }
+    path.len() >= prefix.len()
+        && path[..prefix.len()].eq_ignore_ascii_case(prefix)
+        && matches!(path.get(prefix.len()), None | Some(b'/'))
+}
+
+/// Unicode case folding as lower, upper, then lower case (full mappings), which makes every
+/// pair that some framework's case-insensitive comparison equates equal: ASCII case, .NET's and
+/// JavaScript's upper-case mappings (`ſ` and `s`, `ı` and `i`), simple folding (`K` Kelvin and
+/// `k`), full folding (`ß` and `ss`, `ẞ`). Never produces `/`.
+fn fold_case(s: &str) -> String {
+    s.chars()
+        .flat_map(char::to_lowercase)
+        .flat_map(char::to_uppercase)
+        .flat_map(char::to_lowercase)
+        .collect()
 }
 
 #[cfg(test)]
@@ -360,6 +429,148 @@ mod tests {
         assert!(!p.is_public("GET", "/healthzz"));
         assert!(!p.is_public("GET", "/HEALTHZ"));
         assert!(!p.is_public("GET", "/"));
+    }
+
+    #[test]
+    fn methods_are_matched_as_tools_match_them() {
+        let p = policy();
+        // Flask and Django run the POST view for `post`.
+        for post in ["POST", "post", "Post"] {
+            assert_eq!(
+                p.rule_for(post, "/api/x").map(|r| r.scopes.len()),
+                Some(2),
+                "{post}"
+            );
+        }
+        // A GET rule covers HEAD; a rule naming HEAD beats it; GET does not cover others.
+        let mut rules = vec![
+            PathRule {
+                path: "/reports".into(),
+                public: true,
+                ..Default::default()
+            },
+            PathRule {
+                path: "/reports".into(),
+                methods: s(&["GET"]),
+                groups: s(&["admins"]),
+                ..Default::default()
+            },
+        ];
+        let groups = |a: &Access, m: &str| a.rule_for(m, "/reports/q1").map(|r| r.groups.clone());
+        let a = Access {
+            rules: rules.clone(),
+            ..Default::default()
+        };
+        assert_eq!(groups(&a, "HEAD"), Some(s(&["admins"])));
+        assert_eq!(groups(&a, "head"), Some(s(&["admins"])));
+        assert_eq!(groups(&a, "OPTIONS"), Some(vec![]));
+        rules.push(PathRule {
+            path: "/reports".into(),
+            methods: s(&["HEAD"]),
+            groups: s(&["auditors"]),
+            ..Default::default()
+        });
+        let a = Access {
+            rules: rules.clone(),
+            ..Default::default()
+        };
+        assert_eq!(groups(&a, "HEAD"), Some(s(&["auditors"])));
+        // The most specific rule wins whatever the order they are listed in.
+        rules.reverse();
+        let a = Access {
+            rules,
+            ..Default::default()
+        };
+        assert_eq!(groups(&a, "HEAD"), Some(s(&["auditors"])));
+        assert_eq!(groups(&a, "GET"), Some(s(&["admins"])));
+        assert!(a.is_public("PUT", "/reports"));
+        let mut reversed = policy();
+        reversed.rules.reverse();
+        assert_eq!(
+            reversed.rule_for("POST", "/api/x").map(|r| r.scopes.len()),
+            Some(2)
+        );
+    }
+
+    #[test]
+    fn restricted_rules_match_every_case_and_public_rules_stay_exact() {
+        let p = policy();
+        let admin = |path: &str| p.rule_for("GET", path).map(|r| r.path.as_str());
+        for variant in [
+            "/api/admin",
+            "/API/ADMIN",
+            "/Api/Admin/x",
+            "/api/aDMIN/",
+            // .NET and JavaScript upper-case `ı` (dotless i) to `I`.
+            "/api/adm\u{131}n",
+        ] {
+            assert_eq!(admin(variant), Some("/api/admin"), "{variant}");
+        }
+        assert_eq!(admin("/api/adminx"), Some("/api"));
+        assert_eq!(admin("/api/ADMINX"), Some("/api"));
+        assert_eq!(admin("/apix"), None);
+        // Public rules stay exact: a variant of a public path is not public.
+        assert!(p.is_public("GET", "/healthz"));
+        for variant in ["/HEALTHZ", "/Healthz/live", "/healthZ"] {
+            assert!(!p.is_public("GET", variant), "{variant}");
+        }
+        let unicode = Access {
+            rules: vec![
+                PathRule {
+                    path: "/secret".into(),
+                    groups: s(&["admins"]),
+                    ..Default::default()
+                },
+                PathRule {
+                    path: "/kelvin".into(),
+                    groups: s(&["admins"]),
+                    ..Default::default()
+                },
+                PathRule {
+                    path: "/straße".into(),
+                    groups: s(&["admins"]),
+                    ..Default::default()
+                },
+                PathRule {
+                    path: "/public".into(),
+                    public: true,
+                    ..Default::default()
+                },
+            ],
+            ..Default::default()
+        };
+        for (variant, rule) in [
+            ("/\u{17f}ecret", "/secret"),
+            ("/SECRET/x", "/secret"),
+            ("/\u{212a}elvin", "/kelvin"),
+            ("/STRASSE", "/straße"),
+            ("/stra\u{1e9e}e/x", "/straße"),
+        ] {
+            assert_eq!(
+                unicode.rule_for("GET", variant).map(|r| r.path.as_str()),
+                Some(rule),
+                "{variant}"
+            );
+        }
+        assert!(!unicode.is_public("GET", "/publıc"));
+        assert!(unicode.rule_for("GET", "/secrets").is_none());
+        // At the same path, a restricted rule wins over a public one.
+        let clash = Access {
+            rules: vec![
+                PathRule {
+                    path: "/Admin".into(),
+                    groups: s(&["admins"]),
+                    ..Default::default()
+                },
+                PathRule {
+                    path: "/admin".into(),
+                    public: true,
+                    ..Default::default()
+                },
+            ],
+            ..Default::default()
+        };
+        assert!(!clash.is_public("GET", "/admin"));
     }
 
     #[test]

@@ -95,6 +95,30 @@ fn is_identity_header(name: &str) -> bool {
     ) || name.starts_with("x-auth-request-")
 }
 
+/// The characters of a field name every server reads alike: letters, digits and `-`.
+const PLAIN_NAME: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        t[b] = c.is_ascii_alphanumeric() || c == b'-';
+        b += 1;
+    }
+    t
+};
+
+/// Whether a client's field is dropped before the request goes to the tool: a copy of an
+/// identity field; a name with any character but letters, digits and `-`, since CGI, WSGI and
+/// PHP read `X_Forwarded_User` (and Apache's CGI any other such character) as
+/// `X-Forwarded-User` — so no spelling maps to an identity field in any framework (nginx,
+/// Apache 2.4, gunicorn and Puma drop such names too); and `HTTP2-Settings`, which exists only
+/// for the refused `h2c` upgrade (RFC 9113 §3.1).
+fn is_dropped(name: &str) -> bool {
+    is_identity_header(name)
+        || !name.bytes().all(|b| PLAIN_NAME[usize::from(b)])
+        || name == "http2-settings"
+}
+
 /// Removes hop-by-hop headers, including those the `Connection` header names.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
     if headers.contains_key(header::CONNECTION) {
@@ -135,7 +159,23 @@ fn strip_connection_named(headers: &mut HeaderMap) {
     }
 }
 
-/// Whether a request asks for an HTTP/1.1 protocol upgrade.
+/// The protocols an `Upgrade` field lists (RFC 9110 §7.8: `protocol-name ["/" version]`), by
+/// name.
+fn upgrade_protocols(headers: &HeaderMap) -> impl Iterator<Item = &[u8]> {
+    headers
+        .get_all(header::UPGRADE)
+        .iter()
+        .flat_map(|v| v.as_bytes().split(|&b| b == b','))
+        .map(|p| p.split(|&b| b == b'/').next().unwrap_or(p).trim_ascii())
+        .filter(|p| !p.is_empty())
+}
+
+/// Whether a request asks for a websocket upgrade (RFC 6455 §4.1: HTTP/1.1, `Connection:
+/// upgrade` and `websocket` among the `Upgrade` protocols). Only websockets are switched to:
+/// any other `Upgrade` (`h2c`, removed by RFC 9113 §3.1, above all: a tool that honours it, as
+/// hypercorn does, would carry every later request of the connection past authentication,
+/// policy, identity fields and the access log) is dropped with the other hop-by-hop fields,
+/// and the request goes on as an ordinary one.
 pub fn wants_upgrade(req: &Request<ReqBody>) -> bool {
     req.version() == Version::HTTP_11
         && req.headers().contains_key(header::UPGRADE)
@@ -146,18 +186,29 @@ pub fn wants_upgrade(req: &Request<ReqBody>) -> bool {
             .filter_map(|v| v.to_str().ok())
             .flat_map(|v| v.split(','))
             .any(|t| t.trim().eq_ignore_ascii_case("upgrade"))
+        && upgrade_protocols(req.headers()).any(|p| p.eq_ignore_ascii_case(b"websocket"))
 }
 
-/// Removes the client's identity headers and the proxy's cookies.
+/// Whether the tool's 101 switches to the websocket protocol that was asked for, and to nothing
+/// else: only such a connection is spliced.
+fn switches_to_websocket(headers: &HeaderMap) -> bool {
+    let mut protocols = upgrade_protocols(headers).peekable();
+    protocols.peek().is_some() && protocols.all(|p| p.eq_ignore_ascii_case(b"websocket"))
+}
+
+/// Removes the client's identity headers, names that servers may read as other names, and the
+/// proxy's cookies ([`is_dropped`]). Every request to the tool passes here, whichever parser
+/// read it, so this is the one place the rule holds.
 pub fn sanitise_request_headers(
     headers: &mut HeaderMap,
     names: &Names,
     cookies: Option<CookiePlan>,
     trust_forwarded: bool,
 ) {
+    // (An empty vector does not allocate: only requests with such fields pay.)
     let spoofed: Vec<HeaderName> = headers
         .keys()
-        .filter(|n| is_identity_header(n.as_str()))
+        .filter(|n| is_dropped(n.as_str()))
         .cloned()
         .collect();
     for name in spoofed {
@@ -386,9 +437,6 @@ pub async fn forward(
     f: Forward<'_>,
 ) -> Response<Body> {
     let upgrade = wants_upgrade(&req);
-    let upgrade_proto = upgrade
-        .then(|| req.headers().get(header::UPGRADE).cloned())
-        .flatten();
     let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
     // The target's authority wins over `Host` (RFC 9112 §3.2.2; HTTP/2's `:authority`). Otherwise
     // the handler has made sure an HTTP/1.1 request has one valid `Host`: only HTTP/1.0 may
@@ -494,8 +542,8 @@ pub async fn forward(
     if let Some(who) = f.who {
         add_identity(headers, who, f.access_token);
     }
-    if let (true, Some(proto)) = (upgrade, upgrade_proto) {
-        headers.insert(header::UPGRADE, proto);
+    if upgrade {
+        headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
         headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
     }
     let (body, mut watch) = TimedBody::new(body, shared.settings.client_body_timeout);
@@ -524,7 +572,9 @@ pub async fn forward(
         },
     };
     if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
-        let Some(client_upgrade) = client_upgrade else {
+        let Some(client_upgrade) = client_upgrade.filter(|_| switches_to_websocket(resp.headers()))
+        else {
+            tracing::warn!("the tool switched protocols, but not to the websocket asked for");
             return error_response(
                 StatusCode::BAD_GATEWAY,
                 "upstream_error",
@@ -603,6 +653,110 @@ mod tests {
         assert_eq!(h.len(), 2, "{h:?}");
         assert_eq!(h["cookie"], "a=1; b=2; keyway_issuer_session=z");
         assert_eq!(h["x-other"], "kept");
+    }
+
+    #[test]
+    fn names_that_servers_read_as_other_names_are_dropped() {
+        let names = Names::new("_keyway_proxy", false);
+        let mut h = HeaderMap::new();
+        for n in [
+            // CGI and WSGI: HTTP_X_FORWARDED_USER, like X-Forwarded-User.
+            "X_Forwarded_User",
+            "x-forwarded_user",
+            "x_auth_request_user",
+            // Apache's CGI maps every such character to `_`.
+            "x.forwarded.user",
+            "x-forwarded~email",
+            "my_header",
+            // Only for the h2c upgrade, which is never forwarded.
+            "http2-settings",
+            "x-other",
+            "content-type",
+            "x-forwarded-user2",
+        ] {
+            h.append(
+                HeaderName::from_bytes(n.as_bytes()).unwrap(),
+                HeaderValue::from_static("admin"),
+            );
+        }
+        sanitise_request_headers(&mut h, &names, None, false);
+        let mut kept: Vec<&str> = h.keys().map(HeaderName::as_str).collect();
+        kept.sort_unstable();
+        assert_eq!(kept, ["content-type", "x-forwarded-user2", "x-other"]);
+    }
+
+    fn upgrade_request(version: Version, fields: &[(&str, &str)]) -> Request<ReqBody> {
+        let mut req = Request::new(ReqBody::Empty);
+        *req.version_mut() = version;
+        for (n, v) in fields {
+            req.headers_mut().append(
+                HeaderName::from_bytes(n.as_bytes()).unwrap(),
+                v.parse().unwrap(),
+            );
+        }
+        req
+    }
+
+    #[test]
+    fn only_websocket_upgrades_are_forwarded() {
+        let asks =
+            |version, fields: &[(&str, &str)]| wants_upgrade(&upgrade_request(version, fields));
+        let v11 = Version::HTTP_11;
+        assert!(asks(
+            v11,
+            &[("connection", "Upgrade"), ("upgrade", "websocket")]
+        ));
+        assert!(asks(
+            v11,
+            &[
+                ("connection", "keep-alive, upgrade"),
+                ("upgrade", "WebSocket")
+            ]
+        ));
+        assert!(asks(
+            v11,
+            &[("connection", "upgrade"), ("upgrade", "h2c, websocket/13")]
+        ));
+        // h2c (RFC 9113 §3.1) and anything else: an ordinary request.
+        assert!(!asks(
+            v11,
+            &[
+                ("connection", "Upgrade, HTTP2-Settings"),
+                ("upgrade", "h2c")
+            ]
+        ));
+        assert!(!asks(
+            v11,
+            &[("connection", "upgrade"), ("upgrade", "TLS/1.2")]
+        ));
+        assert!(!asks(
+            v11,
+            &[("connection", "upgrade"), ("upgrade", "websocketx")]
+        ));
+        assert!(!asks(v11, &[("connection", "upgrade"), ("upgrade", "")]));
+        // No `Connection: upgrade`, or not HTTP/1.1.
+        assert!(!asks(v11, &[("upgrade", "websocket")]));
+        let ws = [("connection", "upgrade"), ("upgrade", "websocket")];
+        assert!(!asks(Version::HTTP_10, &ws));
+        assert!(!asks(Version::HTTP_2, &ws));
+    }
+
+    #[test]
+    fn only_a_switch_to_websocket_is_spliced() {
+        let switches = |upgrade: &[&str]| {
+            let mut h = HeaderMap::new();
+            for u in upgrade {
+                h.append(header::UPGRADE, u.parse().unwrap());
+            }
+            switches_to_websocket(&h)
+        };
+        assert!(switches(&["websocket"]));
+        assert!(switches(&["WebSocket"]));
+        assert!(!switches(&[]));
+        assert!(!switches(&["h2c"]));
+        assert!(!switches(&["websocket, h2c"]));
+        assert!(!switches(&["websocket", "h2c"]));
+        assert!(!switches(&[" , "]));
     }
 
     /// The `Cookie` lines after stripping, from the given lines.

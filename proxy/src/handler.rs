@@ -126,7 +126,7 @@ pub async fn handle(
         .then(|| req.uri().path().to_string());
     let mut d = route(&shared, &peer, req).await;
     if method == Method::HEAD {
-        own_head_length(&mut d.resp);
+        own_head_length(&mut d.resp, version);
     }
     let elapsed = start.elapsed();
     shared.metrics.request(d.outcome, elapsed.as_secs_f64());
@@ -150,8 +150,10 @@ pub async fn handle(
 
 /// Gives the proxy's own answer to a HEAD request the `Content-Length` the same request with
 /// GET would get (RFC 9110 §9.3.2); the body is not sent. The tool's answers are left as the tool
-/// made them.
-fn own_head_length(resp: &mut Response<Body>) {
+/// made them. Over HTTP/2 the body itself is left out here: hyper's HTTP/2 server would send it
+/// (a peer resets a HEAD stream that carries DATA); its HTTP/1 server and the proxy's own loop
+/// write no body for HEAD.
+fn own_head_length(resp: &mut Response<Body>, version: http::Version) {
     // (None of them is a 1xx or 204, which would have no `Content-Length`.)
     if let Either::Right(own) = resp.body()
         && !resp.headers().contains_key(header::CONTENT_LENGTH)
@@ -159,6 +161,11 @@ fn own_head_length(resp: &mut Response<Body>) {
     {
         resp.headers_mut()
             .insert(header::CONTENT_LENGTH, HeaderValue::from(n));
+    }
+    if version == http::Version::HTTP_2
+        && let Either::Right(own) = resp.body_mut()
+    {
+        *own = Full::new(Bytes::new());
     }
 }
 
@@ -277,6 +284,11 @@ fn wants_html(req: &Request<ReqBody>) -> bool {
             .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"xmlhttprequest"))
 }
 
+/// Whether a method has a lower-case letter (the standard ones are static strings: a few bytes).
+fn has_lower_case(method: &Method) -> bool {
+    method.as_str().bytes().any(|b| b.is_ascii_lowercase())
+}
+
 /// Whether a request is a CORS preflight (Fetch standard: `OPTIONS` with `Origin` and
 /// `Access-Control-Request-Method`), which browsers send without credentials.
 fn is_preflight(method: &Method, headers: &http::HeaderMap) -> bool {
@@ -391,6 +403,20 @@ async fn route(shared: &Arc<Shared>, peer: &Peer, req: Request<ReqBody>) -> Done
         resp.headers_mut()
             .insert(header::CONNECTION, HeaderValue::from_static("close"));
         return done(resp, Outcome::bad_request);
+    }
+    // Methods are case-sensitive (RFC 9110 §9.1), but Flask, Django and others upper-case them
+    // before routing: `post` runs the POST view. A method with a lower-case letter is refused
+    // here, before any rule is matched, where every request passes whichever parser read it
+    // (the HTTP/1.1 loop, hyper's HTTP/1.1 or HTTP/2).
+    if has_lower_case(req.method()) {
+        return done(
+            error_response(
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                "request methods are upper case",
+            ),
+            Outcome::bad_request,
+        );
     }
     let app = shared.app();
     let path = match normalise(req.uri().path()) {
@@ -763,8 +789,24 @@ fn not_ready() -> Done {
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
-    use super::{is_preflight, version_str};
+    use super::{has_lower_case, is_preflight, version_str};
     use http::{HeaderMap, Method};
+
+    #[test]
+    fn methods_with_lower_case_letters_are_told_apart() {
+        for m in ["GET", "POST", "PROPFIND", "VERSION-CONTROL", "M_1"] {
+            assert!(
+                !has_lower_case(&Method::from_bytes(m.as_bytes()).unwrap()),
+                "{m}"
+            );
+        }
+        for m in ["post", "Post", "gET", "delete"] {
+            assert!(
+                has_lower_case(&Method::from_bytes(m.as_bytes()).unwrap()),
+                "{m}"
+            );
+        }
+    }
 
     #[test]
     fn preflight_needs_options_origin_and_request_method() {

@@ -1,7 +1,8 @@
 //! keyway-proxy: the sidecar that gives any tool sign-in and token validation.
 //!
 //! The request path, in order (see [`handler::handle`]), after the RFC 9112 `Host` check
-//! ([`host`]; 400 when it fails):
+//! ([`host`]; 400 when it fails) and the method check (a lower-case letter: 400, as tools
+//! upper-case methods before routing):
 //! 1. path normalisation ([`path`]) — before anything matches a path, so that no spelling slips
 //!    past a rule, and the tool receives exactly the path that was authorised;
 //! 2. the proxy's own endpoints (sign-in callback, start, sign-out, RFC 9728 metadata);
@@ -11,8 +12,9 @@
 //!    or the session cookie ([`session`], cached the same way, refreshed once per session by
 //!    [`flow`]); none: sign-in redirect or 401;
 //! 5. authorisation — [`contract::access`];
-//! 6. header rewrite and forwarding ([`forward`]): hop-by-hop headers, identity headers,
-//!    X-Forwarded-*, upgrades, streaming bodies.
+//! 6. header rewrite and forwarding ([`forward`]): hop-by-hop headers, identity headers and
+//!    field names that servers read as other names, X-Forwarded-*, websocket upgrades (no
+//!    other), streaming bodies.
 //!
 //! Everything around the request path lives in [`server`]: listeners, TLS, the admin port,
 //! configuration reloads, graceful shutdown. Client connections start in the proxy's own

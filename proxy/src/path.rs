@@ -5,12 +5,15 @@
 //!   are refused: they let a path mean different things to different servers);
 //! - duplicate slashes collapse, `.` and `..` segments are resolved (never above the root);
 //! - a raw `\` is refused;
+//! - an escape that decodes to another escape (`%2561` is `%61`) is refused, as IIS and Spring
+//!   Security do: a tool that decodes twice would route `/%2561dmin` to `/admin`;
 //! - `;` parameters stay in the forwarded path but are ignored for matching (`/admin;x` matches
 //!   the rules for `/admin`), and a segment that is a dot segment once its parameters are
 //!   removed (`..;x`) is refused.
 //!
-//! Matching is case-sensitive (see [`contract::access`]): `/PUBLIC` does not match a public
-//! `/public` rule, so case tricks can only lose access, never gain it.
+//! Case is left as it is; [`contract::access`] matches restricted rules in any case and public
+//! rules exactly: `/ADMIN` gets the protection of `/admin`, `/PUBLIC` is not the public
+//! `/public`, so case tricks can only lose access, never gain it.
 
 use std::fmt::Write as _;
 
@@ -32,6 +35,9 @@ pub enum PathError {
     /// A dot segment hidden behind `;` parameters.
     #[error("ambiguous dot segment")]
     AmbiguousDot,
+    /// An escape that decodes to another escape (`%2541`).
+    #[error("double percent-encoding")]
+    DoubleEncoded,
 }
 
 /// A normalised path.
@@ -68,6 +74,13 @@ pub fn normalise(raw: &str) -> Result<NormalPath, PathError> {
     let mut current: Vec<u8> = Vec::new();
     let mut i = 0;
     let flush = |current: &mut Vec<u8>, segments: &mut Vec<String>| -> Result<(), PathError> {
+        // Only `%25` can have put a `%` here: a literal one would have been decoded.
+        if current
+            .windows(3)
+            .any(|w| w[0] == b'%' && hex_val(w[1]).is_some() && hex_val(w[2]).is_some())
+        {
+            return Err(PathError::DoubleEncoded);
+        }
         let seg = String::from_utf8(std::mem::take(current)).map_err(|_| PathError::NotUtf8)?;
         let bare = seg.split(';').next().unwrap_or("");
         match seg.as_str() {
@@ -241,6 +254,9 @@ mod tests {
         assert_eq!(p.forward, "/admin%20x;v=1%3F");
         assert_eq!(normalise("/a%3Fb%23c").unwrap().forward, "/a%3Fb%23c");
         assert_eq!(normalise("/%25").unwrap().forward, "/%25");
+        // A `%` that does not start an escape once decoded stays.
+        assert_eq!(normalise("/100%25off").unwrap().forward, "/100%25off");
+        assert_eq!(normalise("/%25x%25").unwrap().forward, "/%25x%25");
     }
 
     #[test]
@@ -253,6 +269,9 @@ mod tests {
         assert_eq!(normalise("/a%2"), Err(PathError::BadEscape));
         assert_eq!(normalise("/%ff"), Err(PathError::NotUtf8));
         assert_eq!(normalise("/..;/admin"), Err(PathError::AmbiguousDot));
+        assert_eq!(normalise("/%2561dmin"), Err(PathError::DoubleEncoded));
+        assert_eq!(normalise("/%25%34%31dmin"), Err(PathError::DoubleEncoded));
+        assert_eq!(normalise("/x/a%252Fb"), Err(PathError::DoubleEncoded));
         assert_eq!(normalise("admin"), Err(PathError::NotAbsolute));
     }
 

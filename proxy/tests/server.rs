@@ -463,3 +463,352 @@ async fn proxy_end_to_end_in_process() {
     stop.send(()).unwrap();
     running.await.unwrap().unwrap();
 }
+
+/// What the tool of [`edge_tool`] received: each request head's method, target and fields.
+#[derive(Debug, Clone)]
+struct Seen {
+    method: String,
+    target: String,
+    fields: Vec<(String, String)>,
+}
+
+/// A tool that honours any `Upgrade` as hypercorn honours `h2c`: it answers 101 naming the
+/// protocol asked for (`h2c` when the target has `/mismatch`) and keeps reading requests on the
+/// switched connection, as an HTTP/2 tunnel would carry them. Other requests get 200 `seen`.
+async fn edge_tool() -> (u16, Arc<Mutex<Vec<Seen>>>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let log = seen.clone();
+    tokio::spawn(async move {
+        while let Ok((mut conn, _)) = listener.accept().await {
+            let log = log.clone();
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                loop {
+                    let mut fields = [httparse::EMPTY_HEADER; 64];
+                    let mut req = httparse::Request::new(&mut fields);
+                    let Ok(httparse::Status::Complete(len)) = req.parse(&buf) else {
+                        let mut chunk = [0u8; 4096];
+                        match conn.read(&mut chunk).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                        }
+                        continue;
+                    };
+                    let s = Seen {
+                        method: req.method.unwrap_or("").to_string(),
+                        target: req.path.unwrap_or("").to_string(),
+                        fields: req
+                            .headers
+                            .iter()
+                            .map(|f| {
+                                let v = String::from_utf8_lossy(f.value).to_string();
+                                (f.name.to_ascii_lowercase(), v)
+                            })
+                            .collect(),
+                    };
+                    let field = |n: &str| s.fields.iter().find(|(k, _)| k == n).map(|(_, v)| v);
+                    let body: usize = field("content-length").map_or(0, |v| v.parse().unwrap());
+                    while buf.len() < len + body {
+                        let mut chunk = [0u8; 4096];
+                        match conn.read(&mut chunk).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                        }
+                    }
+                    buf.drain(..len + body);
+                    let answer = match field("upgrade") {
+                        Some(p) => {
+                            let p = if s.target.contains("/mismatch") {
+                                "h2c"
+                            } else {
+                                p
+                            };
+                            format!(
+                                "HTTP/1.1 101 Switching Protocols\r\nconnection: upgrade\r\nupgrade: {p}\r\n\r\n"
+                            )
+                        }
+                        None => "HTTP/1.1 200 OK\r\ncontent-length: 4\r\n\r\nseen".to_string(),
+                    };
+                    log.lock().unwrap().push(s);
+                    if conn.write_all(answer.as_bytes()).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (port, seen)
+}
+
+/// Sends `requests` one after the other on one connection and returns each status (a status
+/// line read from the stream, whatever carried it).
+async fn on_one_connection(addr: std::net::SocketAddr, requests: &[&str]) -> Vec<u16> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut conn = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let mut statuses = Vec::new();
+    for req in requests {
+        if conn.write_all(req.as_bytes()).await.is_err() {
+            break;
+        }
+        let mut got = Vec::new();
+        let status = loop {
+            let mut chunk = [0u8; 4096];
+            let n = tokio::time::timeout(Duration::from_secs(5), conn.read(&mut chunk))
+                .await
+                .expect("an answer")
+                .unwrap_or(0);
+            if n == 0 {
+                break None;
+            }
+            got.extend_from_slice(&chunk[..n]);
+            let mut fields = [httparse::EMPTY_HEADER; 64];
+            let mut resp = httparse::Response::new(&mut fields);
+            if let Ok(httparse::Status::Complete(len)) = resp.parse(&got) {
+                let code = resp.code.unwrap();
+                let length = resp
+                    .headers
+                    .iter()
+                    .find(|f| f.name.eq_ignore_ascii_case("content-length"))
+                    .map_or(0, |f| {
+                        std::str::from_utf8(f.value).unwrap().parse().unwrap()
+                    });
+                if code == 101 || got.len() >= len + length {
+                    break Some(code);
+                }
+            }
+        };
+        let Some(status) = status else { break };
+        statuses.push(status);
+    }
+    statuses
+}
+
+/// Issue 13, items 7–10, in front of a tool that reads requests as tools do: however a request
+/// is spelled and whichever of the proxy's parsers reads it (its own HTTP/1.1 loop for bodiless
+/// requests, hyper's HTTP/1.1 for bodies and upgrades, HTTP/2), it gets the protection of the
+/// rule it means, and no tunnel opens past the proxy.
+#[tokio::test]
+async fn requests_get_the_rule_the_tool_will_apply() {
+    let issuer = issuer().await;
+    let k1 = key("k1");
+    issuer.keys.lock().unwrap().push(k1.jwk.clone());
+    issuer.up.store(true, Ordering::SeqCst);
+    let (tool_port, seen) = edge_tool().await;
+    let dir = tempfile::tempdir().unwrap();
+    let write = |name: &str, content: &str| std::fs::write(dir.path().join(name), content).unwrap();
+    write("client-id", "tool");
+    write("issuer-url", &issuer.url);
+    write(
+        "cookie-secret",
+        &base64::engine::general_purpose::STANDARD.encode([9u8; 32]),
+    );
+    // An open tool with a protected area, writes and reports.
+    let policy = serde_json::json!({"resource": RESOURCE, "access": {"rules": [
+        {"path": "/", "public": true},
+        {"path": "/admin", "groups": ["admins"]},
+        {"path": "/api", "methods": ["POST"], "scopes": ["tool:write"]},
+        {"path": "/reports", "methods": ["GET"], "groups": ["admins"]}]}});
+    write("policy.json", &policy.to_string());
+    let cli = proxy::config::Cli::try_parse_from([
+        "keyway-proxy",
+        "--config-dir",
+        dir.path().to_str().unwrap(),
+        "--listen",
+        "127.0.0.1:0",
+        "--admin-listen",
+        "off",
+        "--upstream-port",
+        &tool_port.to_string(),
+    ])
+    .unwrap();
+    let server = proxy::server::Server::bind(cli.settings().unwrap(), Instant::now())
+        .await
+        .unwrap();
+    let addr = server.local_addr().unwrap();
+    let base = format!("http://{addr}");
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let running = tokio::spawn(server.run(async {
+        let _ = stopped.await;
+    }));
+    let h1: Client<HttpConnector, Full<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
+    let h2: Client<HttpConnector, Full<Bytes>> = Client::builder(TokioExecutor::new())
+        .http2_only(true)
+        .build_http();
+    let start = Instant::now();
+    while get(&h1, "GET", &format!("{base}/admin"), None).await.status != 401 {
+        assert!(start.elapsed() < Duration::from_secs(5), "never ready");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let reached = |target: &str| seen.lock().unwrap().iter().any(|s| s.target == target);
+
+    // Item 7: `Upgrade: h2c` on a public path is an ordinary request; the next request on the
+    // connection is the proxy's to decide, not the tool's through a tunnel.
+    let h2c = "GET /open HTTP/1.1\r\nhost: a\r\nconnection: Upgrade, HTTP2-Settings\r\n\
+        upgrade: h2c\r\nhttp2-settings: AAMAAABkAAQAAP__\r\n\r\n";
+    let statuses = on_one_connection(addr, &[h2c, "GET /admin HTTP/1.1\r\nhost: a\r\n\r\n"]).await;
+    assert_eq!(statuses, [200, 401], "no tunnel past the proxy");
+    assert!(!reached("/admin"), "{:?}", seen.lock().unwrap());
+    {
+        let seen = seen.lock().unwrap();
+        let open = seen.iter().find(|s| s.target == "/open").unwrap();
+        for name in ["upgrade", "http2-settings"] {
+            assert!(open.fields.iter().all(|(n, _)| n != name), "{open:?}");
+        }
+        assert!(
+            open.fields.iter().all(|(_, v)| !v.contains("pgrade")),
+            "{open:?}"
+        );
+    }
+    // A websocket upgrade is spliced when the tool switches to websocket, and only then.
+    let ws = |path: &str| {
+        format!(
+            "GET {path} HTTP/1.1\r\nhost: a\r\nconnection: upgrade\r\nupgrade: websocket\r\n\
+             sec-websocket-version: 13\r\nsec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+        )
+    };
+    assert_eq!(on_one_connection(addr, &[&ws("/ws")]).await, [101]);
+    assert_eq!(on_one_connection(addr, &[&ws("/ws/mismatch")]).await, [502]);
+    // Several protocols offered: only websocket goes to the tool.
+    let offered = ws("/ws/offered").replace("upgrade: websocket", "upgrade: h2c, websocket");
+    assert_eq!(on_one_connection(addr, &[&offered]).await, [101]);
+    {
+        let seen = seen.lock().unwrap();
+        let s = seen.iter().find(|s| s.target == "/ws/offered").unwrap();
+        let upgrade: Vec<_> = s.fields.iter().filter(|(n, _)| n == "upgrade").collect();
+        assert_eq!(upgrade, [&("upgrade".to_string(), "websocket".to_string())]);
+    }
+
+    // CONNECT opens no tunnel either (its authority-form target is no path).
+    let connect = "CONNECT tool.example:443 HTTP/1.1\r\nhost: tool.example:443\r\n\r\n";
+    assert_eq!(on_one_connection(addr, &[connect]).await, [400]);
+    assert!(seen.lock().unwrap().iter().all(|s| s.method != "CONNECT"));
+
+    // Item 8: a lower-case method is refused before any rule (Flask would run the POST view of
+    // `post`, which the public rule would let through unauthenticated); a GET rule covers HEAD.
+    for (req, path) in [
+        ("post /api/x HTTP/1.1\r\nhost: a\r\n\r\n", "fast path"),
+        (
+            "post /api/x HTTP/1.1\r\nhost: a\r\ncontent-length: 2\r\n\r\nhi",
+            "hyper",
+        ),
+        (
+            "Post /api/x HTTP/1.1\r\nhost: a\r\ncontent-length: 2\r\n\r\nhi",
+            "hyper",
+        ),
+    ] {
+        assert_eq!(
+            on_one_connection(addr, &[req]).await,
+            [400],
+            "{path}: {req}"
+        );
+    }
+    let r = get(&h2, "post", &format!("{base}/api/x"), None).await;
+    assert_eq!(r.status, 400, "HTTP/2");
+    assert_eq!(r.body["error"], "invalid_request");
+    // The proxy's own answer to HEAD over HTTP/2 has no body (a DATA frame would reset it).
+    let r = get(&h2, "HEAD", &format!("{base}/admin"), None).await;
+    assert_eq!((r.status, r.text.as_str()), (401, ""));
+    for client in [&h1, &h2] {
+        assert_eq!(
+            get(client, "POST", &format!("{base}/api/x"), None)
+                .await
+                .status,
+            401
+        );
+        assert_eq!(
+            get(client, "HEAD", &format!("{base}/reports/q1"), None)
+                .await
+                .status,
+            401
+        );
+        assert_eq!(
+            get(client, "PUT", &format!("{base}/reports/q1"), None)
+                .await
+                .status,
+            200
+        );
+    }
+    let head_reports = seen
+        .lock()
+        .unwrap()
+        .iter()
+        .any(|s| s.method == "HEAD" && s.target == "/reports/q1");
+    assert!(
+        !reached("/api/x") && !head_reports,
+        "{:?}",
+        seen.lock().unwrap()
+    );
+
+    // Item 9: field names that servers read as other names never reach the tool.
+    let spoofs = [
+        ("X_Forwarded_User", "admin"),
+        ("x-forwarded_email", "admin@example.com"),
+        ("x_auth_request_groups", "admins"),
+    ];
+    let mut spoofed = String::new();
+    for (n, v) in spoofs {
+        spoofed.push_str(&format!("{n}: {v}\r\n"));
+    }
+    let fast = format!("GET /spoof/fast HTTP/1.1\r\nhost: a\r\n{spoofed}\r\n");
+    let slow =
+        format!("POST /spoof/hyper HTTP/1.1\r\nhost: a\r\ncontent-length: 2\r\n{spoofed}\r\nhi");
+    assert_eq!(on_one_connection(addr, &[&fast, &slow]).await, [200, 200]);
+    let mut b = http::Request::builder().uri(format!("{base}/spoof/h2"));
+    for (n, v) in spoofs {
+        b = b.header(n.to_ascii_lowercase(), v);
+    }
+    let resp = h2
+        .request(b.body(Full::new(Bytes::new())).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    for target in ["/spoof/fast", "/spoof/hyper", "/spoof/h2"] {
+        let seen = seen.lock().unwrap();
+        let s = seen.iter().find(|s| s.target == target).expect(target);
+        assert!(s.fields.iter().all(|(n, _)| !n.contains('_')), "{s:?}");
+    }
+
+    // Item 10: case and encoding variants of a restricted path get its protection; a variant
+    // of a public path is not public; an escape of an escape is refused.
+    for path in ["/ADMIN", "/Admin/x", "/%41dmin", "/aDmIn;x", "/adm%C4%B1n"] {
+        assert_eq!(
+            on_one_connection(addr, &[&format!("GET {path} HTTP/1.1\r\nhost: a\r\n\r\n")]).await,
+            [401],
+            "{path}"
+        );
+        assert_eq!(
+            get(&h2, "GET", &format!("{base}{path}"), None).await.status,
+            401,
+            "HTTP/2 {path}"
+        );
+    }
+    assert_eq!(
+        get(&h1, "GET", &format!("{base}/%2541dmin"), None)
+            .await
+            .status,
+        400
+    );
+    let seen_now = seen.lock().unwrap().clone();
+    assert!(
+        seen_now
+            .iter()
+            .all(|s| !s.target.to_ascii_lowercase().contains("dm")),
+        "{seen_now:?}"
+    );
+    // Positive control: an admin gets in, in any case.
+    let mut h = Header::new(Algorithm::ES256);
+    h.kid = Some("k1".into());
+    h.typ = Some("at+jwt".into());
+    let admin = serde_json::json!({"iss": issuer.url, "aud": RESOURCE, "sub": "root",
+        "exp": proxy::now() + 300, "groups": ["admins"]});
+    let admin = jsonwebtoken::encode(&h, &admin, &EncodingKey::from_ec_der(&k1.pkcs8)).unwrap();
+    let r = get(&h1, "GET", &format!("{base}/ADMIN"), Some(&admin)).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert!(reached("/ADMIN"));
+
+    stop.send(()).unwrap();
+    running.await.unwrap().unwrap();
+}
