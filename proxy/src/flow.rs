@@ -1,6 +1,12 @@
 //! The browser flow: authorization code with PKCE S256, `state`, `nonce` and `resource`; the
 //! callback (state, RFC 9207 `iss`, ID token); the session cookie; refresh once per session;
 //! sign-out through the issuer's RP-initiated logout.
+//!
+//! Sign-in state is bounded: each sign-in in progress has its own login cookie (several tabs
+//! can sign in at once), but a new one evicts the oldest beyond [`MAX_PENDING_LOGINS`], and the
+//! return path it carries is at most [`MAX_RETURN_PATH`] bytes, so that repeated starts with
+//! long URLs never make a cookie a browser drops (over 4 KiB) nor a request head the proxy
+//! refuses (431), the sign-out and the callback included.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -26,6 +32,11 @@ const LOGIN_TTL: u64 = 600;
 const DEFAULT_TOKEN_TTL: u64 = 300;
 /// How long a refresh result is reused by requests that still carry the old cookie.
 const REFRESH_REUSE: Duration = Duration::from_secs(60);
+/// Most sign-ins in progress per browser (login cookies); a new one evicts the oldest.
+pub const MAX_PENDING_LOGINS: usize = 4;
+/// Longest return path kept through a sign-in, in bytes: a login cookie stays under 4 KiB even
+/// when JSON doubles every character (`"`). A longer one keeps only its path, or becomes `/`.
+pub const MAX_RETURN_PATH: usize = 1024;
 
 fn redirect(location: &str) -> Response<Body> {
     let mut resp = Response::new(Either::Right(Full::new(Bytes::new())));
@@ -43,19 +54,62 @@ fn pkce_challenge(verifier: &str) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(d.as_ref())
 }
 
+/// Where a sign-in returns to: a same-origin path of at most [`MAX_RETURN_PATH`] bytes. A longer
+/// one loses its query (a path alone of the same origin is as safe), and failing that is `/`.
+fn return_path(to: &str) -> &str {
+    if !is_safe_return_path(to) {
+        return "/";
+    }
+    if to.len() <= MAX_RETURN_PATH {
+        return to;
+    }
+    match to.split(['?', '#']).next() {
+        Some(path) if path.len() <= MAX_RETURN_PATH && is_safe_return_path(path) => path,
+        _ => "/",
+    }
+}
+
+/// `Set-Cookie` values deleting the login cookies a new sign-in must not keep beside it: those
+/// that do not open (tampered, another key) or have expired, and all but the newest
+/// `MAX_PENDING_LOGINS - 1` of the others, so that with the new one at most
+/// [`MAX_PENDING_LOGINS`] remain.
+fn evict_logins(app: &App, pending: &[(String, String)], now: u64) -> Vec<String> {
+    let mut live: Vec<(u64, usize, &str)> = Vec::new();
+    let mut stale: Vec<&str> = Vec::new();
+    for (i, (name, sealed)) in pending.iter().enumerate() {
+        match app.open::<LoginState>(Purpose::Login, sealed, now) {
+            Some((login, _)) if login.exp > now => live.push((login.exp, i, name)),
+            _ => stale.push(name),
+        }
+    }
+    // Newest first: every login lives LOGIN_TTL, so a later expiry is a later start; within a
+    // second, the later in the `Cookie` header (browsers list older cookies first, RFC 6265
+    // section 5.4).
+    live.sort_by_key(|&(exp, i, _)| std::cmp::Reverse((exp, i)));
+    stale.extend(
+        live.iter()
+            .skip(MAX_PENDING_LOGINS.saturating_sub(1))
+            .map(|(_, _, n)| *n),
+    );
+    stale.sort_unstable();
+    stale.dedup();
+    stale
+        .into_iter()
+        .map(|n| app.names.clear_cookie(n))
+        .collect()
+}
+
 /// Sends the browser to the authorization endpoint, remembering state, nonce, PKCE verifier and
-/// the (same-origin) path to return to in the sealed login cookie.
+/// the (same-origin) path to return to in the sealed login cookie; `pending` are the login
+/// cookies the request carried (the oldest are evicted, see [`MAX_PENDING_LOGINS`]).
 pub fn start_login(
     app: &App,
     provider: &Provider,
     prompt: Option<&str>,
     return_to: &str,
+    pending: &[(String, String)],
 ) -> Response<Body> {
-    let to = if is_safe_return_path(return_to) {
-        return_to
-    } else {
-        "/"
-    };
+    let to = return_path(return_to);
     let (Some(state), Some(nonce), Some(verifier)) = (
         app.sealer.random(32),
         app.sealer.random(32),
@@ -111,8 +165,9 @@ pub fn start_login(
             "bad state",
         );
     };
-    let cookie = app.names.set_cookie(&name, &sealed, Some(LOGIN_TTL));
-    with_cookies(redirect(url.as_str()), [cookie])
+    let mut cookies = evict_logins(app, pending, now());
+    cookies.push(app.names.set_cookie(&name, &sealed, Some(LOGIN_TTL)));
+    with_cookies(redirect(url.as_str()), cookies)
 }
 
 /// Query parameters of the callback.
@@ -665,7 +720,140 @@ async fn do_refresh(
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use base64::engine::general_purpose::STANDARD;
+    use clap::Parser as _;
+
     use super::*;
+
+    /// A proxy for `https://tool.example.com` (Secure cookies) and its app.
+    fn shared(dir: &std::path::Path) -> Shared {
+        let key = STANDARD.encode([5u8; 32]);
+        for (name, content) in [
+            ("client-id", "tool"),
+            ("issuer-url", "https://id.example.com"),
+            ("cookie-secret", key.as_str()),
+        ] {
+            std::fs::write(dir.join(name), content).unwrap();
+        }
+        let settings = crate::config::Cli::try_parse_from([
+            "keyway-proxy",
+            "--upstream-port",
+            "9",
+            "--config-dir",
+            dir.to_str().unwrap(),
+            "--external-url",
+            "https://tool.example.com",
+        ])
+        .unwrap()
+        .settings()
+        .unwrap();
+        let app = App::new(crate::config::load_app(&settings).unwrap(), &settings).unwrap();
+        Shared::new(settings, app).unwrap()
+    }
+
+    fn provider() -> Provider {
+        let iss = "https://id.example.com";
+        Provider {
+            metadata: serde_json::from_value(serde_json::json!({
+                "issuer": iss,
+                "authorization_endpoint": format!("{iss}/auth"),
+                "token_endpoint": format!("{iss}/token"),
+                "jwks_uri": format!("{iss}/jwks"),
+                "end_session_endpoint": format!("{iss}/end_session"),
+            }))
+            .unwrap(),
+            keys: Default::default(),
+            fetched: std::sync::RwLock::new(Instant::now()),
+            refetch: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    /// Applies a response's `Set-Cookie` values to a browser's jar, as a browser does.
+    fn apply(jar: &mut Vec<(String, String)>, resp: &Response<Body>) {
+        for v in resp.headers().get_all(header::SET_COOKIE) {
+            let (pair, attrs) = v.to_str().unwrap().split_once(';').unwrap();
+            let (name, value) = pair.split_once('=').unwrap();
+            jar.retain(|(n, _)| n != name);
+            if !attrs.split(';').any(|a| a.trim() == "Max-Age=0") {
+                jar.push((name.to_string(), value.to_string()));
+            }
+        }
+    }
+
+    #[test]
+    fn sign_in_state_cookies_stay_bounded_in_number_and_size() {
+        let dir = tempfile::tempdir().unwrap();
+        let shared = shared(dir.path());
+        let app = shared.app();
+        let provider = provider();
+        // Return paths at the cap, of a character JSON doubles: the largest login cookies.
+        let rd = |i: usize| {
+            let head = format!("/page-{i}?q=");
+            format!("{head}{}", "\"".repeat(MAX_RETURN_PATH - head.len()))
+        };
+        let mut jar: Vec<(String, String)> = Vec::new();
+        for i in 0..20 {
+            let resp = start_login(&app, &provider, None, &rd(i), &jar);
+            assert_eq!(resp.status(), StatusCode::FOUND);
+            apply(&mut jar, &resp);
+            assert!(
+                jar.len() <= MAX_PENDING_LOGINS,
+                "{} login cookies",
+                jar.len()
+            );
+            for (name, value) in &jar {
+                // RFC 6265 section 6.1: browsers keep cookies of up to 4096 bytes (name, value
+                // and attributes); larger ones are dropped.
+                let size = name.len()
+                    + value.len()
+                    + "; Path=/; HttpOnly; SameSite=Lax; Secure; Max-Age=600".len();
+                assert!(size <= 4096, "a login cookie of {size} bytes");
+            }
+        }
+        // The newest sign-ins are the ones kept, with their whole return paths.
+        let mut kept: Vec<String> = jar
+            .iter()
+            .map(|(_, v)| {
+                app.open::<LoginState>(Purpose::Login, v, now())
+                    .unwrap()
+                    .0
+                    .to
+            })
+            .collect();
+        kept.sort();
+        let mut newest: Vec<String> = (16..20).map(rd).collect();
+        newest.sort();
+        assert_eq!(kept, newest);
+        // Cookies that do not open or have expired are deleted too.
+        jar.push((
+            "__Host-_keyway_proxy_login_AAAAAAAAAAAA".into(),
+            "junk".into(),
+        ));
+        let resp = start_login(&app, &provider, None, "/", &jar);
+        apply(&mut jar, &resp);
+        assert!(!jar.iter().any(|(_, v)| v == "junk"));
+        assert_eq!(jar.len(), MAX_PENDING_LOGINS);
+    }
+
+    #[test]
+    fn an_over_long_return_path_keeps_its_path_or_becomes_the_root() {
+        assert_eq!(return_path("/a/b?c=d"), "/a/b?c=d");
+        let at_cap = format!("/{}", "x".repeat(MAX_RETURN_PATH - 1));
+        assert_eq!(return_path(&at_cap), at_cap);
+        let long_query = format!("/reports/42?q={}", "x".repeat(MAX_RETURN_PATH));
+        assert_eq!(return_path(&long_query), "/reports/42");
+        let long_path = format!("/{}", "x".repeat(MAX_RETURN_PATH));
+        assert_eq!(return_path(&long_path), "/");
+        for open_redirect in [
+            "//evil.example/x".to_string(),
+            format!("//evil.example/?{}", "x".repeat(2 * MAX_RETURN_PATH)),
+            format!("/\\evil.example/?{}", "x".repeat(2 * MAX_RETURN_PATH)),
+            format!("https://evil.example/?{}", "x".repeat(2 * MAX_RETURN_PATH)),
+        ] {
+            assert_eq!(return_path(&open_redirect), "/", "{open_redirect}");
+        }
+    }
 
     #[test]
     fn pkce_s256_matches_rfc7636_appendix_b() {

@@ -3,9 +3,10 @@
 //! another app, or a login-state cookie used as a session, fails to open.
 //!
 //! Cookie names: `_keyway_proxy` (session) and `_keyway_proxy_login_<first 12 characters of the
-//! state>` (login state, one per sign-in in progress so that several tabs can sign in at once),
-//! with the `__Host-` prefix when Secure; never `keyway_issuer_*`, the issuer's. A session larger
-//! than one cookie is split into `NAME_0`, `NAME_1`, ….
+//! state>` (login state, one per sign-in in progress so that several tabs can sign in at once,
+//! at most `flow::MAX_PENDING_LOGINS`), with the `__Host-` prefix when Secure; never
+//! `keyway_issuer_*`, the issuer's. A session larger than one cookie is split into `NAME_0`,
+//! `NAME_1`, ….
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
