@@ -23,7 +23,7 @@ use crate::jwt::{self, Principal};
 use crate::metrics::Metrics;
 use crate::oidc::{Provider, TokenResponse};
 use crate::path::is_safe_return_path;
-use crate::session::{LoginState, Purpose, RequestCookies, Session};
+use crate::session::{CHUNK, LoginState, Purpose, RequestCookies, Session, SignOutHint};
 use crate::{App, Body, Shared, now};
 
 /// How long a sign-in may take.
@@ -423,9 +423,11 @@ pub async fn callback(
             "cannot seal session",
         );
     };
-    let mut cookies_out =
-        app.names
-            .session_cookies(&sealed, session.end.saturating_sub(t), &cookies.presence);
+    let max_age = session.end.saturating_sub(t);
+    let mut cookies_out = app
+        .names
+        .session_cookies(&sealed, max_age, &cookies.presence);
+    cookies_out.push(signout_cookie(shared, app, &session.sid, id_token, max_age));
     cookies_out.extend(clear.iter().cloned());
     let to = if is_safe_return_path(&login.to) {
         login.to.as_str()
@@ -433,6 +435,27 @@ pub async fn callback(
         "/"
     };
     (with_cookies(redirect(to), cookies_out), Some(who))
+}
+
+/// The path of the sign-out endpoint, to which the sign-out cookie is scoped.
+fn sign_out_path(shared: &Shared) -> String {
+    format!("{}/sign_out", shared.settings.proxy_prefix)
+}
+
+/// The sign-out cookie of a new session: its ID token, sealed, for the sign-out's
+/// `id_token_hint`. Scoped to the sign-out endpoint, it costs the other requests nothing (neither
+/// bytes nor a decryption). When it would not fit one cookie (an ID token listing very many
+/// groups) an older one is deleted instead, and the sign-out names the client alone.
+fn signout_cookie(shared: &Shared, app: &App, sid: &str, id_token: &str, max_age: u64) -> String {
+    let path = sign_out_path(shared);
+    let hint = SignOutHint {
+        sid: sid.to_string(),
+        id_token: id_token.to_string(),
+    };
+    match app.sealer.seal(Purpose::SignOut, &hint) {
+        Some(sealed) if sealed.len() <= CHUNK => app.names.signout_cookie(&sealed, max_age, &path),
+        _ => app.names.signout_cookie("", 0, &path),
+    }
 }
 
 fn granted_scopes(tokens: &TokenResponse, requested: &str) -> Vec<String> {
@@ -540,9 +563,10 @@ fn html_escape(s: &str) -> String {
 
 /// Signs out (the caller has checked that the request comes from the proxy's origin): revokes
 /// the session's refresh token at the issuer's RFC 7009 `revocation_endpoint` when it has one
-/// (a failure is logged and does not stop the sign-out), clears the session and login cookies,
-/// and continues to the issuer's RP-initiated logout, or to a same-origin `rd` path when the
-/// issuer has none.
+/// (a failure is logged and does not stop the sign-out), clears the session, sign-out and login
+/// cookies, and continues to the issuer's RP-initiated logout with the session's ID token as
+/// `id_token_hint` (so that the issuer ends exactly that session without asking) and
+/// `client_id`, or to a same-origin `rd` path when the issuer has none.
 pub async fn sign_out(
     shared: &Shared,
     app: &App,
@@ -550,11 +574,22 @@ pub async fn sign_out(
     query: Option<&str>,
     cookies: &RequestCookies<'_>,
 ) -> Response<Body> {
+    let t = now();
     let session: Option<Session> = cookies
         .session
         .as_deref()
-        .and_then(|sealed| app.open(Purpose::Session, sealed, now()))
+        .and_then(|sealed| app.open(Purpose::Session, sealed, t))
         .map(|(s, _)| s);
+    // The hint only with the session it was kept for.
+    let hint = session
+        .as_ref()
+        .zip(cookies.signout)
+        .and_then(|(s, sealed)| {
+            app.open::<SignOutHint>(Purpose::SignOut, sealed, t)
+                .map(|(h, _)| h)
+                .filter(|h| crate::ct_eq(h.sid.as_bytes(), s.sid.as_bytes()))
+        })
+        .map(|h| h.id_token);
     if let (Some(session), Some(provider)) = (&session, provider) {
         shared.refresher.forget(&session.sid);
         if let Some(rt) = session.rt.as_deref() {
@@ -585,6 +620,9 @@ pub async fn sign_out(
         .map(|mut u| {
             {
                 let mut q = u.query_pairs_mut();
+                if let Some(id_token) = &hint {
+                    q.append_pair("id_token_hint", id_token);
+                }
                 q.append_pair("client_id", &app.cfg.client_id);
                 if let Some(post) = &shared.settings.post_logout_redirect_url {
                     q.append_pair("post_logout_redirect_uri", post);
@@ -594,6 +632,9 @@ pub async fn sign_out(
         })
         .unwrap_or(rd);
     let mut clear = app.names.clear_session(&cookies.presence);
+    if cookies.signout.is_some() {
+        clear.push(app.names.signout_cookie("", 0, &sign_out_path(shared)));
+    }
     clear.extend(
         cookies
             .logins
@@ -725,6 +766,7 @@ mod tests {
     use clap::Parser as _;
 
     use super::*;
+    use crate::session::read_cookies;
 
     /// A proxy for `https://tool.example.com` (Secure cookies) and its app.
     fn shared(dir: &std::path::Path) -> Shared {
@@ -853,6 +895,123 @@ mod tests {
         ] {
             assert_eq!(return_path(&open_redirect), "/", "{open_redirect}");
         }
+    }
+
+    fn cookie_header(pairs: &[(&str, &str)]) -> http::HeaderMap {
+        let mut headers = http::HeaderMap::new();
+        let line: Vec<String> = pairs.iter().map(|(n, v)| format!("{n}={v}")).collect();
+        headers.insert(header::COOKIE, line.join("; ").parse().unwrap());
+        headers
+    }
+
+    #[tokio::test]
+    async fn sign_out_sends_the_id_token_of_its_own_session_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let shared = shared(dir.path());
+        let app = shared.app();
+        let provider = provider();
+        let t = now();
+        let session = |sid: &str| {
+            let s = Session {
+                sid: sid.into(),
+                who: Principal {
+                    sub: "alice".into(),
+                    ..Default::default()
+                },
+                at: None,
+                rt: None,
+                exp: t + 300,
+                end: t + 3600,
+            };
+            app.sealer.seal(Purpose::Session, &s).unwrap()
+        };
+        let hint = |purpose, sid: &str| {
+            let h = SignOutHint {
+                sid: sid.into(),
+                id_token: "eyJh.eyJz.c2ln".into(),
+            };
+            app.sealer.seal(purpose, &h).unwrap()
+        };
+        let sign_out_with = |pairs: Vec<(&str, String)>| {
+            let pairs: Vec<(&str, &str)> = pairs.iter().map(|(n, v)| (*n, v.as_str())).collect();
+            let headers = cookie_header(&pairs);
+            let shared = &shared;
+            let app = &app;
+            let provider = &provider;
+            async move {
+                let cookies = read_cookies(&headers, &app.names);
+                let resp = sign_out(shared, app, Some(provider), None, &cookies).await;
+                assert_eq!(resp.status(), StatusCode::FOUND);
+                let to =
+                    url::Url::parse(resp.headers()[header::LOCATION].to_str().unwrap()).unwrap();
+                let q: HashMap<String, String> = to.query_pairs().into_owned().collect();
+                assert_eq!(q.get("client_id").map(String::as_str), Some("tool"));
+                let set: Vec<String> = resp
+                    .headers()
+                    .get_all(header::SET_COOKIE)
+                    .iter()
+                    .map(|v| v.to_str().unwrap().to_string())
+                    .collect();
+                (q.get("id_token_hint").cloned(), set)
+            }
+        };
+        let (name_s, name_h) = ("__Host-_keyway_proxy", "__Secure-_keyway_proxy_signout");
+
+        let (sent, set) = sign_out_with(vec![
+            (name_s, session("sid-1")),
+            (name_h, hint(Purpose::SignOut, "sid-1")),
+        ])
+        .await;
+        assert_eq!(sent.as_deref(), Some("eyJh.eyJz.c2ln"));
+        assert!(
+            set.iter().any(
+                |c| c.starts_with(&format!("{name_h}=; Path=/oauth2/sign_out;"))
+                    && c.contains("Max-Age=0")
+            ),
+            "{set:?}"
+        );
+        // Another session's hint, no session, a hint sealed for another purpose: no hint.
+        for pairs in [
+            vec![
+                (name_s, session("sid-2")),
+                (name_h, hint(Purpose::SignOut, "sid-1")),
+            ],
+            vec![(name_h, hint(Purpose::SignOut, "sid-1"))],
+            vec![
+                (name_s, session("sid-1")),
+                (name_h, hint(Purpose::Login, "sid-1")),
+            ],
+        ] {
+            assert_eq!(sign_out_with(pairs).await.0, None);
+        }
+    }
+
+    #[test]
+    fn the_sign_out_cookie_is_scoped_to_the_sign_out_and_bounded() {
+        let dir = tempfile::tempdir().unwrap();
+        let shared = shared(dir.path());
+        let app = shared.app();
+        let id_token = format!("eyJh.{}.c2ln", "x".repeat(1000));
+        let c = signout_cookie(&shared, &app, "sid-1", &id_token, 3600);
+        let (pair, attrs) = c.split_once(';').unwrap();
+        let (name, value) = pair.split_once('=').unwrap();
+        assert_eq!(name, "__Secure-_keyway_proxy_signout");
+        assert_eq!(
+            attrs,
+            " Path=/oauth2/sign_out; HttpOnly; SameSite=Lax; Secure; Max-Age=3600"
+        );
+        let (h, _) = app
+            .open::<SignOutHint>(Purpose::SignOut, value, now())
+            .unwrap();
+        assert_eq!(
+            (h.sid.as_str(), h.id_token.as_str()),
+            ("sid-1", id_token.as_str())
+        );
+        // Too large for one cookie: an older one is deleted instead.
+        let huge = format!("eyJh.{}.c2ln", "x".repeat(CHUNK));
+        let c = signout_cookie(&shared, &app, "sid-1", &huge, 3600);
+        assert!(c.starts_with("__Secure-_keyway_proxy_signout=; Path=/oauth2/sign_out;"));
+        assert!(c.ends_with("Max-Age=0"));
     }
 
     #[test]
