@@ -17,9 +17,37 @@ pub const ISSUER_URL: &str = "issuer-url";
 pub const COOKIE_SECRET: &str = "cookie-secret";
 /// The app's [`AppPolicy`] as JSON.
 pub const POLICY: &str = "policy.json";
+/// The cookie secret replaced last (same format as [`COOKIE_SECRET`]): the sidecar still opens
+/// cookies sealed with it until [`COOKIE_SECRET_REPLACED_AT`] plus its grace period, also after
+/// a restart. Optional; given only together with [`COOKIE_SECRET_REPLACED_AT`].
+pub const COOKIE_SECRET_PREVIOUS: &str = "cookie-secret-previous";
+/// When [`COOKIE_SECRET_PREVIOUS`] was replaced: seconds since the Unix epoch, in decimal.
+pub const COOKIE_SECRET_REPLACED_AT: &str = "cookie-secret-replaced-at";
+/// The operator's copy of [`COOKIE_SECRET`] as it last wrote it: a `cookie-secret` that differs
+/// from it was replaced (by hand) since, and the copy becomes [`COOKIE_SECRET_PREVIOUS`]. Only
+/// the operator reads it.
+pub const COOKIE_SECRET_SEEN: &str = "cookie-secret-seen";
 
 /// Every key the operator writes, in a stable order.
-pub const ALL_KEYS: [&str; 5] = [CLIENT_ID, CLIENT_SECRET, ISSUER_URL, COOKIE_SECRET, POLICY];
+pub const ALL_KEYS: [&str; 8] = [
+    CLIENT_ID,
+    CLIENT_SECRET,
+    ISSUER_URL,
+    COOKIE_SECRET,
+    POLICY,
+    COOKIE_SECRET_PREVIOUS,
+    COOKIE_SECRET_REPLACED_AT,
+    COOKIE_SECRET_SEEN,
+];
+
+/// Parses [`COOKIE_SECRET_REPLACED_AT`]: decimal seconds since the Unix epoch (surrounding
+/// whitespace allowed).
+pub fn parse_replaced_at(text: &str) -> Option<u64> {
+    let t = text.trim();
+    (!t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()))
+        .then(|| t.parse().ok())
+        .flatten()
+}
 
 /// What the sidecar needs to know about its app beyond credentials: the resource it protects
 /// (the access-token audience, RFC 8707 / RFC 9728), the scopes it may ask for, and the access
@@ -84,6 +112,22 @@ mod tests {
         assert!(!verify_client_secret("s3cret ", &stored));
         assert!(!verify_client_secret("", &stored));
         assert!(!verify_client_secret("s3cret", "sha256:"));
+    }
+
+    #[test]
+    fn replaced_at_is_decimal_unix_seconds() {
+        assert_eq!(parse_replaced_at("1764000000\n"), Some(1_764_000_000));
+        for bad in [
+            "",
+            " ",
+            "-1",
+            "+5",
+            "1.5",
+            "2026-11-28T00:00:00Z",
+            "99999999999999999999",
+        ] {
+            assert_eq!(parse_replaced_at(bad), None, "{bad:?}");
+        }
     }
 
     #[test]

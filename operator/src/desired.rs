@@ -561,6 +561,31 @@ fn plan_existing(
         )),
         None => problems.push(format!("key {} is missing", keys::COOKIE_SECRET)),
     }
+    match (
+        text(secret, keys::COOKIE_SECRET_PREVIOUS),
+        text(secret, keys::COOKIE_SECRET_REPLACED_AT),
+    ) {
+        (None, None) => {}
+        (Some(previous), Some(at)) => {
+            if !valid_cookie_secret(&previous) {
+                problems.push(format!(
+                    "key {} must be 32 random bytes in base64",
+                    keys::COOKIE_SECRET_PREVIOUS
+                ));
+            }
+            if keys::parse_replaced_at(&at).is_none() {
+                problems.push(format!(
+                    "key {} must be seconds since the Unix epoch",
+                    keys::COOKIE_SECRET_REPLACED_AT
+                ));
+            }
+        }
+        _ => problems.push(format!(
+            "keys {} and {} go together: give both or neither",
+            keys::COOKIE_SECRET_PREVIOUS,
+            keys::COOKIE_SECRET_REPLACED_AT
+        )),
+    }
     match text(secret, keys::POLICY)
         .map(|p| serde_json::from_str::<keys::AppPolicy>(&p).map_err(|e| e.to_string()))
     {
@@ -694,6 +719,33 @@ fn plan_owned(
         .and_then(|s| text(s, keys::COOKIE_SECRET))
         .filter(|c| valid_cookie_secret(c))
         .unwrap_or_else(|| new_cookie_secret(rng));
+    // A cookie secret replaced since the last write (by hand, or regenerated above) keeps the one
+    // it replaced as the previous, stamped now: sidecars, restarted or not, still open cookies
+    // sealed with it for their --cookie-secret-grace. Otherwise the previous one stays as it is.
+    let seen = observed
+        .and_then(|s| text(s, keys::COOKIE_SECRET_SEEN))
+        .filter(|c| valid_cookie_secret(c));
+    let previous = match seen {
+        Some(seen) if seen != cookie => {
+            events.push(PlannedEvent {
+                warning: false,
+                reason: "CookieSecretReplaced".into(),
+                note: format!(
+                    "the cookie secret of {client_id} was replaced; sidecars still open cookies of the previous one for their --cookie-secret-grace"
+                ),
+            });
+            Some((
+                seen,
+                u64::try_from(now.as_second()).unwrap_or(0).to_string(),
+            ))
+        }
+        _ => observed.and_then(|s| {
+            let key = text(s, keys::COOKIE_SECRET_PREVIOUS).filter(|c| valid_cookie_secret(c))?;
+            let at = text(s, keys::COOKIE_SECRET_REPLACED_AT)
+                .filter(|t| keys::parse_replaced_at(t).is_some())?;
+            Some((key, at))
+        }),
+    };
 
     let mut data = BTreeMap::new();
     data.insert(
@@ -711,9 +763,23 @@ fn plan_owned(
         ByteString(cfg.issuer_url.clone().into_bytes()),
     );
     data.insert(
+        keys::COOKIE_SECRET_SEEN.to_string(),
+        ByteString(cookie.clone().into_bytes()),
+    );
+    data.insert(
         keys::COOKIE_SECRET.to_string(),
         ByteString(cookie.into_bytes()),
     );
+    if let Some((key, at)) = previous {
+        data.insert(
+            keys::COOKIE_SECRET_PREVIOUS.to_string(),
+            ByteString(key.into_bytes()),
+        );
+        data.insert(
+            keys::COOKIE_SECRET_REPLACED_AT.to_string(),
+            ByteString(at.into_bytes()),
+        );
+    }
     data.insert(
         keys::POLICY.to_string(),
         ByteString(policy_json(app).into_bytes()),
@@ -781,7 +847,10 @@ fn plan_owned(
             SecretAction::Create(desired)
         }
         Some(o) if *o != desired => {
-            if !events.iter().any(|e| e.reason == "SecretRotated") {
+            if !events
+                .iter()
+                .any(|e| e.reason == "SecretRotated" || e.reason == "CookieSecretReplaced")
+            {
                 events.push(PlannedEvent {
                     warning: false,
                     reason: "SecretUpdated".into(),
@@ -1434,6 +1503,119 @@ pub(crate) mod tests {
             keys::hash_client_secret(&client_secret)
         );
         assert_eq!(p.requeue_after, EXISTING_SECRET_POLL);
+    }
+
+    #[test]
+    fn a_replaced_cookie_secret_is_kept_as_the_previous_one_with_its_time() {
+        let app = basic();
+        let first = first_plan(&app);
+        let (app, secret) = settle(&app, &first, None);
+        let mut secret = secret.unwrap();
+        let old_cookie = data(&secret, keys::COOKIE_SECRET).unwrap();
+        assert_eq!(data(&secret, keys::COOKIE_SECRET_PREVIOUS), None);
+        assert_eq!(data(&secret, keys::COOKIE_SECRET_REPLACED_AT), None);
+
+        // Someone writes a new cookie secret into the Secret.
+        let by_hand = STANDARD.encode([42u8; 32]);
+        let put = |secret: &mut Secret, key: &str, value: Option<&str>| {
+            let data = secret.data.as_mut().unwrap();
+            match value {
+                Some(v) => data.insert(key.into(), ByteString(v.as_bytes().to_vec())),
+                None => data.remove(key),
+            };
+        };
+        put(&mut secret, keys::COOKIE_SECRET, Some(&by_hand));
+        let at = t("2026-01-02T00:00:00Z");
+        let p = plan(&app, Some(&secret), &cfg(), at, &mut Counter(10));
+        let SecretAction::Replace(new) = &p.secret else {
+            panic!("{:?}", p.secret)
+        };
+        assert_eq!(data(new, keys::COOKIE_SECRET), Some(by_hand.clone()));
+        assert_eq!(data(new, keys::COOKIE_SECRET_PREVIOUS), Some(old_cookie));
+        assert_eq!(
+            data(new, keys::COOKIE_SECRET_REPLACED_AT),
+            Some(at.as_second().to_string())
+        );
+        let reasons: Vec<_> = p.events.iter().map(|e| e.reason.as_str()).collect();
+        assert_eq!(reasons, ["CookieSecretReplaced"]);
+        assert!(!p.events[0].note.contains(&by_hand));
+
+        // Settled, later reconciles write nothing and keep the previous one as it is.
+        let (app, secret) = settle(&app, &p, Some(secret));
+        let mut secret = secret.unwrap();
+        let later = plan(
+            &app,
+            Some(&secret),
+            &cfg(),
+            t("2026-01-03T00:00:00Z"),
+            &mut Counter(20),
+        );
+        assert_eq!(later.secret, SecretAction::None);
+        assert!(later.events.is_empty());
+
+        // A deleted cookie secret is generated anew, and the one it replaces is kept.
+        put(&mut secret, keys::COOKIE_SECRET, None);
+        let again = t("2026-01-04T00:00:00Z");
+        let p = plan(&app, Some(&secret), &cfg(), again, &mut Counter(30));
+        let SecretAction::Replace(new) = &p.secret else {
+            panic!("{:?}", p.secret)
+        };
+        let fresh = data(new, keys::COOKIE_SECRET).unwrap();
+        assert!(valid_cookie_secret(&fresh) && fresh != by_hand);
+        assert_eq!(data(new, keys::COOKIE_SECRET_PREVIOUS), Some(by_hand));
+        assert_eq!(
+            data(new, keys::COOKIE_SECRET_REPLACED_AT),
+            Some(again.as_second().to_string())
+        );
+    }
+
+    #[test]
+    fn an_existing_secret_may_name_a_previous_cookie_secret_with_its_time() {
+        let mut app = basic();
+        app.spec.secret.existing_secret = Some("vault-grafana".into());
+        let now = t("2026-01-01T00:00:00Z");
+        let policy = policy_json(&app);
+        let cookie = STANDARD.encode([7u8; 32]);
+        let previous = STANDARD.encode([6u8; 32]);
+        let client_secret = "s".repeat(40);
+        let with = |extra: &[(&str, &str)]| {
+            let mut entries = vec![
+                (keys::CLIENT_ID, "tools.grafana"),
+                (keys::CLIENT_SECRET, client_secret.as_str()),
+                (keys::ISSUER_URL, "https://login.example.com"),
+                (keys::COOKIE_SECRET, cookie.as_str()),
+                (keys::POLICY, policy.as_str()),
+            ];
+            entries.extend_from_slice(extra);
+            let p = plan(
+                &app,
+                Some(&external(&entries)),
+                &cfg(),
+                now,
+                &mut Counter(0),
+            );
+            assert_eq!(p.secret, SecretAction::None);
+            p.status.conditions[0].clone()
+        };
+        let c = with(&[
+            (keys::COOKIE_SECRET_PREVIOUS, &previous),
+            (keys::COOKIE_SECRET_REPLACED_AT, "1767225600"),
+        ]);
+        assert_eq!(c.reason, reason::REGISTERED, "{}", c.message);
+        let c = with(&[(keys::COOKIE_SECRET_PREVIOUS, &previous)]);
+        assert_eq!(c.reason, reason::SECRET_INVALID);
+        assert!(c.message.contains("give both or neither"), "{}", c.message);
+        let c = with(&[
+            (keys::COOKIE_SECRET_PREVIOUS, "c2hvcnQ="),
+            (keys::COOKIE_SECRET_REPLACED_AT, "2026-01-01T00:00:00Z"),
+        ]);
+        assert_eq!(c.reason, reason::SECRET_INVALID);
+        for needle in [
+            "cookie-secret-previous must be 32 random bytes",
+            "cookie-secret-replaced-at must be seconds",
+        ] {
+            assert!(c.message.contains(needle), "{needle}: {}", c.message);
+        }
     }
 
     #[test]

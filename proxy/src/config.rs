@@ -28,7 +28,8 @@ use contract::duration::parse_flag_seconds as secs;
 )]
 pub struct Cli {
     /// Directory holding the client Secret's files: client-id, client-secret (optional for public
-    /// clients), issuer-url, cookie-secret, policy.json (optional). Re-read when they change.
+    /// clients), issuer-url, cookie-secret, policy.json (optional), cookie-secret-previous with
+    /// cookie-secret-replaced-at (optional). Re-read when they change.
     #[arg(long, env = "KEYWAY_CONFIG_DIR", default_value = "/etc/keyway/app")]
     pub config_dir: PathBuf,
 
@@ -78,9 +79,10 @@ pub struct Cli {
     pub session_lifetime: u64,
 
     /// How long a replaced cookie secret still opens session (and sign-in) cookies after the
-    /// mounted cookie-secret changes, so a rotation signs nobody out; such a session is sealed
-    /// with the new secret at its next refresh. 0: refused at once. Default: the session
-    /// lifetime.
+    /// mounted cookie-secret changes (or after cookie-secret-replaced-at, when the files name it
+    /// as cookie-secret-previous: also after a restart), so a rotation signs nobody out; such a
+    /// session is sealed with the new secret at its next refresh. 0: refused at once. Default:
+    /// the session lifetime.
     #[arg(long, env = "KEYWAY_COOKIE_SECRET_GRACE", value_parser = secs)]
     pub cookie_secret_grace: Option<u64>,
 
@@ -529,6 +531,9 @@ pub struct AppConfig {
     pub issuer: String,
     /// The cookie-encryption key.
     pub cookie_key: [u8; 32],
+    /// The cookie key replaced last and when (Unix seconds), from `cookie-secret-previous` and
+    /// `cookie-secret-replaced-at`: it opens cookies for `--cookie-secret-grace` after that.
+    pub previous_cookie_key: Option<([u8; 32], u64)>,
     /// Resource, scopes and access rules.
     pub policy: AppPolicy,
     /// The resource identifier: the access-token audience.
@@ -642,24 +647,43 @@ pub fn load_app(settings: &Settings) -> Result<AppConfig, Vec<String>> {
             ));
             None
         }
-        Some(s) => {
-            let decoded = base64::engine::general_purpose::STANDARD
-                .decode(&s)
-                .or_else(|_| base64::engine::general_purpose::STANDARD_NO_PAD.decode(&s))
-                .or_else(|_| base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(&s));
-            match decoded
-                .ok()
-                .and_then(|d| <[u8; 32]>::try_from(d.as_slice()).ok())
-            {
-                Some(k) => Some(k),
-                None => {
-                    problems.push(format!(
-                        "{}: must be exactly 32 bytes encoded in base64",
-                        where_(secret::COOKIE_SECRET)
-                    ));
-                    None
-                }
+        Some(s) => match cookie_key_from(&s) {
+            Some(k) => Some(k),
+            None => {
+                problems.push(format!(
+                    "{}: must be exactly 32 bytes encoded in base64",
+                    where_(secret::COOKIE_SECRET)
+                ));
+                None
             }
+        },
+    };
+    let previous_cookie_key = match (file(5), file(6)) {
+        (None, None) => None,
+        (Some(key), Some(at)) => {
+            let key = cookie_key_from(&key);
+            if key.is_none() {
+                problems.push(format!(
+                    "{}: must be exactly 32 bytes encoded in base64",
+                    where_(secret::COOKIE_SECRET_PREVIOUS)
+                ));
+            }
+            let at = secret::parse_replaced_at(&at);
+            if at.is_none() {
+                problems.push(format!(
+                    "{}: must be seconds since the Unix epoch",
+                    where_(secret::COOKIE_SECRET_REPLACED_AT)
+                ));
+            }
+            key.zip(at)
+        }
+        (Some(_), None) | (None, Some(_)) => {
+            problems.push(format!(
+                "{} and {}: give both or neither",
+                where_(secret::COOKIE_SECRET_PREVIOUS),
+                where_(secret::COOKIE_SECRET_REPLACED_AT)
+            ));
+            None
         }
     };
     let policy = match file(4) {
@@ -751,6 +775,7 @@ pub fn load_app(settings: &Settings) -> Result<AppConfig, Vec<String>> {
         client_secret,
         issuer,
         cookie_key,
+        previous_cookie_key,
         policy,
         resource,
         origin,
@@ -761,6 +786,17 @@ pub fn load_app(settings: &Settings) -> Result<AppConfig, Vec<String>> {
         secure_cookies,
         fingerprint,
     })
+}
+
+/// A cookie key from its file: 32 bytes in base64 (standard, with or without padding, or URL-safe).
+fn cookie_key_from(text: &str) -> Option<[u8; 32]> {
+    use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE_NO_PAD};
+    let decoded = STANDARD
+        .decode(text)
+        .or_else(|_| STANDARD_NO_PAD.decode(text))
+        .or_else(|_| URL_SAFE_NO_PAD.decode(text))
+        .ok()?;
+    <[u8; 32]>::try_from(decoded.as_slice()).ok()
 }
 
 /// Why an issuer URL is unacceptable, if it is.
@@ -928,5 +964,51 @@ mod tests {
         assert_eq!(problems.len(), 5, "{problems:#?}");
         assert!(problems.iter().any(|p| p.contains("client-id")));
         assert!(problems.iter().any(|p| p.contains("allow-http-issuer")));
+    }
+
+    #[test]
+    fn a_previous_cookie_secret_comes_with_its_replacement_time() {
+        let load = |extra: &[(&str, &str)]| {
+            let mut files = vec![
+                ("client-id", "tool"),
+                ("issuer-url", "https://id.example.com"),
+                ("cookie-secret", KEY),
+                ("policy.json", r#"{"resource":"https://tool.example.com"}"#),
+            ];
+            files.extend_from_slice(extra);
+            let dir = write_dir(&files);
+            let s = cli(&[
+                "--upstream-port",
+                "8080",
+                "--config-dir",
+                dir.path().to_str().unwrap(),
+            ])
+            .settings()
+            .unwrap();
+            load_app(&s)
+        };
+        let previous = "AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=";
+        assert_eq!(load(&[]).unwrap().previous_cookie_key, None);
+        let app = load(&[
+            ("cookie-secret-previous", previous),
+            ("cookie-secret-replaced-at", "1767225600\n"),
+        ])
+        .unwrap();
+        assert_eq!(app.previous_cookie_key, Some(([1u8; 32], 1_767_225_600)));
+        assert!(!format!("{app:?}").contains("[1, 1, 1"), "no key in Debug");
+        let problems = load(&[("cookie-secret-previous", previous)]).unwrap_err();
+        assert_eq!(problems.len(), 1, "{problems:#?}");
+        assert!(
+            problems[0].contains("give both or neither"),
+            "{problems:#?}"
+        );
+        let problems = load(&[
+            ("cookie-secret-previous", "c2hvcnQ="),
+            ("cookie-secret-replaced-at", "yesterday"),
+        ])
+        .unwrap_err();
+        assert_eq!(problems.len(), 2, "{problems:#?}");
+        assert!(problems[0].contains("cookie-secret-previous: must be exactly 32 bytes"));
+        assert!(problems[1].contains("cookie-secret-replaced-at: must be seconds"));
     }
 }

@@ -1,6 +1,12 @@
 //! The browser flow: authorization code with PKCE S256, `state`, `nonce` and `resource`; the
 //! callback (state, RFC 9207 `iss`, ID token); the session cookie; refresh once per session;
 //! sign-out through the issuer's RP-initiated logout.
+//!
+//! Sign-in state is bounded: each sign-in in progress has its own login cookie (several tabs
+//! can sign in at once), but a new one evicts the oldest beyond [`MAX_PENDING_LOGINS`], and the
+//! return path it carries is at most [`MAX_RETURN_PATH`] bytes, so that repeated starts with
+//! long URLs never make a cookie a browser drops (over 4 KiB) nor a request head the proxy
+//! refuses (431), the sign-out and the callback included.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -17,7 +23,7 @@ use crate::jwt::{self, Principal};
 use crate::metrics::Metrics;
 use crate::oidc::{Provider, TokenResponse};
 use crate::path::is_safe_return_path;
-use crate::session::{LoginState, Purpose, RequestCookies, Session};
+use crate::session::{CHUNK, LoginState, Purpose, RequestCookies, Session, SignOutHint};
 use crate::{App, Body, Shared, now};
 
 /// How long a sign-in may take.
@@ -26,6 +32,11 @@ const LOGIN_TTL: u64 = 600;
 const DEFAULT_TOKEN_TTL: u64 = 300;
 /// How long a refresh result is reused by requests that still carry the old cookie.
 const REFRESH_REUSE: Duration = Duration::from_secs(60);
+/// Most sign-ins in progress per browser (login cookies); a new one evicts the oldest.
+pub const MAX_PENDING_LOGINS: usize = 4;
+/// Longest return path kept through a sign-in, in bytes: a login cookie stays under 4 KiB even
+/// when JSON doubles every character (`"`). A longer one keeps only its path, or becomes `/`.
+pub const MAX_RETURN_PATH: usize = 1024;
 
 fn redirect(location: &str) -> Response<Body> {
     let mut resp = Response::new(Either::Right(Full::new(Bytes::new())));
@@ -43,19 +54,62 @@ fn pkce_challenge(verifier: &str) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(d.as_ref())
 }
 
+/// Where a sign-in returns to: a same-origin path of at most [`MAX_RETURN_PATH`] bytes. A longer
+/// one loses its query (a path alone of the same origin is as safe), and failing that is `/`.
+fn return_path(to: &str) -> &str {
+    if !is_safe_return_path(to) {
+        return "/";
+    }
+    if to.len() <= MAX_RETURN_PATH {
+        return to;
+    }
+    match to.split(['?', '#']).next() {
+        Some(path) if path.len() <= MAX_RETURN_PATH && is_safe_return_path(path) => path,
+        _ => "/",
+    }
+}
+
+/// `Set-Cookie` values deleting the login cookies a new sign-in must not keep beside it: those
+/// that do not open (tampered, another key) or have expired, and all but the newest
+/// `MAX_PENDING_LOGINS - 1` of the others, so that with the new one at most
+/// [`MAX_PENDING_LOGINS`] remain.
+fn evict_logins(app: &App, pending: &[(String, String)], now: u64) -> Vec<String> {
+    let mut live: Vec<(u64, usize, &str)> = Vec::new();
+    let mut stale: Vec<&str> = Vec::new();
+    for (i, (name, sealed)) in pending.iter().enumerate() {
+        match app.open::<LoginState>(Purpose::Login, sealed, now) {
+            Some((login, _)) if login.exp > now => live.push((login.exp, i, name)),
+            _ => stale.push(name),
+        }
+    }
+    // Newest first: every login lives LOGIN_TTL, so a later expiry is a later start; within a
+    // second, the later in the `Cookie` header (browsers list older cookies first, RFC 6265
+    // section 5.4).
+    live.sort_by_key(|&(exp, i, _)| std::cmp::Reverse((exp, i)));
+    stale.extend(
+        live.iter()
+            .skip(MAX_PENDING_LOGINS.saturating_sub(1))
+            .map(|(_, _, n)| *n),
+    );
+    stale.sort_unstable();
+    stale.dedup();
+    stale
+        .into_iter()
+        .map(|n| app.names.clear_cookie(n))
+        .collect()
+}
+
 /// Sends the browser to the authorization endpoint, remembering state, nonce, PKCE verifier and
-/// the (same-origin) path to return to in the sealed login cookie.
+/// the (same-origin) path to return to in the sealed login cookie; `pending` are the login
+/// cookies the request carried (the oldest are evicted, see [`MAX_PENDING_LOGINS`]).
 pub fn start_login(
     app: &App,
     provider: &Provider,
     prompt: Option<&str>,
     return_to: &str,
+    pending: &[(String, String)],
 ) -> Response<Body> {
-    let to = if is_safe_return_path(return_to) {
-        return_to
-    } else {
-        "/"
-    };
+    let to = return_path(return_to);
     let (Some(state), Some(nonce), Some(verifier)) = (
         app.sealer.random(32),
         app.sealer.random(32),
@@ -111,8 +165,9 @@ pub fn start_login(
             "bad state",
         );
     };
-    let cookie = app.names.set_cookie(&name, &sealed, Some(LOGIN_TTL));
-    with_cookies(redirect(url.as_str()), [cookie])
+    let mut cookies = evict_logins(app, pending, now());
+    cookies.push(app.names.set_cookie(&name, &sealed, Some(LOGIN_TTL)));
+    with_cookies(redirect(url.as_str()), cookies)
 }
 
 /// Query parameters of the callback.
@@ -368,9 +423,11 @@ pub async fn callback(
             "cannot seal session",
         );
     };
-    let mut cookies_out =
-        app.names
-            .session_cookies(&sealed, session.end.saturating_sub(t), &cookies.presence);
+    let max_age = session.end.saturating_sub(t);
+    let mut cookies_out = app
+        .names
+        .session_cookies(&sealed, max_age, &cookies.presence);
+    cookies_out.push(signout_cookie(shared, app, &session.sid, id_token, max_age));
     cookies_out.extend(clear.iter().cloned());
     let to = if is_safe_return_path(&login.to) {
         login.to.as_str()
@@ -378,6 +435,27 @@ pub async fn callback(
         "/"
     };
     (with_cookies(redirect(to), cookies_out), Some(who))
+}
+
+/// The path of the sign-out endpoint, to which the sign-out cookie is scoped.
+fn sign_out_path(shared: &Shared) -> String {
+    format!("{}/sign_out", shared.settings.proxy_prefix)
+}
+
+/// The sign-out cookie of a new session: its ID token, sealed, for the sign-out's
+/// `id_token_hint`. Scoped to the sign-out endpoint, it costs the other requests nothing (neither
+/// bytes nor a decryption). When it would not fit one cookie (an ID token listing very many
+/// groups) an older one is deleted instead, and the sign-out names the client alone.
+fn signout_cookie(shared: &Shared, app: &App, sid: &str, id_token: &str, max_age: u64) -> String {
+    let path = sign_out_path(shared);
+    let hint = SignOutHint {
+        sid: sid.to_string(),
+        id_token: id_token.to_string(),
+    };
+    match app.sealer.seal(Purpose::SignOut, &hint) {
+        Some(sealed) if sealed.len() <= CHUNK => app.names.signout_cookie(&sealed, max_age, &path),
+        _ => app.names.signout_cookie("", 0, &path),
+    }
 }
 
 fn granted_scopes(tokens: &TokenResponse, requested: &str) -> Vec<String> {
@@ -485,9 +563,10 @@ fn html_escape(s: &str) -> String {
 
 /// Signs out (the caller has checked that the request comes from the proxy's origin): revokes
 /// the session's refresh token at the issuer's RFC 7009 `revocation_endpoint` when it has one
-/// (a failure is logged and does not stop the sign-out), clears the session and login cookies,
-/// and continues to the issuer's RP-initiated logout, or to a same-origin `rd` path when the
-/// issuer has none.
+/// (a failure is logged and does not stop the sign-out), clears the session, sign-out and login
+/// cookies, and continues to the issuer's RP-initiated logout with the session's ID token as
+/// `id_token_hint` (so that the issuer ends exactly that session without asking) and
+/// `client_id`, or to a same-origin `rd` path when the issuer has none.
 pub async fn sign_out(
     shared: &Shared,
     app: &App,
@@ -495,11 +574,22 @@ pub async fn sign_out(
     query: Option<&str>,
     cookies: &RequestCookies<'_>,
 ) -> Response<Body> {
+    let t = now();
     let session: Option<Session> = cookies
         .session
         .as_deref()
-        .and_then(|sealed| app.open(Purpose::Session, sealed, now()))
+        .and_then(|sealed| app.open(Purpose::Session, sealed, t))
         .map(|(s, _)| s);
+    // The hint only with the session it was kept for.
+    let hint = session
+        .as_ref()
+        .zip(cookies.signout)
+        .and_then(|(s, sealed)| {
+            app.open::<SignOutHint>(Purpose::SignOut, sealed, t)
+                .map(|(h, _)| h)
+                .filter(|h| crate::ct_eq(h.sid.as_bytes(), s.sid.as_bytes()))
+        })
+        .map(|h| h.id_token);
     if let (Some(session), Some(provider)) = (&session, provider) {
         shared.refresher.forget(&session.sid);
         if let Some(rt) = session.rt.as_deref() {
@@ -530,6 +620,9 @@ pub async fn sign_out(
         .map(|mut u| {
             {
                 let mut q = u.query_pairs_mut();
+                if let Some(id_token) = &hint {
+                    q.append_pair("id_token_hint", id_token);
+                }
                 q.append_pair("client_id", &app.cfg.client_id);
                 if let Some(post) = &shared.settings.post_logout_redirect_url {
                     q.append_pair("post_logout_redirect_uri", post);
@@ -539,6 +632,9 @@ pub async fn sign_out(
         })
         .unwrap_or(rd);
     let mut clear = app.names.clear_session(&cookies.presence);
+    if cookies.signout.is_some() {
+        clear.push(app.names.signout_cookie("", 0, &sign_out_path(shared)));
+    }
     clear.extend(
         cookies
             .logins
@@ -665,7 +761,258 @@ async fn do_refresh(
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use base64::engine::general_purpose::STANDARD;
+    use clap::Parser as _;
+
     use super::*;
+    use crate::session::read_cookies;
+
+    /// A proxy for `https://tool.example.com` (Secure cookies) and its app.
+    fn shared(dir: &std::path::Path) -> Shared {
+        let key = STANDARD.encode([5u8; 32]);
+        for (name, content) in [
+            ("client-id", "tool"),
+            ("issuer-url", "https://id.example.com"),
+            ("cookie-secret", key.as_str()),
+        ] {
+            std::fs::write(dir.join(name), content).unwrap();
+        }
+        let settings = crate::config::Cli::try_parse_from([
+            "keyway-proxy",
+            "--upstream-port",
+            "9",
+            "--config-dir",
+            dir.to_str().unwrap(),
+            "--external-url",
+            "https://tool.example.com",
+        ])
+        .unwrap()
+        .settings()
+        .unwrap();
+        let app = App::new(crate::config::load_app(&settings).unwrap(), &settings).unwrap();
+        Shared::new(settings, app).unwrap()
+    }
+
+    fn provider() -> Provider {
+        let iss = "https://id.example.com";
+        Provider {
+            metadata: serde_json::from_value(serde_json::json!({
+                "issuer": iss,
+                "authorization_endpoint": format!("{iss}/auth"),
+                "token_endpoint": format!("{iss}/token"),
+                "jwks_uri": format!("{iss}/jwks"),
+                "end_session_endpoint": format!("{iss}/end_session"),
+            }))
+            .unwrap(),
+            keys: Default::default(),
+            fetched: std::sync::RwLock::new(Instant::now()),
+            refetch: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    /// Applies a response's `Set-Cookie` values to a browser's jar, as a browser does.
+    fn apply(jar: &mut Vec<(String, String)>, resp: &Response<Body>) {
+        for v in resp.headers().get_all(header::SET_COOKIE) {
+            let (pair, attrs) = v.to_str().unwrap().split_once(';').unwrap();
+            let (name, value) = pair.split_once('=').unwrap();
+            jar.retain(|(n, _)| n != name);
+            if !attrs.split(';').any(|a| a.trim() == "Max-Age=0") {
+                jar.push((name.to_string(), value.to_string()));
+            }
+        }
+    }
+
+    #[test]
+    fn sign_in_state_cookies_stay_bounded_in_number_and_size() {
+        let dir = tempfile::tempdir().unwrap();
+        let shared = shared(dir.path());
+        let app = shared.app();
+        let provider = provider();
+        // Return paths at the cap, of a character JSON doubles: the largest login cookies.
+        let rd = |i: usize| {
+            let head = format!("/page-{i}?q=");
+            format!("{head}{}", "\"".repeat(MAX_RETURN_PATH - head.len()))
+        };
+        let mut jar: Vec<(String, String)> = Vec::new();
+        for i in 0..20 {
+            let resp = start_login(&app, &provider, None, &rd(i), &jar);
+            assert_eq!(resp.status(), StatusCode::FOUND);
+            apply(&mut jar, &resp);
+            assert!(
+                jar.len() <= MAX_PENDING_LOGINS,
+                "{} login cookies",
+                jar.len()
+            );
+            for (name, value) in &jar {
+                // RFC 6265 section 6.1: browsers keep cookies of up to 4096 bytes (name, value
+                // and attributes); larger ones are dropped.
+                let size = name.len()
+                    + value.len()
+                    + "; Path=/; HttpOnly; SameSite=Lax; Secure; Max-Age=600".len();
+                assert!(size <= 4096, "a login cookie of {size} bytes");
+            }
+        }
+        // The newest sign-ins are the ones kept, with their whole return paths.
+        let mut kept: Vec<String> = jar
+            .iter()
+            .map(|(_, v)| {
+                app.open::<LoginState>(Purpose::Login, v, now())
+                    .unwrap()
+                    .0
+                    .to
+            })
+            .collect();
+        kept.sort();
+        let mut newest: Vec<String> = (16..20).map(rd).collect();
+        newest.sort();
+        assert_eq!(kept, newest);
+        // Cookies that do not open or have expired are deleted too.
+        jar.push((
+            "__Host-_keyway_proxy_login_AAAAAAAAAAAA".into(),
+            "junk".into(),
+        ));
+        let resp = start_login(&app, &provider, None, "/", &jar);
+        apply(&mut jar, &resp);
+        assert!(!jar.iter().any(|(_, v)| v == "junk"));
+        assert_eq!(jar.len(), MAX_PENDING_LOGINS);
+    }
+
+    #[test]
+    fn an_over_long_return_path_keeps_its_path_or_becomes_the_root() {
+        assert_eq!(return_path("/a/b?c=d"), "/a/b?c=d");
+        let at_cap = format!("/{}", "x".repeat(MAX_RETURN_PATH - 1));
+        assert_eq!(return_path(&at_cap), at_cap);
+        let long_query = format!("/reports/42?q={}", "x".repeat(MAX_RETURN_PATH));
+        assert_eq!(return_path(&long_query), "/reports/42");
+        let long_path = format!("/{}", "x".repeat(MAX_RETURN_PATH));
+        assert_eq!(return_path(&long_path), "/");
+        for open_redirect in [
+            "//evil.example/x".to_string(),
+            format!("//evil.example/?{}", "x".repeat(2 * MAX_RETURN_PATH)),
+            format!("/\\evil.example/?{}", "x".repeat(2 * MAX_RETURN_PATH)),
+            format!("https://evil.example/?{}", "x".repeat(2 * MAX_RETURN_PATH)),
+        ] {
+            assert_eq!(return_path(&open_redirect), "/", "{open_redirect}");
+        }
+    }
+
+    fn cookie_header(pairs: &[(&str, &str)]) -> http::HeaderMap {
+        let mut headers = http::HeaderMap::new();
+        let line: Vec<String> = pairs.iter().map(|(n, v)| format!("{n}={v}")).collect();
+        headers.insert(header::COOKIE, line.join("; ").parse().unwrap());
+        headers
+    }
+
+    #[tokio::test]
+    async fn sign_out_sends_the_id_token_of_its_own_session_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let shared = shared(dir.path());
+        let app = shared.app();
+        let provider = provider();
+        let t = now();
+        let session = |sid: &str| {
+            let s = Session {
+                sid: sid.into(),
+                who: Principal {
+                    sub: "alice".into(),
+                    ..Default::default()
+                },
+                at: None,
+                rt: None,
+                exp: t + 300,
+                end: t + 3600,
+            };
+            app.sealer.seal(Purpose::Session, &s).unwrap()
+        };
+        let hint = |purpose, sid: &str| {
+            let h = SignOutHint {
+                sid: sid.into(),
+                id_token: "eyJh.eyJz.c2ln".into(),
+            };
+            app.sealer.seal(purpose, &h).unwrap()
+        };
+        let sign_out_with = |pairs: Vec<(&str, String)>| {
+            let pairs: Vec<(&str, &str)> = pairs.iter().map(|(n, v)| (*n, v.as_str())).collect();
+            let headers = cookie_header(&pairs);
+            let shared = &shared;
+            let app = &app;
+            let provider = &provider;
+            async move {
+                let cookies = read_cookies(&headers, &app.names);
+                let resp = sign_out(shared, app, Some(provider), None, &cookies).await;
+                assert_eq!(resp.status(), StatusCode::FOUND);
+                let to =
+                    url::Url::parse(resp.headers()[header::LOCATION].to_str().unwrap()).unwrap();
+                let q: HashMap<String, String> = to.query_pairs().into_owned().collect();
+                assert_eq!(q.get("client_id").map(String::as_str), Some("tool"));
+                let set: Vec<String> = resp
+                    .headers()
+                    .get_all(header::SET_COOKIE)
+                    .iter()
+                    .map(|v| v.to_str().unwrap().to_string())
+                    .collect();
+                (q.get("id_token_hint").cloned(), set)
+            }
+        };
+        let (name_s, name_h) = ("__Host-_keyway_proxy", "__Secure-_keyway_proxy_signout");
+
+        let (sent, set) = sign_out_with(vec![
+            (name_s, session("sid-1")),
+            (name_h, hint(Purpose::SignOut, "sid-1")),
+        ])
+        .await;
+        assert_eq!(sent.as_deref(), Some("eyJh.eyJz.c2ln"));
+        assert!(
+            set.iter().any(
+                |c| c.starts_with(&format!("{name_h}=; Path=/oauth2/sign_out;"))
+                    && c.contains("Max-Age=0")
+            ),
+            "{set:?}"
+        );
+        // Another session's hint, no session, a hint sealed for another purpose: no hint.
+        for pairs in [
+            vec![
+                (name_s, session("sid-2")),
+                (name_h, hint(Purpose::SignOut, "sid-1")),
+            ],
+            vec![(name_h, hint(Purpose::SignOut, "sid-1"))],
+            vec![
+                (name_s, session("sid-1")),
+                (name_h, hint(Purpose::Login, "sid-1")),
+            ],
+        ] {
+            assert_eq!(sign_out_with(pairs).await.0, None);
+        }
+    }
+
+    #[test]
+    fn the_sign_out_cookie_is_scoped_to_the_sign_out_and_bounded() {
+        let dir = tempfile::tempdir().unwrap();
+        let shared = shared(dir.path());
+        let app = shared.app();
+        let id_token = format!("eyJh.{}.c2ln", "x".repeat(1000));
+        let c = signout_cookie(&shared, &app, "sid-1", &id_token, 3600);
+        let (pair, attrs) = c.split_once(';').unwrap();
+        let (name, value) = pair.split_once('=').unwrap();
+        assert_eq!(name, "__Secure-_keyway_proxy_signout");
+        assert_eq!(
+            attrs,
+            " Path=/oauth2/sign_out; HttpOnly; SameSite=Lax; Secure; Max-Age=3600"
+        );
+        let (h, _) = app
+            .open::<SignOutHint>(Purpose::SignOut, value, now())
+            .unwrap();
+        assert_eq!(
+            (h.sid.as_str(), h.id_token.as_str()),
+            ("sid-1", id_token.as_str())
+        );
+        // Too large for one cookie: an older one is deleted instead.
+        let huge = format!("eyJh.{}.c2ln", "x".repeat(CHUNK));
+        let c = signout_cookie(&shared, &app, "sid-1", &huge, 3600);
+        assert!(c.starts_with("__Secure-_keyway_proxy_signout=; Path=/oauth2/sign_out;"));
+        assert!(c.ends_with("Max-Age=0"));
+    }
 
     #[test]
     fn pkce_s256_matches_rfc7636_appendix_b() {

@@ -479,8 +479,15 @@ async fn route(shared: &Arc<Shared>, peer: &Peer, req: Request<ReqBody>) -> Done
                     .find(|(k, _)| k == "rd")
                     .map(|(_, v)| v.into_owned())
                     .unwrap_or_else(|| "/".into());
+                let cookies = read_cookies(req.headers(), &app.names);
                 return done(
-                    flow::start_login(&app, &provider, shared.settings.prompt.as_deref(), &rd),
+                    flow::start_login(
+                        &app,
+                        &provider,
+                        shared.settings.prompt.as_deref(),
+                        &rd,
+                        &cookies.logins,
+                    ),
                     Outcome::login_redirect,
                 );
             }
@@ -671,7 +678,13 @@ async fn route(shared: &Arc<Shared>, peer: &Peer, req: Request<ReqBody>) -> Done
                 Some(q) => format!("{}?{q}", path.forward),
                 None => path.forward.clone(),
             };
-            let resp = flow::start_login(&app, &provider, shared.settings.prompt.as_deref(), &to);
+            let resp = flow::start_login(
+                &app,
+                &provider,
+                shared.settings.prompt.as_deref(),
+                &to,
+                &cookies.logins,
+            );
             return done(with_cookies(resp, set_cookies), Outcome::login_redirect);
         }
         let scopes = scopes_for(&app, method, m);

@@ -137,23 +137,34 @@ pub struct App {
 }
 
 impl App {
-    /// Builds the app state from a configuration.
+    /// Builds the app state from a configuration. A replaced cookie secret named by the files
+    /// (`cookie-secret-previous`, replaced at `cookie-secret-replaced-at`) is retired until that
+    /// time plus the grace, so that it survives a restart of the proxy.
     pub fn new(cfg: AppConfig, settings: &Settings) -> Result<Self> {
         let sealer = Sealer::new(&cfg.cookie_key, &cfg.client_id)
             .ok_or_else(|| Error::Config(vec!["cookie-secret: unusable key".into()]))?;
         let names = Names::new(&settings.cookie_name, cfg.secure_cookies);
+        let grace = settings.cookie_secret_grace;
+        let retired = cfg
+            .previous_cookie_key
+            .filter(|(key, at)| {
+                grace > 0 && at.saturating_add(grace) > now() && !ct_eq(key, &cfg.cookie_key)
+            })
+            .and_then(|(key, at)| Retired::new(key, &cfg.client_id, at.saturating_add(grace)));
         Ok(App {
             cfg,
             sealer,
             names,
             sessions: cache::SessionCache::new(settings.token_cache_size),
-            retired: None,
+            retired,
         })
     }
 
     /// Takes over the cookie secret of the configuration this one replaces: when the cookie
     /// secret changed, the old one is retired for `grace` seconds; otherwise a retired secret
-    /// still in its grace period stays retired. Only one is kept (the last replaced).
+    /// still in its grace period stays retired. Only one is kept (the last replaced): what this
+    /// proxy saw replaced wins over an older one the files name, and when the files name the
+    /// same one, their time holds (every replica then agrees on it).
     pub fn retire_from(&mut self, old: &App, grace: u64, now: u64) {
         let (key, until) = if !ct_eq(&old.cfg.cookie_key, &self.cfg.cookie_key) {
             (old.cfg.cookie_key, now.saturating_add(grace))
@@ -163,6 +174,9 @@ impl App {
                 None => return,
             }
         };
+        if self.retired.as_ref().is_some_and(|r| ct_eq(r.key(), &key)) {
+            return;
+        }
         if grace == 0 || until <= now || ct_eq(&key, &self.cfg.cookie_key) {
             return;
         }
@@ -467,6 +481,61 @@ mod tests {
                 .open::<Session>(Purpose::Session, value)
                 .is_some()
         );
+    }
+
+    #[test]
+    fn a_cookie_secret_the_files_name_as_replaced_survives_a_restart_within_its_grace() {
+        use base64::Engine as _;
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let one = sealed(&app(d, GRACE, 1, "tool"));
+        let two = sealed(&app(d, GRACE, 2, "tool"));
+        let name = |key: &str| d.join(key);
+        let write_previous = |key: u8, at: u64| {
+            let encoded = base64::engine::general_purpose::STANDARD.encode([key; 32]);
+            std::fs::write(name(contract::secret::COOKIE_SECRET_PREVIOUS), encoded).unwrap();
+            std::fs::write(
+                name(contract::secret::COOKIE_SECRET_REPLACED_AT),
+                format!("{at}\n"),
+            )
+            .unwrap();
+        };
+        let start = |grace: u64, key: u8| {
+            Shared::new(settings(d, grace), app(d, grace, key, "tool")).unwrap()
+        };
+
+        // Key 1 was replaced by key 2 ten seconds ago; a proxy starting now still opens its
+        // cookies, until the replacement time plus the grace.
+        let t = now();
+        write_previous(1, t - 10);
+        let restarted = start(GRACE, 2);
+        assert_eq!(opens(&restarted, &one, t), Some(true));
+        assert_eq!(opens(&restarted, &two, t), Some(false));
+        assert_eq!(opens(&restarted, &one, t - 10 + GRACE - 1), Some(true));
+        assert_eq!(opens(&restarted, &one, t - 10 + GRACE), None);
+        // Replaced longer ago than the grace, or no grace: refused.
+        write_previous(1, t - GRACE - 1);
+        assert_eq!(opens(&start(GRACE, 2), &one, t), None);
+        write_previous(1, t - 10);
+        assert_eq!(opens(&start(0, 2), &one, t), None);
+
+        // A running proxy that sees the replacement itself and then the files naming it keeps
+        // the files' deadline, the one every replica reads.
+        std::fs::remove_file(name(contract::secret::COOKIE_SECRET_PREVIOUS)).unwrap();
+        std::fs::remove_file(name(contract::secret::COOKIE_SECRET_REPLACED_AT)).unwrap();
+        let running = start(GRACE, 1);
+        running.set_app(app(d, GRACE, 2, "tool"));
+        assert!(running.app().retired.as_ref().unwrap().until() >= t + GRACE);
+        write_previous(1, t - 10);
+        running.set_app(app(d, GRACE, 2, "tool"));
+        assert_eq!(
+            running.app().retired.as_ref().unwrap().until(),
+            t - 10 + GRACE
+        );
+        // Key 2 replaced here while the files still name key 1: what this proxy saw wins.
+        running.set_app(app(d, GRACE, 3, "tool"));
+        assert_eq!(opens(&running, &two, now()), Some(true));
+        assert_eq!(opens(&running, &one, now()), None);
     }
 
     #[test]

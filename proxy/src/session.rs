@@ -3,9 +3,12 @@
 //! another app, or a login-state cookie used as a session, fails to open.
 //!
 //! Cookie names: `_keyway_proxy` (session) and `_keyway_proxy_login_<first 12 characters of the
-//! state>` (login state, one per sign-in in progress so that several tabs can sign in at once),
-//! with the `__Host-` prefix when Secure; never `keyway_issuer_*`, the issuer's. A session larger
-//! than one cookie is split into `NAME_0`, `NAME_1`, ….
+//! state>` (login state, one per sign-in in progress so that several tabs can sign in at once,
+//! at most `flow::MAX_PENDING_LOGINS`), with the `__Host-` prefix when Secure; never
+//! `keyway_issuer_*`, the issuer's. A session larger than one cookie is split into `NAME_0`,
+//! `NAME_1`, …. The ID token for the sign-out's `id_token_hint` rides in `_keyway_proxy_signout`
+//! (`__Secure-` prefixed when Secure, since `__Host-` requires `Path=/`), path-scoped to the
+//! sign-out endpoint so that it is not sent with every request.
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
@@ -28,6 +31,8 @@ pub enum Purpose {
     Session,
     /// The login-state cookie.
     Login,
+    /// The sign-out cookie (the ID token kept for `id_token_hint`).
+    SignOut,
 }
 
 /// The additional authenticated data: `keyway-proxy/v1\0<purpose>\0<client id>`.
@@ -35,6 +40,7 @@ fn aad(purpose: Purpose, client_id: &str) -> Vec<u8> {
     let p = match purpose {
         Purpose::Session => "session",
         Purpose::Login => "login",
+        Purpose::SignOut => "signout",
     };
     let mut aad = Vec::with_capacity(32 + client_id.len());
     aad.extend_from_slice(b"keyway-proxy/v1\0");
@@ -48,7 +54,7 @@ fn aad(purpose: Purpose, client_id: &str) -> Vec<u8> {
 pub struct Sealer {
     key: LessSafeKey,
     /// The AAD for each purpose (indexed by [`Purpose`]), made once.
-    aad: [Vec<u8>; 2],
+    aad: [Vec<u8>; 3],
     rng: SystemRandom,
 }
 
@@ -67,6 +73,7 @@ impl Sealer {
             aad: [
                 aad(Purpose::Session, client_id),
                 aad(Purpose::Login, client_id),
+                aad(Purpose::SignOut, client_id),
             ],
             rng: SystemRandom::new(),
         })
@@ -192,6 +199,18 @@ pub struct LoginState {
     pub exp: u64,
 }
 
+/// What the sign-out cookie keeps: the ID token of the sign-in, for the `id_token_hint` of
+/// RP-Initiated Logout, and the session it belongs to (a sign-out sends the hint only with that
+/// session, so that a sign-out cookie planted from a sibling domain, which `__Secure-` does not
+/// prevent as `__Host-` would, names no one else).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SignOutHint {
+    /// The session's random ID ([`Session::sid`]).
+    pub sid: String,
+    /// The ID token.
+    pub id_token: String,
+}
+
 /// Cookie names for one configuration.
 #[derive(Debug, Clone)]
 pub struct Names {
@@ -199,6 +218,8 @@ pub struct Names {
     pub session: String,
     /// Prefix of the login-state cookies (prefixed); see [`Names::login_for`].
     pub login: String,
+    /// The sign-out cookie (`__Secure-` prefixed when Secure: it is path-scoped).
+    pub signout: String,
     /// Secure attribute.
     pub secure: bool,
 }
@@ -207,9 +228,11 @@ impl Names {
     /// Names from the base name.
     pub fn new(base: &str, secure: bool) -> Self {
         let prefix = if secure { "__Host-" } else { "" };
+        let scoped = if secure { "__Secure-" } else { "" };
         Names {
             session: format!("{prefix}{base}"),
             login: format!("{prefix}{base}_login"),
+            signout: format!("{scoped}{base}_signout"),
             secure,
         }
     }
@@ -225,7 +248,17 @@ impl Names {
 
     /// A `Set-Cookie` value.
     pub fn set_cookie(&self, name: &str, value: &str, max_age: Option<u64>) -> String {
-        let mut c = format!("{name}={value}; Path=/; HttpOnly; SameSite=Lax");
+        self.cookie_at(name, value, max_age, "/")
+    }
+
+    /// A `Set-Cookie` value for the sign-out cookie, sent only to `path` (the sign-out
+    /// endpoint); an empty value with `max_age` 0 deletes it.
+    pub fn signout_cookie(&self, value: &str, max_age: u64, path: &str) -> String {
+        self.cookie_at(&self.signout, value, Some(max_age), path)
+    }
+
+    fn cookie_at(&self, name: &str, value: &str, max_age: Option<u64>, path: &str) -> String {
+        let mut c = format!("{name}={value}; Path={path}; HttpOnly; SameSite=Lax");
         if self.secure {
             c.push_str("; Secure");
         }
@@ -293,6 +326,8 @@ pub struct RequestCookies<'a> {
     pub session: Option<std::borrow::Cow<'a, str>>,
     /// Login-state cookies (name, sealed value).
     pub logins: Vec<(String, String)>,
+    /// The sealed sign-out cookie (sent only to the sign-out endpoint).
+    pub signout: Option<&'a str>,
     /// Which pieces were present.
     pub presence: Presence,
     /// What forwarding must do with the `Cookie` lines.
@@ -377,6 +412,8 @@ pub fn read_cookies<'a>(headers: &'a http::HeaderMap, names: &Names) -> RequestC
                 out.presence.single = true;
             } else if is_login_cookie(name, names) {
                 out.logins.push((name.to_string(), v.to_string()));
+            } else if name == names.signout {
+                out.signout = Some(v);
             } else if let Some(i) = name
                 .strip_prefix(names.session.as_str())
                 .and_then(|r| r.strip_prefix('_'))
@@ -407,6 +444,7 @@ fn is_login_cookie(name: &str, names: &Names) -> bool {
 pub fn is_own_cookie(name: &str, names: &Names) -> bool {
     name == names.session
         || is_login_cookie(name, names)
+        || name == names.signout
         || name
             .strip_prefix(names.session.as_str())
             .and_then(|r| r.strip_prefix('_'))

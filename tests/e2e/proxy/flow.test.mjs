@@ -125,7 +125,15 @@ describe('keyway-proxy with oidc-provider', () => {
     assert.equal(out.res.status, 200, out.visited.join('\n'));
     assert.equal(out.visited[1], `POST ${s.url}/oauth2/sign_out?rd=%2F`, out.visited.join('\n'));
     assert.equal((await out.res.json()).url, '/public/signed-out');
-    assert.ok(out.visited.some((v) => v.includes('/session/end')), out.visited.join('\n'));
+    // The provider accepted the ID token the proxy kept as id_token_hint, and ended the session.
+    const end = out.visited.map((v) => new URL(v.split(' ')[1])).find((u) => u.pathname === '/session/end');
+    assert.ok(end, out.visited.join('\n'));
+    const hint = end.searchParams.get('id_token_hint');
+    assert.ok(hint, `no id_token_hint: ${end}`);
+    const claims = JSON.parse(Buffer.from(hint.split('.')[1], 'base64url'));
+    assert.deepEqual([claims.iss, claims.sub, claims.aud], [s.op.issuer, 'alice', 'tool']);
+    assert.equal(end.searchParams.get('client_id'), 'tool');
+    assert.equal(jar.get('_keyway_proxy_signout'), undefined);
     assert.equal(jar.get('_keyway_proxy'), undefined);
     // The next visit must sign in again at the provider (a login form, not a silent redirect).
     const res = await fetch(`${s.url}/page`, { headers: { accept: 'text/html', cookie: jar.header() }, redirect: 'manual' });

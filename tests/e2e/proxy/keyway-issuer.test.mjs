@@ -1,11 +1,12 @@
 // keyway-proxy against keyway's own issuer (tests/e2e/issuer/harness.mjs, SQLite store): sign in
 // through the proxy; an expired session is refreshed once (the issuer rotates the refresh token);
 // then sign out: the refresh token is revoked at the issuer (introspection and a refresh attempt
-// both refuse it) and the browser continues to the issuer's end_session.
+// both refuse it) and the browser continues to the issuer's end_session, naming its session with
+// the ID token as id_token_hint, so that the issuer ends exactly that session without asking.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 
-import { Jar as IssuerJar, PASSWORD, SECRETS, USERS, signIn, startIssuer } from '../issuer/harness.mjs';
+import { Jar as IssuerJar, PASSWORD, SECRETS, USERS, request, signIn, startIssuer, verifyJwt } from '../issuer/harness.mjs';
 import { COOKIE_SECRET, freePort, startProxy, startUpstream, unseal } from './harness.mjs';
 
 const CLIENT = 'default.webapp';
@@ -66,20 +67,24 @@ spec:
     return (await res.json()).active;
   };
 
-  /** Signs USERS[0] in through the proxy; returns the session cookie (`name=value`). */
-  const signInThroughProxy = async () => {
+  /** Signs USERS[0] in through the proxy in the browser of `jar` (the issuer's cookies); returns
+   * the session cookie and the sign-out cookie (`name=value`) and what the issuer asked for. */
+  const signInThroughProxy = async (jar = new IssuerJar()) => {
     const start = await fetch(`${url}/page`, { headers: { accept: 'text/html' }, redirect: 'manual' });
     assert.equal(start.status, 302);
     const login = start.headers.getSetCookie()[0].split(';')[0];
-    const { location } = await signIn(new IssuerJar(), start.headers.get('location'), { user: USERS[0].email, password: PASSWORD });
+    const { location, pages } = await signIn(jar, start.headers.get('location'), { user: USERS[0].email, password: PASSWORD });
     assert.ok(location?.startsWith(`${url}/oauth2/callback?`), location);
     const cb = await fetch(location, { headers: { cookie: login }, redirect: 'manual' });
     assert.equal(cb.status, 302, await cb.text());
-    return cb.headers.getSetCookie().find((c) => c.startsWith('_keyway_proxy=')).split(';')[0];
+    const set = cb.headers.getSetCookie();
+    const cookie = set.find((c) => c.startsWith('_keyway_proxy=')).split(';')[0];
+    const signOut = set.find((c) => c.startsWith('_keyway_proxy_signout='));
+    return { cookie, signOut, pages };
   };
 
   it('refreshes an expired session once at the issuer, which rotates the refresh token', async () => {
-    const cookie = await signInThroughProxy();
+    const { cookie } = await signInThroughProxy();
     const { rt } = unseal(cookie.slice('_keyway_proxy='.length), { clientId: CLIENT });
     await new Promise((resolve) => setTimeout(resolve, 61_000));
     const results = await Promise.all(Array.from({ length: 4 }, () => fetch(`${url}/page`, { headers: { cookie } })));
@@ -101,7 +106,7 @@ spec:
   });
 
   it('signs in, then signs out revoking the refresh token at the issuer', async () => {
-    const cookie = await signInThroughProxy();
+    const { cookie } = await signInThroughProxy();
     const page = await fetch(`${url}/page`, { headers: { cookie } });
     assert.equal(page.status, 200);
     assert.equal((await page.json()).headers['x-forwarded-email'], USERS[0].email);
@@ -123,6 +128,38 @@ spec:
     });
     assert.equal(refresh.status, 400);
     assert.equal((await refresh.json()).error, 'invalid_grant');
-    assert.match(await proxy.metrics(), /keyway_proxy_token_revocations_total\{result="ok"\} 1/);
+    assert.match(await proxy.metrics(), /keyway_proxy_token_revocations_total\{result="ok"\} [12]/);
+  });
+
+  it('signs out with id_token_hint: the issuer ends exactly that session, without asking', async () => {
+    // The same person signed in from two browsers.
+    const jar = new IssuerJar();
+    const other = new IssuerJar();
+    const { cookie, signOut } = await signInThroughProxy(jar);
+    await signInThroughProxy(other);
+    const cookies = [cookie, signOut?.split(';')[0]].filter(Boolean).join('; ');
+    const out = await fetch(`${url}/oauth2/sign_out`, { method: 'POST', headers: { cookie: cookies, origin: url }, redirect: 'manual' });
+    assert.equal(out.status, 302);
+    const end = new URL(out.headers.get('location'));
+    assert.equal(`${end.origin}${end.pathname}`, `${issuer.url}/end_session`);
+    assert.equal(end.searchParams.get('client_id'), CLIENT);
+
+    // The browser follows with its issuer session: signed out at once, no confirmation page.
+    const res = await request(jar, end.href);
+    assert.equal(res.status, 303, await res.text());
+    assert.equal(res.headers.get('location'), `${url}/public/signed-out`);
+    // That browser must sign in again; the other one is still signed in.
+    assert.deepEqual((await signInThroughProxy(jar)).pages, ['login']);
+    assert.deepEqual((await signInThroughProxy(other)).pages, []);
+
+    // The hint was the sign-in's ID token, kept in its own cookie sent only to the sign-out
+    // endpoint (and deleted by it).
+    const { header, payload } = await verifyJwt(issuer.url, end.searchParams.get('id_token_hint'));
+    assert.equal(header.typ, 'JWT');
+    assert.equal(payload.aud, CLIENT);
+    assert.equal(payload.email, USERS[0].email);
+    assert.match(signOut, /^_keyway_proxy_signout=[^;]+; Path=\/oauth2\/sign_out; HttpOnly; SameSite=Lax; Max-Age=\d+$/);
+    assert.ok(out.headers.getSetCookie().some((c) => /^_keyway_proxy_signout=; Path=\/oauth2\/sign_out;.*Max-Age=0/.test(c)), out.headers.getSetCookie().join('\n'));
+    console.log(`# ID token ${end.searchParams.get('id_token_hint').length} bytes, sign-out cookie ${signOut.split(';')[0].length}, session cookie ${cookie.length}`);
   });
 });

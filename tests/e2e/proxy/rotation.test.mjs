@@ -1,12 +1,15 @@
 // Cookie-secret rotation under a running keyway-proxy: the mounted cookie-secret changes, and
 // cookies sealed with the previous secret (sessions and sign-ins in progress) keep working for
 // --cookie-secret-grace seconds, a session being sealed with the new secret at its next refresh;
-// afterwards they are refused. Tampered and foreign cookies stay refused throughout.
+// afterwards they are refused. Tampered and foreign cookies stay refused throughout. And across a
+// restart: a proxy started after the change reads the previous secret and when it was replaced
+// from the mounted files (cookie-secret-previous, cookie-secret-replaced-at) and keeps opening
+// its cookies until the grace ends.
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 
-import { COOKIE_SECRET, Jar, browse, seal, stack, writeConfig } from './harness.mjs';
+import { COOKIE_SECRET, Jar, browse, seal, stack, startProxy, writeConfig } from './harness.mjs';
 
 const GRACE = 8;
 const NEW_SECRET = crypto.randomBytes(32).toString('base64');
@@ -128,5 +131,61 @@ describe('cookie-secret rotation with --cookie-secret-grace 0', () => {
     const r = await api(old);
     assert.equal(r.status, 401);
     assert.deepEqual(await r.json(), UNAUTHENTICATED);
+  });
+});
+
+describe('cookie-secret rotation across a restart of the proxy', () => {
+  let s;
+  const env = {
+    KEYWAY_SCOPES: 'openid email profile groups offline_access',
+    KEYWAY_PROMPT: 'consent',
+    KEYWAY_COOKIE_SECRET_GRACE: String(GRACE),
+  };
+  before(async () => { s = await stack({ env }); });
+  // s.close() stops the proxy stack() started; the restarted one is stopped here.
+  after(async () => { await s?.proxy.stop(); await s?.close(); });
+
+  const api = (cookie) => fetch(`${s.url}/whoami`, { headers: { cookie, accept: 'application/json' } });
+  /** Stops the proxy and starts the binary again on the same port with these Secret files. */
+  async function restart(files) {
+    await s.proxy.stop();
+    s.proxy = await startProxy({ port: Number(new URL(s.url).port), upstreamPort: s.upstream.port, files, env });
+  }
+
+  it('keeps opening cookies of the replaced secret the files name, until its grace ends', async () => {
+    const jar = new Jar();
+    const first = await browse(jar, `${s.url}/whoami`, { login: 'alice' });
+    assert.equal(first.res.status, 200, first.visited.join('\n'));
+    const old = `_keyway_proxy=${jar.get('_keyway_proxy')}`;
+
+    // The Secret now holds a new cookie secret and names the old one as replaced just now (what
+    // keyway-operator writes); the pod's proxy restarts and reads it.
+    const replacedAt = Math.floor(Date.now() / 1000);
+    await restart({
+      ...s.files,
+      'cookie-secret': `${NEW_SECRET}\n`,
+      'cookie-secret-previous': `${COOKIE_SECRET}\n`,
+      'cookie-secret-replaced-at': `${replacedAt}\n`,
+    });
+    const r = await api(old);
+    assert.equal(r.status, 200, 'the session sealed with the replaced secret still opens');
+    assert.equal((await r.json()).headers['x-forwarded-user'], 'alice');
+    assert.equal((await api(`_keyway_proxy=${forged(NEW_SECRET)}`)).status, 200, 'the new secret too');
+    assert.equal((await api(`_keyway_proxy=${forged(crypto.randomBytes(32).toString('base64'))}`)).status, 401);
+    assert.ok(Date.now() / 1000 < replacedAt + GRACE, 'the checks above ran within the grace period');
+
+    // Once the grace has passed since the replacement, the old session is refused, also by a
+    // proxy started again.
+    await sleep(Math.max(0, (replacedAt + GRACE + 1) * 1000 - Date.now()));
+    const late = await api(old);
+    assert.equal(late.status, 401);
+    assert.deepEqual(await late.json(), UNAUTHENTICATED);
+    await restart({
+      ...s.files,
+      'cookie-secret': NEW_SECRET,
+      'cookie-secret-previous': COOKIE_SECRET,
+      'cookie-secret-replaced-at': String(replacedAt),
+    });
+    assert.equal((await api(old)).status, 401);
   });
 });
