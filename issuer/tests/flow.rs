@@ -138,6 +138,81 @@ async fn code_flow_refresh_userinfo_revoke_introspect() {
     assert_eq!(intro.json()["active"], false);
 }
 
+/// A refresh token presented again within `--refresh-grace` (a retry, or concurrent refreshes
+/// of one client) gets the same successor as its first presentation, and a presentation of an
+/// older token of the chain gets the chain's current one: a family never has two live refresh
+/// tokens. After the window, presenting a rotated token revokes the family.
+#[tokio::test]
+async fn refresh_within_the_grace_window_never_forks_the_family() {
+    let h = harness().await;
+    let mut b = Browser::default();
+    let code = web_code(&mut b, &h.app).await;
+    let t = redeem_web(&h.app, &code).await.json();
+    let r1 = t["refresh_token"].as_str().unwrap().to_string();
+    let refresh = |rt: String| {
+        let app = h.app.clone();
+        async move {
+            post(
+                &app,
+                "/token",
+                &form(&[("grant_type", "refresh_token"), ("refresh_token", &rt)]),
+                Some(&basic("default.web", "web-secret")),
+            )
+            .await
+        }
+    };
+    let rt_of = |res: &Res| {
+        assert_eq!(res.status, StatusCode::OK, "{}", res.body);
+        assert!(res.json()["access_token"].is_string());
+        res.json()["refresh_token"].as_str().unwrap().to_string()
+    };
+    let active = |token: String| {
+        let app = h.app.clone();
+        async move {
+            let res = post(
+                &app,
+                "/introspect",
+                &form(&[("token", &token)]),
+                Some(&basic("default.web", "web-secret")),
+            )
+            .await;
+            res.json()["active"] == true
+        }
+    };
+    let r2 = rt_of(&refresh(r1.clone()).await);
+    assert_ne!(r2, r1);
+    // A retry within the window: the same successor, with a new access token.
+    assert_eq!(rt_of(&refresh(r1.clone()).await), r2);
+    // Concurrent refreshes with the current token: one successor for all.
+    let (x, y, z) = tokio::join!(
+        refresh(r2.clone()),
+        refresh(r2.clone()),
+        refresh(r2.clone())
+    );
+    let r3 = rt_of(&x);
+    assert_eq!((rt_of(&y), rt_of(&z)), (r3.clone(), r3.clone()));
+    assert_ne!(r3, r2);
+    // The first token, still within its window, leads to the chain's current token.
+    assert_eq!(rt_of(&refresh(r1.clone()).await), r3);
+    let r4 = rt_of(&refresh(r3.clone()).await);
+    for spent in [&r1, &r2, &r3] {
+        assert!(!active(spent.clone()).await);
+    }
+    assert!(active(r4.clone()).await, "one live token: the chain's last");
+    // After the window: reuse, and the whole family is revoked.
+    h.issuer.clock.advance(11);
+    let res = refresh(r2.clone()).await;
+    assert_eq!(res.error(), "invalid_grant");
+    assert!(
+        res.json()["error_description"]
+            .as_str()
+            .unwrap()
+            .contains("already used")
+    );
+    assert_eq!(refresh(r4.clone()).await.error(), "invalid_grant");
+    assert!(!active(r4).await);
+}
+
 #[tokio::test]
 async fn code_replay_revokes_tokens_from_first_use() {
     let h = harness().await;

@@ -64,7 +64,7 @@ impl Store for Flaky {
     async fn rotate_refresh(
         &self,
         old: &SecretHash,
-        new: &SecretHash,
+        new: &Successor,
         now: i64,
         p: RotationPolicy,
     ) -> Result<Rotation> {
