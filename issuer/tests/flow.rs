@@ -574,6 +574,115 @@ async fn logout_with_id_token_hint_ends_the_session() {
     assert_eq!(b.get(&h.app, &bad).await.status, StatusCode::BAD_REQUEST);
 }
 
+/// RP-initiated logout ends a session at once only when the request proves it is the person's
+/// own: the browser's session cookie matches the hint's `sub` and `sid`, and the hint has not
+/// expired. Otherwise nothing ends on a GET: a browser without the session (a stranger holding
+/// the ID token, a cross-site POST without the Lax cookie) ends nothing, and the person's own
+/// browser with an expired or older hint is asked to confirm with a CSRF-protected form.
+#[tokio::test]
+async fn logout_by_id_token_hint_alone_is_confirmed() {
+    let h = harness().await;
+    let mut alice = Browser::default();
+    let code = web_code(&mut alice, &h.app).await;
+    let hint = redeem_web(&h.app, &code).await.json()["id_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let end = |hint: &str| {
+        form(&[
+            ("id_token_hint", hint),
+            ("post_logout_redirect_uri", "https://web.example/bye"),
+            ("state", "bye-1"),
+        ])
+    };
+    let none = authorize_path(
+        "default.web",
+        "https://web.example/cb",
+        &[("prompt", "none")],
+    );
+    let app = h.app.clone();
+    let signed_in = |b: &Browser| {
+        let (mut b, app, none) = (b.clone(), app.clone(), none.clone());
+        async move { b.get(&app, &none).await.loc_params().contains_key("code") }
+    };
+    assert!(signed_in(&alice).await);
+
+    // Another browser holding alice's ID token, and a cross-site POST (no Lax cookie): back to
+    // the app, and alice's session is untouched.
+    let mut stranger = Browser::default();
+    let res = stranger
+        .get(&h.app, &format!("/end_session?{}", end(&hint)))
+        .await;
+    assert_eq!(res.status, StatusCode::SEE_OTHER, "{}", res.body);
+    assert_eq!(res.location(), "https://web.example/bye?state=bye-1");
+    let res = post(&h.app, "/end_session", &end(&hint), None).await;
+    assert_eq!(res.status, StatusCode::SEE_OTHER, "{}", res.body);
+    assert!(
+        signed_in(&alice).await,
+        "a hint alone ends nobody's session"
+    );
+
+    // Alice's own browser, once the hint has expired: a confirmation page; the GET changes
+    // nothing.
+    h.issuer.clock.advance(601);
+    let page = alice
+        .get(&h.app, &format!("/end_session?{}", end(&hint)))
+        .await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    assert!(page.body.contains("Sign out?"), "{}", page.body);
+    assert!(page.body.contains("action=\"/logout\""), "{}", page.body);
+    assert!(page.headers.get(header::LOCATION).is_none());
+    assert!(signed_in(&alice).await, "not signed out before confirming");
+    let confirm = |csrf: &str| {
+        form(&[
+            ("csrf", csrf),
+            (
+                "post_logout_redirect_uri",
+                &hidden(&page.body, "post_logout_redirect_uri"),
+            ),
+            ("client_id", &hidden(&page.body, "client_id")),
+            ("state", &hidden(&page.body, "state")),
+        ])
+    };
+    // A forged confirmation (another site cannot know the CSRF token) is refused.
+    let res = alice
+        .post(&h.app, "/logout", &confirm(&"x".repeat(43)))
+        .await;
+    assert_eq!(res.status, StatusCode::FORBIDDEN);
+    assert!(signed_in(&alice).await);
+    let res = alice
+        .post(&h.app, "/logout", &confirm(&hidden(&page.body, "csrf")))
+        .await;
+    assert_eq!(res.status, StatusCode::SEE_OTHER, "{}", res.body);
+    assert_eq!(res.location(), "https://web.example/bye?state=bye-1");
+    assert!(!signed_in(&alice).await);
+
+    // A fresh hint from an earlier session, in the browser of a newer one (another `sid`):
+    // asked to confirm too.
+    let code = web_code(&mut alice, &h.app).await;
+    let older = redeem_web(&h.app, &code).await.json()["id_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let res = alice
+        .get(&h.app, &format!("/end_session?{}", end(&older)))
+        .await;
+    assert_eq!(
+        res.status,
+        StatusCode::SEE_OTHER,
+        "the hint's own session: at once"
+    );
+    assert!(!signed_in(&alice).await);
+    let code = web_code(&mut alice, &h.app).await;
+    redeem_web(&h.app, &code).await;
+    let page = alice
+        .get(&h.app, &format!("/end_session?{}", end(&older)))
+        .await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    assert!(page.body.contains("Sign out?"), "{}", page.body);
+    assert!(signed_in(&alice).await);
+}
+
 #[tokio::test]
 async fn dynamic_registration_then_code_flow() {
     let h = harness().await;

@@ -119,10 +119,6 @@ impl Store for Flaky {
         self.check()?;
         self.inner.delete_session(h).await
     }
-    async fn delete_session_by_id(&self, id: &str) -> Result<bool> {
-        self.check()?;
-        self.inner.delete_session_by_id(id).await
-    }
     async fn put_client(&self, c: &RegisteredClient) -> Result<()> {
         self.check()?;
         self.inner.put_client(c).await

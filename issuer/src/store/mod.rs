@@ -460,10 +460,6 @@ pub trait Store: Send + Sync + 'static {
     /// Deletes a session, returning it if it existed.
     async fn delete_session(&self, hash: &SecretHash) -> Result<Option<Session>>;
 
-    /// Deletes a session by its public id (logout with only an ID token hint). Returns whether
-    /// it existed.
-    async fn delete_session_by_id(&self, id: &str) -> Result<bool>;
-
     // --- dynamically registered clients ---
 
     /// Stores a new client. `Conflict` if the client id exists.

@@ -705,15 +705,6 @@ macro_rules! impl_sql_store {
                     .transpose()
             }
 
-            async fn delete_session_by_id(&self, id: &str) -> StoreResult<bool> {
-                let done = sqlx::query("DELETE FROM sessions WHERE id = $1")
-                    .bind(id)
-                    .execute(&self.pool)
-                    .await
-                    .map_err(err)?;
-                Ok(done.rows_affected() > 0)
-            }
-
             async fn put_client(&self, client: &RegisteredClient) -> StoreResult<()> {
                 let metadata = serde_json::to_string(&client.metadata)
                     .map_err(|e| StoreError::Backend(Box::new(e)))?;

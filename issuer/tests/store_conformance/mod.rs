@@ -904,13 +904,6 @@ pub async fn sessions(fx: &Fixture) {
         Some("sid-1".into())
     );
     assert_eq!(s.delete_session(&h("cookie-1")).await.unwrap(), None);
-
-    s.put_session(&h("cookie-3"), &session("sid-3", NOW + 10))
-        .await
-        .unwrap();
-    assert!(s.delete_session_by_id("sid-3").await.unwrap());
-    assert!(!s.delete_session_by_id("sid-3").await.unwrap());
-    assert_eq!(s.get_session(&h("cookie-3"), NOW).await.unwrap(), None);
 }
 
 pub async fn registered_clients(fx: &Fixture) {

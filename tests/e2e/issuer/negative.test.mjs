@@ -584,6 +584,40 @@ describe('userinfo, introspection, revocation, logout', () => {
     const still = await request(jar, authzUrl({ prompt: 'none' }));
     assert.ok(new URL(still.headers.get('location')).searchParams.get('code'), 'a GET alone does not sign out');
   });
+
+  it('ends no session on an id_token_hint alone, and asks the person to confirm', async () => {
+    const jar = new Jar();
+    const { tokens } = await codeFlow(webapp, { jar });
+    const signedInNow = async () => {
+      const res = await request(jar, authzUrl({ prompt: 'none' }));
+      return new URL(res.headers.get('location')).searchParams.has('code');
+    };
+    const url = oidc.buildEndSessionUrl(webapp, { id_token_hint: tokens.id_token, post_logout_redirect_uri: `${RP}/bye`, state: 'out-1' });
+    // Another browser holding the person's ID token (a link someone was sent): nothing to end there.
+    const stranger = await request(new Jar(), url.toString());
+    assert.equal(stranger.status, 303);
+    assert.equal(stranger.headers.get('location'), `${RP}/bye?state=out-1`);
+    // A form another site posts here carries no SameSite=Lax session cookie: nothing ends either.
+    const crossSite = await request(null, `${iss.url}/end_session`, form(Object.fromEntries(url.searchParams)));
+    assert.equal(crossSite.status, 303);
+    assert.ok(await signedInNow(), 'the hint alone ended no session');
+    // The person signs in again (a new session): the earlier session's hint must be confirmed.
+    const again = await signIn(jar, authzUrl({ prompt: 'login' }));
+    assert.ok(again.location);
+    const html = await expectPage(await request(jar, url.toString()), 200, /Sign out\?/);
+    assert.ok(await signedInNow(), 'a GET alone does not sign out');
+    const { fields } = parseForm(html, '/logout');
+    const { csrf, ...carried } = fields;
+    assert.ok(csrf);
+    assert.deepEqual(carried, { post_logout_redirect_uri: `${RP}/bye`, client_id: WEBAPP, state: 'out-1' });
+    // What another site could post (no CSRF token of this browser) is refused.
+    await expectPage(await request(jar, `${iss.url}/logout`, form({ ...carried, csrf: 'x'.repeat(43) })), 403, /CSRF/);
+    assert.ok(await signedInNow());
+    const out = await request(jar, `${iss.url}/logout`, form(fields));
+    assert.equal(out.status, 303);
+    assert.equal(out.headers.get('location'), `${RP}/bye?state=out-1`);
+    assert.ok(!(await signedInNow()), 'signed out once confirmed');
+  });
 });
 
 describe('dynamic client registration', () => {
