@@ -147,6 +147,14 @@ impl Store for Flaky {
         self.check()?;
         self.inner.uncount_event(k).await
     }
+    async fn remember_device(&self, k: &SecretHash, until: i64) -> Result<()> {
+        self.check()?;
+        self.inner.remember_device(k, until).await
+    }
+    async fn is_known_device(&self, k: &SecretHash, now: i64) -> Result<bool> {
+        self.check()?;
+        self.inner.is_known_device(k, now).await
+    }
     async fn cleanup_expired(&self, now: i64) -> Result<Cleanup> {
         self.check()?;
         self.inner.cleanup_expired(now).await

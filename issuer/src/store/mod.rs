@@ -363,6 +363,8 @@ pub struct Cleanup {
     pub counters: u64,
     /// Rotated refresh tokens whose grace window has ended (their successor salt forgotten).
     pub refresh_graces: u64,
+    /// Known devices past expiry.
+    pub known_devices: u64,
 }
 
 /// The issuer's persistent state. Implementations must be safe to share between replicas.
@@ -490,13 +492,22 @@ pub trait Store: Send + Sync + 'static {
     /// other people, so that only failures use them up.
     async fn uncount_event(&self, key: &SecretHash) -> Result<()>;
 
+    // --- known devices (the sign-in throttle) ---
+
+    /// Records `key` (a hash of a device cookie and an account) as known until `expires_at`,
+    /// replacing an earlier expiry.
+    async fn remember_device(&self, key: &SecretHash, expires_at: i64) -> Result<()>;
+
+    /// Whether `key` is known at `now`.
+    async fn is_known_device(&self, key: &SecretHash, now: i64) -> Result<bool>;
+
     // --- housekeeping ---
 
     /// Deletes rows expired at `now`: unused codes past expiry (consumed ones are kept
     /// [`USED_CODE_RETENTION_SECS`] longer so that a late replay is still detected), refresh
     /// families past absolute or idle expiry (with their tokens), revoked jtis past their `exp`,
-    /// sessions, counters whose window has ended; and forgets the successor salts of rotated
-    /// refresh tokens whose grace window has ended.
+    /// sessions, counters whose window has ended, known devices past expiry; and forgets the
+    /// successor salts of rotated refresh tokens whose grace window has ended.
     async fn cleanup_expired(&self, now: i64) -> Result<Cleanup>;
 }
 

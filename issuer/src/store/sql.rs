@@ -802,6 +802,31 @@ macro_rules! impl_sql_store {
                 Ok(())
             }
 
+            async fn remember_device(&self, key: &SecretHash, expires_at: i64) -> StoreResult<()> {
+                sqlx::query(
+                    "INSERT INTO known_devices (key_hash, expires_at) VALUES ($1, $2) \
+                     ON CONFLICT (key_hash) DO UPDATE SET expires_at = excluded.expires_at",
+                )
+                .bind(&key.0[..])
+                .bind(expires_at)
+                .execute(&self.pool)
+                .await
+                .map_err(err)?;
+                Ok(())
+            }
+
+            async fn is_known_device(&self, key: &SecretHash, now: i64) -> StoreResult<bool> {
+                let found: Option<i64> = sqlx::query_scalar(
+                    "SELECT expires_at FROM known_devices WHERE key_hash = $1 AND expires_at > $2",
+                )
+                .bind(&key.0[..])
+                .bind(now)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(err)?;
+                Ok(found.is_some())
+            }
+
             async fn cleanup_expired(&self, now: i64) -> StoreResult<Cleanup> {
                 let mut tx = self.begin_write().await?;
                 let codes = sqlx::query(
@@ -861,6 +886,12 @@ macro_rules! impl_sql_store {
                 .await
                 .map_err(err)?
                 .rows_affected();
+                let known_devices = sqlx::query("DELETE FROM known_devices WHERE expires_at <= $1")
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(err)?
+                    .rows_affected();
                 tx.commit().await.map_err(err)?;
                 Ok(Cleanup {
                     codes,
@@ -869,6 +900,7 @@ macro_rules! impl_sql_store {
                     sessions,
                     counters,
                     refresh_graces,
+                    known_devices,
                 })
             }
         }

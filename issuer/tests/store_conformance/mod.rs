@@ -66,6 +66,7 @@ macro_rules! conformance_suite {
             cleanup_expired,
             counters_count_per_window,
             counters_concurrent_events_are_all_counted,
+            known_devices,
             claims_and_lists_round_trip,
             closed_store_is_unavailable,
         );
@@ -1075,6 +1076,22 @@ pub async fn counters_count_per_window(fx: &Fixture) {
     );
 }
 
+pub async fn known_devices(fx: &Fixture) {
+    let s = &fx.store;
+    assert!(!s.is_known_device(&h("d"), NOW).await.unwrap());
+    s.remember_device(&h("d"), NOW + 100).await.unwrap();
+    assert!(s.is_known_device(&h("d"), NOW + 99).await.unwrap());
+    assert!(!s.is_known_device(&h("d"), NOW + 100).await.unwrap());
+    assert!(!s.is_known_device(&h("other"), NOW).await.unwrap());
+    // A later sign-in replaces the expiry.
+    s.remember_device(&h("d"), NOW + 500).await.unwrap();
+    assert!(s.is_known_device(&h("d"), NOW + 499).await.unwrap());
+    s.remember_device(&h("e"), NOW + 600).await.unwrap();
+    let done = s.cleanup_expired(NOW + 500).await.unwrap();
+    assert_eq!(done.known_devices, 1);
+    assert!(s.is_known_device(&h("e"), NOW + 500).await.unwrap());
+}
+
 pub async fn counters_concurrent_events_are_all_counted(fx: &Fixture) {
     let n = 24;
     let tasks: Vec<_> = (0..n)
@@ -1147,5 +1164,7 @@ pub async fn closed_store_is_unavailable(fx: &Fixture) {
     unavailable(s.count_event(&h("k"), NOW, NOW + 1).await, "count_event");
     unavailable(s.reset_counter(&h("k")).await, "reset_counter");
     unavailable(s.uncount_event(&h("k")).await, "uncount_event");
+    unavailable(s.remember_device(&h("d"), NOW).await, "remember_device");
+    unavailable(s.is_known_device(&h("d"), NOW).await, "is_known_device");
     unavailable(s.cleanup_expired(NOW).await, "cleanup_expired");
 }
