@@ -164,9 +164,29 @@ fn with_state(uri: &str, state: Option<&str>) -> String {
     }
 }
 
-/// `GET|POST /end_session`: RP-initiated logout. With a valid `id_token_hint` (ours, expired or
-/// not) the session ends at once and the person is sent to the exact `post_logout_redirect_uri`;
-/// without one the person is asked to confirm (so that a link cannot sign anyone out).
+/// Whether an ID token hint (signature and issuer verified) proves the session it comes with:
+/// not expired at `now`, and issued in that very session to its person.
+fn hint_proves(
+    hint: &serde_json::Map<String, serde_json::Value>,
+    session: &crate::store::Session,
+    now: i64,
+) -> bool {
+    let claim = |name: &str| hint.get(name).and_then(|v| v.as_str());
+    hint.get("exp")
+        .and_then(serde_json::Value::as_i64)
+        .is_some_and(|exp| exp > now)
+        && claim("sub") == Some(session.subject.as_str())
+        && claim("sid") == Some(session.id.as_str())
+}
+
+/// `GET|POST /end_session`: RP-initiated logout (OpenID Connect RP-Initiated Logout 1.0 §2).
+///
+/// The session ends at once only when the request proves it is the person's own: an unexpired
+/// `id_token_hint` (ours) for the session of this browser's cookie (same `sub` and `sid`). The
+/// person is then sent to the exact `post_logout_redirect_uri` (with `state`). Otherwise a GET or
+/// POST here ends nothing: with a session in this browser the person is asked to confirm (a form
+/// to `/logout` with the CSRF token, so that neither a link nor another site's form signs anyone
+/// out), and without one there is nothing to end. An expired hint still names the client.
 pub async fn end_session(
     State(iss): State<Shared>,
     headers: HeaderMap,
@@ -215,17 +235,11 @@ pub async fn end_session(
     }
     let state = params.get("state");
     let session = iss.session(&headers).await?;
-    if let Some(h) = &hint {
-        if let Some((hash, s)) = &session
-            && h.get("sub").and_then(|v| v.as_str()) == Some(s.subject.as_str())
-        {
-            iss.store.delete_session(hash).await.map_err(store_err)?;
-        } else if let Some(sid) = h.get("sid").and_then(|v| v.as_str()) {
-            iss.store
-                .delete_session_by_id(sid)
-                .await
-                .map_err(store_err)?;
-        }
+    let now = iss.clock.now();
+    if let (Some(h), Some((hash, s))) = (&hint, &session)
+        && hint_proves(h, s, now)
+    {
+        iss.store.delete_session(hash).await.map_err(store_err)?;
         let mut res = match post {
             Some(uri) => redirect(&with_state(uri, state)),
             None => signed_out_page()?,

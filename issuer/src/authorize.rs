@@ -591,23 +591,31 @@ pub async fn login(
         );
     }
     let now = iss.clock.now();
-    if let Err(refused) = throttle::attempt(iss.store.as_ref(), &email, addr, now)
+    let device = iss.device(&headers);
+    let admitted = match throttle::attempt(iss.store.as_ref(), &email, addr, device, now)
         .await
         .map_err(store_err)?
     {
-        iss.metrics.login("static", "throttled");
-        tracing::info!(?refused, "sign-in throttled");
-        let res = login_page(
-            &iss,
-            &headers,
-            &request,
-            app_name,
-            Some("Too many failed attempts. Wait a few minutes and try again."),
-            "",
-        )?;
-        let (mut parts, body) = res.into_parts();
-        parts.status = StatusCode::TOO_MANY_REQUESTS;
-        return Ok(Response::from_parts(parts, body));
+        Ok(admitted) => admitted,
+        Err(refused) => {
+            iss.metrics.login("static", "throttled");
+            tracing::info!(?refused, "sign-in throttled");
+            let res = login_page(
+                &iss,
+                &headers,
+                &request,
+                app_name,
+                Some("Too many failed attempts. Wait a few minutes and try again."),
+                "",
+            )?;
+            let (mut parts, body) = res.into_parts();
+            parts.status = StatusCode::TOO_MANY_REQUESTS;
+            return Ok(Response::from_parts(parts, body));
+        }
+    };
+    if let Some(delay) = admitted.delay {
+        tracing::info!("sign-in slowed down: the account's shared budget is used up");
+        tokio::time::sleep(delay).await;
     }
     let users = iss.users.clone();
     let email2 = email.clone();
@@ -631,7 +639,12 @@ pub async fn login(
         );
     };
     iss.metrics.login("static", "ok");
-    throttle::succeeded(iss.store.as_ref(), &email, addr)
+    throttle::succeeded(iss.store.as_ref(), &email, addr, &admitted)
+        .await
+        .map_err(store_err)?;
+    // This browser becomes (stays) a known device for the account.
+    let device = device.map_or_else(crate::util::random_token, str::to_string);
+    throttle::remember(iss.store.as_ref(), &device, &email, now)
         .await
         .map_err(store_err)?;
     let (cookie, session) = start_session(
@@ -647,6 +660,8 @@ pub async fn login(
     let mut res = redirect(&target);
     res.headers_mut()
         .append(header::SET_COOKIE, iss.session_cookie(&cookie));
+    res.headers_mut()
+        .append(header::SET_COOKIE, iss.device_cookie(&device));
     Ok(res)
 }
 

@@ -107,7 +107,9 @@ pub struct Args {
     #[arg(long, env = "KEYWAY_REFRESH_IDLE_TTL", default_value = "7d")]
     pub refresh_idle_ttl: String,
 
-    /// How long a refresh token stays usable after it was rotated (concurrent refreshes).
+    /// How long a rotated refresh token may be presented again (a retry, concurrent refreshes):
+    /// it then gets the grant's current refresh token, never a second one; after that,
+    /// presenting it revokes the grant.
     #[arg(long, env = "KEYWAY_REFRESH_GRACE", default_value = "10s")]
     pub refresh_grace: String,
 

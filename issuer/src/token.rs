@@ -23,7 +23,8 @@ use crate::metrics::GrantLabels;
 use crate::params::{Form, Params};
 use crate::server::{Issuer, Shared, store_err};
 use crate::store::{
-    Claims, CodeIssued, RefreshFamily, Rotation, RotationPolicy, SecretHash, StoreError, TakenCode,
+    Claims, CodeIssued, RefreshFamily, Rotation, RotationPolicy, SecretHash, StoreError, Successor,
+    TakenCode,
 };
 
 /// How the client authenticated.
@@ -355,6 +356,20 @@ impl Issuer {
     }
 }
 
+/// The successor of the refresh token `token` for `salt`: base64url of
+/// HMAC-SHA256(key = `token`, "keyway refresh successor\n" ‖ `salt`), as long as a random token.
+/// Keyed by the presented token, so that only its holder can derive it again from the salt the
+/// store keeps for the grace window ([`Successor`]).
+fn successor(token: &str, salt: &[u8; 32]) -> Result<String> {
+    use hmac::{Hmac, Mac};
+    // HMAC takes keys of any length: this cannot fail.
+    let mut mac = <Hmac<sha2::Sha256> as Mac>::new_from_slice(token.as_bytes())
+        .map_err(|_| Error::Internal("HMAC key refused".into()))?;
+    mac.update(b"keyway refresh successor\n");
+    mac.update(salt);
+    Ok(URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes()))
+}
+
 /// `POST /token`
 pub async fn token(
     State(iss): State<Shared>,
@@ -631,13 +646,34 @@ async fn refresh(iss: &Issuer, client: &Client, params: &Params) -> Result<Respo
         grace_secs: i64::try_from(iss.lifetimes.refresh_grace).unwrap_or(0),
         idle_secs: i64::try_from(idle).unwrap_or(86400),
     };
-    let new = crate::util::random_token();
+    let salt = crate::util::random_bytes::<32>();
+    let new = successor(old, &salt)?;
+    let next = Successor {
+        hash: SecretHash::of(&new),
+        salt,
+    };
     let rotation = iss
         .store
-        .rotate_refresh(&old_hash, &SecretHash::of(&new), iss.clock.now(), policy)
+        .rotate_refresh(&old_hash, &next, iss.clock.now(), policy)
         .await;
-    let family = match rotation {
-        Ok(Rotation::Rotated { family, .. }) => family,
+    let (family, new) = match rotation {
+        Ok(Rotation::Rotated { family }) => (family, new),
+        // Presented again within the grace window: the family's current token, not a second one.
+        Ok(Rotation::Again {
+            family,
+            salts,
+            current,
+        }) => {
+            let token = salts
+                .iter()
+                .try_fold(old.to_string(), |token, salt| successor(&token, salt))?;
+            if SecretHash::of(&token) != current {
+                return Err(Error::Internal(
+                    "the refresh chain does not lead to the family's current token".into(),
+                ));
+            }
+            (family, token)
+        }
         Ok(Rotation::Reused(_)) => {
             tracing::warn!(family = %lookup.family.id, "refresh token reuse: family revoked");
             return Err(Error::invalid_grant(

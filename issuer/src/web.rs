@@ -11,6 +11,10 @@
 //!   an app's site, so each arrival would mint a new token and fail the forms already open.
 //!   Cross-site POSTs carry neither Lax cookie (so they fail the check and are unauthenticated),
 //!   and the token is never readable by another site.
+//! - Device: cookie `keyway_issuer_device` (`__Host-` over https; HttpOnly, SameSite=Strict,
+//!   [`crate::throttle::DEVICE_TTL`]) holding a 256-bit random value, set at each successful
+//!   password sign-in: the sign-in throttle lets a known device in whatever others have tried
+//!   (see [`crate::throttle`]). It is only ever needed on the same-site POST of the login form.
 
 use http::{HeaderMap, HeaderValue, StatusCode, header};
 use subtle::ConstantTimeEq;
@@ -23,6 +27,8 @@ use crate::store::{SecretHash, Session};
 pub const SESSION_COOKIE: &str = "keyway_issuer_session";
 /// Base name of the CSRF cookie.
 pub const CSRF_COOKIE: &str = "keyway_issuer_csrf";
+/// Base name of the device cookie.
+pub const DEVICE_COOKIE: &str = "keyway_issuer_device";
 
 impl Issuer {
     /// The session cookie's name (with `__Host-` over https).
@@ -41,6 +47,26 @@ impl Issuer {
         } else {
             CSRF_COOKIE
         }
+    }
+
+    /// The device cookie's name.
+    pub fn device_cookie_name(&self) -> &'static str {
+        if self.secure_cookies {
+            "__Host-keyway_issuer_device"
+        } else {
+            DEVICE_COOKIE
+        }
+    }
+
+    /// The browser's device cookie, if it has one of the right shape.
+    pub fn device<'a>(&self, headers: &'a HeaderMap) -> Option<&'a str> {
+        cookie(headers, self.device_cookie_name()).filter(|v| is_token(v))
+    }
+
+    /// `Set-Cookie` for the device cookie.
+    pub fn device_cookie(&self, value: &str) -> HeaderValue {
+        let ttl = crate::throttle::DEVICE_TTL;
+        self.cookie(self.device_cookie_name(), value, ttl, "Strict")
     }
 
     fn cookie(&self, name: &str, value: &str, max_age: i64, same_site: &str) -> HeaderValue {

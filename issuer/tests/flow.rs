@@ -138,6 +138,81 @@ async fn code_flow_refresh_userinfo_revoke_introspect() {
     assert_eq!(intro.json()["active"], false);
 }
 
+/// A refresh token presented again within `--refresh-grace` (a retry, or concurrent refreshes
+/// of one client) gets the same successor as its first presentation, and a presentation of an
+/// older token of the chain gets the chain's current one: a family never has two live refresh
+/// tokens. After the window, presenting a rotated token revokes the family.
+#[tokio::test]
+async fn refresh_within_the_grace_window_never_forks_the_family() {
+    let h = harness().await;
+    let mut b = Browser::default();
+    let code = web_code(&mut b, &h.app).await;
+    let t = redeem_web(&h.app, &code).await.json();
+    let r1 = t["refresh_token"].as_str().unwrap().to_string();
+    let refresh = |rt: String| {
+        let app = h.app.clone();
+        async move {
+            post(
+                &app,
+                "/token",
+                &form(&[("grant_type", "refresh_token"), ("refresh_token", &rt)]),
+                Some(&basic("default.web", "web-secret")),
+            )
+            .await
+        }
+    };
+    let rt_of = |res: &Res| {
+        assert_eq!(res.status, StatusCode::OK, "{}", res.body);
+        assert!(res.json()["access_token"].is_string());
+        res.json()["refresh_token"].as_str().unwrap().to_string()
+    };
+    let active = |token: String| {
+        let app = h.app.clone();
+        async move {
+            let res = post(
+                &app,
+                "/introspect",
+                &form(&[("token", &token)]),
+                Some(&basic("default.web", "web-secret")),
+            )
+            .await;
+            res.json()["active"] == true
+        }
+    };
+    let r2 = rt_of(&refresh(r1.clone()).await);
+    assert_ne!(r2, r1);
+    // A retry within the window: the same successor, with a new access token.
+    assert_eq!(rt_of(&refresh(r1.clone()).await), r2);
+    // Concurrent refreshes with the current token: one successor for all.
+    let (x, y, z) = tokio::join!(
+        refresh(r2.clone()),
+        refresh(r2.clone()),
+        refresh(r2.clone())
+    );
+    let r3 = rt_of(&x);
+    assert_eq!((rt_of(&y), rt_of(&z)), (r3.clone(), r3.clone()));
+    assert_ne!(r3, r2);
+    // The first token, still within its window, leads to the chain's current token.
+    assert_eq!(rt_of(&refresh(r1.clone()).await), r3);
+    let r4 = rt_of(&refresh(r3.clone()).await);
+    for spent in [&r1, &r2, &r3] {
+        assert!(!active(spent.clone()).await);
+    }
+    assert!(active(r4.clone()).await, "one live token: the chain's last");
+    // After the window: reuse, and the whole family is revoked.
+    h.issuer.clock.advance(11);
+    let res = refresh(r2.clone()).await;
+    assert_eq!(res.error(), "invalid_grant");
+    assert!(
+        res.json()["error_description"]
+            .as_str()
+            .unwrap()
+            .contains("already used")
+    );
+    assert_eq!(refresh(r4.clone()).await.error(), "invalid_grant");
+    assert!(!active(r4).await);
+}
+
 #[tokio::test]
 async fn code_replay_revokes_tokens_from_first_use() {
     let h = harness().await;
@@ -497,6 +572,115 @@ async fn logout_with_id_token_hint_ends_the_session() {
         ])
     );
     assert_eq!(b.get(&h.app, &bad).await.status, StatusCode::BAD_REQUEST);
+}
+
+/// RP-initiated logout ends a session at once only when the request proves it is the person's
+/// own: the browser's session cookie matches the hint's `sub` and `sid`, and the hint has not
+/// expired. Otherwise nothing ends on a GET: a browser without the session (a stranger holding
+/// the ID token, a cross-site POST without the Lax cookie) ends nothing, and the person's own
+/// browser with an expired or older hint is asked to confirm with a CSRF-protected form.
+#[tokio::test]
+async fn logout_by_id_token_hint_alone_is_confirmed() {
+    let h = harness().await;
+    let mut alice = Browser::default();
+    let code = web_code(&mut alice, &h.app).await;
+    let hint = redeem_web(&h.app, &code).await.json()["id_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let end = |hint: &str| {
+        form(&[
+            ("id_token_hint", hint),
+            ("post_logout_redirect_uri", "https://web.example/bye"),
+            ("state", "bye-1"),
+        ])
+    };
+    let none = authorize_path(
+        "default.web",
+        "https://web.example/cb",
+        &[("prompt", "none")],
+    );
+    let app = h.app.clone();
+    let signed_in = |b: &Browser| {
+        let (mut b, app, none) = (b.clone(), app.clone(), none.clone());
+        async move { b.get(&app, &none).await.loc_params().contains_key("code") }
+    };
+    assert!(signed_in(&alice).await);
+
+    // Another browser holding alice's ID token, and a cross-site POST (no Lax cookie): back to
+    // the app, and alice's session is untouched.
+    let mut stranger = Browser::default();
+    let res = stranger
+        .get(&h.app, &format!("/end_session?{}", end(&hint)))
+        .await;
+    assert_eq!(res.status, StatusCode::SEE_OTHER, "{}", res.body);
+    assert_eq!(res.location(), "https://web.example/bye?state=bye-1");
+    let res = post(&h.app, "/end_session", &end(&hint), None).await;
+    assert_eq!(res.status, StatusCode::SEE_OTHER, "{}", res.body);
+    assert!(
+        signed_in(&alice).await,
+        "a hint alone ends nobody's session"
+    );
+
+    // Alice's own browser, once the hint has expired: a confirmation page; the GET changes
+    // nothing.
+    h.issuer.clock.advance(601);
+    let page = alice
+        .get(&h.app, &format!("/end_session?{}", end(&hint)))
+        .await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    assert!(page.body.contains("Sign out?"), "{}", page.body);
+    assert!(page.body.contains("action=\"/logout\""), "{}", page.body);
+    assert!(page.headers.get(header::LOCATION).is_none());
+    assert!(signed_in(&alice).await, "not signed out before confirming");
+    let confirm = |csrf: &str| {
+        form(&[
+            ("csrf", csrf),
+            (
+                "post_logout_redirect_uri",
+                &hidden(&page.body, "post_logout_redirect_uri"),
+            ),
+            ("client_id", &hidden(&page.body, "client_id")),
+            ("state", &hidden(&page.body, "state")),
+        ])
+    };
+    // A forged confirmation (another site cannot know the CSRF token) is refused.
+    let res = alice
+        .post(&h.app, "/logout", &confirm(&"x".repeat(43)))
+        .await;
+    assert_eq!(res.status, StatusCode::FORBIDDEN);
+    assert!(signed_in(&alice).await);
+    let res = alice
+        .post(&h.app, "/logout", &confirm(&hidden(&page.body, "csrf")))
+        .await;
+    assert_eq!(res.status, StatusCode::SEE_OTHER, "{}", res.body);
+    assert_eq!(res.location(), "https://web.example/bye?state=bye-1");
+    assert!(!signed_in(&alice).await);
+
+    // A fresh hint from an earlier session, in the browser of a newer one (another `sid`):
+    // asked to confirm too.
+    let code = web_code(&mut alice, &h.app).await;
+    let older = redeem_web(&h.app, &code).await.json()["id_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let res = alice
+        .get(&h.app, &format!("/end_session?{}", end(&older)))
+        .await;
+    assert_eq!(
+        res.status,
+        StatusCode::SEE_OTHER,
+        "the hint's own session: at once"
+    );
+    assert!(!signed_in(&alice).await);
+    let code = web_code(&mut alice, &h.app).await;
+    redeem_web(&h.app, &code).await;
+    let page = alice
+        .get(&h.app, &format!("/end_session?{}", end(&older)))
+        .await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    assert!(page.body.contains("Sign out?"), "{}", page.body);
+    assert!(signed_in(&alice).await);
 }
 
 #[tokio::test]

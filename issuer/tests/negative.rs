@@ -6,6 +6,7 @@ mod common;
 
 use common::*;
 use http::StatusCode;
+use issuer::throttle::SLOW_DOWN;
 
 const WEB_CB: &str = "https://web.example/cb";
 
@@ -984,6 +985,92 @@ async fn behind_a_trusted_proxy_the_forwarded_address_is_counted() {
     }
     let res = attempt("203.0.113.9", "198.51.100.51", PASSWORD).await;
     assert_eq!(res.status, StatusCode::TOO_MANY_REQUESTS);
+}
+
+/// Guessing at one account from many addresses, beyond the account's shared budget, does not
+/// lock its owner out: on a new device at a new address they are slowed down but let in, and in
+/// a browser they signed in with before they are let in at once, even from an address whose
+/// own budgets the attacker has used up.
+#[tokio::test]
+async fn many_addresses_cannot_lock_a_person_out() {
+    let h = harness_with(&["--trusted-proxies", "10.0.0.0/8"]).await;
+    let ingress = "10.0.0.5";
+    let slow_down = SLOW_DOWN;
+    // Alice signs in once on her laptop.
+    let mut laptop = Browser::from_ip(ingress);
+    laptop.forwarded_for = Some("198.51.100.7".into());
+    let res = sign_in(
+        &mut laptop,
+        &h.app,
+        &authorize_path("default.web", WEB_CB, &[]),
+        "alice@example.com",
+    )
+    .await;
+    assert!(res.loc_params().contains_key("code"), "{}", res.body);
+    // 21 addresses, five wrong passwords each: 105 failures, more than the account's shared
+    // budget (the last address's five at once).
+    let login = LoginForm::open(&h).await;
+    let attacker = |i: usize| format!("203.0.113.{i}");
+    for i in 0..20 {
+        for _ in 0..5 {
+            let res = login
+                .post(ingress, Some(&attacker(i)), "alice@example.com", "wrong")
+                .await;
+            assert_eq!(res.status, StatusCode::UNAUTHORIZED, "{}", res.body);
+        }
+    }
+    let last =
+        (0..5).map(|_| login.post(ingress, Some("203.0.113.20"), "alice@example.com", "wrong"));
+    for res in futures::future::join_all(last).await {
+        assert_eq!(res.status, StatusCode::UNAUTHORIZED, "{}", res.body);
+    }
+    // Each of those addresses is refused for her account now, even with the right password.
+    let res = login
+        .post(ingress, Some(&attacker(3)), "alice@example.com", PASSWORD)
+        .await;
+    assert_eq!(res.status, StatusCode::TOO_MANY_REQUESTS);
+    // Alice on a new device at a new address: slowed down, not refused.
+    let start = std::time::Instant::now();
+    let res = login
+        .post(
+            ingress,
+            Some("198.51.100.99"),
+            "alice@example.com",
+            PASSWORD,
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::SEE_OTHER, "{}", res.body);
+    assert!(start.elapsed() >= slow_down, "{:?}", start.elapsed());
+    // On her laptop, even at one of the attacker's addresses: let in at once.
+    laptop.forwarded_for = Some(attacker(3));
+    let page = laptop
+        .get(
+            &h.app,
+            &authorize_path("default.web", WEB_CB, &[("prompt", "login")]),
+        )
+        .await;
+    let start = std::time::Instant::now();
+    let res = laptop
+        .post(
+            &h.app,
+            "/login",
+            &form(&[
+                ("csrf", &hidden(&page.body, "csrf")),
+                ("request", &hidden(&page.body, "request")),
+                ("email", "alice@example.com"),
+                ("password", PASSWORD),
+            ]),
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::SEE_OTHER, "{}", res.body);
+    assert!(start.elapsed() < slow_down, "{:?}", start.elapsed());
+    // Bob, whom nobody attacked, is not slowed down from the same new address.
+    let start = std::time::Instant::now();
+    let res = login
+        .post(ingress, Some("198.51.100.99"), "bob@example.com", PASSWORD)
+        .await;
+    assert_eq!(res.status, StatusCode::SEE_OTHER, "{}", res.body);
+    assert!(start.elapsed() < slow_down, "{:?}", start.elapsed());
 }
 
 #[tokio::test]

@@ -64,7 +64,7 @@ impl Store for Flaky {
     async fn rotate_refresh(
         &self,
         old: &SecretHash,
-        new: &SecretHash,
+        new: &Successor,
         now: i64,
         p: RotationPolicy,
     ) -> Result<Rotation> {
@@ -119,10 +119,6 @@ impl Store for Flaky {
         self.check()?;
         self.inner.delete_session(h).await
     }
-    async fn delete_session_by_id(&self, id: &str) -> Result<bool> {
-        self.check()?;
-        self.inner.delete_session_by_id(id).await
-    }
     async fn put_client(&self, c: &RegisteredClient) -> Result<()> {
         self.check()?;
         self.inner.put_client(c).await
@@ -150,6 +146,14 @@ impl Store for Flaky {
     async fn uncount_event(&self, k: &SecretHash) -> Result<()> {
         self.check()?;
         self.inner.uncount_event(k).await
+    }
+    async fn remember_device(&self, k: &SecretHash, until: i64) -> Result<()> {
+        self.check()?;
+        self.inner.remember_device(k, until).await
+    }
+    async fn is_known_device(&self, k: &SecretHash, now: i64) -> Result<bool> {
+        self.check()?;
+        self.inner.is_known_device(k, now).await
     }
     async fn cleanup_expired(&self, now: i64) -> Result<Cleanup> {
         self.check()?;

@@ -83,7 +83,10 @@ async fn locked_database_is_unavailable_then_recovers() {
     let err = store
         .rotate_refresh(
             &SecretHash::of("a"),
-            &SecretHash::of("b"),
+            &issuer::store::Successor {
+                hash: SecretHash::of("b"),
+                salt: [0; 32],
+            },
             NOW,
             issuer::store::RotationPolicy {
                 grace_secs: 0,

@@ -251,25 +251,50 @@ impl RefreshLookup {
 /// Rotation settings, passed on each call so that configuration stays in the issuer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct RotationPolicy {
-    /// A token rotated at most this many seconds ago may be presented again (concurrent
-    /// refreshes from one client) and yields another successor instead of revoking the family.
-    /// 0 disables the grace window.
+    /// A token rotated under this policy may be presented again for this many seconds (a retry,
+    /// concurrent refreshes from one client): it then leads to the family's current token
+    /// ([`Rotation::Again`]) instead of revoking the family, and nothing new is minted. 0
+    /// disables the grace window.
     pub grace_secs: i64,
     /// Idle lifetime: the family's idle expiry becomes `now + idle_secs` (capped at its absolute
     /// expiry) on each rotation.
     pub idle_secs: i64,
 }
 
+/// The token a rotation puts in place of the presented one.
+///
+/// The caller derives the new token from the presented one and a random `salt` (see
+/// `token::successor`: keyed by the presented token, which only its holder knows), and the store
+/// keeps the salt on the presented token's row for the grace window only. A second presentation
+/// within the window thus gets the salts from which its holder derives the family's current
+/// token ([`Rotation::Again`]), so a family never has two live tokens, while the store alone
+/// (its rows hold hashes and salts, neither of them secret) cannot produce any token.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Successor {
+    /// Hash of the new token.
+    pub hash: SecretHash,
+    /// The salt the new token was derived with.
+    pub salt: [u8; 32],
+}
+
 /// Outcome of [`Store::rotate_refresh`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Rotation {
-    /// The old token was current (or within the grace window: `in_grace`); the new token is now
-    /// valid. `family` is the family after the rotation.
+    /// The old token was current: the new token is now the family's current token.
     Rotated {
         /// The family, with its idle expiry moved forward.
         family: RefreshFamily,
-        /// The old token had already been rotated, within the grace window.
-        in_grace: bool,
+    },
+    /// The old token had been rotated, and its grace window is not over: nothing was added (the
+    /// new token was not stored). The family's current token is the old token's successor
+    /// after `salts` (one per rotation since the old token, in order); `current` is its hash.
+    Again {
+        /// The family, with its idle expiry moved forward.
+        family: RefreshFamily,
+        /// The salts of the chain from the old token to the current one.
+        salts: Vec<[u8; 32]>,
+        /// Hash of the family's current token.
+        current: SecretHash,
     },
     /// The old token had been rotated before, outside the grace window: the whole family is now
     /// revoked (reuse detection). The caller answers `invalid_grant`.
@@ -336,6 +361,10 @@ pub struct Cleanup {
     pub sessions: u64,
     /// Event counters whose window has ended.
     pub counters: u64,
+    /// Rotated refresh tokens whose grace window has ended (their successor salt forgotten).
+    pub refresh_graces: u64,
+    /// Known devices past expiry.
+    pub known_devices: u64,
 }
 
 /// The issuer's persistent state. Implementations must be safe to share between replicas.
@@ -380,10 +409,12 @@ pub trait Store: Send + Sync + 'static {
     async fn get_refresh_family(&self, id: &str) -> Result<Option<RefreshFamily>>;
 
     /// Atomically exchanges `old` for `new` (see [`Rotation`]). `NotFound` if `old` is unknown.
+    /// Of concurrent calls with one `old`, one rotates and the others get [`Rotation::Again`]
+    /// (within the grace window) or [`Rotation::Reused`]: a family has at most one current token.
     async fn rotate_refresh(
         &self,
         old: &SecretHash,
-        new: &SecretHash,
+        new: &Successor,
         now: i64,
         policy: RotationPolicy,
     ) -> Result<Rotation>;
@@ -431,10 +462,6 @@ pub trait Store: Send + Sync + 'static {
     /// Deletes a session, returning it if it existed.
     async fn delete_session(&self, hash: &SecretHash) -> Result<Option<Session>>;
 
-    /// Deletes a session by its public id (logout with only an ID token hint). Returns whether
-    /// it existed.
-    async fn delete_session_by_id(&self, id: &str) -> Result<bool>;
-
     // --- dynamically registered clients ---
 
     /// Stores a new client. `Conflict` if the client id exists.
@@ -465,12 +492,22 @@ pub trait Store: Send + Sync + 'static {
     /// other people, so that only failures use them up.
     async fn uncount_event(&self, key: &SecretHash) -> Result<()>;
 
+    // --- known devices (the sign-in throttle) ---
+
+    /// Records `key` (a hash of a device cookie and an account) as known until `expires_at`,
+    /// replacing an earlier expiry.
+    async fn remember_device(&self, key: &SecretHash, expires_at: i64) -> Result<()>;
+
+    /// Whether `key` is known at `now`.
+    async fn is_known_device(&self, key: &SecretHash, now: i64) -> Result<bool>;
+
     // --- housekeeping ---
 
     /// Deletes rows expired at `now`: unused codes past expiry (consumed ones are kept
     /// [`USED_CODE_RETENTION_SECS`] longer so that a late replay is still detected), refresh
     /// families past absolute or idle expiry (with their tokens), revoked jtis past their `exp`,
-    /// sessions, counters whose window has ended.
+    /// sessions, counters whose window has ended, known devices past expiry; and forgets the
+    /// successor salts of rotated refresh tokens whose grace window has ended.
     async fn cleanup_expired(&self, now: i64) -> Result<Cleanup>;
 }
 

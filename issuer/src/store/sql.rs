@@ -47,6 +47,13 @@ pub(crate) const CODE_COLS: &str = "client_id, redirect_uri, subject, scopes, re
 pub(crate) const FAMILY_COLS: &str = "id, client_id, subject, scopes, resources, claims, \
      auth_time, session_id, created_at, expires_at, idle_expires_at, revoked";
 
+/// A refresh token's state and its link to its successor (kept for the grace window).
+pub(crate) const LINK_COLS: &str = "rotated_at, grace_until, successor_hash, successor_salt";
+
+/// How many rotations a presentation within the grace window may follow to reach the current
+/// token; a longer chain in one window is not a client's retries but a loop, and counts as reuse.
+pub(crate) const MAX_GRACE_CHAIN: usize = 32;
+
 pub(crate) const SESSION_COLS: &str =
     "id, subject, claims, source, auth_time, created_at, last_seen, expires_at";
 
@@ -57,12 +64,12 @@ macro_rules! impl_sql_store {
         use sqlx::Row as _;
         use $crate::store::sql::{
             claims_from_json, claims_to_json, join_list, json_from_text, split_list, CODE_COLS,
-            FAMILY_COLS, SESSION_COLS, USED_CODE_RETENTION_SECS,
+            FAMILY_COLS, LINK_COLS, MAX_GRACE_CHAIN, SESSION_COLS, USED_CODE_RETENTION_SECS,
         };
         use $crate::store::{
             AuthCode, Cleanup, CodeIssued, Consent, RefreshFamily, RefreshLookup, RefreshToken,
             RegisteredClient, Result as StoreResult, Rotation, RotationPolicy, SecretHash,
-            Session, Store, StoreError, TakenCode,
+            Session, Store, StoreError, Successor, TakenCode,
         };
 
         /// A failed migration; a statement that failed because the database is unreachable is
@@ -135,6 +142,23 @@ macro_rules! impl_sql_store {
                 created_at: row.try_get("created_at").map_err(err)?,
                 rotated_at: row.try_get("rotated_at").map_err(err)?,
             })
+        }
+
+        /// The next link of a rotated token's chain, `(salt, successor hash)`, while its grace
+        /// window lasts at `now`.
+        fn grace_link(row: &$row, now: i64) -> StoreResult<Option<([u8; 32], SecretHash)>> {
+            let until: Option<i64> = row.try_get("grace_until").map_err(err)?;
+            let hash: Option<Vec<u8>> = row.try_get("successor_hash").map_err(err)?;
+            let salt: Option<Vec<u8>> = row.try_get("successor_salt").map_err(err)?;
+            match (until, hash, salt) {
+                (Some(until), Some(hash), Some(salt)) if now <= until => {
+                    let salt = <[u8; 32]>::try_from(salt.as_slice()).map_err(|_| {
+                        StoreError::Corrupt(format!("successor salt of {} bytes", salt.len()))
+                    })?;
+                    Ok(Some((salt, SecretHash::from_slice(&hash)?)))
+                }
+                _ => Ok(None),
+            }
         }
 
         fn consent_from_row(row: &$row) -> StoreResult<Consent> {
@@ -363,7 +387,7 @@ macro_rules! impl_sql_store {
             async fn rotate_refresh(
                 &self,
                 old: &SecretHash,
-                new: &SecretHash,
+                new: &Successor,
                 now: i64,
                 policy: RotationPolicy,
             ) -> StoreResult<Rotation> {
@@ -396,19 +420,48 @@ macro_rules! impl_sql_store {
                     return Ok(Rotation::Inactive(family));
                 }
                 // Read the token only now, under the lock (a fresh statement snapshot).
-                let rotated_at: Option<Option<i64>> =
-                    sqlx::query_scalar("SELECT rotated_at FROM refresh_tokens WHERE token_hash = $1")
-                        .bind(&old.0[..])
-                        .fetch_optional(&mut *tx)
-                        .await
-                        .map_err(err)?;
-                let Some(rotated_at) = rotated_at else {
+                let sql = format!("SELECT {LINK_COLS} FROM refresh_tokens WHERE token_hash = $1");
+                let Some(token) = sqlx::query(&sql)
+                    .bind(&old.0[..])
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(err)?
+                else {
                     return Err(StoreError::NotFound);
                 };
-                let in_grace = match rotated_at {
-                    None => false,
-                    Some(at) if policy.grace_secs > 0 && now - at <= policy.grace_secs => true,
-                    Some(_) => {
+                let rotated_at: Option<i64> = token.try_get("rotated_at").map_err(err)?;
+                let again = if rotated_at.is_some() {
+                    // Rotated before. Within its grace window, follow the chain of successors
+                    // (each link within its own window) to the current token; otherwise, or if
+                    // the chain cannot be followed, this is reuse.
+                    let mut salts = Vec::new();
+                    let mut link = grace_link(&token, now)?;
+                    let mut current = None;
+                    while let Some((salt, next)) = link.take() {
+                        if salts.len() == MAX_GRACE_CHAIN {
+                            break;
+                        }
+                        salts.push(salt);
+                        let sql = format!(
+                            "SELECT {LINK_COLS} FROM refresh_tokens \
+                             WHERE token_hash = $1 AND family_id = $2"
+                        );
+                        let Some(row) = sqlx::query(&sql)
+                            .bind(&next.0[..])
+                            .bind(&family.id)
+                            .fetch_optional(&mut *tx)
+                            .await
+                            .map_err(err)?
+                        else {
+                            break;
+                        };
+                        if row.try_get::<Option<i64>, _>("rotated_at").map_err(err)?.is_none() {
+                            current = Some(next);
+                            break;
+                        }
+                        link = grace_link(&row, now)?;
+                    }
+                    let Some(current) = current else {
                         sqlx::query("UPDATE refresh_families SET revoked = TRUE WHERE id = $1")
                             .bind(&family.id)
                             .execute(&mut *tx)
@@ -417,29 +470,37 @@ macro_rules! impl_sql_store {
                         tx.commit().await.map_err(err)?;
                         family.revoked = true;
                         return Ok(Rotation::Reused(family));
-                    }
-                };
-                if !in_grace {
+                    };
+                    Some((salts, current))
+                } else {
+                    // Current: rotate it, keeping the link to its successor for the grace window.
+                    let grace_until =
+                        (policy.grace_secs > 0).then(|| now.saturating_add(policy.grace_secs));
                     sqlx::query(
-                        "UPDATE refresh_tokens SET rotated_at = $1 \
-                         WHERE token_hash = $2 AND rotated_at IS NULL",
+                        "UPDATE refresh_tokens SET rotated_at = $1, grace_until = $2, \
+                         successor_hash = $3, successor_salt = $4 \
+                         WHERE token_hash = $5 AND rotated_at IS NULL",
                     )
                     .bind(now)
+                    .bind(grace_until)
+                    .bind(grace_until.map(|_| &new.hash.0[..]))
+                    .bind(grace_until.map(|_| &new.salt[..]))
                     .bind(&old.0[..])
                     .execute(&mut *tx)
                     .await
                     .map_err(err)?;
-                }
-                sqlx::query(
-                    "INSERT INTO refresh_tokens (token_hash, family_id, created_at, rotated_at) \
-                     VALUES ($1, $2, $3, NULL)",
-                )
-                .bind(&new.0[..])
-                .bind(&family.id)
-                .bind(now)
-                .execute(&mut *tx)
-                .await
-                .map_err(err)?;
+                    sqlx::query(
+                        "INSERT INTO refresh_tokens (token_hash, family_id, created_at, rotated_at) \
+                         VALUES ($1, $2, $3, NULL)",
+                    )
+                    .bind(&new.hash.0[..])
+                    .bind(&family.id)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(err)?;
+                    None
+                };
                 family.idle_expires_at = now.saturating_add(policy.idle_secs).min(family.expires_at);
                 sqlx::query("UPDATE refresh_families SET idle_expires_at = $1 WHERE id = $2")
                     .bind(family.idle_expires_at)
@@ -448,7 +509,14 @@ macro_rules! impl_sql_store {
                     .await
                     .map_err(err)?;
                 tx.commit().await.map_err(err)?;
-                Ok(Rotation::Rotated { family, in_grace })
+                Ok(match again {
+                    None => Rotation::Rotated { family },
+                    Some((salts, current)) => Rotation::Again {
+                        family,
+                        salts,
+                        current,
+                    },
+                })
             }
 
             async fn revoke_refresh_family(&self, id: &str) -> StoreResult<bool> {
@@ -637,15 +705,6 @@ macro_rules! impl_sql_store {
                     .transpose()
             }
 
-            async fn delete_session_by_id(&self, id: &str) -> StoreResult<bool> {
-                let done = sqlx::query("DELETE FROM sessions WHERE id = $1")
-                    .bind(id)
-                    .execute(&self.pool)
-                    .await
-                    .map_err(err)?;
-                Ok(done.rows_affected() > 0)
-            }
-
             async fn put_client(&self, client: &RegisteredClient) -> StoreResult<()> {
                 let metadata = serde_json::to_string(&client.metadata)
                     .map_err(|e| StoreError::Backend(Box::new(e)))?;
@@ -743,6 +802,31 @@ macro_rules! impl_sql_store {
                 Ok(())
             }
 
+            async fn remember_device(&self, key: &SecretHash, expires_at: i64) -> StoreResult<()> {
+                sqlx::query(
+                    "INSERT INTO known_devices (key_hash, expires_at) VALUES ($1, $2) \
+                     ON CONFLICT (key_hash) DO UPDATE SET expires_at = excluded.expires_at",
+                )
+                .bind(&key.0[..])
+                .bind(expires_at)
+                .execute(&self.pool)
+                .await
+                .map_err(err)?;
+                Ok(())
+            }
+
+            async fn is_known_device(&self, key: &SecretHash, now: i64) -> StoreResult<bool> {
+                let found: Option<i64> = sqlx::query_scalar(
+                    "SELECT expires_at FROM known_devices WHERE key_hash = $1 AND expires_at > $2",
+                )
+                .bind(&key.0[..])
+                .bind(now)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(err)?;
+                Ok(found.is_some())
+            }
+
             async fn cleanup_expired(&self, now: i64) -> StoreResult<Cleanup> {
                 let mut tx = self.begin_write().await?;
                 let codes = sqlx::query(
@@ -792,6 +876,22 @@ macro_rules! impl_sql_store {
                     .await
                     .map_err(err)?
                     .rows_affected();
+                // A rotated token past its grace window no longer leads to its successor.
+                let refresh_graces = sqlx::query(
+                    "UPDATE refresh_tokens SET grace_until = NULL, successor_hash = NULL, \
+                     successor_salt = NULL WHERE grace_until < $1",
+                )
+                .bind(now)
+                .execute(&mut *tx)
+                .await
+                .map_err(err)?
+                .rows_affected();
+                let known_devices = sqlx::query("DELETE FROM known_devices WHERE expires_at <= $1")
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(err)?
+                    .rows_affected();
                 tx.commit().await.map_err(err)?;
                 Ok(Cleanup {
                     codes,
@@ -799,6 +899,8 @@ macro_rules! impl_sql_store {
                     revoked_jtis,
                     sessions,
                     counters,
+                    refresh_graces,
+                    known_devices,
                 })
             }
         }

@@ -8,7 +8,8 @@ use std::sync::Arc;
 
 use issuer::store::{
     AuthCode, Claims, CodeIssued, Consent, RefreshFamily, RegisteredClient, Rotation,
-    RotationPolicy, SecretHash, Session, Store, StoreError, TakenCode, USED_CODE_RETENTION_SECS,
+    RotationPolicy, SecretHash, Session, Store, StoreError, Successor, TakenCode,
+    USED_CODE_RETENTION_SECS,
 };
 
 pub type BoxFut = Pin<Box<dyn Future<Output = ()> + Send>>;
@@ -52,6 +53,7 @@ macro_rules! conformance_suite {
             code_peek_does_not_consume,
             refresh_rotation_and_reuse_detection,
             refresh_grace_window,
+            refresh_grace_links_are_forgotten_after_the_window,
             refresh_expiry_idle_and_absolute,
             refresh_rotation_conflict_rolls_back,
             refresh_concurrent_rotation_without_grace,
@@ -64,6 +66,7 @@ macro_rules! conformance_suite {
             cleanup_expired,
             counters_count_per_window,
             counters_concurrent_events_are_all_counted,
+            known_devices,
             claims_and_lists_round_trip,
             closed_store_is_unavailable,
         );
@@ -131,6 +134,19 @@ pub fn session(id: &str, expires_at: i64) -> Session {
 
 fn h(s: &str) -> SecretHash {
     SecretHash::of(s)
+}
+
+/// The salt the tests use for the successor named `s`.
+fn salt(s: &str) -> [u8; 32] {
+    *h(&format!("salt of {s}")).as_bytes()
+}
+
+/// The successor named `s`: its hash and salt.
+fn succ(s: &str) -> Successor {
+    Successor {
+        hash: h(s),
+        salt: salt(s),
+    }
 }
 
 const NO_GRACE: RotationPolicy = RotationPolicy {
@@ -307,12 +323,11 @@ pub async fn refresh_rotation_and_reuse_detection(fx: &Fixture) {
 
     // rt-1 → rt-2
     match s
-        .rotate_refresh(&h("rt-1"), &h("rt-2"), NOW + 100, NO_GRACE)
+        .rotate_refresh(&h("rt-1"), &succ("rt-2"), NOW + 100, NO_GRACE)
         .await
         .unwrap()
     {
-        Rotation::Rotated { family, in_grace } => {
-            assert!(!in_grace);
+        Rotation::Rotated { family } => {
             assert_eq!(family.idle_expires_at, NOW + 100 + 86_400);
             assert!(!family.revoked);
         }
@@ -327,17 +342,14 @@ pub async fn refresh_rotation_and_reuse_detection(fx: &Fixture) {
 
     // rt-2 → rt-3 still fine.
     assert!(matches!(
-        s.rotate_refresh(&h("rt-2"), &h("rt-3"), NOW + 200, NO_GRACE)
+        s.rotate_refresh(&h("rt-2"), &succ("rt-3"), NOW + 200, NO_GRACE)
             .await
             .unwrap(),
-        Rotation::Rotated {
-            in_grace: false,
-            ..
-        }
+        Rotation::Rotated { .. }
     ));
     // Re-presenting rt-1 (rotated long ago): the family is revoked.
     match s
-        .rotate_refresh(&h("rt-1"), &h("rt-x"), NOW + 300, NO_GRACE)
+        .rotate_refresh(&h("rt-1"), &succ("rt-x"), NOW + 300, NO_GRACE)
         .await
         .unwrap()
     {
@@ -353,44 +365,53 @@ pub async fn refresh_rotation_and_reuse_detection(fx: &Fixture) {
     assert!(cur.family.revoked);
     assert!(!cur.is_active(NOW + 300));
     assert!(matches!(
-        s.rotate_refresh(&h("rt-3"), &h("rt-4"), NOW + 301, NO_GRACE)
+        s.rotate_refresh(&h("rt-3"), &succ("rt-4"), NOW + 301, NO_GRACE)
             .await
             .unwrap(),
         Rotation::Inactive(_)
     ));
     assert!(s.get_refresh(&h("rt-4")).await.unwrap().is_none());
     assert!(matches!(
-        s.rotate_refresh(&h("unknown"), &h("rt-5"), NOW, NO_GRACE)
+        s.rotate_refresh(&h("unknown"), &succ("rt-5"), NOW, NO_GRACE)
             .await,
         Err(StoreError::NotFound)
     ));
 }
 
+const GRACE: RotationPolicy = RotationPolicy {
+    grace_secs: 10,
+    idle_secs: 86_400,
+};
+
 pub async fn refresh_grace_window(fx: &Fixture) {
     let s = &fx.store;
-    let grace = RotationPolicy {
-        grace_secs: 10,
-        idle_secs: 86_400,
-    };
     s.create_refresh_family(&family("fam", "user-ada", "app"), &h("a"))
         .await
         .unwrap();
     assert!(matches!(
-        s.rotate_refresh(&h("a"), &h("b"), NOW, grace)
+        s.rotate_refresh(&h("a"), &succ("b"), NOW, GRACE)
             .await
             .unwrap(),
-        Rotation::Rotated {
-            in_grace: false,
-            ..
+        Rotation::Rotated { .. }
+    ));
+    // Presented again within the window: the way to the current token (b); nothing new.
+    match s
+        .rotate_refresh(&h("a"), &succ("c"), NOW + 10, GRACE)
+        .await
+        .unwrap()
+    {
+        Rotation::Again {
+            family,
+            salts,
+            current,
+        } => {
+            assert_eq!((salts, current), (vec![salt("b")], h("b")));
+            assert_eq!(family.idle_expires_at, NOW + 10 + 86_400);
+            assert!(!family.revoked);
         }
-    ));
-    // A concurrent refresh with the same token within the window gets a sibling.
-    assert!(matches!(
-        s.rotate_refresh(&h("a"), &h("c"), NOW + 10, grace)
-            .await
-            .unwrap(),
-        Rotation::Rotated { in_grace: true, .. }
-    ));
+        other => panic!("expected the same successor, got {other:?}"),
+    }
+    assert!(s.get_refresh(&h("c")).await.unwrap().is_none(), "no fork");
     assert!(
         s.get_refresh(&h("b"))
             .await
@@ -398,13 +419,28 @@ pub async fn refresh_grace_window(fx: &Fixture) {
             .unwrap()
             .is_active(NOW + 10)
     );
-    assert!(
-        s.get_refresh(&h("c"))
+    // b → d; a, still within its window, leads to d through b, and b to d.
+    assert!(matches!(
+        s.rotate_refresh(&h("b"), &succ("d"), NOW + 5, GRACE)
+            .await
+            .unwrap(),
+        Rotation::Rotated { .. }
+    ));
+    for (from, salts) in [("a", vec![salt("b"), salt("d")]), ("b", vec![salt("d")])] {
+        match s
+            .rotate_refresh(&h(from), &succ("e"), NOW + 10, GRACE)
             .await
             .unwrap()
-            .unwrap()
-            .is_active(NOW + 10)
-    );
+        {
+            Rotation::Again {
+                salts: got,
+                current,
+                ..
+            } => assert_eq!((got, current), (salts, h("d")), "from {from}"),
+            other => panic!("from {from}: {other:?}"),
+        }
+    }
+    assert!(s.get_refresh(&h("e")).await.unwrap().is_none());
     // The rotation time of `a` is the first one: the window does not slide.
     assert_eq!(
         s.get_refresh(&h("a"))
@@ -417,18 +453,96 @@ pub async fn refresh_grace_window(fx: &Fixture) {
     );
     // Outside the window: reuse, family revoked.
     assert!(matches!(
-        s.rotate_refresh(&h("a"), &h("d"), NOW + 11, grace)
+        s.rotate_refresh(&h("a"), &succ("f"), NOW + 11, GRACE)
             .await
             .unwrap(),
         Rotation::Reused(_)
     ));
+    assert!(s.get_refresh(&h("f")).await.unwrap().is_none());
     assert!(
-        !s.get_refresh(&h("b"))
+        !s.get_refresh(&h("d"))
             .await
             .unwrap()
             .unwrap()
             .is_active(NOW + 11)
     );
+
+    // A link rotated without a grace window cannot be followed: reuse.
+    s.create_refresh_family(&family("nolink", "user-ada", "app"), &h("n0"))
+        .await
+        .unwrap();
+    s.rotate_refresh(&h("n0"), &succ("n1"), NOW, GRACE)
+        .await
+        .unwrap();
+    s.rotate_refresh(&h("n1"), &succ("n2"), NOW + 1, NO_GRACE)
+        .await
+        .unwrap();
+    assert!(matches!(
+        s.rotate_refresh(&h("n0"), &succ("n3"), NOW + 2, GRACE)
+            .await
+            .unwrap(),
+        Rotation::Reused(_)
+    ));
+
+    // The family's lifetimes hold within the window: past its absolute expiry, inactive.
+    let mut short = family("short", "user-ada", "app");
+    short.expires_at = NOW + 5;
+    s.create_refresh_family(&short, &h("s0")).await.unwrap();
+    match s
+        .rotate_refresh(&h("s0"), &succ("s1"), NOW, GRACE)
+        .await
+        .unwrap()
+    {
+        Rotation::Rotated { family } => assert_eq!(family.idle_expires_at, NOW + 5),
+        other => panic!("{other:?}"),
+    }
+    match s
+        .rotate_refresh(&h("s0"), &succ("s2"), NOW + 5, GRACE)
+        .await
+        .unwrap()
+    {
+        Rotation::Inactive(family) => assert!(!family.revoked),
+        other => panic!("{other:?}"),
+    }
+}
+
+pub async fn refresh_grace_links_are_forgotten_after_the_window(fx: &Fixture) {
+    let s = &fx.store;
+    s.create_refresh_family(&family("fam", "user-ada", "app"), &h("a"))
+        .await
+        .unwrap();
+    s.rotate_refresh(&h("a"), &succ("b"), NOW, GRACE)
+        .await
+        .unwrap();
+    s.rotate_refresh(&h("b"), &succ("c"), NOW + 5, GRACE)
+        .await
+        .unwrap();
+    // The last second of a's window: kept.
+    assert_eq!(s.cleanup_expired(NOW + 10).await.unwrap().refresh_graces, 0);
+    assert!(matches!(
+        s.rotate_refresh(&h("a"), &succ("x"), NOW + 10, GRACE)
+            .await
+            .unwrap(),
+        Rotation::Again { .. }
+    ));
+    assert_eq!(s.cleanup_expired(NOW + 11).await.unwrap().refresh_graces, 1);
+    // b's window is still open, and its link kept.
+    assert!(matches!(
+        s.rotate_refresh(&h("b"), &succ("x"), NOW + 15, GRACE)
+            .await
+            .unwrap(),
+        Rotation::Again { .. }
+    ));
+    assert_eq!(s.cleanup_expired(NOW + 16).await.unwrap().refresh_graces, 1);
+    assert_eq!(s.cleanup_expired(NOW + 16).await.unwrap().refresh_graces, 0);
+    // Rotated tokens themselves stay (reuse detection), and the current one still works.
+    assert!(s.get_refresh(&h("a")).await.unwrap().is_some());
+    assert!(matches!(
+        s.rotate_refresh(&h("c"), &succ("d"), NOW + 16, GRACE)
+            .await
+            .unwrap(),
+        Rotation::Rotated { .. }
+    ));
 }
 
 pub async fn refresh_expiry_idle_and_absolute(fx: &Fixture) {
@@ -443,7 +557,7 @@ pub async fn refresh_expiry_idle_and_absolute(fx: &Fixture) {
     };
     // Idle expiry moves forward but never past the absolute expiry.
     match s
-        .rotate_refresh(&h("a"), &h("b"), NOW + 50, policy)
+        .rotate_refresh(&h("a"), &succ("b"), NOW + 50, policy)
         .await
         .unwrap()
     {
@@ -451,7 +565,7 @@ pub async fn refresh_expiry_idle_and_absolute(fx: &Fixture) {
         other => panic!("{other:?}"),
     }
     match s
-        .rotate_refresh(&h("b"), &h("c"), NOW + 600, policy)
+        .rotate_refresh(&h("b"), &succ("c"), NOW + 600, policy)
         .await
         .unwrap()
     {
@@ -468,7 +582,7 @@ pub async fn refresh_expiry_idle_and_absolute(fx: &Fixture) {
     );
     // Past the absolute expiry: inactive, nothing changes.
     match s
-        .rotate_refresh(&h("c"), &h("d"), NOW + 1000, policy)
+        .rotate_refresh(&h("c"), &succ("d"), NOW + 1000, policy)
         .await
         .unwrap()
     {
@@ -491,7 +605,7 @@ pub async fn refresh_expiry_idle_and_absolute(fx: &Fixture) {
     g.idle_expires_at = NOW + 100;
     s.create_refresh_family(&g, &h("i1")).await.unwrap();
     assert!(matches!(
-        s.rotate_refresh(&h("i1"), &h("i2"), NOW + 100, policy)
+        s.rotate_refresh(&h("i1"), &succ("i2"), NOW + 100, policy)
             .await
             .unwrap(),
         Rotation::Inactive(_)
@@ -527,7 +641,7 @@ pub async fn refresh_rotation_conflict_rolls_back(fx: &Fixture) {
     assert_eq!(s.get_refresh_family("f3").await.unwrap(), None);
     // Rotating onto an existing hash fails and changes nothing.
     assert!(matches!(
-        s.rotate_refresh(&h("a"), &h("taken"), NOW + 5, NO_GRACE)
+        s.rotate_refresh(&h("a"), &succ("taken"), NOW + 5, NO_GRACE)
             .await,
         Err(StoreError::Conflict)
     ));
@@ -535,7 +649,7 @@ pub async fn refresh_rotation_conflict_rolls_back(fx: &Fixture) {
     assert_eq!(a.token.rotated_at, None);
     assert_eq!(a.family.idle_expires_at, NOW + 86_400);
     assert!(matches!(
-        s.rotate_refresh(&h("a"), &h("b"), NOW + 6, NO_GRACE)
+        s.rotate_refresh(&h("a"), &succ("b"), NOW + 6, NO_GRACE)
             .await
             .unwrap(),
         Rotation::Rotated { .. }
@@ -552,7 +666,7 @@ async fn race_rotation(fx: &Fixture, policy: RotationPolicy, n: usize) -> Vec<Ro
         let store = fx.store.clone();
         tasks.push(tokio::spawn(async move {
             store
-                .rotate_refresh(&h("r0"), &h(&format!("r1-{i}")), NOW + 1, policy)
+                .rotate_refresh(&h("r0"), &succ(&format!("r1-{i}")), NOW + 1, policy)
                 .await
         }));
     }
@@ -567,15 +681,7 @@ pub async fn refresh_concurrent_rotation_without_grace(fx: &Fixture) {
     let results = race_rotation(fx, NO_GRACE, 6).await;
     let rotated = results
         .iter()
-        .filter(|r| {
-            matches!(
-                r,
-                Rotation::Rotated {
-                    in_grace: false,
-                    ..
-                }
-            )
-        })
+        .filter(|r| matches!(r, Rotation::Rotated { .. }))
         .count();
     let reused = results
         .iter()
@@ -605,27 +711,33 @@ pub async fn refresh_concurrent_rotation_with_grace(fx: &Fixture) {
         idle_secs: 86_400,
     };
     let results = race_rotation(fx, policy, 6).await;
-    let first = results
-        .iter()
-        .filter(|r| {
-            matches!(
-                r,
-                Rotation::Rotated {
-                    in_grace: false,
-                    ..
-                }
-            )
-        })
-        .count();
-    let grace = results
-        .iter()
-        .filter(|r| matches!(r, Rotation::Rotated { in_grace: true, .. }))
-        .count();
-    assert_eq!((first, grace), (1, 5), "{results:?}");
+    let winners: Vec<usize> = (0..6)
+        .filter(|i| matches!(results[*i], Rotation::Rotated { .. }))
+        .collect();
+    assert_eq!(winners.len(), 1, "{results:?}");
+    let w = format!("r1-{}", winners[0]);
+    // Every other presentation gets the winner's successor: one chain.
+    for (i, r) in results.iter().enumerate() {
+        match r {
+            Rotation::Rotated { .. } => {}
+            Rotation::Again { salts, current, .. } => {
+                assert_eq!((salts, current), (&vec![salt(&w)], &h(&w)), "task {i}");
+            }
+            other => panic!("task {i}: {other:?}"),
+        }
+    }
     for i in 0..6 {
         let t = fx.store.get_refresh(&h(&format!("r1-{i}"))).await.unwrap();
-        assert!(t.unwrap().is_active(NOW + 1));
+        assert_eq!(t.is_some(), format!("r1-{i}") == w, "r1-{i}");
     }
+    assert!(
+        fx.store
+            .get_refresh(&h(&w))
+            .await
+            .unwrap()
+            .unwrap()
+            .is_active(NOW + 1)
+    );
 }
 
 pub async fn refresh_revocation(fx: &Fixture) {
@@ -793,13 +905,6 @@ pub async fn sessions(fx: &Fixture) {
         Some("sid-1".into())
     );
     assert_eq!(s.delete_session(&h("cookie-1")).await.unwrap(), None);
-
-    s.put_session(&h("cookie-3"), &session("sid-3", NOW + 10))
-        .await
-        .unwrap();
-    assert!(s.delete_session_by_id("sid-3").await.unwrap());
-    assert!(!s.delete_session_by_id("sid-3").await.unwrap());
-    assert_eq!(s.get_session(&h("cookie-3"), NOW).await.unwrap(), None);
 }
 
 pub async fn registered_clients(fx: &Fixture) {
@@ -971,6 +1076,22 @@ pub async fn counters_count_per_window(fx: &Fixture) {
     );
 }
 
+pub async fn known_devices(fx: &Fixture) {
+    let s = &fx.store;
+    assert!(!s.is_known_device(&h("d"), NOW).await.unwrap());
+    s.remember_device(&h("d"), NOW + 100).await.unwrap();
+    assert!(s.is_known_device(&h("d"), NOW + 99).await.unwrap());
+    assert!(!s.is_known_device(&h("d"), NOW + 100).await.unwrap());
+    assert!(!s.is_known_device(&h("other"), NOW).await.unwrap());
+    // A later sign-in replaces the expiry.
+    s.remember_device(&h("d"), NOW + 500).await.unwrap();
+    assert!(s.is_known_device(&h("d"), NOW + 499).await.unwrap());
+    s.remember_device(&h("e"), NOW + 600).await.unwrap();
+    let done = s.cleanup_expired(NOW + 500).await.unwrap();
+    assert_eq!(done.known_devices, 1);
+    assert!(s.is_known_device(&h("e"), NOW + 500).await.unwrap());
+}
+
 pub async fn counters_concurrent_events_are_all_counted(fx: &Fixture) {
     let n = 24;
     let tasks: Vec<_> = (0..n)
@@ -1032,7 +1153,7 @@ pub async fn closed_store_is_unavailable(fx: &Fixture) {
         "create_refresh_family",
     );
     unavailable(
-        s.rotate_refresh(&h("t"), &h("u"), NOW, NO_GRACE).await,
+        s.rotate_refresh(&h("t"), &succ("u"), NOW, NO_GRACE).await,
         "rotate_refresh",
     );
     unavailable(s.get_refresh(&h("t")).await, "get_refresh");
@@ -1043,5 +1164,7 @@ pub async fn closed_store_is_unavailable(fx: &Fixture) {
     unavailable(s.count_event(&h("k"), NOW, NOW + 1).await, "count_event");
     unavailable(s.reset_counter(&h("k")).await, "reset_counter");
     unavailable(s.uncount_event(&h("k")).await, "uncount_event");
+    unavailable(s.remember_device(&h("d"), NOW).await, "remember_device");
+    unavailable(s.is_known_device(&h("d"), NOW).await, "is_known_device");
     unavailable(s.cleanup_expired(NOW).await, "cleanup_expired");
 }

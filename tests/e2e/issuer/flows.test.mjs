@@ -134,15 +134,22 @@ for (const store of STORES) {
       assert.equal(intro.active, false);
     });
 
-    it('lets concurrent refreshes with one token succeed within the grace window', async () => {
+    it('gives concurrent refreshes with one token one successor within the grace window', async () => {
       const { tokens } = await codeFlow(webapp);
       const results = await Promise.all([1, 2, 3].map(() => oidc.refreshTokenGrant(webapp, tokens.refresh_token)));
-      const fresh = new Set(results.map((r) => r.refresh_token));
-      assert.equal(fresh.size, 3);
-      for (const r of results) {
-        const next = await oidc.refreshTokenGrant(webapp, r.refresh_token);
-        assert.ok(next.access_token);
-      }
+      for (const r of results) assert.ok(r.access_token);
+      const successors = new Set(results.map((r) => r.refresh_token));
+      assert.equal(successors.size, 1, 'one successor for all: the family does not fork');
+      const [next] = successors;
+      assert.notEqual(next, tokens.refresh_token);
+      assert.equal((await oidc.tokenIntrospection(webapp, tokens.refresh_token)).active, false);
+      assert.equal((await oidc.tokenIntrospection(webapp, next)).active, true);
+      const after = await oidc.refreshTokenGrant(webapp, next);
+      assert.ok(after.access_token);
+      // Past the 1s window, a rotated token is reuse: the whole family is revoked.
+      await sleep(2100);
+      await rejects(oidc.refreshTokenGrant(webapp, next), 'invalid_grant', 400);
+      await rejects(oidc.refreshTokenGrant(webapp, after.refresh_token), 'invalid_grant', 400);
     });
 
     it('narrows scope on refresh but never widens it', async () => {

@@ -584,6 +584,105 @@ describe('userinfo, introspection, revocation, logout', () => {
     const still = await request(jar, authzUrl({ prompt: 'none' }));
     assert.ok(new URL(still.headers.get('location')).searchParams.get('code'), 'a GET alone does not sign out');
   });
+
+  it('ends no session on an id_token_hint alone, and asks the person to confirm', async () => {
+    const jar = new Jar();
+    const { tokens } = await codeFlow(webapp, { jar });
+    const signedInNow = async () => {
+      const res = await request(jar, authzUrl({ prompt: 'none' }));
+      return new URL(res.headers.get('location')).searchParams.has('code');
+    };
+    const url = oidc.buildEndSessionUrl(webapp, { id_token_hint: tokens.id_token, post_logout_redirect_uri: `${RP}/bye`, state: 'out-1' });
+    // Another browser holding the person's ID token (a link someone was sent): nothing to end there.
+    const stranger = await request(new Jar(), url.toString());
+    assert.equal(stranger.status, 303);
+    assert.equal(stranger.headers.get('location'), `${RP}/bye?state=out-1`);
+    // A form another site posts here carries no SameSite=Lax session cookie: nothing ends either.
+    const crossSite = await request(null, `${iss.url}/end_session`, form(Object.fromEntries(url.searchParams)));
+    assert.equal(crossSite.status, 303);
+    assert.ok(await signedInNow(), 'the hint alone ended no session');
+    // The person signs in again (a new session): the earlier session's hint must be confirmed.
+    const again = await signIn(jar, authzUrl({ prompt: 'login' }));
+    assert.ok(again.location);
+    const html = await expectPage(await request(jar, url.toString()), 200, /Sign out\?/);
+    assert.ok(await signedInNow(), 'a GET alone does not sign out');
+    const { fields } = parseForm(html, '/logout');
+    const { csrf, ...carried } = fields;
+    assert.ok(csrf);
+    assert.deepEqual(carried, { post_logout_redirect_uri: `${RP}/bye`, client_id: WEBAPP, state: 'out-1' });
+    // What another site could post (no CSRF token of this browser) is refused.
+    await expectPage(await request(jar, `${iss.url}/logout`, form({ ...carried, csrf: 'x'.repeat(43) })), 403, /CSRF/);
+    assert.ok(await signedInNow());
+    const out = await request(jar, `${iss.url}/logout`, form(fields));
+    assert.equal(out.status, 303);
+    assert.equal(out.headers.get('location'), `${RP}/bye?state=out-1`);
+    assert.ok(!(await signedInNow()), 'signed out once confirmed');
+  });
+});
+
+describe('sign-in throttle: nobody can lock a person out', () => {
+  // Behind a trusted proxy (here: the test itself on 127.0.0.1), X-Forwarded-For gives each
+  // attempt its own client address.
+  let guarded;
+  let app;
+  before(async () => {
+    guarded = await startIssuer({ store: 'sqlite', args: ['--trusted-proxies', '127.0.0.1'] });
+    app = await rp(guarded.url, WEBAPP, { secret: SECRETS[WEBAPP] });
+  });
+  after(async () => { await guarded?.stop(); });
+
+  /** The login form of a new authorization request in `jar` (`prompt=login` when signed in). */
+  async function loginForm(jar) {
+    const url = oidc.buildAuthorizationUrl(app, {
+      redirect_uri: `${RP}/cb`, scope: 'openid', code_challenge: CHALLENGE, code_challenge_method: 'S256', prompt: 'login',
+    });
+    const page = await request(jar, url.toString());
+    assert.equal(page.status, 200);
+    return parseForm(await page.text(), '/login').fields;
+  }
+
+  function attempt(jar, fields, from, email, password) {
+    const f = form({ ...fields, email, password });
+    return request(jar, `${guarded.url}/login`, { ...f, headers: { ...f.headers, 'x-forwarded-for': from } });
+  }
+
+  it('slows down guessing at an account from many addresses without refusing its owner', async () => {
+    const victim = USERS[0].email;
+    // She signs in once on her laptop: the browser becomes a known device for her account.
+    const laptop = new Jar();
+    await codeFlow(app, { jar: laptop, scope: 'openid' });
+    const set = laptop.get('keyway_issuer_device');
+    assert.match(set ?? '', /^[A-Za-z0-9_-]{43}$/, 'a device cookie');
+    // 21 addresses guess five times each: 105 failures, more than the account's shared budget
+    // of 100 (the last address's five at once).
+    const attacker = new Jar();
+    const fields = await loginForm(attacker);
+    for (let i = 0; i < 20; i++) {
+      for (let n = 0; n < 5; n++) assert.equal((await attempt(attacker, fields, `203.0.113.${i}`, victim, 'wrong')).status, 401);
+    }
+    const last = await Promise.all([0, 1, 2, 3, 4].map(() => attempt(attacker, fields, '203.0.113.20', victim, 'wrong')));
+    assert.deepEqual(last.map((r) => r.status), [401, 401, 401, 401, 401]);
+    // Each of those addresses is refused for her account now, even with the right password.
+    const refused = await attempt(attacker, fields, '203.0.113.3', victim, PASSWORD);
+    assert.equal(refused.status, 429);
+    assert.match(await refused.text(), /Too many failed attempts/);
+    // She, on a new device at a new address: slowed down (3 s), not refused.
+    const phone = new Jar();
+    let start = Date.now();
+    const slowed = await attempt(phone, await loginForm(phone), '198.51.100.99', victim, PASSWORD);
+    assert.equal(slowed.status, 303);
+    assert.ok(Date.now() - start >= 3000, `slowed down: ${Date.now() - start} ms`);
+    // On her laptop, even from an address the attacker used up: in at once.
+    const again = await loginForm(laptop);
+    start = Date.now();
+    const known = await attempt(laptop, again, '203.0.113.3', victim, PASSWORD);
+    assert.equal(known.status, 303);
+    assert.ok(Date.now() - start < 3000, `not slowed down: ${Date.now() - start} ms`);
+    const cookie = known.headers.getSetCookie().find((c) => c.startsWith('keyway_issuer_device='));
+    assert.match(cookie, /HttpOnly/);
+    assert.match(cookie, /SameSite=Strict/);
+    assert.match(cookie, /Max-Age=7776000/);
+  });
 });
 
 describe('dynamic client registration', () => {
