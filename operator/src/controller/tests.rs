@@ -811,3 +811,14 @@ fn a_change_of_an_app_rechecks_the_claimants_of_its_resource_and_the_losers() {
     // An unrelated app changed: only the loser (its holder may have changed before).
     assert_eq!(names(&unrelated), ["grafana"]);
 }
+
+#[test]
+fn watch_errors_pause_the_watches_for_at_most_two_seconds() {
+    use kube::runtime::utils::Backoff as _;
+    let mut backoff = super::WatchBackoff::default();
+    let pauses: Vec<u128> = backoff.by_ref().take(5).map(|d| d.as_millis()).collect();
+    assert_eq!(pauses, [800, 1600, 2000, 2000, 2000]);
+    assert_eq!(super::WATCH_BACKOFF_MAX, Duration::from_secs(2));
+    backoff.reset();
+    assert_eq!(backoff.next(), Some(Duration::from_millis(800)));
+}
