@@ -427,7 +427,7 @@ pub async fn run(ctx: Arc<Context>, config: &ControllerConfig, shutdown: Cancell
     let controller = Controller::new(apps.clone(), watcher::Config::default().any_semantic());
     let cache = controller.store();
     ctx.set_apps(cache.clone());
-    controller
+    let running = controller
         // A change of one app (or its deletion) re-checks the apps it may hold a client ID or a
         // resource against; a second watch, because the controller's own only triggers the app itself.
         .watches(
@@ -454,9 +454,23 @@ pub async fn run(ctx: Arc<Context>, config: &ControllerConfig, shutdown: Cancell
                     Err(e) => debug!(error = %e, "controller event"),
                 }
             }
-        })
-        .await;
+        });
+    // kube-runtime's graceful shutdown waits for the reconciles in flight, but when it comes
+    // before the first list of ConnectedApps has completed it waits forever (its runner waits for
+    // the cache, which the stopped watches never fill): a leader stopped while starting kept
+    // running until killed (tests/controlplane, scenario 5). Reconciles are idempotent and
+    // survive being cut at any point (scenario 4), so after SHUTDOWN_GRACE the rest is dropped.
+    tokio::select! {
+        () = running => {}
+        () = async {
+            shutdown.cancelled().await;
+            tokio::time::sleep(SHUTDOWN_GRACE).await;
+        } => warn!(grace = ?SHUTDOWN_GRACE, "the controller did not stop in time; stopping it"),
+    }
 }
+
+/// How long a shutdown waits for the reconciles in flight (the chart's pods get 30 s).
+pub(crate) const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
 #[cfg(test)]
 mod tests;
