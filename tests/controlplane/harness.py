@@ -139,7 +139,35 @@ class Chart:
             if key(old) not in new_keys and old["kind"] != "CustomResourceDefinition":
                 self.kube.remove(old)
         self.objects, self.values, self.notes = rendered, values or {}, notes
+        for deployment in (o for o in rendered if o["kind"] == "Deployment"):
+            self.roll_out(deployment["metadata"]["name"])
         return notes
+
+    def roll_out(self, name: str) -> None:
+        """Waits until the Deployment runs its current template only, doing kubelet's part:
+        there is no kubelet, so its Pods are marked Running and Ready here (the local processes
+        stand in for their containers); otherwise no rollout would ever finish."""
+        path = f"/apis/apps/v1/namespaces/{NAMESPACE}/deployments/{name}"
+        selector = ",".join(f"{k}={v}" for k, v in self.find("Deployment", name)["spec"]["selector"]["matchLabels"].items())
+
+        def rolled_out() -> bool:
+            pods = self.kube.get(f"/api/v1/namespaces/{NAMESPACE}/pods", params={"labelSelector": selector})["items"]
+            for pod in pods:
+                ready = any(c["type"] == "Ready" and c["status"] == "True" for c in pod.get("status", {}).get("conditions", []))
+                if not ready and not pod["metadata"].get("deletionTimestamp"):
+                    now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+                    self.kube.patch(f"/api/v1/namespaces/{NAMESPACE}/pods/{pod['metadata']['name']}/status", {"status": {
+                        "phase": "Running",
+                        "conditions": [{"type": t, "status": "True", "lastTransitionTime": now}
+                                       for t in ("PodScheduled", "Initialized", "ContainersReady", "Ready")],
+                    }}, kind="strategic")
+            d = self.kube.get(path)
+            want = d["spec"]["replicas"]
+            st = d.get("status", {})
+            return (st.get("observedGeneration", 0) >= d["metadata"]["generation"] and st.get("replicas") == want
+                    and st.get("updatedReplicas") == want and st.get("readyReplicas") == want and len(pods) == want)
+
+        wait_for(f"Deployment {name} rolled out", rolled_out, timeout=90, every=0.5)
 
     def uninstall(self) -> list[dict]:
         """Deletes what helm uninstall deletes; returns the objects it keeps."""
@@ -175,29 +203,14 @@ class Chart:
         return env
 
     def operator_pods(self, count: int = 1) -> list[dict]:
-        """The Pods the controller-manager made from the chart's operator Deployment (its newest
-        ReplicaSet; they stay Pending: no scheduler, no kubelet), whose tokens the local
-        processes use."""
-        deployment = f"{RELEASE}-operator"
-
-        def pods() -> list[dict] | None:
-            sets = [rs for rs in self.kube.get(f"/apis/apps/v1/namespaces/{NAMESPACE}/replicasets")["items"]
-                    if any(o["name"] == deployment for o in rs["metadata"].get("ownerReferences", []))]
-            if not sets:
-                return None
-            newest = max(sets, key=lambda rs: int(rs["metadata"]["annotations"].get("deployment.kubernetes.io/revision", "0")))
-            template = self.find("Deployment", deployment)["spec"]["template"]
-            env = {e["name"]: e.get("value") for c in template["spec"]["containers"] for e in c.get("env", [])}
-            newest_env = {e["name"]: e.get("value") for c in newest["spec"]["template"]["spec"]["containers"] for e in c.get("env", [])}
-            if env != newest_env:
-                return None  # the controller-manager has not rolled out the last apply yet
-            selector = ",".join(f"{k}={v}" for k, v in newest["spec"]["selector"]["matchLabels"].items())
-            selector += f",pod-template-hash={newest['metadata']['labels']['pod-template-hash']}"
-            items = self.kube.get(f"/api/v1/namespaces/{NAMESPACE}/pods", params={"labelSelector": selector})["items"]
-            live = [p for p in items if not p["metadata"].get("deletionTimestamp")]
-            return sorted(live, key=lambda p: p["metadata"]["name"]) if len(live) >= count else None
-
-        return wait_for(f"{count} operator pod(s) from the chart's Deployment", pods, timeout=60)
+        """The Pods the controller-manager made from the chart's operator Deployment (rolled out
+        by `apply`), whose tokens the local processes use."""
+        deployment = self.find("Deployment", f"{RELEASE}-operator")
+        selector = ",".join(f"{k}={v}" for k, v in deployment["spec"]["selector"]["matchLabels"].items())
+        items = self.kube.get(f"/api/v1/namespaces/{NAMESPACE}/pods", params={"labelSelector": selector})["items"]
+        live = sorted((p for p in items if not p["metadata"].get("deletionTimestamp")), key=lambda p: p["metadata"]["name"])
+        assert len(live) >= count, f"{len(live)} operator pod(s), {count} wanted"
+        return live
 
     def service_account(self) -> str:
         return self.find("ServiceAccount", f"{RELEASE}-operator")["metadata"]["name"]
@@ -324,6 +337,15 @@ class Keyway:
         for proc in self.procs:
             proc.stop(grace=30)
         self.procs = []
+
+
+def leading(port: int) -> bool:
+    """Whether the controller serving /metrics on `port` says it holds the lease."""
+    try:
+        text = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=2).text
+    except requests.RequestException:
+        return False
+    return any(line.split()[-1] == "1" for line in text.splitlines() if line.startswith("keyway_operator_leader "))
 
 
 def leader(kube: Kube) -> str | None:

@@ -10,7 +10,7 @@ import time
 import pytest
 
 from cluster import is_ready, wait_for
-from harness import app_manifest, audit_since, leader, log, pod_of, sa_user, scenario, writes_by
+from harness import app_manifest, audit_since, leader, leading, log, pod_of, sa_user, scenario, writes_by
 
 # The chart's defaults: the controller's lease (KEYWAY_LEASE_DURATION / RETRY_PERIOD unset, so
 # the binary's 15 s / 2 s), and the pod's terminationGracePeriodSeconds (unset: 30 s).
@@ -23,8 +23,16 @@ SHUTDOWN_GRACE = 30
 def two_replicas(keyway, kube):
     keyway.chart.apply({"operator": {"replicas": 2}})
     pods = keyway.chart.operator_pods(2)[:2]
-    procs = {p["metadata"]["name"]: keyway.controller(p)[0] for p in pods}
-    holder = wait_for("a leader", lambda: leader(kube) in procs and leader(kube), timeout=30)
+    started = {p["metadata"]["name"]: keyway.controller(p) for p in pods}
+    procs = {name: proc for name, (proc, _) in started.items()}
+
+    def one_leads() -> str | None:
+        # The replica that says so, and the Lease naming it (the Lease alone may still name a
+        # replica of an earlier test: the same Pod names).
+        holders = [name for name, (_, port) in started.items() if leading(port)]
+        return holders[0] if len(holders) == 1 and leader(kube) == holders[0] else None
+
+    holder = wait_for("a leader", one_leads, timeout=LEASE_DURATION + 10)
     follower = next(name for name in procs if name != holder)
     return procs, holder, follower, pods
 
@@ -125,8 +133,13 @@ def test_5_sigterm_stops_the_operator_and_the_webhook_in_every_state(cp, keyway,
     assert leader(kube) is None, "the leader released its lease on SIGTERM"
 
     pod = pods[0]
-    proc, _ = keyway.controller(pod, name="controller-apiserver-down")
-    wait_for("the controller to lead", lambda: leader(kube) == pod["metadata"]["name"], timeout=30)
+    # SIGTERM as soon as it leads: its first lists of ConnectedApps and Secrets are in flight.
+    for i in range(5):
+        proc, port = keyway.controller(pod, name="controller-starting")
+        wait_for("the controller to lead", lambda: leading(port), timeout=LEASE_DURATION + 10, every=0.01)
+        sigterm(f"leader while it starts ({i + 1})", proc)
+    proc, port = keyway.controller(pod, name="controller-apiserver-down")
+    wait_for("the controller to lead", lambda: leading(port), timeout=LEASE_DURATION + 10)
     webhook = keyway.webhook(pod)
     keyway.wait_webhook_ready(webhook)
     sigterm("webhook", webhook)
@@ -138,8 +151,8 @@ def test_5_sigterm_stops_the_operator_and_the_webhook_in_every_state(cp, keyway,
     sigterm("webhook, API server unreachable", webhook)
     cp.start_apiserver()
 
-    proc, _ = keyway.controller(pod, name="controller-apiserver-restarts")
-    wait_for("the controller to lead", lambda: leader(kube) == pod["metadata"]["name"], timeout=LEASE_DURATION + 10)
+    proc, port = keyway.controller(pod, name="controller-apiserver-restarts")
+    wait_for("the controller to lead", lambda: leading(port), timeout=LEASE_DURATION + 10)
     webhook = keyway.webhook(pod)
     keyway.wait_webhook_ready(webhook)
     for _ in range(3):
