@@ -3,18 +3,25 @@ session, the chart applied as helm would, and keyway's binaries as local process
 
 from __future__ import annotations
 
+import shutil
+
 import pytest
 import urllib3
 
-from cluster import ControlPlane, State, TestNet
+from cluster import ControlPlane, State, TestNet, cleanup
 from harness import Chart, Keyway
 
 urllib3.disable_warnings()
 
 
 @pytest.fixture(scope="session")
-def state() -> State:
-    return State()
+def state():
+    """$KEYWAY_CP_STATE (run.sh's, which it cleans up), or a directory of this session's."""
+    session = State()
+    yield session
+    if session.owned:
+        cleanup(session.path)
+        shutil.rmtree(session.path, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
