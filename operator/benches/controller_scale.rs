@@ -1,5 +1,7 @@
 //! Benchmark (not a timed test): the controller against the in-repo Kubernetes API test server,
-//! with the generated CRD installed (schema validation and CEL rules on every write).
+//! with the generated CRD installed (schema validation and CEL rules on every write), or with
+//! `--real` against a real kube-apiserver (the one of KUBECONFIG, normally started by
+//! tests/controlplane/cluster.py; see docs/testing.md).
 //!
 //! 1. Cold start: N ConnectedApps (default 1,000; `KEYWAY_BENCH_APPS`) exist before the
 //!    controller starts; measures the time until every app is Ready (goal: ≤ 30 s for 1,000).
@@ -7,19 +9,27 @@
 //!    counts the write requests the API server receives meanwhile (goal: zero).
 //! 3. Periodic resync: the same, for requeues of a running controller (resync period 2 s).
 //!
-//! Run with `cargo bench -p operator --bench controller_scale`. Exits non-zero when a goal is
-//! missed, so a script can rely on it.
+//! Run with `cargo bench -p operator --bench controller_scale`, or against a real API server:
+//! `.venv/bin/python tests/controlplane/cluster.py -- cargo bench -p operator --bench
+//! controller_scale -- --real`. With `--real` the write requests are the API server's own count
+//! (`apiserver_request_total` on its `/metrics`, less its own flow-control status writes), the apps
+//! live in a new namespace `keyway-bench`, and the CRD is created when missing (without its CEL
+//! rules: 1.20 has none). Exits non-zero when a goal is missed, so a script can rely on it.
 #![allow(
     clippy::print_stdout,
     reason = "a benchmark reports its figures on stdout"
 )]
 
+use std::collections::BTreeMap;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use api::ConnectedApp;
-use fake_apiserver::{FakeApiServer, WriteCounts};
+use fake_apiserver::FakeApiServer;
+use futures::{StreamExt, TryStreamExt};
+use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{ListParams, PostParams};
 use kube::{Api, Client};
 use operator::{ControllerConfig, Metrics, Operator};
@@ -56,11 +66,11 @@ impl Running {
     }
 }
 
-fn app(i: usize) -> ConnectedApp {
+fn app(i: usize, namespace: &str) -> ConnectedApp {
     serde_json::from_value(json!({
         "apiVersion": "keyway.dev/v1alpha1",
         "kind": "ConnectedApp",
-        "metadata": {"name": format!("app-{i:05}"), "namespace": "default"},
+        "metadata": {"name": format!("app-{i:05}"), "namespace": namespace},
         "spec": {
             "displayName": format!("App {i}"),
             "redirectURIs": [format!("https://app-{i}.example.test/oauth2/callback")],
@@ -72,22 +82,197 @@ fn app(i: usize) -> ConnectedApp {
 }
 
 async fn ready_count(apps: &Api<ConnectedApp>) -> usize {
-    match apps.list(&ListParams::default()).await {
+    // resourceVersion=0: served from the API server's watch cache, as a controller's list is.
+    match apps.list(&ListParams::default().match_any()).await {
         Ok(list) => list.items.iter().filter(|a| a.is_ready()).count(),
         Err(_) => 0,
     }
 }
 
-fn describe(counts: &WriteCounts) -> String {
-    if counts.requests.is_empty() {
-        return "none".into();
+/// Write requests by (verb, resource), and how many changed stored state when the server says.
+#[derive(Default)]
+struct Writes {
+    requests: BTreeMap<(String, String), u64>,
+    changes: Option<u64>,
+}
+
+impl Writes {
+    fn total(&self) -> u64 {
+        self.requests.values().sum()
     }
-    counts
-        .requests
-        .iter()
-        .map(|((verb, resource), n)| format!("{verb} {resource}: {n}"))
-        .collect::<Vec<_>>()
-        .join(", ")
+
+    fn describe(&self) -> String {
+        if self.requests.is_empty() {
+            return "none".into();
+        }
+        self.requests
+            .iter()
+            .map(|((verb, resource), n)| format!("{verb} {resource}: {n}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
+/// Where the write requests are counted.
+enum Server {
+    /// The in-repo test server counts them itself.
+    Fake(FakeApiServer),
+    /// A real kube-apiserver: the difference of its `apiserver_request_total` since `baseline`.
+    Real {
+        client: Client,
+        baseline: BTreeMap<(String, String), u64>,
+    },
+}
+
+impl Server {
+    async fn reset_counts(&mut self) -> Result<(), String> {
+        match self {
+            Server::Fake(server) => server.reset_counts(),
+            Server::Real { client, baseline } => *baseline = scrape_writes(client).await?,
+        }
+        Ok(())
+    }
+
+    async fn write_counts(&self) -> Result<Writes, String> {
+        match self {
+            Server::Fake(server) => {
+                let counts = server.write_counts();
+                Ok(Writes {
+                    changes: Some(counts.total_changes()),
+                    requests: counts.requests,
+                })
+            }
+            Server::Real { client, baseline } => {
+                let mut requests = scrape_writes(client).await?;
+                for (key, n) in requests.iter_mut() {
+                    *n -= baseline.get(key).copied().unwrap_or(0).min(*n);
+                }
+                requests.retain(|_, n| *n > 0);
+                Ok(Writes {
+                    requests,
+                    changes: None,
+                })
+            }
+        }
+    }
+}
+
+/// The API server's count of write requests so far, by (verb, resource[/subresource]), from its
+/// Prometheus metrics; verbs named as the test server names them (APPLY is a patch).
+async fn scrape_writes(client: &Client) -> Result<BTreeMap<(String, String), u64>, String> {
+    let request = http::Request::get("/metrics")
+        .body(Vec::new())
+        .map_err(|e| e.to_string())?;
+    let text = client
+        .request_text(request)
+        .await
+        .map_err(|e| format!("GET /metrics: {e}"))?;
+    let mut out = BTreeMap::new();
+    for line in text.lines() {
+        let Some(rest) = line.strip_prefix("apiserver_request_total{") else {
+            continue;
+        };
+        let Some((labels, value)) = rest.rsplit_once("} ") else {
+            continue;
+        };
+        let label = |name: &str| {
+            labels
+                .split("\",")
+                .find_map(|pair| pair.strip_prefix(&format!("{name}=\"")))
+                .map(|v| v.trim_end_matches('"').to_owned())
+                .unwrap_or_default()
+        };
+        let verb = match label("verb").as_str() {
+            "POST" => "create",
+            "PUT" => "update",
+            "PATCH" | "APPLY" => "patch",
+            "DELETE" => "delete",
+            "DELETECOLLECTION" => "deletecollection",
+            _ => continue,
+        };
+        let group = label("group");
+        // The API server's own API Priority and Fairness bookkeeping, not the controller's.
+        if group == "flowcontrol.apiserver.k8s.io" {
+            continue;
+        }
+        let subresource = label("subresource");
+        let resource = if subresource.is_empty() {
+            label("resource")
+        } else {
+            format!("{}/{subresource}", label("resource"))
+        };
+        let n = value.trim().parse::<f64>().unwrap_or(0.0) as u64;
+        *out.entry((verb.to_owned(), resource)).or_insert(0) += n;
+    }
+    Ok(out)
+}
+
+/// The real server: the CRD (created without its CEL rules when missing) and a new namespace.
+async fn prepare_real(client: &Client, namespace: &str) -> Result<(), String> {
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    let yaml = operator::crdgen::crd_yaml().map_err(|e| format!("cannot generate the CRD: {e}"))?;
+    let mut value: serde_json::Value =
+        serde_yaml::from_str(&yaml).map_err(|e| format!("the CRD does not parse: {e}"))?;
+    let name = value["metadata"]["name"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    if crds
+        .get_opt(&name)
+        .await
+        .map_err(|e| e.to_string())?
+        .is_none()
+    {
+        strip_cel(&mut value);
+        let crd: CustomResourceDefinition =
+            serde_json::from_value(value).map_err(|e| format!("the CRD does not parse: {e}"))?;
+        crds.create(&PostParams::default(), &crd)
+            .await
+            .map_err(|e| format!("cannot create the CRD: {e}"))?;
+        println!("created the CRD {name} (without its CEL rules: this server has none)");
+    }
+    let established = |crd: &CustomResourceDefinition| {
+        crd.status
+            .as_ref()
+            .and_then(|s| s.conditions.as_ref())
+            .is_some_and(|c| {
+                c.iter()
+                    .any(|c| c.type_ == "Established" && c.status == "True")
+            })
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !crds
+        .get(&name)
+        .await
+        .map(|c| established(&c))
+        .unwrap_or(false)
+    {
+        if Instant::now() > deadline {
+            return Err(format!("the CRD {name} is not Established after 30 s"));
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    let ns: Namespace = serde_json::from_value(json!({"metadata": {"name": namespace}}))
+        .map_err(|e| e.to_string())?;
+    namespaces
+        .create(&PostParams::default(), &ns)
+        .await
+        .map_err(|e| {
+            format!("cannot create namespace {namespace} (use a fresh control plane): {e}")
+        })?;
+    Ok(())
+}
+
+fn strip_cel(value: &mut serde_json::Value) {
+    match value {
+        serde_json::Value::Object(map) => {
+            map.remove("x-kubernetes-validations");
+            map.values_mut().for_each(strip_cel);
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(strip_cel),
+        _ => {}
+    }
 }
 
 async fn wait_reconciles(metrics: &Metrics, at_least: u64, limit: Duration) -> bool {
@@ -103,47 +288,48 @@ async fn wait_reconciles(metrics: &Metrics, at_least: u64, limit: Duration) -> b
 
 #[tokio::main(flavor = "multi_thread")]
 async fn main() -> ExitCode {
+    let real = std::env::args().any(|a| a == "--real");
     let n: usize = std::env::var("KEYWAY_BENCH_APPS")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(1000);
-    let server = match FakeApiServer::start().await {
-        Ok(server) => server,
+    let (mut server, client, namespace) = match setup(real).await {
+        Ok(s) => s,
         Err(e) => {
-            println!("cannot start the test API server: {e}");
+            println!("{e}");
             return ExitCode::FAILURE;
         }
     };
-    // The generated CRD: every write is pruned, defaulted and validated as in a cluster.
-    let crd = match operator::crdgen::crd_yaml() {
-        Ok(crd) => crd,
-        Err(e) => {
-            println!("cannot generate the CRD: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    if let Err(e) = server.install_crd(&crd) {
-        println!("cannot install the CRD: {e}");
+    let apps: Api<ConnectedApp> = Api::namespaced(client.clone(), namespace);
+    let created = futures::stream::iter(0..n)
+        .map(|i| {
+            let apps = apps.clone();
+            async move {
+                apps.create(&PostParams::default(), &app(i, namespace))
+                    .await
+            }
+        })
+        .buffer_unordered(16)
+        .try_for_each(|_| async { Ok(()) })
+        .await;
+    if let Err(e) = created {
+        println!("cannot create the apps: {e}");
         return ExitCode::FAILURE;
     }
-    let client = match server.client() {
-        Ok(client) => client,
-        Err(e) => {
-            println!("cannot build a client: {e}");
-            return ExitCode::FAILURE;
-        }
+    let against = if real {
+        "a real kube-apiserver (KUBECONFIG)"
+    } else {
+        "the in-repo API test server"
     };
-    let apps: Api<ConnectedApp> = Api::default_namespaced(client.clone());
-    for i in 0..n {
-        if let Err(e) = apps.create(&PostParams::default(), &app(i)).await {
-            println!("cannot create app {i}: {e}");
-            return ExitCode::FAILURE;
-        }
-    }
-    println!("controller benchmark: {n} ConnectedApps against the in-repo API test server");
+    println!("controller benchmark: {n} ConnectedApps against {against}");
+    // Listing every app is not free: poll less often when there are many.
+    let poll = Duration::from_millis(100).max(Duration::from_millis(100) * (n / 1000) as u32);
 
     // 1. Cold start to all Ready.
-    server.reset_counts();
+    if let Err(e) = server.reset_counts().await {
+        println!("{e}");
+        return ExitCode::FAILURE;
+    }
     let started = Instant::now();
     let controller = start(client.clone(), Duration::from_secs(3600));
     let mut ready = 0;
@@ -152,10 +338,10 @@ async fn main() -> ExitCode {
         if ready == n {
             break;
         }
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        tokio::time::sleep(poll).await;
     }
     let cold = started.elapsed();
-    let cold_writes = server.write_counts();
+    let cold_writes = server.write_counts().await.unwrap_or_default();
     println!(
         "cold start: {ready}/{n} Ready in {:.2} s ({:.0} apps/s); goal ≤ {} s for 1,000",
         cold.as_secs_f64(),
@@ -163,32 +349,36 @@ async fn main() -> ExitCode {
         GOAL_COLD_START.as_secs()
     );
     println!(
-        "  writes during cold start: {} requests ({}), {} of which changed stored state",
-        cold_writes.total_requests(),
-        describe(&cold_writes),
-        cold_writes.total_changes()
+        "  writes during cold start: {} requests, {:.2} per app ({}){}",
+        cold_writes.total(),
+        cold_writes.total() as f64 / n.max(1) as f64,
+        cold_writes.describe(),
+        cold_writes
+            .changes
+            .map(|c| format!(", {c} of which changed stored state"))
+            .unwrap_or_default()
     );
     controller.stop().await;
     tokio::time::sleep(Duration::from_millis(500)).await;
 
     // 2. A fresh controller over the settled state.
-    server.reset_counts();
+    let _ = server.reset_counts().await;
     let resync_start = Instant::now();
     let controller = start(client.clone(), Duration::from_secs(2));
     let all = wait_reconciles(&controller.metrics, n as u64, Duration::from_secs(120)).await;
     let restart_time = resync_start.elapsed();
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let restart_writes = server.write_counts();
+    let restart_writes = server.write_counts().await.unwrap_or_default();
     println!(
         "settled resync (restart): {} reconciles in {:.2} s, {} write requests ({}); goal 0",
         controller.metrics.successful_reconciles(),
         restart_time.as_secs_f64(),
-        restart_writes.total_requests(),
-        describe(&restart_writes)
+        restart_writes.total(),
+        restart_writes.describe()
     );
 
     // 3. Periodic resyncs of the running controller.
-    server.reset_counts();
+    let _ = server.reset_counts().await;
     let before = controller.metrics.successful_reconciles();
     let periodic = wait_reconciles(
         &controller.metrics,
@@ -196,12 +386,12 @@ async fn main() -> ExitCode {
         Duration::from_secs(120),
     )
     .await;
-    let periodic_writes = server.write_counts();
+    let periodic_writes = server.write_counts().await.unwrap_or_default();
     println!(
         "settled resync (periodic, every 2 s): {} reconciles, {} write requests ({}); goal 0",
         controller.metrics.successful_reconciles() - before,
-        periodic_writes.total_requests(),
-        describe(&periodic_writes)
+        periodic_writes.total(),
+        periodic_writes.describe()
     );
     controller.stop().await;
 
@@ -209,8 +399,8 @@ async fn main() -> ExitCode {
         && (n > 1000 || cold <= GOAL_COLD_START)
         && all
         && periodic
-        && restart_writes.total_requests() == 0
-        && periodic_writes.total_requests() == 0;
+        && restart_writes.total() == 0
+        && periodic_writes.total() == 0;
     println!(
         "result: {}",
         if ok { "all goals met" } else { "GOAL MISSED" }
@@ -220,4 +410,33 @@ async fn main() -> ExitCode {
     } else {
         ExitCode::FAILURE
     }
+}
+
+/// The server, a client of it, and the namespace the apps live in.
+async fn setup(real: bool) -> Result<(Server, Client, &'static str), String> {
+    if real {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let client = Client::try_default()
+            .await
+            .map_err(|e| format!("--real: no client from KUBECONFIG: {e}"))?;
+        let namespace = "keyway-bench";
+        prepare_real(&client, namespace).await?;
+        let server = Server::Real {
+            client: client.clone(),
+            baseline: BTreeMap::new(),
+        };
+        return Ok((server, client, namespace));
+    }
+    let server = FakeApiServer::start()
+        .await
+        .map_err(|e| format!("cannot start the test API server: {e}"))?;
+    // The generated CRD: every write is pruned, defaulted and validated as in a cluster.
+    let crd = operator::crdgen::crd_yaml().map_err(|e| format!("cannot generate the CRD: {e}"))?;
+    server
+        .install_crd(&crd)
+        .map_err(|e| format!("cannot install the CRD: {e}"))?;
+    let client = server
+        .client()
+        .map_err(|e| format!("cannot build a client: {e}"))?;
+    Ok((Server::Fake(server), client, "default"))
 }

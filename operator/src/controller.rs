@@ -382,6 +382,39 @@ fn rivals(cache: &Store<ConnectedApp>, changed: &ConnectedApp) -> Vec<ObjectRef<
         .collect()
 }
 
+/// How long the controller's watches pause after a watch error: 800 ms, doubling, at most
+/// [`WATCH_BACKOFF_MAX`]; back to 800 ms after any event.
+///
+/// kube-runtime pauses all of a controller's watches together after an error of any of them,
+/// by default up to 30 s per error. Its four watches each fail once or twice after a restart
+/// of the API server (connection refused while it is down, 403 until its authorizer has loaded
+/// the RBAC rules, 410 Gone for the resourceVersion they resume from), so they stayed deaf to
+/// every change for minutes (tests/controlplane, scenario 4); capped at 2 s, they relist within
+/// seconds, and a persistent error costs the API server one request per 2 s.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct WatchBackoff {
+    next: Option<Duration>,
+}
+
+/// The longest pause of [`WatchBackoff`].
+pub(crate) const WATCH_BACKOFF_MAX: Duration = Duration::from_secs(2);
+
+impl Iterator for WatchBackoff {
+    type Item = Duration;
+
+    fn next(&mut self) -> Option<Duration> {
+        let now = self.next.unwrap_or(Duration::from_millis(800));
+        self.next = Some((now * 2).min(WATCH_BACKOFF_MAX));
+        Some(now)
+    }
+}
+
+impl kube::runtime::utils::Backoff for WatchBackoff {
+    fn reset(&mut self) {
+        self.next = None;
+    }
+}
+
 /// Runs the controller until `shutdown` is cancelled.
 pub async fn run(ctx: Arc<Context>, config: &ControllerConfig, shutdown: CancellationToken) {
     let client = ctx.client.clone();
@@ -402,7 +435,7 @@ pub async fn run(ctx: Arc<Context>, config: &ControllerConfig, shutdown: Cancell
     let controller = Controller::new(apps.clone(), watcher::Config::default().any_semantic());
     let cache = controller.store();
     ctx.set_apps(cache.clone());
-    controller
+    let running = controller
         // A change of one app (or its deletion) re-checks the apps it may hold a client ID or a
         // resource against; a second watch, because the controller's own only triggers the app itself.
         .watches(
@@ -417,6 +450,7 @@ pub async fn run(ctx: Arc<Context>, config: &ControllerConfig, shutdown: Cancell
             app.zip(ns)
                 .map(|(app, ns)| ObjectRef::<ConnectedApp>::new(&app).within(&ns))
         })
+        .trigger_backoff(WatchBackoff::default())
         .with_config(kube::runtime::controller::Config::default().concurrency(config.concurrency))
         .graceful_shutdown_on(async move { stop.cancelled().await })
         .run(reconcile, error_policy, ctx)
@@ -428,9 +462,23 @@ pub async fn run(ctx: Arc<Context>, config: &ControllerConfig, shutdown: Cancell
                     Err(e) => debug!(error = %e, "controller event"),
                 }
             }
-        })
-        .await;
+        });
+    // kube-runtime's graceful shutdown waits for the reconciles in flight, but when it comes
+    // before the first list of ConnectedApps has completed it waits forever (its runner waits for
+    // the cache, which the stopped watches never fill): a leader stopped while starting kept
+    // running until killed (tests/controlplane, scenario 5). Reconciles are idempotent and
+    // survive being cut at any point (scenario 4), so after SHUTDOWN_GRACE the rest is dropped.
+    tokio::select! {
+        () = running => {}
+        () = async {
+            shutdown.cancelled().await;
+            tokio::time::sleep(SHUTDOWN_GRACE).await;
+        } => warn!(grace = ?SHUTDOWN_GRACE, "the controller did not stop in time; stopping it"),
+    }
 }
+
+/// How long a shutdown waits for the reconciles in flight (the chart's pods get 30 s).
+pub(crate) const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
 #[cfg(test)]
 mod tests;

@@ -908,3 +908,14 @@ async fn the_bound_namespace_takes_a_resource_an_older_app_of_another_namespace_
     assert!(result.is_ok());
     assert_eq!(writes, 2);
 }
+
+#[test]
+fn watch_errors_pause_the_watches_for_at_most_two_seconds() {
+    use kube::runtime::utils::Backoff as _;
+    let mut backoff = super::WatchBackoff::default();
+    let pauses: Vec<u128> = backoff.by_ref().take(5).map(|d| d.as_millis()).collect();
+    assert_eq!(pauses, [800, 1600, 2000, 2000, 2000]);
+    assert_eq!(super::WATCH_BACKOFF_MAX, Duration::from_secs(2));
+    backoff.reset();
+    assert_eq!(backoff.next(), Some(Duration::from_millis(800)));
+}
