@@ -34,7 +34,7 @@ use crate::ConnectedApp;
 /// Prefix of every client ID the issuer assigns through dynamic client registration. A
 /// ConnectedApp's client ID must not start with it: `spec.clientID` is refused by the schema and
 /// [`crate::validate`], a default ID in a namespace named `dcr` by [`reserved_client_id`].
-pub const DCR_CLIENT_ID_PREFIX: &str = "dcr.";
+pub const DCR_CLIENT_ID_PREFIX: &str = contract::access::DYNAMIC_CLIENT_ID_PREFIX;
 
 /// The problem with `app`'s client ID being reserved for dynamically registered clients, if it
 /// is (a pinned one is also reported by [`crate::validate`]).

@@ -505,6 +505,17 @@ fn access_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema 
             string_list(Some(EMAIL_DOMAIN_PATTERN)),
         );
         set("allowedClients", string_list(Some(CLIENT_ID_PATTERN)));
+        let mut delegated = string_list(Some(CLIENT_ID_PATTERN));
+        if let Some(obj) = delegated.as_object_mut() {
+            obj.insert(
+                "x-kubernetes-validations".into(),
+                json!([{
+                    "rule": format!("self.all(c, !c.startsWith('{}'))", contract::access::DYNAMIC_CLIENT_ID_PREFIX),
+                    "message": "access.delegatedClients: a dynamically registered client's ID changes with each registration: set dynamicClients: withConsent instead"
+                }]),
+            );
+        }
+        set("delegatedClients", delegated);
         set("rules", json!({"maxItems": limits::RULES}));
         if let Some(rule) = props
             .get_mut("rules")

@@ -219,6 +219,12 @@ fn access(p: &mut Problems, access: &contract::access::Access) {
         |p, f, c| p.string(f, c, limits::NAME, Some((CLIENT_ID_PATTERN, "a client ID"))),
     );
     p.list(
+        "access.delegatedClients",
+        &access.delegated_clients,
+        limits::ACCESS_LIST,
+        |p, f, c| p.string(f, c, limits::NAME, Some((CLIENT_ID_PATTERN, "a client ID"))),
+    );
+    p.list(
         "access.rules",
         &access.rules,
         limits::RULES,

@@ -250,6 +250,21 @@ fn cases() -> Vec<(&'static str, Value, bool)> {
             false,
         ),
         (
+            "delegated clients",
+            json!({"access": {"delegatedClients": ["tools.agent", "agent"], "dynamicClients": "withConsent"}}),
+            true,
+        ),
+        (
+            "delegated client id with a colon",
+            json!({"access": {"delegatedClients": ["okta:00u1"]}}),
+            false,
+        ),
+        (
+            "delegated client id of a registered client",
+            json!({"access": {"delegatedClients": ["dcr.abc"]}}),
+            false,
+        ),
+        (
             "client id of a registered client",
             json!({"clientID": "dcr.abc"}),
             false,
@@ -438,6 +453,10 @@ const CEL_CAUGHT: &[(&str, &str)] = &[
     ("grace too short", "shorter than the interval"),
     ("grace defaults to 24h", "shorter than the interval"),
     ("rule path dot segment", "must not contain . or .. segments"),
+    (
+        "delegated client id of a registered client",
+        "set dynamicClients: withConsent instead",
+    ),
     ("public rule with groups", "public rule cannot also require"),
     ("public rule with scopes", "public rule cannot also require"),
 ];
@@ -506,7 +525,7 @@ fn every_rule_compiles_and_has_a_message() {
     let env = Arc::new(Env::stdlib());
     let mut count = 0;
     walk(&spec_schema(), &env, &mut count);
-    assert_eq!(count, 15);
+    assert_eq!(count, 16);
 }
 
 #[test]
@@ -516,10 +535,13 @@ fn unknown_enum_values_are_rejected_by_both() {
         ("clientType", "secret"),
         ("trust", "full"),
         ("grantTypes", "implicit"),
+        ("access", "always"),
     ] {
         let mut raw = base();
         raw[field] = if field == "grantTypes" {
             json!([value])
+        } else if field == "access" {
+            json!({"dynamicClients": value})
         } else {
             json!(value)
         };

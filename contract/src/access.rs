@@ -10,6 +10,12 @@
 //!   `allowedClients` — never by default, since any namespace may register a client naming any
 //!   resource. Then public rules and scope requirements apply as for people; a rule that
 //!   requires groups refuses machines ([`Access::authorize_client`]).
+//! - Delegation: a person's token (one a client obtained for a signed-in person) is for this
+//!   app only when the client it was issued to is admitted ([`Access::admits_client`]): the app
+//!   itself, a client listed in `delegatedClients`, or — when `dynamicClients` is
+//!   `withConsent` — a dynamically registered client (ID prefix [`DYNAMIC_CLIENT_ID_PREFIX`]).
+//!   The issuer refuses to issue such a token to anyone else; the proxy refuses one that names
+//!   anyone else (defence in depth).
 //! - Rules: the rule whose `path` is the longest prefix of the request path on a segment boundary
 //!   (`/api` matches `/api` and `/api/x`, not `/apix`) and whose `methods` (empty: all) contain
 //!   the request method applies. A `public` rule skips authentication. Otherwise the sign-in
@@ -50,9 +56,43 @@ pub struct Access {
     /// Machines are refused unless listed here.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub allowed_clients: Vec<String>,
+    /// Client IDs (besides the app itself, which always may) that may obtain a signed-in
+    /// person's access token for this app's `resource`, e.g. an agent acting for the person.
+    /// Any other client is refused (`invalid_target`) before a code is issued, and
+    /// keyway-proxy refuses a person's token issued to it. Such a client is always shown the
+    /// consent page, and may only be granted scopes listed in this app's `scopes`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub delegated_clients: Vec<String>,
+    /// Whether dynamically registered clients (MCP agents that register themselves, client IDs
+    /// starting with `dcr.`) may obtain a signed-in person's access token for this app:
+    /// `never` (the default) or `withConsent` (each person is asked on the consent page).
+    #[serde(default, skip_serializing_if = "DynamicClients::is_never")]
+    pub dynamic_clients: DynamicClients,
     /// Per-path rules; the longest matching path prefix wins.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub rules: Vec<PathRule>,
+}
+
+/// Prefix of every client ID the issuer assigns through dynamic client registration (RFC 7591).
+/// No ConnectedApp may have a client ID with it, so it tells a registered client from an app.
+pub const DYNAMIC_CLIENT_ID_PREFIX: &str = "dcr.";
+
+/// Whether dynamically registered clients may obtain people's tokens for an app.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum DynamicClients {
+    /// No dynamically registered client may.
+    #[default]
+    Never,
+    /// Any dynamically registered client may, once the person consents (the consent page is
+    /// always shown to such clients).
+    WithConsent,
+}
+
+impl DynamicClients {
+    fn is_never(&self) -> bool {
+        *self == Self::Never
+    }
 }
 
 /// A rule for requests whose path starts with `path` (on a segment boundary).
@@ -136,6 +176,17 @@ impl Access {
                 .any(|d| d.eq_ignore_ascii_case(domain)),
             _ => false,
         }
+    }
+
+    /// Whether `client_id` may hold a signed-in person's token for this app, whose own client ID
+    /// is `own`: the app itself, a client in `delegatedClients`, or a dynamically registered
+    /// client when `dynamicClients` is `withConsent`. Exact, case-sensitive comparison.
+    pub fn admits_client(&self, own: &str, client_id: &str) -> bool {
+        client_id == own
+            || self.delegated_clients.iter().any(|c| c == client_id)
+            || (self.dynamic_clients == DynamicClients::WithConsent
+                && client_id.starts_with(DYNAMIC_CLIENT_ID_PREFIX)
+                && client_id.len() > DYNAMIC_CLIENT_ID_PREFIX.len())
     }
 
     /// The rule that applies to a request, if any (see the module documentation).
@@ -259,6 +310,17 @@ impl Access {
                 ));
             }
         }
+        for client in &self.delegated_clients {
+            if client.is_empty() || client.chars().any(|c| c.is_whitespace() || c.is_control()) {
+                out.push(format!(
+                    "access.delegatedClients: {client:?} is not a client ID"
+                ));
+            } else if client.starts_with(DYNAMIC_CLIENT_ID_PREFIX) {
+                out.push(format!(
+                    "access.delegatedClients: {client:?} is a dynamically registered client's ID, which changes with each registration: set dynamicClients: withConsent instead"
+                ));
+            }
+        }
         for (i, rule) in self.rules.iter().enumerate() {
             out.extend(
                 rule.problems()
@@ -373,6 +435,8 @@ mod tests {
             allowed_emails: s(&["Carol@Example.org"]),
             allowed_email_domains: s(&["partner.example"]),
             allowed_clients: Vec::new(),
+            delegated_clients: Vec::new(),
+            dynamic_clients: DynamicClients::Never,
             rules: vec![
                 PathRule {
                     path: "/healthz".into(),
@@ -653,6 +717,39 @@ mod tests {
         assert_eq!(p.authorize("GET", "/", &person), Decision::NotAllowed);
         p.allowed_clients = s(&["", "a b"]);
         assert_eq!(p.problems().len(), 2);
+    }
+
+    #[test]
+    fn delegated_tokens_need_the_client_admitted() {
+        let mut p = policy();
+        // By default only the app itself.
+        assert!(p.admits_client("ns.tool", "ns.tool"));
+        assert!(!p.admits_client("ns.tool", "ns.other"));
+        assert!(!p.admits_client("ns.tool", "dcr.abc"));
+        assert!(!p.admits_client("ns.tool", "NS.TOOL"));
+        p.delegated_clients = s(&["ns.agent"]);
+        assert!(p.admits_client("ns.tool", "ns.agent"));
+        assert!(!p.admits_client("ns.tool", "ns.agent2"));
+        assert!(!p.admits_client("ns.tool", "dcr.abc"));
+        p.dynamic_clients = DynamicClients::WithConsent;
+        assert!(p.admits_client("ns.tool", "dcr.abc"));
+        assert!(!p.admits_client("ns.tool", "dcr."));
+        assert!(!p.admits_client("ns.tool", "ns.other"));
+        // Machines are a separate list: a delegated client is not a machine and vice versa.
+        assert_eq!(
+            p.authorize_client("GET", "/", "ns.agent", &[]),
+            Decision::NotAllowed
+        );
+        assert!(p.problems().is_empty(), "{:?}", p.problems());
+        p.delegated_clients = s(&["", "a b", "dcr.abc"]);
+        let problems = p.problems();
+        assert_eq!(problems.len(), 3, "{problems:?}");
+        assert!(problems[2].contains("dynamicClients"), "{problems:?}");
+        // The wire form (policy.json and the CRD) is camelCase, and absent when default.
+        let json = serde_json::to_value(&p).unwrap_or_default();
+        assert_eq!(json["dynamicClients"], "withConsent");
+        let none = serde_json::to_value(Access::default()).unwrap_or_default();
+        assert_eq!(none, serde_json::json!({}));
     }
 
     #[test]

@@ -21,16 +21,31 @@ pub async fn account(State(iss): State<Shared>, headers: HeaderMap) -> Result<Re
         .list_consents(&session.subject)
         .await
         .map_err(store_err)?;
-    let mut grants = Vec::with_capacity(consents.len());
+    // One grant per client: its consents for each resource together (ordered by client).
+    let mut grants: Vec<pages::Grant> = Vec::with_capacity(consents.len());
+    let mut scopes: Vec<String> = Vec::new();
     for c in consents {
+        if grants.last().is_some_and(|g| g.client_id == c.client_id) {
+            for s in c.scopes {
+                if !scopes.contains(&s) {
+                    scopes.push(s);
+                }
+            }
+            if let Some(g) = grants.last_mut() {
+                g.scopes = scopes.join(" ");
+                g.since = g.since.clone().min(pages::date(c.granted_at));
+            }
+            continue;
+        }
         let name = match iss.client(&c.client_id).await? {
             Some(client) => client.name.clone(),
             None => c.client_id.clone(),
         };
+        scopes = c.scopes;
         grants.push(pages::Grant {
             client_id: c.client_id,
             name,
-            scopes: c.scopes.join(" "),
+            scopes: scopes.join(" "),
             since: pages::date(c.granted_at),
         });
     }

@@ -50,6 +50,8 @@ pub struct AuthzRequest {
     pub scopes: Vec<String>,
     /// RFC 8707 resource (the token's audience), if any.
     pub resource: Option<String>,
+    /// The ConnectedApp holding `resource`, which admits the client ([`Issuer::delegation`]).
+    pub holder: Option<Arc<Client>>,
     /// PKCE S256 challenge.
     pub code_challenge: String,
     /// Prompt.
@@ -141,6 +143,7 @@ pub async fn validate(iss: &Issuer, params: Params) -> Result<AuthzRequest> {
         nonce: params.get("nonce").map(str::to_string),
         scopes: Vec::new(),
         resource: None,
+        holder: None,
         code_challenge: String::new(),
         prompt: Prompt::default(),
         max_age: None,
@@ -218,14 +221,35 @@ pub async fn validate(iss: &Issuer, params: Params) -> Result<AuthzRequest> {
         ));
     }
     if let Some(r) = params.get("resource") {
-        if !is_resource_uri(r)
-            || (client.resource.as_deref() != Some(r) && iss.resource_owner(r).is_none())
-        {
+        if !is_resource_uri(r) {
             return Err(req.error(iss, InvalidTarget, "unknown resource"));
         }
         req.resource = Some(r.to_string());
     } else {
         req.resource = client.resource.clone();
+    }
+    // A person's token for a resource only for a client its app admits, with scopes it
+    // registers: decided here, before any sign-in, consent page or code.
+    if let Some(r) = &req.resource {
+        // Without `scope`, a client asking for another app's resource asks for those of its
+        // scopes that the app registers (RFC 6749 §3.3: a pre-defined default).
+        if params.get("scope").is_none()
+            && let Some(holder) = iss.resource_owner(r)
+            && holder.id != client.id
+        {
+            req.scopes.retain(|s| holder.scopes.contains(s));
+            if req.scopes.is_empty() {
+                return Err(req.error(
+                    iss,
+                    InvalidScope,
+                    "none of the client's scopes is one the app holding this resource registers",
+                ));
+            }
+        }
+        match iss.delegation(&client, r, &req.scopes) {
+            Ok(holder) => req.holder = Some(holder),
+            Err((code, description)) => return Err(req.error(iss, code, description)),
+        }
     }
     if let Some(p) = params.get("prompt") {
         for v in p.split(' ').filter(|v| !v.is_empty()) {
@@ -370,9 +394,9 @@ async fn proceed(
     };
     let email = session.claims.verified_email();
     let groups = &session.claims.groups;
-    let owner = req.resource.as_deref().and_then(|r| iss.resource_owner(r));
     let allowed = req.client.access.may_sign_in(email, groups)
-        && owner
+        && req
+            .holder
             .as_ref()
             .is_none_or(|o| o.access.may_sign_in(email, groups));
     if !allowed {
@@ -403,14 +427,17 @@ async fn proceed(
             },
         );
     }
+    // Consent is remembered per resource: one given for another resource does not count.
     let remembered = iss
         .store
-        .get_consent(&session.subject, &req.client.id)
+        .get_consent(&session.subject, &req.client.id, req.resource.as_deref())
         .await
         .map_err(store_err)?;
+    // A client asking for a resource it does not hold is asked about, whatever its trust.
+    let foreign = req.holder.as_ref().is_some_and(|h| h.id != req.client.id);
     let needs_consent = !consent_given
         && (req.prompt.consent
-            || (req.client.third_party
+            || ((req.client.third_party || foreign)
                 && !remembered
                     .as_ref()
                     .is_some_and(|c| crate::scope::covers(&c.scopes, &req.scopes))));
@@ -431,6 +458,7 @@ async fn proceed(
         .put_consent(&Consent {
             subject: session.subject.clone(),
             client_id: req.client.id.clone(),
+            resource: req.resource.clone(),
             scopes,
             granted_at: now,
         })
@@ -542,11 +570,36 @@ fn consent_page(
                 .map(|s| (s.clone(), crate::scope::describe(s)))
                 .collect(),
             resource: req.resource.as_deref(),
+            holder: req
+                .holder
+                .as_ref()
+                .filter(|h| h.id != req.client.id)
+                .map(|h| h.name.as_str()),
+            unverified: req.client.source == crate::clients::Source::Dynamic,
+            destination: &destination(&req.redirect_uri),
             csrf: &csrf,
             request: &req.params.to_query(),
         },
     )?;
     Ok(with_cookie(res, set))
+}
+
+/// Where the code goes, as a person reads it: the redirect URI's host (and port), and for a
+/// loopback address that it is a program on their own device.
+fn destination(redirect_uri: &str) -> String {
+    let Ok(url) = Url::parse(redirect_uri) else {
+        return redirect_uri.to_string();
+    };
+    let host = match (url.host_str(), url.port()) {
+        (Some(h), Some(p)) => format!("{h}:{p}"),
+        (Some(h), None) => h.to_string(),
+        (None, _) => redirect_uri.to_string(),
+    };
+    if crate::clients::is_loopback_host(&url) {
+        format!("{host} (a program on this device)")
+    } else {
+        host
+    }
 }
 
 /// `/upstream/start` serves the first provider, `/upstream/start/{id}` the others (the links
@@ -756,6 +809,19 @@ mod tests {
         assert_eq!(
             l,
             "https://app.example/cb?x=1&code=abc&state=s+t&iss=https%3A%2F%2Flogin.example"
+        );
+    }
+
+    #[test]
+    fn destination_names_the_host() {
+        assert_eq!(destination("https://agent.example/cb?x=1"), "agent.example");
+        assert_eq!(
+            destination("https://agent.example:8443/cb"),
+            "agent.example:8443"
+        );
+        assert_eq!(
+            destination("http://127.0.0.1:9999/cb"),
+            "127.0.0.1:9999 (a program on this device)"
         );
     }
 

@@ -225,6 +225,17 @@ struct Table {
     by_resource: HashMap<String, Arc<Client>>,
     /// The origins of every client's redirect URIs (CORS answers these).
     origins: HashSet<String>,
+    /// Every client's display name, as [`name_key`] (a registered client may not take one).
+    names: HashSet<String>,
+}
+
+/// What two display names that people would take for the same app have in common: the letters
+/// and digits, lower-cased ("Team wiki", "team-WIKI" and "Team  Wiki!" are one name).
+pub fn name_key(name: &str) -> String {
+    name.chars()
+        .filter(|c| c.is_alphanumeric())
+        .flat_map(char::to_lowercase)
+        .collect()
 }
 
 impl Table {
@@ -234,6 +245,7 @@ impl Table {
             .flat_map(|c| &c.redirect_uris)
             .filter_map(|u| crate::cors::origin_of(u))
             .collect();
+        let names = by_id.values().map(|c| name_key(&c.name)).collect();
         let mut by_resource: HashMap<String, Arc<Client>> = HashMap::new();
         let mut ids: Vec<&Arc<Client>> = by_id.values().collect();
         ids.sort_by(|a, b| a.id.cmp(&b.id));
@@ -246,6 +258,7 @@ impl Table {
             by_id,
             by_resource,
             origins,
+            names,
         }
     }
 
@@ -326,6 +339,12 @@ impl Registry {
     /// one hash lookup, the set is computed when the clients are swapped in.
     pub fn has_redirect_origin(&self, origin: &str) -> bool {
         self.table().origins.contains(origin)
+    }
+
+    /// Whether a client's display name is `name` as people would read it ([`name_key`]): one
+    /// hash lookup.
+    pub fn has_name_like(&self, name: &str) -> bool {
+        self.table().names.contains(&name_key(name))
     }
 
     /// The client whose `resource` is `resource` (byte-exact), if any: one hash lookup.
@@ -680,6 +699,25 @@ spec:
         assert!(load("ab", "a.tool").is_err());
         assert_eq!(load("a", "a.tool").unwrap().id, "a.tool");
         assert_eq!(load("a", "tool").unwrap().id, "tool");
+    }
+
+    #[test]
+    fn display_names_compare_as_people_read_them() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("apps.yaml"), MANIFESTS).unwrap();
+        let reg = Registry::load_dir(dir.path()).unwrap();
+        for same in [
+            "Team wiki",
+            "team WIKI",
+            " Team-Wiki! ",
+            "TEAMWIKI",
+            "agent",
+        ] {
+            assert!(reg.has_name_like(same), "{same}");
+        }
+        for other in ["Team wiki 2", "Wiki", "", "Team wik"] {
+            assert!(!reg.has_name_like(other), "{other}");
+        }
     }
 
     #[test]

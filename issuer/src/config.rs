@@ -146,6 +146,11 @@ pub struct Args {
     #[arg(long, env = "KEYWAY_DCR_RATE_PER_ADDRESS", default_value_t = 10)]
     pub dcr_rate_per_address: u32,
 
+    /// A dynamically registered client that obtains no token for this long is deleted, with
+    /// its consents and refresh tokens (e.g. `30d`).
+    #[arg(long, env = "KEYWAY_DCR_IDLE_EXPIRY", default_value = "30d")]
+    pub dcr_idle_expiry: String,
+
     /// More origins (e.g. `https://spa.example`, comma-separated) that browser-based clients may
     /// call the token, revocation, userinfo and registration endpoints from; origins of clients'
     /// redirect URIs are allowed without this.
@@ -310,6 +315,8 @@ pub struct Config {
     pub dcr_rate: u32,
     /// Registrations per hour per client address.
     pub dcr_rate_per_address: u32,
+    /// Unused this long (seconds), a registered client expires.
+    pub dcr_idle_expiry: u64,
     /// Extra CORS origins (`--cors-allowed-origins`), validated.
     pub cors_allowed_origins: Vec<String>,
     /// `--trusted-proxies`, parsed.
@@ -370,6 +377,7 @@ impl Config {
             id_token: dur("id-token-ttl", &args.id_token_ttl),
             session: dur("session-ttl", &args.session_ttl),
         };
+        let dcr_idle_expiry = dur("dcr-idle-expiry", &args.dcr_idle_expiry);
         let key_rotation = dur("key-rotation", &args.key_rotation);
         let key_publish_lead = dur("key-publish-lead", &args.key_publish_lead);
         if key_publish_lead >= key_rotation {
@@ -507,6 +515,7 @@ impl Config {
             dcr: args.dcr,
             dcr_scopes,
             dcr_rate: args.dcr_rate,
+            dcr_idle_expiry,
             dcr_rate_per_address: args.dcr_rate_per_address,
             cors_allowed_origins,
             trusted_proxies,

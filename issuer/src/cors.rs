@@ -2,8 +2,9 @@
 //!
 //! - Discovery and the JWKS are public documents: `Access-Control-Allow-Origin: *`.
 //! - The token, revocation, userinfo and registration endpoints answer an `Origin` only if it is
-//!   the origin of a redirect URI of some client (ConnectedApp or dynamically registered) or is
-//!   listed in `--cors-allowed-origins`; the answer echoes that origin with `Vary: Origin`.
+//!   the origin of a redirect URI of some client (ConnectedApp, or dynamically registered and not
+//!   expired: one indexed lookup of that origin in the store) or is listed in
+//!   `--cors-allowed-origins`; the answer echoes that origin with `Vary: Origin`.
 //!   The registration endpoint exists only with `--dcr` (otherwise an unknown path: no CORS).
 //! - Never `Access-Control-Allow-Credentials`: none of these endpoints uses cookies.
 //! - Introspection (for resource servers), the authorization, login and consent pages and the
@@ -12,10 +13,6 @@
 //! Preflights (`OPTIONS` with `Access-Control-Request-Method`) are answered here with 204, before
 //! the endpoint; an origin that is not allowed gets a 204 without any `Access-Control-Allow-*`
 //! header, which the browser treats as a refusal.
-
-use std::collections::HashSet;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
 
 use axum::extract::{Request, State};
 use axum::middleware::Next;
@@ -62,76 +59,38 @@ pub fn parse_origins(values: &[String]) -> Result<Vec<String>, Vec<String>> {
     }
 }
 
-/// Origins of dynamically registered clients' redirect URIs, re-read from the store when asked
-/// and the last read is older than [`DcrOrigins::REFRESH`] (so a client registered or deleted at
-/// another replica is seen within that time, and cross-origin requests read the store at most
-/// once per interval).
-#[derive(Debug, Default)]
-pub struct DcrOrigins {
-    inner: Mutex<(HashSet<String>, Option<Instant>)>,
-}
-
-impl DcrOrigins {
-    /// Minimum time between two reads of the registered clients.
-    pub const REFRESH: Duration = Duration::from_secs(1);
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, (HashSet<String>, Option<Instant>)> {
-        self.inner
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
-    /// Records the origins of a client just registered here.
-    pub fn add<'a>(&self, redirect_uris: impl IntoIterator<Item = &'a String>) {
-        let mut g = self.lock();
-        g.0.extend(redirect_uris.into_iter().filter_map(|u| origin_of(u)));
-    }
-
-    async fn contains(&self, iss: &Issuer, origin: &str) -> bool {
-        {
-            let mut g = self.lock();
-            if g.1.is_some_and(|t| t.elapsed() < Self::REFRESH) {
-                return g.0.contains(origin);
-            }
-            // Concurrent requests use the old set instead of reading too.
-            g.1 = Some(Instant::now());
-        }
-        let clients = match iss.store.list_clients().await {
-            Ok(c) => c,
-            Err(e) => {
-                tracing::warn!(error = %e, "could not read registered clients for CORS");
-                return false;
-            }
-        };
-        let set: HashSet<String> = clients
-            .iter()
-            .filter_map(crate::dcr::client_from_row)
-            .flat_map(|c| c.redirect_uris)
-            .filter_map(|u| origin_of(&u))
-            .collect();
-        let found = set.contains(origin);
-        self.lock().0 = set;
-        found
-    }
-}
-
 /// The CORS settings of an issuer.
 #[derive(Debug, Default)]
 pub struct Cors {
     /// `--cors-allowed-origins`.
     pub allowed: Vec<String>,
-    /// Origins of dynamically registered clients.
-    pub dcr: DcrOrigins,
 }
 
 impl Issuer {
-    /// Whether `origin` may call the client-facing endpoints cross-origin.
+    /// Whether `origin` may call the client-facing endpoints cross-origin: the configured list,
+    /// then the ConnectedApps' origins (a hash lookup), then one indexed store lookup of the
+    /// origin among registered clients that have not expired (never a read of every client, so
+    /// a client registered at another replica counts at once and the cost does not grow with
+    /// the number of clients).
     async fn origin_allowed(&self, origin: &str) -> bool {
-        if self.cors.allowed.iter().any(|o| o == origin) {
+        if self.cors.allowed.iter().any(|o| o == origin) || self.clients.has_redirect_origin(origin)
+        {
             return true;
         }
-        self.clients.has_redirect_origin(origin)
-            || (self.dcr.is_some() && self.cors.dcr.contains(self, origin).await)
+        let Some(dcr) = &self.dcr else {
+            return false;
+        };
+        match self
+            .store
+            .has_client_origin(origin, dcr.used_since(self.clock.now()))
+            .await
+        {
+            Ok(found) => found,
+            Err(e) => {
+                tracing::warn!(error = %e, "could not look up registered clients' origins for CORS");
+                false
+            }
+        }
     }
 }
 

@@ -1,8 +1,12 @@
 //! Dynamic client registration (RFC 7591), off unless `--dcr` is given.
 //!
 //! Registered clients are public (`token_endpoint_auth_method: none`), third-party (consent is
-//! always shown), limited to the configured scopes, and may only use loopback http or https
-//! redirect URIs without fragments.
+//! always shown, marked as an unverified app with the host its code goes to), limited to the
+//! configured scopes, and may only use loopback http or https redirect URIs without fragments.
+//! A `client_name` that reads as a ConnectedApp's display name (same letters and digits, any
+//! case) is refused (`invalid_client_metadata`). A person's token for an app's resource needs
+//! that app's `access.dynamicClients: withConsent`. A client that obtains no token for
+//! `--dcr-idle-expiry` is gone (and deleted, with its consents, by the background sweep).
 //!
 //! Registrations are rate-limited by two budgets, counted in the store (so replicas sharing a
 //! store share them) in fixed clock windows: per client address per hour (`--dcr-rate-per-address`,
@@ -37,17 +41,31 @@ pub struct DcrSettings {
     pub scopes: Vec<String>,
     per_minute: u32,
     per_address_per_hour: u32,
+    idle_expiry: u64,
 }
 
 impl DcrSettings {
     /// New settings: registrations per minute from all callers, and per hour from one client
-    /// address.
-    pub fn new(scopes: Vec<String>, per_minute: u32, per_address_per_hour: u32) -> Self {
+    /// address; a client that obtains no token for `idle_expiry` seconds expires.
+    pub fn new(
+        scopes: Vec<String>,
+        per_minute: u32,
+        per_address_per_hour: u32,
+        idle_expiry: u64,
+    ) -> Self {
         Self {
             scopes,
             per_minute,
             per_address_per_hour,
+            idle_expiry,
         }
+    }
+
+    /// Clients last used before this time (at `now`) have expired. `last_used` is written at
+    /// most once per [`crate::store::CLIENT_TOUCH_SECS`], so that much is allowed for.
+    pub fn used_since(&self, now: i64) -> i64 {
+        now.saturating_sub(i64::try_from(self.idle_expiry).unwrap_or(i64::MAX))
+            .saturating_sub(crate::store::CLIENT_TOUCH_SECS)
     }
 
     /// Counts a registration from `addr` against the per-address budget of the current clock
@@ -225,6 +243,13 @@ pub async fn register(
             "client_name is too long",
         ));
     }
+    // A registered client must not pass for an app people know (the consent page names it).
+    if iss.clients.has_name_like(&name) {
+        return Err(meta_err(
+            ErrorCode::InvalidClientMetadata,
+            "client_name is the name of an app registered with keyway: choose another",
+        ));
+    }
     let logo = meta
         .logo_uri
         .clone()
@@ -265,10 +290,10 @@ pub async fn register(
             client_id: client_id.clone(),
             metadata: registered.clone(),
             created_at: now,
+            last_used: now,
         })
         .await
         .map_err(store_err)?;
-    iss.cors.dcr.add(&meta.redirect_uris);
     tracing::info!(client_id = %client_id, "registered a client");
     let mut res = (StatusCode::CREATED, registered.to_string()).into_response();
     res.headers_mut().insert(
@@ -345,7 +370,7 @@ mod tests {
         let store = crate::store::sqlite::SqliteStore::in_memory()
             .await
             .unwrap();
-        let d = DcrSettings::new(vec![], 2, 100);
+        let d = DcrSettings::new(vec![], 2, 100, 86400);
         let a = addr("192.0.2.1");
         assert_eq!(d.admit(&store, a, 60).await.unwrap(), Ok(()));
         assert_eq!(d.admit(&store, a, 119).await.unwrap(), Ok(()));
@@ -364,7 +389,7 @@ mod tests {
         let store = crate::store::sqlite::SqliteStore::in_memory()
             .await
             .unwrap();
-        let d = DcrSettings::new(vec![], 3, 2);
+        let d = DcrSettings::new(vec![], 3, 2, 86400);
         let (greedy, other) = (addr("2001:db8:1:2::1"), addr("198.51.100.7"));
         assert_eq!(d.admit(&store, greedy, 3600).await.unwrap(), Ok(()));
         assert_eq!(d.admit(&store, greedy, 3601).await.unwrap(), Ok(()));

@@ -73,6 +73,12 @@ pub struct Consent<'a> {
     pub scopes: Vec<(String, String)>,
     /// The resource the token is for.
     pub resource: Option<&'a str>,
+    /// The name of the app holding `resource`, when it is not the client itself.
+    pub holder: Option<&'a str>,
+    /// The client registered itself (dynamic client registration): nobody vouches for its name.
+    pub unverified: bool,
+    /// Where the code goes ([`crate::authorize`]: the redirect URI's host).
+    pub destination: &'a str,
     /// CSRF token.
     pub csrf: &'a str,
     /// The authorization request (query string).

@@ -14,7 +14,7 @@ use tokio::net::TcpListener;
 
 use crate::clients::{Client, Registry};
 use crate::config::{Config, Lifetimes};
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorCode, Result};
 use crate::keys::Keys;
 use crate::metrics::{Metrics, RouteLabels};
 use crate::store::Store;
@@ -174,7 +174,6 @@ impl Issuer {
             cookie_key,
             cors: crate::cors::Cors {
                 allowed: config.cors_allowed_origins.clone(),
-                ..Default::default()
             },
             trusted_proxies: config.trusted_proxies.clone(),
             dcr: config.dcr.then(|| {
@@ -182,6 +181,7 @@ impl Issuer {
                     config.dcr_scopes.clone(),
                     config.dcr_rate,
                     config.dcr_rate_per_address,
+                    config.dcr_idle_expiry,
                 )
             }),
         })
@@ -192,16 +192,56 @@ impl Issuer {
         format!("{}{path}", self.issuer)
     }
 
-    /// A client by ID: ConnectedApps first, then dynamically registered clients.
+    /// A client by ID: ConnectedApps first, then dynamically registered clients (one unused for
+    /// `--dcr-idle-expiry` is gone, even before the sweep deletes its row).
     pub async fn client(&self, id: &str) -> Result<Option<Arc<Client>>> {
         if let Some(c) = self.clients.get(id) {
             return Ok(Some(c));
         }
-        if self.dcr.is_none() || !id.starts_with(crate::dcr::ID_PREFIX) {
+        let Some(dcr) = &self.dcr else {
+            return Ok(None);
+        };
+        if !id.starts_with(crate::dcr::ID_PREFIX) {
             return Ok(None);
         }
         let row = self.store.get_client(id).await.map_err(store_err)?;
-        Ok(row.and_then(|r| crate::dcr::client_from_row(&r).map(Arc::new)))
+        let used_since = dcr.used_since(self.clock.now());
+        Ok(row
+            .filter(|r| r.last_used >= used_since)
+            .and_then(|r| crate::dcr::client_from_row(&r).map(Arc::new)))
+    }
+
+    /// Whether `client` may obtain a signed-in person's access token for `resource` with
+    /// `scopes`: `Ok(holder)` with the ConnectedApp holding the resource when it admits the
+    /// client (`contract::access::Access::admits_client`) and, for a client other than the
+    /// holder, registers every one of the scopes; otherwise the OAuth error to answer
+    /// (`invalid_target`, `invalid_scope`). The authorization endpoint decides with it before
+    /// any code or consent page, and the token endpoint again for every code and refresh.
+    pub fn delegation(
+        &self,
+        client: &Client,
+        resource: &str,
+        scopes: &[String],
+    ) -> Result<Arc<Client>, (ErrorCode, &'static str)> {
+        let Some(holder) = self.resource_owner(resource) else {
+            return Err((ErrorCode::InvalidTarget, "unknown resource"));
+        };
+        if holder.id == client.id {
+            return Ok(holder);
+        }
+        if !holder.access.admits_client(&holder.id, &client.id) {
+            return Err((
+                ErrorCode::InvalidTarget,
+                "the app holding this resource does not admit this client",
+            ));
+        }
+        if scopes.iter().any(|s| !holder.scopes.contains(s)) {
+            return Err((
+                ErrorCode::InvalidScope,
+                "a scope is not one the app holding this resource registers",
+            ));
+        }
+        Ok(holder)
     }
 
     /// The ConnectedApp client holding `resource` (byte-exact), if any: a token may be issued for
@@ -424,6 +464,17 @@ async fn background(iss: Shared) {
             match iss.store.cleanup_expired(iss.clock.now()).await {
                 Ok(c) => tracing::debug!(?c, "cleaned up expired rows"),
                 Err(e) => tracing::warn!(error = %e, "cleanup failed"),
+            }
+            if let Some(dcr) = &iss.dcr {
+                match iss
+                    .store
+                    .expire_clients(dcr.used_since(iss.clock.now()))
+                    .await
+                {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(clients = n, "deleted unused registered clients"),
+                    Err(e) => tracing::warn!(error = %e, "expiring registered clients failed"),
+                }
             }
         }
     }

@@ -16,7 +16,7 @@ use http::{HeaderMap, HeaderValue, StatusCode, header};
 use serde::Serialize;
 use subtle::ConstantTimeEq;
 
-use crate::clients::Client;
+use crate::clients::{Client, Source};
 use crate::error::{Error, ErrorCode, Result};
 use crate::keys::{Alg, Typ};
 use crate::metrics::GrantLabels;
@@ -410,11 +410,19 @@ async fn token_inner(
         ));
     }
     let (client, _) = authenticate(iss, headers, params).await?;
-    match grant {
+    let res = match grant {
         "authorization_code" => authorization_code(iss, &client, params).await,
         "refresh_token" => refresh(iss, &client, params).await,
         _ => client_credentials(iss, &client, params),
+    }?;
+    // A registered client that obtains tokens stays; one that does not expires.
+    if client.source == Source::Dynamic {
+        iss.store
+            .touch_client(&client.id, iss.clock.now())
+            .await
+            .map_err(store_err)?;
     }
+    Ok(res)
 }
 
 fn is_verifier(v: &str) -> bool {
@@ -503,6 +511,17 @@ async fn authorization_code(iss: &Issuer, client: &Client, params: &Params) -> R
         return Err(Error::oauth(
             ErrorCode::InvalidTarget,
             "resource was not authorized",
+        ));
+    }
+    // The app holding each resource must still admit the client (its spec may have changed
+    // since the code was issued).
+    if rec
+        .resources
+        .iter()
+        .any(|r| iss.delegation(client, r, &rec.scopes).is_err())
+    {
+        return Err(Error::invalid_grant(
+            "the app holding the resource no longer admits this client",
         ));
     }
     let g = Grant {
@@ -619,17 +638,16 @@ async fn refresh(iss: &Issuer, client: &Client, params: &Params) -> Result<Respo
         }
     };
     // The access rules are evaluated again, as at /authorize: the client's, and those of the
-    // app owning each granted resource (rules may have changed since the sign-in).
+    // app holding each granted resource, which must still admit the client (rules may have
+    // changed since the sign-in).
     let claims = &lookup.family.claims;
     let may = |access: &contract::access::Access| {
         access.may_sign_in(claims.verified_email(), &claims.groups)
     };
-    let owners_allow = lookup
-        .family
-        .resources
-        .iter()
-        .filter_map(|r| iss.resource_owner(r))
-        .all(|o| may(&o.access));
+    let owners_allow = lookup.family.resources.iter().all(|r| {
+        iss.delegation(client, r, &lookup.family.scopes)
+            .is_ok_and(|o| may(&o.access))
+    });
     if !may(&client.access) || !owners_allow {
         iss.store
             .revoke_refresh_family(&lookup.family.id)

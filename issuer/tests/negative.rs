@@ -632,7 +632,7 @@ async fn refresh_with_wider_scope_is_refused() {
         &form(&[
             ("grant_type", "refresh_token"),
             ("refresh_token", t["refresh_token"].as_str().unwrap()),
-            ("scope", "openid offline_access"),
+            ("scope", "openid groups"),
         ]),
         Some(&basic("default.web", "web-secret")),
     )

@@ -91,9 +91,9 @@ impl Store for Flaky {
         self.check()?;
         self.inner.put_consent(c).await
     }
-    async fn get_consent(&self, s: &str, c: &str) -> Result<Option<Consent>> {
+    async fn get_consent(&self, s: &str, c: &str, r: Option<&str>) -> Result<Option<Consent>> {
         self.check()?;
-        self.inner.get_consent(s, c).await
+        self.inner.get_consent(s, c, r).await
     }
     async fn list_consents(&self, s: &str) -> Result<Vec<Consent>> {
         self.check()?;
@@ -134,6 +134,18 @@ impl Store for Flaky {
     async fn delete_client(&self, id: &str) -> Result<bool> {
         self.check()?;
         self.inner.delete_client(id).await
+    }
+    async fn touch_client(&self, id: &str, now: i64) -> Result<()> {
+        self.check()?;
+        self.inner.touch_client(id, now).await
+    }
+    async fn has_client_origin(&self, o: &str, since: i64) -> Result<bool> {
+        self.check()?;
+        self.inner.has_client_origin(o, since).await
+    }
+    async fn expire_clients(&self, since: i64) -> Result<u64> {
+        self.check()?;
+        self.inner.expire_clients(since).await
     }
     async fn count_event(&self, k: &SecretHash, now: i64, end: i64) -> Result<u64> {
         self.check()?;

@@ -185,3 +185,43 @@ async fn tls_is_used_when_required() {
     }
     store.close().await;
 }
+
+#[tokio::test]
+async fn migration_0003_keeps_what_was_there() {
+    let schema = fresh_schema();
+    let admin = admin().await;
+    sqlx::query(&format!("CREATE SCHEMA {schema}"))
+        .execute(&admin)
+        .await
+        .unwrap();
+    let options: PgConnectOptions = url().parse().unwrap();
+    let options = options.options([("search_path", schema.as_str())]);
+    // A schema as migrations 0001 and 0002 left it, with rows in it.
+    let before = tempfile::tempdir().unwrap();
+    let migrations = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations/postgres");
+    for f in ["0001_initial.sql", "0002_counters.sql"] {
+        std::fs::copy(migrations.join(f), before.path().join(f)).unwrap();
+    }
+    let pool = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(1)
+        .connect_with(options.clone())
+        .await
+        .unwrap();
+    sqlx::migrate::Migrator::new(before.path())
+        .await
+        .unwrap()
+        .run(&pool)
+        .await
+        .unwrap();
+    for sql in store_conformance::ROWS_BEFORE_0003 {
+        sqlx::query(sql).execute(&pool).await.unwrap();
+    }
+    pool.close().await;
+    let store = PostgresStore::connect_with(options, 2).await.unwrap();
+    store_conformance::check_rows_migrated_by_0003(&store).await;
+    store.close().await;
+    sqlx::query(&format!("DROP SCHEMA {schema} CASCADE"))
+        .execute(&admin)
+        .await
+        .unwrap();
+}

@@ -37,6 +37,7 @@ async fn data_survives_reopen() {
     let consent = Consent {
         subject: "ada".into(),
         client_id: "app".into(),
+        resource: Some("https://app.example".into()),
         scopes: vec!["openid".into()],
         granted_at: NOW,
     };
@@ -48,7 +49,10 @@ async fn data_survives_reopen() {
     // Reopening runs the (already applied) migrations again without harm.
     let store = SqliteStore::open(&path).await.unwrap();
     assert_eq!(
-        store.get_consent("ada", "app").await.unwrap(),
+        store
+            .get_consent("ada", "app", Some("https://app.example"))
+            .await
+            .unwrap(),
         Some(consent)
     );
     let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
@@ -146,4 +150,32 @@ async fn corrupt_row_is_reported_not_panicking() {
         store.get_client("x").await,
         Err(StoreError::Corrupt(_))
     ));
+}
+
+#[tokio::test]
+async fn migration_0003_keeps_what_was_there() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("issuer.db");
+    // A database as migrations 0001 and 0002 left it, with rows in it.
+    let before = tempfile::tempdir().unwrap();
+    let migrations = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations/sqlite");
+    for f in ["0001_initial.sql", "0002_counters.sql"] {
+        std::fs::copy(migrations.join(f), before.path().join(f)).unwrap();
+    }
+    let options = SqliteConnectOptions::new()
+        .filename(&path)
+        .create_if_missing(true);
+    let pool = sqlx::SqlitePool::connect_with(options).await.unwrap();
+    sqlx::migrate::Migrator::new(before.path())
+        .await
+        .unwrap()
+        .run(&pool)
+        .await
+        .unwrap();
+    for sql in store_conformance::ROWS_BEFORE_0003 {
+        sqlx::query(sql).execute(&pool).await.unwrap();
+    }
+    pool.close().await;
+    let store = SqliteStore::open(&path).await.unwrap();
+    store_conformance::check_rows_migrated_by_0003(&store).await;
 }

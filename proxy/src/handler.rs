@@ -597,6 +597,33 @@ async fn route(shared: &Arc<Shared>, peer: &Peer, req: Request<ReqBody>) -> Done
                 );
             }
         };
+        // A person's token only from a client this app admits (`delegatedClients`,
+        // `dynamicClients`): one issued to another client is not a token for this app, whatever
+        // its audience (the issuer refuses to issue it; this holds even against one that did).
+        if who.machine_client.is_none()
+            && !app
+                .cfg
+                .policy
+                .access
+                .admits_client(&app.cfg.client_id, who.client.as_deref().unwrap_or(""))
+        {
+            tracing::info!(
+                client = who.client.as_deref().unwrap_or("-"),
+                "bearer token refused: issued to a client this app does not admit"
+            );
+            let scopes = scopes_for(&app, method, m);
+            return done(
+                unauthorized(
+                    &app,
+                    scopes,
+                    Some((
+                        "invalid_token",
+                        "the access token was issued to a client this app does not admit",
+                    )),
+                ),
+                Outcome::invalid_token,
+            );
+        }
         let decision = decide(&app, method, m, &who);
         if let Some(d) = refuse(&app, decision, &who) {
             return d;

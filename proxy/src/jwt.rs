@@ -313,6 +313,9 @@ pub struct Principal {
     /// own token (client_credentials), no person behind it (RFC 9068 section 2.2).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub machine_client: Option<String>,
+    /// The client the access token was issued to: its `client_id` (RFC 9068), else its `azp`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client: Option<String>,
 }
 
 /// What a token must satisfy.
@@ -406,7 +409,14 @@ pub fn validate_access_token(
         (None, Some(scp)) => scp.into_vec(),
         (None, None) => Vec::new(),
     };
-    let machine_client = c.client_id.filter(|id| *id == c.sub);
+    // The client is `client_id` (RFC 9068 section 2.2); issuers that only say `azp` are read
+    // by it. Two claims naming two clients leave it unknown: refused.
+    let client = match (c.client_id, c.azp) {
+        (Some(id), Some(azp)) if id != azp => return Err(TokenError::Claims),
+        (Some(id), _) => Some(id),
+        (None, azp) => azp,
+    };
+    let machine_client = client.clone().filter(|id| *id == c.sub);
     Ok(Principal {
         sub: c.sub,
         email: c.email.filter(|_| c.email_verified != Some(false)),
@@ -415,6 +425,7 @@ pub fn validate_access_token(
         scopes,
         exp: c.exp,
         machine_client,
+        client,
     })
 }
 
@@ -468,6 +479,7 @@ pub fn validate_id_token(
         scopes: Vec::new(),
         exp: c.exp,
         machine_client: None,
+        client: None,
     })
 }
 
@@ -816,6 +828,50 @@ mod tests {
                 .machine_client,
             None
         );
+    }
+
+    #[test]
+    fn the_client_is_client_id_else_azp_and_never_two() {
+        let s = signer("k1");
+        let keys = keyset(&[&s]);
+        let client = |extra: serde_json::Value| {
+            check(&sign(&s, "k1", "at+jwt", &claims(extra)), &keys).map(|p| p.client)
+        };
+        assert_eq!(
+            client(serde_json::json!({"client_id": "ns.app"}))
+                .unwrap()
+                .as_deref(),
+            Some("ns.app")
+        );
+        assert_eq!(
+            client(serde_json::json!({"azp": "ns.app"}))
+                .unwrap()
+                .as_deref(),
+            Some("ns.app")
+        );
+        assert_eq!(
+            client(serde_json::json!({"client_id": "ns.app", "azp": "ns.app"}))
+                .unwrap()
+                .as_deref(),
+            Some("ns.app")
+        );
+        assert_eq!(client(serde_json::json!({})).unwrap(), None);
+        assert_eq!(
+            client(serde_json::json!({"client_id": "ns.app", "azp": "ns.other"})).unwrap_err(),
+            TokenError::Claims
+        );
+        // An `azp` equal to the subject is a machine as `client_id` is.
+        let p = check(
+            &sign(
+                &s,
+                "k1",
+                "at+jwt",
+                &claims(serde_json::json!({"sub": "ns.job", "azp": "ns.job"})),
+            ),
+            &keys,
+        )
+        .unwrap();
+        assert_eq!(p.machine_client.as_deref(), Some("ns.job"));
     }
 
     #[test]

@@ -133,7 +133,7 @@ fn token(k: &Key, issuer: &str, scope: &str) -> String {
     h.typ = Some("at+jwt".into());
     let now = proxy::now();
     let claims = serde_json::json!({"iss": issuer, "aud": RESOURCE, "sub": "agent-7", "exp": now + 300,
-        "scope": scope, "email": "agent@example.com"});
+        "scope": scope, "email": "agent@example.com", "client_id": "ns.agent"});
     jsonwebtoken::encode(&h, &claims, &EncodingKey::from_ec_der(&k.pkcs8)).unwrap()
 }
 
@@ -276,7 +276,8 @@ async fn proxy_end_to_end_in_process() {
         &base64::engine::general_purpose::STANDARD.encode([9u8; 32]),
     );
     let policy = serde_json::json!({"resource": RESOURCE, "scopes": ["tool:read", "tool:write"],
-        "access": {"rules": [{"path": "/healthz", "public": true}, {"path": "/api", "scopes": ["tool:read"]},
+        "access": {"delegatedClients": ["ns.agent"],
+            "rules": [{"path": "/healthz", "public": true}, {"path": "/api", "scopes": ["tool:read"]},
             {"path": "/api", "methods": ["POST"], "scopes": ["tool:read", "tool:write"]}]}});
     write("policy.json", &policy.to_string());
     let cli = proxy::config::Cli::try_parse_from([
@@ -422,6 +423,63 @@ async fn proxy_end_to_end_in_process() {
     );
     assert!(metrics.contains("keyway_proxy_ready 1"), "{metrics}");
     assert!(!metrics.contains(&read), "no token in metrics");
+
+    // A person's token passes only when issued to a client the app admits (`client_id`, else
+    // `azp`): the app itself or a delegated client; any other, none, or two that disagree get
+    // 401 invalid_token with the challenge, whatever the token's audience and scopes.
+    let person = |client: serde_json::Value| {
+        let mut c = serde_json::json!({"iss": issuer.url, "aud": RESOURCE, "sub": "alice",
+            "exp": proxy::now() + 300, "scope": "tool:read tool:write"});
+        for (k, v) in client.as_object().unwrap() {
+            c[k] = v.clone();
+        }
+        jsonwebtoken::encode(&h, &c, &EncodingKey::from_ec_der(&k1.pkcs8)).unwrap()
+    };
+    for (issued_to, status) in [
+        (serde_json::json!({"client_id": "tool"}), 200),
+        (serde_json::json!({"client_id": "ns.agent"}), 200),
+        (serde_json::json!({"azp": "ns.agent"}), 200),
+        (serde_json::json!({"client_id": "ns.other"}), 401),
+        (serde_json::json!({"client_id": "NS.AGENT"}), 401),
+        (serde_json::json!({"client_id": "dcr.abc"}), 401),
+        (serde_json::json!({}), 401),
+        (
+            serde_json::json!({"client_id": "ns.agent", "azp": "ns.other"}),
+            401,
+        ),
+    ] {
+        let token = person(issued_to.clone());
+        let r = get(&client, "POST", &format!("{base}/api/x"), Some(&token)).await;
+        assert_eq!(r.status, status, "{issued_to}: {}", r.text);
+        if status == 401 {
+            assert_eq!(r.body["error"], "invalid_token", "{issued_to}");
+            let challenge = r.headers["www-authenticate"].to_str().unwrap();
+            assert!(challenge.starts_with("Bearer resource_metadata=\"https://tool.example.com/.well-known/oauth-protected-resource/mcp\""), "{challenge}");
+            assert!(challenge.contains("error=\"invalid_token\""), "{challenge}");
+        }
+    }
+    // Registered clients pass once the app takes them (`dynamicClients: withConsent`).
+    let mut dynamic = policy.clone();
+    dynamic["access"]["dynamicClients"] = "withConsent".into();
+    write("policy.json", &dynamic.to_string());
+    let registered = person(serde_json::json!({"client_id": "dcr.abc"}));
+    let start = Instant::now();
+    while get(&client, "GET", &format!("{base}/api/x"), Some(&registered))
+        .await
+        .status
+        != 200
+    {
+        assert!(start.elapsed() < Duration::from_secs(5), "reload not seen");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let r = get(
+        &client,
+        "GET",
+        &format!("{base}/api/x"),
+        Some(&person(serde_json::json!({"client_id": "ns.other"}))),
+    )
+    .await;
+    assert_eq!(r.status, 401);
 
     // A repeated token on one connection is answered by the connection's memo, but only under
     // the configuration that accepted it: after a reload to another resource the same token on

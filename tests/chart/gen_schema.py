@@ -147,6 +147,7 @@ schema = obj({
             "scopes": {"type": "string"},
             "ratePerMinute": {"type": "integer", "minimum": 1, "maximum": 10000},
             "ratePerAddressPerHour": {"type": "integer", "minimum": 1, "maximum": 10000},
+            "idleExpiry": ISSUER_DURATION,
         }),
         "corsAllowedOrigins": {"type": "array", "items": {
             "type": "string", "pattern": "^https?://([a-z0-9.-]+|\\[[0-9a-f:.]+\\])(:[0-9]{1,5})?$",

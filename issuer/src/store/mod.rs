@@ -303,13 +303,16 @@ pub enum Rotation {
     Inactive(RefreshFamily),
 }
 
-/// Remembered consent of one person for one client.
+/// Remembered consent of one person for one client and one resource.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Consent {
     /// The person's subject.
     pub subject: String,
     /// The client.
     pub client_id: String,
+    /// The RFC 8707 resource the consent covers (`None`: requests naming no resource). A
+    /// consent never covers another resource.
+    pub resource: Option<String>,
     /// The consented scopes.
     pub scopes: Vec<String>,
     /// When consent was (last) given.
@@ -346,6 +349,31 @@ pub struct RegisteredClient {
     pub metadata: serde_json::Value,
     /// When it was registered.
     pub created_at: i64,
+    /// When it last obtained a token (at registration: `created_at`), to within
+    /// [`CLIENT_TOUCH_SECS`]. Unused for the configured idle time, it expires.
+    pub last_used: i64,
+}
+
+/// [`Store::touch_client`] writes `last_used` only when it is at least this much older than
+/// `now`, so that a busy client costs one write per interval, not one per token.
+pub const CLIENT_TOUCH_SECS: i64 = 3600;
+
+/// The origins of a registered client's redirect URIs (`metadata.redirect_uris`), in their ASCII
+/// serialisation (as browsers send `Origin`): the keys of [`Store::has_client_origin`].
+pub fn client_origins(metadata: &serde_json::Value) -> Vec<String> {
+    let mut out: Vec<String> = metadata
+        .get("redirect_uris")
+        .and_then(|v| v.as_array())
+        .into_iter()
+        .flatten()
+        .filter_map(|u| url::Url::parse(u.as_str()?).ok())
+        .map(|u| u.origin())
+        .filter(url::Origin::is_tuple)
+        .map(|o| o.ascii_serialization())
+        .collect();
+    out.sort();
+    out.dedup();
+    out
 }
 
 /// How many rows [`Store::cleanup_expired`] removed, per kind.
@@ -435,17 +463,23 @@ pub trait Store: Send + Sync + 'static {
 
     // --- consents ---
 
-    /// Stores (replaces) the consent of (subject, client).
+    /// Stores (replaces) the consent of (subject, client, resource).
     async fn put_consent(&self, consent: &Consent) -> Result<()>;
 
-    /// The consent of (subject, client).
-    async fn get_consent(&self, subject: &str, client_id: &str) -> Result<Option<Consent>>;
+    /// The consent of (subject, client) for `resource` (`None`: for requests naming none).
+    async fn get_consent(
+        &self,
+        subject: &str,
+        client_id: &str,
+        resource: Option<&str>,
+    ) -> Result<Option<Consent>>;
 
-    /// Every consent of a person, ordered by client id.
+    /// Every consent of a person, ordered by client id, then resource (none first).
     async fn list_consents(&self, subject: &str) -> Result<Vec<Consent>>;
 
-    /// Deletes the consent of (subject, client) and, in the same transaction, revokes the
-    /// person's refresh families for that client. Returns whether a consent existed.
+    /// Deletes every consent of (subject, client), whatever the resource, and, in the same
+    /// transaction, revokes the person's refresh families for that client. Returns whether a
+    /// consent existed.
     async fn delete_consent(&self, subject: &str, client_id: &str) -> Result<bool>;
 
     // --- sign-in sessions ---
@@ -464,7 +498,8 @@ pub trait Store: Send + Sync + 'static {
 
     // --- dynamically registered clients ---
 
-    /// Stores a new client. `Conflict` if the client id exists.
+    /// Stores a new client, with the origins of its redirect URIs ([`client_origins`]) in the
+    /// same transaction. `Conflict` if the client id exists.
     async fn put_client(&self, client: &RegisteredClient) -> Result<()>;
 
     /// A client by id.
@@ -473,8 +508,21 @@ pub trait Store: Send + Sync + 'static {
     /// Every registered client, ordered by creation time then id.
     async fn list_clients(&self) -> Result<Vec<RegisteredClient>>;
 
-    /// Deletes a client. Returns whether it existed.
+    /// Deletes a client (with its origins). Returns whether it existed.
     async fn delete_client(&self, client_id: &str) -> Result<bool>;
+
+    /// Records that a client obtained a token at `now`: sets `last_used = now` when it is older
+    /// than `now - CLIENT_TOUCH_SECS` (one indexed update that mostly changes nothing).
+    async fn touch_client(&self, client_id: &str, now: i64) -> Result<()>;
+
+    /// Whether some registered client used at or after `used_since` has a redirect URI with
+    /// this origin: one index lookup, whatever the number of clients.
+    async fn has_client_origin(&self, origin: &str, used_since: i64) -> Result<bool>;
+
+    /// Deletes every registered client last used before `used_since`, in one transaction with
+    /// its origins and its consents, and revokes its refresh families. Returns how many clients
+    /// were deleted.
+    async fn expire_clients(&self, used_since: i64) -> Result<u64>;
 
     // --- event counters (login throttling, the registration rate limit) ---
 

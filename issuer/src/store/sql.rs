@@ -69,7 +69,7 @@ macro_rules! impl_sql_store {
         use $crate::store::{
             AuthCode, Cleanup, CodeIssued, Consent, RefreshFamily, RefreshLookup, RefreshToken,
             RegisteredClient, Result as StoreResult, Rotation, RotationPolicy, SecretHash,
-            Session, Store, StoreError, Successor, TakenCode,
+            Session, Store, StoreError, Successor, TakenCode, CLIENT_TOUCH_SECS,
         };
 
         /// A failed migration; a statement that failed because the database is unreachable is
@@ -162,9 +162,11 @@ macro_rules! impl_sql_store {
         }
 
         fn consent_from_row(row: &$row) -> StoreResult<Consent> {
+            let resource: String = row.try_get("resource").map_err(err)?;
             Ok(Consent {
                 subject: row.try_get("subject").map_err(err)?,
                 client_id: row.try_get("client_id").map_err(err)?,
+                resource: (!resource.is_empty()).then_some(resource),
                 scopes: list_col(row, "scopes")?,
                 granted_at: row.try_get("granted_at").map_err(err)?,
             })
@@ -188,6 +190,7 @@ macro_rules! impl_sql_store {
                 client_id: row.try_get("client_id").map_err(err)?,
                 metadata: json_from_text(&row.try_get::<String, _>("metadata").map_err(err)?)?,
                 created_at: row.try_get("created_at").map_err(err)?,
+                last_used: row.try_get("last_used").map_err(err)?,
             })
         }
 
@@ -568,12 +571,13 @@ macro_rules! impl_sql_store {
 
             async fn put_consent(&self, consent: &Consent) -> StoreResult<()> {
                 sqlx::query(
-                    "INSERT INTO consents (subject, client_id, scopes, granted_at) \
-                     VALUES ($1, $2, $3, $4) ON CONFLICT (subject, client_id) \
+                    "INSERT INTO consents (subject, client_id, resource, scopes, granted_at) \
+                     VALUES ($1, $2, $3, $4, $5) ON CONFLICT (subject, client_id, resource) \
                      DO UPDATE SET scopes = excluded.scopes, granted_at = excluded.granted_at",
                 )
                 .bind(&consent.subject)
                 .bind(&consent.client_id)
+                .bind(consent.resource.as_deref().unwrap_or(""))
                 .bind(join_list(&consent.scopes))
                 .bind(consent.granted_at)
                 .execute(&self.pool)
@@ -586,13 +590,15 @@ macro_rules! impl_sql_store {
                 &self,
                 subject: &str,
                 client_id: &str,
+                resource: Option<&str>,
             ) -> StoreResult<Option<Consent>> {
                 sqlx::query(
-                    "SELECT subject, client_id, scopes, granted_at FROM consents \
-                     WHERE subject = $1 AND client_id = $2",
+                    "SELECT subject, client_id, resource, scopes, granted_at FROM consents \
+                     WHERE subject = $1 AND client_id = $2 AND resource = $3",
                 )
                 .bind(subject)
                 .bind(client_id)
+                .bind(resource.unwrap_or(""))
                 .fetch_optional(&self.pool)
                 .await
                 .map_err(err)?
@@ -602,8 +608,8 @@ macro_rules! impl_sql_store {
 
             async fn list_consents(&self, subject: &str) -> StoreResult<Vec<Consent>> {
                 sqlx::query(
-                    "SELECT subject, client_id, scopes, granted_at FROM consents \
-                     WHERE subject = $1 ORDER BY client_id",
+                    "SELECT subject, client_id, resource, scopes, granted_at FROM consents \
+                     WHERE subject = $1 ORDER BY client_id, resource",
                 )
                 .bind(subject)
                 .fetch_all(&self.pool)
@@ -708,22 +714,35 @@ macro_rules! impl_sql_store {
             async fn put_client(&self, client: &RegisteredClient) -> StoreResult<()> {
                 let metadata = serde_json::to_string(&client.metadata)
                     .map_err(|e| StoreError::Backend(Box::new(e)))?;
+                let mut tx = self.begin_write().await?;
                 sqlx::query(
-                    "INSERT INTO registered_clients (client_id, metadata, created_at) \
-                     VALUES ($1, $2, $3)",
+                    "INSERT INTO registered_clients (client_id, metadata, created_at, last_used) \
+                     VALUES ($1, $2, $3, $4)",
                 )
                 .bind(&client.client_id)
                 .bind(metadata)
                 .bind(client.created_at)
-                .execute(&self.pool)
+                .bind(client.last_used)
+                .execute(&mut *tx)
                 .await
                 .map_err(err)?;
+                for origin in $crate::store::client_origins(&client.metadata) {
+                    sqlx::query(
+                        "INSERT INTO registered_client_origins (origin, client_id) VALUES ($1, $2)",
+                    )
+                    .bind(origin)
+                    .bind(&client.client_id)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(err)?;
+                }
+                tx.commit().await.map_err(err)?;
                 Ok(())
             }
 
             async fn get_client(&self, client_id: &str) -> StoreResult<Option<RegisteredClient>> {
                 sqlx::query(
-                    "SELECT client_id, metadata, created_at FROM registered_clients \
+                    "SELECT client_id, metadata, created_at, last_used FROM registered_clients \
                      WHERE client_id = $1",
                 )
                 .bind(client_id)
@@ -736,7 +755,7 @@ macro_rules! impl_sql_store {
 
             async fn list_clients(&self) -> StoreResult<Vec<RegisteredClient>> {
                 sqlx::query(
-                    "SELECT client_id, metadata, created_at FROM registered_clients \
+                    "SELECT client_id, metadata, created_at, last_used FROM registered_clients \
                      ORDER BY created_at, client_id",
                 )
                 .fetch_all(&self.pool)
@@ -748,12 +767,75 @@ macro_rules! impl_sql_store {
             }
 
             async fn delete_client(&self, client_id: &str) -> StoreResult<bool> {
-                let done = sqlx::query("DELETE FROM registered_clients WHERE client_id = $1")
+                let mut tx = self.begin_write().await?;
+                // Explicitly too, so the result does not depend on SQLite's foreign_keys pragma.
+                sqlx::query("DELETE FROM registered_client_origins WHERE client_id = $1")
                     .bind(client_id)
-                    .execute(&self.pool)
+                    .execute(&mut *tx)
                     .await
                     .map_err(err)?;
+                let done = sqlx::query("DELETE FROM registered_clients WHERE client_id = $1")
+                    .bind(client_id)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(err)?;
+                tx.commit().await.map_err(err)?;
                 Ok(done.rows_affected() > 0)
+            }
+
+            async fn touch_client(&self, client_id: &str, now: i64) -> StoreResult<()> {
+                sqlx::query(
+                    "UPDATE registered_clients SET last_used = $1 \
+                     WHERE client_id = $2 AND last_used < $3",
+                )
+                .bind(now)
+                .bind(client_id)
+                .bind(now.saturating_sub(CLIENT_TOUCH_SECS))
+                .execute(&self.pool)
+                .await
+                .map_err(err)?;
+                Ok(())
+            }
+
+            async fn has_client_origin(&self, origin: &str, used_since: i64) -> StoreResult<bool> {
+                let found = sqlx::query(
+                    "SELECT 1 FROM registered_client_origins o \
+                     JOIN registered_clients c ON c.client_id = o.client_id \
+                     WHERE o.origin = $1 AND c.last_used >= $2 LIMIT 1",
+                )
+                .bind(origin)
+                .bind(used_since)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(err)?;
+                Ok(found.is_some())
+            }
+
+            async fn expire_clients(&self, used_since: i64) -> StoreResult<u64> {
+                let mut tx = self.begin_write().await?;
+                const STALE: &str =
+                    "SELECT client_id FROM registered_clients WHERE last_used < $1";
+                for sql in [
+                    format!("DELETE FROM registered_client_origins WHERE client_id IN ({STALE})"),
+                    format!("DELETE FROM consents WHERE client_id IN ({STALE})"),
+                    format!(
+                        "UPDATE refresh_families SET revoked = TRUE \
+                         WHERE revoked = FALSE AND client_id IN ({STALE})"
+                    ),
+                ] {
+                    sqlx::query(&sql)
+                        .bind(used_since)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(err)?;
+                }
+                let done = sqlx::query("DELETE FROM registered_clients WHERE last_used < $1")
+                    .bind(used_since)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(err)?;
+                tx.commit().await.map_err(err)?;
+                Ok(done.rows_affected())
             }
 
             async fn count_event(

@@ -29,8 +29,12 @@ spec:
   displayName: Team wiki
   redirectURIs: ["https://web.example/cb"]
   postLogoutRedirectURIs: ["https://web.example/bye"]
+  scopes: [openid, profile, email, offline_access, "tool:read"]
   resource: https://web.example
-  access: {allowedGroups: [engineering]}
+  access:
+    allowedGroups: [engineering]
+    # The agent may obtain people's tokens for the wiki, with the wiki's scopes.
+    delegatedClients: [default.agent]
 ---
 apiVersion: keyway.dev/v1alpha1
 kind: ConnectedApp

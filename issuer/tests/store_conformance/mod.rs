@@ -63,6 +63,7 @@ macro_rules! conformance_suite {
             consents,
             sessions,
             registered_clients,
+            registered_client_origins_and_expiry,
             cleanup_expired,
             counters_count_per_window,
             counters_concurrent_events_are_all_counted,
@@ -784,34 +785,59 @@ pub async fn access_jti_revocation(fx: &Fixture) {
 
 pub async fn consents(fx: &Fixture) {
     let s = &fx.store;
-    let c = |client: &str, scopes: &[&str], at| Consent {
+    const R: Option<&str> = Some("https://r.example");
+    let c = |client: &str, resource: Option<&str>, scopes: &[&str], at| Consent {
         subject: "ada".into(),
         client_id: client.into(),
+        resource: resource.map(str::to_string),
         scopes: scopes.iter().map(|x| x.to_string()).collect(),
         granted_at: at,
     };
-    assert_eq!(s.get_consent("ada", "app").await.unwrap(), None);
-    s.put_consent(&c("zeta", &["openid"], NOW)).await.unwrap();
-    s.put_consent(&c("app", &["openid"], NOW)).await.unwrap();
-    s.put_consent(&c("app", &["openid", "email"], NOW + 5))
+    assert_eq!(s.get_consent("ada", "app", None).await.unwrap(), None);
+    s.put_consent(&c("zeta", None, &["openid"], NOW))
+        .await
+        .unwrap();
+    s.put_consent(&c("app", None, &["openid"], NOW))
+        .await
+        .unwrap();
+    s.put_consent(&c("app", None, &["openid", "email"], NOW + 5))
         .await
         .unwrap();
     s.put_consent(&Consent {
         subject: "bob".into(),
-        ..c("app", &["openid"], NOW)
+        ..c("app", None, &["openid"], NOW)
     })
     .await
     .unwrap();
     assert_eq!(
-        s.get_consent("ada", "app").await.unwrap(),
-        Some(c("app", &["openid", "email"], NOW + 5))
+        s.get_consent("ada", "app", None).await.unwrap(),
+        Some(c("app", None, &["openid", "email"], NOW + 5))
+    );
+    // Per resource: a consent for one resource is not one for another, nor for none.
+    assert_eq!(s.get_consent("ada", "app", R).await.unwrap(), None);
+    s.put_consent(&c("app", R, &["tool:read"], NOW + 7))
+        .await
+        .unwrap();
+    assert_eq!(
+        s.get_consent("ada", "app", R).await.unwrap(),
+        Some(c("app", R, &["tool:read"], NOW + 7))
+    );
+    assert_eq!(
+        s.get_consent("ada", "app", Some("https://other.example"))
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        s.get_consent("ada", "app", None).await.unwrap(),
+        Some(c("app", None, &["openid", "email"], NOW + 5))
     );
     let list = s.list_consents("ada").await.unwrap();
     assert_eq!(
         list.iter()
-            .map(|c| c.client_id.as_str())
+            .map(|c| (c.client_id.as_str(), c.resource.as_deref()))
             .collect::<Vec<_>>(),
-        ["app", "zeta"]
+        [("app", None), ("app", R), ("zeta", None)]
     );
     assert!(s.list_consents("nobody").await.unwrap().is_empty());
 
@@ -826,7 +852,8 @@ pub async fn consents(fx: &Fixture) {
         .unwrap();
     assert!(s.delete_consent("ada", "app").await.unwrap());
     assert!(!s.delete_consent("ada", "app").await.unwrap());
-    assert_eq!(s.get_consent("ada", "app").await.unwrap(), None);
+    assert_eq!(s.get_consent("ada", "app", None).await.unwrap(), None);
+    assert_eq!(s.get_consent("ada", "app", R).await.unwrap(), None);
     assert!(
         s.get_refresh_family("f-app")
             .await
@@ -848,7 +875,8 @@ pub async fn consents(fx: &Fixture) {
             .unwrap()
             .revoked
     );
-    assert!(s.get_consent("bob", "app").await.unwrap().is_some());
+    assert!(s.get_consent("bob", "app", None).await.unwrap().is_some());
+    assert!(s.get_consent("ada", "zeta", None).await.unwrap().is_some());
 }
 
 pub async fn sessions(fx: &Fixture) {
@@ -918,6 +946,7 @@ pub async fn registered_clients(fx: &Fixture) {
             "grant_types": ["authorization_code", "refresh_token"],
         }),
         created_at: at,
+        last_used: at,
     };
     s.put_client(&client("dcr-b", NOW)).await.unwrap();
     s.put_client(&client("dcr-a", NOW + 1)).await.unwrap();
@@ -942,6 +971,112 @@ pub async fn registered_clients(fx: &Fixture) {
     assert!(s.delete_client("dcr-b").await.unwrap());
     assert!(!s.delete_client("dcr-b").await.unwrap());
     assert_eq!(s.list_clients().await.unwrap().len(), 2);
+}
+
+/// Registered clients' origins are an index, kept with the clients; `last_used` moves at most
+/// once per `CLIENT_TOUCH_SECS`; unused clients expire with their consents and refresh tokens.
+pub async fn registered_client_origins_and_expiry(fx: &Fixture) {
+    let s = &fx.store;
+    let client = |id: &str, uris: &[&str], at| RegisteredClient {
+        client_id: id.into(),
+        metadata: serde_json::json!({"client_name": id, "redirect_uris": uris}),
+        created_at: at,
+        last_used: at,
+    };
+    s.put_client(&client(
+        "dcr.old",
+        &[
+            "https://Agent.Example:443/cb",
+            "http://127.0.0.1:7000/cb?x=1",
+        ],
+        NOW,
+    ))
+    .await
+    .unwrap();
+    s.put_client(&client(
+        "dcr.new",
+        &["https://agent.example/other"],
+        NOW + 100,
+    ))
+    .await
+    .unwrap();
+    let origin =
+        |o: &'static str, since: i64| async move { s.has_client_origin(o, since).await.unwrap() };
+    assert!(origin("https://agent.example", NOW).await);
+    assert!(origin("http://127.0.0.1:7000", NOW).await);
+    assert!(!origin("http://127.0.0.1:7001", NOW).await);
+    assert!(!origin("https://agent.example:443", NOW).await);
+    // Only clients used since the given time count.
+    assert!(!origin("http://127.0.0.1:7000", NOW + 1).await);
+    assert!(origin("https://agent.example", NOW + 100).await);
+    assert!(!origin("https://agent.example", NOW + 101).await);
+
+    // Touching within the interval writes nothing; after it, last_used moves.
+    s.touch_client("dcr.old", NOW + 10).await.unwrap();
+    assert_eq!(
+        s.get_client("dcr.old").await.unwrap().unwrap().last_used,
+        NOW
+    );
+    let later = NOW + issuer::store::CLIENT_TOUCH_SECS + 1;
+    s.touch_client("dcr.old", later).await.unwrap();
+    assert_eq!(
+        s.get_client("dcr.old").await.unwrap().unwrap().last_used,
+        later
+    );
+    s.touch_client("nobody", later).await.unwrap();
+
+    // Expiry: the new one (last used NOW + 100) goes with its consent and refresh family;
+    // the old one, touched since, stays.
+    let consent = |client: &str| Consent {
+        subject: "ada".into(),
+        client_id: client.into(),
+        resource: Some("https://r.example".into()),
+        scopes: vec!["openid".into()],
+        granted_at: NOW,
+    };
+    s.put_consent(&consent("dcr.new")).await.unwrap();
+    s.put_consent(&consent("dcr.old")).await.unwrap();
+    s.create_refresh_family(&family("f-new", "ada", "dcr.new"), &h("t-new"))
+        .await
+        .unwrap();
+    s.create_refresh_family(&family("f-old", "ada", "dcr.old"), &h("t-old"))
+        .await
+        .unwrap();
+    assert_eq!(s.expire_clients(NOW + 101).await.unwrap(), 1);
+    assert_eq!(s.get_client("dcr.new").await.unwrap(), None);
+    assert!(s.get_client("dcr.old").await.unwrap().is_some());
+    assert!(origin("https://agent.example", 0).await);
+    assert_eq!(
+        s.get_consent("ada", "dcr.new", Some("https://r.example"))
+            .await
+            .unwrap(),
+        None
+    );
+    assert!(
+        s.get_consent("ada", "dcr.old", Some("https://r.example"))
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert!(
+        s.get_refresh_family("f-new")
+            .await
+            .unwrap()
+            .unwrap()
+            .revoked
+    );
+    assert!(
+        !s.get_refresh_family("f-old")
+            .await
+            .unwrap()
+            .unwrap()
+            .revoked
+    );
+    assert_eq!(s.expire_clients(NOW + 101).await.unwrap(), 0);
+    // A deleted client's origins go with it.
+    assert!(s.delete_client("dcr.old").await.unwrap());
+    assert!(!origin("https://agent.example", 0).await);
+    assert!(!origin("http://127.0.0.1:7000", 0).await);
 }
 
 pub async fn cleanup_expired(fx: &Fixture) {
@@ -1161,6 +1296,12 @@ pub async fn closed_store_is_unavailable(fx: &Fixture) {
     unavailable(s.delete_consent("ada", "app").await, "delete_consent");
     unavailable(s.get_session(&h("s"), NOW).await, "get_session");
     unavailable(s.list_clients().await, "list_clients");
+    unavailable(
+        s.has_client_origin("https://a.example", NOW).await,
+        "has_client_origin",
+    );
+    unavailable(s.touch_client("dcr.x", NOW).await, "touch_client");
+    unavailable(s.expire_clients(NOW).await, "expire_clients");
     unavailable(s.count_event(&h("k"), NOW, NOW + 1).await, "count_event");
     unavailable(s.reset_counter(&h("k")).await, "reset_counter");
     unavailable(s.uncount_event(&h("k")).await, "uncount_event");
@@ -1168,3 +1309,51 @@ pub async fn closed_store_is_unavailable(fx: &Fixture) {
     unavailable(s.is_known_device(&h("d"), NOW).await, "is_known_device");
     unavailable(s.cleanup_expired(NOW).await, "cleanup_expired");
 }
+
+/// What migration 0003 makes of rows written before it: consents become consents without a
+/// resource, registered clients get `last_used = created_at` and their origins indexed.
+pub async fn check_rows_migrated_by_0003(store: &dyn issuer::store::Store) {
+    let c = store
+        .get_consent("ada", "app", None)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(c.scopes, ["openid", "email"]);
+    assert_eq!(c.resource, None);
+    assert_eq!(store.list_consents("ada").await.unwrap().len(), 1);
+    let client = store.get_client("dcr.x").await.unwrap().unwrap();
+    assert_eq!(client.last_used, NOW);
+    for origin in [
+        "https://agent.example",
+        "http://127.0.0.1:7000",
+        "http://localhost",
+        "https://b.example:8443",
+    ] {
+        assert!(
+            store.has_client_origin(origin, NOW).await.unwrap(),
+            "{origin}"
+        );
+    }
+    assert!(
+        !store
+            .has_client_origin("https://agent.example:443", NOW)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .has_client_origin("https://agent.example", NOW + 1)
+            .await
+            .unwrap()
+    );
+}
+
+/// The rows [`check_rows_migrated_by_0003`] expects, as written before migration 0003.
+pub const ROWS_BEFORE_0003: [&str; 2] = [
+    "INSERT INTO consents (subject, client_id, scopes, granted_at) \
+     VALUES ('ada', 'app', 'openid email', 1800000000)",
+    "INSERT INTO registered_clients (client_id, metadata, created_at) VALUES ('dcr.x', \
+     '{\"client_name\":\"X\",\"redirect_uris\":[\"https://Agent.Example:443/cb\",\
+     \"http://127.0.0.1:7000/cb?x=1\",\"http://LOCALHOST:80/cb\",\"https://b.example:8443?q\"]}', \
+     1800000000)",
+];

@@ -49,8 +49,9 @@ spec:
   grantTypes: [authorization_code, refresh_token, client_credentials]
   scopes: [openid, profile, email, groups, offline_access, api:read]
   resource: "${RESOURCE}"
-  # Machines (client_credentials tokens for this resource) must be listed.
-  access: {allowedClients: [default.svc, default.webapp]}
+  # Machines (client_credentials tokens for this resource) must be listed; so must the clients
+  # that may obtain a signed-in person's token for it.
+  access: {allowedClients: [default.svc, default.webapp], delegatedClients: [default.spa]}
 ---
 apiVersion: keyway.dev/v1alpha1
 kind: ConnectedApp

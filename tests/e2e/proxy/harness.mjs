@@ -541,7 +541,8 @@ export async function stack({ accessTokenTTL = 300, env = {}, policyFor = policy
         exp: now + 300,
         scope: 'tool:read tool:write',
         groups: ['engineering'],
-        client_id: 'svc',
+        // A person's token is for this app only from a client it admits: by default, itself.
+        client_id: 'tool',
         jti: crypto.randomUUID(),
         ...claims,
       }, { key, ...opts });
