@@ -428,7 +428,10 @@ pub async fn forward(
         f.cookies,
         shared.settings.trust_forwarded_headers,
     );
-    let direct = !upgrade && parts.method != Method::CONNECT && body.is_end_stream();
+    let direct = shared.settings.http1_fast_path
+        && !upgrade
+        && parts.method != Method::CONNECT
+        && body.is_end_stream();
     // A direct request's X-Forwarded-* fields are written straight into its head when no client
     // value is kept: only the client's copies leave the map.
     let inline_forwarded = direct && !shared.settings.trust_forwarded_headers;
