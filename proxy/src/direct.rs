@@ -373,7 +373,11 @@ fn parse_head(buf: &mut BytesMut, is_head: bool) -> Result<Parsed, Error> {
             }
             chunked = true;
             continue;
-        } else if is_hop_by_hop(name) || named.iter().any(|n| n.eq_ignore_ascii_case(name)) {
+        } else if is_hop_by_hop(name)
+            || named.iter().any(|n| n.eq_ignore_ascii_case(name))
+            // The trailer fields of a body that is not sent (hyper's server drops it too).
+            || (bodiless && name.eq_ignore_ascii_case(b"trailer"))
+        {
             continue;
         }
         fields.date |= name.eq_ignore_ascii_case(b"date");
@@ -456,6 +460,19 @@ impl Fields {
     /// Whether there is a `Date` field.
     pub fn has_date(&self) -> bool {
         self.date
+    }
+
+    /// The values of the fields named `name` (lowercase), in order.
+    pub fn values<'a>(&'a self, name: &'a [u8]) -> impl Iterator<Item = &'a [u8]> + 'a {
+        self.lines
+            .split(|&b| b == b'\n')
+            .filter_map(move |line| {
+                let colon = line.iter().position(|&b| b == b':')?;
+                let value = line[colon + 1..].strip_suffix(b"\r")?;
+                line[..colon]
+                    .eq_ignore_ascii_case(name)
+                    .then(|| value.trim_ascii())
+            })
     }
 
     /// Puts the fields into `headers`, before the entries already there.
@@ -921,17 +938,20 @@ mod tests {
         let h = head(raw, false).unwrap();
         assert_eq!(
             String::from_utf8_lossy(h.fields.as_bytes()),
-            "Server: t\r\nSet-Cookie: a=1\r\nDate: Sat, 28 Nov 2026 04:00:00 GMT\r\nSet-Cookie: b=2\r\n"
+            "Server: t\r\nSet-Cookie: a=1\r\nDate: Sat, 28 Nov 2026 04:00:00 GMT\r\nTrailer: x\r\nSet-Cookie: b=2\r\n"
         );
         assert!(h.fields.has_date());
+        let cookies: Vec<&[u8]> = h.fields.values(b"set-cookie").collect();
+        assert_eq!(cookies, [b"a=1".as_slice(), b"b=2"]);
         assert_eq!(h.framing, Framing::Length(2));
-        // HEAD and 304 answers keep the length the tool gave.
+        // HEAD and 304 answers keep the length the tool gave, and announce no trailers.
         let h = head(raw, true).unwrap();
         assert!(
             h.fields
                 .as_bytes()
                 .starts_with(b"Server: t\r\nContent-Length: 2\r\n")
         );
+        assert_eq!(h.fields.values(b"trailer").count(), 0);
         let h = head(
             "HTTP/1.1 304 Not Modified\r\nContent-Length: 7\r\n\r\n",
             false,

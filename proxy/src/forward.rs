@@ -29,13 +29,13 @@ pub const X_FORWARDED_PREFERRED_USERNAME: &str = "x-forwarded-preferred-username
 pub const X_FORWARDED_ACCESS_TOKEN: &str = "x-forwarded-access-token";
 
 /// The hop-by-hop fields (RFC 9110 section 7.6.1, plus the proxy-only ones), lowercase: the
-/// one list behind [`HOP_BY_HOP`] and the direct exchange's raw response fields.
-pub const HOP_BY_HOP_NAMES: [&str; 9] = [
+/// one list behind [`HOP_BY_HOP`] and the direct exchange's raw response fields. `Trailer` is
+/// not one of them: it announces the trailer fields end to end (RFC 9110 section 6.6.2).
+pub const HOP_BY_HOP_NAMES: [&str; 8] = [
     "connection",
     "keep-alive",
     "proxy-connection",
     "te",
-    "trailer",
     "transfer-encoding",
     "upgrade",
     "proxy-authorization",
@@ -44,7 +44,7 @@ pub const HOP_BY_HOP_NAMES: [&str; 9] = [
 
 /// [`HOP_BY_HOP_NAMES`] as ready-made names: removing by `&str` would parse each name again on
 /// every request.
-const HOP_BY_HOP: [HeaderName; 9] = [
+const HOP_BY_HOP: [HeaderName; 8] = [
     HeaderName::from_static(HOP_BY_HOP_NAMES[0]),
     HeaderName::from_static(HOP_BY_HOP_NAMES[1]),
     HeaderName::from_static(HOP_BY_HOP_NAMES[2]),
@@ -53,7 +53,6 @@ const HOP_BY_HOP: [HeaderName; 9] = [
     HeaderName::from_static(HOP_BY_HOP_NAMES[5]),
     HeaderName::from_static(HOP_BY_HOP_NAMES[6]),
     HeaderName::from_static(HOP_BY_HOP_NAMES[7]),
-    HeaderName::from_static(HOP_BY_HOP_NAMES[8]),
 ];
 
 const X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
@@ -133,6 +132,17 @@ fn strip_connection_named(headers: &mut HeaderMap) {
     for name in named {
         headers.remove(name);
     }
+}
+
+/// Whether the client accepts trailer fields: a `TE` field lists `trailers` (as hyper's server
+/// reads it, which sends trailers only then).
+pub fn accepts_trailers(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(header::TE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|t| t.trim().eq_ignore_ascii_case("trailers"))
 }
 
 /// Whether a request asks for an HTTP/1.1 protocol upgrade.
@@ -409,6 +419,9 @@ pub async fn forward(
         pq.push('?');
         pq.push_str(q);
     }
+    // `TE` is hop-by-hop; what it says of trailers holds for this proxy too, which relays the
+    // tool's trailer fields to a client that accepts them (RFC 9110 §10.1.4).
+    let te_trailers = !upgrade && accepts_trailers(req.headers());
     let (mut parts, body) = req.into_parts();
     // Origin-form: the connection already goes to the tool.
     let Ok(uri) = http::Uri::try_from(pq) else {
@@ -428,6 +441,11 @@ pub async fn forward(
         f.cookies,
         shared.settings.trust_forwarded_headers,
     );
+    if te_trailers {
+        // RFC 9110 §10.1.4: a sender of `TE` also lists it in `Connection`.
+        headers.insert(header::TE, HeaderValue::from_static("trailers"));
+        headers.insert(header::CONNECTION, HeaderValue::from_static("te"));
+    }
     let direct = shared.settings.http1_fast_path
         && !upgrade
         && parts.method != Method::CONNECT
