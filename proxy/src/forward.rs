@@ -546,11 +546,8 @@ pub async fn forward(
     };
     if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
         let Some(client_upgrade) = client_upgrade else {
-            return error_response(
-                StatusCode::BAD_GATEWAY,
-                "upstream_error",
-                "unexpected protocol switch",
-            );
+            let e = direct::Error::Malformed("protocol switch without an upgrade request");
+            return bad_gateway(&e.into());
         };
         let upstream_upgrade = hyper::upgrade::on(&mut resp);
         tokio::spawn(async move {
@@ -566,23 +563,32 @@ pub async fn forward(
         let (parts, body) = resp.into_parts();
         return Response::from_parts(parts, Either::Left(Either::Left(body)));
     }
+    // What the direct exchange refuses is refused here too; the client gets this proxy's HTTP
+    // version, not the tool's (RFC 9110 §6.2).
+    if let Err(e) = direct::check_framing(resp.version(), resp.headers_mut()) {
+        return bad_gateway(&e.into());
+    }
+    *resp.version_mut() = Version::HTTP_11;
     strip_hop_by_hop(resp.headers_mut());
     let (parts, body) = resp.into_parts();
     Response::from_parts(parts, Either::Left(Either::Left(body)))
+}
+
+/// The 502 for a tool that failed (the detail goes to the log).
+fn bad_gateway(e: &upstream::Error) -> Response<Body> {
+    tracing::warn!(error = %e, "upstream request failed");
+    error_response(
+        StatusCode::BAD_GATEWAY,
+        "upstream_error",
+        "the tool is not reachable",
+    )
 }
 
 /// The tool's response, or the 502/504 for its failure (`None`: no answer in time).
 fn answered<T>(result: Option<Result<T, upstream::Error>>) -> Result<T, Box<Response<Body>>> {
     match result {
         Some(Ok(resp)) => Ok(resp),
-        Some(Err(e)) => {
-            tracing::warn!(error = %e, "upstream request failed");
-            Err(Box::new(error_response(
-                StatusCode::BAD_GATEWAY,
-                "upstream_error",
-                "the tool is not reachable",
-            )))
-        }
+        Some(Err(e)) => Err(Box::new(bad_gateway(&e))),
         None => Err(Box::new(error_response(
             StatusCode::GATEWAY_TIMEOUT,
             "upstream_timeout",

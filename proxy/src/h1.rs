@@ -20,8 +20,8 @@
 //!
 //! Responses: `Content-Length` when the body's size is known, chunked otherwise (streamed: what
 //! the body has ready is written as soon as it must wait for more, so server-sent events are not
-//! held back); no body for HEAD, 204 and 304 (a `Content-Length` the tool gave a HEAD or 304
-//! answer is kept); trailer fields go, as hyper's server sends them, to a client that sent
+//! held back); no body for HEAD, 204 and 304 (a `Content-Length` the tool gave a HEAD answer is
+//! kept, a 304's is not, as hyper's server drops it); trailer fields go, as hyper's server sends them, to a client that sent
 //! `TE: trailers`, in a chunked body, when the response's `Trailer` field announced them (else
 //! they are dropped, as RFC 9112 §7.1.2 allows); the head and a small body go out in one write. The
 //! connection closes after a response when the client or the handler asked for it, when the
@@ -530,10 +530,12 @@ async fn drain<S: AsyncWrite + Unpin>(io: &mut S, out: &mut Vec<u8>) -> io::Resu
 /// as hyper's server reads them: visible-ASCII values, comma-separated names.
 fn announced_trailers(fields: Option<&direct::Fields>, headers: &HeaderMap) -> Vec<HeaderName> {
     let mut names = Vec::new();
-    let values = fields
-        .into_iter()
-        .flat_map(|f| f.values(b"trailer"))
-        .chain(headers.get_all(header::TRAILER).iter().map(HeaderValue::as_bytes));
+    let values = fields.into_iter().flat_map(|f| f.values(b"trailer")).chain(
+        headers
+            .get_all(header::TRAILER)
+            .iter()
+            .map(HeaderValue::as_bytes),
+    );
     for value in values {
         let Some(value) = value
             .iter()
@@ -602,8 +604,8 @@ where
         || status == StatusCode::NO_CONTENT
         || status == StatusCode::NOT_MODIFIED
         || status.is_informational();
-    // A HEAD or 304 answer may say how long the body would be.
-    let keep_length = bodiless && status != StatusCode::NO_CONTENT;
+    // A HEAD answer may say how long the body would be (hyper's server drops a 304's).
+    let keep_length = is_head;
     for (name, value) in &parts.headers {
         if name == header::CONNECTION
             || name == header::TRANSFER_ENCODING
