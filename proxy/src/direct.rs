@@ -252,7 +252,7 @@ async fn exchange(
 
 /// How a response body is delimited.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Framing {
+pub(crate) enum Framing {
     /// No body (or the body has been read).
     Empty,
     /// This many bytes still to come.
@@ -265,7 +265,7 @@ enum Framing {
 
 /// Where a chunked body's decoder stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Chunk {
+pub(crate) enum Chunk {
     /// Expecting a chunk-size line.
     Size,
     /// Inside chunk data, this much left.
@@ -278,15 +278,15 @@ enum Chunk {
 
 /// A parsed final response head.
 #[derive(Debug)]
-struct Head {
-    status: StatusCode,
-    fields: Fields,
-    framing: Framing,
-    keep_alive: bool,
+pub(crate) struct Head {
+    pub(crate) status: StatusCode,
+    pub(crate) fields: Fields,
+    pub(crate) framing: Framing,
+    pub(crate) keep_alive: bool,
 }
 
 #[derive(Debug)]
-enum Parsed {
+pub(crate) enum Parsed {
     Final(Head),
     /// An interim (1xx) response, removed from the buffer.
     Interim,
@@ -342,7 +342,7 @@ pub fn check_framing(version: http::Version, headers: &mut HeaderMap) -> Result<
 }
 
 /// Parses a response head at the start of `buf`; a complete one is removed from it.
-fn parse_head(buf: &mut BytesMut, is_head: bool) -> Result<Parsed, Error> {
+pub(crate) fn parse_head(buf: &mut BytesMut, is_head: bool) -> Result<Parsed, Error> {
     // Strict defaults: no obsolete line folding, no space before the colon.
     let mut slots = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
     let mut resp = httparse::Response::new(&mut []);
@@ -565,7 +565,7 @@ fn chunk_size(line: &[u8]) -> Result<u64, Error> {
 
 /// What the chunked decoder found.
 #[derive(Debug, PartialEq)]
-enum Step {
+pub(crate) enum Step {
     Data(Bytes),
     /// The body ended, with these trailer fields.
     End(Option<HeaderMap>),
@@ -574,7 +574,7 @@ enum Step {
 }
 
 /// Decodes as much of a chunked body as `buf` holds.
-fn decode(buf: &mut BytesMut, state: &mut Chunk) -> Result<Step, Error> {
+pub(crate) fn decode(buf: &mut BytesMut, state: &mut Chunk) -> Result<Step, Error> {
     loop {
         match *state {
             Chunk::Size => {
