@@ -6,8 +6,8 @@
 //! - duplicate slashes collapse, `.` and `..` segments are resolved (never above the root);
 //! - a raw `\` is refused;
 //! - `;` parameters stay in the forwarded path but are ignored for matching (`/admin;x` matches
-//!   the rules for `/admin`), and a segment that is a dot segment once its parameters are
-//!   removed (`..;x`) is refused.
+//!   the rules for `/admin`), and a segment that is a dot segment or empty once its parameters
+//!   are removed (`..;x`, `;x`) is refused.
 //!
 //! Matching is case-sensitive (see [`contract::access`]): `/PUBLIC` does not match a public
 //! `/public` rule, so case tricks can only lose access, never gain it.
@@ -29,8 +29,8 @@ pub enum PathError {
     /// Not UTF-8 once decoded.
     #[error("path is not UTF-8")]
     NotUtf8,
-    /// A dot segment hidden behind `;` parameters.
-    #[error("ambiguous dot segment")]
+    /// A dot or empty segment hidden behind `;` parameters.
+    #[error("ambiguous dot or empty segment")]
     AmbiguousDot,
 }
 
@@ -75,7 +75,11 @@ pub fn normalise(raw: &str) -> Result<NormalPath, PathError> {
             ".." => {
                 segments.pop();
             }
-            _ if bare == "." || bare == ".." => return Err(PathError::AmbiguousDot),
+            // Empty or a dot segment once its parameters are removed, as servers that drop them
+            // (Tomcat, Spring) see it.
+            _ if bare.is_empty() || bare == "." || bare == ".." => {
+                return Err(PathError::AmbiguousDot);
+            }
             _ => segments.push(seg),
         }
         Ok(())
@@ -253,6 +257,11 @@ mod tests {
         assert_eq!(normalise("/a%2"), Err(PathError::BadEscape));
         assert_eq!(normalise("/%ff"), Err(PathError::NotUtf8));
         assert_eq!(normalise("/..;/admin"), Err(PathError::AmbiguousDot));
+        // Found by fuzzing: a segment that is empty once its parameters go would match as `//x`
+        // here, while servers that drop parameters (Tomcat, Spring) route it as `/x`.
+        for raw in ["/;.a/x;b", "/;/admin", "/a/;v=1/b", "/%3B/admin"] {
+            assert_eq!(normalise(raw), Err(PathError::AmbiguousDot), "{raw}");
+        }
         assert_eq!(normalise("admin"), Err(PathError::NotAbsolute));
     }
 
