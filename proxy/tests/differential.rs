@@ -671,9 +671,10 @@ fn responses_of_the_tool() -> Vec<Script> {
         ),
         closing(script("garbage\r\n\r\n", "")),
     ];
+    // (Each entry's first byte is the fuzz target's flags, not part of the response.)
     for entry in corpus("upstream_response") {
         all.push(Script {
-            head: entry,
+            head: entry.get(1..).unwrap_or_default().to_vec(),
             body: Vec::new(),
             close: true,
         });
@@ -880,7 +881,7 @@ fn generated(token: &str, n: usize) -> Vec<Vec<u8>> {
                     rng.pick(&targets),
                     rng.pick(&versions)
                 )];
-                if rng.next() % 8 != 0 {
+                if !rng.next().is_multiple_of(8) {
                     lines.push(rng.pick(&hosts).to_string());
                 }
                 for _ in 0..(rng.next() % 5) {
@@ -890,11 +891,15 @@ fn generated(token: &str, n: usize) -> Vec<Vec<u8>> {
                 if !framing.is_empty() {
                     lines.push(framing.to_string());
                 }
-                let eol = if rng.next() % 16 == 0 { "\n" } else { "\r\n" };
+                let eol = if rng.next().is_multiple_of(16) {
+                    "\n"
+                } else {
+                    "\r\n"
+                };
                 let mut head = lines.join(eol);
                 head.push_str(eol);
                 head.push_str(eol);
-                if rng.next() % 24 == 0 {
+                if rng.next().is_multiple_of(24) {
                     head = head.replacen(eol, &format!("{eol} folded{eol}"), 2);
                 }
                 raw.push_str(&head);
