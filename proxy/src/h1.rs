@@ -257,7 +257,7 @@ fn parse(buf: &mut BytesMut) -> Parsed {
         {
             return Parsed::Fallback;
         } else if name.eq_ignore_ascii_case(b"connection") {
-            asked.close |= has_token(f.value, b"close");
+            asked.close |= lists_token(f.value, b"close");
         } else if name.eq_ignore_ascii_case(b"te") {
             asked.trailers |= lists_token(f.value, b"trailers");
         }

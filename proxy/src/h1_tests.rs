@@ -219,6 +219,17 @@ async fn connection_close_from_either_side_ends_after_that_response() {
 }
 
 #[tokio::test]
+async fn a_connection_value_that_is_not_visible_ascii_is_not_read_as_close() {
+    // As hyper reads it (found by the differential test): the connection stays open.
+    let raw = "GET /1 HTTP/1.1\r\nhost: a\r\nconnection: close, \u{e9}\r\n\r\nGET /2 HTTP/1.1\r\nhost: a\r\n\r\n";
+    let (answer, _, _) = exchange(raw.as_bytes()).await;
+    assert!(
+        answer.contains("GET /1") && answer.ends_with("GET /2"),
+        "{answer}"
+    );
+}
+
+#[tokio::test]
 async fn bad_heads_get_their_status_and_the_connection_closes() {
     let big = format!(
         "GET / HTTP/1.1\r\nhost: a\r\nx-big: {}\r\n",

@@ -716,6 +716,10 @@ fn requests_of_clients(token: &str) -> Vec<Vec<u8>> {
         "GET /pub/a HTTP/1.1\r\nhost: tool\r\nte: gzip;q=1, trailers\r\nconnection: te\r\n\r\n"
             .into(),
         "GET /pub/a HTTP/1.1\r\nhost: tool\r\nconnection: close\r\n\r\n".into(),
+        "GET /pub/a HTTP/1.1\r\nhost: tool\r\nConnection: CLOSE\r\nconnection: keep-alive\r\n\r\n".into(),
+        "GET /pub/a HTTP/1.1\r\nhost: tool\r\nconnection: close, \u{e9}\r\n\r\n".into(),
+        "GET /pub/a HTTP/1.1\r\nhost: tool\r\nte: trailers;q=1\r\n\r\n".into(),
+        "GET /pub/a HTTP/1.1\r\nhost: tool\r\nte: trailers, \u{e9}\r\n\r\n".into(),
         "GET /pub/a HTTP/1.1\r\nhost: tool\r\nconnection: keep-alive, x-drop\r\nx-drop: 1\r\nkeep-alive: 5\r\n\r\n".into(),
         "GET /pub/a HTTP/1.1\r\nhost: tool\r\nx-forwarded-user: admin\r\nX_Forwarded_User: admin\r\nx-auth-request-email: a@b\r\nforwarded: for=1.2.3.4\r\nx-forwarded-for: 6.6.6.6\r\n\r\n".into(),
         "GET /pub/a HTTP/1.1\r\nhost: tool\r\ncookie: a=1; _keyway_proxy=x; b=2\r\ncookie: c=3\r\n\r\n".into(),
