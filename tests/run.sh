@@ -33,6 +33,9 @@ stage "rustfmt" cargo fmt --all --check
 stage "clippy" cargo clippy --workspace --all-targets --locked -- -D warnings
 stage "build binaries" cargo build --workspace --bins --locked
 stage "cargo test" cargo test --workspace --locked
+# A few seconds of each fuzz target over its seeds (the long campaign: bench/fuzz/run.sh); the
+# build is kept in ~/.cache/keyway, so only the first run on a machine compiles.
+stage "fuzzing smoke" env FUZZ_TIME="${FUZZ_TIME:-5}" bash bench/fuzz/run.sh
 # Files one after the other (the demo's ports are fixed); no test may hang the run.
 stage "end-to-end (node)" bash -c 'cd tests/e2e && timeout 2400 node --test --test-concurrency=1 --test-timeout=600000 $(find . -path ./node_modules -prune -o -name "*.test.mjs" -print | sort)'
 # etcd + kube-apiserver + kube-controller-manager 1.20.2 on 127.0.0.1: the chart and the binaries

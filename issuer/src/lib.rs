@@ -33,6 +33,8 @@ pub mod cors;
 pub mod dcr;
 pub mod discovery;
 pub mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod identity;
 pub mod introspect;
 pub mod keys;

@@ -87,7 +87,7 @@ pub fn is_valid_id(id: &str) -> bool {
 }
 
 #[derive(Clone, Debug, Deserialize)]
-struct Metadata {
+pub(crate) struct Metadata {
     issuer: String,
     authorization_endpoint: String,
     token_endpoint: String,
@@ -116,7 +116,7 @@ impl std::fmt::Debug for Upstream {
 }
 
 /// Why an upstream ID token was refused.
-enum IdTokenError {
+pub(crate) enum IdTokenError {
     /// Its `nonce` is not this sign-in's.
     Nonce,
     /// Anything else (signature, key, claims).
@@ -136,7 +136,7 @@ impl From<&str> for IdTokenError {
 }
 
 #[derive(Serialize, Deserialize)]
-struct Pending {
+pub(crate) struct Pending {
     provider: String,
     state: String,
     nonce: String,
@@ -243,7 +243,7 @@ impl Upstream {
         ))
     }
 
-    fn open(&self, sealed: &str, now: i64) -> Option<Pending> {
+    pub(crate) fn open(&self, sealed: &str, now: i64) -> Option<Pending> {
         let (body, tag) = sealed.split_once('.')?;
         let tag = URL_SAFE_NO_PAD.decode(tag).ok()?;
         let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(self.cookie_key.get()?).ok()?;
@@ -254,7 +254,7 @@ impl Upstream {
     }
 
     /// Validates an upstream ID token; returns its claims.
-    fn validate_id_token(
+    pub(crate) fn validate_id_token(
         &self,
         token: &str,
         jwks: &Value,

@@ -160,6 +160,12 @@ pub struct Cli {
     #[arg(long, env = "KEYWAY_MAX_HEADER_BYTES", default_value_t = 32_768)]
     pub max_header_bytes: usize,
 
+    /// Serve bodiless HTTP/1.1 requests with the proxy's own connection loop and exchange with
+    /// the tool (fewer instructions per request). false: hyper serves every request and hyper's
+    /// client sends every request to the tool.
+    #[arg(long, env = "KEYWAY_HTTP1_FAST_PATH", num_args = 0..=1, default_missing_value = "true", default_value_t = true)]
+    pub http1_fast_path: bool,
+
     /// Time in-flight requests get to finish after SIGTERM.
     #[arg(long, env = "KEYWAY_SHUTDOWN_GRACE", default_value = "10s", value_parser = secs)]
     pub shutdown_grace: u64,
@@ -257,6 +263,9 @@ pub struct Settings {
     pub idle_timeout: Duration,
     /// Request head limit.
     pub max_header_bytes: usize,
+    /// The proxy's own HTTP/1.1 loop ([`crate::h1`]) and exchange with the tool
+    /// ([`crate::direct`]) for bodiless requests; otherwise hyper on both sides.
+    pub http1_fast_path: bool,
     /// Graceful shutdown window.
     pub shutdown_grace: Duration,
     /// Poll interval for config and TLS files.
@@ -490,6 +499,7 @@ impl Cli {
                 send_timeout: Duration::from_secs(self.send_timeout),
                 idle_timeout: Duration::from_secs(self.idle_timeout),
                 max_header_bytes: self.max_header_bytes,
+                http1_fast_path: self.http1_fast_path,
                 shutdown_grace: Duration::from_secs(self.shutdown_grace),
                 poll_interval: Duration::from_secs(self.config_poll_interval),
                 worker_threads: self.worker_threads,
@@ -847,6 +857,22 @@ mod tests {
     const KEY: &str = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
 
     #[test]
+    fn the_http1_fast_path_can_be_turned_off() {
+        let on = |args: &[&str]| {
+            let mut all = vec!["--upstream-port", "8080"];
+            all.extend_from_slice(args);
+            cli(&all).settings().unwrap().http1_fast_path
+        };
+        assert!(on(&[]));
+        assert!(on(&["--http1-fast-path"]));
+        assert!(on(&["--http1-fast-path=true"]));
+        assert!(!on(&["--http1-fast-path=false"]));
+        let mut all = vec!["keyway-proxy"];
+        all.extend_from_slice(&["--upstream-port", "8080", "--http1-fast-path=no"]);
+        assert!(Cli::try_parse_from(all).is_err(), "only true or false");
+    }
+
+    #[test]
     fn every_flag_problem_is_reported() {
         let c = cli(&[
             "--upstream",
@@ -893,6 +919,7 @@ mod tests {
         assert_eq!(d.session_lifetime, Duration::from_secs(43_200));
         assert_eq!(d.header_read_timeout, Duration::from_secs(10));
         assert_eq!(d.idle_timeout, Duration::from_secs(75));
+        assert!(d.http1_fast_path, "the fast path is on by default");
         for bad in ["1.5h", "-1s", "ten", ""] {
             let flag = format!("--session-lifetime={bad}");
             let e = Cli::try_parse_from(["keyway-proxy", flag.as_str()]).unwrap_err();

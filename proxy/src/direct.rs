@@ -8,7 +8,8 @@
 //! map per request. Requests with a body and protocol upgrades keep using hyper's client
 //! ([`crate::upstream`]), so only responses are framed here, strictly (RFC 9112 section 6):
 //!
-//! - no body for HEAD, 204 and 304 (and no `Content-Length` check there);
+//! - no body for HEAD, 204 and 304; a HEAD answer keeps the tool's `Content-Length` (as one
+//!   field), the others lose it (the server writes the length of what it sends);
 //! - `Transfer-Encoding: chunked` exactly, never with `Content-Length`, never in an HTTP/1.0
 //!   response; any other transfer coding is refused;
 //! - `Content-Length`: digits only; several fields or list members must agree;
@@ -251,7 +252,7 @@ async fn exchange(
 
 /// How a response body is delimited.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Framing {
+pub(crate) enum Framing {
     /// No body (or the body has been read).
     Empty,
     /// This many bytes still to come.
@@ -264,7 +265,7 @@ enum Framing {
 
 /// Where a chunked body's decoder stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Chunk {
+pub(crate) enum Chunk {
     /// Expecting a chunk-size line.
     Size,
     /// Inside chunk data, this much left.
@@ -277,15 +278,15 @@ enum Chunk {
 
 /// A parsed final response head.
 #[derive(Debug)]
-struct Head {
-    status: StatusCode,
-    fields: Fields,
-    framing: Framing,
-    keep_alive: bool,
+pub(crate) struct Head {
+    pub(crate) status: StatusCode,
+    pub(crate) fields: Fields,
+    pub(crate) framing: Framing,
+    pub(crate) keep_alive: bool,
 }
 
 #[derive(Debug)]
-enum Parsed {
+pub(crate) enum Parsed {
     Final(Head),
     /// An interim (1xx) response, removed from the buffer.
     Interim,
@@ -312,8 +313,36 @@ fn content_length(value: &[u8], seen: &mut Option<u64>) -> Result<(), Error> {
     Ok(())
 }
 
+/// The framing rules of [`parse_head`] for a final response that hyper's client read (which
+/// accepts more: `Transfer-Encoding` beside `Content-Length`, transfer codings other than
+/// `chunked`, `Content-Length` lists and, on HEAD answers, any `Content-Length`): the same
+/// responses are refused on both paths, and a valid `Content-Length` is left as one field with
+/// one value.
+pub fn check_framing(version: http::Version, headers: &mut HeaderMap) -> Result<(), Error> {
+    let mut length = None;
+    for value in headers.get_all(header::CONTENT_LENGTH) {
+        content_length(value.as_bytes(), &mut length)?;
+    }
+    let mut codings = headers.get_all(header::TRANSFER_ENCODING).iter();
+    if let Some(coding) = codings.next() {
+        if codings.next().is_some() || !ows(coding.as_bytes()).eq_ignore_ascii_case(b"chunked") {
+            return Err(malformed("unsupported Transfer-Encoding"));
+        }
+        if length.is_some() {
+            return Err(malformed("both Transfer-Encoding and Content-Length"));
+        }
+        if version == http::Version::HTTP_10 {
+            return Err(malformed("Transfer-Encoding in an HTTP/1.0 response"));
+        }
+    }
+    if let Some(n) = length {
+        headers.insert(header::CONTENT_LENGTH, HeaderValue::from(n));
+    }
+    Ok(())
+}
+
 /// Parses a response head at the start of `buf`; a complete one is removed from it.
-fn parse_head(buf: &mut BytesMut, is_head: bool) -> Result<Parsed, Error> {
+pub(crate) fn parse_head(buf: &mut BytesMut, is_head: bool) -> Result<Parsed, Error> {
     // Strict defaults: no obsolete line folding, no space before the colon.
     let mut slots = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
     let mut resp = httparse::Response::new(&mut []);
@@ -361,19 +390,21 @@ fn parse_head(buf: &mut BytesMut, is_head: bool) -> Result<Parsed, Error> {
     for f in resp.headers.iter() {
         let name = f.name.as_bytes();
         if name.eq_ignore_ascii_case(b"content-length") {
+            // The server writes the length of the body it sends; a HEAD answer keeps the tool's
+            // (written once below).
             content_length(f.value, &mut length)?;
-            // The server writes the length of the body it sends; a HEAD or 304 answer keeps the
-            // tool's.
-            if !(is_head || code == 304) {
-                continue;
-            }
+            continue;
         } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
             if chunked || !ows(f.value).eq_ignore_ascii_case(b"chunked") {
                 return Err(malformed("unsupported Transfer-Encoding"));
             }
             chunked = true;
             continue;
-        } else if is_hop_by_hop(name) || named.iter().any(|n| n.eq_ignore_ascii_case(name)) {
+        } else if is_hop_by_hop(name)
+            || named.iter().any(|n| n.eq_ignore_ascii_case(name))
+            // The trailer fields of a body that is not sent (hyper's server drops it too).
+            || (bodiless && name.eq_ignore_ascii_case(b"trailer"))
+        {
             continue;
         }
         fields.date |= name.eq_ignore_ascii_case(b"date");
@@ -392,6 +423,11 @@ fn parse_head(buf: &mut BytesMut, is_head: bool) -> Result<Parsed, Error> {
     }
     if chunked && length.is_some() {
         return Err(malformed("both Transfer-Encoding and Content-Length"));
+    }
+    if let (true, Some(n)) = (is_head, length) {
+        fields.lines.extend_from_slice(b"content-length: ");
+        fields.lines.extend_from_slice(n.to_string().as_bytes());
+        fields.lines.extend_from_slice(b"\r\n");
     }
     if chunked && http10 {
         return Err(malformed("Transfer-Encoding in an HTTP/1.0 response"));
@@ -458,6 +494,17 @@ impl Fields {
         self.date
     }
 
+    /// The values of the fields named `name` (lowercase), in order.
+    pub fn values<'a>(&'a self, name: &'a [u8]) -> impl Iterator<Item = &'a [u8]> + 'a {
+        self.lines.split(|&b| b == b'\n').filter_map(move |line| {
+            let colon = line.iter().position(|&b| b == b':')?;
+            let value = line[colon + 1..].strip_suffix(b"\r")?;
+            line[..colon]
+                .eq_ignore_ascii_case(name)
+                .then(|| value.trim_ascii())
+        })
+    }
+
     /// Puts the fields into `headers`, before the entries already there.
     pub fn merge_into(mut self, headers: &mut HeaderMap) {
         self.lines.extend_from_slice(b"\r\n");
@@ -518,7 +565,7 @@ fn chunk_size(line: &[u8]) -> Result<u64, Error> {
 
 /// What the chunked decoder found.
 #[derive(Debug, PartialEq)]
-enum Step {
+pub(crate) enum Step {
     Data(Bytes),
     /// The body ended, with these trailer fields.
     End(Option<HeaderMap>),
@@ -527,7 +574,7 @@ enum Step {
 }
 
 /// Decodes as much of a chunked body as `buf` holds.
-fn decode(buf: &mut BytesMut, state: &mut Chunk) -> Result<Step, Error> {
+pub(crate) fn decode(buf: &mut BytesMut, state: &mut Chunk) -> Result<Step, Error> {
     loop {
         match *state {
             Chunk::Size => {
@@ -873,6 +920,46 @@ mod tests {
     }
 
     #[test]
+    fn responses_read_by_hyper_are_held_to_the_same_framing() {
+        for raw in [
+            "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n",
+            "HTTP/1.1 200 OK\r\nContent-Length: 2\r\ncontent-length: 2, 2\r\n\r\n",
+            "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\n",
+            "HTTP/1.1 200 OK\r\nContent-Length: +2\r\n\r\n",
+            "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nTransfer-Encoding: chunked\r\n\r\n",
+            "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n",
+            "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n",
+            "HTTP/1.1 200 OK\r\nTransfer-Encoding: identity\r\n\r\n",
+            "HTTP/1.1 200 OK\r\nTransfer-Encoding:  Chunked \r\n\r\n",
+            "HTTP/1.0 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n",
+            "HTTP/1.0 200 OK\r\n\r\n",
+        ] {
+            let mut slots = [httparse::EMPTY_HEADER; 8];
+            let mut resp = httparse::Response::new(&mut slots);
+            resp.parse(raw.as_bytes()).unwrap();
+            let mut map = HeaderMap::new();
+            for f in resp.headers.iter() {
+                map.append(
+                    HeaderName::from_bytes(f.name.as_bytes()).unwrap(),
+                    HeaderValue::from_bytes(f.value).unwrap(),
+                );
+            }
+            let version = if resp.version == Some(0) {
+                http::Version::HTTP_10
+            } else {
+                http::Version::HTTP_11
+            };
+            let hyper = check_framing(version, &mut map).map_err(|e| e.to_string());
+            let direct = head(raw, false).map(|_| ()).map_err(|e| e.to_string());
+            assert_eq!(hyper, direct, "{raw:?}");
+            if hyper.is_ok() && map.contains_key(header::CONTENT_LENGTH) {
+                let lengths: Vec<_> = map.get_all(header::CONTENT_LENGTH).iter().collect();
+                assert_eq!(lengths, ["2"], "one field, one value: {raw:?}");
+            }
+        }
+    }
+
+    #[test]
     fn framing_follows_rfc_9112() {
         let f = |raw: &str, is_head| head(raw, is_head).unwrap().framing;
         let cl = "HTTP/1.1 200 OK\r\nContent-Length: 12\r\n\r\n";
@@ -921,23 +1008,26 @@ mod tests {
         let h = head(raw, false).unwrap();
         assert_eq!(
             String::from_utf8_lossy(h.fields.as_bytes()),
-            "Server: t\r\nSet-Cookie: a=1\r\nDate: Sat, 28 Nov 2026 04:00:00 GMT\r\nSet-Cookie: b=2\r\n"
+            "Server: t\r\nSet-Cookie: a=1\r\nDate: Sat, 28 Nov 2026 04:00:00 GMT\r\nTrailer: x\r\nSet-Cookie: b=2\r\n"
         );
         assert!(h.fields.has_date());
+        let cookies: Vec<&[u8]> = h.fields.values(b"set-cookie").collect();
+        assert_eq!(cookies, [b"a=1".as_slice(), b"b=2"]);
         assert_eq!(h.framing, Framing::Length(2));
-        // HEAD and 304 answers keep the length the tool gave.
+        // HEAD answers keep the length the tool gave (once), and announce no trailers; 304
+        // answers keep neither (as hyper's server writes them).
         let h = head(raw, true).unwrap();
-        assert!(
-            h.fields
-                .as_bytes()
-                .starts_with(b"Server: t\r\nContent-Length: 2\r\n")
-        );
+        assert!(h.fields.as_bytes().ends_with(b"\r\ncontent-length: 2\r\n"));
+        assert_eq!(h.fields.values(b"trailer").count(), 0);
+        let twice = "HTTP/1.1 200 OK\r\nContent-Length: 7\r\ncontent-length: 7, 7\r\n\r\n";
+        let h = head(twice, true).unwrap();
+        assert_eq!(h.fields.as_bytes(), b"content-length: 7\r\n");
         let h = head(
-            "HTTP/1.1 304 Not Modified\r\nContent-Length: 7\r\n\r\n",
+            "HTTP/1.1 304 Not Modified\r\nContent-Length: 7\r\nTrailer: x\r\n\r\n",
             false,
         )
         .unwrap();
-        assert_eq!(h.fields.as_bytes(), b"Content-Length: 7\r\n");
+        assert_eq!(h.fields.as_bytes(), b"");
         assert!(!h.fields.has_date());
         let h = head(
             "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n",
@@ -1105,7 +1195,7 @@ mod tests {
         // HEAD: the Content-Length describes a body that is not sent.
         let (r, body) = send(&pool, addr, Method::HEAD).await.unwrap();
         assert!(r.headers().is_empty());
-        assert_eq!(r.into_body().unwrap().as_bytes(), b"Content-Length: 3\r\n");
+        assert_eq!(r.into_body().unwrap().as_bytes(), b"content-length: 3\r\n");
         assert_eq!(body.unwrap(), "");
         let (_, body) = send(&pool, addr, Method::GET).await.unwrap();
         assert_eq!(body.unwrap(), "until the end");

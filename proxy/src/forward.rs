@@ -29,13 +29,13 @@ pub const X_FORWARDED_PREFERRED_USERNAME: &str = "x-forwarded-preferred-username
 pub const X_FORWARDED_ACCESS_TOKEN: &str = "x-forwarded-access-token";
 
 /// The hop-by-hop fields (RFC 9110 section 7.6.1, plus the proxy-only ones), lowercase: the
-/// one list behind [`HOP_BY_HOP`] and the direct exchange's raw response fields.
-pub const HOP_BY_HOP_NAMES: [&str; 9] = [
+/// one list behind [`HOP_BY_HOP`] and the direct exchange's raw response fields. `Trailer` is
+/// not one of them: it announces the trailer fields end to end (RFC 9110 section 6.6.2).
+pub const HOP_BY_HOP_NAMES: [&str; 8] = [
     "connection",
     "keep-alive",
     "proxy-connection",
     "te",
-    "trailer",
     "transfer-encoding",
     "upgrade",
     "proxy-authorization",
@@ -44,7 +44,7 @@ pub const HOP_BY_HOP_NAMES: [&str; 9] = [
 
 /// [`HOP_BY_HOP_NAMES`] as ready-made names: removing by `&str` would parse each name again on
 /// every request.
-const HOP_BY_HOP: [HeaderName; 9] = [
+const HOP_BY_HOP: [HeaderName; 8] = [
     HeaderName::from_static(HOP_BY_HOP_NAMES[0]),
     HeaderName::from_static(HOP_BY_HOP_NAMES[1]),
     HeaderName::from_static(HOP_BY_HOP_NAMES[2]),
@@ -53,7 +53,6 @@ const HOP_BY_HOP: [HeaderName; 9] = [
     HeaderName::from_static(HOP_BY_HOP_NAMES[5]),
     HeaderName::from_static(HOP_BY_HOP_NAMES[6]),
     HeaderName::from_static(HOP_BY_HOP_NAMES[7]),
-    HeaderName::from_static(HOP_BY_HOP_NAMES[8]),
 ];
 
 const X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
@@ -157,6 +156,17 @@ fn strip_connection_named(headers: &mut HeaderMap) {
     for name in named {
         headers.remove(name);
     }
+}
+
+/// Whether the client accepts trailer fields: a `TE` field lists `trailers` (as hyper's server
+/// reads it, which sends trailers only then).
+pub fn accepts_trailers(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(header::TE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|t| t.trim().eq_ignore_ascii_case("trailers"))
 }
 
 /// The protocols an `Upgrade` field lists (RFC 9110 §7.8: `protocol-name ["/" version]`), by
@@ -457,6 +467,9 @@ pub async fn forward(
         pq.push('?');
         pq.push_str(q);
     }
+    // `TE` is hop-by-hop; what it says of trailers holds for this proxy too, which relays the
+    // tool's trailer fields to a client that accepts them (RFC 9110 §10.1.4).
+    let te_trailers = !upgrade && accepts_trailers(req.headers());
     let (mut parts, body) = req.into_parts();
     // Origin-form: the connection already goes to the tool.
     let Ok(uri) = http::Uri::try_from(pq) else {
@@ -476,7 +489,15 @@ pub async fn forward(
         f.cookies,
         shared.settings.trust_forwarded_headers,
     );
-    let direct = !upgrade && parts.method != Method::CONNECT && body.is_end_stream();
+    if te_trailers {
+        // RFC 9110 §10.1.4: a sender of `TE` also lists it in `Connection`.
+        headers.insert(header::TE, HeaderValue::from_static("trailers"));
+        headers.insert(header::CONNECTION, HeaderValue::from_static("te"));
+    }
+    let direct = shared.settings.http1_fast_path
+        && !upgrade
+        && parts.method != Method::CONNECT
+        && body.is_end_stream();
     // A direct request's X-Forwarded-* fields are written straight into its head when no client
     // value is kept: only the client's copies leave the map.
     let inline_forwarded = direct && !shared.settings.trust_forwarded_headers;
@@ -574,12 +595,11 @@ pub async fn forward(
     if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
         let Some(client_upgrade) = client_upgrade.filter(|_| switches_to_websocket(resp.headers()))
         else {
-            tracing::warn!("the tool switched protocols, but not to the websocket asked for");
-            return error_response(
-                StatusCode::BAD_GATEWAY,
-                "upstream_error",
-                "unexpected protocol switch",
+            // The same generic 502 as the direct exchange gives an unexpected 101.
+            let e = direct::Error::Malformed(
+                "protocol switch without a websocket upgrade request, or not to websocket",
             );
+            return bad_gateway(&e.into());
         };
         let upstream_upgrade = hyper::upgrade::on(&mut resp);
         tokio::spawn(async move {
@@ -595,23 +615,32 @@ pub async fn forward(
         let (parts, body) = resp.into_parts();
         return Response::from_parts(parts, Either::Left(Either::Left(body)));
     }
+    // What the direct exchange refuses is refused here too; the client gets this proxy's HTTP
+    // version, not the tool's (RFC 9110 §6.2).
+    if let Err(e) = direct::check_framing(resp.version(), resp.headers_mut()) {
+        return bad_gateway(&e.into());
+    }
+    *resp.version_mut() = Version::HTTP_11;
     strip_hop_by_hop(resp.headers_mut());
     let (parts, body) = resp.into_parts();
     Response::from_parts(parts, Either::Left(Either::Left(body)))
+}
+
+/// The 502 for a tool that failed (the detail goes to the log).
+fn bad_gateway(e: &upstream::Error) -> Response<Body> {
+    tracing::warn!(error = %e, "upstream request failed");
+    error_response(
+        StatusCode::BAD_GATEWAY,
+        "upstream_error",
+        "the tool is not reachable",
+    )
 }
 
 /// The tool's response, or the 502/504 for its failure (`None`: no answer in time).
 fn answered<T>(result: Option<Result<T, upstream::Error>>) -> Result<T, Box<Response<Body>>> {
     match result {
         Some(Ok(resp)) => Ok(resp),
-        Some(Err(e)) => {
-            tracing::warn!(error = %e, "upstream request failed");
-            Err(Box::new(error_response(
-                StatusCode::BAD_GATEWAY,
-                "upstream_error",
-                "the tool is not reachable",
-            )))
-        }
+        Some(Err(e)) => Err(Box::new(bad_gateway(&e))),
         None => Err(Box::new(error_response(
             StatusCode::GATEWAY_TIMEOUT,
             "upstream_timeout",

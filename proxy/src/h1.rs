@@ -20,8 +20,10 @@
 //!
 //! Responses: `Content-Length` when the body's size is known, chunked otherwise (streamed: what
 //! the body has ready is written as soon as it must wait for more, so server-sent events are not
-//! held back); no body for HEAD, 204 and 304 (a `Content-Length` the tool gave a HEAD or 304
-//! answer is kept); trailers are dropped; the head and a small body go out in one write. The
+//! held back); no body for HEAD, 204 and 304 (a `Content-Length` the tool gave a HEAD answer is
+//! kept, a 304's is not, as hyper's server drops it); trailer fields go, as hyper's server sends them, to a client that sent
+//! `TE: trailers`, in a chunked body, when the response's `Trailer` field announced them (else
+//! they are dropped, as RFC 9112 §7.1.2 allows); the head and a small body go out in one write. The
 //! connection closes after a response when the client or the handler asked for it, when the
 //! body failed or did not match its length, and on shutdown; otherwise requests are answered
 //! one after the other, in order (pipelined ones too).
@@ -166,8 +168,8 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Rewind<S> {
 // Returned once per request and unpacked at once: boxing the request would cost an allocation.
 #[allow(clippy::large_enum_variant)]
 enum Parsed {
-    /// A fast request, removed from the buffer; `true`: the client asked to close.
-    Request(Request<ReqBody>, bool),
+    /// A fast request, removed from the buffer, and what its client asked for.
+    Request(Request<ReqBody>, Asked),
     /// An incomplete head.
     Partial,
     /// A request for hyper.
@@ -176,11 +178,30 @@ enum Parsed {
     Reject(StatusCode),
 }
 
+/// What a request's hop-by-hop fields asked of this connection.
+#[derive(Debug, Clone, Copy, Default)]
+struct Asked {
+    /// `Connection: close`.
+    close: bool,
+    /// `TE: trailers`: the client accepts trailer fields (RFC 9110 §10.1.4).
+    trailers: bool,
+}
+
 /// Whether a `Connection` value has the token `token`.
 fn has_token(value: &[u8], token: &[u8]) -> bool {
     value
         .split(|&b| b == b',')
         .any(|t| t.trim_ascii().eq_ignore_ascii_case(token))
+}
+
+/// Whether a byte is visible ASCII or a tab (what `HeaderValue::to_str` takes).
+fn visible(b: &u8) -> bool {
+    *b == b'\t' || (0x20..0x7f).contains(b)
+}
+
+/// Whether a field value lists `token`, read as hyper reads it: only a visible-ASCII value.
+fn lists_token(value: &[u8], token: &[u8]) -> bool {
+    value.iter().all(visible) && has_token(value, token)
 }
 
 /// Parses the request head at the start of `buf`.
@@ -216,7 +237,7 @@ fn parse(buf: &mut BytesMut) -> Parsed {
     let target = (target.as_ptr() as usize - base, target.len());
     // Where each field's name and value are, kept on the stack for the usual few fields.
     let mut spans = Spans::default();
-    let mut close = false;
+    let mut asked = Asked::default();
     let mut lengths = 0;
     // `Host` fields, and whether every one is valid.
     let (mut hosts, mut host_ok) = (0, true);
@@ -236,7 +257,9 @@ fn parse(buf: &mut BytesMut) -> Parsed {
         {
             return Parsed::Fallback;
         } else if name.eq_ignore_ascii_case(b"connection") {
-            close |= has_token(f.value, b"close");
+            asked.close |= lists_token(f.value, b"close");
+        } else if name.eq_ignore_ascii_case(b"te") {
+            asked.trailers |= lists_token(f.value, b"trailers");
         }
         // Offsets into a head shorter than `--max-header-bytes` (at most 1 MiB).
         let at = |p: *const u8| u32::try_from(p as usize - base).unwrap_or(u32::MAX);
@@ -274,7 +297,7 @@ fn parse(buf: &mut BytesMut) -> Parsed {
     *r.uri_mut() = uri;
     *r.version_mut() = Version::HTTP_11;
     *r.headers_mut() = headers;
-    Parsed::Request(r, close)
+    Parsed::Request(r, asked)
 }
 
 /// Offsets of a field's name and value in the head.
@@ -362,14 +385,14 @@ where
         timer
             .as_mut()
             .reset(Instant::now() + cfg.header_read_timeout);
-        let (req, client_close) = loop {
+        let (req, asked) = loop {
             if first && !buf.is_empty() && may_be_preface(&buf) {
                 if buf.len() >= PREFACE.len() {
                     return Ok(End::Fallback(Rewind::new(io, buf.freeze())));
                 }
             } else if !buf.is_empty() {
                 match parse(&mut buf) {
-                    Parsed::Request(r, close) => break (r, close),
+                    Parsed::Request(r, asked) => break (r, asked),
                     Parsed::Fallback => return Ok(End::Fallback(Rewind::new(io, buf.freeze()))),
                     Parsed::Reject(status) => return reject(io, status, &mut out).await,
                     Parsed::Partial if buf.len() >= cfg.max_header_bytes => {
@@ -400,14 +423,14 @@ where
         first = false;
         let is_head = req.method() == Method::HEAD;
         let resp = handle(req).await;
-        let keep = !client_close
+        let keep = !asked.close
             && !resp
                 .headers()
                 .get_all(header::CONNECTION)
                 .iter()
                 .any(|v| has_token(v.as_bytes(), b"close"))
             && !*shutdown.borrow();
-        let clean = write_response(&mut io, resp, is_head, keep, &mut out).await?;
+        let clean = write_response(&mut io, resp, is_head, asked.trailers, keep, &mut out).await?;
         if !keep || !clean {
             close(io).await;
             return Ok(End::Closed);
@@ -503,12 +526,64 @@ async fn drain<S: AsyncWrite + Unpin>(io: &mut S, out: &mut Vec<u8>) -> io::Resu
     io.flush().await
 }
 
+/// The names a response's `Trailer` fields announce (from the tool's fields and the header map),
+/// as hyper's server reads them: visible-ASCII values, comma-separated names.
+fn announced_trailers(fields: Option<&direct::Fields>, headers: &HeaderMap) -> Vec<HeaderName> {
+    let mut names = Vec::new();
+    let values = fields.into_iter().flat_map(|f| f.values(b"trailer")).chain(
+        headers
+            .get_all(header::TRAILER)
+            .iter()
+            .map(HeaderValue::as_bytes),
+    );
+    for value in values {
+        let Some(value) = value
+            .iter()
+            .all(visible)
+            .then(|| std::str::from_utf8(value).ok())
+            .flatten()
+        else {
+            continue;
+        };
+        names.extend(
+            value
+                .split(',')
+                .filter_map(|n| HeaderName::from_bytes(n.trim().as_bytes()).ok()),
+        );
+    }
+    names
+}
+
+/// Whether a field may be sent as a trailer (hyper's server list: fields that framing, routing,
+/// authentication or caching need before the body, RFC 9110 §6.5.1).
+fn may_trail(name: &HeaderName) -> bool {
+    !matches!(
+        *name,
+        header::AUTHORIZATION
+            | header::CACHE_CONTROL
+            | header::CONTENT_ENCODING
+            | header::CONTENT_LENGTH
+            | header::CONTENT_RANGE
+            | header::CONTENT_TYPE
+            | header::HOST
+            | header::MAX_FORWARDS
+            | header::SET_COOKIE
+            | header::TRAILER
+            | header::TRANSFER_ENCODING
+            | header::TE
+    )
+}
+
 /// Writes a response; `Ok(false)` when its body failed or did not match its length (the
-/// connection must then close).
+/// connection must then close). Trailer fields are written, as hyper's server writes them,
+/// when the client accepts them (`te_trailers`), the body is chunked, and the response's
+/// `Trailer` field announced them; otherwise they are dropped (RFC 9112 §7.1.2 lets a recipient
+/// discard them).
 async fn write_response<S, B>(
     io: &mut S,
     resp: Response<B>,
     is_head: bool,
+    te_trailers: bool,
     keep: bool,
     out: &mut Vec<u8>,
 ) -> io::Result<bool>
@@ -529,8 +604,8 @@ where
         || status == StatusCode::NO_CONTENT
         || status == StatusCode::NOT_MODIFIED
         || status.is_informational();
-    // A HEAD or 304 answer may say how long the body would be.
-    let keep_length = bodiless && status != StatusCode::NO_CONTENT;
+    // A HEAD answer may say how long the body would be (hyper's server drops a 304's).
+    let keep_length = is_head;
     for (name, value) in &parts.headers {
         if name == header::CONNECTION
             || name == header::TRANSFER_ENCODING
@@ -564,6 +639,8 @@ where
         None => out.extend_from_slice(b"transfer-encoding: chunked\r\n\r\n"),
     }
     let mut body = pin!(body);
+    // The trailer section of a chunked body, when one is written.
+    let mut trailer_section = Vec::new();
     let clean = loop {
         let frame = match poll_fn(|cx| Poll::Ready(body.as_mut().poll_frame(cx))).await {
             Poll::Ready(f) => f,
@@ -577,8 +654,18 @@ where
             None => break true,
             Some(Ok(frame)) => match frame.into_data() {
                 Ok(data) => data,
-                // Trailers are dropped.
-                Err(_) => continue,
+                // Trailers end the body.
+                Err(frame) => {
+                    if let (Ok(trailers), None, true) = (frame.into_trailers(), left, te_trailers) {
+                        let announced = announced_trailers(fields.as_ref(), &parts.headers);
+                        for (name, value) in &trailers {
+                            if announced.contains(name) && may_trail(name) {
+                                direct::write_field(&mut trailer_section, name, value.as_bytes());
+                            }
+                        }
+                    }
+                    break true;
+                }
             },
             Some(Err(e)) => {
                 tracing::debug!(error = %e, "response body failed");
@@ -618,7 +705,9 @@ where
             false
         }
         None if clean => {
-            out.extend_from_slice(b"0\r\n\r\n");
+            out.extend_from_slice(b"0\r\n");
+            out.extend_from_slice(&trailer_section);
+            out.extend_from_slice(b"\r\n");
             true
         }
         None => false,

@@ -228,7 +228,9 @@ pub fn head(token: &str) -> Result<TokenHead, TokenError> {
     if json.trim_ascii_start().first() != Some(&b'{') {
         return Err(TokenError::Malformed);
     }
-    let raw: RawHead<'_> = serde_json::from_slice(&json).map_err(|_| TokenError::Malformed)?;
+    // UTF-8 first: serde skips the members it ignores without checking them (RFC 8259 8.1).
+    let json = std::str::from_utf8(&json).map_err(|_| TokenError::Malformed)?;
+    let raw: RawHead<'_> = serde_json::from_str(json).map_err(|_| TokenError::Malformed)?;
     if raw.crit.is_some() {
         return Err(TokenError::Malformed);
     }
@@ -354,7 +356,9 @@ fn verified_claims(token: &str, key: &Key) -> Result<Claims, TokenError> {
     if json.trim_ascii_start().first() != Some(&b'{') {
         return Err(TokenError::Claims);
     }
-    serde_json::from_slice(&json).map_err(|_| TokenError::Claims)
+    // UTF-8 first: serde skips the members it ignores without checking them (RFC 8259 8.1).
+    let json = std::str::from_utf8(&json).map_err(|_| TokenError::Claims)?;
+    serde_json::from_str(json).map_err(|_| TokenError::Claims)
 }
 
 /// RFC 7519 section 4.1: `iss` exactly the issuer, `aud` (a string or an array) containing the
@@ -706,6 +710,11 @@ mod tests {
         assert_eq!(head("a.b").unwrap_err(), TokenError::Malformed);
         assert_eq!(head("a.b.c.d").unwrap_err(), TokenError::Malformed);
         assert_eq!(head("!!.e30.c2ln").unwrap_err(), TokenError::Malformed);
+        let not_utf8 = b64.encode(b"{\"alg\":\"ES256\",\"x\":\"\xff\"}");
+        assert_eq!(
+            head(&format!("{not_utf8}.e30.c2ln")).unwrap_err(),
+            TokenError::Malformed
+        );
     }
 
     #[test]
@@ -794,6 +803,20 @@ mod tests {
         for (payload, want) in [
             ("e30!".to_string(), TokenError::Malformed),
             (b64.encode("not json"), TokenError::Claims),
+            (
+                // Found by fuzzing: JSON that is not UTF-8 in a member nobody reads (serde
+                // skips it without looking) is not JSON (RFC 8259 section 8.1).
+                b64.encode(
+                    serde_json::to_string(&claims(serde_json::json!({"x": "?"})))
+                        .unwrap()
+                        .replace("\"?\"", "\"\u{1}\"")
+                        .into_bytes()
+                        .into_iter()
+                        .map(|b| if b == 1 { 0xff } else { b })
+                        .collect::<Vec<u8>>(),
+                ),
+                TokenError::Claims,
+            ),
             (
                 // Every claim the struct needs, in its field order, as an array.
                 b64.encode(format!(

@@ -27,6 +27,8 @@ pub mod config;
 pub mod direct;
 pub mod flow;
 pub mod forward;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod h1;
 pub mod handler;
 pub mod host;

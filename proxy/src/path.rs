@@ -8,8 +8,8 @@
 //! - an escape that decodes to another escape (`%2561` is `%61`) is refused, as IIS and Spring
 //!   Security do: a tool that decodes twice would route `/%2561dmin` to `/admin`;
 //! - `;` parameters stay in the forwarded path but are ignored for matching (`/admin;x` matches
-//!   the rules for `/admin`), and a segment that is a dot segment once its parameters are
-//!   removed (`..;x`) is refused.
+//!   the rules for `/admin`), and a segment that is a dot segment or empty once its parameters
+//!   are removed (`..;x`, `;x`) is refused.
 //!
 //! Case is left as it is; [`contract::access`] matches restricted rules in any case and public
 //! rules exactly: `/ADMIN` gets the protection of `/admin`, `/PUBLIC` is not the public
@@ -32,8 +32,8 @@ pub enum PathError {
     /// Not UTF-8 once decoded.
     #[error("path is not UTF-8")]
     NotUtf8,
-    /// A dot segment hidden behind `;` parameters.
-    #[error("ambiguous dot segment")]
+    /// A dot or empty segment hidden behind `;` parameters.
+    #[error("ambiguous dot or empty segment")]
     AmbiguousDot,
     /// An escape that decodes to another escape (`%2541`).
     #[error("double percent-encoding")]
@@ -88,7 +88,11 @@ pub fn normalise(raw: &str) -> Result<NormalPath, PathError> {
             ".." => {
                 segments.pop();
             }
-            _ if bare == "." || bare == ".." => return Err(PathError::AmbiguousDot),
+            // Empty or a dot segment once its parameters are removed, as servers that drop them
+            // (Tomcat, Spring) see it.
+            _ if bare.is_empty() || bare == "." || bare == ".." => {
+                return Err(PathError::AmbiguousDot);
+            }
             _ => segments.push(seg),
         }
         Ok(())
@@ -272,6 +276,11 @@ mod tests {
         assert_eq!(normalise("/%2561dmin"), Err(PathError::DoubleEncoded));
         assert_eq!(normalise("/%25%34%31dmin"), Err(PathError::DoubleEncoded));
         assert_eq!(normalise("/x/a%252Fb"), Err(PathError::DoubleEncoded));
+        // Found by fuzzing: a segment that is empty once its parameters go would match as `//x`
+        // here, while servers that drop parameters (Tomcat, Spring) route it as `/x`.
+        for raw in ["/;.a/x;b", "/;/admin", "/a/;v=1/b", "/%3B/admin"] {
+            assert_eq!(normalise(raw), Err(PathError::AmbiguousDot), "{raw}");
+        }
         assert_eq!(normalise("admin"), Err(PathError::NotAbsolute));
     }
 

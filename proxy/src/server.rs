@@ -220,6 +220,8 @@ impl Server {
             let stop = stop_rx.clone();
             let acceptor = acceptor.clone();
             let header_timeout = shared.settings.header_read_timeout;
+            // `--http1-fast-path=false`: every connection is hyper's from the start.
+            let fast_path = shared.settings.http1_fast_path;
             let limits = Limits {
                 first_request: header_timeout,
                 idle: shared.settings.idle_timeout,
@@ -246,10 +248,11 @@ impl Server {
                             return;
                         };
                         // HTTP/2 chosen by ALPN goes straight to hyper.
-                        let fast = stream.get_ref().1.alpn_protocol() != Some(b"h2".as_slice());
+                        let fast = fast_path
+                            && stream.get_ref().1.alpn_protocol() != Some(b"h2".as_slice());
                         connection(stream, conn, fast).await;
                     }
-                    None => connection(stream, conn, true).await,
+                    None => connection(stream, conn, fast_path).await,
                 }
             });
         }

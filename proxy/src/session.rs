@@ -85,7 +85,11 @@ impl Sealer {
 
     /// Seals a value into a cookie-safe string.
     pub fn seal<T: Serialize>(&self, purpose: Purpose, value: &T) -> Option<String> {
-        let mut buf = serde_json::to_vec(value).ok()?;
+        self.seal_bytes(purpose, serde_json::to_vec(value).ok()?)
+    }
+
+    /// Seals bytes (a serialised value) into a cookie-safe string.
+    pub(crate) fn seal_bytes(&self, purpose: Purpose, mut buf: Vec<u8>) -> Option<String> {
         let mut nonce = [0u8; NONCE_LEN];
         self.rng.fill(&mut nonce).ok()?;
         self.key

@@ -11,11 +11,13 @@ use std::time::{Duration, Instant};
 
 use http::uri::Authority;
 use http::{Request, Response};
+use http_body::Body as _;
 use hyper::body::Incoming;
 use hyper::client::conn::http1::{self, SendRequest};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
+use crate::ReqBody;
 use crate::direct::{Pool, Relay};
 use crate::timeouts::TimedBody;
 
@@ -160,8 +162,21 @@ impl Upstream {
     }
 
     /// Sends a request (origin-form URI, `Host` set) to the tool and returns its response
-    /// headers; the body streams on.
+    /// headers; the body streams on. A bodiless idempotent request whose reused connection the
+    /// tool closed before answering is sent again on another one, as the direct exchange does
+    /// (RFC 9110 §9.2.2).
     pub async fn request(&self, mut req: Request<TimedBody>) -> Result<Response<Incoming>, Error> {
+        let again = (req.body().is_end_stream()
+            && req.method().is_idempotent()
+            && !req.headers().contains_key(http::header::UPGRADE))
+        .then(|| {
+            let mut head = Request::new(());
+            *head.method_mut() = req.method().clone();
+            *head.uri_mut() = req.uri().clone();
+            *head.version_mut() = req.version();
+            *head.headers_mut() = req.headers().clone();
+            head
+        });
         loop {
             let (mut send, reused) = match self.checkout() {
                 Some(s) => (s, true),
@@ -171,12 +186,100 @@ impl Upstream {
             self.checkin(send);
             match sent.await {
                 Ok(resp) => return Ok(resp),
-                Err(mut e) => match e.take_message() {
+                Err(mut e) => match (e.take_message(), &again) {
                     // Never written: the reused connection had closed; try another one.
-                    Some(unsent) if reused => req = unsent,
+                    (Some(unsent), _) if reused => req = unsent,
+                    (None, Some(head)) if reused && e.error().is_incomplete_message() => {
+                        let (body, _) = TimedBody::new(ReqBody::Empty, Duration::ZERO);
+                        req = head.clone().map(|()| body);
+                    }
                     _ => return Err(Error::Http(e.into_error())),
                 },
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use std::sync::{Arc, Mutex};
+
+    use http::Method;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    use super::*;
+
+    /// A tool that answers requests (on whichever connection) with the given bytes in turn,
+    /// closing the connection after those marked `true`, and counts connections.
+    async fn tool(scripts: Vec<(&'static [u8], bool)>) -> (Authority, Arc<Mutex<usize>>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let accepted = Arc::new(Mutex::new(0));
+        let count = accepted.clone();
+        let scripts = Arc::new(Mutex::new(scripts.into_iter()));
+        tokio::spawn(async move {
+            while let Ok((mut s, _)) = listener.accept().await {
+                *count.lock().unwrap() += 1;
+                let scripts = scripts.clone();
+                tokio::spawn(async move {
+                    let mut buf = Vec::new();
+                    let mut chunk = [0u8; 4096];
+                    while let Ok(n @ 1..) = s.read(&mut chunk).await {
+                        buf.extend_from_slice(&chunk[..n]);
+                        if !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+                            continue;
+                        }
+                        buf.clear();
+                        let next = scripts.lock().unwrap().next();
+                        let Some((script, close)) = next else { return };
+                        s.write_all(script).await.unwrap();
+                        if close {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        (addr.to_string().parse().unwrap(), accepted)
+    }
+
+    async fn send(up: &Upstream, method: Method) -> Result<u16, Error> {
+        let (body, _) = TimedBody::new(ReqBody::Empty, Duration::from_secs(5));
+        let req = Request::builder()
+            .method(method)
+            .uri("/")
+            .header("host", "t")
+            .body(body)
+            .unwrap();
+        Ok(up.request(req).await?.status().as_u16())
+    }
+
+    #[tokio::test]
+    async fn a_closed_pooled_connection_is_retried_for_bodiless_idempotent_requests_only() {
+        // The first connection answers once and then closes when it reads the next request; so
+        // does the second after two answers.
+        let ok: &'static [u8] = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+        let (authority, accepted) = tool(vec![
+            (ok, false),
+            (b"", true),
+            (ok, false),
+            (ok, false),
+            (b"", true),
+        ])
+        .await;
+        let up = Upstream::new(authority, 8, Duration::from_secs(60));
+        assert_eq!(send(&up, Method::GET).await.unwrap(), 200);
+        // Written on the pooled connection, which closes unanswered: sent again on a new one.
+        assert_eq!(send(&up, Method::GET).await.unwrap(), 200);
+        assert_eq!(*accepted.lock().unwrap(), 2);
+        assert_eq!(send(&up, Method::GET).await.unwrap(), 200);
+        // That connection closes too on the next request: a POST is not sent twice.
+        let err = send(&up, Method::POST).await.unwrap_err();
+        assert!(
+            matches!(err, Error::Http(ref e) if e.is_incomplete_message()),
+            "{err:?}"
+        );
+        assert_eq!(*accepted.lock().unwrap(), 2);
     }
 }

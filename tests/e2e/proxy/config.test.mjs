@@ -47,8 +47,8 @@ describe('configuration', () => {
     const help = spawnSync(bin, ['--help'], { encoding: 'utf8' });
     assert.equal(help.status, 0);
     const docs = fs.readFileSync(path.resolve(import.meta.dirname, '../../../docs/proxy.md'), 'utf8');
-    const envs = [...help.stdout.matchAll(/\[env: (KEYWAY_[A-Z_]+)/g)].map((m) => m[1]);
-    const flags = [...help.stdout.matchAll(/^\s+(--[a-z-]+)/gm)].map((m) => m[1]).filter((f) => !['--help', '--version'].includes(f));
+    const envs = [...help.stdout.matchAll(/\[env: (KEYWAY_[A-Z0-9_]+)/g)].map((m) => m[1]);
+    const flags = [...help.stdout.matchAll(/^\s+(--[a-z0-9-]+)/gm)].map((m) => m[1]).filter((f) => !['--help', '--version'].includes(f));
     assert.ok(envs.length >= 30, `only ${envs.length} env vars in --help`);
     assert.equal(envs.length, flags.length);
     for (const name of [...envs, ...flags]) assert.ok(docs.includes(`\`${name}\``), `${name} missing from docs/proxy.md`);

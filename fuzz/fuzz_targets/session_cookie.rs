@@ -1,0 +1,6 @@
+//! Session and sign-in cookie decoding and stripping (`proxy::session`).
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| {
+    proxy::fuzzing::session_cookie(data);
+});

@@ -1,0 +1,6 @@
+//! The direct exchange's response-head parser and chunked decoder (`proxy::direct`).
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| {
+    proxy::fuzzing::upstream_response(data);
+});
