@@ -861,7 +861,7 @@ async fn requests_get_the_rule_the_tool_will_apply() {
     h.kid = Some("k1".into());
     h.typ = Some("at+jwt".into());
     let admin = serde_json::json!({"iss": issuer.url, "aud": RESOURCE, "sub": "root",
-        "exp": proxy::now() + 300, "groups": ["admins"]});
+        "client_id": "tool", "exp": proxy::now() + 300, "groups": ["admins"]});
     let admin = jsonwebtoken::encode(&h, &admin, &EncodingKey::from_ec_der(&k1.pkcs8)).unwrap();
     let r = get(&h1, "GET", &format!("{base}/ADMIN"), Some(&admin)).await;
     assert_eq!(r.status, 200, "{}", r.text);
