@@ -22,7 +22,8 @@ from harness import (
     wait_ready,
 )
 
-SECRET_KEYS = {"client-id", "issuer-url", "cookie-secret", "policy.json"}
+# The keys of a Secret keyway writes (contract::secret), with no cookie secret replaced yet.
+SECRET_KEYS = {"client-id", "issuer-url", "cookie-secret", "cookie-secret-seen", "policy.json"}
 
 def forbidden(events: list[dict], user: str) -> list[str]:
     return sorted({f"{e['verb']} {e.get('objectRef', {}).get('resource', '?')}"

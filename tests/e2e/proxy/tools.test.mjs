@@ -156,7 +156,7 @@ describe('keyway-proxy in front of Python tool servers', () => {
     const now = Math.floor(Date.now() / 1000);
     return signJwt({
       iss: op.issuer, aud: stacks[name].url, sub: 'bob', iat: now, exp: now + 300,
-      scope: 'tool:read', groups: ['engineering'], ...claims,
+      client_id: 'tool', scope: 'tool:read', groups: ['engineering'], ...claims,
     }, { key });
   }
 
