@@ -33,8 +33,8 @@ use kube::{Api, Client, Resource as _, ResourceExt as _};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
-use crate::controller::Clock;
-use crate::desired::{MANAGED_BY_LABEL, MANAGER};
+use crate::clock::Clock;
+use crate::labels::{MANAGED_BY_LABEL, MANAGER};
 use crate::metrics::{Metrics, Write};
 use crate::{Error, Result};
 
