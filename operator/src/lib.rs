@@ -1,62 +1,65 @@
 //! `keyway-operator`: the controller that turns each `ConnectedApp` into a registered client
 //! (status with the client ID and the hashes of its valid client secrets) and a Secret for the
-//! sidecar; and `crdgen`.
+//! sidecar; the sidecar-injecting webhook; and `crdgen`.
 //!
 //! # Public API (for tests, benchmarks and the binary)
 //!
 //! - [`run_controller`]`(client, config, shutdown)`: runs the controller (with leader election
 //!   when [`ControllerConfig::leader_election`] is set) until `shutdown` is cancelled. It does
-//!   not serve HTTP; [`http::serve`] does (`/metrics`, `/healthz`, `/readyz`).
+//!   not serve HTTP; the `controller` command does (`/metrics`, `/healthz`, `/readyz`).
 //! - [`Operator`]: the same, in steps: [`Operator::new`], [`Operator::metrics`] (counts writes:
-//!   [`metrics::Metrics::total_writes`], which a settled resync leaves unchanged),
+//!   [`Metrics::total_writes`], which a settled resync leaves unchanged),
 //!   [`Operator::reconcile_once`] (one reconcile of one app, as the controller would do it,
 //!   without the watch machinery: it lists the watched apps to check the client ID and
 //!   resource) and [`Operator::run`].
+//! - [`Context`]: what every reconcile shares; [`Context::with_clock_and_rng`] gives it a clock
+//!   ([`Clock`]) and a random source ([`Random`]) of the test's choosing.
 //! - [`SigningKeyManager`]: the issuer's signing-key Secret, kept by the leader when
 //!   [`ControllerConfig::signing_keys`] is set ([`signing_keys`] documents the rules).
-//! - [`Context`]: what every reconcile shares; [`Context::with_clock_and_rng`] gives it a clock
-//!   and a random source ([`Random`]) of the test's choosing.
+//! - [`webhook`]: the admission webhook's parts (certificates, injection, server).
 //! - [`crdgen::crd_yaml`]: the CRD manifest as committed in `crds/`.
+//! - [`Cli`]: the command line the binary parses and runs.
+//!
+//! # Where things are
+//!
+//! The reconcile of one app is `reconcile/` (the finalizer dispatch in `mod.rs`, `apply.rs` for
+//! a live app, `cleanup.rs` for a deleted one, `conflicts.rs` for client IDs and resources among
+//! apps, `secret.rs` / `status.rs` / `events.rs` for the writes). What it should write is
+//! decided by the pure functions of `plan/`, tested without any API. `controller/` wires
+//! kube-runtime's controller (watches, triggers, backoff); `operator.rs` assembles it with
+//! leader election (`lease.rs`) and the signing-key manager (`signing_keys.rs`); `cli/` holds
+//! the command line. Dependencies point one way: `cli → operator → controller → reconcile →
+//! plan`, all of them on `context.rs`, `config.rs`, `labels.rs`, `metrics.rs` and `error.rs`.
 #![forbid(unsafe_code)]
+#![deny(unreachable_pub)]
+#![warn(clippy::too_many_lines)]
 
+mod cli;
 mod clock;
 mod config;
 mod context;
 mod controller;
 pub mod crdgen;
 mod error;
-pub mod http;
+mod http;
 mod labels;
-pub mod lease;
-pub mod metrics;
+mod lease;
+mod metrics;
 mod operator;
 mod plan;
 mod reconcile;
+mod shutdown;
 pub mod signing_keys;
-pub mod telemetry;
+mod telemetry;
 pub mod webhook;
 
+pub use cli::Cli;
 pub use clock::Clock;
 pub use config::ControllerConfig;
 pub use context::Context;
 pub use error::{Error, Result};
 pub use lease::LeaseConfig;
 pub use metrics::Metrics;
-pub use operator::{Operator, Readiness, run_controller};
+pub use operator::{Operator, run_controller};
 pub use plan::{OsRandom, Random};
 pub use signing_keys::{SigningKeyManager, SigningKeysConfig};
-
-/// Completes on Ctrl-C or SIGTERM (only Ctrl-C where SIGTERM cannot be watched).
-pub async fn shutdown_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        if let Ok(mut term) = signal(SignalKind::terminate()) {
-            tokio::select! {
-                _ = term.recv() => return,
-                _ = tokio::signal::ctrl_c() => return,
-            }
-        }
-    }
-    let _ = tokio::signal::ctrl_c().await;
-}

@@ -19,15 +19,15 @@ use crate::{controller, lease, reconcile};
 
 /// Readiness as `/readyz` reports it.
 #[derive(Debug, Default)]
-pub struct Readiness(AtomicBool);
+pub(crate) struct Readiness(AtomicBool);
 
 impl Readiness {
     /// Whether the replica is ready (leading and running, or standing by as a follower).
-    pub fn is_ready(&self) -> bool {
+    pub(crate) fn is_ready(&self) -> bool {
         self.0.load(Ordering::Relaxed)
     }
     /// Sets readiness.
-    pub fn set(&self, ready: bool) {
+    pub(crate) fn set(&self, ready: bool) {
         self.0.store(ready, Ordering::Relaxed);
     }
 }
@@ -73,7 +73,7 @@ impl Operator {
     }
 
     /// The readiness flag (shared with the running controller).
-    pub fn readiness(&self) -> Arc<Readiness> {
+    pub(crate) fn readiness(&self) -> Arc<Readiness> {
         self.readiness.clone()
     }
 
