@@ -11,7 +11,9 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use tokio_util::sync::CancellationToken;
 
-use crate::{Error, Metrics, Readiness, Result};
+use crate::error::{Error, Result};
+use crate::metrics::Metrics;
+use crate::operator::Readiness;
 
 #[derive(Clone)]
 struct AppState {
@@ -20,7 +22,7 @@ struct AppState {
 }
 
 /// The router (tests call it directly).
-pub fn router(metrics: Arc<Metrics>, readiness: Arc<Readiness>) -> Router {
+pub(crate) fn router(metrics: Arc<Metrics>, readiness: Arc<Readiness>) -> Router {
     Router::new()
         .route("/metrics", get(metrics_handler))
         .route("/healthz", get(|| async { "ok" }))
@@ -44,14 +46,14 @@ async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
 }
 
 /// Binds the endpoints' address (before anything else starts, so that a taken port fails fast).
-pub async fn bind(addr: SocketAddr) -> Result<tokio::net::TcpListener> {
+pub(crate) async fn bind(addr: SocketAddr) -> Result<tokio::net::TcpListener> {
     tokio::net::TcpListener::bind(addr)
         .await
         .map_err(Error::Http)
 }
 
 /// Serves the endpoints on `listener` until `shutdown` is cancelled.
-pub async fn serve(
+pub(crate) async fn serve(
     listener: tokio::net::TcpListener,
     metrics: Arc<Metrics>,
     readiness: Arc<Readiness>,

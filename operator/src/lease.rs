@@ -24,7 +24,7 @@ use kube::api::PostParams;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-use crate::{Error, Result};
+use crate::error::{Error, Result};
 
 /// Leader election settings.
 #[derive(Clone, Debug)]
@@ -50,7 +50,7 @@ struct Observed {
 }
 
 /// A candidate for leadership.
-pub struct LeaderElector {
+pub(crate) struct LeaderElector {
     api: Api<Lease>,
     config: LeaseConfig,
     observed: Option<Observed>,
@@ -58,7 +58,7 @@ pub struct LeaderElector {
 
 /// The outcome of one attempt.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Attempt {
+pub(crate) enum Attempt {
     /// This candidate holds the lease (acquired or renewed).
     Leading,
     /// Another candidate holds a valid lease, or won a race.
@@ -67,7 +67,7 @@ pub enum Attempt {
 
 impl LeaderElector {
     /// A candidate using `client`.
-    pub fn new(client: kube::Client, config: LeaseConfig) -> Self {
+    pub(crate) fn new(client: kube::Client, config: LeaseConfig) -> Self {
         Self {
             api: Api::namespaced(client, &config.namespace),
             config,
@@ -100,7 +100,7 @@ impl LeaderElector {
     }
 
     /// One attempt to acquire or renew the lease.
-    pub async fn try_acquire_or_renew(&mut self) -> Result<Attempt> {
+    pub(crate) async fn try_acquire_or_renew(&mut self) -> Result<Attempt> {
         let now = Timestamp::now();
         let pp = PostParams::default();
         let Some(current) = self
@@ -169,7 +169,7 @@ impl LeaderElector {
     }
 
     /// Gives the lease up if this candidate holds it (best effort).
-    pub async fn release(&mut self) {
+    pub(crate) async fn release(&mut self) {
         let Ok(Some(mut lease)) = self.api.get_opt(&self.config.name).await else {
             return;
         };
@@ -199,7 +199,7 @@ impl LeaderElector {
     /// Waits until this candidate leads, then runs `work` (given a token that is cancelled when
     /// leadership is lost or `shutdown` is cancelled) while renewing. Returns `Ok` after a
     /// shutdown, or [`Error::LostLeadership`] when renewal failed for `renew_deadline`.
-    pub async fn run<F, Fut>(
+    pub(crate) async fn run<F, Fut>(
         mut self,
         shutdown: CancellationToken,
         on_leading: impl Fn(bool),

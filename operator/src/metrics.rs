@@ -10,15 +10,15 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
-use crate::Error;
+use crate::error::Error;
 
 type Labels = [(&'static str, &'static str); 1];
 
 /// Content type of the metrics endpoints (what [`encode_registry`] writes).
-pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+pub(crate) const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
 /// `registry` in the text exposition format (empty if encoding fails).
-pub fn encode_registry(registry: &Registry) -> String {
+pub(crate) fn encode_registry(registry: &Registry) -> String {
     let mut out = String::new();
     if encode(&mut out, registry).is_err() {
         out.clear();
@@ -28,7 +28,7 @@ pub fn encode_registry(registry: &Registry) -> String {
 
 /// A write the operator made to the API.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Write {
+pub(crate) enum Write {
     /// Secret created.
     SecretCreate,
     /// Secret replaced.
@@ -134,7 +134,7 @@ impl Metrics {
     }
 
     /// Records a finished reconcile.
-    pub fn reconciled(&self, elapsed: Duration, error: Option<&Error>) {
+    pub(crate) fn reconciled(&self, elapsed: Duration, error: Option<&Error>) {
         self.duration.observe(elapsed.as_secs_f64());
         match error {
             None => {
@@ -148,7 +148,7 @@ impl Metrics {
     }
 
     /// Records a write.
-    pub fn write(&self, kind: Write) {
+    pub(crate) fn write(&self, kind: Write) {
         self.writes.get_or_create(&[("kind", kind.label())]).inc();
         self.total_writes.fetch_add(1, Ordering::Relaxed);
     }
@@ -164,7 +164,7 @@ impl Metrics {
     }
 
     /// Counts a pass of the signing-key manager by result.
-    pub fn signing_keys(&self, result: &'static str) {
+    pub(crate) fn signing_keys(&self, result: &'static str) {
         self.signing_keys.get_or_create(&[("result", result)]).inc();
     }
 
@@ -174,7 +174,7 @@ impl Metrics {
     }
 
     /// Sets the leader gauge.
-    pub fn set_leader(&self, leader: bool) {
+    pub(crate) fn set_leader(&self, leader: bool) {
         self.leader.set(i64::from(leader));
     }
 

@@ -33,10 +33,10 @@ use kube::{Api, Client, Resource as _, ResourceExt as _};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
-use crate::controller::Clock;
-use crate::desired::{MANAGED_BY_LABEL, MANAGER};
+use crate::clock::Clock;
+use crate::error::{Error, Result};
+use crate::labels::{MANAGED_BY_LABEL, MANAGER};
 use crate::metrics::{Metrics, Write};
-use crate::{Error, Result};
 
 /// The label that marks a Secret as the issuer's signing keys managed by the operator. The
 /// operator writes only Secrets that carry it (it sets it on the Secrets it creates; the chart
@@ -49,6 +49,26 @@ pub const COOKIE_KEY: &str = "cookie.key";
 
 /// How many read-compute-write rounds a pass tries when others keep writing (409).
 const ATTEMPTS: u32 = 5;
+
+/// A write attempted: what it did, the write to count and a summary of the changes, or the
+/// API's refusal.
+type Written = std::result::Result<(Outcome, Write, String), kube::Error>;
+
+/// What one read-compute-write round over an existing Secret came to.
+enum Round {
+    /// Finished without a write (foreign, invalid or unchanged).
+    Done(Outcome),
+    /// A write was attempted.
+    Wrote(Written),
+}
+
+/// The parameters of every write: the operator's field manager.
+fn post_params() -> PostParams {
+    PostParams {
+        field_manager: Some(MANAGER.into()),
+        ..PostParams::default()
+    }
+}
 
 /// Where the keys live and how they rotate.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -63,7 +83,7 @@ pub struct SigningKeysConfig {
 
 impl SigningKeysConfig {
     /// Parses `<namespace>/<name>`.
-    pub fn parse_secret(text: &str) -> Result<(String, String), String> {
+    pub(crate) fn parse_secret(text: &str) -> Result<(String, String), String> {
         let (ns, name) = text
             .split_once('/')
             .ok_or_else(|| format!("{text:?} is not <namespace>/<name>"))?;
@@ -88,7 +108,7 @@ impl SigningKeysConfig {
 
     /// How often the leader looks at the Secret: a quarter of the publish lead, between 1 s and
     /// 1 min (so a successor is never added much later than due).
-    pub fn check_interval(&self) -> Duration {
+    pub(crate) fn check_interval(&self) -> Duration {
         Duration::from_secs((self.policy.lead / 4).clamp(1, 60))
     }
 }
@@ -154,86 +174,16 @@ impl SigningKeyManager {
         Fut: Future<Output = ()>,
     {
         let name = self.config.name.as_str();
-        let pp = PostParams {
-            field_manager: Some(MANAGER.into()),
-            ..PostParams::default()
-        };
         let mut last = None;
         for _ in 0..ATTEMPTS {
             let now = u64::try_from((self.clock)().as_second()).unwrap_or(0);
             let observed = self.secrets.get_opt(name).await.map_err(Error::Kube)?;
             let written = match observed {
-                None => {
-                    let data = self
-                        .next_data(&BTreeMap::new(), &Entries::default(), now)
-                        .await?;
-                    let secret = Secret {
-                        metadata: ObjectMeta {
-                            name: Some(name.to_owned()),
-                            namespace: Some(self.config.namespace.clone()),
-                            labels: Some(BTreeMap::from([
-                                (SIGNING_KEYS_LABEL.to_owned(), SIGNING_KEYS_OWNER.to_owned()),
-                                (MANAGED_BY_LABEL.to_owned(), MANAGER.to_owned()),
-                            ])),
-                            ..ObjectMeta::default()
-                        },
-                        type_: Some("Opaque".into()),
-                        data: data.map(|(d, _)| d),
-                        ..Secret::default()
-                    };
-                    before_write().await;
-                    self.secrets
-                        .create(&pp, &secret)
-                        .await
-                        .map(|_| (Outcome::Created, Write::SigningKeysCreate, String::new()))
-                }
-                Some(secret) => {
-                    if secret.labels().get(SIGNING_KEYS_LABEL).map(String::as_str)
-                        != Some(SIGNING_KEYS_OWNER)
-                    {
-                        let note = format!(
-                            "Secret {}/{name} exists without the label {SIGNING_KEYS_LABEL}={SIGNING_KEYS_OWNER}: \
-                             the operator does not write Secrets it does not manage; delete it or \
-                             add the label to let the operator keep the issuer's signing keys in it",
-                            self.config.namespace
-                        );
-                        self.report(&secret, "ForeignSecret", note).await;
-                        self.metrics.signing_keys("foreign");
-                        return Ok(Outcome::Foreign);
-                    }
-                    let data = secret.data.clone().unwrap_or_default();
-                    let entries =
-                        keys::read_entries(data.iter().map(|(k, v)| (k.as_str(), v.0.as_slice())));
-                    if !entries.invalid.is_empty() {
-                        let list: Vec<String> = entries
-                            .invalid
-                            .iter()
-                            .map(|(n, why)| format!("{n}: {why}"))
-                            .collect();
-                        let note = format!(
-                            "invalid signing-key entries, left in place and nothing rotated until \
-                             they are fixed or removed: {}",
-                            list.join("; ")
-                        );
-                        self.report(&secret, "InvalidSigningKey", note).await;
-                        self.metrics.signing_keys("invalid");
-                        return Ok(Outcome::Invalid);
-                    }
-                    let Some((data, summary)) = self.next_data(&data, &entries, now).await? else {
-                        self.clear_report();
-                        self.metrics.signing_keys("unchanged");
-                        return Ok(Outcome::Unchanged);
-                    };
-                    let mut updated = secret.clone();
-                    updated.metadata.managed_fields = None;
-                    updated.data = Some(data);
-                    before_write().await;
-                    // Carries the resourceVersion read above: a concurrent write makes this 409.
-                    self.secrets
-                        .replace(name, &pp, &updated)
-                        .await
-                        .map(|_| (Outcome::Updated, Write::SigningKeysReplace, summary))
-                }
+                None => self.create(now, &before_write).await?,
+                Some(secret) => match self.update(secret, now, &before_write).await? {
+                    Round::Done(outcome) => return Ok(outcome),
+                    Round::Wrote(written) => written,
+                },
             };
             match written {
                 Ok((outcome, write, summary)) => {
@@ -259,6 +209,92 @@ impl SigningKeyManager {
         Err(Error::Kube(last.unwrap_or_else(|| {
             kube::Error::Service("signing-key Secret kept changing".into())
         })))
+    }
+
+    /// The write of a missing Secret: labelled, with a first key.
+    async fn create<F, Fut>(&self, now: u64, before_write: &F) -> Result<Written>
+    where
+        F: Fn() -> Fut,
+        Fut: Future<Output = ()>,
+    {
+        let name = self.config.name.as_str();
+        let data = self
+            .next_data(&BTreeMap::new(), &Entries::default(), now)
+            .await?;
+        let secret = Secret {
+            metadata: ObjectMeta {
+                name: Some(name.to_owned()),
+                namespace: Some(self.config.namespace.clone()),
+                labels: Some(BTreeMap::from([
+                    (SIGNING_KEYS_LABEL.to_owned(), SIGNING_KEYS_OWNER.to_owned()),
+                    (MANAGED_BY_LABEL.to_owned(), MANAGER.to_owned()),
+                ])),
+                ..ObjectMeta::default()
+            },
+            type_: Some("Opaque".into()),
+            data: data.map(|(d, _)| d),
+            ..Secret::default()
+        };
+        before_write().await;
+        Ok(self
+            .secrets
+            .create(&post_params(), &secret)
+            .await
+            .map(|_| (Outcome::Created, Write::SigningKeysCreate, String::new())))
+    }
+
+    /// The round of an existing Secret: left alone when it is foreign or holds an invalid
+    /// entry, unchanged when it is up to date, else replaced.
+    async fn update<F, Fut>(&self, secret: Secret, now: u64, before_write: &F) -> Result<Round>
+    where
+        F: Fn() -> Fut,
+        Fut: Future<Output = ()>,
+    {
+        let name = self.config.name.as_str();
+        if secret.labels().get(SIGNING_KEYS_LABEL).map(String::as_str) != Some(SIGNING_KEYS_OWNER) {
+            let note = format!(
+                "Secret {}/{name} exists without the label {SIGNING_KEYS_LABEL}={SIGNING_KEYS_OWNER}: \
+                 the operator does not write Secrets it does not manage; delete it or \
+                 add the label to let the operator keep the issuer's signing keys in it",
+                self.config.namespace
+            );
+            self.report(&secret, "ForeignSecret", note).await;
+            self.metrics.signing_keys("foreign");
+            return Ok(Round::Done(Outcome::Foreign));
+        }
+        let data = secret.data.clone().unwrap_or_default();
+        let entries = keys::read_entries(data.iter().map(|(k, v)| (k.as_str(), v.0.as_slice())));
+        if !entries.invalid.is_empty() {
+            let list: Vec<String> = entries
+                .invalid
+                .iter()
+                .map(|(n, why)| format!("{n}: {why}"))
+                .collect();
+            let note = format!(
+                "invalid signing-key entries, left in place and nothing rotated until \
+                 they are fixed or removed: {}",
+                list.join("; ")
+            );
+            self.report(&secret, "InvalidSigningKey", note).await;
+            self.metrics.signing_keys("invalid");
+            return Ok(Round::Done(Outcome::Invalid));
+        }
+        let Some((data, summary)) = self.next_data(&data, &entries, now).await? else {
+            self.clear_report();
+            self.metrics.signing_keys("unchanged");
+            return Ok(Round::Done(Outcome::Unchanged));
+        };
+        let mut updated = secret;
+        updated.metadata.managed_fields = None;
+        updated.data = Some(data);
+        before_write().await;
+        // Carries the resourceVersion read above: a concurrent write makes this 409.
+        Ok(Round::Wrote(
+            self.secrets
+                .replace(name, &post_params(), &updated)
+                .await
+                .map(|_| (Outcome::Updated, Write::SigningKeysReplace, summary)),
+        ))
     }
 
     /// The data the Secret should hold at `now`, with a summary of the changes, or `None` when
@@ -330,7 +366,7 @@ impl SigningKeyManager {
     }
 
     /// Runs passes every [`SigningKeysConfig::check_interval`] until `stop` is cancelled.
-    pub async fn run(&self, stop: CancellationToken) {
+    pub(crate) async fn run(&self, stop: CancellationToken) {
         let interval = self.config.check_interval();
         loop {
             if let Err(e) = self.sync().await {

@@ -3,7 +3,7 @@
 use tracing_subscriber::EnvFilter;
 
 /// Installs the global subscriber. `filter` uses `RUST_LOG` syntax (e.g. `info,kube=warn`).
-pub fn init(json: bool, filter: &str) -> Result<(), String> {
+pub(crate) fn init(json: bool, filter: &str) -> Result<(), String> {
     let filter = EnvFilter::try_new(filter).map_err(|e| format!("log filter {filter:?}: {e}"))?;
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)

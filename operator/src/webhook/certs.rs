@@ -37,7 +37,7 @@ use time::OffsetDateTime;
 /// Secret key of the serving certificate (PEM).
 pub const TLS_CRT: &str = "tls.crt";
 /// Secret key of the serving certificate's private key (PKCS #8 PEM).
-pub const TLS_KEY: &str = "tls.key";
+pub(crate) const TLS_KEY: &str = "tls.key";
 /// Secret key of the CA bundle the API server must trust (PEM, one or more certificates).
 pub const CA_CRT: &str = "ca.crt";
 
@@ -195,7 +195,7 @@ pub fn split_bundle(bundle: &str) -> Vec<String> {
 
 /// The new bundle: `new_ca` first, then every certificate of `old_bundle` that is still valid
 /// at `now` and is not a duplicate.
-pub fn merge_bundle(new_ca: &str, old_bundle: &str, now: OffsetDateTime) -> String {
+pub(crate) fn merge_bundle(new_ca: &str, old_bundle: &str, now: OffsetDateTime) -> String {
     let mut certs = vec![new_ca.to_string()];
     for cert in split_bundle(old_bundle) {
         let valid = inspect(cert.as_bytes()).is_ok_and(|i| i.not_after > now.unix_timestamp());
@@ -207,7 +207,7 @@ pub fn merge_bundle(new_ca: &str, old_bundle: &str, now: OffsetDateTime) -> Stri
 }
 
 /// Why a stored certificate must be replaced, or `None` when it can stay.
-pub fn renewal_reason(
+pub(crate) fn renewal_reason(
     data: Option<&BTreeMap<String, ByteString>>,
     dns_names: &[String],
     now: OffsetDateTime,
@@ -241,7 +241,10 @@ pub fn renewal_reason(
 }
 
 /// A rustls key from PEM certificate chain and key.
-pub fn certified_key(cert_pem: &[u8], key_pem: &[u8]) -> Result<Arc<CertifiedKey>, CertError> {
+pub(crate) fn certified_key(
+    cert_pem: &[u8],
+    key_pem: &[u8],
+) -> Result<Arc<CertifiedKey>, CertError> {
     let chain = CertificateDer::pem_slice_iter(cert_pem)
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| CertError::Parse {
@@ -293,7 +296,7 @@ impl CertSlot {
     }
 
     /// Whether a certificate is loaded (readiness).
-    pub fn is_loaded(&self) -> bool {
+    pub(crate) fn is_loaded(&self) -> bool {
         self.get().is_some()
     }
 }
@@ -518,7 +521,7 @@ pub struct FileCerts {
 impl FileCerts {
     /// Reads both files; returns their bytes (certificate PEM first, to detect changes and read
     /// the expiry) and the key.
-    pub async fn load(&self) -> Result<(Vec<u8>, Arc<CertifiedKey>), CertError> {
+    pub(crate) async fn load(&self) -> Result<(Vec<u8>, Arc<CertifiedKey>), CertError> {
         let read = |name: &str| {
             let path = self.dir.join(name);
             async move {

@@ -3,8 +3,8 @@
 //! container and the read-only volume holding the ConnectedApp's client Secret.
 //!
 //! The sidecar is configured through environment variables, each the `KEYWAY_*` equivalent of a
-//! keyway-proxy flag (see [`env`](mod@env)); the Secret's keys ([`contract::secret`]) appear as files in
-//! [`SECRET_MOUNT_PATH`].
+//! keyway-proxy flag (see `env`); the Secret's keys ([`contract::secret`]) appear as files in
+//! `SECRET_MOUNT_PATH`.
 
 use std::collections::BTreeMap;
 
@@ -21,34 +21,34 @@ use k8s_openapi::api::core::v1::{
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
-pub use contract::inject::PROXY_ENV_ANNOTATION;
+pub(crate) use contract::inject::PROXY_ENV_ANNOTATION;
 
 /// Name of the pod volume that holds the client Secret.
-pub const SECRET_VOLUME_NAME: &str = "keyway-client";
+pub(crate) const SECRET_VOLUME_NAME: &str = "keyway-client";
 /// Where the client Secret is mounted (read-only) in the sidecar: one file per Secret key
 /// (keyway-proxy's default `--config-dir`).
-pub const SECRET_MOUNT_PATH: &str = "/etc/keyway/app";
+pub(crate) const SECRET_MOUNT_PATH: &str = "/etc/keyway/app";
 /// Name of the sidecar's admin port (health, readiness, metrics).
-pub const ADMIN_PORT_NAME: &str = "keyway-admin";
+pub(crate) const ADMIN_PORT_NAME: &str = "keyway-admin";
 /// The non-root user and group the sidecar runs as.
-pub const SIDECAR_UID: i64 = 65532;
+pub(crate) const SIDECAR_UID: i64 = 65532;
 
 /// The keyway-proxy environment variables the webhook sets (the flags' `KEYWAY_*` equivalents).
-pub mod env {
+pub(crate) mod env {
     /// Address the proxy listens on, `0.0.0.0:<listen port>`.
-    pub const LISTEN: &str = "KEYWAY_LISTEN";
+    pub(crate) const LISTEN: &str = "KEYWAY_LISTEN";
     /// The tool on localhost, `http://127.0.0.1:<upstream port>`.
-    pub const UPSTREAM: &str = "KEYWAY_UPSTREAM";
+    pub(crate) const UPSTREAM: &str = "KEYWAY_UPSTREAM";
     /// Address of the admin server (`/healthz`, `/readyz`, `/metrics`).
-    pub const ADMIN_LISTEN: &str = "KEYWAY_ADMIN_LISTEN";
+    pub(crate) const ADMIN_LISTEN: &str = "KEYWAY_ADMIN_LISTEN";
     /// Directory holding the client Secret's files (`--config-dir`).
-    pub const CONFIG_DIR: &str = "KEYWAY_CONFIG_DIR";
+    pub(crate) const CONFIG_DIR: &str = "KEYWAY_CONFIG_DIR";
     /// `--upstream-port`, exclusive with [`UPSTREAM`]; reserved so that it cannot be added.
-    pub const UPSTREAM_PORT: &str = "KEYWAY_UPSTREAM_PORT";
+    pub(crate) const UPSTREAM_PORT: &str = "KEYWAY_UPSTREAM_PORT";
     /// Log format (`json`).
-    pub const LOG_FORMAT: &str = "KEYWAY_LOG_FORMAT";
+    pub(crate) const LOG_FORMAT: &str = "KEYWAY_LOG_FORMAT";
     /// Every variable the webhook owns; annotations cannot override these.
-    pub const RESERVED: [&str; 6] = [
+    pub(crate) const RESERVED: [&str; 6] = [
         LISTEN,
         UPSTREAM,
         UPSTREAM_PORT,
@@ -96,20 +96,20 @@ impl Default for SidecarConfig {
 
 /// What a pod asks for, read from its annotations.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Injection {
+pub(crate) struct Injection {
     /// The ConnectedApp (same namespace).
-    pub app: String,
+    pub(crate) app: String,
     /// The port the tool listens on at localhost.
-    pub upstream_port: u16,
+    pub(crate) upstream_port: u16,
     /// The port the sidecar listens on.
-    pub listen_port: u16,
+    pub(crate) listen_port: u16,
     /// Extra `KEYWAY_*` variables from [`PROXY_ENV_ANNOTATION`], sorted by name.
-    pub extra_env: BTreeMap<String, String>,
+    pub(crate) extra_env: BTreeMap<String, String>,
 }
 
 /// Whether (and how) to inject.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Plan {
+pub(crate) enum Plan {
     /// Leave the pod as it is, for the reason given.
     Skip(&'static str),
     /// Inject a sidecar.
@@ -118,7 +118,7 @@ pub enum Plan {
 
 /// Reads the pod's label and annotations. `Err` holds every problem found, each a message that
 /// says what to fix; the pod is then refused.
-pub fn plan(pod: &Pod) -> Result<Plan, Vec<String>> {
+pub(crate) fn plan(pod: &Pod) -> Result<Plan, Vec<String>> {
     let labels = pod.metadata.labels.as_ref();
     if labels.and_then(|l| l.get(INJECT_LABEL)).map(String::as_str) != Some(INJECT_ENABLED) {
         return Ok(Plan::Skip("pod does not carry the injection label"));
@@ -212,7 +212,7 @@ pub fn plan(pod: &Pod) -> Result<Plan, Vec<String>> {
 }
 
 /// Whether the pod already has the sidecar (as a container or an init container).
-pub fn already_injected(pod: &Pod) -> bool {
+pub(crate) fn already_injected(pod: &Pod) -> bool {
     pod.spec.as_ref().is_some_and(|spec| {
         spec.containers
             .iter()
@@ -223,7 +223,7 @@ pub fn already_injected(pod: &Pod) -> bool {
 
 /// The JSON patch that injects the sidecar, or every reason it cannot be injected (port or name
 /// clashes with what the pod already has).
-pub fn patch(
+pub(crate) fn patch(
     pod: &Pod,
     injection: &Injection,
     secret_name: &str,
@@ -328,7 +328,7 @@ fn add(tokens: &[&str], value: serde_json::Value) -> PatchOperation {
 }
 
 /// The sidecar container.
-pub fn sidecar(injection: &Injection, config: &SidecarConfig) -> Container {
+pub(crate) fn sidecar(injection: &Injection, config: &SidecarConfig) -> Container {
     let mut env = vec![
         env_var(env::LISTEN, format!("0.0.0.0:{}", injection.listen_port)),
         env_var(
@@ -487,7 +487,7 @@ fn parse_extra_env(raw: &str) -> Result<BTreeMap<String, String>, Vec<String>> {
 }
 
 /// RFC 1123 subdomain, as Kubernetes object names are.
-pub fn is_dns_subdomain(name: &str) -> bool {
+pub(crate) fn is_dns_subdomain(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= 253
         && name.split('.').all(|label| {

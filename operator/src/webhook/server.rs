@@ -35,7 +35,7 @@ use super::certs::CertSlot;
 use super::inject::{self, Plan, SidecarConfig};
 
 /// Largest AdmissionReview accepted (the API server's own request limit is 3 MiB).
-pub const MAX_BODY_BYTES: usize = 3 * 1024 * 1024;
+pub(crate) const MAX_BODY_BYTES: usize = 3 * 1024 * 1024;
 /// Time a client gets to finish the TLS handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Time in-flight requests get to finish on shutdown.
@@ -145,7 +145,7 @@ impl Outcome {
 
 impl<D: AppDirectory> Webhook<D> {
     /// Answers one admission request.
-    pub async fn admit(&self, request: &AdmissionRequest<Pod>) -> AdmissionResponse {
+    pub(crate) async fn admit(&self, request: &AdmissionRequest<Pod>) -> AdmissionResponse {
         let start = Instant::now();
         let (response, outcome) = self.decide(request).await;
         self.metrics
@@ -308,7 +308,7 @@ async fn mutate<D: AppDirectory>(State(webhook): State<Arc<Webhook<D>>>, body: B
 
 /// The review as JSON, with `response.patch` base64-encoded as the API documents it (Go's
 /// `[]byte`); kube-core serialises the bytes as an array of numbers.
-pub fn review_json(
+pub(crate) fn review_json(
     review: &AdmissionReview<DynamicObject>,
 ) -> Result<serde_json::Value, serde_json::Error> {
     use base64::Engine as _;
@@ -322,7 +322,7 @@ pub fn review_json(
 }
 
 /// `/healthz`, `/readyz` (a certificate is loaded) and `/metrics` on the plain-HTTP admin port.
-pub fn admin_router(slot: Arc<CertSlot>, metrics: Arc<Metrics>) -> Router {
+pub(crate) fn admin_router(slot: Arc<CertSlot>, metrics: Arc<Metrics>) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
         .route(

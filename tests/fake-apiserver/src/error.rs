@@ -28,7 +28,7 @@ pub enum Reason {
 
 impl Reason {
     /// The HTTP status code the real API server uses for this reason.
-    pub fn code(self) -> u16 {
+    pub(crate) fn code(self) -> u16 {
         match self {
             Reason::NotFound => 404,
             Reason::AlreadyExists | Reason::Conflict => 409,
@@ -42,7 +42,7 @@ impl Reason {
     }
 
     /// The reason as spelled in the `Status` object.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Reason::NotFound => "NotFound",
             Reason::AlreadyExists => "AlreadyExists",
@@ -84,11 +84,11 @@ pub struct Details {
 }
 
 /// `Result` with [`ApiError`].
-pub type Result<T, E = ApiError> = std::result::Result<T, E>;
+pub(crate) type Result<T, E = ApiError> = std::result::Result<T, E>;
 
 impl ApiError {
     /// An error without details.
-    pub fn new(reason: Reason, message: impl Into<String>) -> Self {
+    pub(crate) fn new(reason: Reason, message: impl Into<String>) -> Self {
         ApiError {
             reason,
             message: message.into(),
@@ -97,7 +97,13 @@ impl ApiError {
     }
 
     /// An error about one object of a resource.
-    pub fn about(reason: Reason, group: &str, resource: &str, name: &str, message: String) -> Self {
+    pub(crate) fn about(
+        reason: Reason,
+        group: &str,
+        resource: &str,
+        name: &str,
+        message: String,
+    ) -> Self {
         ApiError {
             reason,
             message,
@@ -111,7 +117,7 @@ impl ApiError {
     }
 
     /// `<resource>.<group> "<name>" not found`.
-    pub fn not_found(group: &str, resource: &str, name: &str) -> Self {
+    pub(crate) fn not_found(group: &str, resource: &str, name: &str) -> Self {
         let qualified = qualified(group, resource);
         Self::about(
             Reason::NotFound,
@@ -123,7 +129,7 @@ impl ApiError {
     }
 
     /// `<resource>.<group> "<name>" already exists`.
-    pub fn already_exists(group: &str, resource: &str, name: &str) -> Self {
+    pub(crate) fn already_exists(group: &str, resource: &str, name: &str) -> Self {
         let qualified = qualified(group, resource);
         Self::about(
             Reason::AlreadyExists,
@@ -135,7 +141,7 @@ impl ApiError {
     }
 
     /// The optimistic-concurrency conflict of a stale `resourceVersion`.
-    pub fn stale(group: &str, resource: &str, name: &str) -> Self {
+    pub(crate) fn stale(group: &str, resource: &str, name: &str) -> Self {
         let qualified = qualified(group, resource);
         Self::about(
             Reason::Conflict,
@@ -150,12 +156,12 @@ impl ApiError {
     }
 
     /// A request that is malformed.
-    pub fn bad_request(message: impl Into<String>) -> Self {
+    pub(crate) fn bad_request(message: impl Into<String>) -> Self {
         Self::new(Reason::BadRequest, message)
     }
 
     /// An object that fails validation, with one field cause.
-    pub fn invalid(group: &str, kind: &str, name: &str, field: &str, message: &str) -> Self {
+    pub(crate) fn invalid(group: &str, kind: &str, name: &str, field: &str, message: &str) -> Self {
         let mut error = Self::about(
             Reason::Invalid,
             group,
@@ -172,7 +178,7 @@ impl ApiError {
     }
 
     /// The `Status` object the real server sends for this error.
-    pub fn to_status(&self) -> Value {
+    pub(crate) fn to_status(&self) -> Value {
         let mut status = json!({
             "kind": "Status",
             "apiVersion": "v1",
@@ -208,7 +214,7 @@ impl ApiError {
 }
 
 /// `secrets` or `connectedapps.keyway.dev`.
-pub fn qualified(group: &str, resource: &str) -> String {
+pub(crate) fn qualified(group: &str, resource: &str) -> String {
     if group.is_empty() {
         resource.to_owned()
     } else {

@@ -14,10 +14,10 @@ use serde_json::{Map, Value, json};
 use crate::patch::merge_key;
 
 /// One path element, spelled as in `FieldsV1`: `f:name`, `k:{"name":"x"}` or `v:"x"`.
-pub type Path = Vec<String>;
+pub(crate) type Path = Vec<String>;
 
 /// A set of owned leaf paths.
-pub type FieldSet = BTreeSet<Path>;
+pub(crate) type FieldSet = BTreeSet<Path>;
 
 /// Metadata fields the server owns, never tracked in field sets.
 const SYSTEM_METADATA: &[&str] = &[
@@ -36,7 +36,7 @@ const SYSTEM_METADATA: &[&str] = &[
 
 /// Which part of an object a write addresses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Part {
+pub(crate) enum Part {
     /// Everything but `status` (for resources with a status subresource).
     Main,
     /// Only `status`.
@@ -46,7 +46,7 @@ pub enum Part {
 }
 
 /// The leaf paths of `object` restricted to `part`.
-pub fn field_set(object: &Value, part: Part, custom: bool) -> FieldSet {
+pub(crate) fn field_set(object: &Value, part: Part, custom: bool) -> FieldSet {
     let mut set = FieldSet::new();
     let Some(map) = object.as_object() else {
         return set;
@@ -123,7 +123,7 @@ fn collect(value: &Value, field: &str, path: &mut Path, custom: bool, set: &mut 
 }
 
 /// The value at a path, if present.
-pub fn get_at<'a>(object: &'a Value, path: &[String]) -> Option<&'a Value> {
+pub(crate) fn get_at<'a>(object: &'a Value, path: &[String]) -> Option<&'a Value> {
     let mut current = object;
     for segment in path {
         current = step(current, segment)?;
@@ -149,7 +149,7 @@ fn step<'a>(value: &'a Value, segment: &str) -> Option<&'a Value> {
 }
 
 /// Removes the value at a path (a map entry or a list element); a no-op when absent.
-pub fn remove_at(object: &mut Value, path: &[String]) {
+pub(crate) fn remove_at(object: &mut Value, path: &[String]) {
     let Some((last, parents)) = path.split_last() else {
         return;
     };
@@ -192,13 +192,13 @@ pub fn remove_at(object: &mut Value, path: &[String]) {
 }
 
 /// Whether one path is a prefix of the other (they address overlapping values).
-pub fn overlaps(a: &[String], b: &[String]) -> bool {
+pub(crate) fn overlaps(a: &[String], b: &[String]) -> bool {
     let n = a.len().min(b.len());
     a[..n] == b[..n]
 }
 
 /// `.spec.containers[name="app"].image`, the form the real server uses in conflict messages.
-pub fn display_path(path: &[String]) -> String {
+pub(crate) fn display_path(path: &[String]) -> String {
     let mut out = String::new();
     for segment in path {
         if let Some(f) = segment.strip_prefix("f:") {
@@ -220,7 +220,7 @@ pub fn display_path(path: &[String]) -> String {
 }
 
 /// Renders a field set as a `FieldsV1` tree.
-pub fn to_fields_v1(set: &FieldSet) -> Value {
+pub(crate) fn to_fields_v1(set: &FieldSet) -> Value {
     let mut root = Map::new();
     for path in set {
         let mut node = &mut root;
@@ -244,7 +244,7 @@ pub fn to_fields_v1(set: &FieldSet) -> Value {
 }
 
 /// Parses a `FieldsV1` tree back into leaf paths.
-pub fn from_fields_v1(tree: &Value) -> FieldSet {
+pub(crate) fn from_fields_v1(tree: &Value) -> FieldSet {
     let mut set = FieldSet::new();
     let mut path = Vec::new();
     walk(tree, &mut path, &mut set);
@@ -271,7 +271,7 @@ fn walk(node: &Value, path: &mut Path, set: &mut FieldSet) {
 
 /// Merges an applied configuration into the live object: maps recursively, associative lists by
 /// key, `finalizers` as a set, everything else replaced.
-pub fn merge_applied(live: &mut Value, applied: &Value, field: &str, custom: bool) {
+pub(crate) fn merge_applied(live: &mut Value, applied: &Value, field: &str, custom: bool) {
     match (live, applied) {
         (Value::Object(live_map), Value::Object(applied_map)) => {
             for (k, v) in applied_map {

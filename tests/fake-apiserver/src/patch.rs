@@ -7,7 +7,7 @@ use crate::error::{ApiError, Reason, Result};
 
 /// The patch types the server accepts, by `Content-Type`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PatchType {
+pub(crate) enum PatchType {
     /// `application/merge-patch+json`.
     Merge,
     /// `application/json-patch+json`.
@@ -20,7 +20,7 @@ pub enum PatchType {
 
 impl PatchType {
     /// Maps a `Content-Type` (parameters ignored) to a patch type; unknown types are 415.
-    pub fn from_content_type(content_type: &str) -> Result<Self> {
+    pub(crate) fn from_content_type(content_type: &str) -> Result<Self> {
         let essence = content_type.split(';').next().unwrap_or("").trim();
         match essence {
             "application/merge-patch+json" => Ok(PatchType::Merge),
@@ -40,7 +40,7 @@ impl PatchType {
 }
 
 /// Applies a JSON merge patch (RFC 7386).
-pub fn merge_patch(target: &mut Value, patch: &Value) {
+pub(crate) fn merge_patch(target: &mut Value, patch: &Value) {
     json_patch::merge(target, patch);
 }
 
@@ -48,7 +48,7 @@ pub fn merge_patch(target: &mut Value, patch: &Value) {
 /// as on the real server. As in the JSON patch library the real server uses, a `test` for
 /// `null` succeeds on a path that does not exist (kube-runtime's finalizer helper relies on it).
 /// The patch applies atomically: `target` is unchanged on error.
-pub fn json_patch(target: &mut Value, patch: &Value) -> Result<()> {
+pub(crate) fn json_patch(target: &mut Value, patch: &Value) -> Result<()> {
     let operations: json_patch::Patch = serde_json::from_value(patch.clone())
         .map_err(|e| ApiError::bad_request(format!("invalid JSON patch: {e}")))?;
     let mut working = target.clone();
@@ -73,7 +73,7 @@ pub fn json_patch(target: &mut Value, patch: &Value) -> Result<()> {
 /// The merge key of a list field in built-in types, for strategic merge patch and server-side
 /// apply (the `patchMergeKey` / `listMapKeys` of the Kubernetes OpenAPI schema, for the lists
 /// this server's built-in types contain).
-pub fn merge_key(field: &str, elements: &[Value]) -> Option<&'static str> {
+pub(crate) fn merge_key(field: &str, elements: &[Value]) -> Option<&'static str> {
     let all_have =
         |key: &str| !elements.is_empty() && elements.iter().all(|e| e.get(key).is_some());
     let key = match field {
@@ -101,7 +101,7 @@ fn is_primitive_merge_list(field: &str) -> bool {
 /// Applies a strategic merge patch: a JSON merge patch in which lists with a merge key are
 /// merged element by element (`$patch: delete` removes an element, `$patch: replace` replaces a
 /// map), `finalizers` are merged as a set, and other lists are replaced.
-pub fn strategic_merge_patch(target: &mut Value, patch: &Value) -> Result<()> {
+pub(crate) fn strategic_merge_patch(target: &mut Value, patch: &Value) -> Result<()> {
     smp_value(target, patch, None)
 }
 

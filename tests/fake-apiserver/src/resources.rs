@@ -102,10 +102,10 @@ impl ResourceType {
 
     /// A custom resource as its CRD (`apiextensions.k8s.io/v1`, YAML or JSON) declares it: the
     /// storage version, its scope, names, status subresource and schema.
-    pub fn from_crd(crd: &str) -> Result<Self, String> {
+    pub(crate) fn from_crd(crd: &str) -> Result<Self, String> {
         let crd: Value =
             serde_yaml::from_str(crd).map_err(|e| format!("the CRD does not parse: {e}"))?;
-        let parsed = crate::schema::parse_crd(&crd)?;
+        let parsed = crate::crd::parse_crd(&crd)?;
         let scope = if parsed.namespaced {
             Scope::Namespaced
         } else {
@@ -126,7 +126,7 @@ impl ResourceType {
     }
 
     /// `v1` or `keyway.dev/v1alpha1`.
-    pub fn api_version(&self) -> String {
+    pub(crate) fn api_version(&self) -> String {
         if self.group.is_empty() {
             self.version.clone()
         } else {
@@ -135,7 +135,7 @@ impl ResourceType {
     }
 
     /// Whether objects live in namespaces.
-    pub fn namespaced(&self) -> bool {
+    pub(crate) fn namespaced(&self) -> bool {
         self.scope == Scope::Namespaced
     }
 
@@ -154,7 +154,7 @@ impl ResourceType {
 }
 
 /// The built-in resources every server starts with.
-pub fn builtins() -> Vec<ResourceType> {
+pub(crate) fn builtins() -> Vec<ResourceType> {
     use Scope::{Cluster, Namespaced};
     vec![
         ResourceType::builtin("", "v1", "namespaces", "Namespace", Cluster, true, false)

@@ -23,19 +23,19 @@ use crate::error::{ApiError, Reason};
 
 /// One violation: the field path (`spec.redirectURIs[0]`) and what is wrong.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Violation {
+pub(crate) struct Violation {
     /// Path of the field.
-    pub field: String,
+    pub(crate) field: String,
     /// `metav1.CauseType`, e.g. `FieldValueInvalid`.
-    pub cause: &'static str,
+    pub(crate) cause: &'static str,
     /// Message, phrased like the real server's.
-    pub message: String,
+    pub(crate) message: String,
     /// JSON pointer of the value whose check failed (for ratcheting).
-    pub node: String,
+    pub(crate) node: String,
 }
 
 /// Prunes unknown fields and non-nullable nulls, in place.
-pub fn prune(schema: &Value, value: &mut Value, root: bool) {
+pub(crate) fn prune(schema: &Value, value: &mut Value, root: bool) {
     let Value::Object(map) = value else {
         if let (Value::Array(items), Some(item_schema)) = (value, schema.get("items")) {
             for item in items {
@@ -79,7 +79,7 @@ pub fn prune(schema: &Value, value: &mut Value, root: bool) {
 }
 
 /// Applies `default`s to absent properties, recursively.
-pub fn default(schema: &Value, value: &mut Value) {
+pub(crate) fn default(schema: &Value, value: &mut Value) {
     match value {
         Value::Object(map) => {
             if let Some(properties) = schema.get("properties").and_then(Value::as_object) {
@@ -115,7 +115,7 @@ pub fn default(schema: &Value, value: &mut Value) {
 }
 
 /// Evaluates CEL rules, compiling each rule once.
-pub struct Validator {
+pub(crate) struct Validator {
     env: Arc<cel::Env>,
     programs: std::sync::Mutex<std::collections::HashMap<String, Arc<cel::Program>>>,
 }
@@ -155,9 +155,55 @@ fn shown(value: &Value) -> String {
     }
 }
 
+/// A violation's field: `path`, or `<root>`.
+fn at(path: &str) -> String {
+    if path.is_empty() {
+        "<root>".to_owned()
+    } else {
+        path.to_owned()
+    }
+}
+
+/// `minimum` and `maximum` (with their `exclusive…` flags).
+fn number(schema: &Value, n: &serde_json::Number, path: &str, out: &mut Vec<Violation>) {
+    let x = n.as_f64().unwrap_or(0.0);
+    if let Some(min) = schema.get("minimum").and_then(Value::as_f64) {
+        let exclusive = schema.get("exclusiveMinimum").and_then(Value::as_bool) == Some(true);
+        if x < min || (exclusive && x == min) {
+            out.push(Violation {
+                field: at(path),
+                cause: "FieldValueInvalid",
+                message: format!(
+                    "Invalid value: {n}: {path} in body should be greater than or equal to {min}"
+                ),
+                node: String::new(),
+            });
+        }
+    }
+    if let Some(max) = schema.get("maximum").and_then(Value::as_f64) {
+        let exclusive = schema.get("exclusiveMaximum").and_then(Value::as_bool) == Some(true);
+        if x > max || (exclusive && x == max) {
+            out.push(Violation {
+                field: at(path),
+                cause: "FieldValueInvalid",
+                message: format!(
+                    "Invalid value: {n}: {path} in body should be less than or equal to {max}"
+                ),
+                node: String::new(),
+            });
+        }
+    }
+}
+
 impl Validator {
     /// Every violation of `schema` by `value` (the whole object; `path` is "" at the root).
-    pub fn validate(&self, schema: &Value, value: &Value, path: &str, out: &mut Vec<Violation>) {
+    pub(crate) fn validate(
+        &self,
+        schema: &Value,
+        value: &Value,
+        path: &str,
+        out: &mut Vec<Violation>,
+    ) {
         self.validate_at(schema, value, path, "", out);
     }
 
@@ -186,13 +232,6 @@ impl Validator {
         pointer: &str,
         out: &mut Vec<Violation>,
     ) {
-        let at = |p: &str| {
-            if p.is_empty() {
-                "<root>".to_owned()
-            } else {
-                p.to_owned()
-            }
-        };
         if value.is_null() {
             if !schema
                 .get("nullable")
@@ -246,101 +285,9 @@ impl Validator {
         }
         match value {
             Value::String(s) => self.string(schema, s, value, &at(path), out),
-            Value::Number(n) => {
-                let x = n.as_f64().unwrap_or(0.0);
-                if let Some(min) = schema.get("minimum").and_then(Value::as_f64) {
-                    let exclusive =
-                        schema.get("exclusiveMinimum").and_then(Value::as_bool) == Some(true);
-                    if x < min || (exclusive && x == min) {
-                        out.push(Violation {
-                            field: at(path),
-                            cause: "FieldValueInvalid",
-                            message: format!("Invalid value: {n}: {path} in body should be greater than or equal to {min}"),
-                            node: String::new(),
-                        });
-                    }
-                }
-                if let Some(max) = schema.get("maximum").and_then(Value::as_f64) {
-                    let exclusive =
-                        schema.get("exclusiveMaximum").and_then(Value::as_bool) == Some(true);
-                    if x > max || (exclusive && x == max) {
-                        out.push(Violation {
-                            field: at(path),
-                            cause: "FieldValueInvalid",
-                            message: format!("Invalid value: {n}: {path} in body should be less than or equal to {max}"),
-                            node: String::new(),
-                        });
-                    }
-                }
-            }
-            Value::Array(items) => {
-                let len = items.len() as u64;
-                if schema
-                    .get("maxItems")
-                    .and_then(Value::as_u64)
-                    .is_some_and(|m| len > m)
-                {
-                    out.push(Violation {
-                        field: at(path),
-                        cause: "FieldValueTooMany",
-                        message: format!(
-                            "Too many: {len}: must have at most {} items",
-                            schema["maxItems"]
-                        ),
-                        node: String::new(),
-                    });
-                }
-                if schema
-                    .get("minItems")
-                    .and_then(Value::as_u64)
-                    .is_some_and(|m| len < m)
-                {
-                    out.push(Violation {
-                        field: at(path),
-                        cause: "FieldValueInvalid",
-                        message: format!(
-                            "Invalid value: {len}: {path} in body should have at least {} items",
-                            schema["minItems"]
-                        ),
-                        node: String::new(),
-                    });
-                }
-                if let Some(item_schema) = schema.get("items") {
-                    for (i, item) in items.iter().enumerate() {
-                        let item_path = format!("{path}[{i}]");
-                        let item_pointer = format!("{pointer}/{i}");
-                        self.validate_at(item_schema, item, &item_path, &item_pointer, out);
-                    }
-                }
-            }
-            Value::Object(map) => {
-                if let Some(required) = schema.get("required").and_then(Value::as_array) {
-                    for key in required.iter().filter_map(Value::as_str) {
-                        if !map.contains_key(key) {
-                            out.push(Violation {
-                                field: join(path, key),
-                                cause: "FieldValueRequired",
-                                message: "Required value".into(),
-                                node: String::new(),
-                            });
-                        }
-                    }
-                }
-                let properties = schema.get("properties").and_then(Value::as_object);
-                let additional = schema.get("additionalProperties").filter(|a| a.is_object());
-                for (key, child) in map {
-                    if path.is_empty()
-                        && (key == "apiVersion" || key == "kind" || key == "metadata")
-                    {
-                        continue;
-                    }
-                    if let Some(sub) = properties.and_then(|p| p.get(key)).or(additional) {
-                        let child_pointer =
-                            format!("{pointer}/{}", key.replace('~', "~0").replace('/', "~1"));
-                        self.validate_at(sub, child, &join(path, key), &child_pointer, out);
-                    }
-                }
-            }
+            Value::Number(n) => number(schema, n, path, out),
+            Value::Array(items) => self.array(schema, items, path, pointer, out),
+            Value::Object(map) => self.object(schema, map, path, pointer, out),
             _ => {}
         }
         if let Some(rules) = schema
@@ -349,6 +296,91 @@ impl Validator {
         {
             for rule in rules {
                 self.rule(rule, value, path, out);
+            }
+        }
+    }
+
+    /// `minItems`, `maxItems`, and each item against `items`.
+    fn array(
+        &self,
+        schema: &Value,
+        items: &[Value],
+        path: &str,
+        pointer: &str,
+        out: &mut Vec<Violation>,
+    ) {
+        let len = items.len() as u64;
+        if schema
+            .get("maxItems")
+            .and_then(Value::as_u64)
+            .is_some_and(|m| len > m)
+        {
+            out.push(Violation {
+                field: at(path),
+                cause: "FieldValueTooMany",
+                message: format!(
+                    "Too many: {len}: must have at most {} items",
+                    schema["maxItems"]
+                ),
+                node: String::new(),
+            });
+        }
+        if schema
+            .get("minItems")
+            .and_then(Value::as_u64)
+            .is_some_and(|m| len < m)
+        {
+            out.push(Violation {
+                field: at(path),
+                cause: "FieldValueInvalid",
+                message: format!(
+                    "Invalid value: {len}: {path} in body should have at least {} items",
+                    schema["minItems"]
+                ),
+                node: String::new(),
+            });
+        }
+        if let Some(item_schema) = schema.get("items") {
+            for (i, item) in items.iter().enumerate() {
+                let item_path = format!("{path}[{i}]");
+                let item_pointer = format!("{pointer}/{i}");
+                self.validate_at(item_schema, item, &item_path, &item_pointer, out);
+            }
+        }
+    }
+
+    /// `required`, and each property against `properties` or `additionalProperties` (the type
+    /// meta and metadata of the root are the server's).
+    fn object(
+        &self,
+        schema: &Value,
+        map: &serde_json::Map<String, Value>,
+        path: &str,
+        pointer: &str,
+        out: &mut Vec<Violation>,
+    ) {
+        if let Some(required) = schema.get("required").and_then(Value::as_array) {
+            for key in required.iter().filter_map(Value::as_str) {
+                if !map.contains_key(key) {
+                    out.push(Violation {
+                        field: join(path, key),
+                        cause: "FieldValueRequired",
+                        message: "Required value".into(),
+                        node: String::new(),
+                    });
+                }
+            }
+        }
+        let properties = schema.get("properties").and_then(Value::as_object);
+        let additional = schema.get("additionalProperties").filter(|a| a.is_object());
+        for (key, child) in map {
+            if path.is_empty() && (key == "apiVersion" || key == "kind" || key == "metadata") {
+                continue;
+            }
+            if let Some(sub) = properties.and_then(|p| p.get(key)).or(additional) {
+                let child_pointer =
+                    format!("{pointer}/{}", key.replace('~', "~0").replace('/', "~1"));
+                self.validate_at(sub, child, &join(path, key), &child_pointer, out);
             }
         }
     }
@@ -497,7 +529,7 @@ fn join(path: &str, key: &str) -> String {
 }
 
 /// The 422 the real server answers with for violations of a custom resource's schema.
-pub fn invalid(group: &str, kind: &str, name: &str, violations: &[Violation]) -> ApiError {
+pub(crate) fn invalid(group: &str, kind: &str, name: &str, violations: &[Violation]) -> ApiError {
     let summary: Vec<String> = violations
         .iter()
         .map(|v| format!("{}: {}", v.field, v.message))
@@ -519,86 +551,6 @@ pub fn invalid(group: &str, kind: &str, name: &str, violations: &[Violation]) ->
             .collect();
     }
     error
-}
-
-/// The served version of a CRD (`apiextensions.k8s.io/v1`, as JSON): group, names, scope, the
-/// storage version's name, its `openAPIV3Schema` and whether it has a status subresource.
-pub fn parse_crd(crd: &Value) -> Result<CrdVersion, String> {
-    let spec = crd.get("spec").ok_or("a CRD needs a spec")?;
-    let text = |v: Option<&Value>, what: &str| {
-        v.and_then(Value::as_str)
-            .map(str::to_owned)
-            .ok_or_else(|| format!("the CRD has no {what}"))
-    };
-    let group = text(spec.get("group"), "spec.group")?;
-    let names = spec.get("names").ok_or("the CRD has no spec.names")?;
-    let plural = text(names.get("plural"), "spec.names.plural")?;
-    let kind = text(names.get("kind"), "spec.names.kind")?;
-    let singular = names
-        .get("singular")
-        .and_then(Value::as_str)
-        .map_or_else(|| kind.to_ascii_lowercase(), str::to_owned);
-    let short_names = names
-        .get("shortNames")
-        .and_then(Value::as_array)
-        .map(|a| {
-            a.iter()
-                .filter_map(Value::as_str)
-                .map(str::to_owned)
-                .collect()
-        })
-        .unwrap_or_default();
-    let namespaced = match spec.get("scope").and_then(Value::as_str) {
-        Some("Namespaced") => true,
-        Some("Cluster") => false,
-        _ => return Err("spec.scope must be Namespaced or Cluster".into()),
-    };
-    let versions = spec
-        .get("versions")
-        .and_then(Value::as_array)
-        .ok_or("the CRD has no versions")?;
-    let version = versions
-        .iter()
-        .find(|v| v.get("storage").and_then(Value::as_bool) == Some(true))
-        .or_else(|| versions.first())
-        .ok_or("the CRD has no versions")?;
-    Ok(CrdVersion {
-        group,
-        version: text(version.get("name"), "version name")?,
-        plural,
-        singular,
-        kind,
-        namespaced,
-        short_names,
-        status_subresource: version.pointer("/subresources/status").is_some(),
-        schema: version
-            .pointer("/schema/openAPIV3Schema")
-            .cloned()
-            .map(Arc::new),
-    })
-}
-
-/// A CRD's served version, see [`parse_crd`].
-#[derive(Debug, Clone)]
-pub struct CrdVersion {
-    /// `spec.group`.
-    pub group: String,
-    /// The storage version's name.
-    pub version: String,
-    /// `spec.names.plural`.
-    pub plural: String,
-    /// `spec.names.singular`.
-    pub singular: String,
-    /// `spec.names.kind`.
-    pub kind: String,
-    /// `spec.scope == Namespaced`.
-    pub namespaced: bool,
-    /// `spec.names.shortNames`.
-    pub short_names: Vec<String>,
-    /// Whether the version has `subresources.status`.
-    pub status_subresource: bool,
-    /// The version's `openAPIV3Schema`.
-    pub schema: Option<Arc<Value>>,
 }
 
 #[cfg(test)]

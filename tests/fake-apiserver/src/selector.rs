@@ -7,7 +7,7 @@ use crate::error::{ApiError, Result};
 
 /// One requirement of a label selector.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Requirement {
+pub(crate) enum Requirement {
     /// `key=value` or `key==value`.
     Equals(String, String),
     /// `key!=value` (also true when the label is absent).
@@ -24,7 +24,7 @@ pub enum Requirement {
 
 /// A parsed label selector: all requirements must hold.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct LabelSelector(pub Vec<Requirement>);
+pub(crate) struct LabelSelector(pub(crate) Vec<Requirement>);
 
 fn split_top_level(input: &str) -> Vec<&str> {
     let mut parts = Vec::new();
@@ -101,7 +101,7 @@ fn parse_set(requirement: &str, rest: &str) -> Result<Vec<String>> {
 
 impl LabelSelector {
     /// Parses the `labelSelector` query parameter.
-    pub fn parse(input: &str) -> Result<Self> {
+    pub(crate) fn parse(input: &str) -> Result<Self> {
         let mut requirements = Vec::new();
         if input.trim().is_empty() {
             return Ok(LabelSelector(requirements));
@@ -153,7 +153,7 @@ impl LabelSelector {
     }
 
     /// Whether an object's `metadata.labels` satisfy every requirement.
-    pub fn matches(&self, object: &Value) -> bool {
+    pub(crate) fn matches(&self, object: &Value) -> bool {
         let labels = object
             .pointer("/metadata/labels")
             .and_then(Value::as_object);
@@ -171,13 +171,13 @@ impl LabelSelector {
 
 /// A parsed field selector over the fields every resource supports.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct FieldSelector(Vec<(String, bool, String)>);
+pub(crate) struct FieldSelector(Vec<(String, bool, String)>);
 
 impl FieldSelector {
     /// Parses the `fieldSelector` query parameter. Only `metadata.name` and
     /// `metadata.namespace` are supported (the fields every resource type supports); others are
     /// refused with 400 as the real server does for unsupported field labels.
-    pub fn parse(input: &str) -> Result<Self> {
+    pub(crate) fn parse(input: &str) -> Result<Self> {
         let mut terms = Vec::new();
         if input.trim().is_empty() {
             return Ok(FieldSelector(terms));
@@ -206,7 +206,7 @@ impl FieldSelector {
     }
 
     /// Whether an object satisfies every term.
-    pub fn matches(&self, object: &Value) -> bool {
+    pub(crate) fn matches(&self, object: &Value) -> bool {
         self.0.iter().all(|(field, equal, value)| {
             let pointer = if field == "metadata.name" {
                 "/metadata/name"

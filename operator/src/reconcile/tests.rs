@@ -14,11 +14,12 @@ use kube::client::Body;
 use kube::{Client, ResourceExt};
 use serde_json::{Value, json};
 
-use super::{Context, reconcile};
-use crate::ControllerConfig;
-use crate::desired::tests::{Counter, basic, cfg, first_plan, settle, t};
-use crate::desired::{self, reason};
+use super::reconcile;
+use crate::config::ControllerConfig;
+use crate::context::Context;
 use crate::metrics::Metrics;
+use crate::plan::test_support::{Counter, basic, cfg, first_plan, settle, t};
+use crate::plan::{self, reason};
 
 type Handle = tower_test::mock::Handle<Request<Body>, Response<Body>>;
 type Check = Box<dyn FnOnce(&Value) + Send>;
@@ -320,7 +321,7 @@ async fn rotation_publishes_both_hashes_before_the_new_secret() {
     });
     // Issued 31 days before the scenario clock: due.
     secret.metadata.annotations.as_mut().unwrap().insert(
-        desired::ISSUED_AT_ANNOTATION.into(),
+        crate::labels::ISSUED_AT_ANNOTATION.into(),
         "2025-12-01T00:00:00Z".into(),
     );
     let old_hash = app.status.as_ref().unwrap().client_secrets[0].hash.clone();
@@ -348,7 +349,7 @@ async fn rotation_publishes_both_hashes_before_the_new_secret() {
                     *n2.lock().unwrap()
                 );
                 assert_eq!(
-                    b["metadata"]["annotations"][desired::ISSUED_AT_ANNOTATION],
+                    b["metadata"]["annotations"][crate::labels::ISSUED_AT_ANNOTATION],
                     "2026-01-01T00:00:00Z"
                 );
             }),
@@ -384,7 +385,7 @@ async fn foreign_secret_is_left_alone_and_reported() {
     .await;
     assert_eq!(
         result.unwrap(),
-        kube::runtime::controller::Action::requeue(desired::RECHECK)
+        kube::runtime::controller::Action::requeue(plan::RECHECK)
     );
     assert_eq!(writes, 2);
 }
@@ -416,7 +417,7 @@ async fn existing_secret_missing_then_appearing() {
     .await;
     assert_eq!(
         result.unwrap(),
-        kube::runtime::controller::Action::requeue(desired::WAIT_FOR_SECRET)
+        kube::runtime::controller::Action::requeue(plan::WAIT_FOR_SECRET)
     );
     assert_eq!(writes, 2);
 
@@ -432,7 +433,7 @@ async fn existing_secret_missing_then_appearing() {
         "client-secret": b64(&"v".repeat(48)),
         "issuer-url": b64("https://login.example.com"),
         "cookie-secret": b64(&cookie),
-        "policy.json": b64(&desired::policy_json(&app)),
+        "policy.json": b64(&plan::policy_json(&app)),
     }});
     let expected_hash = contract::secret::hash_client_secret(&"v".repeat(48));
     let (result, writes) = scenario(
@@ -589,9 +590,18 @@ async fn api_errors_fail_the_reconcile_for_backoff() {
     let err = result.unwrap_err();
     assert_eq!(err.kind(), "api");
     assert_eq!(writes, 0);
-    assert_eq!(super::backoff(1), Duration::from_secs(1));
-    assert_eq!(super::backoff(4), Duration::from_secs(8));
-    assert_eq!(super::backoff(30), Duration::from_secs(300));
+    assert_eq!(
+        crate::controller::backoff::backoff(1),
+        Duration::from_secs(1)
+    );
+    assert_eq!(
+        crate::controller::backoff::backoff(4),
+        Duration::from_secs(8)
+    );
+    assert_eq!(
+        crate::controller::backoff::backoff(30),
+        Duration::from_secs(300)
+    );
     let _ = ResourceExt::name_any(&basic());
 }
 
@@ -642,7 +652,7 @@ async fn loses_to(
     .await;
     assert_eq!(
         result.unwrap(),
-        kube::runtime::controller::Action::requeue(desired::RECHECK)
+        kube::runtime::controller::Action::requeue(plan::RECHECK)
     );
     assert_eq!(writes, 2);
 }
@@ -658,7 +668,7 @@ async fn a_client_id_held_by_an_older_app_gets_a_conflict_and_no_secret() {
 #[tokio::test]
 async fn a_settled_conflict_makes_no_request() {
     let app = created_at(basic(), "2025-12-01T00:00:00Z");
-    let plan = desired::conflict(&app, &holder(), &cfg(), t("2026-01-01T00:00:00Z"));
+    let plan = plan::conflict(&app, &holder(), &cfg(), t("2026-01-01T00:00:00Z"));
     let (settled, _) = settle(&app, &plan, None);
     let (result, writes) = scenario_among(settled, vec![holder()], vec![]).await;
     assert!(result.is_ok());
@@ -698,8 +708,7 @@ fn resource_holder() -> ConnectedApp {
 fn resource_loser() -> (ConnectedApp, Secret) {
     let (app, secret) = settled();
     let app = created_at(app, "2025-12-01T00:00:00Z");
-    let plan =
-        desired::resource_conflict(&app, &resource_holder(), &cfg(), t("2026-01-01T00:00:00Z"));
+    let plan = plan::resource_conflict(&app, &resource_holder(), &cfg(), t("2026-01-01T00:00:00Z"));
     let (app, _) = settle(&app, &plan, None);
     (app, secret)
 }
@@ -770,7 +779,7 @@ async fn a_resource_loser_recovers_when_the_holder_is_deleted() {
     let (result, writes) = scenario_among(loser.clone(), vec![leaving], vec![]).await;
     assert_eq!(
         result.unwrap(),
-        kube::runtime::controller::Action::requeue(desired::HOLDER_LEAVING)
+        kube::runtime::controller::Action::requeue(plan::HOLDER_LEAVING)
     );
     assert_eq!(writes, 0);
     // Gone: the app takes the resource, with the Secret it already had.
@@ -810,7 +819,7 @@ fn a_change_of_an_app_rechecks_the_claimants_of_its_resource_and_the_losers() {
         writer.apply_watcher_event(&kube::runtime::watcher::Event::Apply(app.clone()));
     }
     let names = |changed: &ConnectedApp| {
-        let mut v: Vec<String> = super::rivals(&store, changed)
+        let mut v: Vec<String> = crate::controller::triggers::rivals(&store, changed)
             .into_iter()
             .map(|r| r.name)
             .collect();
@@ -907,15 +916,4 @@ async fn the_bound_namespace_takes_a_resource_an_older_app_of_another_namespace_
     .await;
     assert!(result.is_ok());
     assert_eq!(writes, 2);
-}
-
-#[test]
-fn watch_errors_pause_the_watches_for_at_most_two_seconds() {
-    use kube::runtime::utils::Backoff as _;
-    let mut backoff = super::WatchBackoff::default();
-    let pauses: Vec<u128> = backoff.by_ref().take(5).map(|d| d.as_millis()).collect();
-    assert_eq!(pauses, [800, 1600, 2000, 2000, 2000]);
-    assert_eq!(super::WATCH_BACKOFF_MAX, Duration::from_secs(2));
-    backoff.reset();
-    assert_eq!(backoff.next(), Some(Duration::from_millis(800)));
 }

@@ -1,0 +1,42 @@
+//! The Kubernetes events a plan records: one for each change of the `Ready` condition, and those
+//! the Secret's changes add (`SecretCreated`, `SecretUpdated`, `SecretRotated`,
+//! `CookieSecretReplaced`). Notes never contain secrets.
+
+use api::{CONDITION_READY, ConnectedApp};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+
+/// A Kubernetes event to record.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct PlannedEvent {
+    /// Warning (true) or Normal.
+    pub(crate) warning: bool,
+    /// PascalCase reason.
+    pub(crate) reason: String,
+    /// Human-readable note (never contains secrets).
+    pub(crate) note: String,
+}
+
+/// Events for a change of the Ready condition (none when it stays the same).
+pub(super) fn transition_event(app: &ConnectedApp, condition: &Condition) -> Option<PlannedEvent> {
+    let previous = app
+        .status
+        .as_ref()
+        .and_then(|s| s.conditions.iter().find(|c| c.type_ == CONDITION_READY));
+    if previous.is_some_and(|p| p.status == condition.status && p.reason == condition.reason) {
+        return None;
+    }
+    Some(PlannedEvent {
+        warning: condition.status != "True",
+        reason: condition.reason.clone(),
+        note: truncate_note(&condition.message),
+    })
+}
+
+fn truncate_note(note: &str) -> String {
+    // Events notes are limited to 1 kB.
+    let mut end = note.len().min(1000);
+    while !note.is_char_boundary(end) {
+        end -= 1;
+    }
+    note[..end].to_string()
+}
