@@ -12,9 +12,6 @@ pub enum Error {
     /// A ConnectedApp without a namespace (cannot happen for a namespaced resource).
     #[error("the object has no namespace")]
     MissingNamespace,
-    /// Another replica took over, or the lease could not be renewed in time.
-    #[error("lost the leader lease")]
-    LostLeadership,
     /// The HTTP server could not start.
     #[error("HTTP server: {0}")]
     Http(#[source] std::io::Error),
@@ -39,7 +36,6 @@ impl Error {
                 _ => "finalizer",
             },
             Self::MissingNamespace => "missing_namespace",
-            Self::LostLeadership => "lost_leadership",
             Self::Http(_) => "http",
             Self::KeyGeneration(_) => "key_generation",
         }

@@ -14,7 +14,9 @@
 //! - on shutdown the leader releases the lease (empty holder) so that a successor need not wait.
 
 use std::future::Future;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
@@ -196,38 +198,60 @@ impl LeaderElector {
         }
     }
 
-    /// Waits until this candidate leads, then runs `work` (given a token that is cancelled when
-    /// leadership is lost or `shutdown` is cancelled) while renewing. Returns `Ok` after a
-    /// shutdown, or [`Error::LostLeadership`] when renewal failed for `renew_deadline`.
+    /// Stands for election until `shutdown`: whenever this candidate leads it runs `work` (given
+    /// a token that is cancelled when leadership is lost or `shutdown` is cancelled) while
+    /// renewing. Leadership is lost when another replica took the lease or when renewal failed
+    /// for `renew_deadline`; `work` has then returned before this candidate stands again, so it
+    /// never runs beside another leader's. Returns after a shutdown, having released the lease.
     pub(crate) async fn run<F, Fut>(
         mut self,
         shutdown: CancellationToken,
         on_leading: impl Fn(bool),
-        work: F,
-    ) -> Result<()>
-    where
-        F: FnOnce(CancellationToken) -> Fut,
+        mut work: F,
+    ) where
+        F: FnMut(CancellationToken) -> Fut,
         Fut: Future<Output = ()>,
     {
+        while self.acquire(&shutdown).await {
+            on_leading(true);
+            let stop = shutdown.child_token();
+            self.lead(&shutdown, &stop, work(stop.clone())).await;
+            on_leading(false);
+        }
+        self.release().await;
+    }
+
+    /// Tries until this candidate leads (true) or `shutdown` is cancelled (false).
+    async fn acquire(&mut self, shutdown: &CancellationToken) -> bool {
         loop {
+            if shutdown.is_cancelled() {
+                return false;
+            }
             match self.try_acquire_or_renew().await {
-                Ok(Attempt::Leading) => break,
+                Ok(Attempt::Leading) => return true,
                 Ok(Attempt::Following) => {}
                 Err(e) => warn!(error = %e, "leader election attempt failed"),
             }
             tokio::select! {
-                () = shutdown.cancelled() => return Ok(()),
+                () = shutdown.cancelled() => return false,
                 () = tokio::time::sleep(self.config.retry_period) => {}
             }
         }
-        on_leading(true);
-        let stop = shutdown.child_token();
-        let work = work(stop.clone());
+    }
+
+    /// Runs `work` while renewing; returns when it ended (on shutdown) or, after cancelling
+    /// `stop` and waiting for `work` to end, when leadership was lost.
+    async fn lead(
+        &mut self,
+        shutdown: &CancellationToken,
+        stop: &CancellationToken,
+        work: impl Future<Output = ()>,
+    ) {
         tokio::pin!(work);
         let mut last_renew = Instant::now();
-        let outcome = loop {
+        loop {
             tokio::select! {
-                () = &mut work => break Ok(()),
+                () = &mut work => return,
                 () = tokio::time::sleep(self.config.retry_period) => {
                     if shutdown.is_cancelled() {
                         continue;
@@ -235,27 +259,20 @@ impl LeaderElector {
                     match self.try_acquire_or_renew().await {
                         Ok(Attempt::Leading) => last_renew = Instant::now(),
                         Ok(Attempt::Following) => {
-                            warn!("another replica took the leader lease");
-                            stop.cancel();
-                            (&mut work).await;
-                            break Err(Error::LostLeadership);
+                            warn!("another replica took the leader lease; standing by");
+                            break;
                         }
                         Err(e) => warn!(error = %e, "could not renew leader lease"),
                     }
                     if last_renew.elapsed() >= self.config.renew_deadline {
-                        warn!("could not renew the leader lease in time; stopping");
-                        stop.cancel();
-                        (&mut work).await;
-                        break Err(Error::LostLeadership);
+                        warn!("could not renew the leader lease in time; stopped leading, standing again");
+                        break;
                     }
                 }
             }
-        };
-        on_leading(false);
-        if outcome.is_ok() {
-            self.release().await;
         }
-        outcome
+        stop.cancel();
+        work.await;
     }
 }
 
@@ -434,5 +451,74 @@ mod tests {
         )
         .await;
         assert_eq!(got, [Attempt::Following]);
+    }
+
+    fn server_error() -> Value {
+        json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure", "reason": "InternalError", "code": 500})
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_leader_that_cannot_renew_in_time_stops_its_work_and_stands_again() {
+        const PUT: &str = "/apis/coordination.k8s.io/v1/namespaces/keyway-system/leases/keyway-operator?";
+        let mut script: Vec<Step> = vec![
+            ("GET", LEASE, 404, not_found(), |_| {}),
+            ("POST", LEASES, 201, Value::Null, |_| {}),
+        ];
+        // Renewals every 2 s fail; at 10 s (the renew deadline) it stops leading.
+        script.extend((0..5).map(|_| -> Step { ("GET", LEASE, 500, server_error(), |_| {}) }));
+        // Standing again, it finds its own lease and renews it: leading again.
+        script.push(("GET", LEASE, 200, lease("a", 15, "8"), |_| {}));
+        script.push(("PUT", PUT, 200, Value::Null, |b| {
+            assert_eq!(b["spec"]["holderIdentity"], "a");
+        }));
+        // On shutdown it releases the lease.
+        script.push(("GET", LEASE, 200, lease("a", 15, "9"), |_| {}));
+        script.push(("PUT", PUT, 200, Value::Null, |b| {
+            assert!(b["spec"]["holderIdentity"].is_null(), "released: {b}");
+        }));
+        let (svc, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+        let verifier = tokio::spawn(serve(handle, script));
+        let elector = LeaderElector::new(kube::Client::new(svc, "default"), config("a"));
+        let shutdown = CancellationToken::new();
+        let events = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (on_events, work_events) = (events.clone(), events.clone());
+        let start = Instant::now();
+        let stopper = shutdown.clone();
+        elector
+            .run(
+                shutdown.clone(),
+                move |leading| on_events.lock().unwrap().push(format!("leading={leading}")),
+                move |stop: CancellationToken| {
+                    let events = work_events.clone();
+                    let stopper = stopper.clone();
+                    async move {
+                        let round = {
+                            let mut e = events.lock().unwrap();
+                            e.push("work started".to_string());
+                            e.iter().filter(|x| *x == "work started").count()
+                        };
+                        if round == 2 {
+                            stopper.cancel();
+                        }
+                        stop.cancelled().await;
+                        events.lock().unwrap().push(format!("work stopped at {}s", start.elapsed().as_secs()));
+                    }
+                },
+            )
+            .await;
+        verifier.await.unwrap();
+        assert_eq!(
+            *events.lock().unwrap(),
+            [
+                "leading=true",
+                "work started",
+                "work stopped at 10s",
+                "leading=false",
+                "leading=true",
+                "work started",
+                "work stopped at 10s",
+                "leading=false",
+            ]
+        );
     }
 }

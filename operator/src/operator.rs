@@ -127,9 +127,10 @@ impl Operator {
                     .run(
                         shutdown,
                         move |leading| metrics.set_leader(leading),
-                        |stop| lead(ctx, config, keys, stop),
+                        |stop| lead(ctx.clone(), config.clone(), keys.clone(), stop),
                     )
-                    .await
+                    .await;
+                Ok(())
             }
         }
     }

@@ -63,7 +63,7 @@ def test_an_unknown_flag_is_caught(known):
 
 def test_sidecar_env_set_by_the_webhook_exists_in_keyway_proxy():
     source = (ROOT / "operator" / "src" / "webhook" / "inject.rs").read_text()
-    env_block = source[source.index("pub mod env {"):]
+    env_block = source[source.index("mod env {"):]
     env_block = env_block[:env_block.index("\n}\n")]
     set_by_webhook = set(re.findall(r'"(KEYWAY_[A-Z0-9_]+)"', env_block))
     assert {"KEYWAY_LISTEN", "KEYWAY_UPSTREAM", "KEYWAY_CONFIG_DIR"} <= set_by_webhook

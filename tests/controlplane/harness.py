@@ -353,6 +353,12 @@ def leader(kube: Kube) -> str | None:
     return ((lease or {}).get("spec") or {}).get("holderIdentity") or None
 
 
+def lease_renewals(kube: Kube) -> str | None:
+    """The lease's renewTime (the leader writes a new one at each renewal)."""
+    lease = kube.get(f"/apis/coordination.k8s.io/v1/namespaces/{NAMESPACE}/leases/{RELEASE}-operator", missing_ok=True)
+    return ((lease or {}).get("spec") or {}).get("renewTime")
+
+
 def examples() -> list[dict]:
     """Every ConnectedApp in examples/ (and examples/demo/)."""
     out = []

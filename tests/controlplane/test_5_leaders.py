@@ -10,7 +10,7 @@ import time
 import pytest
 
 from cluster import is_ready, wait_for
-from harness import app_manifest, audit_since, leader, leading, log, pod_of, sa_user, scenario, writes_by
+from harness import app_manifest, audit_since, leader, lease_renewals, leading, log, pod_of, sa_user, scenario, writes_by
 
 # The chart's defaults: the controller's lease (KEYWAY_LEASE_DURATION / RETRY_PERIOD unset, so
 # the binary's 15 s / 2 s), and the pod's terminationGracePeriodSeconds (unset: 30 s).
@@ -155,8 +155,14 @@ def test_5_sigterm_stops_the_operator_and_the_webhook_in_every_state(cp, keyway,
     wait_for("the controller to lead", lambda: leading(port), timeout=LEASE_DURATION + 10)
     webhook = keyway.webhook(pod)
     keyway.wait_webhook_ready(webhook)
-    for _ in range(3):
+    # Each restart takes the API server away for longer than a renewal period; between restarts
+    # the leader renews (a leader that cannot renew for its renew deadline stops leading and
+    # exits, as it must, which is not the state under test here).
+    for i in range(3):
+        before = lease_renewals(kube)
         cp.restart_apiserver(down_for=1)
+        wait_for(f"the leader to renew after restart {i + 1}", lambda: lease_renewals(kube) != before,
+                 timeout=RETRY_PERIOD * 3)
     sigterm("leader, API server restarted 3 times", proc)
     sigterm("webhook, API server restarted 3 times", webhook)
 
