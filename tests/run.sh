@@ -30,6 +30,8 @@ stage() {
 }
 
 stage "rustfmt" cargo fmt --all --check
+# No module cycles and no file over budget beyond the known ones (docs/architecture.md).
+stage "layering (module cycles, file sizes)" bash -c '.venv/bin/python -m pytest -q tests/tools && python3 tests/tools/layering.py --baseline tests/tools/layering-baseline.txt'
 stage "clippy" cargo clippy --workspace --all-targets --locked -- -D warnings
 stage "build binaries" cargo build --workspace --bins --locked
 stage "cargo test" cargo test --workspace --locked

@@ -6,8 +6,12 @@
    `self::` paths outside test code;
 2. size: no source file has more than MAX_LINES lines of code outside its tests.
 
-usage: layering.py [CRATE_DIR ...]   (default: every crate of the workspace that has a src/)
-Prints every violation and exits 1 if there is any. Test code (`#[cfg(test)]` items, `tests.rs`
+usage: layering.py [--baseline FILE] [CRATE_DIR ...]
+                   (default: every crate of the workspace that has a src/)
+Prints every violation and exits 1 if there is any that the baseline does not list. The baseline
+(tests/tools/layering-baseline.txt) lists the problems that existed when the check was added and
+are being removed; a new cycle, a cycle that gains a member, a listed file that grows, or a
+baseline entry that no longer occurs fails the check. Test code (`#[cfg(test)]` items, `tests.rs`
 files, modules declared under `#[cfg(test)]`) does not count.
 """
 import os
@@ -270,22 +274,72 @@ def code_lines(code):
     return sum(1 for line in code.splitlines() if line.strip())
 
 
-def main(argv):
-    crates = argv or [c for c in DEFAULT_CRATES if os.path.isdir(os.path.join(c, "src"))]
-    problems = []
+def check(crates):
+    """Problems found: (key, message). A cycle's key is its crate, parent and members; a size
+    problem's key is its file and its line count."""
+    found = []
     for crate in crates:
         mods, code_of, edges = analyse(crate)
         for parent, comp in sibling_cycles(mods, edges):
             where = "::".join(parent) or "crate root"
             names = ", ".join("::".join(c) for c in comp)
-            problems.append(f"{crate}: module cycle under {where}: {names}")
+            found.append((("cycle", f"{crate} {where}: {names}"),
+                          f"{crate}: module cycle under {where}: {names}"))
         for path, code in sorted(code_of.items()):
             n = code_lines(code)
             if n > MAX_LINES:
-                problems.append(f"{crate}: {os.path.relpath(mods[path])} has {n} lines of code outside tests (budget {MAX_LINES})")
+                rel = os.path.relpath(mods[path])
+                found.append((("size", rel, n),
+                              f"{crate}: {rel} has {n} lines of code outside tests (budget {MAX_LINES})"))
+    return found
+
+
+def read_baseline(path):
+    """Known problems, one per line: `cycle CRATE PARENT: A, B, ...` or `size FILE LINES` (the
+    file may not grow past LINES). Blank lines and `#` comments are skipped."""
+    cycles, sizes = set(), {}
+    with open(path) as f:
+        for line in f:
+            line = line.strip()
+            if not line or line.startswith("#"):
+                continue
+            kind, _, rest = line.partition(" ")
+            if kind == "cycle":
+                cycles.add(rest)
+            elif kind == "size":
+                file, _, lines = rest.rpartition(" ")
+                sizes[file] = int(lines)
+            else:
+                raise SystemExit(f"{path}: not a baseline line: {line!r}")
+    return cycles, sizes
+
+
+def main(argv):
+    baseline = None
+    if argv[:1] == ["--baseline"]:
+        baseline, argv = argv[1], argv[2:]
+    crates = argv or [c for c in DEFAULT_CRATES if os.path.isdir(os.path.join(c, "src"))]
+    found = check(crates)
+    cycles, sizes = read_baseline(baseline) if baseline else (set(), {})
+    problems, known = [], []
+    for key, message in found:
+        if key[0] == "cycle" and key[1] in cycles:
+            cycles.discard(key[1])
+            known.append(message)
+        elif key[0] == "size" and key[1] in sizes and key[2] <= sizes[key[1]]:
+            sizes.pop(key[1])
+            known.append(message)
+        else:
+            problems.append(message)
+    # A baseline entry that no longer occurs is stale: shrink the baseline with the code.
+    problems += [f"{baseline}: `cycle {c}` no longer occurs; remove it" for c in sorted(cycles)]
+    problems += [f"{baseline}: `size {f} {n}` no longer occurs (or the file shrank); update it"
+                 for f, n in sorted(sizes.items()) if not any(k[0] == "size" and k[1] == f for k, _ in found)]
+    for m in known:
+        print(f"known (baseline): {m}")
     for p in problems:
         print(p)
-    print(f"layering: {len(crates)} crates checked, {len(problems)} problem(s)")
+    print(f"layering: {len(crates)} crates checked, {len(problems)} problem(s), {len(known)} known")
     return 1 if problems else 0
 
 
