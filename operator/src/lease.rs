@@ -14,6 +14,7 @@
 //! - on shutdown the leader releases the lease (empty holder) so that a successor need not wait.
 
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -27,6 +28,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use crate::error::{Error, Result};
+use crate::fence::Fence;
 
 /// Leader election settings.
 #[derive(Clone, Debug)]
@@ -56,6 +58,10 @@ pub(crate) struct LeaderElector {
     api: Api<Lease>,
     config: LeaseConfig,
     observed: Option<Observed>,
+    /// When the last successful acquisition or renewal was sent.
+    renewed_at: Option<Instant>,
+    /// Opened on each successful renewal until `renewed_at + renew_deadline`.
+    fence: Arc<Fence>,
 }
 
 /// The outcome of one attempt.
@@ -68,12 +74,37 @@ pub(crate) enum Attempt {
 }
 
 impl LeaderElector {
-    /// A candidate using `client`.
-    pub(crate) fn new(client: kube::Client, config: LeaseConfig) -> Self {
+    /// A candidate using `client` (which must not be fenced: it renews the lease), opening
+    /// `fence` while it leads.
+    pub(crate) fn new(client: kube::Client, config: LeaseConfig, fence: Arc<Fence>) -> Self {
         Self {
             api: Api::namespaced(client, &config.namespace),
             config,
             observed: None,
+            renewed_at: None,
+            fence,
+        }
+    }
+
+    /// Notes a successful acquisition or renewal sent at `sent`.
+    fn renewed(&mut self, sent: Instant) {
+        self.renewed_at = Some(sent);
+        self.fence.open_until(sent + self.config.renew_deadline);
+    }
+
+    /// One attempt, given up after `limit` (the API server may not answer, and kube's client
+    /// has no read timeout and retries some answers): `None` when it failed or timed out.
+    async fn attempt(&mut self, limit: Duration) -> Option<Attempt> {
+        match tokio::time::timeout(limit, self.try_acquire_or_renew()).await {
+            Ok(Ok(attempt)) => Some(attempt),
+            Ok(Err(e)) => {
+                warn!(error = %e, "leader election request failed");
+                None
+            }
+            Err(_) => {
+                warn!(timeout = ?limit, "leader election request timed out");
+                None
+            }
         }
     }
 
@@ -103,6 +134,7 @@ impl LeaderElector {
 
     /// One attempt to acquire or renew the lease.
     pub(crate) async fn try_acquire_or_renew(&mut self) -> Result<Attempt> {
+        let sent = Instant::now();
         let now = Timestamp::now();
         let pp = PostParams::default();
         let Some(current) = self
@@ -123,6 +155,7 @@ impl LeaderElector {
                 Ok(created) => {
                     info!(identity = %self.config.identity, "created and acquired leader lease");
                     self.remember(created.spec.unwrap_or_default());
+                    self.renewed(sent);
                     Ok(Attempt::Leading)
                 }
                 Err(kube::Error::Api(e)) if e.code == 409 => Ok(Attempt::Following),
@@ -147,6 +180,7 @@ impl LeaderElector {
                     info!(identity = %self.config.identity, "acquired leader lease");
                 }
                 self.remember(updated.spec.unwrap_or_default());
+                self.renewed(sent);
                 Ok(Attempt::Leading)
             }
             Err(kube::Error::Api(e)) if e.code == 409 => Ok(Attempt::Following),
@@ -170,8 +204,19 @@ impl LeaderElector {
             .is_none_or(|o| o.at.elapsed() >= duration)
     }
 
-    /// Gives the lease up if this candidate holds it (best effort).
+    /// Gives the lease up if this candidate holds it (best effort, within a retry period so
+    /// that an unreachable API server does not hold up a shutdown).
     pub(crate) async fn release(&mut self) {
+        let limit = self.config.retry_period;
+        if tokio::time::timeout(limit, self.try_release())
+            .await
+            .is_err()
+        {
+            warn!(timeout = ?limit, "could not release leader lease in time");
+        }
+    }
+
+    async fn try_release(&mut self) {
         let Ok(Some(mut lease)) = self.api.get_opt(&self.config.name).await else {
             return;
         };
@@ -216,6 +261,7 @@ impl LeaderElector {
             on_leading(true);
             let stop = shutdown.child_token();
             self.lead(&shutdown, &stop, work(stop.clone())).await;
+            self.fence.close();
             on_leading(false);
         }
         self.release().await;
@@ -227,10 +273,8 @@ impl LeaderElector {
             if shutdown.is_cancelled() {
                 return false;
             }
-            match self.try_acquire_or_renew().await {
-                Ok(Attempt::Leading) => return true,
-                Ok(Attempt::Following) => {}
-                Err(e) => warn!(error = %e, "leader election attempt failed"),
+            if self.attempt(self.config.renew_deadline).await == Some(Attempt::Leading) {
+                return true;
             }
             tokio::select! {
                 () = shutdown.cancelled() => return false,
@@ -239,8 +283,10 @@ impl LeaderElector {
         }
     }
 
-    /// Runs `work` while renewing; returns when it ended (on shutdown) or, after cancelling
-    /// `stop` and waiting for `work` to end, when leadership was lost.
+    /// Runs `work` while renewing; returns when it ended (on shutdown) or, after closing the
+    /// fence, cancelling `stop` and waiting for `work` to end, when leadership was lost: another
+    /// replica took the lease, or no renewal succeeded within `renew_deadline` of the last one
+    /// (each renewal is given only the time left until then).
     async fn lead(
         &mut self,
         shutdown: &CancellationToken,
@@ -248,29 +294,32 @@ impl LeaderElector {
         work: impl Future<Output = ()>,
     ) {
         tokio::pin!(work);
-        let mut last_renew = Instant::now();
         loop {
+            let deadline =
+                self.renewed_at.unwrap_or_else(Instant::now) + self.config.renew_deadline;
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                warn!("could not renew the leader lease in time; stopped leading, standing again");
+                break;
+            }
             tokio::select! {
                 () = &mut work => return,
-                () = tokio::time::sleep(self.config.retry_period) => {
+                () = tokio::time::sleep(self.config.retry_period.min(left)) => {
                     if shutdown.is_cancelled() {
                         continue;
                     }
-                    match self.try_acquire_or_renew().await {
-                        Ok(Attempt::Leading) => last_renew = Instant::now(),
-                        Ok(Attempt::Following) => {
-                            warn!("another replica took the leader lease; standing by");
-                            break;
-                        }
-                        Err(e) => warn!(error = %e, "could not renew leader lease"),
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        continue;
                     }
-                    if last_renew.elapsed() >= self.config.renew_deadline {
-                        warn!("could not renew the leader lease in time; stopped leading, standing again");
+                    if self.attempt(left).await == Some(Attempt::Following) {
+                        warn!("another replica took the leader lease; standing by");
                         break;
                     }
                 }
             }
         }
+        self.fence.close();
         stop.cancel();
         work.await;
     }
@@ -342,7 +391,11 @@ mod tests {
     async fn attempts(identity: &str, n: usize, script: Vec<Step>) -> Vec<Attempt> {
         let (svc, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
         let verifier = tokio::spawn(serve(handle, script));
-        let mut elector = LeaderElector::new(kube::Client::new(svc, "default"), config(identity));
+        let mut elector = LeaderElector::new(
+            kube::Client::new(svc, "default"),
+            config(identity),
+            Arc::new(Fence::new()),
+        );
         let mut out = Vec::new();
         for _ in 0..n {
             out.push(elector.try_acquire_or_renew().await.unwrap());
@@ -459,13 +512,14 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_leader_that_cannot_renew_in_time_stops_its_work_and_stands_again() {
-        const PUT: &str = "/apis/coordination.k8s.io/v1/namespaces/keyway-system/leases/keyway-operator?";
+        const PUT: &str =
+            "/apis/coordination.k8s.io/v1/namespaces/keyway-system/leases/keyway-operator?";
         let mut script: Vec<Step> = vec![
             ("GET", LEASE, 404, not_found(), |_| {}),
             ("POST", LEASES, 201, Value::Null, |_| {}),
         ];
-        // Renewals every 2 s fail; at 10 s (the renew deadline) it stops leading.
-        script.extend((0..5).map(|_| -> Step { ("GET", LEASE, 500, server_error(), |_| {}) }));
+        // Renewals at 2, 4, 6 and 8 s fail; at 10 s (the renew deadline) it stops leading.
+        script.extend((0..4).map(|_| -> Step { ("GET", LEASE, 500, server_error(), |_| {}) }));
         // Standing again, it finds its own lease and renews it: leading again.
         script.push(("GET", LEASE, 200, lease("a", 15, "8"), |_| {}));
         script.push(("PUT", PUT, 200, Value::Null, |b| {
@@ -478,7 +532,11 @@ mod tests {
         }));
         let (svc, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
         let verifier = tokio::spawn(serve(handle, script));
-        let elector = LeaderElector::new(kube::Client::new(svc, "default"), config("a"));
+        let elector = LeaderElector::new(
+            kube::Client::new(svc, "default"),
+            config("a"),
+            Arc::new(Fence::new()),
+        );
         let shutdown = CancellationToken::new();
         let events = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
         let (on_events, work_events) = (events.clone(), events.clone());
@@ -501,7 +559,10 @@ mod tests {
                             stopper.cancel();
                         }
                         stop.cancelled().await;
-                        events.lock().unwrap().push(format!("work stopped at {}s", start.elapsed().as_secs()));
+                        events
+                            .lock()
+                            .unwrap()
+                            .push(format!("work stopped at {}s", start.elapsed().as_secs()));
                     }
                 },
             )
@@ -520,5 +581,73 @@ mod tests {
                 "leading=false",
             ]
         );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_renewal_without_an_answer_is_given_up_and_writes_stop_in_time() {
+        let (svc, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+        let fence = Arc::new(Fence::new());
+        let elector = LeaderElector::new(
+            kube::Client::new(svc, "default"),
+            config("a"),
+            fence.clone(),
+        );
+        let api_server = tokio::spawn(async move {
+            let (_, send) = handle.next_request().await.unwrap();
+            send.send_response(
+                Response::builder()
+                    .status(404)
+                    .body(Body::from(serde_json::to_vec(&not_found()).unwrap()))
+                    .unwrap(),
+            );
+            let (req, send) = handle.next_request().await.unwrap();
+            let body = req.into_body().collect_bytes().await.unwrap();
+            send.send_response(
+                Response::builder()
+                    .status(201)
+                    .body(Body::from(body.to_vec()))
+                    .unwrap(),
+            );
+            // Every later request (the renewals, the release) is taken and never answered.
+            let mut hung = Vec::new();
+            while let Some(request) = handle.next_request().await {
+                hung.push(request);
+            }
+        });
+        let shutdown = CancellationToken::new();
+        let stopped = Arc::new(std::sync::Mutex::new(None));
+        let (start, seen_fence, stopper, record) = (
+            Instant::now(),
+            fence.clone(),
+            shutdown.clone(),
+            stopped.clone(),
+        );
+        let run = elector.run(
+            shutdown.clone(),
+            |_| {},
+            move |stop: CancellationToken| {
+                let (fence, stopper, record) =
+                    (seen_fence.clone(), stopper.clone(), record.clone());
+                async move {
+                    assert!(fence.is_open(), "the leader may write");
+                    stop.cancelled().await;
+                    assert!(
+                        !fence.is_open(),
+                        "writes stop before the work is told to stop"
+                    );
+                    *record.lock().unwrap() = Some(start.elapsed());
+                    stopper.cancel();
+                }
+            },
+        );
+        tokio::time::timeout(Duration::from_secs(60), run)
+            .await
+            .expect("a request without an answer must not hold the elector");
+        assert_eq!(
+            *stopped.lock().unwrap(),
+            Some(Duration::from_secs(10)),
+            "work stops at the renew deadline, before the 15 s lease could pass to another replica"
+        );
+        api_server.abort();
     }
 }

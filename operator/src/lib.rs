@@ -41,6 +41,7 @@ mod context;
 mod controller;
 pub mod crdgen;
 mod error;
+mod fence;
 mod http;
 mod labels;
 mod lease;

@@ -13,6 +13,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::ControllerConfig;
 use crate::context::Context;
 use crate::error::{Error, Result};
+use crate::fence::{self, Fence};
 use crate::metrics::Metrics;
 use crate::signing_keys::SigningKeyManager;
 use crate::{controller, lease, reconcile};
@@ -36,20 +37,43 @@ impl Readiness {
 pub struct Operator {
     ctx: Arc<Context>,
     config: ControllerConfig,
+    /// The client that renews the lease (never fenced).
+    lease_client: Client,
+    /// Holds the writes of `ctx.client` while this replica may not lead (see `crate::fence`).
+    fence: Arc<Fence>,
     readiness: Arc<Readiness>,
     signing_keys: Option<Arc<SigningKeyManager>>,
 }
 
 impl Operator {
-    /// Assembles the controller.
+    /// Assembles the controller. With leader election, every write of the controller and the
+    /// signing-key manager is fenced: it is sent only while this replica's last renewal is
+    /// younger than the renew deadline.
     pub fn new(client: Client, config: ControllerConfig) -> Self {
         let metrics = Arc::new(Metrics::new());
-        let ctx = Arc::new(Context::new(client, &config, metrics));
-        Self::with_context(ctx, config)
+        let fence = Arc::new(Fence::new());
+        let writer = if config.leader_election.is_some() {
+            fence::fenced(&client, fence.clone())
+        } else {
+            client.clone()
+        };
+        let ctx = Arc::new(Context::new(writer, &config, metrics));
+        Self::assemble(ctx, config, client, fence)
     }
 
-    /// Assembles the controller around a given context (custom clock or random source).
+    /// Assembles the controller around a given context (custom clock or random source). Its
+    /// client is used as it is, for the lease too: no fencing.
     pub fn with_context(ctx: Arc<Context>, config: ControllerConfig) -> Self {
+        let client = ctx.client.clone();
+        Self::assemble(ctx, config, client, Arc::new(Fence::new()))
+    }
+
+    fn assemble(
+        ctx: Arc<Context>,
+        config: ControllerConfig,
+        lease_client: Client,
+        fence: Arc<Fence>,
+    ) -> Self {
         let signing_keys = config.signing_keys.clone().map(|keys| {
             Arc::new(SigningKeyManager::new(
                 ctx.client.clone(),
@@ -62,6 +86,8 @@ impl Operator {
         Self {
             ctx,
             config,
+            lease_client,
+            fence,
             readiness: Arc::new(Readiness::default()),
             signing_keys,
         }
@@ -118,7 +144,11 @@ impl Operator {
             Some(lease) => {
                 // A follower is ready: it is doing what it should (standing by).
                 self.readiness.set(true);
-                let elector = lease::LeaderElector::new(self.ctx.client.clone(), lease.clone());
+                let elector = lease::LeaderElector::new(
+                    self.lease_client.clone(),
+                    lease.clone(),
+                    self.fence.clone(),
+                );
                 let metrics = self.ctx.metrics.clone();
                 let ctx = self.ctx.clone();
                 let config = self.config.clone();
