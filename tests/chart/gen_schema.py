@@ -168,6 +168,7 @@ schema = obj({
     }),
     "networkPolicy": obj({"enabled": {"type": "boolean"}, "metricsFrom": LIST}),
     "serviceMonitor": obj({"enabled": {"type": "boolean"}, "interval": DURATION, "labels": MAP}),
+    "tenantRoles": obj({"create": {"type": "boolean"}, "aggregate": {"type": "boolean"}}),
 })
 schema["$schema"] = "http://json-schema.org/draft-07/schema#"
 schema["title"] = "Values of the keyway Helm chart"

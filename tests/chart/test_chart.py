@@ -233,8 +233,10 @@ def test_own_or_volume_signing_keys_leave_the_operator_out():
 
 def test_single_namespace_mode_grants_nothing_cluster_wide():
     docs = render(VALUE_SETS["single-namespace"])
-    cluster_roles = {d["metadata"]["name"]: d for d in docs if d["kind"] == "ClusterRole"}
-    # Only the operator's webhook-configuration rule stays cluster-wide.
+    cluster_roles = {d["metadata"]["name"]: d for d in docs if d["kind"] == "ClusterRole"
+                     and d["metadata"]["name"] not in TENANT_ROLES}
+    # Only the operator's webhook-configuration rule stays cluster-wide (the tenant roles are
+    # granted to no one by the chart).
     assert list(cluster_roles) == ["kw-keyway-operator"]
     (rule,) = cluster_roles["kw-keyway-operator"]["rules"]
     assert rule["resources"] == ["mutatingwebhookconfigurations"] and rule["resourceNames"]
@@ -255,6 +257,34 @@ def test_single_namespace_mode_grants_nothing_cluster_wide():
     env = env_of(container(deployment(docs, "-operator"), "controller"))
     assert env["KEYWAY_WATCH_NAMESPACE"] == "tools"
     assert env_of(container(deployment(docs, "-issuer"), "issuer"))["KEYWAY_WATCH_NAMESPACE"] == "tools"
+
+
+TENANT_ROLES = ("kw-keyway-edit", "kw-keyway-view")
+
+
+def test_tenant_roles_never_grant_connectedapp_status_writes():
+    docs = render({})
+    edit, view = (find(docs, "ClusterRole", name)[0] for name in TENANT_ROLES)
+    writes = {"create", "update", "patch", "delete", "deletecollection"}
+    for role in (edit, view):
+        for rule in role["rules"]:
+            status = [r for r in rule["resources"] if "/" in r]
+            assert not (status and writes & set(rule["verbs"])), f"{role['metadata']['name']} writes {status}"
+            assert rule["apiGroups"] == ["keyway.dev"]
+    assert {"create", "update", "patch", "delete"} <= set(edit["rules"][0]["verbs"])
+    assert edit["rules"][0]["resources"] == ["connectedapps"]
+    assert all(set(r["verbs"]) <= {"get", "list", "watch"} for r in view["rules"])
+    # Aggregated into the built-in roles by default; nothing in the chart binds them.
+    labels = edit["metadata"]["labels"]
+    assert labels["rbac.authorization.k8s.io/aggregate-to-edit"] == "true"
+    assert labels["rbac.authorization.k8s.io/aggregate-to-admin"] == "true"
+    assert view["metadata"]["labels"]["rbac.authorization.k8s.io/aggregate-to-view"] == "true"
+    for binding in (d for d in docs if d["kind"] in ("RoleBinding", "ClusterRoleBinding")):
+        assert binding["roleRef"]["name"] not in TENANT_ROLES
+    plain = render({"tenantRoles.aggregate": False})
+    assert not [k for d in plain if d["metadata"]["name"] in TENANT_ROLES
+                for k in d["metadata"]["labels"] if k.startswith("rbac.authorization.k8s.io/")]
+    assert not [d for d in render({"tenantRoles.create": False}) if d["metadata"]["name"] in TENANT_ROLES]
 
 
 def test_postgres_store():

@@ -99,3 +99,59 @@ def test_2_xfail_the_webhook_has_no_secret_access(cp, installed, kube):
     token = cp.service_account_token(NAMESPACE, webhook_sa)
     as_webhook = Kube(cp.url, token, cp.pki.ca)
     assert as_webhook.request("GET", "/api/v1/namespaces/tools/secrets/grafana-keyway").status_code == 403
+
+
+def test_2_tenants_manage_their_apps_but_cannot_write_status(cp, installed, kube):
+    """Issue 15 §2.4: the operator settles client-ID and resource claims from status, so tenants
+    must not write it. The chart's tenant roles, aggregated into the built-in `edit` and `view`,
+    grant ConnectedApps and never their status."""
+    scenario("2. a tenant bound to the built-in edit (view) role: ConnectedApps in its namespace yes, their status no")
+    from cluster import ApiError, wait_for
+
+    for ns in ("s2-tenant", "s2-other"):
+        kube.namespace(ns)
+    for sa, role in (("alice", "edit"), ("bob", "view")):
+        kube.ensure({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": sa, "namespace": "s2-tenant"}})
+        kube.ensure({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+                     "metadata": {"name": f"{sa}-{role}", "namespace": "s2-tenant"},
+                     "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role},
+                     "subjects": [{"kind": "ServiceAccount", "name": sa, "namespace": "s2-tenant"}]})
+
+    def aggregated(role: str) -> bool:
+        rules = kube.get(f"/apis/rbac.authorization.k8s.io/v1/clusterroles/{role}")["rules"] or []
+        return any("connectedapps" in r.get("resources", []) for r in rules)
+
+    for role in ("admin", "edit", "view"):
+        wait_for(f"the built-in {role} role to include ConnectedApps", lambda: aggregated(role), timeout=30)
+    alice = Kube(cp.url, cp.service_account_token("s2-tenant", "alice"), cp.pki.ca)
+    bob = Kube(cp.url, cp.service_account_token("s2-tenant", "bob"), cp.pki.ca)
+
+    def status(client: Kube, op) -> int:
+        try:
+            op(client)
+        except ApiError as e:
+            return e.status
+        return 200
+
+    path = "/apis/keyway.dev/v1alpha1/namespaces/s2-tenant/connectedapps"
+    forged = {"status": {"clientID": "someone-elses-client", "resource": "https://grafana.example.com"}}
+    outcomes = {
+        "alice creates an app": status(alice, lambda c: c.create(app_manifest("s2-tenant", "mine"))),
+        "alice changes its spec": status(alice, lambda c: c.patch(f"{path}/mine", {"spec": {"displayName": "Mine"}})),
+        "alice writes its status": status(alice, lambda c: c.patch(f"{path}/mine/status", forged)),
+        "alice replaces its status": status(alice, lambda c: c.put(f"{path}/mine/status", {
+            **c.get(f"{path}/mine"), **forged})),
+        "alice creates an app in another namespace": status(alice, lambda c: c.create(app_manifest("s2-other", "theirs"))),
+        "bob reads the app and its status": status(bob, lambda c: (c.get(f"{path}/mine"), c.get(f"{path}/mine/status"))),
+        "bob changes its spec": status(bob, lambda c: c.patch(f"{path}/mine", {"spec": {"displayName": "Bob's"}})),
+        "bob writes its status": status(bob, lambda c: c.patch(f"{path}/mine/status", forged)),
+    }
+    for what, code in outcomes.items():
+        log(f"{what}: {code}")
+    assert outcomes == {
+        "alice creates an app": 200, "alice changes its spec": 200, "alice writes its status": 403,
+        "alice replaces its status": 403, "alice creates an app in another namespace": 403,
+        "bob reads the app and its status": 200, "bob changes its spec": 403, "bob writes its status": 403,
+    }
+    assert "status" not in kube.get(f"{path}/mine") or not (kube.get(f"{path}/mine").get("status") or {}).get("resource")
+    kube.delete(f"{path}/mine")
