@@ -380,10 +380,9 @@ async fn observe(State(iss): State<Shared>, req: Request, next: Next) -> Respons
     let res = tracing::Instrument::instrument(next.run(req), span.clone()).await;
     // Let the other requests that are ready now be worked on before this answer is written,
     // so that under load the answers go out back to back: a client (or ingress) sleeping on
-    // another core is then woken once per batch instead of once per answer. Each such
-    // cross-core wake-up cost ~11 µs of this server's CPU time, as much as half an ES256
-    // signature (bench/issuer/README.md); with nothing else ready this only adds one turn of
-    // the scheduler.
+    // another core is then woken once per batch instead of once per answer (each such
+    // wake-up costs this server CPU time; bench/issuer/README.md measures it); with nothing
+    // else ready this only adds one turn of the scheduler.
     tokio::task::yield_now().await;
     let status = res.status().as_u16();
     let labels = RouteLabels { route, status };

@@ -170,10 +170,8 @@ impl Pool {
         // One scheduler turn before the request goes out, so that the requests of the other
         // connections ready now are read first and reach the tool together. The tool usually
         // shares the core (a sidecar's pod), and each write that wakes it lets it preempt the
-        // proxy; written together, they find it awake and are answered in one wake-up.
-        // Measured in the benchmark's pod layout: the tool's preemptions of the proxy fell from
-        // 0.6 to 0.3 per request and requests/s rose by ~10 %; one connection's latency is
-        // unchanged (docs/proxy.md).
+        // proxy; written together, they find it awake and are answered in one wake-up
+        // (docs/proxy.md, "Benchmark", says what it buys).
         tokio::task::yield_now().await;
         loop {
             let (mut stream, reused) = match self.checkout() {
