@@ -112,18 +112,6 @@ pub(crate) enum IdTokenError {
     Other(String),
 }
 
-impl From<String> for IdTokenError {
-    fn from(e: String) -> Self {
-        Self::Other(e)
-    }
-}
-
-impl From<&str> for IdTokenError {
-    fn from(e: &str) -> Self {
-        Self::Other(e.to_string())
-    }
-}
-
 #[derive(Serialize, Deserialize)]
 pub(crate) struct Pending {
     provider: String,
