@@ -146,7 +146,7 @@ pub async fn run(args: DemoArgs) -> Result<()> {
     print_welcome(&args, &issuer_url, &creds, &dir, args.data_dir.is_some());
 
     tokio::select! {
-        () = shutdown_signal() => tracing::info!("stopping the demo"),
+        () = kit::shutdown::signal() => tracing::info!("stopping the demo"),
         r = wait_any(issuer_task, proxy_task, tool_task) => {
             let _ = stop_tx.send(true);
             return r;
@@ -282,20 +282,4 @@ Press Ctrl-C to stop.
 "#,
         secret = creds.service_secret,
     );
-}
-
-/// Completes on Ctrl-C or SIGTERM.
-async fn shutdown_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        if let Ok(mut term) = signal(SignalKind::terminate()) {
-            tokio::select! {
-                _ = term.recv() => {}
-                _ = tokio::signal::ctrl_c() => {}
-            }
-            return;
-        }
-    }
-    let _ = tokio::signal::ctrl_c().await;
 }

@@ -8,9 +8,6 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-/// Exit code for bad usage (EX_USAGE).
-const EXIT_USAGE: u8 = 64;
-
 /// keyway: login and scoped OAuth access for in-house tools.
 #[derive(Debug, Parser)]
 #[command(
@@ -34,18 +31,20 @@ enum Command {
 pub fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(c) => c,
-        Err(e) => {
-            let code = match e.kind() {
-                clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => 0,
-                _ => EXIT_USAGE,
-            };
-            let _ = e.print();
-            return ExitCode::from(code);
-        }
+        Err(e) => return kit::exit::refused(&e),
     };
     let _ = rustls::crypto::ring::default_provider().install_default();
     let Command::Demo(args) = cli.command;
-    init_logging(args.log_json);
+    let format = if args.log_json {
+        kit::log::Format::Json
+    } else {
+        kit::log::Format::Text
+    };
+    let filter = kit::log::filter_from_env("KEYWAY_LOG", "warn");
+    if let Err(e) = kit::log::init(format, filter, std::io::stderr) {
+        eprintln!("keyway: {e}");
+        return ExitCode::FAILURE;
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -62,22 +61,5 @@ pub fn main() -> ExitCode {
             eprintln!("keyway demo: {e:#}");
             ExitCode::FAILURE
         }
-    }
-}
-
-fn init_logging(json: bool) {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("KEYWAY_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    if json {
-        tracing_subscriber::fmt()
-            .json()
-            .with_env_filter(filter)
-            .with_writer(std::io::stderr)
-            .init();
-    } else {
-        tracing_subscriber::fmt()
-            .with_env_filter(filter)
-            .with_writer(std::io::stderr)
-            .init();
     }
 }

@@ -10,9 +10,6 @@ use url::Url;
 
 use crate::keys::Alg;
 
-/// Exit code for bad configuration (EX_USAGE).
-pub const EXIT_CONFIG: i32 = 64;
-
 /// keyway's OAuth 2.1 / OpenID Connect authorization server.
 ///
 /// Clients are read from ConnectedApp manifests (`--clients-dir`), people sign in with static
@@ -236,15 +233,6 @@ pub enum Command {
     HashPassword,
 }
 
-/// Log output format.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum LogFormat {
-    /// Human-readable lines.
-    Text,
-    /// One JSON object per line.
-    Json,
-}
-
 /// Lifetimes, in seconds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Lifetimes {
@@ -322,7 +310,7 @@ pub struct Config {
     /// `--trusted-proxies`, parsed.
     pub trusted_proxies: Vec<crate::client_addr::IpRange>,
     /// Log format.
-    pub log_format: LogFormat,
+    pub log_format: kit::log::Format,
     /// Whether cookies get `Secure` (issuer served over https).
     pub secure_cookies: bool,
     /// Upstream OpenID providers (federation), in button order.
@@ -332,7 +320,7 @@ pub struct Config {
 impl Config {
     /// Validates arguments, collecting every problem.
     pub fn from_args(args: Args) -> Result<Self, Vec<String>> {
-        let mut problems = Vec::new();
+        let mut problems = kit::problems::Problems::new();
         let issuer = match check_issuer(args.issuer_url.as_deref().unwrap_or("")) {
             Ok(i) => i,
             Err(p) => {
@@ -386,14 +374,9 @@ impl Config {
         if lifetimes.code > 600 {
             problems.push("--code-ttl: at most 10m (RFC 6749 §4.1.2)".into());
         }
-        let log_format = match args.log_format.as_str() {
-            "text" => LogFormat::Text,
-            "json" => LogFormat::Json,
-            other => {
-                problems.push(format!("--log-format: {other:?} is not text or json"));
-                LogFormat::Text
-            }
-        };
+        let log_format = problems
+            .check("--log-format", args.log_format.parse())
+            .unwrap_or_default();
         let cors_allowed_origins = crate::cors::parse_origins(&args.cors_allowed_origins)
             .unwrap_or_else(|p| {
                 problems.extend(p);
@@ -493,10 +476,7 @@ impl Config {
         if args.users_file.is_none() && upstreams.is_empty() {
             tracing::warn!("no --users-file and no --upstream-issuer: nobody can sign in");
         }
-        if !problems.is_empty() {
-            return Err(problems);
-        }
-        Ok(Self {
+        problems.finish_with(|| Self {
             upstreams,
             secure_cookies: issuer.starts_with("https://"),
             issuer,

@@ -198,7 +198,7 @@ impl Endpoints {
 struct Federation {
     upstream: Upstream,
     key: Ed25519KeyPair,
-    jwks: Value,
+    jwks: oidc::KeySet,
 }
 
 const UPSTREAM: &str = "https://upstream.example";
@@ -207,6 +207,7 @@ static FEDERATION: LazyLock<Option<Federation>> = LazyLock::new(|| {
     let key = Ed25519KeyPair::from_seed_unchecked(&[5; 32]).ok()?;
     let jwks = serde_json::json!({"keys": [{"kty": "OKP", "crv": "Ed25519", "kid": "k",
         "alg": "EdDSA", "x": B64.encode(key.public_key().as_ref())}]});
+    let jwks = oidc::KeySet::from_jwks(jwks.to_string().as_bytes()).ok()?;
     let config = UpstreamConfig {
         id: "up".into(),
         issuer: UPSTREAM.into(),
@@ -245,7 +246,7 @@ pub fn upstream_documents(data: &[u8]) {
     let (metadata, rest) = split(data, 0);
     let (jwks, claims) = split(rest, 0);
     if let Ok(v) = serde_json::from_slice::<Value>(metadata) {
-        let _ = serde_json::from_value::<crate::upstream::Metadata>(v);
+        let _ = serde_json::from_value::<oidc::Metadata>(v);
     }
     let input = format!(
         "{}.{}",
@@ -253,7 +254,7 @@ pub fn upstream_documents(data: &[u8]) {
         B64.encode(claims)
     );
     let token = format!("{input}.{}", B64.encode(f.key.sign(input.as_bytes())));
-    if let Ok(jwks) = serde_json::from_slice::<Value>(jwks) {
+    if let Ok(jwks) = oidc::KeySet::from_jwks(jwks) {
         let _ = f.upstream.validate_id_token(&token, &jwks, "n");
     }
     if let Ok(claims) = f.upstream.validate_id_token(&token, &f.jwks, "n") {

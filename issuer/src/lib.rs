@@ -10,7 +10,7 @@
 //! let config = issuer::config::Config::from_args(args).map_err(|p| anyhow::anyhow!(p.join("\n")))?;
 //! let store = issuer::store::open(&config.store).await?;
 //! let listener = tokio::net::TcpListener::bind(config.listen).await?;
-//! issuer::serve(config, store, listener, async { let _ = tokio::signal::ctrl_c().await; }).await
+//! issuer::serve(config, store, listener, kit::shutdown::signal()).await
 //! # }
 //! ```
 //!

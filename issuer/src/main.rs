@@ -2,7 +2,8 @@
 #![forbid(unsafe_code)]
 
 use clap::Parser;
-use issuer::config::{Args, Command, Config, EXIT_CONFIG, LogFormat};
+use issuer::config::{Args, Command, Config};
+use kit::exit::{UNAVAILABLE, USAGE};
 
 /// mimalloc rather than the C library's allocator: every token request allocates and frees a
 /// few dozen small buffers, which glibc's malloc (with its consolidation of freed chunks) made
@@ -15,9 +16,9 @@ async fn main() -> anyhow::Result<()> {
     let args = match Args::try_parse() {
         Ok(a) => a,
         Err(e) => {
-            let code = if e.use_stderr() { EXIT_CONFIG } else { 0 };
+            let code = kit::exit::refused_code(&e);
             let _ = e.print();
-            std::process::exit(code);
+            std::process::exit(code.into());
         }
     };
     if let Some(cmd) = args.command.clone() {
@@ -26,60 +27,43 @@ async fn main() -> anyhow::Result<()> {
     let config = match Config::from_args(args) {
         Ok(c) => c,
         Err(problems) => {
-            eprintln!("keyway-issuer: invalid configuration:");
-            for p in problems {
-                eprintln!("  - {p}");
-            }
-            std::process::exit(EXIT_CONFIG);
+            eprint!(
+                "{}",
+                kit::exit::configuration_report("keyway-issuer", problems)
+            );
+            std::process::exit(USAGE.into());
         }
     };
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    match config.log_format {
-        LogFormat::Json => tracing_subscriber::fmt()
-            .json()
-            .with_env_filter(filter)
-            .init(),
-        LogFormat::Text => tracing_subscriber::fmt().with_env_filter(filter).init(),
+    let filter = kit::log::filter_from_env("RUST_LOG", "info");
+    if let Err(e) = kit::log::init(config.log_format, filter, std::io::stdout) {
+        eprintln!("keyway-issuer: {e}");
+        std::process::exit(1);
     }
     let store = match issuer::store::open(&config.store).await {
         Ok(s) => s,
         Err(e) => {
             eprintln!("keyway-issuer: cannot open the store: {e}");
-            std::process::exit(if e.is_unavailable() { 69 } else { EXIT_CONFIG });
+            std::process::exit(
+                if e.is_unavailable() {
+                    UNAVAILABLE
+                } else {
+                    USAGE
+                }
+                .into(),
+            );
         }
     };
     let listener = match tokio::net::TcpListener::bind(config.listen).await {
         Ok(l) => l,
         Err(e) => {
             eprintln!("keyway-issuer: cannot listen on {}: {e}", config.listen);
-            std::process::exit(EXIT_CONFIG);
+            std::process::exit(USAGE.into());
         }
     };
     tracing::info!(issuer = %config.issuer, listen = %listener.local_addr()?, "keyway-issuer listening");
-    let shutdown = async {
-        let ctrl_c = tokio::signal::ctrl_c();
-        #[cfg(unix)]
-        {
-            let mut term =
-                match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                    Ok(t) => t,
-                    Err(_) => {
-                        let _ = ctrl_c.await;
-                        return;
-                    }
-                };
-            tokio::select! {
-                _ = ctrl_c => {},
-                _ = term.recv() => {},
-            }
-        }
-        #[cfg(not(unix))]
-        let _ = ctrl_c.await;
-    };
-    if let Err(e) = issuer::serve(config, store, listener, shutdown).await {
+    if let Err(e) = issuer::serve(config, store, listener, kit::shutdown::signal()).await {
         eprintln!("keyway-issuer: {e:#}");
-        std::process::exit(EXIT_CONFIG);
+        std::process::exit(USAGE.into());
     }
     Ok(())
 }

@@ -7,10 +7,13 @@
 //!   the upstream.
 //! - `/upstream/callback` checks the cookie, `state` and RFC 9207 `iss` (required when the
 //!   upstream's metadata says `authorization_response_iss_parameter_supported`, compared exactly
-//!   whenever present), redeems the code with client_secret_basic, validates the ID token
-//!   (signature with the upstream's JWKS, asymmetric algorithms only, `iss`, `aud`, `exp`,
+//!   whenever present), redeems the code (client_secret_basic, or client_secret_post when that
+//!   is all the upstream supports), validates the ID token by the `oidc` crate's rules (the
+//!   algorithm is the key's, never the header's; `typ`, `iss`, `aud`, `azp`, `exp`, `nbf`,
 //!   `nonce`), reads userinfo when the upstream has one, maps the groups claim (dotted path,
 //!   optional prefix) and creates the session.
+//! - The upstream's metadata and keys are fetched at the first sign-in and kept; a token naming
+//!   an unknown `kid` fetches the keys again, at most once per [`KEY_REFETCH_INTERVAL`].
 //! - Subjects are namespaced: keyway's `sub` for a federated person is `<provider id>:<upstream
 //!   sub>`. Provider IDs contain no `:` and static users' subjects may not contain one, so no
 //!   upstream can produce the `sub` of a static user or of another provider's user (OIDC Core
@@ -27,14 +30,10 @@ use axum::extract::State;
 use axum::response::Response;
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
-use bytes::Bytes;
 use hmac::{Hmac, Mac};
 use http::{HeaderMap, StatusCode, header};
-use http_body_util::{BodyExt, Full, Limited};
-use hyper_util::client::legacy::Client as HyperClient;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
-use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use oidc::jwt::{IdTokenCheck, TokenError};
+use oidc::{KeySet, Provider};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::Sha256;
@@ -47,8 +46,10 @@ use crate::store::Claims;
 
 /// Name of the cookie carrying the pending upstream sign-in.
 pub const COOKIE: &str = "keyway_issuer_upstream";
-const TIMEOUT: Duration = Duration::from_secs(10);
-const MAX_BODY: usize = 1 << 20;
+/// Least time between two key fetches an unknown `kid` triggers.
+pub const KEY_REFETCH_INTERVAL: Duration = Duration::from_secs(10);
+/// Clock skew allowed on an upstream's ID tokens.
+const LEEWAY: u64 = 60;
 
 /// Upstream provider settings.
 #[derive(Clone, Debug)]
@@ -86,24 +87,12 @@ pub fn is_valid_id(id: &str) -> bool {
         && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
 }
 
-#[derive(Clone, Debug, Deserialize)]
-pub(crate) struct Metadata {
-    issuer: String,
-    authorization_endpoint: String,
-    token_endpoint: String,
-    jwks_uri: String,
-    #[serde(default)]
-    userinfo_endpoint: Option<String>,
-    #[serde(default)]
-    authorization_response_iss_parameter_supported: bool,
-}
-
 /// A configured upstream with its HTTP client and cached metadata and keys.
 pub struct Upstream {
     /// Settings.
     pub config: UpstreamConfig,
-    client: HyperClient<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>,
-    cache: Mutex<Option<(Metadata, Value)>>,
+    client: oidc::Client,
+    provider: Mutex<Option<Arc<Provider>>>,
     cookie_key: CookieKey,
 }
 
@@ -123,18 +112,6 @@ pub(crate) enum IdTokenError {
     Other(String),
 }
 
-impl From<String> for IdTokenError {
-    fn from(e: String) -> Self {
-        Self::Other(e)
-    }
-}
-
-impl From<&str> for IdTokenError {
-    fn from(e: &str) -> Self {
-        Self::Other(e.to_string())
-    }
-}
-
 #[derive(Serialize, Deserialize)]
 pub(crate) struct Pending {
     provider: String,
@@ -148,89 +125,28 @@ pub(crate) struct Pending {
 impl Upstream {
     /// Builds the upstream client (system trust roots).
     pub fn new(config: UpstreamConfig, cookie_key: CookieKey) -> std::result::Result<Self, String> {
-        let mut roots = rustls::RootCertStore::empty();
-        for cert in rustls_native_certs::load_native_certs().certs {
-            let _ = roots.add(cert);
-        }
-        let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
-            rustls::crypto::ring::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()
-        .map_err(|e| e.to_string())?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-        let mut http = HttpConnector::new();
-        http.enforce_http(false);
-        http.set_connect_timeout(Some(Duration::from_secs(5)));
-        let connector = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_tls_config(tls)
-            .https_or_http()
-            .enable_http1()
-            .wrap_connector(http);
-        let client = HyperClient::builder(TokioExecutor::new()).build(connector);
         Ok(Self {
             config,
-            client,
-            cache: Mutex::new(None),
+            client: oidc::Client::new(true, None)?,
+            provider: Mutex::new(None),
             cookie_key,
         })
     }
 
-    async fn send(
-        &self,
-        req: http::Request<Full<Bytes>>,
-    ) -> std::result::Result<(u16, Bytes), String> {
-        let res = tokio::time::timeout(TIMEOUT, self.client.request(req))
-            .await
-            .map_err(|_| "timed out".to_string())?
-            .map_err(|e| e.to_string())?;
-        let status = res.status().as_u16();
-        let body = tokio::time::timeout(TIMEOUT, Limited::new(res.into_body(), MAX_BODY).collect())
-            .await
-            .map_err(|_| "timed out".to_string())?
-            .map_err(|e| e.to_string())?
-            .to_bytes();
-        Ok((status, body))
-    }
-
-    async fn get_json(
-        &self,
-        url: &str,
-        bearer: Option<&str>,
-    ) -> std::result::Result<Value, String> {
-        let mut b = http::Request::get(url).header(header::ACCEPT, "application/json");
-        if let Some(t) = bearer {
-            b = b.header(header::AUTHORIZATION, format!("Bearer {t}"));
+    /// The upstream's metadata and keys, fetched at first use (and again after a failure).
+    async fn provider(&self) -> std::result::Result<Arc<Provider>, String> {
+        let mut cached = self.provider.lock().await;
+        if let Some(p) = cached.as_ref() {
+            return Ok(p.clone());
         }
-        let req = b.body(Full::new(Bytes::new())).map_err(|e| e.to_string())?;
-        let (status, body) = self.send(req).await?;
-        if status != 200 {
-            return Err(format!("{url}: HTTP {status}"));
-        }
-        serde_json::from_slice(&body).map_err(|e| format!("{url}: {e}"))
-    }
-
-    /// Metadata and JWKS, fetched once (and again when `refresh`).
-    async fn discovery(&self, refresh: bool) -> std::result::Result<(Metadata, Value), String> {
-        let mut cache = self.cache.lock().await;
-        if !refresh && let Some(c) = cache.as_ref() {
-            return Ok(c.clone());
-        }
-        let url = format!(
-            "{}/.well-known/openid-configuration",
-            self.config.issuer.trim_end_matches('/')
+        let loaded = Arc::new(
+            self.client
+                .load(&self.config.issuer)
+                .await
+                .map_err(|e| e.to_string())?,
         );
-        let md: Metadata = serde_json::from_value(self.get_json(&url, None).await?)
-            .map_err(|e| format!("{url}: {e}"))?;
-        if md.issuer != self.config.issuer {
-            return Err(format!(
-                "{url}: issuer {:?} is not the configured one",
-                md.issuer
-            ));
-        }
-        let jwks = self.get_json(&md.jwks_uri, None).await?;
-        *cache = Some((md.clone(), jwks.clone()));
-        Ok((md, jwks))
+        *cached = Some(loaded.clone());
+        Ok(loaded)
     }
 
     fn seal(&self, p: &Pending) -> Option<String> {
@@ -253,54 +169,40 @@ impl Upstream {
         (p.exp > now).then_some(p)
     }
 
-    /// Validates an upstream ID token; returns its claims.
+    /// Validates an upstream ID token ([`oidc::jwt::id_token_claims`]); returns its claims.
     pub(crate) fn validate_id_token(
         &self,
         token: &str,
-        jwks: &Value,
+        keys: &KeySet,
         nonce: &str,
     ) -> std::result::Result<serde_json::Map<String, Value>, IdTokenError> {
-        let header = jsonwebtoken::decode_header(token).map_err(|e| e.to_string())?;
-        if !matches!(
-            header.alg,
-            Algorithm::RS256
-                | Algorithm::RS384
-                | Algorithm::RS512
-                | Algorithm::PS256
-                | Algorithm::ES256
-                | Algorithm::ES384
-                | Algorithm::EdDSA
-        ) {
-            return Err("ID token algorithm not allowed".into());
+        let check = IdTokenCheck {
+            issuer: &self.config.issuer,
+            client_id: &self.config.client_id,
+            nonce: Some(nonce),
+            leeway: LEEWAY,
+        };
+        oidc::jwt::id_token_claims(token, keys, &check).map_err(|e| match e {
+            TokenError::Nonce => IdTokenError::Nonce,
+            other => IdTokenError::Other(other.to_string()),
+        })
+    }
+
+    /// Validates `token` with the provider's keys, fetching them again first when the token
+    /// names a key they lack.
+    async fn checked_id_token(
+        &self,
+        provider: &Provider,
+        token: &str,
+        nonce: &str,
+    ) -> std::result::Result<serde_json::Map<String, Value>, IdTokenError> {
+        let kid = oidc::jwt::head(token).ok().and_then(|h| h.kid);
+        if provider.keys().lacks_kid(kid.as_deref()) {
+            self.client
+                .refetch_keys(provider, KEY_REFETCH_INTERVAL)
+                .await;
         }
-        let set: jsonwebtoken::jwk::JwkSet =
-            serde_json::from_value(jwks.clone()).map_err(|e| format!("JWKS: {e}"))?;
-        let jwk = match &header.kid {
-            Some(kid) => set.find(kid),
-            None if set.keys.len() == 1 => set.keys.first(),
-            None => None,
-        }
-        .ok_or_else(|| "unknown key".to_string())?;
-        let key = DecodingKey::from_jwk(jwk).map_err(|e| e.to_string())?;
-        let mut v = Validation::new(header.alg);
-        v.set_audience(&[&self.config.client_id]);
-        v.set_issuer(&[&self.config.issuer]);
-        v.leeway = 60;
-        v.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
-        let data = jsonwebtoken::decode::<serde_json::Map<String, Value>>(token, &key, &v)
-            .map_err(|e| e.to_string())?;
-        let got = data
-            .claims
-            .get("nonce")
-            .and_then(Value::as_str)
-            .unwrap_or("");
-        if !bool::from(subtle::ConstantTimeEq::ct_eq(
-            got.as_bytes(),
-            nonce.as_bytes(),
-        )) {
-            return Err(IdTokenError::Nonce);
-        }
-        Ok(data.claims)
+        self.validate_id_token(token, &provider.keys(), nonce)
     }
 
     /// Maps upstream claims to ours.
@@ -499,7 +401,8 @@ async fn begin(iss: &crate::server::Issuer, up: &Upstream, q: &Params) -> Result
     }
     let request = q.get("request").unwrap_or("").to_string();
     Params::parse(request.as_bytes())?;
-    let (md, _) = up.discovery(false).await.map_err(|e| failed(&e))?;
+    let provider = up.provider().await.map_err(|e| failed(&e))?;
+    let md = &provider.metadata;
     let pending = Pending {
         provider: up.config.id.clone(),
         state: crate::util::random_token(),
@@ -517,7 +420,7 @@ async fn begin(iss: &crate::server::Issuer, up: &Upstream, q: &Params) -> Result
         .append_pair("scope", &up.config.scopes)
         .append_pair("state", &pending.state)
         .append_pair("nonce", &pending.nonce)
-        .append_pair("code_challenge", &crate::util::s256(&pending.verifier))
+        .append_pair("code_challenge", &oidc::pkce::challenge(&pending.verifier))
         .append_pair("code_challenge_method", "S256");
     let mut res = redirect(url.as_str());
     let secure = if iss.secure_cookies { "; Secure" } else { "" };
@@ -557,7 +460,8 @@ pub async fn callback(
     )) {
         return Err(refused("state mismatch"));
     }
-    let (md, mut jwks) = up.discovery(false).await.map_err(|e| failed(&e))?;
+    let provider = up.provider().await.map_err(|e| failed(&e))?;
+    let md = &provider.metadata;
     // RFC 9207 §2.4: compared exactly when present; required when the upstream advertises it.
     match q.get("iss") {
         Some(i) if i != up.config.issuer => return Err(refused("iss mismatch (RFC 9207)")),
@@ -570,52 +474,36 @@ pub async fn callback(
         return Err(refused("the upstream returned an error"));
     }
     let code = q.get("code").ok_or_else(|| refused("no code"))?;
-    let enc = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
-    let basic = STANDARD.encode(format!(
-        "{}:{}",
-        enc(&up.config.client_id),
-        enc(&up.config.client_secret)
-    ));
-    let body = url::form_urlencoded::Serializer::new(String::new())
-        .append_pair("grant_type", "authorization_code")
-        .append_pair("code", code)
-        .append_pair("redirect_uri", &iss.url("/upstream/callback"))
-        .append_pair("code_verifier", &pending.verifier)
-        .finish();
-    let req = http::Request::post(&md.token_endpoint)
-        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
-        .header(header::ACCEPT, "application/json")
-        .header(header::AUTHORIZATION, format!("Basic {basic}"))
-        .body(Full::new(Bytes::from(body)))
+    let redirect_uri = iss.url("/upstream/callback");
+    let tokens = up
+        .client
+        .token(
+            md,
+            &up.config.client_id,
+            Some(&up.config.client_secret),
+            &[
+                ("grant_type", "authorization_code"),
+                ("code", code),
+                ("redirect_uri", &redirect_uri),
+                ("code_verifier", &pending.verifier),
+            ],
+        )
+        .await
         .map_err(|e| failed(&e.to_string()))?;
-    let (status, body) = up.send(req).await.map_err(|e| failed(&e))?;
-    if status != 200 {
-        return Err(failed(&format!("token endpoint answered HTTP {status}")));
-    }
-    let tokens: Value = serde_json::from_slice(&body).map_err(|e| failed(&e.to_string()))?;
     let id_token = tokens
-        .get("id_token")
-        .and_then(Value::as_str)
+        .id_token
+        .as_deref()
         .ok_or_else(|| failed("no id_token"))?;
-    let invalid = |e: IdTokenError| match e {
-        // The code was redeemed for a different sign-in (code injection): a bad request.
-        IdTokenError::Nonce => refused("ID token nonce mismatch"),
-        IdTokenError::Other(e) => failed(&e),
-    };
-    let mut claims = match up.validate_id_token(id_token, &jwks, &pending.nonce) {
-        Ok(c) => c,
-        Err(IdTokenError::Other(_)) => {
-            // The upstream may have rotated keys: refetch once.
-            jwks = up.discovery(true).await.map_err(|e| failed(&e))?.1;
-            up.validate_id_token(id_token, &jwks, &pending.nonce)
-                .map_err(invalid)?
-        }
-        Err(e) => return Err(invalid(e)),
-    };
-    if let (Some(ui), Some(at)) = (
-        md.userinfo_endpoint.as_deref(),
-        tokens.get("access_token").and_then(Value::as_str),
-    ) && let Ok(Value::Object(info)) = up.get_json(ui, Some(at)).await
+    let mut claims = up
+        .checked_id_token(&provider, id_token, &pending.nonce)
+        .await
+        .map_err(|e| match e {
+            // The code was redeemed for a different sign-in (code injection): a bad request.
+            IdTokenError::Nonce => refused("ID token nonce mismatch"),
+            IdTokenError::Other(e) => failed(&e),
+        })?;
+    if let Some(ui) = md.userinfo_endpoint.as_deref()
+        && let Ok(info) = up.client.userinfo(ui, &tokens.access_token).await
         && info.get("sub") == claims.get("sub")
     {
         // `email_verified` speaks for the `email` next to it: userinfo's counts only for the
@@ -661,6 +549,91 @@ pub async fn callback(
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
+
+    use base64::Engine as _;
+    use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD as B64};
+
+    const UP: &str = "https://upstream.example";
+
+    /// An RSA key published for RS256 (the `oidc` crate's test key), and a token signed with
+    /// it under `alg`.
+    fn rsa_token(alg: &str) -> (String, oidc::KeySet) {
+        use contract::signing_keys::{Alg, public_jwk};
+        let pem = include_str!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../oidc/testdata/rsa-2048.pk8.pem"
+        ));
+        let body: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
+        let der = STANDARD.decode(body).unwrap();
+        let jwk = public_jwk(Alg::Rs256, &der).unwrap();
+        assert_eq!(jwk["alg"], "RS256");
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        let head = serde_json::json!({"alg": alg, "kid": jwk["kid"], "typ": "JWT"});
+        let claims = serde_json::json!({"iss": UP, "aud": "keyway", "sub": "u-1",
+                                        "exp": now + 300, "nonce": "n"});
+        let input = format!(
+            "{}.{}",
+            B64.encode(head.to_string()),
+            B64.encode(claims.to_string())
+        );
+        let padding: &'static dyn ring::signature::RsaEncoding = match alg {
+            "RS256" => &ring::signature::RSA_PKCS1_SHA256,
+            "RS384" => &ring::signature::RSA_PKCS1_SHA384,
+            _ => &ring::signature::RSA_PSS_SHA256,
+        };
+        let pair = ring::signature::RsaKeyPair::from_pkcs8(&der).unwrap();
+        let mut sig = vec![0; pair.public().modulus_len()];
+        pair.sign(
+            padding,
+            &ring::rand::SystemRandom::new(),
+            input.as_bytes(),
+            &mut sig,
+        )
+        .unwrap();
+        let jwks = serde_json::json!({ "keys": [jwk] }).to_string();
+        (
+            format!("{input}.{}", B64.encode(sig)),
+            oidc::KeySet::from_jwks(jwks.as_bytes()).unwrap(),
+        )
+    }
+
+    fn upstream() -> super::Upstream {
+        let config = super::UpstreamConfig {
+            id: "up".into(),
+            issuer: UP.into(),
+            client_id: "keyway".into(),
+            client_secret: "s".into(),
+            name: "Up".into(),
+            scopes: "openid".into(),
+            groups_claim: "groups".into(),
+            groups_prefix: String::new(),
+            insecure_trust_unverified_email: false,
+        };
+        super::Upstream::new(config, super::CookieKey::default()).unwrap()
+    }
+
+    #[test]
+    fn an_id_token_is_verified_with_its_keys_algorithm_never_its_headers() {
+        let up = upstream();
+        let (token, jwks) = rsa_token("RS256");
+        assert!(up.validate_id_token(&token, &jwks, "n").is_ok());
+        assert!(matches!(
+            up.validate_id_token(&token, &jwks, "other"),
+            Err(super::IdTokenError::Nonce)
+        ));
+        // The same key, but the header names another algorithm than the key's: refused, so
+        // that a token never chooses how it is verified.
+        for alg in ["RS384", "PS256"] {
+            let (token, jwks) = rsa_token(alg);
+            assert!(
+                up.validate_id_token(&token, &jwks, "n").is_err(),
+                "{alg} accepted with an RS256 key"
+            );
+        }
+    }
 
     #[test]
     fn cookie_key_is_created_only_when_allowed() {

@@ -49,9 +49,7 @@ mod metrics;
 mod operator;
 mod plan;
 mod reconcile;
-mod shutdown;
 pub mod signing_keys;
-mod telemetry;
 pub mod webhook;
 
 pub use cli::Cli;

@@ -8,7 +8,8 @@
 use std::time::Instant;
 
 use base64::Engine as _;
-use proxy::jwt::{self, Expect, KeySet};
+use oidc::KeySet;
+use oidc::jwt::{self, Expect};
 
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();

@@ -7,8 +7,8 @@ use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::{Arc, Mutex};
 
-use crate::jwt::Principal;
 use crate::session::Session;
+use oidc::jwt::Principal;
 
 /// Something cached until a time (seconds since the epoch).
 pub trait Expiring {

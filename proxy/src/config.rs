@@ -285,7 +285,7 @@ pub struct Settings {
 impl Cli {
     /// Validates the flags, reporting every problem.
     pub fn settings(&self) -> Result<Settings, Vec<String>> {
-        let mut problems = Vec::new();
+        let mut problems = kit::problems::Problems::new();
         let admin_listen = if self.admin_listen.eq_ignore_ascii_case("off") {
             None
         } else {
@@ -464,52 +464,52 @@ impl Cli {
                 true
             }
         };
-        if tracing_subscriber::EnvFilter::try_new(&self.log).is_err() {
+        if kit::log::filter(&self.log).is_err() {
             problems.push(format!(
                 "--log (KEYWAY_LOG): {:?} is not a valid filter",
                 self.log
             ));
         }
-        match upstream {
-            Some(upstream) if problems.is_empty() => Ok(Settings {
-                listen: self.listen,
-                admin_listen,
-                upstream,
-                config_dir: self.config_dir.clone(),
-                external_url,
-                proxy_prefix,
-                tls,
-                cookie_name: self.cookie_name.clone(),
-                cookie_secure,
-                session_lifetime: Duration::from_secs(self.session_lifetime),
-                cookie_secret_grace: self.cookie_secret_grace.unwrap_or(self.session_lifetime),
-                skip_auth_preflight: self.skip_auth_preflight,
-                scopes,
-                pass_access_token: self.pass_access_token,
-                prompt: self.prompt.clone(),
-                trust_forwarded_headers: self.trust_forwarded_headers,
-                allow_http_issuer: self.allow_http_issuer,
-                issuer_ca_file: self.issuer_ca_file.clone(),
-                clock_skew: self.clock_skew,
-                token_cache_size: self.token_cache_size,
-                jwks_min_refresh: Duration::from_secs(self.jwks_min_refresh),
-                header_read_timeout: Duration::from_secs(self.header_read_timeout),
-                upstream_timeout: Duration::from_secs(self.upstream_timeout),
-                client_body_timeout: Duration::from_secs(self.client_body_timeout),
-                send_timeout: Duration::from_secs(self.send_timeout),
-                idle_timeout: Duration::from_secs(self.idle_timeout),
-                max_header_bytes: self.max_header_bytes,
-                http1_fast_path: self.http1_fast_path,
-                shutdown_grace: Duration::from_secs(self.shutdown_grace),
-                poll_interval: Duration::from_secs(self.config_poll_interval),
-                worker_threads: self.worker_threads,
-                post_logout_redirect_url: self.post_logout_redirect_url.clone(),
-                access_log: self.access_log,
-                log_json,
-                log: self.log.clone(),
-            }),
-            _ => Err(problems),
-        }
+        let Some(upstream) = upstream else {
+            return Err(problems.into());
+        };
+        problems.finish_with(|| Settings {
+            listen: self.listen,
+            admin_listen,
+            upstream,
+            config_dir: self.config_dir.clone(),
+            external_url,
+            proxy_prefix,
+            tls,
+            cookie_name: self.cookie_name.clone(),
+            cookie_secure,
+            session_lifetime: Duration::from_secs(self.session_lifetime),
+            cookie_secret_grace: self.cookie_secret_grace.unwrap_or(self.session_lifetime),
+            skip_auth_preflight: self.skip_auth_preflight,
+            scopes,
+            pass_access_token: self.pass_access_token,
+            prompt: self.prompt.clone(),
+            trust_forwarded_headers: self.trust_forwarded_headers,
+            allow_http_issuer: self.allow_http_issuer,
+            issuer_ca_file: self.issuer_ca_file.clone(),
+            clock_skew: self.clock_skew,
+            token_cache_size: self.token_cache_size,
+            jwks_min_refresh: Duration::from_secs(self.jwks_min_refresh),
+            header_read_timeout: Duration::from_secs(self.header_read_timeout),
+            upstream_timeout: Duration::from_secs(self.upstream_timeout),
+            client_body_timeout: Duration::from_secs(self.client_body_timeout),
+            send_timeout: Duration::from_secs(self.send_timeout),
+            idle_timeout: Duration::from_secs(self.idle_timeout),
+            max_header_bytes: self.max_header_bytes,
+            http1_fast_path: self.http1_fast_path,
+            shutdown_grace: Duration::from_secs(self.shutdown_grace),
+            poll_interval: Duration::from_secs(self.config_poll_interval),
+            worker_threads: self.worker_threads,
+            post_logout_redirect_url: self.post_logout_redirect_url.clone(),
+            access_log: self.access_log,
+            log_json,
+            log: self.log.clone(),
+        })
     }
 }
 
@@ -596,7 +596,7 @@ fn read_opt(dir: &Path, name: &str) -> Result<Option<String>, String> {
 pub fn load_app(settings: &Settings) -> Result<AppConfig, Vec<String>> {
     use sha2::{Digest, Sha256};
     let dir = &settings.config_dir;
-    let mut problems = Vec::new();
+    let mut problems = kit::problems::Problems::new();
     let mut hasher = Sha256::new();
     let mut files = Vec::new();
     for name in secret::ALL_KEYS {
@@ -746,7 +746,7 @@ pub fn load_app(settings: &Settings) -> Result<AppConfig, Vec<String>> {
         ));
     }
     if !problems.is_empty() {
-        return Err(problems);
+        return Err(problems.into());
     }
     let (Some(client_id), Some(issuer), Some(cookie_key), Some((resource, resource_url))) =
         (client_id, issuer, cookie_key, resource)

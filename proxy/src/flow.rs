@@ -12,19 +12,18 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use base64::Engine as _;
 use bytes::Bytes;
 use http::{HeaderValue, Response, StatusCode, header};
 use http_body_util::{Either, Full};
 use tokio::sync::OnceCell;
 
 use crate::handler::{error_response, with_cookies};
-use crate::jwt::{self, Principal};
 use crate::metrics::Metrics;
-use crate::oidc::{Provider, TokenResponse};
 use crate::path::is_safe_return_path;
 use crate::session::{CHUNK, LoginState, Purpose, RequestCookies, Session, SignOutHint};
 use crate::{App, Body, Shared, now};
+use oidc::jwt::{self, IdTokenCheck, Principal};
+use oidc::{Provider, TokenResponse};
 
 /// How long a sign-in may take.
 const LOGIN_TTL: u64 = 600;
@@ -47,11 +46,6 @@ fn redirect(location: &str) -> Response<Body> {
     resp.headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     resp
-}
-
-fn pkce_challenge(verifier: &str) -> String {
-    let d = ring::digest::digest(&ring::digest::SHA256, verifier.as_bytes());
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(d.as_ref())
 }
 
 /// Where a sign-in returns to: a same-origin path of at most [`MAX_RETURN_PATH`] bytes. A longer
@@ -151,7 +145,7 @@ pub fn start_login(
         q.append_pair("scope", &cfg.request_scopes);
         q.append_pair("state", &state);
         q.append_pair("nonce", &nonce);
-        q.append_pair("code_challenge", &pkce_challenge(&verifier));
+        q.append_pair("code_challenge", &oidc::pkce::challenge(&verifier));
         q.append_pair("code_challenge_method", "S256");
         q.append_pair("resource", &cfg.resource);
         if let Some(p) = prompt {
@@ -357,14 +351,13 @@ pub async fn callback(
         );
     };
     let keys = provider.keys();
-    let who = match jwt::validate_id_token(
-        id_token,
-        &keys,
+    let check = IdTokenCheck {
         issuer,
-        &cfg.client_id,
-        Some(&login.nonce),
-        shared.settings.clock_skew,
-    ) {
+        client_id: &cfg.client_id,
+        nonce: Some(&login.nonce),
+        leeway: shared.settings.clock_skew,
+    };
+    let who = match jwt::validate_id_token(id_token, &keys, &check) {
         Ok(w) => w,
         Err(e) => {
             tracing::warn!(reason = %e, "ID token refused");
@@ -718,14 +711,13 @@ async fn do_refresh(
     let mut who = session.who.clone();
     if let Some(id_token) = tokens.id_token.as_deref() {
         let keys = provider.keys();
-        match jwt::validate_id_token(
-            id_token,
-            &keys,
-            &provider.metadata.issuer,
-            &cfg.client_id,
-            None,
-            shared.settings.clock_skew,
-        ) {
+        let check = IdTokenCheck {
+            issuer: &provider.metadata.issuer,
+            client_id: &cfg.client_id,
+            nonce: None,
+            leeway: shared.settings.clock_skew,
+        };
+        match jwt::validate_id_token(id_token, &keys, &check) {
             Ok(fresh) if fresh.sub == session.who.sub => {
                 who = Principal {
                     scopes: who.scopes,
@@ -762,6 +754,7 @@ async fn do_refresh(
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use base64::Engine as _;
     use base64::engine::general_purpose::STANDARD;
     use clap::Parser as _;
 
@@ -796,8 +789,8 @@ mod tests {
 
     fn provider() -> Provider {
         let iss = "https://id.example.com";
-        Provider {
-            metadata: serde_json::from_value(serde_json::json!({
+        Provider::new(
+            serde_json::from_value(serde_json::json!({
                 "issuer": iss,
                 "authorization_endpoint": format!("{iss}/auth"),
                 "token_endpoint": format!("{iss}/token"),
@@ -805,10 +798,8 @@ mod tests {
                 "end_session_endpoint": format!("{iss}/end_session"),
             }))
             .unwrap(),
-            keys: Default::default(),
-            fetched: std::sync::RwLock::new(Instant::now()),
-            refetch: tokio::sync::Mutex::new(()),
-        }
+            oidc::KeySet::default(),
+        )
     }
 
     /// Applies a response's `Set-Cookie` values to a browser's jar, as a browser does.
@@ -1012,13 +1003,5 @@ mod tests {
         let c = signout_cookie(&shared, &app, "sid-1", &huge, 3600);
         assert!(c.starts_with("__Secure-_keyway_proxy_signout=; Path=/oauth2/sign_out;"));
         assert!(c.ends_with("Max-Age=0"));
-    }
-
-    #[test]
-    fn pkce_s256_matches_rfc7636_appendix_b() {
-        assert_eq!(
-            pkce_challenge("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"),
-            "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
-        );
     }
 }

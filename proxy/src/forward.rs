@@ -11,11 +11,11 @@ use http_body_util::Either;
 use hyper_util::rt::TokioIo;
 
 use crate::handler::error_response;
-use crate::jwt::Principal;
 use crate::memo::Memo;
 use crate::session::{CookiePlan, Names, PlanBuilder, cookie_name, cookie_pairs, is_own_cookie};
 use crate::timeouts::{TimedBody, answer_within};
 use crate::{Body, ReqBody, Shared, direct, upstream};
+use oidc::jwt::Principal;
 
 /// Identity headers set for the tool; any copy sent by the client is removed first.
 pub const X_FORWARDED_USER: &str = "x-forwarded-user";

@@ -15,9 +15,10 @@ use ring::signature::{Ed25519KeyPair, KeyPair as _};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::direct::{self, Framing, Step};
-use crate::jwt::{self, Expect, KeySet};
 use crate::session::{self, LoginState, Names, Purpose, Sealer, Session};
-use crate::{ReqBody, forward, h1, host, oidc, path};
+use crate::{ReqBody, forward, h1, host, path};
+use oidc::KeySet;
+use oidc::jwt::{self, Expect, IdTokenCheck};
 
 /// Splits `data` at its first `sep` (all of it and nothing when there is none).
 fn split(data: &[u8], sep: u8) -> (&[u8], &[u8]) {
@@ -258,7 +259,14 @@ pub fn jwt(data: &[u8]) {
             let claims: serde_json::Value = serde_json::from_slice(&claims).unwrap_or_default();
             assert_eq!(claims["iss"], ISSUER, "accepted for another issuer");
         }
-        let _ = jwt::validate_id_token(token, keys, ISSUER, "client", Some("n"), 30);
+        let check = IdTokenCheck {
+            issuer: ISSUER,
+            client_id: "client",
+            nonce: Some("n"),
+            leeway: 30,
+        };
+        let _ = jwt::validate_id_token(token, keys, &check);
+        let _ = jwt::id_token_claims(token, keys, &check);
     };
     if let Ok(token) = std::str::from_utf8(data) {
         check(token);

@@ -13,12 +13,12 @@ use http_body_util::{Either, Full};
 
 use crate::cache::token_hash;
 use crate::forward::{Forward, Peer, forward};
-use crate::jwt::{self, Expect, Principal, TokenError};
 use crate::metrics::Outcome;
-use crate::oidc::Provider;
 use crate::path::normalise;
 use crate::session::{Purpose, Session, read_cookies};
 use crate::{App, Body, ReqBody, Shared, flow, now};
+use oidc::Provider;
+use oidc::jwt::{self, Expect, Principal, TokenError};
 
 /// RFC 9728 well-known path.
 pub const METADATA_PATH: &str = "/.well-known/oauth-protected-resource";

@@ -8,7 +8,7 @@
 //! 2. the proxy's own endpoints (sign-in callback, start, sign-out, RFC 9728 metadata);
 //! 3. public rules, and CORS preflights with `--skip-auth-preflight` — forwarded without
 //!    authentication (spoofed identity headers still removed);
-//! 4. authentication — bearer JWT ([`jwt`], cached by [`cache`] and per connection by [`memo`])
+//! 4. authentication — bearer JWT ([`oidc::jwt`], cached by [`cache`] and per connection by [`memo`])
 //!    or the session cookie ([`session`], cached the same way, refreshed once per session by
 //!    [`flow`]); none: sign-in redirect or 401;
 //! 5. authorisation — [`contract::access`];
@@ -32,11 +32,9 @@ pub mod fuzzing;
 pub mod h1;
 pub mod handler;
 pub mod host;
-pub mod jwt;
 pub mod logbuf;
 pub mod memo;
 pub mod metrics;
-pub mod oidc;
 pub mod path;
 pub mod server;
 pub mod session;
@@ -52,8 +50,8 @@ use hyper::body::Incoming;
 use serde::de::DeserializeOwned;
 
 use crate::config::{AppConfig, Settings};
-use crate::oidc::{IssuerClient, Provider};
 use crate::session::{Names, Purpose, Retired, Sealer};
+use oidc::{Client as IssuerClient, Provider};
 
 /// Errors of the proxy's setup (request-path errors become responses in [`handler`]).
 #[derive(Debug, thiserror::Error)]
@@ -399,7 +397,7 @@ mod tests {
     fn sealed(app: &App) -> String {
         let s = Session {
             sid: "sid".into(),
-            who: jwt::Principal {
+            who: oidc::jwt::Principal {
                 sub: "alice".into(),
                 ..Default::default()
             },

@@ -5,49 +5,30 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use clap::Parser;
+use kit::exit::USAGE;
+use kit::log::Format;
 use proxy::config::Cli;
-
-/// Exit code for bad configuration (EX_USAGE).
-const EXIT_CONFIG: u8 = 64;
 
 fn main() -> ExitCode {
     let started = Instant::now();
     let cli = match Cli::try_parse() {
         Ok(c) => c,
-        Err(e) => {
-            use clap::error::ErrorKind;
-            let code = match e.kind() {
-                ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => 0,
-                _ => EXIT_CONFIG,
-            };
-            let _ = e.print();
-            return ExitCode::from(code);
-        }
+        Err(e) => return kit::exit::refused(&e),
     };
     let settings = match cli.settings() {
         Ok(s) => s,
-        Err(problems) => {
-            eprintln!("keyway-proxy: invalid configuration:");
-            for p in problems {
-                eprintln!("  - {p}");
-            }
-            return ExitCode::from(EXIT_CONFIG);
-        }
+        Err(problems) => return kit::exit::invalid_configuration("keyway-proxy", problems),
     };
-    let filter = tracing_subscriber::EnvFilter::new(&settings.log);
-    if settings.log_json {
-        tracing_subscriber::fmt()
-            .json()
-            .flatten_event(true)
-            .with_current_span(false)
-            .with_env_filter(filter)
-            .with_writer(proxy::logbuf::stdout())
-            .init();
+    let format = if settings.log_json {
+        Format::Json
     } else {
-        tracing_subscriber::fmt()
-            .with_env_filter(filter)
-            .with_writer(proxy::logbuf::stdout())
-            .init();
+        Format::Text
+    };
+    let logging = kit::log::filter(&settings.log)
+        .and_then(|filter| kit::log::init(format, filter, proxy::logbuf::stdout()));
+    if let Err(e) = logging {
+        eprintln!("keyway-proxy: {e}");
+        return ExitCode::from(USAGE);
     }
     let _ = rustls::crypto::ring::default_provider().install_default();
     proxy::logbuf::install_panic_flush();
@@ -75,14 +56,14 @@ fn main() -> ExitCode {
             Ok(s) => s,
             Err(e @ proxy::Error::Config(_)) => {
                 eprintln!("keyway-proxy: {e}");
-                return ExitCode::from(EXIT_CONFIG);
+                return ExitCode::from(USAGE);
             }
             Err(e) => {
                 eprintln!("keyway-proxy: {e}");
                 return ExitCode::FAILURE;
             }
         };
-        match server.run(shutdown_signal()).await {
+        match server.run(kit::shutdown::signal()).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("keyway-proxy: {e}");
@@ -92,27 +73,4 @@ fn main() -> ExitCode {
     });
     proxy::logbuf::stdout().flush();
     code
-}
-
-/// Completes on SIGTERM or Ctrl-C.
-async fn shutdown_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = term.recv() => {}
-                    _ = tokio::signal::ctrl_c() => {}
-                }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-    }
 }

@@ -16,8 +16,8 @@ use std::sync::{Arc, Mutex, Weak};
 
 use crate::App;
 use crate::cache::Expiring;
-use crate::jwt::Principal;
 use crate::session::Session;
+use oidc::jwt::Principal;
 
 /// What was accepted.
 #[derive(Debug)]

@@ -5,7 +5,7 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::pin;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -16,8 +16,7 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::{GracefulShutdown, Watcher};
-use rustls::server::{ClientHello, ResolvesServerCert};
-use rustls::sign::CertifiedKey;
+use kit::tls::{CertFiles, CertSlot};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -32,53 +31,12 @@ use crate::{App, Error, ReqBody, Result, Shared, h1, handler};
 /// Period of the routine JWKS refresh (unknown `kid`s trigger earlier, rate-limited fetches).
 const JWKS_REFRESH: Duration = Duration::from_secs(300);
 
-/// A TLS certificate that is re-read when its files change.
-#[derive(Debug)]
-struct ReloadingCert {
-    current: RwLock<Arc<CertifiedKey>>,
-}
-
-impl ResolvesServerCert for ReloadingCert {
-    fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
-        Some(
-            self.current
-                .read()
-                .map(|c| c.clone())
-                .unwrap_or_else(|p| p.into_inner().clone()),
-        )
-    }
-}
-
-fn load_cert(
-    cert: &std::path::Path,
-    key: &std::path::Path,
-) -> Result<(CertifiedKey, Vec<u8>), String> {
-    let cert_pem = std::fs::read(cert).map_err(|e| format!("{}: {e}", cert.display()))?;
-    let key_pem = std::fs::read(key).map_err(|e| format!("{}: {e}", key.display()))?;
-    let certs: Vec<_> = rustls_pemfile::certs(&mut cert_pem.as_slice())
-        .collect::<std::result::Result<_, _>>()
-        .map_err(|e| format!("{}: {e}", cert.display()))?;
-    if certs.is_empty() {
-        return Err(format!("{}: no certificate", cert.display()));
-    }
-    let private = rustls_pemfile::private_key(&mut key_pem.as_slice())
-        .map_err(|e| format!("{}: {e}", key.display()))?
-        .ok_or_else(|| format!("{}: no private key", key.display()))?;
-    let signing = rustls::crypto::ring::default_provider()
-        .key_provider
-        .load_private_key(private)
-        .map_err(|e| format!("{}: {e}", key.display()))?;
-    let mut fingerprint = cert_pem;
-    fingerprint.extend_from_slice(&key_pem);
-    Ok((CertifiedKey::new(certs, signing), fingerprint))
-}
-
 /// A bound, not yet running proxy.
 pub struct Server {
     shared: Arc<Shared>,
     listener: TcpListener,
     admin: Option<TcpListener>,
-    tls: Option<(tokio_rustls::TlsAcceptor, Arc<ReloadingCert>, Vec<u8>)>,
+    tls: Option<(tokio_rustls::TlsAcceptor, Arc<CertSlot>)>,
     started: Instant,
 }
 
@@ -96,10 +54,9 @@ impl Server {
         let app = App::new(cfg, &settings)?;
         let tls = match &settings.tls {
             Some((cert, key)) => {
-                let (ck, fp) = load_cert(cert, key).map_err(|e| Error::Config(vec![e]))?;
-                let resolver = Arc::new(ReloadingCert {
-                    current: RwLock::new(Arc::new(ck)),
-                });
+                let resolver = CertSlot::from_files(&CertFiles::new(cert, key))
+                    .map_err(|e| Error::Config(vec![e.to_string()]))?;
+                let resolver = Arc::new(resolver);
                 let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(
                     rustls::crypto::ring::default_provider(),
                 ))
@@ -108,11 +65,7 @@ impl Server {
                 .with_no_client_auth()
                 .with_cert_resolver(resolver.clone());
                 config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-                Some((
-                    tokio_rustls::TlsAcceptor::from(Arc::new(config)),
-                    resolver,
-                    fp,
-                ))
+                Some((tokio_rustls::TlsAcceptor::from(Arc::new(config)), resolver))
             }
             None => None,
         };
@@ -175,8 +128,8 @@ impl Server {
         background.push(tokio::spawn(issuer_loop(shared.clone(), started)));
         background.push(tokio::spawn(config_loop(shared.clone())));
         background.push(tokio::spawn(upstream_loop(shared.clone())));
-        let acceptor = tls.map(|(acceptor, resolver, fp)| {
-            background.push(tokio::spawn(cert_loop(shared.clone(), resolver, fp)));
+        let acceptor = tls.map(|(acceptor, resolver)| {
+            background.push(tokio::spawn(cert_loop(shared.clone(), resolver)));
             acceptor
         });
         if let Some(admin) = admin {
@@ -456,22 +409,16 @@ async fn config_loop(shared: Arc<Shared>) {
 }
 
 /// Re-reads the TLS files when they change.
-async fn cert_loop(shared: Arc<Shared>, resolver: Arc<ReloadingCert>, mut fingerprint: Vec<u8>) {
+async fn cert_loop(shared: Arc<Shared>, resolver: Arc<CertSlot>) {
     let Some((cert, key)) = shared.settings.tls.clone() else {
         return;
     };
+    let files = CertFiles::new(cert, key);
     loop {
         tokio::time::sleep(shared.settings.poll_interval).await;
-        match load_cert(&cert, &key) {
-            Ok((ck, fp)) if fp != fingerprint => {
-                match resolver.current.write() {
-                    Ok(mut c) => *c = Arc::new(ck),
-                    Err(p) => *p.into_inner() = Arc::new(ck),
-                }
-                fingerprint = fp;
-                tracing::info!("TLS certificate reloaded");
-            }
-            Ok(_) => {}
+        match resolver.reload(&files) {
+            Ok(true) => tracing::info!("TLS certificate reloaded"),
+            Ok(false) => {}
             Err(e) => {
                 tracing::warn!(error = %e, "TLS files unreadable; keeping the current certificate")
             }

@@ -17,7 +17,7 @@ use ring::rand::{SecureRandom, SystemRandom};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use crate::jwt::Principal;
+use oidc::jwt::Principal;
 
 /// Largest cookie value written in one piece; more is split.
 pub const CHUNK: usize = 3800;

@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::{Args, ValueEnum};
+use clap::Args;
 use tokio_util::sync::CancellationToken;
 
 use super::{serve, usage};
@@ -15,12 +15,6 @@ use crate::http;
 use crate::lease::LeaseConfig;
 use crate::operator::Operator;
 use crate::signing_keys::SigningKeysConfig;
-
-#[derive(Clone, Copy, Debug, ValueEnum)]
-pub(super) enum LogFormat {
-    Text,
-    Json,
-}
 
 #[derive(Debug, Args)]
 pub(super) struct ControllerArgs {
@@ -62,7 +56,7 @@ pub(super) struct ControllerArgs {
     identity: Option<String>,
     /// Log format.
     #[arg(long, env = "KEYWAY_LOG_FORMAT", value_enum, default_value = "text")]
-    log_format: LogFormat,
+    log_format: kit::log::Format,
     /// Log filter (RUST_LOG syntax).
     #[arg(long, env = "KEYWAY_LOG", default_value = "info")]
     log: String,
@@ -101,7 +95,7 @@ struct Settings {
 
 /// Parses the controller flags into settings, reporting every problem at once.
 fn settings(args: &ControllerArgs) -> Result<Settings, Vec<String>> {
-    let mut problems = Vec::new();
+    let mut problems = kit::problems::Problems::new();
     let mut duration = |flag: &str, value: &str| match contract::duration::parse_flag(value) {
         Ok(d) if !d.is_zero() => d,
         Ok(_) => {
@@ -182,7 +176,7 @@ fn settings(args: &ControllerArgs) -> Result<Settings, Vec<String>> {
         .filter(|s| !s.is_empty())
         .unwrap_or_else(|| format!("keyway-operator-{}", std::process::id()));
     if !problems.is_empty() {
-        return Err(problems);
+        return Err(problems.into());
     }
     let mut config = ControllerConfig::new(args.issuer_url.clone());
     config.namespace = args.watch_namespace.clone();
@@ -210,7 +204,7 @@ pub(super) fn controller_command(args: &ControllerArgs) -> ExitCode {
     };
     serve(
         "controller",
-        matches!(args.log_format, LogFormat::Json),
+        args.log_format,
         &args.log,
         run(settings),
         "keyway-operator stopped",
@@ -226,7 +220,7 @@ async fn run(settings: Settings) -> anyhow::Result<()> {
     let shutdown = CancellationToken::new();
     let signal = shutdown.clone();
     tokio::spawn(async move {
-        crate::shutdown::shutdown_signal().await;
+        kit::shutdown::signal().await;
         tracing::info!("shutting down");
         signal.cancel();
     });

@@ -10,8 +10,8 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 
 use self::controller::{ControllerArgs, controller_command};
+use crate::crdgen;
 use crate::webhook::{self, WebhookArgs};
-use crate::{crdgen, telemetry};
 
 /// keyway's operator: the ConnectedApp controller, and tools around it.
 #[derive(Debug, Parser)]
@@ -40,9 +40,6 @@ struct CrdgenArgs {
     output: String,
 }
 
-/// Exit code for bad configuration (EX_USAGE).
-const EXIT_USAGE: u8 = 64;
-
 impl Cli {
     /// Runs the command; its outcome as the process's exit code.
     pub fn run(self) -> ExitCode {
@@ -57,12 +54,7 @@ impl Cli {
     /// the exit code: unknown or malformed flags are usage errors too, 64 like every other bad
     /// input; 0 for `--help` and `--version`.
     pub fn refused(e: &clap::Error) -> ExitCode {
-        let code = match e.kind() {
-            clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => 0,
-            _ => EXIT_USAGE,
-        };
-        let _ = e.print();
-        ExitCode::from(code)
+        kit::exit::refused(e)
     }
 }
 
@@ -72,35 +64,40 @@ fn webhook_command(args: WebhookArgs) -> ExitCode {
     if !problems.is_empty() {
         return usage("webhook", problems);
     }
-    let (json, log) = (args.log_format == "json", args.log.clone());
+    let format = if args.log_format == "json" {
+        kit::log::Format::Json
+    } else {
+        kit::log::Format::Text
+    };
+    let log = args.log.clone();
     serve(
         "webhook",
-        json,
+        format,
         &log,
         webhook::run(args),
         "keyway-operator webhook stopped",
     )
 }
 
-/// Prints every flag problem and returns [`EXIT_USAGE`].
+/// Prints every flag problem and returns [`kit::exit::USAGE`].
 pub(super) fn usage(command: &str, problems: Vec<String>) -> ExitCode {
     for p in problems {
         eprintln!("keyway-operator {command}: {p}");
     }
-    ExitCode::from(EXIT_USAGE)
+    ExitCode::from(kit::exit::USAGE)
 }
 
 /// Starts logging and a runtime, runs `service` to its end and maps the outcome to an exit code.
 pub(super) fn serve<E: std::fmt::Display>(
     command: &str,
-    json_logs: bool,
+    format: kit::log::Format,
     log: &str,
     service: impl Future<Output = Result<(), E>>,
     stopped: &str,
 ) -> ExitCode {
-    if let Err(e) = telemetry::init(json_logs, log) {
+    if let Err(e) = kit::log::filter(log).and_then(|f| kit::log::init(format, f, std::io::stderr)) {
         eprintln!("keyway-operator {command}: {e}");
-        return ExitCode::from(EXIT_USAGE);
+        return ExitCode::from(kit::exit::USAGE);
     }
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(r) => r,

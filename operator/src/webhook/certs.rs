@@ -15,7 +15,7 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::ByteString;
@@ -28,9 +28,6 @@ use rcgen::{
     BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
     Issuer, KeyPair, KeyUsagePurpose,
 };
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
 use time::OffsetDateTime;
 
@@ -240,72 +237,19 @@ pub(crate) fn renewal_reason(
     None
 }
 
-/// A rustls key from PEM certificate chain and key.
+/// A rustls key from PEM certificate chain and key, checked to belong together.
 pub(crate) fn certified_key(
     cert_pem: &[u8],
     key_pem: &[u8],
 ) -> Result<Arc<CertifiedKey>, CertError> {
-    let chain = CertificateDer::pem_slice_iter(cert_pem)
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| CertError::Parse {
-            what: "certificate PEM",
-            detail: e.to_string(),
-        })?;
-    if chain.is_empty() {
-        return Err(CertError::Parse {
-            what: "certificate PEM",
-            detail: "no certificate found".to_string(),
-        });
-    }
-    let key = PrivateKeyDer::from_pem_slice(key_pem).map_err(|e| CertError::Parse {
-        what: "private key PEM",
+    kit::tls::certified_key(cert_pem, key_pem).map_err(|e| CertError::Parse {
+        what: "the serving certificate",
         detail: e.to_string(),
-    })?;
-    let signing =
-        rustls::crypto::ring::sign::any_supported_type(&key).map_err(|e| CertError::Parse {
-            what: "private key",
-            detail: e.to_string(),
-        })?;
-    let certified = CertifiedKey::new(chain, signing);
-    certified.keys_match().map_err(|e| CertError::Parse {
-        what: "certificate and key",
-        detail: e.to_string(),
-    })?;
-    Ok(Arc::new(certified))
+    })
 }
 
 /// The certificate the HTTPS server presents; replaced in place on renewal or file change.
-#[derive(Debug, Default)]
-pub struct CertSlot {
-    current: RwLock<Option<Arc<CertifiedKey>>>,
-}
-
-impl CertSlot {
-    /// Replaces the served certificate.
-    pub fn set(&self, key: Arc<CertifiedKey>) {
-        let mut guard = self.current.write().unwrap_or_else(|e| e.into_inner());
-        *guard = Some(key);
-    }
-
-    /// The served certificate, if one is loaded.
-    pub fn get(&self) -> Option<Arc<CertifiedKey>> {
-        self.current
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
-    }
-
-    /// Whether a certificate is loaded (readiness).
-    pub(crate) fn is_loaded(&self) -> bool {
-        self.get().is_some()
-    }
-}
-
-impl ResolvesServerCert for CertSlot {
-    fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
-        self.get()
-    }
-}
+pub use kit::tls::CertSlot;
 
 /// Where the managed certificate lives and who must trust it.
 #[derive(Clone, Debug)]

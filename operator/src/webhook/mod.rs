@@ -401,7 +401,7 @@ pub async fn keep_files(files: FileCerts, slot: Arc<CertSlot>, metrics: Arc<Metr
 }
 
 async fn shutdown_signal() {
-    crate::shutdown::shutdown_signal().await;
+    kit::shutdown::signal().await;
     tracing::info!("shutting down");
 }
 

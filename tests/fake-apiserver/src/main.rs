@@ -45,36 +45,14 @@ async fn main() -> ExitCode {
         Ok(server) => server,
         Err(e) => {
             eprintln!("fake-apiserver: cannot listen on {}: {e}", cli.listen);
-            return ExitCode::from(69);
+            return ExitCode::from(kit::exit::UNAVAILABLE);
         }
     };
     #[allow(clippy::print_stdout, reason = "the address is the binary's output")]
     {
         println!("listening on {}", server.url());
     }
-    shutdown_signal().await;
+    kit::shutdown::signal().await;
     drop(server);
     ExitCode::SUCCESS
-}
-
-async fn shutdown_signal() {
-    #[cfg(unix)]
-    {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(term) => term,
-                Err(_) => {
-                    let _ = tokio::signal::ctrl_c().await;
-                    return;
-                }
-            };
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = term.recv() => {}
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-    }
 }

@@ -1,17 +1,22 @@
-//! Local JWT validation against the issuer's keys: RFC 9068 access tokens and OpenID Connect ID
-//! tokens.
+//! Local JWT validation against a provider's keys ([`KeySet`]): RFC 9068 access tokens and
+//! OpenID Connect ID tokens, with one set of rules for every caller.
 //!
-//! The algorithm is taken from the key, never from the token alone: a token is accepted only when
-//! its `alg` equals the algorithm of the key named by its `kid`. Symmetric (`oct`) keys are never
-//! loaded, so `none` and HMAC-with-a-public-key cannot verify.
-
-use std::collections::HashMap;
-use std::sync::Arc;
+//! - The algorithm is taken from the key, never from the token alone: a token is accepted only
+//!   when its `alg` equals the algorithm of the key named by its `kid` ([`KeySet`]).
+//! - The header is read strictly: three base64url parts, a JSON object, no `crit` (RFC 7515
+//!   section 4.1.11), and a `typ` that says which kind of JWT it is (RFC 8725 section 3.11).
+//! - The registered claims follow RFC 7519 section 4.1: `iss` exactly the issuer, `aud` holding
+//!   the audience, `exp` in the future and `nbf` not, with a leeway for clock skew.
+//! - ID tokens also follow OpenID Connect Core 3.1.3.7: `azp` is the client whenever present or
+//!   when there are several audiences, and `nonce` is the sign-in's (compared in constant time).
 
 use base64::Engine as _;
-use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, JwkSet, KeyAlgorithm, PublicKeyUse};
-use jsonwebtoken::{Algorithm, DecodingKey};
+use jsonwebtoken::Algorithm;
 use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde_json::{Map, Value};
+
+use crate::jwks::{Key, KeySet, NoKey};
 
 /// Why a token was refused (logged; clients get a generic description).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -49,142 +54,6 @@ pub enum TokenError {
     /// ID token nonce mismatch.
     #[error("nonce mismatch")]
     Nonce,
-}
-
-/// One verification key.
-struct Key {
-    alg: Algorithm,
-    key: DecodingKey,
-}
-
-/// The issuer's signing keys, by key ID.
-#[derive(Default)]
-pub struct KeySet {
-    by_kid: HashMap<String, Key>,
-    /// Keys without a `kid`.
-    anonymous: Vec<Key>,
-}
-
-impl std::fmt::Debug for KeySet {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("KeySet")
-            .field("kids", &self.by_kid.keys().collect::<Vec<_>>())
-            .field("anonymous", &self.anonymous.len())
-            .finish()
-    }
-}
-
-impl KeySet {
-    /// Parses a JWKS document, keeping signature keys with an asymmetric algorithm.
-    pub fn from_jwks(json: &[u8]) -> Result<Self, serde_json::Error> {
-        let set: JwkSet = serde_json::from_slice(json)?;
-        let mut out = KeySet::default();
-        for jwk in &set.keys {
-            if matches!(jwk.common.public_key_use, Some(PublicKeyUse::Encryption)) {
-                continue;
-            }
-            let alg = match (&jwk.algorithm, jwk.common.key_algorithm) {
-                (AlgorithmParameters::OctetKey(_), _) => continue,
-                (_, Some(a)) => match key_alg(a) {
-                    Some(a) => a,
-                    None => continue,
-                },
-                (AlgorithmParameters::RSA(_), None) => Algorithm::RS256,
-                (AlgorithmParameters::EllipticCurve(ec), None) => match ec.curve {
-                    EllipticCurve::P256 => Algorithm::ES256,
-                    EllipticCurve::P384 => Algorithm::ES384,
-                    _ => continue,
-                },
-                (AlgorithmParameters::OctetKeyPair(okp), None) => match okp.curve {
-                    EllipticCurve::Ed25519 => Algorithm::EdDSA,
-                    _ => continue,
-                },
-            };
-            let compatible = matches!(
-                (&jwk.algorithm, alg),
-                (
-                    AlgorithmParameters::RSA(_),
-                    Algorithm::RS256
-                        | Algorithm::RS384
-                        | Algorithm::RS512
-                        | Algorithm::PS256
-                        | Algorithm::PS384
-                        | Algorithm::PS512
-                ) | (
-                    AlgorithmParameters::EllipticCurve(_),
-                    Algorithm::ES256 | Algorithm::ES384
-                ) | (AlgorithmParameters::OctetKeyPair(_), Algorithm::EdDSA)
-            );
-            if !compatible {
-                continue;
-            }
-            let Ok(key) = DecodingKey::from_jwk(jwk) else {
-                continue;
-            };
-            let key = Key { alg, key };
-            match &jwk.common.key_id {
-                Some(kid) => {
-                    out.by_kid.insert(kid.clone(), key);
-                }
-                None => out.anonymous.push(key),
-            }
-        }
-        Ok(out)
-    }
-
-    /// Number of usable keys.
-    pub fn len(&self) -> usize {
-        self.by_kid.len() + self.anonymous.len()
-    }
-
-    /// Whether no key is usable.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    /// Whether the token names a key this set does not have (worth a refetch).
-    pub fn lacks_kid(&self, kid: Option<&str>) -> bool {
-        match kid {
-            Some(k) => !self.by_kid.contains_key(k),
-            None => false,
-        }
-    }
-
-    fn find(&self, kid: Option<&str>, alg: Algorithm) -> Result<&Key, TokenError> {
-        let key = match kid {
-            Some(k) => self.by_kid.get(k).ok_or(TokenError::UnknownKey)?,
-            None => {
-                let mut candidates = self
-                    .anonymous
-                    .iter()
-                    .chain(self.by_kid.values())
-                    .filter(|k| k.alg == alg);
-                match (candidates.next(), candidates.next()) {
-                    (Some(k), None) => k,
-                    _ => return Err(TokenError::UnknownKey),
-                }
-            }
-        };
-        if key.alg != alg {
-            return Err(TokenError::Algorithm);
-        }
-        Ok(key)
-    }
-}
-
-fn key_alg(a: KeyAlgorithm) -> Option<Algorithm> {
-    Some(match a {
-        KeyAlgorithm::RS256 => Algorithm::RS256,
-        KeyAlgorithm::RS384 => Algorithm::RS384,
-        KeyAlgorithm::RS512 => Algorithm::RS512,
-        KeyAlgorithm::PS256 => Algorithm::PS256,
-        KeyAlgorithm::PS384 => Algorithm::PS384,
-        KeyAlgorithm::PS512 => Algorithm::PS512,
-        KeyAlgorithm::ES256 => Algorithm::ES256,
-        KeyAlgorithm::ES384 => Algorithm::ES384,
-        KeyAlgorithm::EdDSA => Algorithm::EdDSA,
-        _ => return None,
-    })
 }
 
 /// The header fields used to pick a key.
@@ -245,10 +114,19 @@ pub fn head(token: &str) -> Result<TokenHead, TokenError> {
     })
 }
 
+impl From<NoKey> for TokenError {
+    fn from(e: NoKey) -> Self {
+        match e {
+            NoKey::Unknown => TokenError::UnknownKey,
+            NoKey::Algorithm => TokenError::Algorithm,
+        }
+    }
+}
+
 /// One string or several.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(untagged)]
-enum OneOrMany {
+pub(crate) enum OneOrMany {
     One(String),
     Many(Vec<String>),
 }
@@ -262,6 +140,7 @@ impl OneOrMany {
     }
 }
 
+/// The claims of an access token or an ID token that keyway reads.
 #[derive(Debug, Deserialize)]
 struct Claims {
     sub: String,
@@ -290,6 +169,65 @@ struct Claims {
     azp: Option<String>,
     #[serde(default)]
     client_id: Option<String>,
+}
+
+/// The claims every token is checked on, as read from its claims.
+struct Registered<'a> {
+    iss: Option<&'a str>,
+    aud: Option<&'a OneOrMany>,
+    exp: u64,
+    nbf: Option<u64>,
+    azp: Option<&'a str>,
+    nonce: Option<&'a str>,
+}
+
+/// Claims a token decodes into, with the registered ones among them.
+trait Checked: DeserializeOwned {
+    fn registered(&self) -> Registered<'_>;
+}
+
+impl Checked for Claims {
+    fn registered(&self) -> Registered<'_> {
+        Registered {
+            iss: self.iss.as_deref(),
+            aud: self.aud.as_ref(),
+            exp: self.exp,
+            nbf: self.nbf,
+            azp: self.azp.as_deref(),
+            nonce: self.nonce.as_deref(),
+        }
+    }
+}
+
+/// Only the claims an ID token is checked on: a provider's other claims may have any shape.
+#[derive(Debug, Deserialize)]
+struct IdTokenRegistered {
+    #[allow(dead_code, reason = "required: an ID token names its subject")]
+    sub: String,
+    exp: u64,
+    #[serde(default)]
+    nbf: Option<u64>,
+    #[serde(default)]
+    iss: Option<String>,
+    #[serde(default)]
+    aud: Option<OneOrMany>,
+    #[serde(default)]
+    azp: Option<String>,
+    #[serde(default)]
+    nonce: Option<String>,
+}
+
+impl Checked for IdTokenRegistered {
+    fn registered(&self) -> Registered<'_> {
+        Registered {
+            iss: self.iss.as_deref(),
+            aud: self.aud.as_ref(),
+            exp: self.exp,
+            nbf: self.nbf,
+            azp: self.azp.as_deref(),
+            nonce: self.nonce.as_deref(),
+        }
+    }
 }
 
 /// Who is calling, as established by a validated token or session.
@@ -341,7 +279,7 @@ fn map_err(e: jsonwebtoken::errors::Error) -> TokenError {
 
 /// Verifies the signature with `key` (its algorithm, never the token's alone: [`KeySet::find`]
 /// already required the two to be equal), then decodes the claims, once.
-fn verified_claims(token: &str, key: &Key) -> Result<Claims, TokenError> {
+fn verified_claims<C: DeserializeOwned>(token: &str, key: &Key) -> Result<C, TokenError> {
     let (signing_input, signature) = token.rsplit_once('.').ok_or(TokenError::Malformed)?;
     let (_, payload) = signing_input.split_once('.').ok_or(TokenError::Malformed)?;
     if !jsonwebtoken::crypto::verify(signature, signing_input.as_bytes(), &key.key, key.alg)
@@ -364,13 +302,13 @@ fn verified_claims(token: &str, key: &Key) -> Result<Claims, TokenError> {
 /// RFC 7519 section 4.1: `iss` exactly the issuer, `aud` (a string or an array) containing the
 /// audience, `exp` in the future and `nbf`, when present, not in the future, each with `leeway`
 /// seconds of clock skew; `sub` and `exp` are required by the claims' type.
-fn check_registered(c: &Claims, expect: &Expect<'_>, now: u64) -> Result<(), TokenError> {
-    match c.iss.as_deref() {
+fn check_registered(c: &Registered<'_>, expect: &Expect<'_>, now: u64) -> Result<(), TokenError> {
+    match c.iss {
         None => return Err(TokenError::Claims),
         Some(iss) if iss != expect.issuer => return Err(TokenError::Issuer),
         Some(_) => {}
     }
-    let audience_ok = match &c.aud {
+    let audience_ok = match c.aud {
         None => return Err(TokenError::Claims),
         Some(OneOrMany::One(a)) => a == expect.audience,
         Some(OneOrMany::Many(all)) => all.iter().any(|a| a == expect.audience),
@@ -406,8 +344,8 @@ pub fn validate_access_token(
         return Err(TokenError::WrongType);
     }
     let key = keys.find(head.kid.as_deref(), head.alg)?;
-    let c = verified_claims(token, key)?;
-    check_registered(&c, expect, crate::now())?;
+    let c: Claims = verified_claims(token, key)?;
+    check_registered(&c.registered(), expect, crate::now())?;
     let scopes = match (c.scope, c.scp) {
         (Some(s), _) => s.split_ascii_whitespace().map(str::to_string).collect(),
         (None, Some(scp)) => scp.into_vec(),
@@ -433,17 +371,26 @@ pub fn validate_access_token(
     })
 }
 
-/// Validates an OpenID Connect ID token for `client_id` (OIDC Core 3.1.3.7): signature with the
-/// key's algorithm, exact `iss`, `aud` containing the client (and `azp` when several), exp, and
-/// the `nonce` when one was sent.
-pub fn validate_id_token(
+/// What an ID token must satisfy (OpenID Connect Core 3.1.3.7).
+#[derive(Clone, Copy, Debug)]
+pub struct IdTokenCheck<'a> {
+    /// Exact issuer.
+    pub issuer: &'a str,
+    /// This client: among `aud`, and `azp` when present or when there are several audiences.
+    pub client_id: &'a str,
+    /// The sign-in's `nonce`, when one was sent (none on a refresh).
+    pub nonce: Option<&'a str>,
+    /// Allowed clock skew in seconds.
+    pub leeway: u64,
+}
+
+/// Checks an ID token's header, signature and claims; its claims decoded as `C`, and as JSON.
+fn checked_id_token<C: Checked>(
     token: &str,
     keys: &KeySet,
-    issuer: &str,
-    client_id: &str,
-    nonce: Option<&str>,
-    leeway: u64,
-) -> Result<Principal, TokenError> {
+    check: &IdTokenCheck<'_>,
+    now: u64,
+) -> Result<C, TokenError> {
     let head = head(token)?;
     // OIDC Core sets no `typ` for ID tokens; RFC 7519 suggests `JWT`. Any other explicit type
     // (`at+jwt` access tokens, `logout+jwt` logout tokens) is another kind of JWT (RFC 8725
@@ -457,24 +404,35 @@ pub fn validate_id_token(
     }
     let key = keys.find(head.kid.as_deref(), head.alg)?;
     let expect = Expect {
-        issuer,
-        audience: client_id,
-        leeway,
+        issuer: check.issuer,
+        audience: check.client_id,
+        leeway: check.leeway,
     };
-    let c = verified_claims(token, key)?;
-    check_registered(&c, &expect, crate::now())?;
-    let auds = c.aud.map(OneOrMany::into_vec).unwrap_or_default();
+    let c: C = verified_claims(token, key)?;
+    let r = c.registered();
+    check_registered(&r, &expect, now)?;
+    let several = matches!(r.aud, Some(OneOrMany::Many(all)) if all.len() > 1);
     // OIDC Core 3.1.3.7 (3)-(5): with several audiences `azp` must be present; when present,
     // it must be this client.
-    if (auds.len() > 1 || c.azp.is_some()) && c.azp.as_deref() != Some(client_id) {
+    if (several || r.azp.is_some()) && r.azp != Some(check.client_id) {
         return Err(TokenError::Audience);
     }
-    if let Some(expected) = nonce {
-        let got = c.nonce.as_deref().unwrap_or("");
+    if let Some(expected) = check.nonce {
+        let got = r.nonce.unwrap_or("");
         if !crate::ct_eq(got.as_bytes(), expected.as_bytes()) {
             return Err(TokenError::Nonce);
         }
     }
+    Ok(c)
+}
+
+/// Validates an OpenID Connect ID token ([`IdTokenCheck`]) and reads who it names.
+pub fn validate_id_token(
+    token: &str,
+    keys: &KeySet,
+    check: &IdTokenCheck<'_>,
+) -> Result<Principal, TokenError> {
+    let c: Claims = checked_id_token(token, keys, check, crate::now())?;
     Ok(Principal {
         sub: c.sub,
         email: c.email.filter(|_| c.email_verified != Some(false)),
@@ -487,8 +445,21 @@ pub fn validate_id_token(
     })
 }
 
-/// Shared, swappable key set.
-pub type SharedKeys = Arc<KeySet>;
+/// Validates an OpenID Connect ID token ([`IdTokenCheck`]) by the same rules as
+/// [`validate_id_token`] and returns all of its claims, whatever their shape beyond the checked
+/// ones (`sub`, `exp`, `nbf`, `iss`, `aud`, `azp`, `nonce`): for mapping a provider's own claims.
+pub fn id_token_claims(
+    token: &str,
+    keys: &KeySet,
+    check: &IdTokenCheck<'_>,
+) -> Result<Map<String, Value>, TokenError> {
+    let _: IdTokenRegistered = checked_id_token(token, keys, check, crate::now())?;
+    let claims = token.split('.').nth(1).ok_or(TokenError::Malformed)?;
+    let json = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(claims)
+        .map_err(|_| TokenError::Malformed)?;
+    serde_json::from_slice(&json).map_err(|_| TokenError::Claims)
+}
 
 #[cfg(test)]
 mod tests {
@@ -547,6 +518,15 @@ mod tests {
         h.kid = Some(kid.into());
         h.typ = Some(typ.into());
         jsonwebtoken::encode(&h, c, &EncodingKey::from_ec_der(&s.pkcs8)).unwrap()
+    }
+
+    fn id_check<'a>(client_id: &'a str, nonce: Option<&'a str>) -> IdTokenCheck<'a> {
+        IdTokenCheck {
+            issuer: ISS,
+            client_id,
+            nonce,
+            leeway: 0,
+        }
     }
 
     fn check(token: &str, keys: &KeySet) -> Result<Principal, TokenError> {
@@ -728,17 +708,8 @@ mod tests {
         let now = 1_000_000;
         // exp: valid while now < exp + leeway.
         assert_eq!(
-            check_registered(&c(serde_json::json!({"exp": now - 29})), &e, now),
-            Ok(())
-        );
-        assert_eq!(
-            check_registered(&c(serde_json::json!({"exp": now - 30})), &e, now),
-            Err(TokenError::Expired)
-        );
-        // nbf: valid once now + leeway >= nbf.
-        assert_eq!(
             check_registered(
-                &c(serde_json::json!({"exp": now + 60, "nbf": now + 30})),
+                &c(serde_json::json!({"exp": now - 29})).registered(),
                 &e,
                 now
             ),
@@ -746,7 +717,24 @@ mod tests {
         );
         assert_eq!(
             check_registered(
-                &c(serde_json::json!({"exp": now + 60, "nbf": now + 31})),
+                &c(serde_json::json!({"exp": now - 30})).registered(),
+                &e,
+                now
+            ),
+            Err(TokenError::Expired)
+        );
+        // nbf: valid once now + leeway >= nbf.
+        assert_eq!(
+            check_registered(
+                &c(serde_json::json!({"exp": now + 60, "nbf": now + 30})).registered(),
+                &e,
+                now
+            ),
+            Ok(())
+        );
+        assert_eq!(
+            check_registered(
+                &c(serde_json::json!({"exp": now + 60, "nbf": now + 31})).registered(),
                 &e,
                 now
             ),
@@ -773,7 +761,7 @@ mod tests {
             (serde_json::json!({"aud": ["other", AUD]}), Ok(())),
         ] {
             assert_eq!(
-                check_registered(&fresh(extra.clone()), &e, now),
+                check_registered(&fresh(extra.clone()).registered(), &e, now),
                 want,
                 "{extra}"
             );
@@ -909,13 +897,13 @@ mod tests {
         let keys = keyset(&[&s]);
         let c = serde_json::json!({"iss": ISS, "aud": "tool", "sub": "alice", "exp": crate::now() + 60, "nonce": "n1"});
         let t = sign(&s, "k1", "JWT", &c);
-        assert!(validate_id_token(&t, &keys, ISS, "tool", Some("n1"), 0).is_ok());
+        assert!(validate_id_token(&t, &keys, &id_check("tool", Some("n1"))).is_ok());
         assert_eq!(
-            validate_id_token(&t, &keys, ISS, "tool", Some("n2"), 0).unwrap_err(),
+            validate_id_token(&t, &keys, &id_check("tool", Some("n2"))).unwrap_err(),
             TokenError::Nonce
         );
         assert_eq!(
-            validate_id_token(&t, &keys, ISS, "other", Some("n1"), 0).unwrap_err(),
+            validate_id_token(&t, &keys, &id_check("other", Some("n1"))).unwrap_err(),
             TokenError::Audience
         );
         let multi = sign(
@@ -925,7 +913,7 @@ mod tests {
             &serde_json::json!({"iss": ISS, "aud": ["tool", "x"], "sub": "a", "exp": crate::now() + 60}),
         );
         assert_eq!(
-            validate_id_token(&multi, &keys, ISS, "tool", None, 0).unwrap_err(),
+            validate_id_token(&multi, &keys, &id_check("tool", None)).unwrap_err(),
             TokenError::Audience
         );
         let claims = |extra: serde_json::Value| {
@@ -937,17 +925,17 @@ mod tests {
         };
         // azp naming this client passes, with one audience or several; another azp is refused.
         let ok = sign(&s, "k1", "JWT", &claims(serde_json::json!({"azp": "tool"})));
-        assert!(validate_id_token(&ok, &keys, ISS, "tool", None, 0).is_ok());
+        assert!(validate_id_token(&ok, &keys, &id_check("tool", None)).is_ok());
         let ok = sign(
             &s,
             "k1",
             "JWT",
             &claims(serde_json::json!({"aud": ["tool", "x"], "azp": "tool"})),
         );
-        assert!(validate_id_token(&ok, &keys, ISS, "tool", None, 0).is_ok());
+        assert!(validate_id_token(&ok, &keys, &id_check("tool", None)).is_ok());
         let other = sign(&s, "k1", "JWT", &claims(serde_json::json!({"azp": "x"})));
         assert_eq!(
-            validate_id_token(&other, &keys, ISS, "tool", None, 0).unwrap_err(),
+            validate_id_token(&other, &keys, &id_check("tool", None)).unwrap_err(),
             TokenError::Audience
         );
     }
@@ -961,14 +949,14 @@ mod tests {
         for typ in ["JWT", "jwt", "application/jwt"] {
             let t = sign(&s, "k1", typ, &c);
             assert!(
-                validate_id_token(&t, &keys, ISS, "tool", None, 0).is_ok(),
+                validate_id_token(&t, &keys, &id_check("tool", None)).is_ok(),
                 "{typ}"
             );
         }
         for typ in ["at+jwt", "application/at+jwt", "logout+jwt", "JOSE"] {
             let t = sign(&s, "k1", typ, &c);
             assert_eq!(
-                validate_id_token(&t, &keys, ISS, "tool", None, 0).unwrap_err(),
+                validate_id_token(&t, &keys, &id_check("tool", None)).unwrap_err(),
                 TokenError::WrongType,
                 "{typ}"
             );

@@ -1,26 +1,30 @@
-//! The issuer as seen by the proxy: its metadata (OpenID Connect Discovery / RFC 8414), its keys
-//! (JWKS, refetched on an unknown `kid` at most once per `--jwks-min-refresh`), and the token
-//! endpoint (code exchange and refresh). Only the issuer's public, standard HTTP surface is used.
+//! The HTTP(S) client of a relying party: a provider's metadata (OpenID Connect Discovery /
+//! RFC 8414), its keys (JWKS, refetched on an unknown `kid` at most once per interval), the token
+//! endpoint (code exchange and refresh), RFC 7009 revocation and userinfo. Only the provider's
+//! public, standard HTTP surface is used; each request times out after 10 s and reads at most
+//! 1 MiB.
 
-use std::sync::{Arc, RwLock};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 use base64::Engine as _;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
-use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::Client as HyperClient;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use serde::Deserialize;
 
-use crate::jwt::KeySet;
+use crate::discovery::Metadata;
+use crate::jwks::KeySet;
+use crate::provider::Provider;
 
-/// Largest issuer response read.
+/// Largest provider response read.
 const MAX_RESPONSE: usize = 1 << 20;
-/// Timeout of one request to the issuer.
-const ISSUER_TIMEOUT: Duration = Duration::from_secs(10);
+/// Timeout of one request to the provider.
+const TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Errors talking to the issuer.
+/// Errors talking to the provider.
 #[derive(Debug, thiserror::Error)]
 pub enum OidcError {
     /// Transport failure.
@@ -51,75 +55,6 @@ pub enum OidcError {
     },
 }
 
-/// The metadata fields the proxy uses.
-#[derive(Debug, Clone, Deserialize)]
-pub struct Metadata {
-    /// Issuer identifier (must equal the configured one exactly).
-    pub issuer: String,
-    /// Authorization endpoint.
-    pub authorization_endpoint: String,
-    /// Token endpoint.
-    pub token_endpoint: String,
-    /// JWKS URL.
-    pub jwks_uri: String,
-    /// RP-initiated logout endpoint.
-    #[serde(default)]
-    pub end_session_endpoint: Option<String>,
-    /// RFC 9207 support: then `iss` must be present in authorization responses.
-    #[serde(default)]
-    pub authorization_response_iss_parameter_supported: bool,
-    /// Client authentication methods at the token endpoint.
-    #[serde(default)]
-    pub token_endpoint_auth_methods_supported: Option<Vec<String>>,
-    /// RFC 7009 revocation endpoint (RFC 8414 metadata).
-    #[serde(default)]
-    pub revocation_endpoint: Option<String>,
-    /// Client authentication methods at the revocation endpoint (default: the token endpoint's).
-    #[serde(default)]
-    pub revocation_endpoint_auth_methods_supported: Option<Vec<String>>,
-}
-
-/// A loaded issuer: metadata and keys.
-#[derive(Debug)]
-pub struct Provider {
-    /// Metadata.
-    pub metadata: Metadata,
-    /// Keys, swapped on refetch.
-    pub keys: RwLock<Arc<KeySet>>,
-    /// When the keys were last fetched.
-    pub fetched: RwLock<Instant>,
-    /// Serialises refetches.
-    pub refetch: tokio::sync::Mutex<()>,
-}
-
-impl Provider {
-    /// The current keys.
-    pub fn keys(&self) -> Arc<KeySet> {
-        self.keys
-            .read()
-            .map(|k| k.clone())
-            .unwrap_or_else(|p| p.into_inner().clone())
-    }
-
-    fn set_keys(&self, keys: KeySet) {
-        match self.keys.write() {
-            Ok(mut k) => *k = Arc::new(keys),
-            Err(p) => *p.into_inner() = Arc::new(keys),
-        }
-        match self.fetched.write() {
-            Ok(mut t) => *t = Instant::now(),
-            Err(p) => *p.into_inner() = Instant::now(),
-        }
-    }
-
-    fn fetched_at(&self) -> Instant {
-        self.fetched
-            .read()
-            .map(|t| *t)
-            .unwrap_or_else(|p| *p.into_inner())
-    }
-}
-
 /// A token endpoint response (RFC 6749 section 5.1).
 #[derive(Debug, Clone, Deserialize)]
 pub struct TokenResponse {
@@ -147,14 +82,21 @@ struct ErrorBody {
     error: String,
 }
 
-/// HTTP(S) client for the issuer.
+/// HTTP(S) client for a provider.
 #[derive(Clone)]
-pub struct IssuerClient {
-    client: Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>,
+pub struct Client {
+    client: HyperClient<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>,
 }
 
-impl IssuerClient {
-    /// Builds the client; system roots are loaded only when `https` is true.
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client").finish_non_exhaustive()
+    }
+}
+
+impl Client {
+    /// Builds the client; the system's trust roots are loaded only when `https` is true, and
+    /// the PEM certificates in `extra_ca` are trusted too.
     pub fn new(https: bool, extra_ca: Option<&std::path::Path>) -> Result<Self, String> {
         let mut roots = rustls::RootCertStore::empty();
         if https {
@@ -187,11 +129,11 @@ impl IssuerClient {
             .https_or_http()
             .enable_http1()
             .wrap_connector(http);
-        let client = Client::builder(TokioExecutor::new())
+        let client = HyperClient::builder(TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(30))
             .pool_max_idle_per_host(2)
             .build(connector);
-        Ok(IssuerClient { client })
+        Ok(Client { client })
     }
 
     async fn send(&self, req: http::Request<Full<Bytes>>) -> Result<(u16, Bytes), OidcError> {
@@ -200,13 +142,13 @@ impl IssuerClient {
             url: url.clone(),
             reason,
         };
-        let resp = tokio::time::timeout(ISSUER_TIMEOUT, self.client.request(req))
+        let resp = tokio::time::timeout(TIMEOUT, self.client.request(req))
             .await
             .map_err(|_| transport("timed out".into()))?
             .map_err(|e| transport(e.to_string()))?;
         let status = resp.status().as_u16();
         let body = tokio::time::timeout(
-            ISSUER_TIMEOUT,
+            TIMEOUT,
             Limited::new(resp.into_body(), MAX_RESPONSE).collect(),
         )
         .await
@@ -216,9 +158,12 @@ impl IssuerClient {
         Ok((status, body))
     }
 
-    async fn get(&self, url: &str) -> Result<Bytes, OidcError> {
-        let req = http::Request::get(url)
-            .header(http::header::ACCEPT, "application/json")
+    async fn get(&self, url: &str, bearer: Option<&str>) -> Result<Bytes, OidcError> {
+        let mut req = http::Request::get(url).header(http::header::ACCEPT, "application/json");
+        if let Some(token) = bearer {
+            req = req.header(http::header::AUTHORIZATION, format!("Bearer {token}"));
+        }
+        let req = req
             .body(Full::new(Bytes::new()))
             .map_err(|e| OidcError::Transport {
                 url: url.into(),
@@ -241,7 +186,7 @@ impl IssuerClient {
             "{}/.well-known/openid-configuration",
             issuer.trim_end_matches('/')
         );
-        let body = self.get(&url).await?;
+        let body = self.get(&url, None).await?;
         let md: Metadata = serde_json::from_slice(&body).map_err(|e| OidcError::Invalid {
             url: url.clone(),
             reason: e.to_string(),
@@ -260,7 +205,7 @@ impl IssuerClient {
 
     /// Fetches and parses a JWKS.
     pub async fn jwks(&self, url: &str) -> Result<KeySet, OidcError> {
-        let body = self.get(url).await?;
+        let body = self.get(url, None).await?;
         let keys = KeySet::from_jwks(&body).map_err(|e| OidcError::Invalid {
             url: url.into(),
             reason: e.to_string(),
@@ -278,12 +223,7 @@ impl IssuerClient {
     pub async fn load(&self, issuer: &str) -> Result<Provider, OidcError> {
         let metadata = self.discover(issuer).await?;
         let keys = self.jwks(&metadata.jwks_uri).await?;
-        Ok(Provider {
-            metadata,
-            keys: RwLock::new(Arc::new(keys)),
-            fetched: RwLock::new(Instant::now()),
-            refetch: tokio::sync::Mutex::new(()),
-        })
+        Ok(Provider::new(metadata, keys))
     }
 
     /// Refetches the keys when a token names an unknown `kid`, at most once per `min_interval`.
@@ -300,11 +240,7 @@ impl IssuerClient {
             }
             Err(e) => {
                 tracing::warn!(error = %e, "JWKS refetch failed");
-                // Count a failure as a fetch, so a broken issuer is not hammered.
-                match provider.fetched.write() {
-                    Ok(mut t) => *t = Instant::now(),
-                    Err(p) => *p.into_inner() = Instant::now(),
-                }
+                provider.mark_fetched();
                 false
             }
         }
@@ -456,6 +392,20 @@ impl IssuerClient {
             });
         }
         Ok(resp)
+    }
+
+    /// The provider's UserInfo response for `access_token` (OpenID Connect Core 5.3): a JSON
+    /// object, or an error when the endpoint does not answer 200 with one.
+    pub async fn userinfo(
+        &self,
+        url: &str,
+        access_token: &str,
+    ) -> Result<serde_json::Map<String, serde_json::Value>, OidcError> {
+        let body = self.get(url, Some(access_token)).await?;
+        serde_json::from_slice(&body).map_err(|e| OidcError::Invalid {
+            url: strip_query(url),
+            reason: e.to_string(),
+        })
     }
 }
 
