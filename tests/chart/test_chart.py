@@ -301,8 +301,26 @@ def test_custom_image():
     assert env_of(container(op, "webhook"))["KEYWAY_SIDECAR_IMAGE"] == \
         "registry.internal:5000/platform/keyway-proxy:1.2.3-rc.1"
     assert env_of(container(op, "webhook"))["KEYWAY_SIDECAR_IMAGE_PULL_POLICY"] == "Always"
-    assert container(deployment(docs, "-issuer"), "issuer")["image"].endswith(":sha256:" + "a" * 64)
+    assert container(deployment(docs, "-issuer"), "issuer")["image"] == \
+        "registry.internal:5000/platform/keyway-issuer@sha256:" + "a" * 64
     assert op["spec"]["template"]["spec"]["imagePullSecrets"] == [{"name": "regcred"}]
+
+
+def test_images_by_digest_are_repo_at_digest():
+    """A `sha256:` tag is a digest: `repo@sha256:…` (`repo:sha256:…` is no valid reference)."""
+    digest = "sha256:" + "0123456789abcdef" * 4
+    docs = render({
+        "operator.image.repository": "registry.internal:5000/keyway-operator",
+        "operator.image.tag": digest,
+        "sidecar.image.repository": "registry.internal:5000/keyway-proxy",
+        "sidecar.image.tag": digest,
+    })
+    op = deployment(docs, "-operator")
+    for c in op["spec"]["template"]["spec"]["containers"]:
+        assert c["image"] == "registry.internal:5000/keyway-operator@" + digest, c["name"]
+    sidecar = [env_of(c).get("KEYWAY_SIDECAR_IMAGE") for d in docs if d["kind"] == "Deployment"
+               for c in d["spec"]["template"]["spec"]["containers"]]
+    assert "registry.internal:5000/keyway-proxy@" + digest in sidecar, sidecar
 
 
 def test_multiple_replicas():

@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import copy
 import hashlib
+import re
 import subprocess
 import tempfile
 import threading
@@ -96,6 +97,16 @@ def adapt(objects: list[dict]) -> tuple[list[dict], list[str]]:
             notes.append(f"{describe(obj)}: {fix(obj)}")
         out.append(obj)
     return out, notes
+
+
+def documented_crd_upgrade() -> list[str]:
+    """The CRD upgrade command of docs/install.md ("Upgrades and removal"), as argv."""
+    text = (ROOT / "docs/install.md").read_text()
+    section = text.split("## Upgrades and removal", 1)[1].split("\n## ", 1)[0]
+    commands = [block.split() for block in re.findall(r"```sh\n(.*?)\n```", section, re.S)
+                if block.startswith("kubectl apply")]
+    assert len(commands) == 1, f"one kubectl apply command in the upgrade section: {commands}"
+    return commands[0]
 
 
 class Chart:

@@ -3,10 +3,17 @@ nothing behind."""
 
 from __future__ import annotations
 
+import copy
+import subprocess
+import tempfile
+from pathlib import Path
+
 import pytest
+import yaml
 
 from cluster import wait_for
-from harness import ADAPTATIONS, CRD_NAME, NAMESPACE, RELEASE, Chart, Keyway, app_manifest, describe, log, scenario, wait_ready
+from harness import (ADAPTATIONS, CRD_NAME, NAMESPACE, RELEASE, Chart, Keyway, app_manifest, describe, documented_crd_upgrade,
+                     log, scenario, wait_ready)
 
 INSTANCE = f"app.kubernetes.io/instance={RELEASE}"
 
@@ -36,6 +43,29 @@ def test_1_chart_is_accepted_and_upgrades_prune(cp, chart: Chart, kube):
     chart.apply()
     assert kube.get(f"/apis/rbac.authorization.k8s.io/v1/namespaces/tools/roles/{RELEASE}-operator", missing_ok=True) is None
     assert not kube.get(f"/apis/networking.k8s.io/v1/namespaces/{NAMESPACE}/networkpolicies")["items"]
+
+
+def test_1_crd_upgrade_with_the_documented_command(cp, chart: Chart, kube):
+    scenario("1. Helm never upgrades crds/: the command of docs/install.md brings an older CRD up to the chart's")
+    if not chart.installed:
+        chart.apply()
+    current = chart.find("CustomResourceDefinition", CRD_NAME)  # as adapted for 1.20 (CEL removed)
+    older = copy.deepcopy(current)
+    for version in older["spec"]["versions"]:
+        version.pop("additionalPrinterColumns", None)
+    kube.apply(older, manager="helm")  # what an earlier chart's helm install left
+    assert not kube.read(current)["spec"]["versions"][0].get("additionalPrinterColumns")
+    argv = documented_crd_upgrade()
+    with tempfile.TemporaryDirectory() as crds:
+        # The chart's crds/ with the named 1.20 adaptation, in place of the path the doc names.
+        (Path(crds) / "crd.yaml").write_text(yaml.safe_dump(current))
+        argv[argv.index("-f") + 1] = crds
+        proc = subprocess.run([*argv, "--kubeconfig", str(cp.admin_kubeconfig)], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, f"{' '.join(argv)}: {proc.stdout}{proc.stderr}"
+    log(f"{' '.join(argv)}: {proc.stdout.strip()}")
+    served = kube.read(current)["spec"]["versions"]
+    assert [v.get("additionalPrinterColumns") for v in served] == \
+        [v.get("additionalPrinterColumns") for v in current["spec"]["versions"]], "the upgrade restored what the older CRD lacked"
 
 
 def _labelled_leftovers(kube) -> list[str]:

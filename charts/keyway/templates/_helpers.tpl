@@ -40,9 +40,15 @@ app.kubernetes.io/component: {{ .component }}
 app.kubernetes.io/component: {{ .component }}
 {{- end -}}
 
-{{/* Image reference: (dict "ctx" $ "image" .Values.x.image). */}}
+{{/* Image reference: (dict "ctx" $ "image" .Values.x.image): repository:tag, or
+  repository@sha256:… when the tag is a digest. */}}
 {{- define "keyway.image" -}}
-{{- printf "%s:%s" .image.repository (default .ctx.Chart.AppVersion .image.tag) -}}
+{{- $tag := default .ctx.Chart.AppVersion .image.tag -}}
+{{- if hasPrefix "sha256:" $tag -}}
+{{- printf "%s@%s" .image.repository $tag -}}
+{{- else -}}
+{{- printf "%s:%s" .image.repository $tag -}}
+{{- end -}}
 {{- end -}}
 
 {{- define "keyway.operator.fullname" -}}{{ include "keyway.fullname" . }}-operator{{- end -}}

@@ -190,6 +190,9 @@ impl WebhookArgs {
         if self.sidecar_image.trim().is_empty() {
             out.push("--sidecar-image must not be empty".into());
         }
+        if let Some(problem) = digest_as_tag(&self.sidecar_image) {
+            out.push(problem);
+        }
         if !["Always", "IfNotPresent", "Never"].contains(&self.sidecar_image_pull_policy.as_str()) {
             out.push(format!(
                 "--sidecar-image-pull-policy: {:?} is not Always, IfNotPresent or Never",
@@ -405,11 +408,54 @@ async fn shutdown_signal() {
     tracing::info!("shutting down");
 }
 
+/// A digest written as a tag (`repo:sha256:…`) is no valid image reference: every injected pod
+/// would fail to pull. The problem, naming the `repo@sha256:…` form, or `None`.
+fn digest_as_tag(image: &str) -> Option<String> {
+    if image.contains('@') {
+        return None;
+    }
+    // The tag is in the last path segment (a registry's host may carry a port's colon).
+    let last = image.rfind('/').map_or(0, |i| i + 1);
+    let colon = last + image[last..].find(":sha256:")?;
+    Some(format!(
+        "--sidecar-image: {image:?} writes a digest as a tag; a digest follows an @: {}@{}",
+        &image[..colon],
+        &image[colon + 1..]
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
     use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: WebhookArgs,
+    }
+
+    #[test]
+    fn a_digest_written_as_a_tag_is_refused_with_the_right_form() {
+        let hex = "ab".repeat(32);
+        let bad = format!("registry.internal:5000/keyway-proxy:sha256:{hex}");
+        let problem = digest_as_tag(&bad).unwrap();
+        assert!(
+            problem.contains(&format!("registry.internal:5000/keyway-proxy@sha256:{hex}")),
+            "{problem}"
+        );
+        for good in [
+            format!("registry.internal:5000/keyway-proxy@sha256:{hex}"),
+            format!("keyway-proxy:1.2@sha256:{hex}"),
+            "registry.internal:5000/keyway-proxy:1.2.3".to_owned(),
+            "keyway-proxy".to_owned(),
+        ] {
+            assert_eq!(digest_as_tag(&good), None, "{good}");
+        }
+        let cli = Cli::try_parse_from(["x", "--namespace", "n", "--sidecar-image", &bad]).unwrap();
+        assert_eq!(cli.args.problems().len(), 1, "{:?}", cli.args.problems());
+    }
 
     #[derive(Parser)]
     struct Cli {
