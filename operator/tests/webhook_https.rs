@@ -916,3 +916,86 @@ async fn answers_over_http2() {
     apply_patch(&pod, &answer["response"]);
     running.stop().await;
 }
+
+/// The chart's split: the controller's leader keeps the webhook's certificate (Secret and
+/// `caBundle`), so the webhook needs no Secret access and reads the Secret as mounted files.
+#[tokio::test]
+async fn the_controller_keeps_the_webhook_certificate() {
+    let (_server, client) = api_server().await;
+    create_webhook_configuration(&client).await;
+    let mut config = operator::ControllerConfig::new("https://id.example.test");
+    config.webhook_certs = Some(managed());
+    let operator = operator::Operator::new(client.clone(), config);
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let stop = shutdown.clone();
+    let task = tokio::spawn(async move { operator.run(stop).await });
+    let secrets = Api::<Secret>::namespaced(client.clone(), NS);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    let secret = loop {
+        if let Some(s) = secrets.get_opt("keyway-webhook-tls").await.unwrap() {
+            break s;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no certificate Secret"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let data = secret.data.unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let bundle = Api::<MutatingWebhookConfiguration>::all(client.clone())
+            .get(CONFIG)
+            .await
+            .unwrap()
+            .webhooks
+            .unwrap()[0]
+            .client_config
+            .ca_bundle
+            .clone();
+        if let Some(bundle) = bundle {
+            assert_eq!(bundle.0, data[CA_CRT].0, "caBundle is the Secret's bundle");
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "caBundle not patched"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    shutdown.cancel();
+    task.await.unwrap().unwrap();
+
+    // The webhook reads the Secret as kubelet mounts it, and serves a certificate the bundle trusts.
+    let dir = tempfile::tempdir().unwrap();
+    for (key, value) in &data {
+        std::fs::write(dir.path().join(key), &value.0).unwrap();
+    }
+    let slot = Arc::new(CertSlot::default());
+    let files = tokio::spawn(operator::webhook::keep_files(
+        certs::FileCerts {
+            dir: dir.path().to_path_buf(),
+            poll: Duration::from_millis(50),
+        },
+        slot.clone(),
+        Arc::new(Metrics::default()),
+    ));
+    for _ in 0..100 {
+        if slot.get().is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    create_example_app(&client).await;
+    let running = start_webhook(client.clone(), slot).await;
+    let response = admit(
+        running.addr,
+        &data[CA_CRT].0,
+        &review("u1", "CREATE", &example_pod()),
+    )
+    .await;
+    assert_eq!(response["uid"], "u1", "{response}");
+    assert_eq!(response["allowed"], true, "{response}");
+    files.abort();
+    running.stop().await;
+}

@@ -99,6 +99,8 @@ schema = obj({
         "resourceHosts": RESOURCE_HOSTS,
         **pod_common(),
         "webhook": obj({
+            "replicas": {"type": "integer", "minimum": 1, "maximum": 10},
+            "serviceAccount": service_account(),
             "port": PORT,
             "adminPort": PORT,
             "failurePolicy": {"type": "string", "enum": ["Fail", "Ignore"]},

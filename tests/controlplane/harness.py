@@ -197,8 +197,11 @@ class Chart:
 
     # -- what the chart's pods would run ----------------------------------------------------------
 
+    # The Deployment each container of the chart's runs in.
+    DEPLOYMENT = {"controller": f"{RELEASE}-operator", "webhook": f"{RELEASE}-webhook"}
+
     def container(self, name: str) -> dict:
-        deployment = self.find("Deployment", f"{RELEASE}-operator")
+        deployment = self.find("Deployment", self.DEPLOYMENT[name])
         return next(c for c in deployment["spec"]["template"]["spec"]["containers"] if c["name"] == name)
 
     def env(self, container: str, pod: dict) -> dict[str, str]:
@@ -214,17 +217,26 @@ class Chart:
         return env
 
     def operator_pods(self, count: int = 1) -> list[dict]:
-        """The Pods the controller-manager made from the chart's operator Deployment (rolled out
-        by `apply`), whose tokens the local processes use."""
-        deployment = self.find("Deployment", f"{RELEASE}-operator")
+        """The Pods the controller-manager made from the chart's controller Deployment (rolled
+        out by `apply`), whose tokens the local controller processes use."""
+        return self.pods_of(f"{RELEASE}-operator", count)
+
+    def webhook_pods(self, count: int = 1) -> list[dict]:
+        """The Pods of the chart's webhook Deployment, whose tokens the local webhooks use."""
+        return self.pods_of(f"{RELEASE}-webhook", count)
+
+    def pods_of(self, name: str, count: int) -> list[dict]:
+        deployment = self.find("Deployment", name)
         selector = ",".join(f"{k}={v}" for k, v in deployment["spec"]["selector"]["matchLabels"].items())
         items = self.kube.get(f"/api/v1/namespaces/{NAMESPACE}/pods", params={"labelSelector": selector})["items"]
         live = sorted((p for p in items if not p["metadata"].get("deletionTimestamp")), key=lambda p: p["metadata"]["name"])
         assert len(live) >= count, f"{len(live)} operator pod(s), {count} wanted"
         return live
 
-    def service_account(self) -> str:
-        return self.find("ServiceAccount", f"{RELEASE}-operator")["metadata"]["name"]
+    def service_account(self, component: str = "controller") -> str:
+        """The ServiceAccount the chart runs `component` (controller or webhook) as."""
+        deployment = self.find("Deployment", self.DEPLOYMENT[component])
+        return deployment["spec"]["template"]["spec"]["serviceAccountName"]
 
 
 class Supervised:
@@ -279,8 +291,8 @@ class Keyway:
         self.net_api_port = net.forward(cp.port)
         self._endpoints_for: str | None = None
 
-    def kubeconfig(self, pod: dict, server: str | None = None) -> Path:
-        token = self.cp.service_account_token(NAMESPACE, self.chart.service_account(), pod=pod)
+    def kubeconfig(self, pod: dict, server: str | None = None, component: str = "controller") -> Path:
+        token = self.cp.service_account_token(NAMESPACE, self.chart.service_account(component), pod=pod)
         name = pod["metadata"]["name"]
         suffix = "-net" if server else ""
         return self.cp.write_kubeconfig(self.state.path / f"{name}{suffix}.kubeconfig", token, server=server)
@@ -303,18 +315,23 @@ class Keyway:
         self.procs.append(proc)
         return proc, port
 
-    def webhook(self, pod: dict) -> Proc:
-        """Starts the webhook as `pod` inside the test network namespace, on the chart's port,
-        and points the chart's Service at it (the Endpoints kubelet and the endpoints controller
+    def webhook(self, pod: dict | None = None) -> Proc:
+        """Starts the webhook as `pod` (default: the chart's first webhook pod) inside the test
+        network namespace, on the chart's port, with the chart's certificate Secret as the files
+        kubelet would mount (the controller's leader writes it: start a controller first), and
+        points the chart's Service at it (the Endpoints kubelet and the endpoints controller
         would write)."""
+        pod = pod or self.chart.webhook_pods()[0]
         env = self.chart.env("webhook", pod)
         port = int(env["KEYWAY_WEBHOOK_LISTEN"].rsplit(":", 1)[1])
         admin = int(env["KEYWAY_WEBHOOK_ADMIN_LISTEN"].rsplit(":", 1)[1])
         env.update({
             "KEYWAY_WEBHOOK_LISTEN": f"{TestNet.NS_IP}:{port}",
             "KEYWAY_WEBHOOK_ADMIN_LISTEN": f"{TestNet.NS_IP}:{admin}",
+            "KEYWAY_WEBHOOK_CERT_DIR": str(self.mount_cert_secret(pod)),
             "KEYWAY_LOG_FORMAT": "text",
-            "KUBECONFIG": str(self.kubeconfig(pod, server=f"https://{TestNet.HOST_IP}:{self.net_api_port}")),
+            "KUBECONFIG": str(self.kubeconfig(pod, server=f"https://{TestNet.HOST_IP}:{self.net_api_port}",
+                                              component="webhook")),
         })
         self.point_service_at(pod, port)
         proc = Proc(self.state, f"webhook-{pod['metadata']['name']}", self.net.argv([str(OPERATOR_BIN), "webhook"]),
@@ -322,6 +339,20 @@ class Keyway:
         self.procs.append(proc)
         self.admin_url = f"http://{TestNet.NS_IP}:{admin}"
         return proc
+
+    def mount_cert_secret(self, pod: dict) -> Path:
+        """kubelet's part for the webhook pod's Secret volume: the Secret's keys as files."""
+        spec = self.chart.find("Deployment", f"{RELEASE}-webhook")["spec"]["template"]["spec"]
+        (volume,) = [v for v in spec["volumes"] if "secret" in v]
+        name = volume["secret"]["secretName"]
+        secret = wait_for(f"Secret {name} (the webhook's certificate, written by the controller's leader)",
+                          lambda: (self.cp.kube.secret(NAMESPACE, name) or {}).get("data", {}).get("tls.crt")
+                          and self.cp.kube.secret(NAMESPACE, name), timeout=60)
+        directory = self.state.path / f"{pod['metadata']['name']}-{volume['name']}"
+        directory.mkdir(exist_ok=True)
+        for key, value in secret["data"].items():
+            (directory / key).write_bytes(base64.b64decode(value))
+        return directory
 
     def point_service_at(self, pod: dict, port: int) -> None:
         service = self.chart.find("Service", f"{RELEASE}-webhook")

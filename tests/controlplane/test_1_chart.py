@@ -88,7 +88,7 @@ def test_1_uninstall_leaves_only_what_the_chart_keeps(cp, chart: Chart, kube, st
     try:
         pod = chart.operator_pods()[0]
         keyway.controller(pod)
-        webhook = keyway.webhook(pod)
+        webhook = keyway.webhook()
         keyway.wait_webhook_ready(webhook)
         kube.namespace("s1")
         kube.create(app_manifest("s1", "before-uninstall"))

@@ -43,14 +43,16 @@ def remove_the_tool(cp):
 
 @pytest.fixture
 def webhook_up(keyway, kube):
-    """Controller and webhook running as the chart's ServiceAccount; grafana Ready."""
+    """Controller and webhook running as the chart's ServiceAccounts; grafana Ready."""
     chart_pod = keyway.chart.operator_pods()[0]
     keyway.controller(chart_pod)
-    proc = keyway.webhook(chart_pod)
+    proc = keyway.webhook()
     keyway.wait_webhook_ready(proc)
-    # The managed certificate's CA is in the chart's webhook configuration before /readyz.
-    config = kube.get(f"/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations/{RELEASE}")
-    assert all(w["clientConfig"].get("caBundle") for w in config["webhooks"])
+    # The controller's leader patches the managed certificate's CA into the chart's webhook
+    # configuration right after it writes the Secret the webhook mounts.
+    wait_for("caBundle in the webhook configuration", lambda: all(
+        w["clientConfig"].get("caBundle") for w in
+        kube.get(f"/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations/{RELEASE}")["webhooks"]))
     kube.namespace("tools")
     grafana = next(d for d in yaml.safe_load_all((ROOT / "examples/browser-tool.yaml").read_text()) if d)
     kube.apply(grafana, manager="kubectl")

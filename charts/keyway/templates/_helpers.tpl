@@ -53,6 +53,7 @@ app.kubernetes.io/component: {{ .component }}
 
 {{- define "keyway.operator.fullname" -}}{{ include "keyway.fullname" . }}-operator{{- end -}}
 {{- define "keyway.issuer.fullname" -}}{{ include "keyway.fullname" . }}-issuer{{- end -}}
+{{- define "keyway.webhook.fullname" -}}{{ include "keyway.fullname" . }}-webhook{{- end -}}
 {{- define "keyway.webhook.service" -}}{{ include "keyway.fullname" . }}-webhook{{- end -}}
 {{- define "keyway.webhook.certSecret" -}}{{ include "keyway.fullname" . }}-webhook-tls{{- end -}}
 {{- /* The Secret the issuer mounts its signing keys from: existingSecret, else the managed one, else none (keys on the issuer's volume). */ -}}
@@ -77,6 +78,9 @@ app.kubernetes.io/component: {{ .component }}
 
 {{- define "keyway.operator.serviceAccountName" -}}
 {{- default (include "keyway.operator.fullname" .) .Values.operator.serviceAccount.name -}}
+{{- end -}}
+{{- define "keyway.webhook.serviceAccountName" -}}
+{{- default (include "keyway.webhook.fullname" .) .Values.operator.webhook.serviceAccount.name -}}
 {{- end -}}
 {{- define "keyway.issuer.serviceAccountName" -}}
 {{- default (include "keyway.issuer.fullname" .) .Values.issuer.serviceAccount.name -}}

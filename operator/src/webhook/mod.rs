@@ -10,6 +10,7 @@
 
 pub mod certs;
 pub mod inject;
+pub(crate) mod keeper;
 pub mod server;
 
 use std::net::SocketAddr;
@@ -352,6 +353,14 @@ async fn bind(addr: SocketAddr) -> Result<TcpListener, Error> {
 /// Re-check at least this often, so that a renewal by another replica is picked up.
 const RECHECK: Duration = Duration::from_secs(600);
 
+/// How long to wait before the next check of a certificate to renew at `renew_at` (Unix
+/// seconds): until then, but at least 10 s and at most [`RECHECK`].
+fn recheck_after(renew_at: i64, now: OffsetDateTime) -> Duration {
+    let until_renewal = renew_at.saturating_sub(now.unix_timestamp());
+    Duration::from_secs(u64::try_from(until_renewal).unwrap_or(0))
+        .clamp(Duration::from_secs(10), RECHECK)
+}
+
 /// Keeps the managed certificate valid and trusted, forever.
 pub(crate) async fn keep_managed(
     certs: ManagedCerts,
@@ -367,9 +376,7 @@ pub(crate) async fn keep_managed(
                 slot.set(ensured.key);
                 metrics.certificate_expiry.set(ensured.not_after);
                 backoff = Duration::from_secs(1);
-                let until_renewal = ensured.renew_at.saturating_sub(now.unix_timestamp());
-                Duration::from_secs(u64::try_from(until_renewal).unwrap_or(0))
-                    .clamp(Duration::from_secs(10), RECHECK)
+                recheck_after(ensured.renew_at, now)
             }
             Err(e) => {
                 tracing::warn!(error = %e, retry_in = ?backoff, "webhook certificate not ensured");
@@ -429,12 +436,6 @@ mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
     use clap::Parser;
-
-    #[derive(Parser)]
-    struct Cli {
-        #[command(flatten)]
-        args: WebhookArgs,
-    }
 
     #[test]
     fn a_digest_written_as_a_tag_is_refused_with_the_right_form() {
