@@ -765,7 +765,7 @@ async fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
 
 /// The real binary, `keyway-operator webhook`, against the API test server through a
 /// kubeconfig: it generates and publishes its certificate, becomes ready, injects, counts, and
-/// stops cleanly on SIGTERM.
+/// on SIGTERM reports not ready, keeps answering for its drain delay, then stops cleanly.
 #[tokio::test]
 async fn the_binary_serves_until_sigterm() {
     let (server, client) = api_server().await;
@@ -793,6 +793,7 @@ async fn the_binary_serves_until_sigterm() {
         .args(["--namespace", NS, "--service-name", SERVICE])
         .args(["--webhook-configuration", CONFIG])
         .args(["--sidecar-image", "registry.internal/keyway-proxy:1.2.3"])
+        .args(["--shutdown-delay", "2s"])
         .env("KUBECONFIG", &kubeconfig)
         .env_remove("KUBERNETES_SERVICE_HOST")
         .stdout(std::process::Stdio::null())
@@ -834,6 +835,24 @@ async fn the_binary_serves_until_sigterm() {
         .status()
         .unwrap();
     assert!(status.success());
+    let signalled = std::time::Instant::now();
+    // The drain delay: not ready at once, and still answering admission requests meanwhile.
+    let mut unready = false;
+    for _ in 0..20 {
+        if let Some((503, body)) = http_get(admin, "/readyz").await {
+            assert!(body.contains("shutting down"), "{body}");
+            unready = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert!(unready, "/readyz still ready after SIGTERM");
+    let response = admit(addr, &ca, &review("b-2", "CREATE", &pod)).await;
+    assert_eq!(response["uid"], "b-2", "served during the drain delay");
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "exited before the drain delay"
+    );
     let mut exited = None;
     for _ in 0..300 {
         if let Some(status) = child.try_wait().unwrap() {
@@ -856,6 +875,11 @@ async fn the_binary_serves_until_sigterm() {
         .unwrap();
     assert!(status.success(), "exit {status}: {logs}");
     assert!(logs.contains("webhook stopped"), "{logs}");
+    assert!(
+        signalled.elapsed() >= Duration::from_secs(2),
+        "stopped {:?} after SIGTERM, before its 2 s drain delay",
+        signalled.elapsed()
+    );
 }
 
 /// The API server may speak HTTP/2 (ALPN `h2`); the webhook answers it too.

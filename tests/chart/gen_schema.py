@@ -101,6 +101,10 @@ schema = obj({
         "webhook": obj({
             "replicas": {"type": "integer", "minimum": 1, "maximum": 10},
             "serviceAccount": service_account(),
+            "shutdownDelay": DURATION,
+            "topologySpreadKeys": {"type": "array", "items": {"type": "string", "minLength": 1}},
+            "topologySpreadWhenUnsatisfiable": {"type": "string", "enum": ["ScheduleAnyway", "DoNotSchedule"]},
+            "pdb": pdb(),
             "port": PORT,
             "adminPort": PORT,
             "failurePolicy": {"type": "string", "enum": ["Fail", "Ignore"]},

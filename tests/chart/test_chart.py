@@ -160,7 +160,7 @@ def test_default_install():
             assert sc["capabilities"]["drop"] == ["ALL"]
             assert c["resources"]["requests"] and c["livenessProbe"] and c["readinessProbe"]
     assert {p["metadata"]["name"] for p in find(docs, "PodDisruptionBudget")} == {
-        "kw-keyway-operator", "kw-keyway-issuer"}
+        "kw-keyway-operator", "kw-keyway-webhook", "kw-keyway-issuer"}
     kinds = {d["kind"] for d in docs}
     assert "NetworkPolicy" not in kinds and "ServiceMonitor" not in kinds
 
@@ -421,7 +421,46 @@ def test_resource_hosts_reach_the_operator_and_the_issuer_alike():
         assert "KEYWAY_RESOURCE_HOSTS" not in env_of(container(dep, name))
 
 
+def test_the_webhook_is_no_single_point_of_failure():
+    """Its own Deployment of two replicas spread over nodes and zones, a PodDisruptionBudget,
+    readiness that drops on SIGTERM while it keeps serving for its drain delay, only labelled
+    pods sent to it, and never the pods of its own namespace."""
+    docs = render({})
+    webhook = deployment(docs, "-webhook")
+    spec = webhook["spec"]["template"]["spec"]
+    selector = webhook["spec"]["selector"]["matchLabels"]
+    assert webhook["spec"]["replicas"] >= 2
+    assert webhook["metadata"]["name"] != deployment(docs, "-operator")["metadata"]["name"]
+    (pdb,) = find(docs, "PodDisruptionBudget", "kw-keyway-webhook")
+    assert pdb["spec"]["selector"]["matchLabels"] == selector and pdb["spec"]["maxUnavailable"] == 1
+    spread = spec["topologySpreadConstraints"]
+    assert [c["topologyKey"] for c in spread] == ["kubernetes.io/hostname", "topology.kubernetes.io/zone"]
+    assert all(c["labelSelector"]["matchLabels"] == selector and c["maxSkew"] == 1 for c in spread)
+    c = container(webhook, "webhook")
+    delay = env_of(c)["KEYWAY_WEBHOOK_SHUTDOWN_DELAY"]
+    assert delay == "10s"
+    probe = c["readinessProbe"]
+    assert probe["httpGet"]["path"] == "/readyz" and probe["periodSeconds"] * probe["failureThreshold"] <= 2
+    # The delay and 10 s for in-flight requests fit in the grace period.
+    assert spec["terminationGracePeriodSeconds"] >= 10 + 10 + probe["periodSeconds"]
+    hook = find(docs, "MutatingWebhookConfiguration")[0]["webhooks"][0]
+    assert hook["objectSelector"] == {"matchLabels": {"keyway.dev/inject": "enabled"}}
+    excluded = hook["namespaceSelector"]["matchExpressions"][0]
+    assert excluded["key"] == "kubernetes.io/metadata.name" and excluded["operator"] == "NotIn"
+    assert "keyway-system" in excluded["values"]
+
+    docs = render({"operator.webhook.replicas": 3, "operator.webhook.topologySpreadKeys": [],
+                   "operator.webhook.pdb.enabled": False})
+    webhook = deployment(docs, "-webhook")
+    assert webhook["spec"]["replicas"] == 3
+    assert "topologySpreadConstraints" not in webhook["spec"]["template"]["spec"]
+    assert not [d for d in docs if d["kind"] == "PodDisruptionBudget" and d["metadata"]["name"] == "kw-keyway-webhook"]
+
+
 BAD_VALUES = [
+    ({"operator.webhook.shutdownDelay": "25s"}, "operator.webhook.shutdownDelay is 25s: at most 20s"),
+    ({"operator.webhook.topologySpreadWhenUnsatisfiable": "Never"},
+     "operator.webhook.topologySpreadWhenUnsatisfiable must be one of"),
     ({"issuer.replicas": 2}, "SQLite on a volume allows one replica"),
     ({"issuer.store.type": "postgres"}, "issuer.store.postgres.existingSecret is empty"),
     ({"issuer.store.type": "postgres", "issuer.store.postgres.existingSecret": "pg", "issuer.replicas": 2,

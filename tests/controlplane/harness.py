@@ -70,6 +70,7 @@ def _strip_cel(obj: dict) -> str:
 ADAPTATIONS = {
     ("PodDisruptionBudget", f"{RELEASE}-operator"): _pdb_v1beta1,
     ("PodDisruptionBudget", f"{RELEASE}-issuer"): _pdb_v1beta1,
+    ("PodDisruptionBudget", f"{RELEASE}-webhook"): _pdb_v1beta1,
     ("CustomResourceDefinition", CRD_NAME): _strip_cel,
 }
 

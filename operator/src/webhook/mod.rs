@@ -16,6 +16,7 @@ pub mod server;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use clap::{Args, ValueEnum};
@@ -123,6 +124,11 @@ pub(crate) struct WebhookArgs {
     /// Log filter (RUST_LOG syntax).
     #[arg(long, env = "KEYWAY_LOG", default_value = "info")]
     pub(crate) log: String,
+    /// On SIGTERM, report not ready at once but keep serving this long (e.g. 10s) before
+    /// stopping, while the Service's endpoints drop this pod; in-flight requests then get up to
+    /// 10 s more.
+    #[arg(long, env = "KEYWAY_WEBHOOK_SHUTDOWN_DELAY", default_value = "0s", value_parser = contract::duration::parse_flag)]
+    pub(crate) shutdown_delay: Duration,
 }
 
 /// Errors of the webhook command.
@@ -323,7 +329,8 @@ pub(crate) async fn run(args: WebhookArgs) -> Result<(), Error> {
         )),
     };
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let admin_app = server::admin_router(slot, metrics);
+    let draining = Arc::new(AtomicBool::new(false));
+    let admin_app = server::admin_router(slot, metrics, draining.clone());
     let mut admin_stop = stop_rx.clone();
     let admin_task = tokio::spawn(async move {
         let served = axum::serve(admin, admin_app)
@@ -336,7 +343,8 @@ pub(crate) async fn run(args: WebhookArgs) -> Result<(), Error> {
         }
     });
     tracing::info!(listen = %args.listen, admin = %args.admin_listen, mode = ?args.cert_mode, "webhook serving");
-    server::serve_tls(listener, tls, server::router(webhook), shutdown_signal()).await;
+    let drain = drain_after_signal(draining, args.shutdown_delay);
+    server::serve_tls(listener, tls, server::router(webhook), drain).await;
     let _ = stop_tx.send(true);
     certs_task.abort();
     let _ = admin_task.await;
@@ -410,9 +418,14 @@ pub async fn keep_files(files: FileCerts, slot: Arc<CertSlot>, metrics: Arc<Metr
     }
 }
 
-async fn shutdown_signal() {
+/// Completes `delay` after SIGTERM or Ctrl-C; from the signal on, `/readyz` reports not ready
+/// (`draining`), so that the pod leaves the Service's endpoints while it still answers the API
+/// server's calls (the scratch image has no `sleep` for a preStop hook).
+async fn drain_after_signal(draining: Arc<AtomicBool>, delay: Duration) {
     crate::shutdown::shutdown_signal().await;
-    tracing::info!("shutting down");
+    draining.store(true, Ordering::Relaxed);
+    tracing::info!(delay = ?delay, "shutting down: not ready, serving until the delay ends");
+    tokio::time::sleep(delay).await;
 }
 
 /// A digest written as a tag (`repo:sha256:…`) is no valid image reference: every injected pod
