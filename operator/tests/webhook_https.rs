@@ -379,10 +379,36 @@ async fn injects_over_https_with_a_managed_certificate() {
     );
     let mutated = apply_patch(&pod, &response);
     kubernetes_validate(&mutated);
+    // A native sidecar (Kubernetes 1.29+): the first init container, restartPolicy Always, so
+    // it starts before the tool and a Job's pod completes when its containers do.
     let containers = mutated["spec"]["containers"].as_array().unwrap();
-    assert_eq!(containers.len(), 2);
-    let sidecar = &containers[1];
+    assert_eq!(
+        containers.len(),
+        1,
+        "the pod's own containers are left as they are"
+    );
+    let init = mutated["spec"]["initContainers"].as_array().unwrap();
+    let sidecar = &init[0];
     assert_eq!(sidecar["name"], "keyway-proxy");
+    assert_eq!(sidecar["restartPolicy"], "Always");
+    assert_eq!(sidecar["securityContext"]["runAsUser"], 65532);
+    assert_eq!(sidecar["securityContext"]["runAsGroup"], 65532);
+    // The pod's ServiceAccount token is not mounted into the sidecar: an empty read-only volume
+    // holds its path, so the API server's ServiceAccount admission leaves the sidecar out.
+    let token = sidecar["volumeMounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["mountPath"] == "/var/run/secrets/kubernetes.io/serviceaccount")
+        .expect("the token path is held");
+    assert_eq!(token["readOnly"], true);
+    let held = mutated["spec"]["volumes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["name"] == token["name"])
+        .unwrap();
+    assert!(held["emptyDir"].is_object(), "{held}");
     assert_eq!(sidecar["ports"][0]["name"], "keyway");
     assert_eq!(sidecar["ports"][0]["containerPort"], 4180);
     let sc = &sidecar["securityContext"];
@@ -440,7 +466,21 @@ async fn injects_over_https_with_a_managed_certificate() {
     bare["spec"].as_object_mut().unwrap().remove("volumes");
     let response = admit(running.addr, &ca, &review("u-5", "CREATE", &bare)).await;
     let mutated = apply_patch(&bare, &response);
-    assert_eq!(mutated["spec"]["volumes"].as_array().unwrap().len(), 1);
+    assert_eq!(mutated["spec"]["volumes"].as_array().unwrap().len(), 2);
+    kubernetes_validate(&mutated);
+
+    // A pod with init containers of its own: the sidecar goes first, so it runs during theirs.
+    let mut with_init = pod.clone();
+    with_init["spec"]["initContainers"] = json!([{"name": "migrate", "image": "tool:1"}]);
+    let response = admit(running.addr, &ca, &review("u-7", "CREATE", &with_init)).await;
+    let mutated = apply_patch(&with_init, &response);
+    let names: Vec<&str> = mutated["spec"]["initContainers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["keyway-proxy", "migrate"]);
     kubernetes_validate(&mutated);
 
     // Extra proxy settings and a custom listen port.
@@ -451,7 +491,7 @@ async fn injects_over_https_with_a_managed_certificate() {
     let response = admit(running.addr, &ca, &review("u-6", "CREATE", &custom)).await;
     let mutated = apply_patch(&custom, &response);
     kubernetes_validate(&mutated);
-    let sidecar = &mutated["spec"]["containers"][1];
+    let sidecar = &mutated["spec"]["initContainers"][0];
     assert_eq!(sidecar["ports"][0]["containerPort"], 8443);
     assert!(
         sidecar["env"]
@@ -794,6 +834,7 @@ async fn the_binary_serves_until_sigterm() {
         .args(["--webhook-configuration", CONFIG])
         .args(["--sidecar-image", "registry.internal/keyway-proxy:1.2.3"])
         .args(["--shutdown-delay", "2s"])
+        .args(["--sidecar-uid", "10001", "--sidecar-gid", "10002"])
         .env("KUBECONFIG", &kubeconfig)
         .env_remove("KUBERNETES_SERVICE_HOST")
         .stdout(std::process::Stdio::null())
@@ -819,8 +860,13 @@ async fn the_binary_serves_until_sigterm() {
     let response = admit(addr, &ca, &review("b-1", "CREATE", &pod)).await;
     let mutated = apply_patch(&pod, &response);
     assert_eq!(
-        mutated["spec"]["containers"][1]["image"],
+        mutated["spec"]["initContainers"][0]["image"],
         "registry.internal/keyway-proxy:1.2.3"
+    );
+    let sc = &mutated["spec"]["initContainers"][0]["securityContext"];
+    assert_eq!(
+        (&sc["runAsUser"], &sc["runAsGroup"]),
+        (&json!(10001), &json!(10002))
     );
     kubernetes_validate(&mutated);
     let (_, metrics) = http_get(admin, "/metrics").await.unwrap();

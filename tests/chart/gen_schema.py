@@ -169,6 +169,8 @@ schema = obj({
     "sidecar": obj({
         "image": image("the keyway-proxy image injected into pods"),
         "adminPort": PORT,
+        "runAsUser": {"type": "integer", "minimum": 1, "maximum": 2147483647},
+        "runAsGroup": {"type": "integer", "minimum": 1, "maximum": 2147483647},
         "logFormat": LOG,
         "resources": resources(),
     }),

@@ -457,7 +457,16 @@ def test_the_webhook_is_no_single_point_of_failure():
     assert not [d for d in docs if d["kind"] == "PodDisruptionBudget" and d["metadata"]["name"] == "kw-keyway-webhook"]
 
 
+def test_the_sidecar_user_and_group_reach_the_webhook():
+    env = env_of(container(deployment(render({"sidecar.runAsUser": 10001, "sidecar.runAsGroup": 10002}),
+                                      "-webhook"), "webhook"))
+    assert (env["KEYWAY_SIDECAR_UID"], env["KEYWAY_SIDECAR_GID"]) == ("10001", "10002")
+    env = env_of(container(deployment(render({}), "-webhook"), "webhook"))
+    assert (env["KEYWAY_SIDECAR_UID"], env["KEYWAY_SIDECAR_GID"]) == ("65532", "65532")
+
+
 BAD_VALUES = [
+    ({"sidecar.runAsUser": 0}, "sidecar.runAsUser: Must be greater than or equal to 1"),
     ({"operator.webhook.shutdownDelay": "25s"}, "operator.webhook.shutdownDelay is 25s: at most 20s"),
     ({"operator.webhook.topologySpreadWhenUnsatisfiable": "Never"},
      "operator.webhook.topologySpreadWhenUnsatisfiable must be one of"),

@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import copy
 import hashlib
+import json
 import re
 import subprocess
 import tempfile
@@ -335,6 +336,7 @@ class Keyway:
                                               component="webhook")),
         })
         self.point_service_at(pod, port)
+        self.webhook_url = f"https://{TestNet.NS_IP}:{port}"
         proc = Proc(self.state, f"webhook-{pod['metadata']['name']}", self.net.argv([str(OPERATOR_BIN), "webhook"]),
                     env=clean_env(env))
         self.procs.append(proc)
@@ -367,6 +369,19 @@ class Keyway:
                 "ports": [{"name": port_name, "port": port, "protocol": "TCP"}],
             }],
         })
+
+    def admission_patch(self, pod: dict) -> list[dict]:
+        """What the running webhook answers to an AdmissionReview of creating `pod` in its
+        namespace: the JSON patch (the API server of 1.20 applies it and then drops the fields it
+        does not know, so this is where a 1.29+ field can be seen)."""
+        gvk, gvr = {"group": "", "version": "v1", "kind": "Pod"}, {"group": "", "version": "v1", "resource": "pods"}
+        review = {"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": {
+            "uid": "harness", "kind": gvk, "resource": gvr, "requestKind": gvk, "requestResource": gvr,
+            "namespace": pod["metadata"]["namespace"], "operation": "CREATE", "userInfo": {"username": "harness"},
+            "object": pod, "dryRun": False}}
+        answer = requests.post(self.webhook_url + "/mutate", json=review, verify=False, timeout=10).json()["response"]
+        assert answer["allowed"], answer
+        return json.loads(base64.b64decode(answer["patch"])) if answer.get("patch") else []
 
     def wait_webhook_ready(self, proc: Proc, timeout: float = 60) -> None:
         def ready() -> bool:

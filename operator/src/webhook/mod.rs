@@ -115,6 +115,12 @@ pub(crate) struct WebhookArgs {
     /// Memory limit of the sidecar.
     #[arg(long, env = "KEYWAY_SIDECAR_MEMORY_LIMIT", default_value = "128Mi")]
     pub(crate) sidecar_memory_limit: String,
+    /// User ID the sidecar runs as (not 0: it runs as non-root).
+    #[arg(long, env = "KEYWAY_SIDECAR_UID", default_value_t = inject::SIDECAR_UID)]
+    pub(crate) sidecar_uid: i64,
+    /// Group ID the sidecar runs as (not 0).
+    #[arg(long, env = "KEYWAY_SIDECAR_GID", default_value_t = inject::SIDECAR_UID)]
+    pub(crate) sidecar_gid: i64,
     /// Log format of the sidecar (`json` or `text`).
     #[arg(long, env = "KEYWAY_SIDECAR_LOG_FORMAT", default_value = "json")]
     pub(crate) sidecar_log_format: String,
@@ -206,6 +212,16 @@ impl WebhookArgs {
                 self.sidecar_image_pull_policy
             ));
         }
+        for (flag, id) in [
+            ("--sidecar-uid", self.sidecar_uid),
+            ("--sidecar-gid", self.sidecar_gid),
+        ] {
+            if !(1..=i64::from(i32::MAX)).contains(&id) {
+                out.push(format!(
+                    "{flag}: {id} is not a user or group ID the sidecar may run as (1-2147483647; never 0, root)"
+                ));
+            }
+        }
         if self.sidecar_admin_port == 0 {
             out.push("--sidecar-admin-port must be a port number (1-65535)".into());
         }
@@ -253,6 +269,8 @@ impl WebhookArgs {
             cpu_limit: self.sidecar_cpu_limit.clone(),
             memory_limit: self.sidecar_memory_limit.clone(),
             log_format: self.sidecar_log_format.clone(),
+            uid: self.sidecar_uid,
+            gid: self.sidecar_gid,
         }
     }
 
@@ -497,6 +515,26 @@ mod tests {
         let cli = Cli::try_parse_from(["x", "--cert-mode", "files"]).unwrap();
         assert!(cli.args.problems().is_empty());
         assert!(Cli::try_parse_from(["x", "--cert-validity", "1y"]).is_err());
+    }
+
+    #[test]
+    fn the_sidecar_never_runs_as_root() {
+        let cli = Cli::try_parse_from([
+            "x",
+            "--namespace",
+            "n",
+            "--sidecar-uid",
+            "0",
+            "--sidecar-gid=-5",
+        ])
+        .unwrap();
+        let problems = cli.args.problems();
+        assert_eq!(problems.len(), 2, "{problems:?}");
+        assert!(problems[0].contains("--sidecar-uid") && problems[1].contains("--sidecar-gid"));
+        let cli = Cli::try_parse_from(["x", "--namespace", "n", "--sidecar-uid", "1000"]).unwrap();
+        assert!(cli.args.problems().is_empty());
+        assert_eq!(cli.args.sidecar().uid, 1000);
+        assert_eq!(cli.args.sidecar().gid, inject::SIDECAR_UID);
     }
 
     #[test]
