@@ -18,6 +18,8 @@
 //!   [`ControllerConfig::signing_keys`] is set ([`signing_keys`] documents the rules).
 //! - [`webhook`]: the admission webhook's parts (certificates, injection, server).
 //! - [`crdgen::crd_yaml`]: the CRD manifest as committed in `crds/`.
+//! - [`RemoveFinalizers`]: what `helm uninstall` runs, so that no ConnectedApp keeps the
+//!   finalizer once the controller is gone (`keyway-operator remove-finalizers`).
 //! - [`Cli`]: the command line the binary parses and runs.
 //!
 //! # Where things are
@@ -53,6 +55,7 @@ mod reconcile;
 mod shutdown;
 pub mod signing_keys;
 mod telemetry;
+mod uninstall;
 pub mod webhook;
 
 pub use cli::Cli;
@@ -65,3 +68,4 @@ pub use metrics::Metrics;
 pub use operator::{Operator, run_controller};
 pub use plan::{OsRandom, Random};
 pub use signing_keys::{SigningKeyManager, SigningKeysConfig};
+pub use uninstall::RemoveFinalizers;

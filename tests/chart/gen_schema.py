@@ -96,6 +96,7 @@ schema = obj({
         "logFormat": LOG,
         "metricsPort": PORT,
         "watchNamespace": NAME,
+        "removeFinalizersOnUninstall": {"type": "boolean"},
         "resourceHosts": RESOURCE_HOSTS,
         **pod_common(),
         "webhook": obj({

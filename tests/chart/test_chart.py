@@ -465,6 +465,36 @@ def test_the_sidecar_user_and_group_reach_the_webhook():
     assert (env["KEYWAY_SIDECAR_UID"], env["KEYWAY_SIDECAR_GID"]) == ("65532", "65532")
 
 
+def test_helm_uninstall_removes_the_finalizers_after_the_controller_stopped():
+    """A post-delete hook Job runs keyway-operator remove-finalizers, as its own ServiceAccount,
+    which may only list and patch ConnectedApps and read the controller's Lease."""
+    for values, watch in (({}, None), (VALUE_SETS["single-namespace"], "tools")):
+        docs = render(values)
+        hooks = [d for d in docs if (d["metadata"].get("annotations") or {}).get("helm.sh/hook")]
+        assert {d["metadata"]["annotations"]["helm.sh/hook"] for d in hooks} == {"post-delete"}
+        for d in hooks:
+            assert "hook-succeeded" in d["metadata"]["annotations"]["helm.sh/hook-delete-policy"]
+        (job,) = [d for d in hooks if d["kind"] == "Job"]
+        # The Job comes after its ServiceAccount and RBAC.
+        weight = lambda d: int(d["metadata"]["annotations"]["helm.sh/hook-weight"])
+        assert all(weight(d) < weight(job) for d in hooks if d is not job)
+        pod = job["spec"]["template"]["spec"]
+        (c,) = pod["containers"]
+        assert c["args"] == ["remove-finalizers"] and pod["restartPolicy"] == "Never"
+        env = env_of(c)
+        controller = env_of(container(deployment(docs, "-operator"), "controller"))
+        assert (env["KEYWAY_LEASE_NAMESPACE"], env["KEYWAY_LEASE_NAME"]) == \
+            (controller["KEYWAY_LEASE_NAMESPACE"], controller["KEYWAY_LEASE_NAME"])
+        assert env.get("KEYWAY_WATCH_NAMESPACE") == watch
+        granted = granted_to(docs, pod["serviceAccountName"])
+        assert sorted((ns or "", r["resources"][0], tuple(r["verbs"])) for ns, r in granted) == sorted([
+            (watch or "", "connectedapps", ("list", "patch")), ("keyway-system", "leases", ("get",))])
+        lease_rule = next(r for _, r in granted if r["resources"] == ["leases"])
+        assert lease_rule["resourceNames"] == [controller["KEYWAY_LEASE_NAME"]]
+    docs = render({"operator.removeFinalizersOnUninstall": False})
+    assert not [d for d in docs if (d["metadata"].get("annotations") or {}).get("helm.sh/hook")]
+
+
 BAD_VALUES = [
     ({"sidecar.runAsUser": 0}, "sidecar.runAsUser: Must be greater than or equal to 1"),
     ({"operator.webhook.shutdownDelay": "25s"}, "operator.webhook.shutdownDelay is 25s: at most 20s"),

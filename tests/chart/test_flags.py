@@ -129,3 +129,13 @@ def test_the_documented_crd_upgrade_applies_what_crdgen_prints():
     assert proc.returncode == 0, proc.stderr
     assert "".join(f.read_text() for f in files) == proc.stdout, \
         f"{path} differs from `keyway-operator crdgen --output -`: regenerate and copy it"
+
+
+def test_the_uninstall_hook_sets_only_flags_of_remove_finalizers():
+    known = env_names_in_help(["keyway-operator", "remove-finalizers"])
+    for values in (VALUE_SETS["single-namespace"], {}):
+        (job,) = [d for d in render(values) if d["kind"] == "Job"]
+        (c,) = job["spec"]["template"]["spec"]["containers"]
+        assert c["args"] == ["remove-finalizers"]
+        unknown = {e["name"] for e in c["env"]} - known
+        assert not unknown, f"not in keyway-operator remove-finalizers --help: {unknown}"

@@ -8,6 +8,7 @@ import copy
 import hashlib
 import json
 import re
+import shlex
 import subprocess
 import tempfile
 import threading
@@ -101,6 +102,19 @@ def adapt(objects: list[dict]) -> tuple[list[dict], list[str]]:
     return out, notes
 
 
+def documented_unblock_command(name: str, namespace: str) -> list[str]:
+    """The command of docs/operator.md ("The finalizer") that unblocks an app deleted while the
+    operator is down, as argv for the app `name` in `namespace`."""
+    text = (ROOT / "docs/operator.md").read_text()
+    section = text.split("## The finalizer", 1)[1].split("\n## ", 1)[0]
+    (block,) = [b for b in re.findall(r"```sh\n(.*?)\n```", section, re.S) if b.startswith("kubectl patch")]
+    return [{"NAME": name, "NAMESPACE": namespace}.get(word, word) for word in shlex.split(block)]
+
+
+def is_hook(obj: dict) -> bool:
+    return "helm.sh/hook" in (obj["metadata"].get("annotations") or {})
+
+
 def documented_crd_upgrade() -> list[str]:
     """The CRD upgrade command of docs/install.md ("Upgrades and removal"), as argv."""
     text = (ROOT / "docs/install.md").read_text()
@@ -123,6 +137,7 @@ class Chart:
         self.objects: list[dict] = []
         self.values: dict = {}
         self.notes: list[str] = []
+        self.hooks: list[dict] = []
 
     @property
     def installed(self) -> bool:
@@ -132,8 +147,11 @@ class Chart:
         return next(o for o in self.objects if o["kind"] == kind and o["metadata"]["name"] == name)
 
     def apply(self, values: dict | None = None) -> list[str]:
-        """Install or upgrade; returns the adaptation notes."""
-        rendered, notes = adapt(render(values))
+        """Install or upgrade; returns the adaptation notes. Hooks (post-delete) are kept for
+        `uninstall`, as helm keeps them."""
+        everything, notes = adapt(render(values))
+        self.hooks = [o for o in everything if is_hook(o)]
+        rendered = [o for o in everything if not is_hook(o)]
         self.kube.namespace(NAMESPACE)
         for obj in rendered:
             if obj["kind"] == "CustomResourceDefinition":
@@ -182,8 +200,10 @@ class Chart:
 
         wait_for(f"Deployment {name} rolled out", rolled_out, timeout=90, every=0.5)
 
-    def uninstall(self) -> list[dict]:
-        """Deletes what helm uninstall deletes; returns the objects it keeps."""
+    def uninstall(self, run_hooks: bool = True) -> list[dict]:
+        """Deletes what helm uninstall deletes, then runs the chart's post-delete hooks (their
+        Job's container as a local process, authenticated as the hook's ServiceAccount: there is
+        no kubelet) and deletes them when they succeed; returns the objects it keeps."""
         kept = []
         for obj in reversed(self.objects):
             annotations = obj["metadata"].get("annotations") or {}
@@ -195,7 +215,29 @@ class Chart:
             if obj not in kept:
                 wait_for(f"{describe(obj)} deleted", lambda: self.kube.read(obj) is None, timeout=60)
         self.objects = []
+        if run_hooks:
+            self.run_post_delete_hooks()
         return kept
+
+    def run_post_delete_hooks(self) -> None:
+        hooks = sorted(self.hooks, key=lambda o: int(o["metadata"]["annotations"].get("helm.sh/hook-weight", "0")))
+        for obj in hooks:
+            if obj["kind"] != "Job":
+                self.kube.apply(obj, manager="helm")
+        for job in (o for o in hooks if o["kind"] == "Job"):
+            spec = job["spec"]["template"]["spec"]
+            (container,) = spec["containers"]
+            env = {e["name"]: e["value"] for e in container.get("env", [])}
+            token = self.cp.service_account_token(NAMESPACE, spec["serviceAccountName"])
+            kubeconfig = self.cp.write_kubeconfig(self.cp.dir / f"{job['metadata']['name']}.kubeconfig", token)
+            env.update({"KUBECONFIG": str(kubeconfig), "KEYWAY_LOG_FORMAT": "text"})
+            proc = subprocess.run([str(OPERATOR_BIN), *container["args"]], env=clean_env(env), capture_output=True,
+                                  text=True, timeout=int(job["spec"].get("activeDeadlineSeconds", 600)))
+            log(f"post-delete hook {job['metadata']['name']}: exit {proc.returncode}; {proc.stderr.strip()[-400:]}")
+            assert proc.returncode == 0, f"the post-delete hook failed: {proc.stderr}"
+        for obj in reversed(hooks):
+            if obj["kind"] != "Job" and "hook-succeeded" in obj["metadata"]["annotations"].get("helm.sh/hook-delete-policy", ""):
+                self.kube.remove(obj)
 
     # -- what the chart's pods would run ----------------------------------------------------------
 

@@ -264,7 +264,9 @@ mod tests {
         argv.extend_from_slice(args);
         match Cli::try_parse_from(argv).unwrap().command {
             Command::Controller(a) => a,
-            Command::Crdgen(_) | Command::Webhook(_) => unreachable!(),
+            Command::Crdgen(_) | Command::Webhook(_) | Command::RemoveFinalizers(_) => {
+                unreachable!()
+            }
         }
     }
 

@@ -10,6 +10,7 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 
 use self::controller::{ControllerArgs, controller_command};
+use crate::uninstall::{self, RemoveFinalizersArgs};
 use crate::webhook::{self, WebhookArgs};
 use crate::{crdgen, telemetry};
 
@@ -31,6 +32,9 @@ enum Command {
     Crdgen(CrdgenArgs),
     /// Run the sidecar-injecting admission webhook (HTTPS).
     Webhook(WebhookArgs),
+    /// Remove the finalizer keyway.dev/cleanup from every ConnectedApp, once no controller
+    /// holds the leader Lease (what `helm uninstall` runs).
+    RemoveFinalizers(RemoveFinalizersArgs),
 }
 
 #[derive(Debug, Args)]
@@ -50,6 +54,21 @@ impl Cli {
             Command::Crdgen(args) => crdgen_command(&args),
             Command::Controller(args) => controller_command(&args),
             Command::Webhook(args) => webhook_command(args),
+            Command::RemoveFinalizers(args) => {
+                let problems = args.problems();
+                if !problems.is_empty() {
+                    return usage("remove-finalizers", problems);
+                }
+                let run = uninstall::run(args.remove_finalizers());
+                let json = args.log_format == "json";
+                serve(
+                    "remove-finalizers",
+                    json,
+                    &args.log,
+                    run,
+                    "finalizers not removed",
+                )
+            }
         }
     }
 
