@@ -326,6 +326,18 @@ fn kubernetes_validate(object: &Value) {
     );
 }
 
+async fn ca_bundle_opt(client: &Client) -> Option<Vec<u8>> {
+    let config = Api::<MutatingWebhookConfiguration>::all(client.clone())
+        .get(CONFIG)
+        .await
+        .unwrap();
+    config.webhooks.unwrap()[0]
+        .client_config
+        .ca_bundle
+        .clone()
+        .map(|b| b.0)
+}
+
 async fn ca_bundle_in_api(client: &Client) -> Vec<u8> {
     let config = Api::<MutatingWebhookConfiguration>::all(client.clone())
         .get(CONFIG)
@@ -1032,6 +1044,42 @@ async fn the_controller_keeps_the_webhook_certificate() {
             "caBundle not patched"
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // A caBundle stripped, then one replaced by a wrong one: each put back within seconds.
+    let configs = Api::<MutatingWebhookConfiguration>::all(client.clone());
+    let other = certs::generate(&["elsewhere".into()], DAY, OffsetDateTime::now_utc()).unwrap();
+    for value in [None, Some(other.ca_pem)] {
+        let op = match &value {
+            None => json!([{"op": "remove", "path": "/webhooks/0/clientConfig/caBundle"}]),
+            Some(pem) => json!([{"op": "replace", "path": "/webhooks/0/clientConfig/caBundle",
+                                 "value": base64::engine::general_purpose::STANDARD.encode(pem)}]),
+        };
+        let patch: json_patch::Patch = serde_json::from_value(op).unwrap();
+        configs
+            .patch(
+                CONFIG,
+                &kube::api::PatchParams::default(),
+                &kube::api::Patch::<()>::Json(patch),
+            )
+            .await
+            .unwrap();
+        assert_ne!(
+            ca_bundle_opt(&client).await.as_deref(),
+            Some(data[CA_CRT].0.as_slice())
+        );
+        let broken = tokio::time::Instant::now();
+        loop {
+            let bundle = ca_bundle_opt(&client).await;
+            if bundle.as_deref() == Some(data[CA_CRT].0.as_slice()) {
+                break;
+            }
+            assert!(
+                broken.elapsed() < Duration::from_secs(8),
+                "caBundle not repaired within 8 s ({})",
+                if value.is_some() { "wrong" } else { "stripped" }
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
     shutdown.cancel();
     task.await.unwrap().unwrap();

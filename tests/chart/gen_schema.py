@@ -118,6 +118,7 @@ schema = obj({
                 "issuerRef": obj({"name": NAME, "kind": {"type": "string", "enum": ["Issuer", "ClusterIssuer"]},
                                   "group": {"type": "string"}}),
                 "duration": DURATION,
+                "caDuration": DURATION,
                 "renewBefore": DURATION,
             }),
         }),

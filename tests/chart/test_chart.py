@@ -317,10 +317,17 @@ def test_postgres_store():
 
 def test_cert_manager_mode():
     docs = render(VALUE_SETS["cert-manager"])
-    cert = find(docs, "Certificate")[0]
-    issuer = find(docs, "Issuer")[0]
-    assert issuer["spec"] == {"selfSigned": {}}
-    assert cert["spec"]["issuerRef"]["name"] == issuer["metadata"]["name"]
+    # A chain: self-signed root -> CA Issuer -> serving certificate, so that renewing the
+    # serving certificate keeps the CA the injected caBundle holds.
+    (cert,) = find(docs, "Certificate", "kw-keyway-webhook-tls")
+    (ca_cert,) = find(docs, "Certificate", "kw-keyway-webhook-ca")
+    issuers = {i["metadata"]["name"]: i for i in find(docs, "Issuer")}
+    assert issuers["kw-keyway-webhook-selfsigned"]["spec"] == {"selfSigned": {}}
+    assert ca_cert["spec"]["isCA"] is True
+    assert ca_cert["spec"]["issuerRef"]["name"] == "kw-keyway-webhook-selfsigned"
+    ca_issuer = issuers[cert["spec"]["issuerRef"]["name"]]
+    assert ca_issuer["spec"] == {"ca": {"secretName": ca_cert["spec"]["secretName"]}}
+    assert "isCA" not in cert["spec"]
     assert "kw-keyway-webhook.keyway-system.svc" in cert["spec"]["dnsNames"]
     mwc = find(docs, "MutatingWebhookConfiguration")[0]
     assert mwc["metadata"]["annotations"]["cert-manager.io/inject-ca-from"] == \

@@ -94,15 +94,36 @@ impl WebhookCertArgs {
     }
 }
 
+/// How often the leader checks that the webhook configuration still trusts the certificate: a
+/// `caBundle` stripped or replaced (by `kubectl apply` of an old manifest, `helm upgrade`, a
+/// person) is put back within this long, two GETs per check while nothing is wrong.
+pub(crate) const CA_BUNDLE_CHECK: Duration = Duration::from_secs(5);
+
 /// Keeps the webhook's certificate valid and trusted until `stop` is cancelled.
 pub(crate) async fn keep(certs: ManagedCerts, client: kube::Client, stop: CancellationToken) {
+    keep_every(certs, client, stop, CA_BUNDLE_CHECK).await;
+}
+
+/// [`keep`], checking every `check` at most.
+pub(crate) async fn keep_every(
+    certs: ManagedCerts,
+    client: kube::Client,
+    stop: CancellationToken,
+    check: Duration,
+) {
     let mut backoff = Duration::from_secs(1);
     loop {
         let now = OffsetDateTime::now_utc();
         let wait = match certs.ensure(&client, now).await {
             Ok(ensured) => {
                 backoff = Duration::from_secs(1);
-                super::recheck_after(ensured.renew_at, now)
+                if ensured.patched_webhooks && !ensured.generated {
+                    tracing::warn!(
+                        config = %certs.webhook_config,
+                        "the webhook configuration's caBundle was missing or wrong: repaired"
+                    );
+                }
+                super::recheck_after(ensured.renew_at, now).min(check)
             }
             Err(e) => {
                 tracing::warn!(error = %e, retry_in = ?backoff, "webhook certificate not ensured");
