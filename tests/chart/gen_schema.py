@@ -176,6 +176,7 @@ schema = obj({
         "logFormat": LOG,
         "resources": resources(),
     }),
+    "tenantRoles": obj({"enabled": {"type": "boolean"}}),
     "networkPolicy": obj({"enabled": {"type": "boolean"}, "metricsFrom": LIST}),
     "serviceMonitor": obj({"enabled": {"type": "boolean"}, "interval": DURATION, "labels": MAP}),
 })

@@ -275,7 +275,11 @@ def test_own_or_volume_signing_keys_leave_the_operator_out():
 
 def test_single_namespace_mode_grants_nothing_cluster_wide():
     docs = render(VALUE_SETS["single-namespace"])
-    cluster_roles = {d["metadata"]["name"]: d for d in docs if d["kind"] == "ClusterRole"}
+    # The tenant roles are for the cluster's own admin/edit/view roles: the chart binds them to nobody.
+    tenant = {"kw-keyway-edit", "kw-keyway-view"}
+    assert not [b for b in docs if b["kind"].endswith("Binding") and b["roleRef"]["name"] in tenant]
+    cluster_roles = {d["metadata"]["name"]: d for d in docs
+                     if d["kind"] == "ClusterRole" and d["metadata"]["name"] not in tenant}
     # Only the operator's webhook-configuration rule stays cluster-wide.
     assert list(cluster_roles) == ["kw-keyway-operator"]
     (rule,) = cluster_roles["kw-keyway-operator"]["rules"]
@@ -500,6 +504,22 @@ def test_helm_uninstall_removes_the_finalizers_after_the_controller_stopped():
         assert lease_rule["resourceNames"] == [controller["KEYWAY_LEASE_NAME"]]
     docs = render({"operator.removeFinalizersOnUninstall": False})
     assert not [d for d in docs if (d["metadata"].get("annotations") or {}).get("helm.sh/hook")]
+
+
+def test_tenants_get_connectedapps_through_the_builtin_roles_but_never_their_status():
+    docs = render({})
+    edit = find(docs, "ClusterRole", "kw-keyway-edit")[0]
+    view = find(docs, "ClusterRole", "kw-keyway-view")[0]
+    labels = edit["metadata"]["labels"]
+    assert labels["rbac.authorization.k8s.io/aggregate-to-edit"] == "true"
+    assert labels["rbac.authorization.k8s.io/aggregate-to-admin"] == "true"
+    assert view["metadata"]["labels"]["rbac.authorization.k8s.io/aggregate-to-view"] == "true"
+    for role in (edit, view):
+        resources = {r for rule in role["rules"] for r in rule["resources"]}
+        assert resources == {"connectedapps"}, "no status, no finalizers, nothing else"
+    assert set(view["rules"][0]["verbs"]) == {"get", "list", "watch"}
+    assert not [d for d in render({"tenantRoles.enabled": False})
+                if d["metadata"]["name"] in ("kw-keyway-edit", "kw-keyway-view")]
 
 
 BAD_VALUES = [

@@ -6,7 +6,7 @@ from __future__ import annotations
 import base64
 import time
 
-from cluster import Kube
+from cluster import Kube, wait_for
 from harness import (
     NAMESPACE,
     RELEASE,
@@ -102,3 +102,26 @@ def test_2_the_webhook_has_no_secret_access(cp, installed, kube):
     assert as_webhook.request("GET", f"/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations/{RELEASE}").status_code == 403
     # What it does need: the ConnectedApp a pod names.
     assert as_webhook.request("GET", "/apis/keyway.dev/v1alpha1/namespaces/tools/connectedapps/grafana").status_code in (200, 404)
+
+
+def test_2_tenants_manage_connectedapps_but_cannot_write_their_status(cp, installed, kube):
+    scenario("2. a namespace user with the built-in edit role (keyway's aggregated rules): apps yes, their status no")
+    wait_for("the chart's rules aggregated into the built-in edit role (controller-manager)", lambda: any(
+        "connectedapps" in r.get("resources", [])
+        for r in kube.get("/apis/rbac.authorization.k8s.io/v1/clusterroles/edit")["rules"]), timeout=60)
+    kube.namespace("tenant-a")
+    kube.ensure({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "developer", "namespace": "tenant-a"}})
+    kube.ensure({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+                 "metadata": {"name": "developer-edit", "namespace": "tenant-a"},
+                 "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "edit"},
+                 "subjects": [{"kind": "ServiceAccount", "name": "developer", "namespace": "tenant-a"}]})
+    developer = Kube(cp.url, cp.service_account_token("tenant-a", "developer"), cp.pki.ca)
+    path = "/apis/keyway.dev/v1alpha1/namespaces/tenant-a/connectedapps"
+    wait_for("the RoleBinding in force", lambda: developer.request("GET", path).status_code == 200, timeout=30)
+    created = developer.request("POST", path, app_manifest("tenant-a", "mine"))
+    assert created.status_code == 201, created.text
+    status = {"status": {"clientID": "tools.grafana", "resource": "https://grafana.example.com"}}
+    forged = developer.request("PATCH", f"{path}/mine/status", status, content_type="application/merge-patch+json")
+    assert forged.status_code == 403, f"a tenant wrote the status: {forged.status_code} {forged.text}"
+    assert developer.request("DELETE", f"{path}/mine").status_code == 200
+    kube.delete("/api/v1/namespaces/tenant-a")
