@@ -107,7 +107,9 @@ def documented_unblock_command(name: str, namespace: str) -> list[str]:
     operator is down, as argv for the app `name` in `namespace`."""
     text = (ROOT / "docs/operator.md").read_text()
     section = text.split("## The finalizer", 1)[1].split("\n## ", 1)[0]
-    (block,) = [b for b in re.findall(r"```sh\n(.*?)\n```", section, re.S) if b.startswith("kubectl patch")]
+    # The block sits in a list item: indented.
+    blocks = [b.strip() for b in re.findall(r"```sh\n(.*?)\n\s*```", section, re.S)]
+    (block,) = [b for b in blocks if b.startswith("kubectl patch")]
     return [{"NAME": name, "NAMESPACE": namespace}.get(word, word) for word in shlex.split(block)]
 
 
