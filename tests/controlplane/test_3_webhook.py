@@ -73,10 +73,21 @@ def test_3_a_labelled_deployment_gets_the_sidecar_through_the_api_server(cp, key
     assert "grafana" in names
     sidecar = next(c for c in stored["spec"]["containers"] + stored["spec"].get("initContainers", []) if c["name"] == SIDECAR)
     log(f"stored pod {stored['metadata']['name']}: containers {names}, sidecar image {sidecar['image']}")
-    # A native sidecar (1.29+): the first init container with restartPolicy Always. 1.20 knows
-    # no restartPolicy on containers and drops it from what it stores, so the field is checked in
-    # the webhook's own answer for the same pod; the stored pod shows where the patch put it.
-    assert stored["spec"]["initContainers"][0]["name"] == SIDECAR
+    assert any(p.get("name") == "keyway" for p in sidecar.get("ports", []))
+    volumes = {v["name"]: v for v in stored["spec"]["volumes"]}
+    assert volumes["keyway-client"]["secret"]["secretName"] == "grafana-keyway"
+
+
+def test_3_the_native_sidecar_reaches_the_api_server_as_the_first_init_container(cp, keyway, kube):
+    scenario("3. the chart's native sidecar: the webhook's answer, and 1.20 refusing what it cannot run")
+    keyway.controller(keyway.chart.operator_pods()[0])
+    proc = keyway.webhook(native=True)
+    keyway.wait_webhook_ready(proc)
+    kube.namespace("tools")
+    grafana = next(d for d in yaml.safe_load_all((ROOT / "examples/browser-tool.yaml").read_text()) if d)
+    kube.apply(grafana, manager="kubectl")
+    wait_ready(kube, "tools", "grafana")
+    # The webhook's own answer: keyway-proxy the first init container, restartPolicy Always.
     template = next(d for d in tool_deployment() if d["kind"] == "Deployment")["spec"]["template"]
     sent = {"apiVersion": "v1", "kind": "Pod", "metadata": {**template["metadata"], "namespace": "tools",
                                                            "generateName": "grafana-"}, "spec": template["spec"]}
@@ -84,11 +95,13 @@ def test_3_a_labelled_deployment_gets_the_sidecar_through_the_api_server(cp, key
     assert len(added) == 1 and added[0]["op"] == "add", added
     container = added[0]["value"][0] if added[0]["path"] == "/spec/initContainers" else added[0]["value"]
     assert container["name"] == SIDECAR and container["restartPolicy"] == "Always", container
-    log(f"webhook's patch: {SIDECAR} at {added[0]['path']} with restartPolicy {container['restartPolicy']} "
-        f"(stored by 1.20 without restartPolicy: {'restartPolicy' not in stored['spec']['initContainers'][0]})")
-    assert any(p.get("name") == "keyway" for p in sidecar.get("ports", []))
-    volumes = {v["name"]: v for v in stored["spec"]["volumes"]}
-    assert volumes["keyway-client"]["secret"]["secretName"] == "grafana-keyway"
+    # Through the API server: 1.20 (before native sidecars) refuses the pod with its validation
+    # of init containers, which shows where the patch put keyway-proxy.
+    with pytest.raises(ApiError) as refused:
+        kube.create(pod("native-on-1-20", labelled=True))
+    message = refused.value.body.get("message", "")
+    log(f"1.20 on the native sidecar: {refused.value.status} {message[:200]}")
+    assert refused.value.status == 422 and "initContainers[0]" in message, message
 
 
 def test_3_the_sidecar_gets_no_service_account_token(cp, keyway, webhook_up, kube):

@@ -93,6 +93,10 @@ pub struct SidecarConfig {
     pub uid: i64,
     /// The group the sidecar runs as (not 0).
     pub gid: i64,
+    /// A native sidecar (the first init container, `restartPolicy: Always`; Kubernetes 1.29+),
+    /// else a regular container after the pod's own (for older API servers, which refuse
+    /// probes on init containers).
+    pub native: bool,
 }
 
 impl Default for SidecarConfig {
@@ -108,6 +112,7 @@ impl Default for SidecarConfig {
             log_format: "json".to_string(),
             uid: SIDECAR_UID,
             gid: SIDECAR_UID,
+            native: true,
         }
     }
 }
@@ -332,10 +337,11 @@ pub(crate) fn patch(
         }),
         ..Default::default()
     };
-    // First among the init containers: it runs while theirs do, and before the tool.
-    let mut ops = vec![match spec.init_containers {
-        Some(_) => add(&["spec", "initContainers", "0"], to_json(&container)),
-        None => add(&["spec", "initContainers"], json_list(&[&container])),
+    // Native: first among the init containers, so it runs while theirs do, and before the tool.
+    let mut ops = vec![match (config.native, &spec.init_containers) {
+        (true, Some(_)) => add(&["spec", "initContainers", "0"], to_json(&container)),
+        (true, None) => add(&["spec", "initContainers"], json_list(&[&container])),
+        (false, _) => add(&["spec", "containers", "-"], to_json(&container)),
     }];
     if spec.volumes.is_some() {
         ops.push(add(&["spec", "volumes", "-"], to_json(&volume)));
@@ -401,7 +407,7 @@ pub(crate) fn sidecar(injection: &Injection, config: &SidecarConfig) -> Containe
     Container {
         name: SIDECAR_CONTAINER_NAME.to_string(),
         // A native sidecar: restarted for the pod's whole life (see the module's doc).
-        restart_policy: Some("Always".to_string()),
+        restart_policy: config.native.then(|| "Always".to_string()),
         image: Some(config.image.clone()),
         image_pull_policy: Some(config.image_pull_policy.clone()),
         env: Some(env),
@@ -632,6 +638,27 @@ mod tests {
             plan(&p),
             Ok(Plan::Skip("pod already has the keyway-proxy container"))
         );
+    }
+
+    #[test]
+    fn a_regular_container_when_native_sidecars_are_off() {
+        let p = opted_in(json!({
+            CONNECTED_APP_ANNOTATION: "a", UPSTREAM_PORT_ANNOTATION: "8080"
+        }));
+        let Ok(Plan::Inject(i)) = plan(&p) else {
+            panic!()
+        };
+        let config = SidecarConfig {
+            native: false,
+            ..SidecarConfig::default()
+        };
+        let mut doc = serde_json::to_value(&p).unwrap();
+        json_patch::patch(&mut doc, &patch(&p, &i, "s", &config).unwrap()).unwrap();
+        assert!(doc["spec"].get("initContainers").is_none(), "{doc}");
+        let sidecar = &doc["spec"]["containers"][1];
+        assert_eq!(sidecar["name"], SIDECAR_CONTAINER_NAME);
+        assert!(sidecar.get("restartPolicy").is_none(), "{sidecar}");
+        assert_eq!(sidecar["volumeMounts"][1]["mountPath"], TOKEN_MOUNT_PATH);
     }
 
     #[test]

@@ -121,6 +121,10 @@ pub(crate) struct WebhookArgs {
     /// Group ID the sidecar runs as (not 0).
     #[arg(long, env = "KEYWAY_SIDECAR_GID", default_value_t = inject::SIDECAR_UID)]
     pub(crate) sidecar_gid: i64,
+    /// Inject a native sidecar (the first init container, restartPolicy Always; Kubernetes
+    /// 1.29+); false: a regular container, for API servers before 1.29.
+    #[arg(long, env = "KEYWAY_SIDECAR_NATIVE", default_value_t = true, action = clap::ArgAction::Set)]
+    pub(crate) native_sidecar: bool,
     /// Log format of the sidecar (`json` or `text`).
     #[arg(long, env = "KEYWAY_SIDECAR_LOG_FORMAT", default_value = "json")]
     pub(crate) sidecar_log_format: String,
@@ -271,6 +275,7 @@ impl WebhookArgs {
             log_format: self.sidecar_log_format.clone(),
             uid: self.sidecar_uid,
             gid: self.sidecar_gid,
+            native: self.native_sidecar,
         }
     }
 
