@@ -11,8 +11,9 @@
 #   KEEP_CLUSTER=1 deploy/kind-e2e.sh
 #
 # What it checks:
-#   1. the three images build (static, non-root) and the chart installs; both Deployments roll out;
-#   2. the operator patches its CA into the webhook configuration;
+#   1. the three images build (static, non-root) and the chart installs; its Deployments roll out;
+#   2. the controller writes the webhook's certificate and patches its CA into the webhook
+#      configuration;
 #   3. a ConnectedApp becomes Ready and its Secret appears with the contract's keys;
 #   4. a labelled Deployment's pods get the keyway-proxy sidecar (hardened, port "keyway"),
 #      unlabelled pods are untouched, and a pod naming a missing ConnectedApp is refused with a
@@ -66,6 +67,7 @@ helm upgrade --install keyway charts/keyway --namespace "$ns" --create-namespace
   --set sidecar.image.repository=keyway-dev/keyway-proxy --set sidecar.image.tag="$tag" \
   --set sidecar.image.pullPolicy=Never
 kubectl -n "$ns" rollout status deployment/keyway-operator --timeout=3m
+kubectl -n "$ns" rollout status deployment/keyway-webhook --timeout=3m
 kubectl -n "$ns" rollout status deployment/keyway-issuer --timeout=3m
 
 step "caBundle"
@@ -74,7 +76,7 @@ for _ in $(seq 60); do
   [[ -n "$bundle" ]] && break
   sleep 2
 done
-[[ -n "$bundle" ]] || fail "the operator did not patch caBundle"
+[[ -n "$bundle" ]] || fail "the controller did not patch caBundle"
 kubectl -n "$ns" get secret keyway-webhook-tls >/dev/null || fail "no webhook certificate Secret"
 
 step "ConnectedApp"

@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use crate::lease::LeaseConfig;
 use crate::signing_keys::SigningKeysConfig;
+use crate::webhook::certs::ManagedCerts;
 
 /// Settings of the controller.
 #[derive(Clone, Debug)]
@@ -24,6 +25,8 @@ pub struct ControllerConfig {
     pub signing_keys: Option<SigningKeysConfig>,
     /// Which namespaces may claim resources on which hosts (`--resource-hosts`); empty: any.
     pub resource_hosts: api::resource_hosts::ResourceHosts,
+    /// The webhook's serving certificate, kept by the leader; `None`: not kept here.
+    pub webhook_certs: Option<ManagedCerts>,
 }
 
 impl ControllerConfig {
@@ -38,6 +41,7 @@ impl ControllerConfig {
             leader_election: None,
             signing_keys: None,
             resource_hosts: api::resource_hosts::ResourceHosts::default(),
+            webhook_certs: None,
         }
     }
 }

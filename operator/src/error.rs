@@ -18,6 +18,16 @@ pub enum Error {
     /// Generating a signing key failed.
     #[error("signing-key generation: {0}")]
     KeyGeneration(String),
+    /// A controller still holds its leader Lease, so it could add the finalizer again.
+    #[error(
+        "the controller {holder} still holds the Lease {lease}: stop it (scale its Deployment to 0) and run this again"
+    )]
+    StillLeading {
+        /// `<namespace>/<name>` of the Lease.
+        lease: String,
+        /// Its holder.
+        holder: String,
+    },
 }
 
 /// `Result` with [`Error`].
@@ -38,6 +48,7 @@ impl Error {
             Self::MissingNamespace => "missing_namespace",
             Self::Http(_) => "http",
             Self::KeyGeneration(_) => "key_generation",
+            Self::StillLeading { .. } => "still_leading",
         }
     }
 }

@@ -18,6 +18,8 @@
 //!   [`ControllerConfig::signing_keys`] is set ([`signing_keys`] documents the rules).
 //! - [`webhook`]: the admission webhook's parts (certificates, injection, server).
 //! - [`crdgen::crd_yaml`]: the CRD manifest as committed in `crds/`.
+//! - [`RemoveFinalizers`]: what `helm uninstall` runs, so that no ConnectedApp keeps the
+//!   finalizer once the controller is gone (`keyway-operator remove-finalizers`).
 //! - [`Cli`]: the command line the binary parses and runs.
 //!
 //! # Where things are
@@ -29,7 +31,8 @@
 //! kube-runtime's controller (watches, triggers, backoff); `operator.rs` assembles it with
 //! leader election (`lease.rs`) and the signing-key manager (`signing_keys.rs`); `cli/` holds
 //! the command line. Dependencies point one way: `cli → operator → controller → reconcile →
-//! plan`, all of them on `context.rs`, `config.rs`, `labels.rs`, `metrics.rs` and `error.rs`.
+//! plan`, all of them on `context.rs`, `config.rs`, `labels.rs`, `metrics.rs`, `event_note.rs` and
+//! `error.rs`.
 #![forbid(unsafe_code)]
 #![deny(unreachable_pub)]
 #![warn(clippy::too_many_lines)]
@@ -41,6 +44,7 @@ mod context;
 mod controller;
 pub mod crdgen;
 mod error;
+mod event_note;
 mod fence;
 mod http;
 mod labels;
@@ -50,6 +54,7 @@ mod operator;
 mod plan;
 mod reconcile;
 pub mod signing_keys;
+mod uninstall;
 pub mod webhook;
 
 pub use cli::Cli;
@@ -62,3 +67,4 @@ pub use metrics::Metrics;
 pub use operator::{Operator, run_controller};
 pub use plan::{OsRandom, Random};
 pub use signing_keys::{SigningKeyManager, SigningKeysConfig};
+pub use uninstall::RemoveFinalizers;

@@ -1,5 +1,6 @@
 //! The operator, assembled: the ConnectedApp controller (`crate::controller`) and, when
-//! configured, the issuer's signing-key manager (`crate::signing_keys`), run by the leader
+//! configured, the issuer's signing-key manager (`crate::signing_keys`) and the webhook's
+//! certificate (`crate::webhook::keeper`), run by the leader
 //! (`crate::lease`) or, without leader election, at once; and the readiness `/readyz` reports.
 
 use std::sync::Arc;
@@ -16,6 +17,7 @@ use crate::error::{Error, Result};
 use crate::fence::{self, Fence};
 use crate::metrics::Metrics;
 use crate::signing_keys::SigningKeyManager;
+use crate::webhook::keeper;
 use crate::{controller, lease, reconcile};
 
 /// Readiness as `/readyz` reports it.
@@ -166,7 +168,8 @@ impl Operator {
     }
 }
 
-/// The leader's work: the controller and, when configured, the signing-key manager.
+/// The leader's work: the controller and, when configured, the signing-key manager and the
+/// webhook's certificate.
 async fn lead(
     ctx: Arc<Context>,
     config: ControllerConfig,
@@ -179,7 +182,15 @@ async fn lead(
             keys.run(keys_stop).await;
         }
     };
-    tokio::join!(controller::run(ctx, &config, stop), keys);
+    let certs_stop = stop.clone();
+    let certs = config.webhook_certs.clone();
+    let client = ctx.client.clone();
+    let certs = async move {
+        if let Some(certs) = certs {
+            keeper::keep(certs, client, certs_stop).await;
+        }
+    };
+    tokio::join!(controller::run(ctx, &config, stop), keys, certs);
 }
 
 /// Runs the controller until `shutdown` is cancelled; see [`Operator`] for the parts.

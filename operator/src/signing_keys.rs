@@ -35,6 +35,7 @@ use tracing::{debug, info, warn};
 
 use crate::clock::Clock;
 use crate::error::{Error, Result};
+use crate::event_note::event_note;
 use crate::labels::{MANAGED_BY_LABEL, MANAGER};
 use crate::metrics::{Metrics, Write};
 
@@ -349,7 +350,7 @@ impl SigningKeyManager {
         let ev = Event {
             type_: EventType::Warning,
             reason: reason.into(),
-            note: Some(note),
+            note: Some(event_note(&note)),
             action: "RotateSigningKeys".into(),
             secondary: None,
         };

@@ -245,6 +245,32 @@ async fn a_malformed_key_entry_is_reported_and_kept() {
 }
 
 #[tokio::test]
+async fn a_report_longer_than_an_event_note_is_recorded_cut_to_one_kib() {
+    let server = FakeApiServer::start().await.unwrap();
+    let client = server.client().unwrap();
+    let (m, _) = manager(client.clone(), Arc::new(AtomicI64::new(T0)));
+    assert_eq!(m.sync().await.unwrap(), Outcome::Created);
+    // Forty malformed entries: the note naming them all is well over the API's 1 KiB.
+    let broken: serde_json::Map<String, serde_json::Value> = (0..40)
+        .map(|i| (format!("broken-entry-{i:02}.json"), serde_json::json!("{")))
+        .collect();
+    Api::<Secret>::namespaced(client.clone(), NS)
+        .patch(
+            NAME,
+            &PatchParams::default(),
+            &Patch::Merge(serde_json::json!({"stringData": broken})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(m.sync().await.unwrap(), Outcome::Invalid);
+    let notes = events(&client, "InvalidSigningKey").await;
+    assert_eq!(notes.len(), 1, "the Event is recorded: {notes:?}");
+    assert!(notes[0].len() <= 1024, "{}", notes[0].len());
+    assert!(notes[0].contains("broken-entry-00.json"), "{notes:?}");
+    assert!(notes[0].ends_with('…'), "{notes:?}");
+}
+
+#[tokio::test]
 async fn the_running_controller_keeps_the_secret() {
     let server = FakeApiServer::start().await.unwrap();
     let client = server.client().unwrap();

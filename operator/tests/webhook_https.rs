@@ -326,6 +326,18 @@ fn kubernetes_validate(object: &Value) {
     );
 }
 
+async fn ca_bundle_opt(client: &Client) -> Option<Vec<u8>> {
+    let config = Api::<MutatingWebhookConfiguration>::all(client.clone())
+        .get(CONFIG)
+        .await
+        .unwrap();
+    config.webhooks.unwrap()[0]
+        .client_config
+        .ca_bundle
+        .clone()
+        .map(|b| b.0)
+}
+
 async fn ca_bundle_in_api(client: &Client) -> Vec<u8> {
     let config = Api::<MutatingWebhookConfiguration>::all(client.clone())
         .get(CONFIG)
@@ -379,10 +391,36 @@ async fn injects_over_https_with_a_managed_certificate() {
     );
     let mutated = apply_patch(&pod, &response);
     kubernetes_validate(&mutated);
+    // A native sidecar (Kubernetes 1.29+): the first init container, restartPolicy Always, so
+    // it starts before the tool and a Job's pod completes when its containers do.
     let containers = mutated["spec"]["containers"].as_array().unwrap();
-    assert_eq!(containers.len(), 2);
-    let sidecar = &containers[1];
+    assert_eq!(
+        containers.len(),
+        1,
+        "the pod's own containers are left as they are"
+    );
+    let init = mutated["spec"]["initContainers"].as_array().unwrap();
+    let sidecar = &init[0];
     assert_eq!(sidecar["name"], "keyway-proxy");
+    assert_eq!(sidecar["restartPolicy"], "Always");
+    assert_eq!(sidecar["securityContext"]["runAsUser"], 65532);
+    assert_eq!(sidecar["securityContext"]["runAsGroup"], 65532);
+    // The pod's ServiceAccount token is not mounted into the sidecar: an empty read-only volume
+    // holds its path, so the API server's ServiceAccount admission leaves the sidecar out.
+    let token = sidecar["volumeMounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["mountPath"] == "/var/run/secrets/kubernetes.io/serviceaccount")
+        .expect("the token path is held");
+    assert_eq!(token["readOnly"], true);
+    let held = mutated["spec"]["volumes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["name"] == token["name"])
+        .unwrap();
+    assert!(held["emptyDir"].is_object(), "{held}");
     assert_eq!(sidecar["ports"][0]["name"], "keyway");
     assert_eq!(sidecar["ports"][0]["containerPort"], 4180);
     let sc = &sidecar["securityContext"];
@@ -440,7 +478,21 @@ async fn injects_over_https_with_a_managed_certificate() {
     bare["spec"].as_object_mut().unwrap().remove("volumes");
     let response = admit(running.addr, &ca, &review("u-5", "CREATE", &bare)).await;
     let mutated = apply_patch(&bare, &response);
-    assert_eq!(mutated["spec"]["volumes"].as_array().unwrap().len(), 1);
+    assert_eq!(mutated["spec"]["volumes"].as_array().unwrap().len(), 2);
+    kubernetes_validate(&mutated);
+
+    // A pod with init containers of its own: the sidecar goes first, so it runs during theirs.
+    let mut with_init = pod.clone();
+    with_init["spec"]["initContainers"] = json!([{"name": "migrate", "image": "tool:1"}]);
+    let response = admit(running.addr, &ca, &review("u-7", "CREATE", &with_init)).await;
+    let mutated = apply_patch(&with_init, &response);
+    let names: Vec<&str> = mutated["spec"]["initContainers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["keyway-proxy", "migrate"]);
     kubernetes_validate(&mutated);
 
     // Extra proxy settings and a custom listen port.
@@ -451,7 +503,7 @@ async fn injects_over_https_with_a_managed_certificate() {
     let response = admit(running.addr, &ca, &review("u-6", "CREATE", &custom)).await;
     let mutated = apply_patch(&custom, &response);
     kubernetes_validate(&mutated);
-    let sidecar = &mutated["spec"]["containers"][1];
+    let sidecar = &mutated["spec"]["initContainers"][0];
     assert_eq!(sidecar["ports"][0]["containerPort"], 8443);
     assert!(
         sidecar["env"]
@@ -765,7 +817,7 @@ async fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
 
 /// The real binary, `keyway-operator webhook`, against the API test server through a
 /// kubeconfig: it generates and publishes its certificate, becomes ready, injects, counts, and
-/// stops cleanly on SIGTERM.
+/// on SIGTERM reports not ready, keeps answering for its drain delay, then stops cleanly.
 #[tokio::test]
 async fn the_binary_serves_until_sigterm() {
     let (server, client) = api_server().await;
@@ -793,6 +845,8 @@ async fn the_binary_serves_until_sigterm() {
         .args(["--namespace", NS, "--service-name", SERVICE])
         .args(["--webhook-configuration", CONFIG])
         .args(["--sidecar-image", "registry.internal/keyway-proxy:1.2.3"])
+        .args(["--shutdown-delay", "2s"])
+        .args(["--sidecar-uid", "10001", "--sidecar-gid", "10002"])
         .env("KUBECONFIG", &kubeconfig)
         .env_remove("KUBERNETES_SERVICE_HOST")
         .stdout(std::process::Stdio::null())
@@ -818,8 +872,13 @@ async fn the_binary_serves_until_sigterm() {
     let response = admit(addr, &ca, &review("b-1", "CREATE", &pod)).await;
     let mutated = apply_patch(&pod, &response);
     assert_eq!(
-        mutated["spec"]["containers"][1]["image"],
+        mutated["spec"]["initContainers"][0]["image"],
         "registry.internal/keyway-proxy:1.2.3"
+    );
+    let sc = &mutated["spec"]["initContainers"][0]["securityContext"];
+    assert_eq!(
+        (&sc["runAsUser"], &sc["runAsGroup"]),
+        (&json!(10001), &json!(10002))
     );
     kubernetes_validate(&mutated);
     let (_, metrics) = http_get(admin, "/metrics").await.unwrap();
@@ -834,6 +893,24 @@ async fn the_binary_serves_until_sigterm() {
         .status()
         .unwrap();
     assert!(status.success());
+    let signalled = std::time::Instant::now();
+    // The drain delay: not ready at once, and still answering admission requests meanwhile.
+    let mut unready = false;
+    for _ in 0..20 {
+        if let Some((503, body)) = http_get(admin, "/readyz").await {
+            assert!(body.contains("shutting down"), "{body}");
+            unready = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert!(unready, "/readyz still ready after SIGTERM");
+    let response = admit(addr, &ca, &review("b-2", "CREATE", &pod)).await;
+    assert_eq!(response["uid"], "b-2", "served during the drain delay");
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "exited before the drain delay"
+    );
     let mut exited = None;
     for _ in 0..300 {
         if let Some(status) = child.try_wait().unwrap() {
@@ -856,6 +933,11 @@ async fn the_binary_serves_until_sigterm() {
         .unwrap();
     assert!(status.success(), "exit {status}: {logs}");
     assert!(logs.contains("webhook stopped"), "{logs}");
+    assert!(
+        signalled.elapsed() >= Duration::from_secs(2),
+        "stopped {:?} after SIGTERM, before its 2 s drain delay",
+        signalled.elapsed()
+    );
 }
 
 /// The API server may speak HTTP/2 (ALPN `h2`); the webhook answers it too.
@@ -914,5 +996,124 @@ async fn answers_over_http2() {
     assert_eq!(answer["response"]["uid"], "h2-1");
     assert_eq!(answer["response"]["allowed"], true);
     apply_patch(&pod, &answer["response"]);
+    running.stop().await;
+}
+
+/// The chart's split: the controller's leader keeps the webhook's certificate (Secret and
+/// `caBundle`), so the webhook needs no Secret access and reads the Secret as mounted files.
+#[tokio::test]
+async fn the_controller_keeps_the_webhook_certificate() {
+    let (_server, client) = api_server().await;
+    create_webhook_configuration(&client).await;
+    let mut config = operator::ControllerConfig::new("https://id.example.test");
+    config.webhook_certs = Some(managed());
+    let operator = operator::Operator::new(client.clone(), config);
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let stop = shutdown.clone();
+    let task = tokio::spawn(async move { operator.run(stop).await });
+    let secrets = Api::<Secret>::namespaced(client.clone(), NS);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    let secret = loop {
+        if let Some(s) = secrets.get_opt("keyway-webhook-tls").await.unwrap() {
+            break s;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no certificate Secret"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let data = secret.data.unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let bundle = Api::<MutatingWebhookConfiguration>::all(client.clone())
+            .get(CONFIG)
+            .await
+            .unwrap()
+            .webhooks
+            .unwrap()[0]
+            .client_config
+            .ca_bundle
+            .clone();
+        if let Some(bundle) = bundle {
+            assert_eq!(bundle.0, data[CA_CRT].0, "caBundle is the Secret's bundle");
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "caBundle not patched"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // A caBundle stripped, then one replaced by a wrong one: each put back within seconds.
+    let configs = Api::<MutatingWebhookConfiguration>::all(client.clone());
+    let other = certs::generate(&["elsewhere".into()], DAY, OffsetDateTime::now_utc()).unwrap();
+    for value in [None, Some(other.ca_pem)] {
+        let op = match &value {
+            None => json!([{"op": "remove", "path": "/webhooks/0/clientConfig/caBundle"}]),
+            Some(pem) => json!([{"op": "replace", "path": "/webhooks/0/clientConfig/caBundle",
+                                 "value": base64::engine::general_purpose::STANDARD.encode(pem)}]),
+        };
+        let patch: json_patch::Patch = serde_json::from_value(op).unwrap();
+        configs
+            .patch(
+                CONFIG,
+                &kube::api::PatchParams::default(),
+                &kube::api::Patch::<()>::Json(patch),
+            )
+            .await
+            .unwrap();
+        assert_ne!(
+            ca_bundle_opt(&client).await.as_deref(),
+            Some(data[CA_CRT].0.as_slice())
+        );
+        let broken = tokio::time::Instant::now();
+        loop {
+            let bundle = ca_bundle_opt(&client).await;
+            if bundle.as_deref() == Some(data[CA_CRT].0.as_slice()) {
+                break;
+            }
+            assert!(
+                broken.elapsed() < Duration::from_secs(8),
+                "caBundle not repaired within 8 s ({})",
+                if value.is_some() { "wrong" } else { "stripped" }
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    shutdown.cancel();
+    task.await.unwrap().unwrap();
+
+    // The webhook reads the Secret as kubelet mounts it, and serves a certificate the bundle trusts.
+    let dir = tempfile::tempdir().unwrap();
+    for (key, value) in &data {
+        std::fs::write(dir.path().join(key), &value.0).unwrap();
+    }
+    let slot = Arc::new(CertSlot::default());
+    let files = tokio::spawn(operator::webhook::keep_files(
+        certs::FileCerts {
+            dir: dir.path().to_path_buf(),
+            poll: Duration::from_millis(50),
+        },
+        slot.clone(),
+        Arc::new(Metrics::default()),
+    ));
+    for _ in 0..100 {
+        if slot.get().is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    create_example_app(&client).await;
+    let running = start_webhook(client.clone(), slot).await;
+    let response = admit(
+        running.addr,
+        &data[CA_CRT].0,
+        &review("u1", "CREATE", &example_pod()),
+    )
+    .await;
+    assert_eq!(response["uid"], "u1", "{response}");
+    assert_eq!(response["allowed"], true, "{response}");
+    files.abort();
     running.stop().await;
 }

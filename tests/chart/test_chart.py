@@ -109,9 +109,13 @@ def container(dep, name):
 def test_default_install():
     docs = render({})
     op = deployment(docs, "-operator")
+    webhook = deployment(docs, "-webhook")
     issuer = deployment(docs, "-issuer")
-    # Separate ServiceAccounts.
+    # Separate Deployments and ServiceAccounts.
+    assert [c["name"] for c in op["spec"]["template"]["spec"]["containers"]] == ["controller"]
+    assert [c["name"] for c in webhook["spec"]["template"]["spec"]["containers"]] == ["webhook"]
     assert op["spec"]["template"]["spec"]["serviceAccountName"] == "kw-keyway-operator"
+    assert webhook["spec"]["template"]["spec"]["serviceAccountName"] == "kw-keyway-webhook"
     assert issuer["spec"]["template"]["spec"]["serviceAccountName"] == "kw-keyway-issuer"
     # SQLite on a PVC, one replica, Recreate.
     pvc = find(docs, "PersistentVolumeClaim")[0]
@@ -124,14 +128,22 @@ def test_default_install():
     assert env["KEYWAY_ISSUER_URL"] == "https://login.example.com"
     assert env["KEYWAY_WATCH_CONNECTEDAPPS"] == "true"
     # Webhook wiring: the names the webhook is told are the names the chart creates.
-    wh = env_of(container(op, "webhook"))
+    # The controller's leader keeps the certificate; the webhook mounts its Secret.
+    keeper = env_of(container(op, "controller"))
+    wh = env_of(container(webhook, "webhook"))
     mwc = find(docs, "MutatingWebhookConfiguration")[0]
-    assert wh["KEYWAY_WEBHOOK_CONFIGURATION"] == mwc["metadata"]["name"]
-    assert wh["KEYWAY_WEBHOOK_CERT_MODE"] == "managed"
+    assert keeper["KEYWAY_WEBHOOK_CONFIGURATION"] == mwc["metadata"]["name"]
+    assert keeper["KEYWAY_WEBHOOK_CERT_SECRET"] == "keyway-system/kw-keyway-webhook-tls"
+    assert wh["KEYWAY_WEBHOOK_CERT_MODE"] == "files"
+    mount = container(webhook, "webhook")["volumeMounts"][0]
+    assert mount["mountPath"] == wh["KEYWAY_WEBHOOK_CERT_DIR"] and mount["readOnly"] is True
+    (volume,) = webhook["spec"]["template"]["spec"]["volumes"]
+    assert volume["name"] == mount["name"] and volume["secret"]["secretName"] == "kw-keyway-webhook-tls"
     hook = mwc["webhooks"][0]
     svc = find(docs, "Service", hook["clientConfig"]["service"]["name"])[0]
-    assert wh["KEYWAY_WEBHOOK_SERVICE"] == svc["metadata"]["name"]
+    assert keeper["KEYWAY_WEBHOOK_SERVICE"] == svc["metadata"]["name"]
     assert svc["spec"]["ports"][0]["targetPort"] == "webhook"
+    assert svc["spec"]["selector"] == webhook["spec"]["selector"]["matchLabels"]
     assert hook["objectSelector"] == {"matchLabels": {"keyway.dev/inject": "enabled"}}
     assert hook["rules"][0]["operations"] == ["CREATE"]
     assert "caBundle" not in hook["clientConfig"]  # the operator patches it in
@@ -139,7 +151,7 @@ def test_default_install():
     # The controller's issuer URL is the issuer's.
     assert env_of(container(op, "controller"))["KEYWAY_ISSUER_URL"] == env["KEYWAY_ISSUER_URL"]
     # Hardened pods.
-    for dep in (op, issuer):
+    for dep in (op, webhook, issuer):
         spec = dep["spec"]["template"]["spec"]
         assert spec["securityContext"]["runAsNonRoot"] is True
         for c in spec["containers"]:
@@ -148,7 +160,7 @@ def test_default_install():
             assert sc["capabilities"]["drop"] == ["ALL"]
             assert c["resources"]["requests"] and c["livenessProbe"] and c["readinessProbe"]
     assert {p["metadata"]["name"] for p in find(docs, "PodDisruptionBudget")} == {
-        "kw-keyway-operator", "kw-keyway-issuer"}
+        "kw-keyway-operator", "kw-keyway-webhook", "kw-keyway-issuer"}
     kinds = {d["kind"] for d in docs}
     assert "NetworkPolicy" not in kinds and "ServiceMonitor" not in kinds
 
@@ -179,6 +191,36 @@ def test_issuer_rbac_is_least_privilege():
     assert "delete" not in mwc_rule["verbs"]
 
 
+def granted_to(docs, service_account):
+    """Every rule bound to the ServiceAccount, with the namespace it holds in (None: cluster)."""
+    out = []
+    for binding in (d for d in docs if d["kind"] in ("RoleBinding", "ClusterRoleBinding")):
+        if any(s["kind"] == "ServiceAccount" and s["name"] == service_account for s in binding["subjects"]):
+            ref = binding["roleRef"]
+            namespace = binding["metadata"].get("namespace")
+            role = next(d for d in docs if d["kind"] == ref["kind"] and d["metadata"]["name"] == ref["name"]
+                        and d["metadata"].get("namespace") == namespace)
+            out += [(namespace, rule) for rule in role["rules"]]
+    return out
+
+
+@pytest.mark.parametrize("values", ["default", "single-namespace", "cert-manager"])
+def test_the_webhook_may_only_read_connectedapps(values):
+    """The network-facing webhook has its own ServiceAccount with no Secret access at all: it
+    reads the ConnectedApp a pod names, nothing else."""
+    docs = render(VALUE_SETS.get(values, {}))
+    spec = deployment(docs, "-webhook")["spec"]["template"]["spec"]
+    granted = granted_to(docs, spec["serviceAccountName"])
+    assert granted, "the webhook's ServiceAccount is bound to its role"
+    for _, rule in granted:
+        assert rule == {"apiGroups": ["keyway.dev"], "resources": ["connectedapps"], "verbs": ["get"]}, rule
+    watch = VALUE_SETS.get(values, {}).get("operator.watchNamespace")
+    assert {namespace for namespace, _ in granted} == {watch}
+    # Its certificate arrives as a volume, and nothing else of the controller's is shared.
+    assert spec["serviceAccountName"] != deployment(docs, "-operator")["spec"]["template"]["spec"]["serviceAccountName"]
+    assert [v["secret"]["secretName"] for v in spec["volumes"]] == ["kw-keyway-webhook-tls"]
+
+
 def test_managed_signing_keys_are_written_by_the_operator_alone():
     docs = render(VALUE_SETS["managed-keys-replicas"])
     name = "kw-keyway-issuer-signing-keys"
@@ -192,7 +234,7 @@ def test_managed_signing_keys_are_written_by_the_operator_alone():
     assert role["metadata"]["namespace"] == "keyway-system"
     assert role["rules"] == [
         {"apiGroups": [""], "resources": ["secrets"], "resourceNames": [name], "verbs": ["get", "update"]},
-        {"apiGroups": ["", "events.k8s.io"], "resources": ["events"], "verbs": ["create", "patch"]},
+        {"apiGroups": ["events.k8s.io"], "resources": ["events"], "verbs": ["create", "patch"]},
     ]
     binding = find(docs, "RoleBinding", "kw-keyway-operator-signing-keys")[0]
     assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "kw-keyway-operator",
@@ -242,7 +284,10 @@ def test_single_namespace_mode_grants_nothing_cluster_wide():
     assert rule["resources"] == ["mutatingwebhookconfigurations"] and rule["resourceNames"]
     roles = {(d["metadata"]["namespace"], d["metadata"]["name"]): d for d in docs if d["kind"] == "Role"}
     assert ("tools", "kw-keyway-operator") in roles and ("tools", "kw-keyway-issuer") in roles
-    # The webhook may create Secrets in its own namespace, and read or update only its own.
+    assert roles[("tools", "kw-keyway-webhook")]["rules"] == [
+        {"apiGroups": ["keyway.dev"], "resources": ["connectedapps"], "verbs": ["get"]}]
+    # The controller may create Secrets in its own namespace (the webhook's certificate), and
+    # read or update only that one there.
     own = roles[("keyway-system", "kw-keyway-operator-leader-election")]["rules"]
     named = [r for r in own if r.get("resourceNames")]
     assert named == [{"apiGroups": [""], "resources": ["secrets"],
@@ -302,21 +347,33 @@ def test_postgres_store():
 
 def test_cert_manager_mode():
     docs = render(VALUE_SETS["cert-manager"])
-    cert = find(docs, "Certificate")[0]
-    issuer = find(docs, "Issuer")[0]
-    assert issuer["spec"] == {"selfSigned": {}}
-    assert cert["spec"]["issuerRef"]["name"] == issuer["metadata"]["name"]
+    # A chain: self-signed root -> CA Issuer -> serving certificate, so that renewing the
+    # serving certificate keeps the CA the injected caBundle holds.
+    (cert,) = find(docs, "Certificate", "kw-keyway-webhook-tls")
+    (ca_cert,) = find(docs, "Certificate", "kw-keyway-webhook-ca")
+    issuers = {i["metadata"]["name"]: i for i in find(docs, "Issuer")}
+    assert issuers["kw-keyway-webhook-selfsigned"]["spec"] == {"selfSigned": {}}
+    assert ca_cert["spec"]["isCA"] is True
+    assert ca_cert["spec"]["issuerRef"]["name"] == "kw-keyway-webhook-selfsigned"
+    ca_issuer = issuers[cert["spec"]["issuerRef"]["name"]]
+    assert ca_issuer["spec"] == {"ca": {"secretName": ca_cert["spec"]["secretName"]}}
+    assert "isCA" not in cert["spec"]
     assert "kw-keyway-webhook.keyway-system.svc" in cert["spec"]["dnsNames"]
     mwc = find(docs, "MutatingWebhookConfiguration")[0]
     assert mwc["metadata"]["annotations"]["cert-manager.io/inject-ca-from"] == \
         f"keyway-system/{cert['metadata']['name']}"
-    op = deployment(docs, "-operator")
-    wh = container(op, "webhook")
+    webhook = deployment(docs, "-webhook")
+    wh = container(webhook, "webhook")
     env = env_of(wh)
     assert env["KEYWAY_WEBHOOK_CERT_MODE"] == "files"
-    vol = op["spec"]["template"]["spec"]["volumes"][0]
+    vol = webhook["spec"]["template"]["spec"]["volumes"][0]
     assert vol["secret"]["secretName"] == cert["spec"]["secretName"]
     assert wh["volumeMounts"][0]["mountPath"] == env["KEYWAY_WEBHOOK_CERT_DIR"]
+    # cert-manager writes the Secret and the caBundle: the controller is not given either.
+    controller = env_of(container(deployment(docs, "-operator"), "controller"))
+    assert "KEYWAY_WEBHOOK_CERT_SECRET" not in controller
+    rules = [r for d in docs if d["kind"] in ("ClusterRole", "Role") for r in d["rules"]]
+    assert not [r for r in rules if "mutatingwebhookconfigurations" in r["resources"]]
 
     docs = render(VALUE_SETS["cert-manager-cluster-issuer"])
     assert not [d for d in docs if d["kind"] == "Issuer"]
@@ -328,11 +385,30 @@ def test_custom_image():
     docs = render(VALUE_SETS["custom-image"])
     op = deployment(docs, "-operator")
     assert container(op, "controller")["image"] == "registry.internal:5000/platform/keyway-operator:1.2.3"
-    assert env_of(container(op, "webhook"))["KEYWAY_SIDECAR_IMAGE"] == \
-        "registry.internal:5000/platform/keyway-proxy:1.2.3-rc.1"
-    assert env_of(container(op, "webhook"))["KEYWAY_SIDECAR_IMAGE_PULL_POLICY"] == "Always"
-    assert container(deployment(docs, "-issuer"), "issuer")["image"].endswith(":sha256:" + "a" * 64)
+    wh = container(deployment(docs, "-webhook"), "webhook")
+    assert wh["image"] == "registry.internal:5000/platform/keyway-operator:1.2.3"
+    assert env_of(wh)["KEYWAY_SIDECAR_IMAGE"] == "registry.internal:5000/platform/keyway-proxy:1.2.3-rc.1"
+    assert env_of(wh)["KEYWAY_SIDECAR_IMAGE_PULL_POLICY"] == "Always"
+    assert container(deployment(docs, "-issuer"), "issuer")["image"] == \
+        "registry.internal:5000/platform/keyway-issuer@sha256:" + "a" * 64
     assert op["spec"]["template"]["spec"]["imagePullSecrets"] == [{"name": "regcred"}]
+
+
+def test_images_by_digest_are_repo_at_digest():
+    """A `sha256:` tag is a digest: `repo@sha256:…` (`repo:sha256:…` is no valid reference)."""
+    digest = "sha256:" + "0123456789abcdef" * 4
+    docs = render({
+        "operator.image.repository": "registry.internal:5000/keyway-operator",
+        "operator.image.tag": digest,
+        "sidecar.image.repository": "registry.internal:5000/keyway-proxy",
+        "sidecar.image.tag": digest,
+    })
+    op = deployment(docs, "-operator")
+    for c in op["spec"]["template"]["spec"]["containers"]:
+        assert c["image"] == "registry.internal:5000/keyway-operator@" + digest, c["name"]
+    sidecar = [env_of(c).get("KEYWAY_SIDECAR_IMAGE") for d in docs if d["kind"] == "Deployment"
+               for c in d["spec"]["template"]["spec"]["containers"]]
+    assert "registry.internal:5000/keyway-proxy@" + digest in sidecar, sidecar
 
 
 def test_multiple_replicas():
@@ -345,10 +421,10 @@ def test_multiple_replicas():
 
 def test_optional_network_policy_and_service_monitor():
     docs = render(VALUE_SETS["everything-on"])
-    assert len(find(docs, "NetworkPolicy")) == 2
+    assert len(find(docs, "NetworkPolicy")) == 3
     sms = find(docs, "ServiceMonitor")
     assert all(s["metadata"]["labels"]["release"] == "prom" for s in sms)
-    op_env = env_of(container(deployment(docs, "-operator"), "webhook"))
+    op_env = env_of(container(deployment(docs, "-webhook"), "webhook"))
     assert op_env["KEYWAY_SIDECAR_CPU_LIMIT"] == "500m"
     assert all(d["metadata"]["labels"]["team"] == "platform" for d in docs)
     issuer_env = env_of(container(deployment(docs, "-issuer"), "issuer"))
@@ -382,7 +458,85 @@ def test_resource_hosts_reach_the_operator_and_the_issuer_alike():
         assert "KEYWAY_RESOURCE_HOSTS" not in env_of(container(dep, name))
 
 
+def test_the_webhook_is_no_single_point_of_failure():
+    """Its own Deployment of two replicas spread over nodes and zones, a PodDisruptionBudget,
+    readiness that drops on SIGTERM while it keeps serving for its drain delay, only labelled
+    pods sent to it, and never the pods of its own namespace."""
+    docs = render({})
+    webhook = deployment(docs, "-webhook")
+    spec = webhook["spec"]["template"]["spec"]
+    selector = webhook["spec"]["selector"]["matchLabels"]
+    assert webhook["spec"]["replicas"] >= 2
+    assert webhook["metadata"]["name"] != deployment(docs, "-operator")["metadata"]["name"]
+    (pdb,) = find(docs, "PodDisruptionBudget", "kw-keyway-webhook")
+    assert pdb["spec"]["selector"]["matchLabels"] == selector and pdb["spec"]["maxUnavailable"] == 1
+    spread = spec["topologySpreadConstraints"]
+    assert [c["topologyKey"] for c in spread] == ["kubernetes.io/hostname", "topology.kubernetes.io/zone"]
+    assert all(c["labelSelector"]["matchLabels"] == selector and c["maxSkew"] == 1 for c in spread)
+    c = container(webhook, "webhook")
+    delay = env_of(c)["KEYWAY_WEBHOOK_SHUTDOWN_DELAY"]
+    assert delay == "10s"
+    probe = c["readinessProbe"]
+    assert probe["httpGet"]["path"] == "/readyz" and probe["periodSeconds"] * probe["failureThreshold"] <= 2
+    # The delay and 10 s for in-flight requests fit in the grace period.
+    assert spec["terminationGracePeriodSeconds"] >= 10 + 10 + probe["periodSeconds"]
+    hook = find(docs, "MutatingWebhookConfiguration")[0]["webhooks"][0]
+    assert hook["objectSelector"] == {"matchLabels": {"keyway.dev/inject": "enabled"}}
+    excluded = hook["namespaceSelector"]["matchExpressions"][0]
+    assert excluded["key"] == "kubernetes.io/metadata.name" and excluded["operator"] == "NotIn"
+    assert "keyway-system" in excluded["values"]
+
+    docs = render({"operator.webhook.replicas": 3, "operator.webhook.topologySpreadKeys": [],
+                   "operator.webhook.pdb.enabled": False})
+    webhook = deployment(docs, "-webhook")
+    assert webhook["spec"]["replicas"] == 3
+    assert "topologySpreadConstraints" not in webhook["spec"]["template"]["spec"]
+    assert not [d for d in docs if d["kind"] == "PodDisruptionBudget" and d["metadata"]["name"] == "kw-keyway-webhook"]
+
+
+def test_the_sidecar_user_and_group_reach_the_webhook():
+    env = env_of(container(deployment(render({"sidecar.runAsUser": 10001, "sidecar.runAsGroup": 10002}),
+                                      "-webhook"), "webhook"))
+    assert (env["KEYWAY_SIDECAR_UID"], env["KEYWAY_SIDECAR_GID"]) == ("10001", "10002")
+    env = env_of(container(deployment(render({}), "-webhook"), "webhook"))
+    assert (env["KEYWAY_SIDECAR_UID"], env["KEYWAY_SIDECAR_GID"]) == ("65532", "65532")
+
+
+def test_helm_uninstall_removes_the_finalizers_after_the_controller_stopped():
+    """A post-delete hook Job runs keyway-operator remove-finalizers, as its own ServiceAccount,
+    which may only list and patch ConnectedApps and read the controller's Lease."""
+    for values, watch in (({}, None), (VALUE_SETS["single-namespace"], "tools")):
+        docs = render(values)
+        hooks = [d for d in docs if (d["metadata"].get("annotations") or {}).get("helm.sh/hook")]
+        assert {d["metadata"]["annotations"]["helm.sh/hook"] for d in hooks} == {"post-delete"}
+        for d in hooks:
+            assert "hook-succeeded" in d["metadata"]["annotations"]["helm.sh/hook-delete-policy"]
+        (job,) = [d for d in hooks if d["kind"] == "Job"]
+        # The Job comes after its ServiceAccount and RBAC.
+        weight = lambda d: int(d["metadata"]["annotations"]["helm.sh/hook-weight"])
+        assert all(weight(d) < weight(job) for d in hooks if d is not job)
+        pod = job["spec"]["template"]["spec"]
+        (c,) = pod["containers"]
+        assert c["args"] == ["remove-finalizers"] and pod["restartPolicy"] == "Never"
+        env = env_of(c)
+        controller = env_of(container(deployment(docs, "-operator"), "controller"))
+        assert (env["KEYWAY_LEASE_NAMESPACE"], env["KEYWAY_LEASE_NAME"]) == \
+            (controller["KEYWAY_LEASE_NAMESPACE"], controller["KEYWAY_LEASE_NAME"])
+        assert env.get("KEYWAY_WATCH_NAMESPACE") == watch
+        granted = granted_to(docs, pod["serviceAccountName"])
+        assert sorted((ns or "", r["resources"][0], tuple(r["verbs"])) for ns, r in granted) == sorted([
+            (watch or "", "connectedapps", ("list", "patch")), ("keyway-system", "leases", ("get",))])
+        lease_rule = next(r for _, r in granted if r["resources"] == ["leases"])
+        assert lease_rule["resourceNames"] == [controller["KEYWAY_LEASE_NAME"]]
+    docs = render({"operator.removeFinalizersOnUninstall": False})
+    assert not [d for d in docs if (d["metadata"].get("annotations") or {}).get("helm.sh/hook")]
+
+
 BAD_VALUES = [
+    ({"sidecar.runAsUser": 0}, "sidecar.runAsUser: Must be greater than or equal to 1"),
+    ({"operator.webhook.shutdownDelay": "25s"}, "operator.webhook.shutdownDelay is 25s: at most 20s"),
+    ({"operator.webhook.topologySpreadWhenUnsatisfiable": "Never"},
+     "operator.webhook.topologySpreadWhenUnsatisfiable must be one of"),
     ({"issuer.replicas": 2}, "SQLite on a volume allows one replica"),
     ({"issuer.store.type": "postgres"}, "issuer.store.postgres.existingSecret is empty"),
     ({"issuer.store.type": "postgres", "issuer.store.postgres.existingSecret": "pg", "issuer.replicas": 2,

@@ -100,3 +100,42 @@ def test_the_charts_resource_hosts_parse_alike_in_the_operator_and_the_issuer():
         # The same binary refuses a bad binding: the check above can fail.
         stderr = run_usage_error(command, value + " grafana.example.com", *args)
         assert '--resource-hosts: "grafana.example.com": not a binding' in stderr, stderr
+
+
+def documented_crd_upgrade():
+    """The one CRD upgrade command of docs/install.md ("Upgrades and removal"), as argv."""
+    text = (ROOT / "docs" / "install.md").read_text()
+    section = text.split("## Upgrades and removal", 1)[1].split("\n## ", 1)[0]
+    commands = [line.split() for line in re.findall(r"```sh\n(.*?)\n```", section, re.S)
+                if line.startswith("kubectl apply")]
+    assert len(commands) == 1, f"one kubectl apply command in the upgrade section: {commands}"
+    return commands[0]
+
+
+def test_the_documented_crd_upgrade_applies_what_crdgen_prints():
+    """Helm never upgrades crds/: docs/install.md names the command that does; it applies the
+    chart's crds/ server-side with the conflicts Helm's field manager holds taken over, and what
+    it applies is what `keyway-operator crdgen` prints for this version."""
+    argv = documented_crd_upgrade()
+    assert argv[:2] == ["kubectl", "apply"] and "--server-side" in argv and "--force-conflicts" in argv, argv
+    path = ROOT / argv[argv.index("-f") + 1]
+    assert path.resolve() == (ROOT / "charts" / "keyway" / "crds").resolve(), path
+    files = sorted(path.glob("*.yaml"))
+    assert files, f"{path} holds no CRD"
+    binary = BIN_DIR / "keyway-operator"
+    if not binary.exists():
+        pytest.fail(f"{binary} is missing: build the binaries first (cargo build --workspace --bins)")
+    proc = subprocess.run([str(binary), "crdgen", "--output", "-"], capture_output=True, text=True, timeout=30)
+    assert proc.returncode == 0, proc.stderr
+    assert "".join(f.read_text() for f in files) == proc.stdout, \
+        f"{path} differs from `keyway-operator crdgen --output -`: regenerate and copy it"
+
+
+def test_the_uninstall_hook_sets_only_flags_of_remove_finalizers():
+    known = env_names_in_help(["keyway-operator", "remove-finalizers"])
+    for values in (VALUE_SETS["single-namespace"], {}):
+        (job,) = [d for d in render(values) if d["kind"] == "Job"]
+        (c,) = job["spec"]["template"]["spec"]["containers"]
+        assert c["args"] == ["remove-finalizers"]
+        unknown = {e["name"] for e in c["env"]} - known
+        assert not unknown, f"not in keyway-operator remove-finalizers --help: {unknown}"

@@ -51,7 +51,8 @@ ADMISSION = (
 )
 # The controllers whose behaviour keyway meets: garbage collection, namespace deletion,
 # ServiceAccounts and their tokens (pods are refused without one), Deployments and ReplicaSets
-# (a labelled Deployment becomes a ReplicaSet's Pod that passes the webhook).
+# (a labelled Deployment becomes a ReplicaSet's Pod that passes the webhook), and the aggregation
+# of ClusterRoles (the chart's tenant rules into the built-in admin, edit and view).
 CONTROLLERS = "garbagecollector,namespace,serviceaccount,serviceaccount-token,deployment,replicaset,clusterrole-aggregation"
 # Proxy variables would send the API server's webhook calls elsewhere.
 PROXY_VARS = ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY", "all_proxy", "ALL_PROXY")

@@ -6,6 +6,9 @@ from __future__ import annotations
 import base64
 import copy
 import hashlib
+import json
+import re
+import shlex
 import subprocess
 import tempfile
 import threading
@@ -69,6 +72,7 @@ def _strip_cel(obj: dict) -> str:
 ADAPTATIONS = {
     ("PodDisruptionBudget", f"{RELEASE}-operator"): _pdb_v1beta1,
     ("PodDisruptionBudget", f"{RELEASE}-issuer"): _pdb_v1beta1,
+    ("PodDisruptionBudget", f"{RELEASE}-webhook"): _pdb_v1beta1,
     ("CustomResourceDefinition", CRD_NAME): _strip_cel,
 }
 
@@ -98,6 +102,31 @@ def adapt(objects: list[dict]) -> tuple[list[dict], list[str]]:
     return out, notes
 
 
+def documented_unblock_command(name: str, namespace: str) -> list[str]:
+    """The command of docs/operator.md ("The finalizer") that unblocks an app deleted while the
+    operator is down, as argv for the app `name` in `namespace`."""
+    text = (ROOT / "docs/operator.md").read_text()
+    section = text.split("## The finalizer", 1)[1].split("\n## ", 1)[0]
+    # The block sits in a list item: indented.
+    blocks = [b.strip() for b in re.findall(r"```sh\n(.*?)\n\s*```", section, re.S)]
+    (block,) = [b for b in blocks if b.startswith("kubectl patch")]
+    return [{"NAME": name, "NAMESPACE": namespace}.get(word, word) for word in shlex.split(block)]
+
+
+def is_hook(obj: dict) -> bool:
+    return "helm.sh/hook" in (obj["metadata"].get("annotations") or {})
+
+
+def documented_crd_upgrade() -> list[str]:
+    """The CRD upgrade command of docs/install.md ("Upgrades and removal"), as argv."""
+    text = (ROOT / "docs/install.md").read_text()
+    section = text.split("## Upgrades and removal", 1)[1].split("\n## ", 1)[0]
+    commands = [block.split() for block in re.findall(r"```sh\n(.*?)\n```", section, re.S)
+                if block.startswith("kubectl apply")]
+    assert len(commands) == 1, f"one kubectl apply command in the upgrade section: {commands}"
+    return commands[0]
+
+
 class Chart:
     """charts/keyway as release `keyway` in `keyway-system`, applied the way helm applies it:
     CRDs first (never upgraded or deleted), then every manifest; an upgrade deletes what the
@@ -110,6 +139,7 @@ class Chart:
         self.objects: list[dict] = []
         self.values: dict = {}
         self.notes: list[str] = []
+        self.hooks: list[dict] = []
 
     @property
     def installed(self) -> bool:
@@ -119,8 +149,11 @@ class Chart:
         return next(o for o in self.objects if o["kind"] == kind and o["metadata"]["name"] == name)
 
     def apply(self, values: dict | None = None) -> list[str]:
-        """Install or upgrade; returns the adaptation notes."""
-        rendered, notes = adapt(render(values))
+        """Install or upgrade; returns the adaptation notes. Hooks (post-delete) are kept for
+        `uninstall`, as helm keeps them."""
+        everything, notes = adapt(render(values))
+        self.hooks = [o for o in everything if is_hook(o)]
+        rendered = [o for o in everything if not is_hook(o)]
         self.kube.namespace(NAMESPACE)
         for obj in rendered:
             if obj["kind"] == "CustomResourceDefinition":
@@ -169,8 +202,10 @@ class Chart:
 
         wait_for(f"Deployment {name} rolled out", rolled_out, timeout=90, every=0.5)
 
-    def uninstall(self) -> list[dict]:
-        """Deletes what helm uninstall deletes; returns the objects it keeps."""
+    def uninstall(self, run_hooks: bool = True) -> list[dict]:
+        """Deletes what helm uninstall deletes, then runs the chart's post-delete hooks (their
+        Job's container as a local process, authenticated as the hook's ServiceAccount: there is
+        no kubelet) and deletes them when they succeed; returns the objects it keeps."""
         kept = []
         for obj in reversed(self.objects):
             annotations = obj["metadata"].get("annotations") or {}
@@ -182,12 +217,37 @@ class Chart:
             if obj not in kept:
                 wait_for(f"{describe(obj)} deleted", lambda: self.kube.read(obj) is None, timeout=60)
         self.objects = []
+        if run_hooks:
+            self.run_post_delete_hooks()
         return kept
+
+    def run_post_delete_hooks(self) -> None:
+        hooks = sorted(self.hooks, key=lambda o: int(o["metadata"]["annotations"].get("helm.sh/hook-weight", "0")))
+        for obj in hooks:
+            if obj["kind"] != "Job":
+                self.kube.apply(obj, manager="helm")
+        for job in (o for o in hooks if o["kind"] == "Job"):
+            spec = job["spec"]["template"]["spec"]
+            (container,) = spec["containers"]
+            env = {e["name"]: e["value"] for e in container.get("env", [])}
+            token = self.cp.service_account_token(NAMESPACE, spec["serviceAccountName"])
+            kubeconfig = self.cp.write_kubeconfig(self.cp.dir / f"{job['metadata']['name']}.kubeconfig", token)
+            env.update({"KUBECONFIG": str(kubeconfig), "KEYWAY_LOG_FORMAT": "text"})
+            proc = subprocess.run([str(OPERATOR_BIN), *container["args"]], env=clean_env(env), capture_output=True,
+                                  text=True, timeout=int(job["spec"].get("activeDeadlineSeconds", 600)))
+            log(f"post-delete hook {job['metadata']['name']}: exit {proc.returncode}; {proc.stderr.strip()[-400:]}")
+            assert proc.returncode == 0, f"the post-delete hook failed: {proc.stderr}"
+        for obj in reversed(hooks):
+            if obj["kind"] != "Job" and "hook-succeeded" in obj["metadata"]["annotations"].get("helm.sh/hook-delete-policy", ""):
+                self.kube.remove(obj)
 
     # -- what the chart's pods would run ----------------------------------------------------------
 
+    # The Deployment each container of the chart's runs in.
+    DEPLOYMENT = {"controller": f"{RELEASE}-operator", "webhook": f"{RELEASE}-webhook"}
+
     def container(self, name: str) -> dict:
-        deployment = self.find("Deployment", f"{RELEASE}-operator")
+        deployment = self.find("Deployment", self.DEPLOYMENT[name])
         return next(c for c in deployment["spec"]["template"]["spec"]["containers"] if c["name"] == name)
 
     def env(self, container: str, pod: dict) -> dict[str, str]:
@@ -203,17 +263,26 @@ class Chart:
         return env
 
     def operator_pods(self, count: int = 1) -> list[dict]:
-        """The Pods the controller-manager made from the chart's operator Deployment (rolled out
-        by `apply`), whose tokens the local processes use."""
-        deployment = self.find("Deployment", f"{RELEASE}-operator")
+        """The Pods the controller-manager made from the chart's controller Deployment (rolled
+        out by `apply`), whose tokens the local controller processes use."""
+        return self.pods_of(f"{RELEASE}-operator", count)
+
+    def webhook_pods(self, count: int = 1) -> list[dict]:
+        """The Pods of the chart's webhook Deployment, whose tokens the local webhooks use."""
+        return self.pods_of(f"{RELEASE}-webhook", count)
+
+    def pods_of(self, name: str, count: int) -> list[dict]:
+        deployment = self.find("Deployment", name)
         selector = ",".join(f"{k}={v}" for k, v in deployment["spec"]["selector"]["matchLabels"].items())
         items = self.kube.get(f"/api/v1/namespaces/{NAMESPACE}/pods", params={"labelSelector": selector})["items"]
         live = sorted((p for p in items if not p["metadata"].get("deletionTimestamp")), key=lambda p: p["metadata"]["name"])
         assert len(live) >= count, f"{len(live)} operator pod(s), {count} wanted"
         return live
 
-    def service_account(self) -> str:
-        return self.find("ServiceAccount", f"{RELEASE}-operator")["metadata"]["name"]
+    def service_account(self, component: str = "controller") -> str:
+        """The ServiceAccount the chart runs `component` (controller or webhook) as."""
+        deployment = self.find("Deployment", self.DEPLOYMENT[component])
+        return deployment["spec"]["template"]["spec"]["serviceAccountName"]
 
 
 class Supervised:
@@ -256,6 +325,8 @@ class Supervised:
 
 
 class Keyway:
+    _adaptation_noted = False
+
     """Starts `keyway-operator controller` and `keyway-operator webhook` as local processes with
     the chart's environment, each authenticated with a token of the chart's ServiceAccount bound
     to one of the chart's operator pods."""
@@ -268,8 +339,8 @@ class Keyway:
         self.net_api_port = net.forward(cp.port)
         self._endpoints_for: str | None = None
 
-    def kubeconfig(self, pod: dict, server: str | None = None) -> Path:
-        token = self.cp.service_account_token(NAMESPACE, self.chart.service_account(), pod=pod)
+    def kubeconfig(self, pod: dict, server: str | None = None, component: str = "controller") -> Path:
+        token = self.cp.service_account_token(NAMESPACE, self.chart.service_account(component), pod=pod)
         name = pod["metadata"]["name"]
         suffix = "-net" if server else ""
         return self.cp.write_kubeconfig(self.state.path / f"{name}{suffix}.kubeconfig", token, server=server)
@@ -292,25 +363,56 @@ class Keyway:
         self.procs.append(proc)
         return proc, port
 
-    def webhook(self, pod: dict) -> Proc:
-        """Starts the webhook as `pod` inside the test network namespace, on the chart's port,
-        and points the chart's Service at it (the Endpoints kubelet and the endpoints controller
+    # 1.20 refuses probes on init containers and knows no restartPolicy on containers, so the
+    # webhooks of the scenarios inject the sidecar as a regular container (a named adaptation,
+    # printed once); `webhook(native=True)` runs the chart's own setting.
+    NATIVE_SIDECAR_ADAPTATION = ("webhook: KEYWAY_SIDECAR_NATIVE=false (kube-apiserver 1.20 refuses probes on init "
+                                 "containers; the native sidecar is asserted on the webhook's answer and refused "
+                                 "by 1.20's validation in test_3, and stored by the in-repo 1.29+ API server)")
+
+    def webhook(self, pod: dict | None = None, native: bool = False) -> Proc:
+        """Starts the webhook as `pod` (default: the chart's first webhook pod) inside the test
+        network namespace, on the chart's port, with the chart's certificate Secret as the files
+        kubelet would mount (the controller's leader writes it: start a controller first), and
+        points the chart's Service at it (the Endpoints kubelet and the endpoints controller
         would write)."""
+        pod = pod or self.chart.webhook_pods()[0]
         env = self.chart.env("webhook", pod)
         port = int(env["KEYWAY_WEBHOOK_LISTEN"].rsplit(":", 1)[1])
         admin = int(env["KEYWAY_WEBHOOK_ADMIN_LISTEN"].rsplit(":", 1)[1])
         env.update({
             "KEYWAY_WEBHOOK_LISTEN": f"{TestNet.NS_IP}:{port}",
             "KEYWAY_WEBHOOK_ADMIN_LISTEN": f"{TestNet.NS_IP}:{admin}",
+            "KEYWAY_WEBHOOK_CERT_DIR": str(self.mount_cert_secret(pod)),
+            "KEYWAY_SIDECAR_NATIVE": "true" if native else "false",
             "KEYWAY_LOG_FORMAT": "text",
-            "KUBECONFIG": str(self.kubeconfig(pod, server=f"https://{TestNet.HOST_IP}:{self.net_api_port}")),
+            "KUBECONFIG": str(self.kubeconfig(pod, server=f"https://{TestNet.HOST_IP}:{self.net_api_port}",
+                                              component="webhook")),
         })
         self.point_service_at(pod, port)
+        self.webhook_url = f"https://{TestNet.NS_IP}:{port}"
+        if not native and not Keyway._adaptation_noted:
+            log(f"adapted by name: {self.NATIVE_SIDECAR_ADAPTATION}")
+            Keyway._adaptation_noted = True
         proc = Proc(self.state, f"webhook-{pod['metadata']['name']}", self.net.argv([str(OPERATOR_BIN), "webhook"]),
                     env=clean_env(env))
         self.procs.append(proc)
         self.admin_url = f"http://{TestNet.NS_IP}:{admin}"
         return proc
+
+    def mount_cert_secret(self, pod: dict) -> Path:
+        """kubelet's part for the webhook pod's Secret volume: the Secret's keys as files."""
+        spec = self.chart.find("Deployment", f"{RELEASE}-webhook")["spec"]["template"]["spec"]
+        (volume,) = [v for v in spec["volumes"] if "secret" in v]
+        name = volume["secret"]["secretName"]
+        secret = wait_for(f"Secret {name} (the webhook's certificate, written by the controller's leader)",
+                          lambda: (self.cp.kube.secret(NAMESPACE, name) or {}).get("data", {}).get("tls.crt")
+                          and self.cp.kube.secret(NAMESPACE, name), timeout=60)
+        directory = self.state.path / f"{pod['metadata']['name']}-{volume['name']}"
+        directory.mkdir(exist_ok=True)
+        for key, value in secret["data"].items():
+            (directory / key).write_bytes(base64.b64decode(value))
+        return directory
 
     def point_service_at(self, pod: dict, port: int) -> None:
         service = self.chart.find("Service", f"{RELEASE}-webhook")
@@ -324,6 +426,19 @@ class Keyway:
                 "ports": [{"name": port_name, "port": port, "protocol": "TCP"}],
             }],
         })
+
+    def admission_patch(self, pod: dict) -> list[dict]:
+        """What the running webhook answers to an AdmissionReview of creating `pod` in its
+        namespace: the JSON patch (the API server of 1.20 applies it and then drops the fields it
+        does not know, so this is where a 1.29+ field can be seen)."""
+        gvk, gvr = {"group": "", "version": "v1", "kind": "Pod"}, {"group": "", "version": "v1", "resource": "pods"}
+        review = {"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": {
+            "uid": "harness", "kind": gvk, "resource": gvr, "requestKind": gvk, "requestResource": gvr,
+            "namespace": pod["metadata"]["namespace"], "operation": "CREATE", "userInfo": {"username": "harness"},
+            "object": pod, "dryRun": False}}
+        answer = requests.post(self.webhook_url + "/mutate", json=review, verify=False, timeout=10).json()["response"]
+        assert answer["allowed"], answer
+        return json.loads(base64.b64decode(answer["patch"])) if answer.get("patch") else []
 
     def wait_webhook_ready(self, proc: Proc, timeout: float = 60) -> None:
         def ready() -> bool:

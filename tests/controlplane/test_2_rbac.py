@@ -1,14 +1,12 @@
-"""Scenario 2: the controller and the webhook authenticated as the chart's own ServiceAccount, so
-the chart's RBAC is what is tested."""
+"""Scenario 2: the controller and the webhook authenticated as the chart's own ServiceAccounts
+(one each), so the chart's RBAC is what is tested."""
 
 from __future__ import annotations
 
 import base64
 import time
 
-import pytest
-
-from cluster import Kube
+from cluster import Kube, wait_for
 from harness import (
     NAMESPACE,
     RELEASE,
@@ -33,11 +31,11 @@ def forbidden(events: list[dict], user: str) -> list[str]:
 
 
 def test_2_every_example_becomes_ready_as_the_charts_service_account(cp, keyway, kube):
-    scenario("2. controller + webhook as the chart's ServiceAccount: every example Ready with its Secret, no 403")
+    scenario("2. controller + webhook as the chart's ServiceAccounts: every example Ready with its Secret, no 403")
     since = time.time()
     pod = keyway.chart.operator_pods()[0]
     keyway.controller(pod)
-    keyway.wait_webhook_ready(keyway.webhook(pod))
+    keyway.wait_webhook_ready(keyway.webhook())
     apps = examples()
     assert len(apps) >= 6, "examples/ and examples/demo/ hold the ConnectedApps"
     for app in apps:
@@ -65,8 +63,10 @@ def test_2_every_example_becomes_ready_as_the_charts_service_account(cp, keyway,
     kube.wait_gone("/apis/keyway.dev/v1alpha1/namespaces/tools/connectedapps/rbac-probe")
     assert kube.secret("tools", first["status"]["secretName"]) is None
 
-    denied = forbidden(audit_since(cp, since), sa_user())
-    assert not denied, f"the chart's ServiceAccount lacks permissions the operator uses: {denied}"
+    events = audit_since(cp, since)
+    for component in ("controller", "webhook"):
+        denied = forbidden(events, sa_user(keyway.chart.service_account(component)))
+        assert not denied, f"the chart's ServiceAccount lacks permissions the {component} uses: {denied}"
 
 
 def test_2_single_namespace_mode_cannot_read_other_namespaces_secrets(cp, keyway, kube):
@@ -90,15 +90,19 @@ def test_2_single_namespace_mode_cannot_read_other_namespaces_secrets(cp, keyway
     assert not denied, f"single-namespace mode lacks permissions the operator uses: {denied}"
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason="issue 15 §2.2: the webhook shares the controller's ServiceAccount, so the "
-                                       "network-facing webhook can read every Secret")
-def test_2_xfail_the_webhook_has_no_secret_access(cp, installed, kube):
-    scenario("2. the webhook's ServiceAccount cannot read Secrets")
-    deployment = installed.find("Deployment", f"{RELEASE}-operator")
-    webhook_sa = deployment["spec"]["template"]["spec"]["serviceAccountName"]  # the webhook container's pod
+def test_2_the_webhook_has_no_secret_access(cp, installed, kube):
+    scenario("2. the webhook's own ServiceAccount cannot read Secrets, not even its certificate's")
+    webhook_sa = installed.service_account("webhook")
+    assert webhook_sa != installed.service_account("controller"), "the webhook runs as a ServiceAccount of its own"
     token = cp.service_account_token(NAMESPACE, webhook_sa)
     as_webhook = Kube(cp.url, token, cp.pki.ca)
     assert as_webhook.request("GET", "/api/v1/namespaces/tools/secrets/grafana-keyway").status_code == 403
+    assert as_webhook.request("GET", f"/api/v1/namespaces/{NAMESPACE}/secrets/{RELEASE}-webhook-tls").status_code == 403
+    assert as_webhook.request("GET", "/api/v1/secrets").status_code == 403
+    assert as_webhook.request("GET", f"/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations/{RELEASE}").status_code == 403
+    # What it does need: the ConnectedApp a pod names.
+    assert as_webhook.request("GET", "/apis/keyway.dev/v1alpha1/namespaces/tools/connectedapps/grafana").status_code in (200, 404)
+
 
 
 def test_2_tenants_manage_their_apps_but_cannot_write_status(cp, installed, kube):

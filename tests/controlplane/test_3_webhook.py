@@ -43,14 +43,16 @@ def remove_the_tool(cp):
 
 @pytest.fixture
 def webhook_up(keyway, kube):
-    """Controller and webhook running as the chart's ServiceAccount; grafana Ready."""
+    """Controller and webhook running as the chart's ServiceAccounts; grafana Ready."""
     chart_pod = keyway.chart.operator_pods()[0]
     keyway.controller(chart_pod)
-    proc = keyway.webhook(chart_pod)
+    proc = keyway.webhook()
     keyway.wait_webhook_ready(proc)
-    # The managed certificate's CA is in the chart's webhook configuration before /readyz.
-    config = kube.get(f"/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations/{RELEASE}")
-    assert all(w["clientConfig"].get("caBundle") for w in config["webhooks"])
+    # The controller's leader patches the managed certificate's CA into the chart's webhook
+    # configuration right after it writes the Secret the webhook mounts.
+    wait_for("caBundle in the webhook configuration", lambda: all(
+        w["clientConfig"].get("caBundle") for w in
+        kube.get(f"/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations/{RELEASE}")["webhooks"]))
     kube.namespace("tools")
     grafana = next(d for d in yaml.safe_load_all((ROOT / "examples/browser-tool.yaml").read_text()) if d)
     kube.apply(grafana, manager="kubectl")
@@ -76,16 +78,47 @@ def test_3_a_labelled_deployment_gets_the_sidecar_through_the_api_server(cp, key
     assert volumes["keyway-client"]["secret"]["secretName"] == "grafana-keyway"
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason="issue 15 §2.5: the API server mounts the pod's ServiceAccount token into "
-                                       "the injected keyway-proxy, which needs no API access")
-def test_3_xfail_the_sidecar_gets_no_service_account_token(cp, keyway, webhook_up, kube):
+def test_3_the_native_sidecar_reaches_the_api_server_as_the_first_init_container(cp, keyway, kube):
+    scenario("3. the chart's native sidecar: the webhook's answer, and 1.20 refusing what it cannot run")
+    keyway.controller(keyway.chart.operator_pods()[0])
+    proc = keyway.webhook(native=True)
+    keyway.wait_webhook_ready(proc)
+    kube.namespace("tools")
+    grafana = next(d for d in yaml.safe_load_all((ROOT / "examples/browser-tool.yaml").read_text()) if d)
+    kube.apply(grafana, manager="kubectl")
+    wait_ready(kube, "tools", "grafana")
+    # The webhook's own answer: keyway-proxy the first init container, restartPolicy Always.
+    template = next(d for d in tool_deployment() if d["kind"] == "Deployment")["spec"]["template"]
+    sent = {"apiVersion": "v1", "kind": "Pod", "metadata": {**template["metadata"], "namespace": "tools",
+                                                           "generateName": "grafana-"}, "spec": template["spec"]}
+    added = [op for op in keyway.admission_patch(sent) if op["path"].startswith("/spec/initContainers")]
+    assert len(added) == 1 and added[0]["op"] == "add", added
+    container = added[0]["value"][0] if added[0]["path"] == "/spec/initContainers" else added[0]["value"]
+    assert container["name"] == SIDECAR and container["restartPolicy"] == "Always", container
+    # Through the API server: 1.20 (before native sidecars) refuses the pod with its validation
+    # of init containers, which shows where the patch put keyway-proxy.
+    with pytest.raises(ApiError) as refused:
+        kube.create(pod("native-on-1-20", labelled=True))
+    message = refused.value.body.get("message", "")
+    log(f"1.20 on the native sidecar: {refused.value.status} {message[:200]}")
+    assert refused.value.status == 422 and "initContainers[0]" in message, message
+
+
+def test_3_the_sidecar_gets_no_service_account_token(cp, keyway, webhook_up, kube):
     scenario("3. the injected sidecar has no ServiceAccount token mounted")
     for obj in tool_deployment():
         kube.ensure(obj)
     stored = wait_for("the Deployment's Pod", lambda: pods_of(kube, "tools", "app.kubernetes.io/name=grafana"), timeout=60)[0]
     sidecar = next(c for c in stored["spec"]["containers"] + stored["spec"].get("initContainers", []) if c["name"] == SIDECAR)
-    mounts = [m["mountPath"] for m in sidecar.get("volumeMounts", [])]
-    assert TOKEN_PATH not in mounts, f"sidecar mounts {mounts}"
+    mounts = {m["mountPath"]: m["name"] for m in sidecar.get("volumeMounts", [])}
+    volumes = {v["name"]: v for v in stored["spec"]["volumes"]}
+    held = volumes[mounts[TOKEN_PATH]] if TOKEN_PATH in mounts else {}
+    assert "emptyDir" in held, f"sidecar mounts {mounts}: the token path is held by an empty volume, not the token"
+    tool = next(c for c in stored["spec"]["containers"] if c["name"] == "grafana")
+    tool_mounts = {m["mountPath"]: m["name"] for m in tool.get("volumeMounts", [])}
+    log(f"the tool's token mount: {tool_mounts.get(TOKEN_PATH)}; the sidecar's: {mounts[TOKEN_PATH]} (emptyDir)")
+    if TOKEN_PATH in tool_mounts:
+        assert "emptyDir" not in volumes[tool_mounts[TOKEN_PATH]], "the tool keeps its own token"
 
 
 def test_3_with_the_webhook_down_failure_policy_decides_and_unlabelled_pods_pass(cp, keyway, webhook_up, kube):
@@ -118,6 +151,13 @@ def test_3_unlabelled_pods_never_reach_the_webhook(cp, keyway, webhook_up, kube)
     with pytest.raises(ApiError) as refused:
         kube.create(pod("labelled-unknown-app", labelled=True, app="no-such-app"))
     assert "no-such-app" in refused.value.body.get("message", "")
+    # A tool port that is not a port number: refused, the message names the annotation.
+    bad_port = pod("labelled-bad-port", labelled=True)
+    bad_port["metadata"]["annotations"]["keyway.dev/upstream-port"] = "http"
+    with pytest.raises(ApiError) as refused:
+        kube.create(bad_port)
+    message = refused.value.body.get("message", "")
+    assert "keyway.dev/upstream-port" in message and "not a port number" in message, message
     for name in ("unlabelled-up", "labelled-up"):
         kube.delete(f"/api/v1/namespaces/tools/pods/{name}")
 

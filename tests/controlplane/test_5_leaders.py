@@ -136,10 +136,10 @@ def test_5_sigterm_stops_the_operator_and_the_webhook_in_every_state(cp, keyway,
         sigterm(f"leader while it starts ({i + 1})", proc)
     proc, port = keyway.controller(pod, name="controller-apiserver-down")
     wait_for("the controller to lead", lambda: leading(port), timeout=LEASE_DURATION + 10)
-    webhook = keyway.webhook(pod)
+    webhook = keyway.webhook()
     keyway.wait_webhook_ready(webhook)
     sigterm("webhook", webhook)
-    webhook = keyway.webhook(pod)
+    webhook = keyway.webhook()
     keyway.wait_webhook_ready(webhook)
     cp.stop_apiserver()
     time.sleep(1)
@@ -149,7 +149,7 @@ def test_5_sigterm_stops_the_operator_and_the_webhook_in_every_state(cp, keyway,
 
     proc, port = keyway.controller(pod, name="controller-apiserver-restarts")
     wait_for("the controller to lead", lambda: leading(port), timeout=LEASE_DURATION + 10)
-    webhook = keyway.webhook(pod)
+    webhook = keyway.webhook()
     keyway.wait_webhook_ready(webhook)
     # Each restart takes the API server away for longer than a renewal period; between restarts
     # the leader renews (a leader that cannot renew for its renew deadline stops leading and

@@ -1,5 +1,6 @@
 """Scenario 2, continued: least privilege. Runs last, so that the requests of every scenario
-count: each verb the chart grants the operator's ServiceAccount should have been used."""
+count: each verb the chart grants the controller's and the webhook's ServiceAccounts should have
+been used."""
 
 from __future__ import annotations
 
@@ -15,26 +16,34 @@ NEEDED_WITHOUT_A_REQUEST = {
 }
 
 
-def _granted(chart) -> set[tuple[str, str, str]]:
+def _granted(chart, service_account: str) -> set[tuple[str, str, str]]:
+    """(group, resource, verb) of every rule the chart binds to the ServiceAccount."""
     rules = []
-    for obj in chart.objects:
-        if obj["kind"] in ("ClusterRole", "Role") and obj["metadata"]["name"].startswith(f"{RELEASE}-operator"):
-            rules += obj["rules"]
+    for binding in chart.objects:
+        if binding["kind"] not in ("ClusterRoleBinding", "RoleBinding"):
+            continue
+        if not any(s["kind"] == "ServiceAccount" and s["name"] == service_account for s in binding["subjects"]):
+            continue
+        ref = binding["roleRef"]
+        rules += next(o for o in chart.objects if o["kind"] == ref["kind"] and o["metadata"]["name"] == ref["name"]
+                      and o["metadata"].get("namespace") == binding["metadata"].get("namespace"))["rules"]
     return {(group, resource, verb) for r in rules for group in r.get("apiGroups", []) for resource in r.get("resources", [])
             for verb in r.get("verbs", [])}
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason="issue 15 §2.2: the chart grants the operator verbs it never uses "
-                                       "(RBAC as narrow as it allows)")
-def test_2_xfail_every_granted_permission_is_used(cp, installed, kube):
-    scenario("2. least privilege: every verb the chart grants the operator was used by scenarios 1-6")
+@pytest.mark.parametrize("component", ["controller", "webhook"])
+def test_2_every_granted_permission_is_used(cp, installed, kube, component):
+    scenario(f"2. least privilege: every verb the chart grants the {component} was used by scenarios 1-6")
+    service_account = installed.service_account(component)
     used = set()
     for e in cp.audit_events():
         ref = e.get("objectRef") or {}
-        if e["user"]["username"] == sa_user() and ref.get("resource") and e.get("responseStatus", {}).get("code") != 403:
+        if e["user"]["username"] == sa_user(service_account) and ref.get("resource") and e.get("responseStatus", {}).get("code") != 403:
             resource = ref["resource"] + (f"/{ref['subresource']}" if ref.get("subresource") else "")
             used.add((ref.get("apiGroup", ""), resource, e["verb"]))
-    unused = sorted(_granted(installed) - used - set(NEEDED_WITHOUT_A_REQUEST))
+    granted = _granted(installed, service_account)
+    assert granted, f"the chart binds no role to {service_account}"
+    unused = sorted(granted - used - set(NEEDED_WITHOUT_A_REQUEST))
     for group, resource, verb in unused:
-        log(f"granted, never used: {verb} {group or 'core'}/{resource}")
+        log(f"{component}: granted, never used: {verb} {group or 'core'}/{resource}")
     assert not unused

@@ -40,13 +40,20 @@ app.kubernetes.io/component: {{ .component }}
 app.kubernetes.io/component: {{ .component }}
 {{- end -}}
 
-{{/* Image reference: (dict "ctx" $ "image" .Values.x.image). */}}
+{{/* Image reference: (dict "ctx" $ "image" .Values.x.image): repository:tag, or
+  repository@sha256:… when the tag is a digest. */}}
 {{- define "keyway.image" -}}
-{{- printf "%s:%s" .image.repository (default .ctx.Chart.AppVersion .image.tag) -}}
+{{- $tag := default .ctx.Chart.AppVersion .image.tag -}}
+{{- if hasPrefix "sha256:" $tag -}}
+{{- printf "%s@%s" .image.repository $tag -}}
+{{- else -}}
+{{- printf "%s:%s" .image.repository $tag -}}
+{{- end -}}
 {{- end -}}
 
 {{- define "keyway.operator.fullname" -}}{{ include "keyway.fullname" . }}-operator{{- end -}}
 {{- define "keyway.issuer.fullname" -}}{{ include "keyway.fullname" . }}-issuer{{- end -}}
+{{- define "keyway.webhook.fullname" -}}{{ include "keyway.fullname" . }}-webhook{{- end -}}
 {{- define "keyway.webhook.service" -}}{{ include "keyway.fullname" . }}-webhook{{- end -}}
 {{- define "keyway.webhook.certSecret" -}}{{ include "keyway.fullname" . }}-webhook-tls{{- end -}}
 {{- /* The Secret the issuer mounts its signing keys from: existingSecret, else the managed one, else none (keys on the issuer's volume). */ -}}
@@ -71,6 +78,9 @@ app.kubernetes.io/component: {{ .component }}
 
 {{- define "keyway.operator.serviceAccountName" -}}
 {{- default (include "keyway.operator.fullname" .) .Values.operator.serviceAccount.name -}}
+{{- end -}}
+{{- define "keyway.webhook.serviceAccountName" -}}
+{{- default (include "keyway.webhook.fullname" .) .Values.operator.webhook.serviceAccount.name -}}
 {{- end -}}
 {{- define "keyway.issuer.serviceAccountName" -}}
 {{- default (include "keyway.issuer.fullname" .) .Values.issuer.serviceAccount.name -}}

@@ -15,6 +15,7 @@ use crate::http;
 use crate::lease::LeaseConfig;
 use crate::operator::Operator;
 use crate::signing_keys::SigningKeysConfig;
+use crate::webhook::keeper::WebhookCertArgs;
 
 #[derive(Debug, Args)]
 pub(super) struct ControllerArgs {
@@ -85,6 +86,8 @@ pub(super) struct ControllerArgs {
     /// namespace may claim a resource on any host, the first claimant holding it.
     #[arg(long, env = "KEYWAY_RESOURCE_HOSTS")]
     resource_hosts: Vec<String>,
+    #[command(flatten)]
+    webhook_certs: WebhookCertArgs,
 }
 
 /// What the flags of `keyway-operator controller` say.
@@ -169,12 +172,8 @@ fn settings(args: &ControllerArgs) -> Result<Settings, Vec<String>> {
                 problems.extend(p);
                 api::resource_hosts::ResourceHosts::default()
             });
-    let identity = args
-        .identity
-        .clone()
-        .or_else(|| std::env::var("HOSTNAME").ok())
-        .filter(|s| !s.is_empty())
-        .unwrap_or_else(|| format!("keyway-operator-{}", std::process::id()));
+    let webhook_certs = args.webhook_certs.managed_certs(&mut problems);
+    let identity = identity(args);
     if !problems.is_empty() {
         return Err(problems.into());
     }
@@ -185,6 +184,7 @@ fn settings(args: &ControllerArgs) -> Result<Settings, Vec<String>> {
     config.concurrency = args.concurrency;
     config.signing_keys = signing_keys;
     config.resource_hosts = resource_hosts;
+    config.webhook_certs = webhook_certs;
     config.leader_election = args.leader_elect.then(|| LeaseConfig {
         namespace: args.lease_namespace.clone(),
         name: args.lease_name.clone(),
@@ -194,6 +194,15 @@ fn settings(args: &ControllerArgs) -> Result<Settings, Vec<String>> {
         retry_period,
     });
     Ok(Settings { config, http_addr })
+}
+
+/// This replica's identity: `--identity`, else the host name, else one made of the process ID.
+fn identity(args: &ControllerArgs) -> String {
+    args.identity
+        .clone()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| format!("keyway-operator-{}", std::process::id()))
 }
 
 /// `keyway-operator controller`.
@@ -249,7 +258,9 @@ mod tests {
         argv.extend_from_slice(args);
         match Cli::try_parse_from(argv).unwrap().command {
             Command::Controller(a) => a,
-            Command::Crdgen(_) | Command::Webhook(_) => unreachable!(),
+            Command::Crdgen(_) | Command::Webhook(_) | Command::RemoveFinalizers(_) => {
+                unreachable!()
+            }
         }
     }
 

@@ -11,6 +11,7 @@ use clap::{Args, Parser, Subcommand};
 
 use self::controller::{ControllerArgs, controller_command};
 use crate::crdgen;
+use crate::uninstall::{self, RemoveFinalizersArgs};
 use crate::webhook::{self, WebhookArgs};
 
 /// keyway's operator: the ConnectedApp controller, and tools around it.
@@ -31,6 +32,9 @@ enum Command {
     Crdgen(CrdgenArgs),
     /// Run the sidecar-injecting admission webhook (HTTPS).
     Webhook(WebhookArgs),
+    /// Remove the finalizer keyway.dev/cleanup from every ConnectedApp, once no controller
+    /// holds the leader Lease (what `helm uninstall` runs).
+    RemoveFinalizers(RemoveFinalizersArgs),
 }
 
 #[derive(Debug, Args)]
@@ -47,6 +51,25 @@ impl Cli {
             Command::Crdgen(args) => crdgen_command(&args),
             Command::Controller(args) => controller_command(&args),
             Command::Webhook(args) => webhook_command(args),
+            Command::RemoveFinalizers(args) => {
+                let problems = args.problems();
+                if !problems.is_empty() {
+                    return usage("remove-finalizers", problems);
+                }
+                let run = uninstall::run(args.remove_finalizers());
+                let format = if args.log_format == "json" {
+                    kit::log::Format::Json
+                } else {
+                    kit::log::Format::Text
+                };
+                serve(
+                    "remove-finalizers",
+                    format,
+                    &args.log,
+                    run,
+                    "finalizers not removed",
+                )
+            }
         }
     }
 

@@ -5,6 +5,8 @@
 use api::{CONDITION_READY, ConnectedApp};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 
+use crate::event_note::event_note;
+
 /// A Kubernetes event to record.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct PlannedEvent {
@@ -28,15 +30,6 @@ pub(super) fn transition_event(app: &ConnectedApp, condition: &Condition) -> Opt
     Some(PlannedEvent {
         warning: condition.status != "True",
         reason: condition.reason.clone(),
-        note: truncate_note(&condition.message),
+        note: event_note(&condition.message),
     })
-}
-
-fn truncate_note(note: &str) -> String {
-    // Events notes are limited to 1 kB.
-    let mut end = note.len().min(1000);
-    while !note.is_char_boundary(end) {
-        end -= 1;
-    }
-    note[..end].to_string()
 }

@@ -7,6 +7,7 @@ use kube::runtime::events::{Event, EventType};
 use tracing::warn;
 
 use crate::context::Context;
+use crate::event_note::event_note;
 use crate::metrics::Write;
 use crate::plan::PlannedEvent;
 
@@ -21,7 +22,7 @@ pub(super) async fn record(app: &ConnectedApp, events: &[PlannedEvent], ctx: &Co
                 EventType::Normal
             },
             reason: event.reason.clone(),
-            note: Some(event.note.clone()),
+            note: Some(event_note(&event.note)),
             action: "Reconcile".into(),
             secondary: None,
         };
@@ -37,10 +38,10 @@ pub(super) async fn unregistered(app: &ConnectedApp, ctx: &Context) {
     let ev = Event {
         type_: EventType::Normal,
         reason: "Unregistered".into(),
-        note: Some(format!(
+        note: Some(event_note(&format!(
             "client {} removed",
             app.client_id().unwrap_or_default()
-        )),
+        ))),
         action: "Delete".into(),
         secondary: None,
     };

@@ -2,6 +2,13 @@
 //! decide whether to inject, and build the JSON patch (RFC 6902) that adds the `keyway-proxy`
 //! container and the read-only volume holding the ConnectedApp's client Secret.
 //!
+//! The sidecar is a native sidecar (Kubernetes 1.29+): the first init container, with
+//! `restartPolicy: Always`, so it starts before the tool (and the pod's other init containers),
+//! runs as long as the pod, and does not keep a Job's pod from completing. It needs no API
+//! access, so the pod's ServiceAccount token is kept out of it: an empty read-only volume holds
+//! the token's path, and the API server's ServiceAccount admission skips a container that
+//! already mounts something there.
+//!
 //! The sidecar is configured through environment variables, each the `KEYWAY_*` equivalent of a
 //! keyway-proxy flag (see `env`); the Secret's keys ([`contract::secret`]) appear as files in
 //! `SECRET_MOUNT_PATH`.
@@ -15,8 +22,9 @@ use contract::inject::{
 use json_patch::jsonptr::PointerBuf;
 use json_patch::{AddOperation, Patch, PatchOperation};
 use k8s_openapi::api::core::v1::{
-    Capabilities, Container, ContainerPort, EnvVar, HTTPGetAction, Pod, Probe,
-    ResourceRequirements, SeccompProfile, SecretVolumeSource, SecurityContext, Volume, VolumeMount,
+    Capabilities, Container, ContainerPort, EmptyDirVolumeSource, EnvVar, HTTPGetAction, Pod,
+    Probe, ResourceRequirements, SeccompProfile, SecretVolumeSource, SecurityContext, Volume,
+    VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
@@ -30,8 +38,12 @@ pub(crate) const SECRET_VOLUME_NAME: &str = "keyway-client";
 pub(crate) const SECRET_MOUNT_PATH: &str = "/etc/keyway/app";
 /// Name of the sidecar's admin port (health, readiness, metrics).
 pub(crate) const ADMIN_PORT_NAME: &str = "keyway-admin";
-/// The non-root user and group the sidecar runs as.
+/// The non-root user and group the sidecar runs as by default.
 pub(crate) const SIDECAR_UID: i64 = 65532;
+/// Name of the empty volume that holds the ServiceAccount token's path in the sidecar.
+pub(crate) const NO_TOKEN_VOLUME_NAME: &str = "keyway-no-token";
+/// Where kubelet would mount the pod's ServiceAccount token.
+pub(crate) const TOKEN_MOUNT_PATH: &str = "/var/run/secrets/kubernetes.io/serviceaccount";
 
 /// The keyway-proxy environment variables the webhook sets (the flags' `KEYWAY_*` equivalents).
 pub(crate) mod env {
@@ -77,6 +89,14 @@ pub struct SidecarConfig {
     pub memory_limit: String,
     /// Log format passed to the proxy.
     pub log_format: String,
+    /// The user the sidecar runs as (not 0).
+    pub uid: i64,
+    /// The group the sidecar runs as (not 0).
+    pub gid: i64,
+    /// A native sidecar (the first init container, `restartPolicy: Always`; Kubernetes 1.29+),
+    /// else a regular container after the pod's own (for older API servers, which refuse
+    /// probes on init containers).
+    pub native: bool,
 }
 
 impl Default for SidecarConfig {
@@ -90,6 +110,9 @@ impl Default for SidecarConfig {
             cpu_limit: None,
             memory_limit: "128Mi".to_string(),
             log_format: "json".to_string(),
+            uid: SIDECAR_UID,
+            gid: SIDECAR_UID,
+            native: true,
         }
     }
 }
@@ -283,10 +306,12 @@ pub(crate) fn patch(
         }
     }
     let volumes = spec.volumes.as_deref().unwrap_or_default();
-    if volumes.iter().any(|v| v.name == SECRET_VOLUME_NAME) {
-        problems.push(format!(
-            "the pod already has a volume named {SECRET_VOLUME_NAME:?}, which the sidecar uses"
-        ));
+    for name in [SECRET_VOLUME_NAME, NO_TOKEN_VOLUME_NAME] {
+        if volumes.iter().any(|v| v.name == name) {
+            problems.push(format!(
+                "the pod already has a volume named {name:?}, which the sidecar uses"
+            ));
+        }
     }
     if !problems.is_empty() {
         return Err(problems);
@@ -304,12 +329,25 @@ pub(crate) fn patch(
         }),
         ..Default::default()
     };
-    let mut ops = vec![add(&["spec", "containers", "-"], to_json(&container))];
+    let no_token = Volume {
+        name: NO_TOKEN_VOLUME_NAME.to_string(),
+        empty_dir: Some(EmptyDirVolumeSource {
+            medium: Some("Memory".to_string()),
+            size_limit: Some(Quantity("1Ki".to_string())),
+        }),
+        ..Default::default()
+    };
+    // Native: first among the init containers, so it runs while theirs do, and before the tool.
+    let mut ops = vec![match (config.native, &spec.init_containers) {
+        (true, Some(_)) => add(&["spec", "initContainers", "0"], to_json(&container)),
+        (true, None) => add(&["spec", "initContainers"], json_list(&[&container])),
+        (false, _) => add(&["spec", "containers", "-"], to_json(&container)),
+    }];
     if spec.volumes.is_some() {
         ops.push(add(&["spec", "volumes", "-"], to_json(&volume)));
+        ops.push(add(&["spec", "volumes", "-"], to_json(&no_token)));
     } else {
-        let list = serde_json::Value::Array(vec![to_json(&volume)]);
-        ops.push(add(&["spec", "volumes"], list));
+        ops.push(add(&["spec", "volumes"], json_list(&[&volume, &no_token])));
     }
     Ok(Patch(ops))
 }
@@ -318,6 +356,10 @@ pub(crate) fn patch(
 /// maps with string keys.
 fn to_json<T: serde::Serialize>(value: &T) -> serde_json::Value {
     serde_json::to_value(value).unwrap_or(serde_json::Value::Null)
+}
+
+fn json_list<T: serde::Serialize>(items: &[&T]) -> serde_json::Value {
+    serde_json::Value::Array(items.iter().map(to_json).collect())
 }
 
 fn add(tokens: &[&str], value: serde_json::Value) -> PatchOperation {
@@ -364,6 +406,8 @@ pub(crate) fn sidecar(injection: &Injection, config: &SidecarConfig) -> Containe
     }
     Container {
         name: SIDECAR_CONTAINER_NAME.to_string(),
+        // A native sidecar: restarted for the pod's whole life (see the module's doc).
+        restart_policy: config.native.then(|| "Always".to_string()),
         image: Some(config.image.clone()),
         image_pull_policy: Some(config.image_pull_policy.clone()),
         env: Some(env),
@@ -397,30 +441,43 @@ pub(crate) fn sidecar(injection: &Injection, config: &SidecarConfig) -> Containe
             limits: Some(limits),
             ..Default::default()
         }),
-        security_context: Some(SecurityContext {
-            run_as_non_root: Some(true),
-            run_as_user: Some(SIDECAR_UID),
-            run_as_group: Some(SIDECAR_UID),
-            read_only_root_filesystem: Some(true),
-            allow_privilege_escalation: Some(false),
-            privileged: Some(false),
-            capabilities: Some(Capabilities {
-                drop: Some(vec!["ALL".to_string()]),
+        security_context: Some(security_context(config)),
+        volume_mounts: Some(vec![
+            VolumeMount {
+                name: SECRET_VOLUME_NAME.to_string(),
+                mount_path: SECRET_MOUNT_PATH.to_string(),
+                read_only: Some(true),
                 ..Default::default()
-            }),
-            seccomp_profile: Some(SeccompProfile {
-                type_: "RuntimeDefault".to_string(),
+            },
+            VolumeMount {
+                name: NO_TOKEN_VOLUME_NAME.to_string(),
+                mount_path: TOKEN_MOUNT_PATH.to_string(),
+                read_only: Some(true),
                 ..Default::default()
-            }),
+            },
+        ]),
+        termination_message_policy: Some("FallbackToLogsOnError".to_string()),
+        ..Default::default()
+    }
+}
+
+/// The sidecar's security context: non-root as the configured user and group, nothing more.
+fn security_context(config: &SidecarConfig) -> SecurityContext {
+    SecurityContext {
+        run_as_non_root: Some(true),
+        run_as_user: Some(config.uid),
+        run_as_group: Some(config.gid),
+        read_only_root_filesystem: Some(true),
+        allow_privilege_escalation: Some(false),
+        privileged: Some(false),
+        capabilities: Some(Capabilities {
+            drop: Some(vec!["ALL".to_string()]),
             ..Default::default()
         }),
-        volume_mounts: Some(vec![VolumeMount {
-            name: SECRET_VOLUME_NAME.to_string(),
-            mount_path: SECRET_MOUNT_PATH.to_string(),
-            read_only: Some(true),
+        seccomp_profile: Some(SeccompProfile {
+            type_: "RuntimeDefault".to_string(),
             ..Default::default()
-        }]),
-        termination_message_policy: Some("FallbackToLogsOnError".to_string()),
+        }),
         ..Default::default()
     }
 }
@@ -581,6 +638,27 @@ mod tests {
             plan(&p),
             Ok(Plan::Skip("pod already has the keyway-proxy container"))
         );
+    }
+
+    #[test]
+    fn a_regular_container_when_native_sidecars_are_off() {
+        let p = opted_in(json!({
+            CONNECTED_APP_ANNOTATION: "a", UPSTREAM_PORT_ANNOTATION: "8080"
+        }));
+        let Ok(Plan::Inject(i)) = plan(&p) else {
+            panic!()
+        };
+        let config = SidecarConfig {
+            native: false,
+            ..SidecarConfig::default()
+        };
+        let mut doc = serde_json::to_value(&p).unwrap();
+        json_patch::patch(&mut doc, &patch(&p, &i, "s", &config).unwrap()).unwrap();
+        assert!(doc["spec"].get("initContainers").is_none(), "{doc}");
+        let sidecar = &doc["spec"]["containers"][1];
+        assert_eq!(sidecar["name"], SIDECAR_CONTAINER_NAME);
+        assert!(sidecar.get("restartPolicy").is_none(), "{sidecar}");
+        assert_eq!(sidecar["volumeMounts"][1]["mountPath"], TOKEN_MOUNT_PATH);
     }
 
     #[test]

@@ -10,11 +10,13 @@
 
 pub mod certs;
 pub mod inject;
+pub(crate) mod keeper;
 pub mod server;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use clap::{Args, ValueEnum};
@@ -113,6 +115,16 @@ pub(crate) struct WebhookArgs {
     /// Memory limit of the sidecar.
     #[arg(long, env = "KEYWAY_SIDECAR_MEMORY_LIMIT", default_value = "128Mi")]
     pub(crate) sidecar_memory_limit: String,
+    /// User ID the sidecar runs as (not 0: it runs as non-root).
+    #[arg(long, env = "KEYWAY_SIDECAR_UID", default_value_t = inject::SIDECAR_UID)]
+    pub(crate) sidecar_uid: i64,
+    /// Group ID the sidecar runs as (not 0).
+    #[arg(long, env = "KEYWAY_SIDECAR_GID", default_value_t = inject::SIDECAR_UID)]
+    pub(crate) sidecar_gid: i64,
+    /// Inject a native sidecar (the first init container, restartPolicy Always; Kubernetes
+    /// 1.29+); false: a regular container, for API servers before 1.29.
+    #[arg(long, env = "KEYWAY_SIDECAR_NATIVE", default_value_t = true, action = clap::ArgAction::Set)]
+    pub(crate) native_sidecar: bool,
     /// Log format of the sidecar (`json` or `text`).
     #[arg(long, env = "KEYWAY_SIDECAR_LOG_FORMAT", default_value = "json")]
     pub(crate) sidecar_log_format: String,
@@ -122,6 +134,11 @@ pub(crate) struct WebhookArgs {
     /// Log filter (RUST_LOG syntax).
     #[arg(long, env = "KEYWAY_LOG", default_value = "info")]
     pub(crate) log: String,
+    /// On SIGTERM, report not ready at once but keep serving this long (e.g. 10s) before
+    /// stopping, while the Service's endpoints drop this pod; in-flight requests then get up to
+    /// 10 s more.
+    #[arg(long, env = "KEYWAY_WEBHOOK_SHUTDOWN_DELAY", default_value = "0s", value_parser = contract::duration::parse_flag)]
+    pub(crate) shutdown_delay: Duration,
 }
 
 /// Errors of the webhook command.
@@ -190,11 +207,24 @@ impl WebhookArgs {
         if self.sidecar_image.trim().is_empty() {
             out.push("--sidecar-image must not be empty".into());
         }
+        if let Some(problem) = digest_as_tag(&self.sidecar_image) {
+            out.push(problem);
+        }
         if !["Always", "IfNotPresent", "Never"].contains(&self.sidecar_image_pull_policy.as_str()) {
             out.push(format!(
                 "--sidecar-image-pull-policy: {:?} is not Always, IfNotPresent or Never",
                 self.sidecar_image_pull_policy
             ));
+        }
+        for (flag, id) in [
+            ("--sidecar-uid", self.sidecar_uid),
+            ("--sidecar-gid", self.sidecar_gid),
+        ] {
+            if !(1..=i64::from(i32::MAX)).contains(&id) {
+                out.push(format!(
+                    "{flag}: {id} is not a user or group ID the sidecar may run as (1-2147483647; never 0, root)"
+                ));
+            }
         }
         if self.sidecar_admin_port == 0 {
             out.push("--sidecar-admin-port must be a port number (1-65535)".into());
@@ -243,6 +273,9 @@ impl WebhookArgs {
             cpu_limit: self.sidecar_cpu_limit.clone(),
             memory_limit: self.sidecar_memory_limit.clone(),
             log_format: self.sidecar_log_format.clone(),
+            uid: self.sidecar_uid,
+            gid: self.sidecar_gid,
+            native: self.native_sidecar,
         }
     }
 
@@ -319,7 +352,8 @@ pub(crate) async fn run(args: WebhookArgs) -> Result<(), Error> {
         )),
     };
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let admin_app = server::admin_router(slot, metrics);
+    let draining = Arc::new(AtomicBool::new(false));
+    let admin_app = server::admin_router(slot, metrics, draining.clone());
     let mut admin_stop = stop_rx.clone();
     let admin_task = tokio::spawn(async move {
         let served = axum::serve(admin, admin_app)
@@ -332,7 +366,8 @@ pub(crate) async fn run(args: WebhookArgs) -> Result<(), Error> {
         }
     });
     tracing::info!(listen = %args.listen, admin = %args.admin_listen, mode = ?args.cert_mode, "webhook serving");
-    server::serve_tls(listener, tls, server::router(webhook), shutdown_signal()).await;
+    let drain = drain_after_signal(draining, args.shutdown_delay);
+    server::serve_tls(listener, tls, server::router(webhook), drain).await;
     let _ = stop_tx.send(true);
     certs_task.abort();
     let _ = admin_task.await;
@@ -349,6 +384,14 @@ async fn bind(addr: SocketAddr) -> Result<TcpListener, Error> {
 /// Re-check at least this often, so that a renewal by another replica is picked up.
 const RECHECK: Duration = Duration::from_secs(600);
 
+/// How long to wait before the next check of a certificate to renew at `renew_at` (Unix
+/// seconds): until then, but at least 10 s and at most [`RECHECK`].
+fn recheck_after(renew_at: i64, now: OffsetDateTime) -> Duration {
+    let until_renewal = renew_at.saturating_sub(now.unix_timestamp());
+    Duration::from_secs(u64::try_from(until_renewal).unwrap_or(0))
+        .clamp(Duration::from_secs(10), RECHECK)
+}
+
 /// Keeps the managed certificate valid and trusted, forever.
 pub(crate) async fn keep_managed(
     certs: ManagedCerts,
@@ -364,9 +407,7 @@ pub(crate) async fn keep_managed(
                 slot.set(ensured.key);
                 metrics.certificate_expiry.set(ensured.not_after);
                 backoff = Duration::from_secs(1);
-                let until_renewal = ensured.renew_at.saturating_sub(now.unix_timestamp());
-                Duration::from_secs(u64::try_from(until_renewal).unwrap_or(0))
-                    .clamp(Duration::from_secs(10), RECHECK)
+                recheck_after(ensured.renew_at, now)
             }
             Err(e) => {
                 tracing::warn!(error = %e, retry_in = ?backoff, "webhook certificate not ensured");
@@ -400,9 +441,30 @@ pub async fn keep_files(files: FileCerts, slot: Arc<CertSlot>, metrics: Arc<Metr
     }
 }
 
-async fn shutdown_signal() {
+/// Completes `delay` after SIGTERM or Ctrl-C; from the signal on, `/readyz` reports not ready
+/// (`draining`), so that the pod leaves the Service's endpoints while it still answers the API
+/// server's calls (the scratch image has no `sleep` for a preStop hook).
+async fn drain_after_signal(draining: Arc<AtomicBool>, delay: Duration) {
     kit::shutdown::signal().await;
-    tracing::info!("shutting down");
+    draining.store(true, Ordering::Relaxed);
+    tracing::info!(delay = ?delay, "shutting down: not ready, serving until the delay ends");
+    tokio::time::sleep(delay).await;
+}
+
+/// A digest written as a tag (`repo:sha256:…`) is no valid image reference: every injected pod
+/// would fail to pull. The problem, naming the `repo@sha256:…` form, or `None`.
+fn digest_as_tag(image: &str) -> Option<String> {
+    if image.contains('@') {
+        return None;
+    }
+    // The tag is in the last path segment (a registry's host may carry a port's colon).
+    let last = image.rfind('/').map_or(0, |i| i + 1);
+    let colon = last + image[last..].find(":sha256:")?;
+    Some(format!(
+        "--sidecar-image: {image:?} writes a digest as a tag; a digest follows an @: {}@{}",
+        &image[..colon],
+        &image[colon + 1..]
+    ))
 }
 
 #[cfg(test)]
@@ -410,6 +472,27 @@ mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
     use clap::Parser;
+
+    #[test]
+    fn a_digest_written_as_a_tag_is_refused_with_the_right_form() {
+        let hex = "ab".repeat(32);
+        let bad = format!("registry.internal:5000/keyway-proxy:sha256:{hex}");
+        let problem = digest_as_tag(&bad).unwrap();
+        assert!(
+            problem.contains(&format!("registry.internal:5000/keyway-proxy@sha256:{hex}")),
+            "{problem}"
+        );
+        for good in [
+            format!("registry.internal:5000/keyway-proxy@sha256:{hex}"),
+            format!("keyway-proxy:1.2@sha256:{hex}"),
+            "registry.internal:5000/keyway-proxy:1.2.3".to_owned(),
+            "keyway-proxy".to_owned(),
+        ] {
+            assert_eq!(digest_as_tag(&good), None, "{good}");
+        }
+        let cli = Cli::try_parse_from(["x", "--namespace", "n", "--sidecar-image", &bad]).unwrap();
+        assert_eq!(cli.args.problems().len(), 1, "{:?}", cli.args.problems());
+    }
 
     #[derive(Parser)]
     struct Cli {
@@ -437,6 +520,26 @@ mod tests {
         let cli = Cli::try_parse_from(["x", "--cert-mode", "files"]).unwrap();
         assert!(cli.args.problems().is_empty());
         assert!(Cli::try_parse_from(["x", "--cert-validity", "1y"]).is_err());
+    }
+
+    #[test]
+    fn the_sidecar_never_runs_as_root() {
+        let cli = Cli::try_parse_from([
+            "x",
+            "--namespace",
+            "n",
+            "--sidecar-uid",
+            "0",
+            "--sidecar-gid=-5",
+        ])
+        .unwrap();
+        let problems = cli.args.problems();
+        assert_eq!(problems.len(), 2, "{problems:?}");
+        assert!(problems[0].contains("--sidecar-uid") && problems[1].contains("--sidecar-gid"));
+        let cli = Cli::try_parse_from(["x", "--namespace", "n", "--sidecar-uid", "1000"]).unwrap();
+        assert!(cli.args.problems().is_empty());
+        assert_eq!(cli.args.sidecar().uid, 1000);
+        assert_eq!(cli.args.sidecar().gid, inject::SIDECAR_UID);
     }
 
     #[test]

@@ -4,6 +4,7 @@
 
 use std::future::Future;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use api::ConnectedApp;
@@ -321,22 +322,27 @@ pub(crate) fn review_json(
     Ok(json)
 }
 
-/// `/healthz`, `/readyz` (a certificate is loaded) and `/metrics` on the plain-HTTP admin port.
-pub(crate) fn admin_router(slot: Arc<CertSlot>, metrics: Arc<Metrics>) -> Router {
+/// `/healthz`, `/readyz` (a certificate is loaded and the webhook is not `draining` for its
+/// shutdown) and `/metrics` on the plain-HTTP admin port.
+pub(crate) fn admin_router(
+    slot: Arc<CertSlot>,
+    metrics: Arc<Metrics>,
+    draining: Arc<AtomicBool>,
+) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
         .route(
             "/readyz",
             get(move || {
-                let ready = slot.is_loaded();
+                let (loaded, draining) = (slot.is_loaded(), draining.load(Ordering::Relaxed));
                 async move {
-                    if ready {
-                        (StatusCode::OK, "ready\n")
-                    } else {
-                        (
+                    match (loaded, draining) {
+                        (_, true) => (StatusCode::SERVICE_UNAVAILABLE, "shutting down\n"),
+                        (false, false) => (
                             StatusCode::SERVICE_UNAVAILABLE,
                             "no serving certificate yet\n",
-                        )
+                        ),
+                        (true, false) => (StatusCode::OK, "ready\n"),
                     }
                 }
             }),

@@ -1650,3 +1650,51 @@ async fn updates_ratchet_over_values_they_leave_unchanged() {
     );
     assert_eq!(refused.code, 422);
 }
+
+#[tokio::test]
+async fn an_event_note_over_one_kib_is_invalid() {
+    let (_server, client) = server().await;
+    let events: Api<DynamicObject> = Api::namespaced_with(
+        client,
+        "default",
+        &ApiResource::from_gvk_with_plural(
+            &GroupVersionKind::gvk("events.k8s.io", "v1", "Event"),
+            "events",
+        ),
+    );
+    let event = |name: &str, note: String| -> DynamicObject {
+        serde_json::from_value(json!({
+            "apiVersion": "events.k8s.io/v1",
+            "kind": "Event",
+            "metadata": {"name": name},
+            "eventTime": "2026-01-01T00:00:00.000000Z",
+            "reportingController": "test", "reportingInstance": "test",
+            "action": "Test", "reason": "Test", "type": "Normal",
+            "regarding": {"kind": "Secret", "namespace": "default", "name": "s"},
+            "note": note,
+        }))
+        .unwrap()
+    };
+    // 1024 bytes, counted in bytes: 512 two-byte characters.
+    events
+        .create(&PostParams::default(), &event("fits", "é".repeat(512)))
+        .await
+        .unwrap();
+    let error = events
+        .create(&PostParams::default(), &event("long", "x".repeat(1025)))
+        .await
+        .unwrap_err();
+    let status = api_error(error);
+    assert_eq!(status.code, 422, "{status:?}");
+    assert!(status.message.contains("note"), "{status:?}");
+    // A patch that makes the note too long is refused as well.
+    let error = events
+        .patch(
+            "fits",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"note": "x".repeat(1025)})),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(api_error(error).code, 422);
+}

@@ -56,6 +56,7 @@ impl Store {
             ));
         }
         Self::check_finalizer_names(rt, &name, &object)?;
+        Self::check_event_note(rt, &name, &object)?;
         normalize(rt, &mut object);
         if self.get(rt, &namespace, &name).is_ok() {
             return Err(ApiError::already_exists(&rt.group, &rt.plural, &name));

@@ -129,6 +129,7 @@ impl Store {
         keep_other_part(part, &old, &mut candidate, applied);
         keep_system_metadata(&old, &mut candidate, applied);
         Self::check_finalizer_names(rt, name, &candidate)?;
+        Self::check_event_note(rt, name, &candidate)?;
         normalize(rt, &mut candidate);
         self.apply_schema(rt, name, &mut candidate, Some(&old))?;
         check_no_new_finalizers(rt, name, &old, &candidate)?;

@@ -1,5 +1,6 @@
 //! The checks a write passes before anything is stored: type meta, namespaces, finalizer names,
-//! and a custom resource's schema (pruning, defaulting, validation with ratcheting).
+//! an Event's note length, and a custom resource's schema (pruning, defaulting, validation with
+//! ratcheting).
 
 use serde_json::{Value, json};
 
@@ -7,6 +8,9 @@ use super::Store;
 use super::metadata::{meta, meta_mut, meta_str};
 use crate::error::{ApiError, Result};
 use crate::resources::ResourceType;
+
+/// The longest `note` an `events.k8s.io` Event may carry, in bytes.
+const EVENT_NOTE_LIMIT: usize = 1024;
 
 impl Store {
     /// A custom resource's schema on every write: prune, default, validate.
@@ -153,5 +157,23 @@ impl Store {
             }
         }
         Ok(())
+    }
+
+    /// An `events.k8s.io` Event's `note` is at most 1 KiB (1024 bytes), as kube-apiserver's
+    /// validation has it (`NoteLengthLimit`); a longer one is 422 Invalid.
+    pub(super) fn check_event_note(rt: &ResourceType, name: &str, object: &Value) -> Result<()> {
+        if rt.group != "events.k8s.io" || rt.kind != "Event" {
+            return Ok(());
+        }
+        match object.get("note").and_then(Value::as_str) {
+            Some(note) if note.len() > EVENT_NOTE_LIMIT => Err(ApiError::invalid(
+                &rt.group,
+                &rt.kind,
+                name,
+                "note",
+                &format!("Too long: may not be more than {EVENT_NOTE_LIMIT} bytes"),
+            )),
+            _ => Ok(()),
+        }
     }
 }
