@@ -1,5 +1,6 @@
-//! The SQL store's dynamically registered clients and their expiry: the `Store` methods (and their row readers) that
-//! [`sql_clients!`] adds to the ones it is given (see `impl_sql_store!` in `store/sql/mod.rs`).
+//! Dynamically registered clients: registration, lookup, use and expiry. [`sql_clients!`] adds
+//! these `Store` methods of the SQL store (and defines their row readers) in the backend module;
+//! see `impl_sql_store!` in `store/sql/mod.rs`.
 
 /// Defines this concern's row readers in the backend module and passes the `Store` methods
 /// gathered so far, with its own added, on to the next concern.

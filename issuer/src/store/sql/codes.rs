@@ -1,5 +1,6 @@
-//! The SQL store's authorization codes: storing, peeking, taking (once) and recording what a code issued: the `Store` methods (and their row readers) that
-//! [`sql_codes!`] adds to the ones it is given (see `impl_sql_store!` in `store/sql/mod.rs`).
+//! Authorization codes: storing, peeking, taking (once), and recording what a code issued.
+//! [`sql_codes!`] adds these `Store` methods of the SQL store (and defines their row readers) in
+//! the backend module; see `impl_sql_store!` in `store/sql/mod.rs`.
 
 /// Defines this concern's row readers in the backend module and passes the `Store` methods
 /// gathered so far, with its own added, on to the next concern.

@@ -1,5 +1,6 @@
-//! The SQL store's consents (remembered grants), per subject, client and resource: the `Store` methods (and their row readers) that
-//! [`sql_consents!`] adds to the ones it is given (see `impl_sql_store!` in `store/sql/mod.rs`).
+//! Consents (remembered grants) per subject, client and resource. [`sql_consents!`] adds these
+//! `Store` methods of the SQL store (and defines their row readers) in the backend module; see
+//! `impl_sql_store!` in `store/sql/mod.rs`.
 
 /// Defines this concern's row readers in the backend module and passes the `Store` methods
 /// gathered so far, with its own added, on to the next concern.

@@ -1,5 +1,6 @@
-//! The SQL store's refresh token families, their rotation with the grace window, and revoked access tokens: the `Store` methods (and their row readers) that
-//! [`sql_refresh!`] adds to the ones it is given (see `impl_sql_store!` in `store/sql/mod.rs`).
+//! Refresh token families, their rotation within the grace window, and revoked access tokens.
+//! [`sql_refresh!`] adds these `Store` methods of the SQL store (and defines their row readers) in
+//! the backend module; see `impl_sql_store!` in `store/sql/mod.rs`.
 
 /// Defines this concern's row readers in the backend module and passes the `Store` methods
 /// gathered so far, with its own added, on to the next concern.

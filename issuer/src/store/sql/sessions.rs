@@ -1,5 +1,6 @@
-//! The SQL store's sign-in sessions, keyed by the hash of their cookie: the `Store` methods (and their row readers) that
-//! [`sql_sessions!`] adds to the ones it is given (see `impl_sql_store!` in `store/sql/mod.rs`).
+//! Sign-in sessions, keyed by the hash of their cookie. [`sql_sessions!`] adds these `Store`
+//! methods of the SQL store (and defines their row readers) in the backend module; see
+//! `impl_sql_store!` in `store/sql/mod.rs`.
 
 /// Defines this concern's row readers in the backend module and passes the `Store` methods
 /// gathered so far, with its own added, on to the next concern.

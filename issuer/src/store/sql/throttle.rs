@@ -1,8 +1,8 @@
-//! The SQL store's the sign-in throttle: event counters and known devices: the `Store` methods (and their row readers) that
-//! [`sql_throttle!`] adds to the ones it is given (see `impl_sql_store!` in `store/sql/mod.rs`).
+//! The sign-in throttle's event counters and known devices. [`sql_throttle!`] adds these `Store`
+//! methods of the SQL store in the backend module; see `impl_sql_store!` in `store/sql/mod.rs`.
 
-/// Defines this concern's row readers in the backend module and passes the `Store` methods
-/// gathered so far, with its own added, on to the next concern.
+/// Passes the `Store` methods gathered so far, with this concern's added, on to the end of the
+/// chain.
 macro_rules! sql_throttle {
     ($store:ty, $row:ty; { $($methods:tt)* }) => {
         $crate::store::sql::sql_store_impl!($store, $row; {
