@@ -24,13 +24,13 @@ pub fn router(issuer: Shared) -> Router {
     let public = Router::new()
         .route(
             "/.well-known/openid-configuration",
-            get(crate::discovery::openid_configuration),
+            get(crate::endpoints::discovery::openid_configuration),
         )
         .route(
             "/.well-known/oauth-authorization-server",
-            get(crate::discovery::oauth_metadata),
+            get(crate::endpoints::discovery::oauth_metadata),
         )
-        .route("/jwks", get(crate::discovery::jwks))
+        .route("/jwks", get(crate::endpoints::discovery::jwks))
         .layer(middleware::from_fn(crate::cors::public));
     // Endpoints browser-based clients call: from their own origins only.
     let mut cross_origin = Router::new()
@@ -64,7 +64,10 @@ pub fn router(issuer: Shared) -> Router {
             get(crate::upstream::start_with),
         )
         .route("/upstream/callback", get(crate::upstream::callback))
-        .route("/introspect", post(crate::introspect::introspect))
+        .route(
+            "/introspect",
+            post(crate::endpoints::introspect::introspect),
+        )
         .route(
             "/end_session",
             get(crate::account::end_session).post(crate::account::end_session),

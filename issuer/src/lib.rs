@@ -22,9 +22,9 @@
 //! (strict form/query parsing), [`keys`] (signing keys, rotation, JWKS), [`clients`]
 //! (ConnectedApps), [`users`] (static users), [`throttle`] (sign-in limits), [`store`] (persistent state),
 //! [`app`] (the router, one line per URL, and [`serve`]), [`endpoints`] (one file per URL:
-//! authorize, login, consent, token, revoke, userinfo), [`authorize`] (authorization request
-//! validation), [`token`] (client authentication, minting), [`introspect`], [`account`], [`dcr`],
-//! [`discovery`], [`pages`], [`web`] (cookies, CSRF), [`metrics`], [`cors`].
+//! authorize, login, consent, token, revoke, userinfo, introspect, discovery), [`authorize`]
+//! (authorization request validation), [`token`] (client authentication, minting), [`account`],
+//! [`dcr`], [`pages`], [`web`] (cookies, CSRF), [`metrics`], [`cors`].
 
 pub mod account;
 pub mod app;
@@ -34,13 +34,11 @@ pub mod clients;
 pub mod config;
 pub mod cors;
 pub mod dcr;
-pub mod discovery;
 pub mod endpoints;
 pub mod error;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod identity;
-pub mod introspect;
 pub mod keys;
 pub mod metrics;
 pub mod pages;

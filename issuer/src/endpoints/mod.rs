@@ -4,6 +4,8 @@
 
 pub mod authorize;
 pub mod consent;
+pub mod discovery;
+pub mod introspect;
 pub mod login;
 pub mod revoke;
 pub mod token;
