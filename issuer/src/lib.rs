@@ -16,27 +16,29 @@
 //!
 //! [`serve`] loads keys, ConnectedApp manifests and static users, serves the router and runs the
 //! background work (key rotation, manifest reload, cleanup of expired rows) until `shutdown`.
-//! [`server::router`] gives the bare axum router (tests drive it with `oneshot`).
+//! [`app::router`] gives the bare axum router (tests drive it with `oneshot`).
 //!
 //! Modules: [`config`] (flags), [`error`] (the one place errors become responses), [`params`]
 //! (strict form/query parsing), [`keys`] (signing keys, rotation, JWKS), [`clients`]
-//! (ConnectedApps), [`users`] (static users), [`throttle`] (sign-in limits), [`store`] (persistent state), [`authorize`],
-//! [`token`], [`introspect`], [`account`], [`dcr`], [`discovery`], [`pages`], [`web`]
-//! (cookies, CSRF), [`metrics`], [`cors`].
+//! (ConnectedApps), [`users`] (static users), [`throttle`] (sign-in limits), [`store`] (persistent state),
+//! [`app`] (the router, one line per URL, and [`serve`]), [`endpoints`] (one file per URL:
+//! authorize, login, consent, token, revoke, userinfo, introspect, discovery), [`authorize`]
+//! (authorization request validation), [`token`] (client authentication, minting), [`account`],
+//! [`dcr`], [`pages`], [`web`] (cookies, CSRF), [`metrics`], [`cors`].
 
 pub mod account;
+pub mod app;
 pub mod authorize;
 pub mod client_addr;
 pub mod clients;
 pub mod config;
 pub mod cors;
 pub mod dcr;
-pub mod discovery;
+pub mod endpoints;
 pub mod error;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod identity;
-pub mod introspect;
 pub mod keys;
 pub mod metrics;
 pub mod pages;
@@ -52,4 +54,5 @@ pub mod util;
 pub mod watch;
 pub mod web;
 
-pub use server::{Issuer, router, serve};
+pub use app::{router, serve};
+pub use server::Issuer;

@@ -1,5 +1,5 @@
-//! The token endpoint (authorization_code, refresh_token, client_credentials), client
-//! authentication, userinfo and revocation (RFC 7009); introspection is in `introspect.rs`.
+//! Client authentication and minting tokens, shared by the token, revocation, userinfo and
+//! introspection endpoints (their handlers are in `endpoints`).
 //!
 //! Access tokens are RFC 9068 JWTs (`typ: at+jwt`) whose `aud` is the RFC 8707 resource (or the
 //! client's own resource, or else its client ID). Claims by scope: `email` gives `email` and
@@ -8,24 +8,19 @@
 
 use std::sync::Arc;
 
-use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
-use http::{HeaderMap, HeaderValue, StatusCode, header};
+use http::{HeaderMap, HeaderValue, header};
 use serde::Serialize;
-use subtle::ConstantTimeEq;
 
-use crate::clients::{Client, Source};
+use crate::clients::Client;
 use crate::error::{Error, ErrorCode, Result};
 use crate::keys::{Alg, Typ};
 use crate::metrics::GrantLabels;
-use crate::params::{Form, Params};
-use crate::server::{Issuer, Shared, store_err};
-use crate::store::{
-    Claims, CodeIssued, RefreshFamily, Rotation, RotationPolicy, SecretHash, StoreError, Successor,
-    TakenCode,
-};
+use crate::params::Params;
+use crate::server::{Issuer, store_err};
+use crate::store::Claims;
 
 /// How the client authenticated.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -223,25 +218,25 @@ pub(crate) fn no_store_json(body: Vec<u8>) -> Response {
 }
 
 /// What a person-bound grant needs to mint tokens.
-struct Grant<'a> {
-    subject: &'a str,
-    scopes: &'a [String],
-    resources: &'a [String],
-    claims: &'a Claims,
+pub(crate) struct Grant<'a> {
+    pub(crate) subject: &'a str,
+    pub(crate) scopes: &'a [String],
+    pub(crate) resources: &'a [String],
+    pub(crate) claims: &'a Claims,
     /// When the person authenticated (`None` for client_credentials).
-    auth_time: Option<i64>,
-    nonce: Option<&'a str>,
-    session_id: Option<&'a str>,
+    pub(crate) auth_time: Option<i64>,
+    pub(crate) nonce: Option<&'a str>,
+    pub(crate) session_id: Option<&'a str>,
 }
 
-struct Minted {
-    access: String,
+pub(crate) struct Minted {
+    pub(crate) access: String,
     /// The granted scopes, space-separated.
-    scope: String,
-    jti: String,
-    exp: i64,
-    ttl: u64,
-    id_token: Option<String>,
+    pub(crate) scope: String,
+    pub(crate) jti: String,
+    pub(crate) exp: i64,
+    pub(crate) ttl: u64,
+    pub(crate) id_token: Option<String>,
 }
 
 impl Issuer {
@@ -277,7 +272,7 @@ impl Issuer {
         client.lifetimes.map_or(self.lifetimes.access, |l| l.access)
     }
 
-    fn mint(&self, client: &Client, g: &Grant<'_>, want_id: bool) -> Result<Minted> {
+    pub(crate) fn mint(&self, client: &Client, g: &Grant<'_>, want_id: bool) -> Result<Minted> {
         self.check_identity(client, g)?;
         let now = self.clock.now();
         let ttl = self.access_ttl(client);
@@ -348,7 +343,7 @@ impl Issuer {
         })
     }
 
-    fn count(&self, grant: &'static str, outcome: &'static str) {
+    pub(crate) fn count(&self, grant: &'static str, outcome: &'static str) {
         self.metrics
             .tokens
             .get_or_create(&GrantLabels { grant, outcome })
@@ -356,235 +351,7 @@ impl Issuer {
     }
 }
 
-/// The successor of the refresh token `token` for `salt`: base64url of
-/// HMAC-SHA256(key = `token`, "keyway refresh successor\n" ‖ `salt`), as long as a random token.
-/// Keyed by the presented token, so that only its holder can derive it again from the salt the
-/// store keeps for the grace window ([`Successor`]).
-fn successor(token: &str, salt: &[u8; 32]) -> Result<String> {
-    use hmac::{Hmac, Mac};
-    // HMAC takes keys of any length: this cannot fail.
-    let mut mac = <Hmac<sha2::Sha256> as Mac>::new_from_slice(token.as_bytes())
-        .map_err(|_| Error::Internal("HMAC key refused".into()))?;
-    mac.update(b"keyway refresh successor\n");
-    mac.update(salt);
-    Ok(URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes()))
-}
-
-/// `POST /token`
-pub async fn token(
-    State(iss): State<Shared>,
-    headers: HeaderMap,
-    Form(params): Form,
-) -> Result<Response> {
-    let grant = params.get("grant_type");
-    let label = match grant {
-        Some("authorization_code") => "authorization_code",
-        Some("refresh_token") => "refresh_token",
-        Some("client_credentials") => "client_credentials",
-        _ => "other",
-    };
-    let res = token_inner(&iss, &headers, &params, grant).await;
-    match &res {
-        Ok(_) => iss.count(label, "issued"),
-        Err(e) => iss.count(label, e.code().map_or("error", ErrorCode::as_str)),
-    }
-    res
-}
-
-async fn token_inner(
-    iss: &Issuer,
-    headers: &HeaderMap,
-    params: &Params,
-    grant: Option<&str>,
-) -> Result<Response> {
-    let Some(grant) = grant else {
-        return Err(Error::invalid_request("missing parameter grant_type"));
-    };
-    if !matches!(
-        grant,
-        "authorization_code" | "refresh_token" | "client_credentials"
-    ) {
-        return Err(Error::oauth(
-            ErrorCode::UnsupportedGrantType,
-            "unsupported grant_type",
-        ));
-    }
-    let (client, _) = authenticate(iss, headers, params).await?;
-    let res = match grant {
-        "authorization_code" => authorization_code(iss, &client, params).await,
-        "refresh_token" => refresh(iss, &client, params).await,
-        _ => client_credentials(iss, &client, params),
-    }?;
-    // A registered client that obtains tokens stays; one that does not expires.
-    if client.source == Source::Dynamic {
-        iss.store
-            .touch_client(&client.id, iss.clock.now())
-            .await
-            .map_err(store_err)?;
-    }
-    Ok(res)
-}
-
-fn is_verifier(v: &str) -> bool {
-    (43..=128).contains(&v.len())
-        && v.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~'))
-}
-
-/// Revokes what a replayed code issued.
-async fn revoke_issued(iss: &Issuer, issued: &CodeIssued) -> Result<()> {
-    if let Some(f) = &issued.refresh_family_id {
-        iss.store
-            .revoke_refresh_family(f)
-            .await
-            .map_err(store_err)?;
-    }
-    if let (Some(jti), Some(exp)) = (&issued.access_jti, issued.access_exp) {
-        iss.store.revoke_access(jti, exp).await.map_err(store_err)?;
-    }
-    Ok(())
-}
-
-async fn authorization_code(iss: &Issuer, client: &Client, params: &Params) -> Result<Response> {
-    if !client.authorization_code {
-        return Err(Error::oauth(
-            ErrorCode::UnauthorizedClient,
-            "the client may not use the authorization code grant",
-        ));
-    }
-    let code = params.require("code")?;
-    let redirect_uri = params.require("redirect_uri")?;
-    let verifier = params
-        .get("code_verifier")
-        .ok_or_else(|| Error::invalid_request("missing parameter code_verifier (PKCE)"))?;
-    if !is_verifier(verifier) {
-        return Err(Error::invalid_request(
-            "code_verifier must be 43 to 128 unreserved characters",
-        ));
-    }
-    let now = iss.clock.now();
-    let hash = SecretHash::of(code);
-    // Check the binding (client, redirect URI, PKCE verifier) before consuming the code: a
-    // request holding a stolen code but not the verifier must not burn it, nor trigger the
-    // replay revocation of the legitimate redemption's tokens.
-    let stored = match iss.store.peek_code(&hash, now).await {
-        Ok(Some(c)) => c,
-        Ok(None) => return Err(Error::invalid_grant("the code is invalid or has expired")),
-        Err(e) => return Err(store_err(e)),
-    };
-    if stored.client_id != client.id {
-        return Err(Error::invalid_grant(
-            "the code was issued to another client",
-        ));
-    }
-    if stored.redirect_uri != redirect_uri {
-        return Err(Error::invalid_grant(
-            "redirect_uri does not match the authorization request",
-        ));
-    }
-    let computed = crate::util::s256(verifier);
-    if !bool::from(computed.as_bytes().ct_eq(stored.code_challenge.as_bytes())) {
-        return Err(Error::invalid_grant(
-            "code_verifier does not match the code_challenge",
-        ));
-    }
-    let taken = match iss.store.take_code(&hash, now).await {
-        Ok(t) => t,
-        Err(StoreError::NotFound) => {
-            return Err(Error::invalid_grant("the code is invalid or has expired"));
-        }
-        Err(e) => return Err(store_err(e)),
-    };
-    let rec = match taken {
-        TakenCode::Fresh(rec) => rec,
-        TakenCode::Replayed { issued, .. } => {
-            revoke_issued(iss, &issued).await?;
-            tracing::warn!("authorization code replayed; revoked what it issued");
-            return Err(Error::invalid_grant(
-                "the code was already used; tokens issued from it are revoked",
-            ));
-        }
-    };
-    if let Some(r) = params.get("resource")
-        && !rec.resources.iter().any(|x| x == r)
-    {
-        return Err(Error::oauth(
-            ErrorCode::InvalidTarget,
-            "resource was not authorized",
-        ));
-    }
-    // The app holding each resource must still admit the client (its spec may have changed
-    // since the code was issued).
-    if rec
-        .resources
-        .iter()
-        .any(|r| iss.delegation(client, r, &rec.scopes).is_err())
-    {
-        return Err(Error::invalid_grant(
-            "the app holding the resource no longer admits this client",
-        ));
-    }
-    let g = Grant {
-        subject: &rec.subject,
-        scopes: &rec.scopes,
-        resources: &rec.resources,
-        claims: &rec.claims,
-        auth_time: Some(rec.auth_time),
-        nonce: rec.nonce.as_deref(),
-        session_id: rec.session_id.as_deref(),
-    };
-    let minted = iss.mint(client, &g, true)?;
-    let refresh = if client.refresh_token {
-        let (refresh_ttl, idle) = client
-            .lifetimes
-            .map_or((iss.lifetimes.refresh, iss.lifetimes.refresh_idle), |l| {
-                (l.refresh, l.idle)
-            });
-        let token = crate::util::random_token();
-        let expires_at = now + i64::try_from(refresh_ttl).unwrap_or(86400);
-        let family = RefreshFamily {
-            id: crate::util::random_id(),
-            client_id: client.id.clone(),
-            // The code's record is not needed after minting: move its fields.
-            subject: rec.subject,
-            scopes: rec.scopes,
-            resources: rec.resources,
-            claims: rec.claims,
-            auth_time: rec.auth_time,
-            session_id: rec.session_id,
-            created_at: now,
-            expires_at,
-            idle_expires_at: (now + i64::try_from(idle).unwrap_or(86400)).min(expires_at),
-            revoked: false,
-        };
-        iss.store
-            .create_refresh_family(&family, &SecretHash::of(&token))
-            .await
-            .map_err(store_err)?;
-        Some((token, family.id))
-    } else {
-        None
-    };
-    let issued = CodeIssued {
-        refresh_family_id: refresh.as_ref().map(|(_, f)| f.clone()),
-        access_jti: Some(minted.jti.clone()),
-        access_exp: Some(minted.exp),
-    };
-    let first = iss
-        .store
-        .mark_code_issued(&hash, &issued)
-        .await
-        .map_err(store_err)?;
-    if !first {
-        revoke_issued(iss, &issued).await?;
-        return Err(Error::invalid_grant(
-            "the code was already used; tokens issued from it are revoked",
-        ));
-    }
-    respond(&minted, refresh.as_ref().map(|(t, _)| t.as_str()))
-}
-
-fn respond(m: &Minted, refresh: Option<&str>) -> Result<Response> {
+pub(crate) fn respond(m: &Minted, refresh: Option<&str>) -> Result<Response> {
     no_store_json_of(&TokenResponse {
         access_token: &m.access,
         token_type: "Bearer",
@@ -593,179 +360,6 @@ fn respond(m: &Minted, refresh: Option<&str>) -> Result<Response> {
         refresh_token: refresh,
         id_token: m.id_token.as_deref(),
     })
-}
-
-async fn refresh(iss: &Issuer, client: &Client, params: &Params) -> Result<Response> {
-    if !client.refresh_token {
-        return Err(Error::oauth(
-            ErrorCode::UnauthorizedClient,
-            "the client may not use refresh tokens",
-        ));
-    }
-    let old = params.require("refresh_token")?;
-    let old_hash = SecretHash::of(old);
-    let Some(lookup) = iss.store.get_refresh(&old_hash).await.map_err(store_err)? else {
-        return Err(Error::invalid_grant("the refresh token is invalid"));
-    };
-    if lookup.family.client_id != client.id {
-        return Err(Error::invalid_grant(
-            "the refresh token was issued to another client",
-        ));
-    }
-    let scopes: Vec<String> = match params.get("scope") {
-        None => lookup.family.scopes.clone(),
-        Some(s) => {
-            let Some(v) = crate::scope::parse(s) else {
-                return Err(Error::oauth(ErrorCode::InvalidScope, "malformed scope"));
-            };
-            if !crate::scope::covers(&lookup.family.scopes, &v) {
-                return Err(Error::oauth(
-                    ErrorCode::InvalidScope,
-                    "scope exceeds what was granted",
-                ));
-            }
-            v
-        }
-    };
-    let resources: Vec<String> = match params.get("resource") {
-        None => lookup.family.resources.clone(),
-        Some(r) if lookup.family.resources.iter().any(|x| x == r) => vec![r.to_string()],
-        Some(_) => {
-            return Err(Error::oauth(
-                ErrorCode::InvalidTarget,
-                "resource was not granted",
-            ));
-        }
-    };
-    // The access rules are evaluated again, as at /authorize: the client's, and those of the
-    // app holding each granted resource, which must still admit the client (rules may have
-    // changed since the sign-in).
-    let claims = &lookup.family.claims;
-    let may = |access: &contract::access::Access| {
-        access.may_sign_in(claims.verified_email(), &claims.groups)
-    };
-    let owners_allow = lookup.family.resources.iter().all(|r| {
-        iss.delegation(client, r, &lookup.family.scopes)
-            .is_ok_and(|o| may(&o.access))
-    });
-    if !may(&client.access) || !owners_allow {
-        iss.store
-            .revoke_refresh_family(&lookup.family.id)
-            .await
-            .map_err(store_err)?;
-        return Err(Error::invalid_grant(
-            "the person may no longer use this app",
-        ));
-    }
-    let idle = client
-        .lifetimes
-        .map_or(iss.lifetimes.refresh_idle, |l| l.idle);
-    let policy = RotationPolicy {
-        grace_secs: i64::try_from(iss.lifetimes.refresh_grace).unwrap_or(0),
-        idle_secs: i64::try_from(idle).unwrap_or(86400),
-    };
-    let salt = crate::util::random_bytes::<32>();
-    let new = successor(old, &salt)?;
-    let next = Successor {
-        hash: SecretHash::of(&new),
-        salt,
-    };
-    let rotation = iss
-        .store
-        .rotate_refresh(&old_hash, &next, iss.clock.now(), policy)
-        .await;
-    let (family, new) = match rotation {
-        Ok(Rotation::Rotated { family }) => (family, new),
-        // Presented again within the grace window: the family's current token, not a second one.
-        Ok(Rotation::Again {
-            family,
-            salts,
-            current,
-        }) => {
-            let token = salts
-                .iter()
-                .try_fold(old.to_string(), |token, salt| successor(&token, salt))?;
-            if SecretHash::of(&token) != current {
-                return Err(Error::Internal(
-                    "the refresh chain does not lead to the family's current token".into(),
-                ));
-            }
-            (family, token)
-        }
-        Ok(Rotation::Reused(_)) => {
-            tracing::warn!(family = %lookup.family.id, "refresh token reuse: family revoked");
-            return Err(Error::invalid_grant(
-                "the refresh token was already used; the grant has been revoked",
-            ));
-        }
-        Ok(Rotation::Inactive(_)) | Err(StoreError::NotFound) => {
-            return Err(Error::invalid_grant(
-                "the refresh token has expired or was revoked",
-            ));
-        }
-        Err(e) => return Err(store_err(e)),
-    };
-    let g = Grant {
-        subject: &family.subject,
-        scopes: &scopes,
-        resources: &resources,
-        claims: &family.claims,
-        auth_time: Some(family.auth_time),
-        nonce: None,
-        session_id: family.session_id.as_deref(),
-    };
-    let minted = iss.mint(client, &g, true)?;
-    respond(&minted, Some(&new))
-}
-
-fn client_credentials(iss: &Issuer, client: &Client, params: &Params) -> Result<Response> {
-    if client.public || !client.client_credentials {
-        return Err(Error::oauth(
-            ErrorCode::UnauthorizedClient,
-            "the client may not use the client_credentials grant",
-        ));
-    }
-    let scopes: Vec<String> = match params.get("scope") {
-        None => client
-            .scopes
-            .iter()
-            .filter(|s| !crate::scope::OIDC_SCOPES.contains(&s.as_str()))
-            .cloned()
-            .collect(),
-        Some(s) => {
-            let Some(v) = crate::scope::parse(s) else {
-                return Err(Error::oauth(ErrorCode::InvalidScope, "malformed scope"));
-            };
-            if v.iter().any(|s| {
-                !client.scopes.contains(s) || crate::scope::OIDC_SCOPES.contains(&s.as_str())
-            }) {
-                return Err(Error::oauth(
-                    ErrorCode::InvalidScope,
-                    "the client may not request one of these scopes",
-                ));
-            }
-            v
-        }
-    };
-    let resources: Vec<String> = match params.get("resource") {
-        None => Vec::new(),
-        Some(r) if client.resource.as_deref() == Some(r) || iss.resource_owner(r).is_some() => {
-            vec![r.to_string()]
-        }
-        Some(_) => return Err(Error::oauth(ErrorCode::InvalidTarget, "unknown resource")),
-    };
-    let claims = Claims::default();
-    let g = Grant {
-        subject: &client.id,
-        scopes: &scopes,
-        resources: &resources,
-        claims: &claims,
-        auth_time: None,
-        nonce: None,
-        session_id: None,
-    };
-    let minted = iss.mint(client, &g, false)?;
-    respond(&minted, None)
 }
 
 /// Verifies one of our access tokens, that `accept` accepts its claims (checked before the
@@ -790,108 +384,6 @@ pub(crate) async fn verified_access(
         return Ok(None);
     }
     Ok(Some(claims))
-}
-
-/// `GET|POST /userinfo` (bearer token in the `Authorization` header).
-pub async fn userinfo(State(iss): State<Shared>, headers: HeaderMap) -> Result<Response> {
-    let token = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split_once(' '))
-        .filter(|(s, _)| s.eq_ignore_ascii_case("bearer"))
-        .map(|(_, t)| t.trim());
-    let Some(token) = token else {
-        let mut res = (StatusCode::UNAUTHORIZED, "").into_response();
-        res.headers_mut().insert(
-            header::WWW_AUTHENTICATE,
-            HeaderValue::from_static("Bearer realm=\"keyway\""),
-        );
-        return Ok(res);
-    };
-    let Some(claims) = verified_access(&iss, token, |_| true).await? else {
-        return Err(Error::invalid_token(
-            "the access token is invalid, expired or revoked",
-        ));
-    };
-    let scopes: Vec<&str> = claims
-        .get("scope")
-        .and_then(|s| s.as_str())
-        .unwrap_or("")
-        .split(' ')
-        .collect();
-    if !scopes.contains(&"openid") {
-        let mut res = Error::oauth(
-            ErrorCode::InsufficientScope,
-            "the token lacks the openid scope",
-        )
-        .into_response();
-        res.headers_mut().insert(
-            header::WWW_AUTHENTICATE,
-            HeaderValue::from_static("Bearer error=\"insufficient_scope\", scope=\"openid\""),
-        );
-        return Ok(res);
-    }
-    let mut out = serde_json::Map::new();
-    for k in [
-        "sub",
-        "email",
-        "email_verified",
-        "name",
-        "preferred_username",
-        "groups",
-    ] {
-        if let Some(v) = claims.get(k) {
-            out.insert(k.to_string(), v.clone());
-        }
-    }
-    no_store_json_of(&out)
-}
-
-/// `POST /revoke` (RFC 7009): always 200 for tokens that are unknown or not the client's.
-pub async fn revoke(
-    State(iss): State<Shared>,
-    headers: HeaderMap,
-    Form(params): Form,
-) -> Result<Response> {
-    let (client, _) = authenticate(&iss, &headers, &params).await?;
-    let token = params.require("token")?;
-    if let Some(hint) = params.get("token_type_hint")
-        && !matches!(hint, "access_token" | "refresh_token")
-    {
-        return Err(Error::oauth(
-            ErrorCode::UnsupportedTokenType,
-            "token_type_hint must be access_token or refresh_token",
-        ));
-    }
-    if let Some(found) = iss
-        .store
-        .get_refresh(&SecretHash::of(token))
-        .await
-        .map_err(store_err)?
-    {
-        if found.family.client_id == client.id {
-            iss.store
-                .revoke_refresh_family(&found.family.id)
-                .await
-                .map_err(store_err)?;
-        }
-    } else if let Some(claims) =
-        iss.keys
-            .ring()
-            .verify(token, Typ::AccessToken, &iss.issuer, iss.clock.now_u64())
-        && claims.get("client_id").and_then(|c| c.as_str()) == Some(client.id.as_str())
-        && let (Some(jti), Some(exp)) = (
-            claims.get("jti").and_then(|j| j.as_str()),
-            claims.get("exp").and_then(serde_json::Value::as_i64),
-        )
-    {
-        iss.store.revoke_access(jti, exp).await.map_err(store_err)?;
-    }
-    // RFC 7009 §2.2: 200 with no body.
-    let mut res = StatusCode::OK.into_response();
-    res.headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    Ok(res)
 }
 
 #[cfg(test)]
@@ -923,13 +415,5 @@ mod tests {
             at_hash(Alg::EdDsa, t),
             "h29goSu1CwpG_h9Ib5QKSVWsgGzEtGrNCCfa4FyS-jY"
         );
-    }
-
-    #[test]
-    fn verifier_shape() {
-        assert!(is_verifier(&"a".repeat(43)));
-        assert!(!is_verifier(&"a".repeat(42)));
-        assert!(!is_verifier(&"a".repeat(129)));
-        assert!(!is_verifier(&format!("{}+", "a".repeat(43))));
     }
 }

@@ -1,0 +1,12 @@
+//! One file per URL: the HTTP handlers of the authorization server's endpoints. `app::router`
+//! maps each URL to its handler here; the rules they share (authorization request validation,
+//! client authentication, minting) live in `authorize` and `token`.
+
+pub mod authorize;
+pub mod consent;
+pub mod discovery;
+pub mod introspect;
+pub mod login;
+pub mod revoke;
+pub mod token;
+pub mod userinfo;

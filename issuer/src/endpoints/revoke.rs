@@ -1,0 +1,59 @@
+//! `POST /revoke` (RFC 7009): token revocation by the client it was issued to.
+
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+use http::{HeaderMap, HeaderValue, StatusCode, header};
+
+use crate::error::{Error, ErrorCode, Result};
+use crate::keys::Typ;
+use crate::params::Form;
+use crate::server::{Shared, store_err};
+use crate::store::SecretHash;
+use crate::token::authenticate;
+
+/// `POST /revoke` (RFC 7009): always 200 for tokens that are unknown or not the client's.
+pub async fn revoke(
+    State(iss): State<Shared>,
+    headers: HeaderMap,
+    Form(params): Form,
+) -> Result<Response> {
+    let (client, _) = authenticate(&iss, &headers, &params).await?;
+    let token = params.require("token")?;
+    if let Some(hint) = params.get("token_type_hint")
+        && !matches!(hint, "access_token" | "refresh_token")
+    {
+        return Err(Error::oauth(
+            ErrorCode::UnsupportedTokenType,
+            "token_type_hint must be access_token or refresh_token",
+        ));
+    }
+    if let Some(found) = iss
+        .store
+        .get_refresh(&SecretHash::of(token))
+        .await
+        .map_err(store_err)?
+    {
+        if found.family.client_id == client.id {
+            iss.store
+                .revoke_refresh_family(&found.family.id)
+                .await
+                .map_err(store_err)?;
+        }
+    } else if let Some(claims) =
+        iss.keys
+            .ring()
+            .verify(token, Typ::AccessToken, &iss.issuer, iss.clock.now_u64())
+        && claims.get("client_id").and_then(|c| c.as_str()) == Some(client.id.as_str())
+        && let (Some(jti), Some(exp)) = (
+            claims.get("jti").and_then(|j| j.as_str()),
+            claims.get("exp").and_then(serde_json::Value::as_i64),
+        )
+    {
+        iss.store.revoke_access(jti, exp).await.map_err(store_err)?;
+    }
+    // RFC 7009 §2.2: 200 with no body.
+    let mut res = StatusCode::OK.into_response();
+    res.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(res)
+}
