@@ -11,6 +11,9 @@
 #   FUZZ_RSS_MB=2048    memory limit (libFuzzer's -rss_limit_mb)
 #   FUZZ_NICE=10        nice level of the fuzzing processes (the machine stays usable)
 #   FUZZ_CODEGEN_UNITS=16   16 builds several times faster; 1 runs a little faster
+#   FUZZ_SANITIZER=address  or none: no AddressSanitizer, several times the executions per
+#                       second, for long campaigns (debug assertions and overflow checks stay on;
+#                       fuzz/README.md compares the two)
 #   FUZZ_CACHE=${XDG_CACHE_HOME:-$HOME/.cache}/keyway   build, working corpora and results
 #                       (kept between runs, so a second run does not build again)
 #
@@ -32,11 +35,16 @@ FUZZ_RSS_MB="${FUZZ_RSS_MB:-2048}"
 FUZZ_NICE="${FUZZ_NICE:-10}"
 FUZZ_CODEGEN_UNITS="${FUZZ_CODEGEN_UNITS:-16}"
 FUZZ_CACHE="${FUZZ_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/keyway}"
+FUZZ_SANITIZER="${FUZZ_SANITIZER:-address}"
 export RUSTC_BOOTSTRAP=1
 
 command -v cargo-fuzz >/dev/null || { echo "cargo-fuzz is not installed (bash tests/setup.sh installs it)"; exit 1; }
 mkdir -p "$FUZZ_CACHE"
-TARGET_DIR="$FUZZ_CACHE/fuzz-target"
+case "$FUZZ_SANITIZER" in
+  address) TARGET_DIR="$FUZZ_CACHE/fuzz-target" ;;
+  none) TARGET_DIR="$FUZZ_CACHE/fuzz-target-none" ;;
+  *) echo "FUZZ_SANITIZER must be address or none, not '$FUZZ_SANITIZER'"; exit 64 ;;
+esac
 RESULTS="$FUZZ_CACHE/fuzz-results/$(date -u +%Y%m%dT%H%M%SZ)"
 mkdir -p "$RESULTS"
 
@@ -46,11 +54,11 @@ else
   mapfile -t targets < <(cd fuzz && cargo fuzz list)
 fi
 
-echo "fuzz: building ${targets[*]} (target dir $TARGET_DIR)"
+echo "fuzz: building ${targets[*]} (sanitizer $FUZZ_SANITIZER, target dir $TARGET_DIR)"
 build_start=$SECONDS
 # One build for every target: they share all dependencies.
 nice -n "$FUZZ_NICE" cargo fuzz build --fuzz-dir fuzz --target-dir "$TARGET_DIR" \
-  --codegen-units "$FUZZ_CODEGEN_UNITS" >"$RESULTS/build.log" 2>&1 || {
+  --sanitizer "$FUZZ_SANITIZER" --codegen-units "$FUZZ_CODEGEN_UNITS" >"$RESULTS/build.log" 2>&1 || {
   tail -40 "$RESULTS/build.log"
   echo "fuzz: build failed (log: $RESULTS/build.log)"
   exit 1
