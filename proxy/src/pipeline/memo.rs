@@ -14,7 +14,7 @@
 
 use std::sync::{Arc, Mutex, Weak};
 
-use crate::App;
+use crate::app::App;
 use crate::cache::Expiring;
 use crate::session::Session;
 use oidc::jwt::Principal;
@@ -37,7 +37,7 @@ struct Entry {
 
 /// One connection's memo.
 #[derive(Debug, Default)]
-pub struct Memo {
+pub(crate) struct Memo {
     last: Mutex<Option<Entry>>,
 }
 
@@ -101,7 +101,7 @@ impl Memo {
 
     /// The principal of a bearer token accepted last on this connection (compared as bytes: a
     /// match is the very token accepted before, so it need not be checked again).
-    pub fn bearer(
+    pub(crate) fn bearer(
         &self,
         app: &Arc<App>,
         token: &[u8],
@@ -115,7 +115,7 @@ impl Memo {
     }
 
     /// The session of a sealed cookie accepted last on this connection.
-    pub fn session(&self, app: &Arc<App>, sealed: &str, now: u64) -> Option<Arc<Session>> {
+    pub(crate) fn session(&self, app: &Arc<App>, sealed: &str, now: u64) -> Option<Arc<Session>> {
         self.find(app, sealed.as_bytes(), now, 0, |a| match a {
             Accepted::Session(s) => Some(s),
             Accepted::Bearer(_) => None,
@@ -123,12 +123,12 @@ impl Memo {
     }
 
     /// Remembers an accepted bearer token.
-    pub fn keep_bearer(&self, app: &Arc<App>, token: &str, who: Arc<Principal>) {
+    pub(crate) fn keep_bearer(&self, app: &Arc<App>, token: &str, who: Arc<Principal>) {
         self.keep(app, token.as_bytes(), Accepted::Bearer(who));
     }
 
     /// Remembers an accepted session cookie.
-    pub fn keep_session(&self, app: &Arc<App>, sealed: &str, session: Arc<Session>) {
+    pub(crate) fn keep_session(&self, app: &Arc<App>, sealed: &str, session: Arc<Session>) {
         self.keep(app, sealed.as_bytes(), Accepted::Session(session));
     }
 }

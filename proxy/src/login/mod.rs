@@ -7,23 +7,26 @@
 //! return path it carries is at most [`MAX_RETURN_PATH`] bytes, so that repeated starts with
 //! long URLs never make a cookie a browser drops (over 4 KiB) nor a request head the proxy
 //! refuses (431), the sign-out and the callback included.
+//!
+//! Every step returns values — a [`Redirect`] with the cookies it sets, a [`Failure`], the
+//! sign-out page's HTML — and never a response: the pipeline's own endpoints and its `reject`
+//! turn them into HTTP. What the flow needs of the proxy's state comes as a [`Context`].
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
-use http::{HeaderValue, Response, StatusCode, header};
-use http_body_util::{Either, Full};
+use http::{HeaderValue, header};
 use tokio::sync::OnceCell;
 
-use crate::handler::{error_response, with_cookies};
+use crate::app::App;
+use crate::clock::now;
+use crate::config::Settings;
 use crate::metrics::Metrics;
 use crate::path::is_safe_return_path;
-use crate::session::{CHUNK, LoginState, Purpose, RequestCookies, Session, SignOutHint};
-use crate::{App, Body, Shared, now};
+use crate::session::{CHUNK, LoginState, Purpose, RequestCookies, Session, SignOutHint, ct_eq};
 use oidc::jwt::{self, IdTokenCheck, Principal};
-use oidc::{Provider, TokenResponse};
+use oidc::{Client as IssuerClient, Provider, TokenResponse};
 
 /// How long a sign-in may take.
 const LOGIN_TTL: u64 = 600;
@@ -32,20 +35,67 @@ const DEFAULT_TOKEN_TTL: u64 = 300;
 /// How long a refresh result is reused by requests that still carry the old cookie.
 const REFRESH_REUSE: Duration = Duration::from_secs(60);
 /// Most sign-ins in progress per browser (login cookies); a new one evicts the oldest.
-pub const MAX_PENDING_LOGINS: usize = 4;
+pub(crate) const MAX_PENDING_LOGINS: usize = 4;
 /// Longest return path kept through a sign-in, in bytes: a login cookie stays under 4 KiB even
 /// when JSON doubles every character (`"`). A longer one keeps only its path, or becomes `/`.
-pub const MAX_RETURN_PATH: usize = 1024;
+pub(crate) const MAX_RETURN_PATH: usize = 1024;
 
-fn redirect(location: &str) -> Response<Body> {
-    let mut resp = Response::new(Either::Right(Full::new(Bytes::new())));
-    *resp.status_mut() = StatusCode::FOUND;
-    if let Ok(v) = HeaderValue::from_str(location) {
-        resp.headers_mut().insert(header::LOCATION, v);
+/// What the flow needs of the proxy's state.
+#[derive(Clone, Copy)]
+pub(crate) struct Context<'a> {
+    /// Flags.
+    pub(crate) settings: &'a Settings,
+    /// The client for the issuer.
+    pub(crate) issuer: &'a IssuerClient,
+    /// Metrics (refreshes, revocations).
+    pub(crate) metrics: &'a Metrics,
+    /// The once-per-session refresh gate.
+    pub(crate) refresher: &'a Refresher,
+}
+
+/// Where the browser goes next, and the `Set-Cookie` values that go with it.
+#[derive(Debug, Default)]
+pub(crate) struct Redirect {
+    /// The `Location`.
+    pub(crate) location: String,
+    /// `Set-Cookie` values.
+    pub(crate) cookies: Vec<String>,
+}
+
+fn redirect(location: &str, cookies: Vec<String>) -> Redirect {
+    Redirect {
+        location: location.to_string(),
+        cookies,
     }
-    resp.headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    resp
+}
+
+/// Why a sign-in step ends without a redirect (answered by the pipeline's `reject`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Failure {
+    /// Something the proxy could not do itself (randomness, sealing).
+    Internal(&'static str),
+    /// The issuer's metadata is unusable.
+    IssuerMetadata,
+    /// The callback's request is malformed or does not match a sign-in in progress.
+    Invalid(&'static str),
+    /// The issuer did not sign the person in (`denied`: it said `access_denied`).
+    NotSignedIn {
+        /// The issuer answered `access_denied`.
+        denied: bool,
+    },
+    /// The issuer's answer to the code exchange was refused.
+    Issuer(&'static str),
+    /// The person signed in, but may not use this app.
+    MayNotSignIn,
+}
+
+/// A refused callback: why, and the `Set-Cookie` values that clear its login cookie.
+#[derive(Debug)]
+pub(crate) struct Refused {
+    /// Why.
+    pub(crate) why: Failure,
+    /// `Set-Cookie` values.
+    pub(crate) cookies: Vec<String>,
 }
 
 /// Where a sign-in returns to: a same-origin path of at most [`MAX_RETURN_PATH`] bytes. A longer
@@ -96,24 +146,20 @@ fn evict_logins(app: &App, pending: &[(String, String)], now: u64) -> Vec<String
 /// Sends the browser to the authorization endpoint, remembering state, nonce, PKCE verifier and
 /// the (same-origin) path to return to in the sealed login cookie; `pending` are the login
 /// cookies the request carried (the oldest are evicted, see [`MAX_PENDING_LOGINS`]).
-pub fn start_login(
+pub(crate) fn start_login(
     app: &App,
     provider: &Provider,
     prompt: Option<&str>,
     return_to: &str,
     pending: &[(String, String)],
-) -> Response<Body> {
+) -> Result<Redirect, Failure> {
     let to = return_path(return_to);
     let (Some(state), Some(nonce), Some(verifier)) = (
         app.sealer.random(32),
         app.sealer.random(32),
         app.sealer.random(32),
     ) else {
-        return error_response(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "server_error",
-            "randomness unavailable",
-        );
+        return Err(Failure::Internal("randomness unavailable"));
     };
     let login = LoginState {
         state: state.clone(),
@@ -123,19 +169,11 @@ pub fn start_login(
         exp: now() + LOGIN_TTL,
     };
     let Some(sealed) = app.sealer.seal(Purpose::Login, &login) else {
-        return error_response(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "server_error",
-            "cannot seal state",
-        );
+        return Err(Failure::Internal("cannot seal state"));
     };
     let cfg = &app.cfg;
     let Ok(mut url) = url::Url::parse(&provider.metadata.authorization_endpoint) else {
-        return error_response(
-            StatusCode::BAD_GATEWAY,
-            "server_error",
-            "issuer metadata is invalid",
-        );
+        return Err(Failure::IssuerMetadata);
     };
     {
         let mut q = url.query_pairs_mut();
@@ -153,15 +191,11 @@ pub fn start_login(
         }
     }
     let Some(name) = app.names.login_for(&state) else {
-        return error_response(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "server_error",
-            "bad state",
-        );
+        return Err(Failure::Internal("bad state"));
     };
     let mut cookies = evict_logins(app, pending, now());
     cookies.push(app.names.set_cookie(&name, &sealed, Some(LOGIN_TTL)));
-    with_cookies(redirect(url.as_str()), cookies)
+    Ok(redirect(url.as_str(), cookies))
 }
 
 /// Query parameters of the callback.
@@ -173,37 +207,21 @@ struct CallbackParams {
     error: Option<String>,
 }
 
-fn callback_error(
-    clear: &[String],
-    status: StatusCode,
-    code: &str,
-    description: &str,
-) -> Response<Body> {
-    with_cookies(
-        error_response(status, code, description),
-        clear.iter().cloned(),
-    )
-}
-
 /// A callback that signs no one in.
-fn refused(
-    clear: &[String],
-    status: StatusCode,
-    code: &str,
-    description: &str,
-) -> (Response<Body>, Option<Principal>) {
-    (callback_error(clear, status, code, description), None)
+fn refused(clear: &[String], why: Failure) -> (Result<Redirect, Refused>, Option<Principal>) {
+    let cookies = clear.to_vec();
+    (Err(Refused { why, cookies }), None)
 }
 
 /// The redirect URI: checks state (constant time) and `iss`, exchanges the code with the PKCE
 /// verifier, validates the ID token (nonce), checks who may sign in, and sets the session.
-pub async fn callback(
-    shared: &Shared,
+pub(crate) async fn callback(
+    ctx: Context<'_>,
     app: &App,
     provider: &Provider,
     query: Option<&str>,
     cookies: &RequestCookies<'_>,
-) -> (Response<Body>, Option<Principal>) {
+) -> (Result<Redirect, Refused>, Option<Principal>) {
     let mut p = CallbackParams::default();
     for (k, v) in url::form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
         let slot = match k.as_ref() {
@@ -214,22 +232,12 @@ pub async fn callback(
             _ => continue,
         };
         if slot.is_some() {
-            return refused(
-                &[],
-                StatusCode::BAD_REQUEST,
-                "invalid_request",
-                "repeated parameter",
-            );
+            return refused(&[], Failure::Invalid("repeated parameter"));
         }
         *slot = Some(v.into_owned());
     }
     let Some(state) = p.state.as_deref() else {
-        return refused(
-            &[],
-            StatusCode::BAD_REQUEST,
-            "invalid_request",
-            "state missing",
-        );
+        return refused(&[], Failure::Invalid("state missing"));
     };
     // The login cookie is named after the state, so several sign-ins can be in progress.
     let name = app.names.login_for(state);
@@ -247,7 +255,7 @@ pub async fn callback(
         } else {
             "state mismatch"
         };
-        return refused(&clear, StatusCode::BAD_REQUEST, "invalid_request", why);
+        return refused(&clear, Failure::Invalid(why));
     };
     let t = now();
     let login: Option<LoginState> = app
@@ -257,65 +265,34 @@ pub async fn callback(
     let Some(login) = login else {
         return refused(
             &clear,
-            StatusCode::BAD_REQUEST,
-            "invalid_request",
-            "sign-in state missing or expired; start again",
+            Failure::Invalid("sign-in state missing or expired; start again"),
         );
     };
-    if !crate::ct_eq(state.as_bytes(), login.state.as_bytes()) {
-        return refused(
-            &clear,
-            StatusCode::BAD_REQUEST,
-            "invalid_request",
-            "state mismatch",
-        );
+    if !ct_eq(state.as_bytes(), login.state.as_bytes()) {
+        return refused(&clear, Failure::Invalid("state mismatch"));
     }
     let issuer = provider.metadata.issuer.as_str();
     match p.iss.as_deref() {
         Some(iss) if iss != issuer => {
-            return refused(
-                &clear,
-                StatusCode::BAD_REQUEST,
-                "invalid_request",
-                "iss mismatch",
-            );
+            return refused(&clear, Failure::Invalid("iss mismatch"));
         }
         None if provider
             .metadata
             .authorization_response_iss_parameter_supported =>
         {
-            return refused(
-                &clear,
-                StatusCode::BAD_REQUEST,
-                "invalid_request",
-                "iss missing",
-            );
+            return refused(&clear, Failure::Invalid("iss missing"));
         }
         _ => {}
     }
     if let Some(error) = p.error.as_deref() {
-        let code = if error == "access_denied" {
-            "access_denied"
-        } else {
-            "login_failed"
-        };
-        return refused(
-            &clear,
-            StatusCode::FORBIDDEN,
-            code,
-            "the issuer did not sign you in",
-        );
+        let denied = error == "access_denied";
+        return refused(&clear, Failure::NotSignedIn { denied });
     }
     let Some(code) = p.code.as_deref() else {
-        return refused(
-            &clear,
-            StatusCode::BAD_REQUEST,
-            "invalid_request",
-            "code missing",
-        );
+        return refused(&clear, Failure::Invalid("code missing"));
     };
     let cfg = &app.cfg;
-    let tokens = shared
+    let tokens = ctx
         .issuer
         .token(
             &provider.metadata,
@@ -334,39 +311,24 @@ pub async fn callback(
         Ok(t) => t,
         Err(e) => {
             tracing::warn!(error = %e, "code exchange failed");
-            return refused(
-                &clear,
-                StatusCode::BAD_GATEWAY,
-                "login_failed",
-                "the code exchange failed",
-            );
+            return refused(&clear, Failure::Issuer("the code exchange failed"));
         }
     };
     let Some(id_token) = tokens.id_token.as_deref() else {
-        return refused(
-            &clear,
-            StatusCode::BAD_GATEWAY,
-            "login_failed",
-            "the issuer returned no ID token",
-        );
+        return refused(&clear, Failure::Issuer("the issuer returned no ID token"));
     };
     let keys = provider.keys();
     let check = IdTokenCheck {
         issuer,
         client_id: &cfg.client_id,
         nonce: Some(&login.nonce),
-        leeway: shared.settings.clock_skew,
+        leeway: ctx.settings.clock_skew,
     };
     let who = match jwt::validate_id_token(id_token, &keys, &check) {
         Ok(w) => w,
         Err(e) => {
             tracing::warn!(reason = %e, "ID token refused");
-            return refused(
-                &clear,
-                StatusCode::BAD_GATEWAY,
-                "login_failed",
-                "the ID token is invalid",
-            );
+            return refused(&clear, Failure::Issuer("the ID token is invalid"));
         }
     };
     let who = Principal {
@@ -378,69 +340,65 @@ pub async fn callback(
         .access
         .may_sign_in(who.email.as_deref(), &who.groups)
     {
-        return (
-            callback_error(
-                &clear,
-                StatusCode::FORBIDDEN,
-                "access_denied",
-                "you may not use this app",
-            ),
-            Some(who),
-        );
+        let cookies = clear.clone();
+        let why = Failure::MayNotSignIn;
+        return (Err(Refused { why, cookies }), Some(who));
     }
     let Some(sid) = app.sealer.random(16) else {
-        return refused(
-            &clear,
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "server_error",
-            "randomness unavailable",
-        );
+        return refused(&clear, Failure::Internal("randomness unavailable"));
     };
     let t = now();
     let session = Session {
         sid,
         who: who.clone(),
-        at: shared
+        at: ctx
             .settings
             .pass_access_token
             .then(|| tokens.access_token.clone()),
         rt: tokens.refresh_token.clone(),
         exp: t + tokens.expires_in.unwrap_or(DEFAULT_TOKEN_TTL),
-        end: t + shared.settings.session_lifetime.as_secs(),
+        end: t + ctx.settings.session_lifetime.as_secs(),
     };
     let Some(sealed) = app.sealer.seal(Purpose::Session, &session) else {
-        return refused(
-            &clear,
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "server_error",
-            "cannot seal session",
-        );
+        return refused(&clear, Failure::Internal("cannot seal session"));
     };
     let max_age = session.end.saturating_sub(t);
     let mut cookies_out = app
         .names
         .session_cookies(&sealed, max_age, &cookies.presence);
-    cookies_out.push(signout_cookie(shared, app, &session.sid, id_token, max_age));
+    cookies_out.push(signout_cookie(
+        ctx.settings,
+        app,
+        &session.sid,
+        id_token,
+        max_age,
+    ));
     cookies_out.extend(clear.iter().cloned());
     let to = if is_safe_return_path(&login.to) {
         login.to.as_str()
     } else {
         "/"
     };
-    (with_cookies(redirect(to), cookies_out), Some(who))
+    (Ok(redirect(to, cookies_out)), Some(who))
 }
 
 /// The path of the sign-out endpoint, to which the sign-out cookie is scoped.
-fn sign_out_path(shared: &Shared) -> String {
-    format!("{}/sign_out", shared.settings.proxy_prefix)
+fn sign_out_path(settings: &Settings) -> String {
+    format!("{}/sign_out", settings.proxy_prefix)
 }
 
 /// The sign-out cookie of a new session: its ID token, sealed, for the sign-out's
 /// `id_token_hint`. Scoped to the sign-out endpoint, it costs the other requests nothing (neither
 /// bytes nor a decryption). When it would not fit one cookie (an ID token listing very many
 /// groups) an older one is deleted instead, and the sign-out names the client alone.
-fn signout_cookie(shared: &Shared, app: &App, sid: &str, id_token: &str, max_age: u64) -> String {
-    let path = sign_out_path(shared);
+fn signout_cookie(
+    settings: &Settings,
+    app: &App,
+    sid: &str,
+    id_token: &str,
+    max_age: u64,
+) -> String {
+    let path = sign_out_path(settings);
     let hint = SignOutHint {
         sid: sid.to_string(),
         id_token: id_token.to_string(),
@@ -463,7 +421,7 @@ fn granted_scopes(tokens: &TokenResponse, requested: &str) -> Vec<String> {
 
 /// Where a sign-out request comes from, by Fetch metadata (`Sec-Fetch-Site`) and `Origin`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SignOutOrigin {
+pub(crate) enum SignOutOrigin {
     /// The proxy's own origin (a form or link on the tool's pages), or typed by the person.
     Own,
     /// Another origin, or nothing says (a GET from an old browser or a non-browser client).
@@ -477,7 +435,7 @@ pub enum SignOutOrigin {
 /// when `Sec-Fetch-Site` is `none` (typed, bookmarked); a GET without Fetch metadata is
 /// `Unknown` (`Origin` is not sent on same-origin GET navigations), and so are a HEAD and a
 /// browser's prefetch (`Sec-Purpose`, `Purpose`), which must not sign anyone out.
-pub fn sign_out_origin(
+pub(crate) fn sign_out_origin(
     method: &http::Method,
     headers: &http::HeaderMap,
     own_origin: &str,
@@ -511,32 +469,19 @@ fn sign_out_return(query: Option<&str>) -> String {
         .unwrap_or_else(|| "/".into())
 }
 
-/// The page a sign-out GET of unknown or foreign origin gets: a button that POSTs the sign-out
+/// The page (HTML) a sign-out GET of unknown or foreign origin gets: a button that POSTs the sign-out
 /// from the proxy's origin, so that no other site can sign a person out (and revoke their
 /// tokens) with a link or an image.
-pub fn sign_out_confirmation(prefix: &str, query: Option<&str>) -> Response<Body> {
+pub(crate) fn sign_out_confirmation(prefix: &str, query: Option<&str>) -> String {
     let rd: String =
         url::form_urlencoded::byte_serialize(sign_out_return(query).as_bytes()).collect();
     let action = html_escape(&format!("{prefix}/sign_out?rd={rd}"));
-    let body = format!(
+    format!(
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Sign out</title>\
          <meta name=\"viewport\" content=\"width=device-width\"></head><body>\
          <form method=\"post\" action=\"{action}\"><p>Sign out of this app?</p>\
          <button type=\"submit\">Sign out</button></form></body></html>"
-    );
-    let mut resp = Response::new(Either::Right(Full::new(Bytes::from(body))));
-    let h = resp.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/html; charset=utf-8"),
-    );
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    h.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'"),
-    );
-    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-    resp
+    )
 }
 
 fn html_escape(s: &str) -> String {
@@ -560,13 +505,13 @@ fn html_escape(s: &str) -> String {
 /// cookies, and continues to the issuer's RP-initiated logout with the session's ID token as
 /// `id_token_hint` (so that the issuer ends exactly that session without asking) and
 /// `client_id`, or to a same-origin `rd` path when the issuer has none.
-pub async fn sign_out(
-    shared: &Shared,
+pub(crate) async fn sign_out(
+    ctx: Context<'_>,
     app: &App,
     provider: Option<&Provider>,
     query: Option<&str>,
     cookies: &RequestCookies<'_>,
-) -> Response<Body> {
+) -> Redirect {
     let t = now();
     let session: Option<Session> = cookies
         .session
@@ -580,13 +525,13 @@ pub async fn sign_out(
         .and_then(|(s, sealed)| {
             app.open::<SignOutHint>(Purpose::SignOut, sealed, t)
                 .map(|(h, _)| h)
-                .filter(|h| crate::ct_eq(h.sid.as_bytes(), s.sid.as_bytes()))
+                .filter(|h| ct_eq(h.sid.as_bytes(), s.sid.as_bytes()))
         })
         .map(|h| h.id_token);
     if let (Some(session), Some(provider)) = (&session, provider) {
-        shared.refresher.forget(&session.sid);
+        ctx.refresher.forget(&session.sid);
         if let Some(rt) = session.rt.as_deref() {
-            let r = shared
+            let r = ctx
                 .issuer
                 .revoke_refresh_token(
                     &provider.metadata,
@@ -596,12 +541,12 @@ pub async fn sign_out(
                 )
                 .await;
             match r {
-                Ok(true) => Metrics::result(&shared.metrics.token_revocations, true),
+                Ok(true) => Metrics::result(&ctx.metrics.token_revocations, true),
                 Ok(false) => {}
                 Err(e) => {
                     // The error names the endpoint and status, never the token.
                     tracing::warn!(error = %e, "refresh token revocation failed");
-                    Metrics::result(&shared.metrics.token_revocations, false);
+                    Metrics::result(&ctx.metrics.token_revocations, false);
                 }
             }
         }
@@ -617,7 +562,7 @@ pub async fn sign_out(
                     q.append_pair("id_token_hint", id_token);
                 }
                 q.append_pair("client_id", &app.cfg.client_id);
-                if let Some(post) = &shared.settings.post_logout_redirect_url {
+                if let Some(post) = &ctx.settings.post_logout_redirect_url {
                     q.append_pair("post_logout_redirect_uri", post);
                 }
             }
@@ -626,7 +571,10 @@ pub async fn sign_out(
         .unwrap_or(rd);
     let mut clear = app.names.clear_session(&cookies.presence);
     if cookies.signout.is_some() {
-        clear.push(app.names.signout_cookie("", 0, &sign_out_path(shared)));
+        clear.push(
+            app.names
+                .signout_cookie("", 0, &sign_out_path(ctx.settings)),
+        );
     }
     clear.extend(
         cookies
@@ -634,7 +582,7 @@ pub async fn sign_out(
             .iter()
             .map(|(n, _)| app.names.clear_cookie(n)),
     );
-    with_cookies(redirect(&target), clear)
+    redirect(&target, clear)
 }
 
 type Slot = Arc<OnceCell<Option<Arc<Session>>>>;
@@ -642,21 +590,21 @@ type Slot = Arc<OnceCell<Option<Arc<Session>>>>;
 /// Makes sure a session's tokens are refreshed once, however many requests need it at the same
 /// time; requests still carrying the old cookie shortly after reuse the result.
 #[derive(Default)]
-pub struct Refresher {
+pub(crate) struct Refresher {
     inflight: Mutex<HashMap<String, (Instant, Slot)>>,
 }
 
 impl Refresher {
     /// Drops a signed-out session's refresh result, so that a copy of its cookie does not reuse it.
-    pub fn forget(&self, sid: &str) {
+    pub(crate) fn forget(&self, sid: &str) {
         let mut map = self.inflight.lock().unwrap_or_else(|p| p.into_inner());
         map.remove(sid);
     }
 
     /// The refreshed session, or `None` when the session cannot be refreshed (sign in again).
-    pub async fn refresh(
+    pub(crate) async fn refresh(
         &self,
-        shared: &Shared,
+        ctx: Context<'_>,
         app: &App,
         provider: &Provider,
         session: &Session,
@@ -671,8 +619,8 @@ impl Refresher {
                 .clone()
         };
         slot.get_or_init(|| async {
-            let r = do_refresh(shared, app, provider, session).await;
-            Metrics::result(&shared.metrics.session_refreshes, r.is_some());
+            let r = do_refresh(ctx, app, provider, session).await;
+            Metrics::result(&ctx.metrics.session_refreshes, r.is_some());
             r.map(Arc::new)
         })
         .await
@@ -681,14 +629,14 @@ impl Refresher {
 }
 
 async fn do_refresh(
-    shared: &Shared,
+    ctx: Context<'_>,
     app: &App,
     provider: &Provider,
     session: &Session,
 ) -> Option<Session> {
     let cfg = &app.cfg;
     let rt = session.rt.as_deref()?;
-    let tokens = shared
+    let tokens = ctx
         .issuer
         .token(
             &provider.metadata,
@@ -715,7 +663,7 @@ async fn do_refresh(
             issuer: &provider.metadata.issuer,
             client_id: &cfg.client_id,
             nonce: None,
-            leeway: shared.settings.clock_skew,
+            leeway: ctx.settings.clock_skew,
         };
         match jwt::validate_id_token(id_token, &keys, &check) {
             Ok(fresh) if fresh.sub == session.who.sub => {
@@ -741,7 +689,7 @@ async fn do_refresh(
     Some(Session {
         sid: session.sid.clone(),
         who,
-        at: shared
+        at: ctx
             .settings
             .pass_access_token
             .then(|| tokens.access_token.clone()),
@@ -758,8 +706,13 @@ mod tests {
     use base64::engine::general_purpose::STANDARD;
     use clap::Parser as _;
 
+    use http::{Response, StatusCode};
+
     use super::*;
+    use crate::pipeline::own_endpoints::redirect as respond;
     use crate::session::read_cookies;
+    use crate::state::Shared;
+    use crate::wire::Body;
 
     /// A proxy for `https://tool.example.com` (Secure cookies) and its app.
     fn shared(dir: &std::path::Path) -> Shared {
@@ -827,7 +780,7 @@ mod tests {
         };
         let mut jar: Vec<(String, String)> = Vec::new();
         for i in 0..20 {
-            let resp = start_login(&app, &provider, None, &rd(i), &jar);
+            let resp = respond(start_login(&app, &provider, None, &rd(i), &jar).unwrap());
             assert_eq!(resp.status(), StatusCode::FOUND);
             apply(&mut jar, &resp);
             assert!(
@@ -863,7 +816,7 @@ mod tests {
             "__Host-_keyway_proxy_login_AAAAAAAAAAAA".into(),
             "junk".into(),
         ));
-        let resp = start_login(&app, &provider, None, "/", &jar);
+        let resp = respond(start_login(&app, &provider, None, "/", &jar).unwrap());
         apply(&mut jar, &resp);
         assert!(!jar.iter().any(|(_, v)| v == "junk"));
         assert_eq!(jar.len(), MAX_PENDING_LOGINS);
@@ -931,7 +884,8 @@ mod tests {
             let provider = &provider;
             async move {
                 let cookies = read_cookies(&headers, &app.names);
-                let resp = sign_out(shared, app, Some(provider), None, &cookies).await;
+                let resp =
+                    respond(sign_out(shared.login(), app, Some(provider), None, &cookies).await);
                 assert_eq!(resp.status(), StatusCode::FOUND);
                 let to =
                     url::Url::parse(resp.headers()[header::LOCATION].to_str().unwrap()).unwrap();
@@ -983,7 +937,7 @@ mod tests {
         let shared = shared(dir.path());
         let app = shared.app();
         let id_token = format!("eyJh.{}.c2ln", "x".repeat(1000));
-        let c = signout_cookie(&shared, &app, "sid-1", &id_token, 3600);
+        let c = signout_cookie(&shared.settings, &app, "sid-1", &id_token, 3600);
         let (pair, attrs) = c.split_once(';').unwrap();
         let (name, value) = pair.split_once('=').unwrap();
         assert_eq!(name, "__Secure-_keyway_proxy_signout");
@@ -1000,7 +954,7 @@ mod tests {
         );
         // Too large for one cookie: an older one is deleted instead.
         let huge = format!("eyJh.{}.c2ln", "x".repeat(CHUNK));
-        let c = signout_cookie(&shared, &app, "sid-1", &huge, 3600);
+        let c = signout_cookie(&shared.settings, &app, "sid-1", &huge, 3600);
         assert!(c.starts_with("__Secure-_keyway_proxy_signout=; Path=/oauth2/sign_out;"));
         assert!(c.ends_with("Max-Age=0"));
     }
