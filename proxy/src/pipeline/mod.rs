@@ -387,7 +387,10 @@ fn signed_out(
 }
 
 #[cfg(test)]
-mod tests {
+mod tests;
+
+#[cfg(test)]
+mod version_tests {
     use super::version_str;
 
     #[test]
