@@ -469,40 +469,69 @@ pub(crate) async fn forward(
     // Without a body or an upgrade, the rewritten head goes to the tool as it is, the identity
     // fields written straight into it.
     if direct {
-        let target = parts.uri.path_and_query().map_or("/", |p| p.as_str());
-        let mut head = f.peer.head_buffer();
-        wire::request_head(&mut head, &parts.method, target, &parts.headers, |out| {
-            if inline_forwarded {
-                // As `add_forwarded` sets them without trusted client values.
-                wire::write_field(out, &XFF, f.peer.ip.as_bytes());
-                let proto: &[u8] = if f.peer.tls { b"https" } else { b"http" };
-                wire::write_field(out, &XF_PROTO, proto);
-                if let Some(h) = &host {
-                    wire::write_field(out, &XF_HOST, h.as_bytes());
-                }
-            }
-            if let Some(who) = f.who {
-                identity_fields(who, f.access_token, |names, value| {
-                    for name in names {
-                        wire::write_field(out, name, value.as_bytes());
-                    }
-                });
-            }
-        });
-        // Pinned where it is: the exchange's future is large, and the timeout need not move it.
-        let resp = {
-            let sent = std::pin::pin!(tool.request_direct(&head, &parts.method));
-            answered(tokio::time::timeout(timeout, sent).await.ok())
-        };
-        f.peer.keep_head_buffer(head);
-        // Its header fields travel in the body, hop-by-hop ones already dropped
-        // (`wire::Fields`).
-        let (parts, body) = resp?.into_parts();
-        return Ok(Response::from_parts(
-            parts,
-            Either::Left(Either::Right(body)),
-        ));
+        return send_direct(tool, timeout, &parts, &f, host.as_ref(), inline_forwarded).await;
     }
+    send_through_hyper(settings, tool, parts, body, &f, client_upgrade).await
+}
+
+/// Sends a bodiless request's rewritten head to the tool (the direct exchange), writing the
+/// forwarding fields (`inline_forwarded`) and the identity fields straight into it.
+#[inline]
+async fn send_direct(
+    tool: &Upstream,
+    timeout: std::time::Duration,
+    parts: &http::request::Parts,
+    f: &Forward<'_>,
+    host: Option<&HeaderValue>,
+    inline_forwarded: bool,
+) -> Result<Response<Body>, Failed> {
+    let target = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+    let mut head = f.peer.head_buffer();
+    wire::request_head(&mut head, &parts.method, target, &parts.headers, |out| {
+        if inline_forwarded {
+            // As `add_forwarded` sets them without trusted client values.
+            wire::write_field(out, &XFF, f.peer.ip.as_bytes());
+            let proto: &[u8] = if f.peer.tls { b"https" } else { b"http" };
+            wire::write_field(out, &XF_PROTO, proto);
+            if let Some(h) = host {
+                wire::write_field(out, &XF_HOST, h.as_bytes());
+            }
+        }
+        if let Some(who) = f.who {
+            identity_fields(who, f.access_token, |names, value| {
+                for name in names {
+                    wire::write_field(out, name, value.as_bytes());
+                }
+            });
+        }
+    });
+    // Pinned where it is: the exchange's future is large, and the timeout need not move it.
+    let resp = {
+        let sent = std::pin::pin!(tool.request_direct(&head, &parts.method));
+        answered(tokio::time::timeout(timeout, sent).await.ok())
+    };
+    f.peer.keep_head_buffer(head);
+    // Its header fields travel in the body, hop-by-hop ones already dropped
+    // (`wire::Fields`).
+    let (parts, body) = resp?.into_parts();
+    Ok(Response::from_parts(
+        parts,
+        Either::Left(Either::Right(body)),
+    ))
+}
+
+/// Sends a request with a body, or an upgrade, through hyper's client; splices an upgrade once
+/// both sides agree (101).
+async fn send_through_hyper(
+    settings: &Settings,
+    tool: &Upstream,
+    mut parts: http::request::Parts,
+    body: ReqBody,
+    f: &Forward<'_>,
+    client_upgrade: Option<hyper::upgrade::OnUpgrade>,
+) -> Result<Response<Body>, Failed> {
+    let upgrade = client_upgrade.is_some();
+    let timeout = settings.upstream_timeout;
     let headers = &mut parts.headers;
     if let Some(who) = f.who {
         add_identity(headers, who, f.access_token);

@@ -140,18 +140,7 @@ impl Server {
             background.push(tokio::spawn(admin_loop(shared.clone(), admin)));
         }
 
-        let mut builder = auto::Builder::new(TokioExecutor::new());
-        builder
-            .http1()
-            .timer(TokioTimer::new())
-            .header_read_timeout(shared.settings.header_read_timeout)
-            .max_buf_size(shared.settings.max_header_bytes);
-        builder
-            .http2()
-            .timer(TokioTimer::new())
-            .max_header_list_size(
-                u32::try_from(shared.settings.max_header_bytes).unwrap_or(u32::MAX),
-            );
+        let builder = hyper_server(&shared.settings);
         let graceful = GracefulShutdown::new();
         // Tells connections in the HTTP/1.1 loop ([`wire::serve`]) to stop; hyper's are told by `graceful`,
         // which also waits for the others (they hold a watcher until they end).
@@ -240,6 +229,22 @@ struct Conn {
     watcher: Watcher,
     stop: watch::Receiver<bool>,
     limits: Limits,
+}
+
+/// hyper's server for the connections the HTTP/1.1 loop hands over (and all of them without
+/// the fast path): the same header limits and read timeout.
+fn hyper_server(settings: &Settings) -> auto::Builder<TokioExecutor> {
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(settings.header_read_timeout)
+        .max_buf_size(settings.max_header_bytes);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_header_list_size(u32::try_from(settings.max_header_bytes).unwrap_or(u32::MAX));
+    builder
 }
 
 /// Whether the proxy is ready: the issuer's metadata and keys are loaded.
