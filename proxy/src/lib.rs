@@ -18,6 +18,7 @@
 //! docs/architecture.md has the picture and where to find each stage.
 #![forbid(unsafe_code)]
 #![deny(unreachable_pub)]
+#![warn(clippy::too_many_lines)]
 
 mod app;
 mod cache;

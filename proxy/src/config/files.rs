@@ -7,6 +7,8 @@ use base64::Engine as _;
 use contract::secret::{self, AppPolicy};
 use url::Url;
 
+use kit::problems::Problems;
+
 use super::{CookieSecure, Settings};
 
 /// The app's configuration from the mounted Secret files. Its `Debug` leaves the client secret
@@ -72,13 +74,33 @@ fn read_opt(dir: &Path, name: &str) -> Result<Option<String>, String> {
     }
 }
 
-/// Reads the config directory and checks it against the settings, reporting every problem.
-pub(crate) fn load_app(settings: &Settings) -> Result<AppConfig, Vec<String>> {
+/// The config directory's files as read (trimmed), and where each is.
+struct Files<'a> {
+    dir: &'a Path,
+    contents: Vec<Option<String>>,
+}
+
+impl Files<'_> {
+    /// The `i`th of [`secret::ALL_KEYS`], trimmed.
+    fn get(&self, i: usize) -> Option<String> {
+        self.contents
+            .get(i)
+            .cloned()
+            .flatten()
+            .map(|s| s.trim().to_string())
+    }
+
+    /// A file's path, for a problem's message.
+    fn place(&self, name: &str) -> String {
+        self.dir.join(name).display().to_string()
+    }
+}
+
+/// Reads every file of the config directory, and the fingerprint of what it read.
+fn read_files<'a>(dir: &'a Path, problems: &mut Problems) -> (Files<'a>, [u8; 32]) {
     use sha2::{Digest, Sha256};
-    let dir = &settings.config_dir;
-    let mut problems = kit::problems::Problems::new();
     let mut hasher = Sha256::new();
-    let mut files = Vec::new();
+    let mut contents = Vec::new();
     for name in secret::ALL_KEYS {
         let content = match read_opt(dir, name) {
             Ok(c) => c,
@@ -93,138 +115,28 @@ pub(crate) fn load_app(settings: &Settings) -> Result<AppConfig, Vec<String>> {
             hasher.update((c.len() as u64).to_be_bytes());
             hasher.update(c.as_bytes());
         }
-        files.push(content);
+        contents.push(content);
     }
-    let fingerprint: [u8; 32] = hasher.finalize().into();
-    let file = |i: usize| {
-        files
-            .get(i)
-            .cloned()
-            .flatten()
-            .map(|s| s.trim().to_string())
-    };
-    let where_ = |name: &str| dir.join(name).display().to_string();
+    (Files { dir, contents }, hasher.finalize().into())
+}
 
-    let client_id = file(0).filter(|s| !s.is_empty());
+/// Reads the config directory and checks it against the settings, reporting every problem.
+pub(crate) fn load_app(settings: &Settings) -> Result<AppConfig, Vec<String>> {
+    let mut problems = Problems::new();
+    let (files, fingerprint) = read_files(&settings.config_dir, &mut problems);
+    let client_id = files.get(0).filter(|s| !s.is_empty());
     if client_id.is_none() {
         problems.push(format!(
             "{}: missing or empty (the OAuth client ID)",
-            where_(secret::CLIENT_ID)
+            files.place(secret::CLIENT_ID)
         ));
     }
-    let client_secret = file(1).filter(|s| !s.is_empty());
-    let issuer = match file(2).filter(|s| !s.is_empty()) {
-        None => {
-            problems.push(format!(
-                "{}: missing or empty (the issuer URL)",
-                where_(secret::ISSUER_URL)
-            ));
-            None
-        }
-        Some(i) => match issuer_problem(&i, settings.allow_http_issuer) {
-            Some(why) => {
-                problems.push(format!("{}: {i:?} {why}", where_(secret::ISSUER_URL)));
-                None
-            }
-            None => Some(i),
-        },
-    };
-    let cookie_key = match file(3) {
-        None => {
-            problems.push(format!(
-                "{}: missing (32 random bytes, base64)",
-                where_(secret::COOKIE_SECRET)
-            ));
-            None
-        }
-        Some(s) => match cookie_key_from(&s) {
-            Some(k) => Some(k),
-            None => {
-                problems.push(format!(
-                    "{}: must be exactly 32 bytes encoded in base64",
-                    where_(secret::COOKIE_SECRET)
-                ));
-                None
-            }
-        },
-    };
-    let previous_cookie_key = match (file(5), file(6)) {
-        (None, None) => None,
-        (Some(key), Some(at)) => {
-            let key = cookie_key_from(&key);
-            if key.is_none() {
-                problems.push(format!(
-                    "{}: must be exactly 32 bytes encoded in base64",
-                    where_(secret::COOKIE_SECRET_PREVIOUS)
-                ));
-            }
-            let at = secret::parse_replaced_at(&at);
-            if at.is_none() {
-                problems.push(format!(
-                    "{}: must be seconds since the Unix epoch",
-                    where_(secret::COOKIE_SECRET_REPLACED_AT)
-                ));
-            }
-            key.zip(at)
-        }
-        (Some(_), None) | (None, Some(_)) => {
-            problems.push(format!(
-                "{} and {}: give both or neither",
-                where_(secret::COOKIE_SECRET_PREVIOUS),
-                where_(secret::COOKIE_SECRET_REPLACED_AT)
-            ));
-            None
-        }
-    };
-    let policy = match file(4) {
-        None => AppPolicy::default(),
-        Some(json) => match serde_json::from_str::<AppPolicy>(&json) {
-            Ok(p) => {
-                problems.extend(
-                    p.access
-                        .problems()
-                        .into_iter()
-                        .map(|m| format!("{}: {m}", where_(secret::POLICY))),
-                );
-                p
-            }
-            Err(e) => {
-                problems.push(format!(
-                    "{}: not a valid policy: {e}",
-                    where_(secret::POLICY)
-                ));
-                AppPolicy::default()
-            }
-        },
-    };
-    let resource = match policy.resource.as_deref() {
-        Some(r) => match Url::parse(r) {
-            Ok(u)
-                if matches!(u.scheme(), "http" | "https")
-                    && u.host().is_some()
-                    && u.fragment().is_none() =>
-            {
-                Some((r.to_string(), u))
-            }
-            _ => {
-                problems.push(format!(
-                    "{}: resource {r:?} is not an absolute http(s) URL without a fragment",
-                    where_(secret::POLICY)
-                ));
-                None
-            }
-        },
-        None => settings
-            .external_url
-            .as_ref()
-            .map(|u| (u.as_str().trim_end_matches('/').to_string(), u.clone())),
-    };
-    if resource.is_none() && policy.resource.is_none() {
-        problems.push(format!(
-            "no resource: set `resource` in {} or --external-url (KEYWAY_EXTERNAL_URL)",
-            where_(secret::POLICY)
-        ));
-    }
+    let client_secret = files.get(1).filter(|s| !s.is_empty());
+    let issuer = issuer(&files, settings, &mut problems);
+    let cookie_key = cookie_key(&files, &mut problems);
+    let previous_cookie_key = previous_cookie_key(&files, &mut problems);
+    let policy = policy(&files, &mut problems);
+    let resource = resource(&files, settings, &policy, &mut problems);
     if !problems.is_empty() {
         return Err(problems.into());
     }
@@ -244,17 +156,7 @@ pub(crate) fn load_app(settings: &Settings) -> Result<AppConfig, Vec<String>> {
         "{}/.well-known/oauth-protected-resource{resource_path}",
         resource_url.origin().ascii_serialization()
     );
-    // The app's registered scopes are known (policy.json): ask only for what it may request,
-    // or a strict issuer (keyway's) refuses the whole request with invalid_scope.
-    let mut scopes = settings.scopes.clone();
-    if !policy.scopes.is_empty() {
-        scopes.retain(|s| s == "openid" || policy.scopes.contains(s));
-    }
-    for s in &policy.scopes {
-        if !scopes.contains(s) {
-            scopes.push(s.clone());
-        }
-    }
+    let request_scopes = request_scopes(settings, &policy);
     let secure_cookies = match settings.cookie_secure {
         CookieSecure::Yes => true,
         CookieSecure::No => false,
@@ -272,10 +174,164 @@ pub(crate) fn load_app(settings: &Settings) -> Result<AppConfig, Vec<String>> {
         redirect_uri,
         resource_metadata_url,
         resource_path,
-        request_scopes: scopes.join(" "),
+        request_scopes,
         secure_cookies,
         fingerprint,
     })
+}
+
+/// The issuer URL file.
+fn issuer(files: &Files<'_>, settings: &Settings, problems: &mut Problems) -> Option<String> {
+    match files.get(2).filter(|s| !s.is_empty()) {
+        None => {
+            problems.push(format!(
+                "{}: missing or empty (the issuer URL)",
+                files.place(secret::ISSUER_URL)
+            ));
+            None
+        }
+        Some(i) => match issuer_problem(&i, settings.allow_http_issuer) {
+            Some(why) => {
+                problems.push(format!("{}: {i:?} {why}", files.place(secret::ISSUER_URL)));
+                None
+            }
+            None => Some(i),
+        },
+    }
+}
+
+/// The cookie secret file: 32 bytes, base64.
+fn cookie_key(files: &Files<'_>, problems: &mut Problems) -> Option<[u8; 32]> {
+    match files.get(3) {
+        None => {
+            problems.push(format!(
+                "{}: missing (32 random bytes, base64)",
+                files.place(secret::COOKIE_SECRET)
+            ));
+            None
+        }
+        Some(s) => match cookie_key_from(&s) {
+            Some(k) => Some(k),
+            None => {
+                problems.push(format!(
+                    "{}: must be exactly 32 bytes encoded in base64",
+                    files.place(secret::COOKIE_SECRET)
+                ));
+                None
+            }
+        },
+    }
+}
+
+/// The replaced cookie secret and when it was replaced: both or neither.
+fn previous_cookie_key(files: &Files<'_>, problems: &mut Problems) -> Option<([u8; 32], u64)> {
+    match (files.get(5), files.get(6)) {
+        (None, None) => None,
+        (Some(key), Some(at)) => {
+            let key = cookie_key_from(&key);
+            if key.is_none() {
+                problems.push(format!(
+                    "{}: must be exactly 32 bytes encoded in base64",
+                    files.place(secret::COOKIE_SECRET_PREVIOUS)
+                ));
+            }
+            let at = secret::parse_replaced_at(&at);
+            if at.is_none() {
+                problems.push(format!(
+                    "{}: must be seconds since the Unix epoch",
+                    files.place(secret::COOKIE_SECRET_REPLACED_AT)
+                ));
+            }
+            key.zip(at)
+        }
+        (Some(_), None) | (None, Some(_)) => {
+            problems.push(format!(
+                "{} and {}: give both or neither",
+                files.place(secret::COOKIE_SECRET_PREVIOUS),
+                files.place(secret::COOKIE_SECRET_REPLACED_AT)
+            ));
+            None
+        }
+    }
+}
+
+/// `policy.json`: resource, scopes and access rules (their problems too).
+fn policy(files: &Files<'_>, problems: &mut Problems) -> AppPolicy {
+    match files.get(4) {
+        None => AppPolicy::default(),
+        Some(json) => match serde_json::from_str::<AppPolicy>(&json) {
+            Ok(p) => {
+                problems.extend(
+                    p.access
+                        .problems()
+                        .into_iter()
+                        .map(|m| format!("{}: {m}", files.place(secret::POLICY))),
+                );
+                p
+            }
+            Err(e) => {
+                problems.push(format!(
+                    "{}: not a valid policy: {e}",
+                    files.place(secret::POLICY)
+                ));
+                AppPolicy::default()
+            }
+        },
+    }
+}
+
+/// The resource (the policy's, else `--external-url`) and its URL.
+fn resource(
+    files: &Files<'_>,
+    settings: &Settings,
+    policy: &AppPolicy,
+    problems: &mut Problems,
+) -> Option<(String, Url)> {
+    let resource = match policy.resource.as_deref() {
+        Some(r) => match Url::parse(r) {
+            Ok(u)
+                if matches!(u.scheme(), "http" | "https")
+                    && u.host().is_some()
+                    && u.fragment().is_none() =>
+            {
+                Some((r.to_string(), u))
+            }
+            _ => {
+                problems.push(format!(
+                    "{}: resource {r:?} is not an absolute http(s) URL without a fragment",
+                    files.place(secret::POLICY)
+                ));
+                None
+            }
+        },
+        None => settings
+            .external_url
+            .as_ref()
+            .map(|u| (u.as_str().trim_end_matches('/').to_string(), u.clone())),
+    };
+    if resource.is_none() && policy.resource.is_none() {
+        problems.push(format!(
+            "no resource: set `resource` in {} or --external-url (KEYWAY_EXTERNAL_URL)",
+            files.place(secret::POLICY)
+        ));
+    }
+    resource
+}
+
+/// The scopes asked for at sign-in. The app's registered scopes are known (policy.json): ask
+/// only for what it may request, or a strict issuer (keyway's) refuses the whole request with
+/// invalid_scope.
+fn request_scopes(settings: &Settings, policy: &AppPolicy) -> String {
+    let mut scopes = settings.scopes.clone();
+    if !policy.scopes.is_empty() {
+        scopes.retain(|s| s == "openid" || policy.scopes.contains(s));
+    }
+    for s in &policy.scopes {
+        if !scopes.contains(s) {
+            scopes.push(s.clone());
+        }
+    }
+    scopes.join(" ")
 }
 
 /// A cookie key from its file: 32 bytes in base64 (standard, with or without padding, or URL-safe).

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Parser;
+use kit::problems::Problems;
 use url::Url;
 
 /// Duration flags, in whole seconds ([`contract::duration::parse_flag_seconds`]).
@@ -280,191 +281,18 @@ pub struct Settings {
 impl Cli {
     /// Validates the flags, reporting every problem.
     pub fn settings(&self) -> Result<Settings, Vec<String>> {
-        let mut problems = kit::problems::Problems::new();
-        let admin_listen = if self.admin_listen.eq_ignore_ascii_case("off") {
-            None
-        } else {
-            match self.admin_listen.parse() {
-                Ok(a) => Some(a),
-                Err(_) => {
-                    problems.push(format!(
-                        "--admin-listen (KEYWAY_ADMIN_LISTEN): {:?} is not an address such as 0.0.0.0:4181 or `off`",
-                        self.admin_listen
-                    ));
-                    None
-                }
-            }
-        };
-        let upstream = match (&self.upstream, self.upstream_port) {
-            (Some(_), Some(_)) => {
-                problems.push(
-                    "--upstream (KEYWAY_UPSTREAM) and --upstream-port (KEYWAY_UPSTREAM_PORT) are exclusive".into(),
-                );
-                None
-            }
-            (None, None) => {
-                problems.push(
-                    "one of --upstream (KEYWAY_UPSTREAM) or --upstream-port (KEYWAY_UPSTREAM_PORT) is required".into(),
-                );
-                None
-            }
-            (None, Some(0)) => {
-                problems.push("--upstream-port (KEYWAY_UPSTREAM_PORT) must not be 0".into());
-                None
-            }
-            (None, Some(port)) => http::uri::Authority::try_from(format!("127.0.0.1:{port}")).ok(),
-            (Some(u), None) => match parse_upstream(u) {
-                Ok(a) => Some(a),
-                Err(why) => {
-                    problems.push(format!("--upstream (KEYWAY_UPSTREAM): {u:?} {why}"));
-                    None
-                }
-            },
-        };
-        let external_url = self
-            .external_url
-            .as_deref()
-            .and_then(|u| match Url::parse(u) {
-                Ok(url) if matches!(url.scheme(), "http" | "https") && url.host().is_some() => {
-                    Some(url)
-                }
-                _ => {
-                    problems.push(format!(
-                        "--external-url (KEYWAY_EXTERNAL_URL): {u:?} is not an absolute http(s) URL"
-                    ));
-                    None
-                }
-            });
-        let proxy_prefix = self.proxy_prefix.trim_end_matches('/').to_string();
-        if !proxy_prefix.starts_with('/')
-            || proxy_prefix.contains("//")
-            || proxy_prefix
-                .chars()
-                .any(|c| !(c.is_ascii_alphanumeric() || matches!(c, '/' | '-' | '_' | '.')))
-            || proxy_prefix.split('/').any(|s| s == "." || s == "..")
-        {
-            problems.push(format!(
-                "--proxy-prefix (KEYWAY_PROXY_PREFIX): {:?} must be an absolute path of letters, digits, -, _, . such as /oauth2",
-                self.proxy_prefix
-            ));
-        }
-        let tls = match (&self.tls_cert_file, &self.tls_key_file) {
-            (Some(c), Some(k)) => Some((c.clone(), k.clone())),
-            (None, None) => None,
-            _ => {
-                problems.push(
-                    "--tls-cert-file (KEYWAY_TLS_CERT_FILE) and --tls-key-file (KEYWAY_TLS_KEY_FILE) go together".into(),
-                );
-                None
-            }
-        };
-        if self.cookie_name.is_empty()
-            || self.cookie_name.starts_with("__")
-            || self.cookie_name.starts_with("keyway_issuer")
-            || !self
-                .cookie_name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-'))
-        {
-            problems.push(format!(
-                "--cookie-name (KEYWAY_COOKIE_NAME): {:?} must be letters, digits, _ or -, must not start with __ (the prefix is added) nor with keyway_issuer (the issuer's cookies)",
-                self.cookie_name
-            ));
-        }
-        let cookie_secure = match self.cookie_secure.to_ascii_lowercase().as_str() {
-            "auto" => CookieSecure::Auto,
-            "true" | "yes" | "1" => CookieSecure::Yes,
-            "false" | "no" | "0" => CookieSecure::No,
-            other => {
-                problems.push(format!(
-                    "--cookie-secure (KEYWAY_COOKIE_SECURE): {other:?} is not auto, true or false"
-                ));
-                CookieSecure::Auto
-            }
-        };
-        if self.session_lifetime < 60 {
-            problems.push(
-                "--session-lifetime (KEYWAY_SESSION_LIFETIME) must be at least 60 seconds".into(),
-            );
-        }
-        let scopes: Vec<String> = self
-            .scopes
-            .split_ascii_whitespace()
-            .map(str::to_string)
-            .collect();
-        if !scopes.iter().any(|s| s == "openid") {
-            problems.push("--scopes (KEYWAY_SCOPES) must include openid".into());
-        }
-        if let Some(p) = &self.prompt
-            && (p.split_ascii_whitespace().next().is_none()
-                || !p
-                    .split_ascii_whitespace()
-                    .all(|v| matches!(v, "none" | "login" | "consent" | "select_account")))
-        {
-            problems.push(format!(
-                "--prompt (KEYWAY_PROMPT): {p:?} must be space-separated values of none, login, consent, select_account"
-            ));
-        }
-        if self.clock_skew > 300 {
-            problems.push("--clock-skew (KEYWAY_CLOCK_SKEW) must be at most 300 seconds".into());
-        }
-        for (name, value) in [
-            (
-                "--header-read-timeout (KEYWAY_HEADER_READ_TIMEOUT)",
-                self.header_read_timeout,
-            ),
-            (
-                "--upstream-timeout (KEYWAY_UPSTREAM_TIMEOUT)",
-                self.upstream_timeout,
-            ),
-            (
-                "--client-body-timeout (KEYWAY_CLIENT_BODY_TIMEOUT)",
-                self.client_body_timeout,
-            ),
-            ("--send-timeout (KEYWAY_SEND_TIMEOUT)", self.send_timeout),
-            ("--idle-timeout (KEYWAY_IDLE_TIMEOUT)", self.idle_timeout),
-            (
-                "--config-poll-interval (KEYWAY_CONFIG_POLL_INTERVAL)",
-                self.config_poll_interval,
-            ),
-        ] {
-            if value == 0 {
-                problems.push(format!("{name} must be at least 1 second"));
-            }
-        }
-        if !(8192..=1_048_576).contains(&self.max_header_bytes) {
-            problems.push(
-                "--max-header-bytes (KEYWAY_MAX_HEADER_BYTES) must be between 8192 and 1048576"
-                    .into(),
-            );
-        }
-        if self.worker_threads == 0 || self.worker_threads > 64 {
-            problems
-                .push("--worker-threads (KEYWAY_WORKER_THREADS) must be between 1 and 64".into());
-        }
-        if let Some(u) = &self.post_logout_redirect_url
-            && !Url::parse(u).is_ok_and(|u| matches!(u.scheme(), "http" | "https"))
-        {
-            problems.push(format!(
-                "--post-logout-redirect-url (KEYWAY_POST_LOGOUT_REDIRECT_URL): {u:?} is not an absolute http(s) URL"
-            ));
-        }
-        let log_json = match self.log_format.as_str() {
-            "json" => true,
-            "text" => false,
-            other => {
-                problems.push(format!(
-                    "--log-format (KEYWAY_LOG_FORMAT): {other:?} is not json or text"
-                ));
-                true
-            }
-        };
-        if kit::log::filter(&self.log).is_err() {
-            problems.push(format!(
-                "--log (KEYWAY_LOG): {:?} is not a valid filter",
-                self.log
-            ));
-        }
+        let mut problems = Problems::new();
+        let p = &mut problems;
+        let admin_listen = self.admin_listen(p);
+        let upstream = self.upstream(p);
+        let external_url = self.external_url(p);
+        let proxy_prefix = self.proxy_prefix(p);
+        let tls = self.tls(p);
+        let cookie_secure = self.cookies(p);
+        let scopes = self.sign_in(p);
+        self.check_bounds(p);
+        self.check_post_logout(p);
+        let log_json = self.log_json(p);
         let Some(upstream) = upstream else {
             return Err(problems.into());
         };
@@ -505,6 +333,232 @@ impl Cli {
             log_json,
             log: self.log.clone(),
         })
+    }
+
+    /// `--admin-listen`: an address, or `off`.
+    fn admin_listen(&self, problems: &mut Problems) -> Option<SocketAddr> {
+        if self.admin_listen.eq_ignore_ascii_case("off") {
+            None
+        } else {
+            match self.admin_listen.parse() {
+                Ok(a) => Some(a),
+                Err(_) => {
+                    problems.push(format!(
+                        "--admin-listen (KEYWAY_ADMIN_LISTEN): {:?} is not an address such as 0.0.0.0:4181 or `off`",
+                        self.admin_listen
+                    ));
+                    None
+                }
+            }
+        }
+    }
+
+    /// `--upstream` or `--upstream-port`: the tool's authority.
+    fn upstream(&self, problems: &mut Problems) -> Option<http::uri::Authority> {
+        match (&self.upstream, self.upstream_port) {
+            (Some(_), Some(_)) => {
+                problems.push(
+                    "--upstream (KEYWAY_UPSTREAM) and --upstream-port (KEYWAY_UPSTREAM_PORT) are exclusive".into(),
+                );
+                None
+            }
+            (None, None) => {
+                problems.push(
+                    "one of --upstream (KEYWAY_UPSTREAM) or --upstream-port (KEYWAY_UPSTREAM_PORT) is required".into(),
+                );
+                None
+            }
+            (None, Some(0)) => {
+                problems.push("--upstream-port (KEYWAY_UPSTREAM_PORT) must not be 0".into());
+                None
+            }
+            (None, Some(port)) => http::uri::Authority::try_from(format!("127.0.0.1:{port}")).ok(),
+            (Some(u), None) => match parse_upstream(u) {
+                Ok(a) => Some(a),
+                Err(why) => {
+                    problems.push(format!("--upstream (KEYWAY_UPSTREAM): {u:?} {why}"));
+                    None
+                }
+            },
+        }
+    }
+
+    /// `--external-url`: an absolute http(s) URL.
+    fn external_url(&self, problems: &mut Problems) -> Option<Url> {
+        self.external_url
+            .as_deref()
+            .and_then(|u| match Url::parse(u) {
+                Ok(url) if matches!(url.scheme(), "http" | "https") && url.host().is_some() => {
+                    Some(url)
+                }
+                _ => {
+                    problems.push(format!(
+                        "--external-url (KEYWAY_EXTERNAL_URL): {u:?} is not an absolute http(s) URL"
+                    ));
+                    None
+                }
+            })
+    }
+
+    /// `--proxy-prefix`, without a trailing `/`.
+    fn proxy_prefix(&self, problems: &mut Problems) -> String {
+        let proxy_prefix = self.proxy_prefix.trim_end_matches('/').to_string();
+        if !proxy_prefix.starts_with('/')
+            || proxy_prefix.contains("//")
+            || proxy_prefix
+                .chars()
+                .any(|c| !(c.is_ascii_alphanumeric() || matches!(c, '/' | '-' | '_' | '.')))
+            || proxy_prefix.split('/').any(|s| s == "." || s == "..")
+        {
+            problems.push(format!(
+                "--proxy-prefix (KEYWAY_PROXY_PREFIX): {:?} must be an absolute path of letters, digits, -, _, . such as /oauth2",
+                self.proxy_prefix
+            ));
+        }
+        proxy_prefix
+    }
+
+    /// `--tls-cert-file` and `--tls-key-file`, together.
+    fn tls(&self, problems: &mut Problems) -> Option<(PathBuf, PathBuf)> {
+        match (&self.tls_cert_file, &self.tls_key_file) {
+            (Some(c), Some(k)) => Some((c.clone(), k.clone())),
+            (None, None) => None,
+            _ => {
+                problems.push(
+                    "--tls-cert-file (KEYWAY_TLS_CERT_FILE) and --tls-key-file (KEYWAY_TLS_KEY_FILE) go together".into(),
+                );
+                None
+            }
+        }
+    }
+
+    /// `--cookie-name` and `--cookie-secure`.
+    fn cookies(&self, problems: &mut Problems) -> CookieSecure {
+        if self.cookie_name.is_empty()
+            || self.cookie_name.starts_with("__")
+            || self.cookie_name.starts_with("keyway_issuer")
+            || !self
+                .cookie_name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-'))
+        {
+            problems.push(format!(
+                "--cookie-name (KEYWAY_COOKIE_NAME): {:?} must be letters, digits, _ or -, must not start with __ (the prefix is added) nor with keyway_issuer (the issuer's cookies)",
+                self.cookie_name
+            ));
+        }
+        match self.cookie_secure.to_ascii_lowercase().as_str() {
+            "auto" => CookieSecure::Auto,
+            "true" | "yes" | "1" => CookieSecure::Yes,
+            "false" | "no" | "0" => CookieSecure::No,
+            other => {
+                problems.push(format!(
+                    "--cookie-secure (KEYWAY_COOKIE_SECURE): {other:?} is not auto, true or false"
+                ));
+                CookieSecure::Auto
+            }
+        }
+    }
+
+    /// `--session-lifetime`, `--scopes` (with `openid`) and `--prompt`.
+    fn sign_in(&self, problems: &mut Problems) -> Vec<String> {
+        if self.session_lifetime < 60 {
+            problems.push(
+                "--session-lifetime (KEYWAY_SESSION_LIFETIME) must be at least 60 seconds".into(),
+            );
+        }
+        let scopes: Vec<String> = self
+            .scopes
+            .split_ascii_whitespace()
+            .map(str::to_string)
+            .collect();
+        if !scopes.iter().any(|s| s == "openid") {
+            problems.push("--scopes (KEYWAY_SCOPES) must include openid".into());
+        }
+        if let Some(p) = &self.prompt
+            && (p.split_ascii_whitespace().next().is_none()
+                || !p
+                    .split_ascii_whitespace()
+                    .all(|v| matches!(v, "none" | "login" | "consent" | "select_account")))
+        {
+            problems.push(format!(
+                "--prompt (KEYWAY_PROMPT): {p:?} must be space-separated values of none, login, consent, select_account"
+            ));
+        }
+        scopes
+    }
+
+    /// The clock skew, timeouts, header size and worker threads, within their bounds.
+    fn check_bounds(&self, problems: &mut Problems) {
+        if self.clock_skew > 300 {
+            problems.push("--clock-skew (KEYWAY_CLOCK_SKEW) must be at most 300 seconds".into());
+        }
+        for (name, value) in [
+            (
+                "--header-read-timeout (KEYWAY_HEADER_READ_TIMEOUT)",
+                self.header_read_timeout,
+            ),
+            (
+                "--upstream-timeout (KEYWAY_UPSTREAM_TIMEOUT)",
+                self.upstream_timeout,
+            ),
+            (
+                "--client-body-timeout (KEYWAY_CLIENT_BODY_TIMEOUT)",
+                self.client_body_timeout,
+            ),
+            ("--send-timeout (KEYWAY_SEND_TIMEOUT)", self.send_timeout),
+            ("--idle-timeout (KEYWAY_IDLE_TIMEOUT)", self.idle_timeout),
+            (
+                "--config-poll-interval (KEYWAY_CONFIG_POLL_INTERVAL)",
+                self.config_poll_interval,
+            ),
+        ] {
+            if value == 0 {
+                problems.push(format!("{name} must be at least 1 second"));
+            }
+        }
+        if !(8192..=1_048_576).contains(&self.max_header_bytes) {
+            problems.push(
+                "--max-header-bytes (KEYWAY_MAX_HEADER_BYTES) must be between 8192 and 1048576"
+                    .into(),
+            );
+        }
+        if self.worker_threads == 0 || self.worker_threads > 64 {
+            problems
+                .push("--worker-threads (KEYWAY_WORKER_THREADS) must be between 1 and 64".into());
+        }
+    }
+
+    /// `--post-logout-redirect-url`: an absolute http(s) URL.
+    fn check_post_logout(&self, problems: &mut Problems) {
+        if let Some(u) = &self.post_logout_redirect_url
+            && !Url::parse(u).is_ok_and(|u| matches!(u.scheme(), "http" | "https"))
+        {
+            problems.push(format!(
+                "--post-logout-redirect-url (KEYWAY_POST_LOGOUT_REDIRECT_URL): {u:?} is not an absolute http(s) URL"
+            ));
+        }
+    }
+
+    /// `--log-format` (whether JSON) and `--log`.
+    fn log_json(&self, problems: &mut Problems) -> bool {
+        let json = match self.log_format.as_str() {
+            "json" => true,
+            "text" => false,
+            other => {
+                problems.push(format!(
+                    "--log-format (KEYWAY_LOG_FORMAT): {other:?} is not json or text"
+                ));
+                true
+            }
+        };
+        if kit::log::filter(&self.log).is_err() {
+            problems.push(format!(
+                "--log (KEYWAY_LOG): {:?} is not a valid filter",
+                self.log
+            ));
+        }
+        json
     }
 }
 

@@ -106,6 +106,9 @@ pub(crate) fn check_framing(version: http::Version, headers: &mut HeaderMap) -> 
 }
 
 /// Parses a response head at the start of `buf`; a complete one is removed from it.
+// One pass over the head, on the benchmarked path: left whole until a benchmark run shows
+// that splitting it costs nothing.
+#[allow(clippy::too_many_lines)]
 pub(crate) fn parse_head(buf: &mut BytesMut, is_head: bool) -> Result<Parsed, Error> {
     // Strict defaults: no obsolete line folding, no space before the colon.
     let mut slots = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
