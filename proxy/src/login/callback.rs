@@ -9,7 +9,7 @@ use crate::session::{CHUNK, LoginState, Purpose, RequestCookies, Session, SignOu
 use oidc::jwt::{self, IdTokenCheck, Principal};
 use oidc::{Provider, TokenResponse};
 
-use super::*;
+use super::{Context, DEFAULT_TOKEN_TTL, Failure, Redirect, Refused, redirect, sign_out_path};
 
 /// Query parameters of the callback.
 #[derive(Debug, Default)]

@@ -13,7 +13,7 @@ use crate::session::Session;
 use oidc::Provider;
 use oidc::jwt::{self, IdTokenCheck, Principal};
 
-use super::*;
+use super::{Context, DEFAULT_TOKEN_TTL, REFRESH_REUSE};
 
 type Slot = Arc<OnceCell<Option<Arc<Session>>>>;
 

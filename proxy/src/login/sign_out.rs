@@ -10,7 +10,7 @@ use crate::path::is_safe_return_path;
 use crate::session::{Purpose, RequestCookies, Session, SignOutHint, ct_eq};
 use oidc::Provider;
 
-use super::*;
+use super::{Context, Redirect, redirect, sign_out_path};
 
 /// Where a sign-out request comes from, by Fetch metadata (`Sec-Fetch-Site`) and `Origin`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -7,7 +7,7 @@ use crate::path::is_safe_return_path;
 use crate::session::{LoginState, Purpose};
 use oidc::Provider;
 
-use super::*;
+use super::{Failure, LOGIN_TTL, MAX_PENDING_LOGINS, MAX_RETURN_PATH, Redirect, redirect};
 
 /// Where a sign-in returns to: a same-origin path of at most [`MAX_RETURN_PATH`] bytes. A longer
 /// one loses its query (a path alone of the same origin is as safe), and failing that is `/`.
