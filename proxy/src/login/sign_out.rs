@@ -62,8 +62,8 @@ fn sign_out_return(query: Option<&str>) -> String {
         .unwrap_or_else(|| "/".into())
 }
 
-/// The page (HTML) a sign-out GET of unknown or foreign origin gets: a button that POSTs the sign-out
-/// from the proxy's origin, so that no other site can sign a person out (and revoke their
+/// The page (HTML) a sign-out GET of unknown or foreign origin gets: a button that POSTs the
+/// sign-out from the proxy's origin, so that no other site can sign a person out (and revoke their
 /// tokens) with a link or an image.
 pub(crate) fn sign_out_confirmation(prefix: &str, query: Option<&str>) -> String {
     let rd: String =

@@ -1,14 +1,14 @@
 //! Authentication: who is calling. A bearer token first (an API client that sends one means
 //! it), validated locally ([`oidc::jwt`]) and cached, per proxy ([`crate::cache`]) and per
-//! connection ([`Memo`]); else the session cookie ([`crate::session`]), cached the same way
-//! and refreshed once per session ([`crate::login::Refresher`]). Each returns who, nobody, or
-//! a [`Refusal`].
+//! connection ([`LastCredential`]); else the session cookie ([`crate::session`]), cached the
+//! same way and refreshed once per session ([`crate::login::Refresher`]). Each returns who,
+//! nobody, or a [`Refusal`].
 
 use std::sync::Arc;
 
 use http::{HeaderValue, Method, Request, header};
 
-use super::memo::Memo;
+use super::last_credential::LastCredential;
 use super::reject::Refusal;
 use crate::app::App;
 use crate::cache::token_hash;
@@ -90,15 +90,15 @@ pub(crate) fn malformed(why: &str) -> Refusal {
 /// Validates a bearer token, from the cache when it was seen before.
 pub(crate) async fn authenticate_bearer(
     shared: &Shared,
-    memo: &Memo,
+    last: &LastCredential,
     app: &Arc<App>,
     provider: &Provider,
     token: &[u8],
 ) -> Result<Arc<Principal>, Refusal> {
     let t = now();
     let leeway = shared.settings.clock_skew;
-    let memo = (shared.settings.token_cache_size > 0).then_some(memo);
-    if let Some(p) = memo.and_then(|m| m.bearer(app, token, t, leeway)) {
+    let last = (shared.settings.token_cache_size > 0).then_some(last);
+    if let Some(p) = last.and_then(|m| m.bearer(app, token, t, leeway)) {
         shared.metrics.cache_hits.inc();
         return Ok(p);
     }
@@ -108,7 +108,7 @@ pub(crate) async fn authenticate_bearer(
     let hash = token_hash(token);
     if let Some(p) = shared.tokens.get(&hash, t, leeway) {
         shared.metrics.cache_hits.inc();
-        if let Some(m) = memo {
+        if let Some(m) = last {
             m.keep_bearer(app, token, p.clone());
         }
         return Ok(p);
@@ -151,7 +151,7 @@ pub(crate) async fn authenticate_bearer(
 /// must carry: a refreshed session's cookies, or the deletion of one that is refused or ended.
 pub(crate) async fn session(
     shared: &Shared,
-    memo: &Memo,
+    last: &LastCredential,
     app: &Arc<App>,
     provider: &Provider,
     cookies: &RequestCookies<'_>,
@@ -160,13 +160,13 @@ pub(crate) async fn session(
         return (None, Vec::new());
     };
     let t = now();
-    let memo = (shared.settings.token_cache_size > 0).then_some(memo);
+    let last = (shared.settings.token_cache_size > 0).then_some(last);
     let hash = || token_hash(sealed);
-    let opened = match memo.and_then(|m| m.session(app, sealed, t)) {
+    let opened = match last.and_then(|m| m.session(app, sealed, t)) {
         Some(s) => Ok(s),
         None => match app.sessions.get(&hash(), t, 0) {
             Some(s) => {
-                if let Some(m) = memo {
+                if let Some(m) = last {
                     m.keep_session(app, sealed, s.clone());
                 }
                 Ok(s)

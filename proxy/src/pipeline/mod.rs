@@ -19,7 +19,7 @@
 pub(crate) mod authn;
 pub(crate) mod authz;
 pub(crate) mod guard;
-pub(crate) mod memo;
+pub(crate) mod last_credential;
 pub(crate) mod own_endpoints;
 pub(crate) mod reject;
 
@@ -39,7 +39,7 @@ use crate::path::NormalPath;
 use crate::session::{CookiePlan, RequestCookies, read_cookies};
 use crate::state::Shared;
 use crate::wire::{Body, ReqBody};
-use memo::Memo;
+use last_credential::LastCredential;
 use oidc::Provider;
 use oidc::jwt::Principal;
 use own_endpoints::Answer;
@@ -52,7 +52,7 @@ pub(crate) struct Connection {
     /// The client end.
     pub(crate) peer: Peer,
     /// The credential accepted last on this connection.
-    pub(crate) memo: Memo,
+    pub(crate) last_credential: LastCredential,
 }
 
 impl Connection {
@@ -60,7 +60,7 @@ impl Connection {
     pub(crate) fn new(peer: Peer) -> Self {
         Connection {
             peer,
-            memo: Memo::default(),
+            last_credential: LastCredential::default(),
         }
     }
 }
@@ -287,10 +287,13 @@ async fn with_bearer(
     let Some(token) = value.as_bytes().get(offset..) else {
         return t.refused(app, authn::malformed("malformed bearer token"));
     };
-    let who = match authn::authenticate_bearer(shared, &c.conn.memo, app, provider, token).await {
-        Ok(w) => w,
-        Err(r) => return t.refused(app, r),
-    };
+    let who =
+        match authn::authenticate_bearer(shared, &c.conn.last_credential, app, provider, token)
+            .await
+        {
+            Ok(w) => w,
+            Err(r) => return t.refused(app, r),
+        };
     if let Err(r) = authz::admits_client(app, &who) {
         return t.refused(app, r);
     }
@@ -329,7 +332,7 @@ async fn with_session(c: &Ctx<'_>, provider: &Provider, req: Request<ReqBody>) -
     let (shared, app) = (c.shared, c.app);
     let cookies = read_cookies(req.headers(), &app.names);
     let (session, set_cookies) =
-        authn::session(shared, &c.conn.memo, app, provider, &cookies).await;
+        authn::session(shared, &c.conn.last_credential, app, provider, &cookies).await;
     let t = c.target(&req);
     let session = match session {
         Some(s) => s,

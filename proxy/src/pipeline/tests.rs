@@ -319,7 +319,9 @@ async fn without_credentials_a_browser_signs_in_and_an_api_client_gets_a_challen
     assert_eq!(d.resp.status(), StatusCode::UNAUTHORIZED);
     assert_eq!(d.outcome, Outcome::unauthenticated);
     let challenge = field(&d.resp, header::WWW_AUTHENTICATE);
-    assert!(challenge.starts_with("Bearer resource_metadata=\"https://tool.example.com/.well-known/oauth-protected-resource\""), "{challenge}");
+    let metadata = "https://tool.example.com/.well-known/oauth-protected-resource";
+    let expected = format!("Bearer resource_metadata=\"{metadata}\"");
+    assert!(challenge.starts_with(&expected), "{challenge}");
     assert!(challenge.contains("scope=\"tool:read\""), "{challenge}");
 }
 
@@ -345,17 +347,30 @@ async fn bearer_tokens_are_parsed_validated_and_cached() {
     let app = r.shared.app();
     let provider = r.shared.provider().unwrap();
     let good = r.token(serde_json::json!({}));
-    let who = authn::authenticate_bearer(&r.shared, &r.conn.memo, &app, &provider, good.as_bytes())
-        .await
-        .unwrap();
+    let who = authn::authenticate_bearer(
+        &r.shared,
+        &r.conn.last_credential,
+        &app,
+        &provider,
+        good.as_bytes(),
+    )
+    .await
+    .unwrap();
     assert_eq!(who.sub, "alice");
     assert_eq!(r.shared.tokens.len(), 1, "cached");
     let expired = r.token(serde_json::json!({"exp": now() - 3600}));
-    let refused =
-        authn::authenticate_bearer(&r.shared, &r.conn.memo, &app, &provider, expired.as_bytes())
-            .await;
+    let refused = authn::authenticate_bearer(
+        &r.shared,
+        &r.conn.last_credential,
+        &app,
+        &provider,
+        expired.as_bytes(),
+    )
+    .await;
     assert!(matches!(refused, Err(Refusal::InvalidToken(_))));
-    let junk = authn::authenticate_bearer(&r.shared, &r.conn.memo, &app, &provider, b"a b").await;
+    let junk =
+        authn::authenticate_bearer(&r.shared, &r.conn.last_credential, &app, &provider, b"a b")
+            .await;
     assert!(matches!(junk, Err(Refusal::MalformedAuthorization)));
 
     // Through the chain: let through (to the absent tool), refused, malformed.
@@ -394,7 +409,7 @@ async fn session_cookies_are_opened_or_cleared() {
         let (r, app, provider) = (&r, &app, &provider);
         async move {
             let cookies = read_cookies(&headers, &app.names);
-            authn::session(&r.shared, &r.conn.memo, app, provider, &cookies).await
+            authn::session(&r.shared, &r.conn.last_credential, app, provider, &cookies).await
         }
     };
     let (s, set) = open(r.session_cookie(&[])).await;

@@ -1,13 +1,13 @@
 //! The last credential accepted on a client connection. Clients (and ingress proxies in front
 //! of keyway-proxy) send the same bearer token or session cookie on every request of a
 //! keep-alive connection; when the next request carries byte for byte the same credential, the
-//! connection's memo answers without the SHA-256 and the lookup in the shared caches
+//! connection's [`LastCredential`] answers without the SHA-256 and the lookup in the shared caches
 //! ([`crate::cache`]). Everything else goes through those caches as before.
 //!
-//! The memo only ever holds what a shared cache returned, and follows the caches' rules: an
+//! It only ever holds what a shared cache returned, and follows the caches' rules: an
 //! entry is used only for the app configuration it was found under (a reload forgets cached
 //! tokens and sessions), only until it expires (a session opened with a retired cookie secret is
-//! cached only until the grace ends, and so is its memo), and not at all when caching is
+//! cached only until the grace ends, and so is its copy here), and not at all when caching is
 //! disabled (`--token-cache-size 0`). The comparison takes the same time
 //! wherever the credentials differ: one connection can carry several people's requests (an
 //! ingress reuses its connections), so a mismatch must not tell how much of it matched.
@@ -35,9 +35,9 @@ struct Entry {
     accepted: Accepted,
 }
 
-/// One connection's memo.
+/// One connection's last accepted credential.
 #[derive(Debug, Default)]
-pub(crate) struct Memo {
+pub(crate) struct LastCredential {
     last: Mutex<Option<Entry>>,
 }
 
@@ -61,7 +61,7 @@ fn same(a: &[u8], b: &[u8]) -> bool {
     std::hint::black_box(diff) == 0
 }
 
-impl Memo {
+impl LastCredential {
     fn lock(&self) -> std::sync::MutexGuard<'_, Option<Entry>> {
         self.last.lock().unwrap_or_else(|p| p.into_inner())
     }
