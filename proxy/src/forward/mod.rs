@@ -322,6 +322,25 @@ impl Peer {
     }
 }
 
+const HTTPS: HeaderValue = HeaderValue::from_static("https");
+const HTTP: HeaderValue = HeaderValue::from_static("http");
+
+/// The X-Forwarded-For/Proto/Host fields of a client connection when no client value is kept:
+/// one description for both writers, the direct exchange's head and hyper's header map.
+#[inline]
+fn forwarded_fields(
+    peer: &Peer,
+    host: Option<&HeaderValue>,
+    mut field: impl FnMut(&HeaderName, &HeaderValue),
+) {
+    field(&XFF, &peer.ip);
+    let proto = if peer.tls { HTTPS } else { HTTP };
+    field(&XF_PROTO, &proto);
+    if let Some(h) = host {
+        field(&XF_HOST, h);
+    }
+}
+
 /// Sets X-Forwarded-For/Proto/Host (appending to, or keeping, trusted client values).
 pub(crate) fn add_forwarded(
     headers: &mut HeaderMap,
@@ -329,6 +348,15 @@ pub(crate) fn add_forwarded(
     host: Option<&HeaderValue>,
     trust: bool,
 ) {
+    if !trust {
+        forwarded_fields(peer, host, |name, value| {
+            headers.insert(name.clone(), value.clone());
+        });
+        if host.is_none() {
+            headers.remove(&XF_HOST);
+        }
+        return;
+    }
     let appended = match headers.get(&XFF) {
         Some(prev) if trust => {
             let mut v = Vec::with_capacity(prev.len() + 2 + peer.ip.len());
@@ -490,12 +518,9 @@ async fn send_direct(
     wire::request_head(&mut head, &parts.method, target, &parts.headers, |out| {
         if inline_forwarded {
             // As `add_forwarded` sets them without trusted client values.
-            wire::write_field(out, &XFF, f.peer.ip.as_bytes());
-            let proto: &[u8] = if f.peer.tls { b"https" } else { b"http" };
-            wire::write_field(out, &XF_PROTO, proto);
-            if let Some(h) = host {
-                wire::write_field(out, &XF_HOST, h.as_bytes());
-            }
+            forwarded_fields(f.peer, host, |name, value| {
+                wire::write_field(out, name, value.as_bytes());
+            });
         }
         if let Some(who) = f.who {
             identity_fields(who, f.access_token, |names, value| {
