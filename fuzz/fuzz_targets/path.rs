@@ -1,4 +1,4 @@
-//! The request-path normaliser (`proxy::path`).
+//! The request-path normaliser (`proxy/src/path.rs`).
 #![no_main]
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {

@@ -1,4 +1,4 @@
-//! Session and sign-in cookie decoding and stripping (`proxy::session`).
+//! Session and sign-in cookie decoding and stripping (`proxy/src/session/`).
 #![no_main]
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {

@@ -1,4 +1,4 @@
-//! The direct exchange's response-head parser and chunked decoder (`proxy::direct`).
+//! The direct exchange's response-head parser and chunked decoder (`proxy/src/wire/exchange/parse.rs`).
 #![no_main]
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {

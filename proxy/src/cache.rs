@@ -11,7 +11,7 @@ use crate::session::Session;
 use oidc::jwt::Principal;
 
 /// Something cached until a time (seconds since the epoch).
-pub trait Expiring {
+pub(crate) trait Expiring {
     /// When it stops being usable from the cache.
     fn expires(&self) -> u64;
 }
@@ -31,7 +31,7 @@ impl Expiring for Session {
 
 /// The key is already a uniformly distributed hash: use its first 8 bytes.
 #[derive(Default)]
-pub struct PrehashedHasher(u64);
+pub(crate) struct PrehashedHasher(u64);
 
 impl Hasher for PrehashedHasher {
     fn finish(&self) -> u64 {
@@ -47,16 +47,16 @@ impl Hasher for PrehashedHasher {
 type Map<T> = HashMap<[u8; 32], Arc<T>, BuildHasherDefault<PrehashedHasher>>;
 
 /// Bounded cache keyed by a SHA-256.
-pub struct Cache<T> {
+pub(crate) struct Cache<T> {
     map: Mutex<Map<T>>,
     max: usize,
 }
 
 /// Bounded cache of validated tokens.
-pub type TokenCache = Cache<Principal>;
+pub(crate) type TokenCache = Cache<Principal>;
 
 /// Bounded cache of opened session cookies.
-pub type SessionCache = Cache<Session>;
+pub(crate) type SessionCache = Cache<Session>;
 
 impl<T> std::fmt::Debug for Cache<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -65,7 +65,7 @@ impl<T> std::fmt::Debug for Cache<T> {
 }
 
 /// SHA-256 of a token.
-pub fn token_hash(token: &str) -> [u8; 32] {
+pub(crate) fn token_hash(token: &str) -> [u8; 32] {
     let d = ring::digest::digest(&ring::digest::SHA256, token.as_bytes());
     let mut out = [0u8; 32];
     out.copy_from_slice(d.as_ref());
@@ -74,7 +74,7 @@ pub fn token_hash(token: &str) -> [u8; 32] {
 
 impl<T: Expiring> Cache<T> {
     /// A cache of at most `max` entries (0 disables caching).
-    pub fn new(max: usize) -> Self {
+    pub(crate) fn new(max: usize) -> Self {
         Cache {
             map: Mutex::new(Map::default()),
             max,
@@ -82,7 +82,7 @@ impl<T: Expiring> Cache<T> {
     }
 
     /// The entry, when cached and not expired (`now` in seconds, with `leeway`).
-    pub fn get(&self, hash: &[u8; 32], now: u64, leeway: u64) -> Option<Arc<T>> {
+    pub(crate) fn get(&self, hash: &[u8; 32], now: u64, leeway: u64) -> Option<Arc<T>> {
         let mut map = self.lock();
         let p = map.get(hash)?;
         if p.expires().saturating_add(leeway) <= now {
@@ -94,7 +94,7 @@ impl<T: Expiring> Cache<T> {
 
     /// Caches an entry. When full, expired entries are dropped first; if still full, the new
     /// entry is not cached.
-    pub fn insert(&self, hash: [u8; 32], entry: Arc<T>, now: u64) {
+    pub(crate) fn insert(&self, hash: [u8; 32], entry: Arc<T>, now: u64) {
         if self.max == 0 {
             return;
         }
@@ -115,17 +115,18 @@ impl<T> Cache<T> {
     }
 
     /// Number of entries.
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.lock().len()
     }
 
     /// Whether empty.
-    pub fn is_empty(&self) -> bool {
+    #[cfg(test)]
+    pub(crate) fn is_empty(&self) -> bool {
         self.len() == 0
     }
 
     /// Forgets everything (after a configuration change).
-    pub fn clear(&self) {
+    pub(crate) fn clear(&self) {
         self.lock().clear();
     }
 }

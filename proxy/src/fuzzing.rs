@@ -14,9 +14,9 @@ use http_body_util::{Either, Full};
 use ring::signature::{Ed25519KeyPair, KeyPair as _};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::direct::{self, Framing, Step};
 use crate::session::{self, LoginState, Names, Purpose, Sealer, Session};
-use crate::{ReqBody, forward, h1, host, path};
+use crate::wire::{self, Framing, ReqBody, Step, host};
+use crate::{forward, path};
 use oidc::KeySet;
 use oidc::jwt::{self, Expect, IdTokenCheck};
 
@@ -34,7 +34,7 @@ thread_local! {
 }
 
 /// A request the HTTP/1.1 loop passed to the handler: it must satisfy the loop's promises.
-async fn checked(req: Request<ReqBody>) -> Response<crate::Body> {
+async fn checked(req: Request<ReqBody>) -> Response<wire::Body> {
     assert_eq!(
         req.version(),
         Version::HTTP_11,
@@ -52,7 +52,7 @@ async fn checked(req: Request<ReqBody>) -> Response<crate::Body> {
     Response::new(Either::Right(Full::new(Bytes::from_static(b"ok"))))
 }
 
-/// The proxy's HTTP/1.1 connection loop ([`h1::serve`]) over `data` sent by a client, in one
+/// The proxy's HTTP/1.1 connection loop ([`wire::serve`]) over `data` sent by a client, in one
 /// piece, then end of stream. Properties: every request handed to the handler is one the loop
 /// may serve (HTTP/1.1, origin form, one valid `Host`, no body, upgrade or expectation); a
 /// connection handed over to hyper replays exactly the bytes the loop did not consume.
@@ -62,14 +62,14 @@ pub fn h1_request(data: &[u8]) {
         rt.block_on(async {
             let (mut client, server) = tokio::io::duplex(64 * 1024);
             let (_stop, stop_rx) = tokio::sync::watch::channel(false);
-            let cfg = h1::Config {
+            let cfg = wire::Config {
                 header_read_timeout: std::time::Duration::from_secs(3600),
                 max_header_bytes: 8192,
             };
             let serve = async {
-                let end = h1::serve(server, cfg, checked, stop_rx).await;
+                let end = wire::serve(server, cfg, checked, stop_rx).await;
                 // What hyper would read: the bytes kept, then the rest of the stream.
-                if let Ok(h1::End::Fallback(mut rest)) = end {
+                if let Ok(wire::End::Fallback(mut rest)) = end {
                     let mut replayed = Vec::new();
                     let _ = rest.read_to_end(&mut replayed).await;
                     assert!(
@@ -90,7 +90,7 @@ pub fn h1_request(data: &[u8]) {
     });
 }
 
-/// The direct exchange's response parser ([`direct::parse_head`], interim responses skipped)
+/// The direct exchange's response parser ([`wire::parse_head`], interim responses skipped)
 /// and chunked decoder, over a tool's response in `data` (its first byte: bit 0 set for an
 /// answer to HEAD). Properties: every field line kept for the client can be read back into a
 /// header map; a body never yields more bytes than it was given.
@@ -100,10 +100,10 @@ pub fn upstream_response(data: &[u8]) {
     };
     let mut buf = BytesMut::from(raw);
     let head = loop {
-        match direct::parse_head(&mut buf, flags & 1 == 1) {
-            Ok(direct::Parsed::Final(h)) => break h,
-            Ok(direct::Parsed::Interim) => {}
-            Ok(direct::Parsed::Partial) | Err(_) => return,
+        match wire::parse_head(&mut buf, flags & 1 == 1) {
+            Ok(wire::Parsed::Final(h)) => break h,
+            Ok(wire::Parsed::Interim) => {}
+            Ok(wire::Parsed::Partial) | Err(_) => return,
         }
     };
     let lines = head.fields.as_bytes().split(|&b| b == b'\n').count() - 1;
@@ -114,7 +114,7 @@ pub fn upstream_response(data: &[u8]) {
     let given = buf.len();
     let mut body = 0;
     if let Framing::Chunked(mut state) = head.framing {
-        while let Ok(Step::Data(d)) = direct::decode(&mut buf, &mut state) {
+        while let Ok(Step::Data(d)) = wire::decode(&mut buf, &mut state) {
             body += d.len();
         }
     }

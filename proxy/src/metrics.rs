@@ -11,7 +11,7 @@ use prometheus_client::registry::Registry;
 /// How a request ended.
 #[derive(Clone, Copy, Debug, Hash, PartialEq, Eq, EncodeLabelValue)]
 #[allow(non_camel_case_types)]
-pub enum Outcome {
+pub(crate) enum Outcome {
     /// Authenticated and forwarded.
     allowed,
     /// Public path, forwarded without authentication.
@@ -46,7 +46,7 @@ pub enum Outcome {
 
 impl Outcome {
     /// The outcome's name (as in the metric label and the access log).
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Outcome::allowed => "allowed",
             Outcome::public => "public",
@@ -69,15 +69,15 @@ impl Outcome {
 
 /// Label set for per-outcome metrics.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct OutcomeLabel {
+pub(crate) struct OutcomeLabel {
     /// The outcome.
-    pub outcome: Outcome,
+    pub(crate) outcome: Outcome,
 }
 
 /// Result label.
 #[derive(Clone, Copy, Debug, Hash, PartialEq, Eq, EncodeLabelValue)]
 #[allow(non_camel_case_types)]
-pub enum Result {
+pub(crate) enum Result {
     /// Succeeded.
     ok,
     /// Failed.
@@ -86,34 +86,34 @@ pub enum Result {
 
 /// Label set for results.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct ResultLabel {
+pub(crate) struct ResultLabel {
     /// The result.
-    pub result: Result,
+    pub(crate) result: Result,
 }
 
 /// All metrics.
 #[derive(Debug)]
-pub struct Metrics {
+pub(crate) struct Metrics {
     /// Requests by outcome.
-    pub requests: Family<OutcomeLabel, Counter>,
+    pub(crate) requests: Family<OutcomeLabel, Counter>,
     /// Latency until response headers (seconds).
-    pub latency: Histogram,
+    pub(crate) latency: Histogram,
     /// Bearer token cache hits.
-    pub cache_hits: Counter,
+    pub(crate) cache_hits: Counter,
     /// Bearer token cache misses (signature verified).
-    pub cache_misses: Counter,
+    pub(crate) cache_misses: Counter,
     /// JWKS fetches by result.
-    pub jwks_refreshes: Family<ResultLabel, Counter>,
+    pub(crate) jwks_refreshes: Family<ResultLabel, Counter>,
     /// Session refreshes by result.
-    pub session_refreshes: Family<ResultLabel, Counter>,
+    pub(crate) session_refreshes: Family<ResultLabel, Counter>,
     /// Refresh-token revocations at sign-out by result.
-    pub token_revocations: Family<ResultLabel, Counter>,
+    pub(crate) token_revocations: Family<ResultLabel, Counter>,
     /// Configuration reloads by result.
-    pub config_reloads: Family<ResultLabel, Counter>,
+    pub(crate) config_reloads: Family<ResultLabel, Counter>,
     /// Cached tokens.
-    pub cached_tokens: Gauge,
+    pub(crate) cached_tokens: Gauge,
     /// 1 when ready.
-    pub ready: Gauge,
+    pub(crate) ready: Gauge,
     allowed: Counter,
     public: Counter,
     registry: Registry,
@@ -121,7 +121,7 @@ pub struct Metrics {
 
 impl Metrics {
     /// Registers everything.
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         let mut registry = Registry::with_prefix("keyway_proxy");
         let requests = Family::<OutcomeLabel, Counter>::default();
         let latency = Histogram::new([
@@ -210,7 +210,7 @@ impl Metrics {
     }
 
     /// Counts one request.
-    pub fn request(&self, outcome: Outcome, seconds: f64) {
+    pub(crate) fn request(&self, outcome: Outcome, seconds: f64) {
         // The two hot outcomes skip the family's lock and hash.
         match outcome {
             Outcome::allowed => self.allowed.inc(),
@@ -221,13 +221,13 @@ impl Metrics {
     }
 
     /// Counts a result.
-    pub fn result(family: &Family<ResultLabel, Counter>, ok: bool) {
+    pub(crate) fn result(family: &Family<ResultLabel, Counter>, ok: bool) {
         let result = if ok { Result::ok } else { Result::error };
         family.get_or_create(&ResultLabel { result }).inc();
     }
 
     /// The text exposition.
-    pub fn encode(&self) -> String {
+    pub(crate) fn encode(&self) -> String {
         let mut out = String::new();
         if prometheus_client::encoding::text::encode(&mut out, &self.registry).is_err() {
             out.clear();

@@ -19,7 +19,7 @@ use std::fmt::Write as _;
 
 /// A request path that cannot be normalised unambiguously.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum PathError {
+pub(crate) enum PathError {
     /// Not an absolute path.
     #[error("path must start with /")]
     NotAbsolute,
@@ -42,15 +42,15 @@ pub enum PathError {
 
 /// A normalised path.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NormalPath {
+pub(crate) struct NormalPath {
     /// For matching rules: decoded, dot segments resolved, `;` parameters removed.
-    pub matching: String,
+    pub(crate) matching: String,
     /// For the tool: the same segments re-encoded, `;` parameters kept.
-    pub forward: String,
+    pub(crate) forward: String,
 }
 
 /// Normalises a raw (percent-encoded) request path.
-pub fn normalise(raw: &str) -> Result<NormalPath, PathError> {
+pub(crate) fn normalise(raw: &str) -> Result<NormalPath, PathError> {
     if !raw.starts_with('/') {
         return Err(PathError::NotAbsolute);
     }
@@ -192,7 +192,7 @@ fn encode_segment(seg: &str, out: &mut String) {
 
 /// Whether `target` is a safe same-origin path to send a person back to: starts with one `/`,
 /// no `//` or `/\` authority tricks, no backslashes or control characters anywhere.
-pub fn is_safe_return_path(target: &str) -> bool {
+pub(crate) fn is_safe_return_path(target: &str) -> bool {
     target.starts_with('/')
         && !target.starts_with("//")
         && !target.contains('\\')

@@ -312,11 +312,11 @@ async fn rig() -> Rig {
         let server = proxy::server::Server::bind(cli.settings().unwrap(), Instant::now())
             .await
             .unwrap();
-        let shared = server.shared();
+        let readiness = server.readiness();
         addrs.push(server.local_addr().unwrap());
         tokio::spawn(server.run(std::future::pending()));
         let start = Instant::now();
-        while shared.provider().is_none() {
+        while !readiness.is_ready() {
             assert!(
                 start.elapsed() < Duration::from_secs(5),
                 "issuer not loaded"

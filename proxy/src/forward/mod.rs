@@ -1,8 +1,16 @@
 //! Forwarding to the tool: header rewrite (RFC 9110 hop-by-hop handling, identity headers,
 //! X-Forwarded-*), protocol upgrades (websockets), and streaming bodies in both directions.
+//!
+//! The identity and forwarding fields are computed once ([`identity_fields`], [`Peer`]) and
+//! written by either writer: straight into the request head of the direct exchange, or into the
+//! header map for hyper's client ([`client`]). A request that gets no answer from the tool ends
+//! as a [`Failed`], which the pipeline's `reject` turns into the response: nothing here builds
+//! one.
+
+pub(crate) mod client;
 
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, Request, Response, StatusCode, Version};
@@ -10,50 +18,23 @@ use http_body::Body as _;
 use http_body_util::Either;
 use hyper_util::rt::TokioIo;
 
-use crate::handler::error_response;
-use crate::memo::Memo;
+use crate::config::Settings;
 use crate::session::{CookiePlan, Names, PlanBuilder, cookie_name, cookie_pairs, is_own_cookie};
-use crate::timeouts::{TimedBody, answer_within};
-use crate::{Body, ReqBody, Shared, direct, upstream};
+use crate::wire::timeouts::{TimedBody, answer_within};
+use crate::wire::{self, Body, ReqBody, strip_hop_by_hop};
+use client::Upstream;
 use oidc::jwt::Principal;
 
 /// Identity headers set for the tool; any copy sent by the client is removed first.
-pub const X_FORWARDED_USER: &str = "x-forwarded-user";
+pub(crate) const X_FORWARDED_USER: &str = "x-forwarded-user";
 /// See [`X_FORWARDED_USER`].
-pub const X_FORWARDED_EMAIL: &str = "x-forwarded-email";
+pub(crate) const X_FORWARDED_EMAIL: &str = "x-forwarded-email";
 /// See [`X_FORWARDED_USER`].
-pub const X_FORWARDED_GROUPS: &str = "x-forwarded-groups";
+pub(crate) const X_FORWARDED_GROUPS: &str = "x-forwarded-groups";
 /// See [`X_FORWARDED_USER`].
-pub const X_FORWARDED_PREFERRED_USERNAME: &str = "x-forwarded-preferred-username";
+pub(crate) const X_FORWARDED_PREFERRED_USERNAME: &str = "x-forwarded-preferred-username";
 /// See [`X_FORWARDED_USER`].
-pub const X_FORWARDED_ACCESS_TOKEN: &str = "x-forwarded-access-token";
-
-/// The hop-by-hop fields (RFC 9110 section 7.6.1, plus the proxy-only ones), lowercase: the
-/// one list behind [`HOP_BY_HOP`] and the direct exchange's raw response fields. `Trailer` is
-/// not one of them: it announces the trailer fields end to end (RFC 9110 section 6.6.2).
-pub const HOP_BY_HOP_NAMES: [&str; 8] = [
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "te",
-    "transfer-encoding",
-    "upgrade",
-    "proxy-authorization",
-    "proxy-authenticate",
-];
-
-/// [`HOP_BY_HOP_NAMES`] as ready-made names: removing by `&str` would parse each name again on
-/// every request.
-const HOP_BY_HOP: [HeaderName; 8] = [
-    HeaderName::from_static(HOP_BY_HOP_NAMES[0]),
-    HeaderName::from_static(HOP_BY_HOP_NAMES[1]),
-    HeaderName::from_static(HOP_BY_HOP_NAMES[2]),
-    HeaderName::from_static(HOP_BY_HOP_NAMES[3]),
-    HeaderName::from_static(HOP_BY_HOP_NAMES[4]),
-    HeaderName::from_static(HOP_BY_HOP_NAMES[5]),
-    HeaderName::from_static(HOP_BY_HOP_NAMES[6]),
-    HeaderName::from_static(HOP_BY_HOP_NAMES[7]),
-];
+pub(crate) const X_FORWARDED_ACCESS_TOKEN: &str = "x-forwarded-access-token";
 
 const X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
 const XFF: HeaderName = HeaderName::from_static("x-forwarded-for");
@@ -118,49 +99,9 @@ fn is_dropped(name: &str) -> bool {
         || name == "http2-settings"
 }
 
-/// Removes hop-by-hop headers, including those the `Connection` header names.
-pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
-    if headers.contains_key(header::CONNECTION) {
-        strip_connection_named(headers);
-    }
-    // One pass over the (few) headers present instead of nine hashed lookups; only the hop-by-hop
-    // headers actually there are removed.
-    let mut present = 0u16;
-    for k in headers.keys() {
-        if let Some(i) = HOP_BY_HOP.iter().position(|h| h == k) {
-            present |= 1 << i;
-        }
-    }
-    for (i, name) in HOP_BY_HOP.iter().enumerate() {
-        if present & (1 << i) != 0 {
-            headers.remove(name);
-        }
-    }
-}
-
-fn strip_connection_named(headers: &mut HeaderMap) {
-    let named: Vec<HeaderName> = headers
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .map(str::trim)
-        // `keep-alive` and the like go with the fixed list anyway: no name to allocate.
-        .filter(|t| {
-            !HOP_BY_HOP
-                .iter()
-                .any(|h| h.as_str().eq_ignore_ascii_case(t))
-        })
-        .filter_map(|t| HeaderName::from_bytes(t.as_bytes()).ok())
-        .collect();
-    for name in named {
-        headers.remove(name);
-    }
-}
-
 /// Whether the client accepts trailer fields: a `TE` field lists `trailers` (as hyper's server
 /// reads it, which sends trailers only then).
-pub fn accepts_trailers(headers: &HeaderMap) -> bool {
+pub(crate) fn accepts_trailers(headers: &HeaderMap) -> bool {
     headers
         .get_all(header::TE)
         .iter()
@@ -186,7 +127,7 @@ fn upgrade_protocols(headers: &HeaderMap) -> impl Iterator<Item = &[u8]> {
 /// hypercorn does, would carry every later request of the connection past authentication,
 /// policy, identity fields and the access log) is dropped with the other hop-by-hop fields,
 /// and the request goes on as an ordinary one.
-pub fn wants_upgrade(req: &Request<ReqBody>) -> bool {
+pub(crate) fn wants_upgrade(req: &Request<ReqBody>) -> bool {
     req.version() == Version::HTTP_11
         && req.headers().contains_key(header::UPGRADE)
         && req
@@ -209,7 +150,7 @@ fn switches_to_websocket(headers: &HeaderMap) -> bool {
 /// Removes the client's identity headers, names that servers may read as other names, and the
 /// proxy's cookies ([`is_dropped`]). Every request to the tool passes here, whichever parser
 /// read it, so this is the one place the rule holds.
-pub fn sanitise_request_headers(
+pub(crate) fn sanitise_request_headers(
     headers: &mut HeaderMap,
     names: &Names,
     cookies: Option<CookiePlan>,
@@ -297,7 +238,7 @@ fn strip_own_cookies(headers: &mut HeaderMap, names: &Names, plan: Option<Cookie
 /// The identity header fields for a caller: each value under both the `X-Forwarded-*` and the
 /// `X-Auth-Request-*` name. Values that are not valid field values (control characters) are
 /// left out.
-pub fn identity_fields(
+pub(crate) fn identity_fields(
     who: &Principal,
     access_token: Option<&str>,
     mut put: impl FnMut(&[HeaderName; 2], &str),
@@ -329,7 +270,7 @@ pub fn identity_fields(
 }
 
 /// Adds the identity headers ([`identity_fields`]) to a header map.
-pub fn add_identity(headers: &mut HeaderMap, who: &Principal, access_token: Option<&str>) {
+pub(crate) fn add_identity(headers: &mut HeaderMap, who: &Principal, access_token: Option<&str>) {
     identity_fields(who, access_token, |[first, second], value| {
         if let Ok(v) = HeaderValue::from_str(value) {
             headers.insert(first.clone(), v.clone());
@@ -339,21 +280,17 @@ pub fn add_identity(headers: &mut HeaderMap, who: &Principal, access_token: Opti
 }
 
 /// The client's address as a header value (made once per connection, see [`Peer`]).
-pub fn ip_value(peer: SocketAddr) -> HeaderValue {
+pub(crate) fn ip_value(peer: SocketAddr) -> HeaderValue {
     HeaderValue::from_str(&peer.ip().to_string()).unwrap_or_else(|_| HeaderValue::from_static(""))
 }
 
 /// The client end of a connection, worked out once per connection rather than per request.
 #[derive(Debug)]
-pub struct Peer {
-    /// Client address.
-    pub addr: SocketAddr,
+pub(crate) struct Peer {
     /// The client's IP as a header value (for `X-Forwarded-For`).
-    pub ip: HeaderValue,
+    pub(crate) ip: HeaderValue,
     /// Whether the client connection is TLS.
-    pub tls: bool,
-    /// The credential accepted last on this connection.
-    pub memo: Memo,
+    pub(crate) tls: bool,
     /// A buffer for request heads to the tool, kept between the connection's requests (heads
     /// with a token are too large for the allocator's per-thread cache).
     head: Mutex<Vec<u8>>,
@@ -364,36 +301,62 @@ const KEPT_HEAD: usize = 16 * 1024;
 
 impl Peer {
     /// Describes a client connection.
-    pub fn new(addr: SocketAddr, tls: bool) -> Self {
+    pub(crate) fn new(addr: SocketAddr, tls: bool) -> Self {
         Peer {
-            addr,
             ip: ip_value(addr),
             tls,
-            memo: Memo::default(),
             head: Mutex::new(Vec::new()),
         }
     }
 
     /// The connection's head buffer (a new one while another request of it holds it).
-    pub fn head_buffer(&self) -> Vec<u8> {
+    pub(crate) fn head_buffer(&self) -> Vec<u8> {
         std::mem::take(&mut *self.head.lock().unwrap_or_else(|p| p.into_inner()))
     }
 
     /// Gives the head buffer back for the next request.
-    pub fn keep_head_buffer(&self, buf: Vec<u8>) {
+    pub(crate) fn keep_head_buffer(&self, buf: Vec<u8>) {
         if buf.capacity() <= KEPT_HEAD {
             *self.head.lock().unwrap_or_else(|p| p.into_inner()) = buf;
         }
     }
 }
 
+const HTTPS: HeaderValue = HeaderValue::from_static("https");
+const HTTP: HeaderValue = HeaderValue::from_static("http");
+
+/// The X-Forwarded-For/Proto/Host fields of a client connection when no client value is kept:
+/// one description for both writers, the direct exchange's head and hyper's header map.
+#[inline]
+fn forwarded_fields(
+    peer: &Peer,
+    host: Option<&HeaderValue>,
+    mut field: impl FnMut(&HeaderName, &HeaderValue),
+) {
+    field(&XFF, &peer.ip);
+    let proto = if peer.tls { HTTPS } else { HTTP };
+    field(&XF_PROTO, &proto);
+    if let Some(h) = host {
+        field(&XF_HOST, h);
+    }
+}
+
 /// Sets X-Forwarded-For/Proto/Host (appending to, or keeping, trusted client values).
-pub fn add_forwarded(
+pub(crate) fn add_forwarded(
     headers: &mut HeaderMap,
     peer: &Peer,
     host: Option<&HeaderValue>,
     trust: bool,
 ) {
+    if !trust {
+        forwarded_fields(peer, host, |name, value| {
+            headers.insert(name.clone(), value.clone());
+        });
+        if host.is_none() {
+            headers.remove(&XF_HOST);
+        }
+        return;
+    }
     let appended = match headers.get(&XFF) {
         Some(prev) if trust => {
             let mut v = Vec::with_capacity(prev.len() + 2 + peer.ip.len());
@@ -424,32 +387,46 @@ pub fn add_forwarded(
 }
 
 /// What to forward.
-pub struct Forward<'a> {
+pub(crate) struct Forward<'a> {
     /// The client connection.
-    pub peer: &'a Peer,
+    pub(crate) peer: &'a Peer,
     /// Normalised path to send.
-    pub path: &'a str,
+    pub(crate) path: &'a str,
     /// The caller, for identity headers (none on public paths).
-    pub who: Option<&'a Principal>,
+    pub(crate) who: Option<&'a Principal>,
     /// Access token to pass on, if configured.
-    pub access_token: Option<&'a str>,
+    pub(crate) access_token: Option<&'a str>,
     /// Cookie names to strip.
-    pub names: &'a Names,
+    pub(crate) names: &'a Names,
     /// What to do with the `Cookie` lines, when the caller has already read them.
-    pub cookies: Option<CookiePlan>,
+    pub(crate) cookies: Option<CookiePlan>,
+}
+
+/// Why a request got no answer from the tool.
+#[derive(Debug)]
+pub(crate) enum Failed {
+    /// The normalised target and query do not make a request target.
+    BadTarget,
+    /// The client's request body stalled (`--client-body-timeout`).
+    BodyStalled,
+    /// The tool could not be reached, or its answer was refused.
+    Tool(client::Error),
+    /// The tool did not answer within `--upstream-timeout`.
+    Timeout,
 }
 
 /// Sends the request to the tool and returns its response, streaming both bodies. Upgrades are
 /// spliced once both sides agree (101).
-pub async fn forward(
-    shared: &Arc<Shared>,
+pub(crate) async fn forward(
+    settings: &Settings,
+    tool: &Upstream,
     mut req: Request<ReqBody>,
     f: Forward<'_>,
-) -> Response<Body> {
+) -> Result<Response<Body>, Failed> {
     let upgrade = wants_upgrade(&req);
     let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
     // The target's authority wins over `Host` (RFC 9112 §3.2.2; HTTP/2's `:authority`). Otherwise
-    // the handler has made sure an HTTP/1.1 request has one valid `Host`: only HTTP/1.0 may
+    // the pipeline's guard has made sure an HTTP/1.1 request has one valid `Host`: only HTTP/1.0 may
     // come without one.
     let authority = req
         .uri()
@@ -473,11 +450,7 @@ pub async fn forward(
     let (mut parts, body) = req.into_parts();
     // Origin-form: the connection already goes to the tool.
     let Ok(uri) = http::Uri::try_from(pq) else {
-        return error_response(
-            StatusCode::BAD_REQUEST,
-            "invalid_request",
-            "malformed request target",
-        );
+        return Err(Failed::BadTarget);
     };
     parts.uri = uri;
     parts.version = Version::HTTP_11;
@@ -487,20 +460,20 @@ pub async fn forward(
         headers,
         f.names,
         f.cookies,
-        shared.settings.trust_forwarded_headers,
+        settings.trust_forwarded_headers,
     );
     if te_trailers {
         // RFC 9110 §10.1.4: a sender of `TE` also lists it in `Connection`.
         headers.insert(header::TE, HeaderValue::from_static("trailers"));
         headers.insert(header::CONNECTION, HeaderValue::from_static("te"));
     }
-    let direct = shared.settings.http1_fast_path
+    let direct = settings.http1_fast_path
         && !upgrade
         && parts.method != Method::CONNECT
         && body.is_end_stream();
     // A direct request's X-Forwarded-* fields are written straight into its head when no client
     // value is kept: only the client's copies leave the map.
-    let inline_forwarded = direct && !shared.settings.trust_forwarded_headers;
+    let inline_forwarded = direct && !settings.trust_forwarded_headers;
     if inline_forwarded {
         remove_present(headers, &[XFF, XF_PROTO, XF_HOST]);
     } else {
@@ -508,57 +481,82 @@ pub async fn forward(
             headers,
             f.peer,
             host.as_ref(),
-            shared.settings.trust_forwarded_headers,
+            settings.trust_forwarded_headers,
         );
     }
     match &host {
         // (`Connection: host` has removed it.)
         Some(_) if keep_host && headers.contains_key(header::HOST) => None,
         Some(h) => headers.insert(header::HOST, h.clone()),
-        None => match HeaderValue::from_str(shared.settings.upstream.as_str()) {
+        None => match HeaderValue::from_str(settings.upstream.as_str()) {
             Ok(h) => headers.insert(header::HOST, h),
             Err(_) => None,
         },
     };
-    let timeout = shared.settings.upstream_timeout;
+    let timeout = settings.upstream_timeout;
     // Without a body or an upgrade, the rewritten head goes to the tool as it is, the identity
     // fields written straight into it.
     if direct {
-        let target = parts.uri.path_and_query().map_or("/", |p| p.as_str());
-        let mut head = f.peer.head_buffer();
-        direct::request_head(&mut head, &parts.method, target, &parts.headers, |out| {
-            if inline_forwarded {
-                // As `add_forwarded` sets them without trusted client values.
-                direct::write_field(out, &XFF, f.peer.ip.as_bytes());
-                let proto: &[u8] = if f.peer.tls { b"https" } else { b"http" };
-                direct::write_field(out, &XF_PROTO, proto);
-                if let Some(h) = &host {
-                    direct::write_field(out, &XF_HOST, h.as_bytes());
-                }
-            }
-            if let Some(who) = f.who {
-                identity_fields(who, f.access_token, |names, value| {
-                    for name in names {
-                        direct::write_field(out, name, value.as_bytes());
-                    }
-                });
-            }
-        });
-        // Pinned where it is: the exchange's future is large, and the timeout need not move it.
-        let resp = {
-            let sent = std::pin::pin!(shared.upstream.request_direct(&head, &parts.method));
-            answered(tokio::time::timeout(timeout, sent).await.ok())
-        };
-        f.peer.keep_head_buffer(head);
-        let resp = match resp {
-            Ok(resp) => resp,
-            Err(failed) => return *failed,
-        };
-        // Its header fields travel in the body, hop-by-hop ones already dropped
-        // (`direct::Fields`).
-        let (parts, body) = resp.into_parts();
-        return Response::from_parts(parts, Either::Left(Either::Right(body)));
+        return send_direct(tool, timeout, &parts, &f, host.as_ref(), inline_forwarded).await;
     }
+    send_through_hyper(settings, tool, parts, body, &f, client_upgrade).await
+}
+
+/// Sends a bodiless request's rewritten head to the tool (the direct exchange), writing the
+/// forwarding fields (`inline_forwarded`) and the identity fields straight into it.
+#[inline]
+async fn send_direct(
+    tool: &Upstream,
+    timeout: std::time::Duration,
+    parts: &http::request::Parts,
+    f: &Forward<'_>,
+    host: Option<&HeaderValue>,
+    inline_forwarded: bool,
+) -> Result<Response<Body>, Failed> {
+    let target = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+    let mut head = f.peer.head_buffer();
+    wire::request_head(&mut head, &parts.method, target, &parts.headers, |out| {
+        if inline_forwarded {
+            // As `add_forwarded` sets them without trusted client values.
+            forwarded_fields(f.peer, host, |name, value| {
+                wire::write_field(out, name, value.as_bytes());
+            });
+        }
+        if let Some(who) = f.who {
+            identity_fields(who, f.access_token, |names, value| {
+                for name in names {
+                    wire::write_field(out, name, value.as_bytes());
+                }
+            });
+        }
+    });
+    // Pinned where it is: the exchange's future is large, and the timeout need not move it.
+    let resp = {
+        let sent = std::pin::pin!(tool.request_direct(&head, &parts.method));
+        answered(tokio::time::timeout(timeout, sent).await.ok())
+    };
+    f.peer.keep_head_buffer(head);
+    // Its header fields travel in the body, hop-by-hop ones already dropped
+    // (`wire::Fields`).
+    let (parts, body) = resp?.into_parts();
+    Ok(Response::from_parts(
+        parts,
+        Either::Left(Either::Right(body)),
+    ))
+}
+
+/// Sends a request with a body, or an upgrade, through hyper's client; splices an upgrade once
+/// both sides agree (101).
+async fn send_through_hyper(
+    settings: &Settings,
+    tool: &Upstream,
+    mut parts: http::request::Parts,
+    body: ReqBody,
+    f: &Forward<'_>,
+    client_upgrade: Option<hyper::upgrade::OnUpgrade>,
+) -> Result<Response<Body>, Failed> {
+    let upgrade = client_upgrade.is_some();
+    let timeout = settings.upstream_timeout;
     let headers = &mut parts.headers;
     if let Some(who) = f.who {
         add_identity(headers, who, f.access_token);
@@ -567,39 +565,25 @@ pub async fn forward(
         headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
         headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
     }
-    let (body, mut watch) = TimedBody::new(body, shared.settings.client_body_timeout);
+    let (body, mut watch) = TimedBody::new(body, settings.client_body_timeout);
     let upstream_req = Request::from_parts(parts, body);
     // The tool has --upstream-timeout to answer from when the request body has been sent.
-    let sent = answer_within(
-        shared.upstream.request(upstream_req),
-        watch.sent.take(),
-        timeout,
-    );
+    let sent = answer_within(tool.request(upstream_req), watch.sent.take(), timeout);
     let mut resp = match sent.await {
         Some(Err(_)) if watch.stalled() => {
             tracing::info!("request body stalled");
-            let mut resp = error_response(
-                StatusCode::REQUEST_TIMEOUT,
-                "request_timeout",
-                "the request body stalled",
-            );
-            resp.headers_mut()
-                .insert(header::CONNECTION, HeaderValue::from_static("close"));
-            return resp;
+            return Err(Failed::BodyStalled);
         }
-        r => match answered(r) {
-            Ok(resp) => resp,
-            Err(failed) => return *failed,
-        },
+        r => answered(r)?,
     };
     if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
         let Some(client_upgrade) = client_upgrade.filter(|_| switches_to_websocket(resp.headers()))
         else {
             // The same generic 502 as the direct exchange gives an unexpected 101.
-            let e = direct::Error::Malformed(
+            let e = wire::ExchangeError::Malformed(
                 "protocol switch without a websocket upgrade request, or not to websocket",
             );
-            return bad_gateway(&e.into());
+            return Err(Failed::Tool(e.into()));
         };
         let upstream_upgrade = hyper::upgrade::on(&mut resp);
         tokio::spawn(async move {
@@ -613,39 +597,31 @@ pub async fn forward(
             }
         });
         let (parts, body) = resp.into_parts();
-        return Response::from_parts(parts, Either::Left(Either::Left(body)));
+        return Ok(Response::from_parts(
+            parts,
+            Either::Left(Either::Left(body)),
+        ));
     }
     // What the direct exchange refuses is refused here too; the client gets this proxy's HTTP
     // version, not the tool's (RFC 9110 §6.2).
-    if let Err(e) = direct::check_framing(resp.version(), resp.headers_mut()) {
-        return bad_gateway(&e.into());
+    if let Err(e) = wire::check_framing(resp.version(), resp.headers_mut()) {
+        return Err(Failed::Tool(e.into()));
     }
     *resp.version_mut() = Version::HTTP_11;
     strip_hop_by_hop(resp.headers_mut());
     let (parts, body) = resp.into_parts();
-    Response::from_parts(parts, Either::Left(Either::Left(body)))
+    Ok(Response::from_parts(
+        parts,
+        Either::Left(Either::Left(body)),
+    ))
 }
 
-/// The 502 for a tool that failed (the detail goes to the log).
-fn bad_gateway(e: &upstream::Error) -> Response<Body> {
-    tracing::warn!(error = %e, "upstream request failed");
-    error_response(
-        StatusCode::BAD_GATEWAY,
-        "upstream_error",
-        "the tool is not reachable",
-    )
-}
-
-/// The tool's response, or the 502/504 for its failure (`None`: no answer in time).
-fn answered<T>(result: Option<Result<T, upstream::Error>>) -> Result<T, Box<Response<Body>>> {
+/// The tool's response, or why there is none (`None`: no answer in time).
+fn answered<T>(result: Option<Result<T, client::Error>>) -> Result<T, Failed> {
     match result {
         Some(Ok(resp)) => Ok(resp),
-        Some(Err(e)) => Err(Box::new(bad_gateway(&e))),
-        None => Err(Box::new(error_response(
-            StatusCode::GATEWAY_TIMEOUT,
-            "upstream_timeout",
-            "the tool did not answer in time",
-        ))),
+        Some(Err(e)) => Err(Failed::Tool(e)),
+        None => Err(Failed::Timeout),
     }
 }
 

@@ -21,12 +21,15 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+use crate::app::App;
 use crate::config::{Settings, load_app};
+use crate::error::{Error, Result};
 use crate::forward::Peer;
-use crate::h1::Relayed as _;
 use crate::metrics::Metrics;
-use crate::timeouts::{ConnState, Guarded, Idle, Limits, idle_watch};
-use crate::{App, Error, ReqBody, Result, Shared, h1, handler};
+use crate::pipeline::{self, Connection};
+use crate::state::Shared;
+use crate::wire::timeouts::{ConnState, Guarded, Idle, Limits, idle_watch};
+use crate::wire::{self, Relayed as _};
 
 /// Period of the routine JWKS refresh (unknown `kid`s trigger earlier, rate-limited fetches).
 const JWKS_REFRESH: Duration = Duration::from_secs(300);
@@ -102,9 +105,10 @@ impl Server {
         self.admin.as_ref().and_then(|l| l.local_addr().ok())
     }
 
-    /// The shared state (for tests).
-    pub fn shared(&self) -> Arc<Shared> {
-        self.shared.clone()
+    /// A handle that tells whether the proxy is ready (the issuer loaded), for tests and
+    /// embedders; it stays valid after [`Server::run`] takes the server.
+    pub fn readiness(&self) -> Readiness {
+        Readiness(self.shared.clone())
     }
 
     /// Serves until `shutdown` completes, then lets in-flight requests finish (up to
@@ -136,20 +140,9 @@ impl Server {
             background.push(tokio::spawn(admin_loop(shared.clone(), admin)));
         }
 
-        let mut builder = auto::Builder::new(TokioExecutor::new());
-        builder
-            .http1()
-            .timer(TokioTimer::new())
-            .header_read_timeout(shared.settings.header_read_timeout)
-            .max_buf_size(shared.settings.max_header_bytes);
-        builder
-            .http2()
-            .timer(TokioTimer::new())
-            .max_header_list_size(
-                u32::try_from(shared.settings.max_header_bytes).unwrap_or(u32::MAX),
-            );
+        let builder = hyper_server(&shared.settings);
         let graceful = GracefulShutdown::new();
-        // Tells connections in the HTTP/1.1 loop ([`h1`]) to stop; hyper's are told by `graceful`,
+        // Tells connections in the HTTP/1.1 loop ([`wire::serve`]) to stop; hyper's are told by `graceful`,
         // which also waits for the others (they hold a watcher until they end).
         let (stop_tx, stop_rx) = watch::channel(false);
         tokio::pin!(shutdown);
@@ -181,7 +174,7 @@ impl Server {
                 send: shared.settings.send_timeout,
             };
             tokio::spawn(async move {
-                let peer = Arc::new(Peer::new(peer, acceptor.is_some()));
+                let peer = Arc::new(Connection::new(Peer::new(peer, acceptor.is_some())));
                 let state = Arc::new(ConnState::default());
                 let stream = Guarded::new(stream, state.clone(), limits);
                 let conn = Conn {
@@ -229,7 +222,7 @@ impl Server {
 /// What a client connection's task holds.
 struct Conn {
     shared: Arc<Shared>,
-    peer: Arc<Peer>,
+    peer: Arc<Connection>,
     state: Arc<ConnState>,
     builder: auto::Builder<TokioExecutor>,
     /// Held until the connection ends, so that graceful shutdown waits for it.
@@ -238,7 +231,34 @@ struct Conn {
     limits: Limits,
 }
 
-/// Serves a client connection: in the HTTP/1.1 loop ([`h1`]) when `fast`, until a request
+/// hyper's server for the connections the HTTP/1.1 loop hands over (and all of them without
+/// the fast path): the same header limits and read timeout.
+fn hyper_server(settings: &Settings) -> auto::Builder<TokioExecutor> {
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(settings.header_read_timeout)
+        .max_buf_size(settings.max_header_bytes);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_header_list_size(u32::try_from(settings.max_header_bytes).unwrap_or(u32::MAX));
+    builder
+}
+
+/// Whether the proxy is ready: the issuer's metadata and keys are loaded.
+#[derive(Debug, Clone)]
+pub struct Readiness(Arc<Shared>);
+
+impl Readiness {
+    /// Whether the issuer is loaded (requests that need it are answered with 503 until then).
+    pub fn is_ready(&self) -> bool {
+        self.0.provider().is_some()
+    }
+}
+
+/// Serves a client connection: in the HTTP/1.1 loop ([`wire::serve`]) when `fast`, until a request
 /// needs hyper; then (or at once) with hyper, HTTP/1.1 with upgrades or HTTP/2.
 async fn connection<S>(io: S, c: Conn, fast: bool)
 where
@@ -256,14 +276,14 @@ where
     let watch_state = state.clone();
     let work = async move {
         let io = if fast {
-            let cfg = h1::Config {
+            let cfg = wire::Config {
                 header_read_timeout: shared.settings.header_read_timeout,
                 max_header_bytes: shared.settings.max_header_bytes,
             };
             let (s, p, st) = (shared.clone(), peer.clone(), state.clone());
             let handle = move |req| {
                 let in_flight = st.begin(Version::HTTP_11);
-                let handled = handler::handle(s.clone(), p.clone(), req);
+                let handled = pipeline::handle(s.clone(), p.clone(), req);
                 async move {
                     let resp = handled.await;
                     drop(in_flight);
@@ -273,16 +293,16 @@ where
                     }
                 }
             };
-            match h1::serve(io, cfg, handle, stop).await? {
-                h1::End::Fallback(io) => io,
-                h1::End::Closed => return Ok(()),
+            match wire::serve(io, cfg, handle, stop).await? {
+                wire::End::Fallback(io) => io,
+                wire::End::Closed => return Ok(()),
             }
         } else {
-            h1::Rewind::new(io, Bytes::new())
+            wire::Rewind::new(io, Bytes::new())
         };
         let svc = service_fn(move |req: Request<Incoming>| {
             let in_flight = state.begin(req.version());
-            let handled = handler::handle(shared.clone(), peer.clone(), req.map(ReqBody::Incoming));
+            let handled = pipeline::handle(shared.clone(), peer.clone(), wire::from_hyper(req));
             async move {
                 let mut resp = handled.await;
                 drop(in_flight);
@@ -439,7 +459,7 @@ fn text(
 }
 
 /// The admin endpoints.
-pub fn admin_response(shared: &Shared, path: &str) -> Response<Full<Bytes>> {
+pub(crate) fn admin_response(shared: &Shared, path: &str) -> Response<Full<Bytes>> {
     match path {
         "/healthz" => text(StatusCode::OK, "text/plain", "ok\n"),
         "/readyz" => match shared.provider() {

@@ -4,7 +4,7 @@
 //!
 //! Cookie names: `_keyway_proxy` (session) and `_keyway_proxy_login_<first 12 characters of the
 //! state>` (login state, one per sign-in in progress so that several tabs can sign in at once,
-//! at most `flow::MAX_PENDING_LOGINS`), with the `__Host-` prefix when Secure; never
+//! at most `login::MAX_PENDING_LOGINS`), with the `__Host-` prefix when Secure; never
 //! `keyway_issuer_*`, the issuer's. A session larger than one cookie is split into `NAME_0`,
 //! `NAME_1`, …. The ID token for the sign-out's `id_token_hint` rides in `_keyway_proxy_signout`
 //! (`__Secure-` prefixed when Secure, since `__Host-` requires `Path=/`), path-scoped to the
@@ -20,13 +20,13 @@ use serde::{Deserialize, Serialize};
 use oidc::jwt::Principal;
 
 /// Largest cookie value written in one piece; more is split.
-pub const CHUNK: usize = 3800;
+pub(crate) const CHUNK: usize = 3800;
 /// At most this many chunks are read.
-pub const MAX_CHUNKS: usize = 8;
+pub(crate) const MAX_CHUNKS: usize = 8;
 
 /// What a sealed value is for (part of the AAD).
 #[derive(Debug, Clone, Copy)]
-pub enum Purpose {
+pub(crate) enum Purpose {
     /// The session cookie.
     Session,
     /// The login-state cookie.
@@ -51,7 +51,7 @@ fn aad(purpose: Purpose, client_id: &str) -> Vec<u8> {
 }
 
 /// Seals and opens cookie values.
-pub struct Sealer {
+pub(crate) struct Sealer {
     key: LessSafeKey,
     /// The AAD for each purpose (indexed by [`Purpose`]), made once.
     aad: [Vec<u8>; 3],
@@ -66,7 +66,7 @@ impl std::fmt::Debug for Sealer {
 
 impl Sealer {
     /// A sealer for one app.
-    pub fn new(key: &[u8; 32], client_id: &str) -> Option<Self> {
+    pub(crate) fn new(key: &[u8; 32], client_id: &str) -> Option<Self> {
         let key = LessSafeKey::new(UnboundKey::new(&AES_256_GCM, key).ok()?);
         Some(Sealer {
             key,
@@ -84,7 +84,7 @@ impl Sealer {
     }
 
     /// Seals a value into a cookie-safe string.
-    pub fn seal<T: Serialize>(&self, purpose: Purpose, value: &T) -> Option<String> {
+    pub(crate) fn seal<T: Serialize>(&self, purpose: Purpose, value: &T) -> Option<String> {
         self.seal_bytes(purpose, serde_json::to_vec(value).ok()?)
     }
 
@@ -106,7 +106,7 @@ impl Sealer {
     }
 
     /// Opens a sealed value; `None` when tampered, from another app or another purpose.
-    pub fn open<T: DeserializeOwned>(&self, purpose: Purpose, sealed: &str) -> Option<T> {
+    pub(crate) fn open<T: DeserializeOwned>(&self, purpose: Purpose, sealed: &str) -> Option<T> {
         let mut raw = B64.decode(sealed.as_bytes()).ok()?;
         if raw.len() < NONCE_LEN + AES_256_GCM.tag_len() {
             return None;
@@ -120,7 +120,7 @@ impl Sealer {
     }
 
     /// Random URL-safe string of `n` bytes of entropy.
-    pub fn random(&self, n: usize) -> Option<String> {
+    pub(crate) fn random(&self, n: usize) -> Option<String> {
         let mut b = vec![0u8; n];
         self.rng.fill(&mut b).ok()?;
         Some(B64.encode(b))
@@ -129,7 +129,7 @@ impl Sealer {
 
 /// The cookie secret in force before the last change: it still opens cookies (never seals them)
 /// until `until`, so that rotating the cookie secret does not sign everyone out at once.
-pub struct Retired {
+pub(crate) struct Retired {
     key: [u8; 32],
     sealer: Sealer,
     until: u64,
@@ -145,23 +145,28 @@ impl std::fmt::Debug for Retired {
 
 impl Retired {
     /// The retired key, usable until `until` (seconds since the epoch), for one app.
-    pub fn new(key: [u8; 32], client_id: &str, until: u64) -> Option<Self> {
+    pub(crate) fn new(key: [u8; 32], client_id: &str, until: u64) -> Option<Self> {
         let sealer = Sealer::new(&key, client_id)?;
         Some(Retired { key, sealer, until })
     }
 
     /// The retired key.
-    pub fn key(&self) -> &[u8; 32] {
+    pub(crate) fn key(&self) -> &[u8; 32] {
         &self.key
     }
 
     /// Until when it opens cookies.
-    pub fn until(&self) -> u64 {
+    pub(crate) fn until(&self) -> u64 {
         self.until
     }
 
     /// Opens a value sealed with the retired key, while it lasts.
-    pub fn open<T: DeserializeOwned>(&self, purpose: Purpose, sealed: &str, now: u64) -> Option<T> {
+    pub(crate) fn open<T: DeserializeOwned>(
+        &self,
+        purpose: Purpose,
+        sealed: &str,
+        now: u64,
+    ) -> Option<T> {
         if now >= self.until {
             return None;
         }
@@ -171,36 +176,36 @@ impl Retired {
 
 /// The session kept in the cookie.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Session {
+pub(crate) struct Session {
     /// Random session ID (for once-per-session refresh).
-    pub sid: String,
+    pub(crate) sid: String,
     /// Who.
-    pub who: Principal,
+    pub(crate) who: Principal,
     /// Access token (kept only when it is forwarded to the tool).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub at: Option<String>,
+    pub(crate) at: Option<String>,
     /// Refresh token.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub rt: Option<String>,
+    pub(crate) rt: Option<String>,
     /// When the access token expires (seconds since the epoch): refresh after.
-    pub exp: u64,
+    pub(crate) exp: u64,
     /// When the session ends regardless of refreshes.
-    pub end: u64,
+    pub(crate) end: u64,
 }
 
 /// State carried through the authorization request in the login cookie.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct LoginState {
+pub(crate) struct LoginState {
     /// `state`.
-    pub state: String,
+    pub(crate) state: String,
     /// `nonce`.
-    pub nonce: String,
+    pub(crate) nonce: String,
     /// PKCE verifier.
-    pub verifier: String,
+    pub(crate) verifier: String,
     /// Same-origin path to return to.
-    pub to: String,
+    pub(crate) to: String,
     /// Expiry (seconds since the epoch).
-    pub exp: u64,
+    pub(crate) exp: u64,
 }
 
 /// What the sign-out cookie keeps: the ID token of the sign-in, for the `id_token_hint` of
@@ -208,29 +213,29 @@ pub struct LoginState {
 /// session, so that a sign-out cookie planted from a sibling domain, which `__Secure-` does not
 /// prevent as `__Host-` would, names no one else).
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct SignOutHint {
+pub(crate) struct SignOutHint {
     /// The session's random ID ([`Session::sid`]).
-    pub sid: String,
+    pub(crate) sid: String,
     /// The ID token.
-    pub id_token: String,
+    pub(crate) id_token: String,
 }
 
 /// Cookie names for one configuration.
 #[derive(Debug, Clone)]
-pub struct Names {
+pub(crate) struct Names {
     /// Session cookie (prefixed).
-    pub session: String,
+    pub(crate) session: String,
     /// Prefix of the login-state cookies (prefixed); see [`Names::login_for`].
-    pub login: String,
+    pub(crate) login: String,
     /// The sign-out cookie (`__Secure-` prefixed when Secure: it is path-scoped).
-    pub signout: String,
+    pub(crate) signout: String,
     /// Secure attribute.
-    pub secure: bool,
+    pub(crate) secure: bool,
 }
 
 impl Names {
     /// Names from the base name.
-    pub fn new(base: &str, secure: bool) -> Self {
+    pub(crate) fn new(base: &str, secure: bool) -> Self {
         let prefix = if secure { "__Host-" } else { "" };
         let scoped = if secure { "__Secure-" } else { "" };
         Names {
@@ -243,7 +248,7 @@ impl Names {
 
     /// The login-state cookie for a `state` value: `None` unless the state looks like one the
     /// proxy makes (at least 12 base64url characters).
-    pub fn login_for(&self, state: &str) -> Option<String> {
+    pub(crate) fn login_for(&self, state: &str) -> Option<String> {
         let key = state.get(..12)?;
         key.bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
@@ -251,13 +256,13 @@ impl Names {
     }
 
     /// A `Set-Cookie` value.
-    pub fn set_cookie(&self, name: &str, value: &str, max_age: Option<u64>) -> String {
+    pub(crate) fn set_cookie(&self, name: &str, value: &str, max_age: Option<u64>) -> String {
         self.cookie_at(name, value, max_age, "/")
     }
 
     /// A `Set-Cookie` value for the sign-out cookie, sent only to `path` (the sign-out
     /// endpoint); an empty value with `max_age` 0 deletes it.
-    pub fn signout_cookie(&self, value: &str, max_age: u64, path: &str) -> String {
+    pub(crate) fn signout_cookie(&self, value: &str, max_age: u64, path: &str) -> String {
         self.cookie_at(&self.signout, value, Some(max_age), path)
     }
 
@@ -273,12 +278,17 @@ impl Names {
     }
 
     /// A `Set-Cookie` value that deletes the cookie.
-    pub fn clear_cookie(&self, name: &str) -> String {
+    pub(crate) fn clear_cookie(&self, name: &str) -> String {
         self.set_cookie(name, "", Some(0))
     }
 
     /// `Set-Cookie` values writing a sealed session (split when large), deleting stale pieces.
-    pub fn session_cookies(&self, sealed: &str, max_age: u64, present: &Presence) -> Vec<String> {
+    pub(crate) fn session_cookies(
+        &self,
+        sealed: &str,
+        max_age: u64,
+        present: &Presence,
+    ) -> Vec<String> {
         let mut out = Vec::new();
         if sealed.len() <= CHUNK {
             out.push(self.set_cookie(&self.session, sealed, Some(max_age)));
@@ -305,7 +315,7 @@ impl Names {
     }
 
     /// `Set-Cookie` values deleting every piece of the session that the request carried.
-    pub fn clear_session(&self, present: &Presence) -> Vec<String> {
+    pub(crate) fn clear_session(&self, present: &Presence) -> Vec<String> {
         let mut out = vec![self.clear_cookie(&self.session)];
         for i in 0..present.chunks {
             out.push(self.clear_cookie(&format!("{}_{i}", self.session)));
@@ -316,31 +326,31 @@ impl Names {
 
 /// Which session cookies a request carried.
 #[derive(Debug, Clone, Default)]
-pub struct Presence {
+pub(crate) struct Presence {
     /// The unsplit cookie.
-    pub single: bool,
+    pub(crate) single: bool,
     /// Number of consecutive chunks from `_0`.
-    pub chunks: usize,
+    pub(crate) chunks: usize,
 }
 
 /// The session and login cookies of a request (raw sealed values), borrowing from its headers.
 #[derive(Debug, Default)]
-pub struct RequestCookies<'a> {
+pub(crate) struct RequestCookies<'a> {
     /// Sealed session value: borrowed when unsplit, the chunks joined otherwise.
-    pub session: Option<std::borrow::Cow<'a, str>>,
+    pub(crate) session: Option<std::borrow::Cow<'a, str>>,
     /// Login-state cookies (name, sealed value).
-    pub logins: Vec<(String, String)>,
+    pub(crate) logins: Vec<(String, String)>,
     /// The sealed sign-out cookie (sent only to the sign-out endpoint).
-    pub signout: Option<&'a str>,
+    pub(crate) signout: Option<&'a str>,
     /// Which pieces were present.
-    pub presence: Presence,
+    pub(crate) presence: Presence,
     /// What forwarding must do with the `Cookie` lines.
-    pub plan: CookiePlan,
+    pub(crate) plan: CookiePlan,
 }
 
 /// What forwarding does with a request's `Cookie` lines to keep the proxy's cookies from the tool.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub enum CookiePlan {
+pub(crate) enum CookiePlan {
     /// None of the proxy's cookies, at most one line: forward as it is.
     #[default]
     Keep,
@@ -352,7 +362,7 @@ pub enum CookiePlan {
 
 /// Builds a [`CookiePlan`] while the `Cookie` lines are read.
 #[derive(Debug, Default)]
-pub struct PlanBuilder {
+pub(crate) struct PlanBuilder {
     lines: usize,
     own: bool,
     others: bool,
@@ -360,13 +370,13 @@ pub struct PlanBuilder {
 
 impl PlanBuilder {
     /// A `Cookie` line; `readable` when it is visible ASCII (else it is not forwarded).
-    pub fn line(&mut self, readable: bool) {
+    pub(crate) fn line(&mut self, readable: bool) {
         self.lines += 1;
         self.own |= !readable;
     }
 
     /// A pair of the last line.
-    pub fn pair(&mut self, pair: &str, names: &Names) {
+    pub(crate) fn pair(&mut self, pair: &str, names: &Names) {
         if is_own_cookie(cookie_name(pair), names) {
             self.own = true;
         } else {
@@ -375,7 +385,7 @@ impl PlanBuilder {
     }
 
     /// The plan.
-    pub fn finish(&self) -> CookiePlan {
+    pub(crate) fn finish(&self) -> CookiePlan {
         if !self.own && self.lines <= 1 {
             CookiePlan::Keep
         } else if !self.others {
@@ -388,17 +398,17 @@ impl PlanBuilder {
 
 /// The name of a `name=value` pair, without surrounding whitespace (so that `name =v`, which
 /// some parsers accept, cannot smuggle the proxy's cookie through).
-pub fn cookie_name(pair: &str) -> &str {
+pub(crate) fn cookie_name(pair: &str) -> &str {
     pair.split('=').next().unwrap_or("").trim()
 }
 
 /// The non-empty `name=value` pairs of one `Cookie` line, trimmed.
-pub fn cookie_pairs(value: &str) -> impl Iterator<Item = &str> {
+pub(crate) fn cookie_pairs(value: &str) -> impl Iterator<Item = &str> {
     value.split(';').map(str::trim).filter(|p| !p.is_empty())
 }
 
 /// Extracts the proxy's cookies from the `Cookie` headers.
-pub fn read_cookies<'a>(headers: &'a http::HeaderMap, names: &Names) -> RequestCookies<'a> {
+pub(crate) fn read_cookies<'a>(headers: &'a http::HeaderMap, names: &Names) -> RequestCookies<'a> {
     let mut out = RequestCookies::default();
     let mut chunks: [Option<&str>; MAX_CHUNKS] = [None; MAX_CHUNKS];
     let mut plan = PlanBuilder::default();
@@ -445,7 +455,7 @@ fn is_login_cookie(name: &str, names: &Names) -> bool {
 }
 
 /// Whether a cookie name belongs to the proxy (removed before forwarding to the tool).
-pub fn is_own_cookie(name: &str, names: &Names) -> bool {
+pub(crate) fn is_own_cookie(name: &str, names: &Names) -> bool {
     name == names.session
         || is_login_cookie(name, names)
         || name == names.signout
@@ -453,6 +463,12 @@ pub fn is_own_cookie(name: &str, names: &Names) -> bool {
             .strip_prefix(names.session.as_str())
             .and_then(|r| r.strip_prefix('_'))
             .is_some_and(|i| i.parse::<usize>().is_ok())
+}
+
+/// Constant-time equality of secrets (cookie keys, sign-in state, session IDs).
+pub(crate) fn ct_eq(a: &[u8], b: &[u8]) -> bool {
+    use subtle::ConstantTimeEq;
+    a.len() == b.len() && bool::from(a.ct_eq(b))
 }
 
 #[cfg(test)]

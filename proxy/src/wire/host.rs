@@ -21,7 +21,7 @@ const REG_NAME: [bool; 256] = {
 
 /// Whether `value` is `uri-host [ ":" port ]`, in one pass over its bytes. An empty value is
 /// allowed (RFC 9110 §7.2: what a client sends for a target without an authority).
-pub fn valid(value: &[u8]) -> bool {
+pub(crate) fn valid(value: &[u8]) -> bool {
     let rest = match value.split_first() {
         // IP-literal: the characters of IPv6address / IPvFuture up to the closing bracket.
         Some((b'[', literal)) => {
@@ -62,7 +62,11 @@ fn reg_name_end(mut value: &[u8]) -> &[u8] {
 
 /// Whether a request's `Host` fields (and, on HTTP/2, its `:authority`, which `http` keeps as
 /// the URI's authority) are acceptable for its version.
-pub fn acceptable(version: Version, authority: Option<&Authority>, headers: &HeaderMap) -> bool {
+pub(crate) fn acceptable(
+    version: Version,
+    authority: Option<&Authority>,
+    headers: &HeaderMap,
+) -> bool {
     let mut hosts = headers.get_all(header::HOST).iter();
     let host = match (hosts.next(), hosts.next()) {
         (host, None) => host,

@@ -302,10 +302,10 @@ impl Relayed for Chan {}
 impl Relayed for Full<Bytes> {}
 
 /// A body with the tool's fields, as the direct exchange gives one.
-struct WithFields(Option<direct::Fields>, Full<Bytes>);
+struct WithFields(Option<exchange::Fields>, Full<Bytes>);
 
 impl Relayed for WithFields {
-    fn take_fields(&mut self) -> Option<direct::Fields> {
+    fn take_fields(&mut self) -> Option<exchange::Fields> {
         self.0.take()
     }
 }
@@ -330,7 +330,7 @@ impl Body for WithFields {
 async fn the_tools_fields_go_first_and_its_date_is_kept() {
     let (mut client, server) = tokio::io::duplex(1 << 16);
     let handle = |_req: Request<ReqBody>| async {
-        let fields = direct::Fields::from_lines(
+        let fields = exchange::Fields::from_lines(
             b"Server: t\r\nDate: Sat, 28 Nov 2026 04:00:00 GMT\r\nSet-Cookie: tool=1\r\n",
             true,
         );
@@ -406,10 +406,10 @@ async fn an_unsized_body_streams_chunked_frame_by_frame() {
 
 /// A chunked body ending with trailer fields, with the tool's fields, as the direct exchange
 /// relays one.
-struct Trailing(Option<direct::Fields>, Vec<Frame<Bytes>>);
+struct Trailing(Option<exchange::Fields>, Vec<Frame<Bytes>>);
 
 impl Relayed for Trailing {
-    fn take_fields(&mut self) -> Option<direct::Fields> {
+    fn take_fields(&mut self) -> Option<exchange::Fields> {
         self.0.take()
     }
 }
@@ -440,7 +440,7 @@ async fn trailing(request: &str, fields: &'static [u8], trailers: &[(&str, &str)
     }
     let mut frames = Some(vec![Frame::data(Bytes::from("hi")), Frame::trailers(map)]);
     let handle = move |_req: Request<ReqBody>| {
-        let fields = direct::Fields::from_lines(fields, false);
+        let fields = exchange::Fields::from_lines(fields, false);
         let body = Trailing(Some(fields), frames.take().unwrap_or_default());
         async move { Response::new(body) }
     };

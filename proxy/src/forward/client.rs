@@ -17,13 +17,12 @@ use hyper::client::conn::http1::{self, SendRequest};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
-use crate::ReqBody;
-use crate::direct::{Pool, Relay};
-use crate::timeouts::TimedBody;
+use crate::wire::timeouts::TimedBody;
+use crate::wire::{ExchangeError, Pool, Relay, ReqBody};
 
 /// Why a request did not get a response from the tool.
 #[derive(Debug, thiserror::Error)]
-pub enum Error {
+pub(crate) enum Error {
     /// Connecting failed.
     #[error("connecting to {0}: {1}")]
     Connect(String, #[source] std::io::Error),
@@ -32,7 +31,7 @@ pub enum Error {
     Http(#[from] hyper::Error),
     /// The direct exchange failed.
     #[error(transparent)]
-    Direct(#[from] crate::direct::Error),
+    Direct(#[from] ExchangeError),
 }
 
 struct Entry {
@@ -41,8 +40,8 @@ struct Entry {
 }
 
 /// Connections to the tool: hyper's for requests with a body and upgrades, plain ones for the
-/// rest ([`crate::direct`]).
-pub struct Upstream {
+/// rest (the direct exchange, `crate::wire`).
+pub(crate) struct Upstream {
     authority: Authority,
     conns: Mutex<Vec<Entry>>,
     max: usize,
@@ -71,7 +70,7 @@ fn host_of(authority: &Authority) -> &str {
 impl Upstream {
     /// A pool for `authority` keeping at most `max` connections, closing those idle for longer
     /// than `idle_timeout` (see [`Upstream::prune`]).
-    pub fn new(authority: Authority, max: usize, idle_timeout: Duration) -> Self {
+    pub(crate) fn new(authority: Authority, max: usize, idle_timeout: Duration) -> Self {
         Upstream {
             authority,
             conns: Mutex::new(Vec::new()),
@@ -86,17 +85,12 @@ impl Upstream {
     }
 
     /// Connections held (hyper's, busy or idle, and idle direct ones).
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.lock().len() + self.direct.len()
     }
 
-    /// Whether no connection is held.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
     /// Drops closed connections and those idle for longer than the idle timeout.
-    pub fn prune(&self) {
+    pub(crate) fn prune(&self) {
         self.direct.prune();
         let now = Instant::now();
         self.lock().retain(|e| {
@@ -151,9 +145,9 @@ impl Upstream {
         Ok(send)
     }
 
-    /// Sends a request without a body, given as its head (see [`crate::direct`]), and returns the
+    /// Sends a request without a body, given as its head (the direct exchange, `crate::wire`), and returns the
     /// response head; the body streams on.
-    pub async fn request_direct(
+    pub(crate) async fn request_direct(
         &self,
         head: &[u8],
         method: &http::Method,
@@ -165,7 +159,10 @@ impl Upstream {
     /// headers; the body streams on. A bodiless idempotent request whose reused connection the
     /// tool closed before answering is sent again on another one, as the direct exchange does
     /// (RFC 9110 §9.2.2).
-    pub async fn request(&self, mut req: Request<TimedBody>) -> Result<Response<Incoming>, Error> {
+    pub(crate) async fn request(
+        &self,
+        mut req: Request<TimedBody>,
+    ) -> Result<Response<Incoming>, Error> {
         let again = (req.body().is_end_stream()
             && req.method().is_idempotent()
             && !req.headers().contains_key(http::header::UPGRADE))

@@ -1,20 +1,20 @@
 //! The last credential accepted on a client connection. Clients (and ingress proxies in front
 //! of keyway-proxy) send the same bearer token or session cookie on every request of a
 //! keep-alive connection; when the next request carries byte for byte the same credential, the
-//! connection's memo answers without the SHA-256 and the lookup in the shared caches
+//! connection's [`LastCredential`] answers without the SHA-256 and the lookup in the shared caches
 //! ([`crate::cache`]). Everything else goes through those caches as before.
 //!
-//! The memo only ever holds what a shared cache returned, and follows the caches' rules: an
+//! It only ever holds what a shared cache returned, and follows the caches' rules: an
 //! entry is used only for the app configuration it was found under (a reload forgets cached
 //! tokens and sessions), only until it expires (a session opened with a retired cookie secret is
-//! cached only until the grace ends, and so is its memo), and not at all when caching is
+//! cached only until the grace ends, and so is its copy here), and not at all when caching is
 //! disabled (`--token-cache-size 0`). The comparison takes the same time
 //! wherever the credentials differ: one connection can carry several people's requests (an
 //! ingress reuses its connections), so a mismatch must not tell how much of it matched.
 
 use std::sync::{Arc, Mutex, Weak};
 
-use crate::App;
+use crate::app::App;
 use crate::cache::Expiring;
 use crate::session::Session;
 use oidc::jwt::Principal;
@@ -35,9 +35,9 @@ struct Entry {
     accepted: Accepted,
 }
 
-/// One connection's memo.
+/// One connection's last accepted credential.
 #[derive(Debug, Default)]
-pub struct Memo {
+pub(crate) struct LastCredential {
     last: Mutex<Option<Entry>>,
 }
 
@@ -61,7 +61,7 @@ fn same(a: &[u8], b: &[u8]) -> bool {
     std::hint::black_box(diff) == 0
 }
 
-impl Memo {
+impl LastCredential {
     fn lock(&self) -> std::sync::MutexGuard<'_, Option<Entry>> {
         self.last.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -101,7 +101,7 @@ impl Memo {
 
     /// The principal of a bearer token accepted last on this connection (compared as bytes: a
     /// match is the very token accepted before, so it need not be checked again).
-    pub fn bearer(
+    pub(crate) fn bearer(
         &self,
         app: &Arc<App>,
         token: &[u8],
@@ -115,7 +115,7 @@ impl Memo {
     }
 
     /// The session of a sealed cookie accepted last on this connection.
-    pub fn session(&self, app: &Arc<App>, sealed: &str, now: u64) -> Option<Arc<Session>> {
+    pub(crate) fn session(&self, app: &Arc<App>, sealed: &str, now: u64) -> Option<Arc<Session>> {
         self.find(app, sealed.as_bytes(), now, 0, |a| match a {
             Accepted::Session(s) => Some(s),
             Accepted::Bearer(_) => None,
@@ -123,12 +123,12 @@ impl Memo {
     }
 
     /// Remembers an accepted bearer token.
-    pub fn keep_bearer(&self, app: &Arc<App>, token: &str, who: Arc<Principal>) {
+    pub(crate) fn keep_bearer(&self, app: &Arc<App>, token: &str, who: Arc<Principal>) {
         self.keep(app, token.as_bytes(), Accepted::Bearer(who));
     }
 
     /// Remembers an accepted session cookie.
-    pub fn keep_session(&self, app: &Arc<App>, sealed: &str, session: Arc<Session>) {
+    pub(crate) fn keep_session(&self, app: &Arc<App>, sealed: &str, session: Arc<Session>) {
         self.keep(app, sealed.as_bytes(), Accepted::Session(session));
     }
 }

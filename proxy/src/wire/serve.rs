@@ -12,7 +12,8 @@
 //!   connection is closed;
 //! - a fast request is HTTP/1.1, in origin form, not `CONNECT`, without `Transfer-Encoding`,
 //!   `Upgrade` or `Expect`, without `Content-Length` (one `Content-Length: 0` is no body), and
-//!   with one valid `Host` field (else the handler answers 400, RFC 9112 §3.2: see [`host`]).
+//!   with one valid `Host` field (else the request goes to hyper, and the pipeline's guard answers 400, RFC 9112 §3.2:
+//!   see [`host`] and [`super::BadHost`]).
 //!
 //! On the first request that is not (or the HTTP/2 prior-knowledge preface), the connection is
 //! handed to hyper for the rest of its life, the bytes read so far replayed first ([`Rewind`]):
@@ -45,7 +46,9 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use crate::{ReqBody, direct, host};
+use super::body::{Body as ProxyBody, ReqBody};
+use super::exchange;
+use super::host;
 
 /// Most header fields in a request head (hyper's default).
 const MAX_HEADERS: usize = 100;
@@ -62,24 +65,24 @@ const READ_ROOM: usize = 4096;
 
 /// Limits of the loop.
 #[derive(Debug, Clone, Copy)]
-pub struct Config {
+pub(crate) struct Config {
     /// Time for a request head to arrive, from when the connection waits for it.
-    pub header_read_timeout: Duration,
+    pub(crate) header_read_timeout: Duration,
     /// Largest request head.
-    pub max_header_bytes: usize,
+    pub(crate) max_header_bytes: usize,
 }
 
 /// A response body that may carry the tool's header fields, ready to be written
-/// ([`direct::Fields`]).
-pub trait Relayed {
+/// ([`exchange::Fields`]).
+pub(crate) trait Relayed {
     /// The fields, once.
-    fn take_fields(&mut self) -> Option<direct::Fields> {
+    fn take_fields(&mut self) -> Option<exchange::Fields> {
         None
     }
 }
 
-impl Relayed for crate::Body {
-    fn take_fields(&mut self) -> Option<direct::Fields> {
+impl Relayed for ProxyBody {
+    fn take_fields(&mut self) -> Option<exchange::Fields> {
         match self {
             Either::Left(Either::Right(relay)) => relay.take_fields(),
             _ => None,
@@ -88,7 +91,7 @@ impl Relayed for crate::Body {
 }
 
 /// How [`serve`] ended.
-pub enum End<S> {
+pub(crate) enum End<S> {
     /// The connection is finished.
     Closed,
     /// A request this loop does not serve: the rest of the connection is hyper's.
@@ -105,14 +108,14 @@ impl<S> std::fmt::Debug for End<S> {
 }
 
 /// A stream whose first reads return bytes already read from it.
-pub struct Rewind<S> {
+pub(crate) struct Rewind<S> {
     pre: Bytes,
     io: S,
 }
 
 impl<S> Rewind<S> {
     /// `io`, to be read after `pre`.
-    pub fn new(io: S, pre: Bytes) -> Self {
+    pub(crate) fn new(io: S, pre: Bytes) -> Self {
         Rewind { pre, io }
     }
 }
@@ -271,7 +274,8 @@ fn parse(buf: &mut BytesMut) -> Parsed {
             value_len: len(f.value.len()),
         });
     }
-    // Several lengths are hyper's to judge; a bad `Host` is the handler's to answer.
+    // Several lengths are hyper's to judge; a bad `Host` is the pipeline's to answer (hyper's
+    // request carries the finding, `super::from_hyper`).
     if lengths > 1 || hosts != 1 || !host_ok {
         return Parsed::Fallback;
     }
@@ -361,7 +365,7 @@ fn may_be_preface(buf: &[u8]) -> bool {
 
 /// Serves HTTP/1.1 requests on `io` with `handle` until the connection ends, `shutdown` turns
 /// true, or a request needs hyper ([`End::Fallback`]).
-pub async fn serve<S, H, F, B>(
+pub(crate) async fn serve<S, H, F, B>(
     mut io: S,
     cfg: Config,
     mut handle: H,
@@ -528,7 +532,7 @@ async fn drain<S: AsyncWrite + Unpin>(io: &mut S, out: &mut Vec<u8>) -> io::Resu
 
 /// The names a response's `Trailer` fields announce (from the tool's fields and the header map),
 /// as hyper's server reads them: visible-ASCII values, comma-separated names.
-fn announced_trailers(fields: Option<&direct::Fields>, headers: &HeaderMap) -> Vec<HeaderName> {
+fn announced_trailers(fields: Option<&exchange::Fields>, headers: &HeaderMap) -> Vec<HeaderName> {
     let mut names = Vec::new();
     let values = fields.into_iter().flat_map(|f| f.values(b"trailer")).chain(
         headers
@@ -579,6 +583,9 @@ fn may_trail(name: &HeaderName) -> bool {
 /// when the client accepts them (`te_trailers`), the body is chunked, and the response's
 /// `Trailer` field announced them; otherwise they are dropped (RFC 9112 §7.1.2 lets a recipient
 /// discard them).
+// Writes every response of the fast path: left whole until a benchmark run shows that
+// splitting it costs nothing.
+#[allow(clippy::too_many_lines)]
 async fn write_response<S, B>(
     io: &mut S,
     resp: Response<B>,
@@ -613,9 +620,9 @@ where
         {
             continue;
         }
-        crate::direct::write_field(out, name, value.as_bytes());
+        exchange::write_field(out, name, value.as_bytes());
     }
-    if !fields.as_ref().is_some_and(direct::Fields::has_date)
+    if !fields.as_ref().is_some_and(exchange::Fields::has_date)
         && !parts.headers.contains_key(header::DATE)
     {
         date_field(out);
@@ -660,7 +667,7 @@ where
                         let announced = announced_trailers(fields.as_ref(), &parts.headers);
                         for (name, value) in &trailers {
                             if announced.contains(name) && may_trail(name) {
-                                direct::write_field(&mut trailer_section, name, value.as_bytes());
+                                exchange::write_field(&mut trailer_section, name, value.as_bytes());
                             }
                         }
                     }
@@ -717,5 +724,5 @@ where
 }
 
 #[cfg(test)]
-#[path = "h1_tests.rs"]
+#[path = "serve_tests.rs"]
 mod tests;

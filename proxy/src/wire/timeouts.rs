@@ -1,8 +1,12 @@
-//! Timeouts for slow clients beyond the request head (which [`crate::h1`]'s loop and hyper's
+//! Timeouts for slow clients beyond the request head (which [`super::serve`]'s loop and hyper's
 //! `header_read_timeout` bound): a request body that stalls ([`TimedBody`]), a client that stops reading
 //! ([`Guarded`]), a silent connection before its first request or an idle HTTP/2 connection
 //! ([`idle_watch`]), and the wait for the tool's response counted from the end
 //! of the request body ([`answer_within`]), so that a large, slow upload is not a 504.
+//!
+//! They sit in the codec layer, not in `server`, because both the server (the connection
+//! deadlines) and the forwarder (the request body's) use them, and they are about bytes on a
+//! connection, not about what a request means.
 
 use std::future::Future;
 use std::io;
@@ -18,11 +22,11 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::oneshot;
 use tokio::time::{Instant, Sleep};
 
-use crate::ReqBody;
+use super::body::ReqBody;
 
 /// Why a request body ended early.
 #[derive(Debug, thiserror::Error)]
-pub enum BodyError {
+pub(crate) enum BodyError {
     /// The client sent nothing for the body timeout.
     #[error("the request body stalled")]
     Stalled,
@@ -33,7 +37,7 @@ pub enum BodyError {
 
 /// A request body on its way to the tool: fails when the client sends nothing for `timeout`,
 /// and reports when it has been sent completely.
-pub struct TimedBody {
+pub(crate) struct TimedBody {
     inner: ReqBody,
     timeout: Duration,
     /// Armed at the first wait for the client (nothing is allocated for an empty body).
@@ -44,16 +48,16 @@ pub struct TimedBody {
 
 /// What [`TimedBody::new`] hands the forwarder: when the body has been sent, and whether it
 /// stalled.
-pub struct BodyWatch {
+pub(crate) struct BodyWatch {
     /// Resolves when the body has been read to its end (or was dropped); `None`: no body.
-    pub sent: Option<oneshot::Receiver<()>>,
+    pub(crate) sent: Option<oneshot::Receiver<()>>,
     /// Set when the body stalled.
     stalled: Option<Arc<AtomicBool>>,
 }
 
 impl BodyWatch {
     /// Whether the body stalled.
-    pub fn stalled(&self) -> bool {
+    pub(crate) fn stalled(&self) -> bool {
         self.stalled
             .as_ref()
             .is_some_and(|s| s.load(Ordering::Relaxed))
@@ -62,7 +66,7 @@ impl BodyWatch {
 
 impl TimedBody {
     /// Wraps a client's request body.
-    pub fn new(inner: ReqBody, timeout: Duration) -> (Self, BodyWatch) {
+    pub(crate) fn new(inner: ReqBody, timeout: Duration) -> (Self, BodyWatch) {
         if inner.is_end_stream() {
             let body = TimedBody {
                 inner,
@@ -149,7 +153,7 @@ impl Body for TimedBody {
 
 /// Runs `exchange` (a request to the tool) until it answers, allowing `timeout` from the moment
 /// the request body has been sent; `None` when that time passed.
-pub async fn answer_within<F: Future>(
+pub(crate) async fn answer_within<F: Future>(
     exchange: F,
     sent: Option<oneshot::Receiver<()>>,
     timeout: Duration,
@@ -171,7 +175,7 @@ pub async fn answer_within<F: Future>(
 
 /// What a client connection's service and its [`Guarded`] stream tell [`idle_watch`].
 #[derive(Debug)]
-pub struct ConnState {
+pub(crate) struct ConnState {
     born: Instant,
     /// Milliseconds after `born` of the last read or write.
     last: AtomicU64,
@@ -193,11 +197,11 @@ impl Default for ConnState {
 }
 
 /// Counts a request as in flight until dropped.
-pub struct InFlight(Arc<ConnState>);
+pub(crate) struct InFlight(Arc<ConnState>);
 
 impl ConnState {
     /// Notes a request (of this HTTP version) as in flight.
-    pub fn begin(self: &Arc<Self>, version: http::Version) -> InFlight {
+    pub(crate) fn begin(self: &Arc<Self>, version: http::Version) -> InFlight {
         self.in_flight.fetch_add(1, Ordering::Relaxed);
         self.requests.store(true, Ordering::Relaxed);
         if version == http::Version::HTTP_2 {
@@ -238,7 +242,7 @@ impl ConnState {
 
 /// How [`idle_watch`] ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Idle {
+pub(crate) enum Idle {
     /// The connection was silent for longer than allowed: the caller drops it.
     Expired,
     /// No silence limit will ever apply again (an HTTP/1.1 connection after its first request,
@@ -249,7 +253,7 @@ pub enum Idle {
 /// Ends when the connection has been silent for longer than allowed with no request in flight
 /// (`first_request` before the first request, `idle` on HTTP/2), or when no limit will apply
 /// again, so that a kept-alive HTTP/1.1 connection is not polled for it on every request.
-pub async fn idle_watch(state: Arc<ConnState>, limits: Limits) -> Idle {
+pub(crate) async fn idle_watch(state: Arc<ConnState>, limits: Limits) -> Idle {
     loop {
         match state.idle_limit(&limits) {
             Err(()) => return Idle::Unwatched,
@@ -273,20 +277,20 @@ impl Drop for InFlight {
 
 /// Limits of a [`Guarded`] connection.
 #[derive(Debug, Clone, Copy)]
-pub struct Limits {
+pub(crate) struct Limits {
     /// Silence allowed before the first request (the head of an HTTP/1 request is also bounded
-    /// by [`crate::h1`] or hyper; this covers the HTTP/2 preface and a connection that sends
+    /// by [`super::serve`] or hyper; this covers the HTTP/2 preface and a connection that sends
     /// nothing).
-    pub first_request: Duration,
+    pub(crate) first_request: Duration,
     /// Silence allowed on an HTTP/2 connection with no request waiting for the tool.
-    pub idle: Duration,
+    pub(crate) idle: Duration,
     /// How long one write to the client may stay blocked.
-    pub send: Duration,
+    pub(crate) send: Duration,
 }
 
 /// A client connection that fails a write blocked for longer than `send` (a client that does
 /// not read), and notes when it last read or wrote for [`idle_watch`].
-pub struct Guarded<T> {
+pub(crate) struct Guarded<T> {
     io: T,
     state: Arc<ConnState>,
     send: Duration,
@@ -296,7 +300,7 @@ pub struct Guarded<T> {
 
 impl<T> Guarded<T> {
     /// Wraps a client connection.
-    pub fn new(io: T, state: Arc<ConnState>, limits: Limits) -> Self {
+    pub(crate) fn new(io: T, state: Arc<ConnState>, limits: Limits) -> Self {
         Guarded {
             io,
             state,
