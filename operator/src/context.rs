@@ -1,9 +1,11 @@
 //! What every reconcile shares: the Kubernetes client, the plan settings, the event recorder,
-//! the metrics, the clock and random source, the controller's cache of ConnectedApps, and the
-//! count of consecutive failures per app (for the backoff).
+//! the metrics, the clock and random source, the controller's cache of ConnectedApps, the
+//! count of consecutive failures per app (for the backoff), and the versions of apps its own
+//! writes replaced (to recognise a cache that has not caught up with them).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
 
 use api::ConnectedApp;
 use k8s_openapi::api::core::v1::Secret;
@@ -33,7 +35,24 @@ pub struct Context {
     failures: Mutex<HashMap<ObjectRef<ConnectedApp>, u32>>,
     /// The controller's cache of every watched ConnectedApp (set by `controller::run`).
     apps: RwLock<Option<Store<ConnectedApp>>>,
+    /// Per app, the resourceVersions its reconciles' own writes replaced, until the cache has
+    /// moved past them (see [`Context::replaced_by_own_write`]).
+    replaced: Mutex<Replaced>,
 }
+
+/// The resourceVersions of apps that this controller's writes replaced.
+#[derive(Default)]
+struct Replaced {
+    versions: HashMap<ObjectRef<ConnectedApp>, (Vec<String>, Instant)>,
+    /// Writes recorded since the last purge.
+    since_purge: usize,
+}
+
+/// An entry older than this is forgotten (for an app deleted before its reconcile saw the cache
+/// catch up): a cache is never that far behind.
+const REPLACED_MEMORY: Duration = Duration::from_secs(120);
+/// Old entries are purged every this many recorded writes.
+const PURGE_EVERY: usize = 1024;
 
 impl Context {
     /// A context with the system clock and the OS random source.
@@ -72,6 +91,7 @@ impl Context {
             rng: Mutex::new(rng),
             failures: Mutex::new(HashMap::new()),
             apps: RwLock::new(None),
+            replaced: Mutex::new(Replaced::default()),
         }
     }
 
@@ -94,14 +114,40 @@ impl Context {
             .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(store);
     }
 
-    /// Every known ConnectedApp, from the cache; `None` without one (a reconcile outside the
-    /// controller that did not list them).
-    pub(crate) fn cached_apps(&self) -> Option<Vec<Arc<ConnectedApp>>> {
-        self.apps
+    /// The cached apps that can decide whether `app` holds its client ID and its resource
+    /// (`reconcile::conflicts`): those claiming its client ID or its resource, and those claiming
+    /// the client ID of another claimant of its resource; `None` without a cache (a reconcile
+    /// outside the controller that did not list them). One pass over the cache without copying
+    /// it (a second one only when another app claims the same resource).
+    pub(crate) fn peers_of(&self, app: &ConnectedApp) -> Option<Vec<Arc<ConnectedApp>>> {
+        let guard = self
+            .apps
             .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .as_ref()
-            .map(Store::state)
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let store = guard.as_ref()?;
+        let id = app.client_id().unwrap_or_default();
+        let resource = app.spec.resource.as_deref();
+        let mut peers = store.state_filter(|o| {
+            api::claims::claims(o, &id) || resource.is_some_and(|r| api::resources::claims(o, r))
+        });
+        let me = ObjectRef::from_obj(app);
+        let ids: Vec<String> = peers
+            .iter()
+            .filter(|o| resource.is_some_and(|r| api::resources::claims(o, r)))
+            .filter(|o| ObjectRef::from_obj(o.as_ref()) != me)
+            .filter_map(|o| o.client_id())
+            .filter(|other| *other != id)
+            .collect();
+        if !ids.is_empty() {
+            let more = store.state_filter(|o| {
+                ids.iter().any(|other| api::claims::claims(o, other))
+                    && !peers
+                        .iter()
+                        .any(|p| ObjectRef::from_obj(p.as_ref()) == ObjectRef::from_obj(o))
+            });
+            peers.extend(more);
+        }
+        Some(peers)
     }
 
     /// The plan for `app` now, given the Secret observed under its name.
@@ -112,6 +158,56 @@ impl Context {
             // A panic elsewhere poisoned the lock; the OS source needs no state.
             Err(_) => plan::plan(app, observed, &self.plan, now, &mut OsRandom),
         }
+    }
+
+    /// Records that a write of this controller changed `app` from `before` to `after`
+    /// (resourceVersions), so that a reconcile of the cached `before` is recognised as stale
+    /// ([`Context::replaced_by_own_write`]).
+    pub(crate) fn wrote(&self, app: &ConnectedApp, before: Option<String>, after: Option<&str>) {
+        let Some(before) = before.filter(|b| Some(b.as_str()) != after) else {
+            return;
+        };
+        let mut replaced = self
+            .replaced
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        replaced.since_purge += 1;
+        if replaced.since_purge >= PURGE_EVERY {
+            replaced.since_purge = 0;
+            replaced
+                .versions
+                .retain(|_, (_, at)| at.elapsed() < REPLACED_MEMORY);
+        }
+        let entry = replaced
+            .versions
+            .entry(ObjectRef::from_obj(app))
+            .or_insert_with(|| (Vec::new(), Instant::now()));
+        entry.0.push(before);
+        entry.1 = Instant::now();
+    }
+
+    /// Whether `app`, as the cache holds it, is a version that one of this controller's own
+    /// writes has already replaced: the watch event of that write is still on its way and will
+    /// bring a reconcile of the current version. Once the cache holds another version, the
+    /// record is forgotten.
+    pub(crate) fn replaced_by_own_write(&self, app: &ConnectedApp) -> bool {
+        let key = ObjectRef::from_obj(app);
+        let mut replaced = self
+            .replaced
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let stale = match (
+            replaced.versions.get(&key),
+            app.metadata.resource_version.as_ref(),
+        ) {
+            (Some((versions, _)), Some(version)) => versions.contains(version),
+            (Some(_), None) => false,
+            (None, _) => return false,
+        };
+        if !stale {
+            replaced.versions.remove(&key);
+        }
+        stale
     }
 
     /// Counts a failed reconcile of `app`; returns its consecutive failures so far.

@@ -1033,3 +1033,76 @@ async fn a_settled_resync_makes_no_writes() {
     assert_eq!(restarted.metrics.total_writes(), 0);
     restarted.stop().await;
 }
+
+/// The write budget of a cold start (issue 15, docs/operator.md "Scale"): at most four write
+/// requests per new app — the finalizer, the Secret, one status, one event — and none that
+/// changes nothing (a repeated status apply, a repeated event); then none at all from a
+/// controller restarted over the settled state. `operator/benches/controller_scale.rs` measures
+/// the same at scale.
+#[tokio::test]
+async fn a_cold_start_writes_at_most_four_requests_per_app_and_a_settled_restart_none() {
+    const APPS: usize = 50;
+    let (server, client) = setup().await;
+    let apps: Api<ConnectedApp> = Api::default_namespaced(client.clone());
+    for i in 0..APPS {
+        apps.create(
+            &PostParams::default(),
+            &app(&format!("app-{i:02}"), json!({})),
+        )
+        .await
+        .unwrap();
+    }
+    server.reset_counts();
+    let replica = start(client.clone(), config(), None);
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let list = apps.list(&Default::default()).await.unwrap();
+        if list.items.iter().filter(|a| a.is_ready()).count() == APPS {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "not all Ready");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Writes that trail the last Ready (reconciles of a stale cache) count too.
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let counts = server.write_counts();
+    let per_app =
+        |verb: &str, resource: &str| counts.requests_of(verb, resource) as f64 / APPS as f64;
+    assert!(
+        counts.total_requests() <= 4 * APPS as u64,
+        "{} write requests for {APPS} apps: {counts:?}",
+        counts.total_requests()
+    );
+    assert_eq!(
+        per_app("patch", "connectedapps"),
+        1.0,
+        "the finalizer: {counts:?}"
+    );
+    assert_eq!(per_app("create", "secrets"), 1.0, "{counts:?}");
+    assert_eq!(per_app("patch", "connectedapps/status"), 1.0, "{counts:?}");
+    assert_eq!(per_app("create", "events"), 1.0, "{counts:?}");
+    assert_eq!(
+        counts.requests_of("patch", "events"),
+        0,
+        "no repeated event: {counts:?}"
+    );
+    replica.stop().await;
+
+    server.reset_counts();
+    let restarted = start(client, config(), None);
+    while restarted.metrics.successful_reconciles() < APPS as u64 {
+        assert!(
+            tokio::time::Instant::now() < deadline + WAIT,
+            "restart did not reconcile"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        server.write_counts().total_requests(),
+        0,
+        "{:?}",
+        server.write_counts()
+    );
+    restarted.stop().await;
+}

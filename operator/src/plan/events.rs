@@ -1,6 +1,7 @@
 //! The Kubernetes events a plan records: one for each change of the `Ready` condition, and those
 //! the Secret's changes add (`SecretCreated`, `SecretUpdated`, `SecretRotated`,
-//! `CookieSecretReplaced`). Notes never contain secrets.
+//! `CookieSecretReplaced`; `SecretCreated` not beside `Registered`, whose note names the Secret).
+//! Notes never contain secrets.
 
 use api::{CONDITION_READY, ConnectedApp};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;

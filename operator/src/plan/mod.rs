@@ -13,7 +13,7 @@
 //!   resource is on a host bound to other namespaces (the reconciler decides which, among the
 //!   other apps);
 //! - `status`: the status, its `Ready` condition and the published client-secret hashes, and the
-//!   plan of an app that is not ready;
+//!   plans of an app that is not ready (`provisioning`: a new app whose Secret write failed);
 //! - `events`: the Kubernetes events a plan records;
 //! - `ownership`: which Secrets are an app's own (owner references).
 
@@ -40,8 +40,8 @@ pub(crate) use self::conflicts::{conflict, resource_conflict, resource_not_permi
 pub use self::credentials::{OsRandom, Random};
 pub(crate) use self::events::PlannedEvent;
 pub(crate) use self::ownership::is_ours;
-pub(crate) use self::status::reason;
 use self::status::waiting;
+pub(crate) use self::status::{provisioning, reason};
 use self::time::whole_seconds;
 #[cfg(test)]
 pub(crate) use self::{

@@ -1,7 +1,9 @@
 //! The plan for an app whose Secret keyway writes (no `spec.secret.existingSecret`): the Secret's
 //! keys (`contract::secret`), labels, issued-at annotation and owner reference, created or
 //! replaced only when it differs; a Secret of that name that is not the app's own is never
-//! touched. A new client secret's hash is published in status before the Secret carries it.
+//! touched. A new client secret's hash is published in status before the Secret carries it,
+//! except for a new app (no Ready condition yet), whose Secret comes first and its status, Ready,
+//! right after.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -22,6 +24,10 @@ use super::status::{DEFAULT_GRACE, base_status, earliest_expiry, hashes, ready, 
 use super::time::{add, until};
 use super::{Plan, PlanConfig, SecretAction};
 use crate::labels::{APP_LABEL, ISSUED_AT_ANNOTATION, MANAGED_BY_LABEL, MANAGER};
+
+/// The event of a created Secret; not recorded when the same reconcile records `Registered`,
+/// whose note names the Secret.
+const SECRET_CREATED: &str = "SecretCreated";
 
 /// The plan for `app`, given the Secret observed under its name.
 pub(super) fn plan(
@@ -201,7 +207,8 @@ fn desired_secret(
 
 /// Create the Secret when none is observed, replace it when it differs from `desired`, else
 /// nothing; with a `SecretCreated` or `SecretUpdated` event (none for an update that a rotation
-/// or a replaced cookie secret already announced).
+/// or a replaced cookie secret already announced; `statuses` drops `SecretCreated` for
+/// `Registered`).
 fn secret_action(
     app: &ConnectedApp,
     observed: Option<&Secret>,
@@ -214,7 +221,7 @@ fn secret_action(
         None => {
             events.push(PlannedEvent {
                 warning: false,
-                reason: "SecretCreated".into(),
+                reason: SECRET_CREATED.into(),
                 note: format!("wrote Secret {name} for client {client_id}"),
             });
             SecretAction::Create(desired)
@@ -237,8 +244,8 @@ fn secret_action(
 }
 
 /// The status to publish before the Secret is written (when it is about to carry a client
-/// secret whose hash the issuer does not know yet) and the final one (Ready), with the event of
-/// a change of the Ready condition.
+/// secret whose hash the issuer does not know yet, for an app that already has a Ready
+/// condition) and the final one (Ready), with the event of a change of the Ready condition.
 fn statuses(
     app: &ConnectedApp,
     cfg: &PlanConfig,
@@ -262,24 +269,21 @@ fn statuses(
         .first()
         .filter(|_| client_secret.is_some())
         .is_some_and(|h| !known.iter().any(|k| k.hash == h.hash));
-    let status_before_secret = (new_hash_unpublished && *secret != SecretAction::None).then(|| {
-        let mut early = status.clone();
-        let previous = app
-            .status
-            .as_ref()
-            .and_then(|s| s.conditions.iter().find(|c| c.type_ == CONDITION_READY))
-            .cloned();
-        early.conditions = vec![previous.unwrap_or_else(|| {
-            ready(
-                app,
-                false,
-                reason::PROVISIONING,
-                format!("writing Secret {name}"),
-                now,
-            )
-        })];
-        early
-    });
+    // An app with a Ready condition may have sidecars running and the issuer knows it: a new
+    // client secret's hash is published (under the condition it had) before the Secret carries
+    // the secret. A new app has neither: its Secret is written first and its one status, Ready
+    // with the hash, right after, so Ready never shows before the Secret exists.
+    let previous = app
+        .status
+        .as_ref()
+        .and_then(|s| s.conditions.iter().find(|c| c.type_ == CONDITION_READY));
+    let status_before_secret = previous
+        .filter(|_| new_hash_unpublished && *secret != SecretAction::None)
+        .map(|previous| {
+            let mut early = status.clone();
+            early.conditions = vec![previous.clone()];
+            early
+        });
     let condition = ready(
         app,
         true,
@@ -287,7 +291,11 @@ fn statuses(
         format!("client {client_id} registered; credentials in Secret {name}"),
         now,
     );
-    events.extend(transition_event(app, &condition));
+    if let Some(registered) = transition_event(app, &condition) {
+        // Its note names the Secret: one event for the app's registration, not two.
+        events.retain(|e| e.reason != SECRET_CREATED);
+        events.push(registered);
+    }
     status.conditions = vec![condition];
     (status_before_secret, status)
 }
@@ -348,24 +356,24 @@ mod tests {
         assert_eq!(secret.labels()[MANAGED_BY_LABEL], MANAGER);
 
         let hash = keys::hash_client_secret(&client_secret);
-        let early = plan.status_before_secret.as_ref().unwrap();
+        // A new app: the Secret first, then its one status, Ready with the hash.
+        assert_eq!(plan.status_before_secret, None);
         assert_eq!(
-            early.client_secrets,
+            plan.status.client_secrets,
             vec![ClientSecretHash {
                 hash: hash.clone(),
                 expires_at: None
             }]
         );
-        assert_eq!(early.conditions[0].reason, reason::PROVISIONING);
-        assert_eq!(early.conditions[0].status, "False");
-        assert_eq!(plan.status.client_secrets, early.client_secrets);
         assert_eq!(plan.status.client_id.as_deref(), Some("tools.grafana"));
         assert_eq!(plan.status.secret_name.as_deref(), Some("grafana-keyway"));
         assert_eq!(plan.status.observed_generation, Some(1));
         assert_eq!(plan.status.conditions[0].status, "True");
         assert_eq!(plan.status.conditions[0].reason, reason::REGISTERED);
+        // One event for the registration, whose note names the Secret.
         let reasons: Vec<_> = plan.events.iter().map(|e| e.reason.as_str()).collect();
-        assert_eq!(reasons, ["SecretCreated", "Registered"]);
+        assert_eq!(reasons, ["Registered"]);
+        assert!(plan.events[0].note.contains("Secret grafana-keyway"));
         assert_eq!(plan.requeue_after, Duration::from_secs(3600));
         // No secret in events or condition messages.
         for e in &plan.events {
@@ -612,5 +620,10 @@ mod tests {
             p.status.client_secrets[1].expires_at,
             Some(Time(t("2026-01-02T01:00:00Z")))
         );
+        // A Ready app may have sidecars: the new hash is published before the Secret, under the
+        // condition it had (so the final status equals it and is not written again).
+        assert_eq!(p.status_before_secret.as_ref(), Some(&p.status));
+        let reasons: Vec<_> = p.events.iter().map(|e| e.reason.as_str()).collect();
+        assert_eq!(reasons, [SECRET_CREATED]);
     }
 }

@@ -25,7 +25,7 @@ const MAX_MESSAGE: usize = 4096;
 pub(crate) mod reason {
     /// Registered; credentials in the Secret.
     pub(crate) const REGISTERED: &str = "Registered";
-    /// A new client secret is published in status and about to be written to the Secret.
+    /// A new app whose Secret could not be written yet (the message says why); retried.
     pub(crate) const PROVISIONING: &str = "Provisioning";
     /// The spec breaks a rule; the message lists every problem.
     pub(crate) const INVALID_SPEC: &str = "InvalidSpec";
@@ -143,6 +143,24 @@ pub(super) fn earliest_expiry(now: Timestamp, hashes: &[ClientSecretHash]) -> Op
         .filter_map(|h| h.expires_at.as_ref())
         .map(|t| until(now, t.0) + Duration::from_secs(1))
         .min()
+}
+
+/// The plan of a new app (no Ready condition yet) whose Secret could not be written (`why`): not
+/// ready, reason [`reason::PROVISIONING`]; the failed reconcile is retried with backoff.
+pub(crate) fn provisioning(
+    app: &ConnectedApp,
+    cfg: &PlanConfig,
+    now: Timestamp,
+    why: &str,
+) -> Plan {
+    waiting(
+        app,
+        cfg,
+        super::time::whole_seconds(now),
+        reason::PROVISIONING,
+        format!("cannot write Secret {}: {why}", app.secret_name()),
+        cfg.resync,
+    )
 }
 
 /// Not ready: keep publishing the hashes that are still valid, write nothing else.

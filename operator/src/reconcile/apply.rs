@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use api::{ConnectedApp, ConnectedAppStatus};
+use api::{CONDITION_READY, ConnectedApp, ConnectedAppStatus};
 use k8s_openapi::api::core::v1::Secret;
 use kube::runtime::controller::Action;
 use kube::{Api, ResourceExt as _};
@@ -13,6 +13,7 @@ use tracing::debug;
 use super::{conflicts, events, secret, status};
 use crate::context::Context;
 use crate::error::{Error, Result};
+use crate::plan;
 
 /// Reconciles a live app: plans (conflicts among `peers` first, else from the observed Secret)
 /// and writes what differs.
@@ -22,7 +23,6 @@ pub(super) async fn apply(
     peers: &[Arc<ConnectedApp>],
 ) -> Result<Action> {
     let ns = app.namespace().ok_or(Error::MissingNamespace)?;
-    let name = app.name_any();
     let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &ns);
     let apps: Api<ConnectedApp> = Api::namespaced(ctx.client.clone(), &ns);
     let secret_name = app.secret_name();
@@ -35,16 +35,64 @@ pub(super) async fn apply(
         }
     };
 
-    let mut published: Option<&ConnectedAppStatus> = app.status.as_ref();
+    let mut statuses = StatusWriter {
+        apps: &apps,
+        app: &app,
+        published: app.status.clone(),
+        version: app.resource_version(),
+    };
     if let Some(early) = &plan.status_before_secret {
-        status::publish(&apps, &name, early, ctx).await?;
-        published = Some(early);
+        statuses.publish(early, ctx).await?;
     }
-    secret::write(&secrets, &secret_name, &plan.secret, ctx).await?;
-    if published != Some(&plan.status) {
-        status::publish(&apps, &name, &plan.status, ctx).await?;
+    if let Err(e) = secret::write(&secrets, &secret_name, &plan.secret, ctx).await {
+        let new_app = statuses
+            .published
+            .as_ref()
+            .is_none_or(|s| !s.conditions.iter().any(|c| c.type_ == CONDITION_READY));
+        if new_app {
+            // Say why in status: the app has no condition yet.
+            let why = plan::provisioning(&app, &ctx.plan, ctx.now(), &describe(&e));
+            if statuses.publish(&why.status, ctx).await.is_ok() {
+                events::record(&app, &why.events, ctx).await;
+            }
+        }
+        return Err(e);
     }
+    statuses.publish(&plan.status, ctx).await?;
     events::record(&app, &plan.events, ctx).await;
     debug!(requeue_after = ?plan.requeue_after, "reconciled");
     Ok(Action::requeue(plan.requeue_after))
+}
+
+/// The app's status writes of one reconcile: each only when it differs from the status last
+/// published, each recorded in the context as replacing the app's version before it.
+struct StatusWriter<'a> {
+    apps: &'a Api<ConnectedApp>,
+    app: &'a ConnectedApp,
+    published: Option<ConnectedAppStatus>,
+    version: Option<String>,
+}
+
+impl StatusWriter<'_> {
+    async fn publish(&mut self, status: &ConnectedAppStatus, ctx: &Context) -> Result<()> {
+        if self.published.as_ref() == Some(status) {
+            return Ok(());
+        }
+        let name = self.app.name_any();
+        let after = status::publish(self.apps, &name, status, ctx).await?;
+        ctx.wrote(self.app, self.version.take(), after.as_deref());
+        self.version = after;
+        self.published = Some(status.clone());
+        Ok(())
+    }
+}
+
+/// What went wrong, for a condition message: the API server's message when it sent one.
+fn describe(error: &Error) -> String {
+    match error {
+        Error::Kube(kube::Error::Api(status)) if !status.message.is_empty() => {
+            status.message.clone()
+        }
+        other => other.to_string(),
+    }
 }

@@ -3,15 +3,26 @@
 //! write.
 //!
 //! - this file: the finalizer around it (`Apply` while the app lives, `Cleanup` once it is being
-//!   deleted), the span and the metrics;
+//!   deleted), the span and the metrics, and the check that the cached app is not a version the
+//!   controller's own write already replaced;
 //! - `apply`: the steps while the app lives, in order: which plan (`conflicts` first, then
 //!   the observed Secret), the status published before the Secret, the Secret (`secret`), the
 //!   final status (`status`), the events (`events`);
 //! - `cleanup`: what deleting the app removes.
 //!
-//! Order of writes for a new or rotated client secret: the status with the new hash first, then
-//! the Secret, then the final status. The issuer therefore knows a secret before any sidecar can
-//! read it, and the previous secret stays accepted until its grace period ends.
+//! Order of writes for a rotated or replaced client secret of an app that has a Ready condition:
+//! the status with the new hash first, then the Secret, then the final status if it differs. The
+//! issuer therefore knows a secret before any sidecar can read it, and the previous secret stays
+//! accepted until its grace period ends. A new app has no sidecar yet: its Secret is written
+//! first and its one status, Ready with the hash, right after, so `Ready` never shows before the
+//! Secret exists; should the Secret write fail, the status says so instead (`Ready=False`,
+//! `Provisioning`, with the API server's message).
+//!
+//! Each write is sent only when it changes something, and each event only for a transition, so
+//! a new app costs four writes (finalizer, Secret, status, `Registered`) and a settled one none.
+//! A reconcile whose cached app is a version the controller's own write has already replaced is
+//! skipped: the watch event of that write brings the next one (planning from the old version
+//! would repeat the write and its event).
 
 mod apply;
 mod cleanup;
@@ -30,7 +41,7 @@ use api::{ConnectedApp, FINALIZER};
 use kube::runtime::controller::Action;
 use kube::runtime::finalizer::{Event as FinalizerEvent, finalizer};
 use kube::{Api, Resource as _, ResourceExt as _};
-use tracing::{Instrument as _, info_span};
+use tracing::{Instrument as _, debug, info_span};
 
 use crate::context::Context;
 use crate::error::{Error, Result};
@@ -39,7 +50,13 @@ use crate::metrics::Write;
 /// Reconciles one ConnectedApp (wrapped in the finalizer), checking its client ID and resource
 /// against the apps in the controller's cache.
 pub(crate) async fn reconcile(app: Arc<ConnectedApp>, ctx: Arc<Context>) -> Result<Action> {
-    let peers = ctx.cached_apps().unwrap_or_default();
+    if ctx.replaced_by_own_write(&app) {
+        // The cache is behind this controller's own write: the watch event of that write brings
+        // a reconcile of the current version (planning from this one would repeat the write).
+        debug!(namespace = app.namespace().as_deref().unwrap_or(""), app = %app.name_any(), "cache behind an own write; waiting for it");
+        return Ok(Action::await_change());
+    }
+    let peers = ctx.peers_of(&app).unwrap_or_default();
     reconcile_among(app, ctx, &peers).await
 }
 
@@ -61,6 +78,7 @@ pub(crate) async fn reconcile_among(
         let apps: Api<ConnectedApp> = Api::namespaced(ctx.client.clone(), &ns);
         let has_finalizer = app.finalizers().iter().any(|f| f == FINALIZER);
         let deleting = app.meta().deletion_timestamp.is_some();
+        let before = app.clone();
         let result = finalizer(&apps, FINALIZER, app, |event| async {
             match event {
                 FinalizerEvent::Apply(app) => apply::apply(app, &ctx, peers).await,
@@ -72,6 +90,7 @@ pub(crate) async fn reconcile_among(
         if result.is_ok() && has_finalizer == deleting {
             // The finalizer helper added (not yet present) or removed (deleting) it.
             ctx.metrics.write(Write::Finalizer);
+            ctx.wrote(&before, before.resource_version(), None);
         }
         ctx.metrics
             .reconciled(start.elapsed(), result.as_ref().err());

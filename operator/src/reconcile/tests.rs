@@ -187,7 +187,7 @@ fn app_json(app: &ConnectedApp) -> Value {
 }
 
 #[tokio::test]
-async fn create_publishes_the_hash_then_writes_the_secret_then_ready() {
+async fn create_writes_the_secret_then_one_ready_status_with_its_hash_and_one_event() {
     let app = basic();
     let hash = Arc::new(Mutex::new(String::new()));
     let (h1, h2) = (hash.clone(), hash.clone());
@@ -195,17 +195,6 @@ async fn create_publishes_the_hash_then_writes_the_secret_then_ready() {
         app.clone(),
         vec![
             expect("GET", SECRET).respond(404, not_found()),
-            expect("PATCH", STATUS)
-                .check(move |b| {
-                    assert_eq!(b["apiVersion"], "keyway.dev/v1alpha1");
-                    assert_eq!(b["kind"], "ConnectedApp");
-                    let s = &b["status"];
-                    assert_eq!(s["conditions"][0]["reason"], reason::PROVISIONING);
-                    assert_eq!(s["clientID"], "tools.grafana");
-                    *h1.lock().unwrap() = s["clientSecrets"][0]["hash"].as_str().unwrap().into();
-                    assert!(s["clientSecrets"][0].get("expiresAt").is_none());
-                })
-                .respond(200, app_json(&app)),
             expect("POST", SECRETS_POST).echo().check(move |b| {
                 assert_eq!(b["metadata"]["name"], "grafana-keyway");
                 assert_eq!(b["metadata"]["ownerReferences"][0]["uid"], "uid-1");
@@ -217,28 +206,46 @@ async fn create_publishes_the_hash_then_writes_the_secret_then_ready() {
                 assert_eq!(data(b, "client-id"), "tools.grafana");
                 assert_eq!(data(b, "issuer-url"), "https://login.example.com");
                 let secret = data(b, "client-secret");
-                assert_eq!(
-                    contract::secret::hash_client_secret(&secret),
-                    *h2.lock().unwrap(),
-                    "the published hash is the hash of the written secret"
-                );
+                *h1.lock().unwrap() = contract::secret::hash_client_secret(&secret);
                 let policy: Value = serde_json::from_str(&data(b, "policy.json")).unwrap();
                 assert_eq!(policy["access"]["allowedGroups"], json!(["eng"]));
             }),
             expect("PATCH", STATUS)
-                .check(|b| {
-                    let c = &b["status"]["conditions"][0];
+                .check(move |b| {
+                    assert_eq!(b["apiVersion"], "keyway.dev/v1alpha1");
+                    assert_eq!(b["kind"], "ConnectedApp");
+                    let s = &b["status"];
+                    let c = &s["conditions"][0];
                     assert_eq!(
                         (c["type"].as_str(), c["status"].as_str()),
                         (Some("Ready"), Some("True"))
                     );
                     assert_eq!(c["reason"], reason::REGISTERED);
-                    assert_eq!(b["status"]["observedGeneration"], 1);
-                    assert_eq!(b["status"]["issuer"], "https://login.example.com");
+                    assert_eq!(s["observedGeneration"], 1);
+                    assert_eq!(s["issuer"], "https://login.example.com");
+                    assert_eq!(s["clientID"], "tools.grafana");
+                    assert_eq!(
+                        s["clientSecrets"][0]["hash"].as_str().unwrap(),
+                        *h2.lock().unwrap(),
+                        "the published hash is the hash of the written secret"
+                    );
+                    assert!(s["clientSecrets"][0].get("expiresAt").is_none());
                 })
                 .respond(200, app_json(&app)),
-            event("SecretCreated", "Normal"),
-            event("Registered", "Normal"),
+            // One event for the registration: its note names the Secret.
+            expect("POST", EVENTS).echo().check(|b| {
+                assert_eq!(
+                    (b["reason"].as_str(), b["type"].as_str()),
+                    (Some("Registered"), Some("Normal"))
+                );
+                assert!(
+                    b["note"]
+                        .as_str()
+                        .unwrap()
+                        .contains("Secret grafana-keyway"),
+                    "{b}"
+                );
+            }),
         ],
     )
     .await;
@@ -246,7 +253,42 @@ async fn create_publishes_the_hash_then_writes_the_secret_then_ready() {
         result.unwrap(),
         kube::runtime::controller::Action::requeue(Duration::from_secs(3600))
     );
-    assert_eq!(writes, 5);
+    assert_eq!(writes, 3);
+}
+
+#[tokio::test]
+async fn a_new_app_whose_secret_cannot_be_written_says_why_in_status() {
+    let app = basic();
+    let forbidden = json!({
+        "kind": "Status", "apiVersion": "v1", "status": "Failure", "code": 403,
+        "reason": "Forbidden",
+        "message": "secrets is forbidden: exceeded quota: few-secrets",
+    });
+    let (result, writes) = scenario(
+        app.clone(),
+        vec![
+            expect("GET", SECRET).respond(404, not_found()),
+            expect("POST", SECRETS_POST).respond(403, forbidden),
+            expect("PATCH", STATUS)
+                .check(|b| {
+                    let s = &b["status"];
+                    let c = &s["conditions"][0];
+                    assert_eq!(
+                        (c["status"].as_str(), c["reason"].as_str()),
+                        (Some("False"), Some(reason::PROVISIONING))
+                    );
+                    let message = c["message"].as_str().unwrap();
+                    assert!(message.contains("Secret grafana-keyway"), "{message}");
+                    assert!(message.contains("exceeded quota"), "{message}");
+                    assert_eq!(s["clientSecrets"], json!(null), "no hash without a Secret");
+                })
+                .respond(200, app_json(&app)),
+            event("Provisioning", "Warning"),
+        ],
+    )
+    .await;
+    assert!(result.is_err());
+    assert_eq!(writes, 2);
 }
 
 /// The app and its Secret after a successful first reconcile at the scenario clock.
