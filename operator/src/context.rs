@@ -12,8 +12,9 @@ use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::jiff::Timestamp;
 use kube::Client;
 use kube::runtime::events::{Recorder, Reporter};
-use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::reflector::ObjectRef;
 
+use crate::app_cache::AppCache;
 use crate::clock::Clock;
 use crate::config::ControllerConfig;
 use crate::labels::MANAGER;
@@ -34,7 +35,7 @@ pub struct Context {
     rng: Mutex<Box<dyn Random + Send>>,
     failures: Mutex<HashMap<ObjectRef<ConnectedApp>, u32>>,
     /// The controller's cache of every watched ConnectedApp (set by `controller::run`).
-    apps: RwLock<Option<Store<ConnectedApp>>>,
+    apps: RwLock<Option<AppCache>>,
     /// Per app, the resourceVersions its reconciles' own writes replaced, until the cache has
     /// moved past them (see [`Context::replaced_by_own_write`]).
     replaced: Mutex<Replaced>,
@@ -105,49 +106,24 @@ impl Context {
         (self.clock)()
     }
 
-    /// Uses `store` (the controller's cache of ConnectedApps) to find apps claiming the same
+    /// Uses `cache` (the controller's cache of ConnectedApps) to find apps claiming the same
     /// client ID or resource.
-    pub(crate) fn set_apps(&self, store: Store<ConnectedApp>) {
+    pub(crate) fn set_apps(&self, cache: AppCache) {
         *self
             .apps
             .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(store);
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(cache);
     }
 
     /// The cached apps that can decide whether `app` holds its client ID and its resource
-    /// (`reconcile::conflicts`): those claiming its client ID or its resource, and those claiming
-    /// the client ID of another claimant of its resource; `None` without a cache (a reconcile
-    /// outside the controller that did not list them). One pass over the cache without copying
-    /// it (a second one only when another app claims the same resource).
+    /// (`reconcile::conflicts`, [`AppCache::peers_of`]); `None` without a cache (a reconcile
+    /// outside the controller that did not list them).
     pub(crate) fn peers_of(&self, app: &ConnectedApp) -> Option<Vec<Arc<ConnectedApp>>> {
         let guard = self
             .apps
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let store = guard.as_ref()?;
-        let id = app.client_id().unwrap_or_default();
-        let resource = app.spec.resource.as_deref();
-        let mut peers = store.state_filter(|o| {
-            api::claims::claims(o, &id) || resource.is_some_and(|r| api::resources::claims(o, r))
-        });
-        let me = ObjectRef::from_obj(app);
-        let ids: Vec<String> = peers
-            .iter()
-            .filter(|o| resource.is_some_and(|r| api::resources::claims(o, r)))
-            .filter(|o| ObjectRef::from_obj(o.as_ref()) != me)
-            .filter_map(|o| o.client_id())
-            .filter(|other| *other != id)
-            .collect();
-        if !ids.is_empty() {
-            let more = store.state_filter(|o| {
-                ids.iter().any(|other| api::claims::claims(o, other))
-                    && !peers
-                        .iter()
-                        .any(|p| ObjectRef::from_obj(p.as_ref()) == ObjectRef::from_obj(o))
-            });
-            peers.extend(more);
-        }
-        Some(peers)
+        guard.as_ref().map(|cache| cache.peers_of(app))
     }
 
     /// The plan for `app` now, given the Secret observed under its name.

@@ -37,6 +37,7 @@
 #![deny(unreachable_pub)]
 #![warn(clippy::too_many_lines)]
 
+mod app_cache;
 mod cli;
 mod clock;
 mod config;

@@ -9,15 +9,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use api::ConnectedApp;
-use futures::StreamExt as _;
+use futures::{StreamExt as _, TryStreamExt as _};
 use k8s_openapi::api::core::v1::Secret;
 use kube::Api;
 use kube::runtime::controller::Controller;
-use kube::runtime::watcher;
+use kube::runtime::{WatchStreamExt as _, watcher};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
 use self::backoff::{WatchBackoff, error_policy};
+use crate::app_cache;
 use crate::config::ControllerConfig;
 use crate::context::Context;
 use crate::labels::{APP_LABEL, MANAGED_BY_LABEL, MANAGER};
@@ -43,8 +44,13 @@ pub(crate) async fn run(ctx: Arc<Context>, config: &ControllerConfig, shutdown: 
         watcher::Config::default().labels(&format!("{APP_LABEL},{MANAGED_BY_LABEL}!={MANAGER}"));
     let stop = shutdown.clone();
     let loop_ctx = ctx.clone();
-    let controller = Controller::new(apps.clone(), watcher::Config::default().any_semantic());
-    let cache = controller.store();
+    // The controller's own watch of ConnectedApps, written into the cache and its index of
+    // claims in one step (`app_cache`), as `Controller::new` would write only the store.
+    let (cache, mut indexer) = app_cache::new();
+    let own = watcher(apps.clone(), watcher::Config::default().any_semantic())
+        .inspect_ok(move |event| indexer.apply(event))
+        .applied_objects();
+    let controller = Controller::for_stream(own, cache.store());
     ctx.set_apps(cache.clone());
     let running = controller
         // A change of one app (or its deletion) re-checks the apps it may hold a client ID or a

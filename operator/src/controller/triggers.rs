@@ -6,37 +6,16 @@
 use api::ConnectedApp;
 use k8s_openapi::api::core::v1::Secret;
 use kube::ResourceExt as _;
-use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::reflector::ObjectRef;
 
+use crate::app_cache::AppCache;
 use crate::labels::APP_LABEL;
-use crate::plan::reason;
 
 /// The apps to look at again when `changed` changed or went away: those claiming the same client
 /// ID or resource, and those in conflict (`changed` may have held their ID or resource before the
-/// change). Tested with the reconcile scenarios (`reconcile/tests.rs`).
-pub(crate) fn rivals(
-    cache: &Store<ConnectedApp>,
-    changed: &ConnectedApp,
-) -> Vec<ObjectRef<ConnectedApp>> {
-    let id = changed.client_id().unwrap_or_default();
-    let resource = changed.spec.resource.as_deref();
-    let me = ObjectRef::from_obj(changed);
-    cache
-        .state()
-        .iter()
-        .filter(|app| {
-            api::claims::claims(app, &id)
-                || resource.is_some_and(|r| api::resources::claims(app, r))
-                || app.status.as_ref().is_some_and(|s| {
-                    s.conditions.iter().any(|c| {
-                        c.reason == reason::CLIENT_ID_CONFLICT
-                            || c.reason == reason::RESOURCE_CONFLICT
-                    })
-                })
-        })
-        .map(|app| ObjectRef::from_obj(app.as_ref()))
-        .filter(|r| *r != me)
-        .collect()
+/// change). Tested with the reconcile scenarios (`reconcile/tests.rs`) and `app_cache`'s tests.
+pub(crate) fn rivals(cache: &AppCache, changed: &ConnectedApp) -> Vec<ObjectRef<ConnectedApp>> {
+    cache.rivals(changed)
 }
 
 /// The app an existingSecret labelled [`APP_LABEL`] belongs to (its namespace's app of that

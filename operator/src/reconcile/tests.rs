@@ -145,11 +145,11 @@ async fn scenario_bound(
         // Not the sequence `settled()` used, so that fresh secrets differ from its.
         Box::new(Counter(100)),
     ));
-    let (store, mut writer) = kube::runtime::reflector::store();
+    let (cache, mut indexer) = crate::app_cache::new();
     for other in cached {
-        writer.apply_watcher_event(&kube::runtime::watcher::Event::Apply(other));
+        indexer.apply(&kube::runtime::watcher::Event::Apply(other));
     }
-    ctx.set_apps(store);
+    ctx.set_apps(cache);
     let verifier = tokio::spawn(serve(handle, expectations));
     let result = tokio::time::timeout(Duration::from_secs(10), reconcile(Arc::new(app), ctx))
         .await
@@ -848,7 +848,7 @@ async fn a_resource_loser_recovers_when_the_holder_is_deleted() {
 
 #[test]
 fn a_change_of_an_app_rechecks_the_claimants_of_its_resource_and_the_losers() {
-    let (store, mut writer) = kube::runtime::reflector::store();
+    let (cache, mut indexer) = crate::app_cache::new();
     let holder = resource_holder();
     let (loser, _) = resource_loser();
     let mut unrelated = created_at(basic(), "2025-01-01T00:00:00Z");
@@ -858,10 +858,10 @@ fn a_change_of_an_app_rechecks_the_claimants_of_its_resource_and_the_losers() {
     claimant.metadata.name = Some("claimant".into());
     claimant.spec.resource = Some(RESOURCE.into());
     for app in [&holder, &loser, &unrelated, &claimant] {
-        writer.apply_watcher_event(&kube::runtime::watcher::Event::Apply(app.clone()));
+        indexer.apply(&kube::runtime::watcher::Event::Apply(app.clone()));
     }
     let names = |changed: &ConnectedApp| {
-        let mut v: Vec<String> = crate::controller::triggers::rivals(&store, changed)
+        let mut v: Vec<String> = crate::controller::triggers::rivals(&cache, changed)
             .into_iter()
             .map(|r| r.name)
             .collect();
