@@ -14,10 +14,10 @@ use std::sync::Arc;
 use http::StatusCode;
 use url::Url;
 
-use crate::clients::Client;
+use crate::directory::clients::Client;
 use crate::error::{Error, ErrorCode, Result};
 use crate::params::Params;
-use crate::server::{Issuer, store_err};
+use crate::state::Issuer;
 use crate::store::{SecretHash, Session};
 
 /// `prompt` values.
@@ -318,8 +318,7 @@ pub async fn start_session(
     };
     iss.store
         .put_session(&SecretHash::of(&cookie), &session)
-        .await
-        .map_err(store_err)?;
+        .await?;
     Ok((cookie, session))
 }
 

@@ -7,10 +7,10 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use http::HeaderMap;
 use subtle::ConstantTimeEq;
 
-use crate::clients::{Client, Source};
+use crate::directory::clients::{Client, Source};
 use crate::error::{Error, ErrorCode, Result};
 use crate::params::{Form, Params};
-use crate::server::{Issuer, Shared, store_err};
+use crate::state::{Issuer, Shared};
 use crate::store::{
     Claims, CodeIssued, RefreshFamily, Rotation, RotationPolicy, SecretHash, StoreError, Successor,
     TakenCode,
@@ -64,10 +64,7 @@ async fn token_inner(
     }?;
     // A registered client that obtains tokens stays; one that does not expires.
     if client.source == Source::Dynamic {
-        iss.store
-            .touch_client(&client.id, iss.clock.now())
-            .await
-            .map_err(store_err)?;
+        iss.store.touch_client(&client.id, iss.clock.now()).await?;
     }
     Ok(res)
 }
@@ -81,13 +78,10 @@ fn is_verifier(v: &str) -> bool {
 /// Revokes what a replayed code issued.
 async fn revoke_issued(iss: &Issuer, issued: &CodeIssued) -> Result<()> {
     if let Some(f) = &issued.refresh_family_id {
-        iss.store
-            .revoke_refresh_family(f)
-            .await
-            .map_err(store_err)?;
+        iss.store.revoke_refresh_family(f).await?;
     }
     if let (Some(jti), Some(exp)) = (&issued.access_jti, issued.access_exp) {
-        iss.store.revoke_access(jti, exp).await.map_err(store_err)?;
+        iss.store.revoke_access(jti, exp).await?;
     }
     Ok(())
 }
@@ -117,7 +111,7 @@ async fn authorization_code(iss: &Issuer, client: &Client, params: &Params) -> R
     let stored = match iss.store.peek_code(&hash, now).await {
         Ok(Some(c)) => c,
         Ok(None) => return Err(Error::invalid_grant("the code is invalid or has expired")),
-        Err(e) => return Err(store_err(e)),
+        Err(e) => return Err(e.into()),
     };
     if stored.client_id != client.id {
         return Err(Error::invalid_grant(
@@ -140,7 +134,7 @@ async fn authorization_code(iss: &Issuer, client: &Client, params: &Params) -> R
         Err(StoreError::NotFound) => {
             return Err(Error::invalid_grant("the code is invalid or has expired"));
         }
-        Err(e) => return Err(store_err(e)),
+        Err(e) => return Err(e.into()),
     };
     let rec = match taken {
         TakenCode::Fresh(rec) => rec,
@@ -206,8 +200,7 @@ async fn authorization_code(iss: &Issuer, client: &Client, params: &Params) -> R
         };
         iss.store
             .create_refresh_family(&family, &SecretHash::of(&token))
-            .await
-            .map_err(store_err)?;
+            .await?;
         Some((token, family.id))
     } else {
         None
@@ -217,11 +210,7 @@ async fn authorization_code(iss: &Issuer, client: &Client, params: &Params) -> R
         access_jti: Some(minted.jti.clone()),
         access_exp: Some(minted.exp),
     };
-    let first = iss
-        .store
-        .mark_code_issued(&hash, &issued)
-        .await
-        .map_err(store_err)?;
+    let first = iss.store.mark_code_issued(&hash, &issued).await?;
     if !first {
         revoke_issued(iss, &issued).await?;
         return Err(Error::invalid_grant(
@@ -240,7 +229,7 @@ async fn refresh(iss: &Issuer, client: &Client, params: &Params) -> Result<Respo
     }
     let old = params.require("refresh_token")?;
     let old_hash = SecretHash::of(old);
-    let Some(lookup) = iss.store.get_refresh(&old_hash).await.map_err(store_err)? else {
+    let Some(lookup) = iss.store.get_refresh(&old_hash).await? else {
         return Err(Error::invalid_grant("the refresh token is invalid"));
     };
     if lookup.family.client_id != client.id {
@@ -285,10 +274,7 @@ async fn refresh(iss: &Issuer, client: &Client, params: &Params) -> Result<Respo
             .is_ok_and(|o| may(&o.access))
     });
     if !may(&client.access) || !owners_allow {
-        iss.store
-            .revoke_refresh_family(&lookup.family.id)
-            .await
-            .map_err(store_err)?;
+        iss.store.revoke_refresh_family(&lookup.family.id).await?;
         return Err(Error::invalid_grant(
             "the person may no longer use this app",
         ));
@@ -339,7 +325,7 @@ async fn refresh(iss: &Issuer, client: &Client, params: &Params) -> Result<Respo
                 "the refresh token has expired or was revoked",
             ));
         }
-        Err(e) => return Err(store_err(e)),
+        Err(e) => return Err(e.into()),
     };
     let g = Grant {
         subject: &family.subject,

@@ -15,8 +15,10 @@ use tokio::net::TcpListener;
 use crate::config::Config;
 use crate::error::Error;
 use crate::metrics::RouteLabels;
-use crate::server::{Issuer, Shared};
+use crate::state::{Issuer, Shared};
 use crate::store::Store;
+
+pub mod watch;
 
 /// The router with every endpoint.
 pub fn router(issuer: Shared) -> Router {
@@ -31,7 +33,7 @@ pub fn router(issuer: Shared) -> Router {
             get(crate::endpoints::discovery::oauth_metadata),
         )
         .route("/jwks", get(crate::endpoints::discovery::jwks))
-        .layer(middleware::from_fn(crate::cors::public));
+        .layer(middleware::from_fn(crate::http::cors::public));
     // Endpoints browser-based clients call: from their own origins only.
     let mut cross_origin = Router::new()
         .route("/token", post(crate::endpoints::token::token))
@@ -42,11 +44,11 @@ pub fn router(issuer: Shared) -> Router {
         .route("/revoke", post(crate::endpoints::revoke::revoke));
     // Without DCR, `/register` is an unknown path like any other (no CORS answer either).
     if issuer.dcr.is_some() {
-        cross_origin = cross_origin.route("/register", post(crate::dcr::register));
+        cross_origin = cross_origin.route("/register", post(crate::endpoints::register::register));
     }
     let cross_origin = cross_origin.layer(middleware::from_fn_with_state(
         issuer.clone(),
-        crate::cors::clients,
+        crate::http::cors::clients,
     ));
     Router::new()
         .merge(public)
@@ -58,24 +60,31 @@ pub fn router(issuer: Shared) -> Router {
         )
         .route("/login", post(crate::endpoints::login::login))
         .route("/consent", post(crate::endpoints::consent::consent))
-        .route("/upstream/start", get(crate::upstream::start))
+        .route("/upstream/start", get(crate::endpoints::federation::start))
         .route(
             "/upstream/start/{provider}",
-            get(crate::upstream::start_with),
+            get(crate::endpoints::federation::start_with),
         )
-        .route("/upstream/callback", get(crate::upstream::callback))
+        .route(
+            "/upstream/callback",
+            get(crate::endpoints::federation::callback),
+        )
         .route(
             "/introspect",
             post(crate::endpoints::introspect::introspect),
         )
         .route(
             "/end_session",
-            get(crate::account::end_session).post(crate::account::end_session),
+            get(crate::endpoints::account::end_session)
+                .post(crate::endpoints::account::end_session),
         )
-        .route("/logout", post(crate::account::logout))
-        .route("/account", get(crate::account::account))
-        .route("/account/revoke", post(crate::account::revoke_grant))
-        .route("/assets/keyway.css", get(crate::pages::stylesheet))
+        .route("/logout", post(crate::endpoints::account::logout))
+        .route("/account", get(crate::endpoints::account::account))
+        .route(
+            "/account/revoke",
+            post(crate::endpoints::account::revoke_grant),
+        )
+        .route("/assets/keyway.css", get(crate::http::pages::stylesheet))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
@@ -170,7 +179,7 @@ pub async fn serve(
     let watch = match &config.watch {
         Some(namespace) => {
             let client = kube::Client::try_default().await?;
-            Some(tokio::spawn(crate::watch::run(
+            Some(tokio::spawn(watch::run(
                 issuer.clone(),
                 client,
                 namespace.clone(),

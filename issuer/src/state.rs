@@ -1,14 +1,16 @@
-//! The issuer's shared state ([`Issuer`]) and the store-error mapping; `app` composes the router.
+//! The issuer's shared state ([`Issuer`]): configuration, keys, clients, users, the store, the
+//! clock and metrics, built once at start-up. It names no endpoint and no HTTP type; `app`
+//! composes the router around it.
 
 use std::sync::Arc;
 
-use crate::clients::{Client, Registry};
 use crate::config::{Config, Lifetimes};
-use crate::error::{Error, ErrorCode, Result};
+use crate::directory::clients::{Client, Registry};
+use crate::directory::users::Users;
+use crate::error::{ErrorCode, Result};
 use crate::keys::Keys;
 use crate::metrics::Metrics;
 use crate::store::Store;
-use crate::users::Users;
 use crate::util::Clock;
 
 /// Everything a request handler needs.
@@ -21,7 +23,7 @@ pub struct Issuer {
     pub keys: Keys,
     /// ConnectedApp clients.
     pub clients: Registry,
-    /// Resource hosts bound to namespaces, applied to watched ConnectedApps (`crate::watch`).
+    /// Resource hosts bound to namespaces, applied to watched ConnectedApps (`crate::app::watch`).
     pub resource_hosts: api::resource_hosts::ResourceHosts,
     /// Static users.
     pub users: Users,
@@ -34,15 +36,15 @@ pub struct Issuer {
     /// Cookies get `Secure` and the `__Host-` prefix.
     pub secure_cookies: bool,
     /// Dynamic client registration settings (`None`: disabled).
-    pub dcr: Option<crate::dcr::DcrSettings>,
+    pub dcr: Option<crate::directory::registered::DcrSettings>,
     /// Upstream OpenID providers (federation), in button order.
-    pub upstreams: Vec<crate::upstream::Upstream>,
+    pub upstreams: Vec<crate::directory::upstream::Upstream>,
     /// The federation cookie's key (loaded when there are upstreams).
-    pub cookie_key: crate::upstream::CookieKey,
+    pub cookie_key: crate::directory::upstream::CookieKey,
     /// Cross-origin settings of the client-facing endpoints.
-    pub cors: crate::cors::Cors,
+    pub cors: crate::directory::origins::Cors,
     /// Proxies whose `X-Forwarded-For` is believed (`--trusted-proxies`).
-    pub trusted_proxies: Vec<crate::client_addr::IpRange>,
+    pub trusted_proxies: Vec<crate::directory::client_addr::IpRange>,
 }
 
 impl std::fmt::Debug for Issuer {
@@ -87,7 +89,11 @@ impl Issuer {
             None => Users::default(),
         };
         let upstream_ids: Vec<&str> = config.upstreams.iter().map(|u| u.id.as_str()).collect();
-        problems.extend(crate::identity::clashes(&clients, &users, &upstream_ids));
+        problems.extend(crate::directory::identity::clashes(
+            &clients,
+            &users,
+            &upstream_ids,
+        ));
         let l = config.lifetimes;
         let max_client_access = clients
             .all()
@@ -124,7 +130,7 @@ impl Issuer {
                 None
             }
         };
-        let cookie_key = crate::upstream::CookieKey::default();
+        let cookie_key = crate::directory::upstream::CookieKey::default();
         let mut upstreams = Vec::new();
         if !config.upstreams.is_empty() {
             match cookie_key.load(&config.keys_dir, !config.keys_read_only) {
@@ -140,7 +146,7 @@ impl Issuer {
                 Err(e) => problems.push(format!("--keys-dir: {e}")),
             }
             for u in &config.upstreams {
-                match crate::upstream::Upstream::new(u.clone(), cookie_key.clone()) {
+                match crate::directory::upstream::Upstream::new(u.clone(), cookie_key.clone()) {
                     Ok(up) => upstreams.push(up),
                     Err(e) => problems.push(format!("upstream {:?}: {e}", u.id)),
                 }
@@ -162,12 +168,12 @@ impl Issuer {
             secure_cookies: config.secure_cookies,
             upstreams,
             cookie_key,
-            cors: crate::cors::Cors {
+            cors: crate::directory::origins::Cors {
                 allowed: config.cors_allowed_origins.clone(),
             },
             trusted_proxies: config.trusted_proxies.clone(),
             dcr: config.dcr.then(|| {
-                crate::dcr::DcrSettings::new(
+                crate::directory::registered::DcrSettings::new(
                     config.dcr_scopes.clone(),
                     config.dcr_rate,
                     config.dcr_rate_per_address,
@@ -175,6 +181,23 @@ impl Issuer {
                 )
             }),
         })
+    }
+
+    /// Whether a person's `subject` is, or could be, a client's ID (ConnectedApp or dynamically
+    /// registered; the latter never contain `:`, federated subjects always do).
+    pub fn is_client_id(&self, subject: &str) -> bool {
+        self.clients.get(subject).is_some()
+            || (subject.starts_with(crate::directory::registered::ID_PREFIX)
+                && !subject.contains(':'))
+    }
+
+    /// Whether a client ID is, or could be, a person's subject: a static user's, or one of a
+    /// configured upstream provider's (`<provider id>:…`).
+    pub fn is_person_subject(&self, client_id: &str) -> bool {
+        self.users.by_subject(client_id).is_some()
+            || client_id
+                .split_once(':')
+                .is_some_and(|(p, _)| self.upstreams.iter().any(|u| u.config.id == p))
     }
 
     /// A URL on this issuer.
@@ -191,14 +214,14 @@ impl Issuer {
         let Some(dcr) = &self.dcr else {
             return Ok(None);
         };
-        if !id.starts_with(crate::dcr::ID_PREFIX) {
+        if !id.starts_with(crate::directory::registered::ID_PREFIX) {
             return Ok(None);
         }
-        let row = self.store.get_client(id).await.map_err(store_err)?;
+        let row = self.store.get_client(id).await?;
         let used_since = dcr.used_since(self.clock.now());
         Ok(row
             .filter(|r| r.last_used >= used_since)
-            .and_then(|r| crate::dcr::client_from_row(&r).map(Arc::new)))
+            .and_then(|r| crate::directory::registered::client_from_row(&r).map(Arc::new)))
     }
 
     /// Whether `client` may obtain a signed-in person's access token for `resource` with
@@ -240,14 +263,5 @@ impl Issuer {
     /// the order of anything.
     pub fn resource_owner(&self, resource: &str) -> Option<Arc<Client>> {
         self.clients.resource_owner(resource)
-    }
-}
-
-/// Maps a store error to the HTTP error (503 when unavailable).
-pub fn store_err(e: crate::store::StoreError) -> Error {
-    if e.is_unavailable() {
-        Error::unavailable(e)
-    } else {
-        Error::Internal(format!("store: {e}").into())
     }
 }
