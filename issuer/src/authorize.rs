@@ -97,12 +97,6 @@ pub fn response_location(
     url.to_string()
 }
 
-fn is_pkce_challenge(s: &str) -> bool {
-    s.len() == 43
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-}
-
 /// Validates an authorization request.
 pub async fn validate(iss: &Issuer, params: Params) -> Result<AuthzRequest> {
     let bad_page = |msg: &'static str| {
@@ -170,37 +164,12 @@ pub async fn validate(iss: &Issuer, params: Params) -> Result<AuthzRequest> {
             "the client may not use the authorization code grant",
         ));
     }
-    match (
+    match crate::oauth::pkce::challenge(
         params.get("code_challenge"),
         params.get("code_challenge_method"),
     ) {
-        (None, _) => {
-            return Err(req.error(
-                iss,
-                InvalidRequest,
-                "PKCE is required: missing code_challenge",
-            ));
-        }
-        (Some(_), None) | (Some(_), Some("plain")) => {
-            return Err(req.error(
-                iss,
-                InvalidRequest,
-                "PKCE method S256 is required (code_challenge_method=S256)",
-            ));
-        }
-        (Some(_), Some(m)) if m != "S256" => {
-            return Err(req.error(iss, InvalidRequest, "unsupported code_challenge_method"));
-        }
-        (Some(c), Some(_)) => {
-            if !is_pkce_challenge(c) {
-                return Err(req.error(
-                    iss,
-                    InvalidRequest,
-                    "code_challenge must be 43 base64url characters (S256)",
-                ));
-            }
-            req.code_challenge = c.to_string();
-        }
+        Ok(c) => req.code_challenge = c.to_string(),
+        Err(r) => return Err(req.error(iss, r.code, r.description)),
     }
     req.scopes = match params.get("scope") {
         None => client.scopes.clone(),
@@ -244,7 +213,7 @@ pub async fn validate(iss: &Issuer, params: Params) -> Result<AuthzRequest> {
         }
         match iss.delegation(&client, r, &req.scopes) {
             Ok(holder) => req.holder = Some(holder),
-            Err((code, description)) => return Err(req.error(iss, code, description)),
+            Err(r) => return Err(req.error(iss, r.code, r.description)),
         }
     }
     if let Some(p) = params.get("prompt") {
@@ -363,18 +332,5 @@ mod tests {
             l,
             "https://app.example/cb?x=1&code=abc&state=s+t&iss=https%3A%2F%2Flogin.example"
         );
-    }
-
-    #[test]
-    fn pkce_challenge_shape() {
-        assert!(is_pkce_challenge(
-            "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
-        ));
-        assert!(!is_pkce_challenge(
-            "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-c"
-        ));
-        assert!(!is_pkce_challenge(
-            "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw+cM"
-        ));
     }
 }

@@ -43,6 +43,7 @@ pub mod fuzzing;
 pub mod http;
 pub mod keys;
 pub mod metrics;
+pub mod oauth;
 pub mod params;
 pub mod scope;
 pub mod state;

@@ -7,9 +7,10 @@ use std::sync::Arc;
 use crate::config::{Config, Lifetimes};
 use crate::directory::clients::{Client, Registry};
 use crate::directory::users::Users;
-use crate::error::{ErrorCode, Result};
+use crate::error::Result;
 use crate::keys::Keys;
 use crate::metrics::Metrics;
+use crate::oauth::Refusal;
 use crate::store::Store;
 use crate::util::Clock;
 
@@ -228,33 +229,16 @@ impl Issuer {
     /// `scopes`: `Ok(holder)` with the ConnectedApp holding the resource when it admits the
     /// client (`contract::access::Access::admits_client`) and, for a client other than the
     /// holder, registers every one of the scopes; otherwise the OAuth error to answer
-    /// (`invalid_target`, `invalid_scope`). The authorization endpoint decides with it before
-    /// any code or consent page, and the token endpoint again for every code and refresh.
+    /// (`invalid_target`, `invalid_scope`). The rule is `crate::oauth::delegation`; the
+    /// authorization endpoint decides with it before any code or consent page, and the token
+    /// endpoint again for every code and refresh.
     pub fn delegation(
         &self,
         client: &Client,
         resource: &str,
         scopes: &[String],
-    ) -> Result<Arc<Client>, (ErrorCode, &'static str)> {
-        let Some(holder) = self.resource_owner(resource) else {
-            return Err((ErrorCode::InvalidTarget, "unknown resource"));
-        };
-        if holder.id == client.id {
-            return Ok(holder);
-        }
-        if !holder.access.admits_client(&holder.id, &client.id) {
-            return Err((
-                ErrorCode::InvalidTarget,
-                "the app holding this resource does not admit this client",
-            ));
-        }
-        if scopes.iter().any(|s| !holder.scopes.contains(s)) {
-            return Err((
-                ErrorCode::InvalidScope,
-                "a scope is not one the app holding this resource registers",
-            ));
-        }
-        Ok(holder)
+    ) -> Result<Arc<Client>, Refusal> {
+        crate::oauth::delegation::decide(self.resource_owner(resource), client, scopes)
     }
 
     /// The ConnectedApp client holding `resource` (byte-exact), if any: a token may be issued for
