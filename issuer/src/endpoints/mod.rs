@@ -10,6 +10,7 @@ pub mod discovery;
 pub mod federation;
 pub mod introspect;
 pub mod login;
+pub mod ops;
 pub mod register;
 pub mod revoke;
 pub mod token;
