@@ -18,19 +18,21 @@
 //! background work (key rotation, manifest reload, cleanup of expired rows) until `shutdown`.
 //! [`app::router`] gives the bare axum router (tests drive it with `oneshot`).
 //!
-//! Layers, each depending only on the ones below it (docs/architecture.md):
+//! Layers, each depending only on the ones below it (docs/architecture.md, "Layers inside the
+//! issuer"):
 //!
-//! - [`app`]: the router (one line per URL), [`serve`], the background work, the Kubernetes
+//! - [`app`]: the router (one line per URL), [`serve`] with the background work, the Kubernetes
 //!   watch;
 //! - [`endpoints`]: one file per URL;
 //! - [`http`]: the one place errors become responses, pages, cookies and CSRF, CORS, extractors;
-//!   [`authorize`] (authorization request validation, sessions) and [`token`] (client
+//!   beside it [`authorize`] (authorization request validation, sessions) and [`token`] (client
 //!   authentication, minting), which the endpoints share;
-//! - [`state`]: the composed state, [`Issuer`];
-//! - [`config`] (flags), then [`directory`] (clients, users, upstream providers, origins, the
-//!   sign-in throttle);
+//! - [`state`]: the composed state, [`Issuer`], built from [`config`] (flags);
+//! - [`oauth`]: the grants' rules, PKCE and delegation, without HTTP types;
+//! - [`directory`]: clients, users, upstream providers, origins, the sign-in throttle;
 //! - [`keys`] (signing keys, rotation, JWKS), [`store`] (persistent state), [`error`] (the
-//!   error type), [`params`] (strict form/query parsing), [`scope`], [`metrics`], [`util`].
+//!   error type), [`params`] (strict form/query parsing), [`scope`] (scope syntax),
+//!   [`metrics`], [`util`].
 
 pub mod app;
 pub mod authorize;
