@@ -9,13 +9,15 @@
 //! `crate::http`, `crate::state`, `crate::endpoints`, `crate::app`) under `issuer/src/oauth/`.
 //! What a rule needs of the issuer it is given: a client, the ConnectedApps' registry.
 //!
-//! One file per grant ([`authorization_code`], [`refresh`], [`client_credentials`]), then the
-//! rules they share with the authorization endpoint: [`pkce`] (RFC 7636) and [`delegation`]
-//! (which clients may obtain a person's token for another app's resource).
+//! The authorization request ([`authorize_request`]), one file per grant
+//! ([`authorization_code`], [`refresh`], [`client_credentials`]), and the rules they share:
+//! [`pkce`] (RFC 7636) and [`delegation`] (which clients may obtain a person's token for another
+//! app's resource).
 
 use crate::error::{Error, ErrorCode};
 
 pub mod authorization_code;
+pub mod authorize_request;
 pub mod client_credentials;
 pub mod delegation;
 pub mod pkce;
