@@ -6,9 +6,10 @@ use std::sync::Arc;
 
 use crate::config::{Config, Lifetimes};
 use crate::directory::clients::{Client, Registry};
+use crate::directory::upstream::{CookieKey, Upstream};
 use crate::directory::users::Users;
 use crate::error::Result;
-use crate::keys::Keys;
+use crate::keys::{KeyError, Keys};
 use crate::metrics::Metrics;
 use crate::oauth::Refusal;
 use crate::store::Store;
@@ -108,22 +109,7 @@ impl Issuer {
             .max(l.id_token)
             .max(max_client_access)
             .max(24 * 3600);
-        let keys = if config.keys_read_only {
-            Keys::open_read_only(
-                &config.keys_dir,
-                config.key_publish_lead.as_secs(),
-                clock.now_u64(),
-            )
-        } else {
-            Keys::open(
-                &config.keys_dir,
-                config.signing_alg,
-                config.key_rotation.as_secs(),
-                config.key_publish_lead.as_secs(),
-                max_ttl,
-                clock.now_u64(),
-            )
-        };
+        let keys = open_keys(config, &clock, max_ttl);
         let keys = match keys {
             Ok(k) => Some(k),
             Err(e) => {
@@ -131,28 +117,7 @@ impl Issuer {
                 None
             }
         };
-        let cookie_key = crate::directory::upstream::CookieKey::default();
-        let mut upstreams = Vec::new();
-        if !config.upstreams.is_empty() {
-            match cookie_key.load(&config.keys_dir, !config.keys_read_only) {
-                Ok(()) => {}
-                // The operator adds cookie.key to the Secret it manages with the first signing
-                // key; the background task loads it when it appears.
-                Err(e) if config.keys_read_only => tracing::warn!(
-                    error = %e,
-                    "federated sign-in waits for cookie.key in --keys-dir (the operator adds it \
-                     to the Secret it manages; a Secret of your own needs an entry cookie.key \
-                     with 32 random bytes in base64)"
-                ),
-                Err(e) => problems.push(format!("--keys-dir: {e}")),
-            }
-            for u in &config.upstreams {
-                match crate::directory::upstream::Upstream::new(u.clone(), cookie_key.clone()) {
-                    Ok(up) => upstreams.push(up),
-                    Err(e) => problems.push(format!("upstream {:?}: {e}", u.id)),
-                }
-            }
-        }
+        let (cookie_key, upstreams) = load_upstreams(config, &mut problems);
         let (Some(keys), true) = (keys, problems.is_empty()) else {
             return Err(problems);
         };
@@ -248,4 +213,52 @@ impl Issuer {
     pub fn resource_owner(&self, resource: &str) -> Option<Arc<Client>> {
         self.clients.resource_owner(resource)
     }
+}
+
+/// The signing keys: read-only from a mounted Secret, or a local directory the issuer rotates
+/// (`max_ttl`: the longest token lifetime, which a retired key must outlive).
+fn open_keys(config: &Config, clock: &Clock, max_ttl: u64) -> Result<Keys, KeyError> {
+    if config.keys_read_only {
+        Keys::open_read_only(
+            &config.keys_dir,
+            config.key_publish_lead.as_secs(),
+            clock.now_u64(),
+        )
+    } else {
+        Keys::open(
+            &config.keys_dir,
+            config.signing_alg,
+            config.key_rotation.as_secs(),
+            config.key_publish_lead.as_secs(),
+            max_ttl,
+            clock.now_u64(),
+        )
+    }
+}
+
+/// The federation cookie key and the upstream providers; problems are added to `problems`.
+fn load_upstreams(config: &Config, problems: &mut Vec<String>) -> (CookieKey, Vec<Upstream>) {
+    let cookie_key = CookieKey::default();
+    let mut upstreams = Vec::new();
+    if !config.upstreams.is_empty() {
+        match cookie_key.load(&config.keys_dir, !config.keys_read_only) {
+            Ok(()) => {}
+            // The operator adds cookie.key to the Secret it manages with the first signing
+            // key; the background task loads it when it appears.
+            Err(e) if config.keys_read_only => tracing::warn!(
+                error = %e,
+                "federated sign-in waits for cookie.key in --keys-dir (the operator adds it \
+                 to the Secret it manages; a Secret of your own needs an entry cookie.key \
+                 with 32 random bytes in base64)"
+            ),
+            Err(e) => problems.push(format!("--keys-dir: {e}")),
+        }
+        for u in &config.upstreams {
+            match Upstream::new(u.clone(), cookie_key.clone()) {
+                Ok(up) => upstreams.push(up),
+                Err(e) => problems.push(format!("upstream {:?}: {e}", u.id)),
+            }
+        }
+    }
+    (cookie_key, upstreams)
 }

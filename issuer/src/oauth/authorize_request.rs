@@ -46,6 +46,21 @@ pub struct Checked {
 /// a fixed order and the first refusal is the answer.
 pub fn check(params: &Params, client: &Arc<Client>, apps: &Registry) -> Result<Checked, Refusal> {
     let mut req = Checked::default();
+    response_type(params, client)?;
+    req.code_challenge = super::pkce::challenge(
+        params.get("code_challenge"),
+        params.get("code_challenge_method"),
+    )?
+    .to_string();
+    scopes_and_resource(params, client, apps, &mut req)?;
+    req.prompt = prompt(params)?;
+    req.max_age = max_age(params)?;
+    Ok(req)
+}
+
+/// No request objects; the code flow (`response_type=code`, `response_mode=query`), which the
+/// client must be allowed.
+fn response_type(params: &Params, client: &Client) -> Result<(), Refusal> {
     use ErrorCode::*;
     if params.get("request").is_some() || params.get("request_uri").is_some() {
         return Err(Refusal::new(
@@ -80,11 +95,18 @@ pub fn check(params: &Params, client: &Arc<Client>, apps: &Registry) -> Result<C
             "the client may not use the authorization code grant",
         ));
     }
-    req.code_challenge = super::pkce::challenge(
-        params.get("code_challenge"),
-        params.get("code_challenge_method"),
-    )?
-    .to_string();
+    Ok(())
+}
+
+/// The scopes (the client's by default), the resource (the client's by default) and the app
+/// holding it, which must admit the client with those scopes.
+fn scopes_and_resource(
+    params: &Params,
+    client: &Arc<Client>,
+    apps: &Registry,
+    req: &mut Checked,
+) -> Result<(), Refusal> {
+    use ErrorCode::*;
     req.scopes = match params.get("scope") {
         None => client.scopes.clone(),
         Some(s) => match crate::scope::parse(s) {
@@ -129,35 +151,50 @@ pub fn check(params: &Params, client: &Arc<Client>, apps: &Registry) -> Result<C
             &req.scopes,
         )?);
     }
+    Ok(())
+}
+
+/// `prompt`: `none`, `login`, `consent` (`select_account` is accepted and ignored); `none`
+/// alone.
+fn prompt(params: &Params) -> Result<Prompt, Refusal> {
+    let mut prompt = Prompt::default();
     if let Some(p) = params.get("prompt") {
         for v in p.split(' ').filter(|v| !v.is_empty()) {
             match v {
-                "none" => req.prompt.none = true,
-                "login" => req.prompt.login = true,
-                "consent" => req.prompt.consent = true,
+                "none" => prompt.none = true,
+                "login" => prompt.login = true,
+                "consent" => prompt.consent = true,
                 "select_account" => {}
-                _ => return Err(Refusal::new(InvalidRequest, "unsupported prompt value")),
+                _ => {
+                    return Err(Refusal::new(
+                        ErrorCode::InvalidRequest,
+                        "unsupported prompt value",
+                    ));
+                }
             }
         }
-        if req.prompt.none && (req.prompt.login || req.prompt.consent) {
+        if prompt.none && (prompt.login || prompt.consent) {
             return Err(Refusal::new(
-                InvalidRequest,
+                ErrorCode::InvalidRequest,
                 "prompt=none cannot be combined with other values",
             ));
         }
     }
-    if let Some(m) = params.get("max_age") {
-        match m.parse::<u32>() {
-            Ok(v) => req.max_age = Some(i64::from(v)),
-            Err(_) => {
-                return Err(Refusal::new(
-                    InvalidRequest,
-                    "max_age must be a number of seconds",
-                ));
-            }
-        }
+    Ok(prompt)
+}
+
+/// `max_age`, in seconds.
+fn max_age(params: &Params) -> Result<Option<i64>, Refusal> {
+    let Some(m) = params.get("max_age") else {
+        return Ok(None);
+    };
+    match m.parse::<u32>() {
+        Ok(v) => Ok(Some(i64::from(v))),
+        Err(_) => Err(Refusal::new(
+            ErrorCode::InvalidRequest,
+            "max_age must be a number of seconds",
+        )),
     }
-    Ok(req)
 }
 
 /// An absolute URI without fragment (RFC 8707 §2).
