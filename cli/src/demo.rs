@@ -214,7 +214,7 @@ fn lay_out(dir: &Path, issuer_url: &str) -> Result<Credentials> {
 
     let mut users = String::new();
     for (email, name, group) in USERS {
-        let hash = issuer::users::hash_password(PASSWORD)
+        let hash = issuer::directory::users::hash_password(PASSWORD)
             .ok_or_else(|| anyhow!("hashing the demo password failed"))?;
         users.push_str(&format!(
             "- email: {email}\n  name: {name}\n  groups: [{group}]\n  passwordHash: '{hash}'\n"

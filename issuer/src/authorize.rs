@@ -6,30 +6,21 @@
 //! server-side state is needed between steps and several replicas can serve one flow.
 //!
 //! Order of checks (RFC 6749 §4.1.2.1): the client and the redirect URI first; problems with
-//! them are shown to the person and never redirected. Everything after that is sent back to the
-//! redirect URI with `state` and `iss` (RFC 9207).
+//! them are shown to the person and never redirected. Everything after that
+//! (`crate::oauth::authorize_request`) is sent back to the redirect URI with `state` and `iss`
+//! (RFC 9207).
 
 use std::sync::Arc;
 
 use http::StatusCode;
 use url::Url;
 
-use crate::clients::Client;
+use crate::directory::clients::Client;
 use crate::error::{Error, ErrorCode, Result};
+use crate::oauth::authorize_request::Prompt;
 use crate::params::Params;
-use crate::server::{Issuer, store_err};
+use crate::state::Issuer;
 use crate::store::{SecretHash, Session};
-
-/// `prompt` values.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Prompt {
-    /// `none`
-    pub none: bool,
-    /// `login`
-    pub login: bool,
-    /// `consent`
-    pub consent: bool,
-}
 
 /// A validated authorization request.
 #[derive(Clone, Debug)]
@@ -97,12 +88,6 @@ pub fn response_location(
     url.to_string()
 }
 
-fn is_pkce_challenge(s: &str) -> bool {
-    s.len() == 43
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-}
-
 /// Validates an authorization request.
 pub async fn validate(iss: &Issuer, params: Params) -> Result<AuthzRequest> {
     let bad_page = |msg: &'static str| {
@@ -145,140 +130,18 @@ pub async fn validate(iss: &Issuer, params: Params) -> Result<AuthzRequest> {
         max_age: None,
         params: params.clone(),
     };
-    use ErrorCode::*;
-    if params.get("request").is_some() || params.get("request_uri").is_some() {
-        return Err(req.error(iss, InvalidRequest, "request objects are not supported"));
-    }
-    match params.get("response_type") {
-        None => return Err(req.error(iss, InvalidRequest, "missing parameter response_type")),
-        Some("code") => {}
-        Some(_) => {
-            return Err(req.error(
-                iss,
-                UnsupportedResponseType,
-                "only response_type=code is supported",
-            ));
+    match crate::oauth::authorize_request::check(&params, &client, &iss.clients) {
+        Ok(checked) => {
+            req.scopes = checked.scopes;
+            req.resource = checked.resource;
+            req.holder = checked.holder;
+            req.code_challenge = checked.code_challenge;
+            req.prompt = checked.prompt;
+            req.max_age = checked.max_age;
         }
-    }
-    if params.get("response_mode").is_some_and(|m| m != "query") {
-        return Err(req.error(iss, InvalidRequest, "only response_mode=query is supported"));
-    }
-    if !client.authorization_code {
-        return Err(req.error(
-            iss,
-            UnauthorizedClient,
-            "the client may not use the authorization code grant",
-        ));
-    }
-    match (
-        params.get("code_challenge"),
-        params.get("code_challenge_method"),
-    ) {
-        (None, _) => {
-            return Err(req.error(
-                iss,
-                InvalidRequest,
-                "PKCE is required: missing code_challenge",
-            ));
-        }
-        (Some(_), None) | (Some(_), Some("plain")) => {
-            return Err(req.error(
-                iss,
-                InvalidRequest,
-                "PKCE method S256 is required (code_challenge_method=S256)",
-            ));
-        }
-        (Some(_), Some(m)) if m != "S256" => {
-            return Err(req.error(iss, InvalidRequest, "unsupported code_challenge_method"));
-        }
-        (Some(c), Some(_)) => {
-            if !is_pkce_challenge(c) {
-                return Err(req.error(
-                    iss,
-                    InvalidRequest,
-                    "code_challenge must be 43 base64url characters (S256)",
-                ));
-            }
-            req.code_challenge = c.to_string();
-        }
-    }
-    req.scopes = match params.get("scope") {
-        None => client.scopes.clone(),
-        Some(s) => match crate::scope::parse(s) {
-            Some(v) if !v.is_empty() => v,
-            _ => return Err(req.error(iss, InvalidScope, "malformed scope")),
-        },
-    };
-    if req.scopes.iter().any(|s| !client.scopes.contains(s)) {
-        return Err(req.error(
-            iss,
-            InvalidScope,
-            "the client may not request one of these scopes",
-        ));
-    }
-    if let Some(r) = params.get("resource") {
-        if !is_resource_uri(r) {
-            return Err(req.error(iss, InvalidTarget, "unknown resource"));
-        }
-        req.resource = Some(r.to_string());
-    } else {
-        req.resource = client.resource.clone();
-    }
-    // A person's token for a resource only for a client its app admits, with scopes it
-    // registers: decided here, before any sign-in, consent page or code.
-    if let Some(r) = &req.resource {
-        // Without `scope`, a client asking for another app's resource asks for those of its
-        // scopes that the app registers (RFC 6749 §3.3: a pre-defined default).
-        if params.get("scope").is_none()
-            && let Some(holder) = iss.resource_owner(r)
-            && holder.id != client.id
-        {
-            req.scopes.retain(|s| holder.scopes.contains(s));
-            if req.scopes.is_empty() {
-                return Err(req.error(
-                    iss,
-                    InvalidScope,
-                    "none of the client's scopes is one the app holding this resource registers",
-                ));
-            }
-        }
-        match iss.delegation(&client, r, &req.scopes) {
-            Ok(holder) => req.holder = Some(holder),
-            Err((code, description)) => return Err(req.error(iss, code, description)),
-        }
-    }
-    if let Some(p) = params.get("prompt") {
-        for v in p.split(' ').filter(|v| !v.is_empty()) {
-            match v {
-                "none" => req.prompt.none = true,
-                "login" => req.prompt.login = true,
-                "consent" => req.prompt.consent = true,
-                "select_account" => {}
-                _ => return Err(req.error(iss, InvalidRequest, "unsupported prompt value")),
-            }
-        }
-        if req.prompt.none && (req.prompt.login || req.prompt.consent) {
-            return Err(req.error(
-                iss,
-                InvalidRequest,
-                "prompt=none cannot be combined with other values",
-            ));
-        }
-    }
-    if let Some(m) = params.get("max_age") {
-        match m.parse::<u32>() {
-            Ok(v) => req.max_age = Some(i64::from(v)),
-            Err(_) => {
-                return Err(req.error(iss, InvalidRequest, "max_age must be a number of seconds"));
-            }
-        }
+        Err(r) => return Err(req.error(iss, r.code, r.description)),
     }
     Ok(req)
-}
-
-/// An absolute URI without fragment (RFC 8707 §2).
-fn is_resource_uri(r: &str) -> bool {
-    Url::parse(r).is_ok_and(|u| u.fragment().is_none() && u.has_host())
 }
 
 /// `/upstream/start` serves the first provider, `/upstream/start/{id}` the others (the links
@@ -318,8 +181,7 @@ pub async fn start_session(
     };
     iss.store
         .put_session(&SecretHash::of(&cookie), &session)
-        .await
-        .map_err(store_err)?;
+        .await?;
     Ok((cookie, session))
 }
 
@@ -364,18 +226,5 @@ mod tests {
             l,
             "https://app.example/cb?x=1&code=abc&state=s+t&iss=https%3A%2F%2Flogin.example"
         );
-    }
-
-    #[test]
-    fn pkce_challenge_shape() {
-        assert!(is_pkce_challenge(
-            "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
-        ));
-        assert!(!is_pkce_challenge(
-            "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-c"
-        ));
-        assert!(!is_pkce_challenge(
-            "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw+cM"
-        ));
     }
 }

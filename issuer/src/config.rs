@@ -308,13 +308,13 @@ pub struct Config {
     /// Extra CORS origins (`--cors-allowed-origins`), validated.
     pub cors_allowed_origins: Vec<String>,
     /// `--trusted-proxies`, parsed.
-    pub trusted_proxies: Vec<crate::client_addr::IpRange>,
+    pub trusted_proxies: Vec<crate::directory::client_addr::IpRange>,
     /// Log format.
     pub log_format: kit::log::Format,
     /// Whether cookies get `Secure` (issuer served over https).
     pub secure_cookies: bool,
     /// Upstream OpenID providers (federation), in button order.
-    pub upstreams: Vec<crate::upstream::UpstreamConfig>,
+    pub upstreams: Vec<crate::directory::upstream::UpstreamConfig>,
 }
 
 impl Config {
@@ -377,12 +377,14 @@ impl Config {
         let log_format = problems
             .check("--log-format", args.log_format.parse())
             .unwrap_or_default();
-        let cors_allowed_origins = crate::cors::parse_origins(&args.cors_allowed_origins)
-            .unwrap_or_else(|p| {
-                problems.extend(p);
-                Vec::new()
-            });
-        let trusted_proxies = crate::client_addr::parse_ranges(&args.trusted_proxies)
+        let cors_allowed_origins = crate::directory::origins::parse_origins(
+            &args.cors_allowed_origins,
+        )
+        .unwrap_or_else(|p| {
+            problems.extend(p);
+            Vec::new()
+        });
+        let trusted_proxies = crate::directory::client_addr::parse_ranges(&args.trusted_proxies)
             .unwrap_or_else(|p| {
                 problems.extend(p);
                 Vec::new()
@@ -415,7 +417,7 @@ impl Config {
                 if let Err(p) = check_issuer(i) {
                     problems.push(format!("--upstream-issuer: {p}"));
                 }
-                Some(crate::upstream::UpstreamConfig {
+                Some(crate::directory::upstream::UpstreamConfig {
                     id: "default".into(),
                     issuer: i.clone(),
                     client_id: id.clone(),
@@ -454,9 +456,10 @@ impl Config {
                     .into(),
             );
         }
-        let mut upstreams: Vec<crate::upstream::UpstreamConfig> = upstream.into_iter().collect();
+        let mut upstreams: Vec<crate::directory::upstream::UpstreamConfig> =
+            upstream.into_iter().collect();
         if let Some(path) = &args.upstreams_file {
-            match crate::upstream::load_file(path) {
+            match crate::directory::upstream::load_file(path) {
                 Ok(list) => upstreams.extend(list),
                 Err(ps) => {
                     problems.extend(ps.into_iter().map(|p| format!("--upstreams-file: {p}")))
@@ -519,7 +522,7 @@ fn check_issuer(raw: &str) -> Result<String, String> {
     }
     match url.scheme() {
         "https" => {}
-        "http" if crate::clients::is_loopback_host(&url) => {}
+        "http" if crate::directory::clients::is_loopback_host(&url) => {}
         _ => return Err("must be https (http only on 127.0.0.1, [::1] or localhost)".into()),
     }
     Ok(raw.trim_end_matches('/').to_string())

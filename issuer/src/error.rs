@@ -1,13 +1,12 @@
-//! The issuer's error type and the one place where errors become HTTP responses.
-//!
-//! OAuth endpoints answer with RFC 6749 §5.2 error JSON (`error`, `error_description`); the
-//! person-facing pages answer with an HTML error page that never reflects request input. Causes
-//! (store failures, template errors) go to the log, never to the client.
+//! The issuer's error type: what can go wrong while serving a request, as a value. It becomes an
+//! HTTP response in one place, `crate::http::response`: OAuth endpoints answer with RFC 6749 §5.2
+//! error JSON (`error`, `error_description`); the person-facing pages answer with an HTML error
+//! page that never reflects request input. Causes (store failures, template errors) go to the
+//! log, never to the client.
 
 use std::borrow::Cow;
 
-use axum::response::{Html, IntoResponse, Response};
-use http::{HeaderValue, StatusCode, header};
+use http::StatusCode;
 
 /// `Result` with the issuer's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -78,7 +77,8 @@ impl ErrorCode {
         }
     }
 
-    fn status(self) -> StatusCode {
+    /// The HTTP status an error with this code is answered with.
+    pub(crate) fn status(self) -> StatusCode {
         match self {
             Self::InvalidClient | Self::InvalidToken => StatusCode::UNAUTHORIZED,
             Self::AccessDenied | Self::InsufficientScope => StatusCode::FORBIDDEN,
@@ -210,128 +210,13 @@ impl Error {
     }
 }
 
-#[derive(serde::Serialize)]
-struct Body<'a> {
-    error: &'a str,
-    #[serde(skip_serializing_if = "str::is_empty")]
-    error_description: &'a str,
-}
-
-fn json(status: StatusCode, code: &str, description: &str) -> Response {
-    let body = serde_json::to_vec(&Body {
-        error: code,
-        error_description: description,
-    })
-    .unwrap_or_else(|_| br#"{"error":"server_error"}"#.to_vec());
-    let mut res = (status, body).into_response();
-    let h = res.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    res
-}
-
-impl IntoResponse for Error {
-    fn into_response(self) -> Response {
-        match self {
-            Self::OAuth {
-                code,
-                description,
-                challenge,
-            } => {
-                let mut res = json(code.status(), code.as_str(), &description);
-                if code.status() == StatusCode::UNAUTHORIZED {
-                    let value = match (challenge, code) {
-                        (Some("Bearer"), _) => format!(
-                            "Bearer error=\"{}\", error_description=\"{}\"",
-                            code.as_str(),
-                            description.replace(['"', '\\'], "'")
-                        ),
-                        (Some(scheme), _) => format!("{scheme} realm=\"keyway\""),
-                        (None, _) => String::new(),
-                    };
-                    if let Ok(v) = HeaderValue::from_str(&value)
-                        && !value.is_empty()
-                    {
-                        res.headers_mut().insert(header::WWW_AUTHENTICATE, v);
-                    }
-                }
-                res
-            }
-            Self::RateLimited {
-                description,
-                retry_after,
-            } => {
-                let mut res = json(
-                    StatusCode::TOO_MANY_REQUESTS,
-                    ErrorCode::TemporarilyUnavailable.as_str(),
-                    &description,
-                );
-                res.headers_mut()
-                    .insert(header::RETRY_AFTER, HeaderValue::from(retry_after.max(1)));
-                res
-            }
-            Self::Redirect { location, .. } => redirect(&location),
-            Self::Page(page) => crate::pages::error_page(&page),
-            Self::Unavailable(cause) => {
-                tracing::error!(error = %cause, "temporarily unavailable");
-                let mut res = json(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "temporarily_unavailable",
-                    "the service is temporarily unavailable, try again",
-                );
-                res.headers_mut()
-                    .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
-                res
-            }
-            Self::Internal(what) => {
-                tracing::error!(error = %what, "internal error");
-                json(StatusCode::INTERNAL_SERVER_ERROR, "server_error", "")
-            }
+impl From<crate::store::StoreError> for Error {
+    /// 503 `temporarily_unavailable` when the store is unavailable, else an internal error.
+    fn from(e: crate::store::StoreError) -> Self {
+        if e.is_unavailable() {
+            Self::unavailable(e)
+        } else {
+            Self::Internal(format!("store: {e}").into())
         }
-    }
-}
-
-/// A `303 See Other` to `location`, not cached.
-pub fn redirect(location: &str) -> Response {
-    let mut res = StatusCode::SEE_OTHER.into_response();
-    if let Ok(v) = HeaderValue::from_str(location) {
-        res.headers_mut().insert(header::LOCATION, v);
-    }
-    res.headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    res
-}
-
-/// Turns an [`Html`] page with a status into a response with the issuer's security headers.
-pub fn html(status: StatusCode, body: String) -> Response {
-    let mut res = (status, Html(body)).into_response();
-    crate::pages::secure_headers(res.headers_mut());
-    res
-}
-
-#[cfg(test)]
-mod tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used)]
-    use super::*;
-
-    #[test]
-    fn invalid_client_with_basic_has_challenge() {
-        let res = Error::invalid_client(true).into_response();
-        assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
-        assert_eq!(
-            res.headers()[header::WWW_AUTHENTICATE],
-            "Basic realm=\"keyway\""
-        );
-        let res = Error::invalid_client(false).into_response();
-        assert!(res.headers().get(header::WWW_AUTHENTICATE).is_none());
-    }
-
-    #[test]
-    fn store_failure_is_503() {
-        let e = Error::unavailable(std::io::Error::other("db down"));
-        assert_eq!(e.into_response().status(), StatusCode::SERVICE_UNAVAILABLE);
     }
 }

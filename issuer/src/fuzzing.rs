@@ -17,8 +17,8 @@ use serde_json::Value;
 use tower::ServiceExt as _;
 
 use crate::config::{Args, Config};
+use crate::directory::upstream::{CookieKey, Upstream, UpstreamConfig};
 use crate::params::{self, Params};
-use crate::upstream::{CookieKey, Upstream, UpstreamConfig};
 
 /// Splits `data` at its first `sep` (all of it and nothing when there is none).
 fn split(data: &[u8], sep: u8) -> (&[u8], &[u8]) {
@@ -102,7 +102,7 @@ impl Endpoints {
         write(clients.join("apps.yaml"), APPS)?;
         write(clients.join("default.web.secret"), "web-secret")?;
         write(clients.join("default.svc.secret"), "svc-secret")?;
-        let hash = crate::users::hash_password("fuzz").ok_or("no password hash")?;
+        let hash = crate::directory::users::hash_password("fuzz").ok_or("no password hash")?;
         write(
             dir.join("users.yaml"),
             &format!("- {{email: alice@example.com, name: Alice, passwordHash: '{hash}'}}\n"),

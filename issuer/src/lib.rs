@@ -18,41 +18,40 @@
 //! background work (key rotation, manifest reload, cleanup of expired rows) until `shutdown`.
 //! [`app::router`] gives the bare axum router (tests drive it with `oneshot`).
 //!
-//! Modules: [`config`] (flags), [`error`] (the one place errors become responses), [`params`]
-//! (strict form/query parsing), [`keys`] (signing keys, rotation, JWKS), [`clients`]
-//! (ConnectedApps), [`users`] (static users), [`throttle`] (sign-in limits), [`store`] (persistent state),
-//! [`app`] (the router, one line per URL, and [`serve`]), [`endpoints`] (one file per URL:
-//! authorize, login, consent, token, revoke, userinfo, introspect, discovery), [`authorize`]
-//! (authorization request validation), [`token`] (client authentication, minting), [`account`],
-//! [`dcr`], [`pages`], [`web`] (cookies, CSRF), [`metrics`], [`cors`].
+//! Layers, each depending only on the ones below it (docs/architecture.md, "Layers inside the
+//! issuer"):
+//!
+//! - [`app`]: the router (one line per URL), [`serve`] with the background work, the Kubernetes
+//!   watch;
+//! - [`endpoints`]: one file per URL;
+//! - [`http`]: the one place errors become responses, pages, cookies and CSRF, CORS, extractors;
+//!   beside it [`authorize`] (authorization request validation, sessions) and [`token`] (client
+//!   authentication, minting), which the endpoints share;
+//! - [`state`]: the composed state, [`Issuer`], built from [`config`] (flags);
+//! - [`oauth`]: the grants' rules, PKCE and delegation, without HTTP types;
+//! - [`directory`]: clients, users, upstream providers, origins, the sign-in throttle;
+//! - [`keys`] (signing keys, rotation, JWKS), [`store`] (persistent state), [`error`] (the
+//!   error type), [`params`] (strict form/query parsing), [`scope`] (scope syntax),
+//!   [`metrics`], [`util`].
 
-pub mod account;
 pub mod app;
 pub mod authorize;
-pub mod client_addr;
-pub mod clients;
 pub mod config;
-pub mod cors;
-pub mod dcr;
+pub mod directory;
 pub mod endpoints;
 pub mod error;
 #[doc(hidden)]
 pub mod fuzzing;
-pub mod identity;
+pub mod http;
 pub mod keys;
 pub mod metrics;
-pub mod pages;
+pub mod oauth;
 pub mod params;
 pub mod scope;
-pub mod server;
+pub mod state;
 pub mod store;
-pub mod throttle;
 pub mod token;
-pub mod upstream;
-pub mod users;
 pub mod util;
-pub mod watch;
-pub mod web;
 
 pub use app::{router, serve};
-pub use server::Issuer;
+pub use state::Issuer;

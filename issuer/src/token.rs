@@ -14,12 +14,12 @@ use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use http::{HeaderMap, HeaderValue, header};
 use serde::Serialize;
 
-use crate::clients::Client;
+use crate::directory::clients::Client;
 use crate::error::{Error, ErrorCode, Result};
 use crate::keys::{Alg, Typ};
 use crate::metrics::GrantLabels;
 use crate::params::Params;
-use crate::server::{Issuer, store_err};
+use crate::state::Issuer;
 use crate::store::Claims;
 
 /// How the client authenticated.
@@ -241,7 +241,7 @@ pub(crate) struct Minted {
 
 impl Issuer {
     /// Refuses a token whose `sub` would not tell a person from a client (see
-    /// [`crate::identity`]): a person whose subject is a client ID, or a client (its own
+    /// [`crate::directory::identity`]): a person whose subject is a client ID, or a client (its own
     /// token, `sub` = its ID) whose ID is a person's subject.
     fn check_identity(&self, client: &Client, g: &Grant<'_>) -> Result<()> {
         let person = g.auth_time.is_some();
@@ -380,7 +380,7 @@ pub(crate) async fn verified_access(
     let Some(jti) = claims.get("jti").and_then(|j| j.as_str()) else {
         return Ok(None);
     };
-    if iss.store.is_access_revoked(jti).await.map_err(store_err)? {
+    if iss.store.is_access_revoked(jti).await? {
         return Ok(None);
     }
     Ok(Some(claims))

@@ -10,7 +10,7 @@ use clap::Parser;
 use http::{Request, StatusCode};
 use issuer::config::{Args, Config};
 use issuer::keys::{Alg, Keys};
-use issuer::server::Issuer;
+use issuer::state::Issuer;
 use tower::ServiceExt;
 
 async fn status(app: &axum::Router, path: &str) -> (StatusCode, String) {

@@ -6,7 +6,7 @@ mod common;
 
 use common::*;
 use http::StatusCode;
-use issuer::throttle::SLOW_DOWN;
+use issuer::directory::throttle::SLOW_DOWN;
 
 const WEB_CB: &str = "https://web.example/cb";
 

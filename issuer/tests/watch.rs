@@ -81,7 +81,7 @@ async fn watched_connectedapps_become_clients() {
         get(&router, "/readyz").await.status,
         StatusCode::SERVICE_UNAVAILABLE
     );
-    tokio::spawn(issuer::watch::run(iss.clone(), client, None));
+    tokio::spawn(issuer::app::watch::run(iss.clone(), client, None));
     eventually(|| iss.clients.get("tools.batch").is_some()).await;
     assert_eq!(get(&router, "/readyz").await.status, StatusCode::OK);
 
@@ -163,7 +163,7 @@ async fn a_client_id_claimed_twice_belongs_to_the_older_app_until_it_is_deleted(
     .unwrap();
 
     let (iss, router, _dir) = issuer_watching().await;
-    tokio::spawn(issuer::watch::run(iss.clone(), client, None));
+    tokio::spawn(issuer::app::watch::run(iss.clone(), client, None));
     eventually(|| iss.clients.get("shared").is_some()).await;
     let token = |secret: &'static str| {
         let r = router.clone();
@@ -264,7 +264,7 @@ async fn an_older_app_that_pins_an_issued_client_id_does_not_take_it_over() {
         .unwrap();
 
     let (iss, router, _dir) = issuer_watching().await;
-    tokio::spawn(issuer::watch::run(iss.clone(), client, None));
+    tokio::spawn(issuer::app::watch::run(iss.clone(), client, None));
     eventually(|| iss.clients.get("tool").is_some() && iss.clients.get("a.x").is_some()).await;
     let token = |secret: &'static str| {
         let r = router.clone();
@@ -343,7 +343,7 @@ async fn a_squatter_outside_the_binding_of_a_resource_host_is_not_a_client() {
 
     // Without a binding the squatter holds the resource: it is the client, the owner is not.
     let (iss, router, _dir) = issuer_watching().await;
-    tokio::spawn(issuer::watch::run(iss.clone(), client.clone(), None));
+    tokio::spawn(issuer::app::watch::run(iss.clone(), client.clone(), None));
     eventually(|| iss.clients.get("evil.x").is_some()).await;
     assert_eq!(
         token(&router, "evil.x", "evil-secret").await,
@@ -357,7 +357,7 @@ async fn a_squatter_outside_the_binding_of_a_resource_host_is_not_a_client() {
     // With the operator's binding (another spelling of the host): the other way round.
     let (iss, router, _dir) =
         issuer_watching_with(&["--resource-hosts", "TOOL.example.test.=tools"]).await;
-    tokio::spawn(issuer::watch::run(iss.clone(), client, None));
+    tokio::spawn(issuer::app::watch::run(iss.clone(), client, None));
     eventually(|| iss.clients.get("tools.tool").is_some()).await;
     assert!(iss.clients.get("evil.x").is_none());
     assert_eq!(

@@ -4,7 +4,11 @@
 1. no module cycles: at every level of a crate's module tree, the modules under one parent
    (files and folders) must not reach each other in a circle through `crate::`, `super::` or
    `self::` paths outside test code;
-2. size: no source file has more than MAX_LINES lines of code outside its tests.
+2. size: no source file has more than MAX_LINES lines of code outside its tests;
+3. protocol code never sees HTTP: the modules named in HTTP_FREE (the issuer's `oauth` and
+   `directory`) name no HTTP crate (axum, http, hyper, tower…) and none of the crate's HTTP-side
+   modules (the issuer's `http`, `state`, `endpoints`, `app`), in their tests too. The baseline
+   cannot admit this one.
 
 usage: layering.py [--baseline FILE] [CRATE_DIR ...]
                    (default: every crate of the workspace that has a src/)
@@ -23,6 +27,11 @@ DEFAULT_CRATES = ["api", "cli", "contract", "issuer", "kit", "oidc", "operator",
                   "tests/fake-apiserver"]
 
 IDENT = r"[A-Za-z_][A-Za-z0-9_]*"
+
+# Crate folder name -> (modules that must not see HTTP, the crate's own modules that are HTTP).
+HTTP_FREE = {"issuer": (["oauth", "directory"], ["http", "state", "endpoints", "app"])}
+HTTP_CRATES = ["axum", "axum_extra", "http", "http_body", "http_body_util", "hyper", "hyper_util",
+               "tower", "tower_http"]
 
 
 def strip_comments_and_strings(src):
@@ -274,6 +283,32 @@ def code_lines(code):
     return sum(1 for line in code.splitlines() if line.strip())
 
 
+def http_uses(crate, mods):
+    """Where a module of HTTP_FREE[crate] names an HTTP crate or an HTTP-side module: (module
+    path, what it names). Comments and strings do not count; tests do."""
+    free, http_side = HTTP_FREE.get(os.path.basename(os.path.normpath(crate)), ([], []))
+    found = set()
+    external = re.compile(r"(?<![A-Za-z0-9_:])(?:::\s*)?(" + "|".join(HTTP_CRATES) + r")\s*::")
+    for path, file in mods.items():
+        if not path or path[0] not in free:
+            continue
+        with open(file, encoding="utf-8", errors="replace") as fh:
+            code = strip_comments_and_strings(fh.read())
+        for m in external.finditer(code):
+            # `crate::http::…` is a module of the crate, checked below through the edges.
+            before = code[:m.start()].rstrip()
+            if not re.search(r"(crate|super|self)\s*::\s*$", before):
+                found.add((path, m.group(1)))
+        for anchor, supers, segs in references(code):
+            base = () if anchor == "crate" else path
+            if anchor == "super":
+                base = base[:max(0, len(base) - 1 - supers)]
+            target = base + tuple(segs)
+            if target and target[0] in http_side:
+                found.add((path, "crate::" + target[0]))
+    return sorted(found)
+
+
 def check(crates):
     """Problems found: (key, message). A cycle's key is its crate, parent and members; a size
     problem's key is its file and its line count."""
@@ -285,6 +320,10 @@ def check(crates):
             names = ", ".join("::".join(c) for c in comp)
             found.append((("cycle", f"{crate} {where}: {names}"),
                           f"{crate}: module cycle under {where}: {names}"))
+        for path, what in http_uses(crate, mods):
+            name = "::".join(path)
+            found.append((("http", f"{crate} {name}: {what}"),
+                          f"{crate}: {name} names {what}, but {path[0]} never sees HTTP"))
         for path, code in sorted(code_of.items()):
             n = code_lines(code)
             if n > MAX_LINES:

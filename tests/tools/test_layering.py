@@ -72,3 +72,48 @@ def test_the_baseline_admits_exactly_what_it_lists(tmp_path, baseline, code):
     path.write_text(baseline.format(c=c))
     proc = subprocess.run([sys.executable, str(TOOL), "--baseline", str(path), c], capture_output=True, text=True)
     assert proc.returncode == code, proc.stdout
+
+
+def issuer_crate(tmp_path, oauth_file):
+    """A crate named like the issuer, whose `oauth` module holds `oauth_file`."""
+    root = tmp_path / "issuer"
+    files = {
+        "lib.rs": "mod http;\nmod oauth;\nmod directory;\nmod state;\n",
+        "http.rs": "pub(crate) struct Page;\n",
+        "directory.rs": "pub(crate) struct Client;\nfn f(_: crate::state::Issuer) {}\n",
+        "state.rs": "pub(crate) struct Issuer;\n",
+        "oauth/mod.rs": "mod grant;\n",
+        "oauth/grant.rs": oauth_file,
+    }
+    for name, text in files.items():
+        path = root / "src" / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    return str(root)
+
+
+@pytest.mark.parametrize("code, names", [
+    ("use crate::directory::Client;\n// axum::Router in a comment\nconst S: &str = \"http::StatusCode\";\n", None),
+    ("use axum::response::Response;\n", "axum"),
+    ("fn f() -> ::http::StatusCode { todo!() }\n", "http"),
+    ("use http::{HeaderMap, StatusCode};\n", "http"),
+    ("use crate::http::Page;\n", "crate::http"),
+    ("use super::super::http::Page;\n", "crate::http"),
+    ("#[cfg(test)]\nmod tests {\n    use http::StatusCode;\n}\n", "http"),
+])
+def test_the_issuers_oauth_module_never_names_http(tmp_path, code, names):
+    c = issuer_crate(tmp_path, code)
+    # The directory names the state in every case: it may not either.
+    expected = [f"{c}: directory names crate::state, but directory never sees HTTP"]
+    if names is not None:
+        expected.append(f"{c}: oauth::grant names {names}, but oauth never sees HTTP")
+    assert messages(c) == expected
+
+
+def test_the_http_rule_is_not_admitted_by_the_baseline(tmp_path):
+    c = issuer_crate(tmp_path, "use axum::Router;\n")
+    path = tmp_path / "baseline.txt"
+    path.write_text("")
+    proc = subprocess.run([sys.executable, str(TOOL), "--baseline", str(path), c], capture_output=True, text=True)
+    assert proc.returncode == 1
+    assert "oauth never sees HTTP" in proc.stdout

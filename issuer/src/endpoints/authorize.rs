@@ -7,10 +7,11 @@ use http::{HeaderMap, StatusCode, header};
 use url::Url;
 
 use crate::authorize::{AuthzRequest, provider_path, response_location, validate};
-use crate::error::{Error, ErrorCode, Result, redirect};
-use crate::pages;
+use crate::error::{Error, ErrorCode, Result};
+use crate::http::pages;
+use crate::http::response::redirect;
 use crate::params::{Params, RawForm};
-use crate::server::{Issuer, Shared, store_err};
+use crate::state::{Issuer, Shared};
 use crate::store::{AuthCode, Consent, SecretHash, Session};
 
 /// `GET|POST /authorize`
@@ -159,8 +160,7 @@ pub(super) async fn proceed(
     let remembered = iss
         .store
         .get_consent(&session.subject, &req.client.id, req.resource.as_deref())
-        .await
-        .map_err(store_err)?;
+        .await?;
     // A client asking for a resource it does not hold is asked about, whatever its trust.
     let foreign = req.holder.as_ref().is_some_and(|h| h.id != req.client.id);
     let needs_consent = !consent_given
@@ -190,8 +190,7 @@ pub(super) async fn proceed(
             scopes,
             granted_at: now,
         })
-        .await
-        .map_err(store_err)?;
+        .await?;
     let code = crate::util::random_token();
     let record = AuthCode {
         client_id: req.client.id.clone(),
@@ -207,10 +206,7 @@ pub(super) async fn proceed(
         created_at: now,
         expires_at: now + i64::try_from(iss.lifetimes.code).unwrap_or(60),
     };
-    iss.store
-        .put_code(&SecretHash::of(&code), &record)
-        .await
-        .map_err(store_err)?;
+    iss.store.put_code(&SecretHash::of(&code), &record).await?;
     Ok(redirect(&response_location(
         &req.redirect_uri,
         &[("code", &code)],
@@ -303,7 +299,7 @@ fn consent_page(
                 .as_ref()
                 .filter(|h| h.id != req.client.id)
                 .map(|h| h.name.as_str()),
-            unverified: req.client.source == crate::clients::Source::Dynamic,
+            unverified: req.client.source == crate::directory::clients::Source::Dynamic,
             destination: &destination(&req.redirect_uri),
             csrf: &csrf,
             request: &req.params.to_query(),
@@ -323,7 +319,7 @@ fn destination(redirect_uri: &str) -> String {
         (Some(h), None) => h.to_string(),
         (None, _) => redirect_uri.to_string(),
     };
-    if crate::clients::is_loopback_host(&url) {
+    if crate::directory::clients::is_loopback_host(&url) {
         format!("{host} (a program on this device)")
     } else {
         host

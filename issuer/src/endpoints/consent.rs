@@ -6,9 +6,10 @@ use http::HeaderMap;
 
 use super::authorize::proceed;
 use crate::authorize::{carried_request, validate};
-use crate::error::{Error, ErrorCode, Result, redirect};
+use crate::error::{Error, ErrorCode, Result};
+use crate::http::response::redirect;
 use crate::params::Form;
-use crate::server::Shared;
+use crate::state::Shared;
 
 /// `POST /consent`: the person allows or denies.
 pub async fn consent(

@@ -8,13 +8,13 @@ use axum::response::{IntoResponse, Response};
 use http::{HeaderValue, header};
 use serde_json::{Value, json};
 
-use crate::server::Shared;
+use crate::state::Shared;
 
 /// Scopes the issuer understands (apps may add their own).
 pub const SCOPES: [&str; 5] = ["openid", "profile", "email", "groups", "offline_access"];
 
 /// The metadata document.
-pub fn metadata(iss: &crate::server::Issuer) -> Value {
+pub fn metadata(iss: &crate::state::Issuer) -> Value {
     let ring = iss.keys.ring();
     let algs = ring.algs();
     // The standard scopes, then every scope a ConnectedApp declares.

@@ -15,10 +15,10 @@ use axum::response::Response;
 use http::HeaderMap;
 use serde_json::{Map, Value};
 
-use crate::clients::Client;
+use crate::directory::clients::Client;
 use crate::error::{Error, Result};
 use crate::params::Form;
-use crate::server::{Shared, store_err};
+use crate::state::Shared;
 use crate::store::SecretHash;
 use crate::token::{AuthMethod, authenticate, no_store_json, no_store_json_of, verified_access};
 
@@ -64,12 +64,7 @@ pub async fn introspect(
     }
     let token = params.require("token")?;
     let inactive = || no_store_json(br#"{"active":false}"#.to_vec());
-    if let Some(found) = iss
-        .store
-        .get_refresh(&SecretHash::of(token))
-        .await
-        .map_err(store_err)?
-    {
+    if let Some(found) = iss.store.get_refresh(&SecretHash::of(token)).await? {
         if found.family.client_id != client.id || !found.is_active(iss.clock.now()) {
             return Ok(inactive());
         }
@@ -107,7 +102,7 @@ pub async fn introspect(
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
-    use crate::clients::Source;
+    use crate::directory::clients::Source;
 
     fn client(id: &str, resource: Option<&str>) -> Client {
         Client {

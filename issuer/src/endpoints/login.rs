@@ -6,10 +6,11 @@ use http::{HeaderMap, StatusCode, header};
 
 use super::authorize::login_page;
 use crate::authorize::{carried_request, resume_target, start_session};
-use crate::error::{Error, Result, redirect};
+use crate::directory::throttle::{self, ClientAddr};
+use crate::error::{Error, Result};
+use crate::http::response::redirect;
 use crate::params::Form;
-use crate::server::{Shared, store_err};
-use crate::throttle::{self, ClientAddr};
+use crate::state::Shared;
 
 /// `POST /login`: email and password of a static user.
 pub async fn login(
@@ -39,10 +40,7 @@ pub async fn login(
     }
     let now = iss.clock.now();
     let device = iss.device(&headers);
-    let admitted = match throttle::attempt(iss.store.as_ref(), &email, addr, device, now)
-        .await
-        .map_err(store_err)?
-    {
+    let admitted = match throttle::attempt(iss.store.as_ref(), &email, addr, device, now).await? {
         Ok(admitted) => admitted,
         Err(refused) => {
             iss.metrics.login("static", "throttled");
@@ -86,14 +84,10 @@ pub async fn login(
         );
     };
     iss.metrics.login("static", "ok");
-    throttle::succeeded(iss.store.as_ref(), &email, addr, &admitted)
-        .await
-        .map_err(store_err)?;
+    throttle::succeeded(iss.store.as_ref(), &email, addr, &admitted).await?;
     // This browser becomes (stays) a known device for the account.
     let device = device.map_or_else(crate::util::random_token, str::to_string);
-    throttle::remember(iss.store.as_ref(), &device, &email, now)
-        .await
-        .map_err(store_err)?;
+    throttle::remember(iss.store.as_ref(), &device, &email, now).await?;
     let (cookie, session) = start_session(
         &iss,
         user.subject().to_string(),

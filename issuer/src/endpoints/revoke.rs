@@ -7,7 +7,7 @@ use http::{HeaderMap, HeaderValue, StatusCode, header};
 use crate::error::{Error, ErrorCode, Result};
 use crate::keys::Typ;
 use crate::params::Form;
-use crate::server::{Shared, store_err};
+use crate::state::Shared;
 use crate::store::SecretHash;
 use crate::token::authenticate;
 
@@ -27,17 +27,9 @@ pub async fn revoke(
             "token_type_hint must be access_token or refresh_token",
         ));
     }
-    if let Some(found) = iss
-        .store
-        .get_refresh(&SecretHash::of(token))
-        .await
-        .map_err(store_err)?
-    {
+    if let Some(found) = iss.store.get_refresh(&SecretHash::of(token)).await? {
         if found.family.client_id == client.id {
-            iss.store
-                .revoke_refresh_family(&found.family.id)
-                .await
-                .map_err(store_err)?;
+            iss.store.revoke_refresh_family(&found.family.id).await?;
         }
     } else if let Some(claims) =
         iss.keys
@@ -49,7 +41,7 @@ pub async fn revoke(
             claims.get("exp").and_then(serde_json::Value::as_i64),
         )
     {
-        iss.store.revoke_access(jti, exp).await.map_err(store_err)?;
+        iss.store.revoke_access(jti, exp).await?;
     }
     // RFC 7009 §2.2: 200 with no body.
     let mut res = StatusCode::OK.into_response();

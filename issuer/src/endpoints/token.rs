@@ -5,12 +5,12 @@ use axum::response::Response;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use http::HeaderMap;
-use subtle::ConstantTimeEq;
 
-use crate::clients::{Client, Source};
+use crate::directory::clients::{Client, Source};
 use crate::error::{Error, ErrorCode, Result};
+use crate::oauth;
 use crate::params::{Form, Params};
-use crate::server::{Issuer, Shared, store_err};
+use crate::state::{Issuer, Shared};
 use crate::store::{
     Claims, CodeIssued, RefreshFamily, Rotation, RotationPolicy, SecretHash, StoreError, Successor,
     TakenCode,
@@ -64,51 +64,27 @@ async fn token_inner(
     }?;
     // A registered client that obtains tokens stays; one that does not expires.
     if client.source == Source::Dynamic {
-        iss.store
-            .touch_client(&client.id, iss.clock.now())
-            .await
-            .map_err(store_err)?;
+        iss.store.touch_client(&client.id, iss.clock.now()).await?;
     }
     Ok(res)
-}
-
-fn is_verifier(v: &str) -> bool {
-    (43..=128).contains(&v.len())
-        && v.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~'))
 }
 
 /// Revokes what a replayed code issued.
 async fn revoke_issued(iss: &Issuer, issued: &CodeIssued) -> Result<()> {
     if let Some(f) = &issued.refresh_family_id {
-        iss.store
-            .revoke_refresh_family(f)
-            .await
-            .map_err(store_err)?;
+        iss.store.revoke_refresh_family(f).await?;
     }
     if let (Some(jti), Some(exp)) = (&issued.access_jti, issued.access_exp) {
-        iss.store.revoke_access(jti, exp).await.map_err(store_err)?;
+        iss.store.revoke_access(jti, exp).await?;
     }
     Ok(())
 }
 
 async fn authorization_code(iss: &Issuer, client: &Client, params: &Params) -> Result<Response> {
-    if !client.authorization_code {
-        return Err(Error::oauth(
-            ErrorCode::UnauthorizedClient,
-            "the client may not use the authorization code grant",
-        ));
-    }
+    oauth::authorization_code::permitted(client)?;
     let code = params.require("code")?;
     let redirect_uri = params.require("redirect_uri")?;
-    let verifier = params
-        .get("code_verifier")
-        .ok_or_else(|| Error::invalid_request("missing parameter code_verifier (PKCE)"))?;
-    if !is_verifier(verifier) {
-        return Err(Error::invalid_request(
-            "code_verifier must be 43 to 128 unreserved characters",
-        ));
-    }
+    let verifier = oauth::authorization_code::verifier(params.get("code_verifier"))?;
     let now = iss.clock.now();
     let hash = SecretHash::of(code);
     // Check the binding (client, redirect URI, PKCE verifier) before consuming the code: a
@@ -117,30 +93,15 @@ async fn authorization_code(iss: &Issuer, client: &Client, params: &Params) -> R
     let stored = match iss.store.peek_code(&hash, now).await {
         Ok(Some(c)) => c,
         Ok(None) => return Err(Error::invalid_grant("the code is invalid or has expired")),
-        Err(e) => return Err(store_err(e)),
+        Err(e) => return Err(e.into()),
     };
-    if stored.client_id != client.id {
-        return Err(Error::invalid_grant(
-            "the code was issued to another client",
-        ));
-    }
-    if stored.redirect_uri != redirect_uri {
-        return Err(Error::invalid_grant(
-            "redirect_uri does not match the authorization request",
-        ));
-    }
-    let computed = crate::util::s256(verifier);
-    if !bool::from(computed.as_bytes().ct_eq(stored.code_challenge.as_bytes())) {
-        return Err(Error::invalid_grant(
-            "code_verifier does not match the code_challenge",
-        ));
-    }
+    oauth::authorization_code::check_binding(&stored, &client.id, redirect_uri, verifier)?;
     let taken = match iss.store.take_code(&hash, now).await {
         Ok(t) => t,
         Err(StoreError::NotFound) => {
             return Err(Error::invalid_grant("the code is invalid or has expired"));
         }
-        Err(e) => return Err(store_err(e)),
+        Err(e) => return Err(e.into()),
     };
     let rec = match taken {
         TakenCode::Fresh(rec) => rec,
@@ -206,8 +167,7 @@ async fn authorization_code(iss: &Issuer, client: &Client, params: &Params) -> R
         };
         iss.store
             .create_refresh_family(&family, &SecretHash::of(&token))
-            .await
-            .map_err(store_err)?;
+            .await?;
         Some((token, family.id))
     } else {
         None
@@ -217,11 +177,7 @@ async fn authorization_code(iss: &Issuer, client: &Client, params: &Params) -> R
         access_jti: Some(minted.jti.clone()),
         access_exp: Some(minted.exp),
     };
-    let first = iss
-        .store
-        .mark_code_issued(&hash, &issued)
-        .await
-        .map_err(store_err)?;
+    let first = iss.store.mark_code_issued(&hash, &issued).await?;
     if !first {
         revoke_issued(iss, &issued).await?;
         return Err(Error::invalid_grant(
@@ -232,15 +188,10 @@ async fn authorization_code(iss: &Issuer, client: &Client, params: &Params) -> R
 }
 
 async fn refresh(iss: &Issuer, client: &Client, params: &Params) -> Result<Response> {
-    if !client.refresh_token {
-        return Err(Error::oauth(
-            ErrorCode::UnauthorizedClient,
-            "the client may not use refresh tokens",
-        ));
-    }
+    oauth::refresh::permitted(client)?;
     let old = params.require("refresh_token")?;
     let old_hash = SecretHash::of(old);
-    let Some(lookup) = iss.store.get_refresh(&old_hash).await.map_err(store_err)? else {
+    let Some(lookup) = iss.store.get_refresh(&old_hash).await? else {
         return Err(Error::invalid_grant("the refresh token is invalid"));
     };
     if lookup.family.client_id != client.id {
@@ -248,31 +199,8 @@ async fn refresh(iss: &Issuer, client: &Client, params: &Params) -> Result<Respo
             "the refresh token was issued to another client",
         ));
     }
-    let scopes: Vec<String> = match params.get("scope") {
-        None => lookup.family.scopes.clone(),
-        Some(s) => {
-            let Some(v) = crate::scope::parse(s) else {
-                return Err(Error::oauth(ErrorCode::InvalidScope, "malformed scope"));
-            };
-            if !crate::scope::covers(&lookup.family.scopes, &v) {
-                return Err(Error::oauth(
-                    ErrorCode::InvalidScope,
-                    "scope exceeds what was granted",
-                ));
-            }
-            v
-        }
-    };
-    let resources: Vec<String> = match params.get("resource") {
-        None => lookup.family.resources.clone(),
-        Some(r) if lookup.family.resources.iter().any(|x| x == r) => vec![r.to_string()],
-        Some(_) => {
-            return Err(Error::oauth(
-                ErrorCode::InvalidTarget,
-                "resource was not granted",
-            ));
-        }
-    };
+    let scopes = oauth::refresh::scopes(&lookup.family.scopes, params.get("scope"))?;
+    let resources = oauth::refresh::resources(&lookup.family.resources, params.get("resource"))?;
     // The access rules are evaluated again, as at /authorize: the client's, and those of the
     // app holding each granted resource, which must still admit the client (rules may have
     // changed since the sign-in).
@@ -285,10 +213,7 @@ async fn refresh(iss: &Issuer, client: &Client, params: &Params) -> Result<Respo
             .is_ok_and(|o| may(&o.access))
     });
     if !may(&client.access) || !owners_allow {
-        iss.store
-            .revoke_refresh_family(&lookup.family.id)
-            .await
-            .map_err(store_err)?;
+        iss.store.revoke_refresh_family(&lookup.family.id).await?;
         return Err(Error::invalid_grant(
             "the person may no longer use this app",
         ));
@@ -339,7 +264,7 @@ async fn refresh(iss: &Issuer, client: &Client, params: &Params) -> Result<Respo
                 "the refresh token has expired or was revoked",
             ));
         }
-        Err(e) => return Err(store_err(e)),
+        Err(e) => return Err(e.into()),
     };
     let g = Grant {
         subject: &family.subject,
@@ -369,41 +294,10 @@ fn successor(token: &str, salt: &[u8; 32]) -> Result<String> {
 }
 
 fn client_credentials(iss: &Issuer, client: &Client, params: &Params) -> Result<Response> {
-    if client.public || !client.client_credentials {
-        return Err(Error::oauth(
-            ErrorCode::UnauthorizedClient,
-            "the client may not use the client_credentials grant",
-        ));
-    }
-    let scopes: Vec<String> = match params.get("scope") {
-        None => client
-            .scopes
-            .iter()
-            .filter(|s| !crate::scope::OIDC_SCOPES.contains(&s.as_str()))
-            .cloned()
-            .collect(),
-        Some(s) => {
-            let Some(v) = crate::scope::parse(s) else {
-                return Err(Error::oauth(ErrorCode::InvalidScope, "malformed scope"));
-            };
-            if v.iter().any(|s| {
-                !client.scopes.contains(s) || crate::scope::OIDC_SCOPES.contains(&s.as_str())
-            }) {
-                return Err(Error::oauth(
-                    ErrorCode::InvalidScope,
-                    "the client may not request one of these scopes",
-                ));
-            }
-            v
-        }
-    };
-    let resources: Vec<String> = match params.get("resource") {
-        None => Vec::new(),
-        Some(r) if client.resource.as_deref() == Some(r) || iss.resource_owner(r).is_some() => {
-            vec![r.to_string()]
-        }
-        Some(_) => return Err(Error::oauth(ErrorCode::InvalidTarget, "unknown resource")),
-    };
+    oauth::client_credentials::permitted(client)?;
+    let scopes = oauth::client_credentials::scopes(client, params.get("scope"))?;
+    let resources =
+        oauth::client_credentials::resources(client, params.get("resource"), &iss.clients)?;
     let claims = Claims::default();
     let g = Grant {
         subject: &client.id,
@@ -416,17 +310,4 @@ fn client_credentials(iss: &Issuer, client: &Client, params: &Params) -> Result<
     };
     let minted = iss.mint(client, &g, false)?;
     respond(&minted, None)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn verifier_shape() {
-        assert!(is_verifier(&"a".repeat(43)));
-        assert!(!is_verifier(&"a".repeat(42)));
-        assert!(!is_verifier(&"a".repeat(129)));
-        assert!(!is_verifier(&format!("{}+", "a".repeat(43))));
-    }
 }

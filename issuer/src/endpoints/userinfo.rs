@@ -5,7 +5,7 @@ use axum::response::{IntoResponse, Response};
 use http::{HeaderMap, HeaderValue, StatusCode, header};
 
 use crate::error::{Error, ErrorCode, Result};
-use crate::server::Shared;
+use crate::state::Shared;
 use crate::token::{no_store_json_of, verified_access};
 
 /// `GET|POST /userinfo` (bearer token in the `Authorization` header).

@@ -13,7 +13,7 @@ use clap::Parser;
 use http::{Request, Response, StatusCode, header};
 use http_body_util::BodyExt;
 use issuer::config::{Args, Config};
-use issuer::server::Issuer;
+use issuer::state::Issuer;
 use tower::ServiceExt;
 
 pub const ISSUER: &str = "http://127.0.0.1:5556";
@@ -120,7 +120,7 @@ async fn try_build(
     std::fs::write(clients.join("default.web.secret"), "web-secret\n").unwrap();
     std::fs::write(clients.join("default.svc.secret"), "svc-secret").unwrap();
     std::fs::write(clients.join("default.mail.secret"), "mail-secret").unwrap();
-    let hash = issuer::users::hash_password(PASSWORD).unwrap();
+    let hash = issuer::directory::users::hash_password(PASSWORD).unwrap();
     std::fs::write(
         dir.path().join("users.yaml"),
         format!(

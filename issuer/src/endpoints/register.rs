@@ -24,79 +24,12 @@ use serde::Deserialize;
 use serde_json::json;
 use url::Url;
 
-use crate::client_addr::ClientAddr;
-use crate::clients::{Client, Source, is_loopback_host};
+use crate::directory::client_addr::ClientAddr;
+use crate::directory::clients::is_loopback_host;
+use crate::directory::registered::ID_PREFIX;
 use crate::error::{Error, ErrorCode, Result};
-use crate::server::{Shared, store_err};
-use crate::store::{RegisteredClient, SecretHash, Store};
-
-/// Prefix of every dynamically registered client ID. No ConnectedApp may have a client ID with
-/// it (`api::claims`), so a registered client and a ConnectedApp never share an ID.
-pub const ID_PREFIX: &str = api::claims::DCR_CLIENT_ID_PREFIX;
-
-/// DCR settings.
-#[derive(Debug)]
-pub struct DcrSettings {
-    /// Scopes registered clients may use.
-    pub scopes: Vec<String>,
-    per_minute: u32,
-    per_address_per_hour: u32,
-    idle_expiry: u64,
-}
-
-impl DcrSettings {
-    /// New settings: registrations per minute from all callers, and per hour from one client
-    /// address; a client that obtains no token for `idle_expiry` seconds expires.
-    pub fn new(
-        scopes: Vec<String>,
-        per_minute: u32,
-        per_address_per_hour: u32,
-        idle_expiry: u64,
-    ) -> Self {
-        Self {
-            scopes,
-            per_minute,
-            per_address_per_hour,
-            idle_expiry,
-        }
-    }
-
-    /// Clients last used before this time (at `now`) have expired. `last_used` is written at
-    /// most once per [`crate::store::CLIENT_TOUCH_SECS`], so that much is allowed for.
-    pub fn used_since(&self, now: i64) -> i64 {
-        now.saturating_sub(i64::try_from(self.idle_expiry).unwrap_or(i64::MAX))
-            .saturating_sub(crate::store::CLIENT_TOUCH_SECS)
-    }
-
-    /// Counts a registration from `addr` against the per-address budget of the current clock
-    /// hour and then the shared one of the current clock minute; `Err` with the seconds until
-    /// the window of the budget that refused it ends.
-    async fn admit(
-        &self,
-        store: &dyn Store,
-        addr: ClientAddr,
-        now: i64,
-    ) -> crate::store::Result<Result<(), u64>> {
-        let budget = |key: SecretHash, window: i64, limit: u32| {
-            let end = (now.div_euclid(window) + 1) * window;
-            (key, end, u64::from(limit), end.abs_diff(now))
-        };
-        let per_address = format!("keyway registrations per address\n{}", addr.0);
-        let budgets = [
-            budget(
-                SecretHash::of(&per_address),
-                3600,
-                self.per_address_per_hour,
-            ),
-            budget(
-                SecretHash::of("keyway registrations per minute"),
-                60,
-                self.per_minute,
-            ),
-        ];
-        crate::throttle::spend(store, now, budgets).await
-    }
-}
+use crate::state::Shared;
+use crate::store::RegisteredClient;
 
 #[derive(Deserialize)]
 struct Metadata {
@@ -255,11 +188,7 @@ pub async fn register(
         .clone()
         .filter(|l| l.starts_with("https://") && check_redirect(l));
     let now = iss.clock.now();
-    if let Err(retry_after) = dcr
-        .admit(iss.store.as_ref(), addr, now)
-        .await
-        .map_err(store_err)?
-    {
+    if let Err(retry_after) = dcr.admit(iss.store.as_ref(), addr, now).await? {
         return Err(Error::RateLimited {
             description: "too many registrations, try again later".into(),
             retry_after,
@@ -292,8 +221,7 @@ pub async fn register(
             created_at: now,
             last_used: now,
         })
-        .await
-        .map_err(store_err)?;
+        .await?;
     tracing::info!(client_id = %client_id, "registered a client");
     let mut res = (StatusCode::CREATED, registered.to_string()).into_response();
     res.headers_mut().insert(
@@ -303,44 +231,6 @@ pub async fn register(
     res.headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     Ok(res)
-}
-
-/// The client of a registration row.
-pub fn client_from_row(row: &RegisteredClient) -> Option<Client> {
-    let m = &row.metadata;
-    let strings = |k: &str| -> Vec<String> {
-        m.get(k)
-            .and_then(|v| v.as_array())
-            .map(|a| {
-                a.iter()
-                    .filter_map(|x| x.as_str().map(str::to_string))
-                    .collect()
-            })
-            .unwrap_or_default()
-    };
-    let grants = strings("grant_types");
-    Some(Client {
-        id: row.client_id.clone(),
-        name: m.get("client_name")?.as_str()?.to_string(),
-        description: None,
-        logo_uri: m
-            .get("logo_uri")
-            .and_then(|v| v.as_str())
-            .map(str::to_string),
-        public: true,
-        third_party: true,
-        redirect_uris: strings("redirect_uris"),
-        post_logout_redirect_uris: Vec::new(),
-        authorization_code: grants.iter().any(|g| g == "authorization_code"),
-        refresh_token: grants.iter().any(|g| g == "refresh_token"),
-        client_credentials: false,
-        scopes: crate::scope::parse(m.get("scope")?.as_str()?)?,
-        resource: None,
-        access: Default::default(),
-        lifetimes: None,
-        secrets: Vec::new(),
-        source: Source::Dynamic,
-    })
 }
 
 #[cfg(test)]
@@ -357,52 +247,5 @@ mod tests {
         assert!(!check_redirect("https://u:p@app.example/cb"));
         assert!(!check_redirect("javascript:alert(1)"));
         assert!(!check_redirect("com.example.app:/cb"));
-    }
-
-    fn addr(s: &str) -> ClientAddr {
-        #![allow(clippy::unwrap_used)]
-        ClientAddr::of(s.parse().unwrap())
-    }
-
-    #[tokio::test]
-    async fn rate_limit_per_minute() {
-        #![allow(clippy::unwrap_used)]
-        let store = crate::store::sqlite::SqliteStore::in_memory()
-            .await
-            .unwrap();
-        let d = DcrSettings::new(vec![], 2, 100, 86400);
-        let a = addr("192.0.2.1");
-        assert_eq!(d.admit(&store, a, 60).await.unwrap(), Ok(()));
-        assert_eq!(d.admit(&store, a, 119).await.unwrap(), Ok(()));
-        assert_eq!(
-            d.admit(&store, addr("192.0.2.2"), 119).await.unwrap(),
-            Err(1)
-        );
-        assert_eq!(d.admit(&store, a, 120).await.unwrap(), Ok(()));
-        assert_eq!(d.admit(&store, a, 121).await.unwrap(), Ok(()));
-        assert_eq!(d.admit(&store, a, 130).await.unwrap(), Err(50));
-    }
-
-    #[tokio::test]
-    async fn one_address_cannot_use_up_the_shared_budget() {
-        #![allow(clippy::unwrap_used)]
-        let store = crate::store::sqlite::SqliteStore::in_memory()
-            .await
-            .unwrap();
-        let d = DcrSettings::new(vec![], 3, 2, 86400);
-        let (greedy, other) = (addr("2001:db8:1:2::1"), addr("198.51.100.7"));
-        assert_eq!(d.admit(&store, greedy, 3600).await.unwrap(), Ok(()));
-        assert_eq!(d.admit(&store, greedy, 3601).await.unwrap(), Ok(()));
-        // Another host in the same /64 is the same client address.
-        let neighbour = addr("2001:db8:1:2:ffff::9");
-        for now in [3602, 3603, 3604] {
-            assert_eq!(
-                d.admit(&store, neighbour, now).await.unwrap(),
-                Err(7200 - now.unsigned_abs())
-            );
-        }
-        // Its refusals did not spend the shared budget: another address still registers.
-        assert_eq!(d.admit(&store, other, 3605).await.unwrap(), Ok(()));
-        assert_eq!(d.admit(&store, greedy, 7200).await.unwrap(), Ok(()));
     }
 }

@@ -39,7 +39,7 @@
 
 use std::time::Duration;
 
-pub use crate::client_addr::ClientAddr;
+pub use crate::directory::client_addr::ClientAddr;
 use crate::store::{Result as StoreResult, SecretHash, Store};
 
 /// Attempts per window for one email from one client address.

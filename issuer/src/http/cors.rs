@@ -18,9 +18,8 @@ use axum::extract::{Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
-use url::Url;
 
-use crate::server::{Issuer, Shared};
+use crate::state::{Issuer, Shared};
 
 /// How long a browser may cache a preflight answer (seconds).
 const MAX_AGE: &str = "600";
@@ -28,43 +27,6 @@ const MAX_AGE: &str = "600";
 const ALLOW_HEADERS: &str = "Authorization, Content-Type";
 /// Response headers a cross-origin client may read besides the CORS-safelisted ones.
 const EXPOSE_HEADERS: &str = "WWW-Authenticate, Retry-After";
-
-/// The ASCII serialisation of a URL's origin (`https://app.example`, `http://127.0.0.1:8080`),
-/// or `None` for URLs without a tuple origin (custom schemes, `file:`).
-pub fn origin_of(url: &str) -> Option<String> {
-    let origin = Url::parse(url).ok()?.origin();
-    origin.is_tuple().then(|| origin.ascii_serialization())
-}
-
-/// Validates `--cors-allowed-origins`: each entry must be an http(s) origin exactly as browsers
-/// send it (scheme, host and non-default port; no path, not even a trailing slash).
-pub fn parse_origins(values: &[String]) -> Result<Vec<String>, Vec<String>> {
-    let mut problems = Vec::new();
-    let mut out = Vec::new();
-    for v in values.iter().map(|v| v.trim()).filter(|v| !v.is_empty()) {
-        let ok = (v.starts_with("https://") || v.starts_with("http://"))
-            && origin_of(v).is_some_and(|o| o == v);
-        if ok {
-            out.push(v.to_string());
-        } else {
-            problems.push(format!(
-                "--cors-allowed-origins: {v:?} is not an origin such as https://app.example"
-            ));
-        }
-    }
-    if problems.is_empty() {
-        Ok(out)
-    } else {
-        Err(problems)
-    }
-}
-
-/// The CORS settings of an issuer.
-#[derive(Debug, Default)]
-pub struct Cors {
-    /// `--cors-allowed-origins`.
-    pub allowed: Vec<String>,
-}
 
 impl Issuer {
     /// Whether `origin` may call the client-facing endpoints cross-origin: the configured list,
@@ -175,39 +137,5 @@ fn allow(h: &mut HeaderMap, origin: &str) {
             header::ACCESS_CONTROL_EXPOSE_HEADERS,
             HeaderValue::from_static(EXPOSE_HEADERS),
         );
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #![allow(clippy::unwrap_used)]
-    use super::*;
-
-    #[test]
-    fn origins() {
-        assert_eq!(
-            origin_of("https://App.Example:443/cb?x=1").as_deref(),
-            Some("https://app.example")
-        );
-        assert_eq!(
-            origin_of("http://127.0.0.1:8080/cb").as_deref(),
-            Some("http://127.0.0.1:8080")
-        );
-        assert_eq!(origin_of("com.example.app:/cb"), None);
-        assert_eq!(
-            parse_origins(&["https://a.example".into(), " http://127.0.0.1:3000 ".into()]).unwrap(),
-            vec!["https://a.example", "http://127.0.0.1:3000"]
-        );
-        for bad in [
-            "https://a.example/",
-            "https://A.example",
-            "https://a.example:443",
-            "a.example",
-            "*",
-            "null",
-            "ftp://a.example",
-        ] {
-            assert!(parse_origins(&[bad.into()]).is_err(), "{bad}");
-        }
     }
 }

@@ -5,22 +5,19 @@ use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use http::{HeaderMap, StatusCode, header};
 
-use crate::error::{Error, Result, redirect};
+use crate::error::{Error, Result};
+use crate::http::pages;
+use crate::http::response::redirect;
 use crate::keys::Typ;
-use crate::pages;
 use crate::params::Form;
-use crate::server::{Issuer, Shared, store_err};
+use crate::state::{Issuer, Shared};
 
 /// `GET /account`
 pub async fn account(State(iss): State<Shared>, headers: HeaderMap) -> Result<Response> {
     let Some((_, session)) = iss.session(&headers).await? else {
         return login_for_account(&iss, &headers);
     };
-    let consents = iss
-        .store
-        .list_consents(&session.subject)
-        .await
-        .map_err(store_err)?;
+    let consents = iss.store.list_consents(&session.subject).await?;
     // One grant per client: its consents for each resource together (ordered by client).
     let mut grants: Vec<pages::Grant> = Vec::with_capacity(consents.len());
     let mut scopes: Vec<String> = Vec::new();
@@ -116,13 +113,11 @@ pub async fn revoke_grant(
     let client_id = form.require("client_id")?;
     iss.store
         .delete_consent(&session.subject, client_id)
-        .await
-        .map_err(store_err)?;
+        .await?;
     // Families of a grant recorded before its consent row (or without one) go too.
     iss.store
         .revoke_refresh_for(&session.subject, client_id)
-        .await
-        .map_err(store_err)?;
+        .await?;
     Ok(redirect("/account"))
 }
 
@@ -134,7 +129,7 @@ pub async fn logout(
 ) -> Result<Response> {
     iss.check_csrf(&headers, form.get("csrf"))?;
     if let Some((hash, _)) = iss.session(&headers).await? {
-        iss.store.delete_session(&hash).await.map_err(store_err)?;
+        iss.store.delete_session(&hash).await?;
     }
     let post = form.get("post_logout_redirect_uri").map(str::to_string);
     let client_id = form.get("client_id").map(str::to_string);
@@ -254,7 +249,7 @@ pub async fn end_session(
     if let (Some(h), Some((hash, s))) = (&hint, &session)
         && hint_proves(h, s, now)
     {
-        iss.store.delete_session(hash).await.map_err(store_err)?;
+        iss.store.delete_session(hash).await?;
         let mut res = match post {
             Some(uri) => redirect(&with_state(uri, state)),
             None => signed_out_page()?,

@@ -11,12 +11,7 @@
 //! IPv6 addresses are counted per /64 network (one host usually holds a whole /64), and
 //! IPv4-mapped IPv6 addresses as IPv4.
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-
-use axum::extract::{ConnectInfo, FromRequestParts};
-use http::request::Parts;
-
-use crate::server::Shared;
+use std::net::{IpAddr, SocketAddr};
 
 /// An address range: an address and a prefix length (`10.0.0.0/8`, `fd00::/8`, or a single
 /// address).
@@ -140,24 +135,6 @@ fn parse_entry(s: &str) -> Option<IpAddr> {
     s.parse::<IpAddr>()
         .ok()
         .or_else(|| s.parse::<SocketAddr>().ok().map(|a| a.ip()))
-}
-
-impl FromRequestParts<Shared> for ClientAddr {
-    type Rejection = std::convert::Infallible;
-
-    async fn from_request_parts(parts: &mut Parts, iss: &Shared) -> Result<Self, Self::Rejection> {
-        let peer = parts
-            .extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |c| c.0.ip());
-        let lines = parts
-            .headers
-            .get_all("x-forwarded-for")
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .collect::<Vec<_>>();
-        Ok(Self::resolve(peer, lines.into_iter(), &iss.trusted_proxies))
-    }
 }
 
 #[cfg(test)]

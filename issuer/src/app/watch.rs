@@ -22,8 +22,8 @@ use kube::runtime::WatchStreamExt;
 use kube::runtime::watcher::{self, Event};
 use kube::{Api, ResourceExt};
 
-use crate::clients::Client;
-use crate::server::Shared;
+use crate::directory::clients::Client;
+use crate::state::Shared;
 
 fn key(app: &ConnectedApp) -> String {
     format!("{}/{}", app.namespace().unwrap_or_default(), app.name_any())

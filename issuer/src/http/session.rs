@@ -12,15 +12,15 @@
 //!   Cross-site POSTs carry neither Lax cookie (so they fail the check and are unauthenticated),
 //!   and the token is never readable by another site.
 //! - Device: cookie `keyway_issuer_device` (`__Host-` over https; HttpOnly, SameSite=Strict,
-//!   [`crate::throttle::DEVICE_TTL`]) holding a 256-bit random value, set at each successful
+//!   [`crate::directory::throttle::DEVICE_TTL`]) holding a 256-bit random value, set at each successful
 //!   password sign-in: the sign-in throttle lets a known device in whatever others have tried
-//!   (see [`crate::throttle`]). It is only ever needed on the same-site POST of the login form.
+//!   (see [`crate::directory::throttle`]). It is only ever needed on the same-site POST of the login form.
 
 use http::{HeaderMap, HeaderValue, StatusCode, header};
 use subtle::ConstantTimeEq;
 
 use crate::error::{Error, Result};
-use crate::server::{Issuer, store_err};
+use crate::state::Issuer;
 use crate::store::{SecretHash, Session};
 
 /// Base name of the session cookie.
@@ -65,7 +65,7 @@ impl Issuer {
 
     /// `Set-Cookie` for the device cookie.
     pub fn device_cookie(&self, value: &str) -> HeaderValue {
-        let ttl = crate::throttle::DEVICE_TTL;
+        let ttl = crate::directory::throttle::DEVICE_TTL;
         self.cookie(self.device_cookie_name(), value, ttl, "Strict")
     }
 
@@ -98,11 +98,7 @@ impl Issuer {
             return Ok(None);
         }
         let hash = SecretHash::of(value);
-        let s = self
-            .store
-            .get_session(&hash, self.clock.now())
-            .await
-            .map_err(store_err)?;
+        let s = self.store.get_session(&hash, self.clock.now()).await?;
         Ok(s.map(|s| (hash, s)))
     }
 

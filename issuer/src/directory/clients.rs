@@ -11,7 +11,7 @@
 //!
 //! Two manifests claiming the same client ID (pinned `spec.clientID`s, or a pinned ID equal to
 //! another app's default) are refused with both named: a local set-up is fixed, not guessed. In
-//! the cluster the rule of `api::claims` applies instead (see `crate::watch`). No ConnectedApp
+//! the cluster the rule of `api::claims` applies instead (see `crate::app::watch`). No ConnectedApp
 //! may have an ID starting with `dcr.`, the prefix of dynamically registered clients.
 //!
 //! Likewise two manifests naming the same `spec.resource` (compared byte for byte, as with a
@@ -243,7 +243,7 @@ impl Table {
         let origins = by_id
             .values()
             .flat_map(|c| &c.redirect_uris)
-            .filter_map(|u| crate::cors::origin_of(u))
+            .filter_map(|u| crate::directory::origins::origin_of(u))
             .collect();
         let names = by_id.values().map(|c| name_key(&c.name)).collect();
         let mut by_resource: HashMap<String, Arc<Client>> = HashMap::new();

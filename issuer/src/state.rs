@@ -1,14 +1,18 @@
-//! The issuer's shared state ([`Issuer`]) and the store-error mapping; `app` composes the router.
+//! The issuer's shared state ([`Issuer`]): configuration, keys, clients, users, the store, the
+//! clock and metrics, built once at start-up. It names no endpoint and no HTTP type; `app`
+//! composes the router around it.
 
 use std::sync::Arc;
 
-use crate::clients::{Client, Registry};
 use crate::config::{Config, Lifetimes};
-use crate::error::{Error, ErrorCode, Result};
-use crate::keys::Keys;
+use crate::directory::clients::{Client, Registry};
+use crate::directory::upstream::{CookieKey, Upstream};
+use crate::directory::users::Users;
+use crate::error::Result;
+use crate::keys::{KeyError, Keys};
 use crate::metrics::Metrics;
+use crate::oauth::Refusal;
 use crate::store::Store;
-use crate::users::Users;
 use crate::util::Clock;
 
 /// Everything a request handler needs.
@@ -21,7 +25,7 @@ pub struct Issuer {
     pub keys: Keys,
     /// ConnectedApp clients.
     pub clients: Registry,
-    /// Resource hosts bound to namespaces, applied to watched ConnectedApps (`crate::watch`).
+    /// Resource hosts bound to namespaces, applied to watched ConnectedApps (`crate::app::watch`).
     pub resource_hosts: api::resource_hosts::ResourceHosts,
     /// Static users.
     pub users: Users,
@@ -34,15 +38,15 @@ pub struct Issuer {
     /// Cookies get `Secure` and the `__Host-` prefix.
     pub secure_cookies: bool,
     /// Dynamic client registration settings (`None`: disabled).
-    pub dcr: Option<crate::dcr::DcrSettings>,
+    pub dcr: Option<crate::directory::registered::DcrSettings>,
     /// Upstream OpenID providers (federation), in button order.
-    pub upstreams: Vec<crate::upstream::Upstream>,
+    pub upstreams: Vec<crate::directory::upstream::Upstream>,
     /// The federation cookie's key (loaded when there are upstreams).
-    pub cookie_key: crate::upstream::CookieKey,
+    pub cookie_key: crate::directory::upstream::CookieKey,
     /// Cross-origin settings of the client-facing endpoints.
-    pub cors: crate::cors::Cors,
+    pub cors: crate::directory::origins::Cors,
     /// Proxies whose `X-Forwarded-For` is believed (`--trusted-proxies`).
-    pub trusted_proxies: Vec<crate::client_addr::IpRange>,
+    pub trusted_proxies: Vec<crate::directory::client_addr::IpRange>,
 }
 
 impl std::fmt::Debug for Issuer {
@@ -87,7 +91,11 @@ impl Issuer {
             None => Users::default(),
         };
         let upstream_ids: Vec<&str> = config.upstreams.iter().map(|u| u.id.as_str()).collect();
-        problems.extend(crate::identity::clashes(&clients, &users, &upstream_ids));
+        problems.extend(crate::directory::identity::clashes(
+            &clients,
+            &users,
+            &upstream_ids,
+        ));
         let l = config.lifetimes;
         let max_client_access = clients
             .all()
@@ -101,22 +109,7 @@ impl Issuer {
             .max(l.id_token)
             .max(max_client_access)
             .max(24 * 3600);
-        let keys = if config.keys_read_only {
-            Keys::open_read_only(
-                &config.keys_dir,
-                config.key_publish_lead.as_secs(),
-                clock.now_u64(),
-            )
-        } else {
-            Keys::open(
-                &config.keys_dir,
-                config.signing_alg,
-                config.key_rotation.as_secs(),
-                config.key_publish_lead.as_secs(),
-                max_ttl,
-                clock.now_u64(),
-            )
-        };
+        let keys = open_keys(config, &clock, max_ttl);
         let keys = match keys {
             Ok(k) => Some(k),
             Err(e) => {
@@ -124,28 +117,7 @@ impl Issuer {
                 None
             }
         };
-        let cookie_key = crate::upstream::CookieKey::default();
-        let mut upstreams = Vec::new();
-        if !config.upstreams.is_empty() {
-            match cookie_key.load(&config.keys_dir, !config.keys_read_only) {
-                Ok(()) => {}
-                // The operator adds cookie.key to the Secret it manages with the first signing
-                // key; the background task loads it when it appears.
-                Err(e) if config.keys_read_only => tracing::warn!(
-                    error = %e,
-                    "federated sign-in waits for cookie.key in --keys-dir (the operator adds it \
-                     to the Secret it manages; a Secret of your own needs an entry cookie.key \
-                     with 32 random bytes in base64)"
-                ),
-                Err(e) => problems.push(format!("--keys-dir: {e}")),
-            }
-            for u in &config.upstreams {
-                match crate::upstream::Upstream::new(u.clone(), cookie_key.clone()) {
-                    Ok(up) => upstreams.push(up),
-                    Err(e) => problems.push(format!("upstream {:?}: {e}", u.id)),
-                }
-            }
-        }
+        let (cookie_key, upstreams) = load_upstreams(config, &mut problems);
         let (Some(keys), true) = (keys, problems.is_empty()) else {
             return Err(problems);
         };
@@ -162,12 +134,12 @@ impl Issuer {
             secure_cookies: config.secure_cookies,
             upstreams,
             cookie_key,
-            cors: crate::cors::Cors {
+            cors: crate::directory::origins::Cors {
                 allowed: config.cors_allowed_origins.clone(),
             },
             trusted_proxies: config.trusted_proxies.clone(),
             dcr: config.dcr.then(|| {
-                crate::dcr::DcrSettings::new(
+                crate::directory::registered::DcrSettings::new(
                     config.dcr_scopes.clone(),
                     config.dcr_rate,
                     config.dcr_rate_per_address,
@@ -175,6 +147,23 @@ impl Issuer {
                 )
             }),
         })
+    }
+
+    /// Whether a person's `subject` is, or could be, a client's ID (ConnectedApp or dynamically
+    /// registered; the latter never contain `:`, federated subjects always do).
+    pub fn is_client_id(&self, subject: &str) -> bool {
+        self.clients.get(subject).is_some()
+            || (subject.starts_with(crate::directory::registered::ID_PREFIX)
+                && !subject.contains(':'))
+    }
+
+    /// Whether a client ID is, or could be, a person's subject: a static user's, or one of a
+    /// configured upstream provider's (`<provider id>:…`).
+    pub fn is_person_subject(&self, client_id: &str) -> bool {
+        self.users.by_subject(client_id).is_some()
+            || client_id
+                .split_once(':')
+                .is_some_and(|(p, _)| self.upstreams.iter().any(|u| u.config.id == p))
     }
 
     /// A URL on this issuer.
@@ -191,47 +180,30 @@ impl Issuer {
         let Some(dcr) = &self.dcr else {
             return Ok(None);
         };
-        if !id.starts_with(crate::dcr::ID_PREFIX) {
+        if !id.starts_with(crate::directory::registered::ID_PREFIX) {
             return Ok(None);
         }
-        let row = self.store.get_client(id).await.map_err(store_err)?;
+        let row = self.store.get_client(id).await?;
         let used_since = dcr.used_since(self.clock.now());
         Ok(row
             .filter(|r| r.last_used >= used_since)
-            .and_then(|r| crate::dcr::client_from_row(&r).map(Arc::new)))
+            .and_then(|r| crate::directory::registered::client_from_row(&r).map(Arc::new)))
     }
 
     /// Whether `client` may obtain a signed-in person's access token for `resource` with
     /// `scopes`: `Ok(holder)` with the ConnectedApp holding the resource when it admits the
     /// client (`contract::access::Access::admits_client`) and, for a client other than the
     /// holder, registers every one of the scopes; otherwise the OAuth error to answer
-    /// (`invalid_target`, `invalid_scope`). The authorization endpoint decides with it before
-    /// any code or consent page, and the token endpoint again for every code and refresh.
+    /// (`invalid_target`, `invalid_scope`). The rule is `crate::oauth::delegation`; the
+    /// authorization endpoint decides with it before any code or consent page, and the token
+    /// endpoint again for every code and refresh.
     pub fn delegation(
         &self,
         client: &Client,
         resource: &str,
         scopes: &[String],
-    ) -> Result<Arc<Client>, (ErrorCode, &'static str)> {
-        let Some(holder) = self.resource_owner(resource) else {
-            return Err((ErrorCode::InvalidTarget, "unknown resource"));
-        };
-        if holder.id == client.id {
-            return Ok(holder);
-        }
-        if !holder.access.admits_client(&holder.id, &client.id) {
-            return Err((
-                ErrorCode::InvalidTarget,
-                "the app holding this resource does not admit this client",
-            ));
-        }
-        if scopes.iter().any(|s| !holder.scopes.contains(s)) {
-            return Err((
-                ErrorCode::InvalidScope,
-                "a scope is not one the app holding this resource registers",
-            ));
-        }
-        Ok(holder)
+    ) -> Result<Arc<Client>, Refusal> {
+        crate::oauth::delegation::decide(self.resource_owner(resource), client, scopes)
     }
 
     /// The ConnectedApp client holding `resource` (byte-exact), if any: a token may be issued for
@@ -243,11 +215,50 @@ impl Issuer {
     }
 }
 
-/// Maps a store error to the HTTP error (503 when unavailable).
-pub fn store_err(e: crate::store::StoreError) -> Error {
-    if e.is_unavailable() {
-        Error::unavailable(e)
+/// The signing keys: read-only from a mounted Secret, or a local directory the issuer rotates
+/// (`max_ttl`: the longest token lifetime, which a retired key must outlive).
+fn open_keys(config: &Config, clock: &Clock, max_ttl: u64) -> Result<Keys, KeyError> {
+    if config.keys_read_only {
+        Keys::open_read_only(
+            &config.keys_dir,
+            config.key_publish_lead.as_secs(),
+            clock.now_u64(),
+        )
     } else {
-        Error::Internal(format!("store: {e}").into())
+        Keys::open(
+            &config.keys_dir,
+            config.signing_alg,
+            config.key_rotation.as_secs(),
+            config.key_publish_lead.as_secs(),
+            max_ttl,
+            clock.now_u64(),
+        )
     }
+}
+
+/// The federation cookie key and the upstream providers; problems are added to `problems`.
+fn load_upstreams(config: &Config, problems: &mut Vec<String>) -> (CookieKey, Vec<Upstream>) {
+    let cookie_key = CookieKey::default();
+    let mut upstreams = Vec::new();
+    if !config.upstreams.is_empty() {
+        match cookie_key.load(&config.keys_dir, !config.keys_read_only) {
+            Ok(()) => {}
+            // The operator adds cookie.key to the Secret it manages with the first signing
+            // key; the background task loads it when it appears.
+            Err(e) if config.keys_read_only => tracing::warn!(
+                error = %e,
+                "federated sign-in waits for cookie.key in --keys-dir (the operator adds it \
+                 to the Secret it manages; a Secret of your own needs an entry cookie.key \
+                 with 32 random bytes in base64)"
+            ),
+            Err(e) => problems.push(format!("--keys-dir: {e}")),
+        }
+        for u in &config.upstreams {
+            match Upstream::new(u.clone(), cookie_key.clone()) {
+                Ok(up) => upstreams.push(up),
+                Err(e) => problems.push(format!("upstream {:?}: {e}", u.id)),
+            }
+        }
+    }
+    (cookie_key, upstreams)
 }

@@ -10,11 +10,11 @@
 //!
 //! A subject (`sub`, or the email when `sub` is absent) may not contain `:`: federated people's
 //! subjects are `<provider id>:<upstream sub>`, so the two can never collide. Nor may it start
-//! with `dcr.` or equal a ConnectedApp's client ID ([`crate::identity`]): a client's own tokens
+//! with `dcr.` or equal a ConnectedApp's client ID ([`crate::directory::identity`]): a client's own tokens
 //! carry its ID as `sub`.
 //!
 //! Unknown emails still cost one argon2 verification (against a fixed dummy hash), so response
-//! time does not reveal which accounts exist. Guessing is limited by [`crate::throttle`].
+//! time does not reveal which accounts exist. Guessing is limited by [`crate::directory::throttle`].
 
 use std::path::Path;
 use std::sync::Arc;

@@ -1,7 +1,7 @@
 //! Server-rendered pages (askama templates in `issuer/templates/`) and their security headers.
 
 use askama::Template;
-use axum::response::{IntoResponse, Response};
+use axum::response::{Html, IntoResponse, Response};
 use http::{HeaderMap, HeaderValue, StatusCode, header};
 
 use crate::error::{Error, PageError};
@@ -29,12 +29,19 @@ pub fn secure_headers(h: &mut HeaderMap) {
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
 }
 
+/// Turns an [`Html`] page with a status into a response with the issuer's security headers.
+pub fn html(status: StatusCode, body: String) -> Response {
+    let mut res = (status, Html(body)).into_response();
+    secure_headers(res.headers_mut());
+    res
+}
+
 /// Renders a template into a response with the security headers.
 pub fn render(status: StatusCode, t: &impl Template) -> Result<Response, Error> {
     let body = t
         .render()
         .map_err(|e| Error::Internal(format!("template: {e}").into()))?;
-    Ok(crate::error::html(status, body))
+    Ok(html(status, body))
 }
 
 /// The login page.
@@ -146,14 +153,14 @@ pub fn error_page(p: &PageError) -> Response {
         form: None,
     };
     match page.render() {
-        Ok(body) => crate::error::html(p.status, body),
+        Ok(body) => html(p.status, body),
         Err(_) => (p.status, "error").into_response(),
     }
 }
 
 /// `GET /assets/keyway.css`
 pub async fn stylesheet() -> Response {
-    let mut res = include_str!("../templates/keyway.css").into_response();
+    let mut res = include_str!("../../templates/keyway.css").into_response();
     res.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("text/css; charset=utf-8"),

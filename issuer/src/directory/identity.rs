@@ -9,7 +9,7 @@
 //!   `.` only under its namespace, so a pinned ID without `.` may be any such word), or
 //!   `dcr.<random>` for dynamically registered clients;
 //! - static users' subjects: the email (contains `@`, which no client ID does) or an explicit
-//!   `sub` (no `:`; one starting with `dcr.` is refused by [`crate::users`]);
+//!   `sub` (no `:`; one starting with `dcr.` is refused by [`crate::directory::users`]);
 //! - federated people's subjects: `<provider id>:<upstream sub>`.
 //!
 //! So an explicit static `sub` may equal a ConnectedApp's ID. A client ID with a `:` could equal
@@ -17,30 +17,11 @@
 //! applies to every ConnectedApp it loads) refuses it too, so the issuer's own check of such IDs
 //! is defence in depth. [`clashes`] refuses both at start-up (exit 64); since ConnectedApps and
 //! providers change while the issuer runs, every token is checked as well
-//! ([`Issuer::is_client_id`], [`Issuer::is_person_subject`]): neither side gets a token while
+//! (`Issuer::is_client_id`, `Issuer::is_person_subject` in `crate::state`): neither side gets a token while
 //! they clash.
 
-use crate::clients::Registry;
-use crate::server::Issuer;
-use crate::users::Users;
-
-impl Issuer {
-    /// Whether a person's `subject` is, or could be, a client's ID (ConnectedApp or dynamically
-    /// registered; the latter never contain `:`, federated subjects always do).
-    pub fn is_client_id(&self, subject: &str) -> bool {
-        self.clients.get(subject).is_some()
-            || (subject.starts_with(crate::dcr::ID_PREFIX) && !subject.contains(':'))
-    }
-
-    /// Whether a client ID is, or could be, a person's subject: a static user's, or one of a
-    /// configured upstream provider's (`<provider id>:…`).
-    pub fn is_person_subject(&self, client_id: &str) -> bool {
-        self.users.by_subject(client_id).is_some()
-            || client_id
-                .split_once(':')
-                .is_some_and(|(p, _)| self.upstreams.iter().any(|u| u.config.id == p))
-    }
-}
+use crate::directory::clients::Registry;
+use crate::directory::users::Users;
 
 /// Start-up problems: static users whose subject is a ConnectedApp's ID, and ConnectedApps whose
 /// ID has the shape of a configured provider's subjects.
@@ -75,7 +56,7 @@ pub fn clashes(clients: &Registry, users: &Users, upstream_ids: &[&str]) -> Vec<
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
-    use crate::users::User;
+    use crate::directory::users::User;
 
     #[test]
     fn startup_refuses_subjects_that_are_client_ids_and_ids_shaped_like_federated_subjects() {
@@ -93,7 +74,7 @@ mod tests {
         std::fs::write(dir.path().join("tools.job.secret"), "s").unwrap();
         let loaded = Registry::load_dir(dir.path()).unwrap();
         // `api::validate` refuses a `:` in a client ID, so build such a client directly.
-        let job = crate::clients::Client {
+        let job = crate::directory::clients::Client {
             id: "okta:00u1".into(),
             ..(*loaded.get("tools.job").unwrap()).clone()
         };

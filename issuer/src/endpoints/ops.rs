@@ -1,0 +1,57 @@
+//! The operational URLs: `/healthz`, `/readyz`, `/metrics`, and the answer to any other URL.
+
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+use http::{HeaderValue, StatusCode, header};
+
+use crate::error::Error;
+use crate::state::Shared;
+
+/// `GET /healthz`: the process answers.
+pub async fn healthz() -> &'static str {
+    "ok"
+}
+
+/// Any other URL: the HTML not-found page.
+pub async fn not_found() -> Error {
+    Error::page(
+        StatusCode::NOT_FOUND,
+        "Not found",
+        "There is nothing at this address.",
+    )
+}
+
+/// `GET /readyz`: clients loaded, a signing key, the federation cookie key when there are
+/// upstreams, and a store that answers.
+pub async fn readyz(State(iss): State<Shared>) -> Response {
+    if !iss.clients.is_ready() {
+        return (StatusCode::SERVICE_UNAVAILABLE, "clients not loaded yet").into_response();
+    }
+    if iss.keys.ring().signing.is_none() {
+        return (StatusCode::SERVICE_UNAVAILABLE, "no signing key yet").into_response();
+    }
+    if !iss.upstreams.is_empty() && iss.cookie_key.get().is_none() {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "no federation cookie key yet",
+        )
+            .into_response();
+    }
+    match iss.store.ping().await {
+        Ok(()) => (StatusCode::OK, "ready").into_response(),
+        Err(e) => {
+            tracing::warn!(error = %e, "store ping failed");
+            (StatusCode::SERVICE_UNAVAILABLE, "store unavailable").into_response()
+        }
+    }
+}
+
+/// `GET /metrics` (OpenMetrics text).
+pub async fn metrics(State(iss): State<Shared>) -> Response {
+    let mut res = iss.metrics.encode().into_response();
+    res.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),
+    );
+    res
+}
