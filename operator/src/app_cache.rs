@@ -9,7 +9,7 @@
 //! controller's first reconcile (which waits for the store). Lookups return the store's objects
 //! and re-check each claim on them, so an index a moment behind the store never adds an app
 //! that does not claim; the watch event that brings the index up to date triggers the
-//! re-check of the rivals ([`crate::controller::triggers`]).
+//! re-check of the rivals ([`AppCache::rivals`]).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, PoisonError, RwLock};
@@ -109,14 +109,15 @@ impl AppCache {
             }
             keys
         };
-        let ids: Vec<String> = keys
+        let candidates: Vec<Arc<ConnectedApp>> =
+            keys.iter().filter_map(|k| self.store.get(k)).collect();
+        let ids: Vec<String> = candidates
             .iter()
-            .filter_map(|k| self.store.get(k))
             .filter(|o| resource.is_some_and(|r| api::resources::claims(o, r)))
             .filter_map(|o| o.client_id())
             .collect();
-        keys.iter()
-            .filter_map(|k| self.store.get(k))
+        candidates
+            .into_iter()
             .filter(|o| {
                 api::claims::claims(o, &id)
                     || resource.is_some_and(|r| api::resources::claims(o, r))

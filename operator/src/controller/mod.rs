@@ -58,7 +58,7 @@ pub(crate) async fn run(ctx: Arc<Context>, config: &ControllerConfig, shutdown: 
         .watches(
             apps,
             watcher::Config::default().any_semantic(),
-            move |changed: ConnectedApp| triggers::rivals(&cache, &changed),
+            move |changed: ConnectedApp| cache.rivals(&changed),
         )
         .owns(secrets.clone(), owned)
         .watches(secrets, labelled_external, |secret: Secret| {
