@@ -31,7 +31,7 @@
 //! kube-runtime's controller (watches, triggers, backoff); `operator.rs` assembles it with
 //! leader election (`lease.rs`) and the signing-key manager (`signing_keys.rs`); `cli/` holds
 //! the command line. Dependencies point one way: `cli → operator → controller → reconcile →
-//! plan`, all of them on `context.rs`, `config.rs`, `labels.rs`, `metrics.rs`, `event_note.rs` and
+//! plan`, all of them on `context.rs`, `config.rs`, `labels.rs`, `metrics.rs`, `event_fields.rs` and
 //! `error.rs`.
 #![forbid(unsafe_code)]
 #![deny(unreachable_pub)]
@@ -45,7 +45,7 @@ mod context;
 mod controller;
 pub mod crdgen;
 mod error;
-mod event_note;
+mod event_fields;
 mod fence;
 mod http;
 mod labels;

@@ -29,13 +29,13 @@ use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{ObjectMeta, PostParams};
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
-use kube::{Api, Client, Resource as _, ResourceExt as _};
+use kube::{Api, Client, ResourceExt as _};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 use crate::clock::Clock;
 use crate::error::{Error, Result};
-use crate::event_note::event_note;
+use crate::event_fields::{event_note, regarding};
 use crate::labels::{MANAGED_BY_LABEL, MANAGER};
 use crate::metrics::{Metrics, Write};
 
@@ -354,7 +354,7 @@ impl SigningKeyManager {
             action: "RotateSigningKeys".into(),
             secondary: None,
         };
-        match self.recorder.publish(&ev, &secret.object_ref(&())).await {
+        match self.recorder.publish(&ev, &regarding(secret)).await {
             Ok(()) => self.metrics.write(Write::Event),
             Err(e) => warn!(error = %e, reason, "could not record event"),
         }

@@ -53,12 +53,22 @@ def test_2_every_example_becomes_ready_as_the_charts_service_account(cp, keyway,
         assert base64.b64decode(secret["data"]["client-id"]).decode() == ready["status"]["clientID"]
         log(f"{ns}/{name}: Ready, Secret {ready['status']['secretName']} ({', '.join(sorted(keys))})")
 
-    # Exercise the rest of the controller's rules: a policy change rewrites the Secret, a
-    # deletion runs the finalizer (deletes the Secret, removes the finalizer).
+    # Exercise the rest of the controller's rules: a policy change rewrites the Secret; a second
+    # one repeats the SecretUpdated event, which is counted as a series on the first (a PATCH of
+    # it, not a second Event); a deletion runs the finalizer (deletes the Secret, removes the
+    # finalizer).
     kube.apply(app_manifest("tools", "rbac-probe", access={"allowedGroups": ["a"]}), manager="kubectl")
     first = wait_ready(kube, "tools", "rbac-probe")
-    kube.apply(app_manifest("tools", "rbac-probe", access={"allowedGroups": ["b"]}), manager="kubectl")
-    wait_ready(kube, "tools", "rbac-probe")
+
+    def secret_updated() -> list[dict]:
+        return [e for e in kube.get("/apis/events.k8s.io/v1/namespaces/tools/events")["items"]
+                if e["reason"] == "SecretUpdated" and e["regarding"].get("uid") == first["metadata"]["uid"]]
+
+    for times, group in ((1, "b"), (2, "c")):
+        kube.apply(app_manifest("tools", "rbac-probe", access={"allowedGroups": [group]}), manager="kubectl")
+        recorded = wait_for(f"SecretUpdated recorded {times} time(s) on tools/rbac-probe",
+                            lambda times=times: (ev := secret_updated()) and (ev[0].get("series") or {}).get("count", 1) == times and ev)
+        assert len(recorded) == 1, f"a repeated event became {len(recorded)} Events"
     kube.delete("/apis/keyway.dev/v1alpha1/namespaces/tools/connectedapps/rbac-probe")
     kube.wait_gone("/apis/keyway.dev/v1alpha1/namespaces/tools/connectedapps/rbac-probe")
     assert kube.secret("tools", first["status"]["secretName"]) is None

@@ -6,7 +6,7 @@
 use api::{CONDITION_READY, ConnectedApp};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 
-use crate::event_note::event_note;
+use crate::event_fields::event_note;
 
 /// A Kubernetes event to record.
 #[derive(Clone, Debug, PartialEq, Eq)]

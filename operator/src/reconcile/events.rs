@@ -2,18 +2,17 @@
 //! deleted. Best effort: failing to record one must not fail (and repeat) the work.
 
 use api::ConnectedApp;
-use kube::Resource as _;
 use kube::runtime::events::{Event, EventType};
 use tracing::warn;
 
 use crate::context::Context;
-use crate::event_note::event_note;
+use crate::event_fields::{event_note, regarding};
 use crate::metrics::Write;
 use crate::plan::PlannedEvent;
 
 /// Records the plan's events, and counts each one recorded.
 pub(super) async fn record(app: &ConnectedApp, events: &[PlannedEvent], ctx: &Context) {
-    let reference = app.object_ref(&());
+    let reference = regarding(app);
     for event in events {
         let ev = Event {
             type_: if event.warning {
@@ -45,7 +44,7 @@ pub(super) async fn unregistered(app: &ConnectedApp, ctx: &Context) {
         action: "Delete".into(),
         secondary: None,
     };
-    match ctx.recorder.publish(&ev, &app.object_ref(&())).await {
+    match ctx.recorder.publish(&ev, &regarding(app)).await {
         Ok(()) => ctx.metrics.write(Write::Event),
         Err(e) => warn!(error = %e, "could not record event"),
     }
