@@ -1053,6 +1053,7 @@ async fn a_cold_start_writes_at_most_four_requests_per_app_and_a_settled_restart
         .unwrap();
     }
     server.reset_counts();
+    let first_request = server.requests().len();
     let replica = start(client.clone(), config(), None);
     let deadline = tokio::time::Instant::now() + WAIT;
     loop {
@@ -1085,6 +1086,16 @@ async fn a_cold_start_writes_at_most_four_requests_per_app_and_a_settled_restart
         counts.requests_of("patch", "events"),
         0,
         "no repeated event: {counts:?}"
+    );
+    let app_watches: Vec<String> = server.requests()[first_request..]
+        .iter()
+        .filter(|r| r.contains("/connectedapps?") && r.contains("watch=true"))
+        .cloned()
+        .collect();
+    assert_eq!(
+        app_watches.len(),
+        1,
+        "one watch of ConnectedApps serves the cache, the reconciles and the rechecks of rivals: {app_watches:?}"
     );
     replica.stop().await;
 

@@ -46,20 +46,24 @@ pub(crate) async fn run(ctx: Arc<Context>, config: &ControllerConfig, shutdown: 
     let loop_ctx = ctx.clone();
     // The controller's own watch of ConnectedApps, written into the cache and its index of
     // claims in one step (`app_cache`), as `Controller::new` would write only the store.
+    // A change of one app (or its deletion) also re-checks the apps it may hold a client ID or a
+    // resource against, from the same watch, once the index has taken the change in.
     let (cache, mut indexer) = app_cache::new();
-    let own = watcher(apps.clone(), watcher::Config::default().any_semantic())
-        .inspect_ok(move |event| indexer.apply(event))
+    let (recheck, rechecks) = futures::channel::mpsc::unbounded();
+    let rivals_of = cache.clone();
+    let own = watcher(apps, watcher::Config::default().any_semantic())
+        .inspect_ok(move |event| {
+            indexer.apply(event);
+            for rival in triggers::rivals(&rivals_of, event) {
+                // Unbounded: the receiver lives as long as the controller.
+                let _ = recheck.unbounded_send(rival);
+            }
+        })
         .applied_objects();
     let controller = Controller::for_stream(own, cache.store());
-    ctx.set_apps(cache.clone());
+    ctx.set_apps(cache);
     let running = controller
-        // A change of one app (or its deletion) re-checks the apps it may hold a client ID or a
-        // resource against; a second watch, because the controller's own only triggers the app itself.
-        .watches(
-            apps,
-            watcher::Config::default().any_semantic(),
-            move |changed: ConnectedApp| cache.rivals(&changed),
-        )
+        .reconcile_on(rechecks)
         .owns(secrets.clone(), owned)
         .watches(secrets, labelled_external, |secret: Secret| {
             triggers::app_of_labelled_secret(&secret)
