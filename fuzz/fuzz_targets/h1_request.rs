@@ -1,4 +1,4 @@
-//! The proxy's HTTP/1.1 connection loop and request-head parser (`proxy/src/wire/serve.rs`).
+//! The proxy's HTTP/1.1 connection loop and request-head parser (`proxy/src/wire/connection.rs`).
 #![no_main]
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {

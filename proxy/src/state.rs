@@ -10,7 +10,7 @@ use crate::app::App;
 use crate::clock::now;
 use crate::config::Settings;
 use crate::error::{Error, Result};
-use crate::forward::client::Upstream;
+use crate::forward::tool_client::Upstream;
 use crate::{cache, login, metrics};
 use oidc::{Client as IssuerClient, Provider};
 

@@ -3,11 +3,11 @@
 //!
 //! The identity and forwarding fields are computed once ([`identity_fields`], [`Peer`]) and
 //! written by either writer: straight into the request head of the direct exchange, or into the
-//! header map for hyper's client ([`client`]). A request that gets no answer from the tool ends
+//! header map for hyper's client ([`tool_client`]). A request that gets no answer from the tool ends
 //! as a [`Failed`], which the pipeline's `reject` turns into the response: nothing here builds
 //! one.
 
-pub(crate) mod client;
+pub(crate) mod tool_client;
 
 use std::net::SocketAddr;
 use std::sync::Mutex;
@@ -22,8 +22,8 @@ use crate::config::Settings;
 use crate::session::{CookiePlan, Names, PlanBuilder, cookie_name, cookie_pairs, is_own_cookie};
 use crate::wire::timeouts::{TimedBody, answer_within};
 use crate::wire::{self, Body, ReqBody, strip_hop_by_hop};
-use client::Upstream;
 use oidc::jwt::Principal;
+use tool_client::Upstream;
 
 /// Identity headers set for the tool; any copy sent by the client is removed first.
 pub(crate) const X_FORWARDED_USER: &str = "x-forwarded-user";
@@ -410,7 +410,7 @@ pub(crate) enum Failed {
     /// The client's request body stalled (`--client-body-timeout`).
     BodyStalled,
     /// The tool could not be reached, or its answer was refused.
-    Tool(client::Error),
+    Tool(tool_client::Error),
     /// The tool did not answer within `--upstream-timeout`.
     Timeout,
 }
@@ -617,7 +617,7 @@ async fn send_through_hyper(
 }
 
 /// The tool's response, or why there is none (`None`: no answer in time).
-fn answered<T>(result: Option<Result<T, client::Error>>) -> Result<T, Failed> {
+fn answered<T>(result: Option<Result<T, tool_client::Error>>) -> Result<T, Failed> {
     match result {
         Some(Ok(resp)) => Ok(resp),
         Some(Err(e)) => Err(Failed::Tool(e)),

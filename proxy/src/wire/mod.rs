@@ -12,21 +12,21 @@
 //! it, never the other way round.
 
 mod body;
+mod connection;
 mod exchange;
 mod hop_by_hop;
 pub(crate) mod host;
-mod serve;
 pub(crate) mod timeouts;
 
 use http::Request;
 use hyper::body::Incoming;
 
 pub(crate) use body::{Body, ReqBody};
+pub(crate) use connection::{Config, End, Relayed, Rewind, serve};
 pub(crate) use exchange::{
     Error as ExchangeError, Pool, Relay, check_framing, request_head, write_field,
 };
 pub(crate) use hop_by_hop::strip_hop_by_hop;
-pub(crate) use serve::{Config, End, Relayed, Rewind, serve};
 // The response parser's parts, for `crate::fuzzing` only.
 pub(crate) use exchange::{Framing, Parsed, Step, decode, parse_head};
 

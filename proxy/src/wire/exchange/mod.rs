@@ -6,7 +6,7 @@
 //! ([`Fields`]), ready to be written into the client's HTTP/1.1 response ([`super::serve`]).
 //! Compared with hyper's client this saves a second task per connection, a channel, and a header
 //! map per request. Requests with a body and protocol upgrades keep using hyper's client
-//! (`crate::forward::client`), so only responses are framed here, strictly (RFC 9112 section 6):
+//! (`crate::forward::tool_client`), so only responses are framed here, strictly (RFC 9112 section 6):
 //!
 //! - no body for HEAD, 204 and 304; a HEAD answer keeps the tool's `Content-Length` (as one
 //!   field), the others lose it (the server writes the length of what it sends);
@@ -746,13 +746,13 @@ mod tests {
         pool: &Pool,
         addr: std::net::SocketAddr,
         method: Method,
-    ) -> Result<(Response<Option<Fields>>, Result<Bytes, Error>), crate::forward::client::Error>
+    ) -> Result<(Response<Option<Fields>>, Result<Bytes, Error>), crate::forward::tool_client::Error>
     {
         let head = format!("{method} / HTTP/1.1\r\nhost: t\r\n\r\n");
         let connect = || async move {
             TcpStream::connect(addr)
                 .await
-                .map_err(|e| crate::forward::client::Error::Connect(addr.to_string(), e))
+                .map_err(|e| crate::forward::tool_client::Error::Connect(addr.to_string(), e))
         };
         let resp = pool.request(head.as_bytes(), &method, connect).await?;
         let (parts, mut body) = resp.into_parts();
@@ -864,7 +864,10 @@ mod tests {
         // That connection closes too on the next request: a POST is not sent twice.
         let err = send(&pool, addr, Method::POST).await.unwrap_err();
         assert!(
-            matches!(err, crate::forward::client::Error::Direct(Error::Stale(_))),
+            matches!(
+                err,
+                crate::forward::tool_client::Error::Direct(Error::Stale(_))
+            ),
             "{err:?}"
         );
     }

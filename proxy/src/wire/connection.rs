@@ -724,5 +724,5 @@ where
 }
 
 #[cfg(test)]
-#[path = "serve_tests.rs"]
+#[path = "connection_tests.rs"]
 mod tests;
