@@ -151,6 +151,15 @@ enum Server {
 }
 
 impl Server {
+    /// The CPU time a real kube-apiserver has used so far; `None` for the test server (it runs
+    /// in this process) or when it cannot be read.
+    async fn cpu(&self) -> Option<f64> {
+        match self {
+            Server::Real { client, .. } => scrape_cpu(client).await.ok(),
+            Server::Fake(_) => None,
+        }
+    }
+
     async fn reset_counts(&mut self) -> Result<(), String> {
         match self {
             Server::Fake(server) => server.reset_counts(),
@@ -231,6 +240,34 @@ async fn scrape_writes(client: &Client) -> Result<BTreeMap<(String, String), u64
         *out.entry((verb.to_owned(), resource)).or_insert(0) += n;
     }
     Ok(out)
+}
+
+/// The CPU time a real kube-apiserver has used so far (`process_cpu_seconds_total`).
+async fn scrape_cpu(client: &Client) -> Result<f64, String> {
+    let request = http::Request::get("/metrics")
+        .body(Vec::new())
+        .map_err(|e| e.to_string())?;
+    let text = client
+        .request_text(request)
+        .await
+        .map_err(|e| format!("GET /metrics: {e}"))?;
+    text.lines()
+        .find_map(|l| l.strip_prefix("process_cpu_seconds_total "))
+        .and_then(|v| v.trim().parse().ok())
+        .ok_or_else(|| "no process_cpu_seconds_total in /metrics".into())
+}
+
+/// The CPU time (user and system) this process has used so far: the controller, the
+/// benchmark's watch and, against the test server, the server too. From `/proc/self/stat`
+/// (fields 14 and 15, in clock ticks of 1/100 s); `None` where it cannot be read.
+fn own_cpu() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // The command name (field 2) may hold spaces; the fields after it are plain.
+    let after = stat.rsplit_once(')')?.1;
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let ticks = |i: usize| fields.get(i)?.parse::<f64>().ok();
+    // `after` starts at field 3, so field 14 is its 12th (index 11).
+    Some((ticks(11)? + ticks(12)?) / 100.0)
 }
 
 /// The real server: the CRD (created without its CEL rules when missing) and a new namespace.
@@ -355,6 +392,8 @@ async fn main() -> ExitCode {
         println!("{e}");
         return ExitCode::FAILURE;
     }
+    let server_cpu_before = server.cpu().await;
+    let own_cpu_before = own_cpu();
     let started = Instant::now();
     let controller = start(client.clone(), Duration::from_secs(3600));
     let _ = tokio::time::timeout(
@@ -364,6 +403,12 @@ async fn main() -> ExitCode {
     .await;
     let cold = started.elapsed();
     let ready = *ready_rx.borrow();
+    let own_cpu_used = own_cpu().zip(own_cpu_before).map(|(a, b)| a - b);
+    let server_cpu_used = server
+        .cpu()
+        .await
+        .zip(server_cpu_before)
+        .map(|(a, b)| a - b);
     // Writes that trail the last Ready (reconciles of a stale cache) count too.
     tokio::time::sleep(Duration::from_secs(1)).await;
     let cold_writes = server.write_counts().await.unwrap_or_default();
@@ -385,6 +430,24 @@ async fn main() -> ExitCode {
             .map(|c| format!(", {c} of which changed stored state"))
             .unwrap_or_default()
     );
+    let per_app = |cpu: f64| cpu * 1000.0 / ready.max(1) as f64;
+    if let Some(cpu) = own_cpu_used {
+        let whose = if real {
+            "the controller and the benchmark's watch"
+        } else {
+            "the controller, the benchmark's watch and the test server"
+        };
+        println!(
+            "  CPU until all Ready: this process ({whose}) {cpu:.1} s, {:.2} ms per app",
+            per_app(cpu)
+        );
+    }
+    if let Some(cpu) = server_cpu_used {
+        println!(
+            "  CPU until all Ready: kube-apiserver {cpu:.1} s, {:.2} ms per app (etcd not counted)",
+            per_app(cpu)
+        );
+    }
     controller.stop().await;
     tokio::time::sleep(Duration::from_millis(500)).await;
 
