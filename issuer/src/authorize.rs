@@ -24,7 +24,7 @@ use crate::store::{SecretHash, Session};
 
 /// A validated authorization request.
 #[derive(Clone, Debug)]
-pub struct AuthzRequest {
+pub(crate) struct AuthzRequest {
     /// The client.
     pub client: Arc<Client>,
     /// Its exact redirect URI.
@@ -66,7 +66,7 @@ impl AuthzRequest {
 }
 
 /// The redirect URI with response parameters, `state` and `iss` appended to its query.
-pub fn response_location(
+pub(crate) fn response_location(
     redirect_uri: &str,
     pairs: &[(&str, &str)],
     state: Option<&str>,
@@ -89,7 +89,7 @@ pub fn response_location(
 }
 
 /// Validates an authorization request.
-pub async fn validate(iss: &Issuer, params: Params) -> Result<AuthzRequest> {
+pub(crate) async fn validate(iss: &Issuer, params: Params) -> Result<AuthzRequest> {
     let bad_page = |msg: &'static str| {
         Error::page(
             StatusCode::BAD_REQUEST,
@@ -146,7 +146,7 @@ pub async fn validate(iss: &Issuer, params: Params) -> Result<AuthzRequest> {
 
 /// `/upstream/start` serves the first provider, `/upstream/start/{id}` the others (the links
 /// carry a single query parameter, `request`).
-pub fn provider_path(index: usize, id: &str) -> String {
+pub(crate) fn provider_path(index: usize, id: &str) -> String {
     if index == 0 {
         String::new()
     } else {
@@ -161,7 +161,7 @@ pub(crate) fn carried_request(form: &Params) -> Result<Params> {
 
 /// Stores a new session for a person who has just authenticated (with a password or at an
 /// upstream provider), keyed by the hash of a new cookie; returns that cookie and the session.
-pub async fn start_session(
+pub(crate) async fn start_session(
     iss: &Issuer,
     subject: String,
     claims: crate::store::Claims,
@@ -187,7 +187,7 @@ pub async fn start_session(
 
 /// Where to go after a sign-in: back to the authorization request (without `prompt=login`, the
 /// person has just signed in), or to the account page when there is none.
-pub fn resume_target(mut request: Params) -> String {
+pub(crate) fn resume_target(mut request: Params) -> String {
     if let Some(p) = request.get("prompt").map(str::to_string) {
         let rest: Vec<&str> = p
             .split(' ')

@@ -1,4 +1,3 @@
-#![forbid(unsafe_code)]
 //! keyway-issuer: the OAuth 2.1 / OpenID Connect authorization server.
 //!
 //! Embedding (what `keyway demo` does):
@@ -33,25 +32,32 @@
 //! - [`keys`] (signing keys, rotation, JWKS), [`store`] (persistent state), [`error`] (the
 //!   error type), [`params`] (strict form/query parsing), [`scope`] (scope syntax),
 //!   [`metrics`], [`util`].
+#![forbid(unsafe_code)]
+#![deny(unreachable_pub)]
+#![warn(clippy::too_many_lines)]
 
-pub mod app;
-pub mod authorize;
+mod app;
+mod authorize;
 pub mod config;
-pub mod directory;
-pub mod endpoints;
-pub mod error;
+mod directory;
+mod endpoints;
+mod error;
 #[doc(hidden)]
 pub mod fuzzing;
-pub mod http;
+mod http;
 pub mod keys;
-pub mod metrics;
-pub mod oauth;
-pub mod params;
-pub mod scope;
-pub mod state;
+mod metrics;
+mod oauth;
+mod params;
+mod scope;
+mod state;
 pub mod store;
-pub mod token;
-pub mod util;
+mod token;
+mod util;
 
+pub use app::watch::run as watch_apps;
 pub use app::{router, serve};
+pub use directory::throttle::SLOW_DOWN;
+pub use directory::users::hash_password;
 pub use state::Issuer;
+pub use util::{random_bytes, random_token, s256};

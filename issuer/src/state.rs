@@ -18,35 +18,35 @@ use crate::util::Clock;
 /// Everything a request handler needs.
 pub struct Issuer {
     /// Issuer identifier (no trailing slash).
-    pub issuer: String,
+    pub(crate) issuer: String,
     /// Default lifetimes.
-    pub lifetimes: Lifetimes,
+    pub(crate) lifetimes: Lifetimes,
     /// Signing keys.
-    pub keys: Keys,
+    pub(crate) keys: Keys,
     /// ConnectedApp clients.
-    pub clients: Registry,
+    pub(crate) clients: Registry,
     /// Resource hosts bound to namespaces, applied to watched ConnectedApps (`crate::app::watch`).
-    pub resource_hosts: api::resource_hosts::ResourceHosts,
+    pub(crate) resource_hosts: api::resource_hosts::ResourceHosts,
     /// Static users.
-    pub users: Users,
+    pub(crate) users: Users,
     /// Persistent state.
-    pub store: Arc<dyn Store>,
+    pub(crate) store: Arc<dyn Store>,
     /// Clock.
-    pub clock: Clock,
+    pub(crate) clock: Clock,
     /// Metrics.
-    pub metrics: Metrics,
+    pub(crate) metrics: Metrics,
     /// Cookies get `Secure` and the `__Host-` prefix.
-    pub secure_cookies: bool,
+    pub(crate) secure_cookies: bool,
     /// Dynamic client registration settings (`None`: disabled).
-    pub dcr: Option<crate::directory::registered::DcrSettings>,
+    pub(crate) dcr: Option<crate::directory::registered::DcrSettings>,
     /// Upstream OpenID providers (federation), in button order.
-    pub upstreams: Vec<crate::directory::upstream::Upstream>,
+    pub(crate) upstreams: Vec<crate::directory::upstream::Upstream>,
     /// The federation cookie's key (loaded when there are upstreams).
-    pub cookie_key: crate::directory::upstream::CookieKey,
+    pub(crate) cookie_key: crate::directory::upstream::CookieKey,
     /// Cross-origin settings of the client-facing endpoints.
-    pub cors: crate::directory::origins::Cors,
+    pub(crate) cors: crate::directory::origins::Cors,
     /// Proxies whose `X-Forwarded-For` is believed (`--trusted-proxies`).
-    pub trusted_proxies: Vec<crate::directory::client_addr::IpRange>,
+    pub(crate) trusted_proxies: Vec<crate::directory::client_addr::IpRange>,
 }
 
 impl std::fmt::Debug for Issuer {
@@ -58,9 +58,24 @@ impl std::fmt::Debug for Issuer {
 }
 
 /// Shared handle to the issuer.
-pub type Shared = Arc<Issuer>;
+pub(crate) type Shared = Arc<Issuer>;
 
 impl Issuer {
+    /// The clients: ConnectedApps (from `--clients-dir` or the Kubernetes watch).
+    pub fn clients(&self) -> &Registry {
+        &self.clients
+    }
+
+    /// The persistent state.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    /// The clock every expiry is measured with (tests move it forward).
+    pub fn clock(&self) -> &Clock {
+        &self.clock
+    }
+
     /// Loads the federation cookie key from the key directory when there are upstreams and it
     /// is not loaded yet (it may arrive after start-up in a mounted Secret); `true` when this
     /// call loaded it.
@@ -151,7 +166,7 @@ impl Issuer {
 
     /// Whether a person's `subject` is, or could be, a client's ID (ConnectedApp or dynamically
     /// registered; the latter never contain `:`, federated subjects always do).
-    pub fn is_client_id(&self, subject: &str) -> bool {
+    pub(crate) fn is_client_id(&self, subject: &str) -> bool {
         self.clients.get(subject).is_some()
             || (subject.starts_with(crate::directory::registered::ID_PREFIX)
                 && !subject.contains(':'))
@@ -159,7 +174,7 @@ impl Issuer {
 
     /// Whether a client ID is, or could be, a person's subject: a static user's, or one of a
     /// configured upstream provider's (`<provider id>:…`).
-    pub fn is_person_subject(&self, client_id: &str) -> bool {
+    pub(crate) fn is_person_subject(&self, client_id: &str) -> bool {
         self.users.by_subject(client_id).is_some()
             || client_id
                 .split_once(':')
@@ -167,13 +182,13 @@ impl Issuer {
     }
 
     /// A URL on this issuer.
-    pub fn url(&self, path: &str) -> String {
+    pub(crate) fn url(&self, path: &str) -> String {
         format!("{}{path}", self.issuer)
     }
 
     /// A client by ID: ConnectedApps first, then dynamically registered clients (one unused for
     /// `--dcr-idle-expiry` is gone, even before the sweep deletes its row).
-    pub async fn client(&self, id: &str) -> Result<Option<Arc<Client>>> {
+    pub(crate) async fn client(&self, id: &str) -> Result<Option<Arc<Client>>> {
         if let Some(c) = self.clients.get(id) {
             return Ok(Some(c));
         }
@@ -197,7 +212,7 @@ impl Issuer {
     /// (`invalid_target`, `invalid_scope`). The rule is `crate::oauth::delegation`; the
     /// authorization endpoint decides with it before any code or consent page, and the token
     /// endpoint again for every code and refresh.
-    pub fn delegation(
+    pub(crate) fn delegation(
         &self,
         client: &Client,
         resource: &str,
@@ -210,7 +225,7 @@ impl Issuer {
     /// a resource only if one does, and that app's `access` rules gate it. One app at most holds
     /// a resource (`api::resources`; a loser is not a client), so the answer does not depend on
     /// the order of anything.
-    pub fn resource_owner(&self, resource: &str) -> Option<Arc<Client>> {
+    pub(crate) fn resource_owner(&self, resource: &str) -> Option<Arc<Client>> {
         self.clients.resource_owner(resource)
     }
 }

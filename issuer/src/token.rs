@@ -24,7 +24,7 @@ use crate::store::Claims;
 
 /// How the client authenticated.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum AuthMethod {
+pub(crate) enum AuthMethod {
     /// HTTP Basic.
     Basic,
     /// `client_secret` in the body.
@@ -63,7 +63,7 @@ fn basic_credentials(headers: &HeaderMap) -> Option<Result<(String, String)>> {
 }
 
 /// Authenticates the client of a token, revocation or introspection request.
-pub async fn authenticate(
+pub(crate) async fn authenticate(
     iss: &Issuer,
     headers: &HeaderMap,
     params: &Params,

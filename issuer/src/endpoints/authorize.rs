@@ -15,7 +15,7 @@ use crate::state::{Issuer, Shared};
 use crate::store::{AuthCode, Consent, SecretHash, Session};
 
 /// `GET|POST /authorize`
-pub async fn authorize(
+pub(crate) async fn authorize(
     State(iss): State<Shared>,
     headers: HeaderMap,
     RawForm(raw): RawForm,
@@ -129,32 +129,7 @@ pub(super) async fn proceed(
             .as_ref()
             .is_none_or(|o| o.access.may_sign_in(email, groups));
     if !allowed {
-        let err = req.error(
-            iss,
-            ErrorCode::AccessDenied,
-            "the person may not use this app",
-        );
-        if req.prompt.none {
-            return Err(err);
-        }
-        let Error::Redirect { location, .. } = err else {
-            return Err(err);
-        };
-        let message = format!(
-            "You are signed in as {}, and this account is not allowed to use {}. If you need \
-             access, ask the people who run the app.",
-            email.unwrap_or(&session.subject),
-            req.client.name
-        );
-        return pages::render(
-            StatusCode::FORBIDDEN,
-            &pages::Message {
-                title: "You don't have access to this app",
-                message: &message,
-                link: Some((location, "Back to the app")),
-                form: None,
-            },
-        );
+        return access_denied(iss, &req, &session);
     }
     // Consent is remembered per resource: one given for another resource does not count.
     let remembered = iss
@@ -175,7 +150,49 @@ pub(super) async fn proceed(
         }
         return consent_page(iss, headers, &req, &session);
     }
-    // Record the grant (the account page lists it; consent remembered for third parties).
+    grant_code(iss, &req, &session, remembered, now).await
+}
+
+/// The person is signed in but the app's access rules (or the resource holder's) refuse them:
+/// `access_denied` to the client with `prompt=none`, otherwise a page with a link back to it.
+fn access_denied(iss: &Issuer, req: &AuthzRequest, session: &Session) -> Result<Response> {
+    let err = req.error(
+        iss,
+        ErrorCode::AccessDenied,
+        "the person may not use this app",
+    );
+    if req.prompt.none {
+        return Err(err);
+    }
+    let Error::Redirect { location, .. } = err else {
+        return Err(err);
+    };
+    let message = format!(
+        "You are signed in as {}, and this account is not allowed to use {}. If you need \
+         access, ask the people who run the app.",
+        session.claims.verified_email().unwrap_or(&session.subject),
+        req.client.name
+    );
+    pages::render(
+        StatusCode::FORBIDDEN,
+        &pages::Message {
+            title: "You don't have access to this app",
+            message: &message,
+            link: Some((location, "Back to the app")),
+            form: None,
+        },
+    )
+}
+
+/// Records the grant (the account page lists it; consent is remembered for third parties),
+/// stores a new authorization code and redirects to the client with it.
+async fn grant_code(
+    iss: &Issuer,
+    req: &AuthzRequest,
+    session: &Session,
+    remembered: Option<Consent>,
+    now: i64,
+) -> Result<Response> {
     let mut scopes = remembered.map(|c| c.scopes).unwrap_or_default();
     for s in &req.scopes {
         if !scopes.contains(s) {

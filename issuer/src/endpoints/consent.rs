@@ -12,7 +12,7 @@ use crate::params::Form;
 use crate::state::Shared;
 
 /// `POST /consent`: the person allows or denies.
-pub async fn consent(
+pub(crate) async fn consent(
     State(iss): State<Shared>,
     headers: HeaderMap,
     Form(form): Form,

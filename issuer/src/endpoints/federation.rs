@@ -54,7 +54,7 @@ fn not_found() -> Error {
 }
 
 /// `GET /upstream/start/{provider}?request=…`
-pub async fn start_with(
+pub(crate) async fn start_with(
     State(iss): State<Shared>,
     axum::extract::Path(provider): axum::extract::Path<String>,
     Query(q): Query,
@@ -68,7 +68,7 @@ pub async fn start_with(
 }
 
 /// `GET /upstream/start?request=…`: the first provider.
-pub async fn start(State(iss): State<Shared>, Query(q): Query) -> Result<Response> {
+pub(crate) async fn start(State(iss): State<Shared>, Query(q): Query) -> Result<Response> {
     let up = iss.upstreams.first().ok_or_else(not_found)?;
     begin(&iss, up, &q).await
 }
@@ -119,7 +119,7 @@ async fn begin(iss: &crate::state::Issuer, up: &Upstream, q: &Params) -> Result<
 }
 
 /// `GET /upstream/callback`
-pub async fn callback(
+pub(crate) async fn callback(
     State(iss): State<Shared>,
     headers: HeaderMap,
     Query(q): Query,

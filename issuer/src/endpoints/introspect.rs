@@ -38,7 +38,7 @@ const ACCESS_CLAIMS: [&str; 10] = [
 
 /// Whether `client` may introspect an access token with these claims: it is the token's client,
 /// or its resource is (one of) the token's audience(s).
-pub fn may_introspect(client: &Client, claims: &Map<String, Value>) -> bool {
+pub(crate) fn may_introspect(client: &Client, claims: &Map<String, Value>) -> bool {
     if claims.get("client_id").and_then(Value::as_str) == Some(client.id.as_str()) {
         return true;
     }
@@ -53,7 +53,7 @@ pub fn may_introspect(client: &Client, claims: &Map<String, Value>) -> bool {
 }
 
 /// `POST /introspect`.
-pub async fn introspect(
+pub(crate) async fn introspect(
     State(iss): State<Shared>,
     headers: HeaderMap,
     Form(params): Form,

@@ -13,7 +13,7 @@ use crate::params::Form;
 use crate::state::Shared;
 
 /// `POST /login`: email and password of a static user.
-pub async fn login(
+pub(crate) async fn login(
     State(iss): State<Shared>,
     addr: ClientAddr,
     headers: HeaderMap,

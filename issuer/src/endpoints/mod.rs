@@ -3,15 +3,15 @@
 //! client authentication, minting) live in `authorize` and `token`, the responses, cookies and
 //! pages in `http`.
 
-pub mod account;
-pub mod authorize;
-pub mod consent;
-pub mod discovery;
-pub mod federation;
-pub mod introspect;
-pub mod login;
-pub mod ops;
-pub mod register;
-pub mod revoke;
-pub mod token;
-pub mod userinfo;
+pub(crate) mod account;
+pub(crate) mod authorize;
+pub(crate) mod consent;
+pub(crate) mod discovery;
+pub(crate) mod federation;
+pub(crate) mod introspect;
+pub(crate) mod login;
+pub(crate) mod ops;
+pub(crate) mod register;
+pub(crate) mod revoke;
+pub(crate) mod token;
+pub(crate) mod userinfo;

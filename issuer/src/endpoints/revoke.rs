@@ -12,7 +12,7 @@ use crate::store::SecretHash;
 use crate::token::authenticate;
 
 /// `POST /revoke` (RFC 7009): always 200 for tokens that are unknown or not the client's.
-pub async fn revoke(
+pub(crate) async fn revoke(
     State(iss): State<Shared>,
     headers: HeaderMap,
     Form(params): Form,

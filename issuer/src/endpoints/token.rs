@@ -18,7 +18,7 @@ use crate::store::{
 use crate::token::{Grant, authenticate, respond};
 
 /// `POST /token`
-pub async fn token(
+pub(crate) async fn token(
     State(iss): State<Shared>,
     headers: HeaderMap,
     Form(params): Form,

@@ -9,7 +9,7 @@ use crate::state::Shared;
 use crate::token::{no_store_json_of, verified_access};
 
 /// `GET|POST /userinfo` (bearer token in the `Authorization` header).
-pub async fn userinfo(State(iss): State<Shared>, headers: HeaderMap) -> Result<Response> {
+pub(crate) async fn userinfo(State(iss): State<Shared>, headers: HeaderMap) -> Result<Response> {
     let token = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())

@@ -3,8 +3,8 @@
 //! ([`cors`]) and the client-address extractor ([`extract`]). Below `endpoints`, above the
 //! state and the directory; it names no endpoint.
 
-pub mod cors;
-pub mod extract;
-pub mod pages;
-pub mod response;
-pub mod session;
+pub(crate) mod cors;
+pub(crate) mod extract;
+pub(crate) mod pages;
+pub(crate) mod response;
+pub(crate) mod session;

@@ -93,7 +93,7 @@ impl IntoResponse for Error {
 }
 
 /// A `303 See Other` to `location`, not cached.
-pub fn redirect(location: &str) -> Response {
+pub(crate) fn redirect(location: &str) -> Response {
     let mut res = StatusCode::SEE_OTHER.into_response();
     if let Ok(v) = HeaderValue::from_str(location) {
         res.headers_mut().insert(header::LOCATION, v);

@@ -24,15 +24,15 @@ use crate::state::Issuer;
 use crate::store::{SecretHash, Session};
 
 /// Base name of the session cookie.
-pub const SESSION_COOKIE: &str = "keyway_issuer_session";
+pub(crate) const SESSION_COOKIE: &str = "keyway_issuer_session";
 /// Base name of the CSRF cookie.
-pub const CSRF_COOKIE: &str = "keyway_issuer_csrf";
+pub(crate) const CSRF_COOKIE: &str = "keyway_issuer_csrf";
 /// Base name of the device cookie.
-pub const DEVICE_COOKIE: &str = "keyway_issuer_device";
+pub(crate) const DEVICE_COOKIE: &str = "keyway_issuer_device";
 
 impl Issuer {
     /// The session cookie's name (with `__Host-` over https).
-    pub fn session_cookie_name(&self) -> &'static str {
+    pub(crate) fn session_cookie_name(&self) -> &'static str {
         if self.secure_cookies {
             "__Host-keyway_issuer_session"
         } else {
@@ -41,7 +41,7 @@ impl Issuer {
     }
 
     /// The CSRF cookie's name.
-    pub fn csrf_cookie_name(&self) -> &'static str {
+    pub(crate) fn csrf_cookie_name(&self) -> &'static str {
         if self.secure_cookies {
             "__Host-keyway_issuer_csrf"
         } else {
@@ -50,7 +50,7 @@ impl Issuer {
     }
 
     /// The device cookie's name.
-    pub fn device_cookie_name(&self) -> &'static str {
+    pub(crate) fn device_cookie_name(&self) -> &'static str {
         if self.secure_cookies {
             "__Host-keyway_issuer_device"
         } else {
@@ -59,12 +59,12 @@ impl Issuer {
     }
 
     /// The browser's device cookie, if it has one of the right shape.
-    pub fn device<'a>(&self, headers: &'a HeaderMap) -> Option<&'a str> {
+    pub(crate) fn device<'a>(&self, headers: &'a HeaderMap) -> Option<&'a str> {
         cookie(headers, self.device_cookie_name()).filter(|v| is_token(v))
     }
 
     /// `Set-Cookie` for the device cookie.
-    pub fn device_cookie(&self, value: &str) -> HeaderValue {
+    pub(crate) fn device_cookie(&self, value: &str) -> HeaderValue {
         let ttl = crate::directory::throttle::DEVICE_TTL;
         self.cookie(self.device_cookie_name(), value, ttl, "Strict")
     }
@@ -79,18 +79,21 @@ impl Issuer {
     }
 
     /// `Set-Cookie` for a new session.
-    pub fn session_cookie(&self, value: &str) -> HeaderValue {
+    pub(crate) fn session_cookie(&self, value: &str) -> HeaderValue {
         let ttl = i64::try_from(self.lifetimes.session).unwrap_or(i64::MAX);
         self.cookie(self.session_cookie_name(), value, ttl, "Lax")
     }
 
     /// `Set-Cookie` that clears the session.
-    pub fn clear_session_cookie(&self) -> HeaderValue {
+    pub(crate) fn clear_session_cookie(&self) -> HeaderValue {
         self.cookie(self.session_cookie_name(), "", 0, "Lax")
     }
 
     /// The live session of the request, if any.
-    pub async fn session(&self, headers: &HeaderMap) -> Result<Option<(SecretHash, Session)>> {
+    pub(crate) async fn session(
+        &self,
+        headers: &HeaderMap,
+    ) -> Result<Option<(SecretHash, Session)>> {
         let Some(value) = cookie(headers, self.session_cookie_name()) else {
             return Ok(None);
         };
@@ -104,7 +107,7 @@ impl Issuer {
 
     /// The CSRF token of the request (the browser's existing one, kept), or a new one with its
     /// `Set-Cookie`.
-    pub fn csrf(&self, headers: &HeaderMap) -> (String, Option<HeaderValue>) {
+    pub(crate) fn csrf(&self, headers: &HeaderMap) -> (String, Option<HeaderValue>) {
         match cookie(headers, self.csrf_cookie_name()) {
             Some(v) if is_token(v) => (v.to_string(), None),
             _ => {
@@ -116,7 +119,7 @@ impl Issuer {
     }
 
     /// Checks a submitted form's CSRF field against the cookie.
-    pub fn check_csrf(&self, headers: &HeaderMap, field: Option<&str>) -> Result<()> {
+    pub(crate) fn check_csrf(&self, headers: &HeaderMap, field: Option<&str>) -> Result<()> {
         let cookie = cookie(headers, self.csrf_cookie_name()).unwrap_or("");
         let field = field.unwrap_or("");
         let ok = is_token(cookie) && bool::from(cookie.as_bytes().ct_eq(field.as_bytes()));
@@ -141,7 +144,7 @@ fn is_token(v: &str) -> bool {
 }
 
 /// The value of a cookie (first occurrence).
-pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+pub(crate) fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers
         .get_all(header::COOKIE)
         .iter()

@@ -15,7 +15,7 @@ use crate::params::Params;
 
 /// `prompt` values.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Prompt {
+pub(crate) struct Prompt {
     /// `none`
     pub none: bool,
     /// `login`
@@ -26,7 +26,7 @@ pub struct Prompt {
 
 /// What an authorization request asks for, checked against its client.
 #[derive(Clone, Debug, Default)]
-pub struct Checked {
+pub(crate) struct Checked {
     /// Requested scopes (validated against the client and the resource's holder).
     pub scopes: Vec<String>,
     /// RFC 8707 resource (the token's audience), if any.
@@ -44,7 +44,11 @@ pub struct Checked {
 /// Checks the parameters of an authorization request from `client` (whose redirect URI is
 /// already checked); `apps` are the ConnectedApps, which hold the resources. The checks run in
 /// a fixed order and the first refusal is the answer.
-pub fn check(params: &Params, client: &Arc<Client>, apps: &Registry) -> Result<Checked, Refusal> {
+pub(crate) fn check(
+    params: &Params,
+    client: &Arc<Client>,
+    apps: &Registry,
+) -> Result<Checked, Refusal> {
     let mut req = Checked::default();
     response_type(params, client)?;
     req.code_challenge = super::pkce::challenge(

@@ -16,16 +16,16 @@
 
 use crate::error::{Error, ErrorCode};
 
-pub mod authorization_code;
-pub mod authorize_request;
-pub mod client_credentials;
-pub mod delegation;
-pub mod pkce;
-pub mod refresh;
+pub(crate) mod authorization_code;
+pub(crate) mod authorize_request;
+pub(crate) mod client_credentials;
+pub(crate) mod delegation;
+pub(crate) mod pkce;
+pub(crate) mod refresh;
 
 /// A request a rule refuses: the OAuth error code and a fixed description (never request input).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Refusal {
+pub(crate) struct Refusal {
     /// The error code.
     pub code: ErrorCode,
     /// Why, for the client's developer.
@@ -34,7 +34,7 @@ pub struct Refusal {
 
 impl Refusal {
     /// A refusal with `code`.
-    pub const fn new(code: ErrorCode, description: &'static str) -> Self {
+    pub(crate) const fn new(code: ErrorCode, description: &'static str) -> Self {
         Self { code, description }
     }
 }
