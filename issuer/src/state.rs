@@ -1,6 +1,8 @@
 //! The issuer's shared state ([`Issuer`]): configuration, keys, clients, users, the store, the
-//! clock and metrics, built once at start-up. It names no endpoint and no HTTP type; `app`
-//! composes the router around it.
+//! clock and metrics, built once at start-up, with private fields. Beside building it: the
+//! decisions that need several of its parts (is a subject a client's ID, who holds a resource,
+//! delegation, minting with the current key and the lifetimes, verifying our own access
+//! tokens). It names no endpoint and no HTTP type; `app` composes the router around it.
 
 use std::sync::Arc;
 
@@ -8,10 +10,11 @@ use crate::config::{Config, Lifetimes};
 use crate::directory::clients::{Client, Registry};
 use crate::directory::upstream::{CookieKey, Upstream};
 use crate::directory::users::Users;
-use crate::error::Result;
-use crate::keys::{KeyError, Keys};
-use crate::metrics::Metrics;
+use crate::error::{Error, ErrorCode, Result};
+use crate::keys::{KeyError, Keys, Typ};
+use crate::metrics::{GrantLabels, Metrics};
 use crate::oauth::Refusal;
+use crate::oauth::tokens::{Grant, Minted, Minter};
 use crate::store::Store;
 use crate::util::Clock;
 
@@ -227,6 +230,92 @@ impl Issuer {
     /// the order of anything.
     pub(crate) fn resource_owner(&self, resource: &str) -> Option<Arc<Client>> {
         self.clients.resource_owner(resource)
+    }
+}
+
+/// Minting, counting and verifying tokens.
+impl Issuer {
+    /// Refuses a token whose `sub` would not tell a person from a client (see
+    /// [`crate::directory::identity`]): a person whose subject is a client ID, or a client (its own
+    /// token, `sub` = its ID) whose ID is a person's subject.
+    fn check_identity(&self, client: &Client, g: &Grant<'_>) -> Result<()> {
+        let person = g.auth_time.is_some();
+        if person && self.is_client_id(g.subject) {
+            tracing::warn!(
+                client = %client.id,
+                "token refused: the person's subject is also a client ID"
+            );
+            return Err(Error::oauth(
+                ErrorCode::InvalidGrant,
+                "the person's subject identifier is also a client ID",
+            ));
+        }
+        if !person && self.is_person_subject(&client.id) {
+            tracing::warn!(
+                client = %client.id,
+                "token refused: the client ID is also a person's subject"
+            );
+            return Err(Error::oauth(
+                ErrorCode::UnauthorizedClient,
+                "the client ID is also a person's subject identifier",
+            ));
+        }
+        Ok(())
+    }
+
+    fn access_ttl(&self, client: &Client) -> u64 {
+        client.lifetimes.map_or(self.lifetimes.access, |l| l.access)
+    }
+
+    /// Mints the tokens of a grant for `client` (an ID token only if `want_id`), after checking
+    /// that `sub` tells a person from a client.
+    pub(crate) fn mint(&self, client: &Client, g: &Grant<'_>, want_id: bool) -> Result<Minted> {
+        self.check_identity(client, g)?;
+        let ring = self.keys.ring();
+        let signer = ring
+            .signing
+            .as_ref()
+            .ok_or_else(|| Error::Unavailable("no signing key yet".into()))?;
+        Minter {
+            issuer: &self.issuer,
+            signer,
+            now: self.clock.now(),
+            access_ttl: self.access_ttl(client),
+            id_token_ttl: want_id.then_some(self.lifetimes.id_token),
+        }
+        .mint(client, g)
+    }
+
+    /// Counts a token request by grant and outcome.
+    pub(crate) fn count(&self, grant: &'static str, outcome: &'static str) {
+        self.metrics
+            .tokens
+            .get_or_create(&GrantLabels { grant, outcome })
+            .inc();
+    }
+
+    /// Verifies one of our access tokens, that `accept` accepts its claims (checked before the
+    /// store is asked) and that it is not revoked.
+    pub(crate) async fn verified_access(
+        &self,
+        token: &str,
+        accept: impl FnOnce(&serde_json::Map<String, serde_json::Value>) -> bool,
+    ) -> Result<Option<serde_json::Map<String, serde_json::Value>>> {
+        let Some(claims) = self
+            .keys
+            .ring()
+            .verify(token, Typ::AccessToken, &self.issuer, self.clock.now_u64())
+            .filter(|c| accept(c))
+        else {
+            return Ok(None);
+        };
+        let Some(jti) = claims.get("jti").and_then(|j| j.as_str()) else {
+            return Ok(None);
+        };
+        if self.store.is_access_revoked(jti).await? {
+            return Ok(None);
+        }
+        Ok(Some(claims))
     }
 }
 

@@ -86,7 +86,7 @@ fn login_for_account(iss: &Issuer, headers: &HeaderMap) -> Result<Response> {
                         u.config.name.clone(),
                         format!(
                             "/upstream/start{}",
-                            crate::authorize::provider_path(i, &u.config.id)
+                            super::federation::provider_path(i, &u.config.id)
                         ),
                     )
                 })

@@ -208,7 +208,7 @@ pub(crate) async fn callback(
         .filter(|s| s.len() > up.config.id.len() + 1 && s.len() <= 255)
         .ok_or_else(|| failed("no sub, or one too long once prefixed with the provider ID"))?;
     let mapped = up.map_claims(&claims);
-    let (cookie, _) = crate::authorize::start_session(
+    let (cookie, _) = crate::http::session::start_session(
         &iss,
         sub,
         mapped,
@@ -218,7 +218,7 @@ pub(crate) async fn callback(
     .await?;
     iss.metrics.login("upstream", "ok");
     let request = Params::parse(pending.request.as_bytes())?;
-    let target = crate::authorize::resume_target(request);
+    let target = crate::http::session::resume_target(request);
     let mut res = redirect(&target);
     res.headers_mut()
         .append(header::SET_COOKIE, iss.session_cookie(&cookie));
@@ -227,4 +227,14 @@ pub(crate) async fn callback(
         res.headers_mut().append(header::SET_COOKIE, v);
     }
     Ok(res)
+}
+
+/// `/upstream/start` serves the first provider, `/upstream/start/{id}` the others (the links
+/// carry a single query parameter, `request`).
+pub(crate) fn provider_path(index: usize, id: &str) -> String {
+    if index == 0 {
+        String::new()
+    } else {
+        format!("/{id}")
+    }
 }

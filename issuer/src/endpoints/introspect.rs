@@ -17,10 +17,11 @@ use serde_json::{Map, Value};
 
 use crate::directory::clients::Client;
 use crate::error::{Error, Result};
+use crate::http::client_auth::{AuthMethod, authenticate};
+use crate::http::response::{no_store_json, no_store_json_of};
 use crate::params::Form;
 use crate::state::Shared;
 use crate::store::SecretHash;
-use crate::token::{AuthMethod, authenticate, no_store_json, no_store_json_of, verified_access};
 
 /// Access-token claims an introspection answer repeats.
 const ACCESS_CLAIMS: [&str; 10] = [
@@ -81,7 +82,10 @@ pub(crate) async fn introspect(
         });
         return Ok(no_store_json(body.to_string().into_bytes()));
     }
-    let Some(claims) = verified_access(&iss, token, |c| may_introspect(&client, c)).await? else {
+    let Some(claims) = iss
+        .verified_access(token, |c| may_introspect(&client, c))
+        .await?
+    else {
         return Ok(inactive());
     };
     let mut out = Map::new();

@@ -1,7 +1,8 @@
 //! One file per URL: the HTTP handlers of the authorization server's endpoints. `app::router`
-//! maps each URL to its handler here; the rules they share (authorization request validation,
-//! client authentication, minting) live in `authorize` and `token`, the responses, cookies and
-//! pages in `http`.
+//! maps each URL to its handler here. `authorize` also validates the authorization request that
+//! `login` and `consent` resume, and `federation` names the provider links the login and account
+//! pages show. The protocol rules they apply (the request's parameters, the grants, minting) are
+//! in `oauth`; client authentication, responses, cookies, sessions and pages in `http`.
 
 pub(crate) mod account;
 pub(crate) mod authorize;

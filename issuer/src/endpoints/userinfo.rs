@@ -5,8 +5,8 @@ use axum::response::{IntoResponse, Response};
 use http::{HeaderMap, HeaderValue, StatusCode, header};
 
 use crate::error::{Error, ErrorCode, Result};
+use crate::http::response::no_store_json_of;
 use crate::state::Shared;
-use crate::token::{no_store_json_of, verified_access};
 
 /// `GET|POST /userinfo` (bearer token in the `Authorization` header).
 pub(crate) async fn userinfo(State(iss): State<Shared>, headers: HeaderMap) -> Result<Response> {
@@ -24,7 +24,7 @@ pub(crate) async fn userinfo(State(iss): State<Shared>, headers: HeaderMap) -> R
         );
         return Ok(res);
     };
-    let Some(claims) = verified_access(&iss, token, |_| true).await? else {
+    let Some(claims) = iss.verified_access(token, |_| true).await? else {
         return Err(Error::invalid_token(
             "the access token is invalid, expired or revoked",
         ));

@@ -84,7 +84,7 @@ pub(crate) struct Consent<'a> {
     pub holder: Option<&'a str>,
     /// The client registered itself (dynamic client registration): nobody vouches for its name.
     pub unverified: bool,
-    /// Where the code goes ([`crate::authorize`]: the redirect URI's host).
+    /// Where the code goes (`crate::endpoints::authorize`: the redirect URI's host).
     pub destination: &'a str,
     /// CSRF token.
     pub csrf: &'a str,

@@ -1,4 +1,6 @@
-//! Browser plumbing: the issuer's sign-in session cookie and CSRF protection of forms.
+//! Browser plumbing: the issuer's sign-in session cookie and CSRF protection of forms; starting
+//! a session once a person has authenticated ([`start_session`]) and where to go next
+//! ([`resume_target`]).
 //!
 //! - Session: cookie `keyway_issuer_session` (`__Host-keyway_issuer_session` over https) holding
 //!   a 256-bit random value; the store keeps only its SHA-256. HttpOnly, SameSite=Lax, Path=/.
@@ -20,8 +22,9 @@ use http::{HeaderMap, HeaderValue, StatusCode, header};
 use subtle::ConstantTimeEq;
 
 use crate::error::{Error, Result};
+use crate::params::Params;
 use crate::state::Issuer;
-use crate::store::{SecretHash, Session};
+use crate::store::{Claims, SecretHash, Session};
 
 /// Base name of the session cookie.
 pub(crate) const SESSION_COOKIE: &str = "keyway_issuer_session";
@@ -133,6 +136,57 @@ impl Issuer {
                  token). Go back, reload the page and try again.",
             ))
         }
+    }
+}
+
+/// Stores a new session for a person who has just authenticated (with a password or at an
+/// upstream provider), keyed by the hash of a new cookie; returns that cookie and the session.
+pub(crate) async fn start_session(
+    iss: &Issuer,
+    subject: String,
+    claims: Claims,
+    source: String,
+    now: i64,
+) -> Result<(String, Session)> {
+    let cookie = crate::util::random_token();
+    let session = Session {
+        id: crate::util::random_id(),
+        subject,
+        claims,
+        source,
+        auth_time: now,
+        created_at: now,
+        last_seen: now,
+        expires_at: now + i64::try_from(iss.lifetimes.session).unwrap_or(43200),
+    };
+    iss.store
+        .put_session(&SecretHash::of(&cookie), &session)
+        .await?;
+    Ok((cookie, session))
+}
+
+/// Where to go after a sign-in: back to the authorization request (without `prompt=login`, the
+/// person has just signed in), or to the account page when there is none.
+pub(crate) fn resume_target(mut request: Params) -> String {
+    if let Some(p) = request.get("prompt").map(str::to_string) {
+        let rest: Vec<&str> = p
+            .split(' ')
+            .filter(|v| *v != "login" && !v.is_empty())
+            .collect();
+        request.remove("prompt");
+        if !rest.is_empty() {
+            let mut pairs: Vec<(String, String)> = request
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+            pairs.push(("prompt".into(), rest.join(" ")));
+            request = Params::from_pairs(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        }
+    }
+    if request.get("client_id").is_some() {
+        format!("/authorize?{}", request.to_query())
+    } else {
+        "/account".to_string()
     }
 }
 
