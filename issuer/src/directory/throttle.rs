@@ -50,7 +50,8 @@ pub(crate) const PER_ADDRESS: u64 = 30;
 pub(crate) const PER_EMAIL: u64 = 100;
 /// Attempts per window for one email from one of its known devices.
 pub(crate) const PER_KNOWN_DEVICE: u64 = 5;
-/// How long an attempt over [`PER_EMAIL`] waits before its password is checked.
+/// How long an attempt over the per-email budget (`PER_EMAIL`) waits before its password is
+/// checked.
 pub const SLOW_DOWN: Duration = Duration::from_secs(3);
 /// Window length in seconds.
 pub(crate) const WINDOW: i64 = 300;

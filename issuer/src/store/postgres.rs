@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
 
-/// The PostgreSQL implementation of [`Store`](super::Store).
+/// The PostgreSQL implementation of [`Store`].
 #[derive(Clone, Debug)]
 pub struct PostgresStore {
     pool: PgPool,
