@@ -202,7 +202,7 @@ fn lay_out(dir: &Path, issuer_url: &str) -> Result<Credentials> {
             // Keep secrets across runs when --data-dir is reused, so sessions survive restarts.
             let value = match std::fs::read_to_string(&secret_path) {
                 Ok(v) if !v.trim().is_empty() => v.trim().to_string(),
-                _ => issuer::util::random_token(),
+                _ => issuer::random_token(),
             };
             write(&secret_path, &value)?;
             match stem {
@@ -214,7 +214,7 @@ fn lay_out(dir: &Path, issuer_url: &str) -> Result<Credentials> {
 
     let mut users = String::new();
     for (email, name, group) in USERS {
-        let hash = issuer::directory::users::hash_password(PASSWORD)
+        let hash = issuer::hash_password(PASSWORD)
             .ok_or_else(|| anyhow!("hashing the demo password failed"))?;
         users.push_str(&format!(
             "- email: {email}\n  name: {name}\n  groups: [{group}]\n  passwordHash: '{hash}'\n"
@@ -232,7 +232,7 @@ fn lay_out(dir: &Path, issuer_url: &str) -> Result<Credentials> {
     write(&proxy_dir.join(secret::ISSUER_URL), issuer_url)?;
     let cookie_path = proxy_dir.join(secret::COOKIE_SECRET);
     if !cookie_path.exists() {
-        let key = issuer::util::random_bytes::<32>();
+        let key = issuer::random_bytes::<32>();
         write(
             &cookie_path,
             &base64::engine::general_purpose::STANDARD.encode(key),

@@ -1,4 +1,4 @@
-//! The issuer's form and query parameter parsing (`issuer::params`).
+//! The issuer's form and query parameter parsing (`issuer/src/params.rs`, through `issuer::fuzzing::form`).
 #![no_main]
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {

@@ -6,8 +6,10 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Parser;
+use kit::problems::Problems;
 use url::Url;
 
+use crate::directory::upstream::UpstreamConfig;
 use crate::keys::Alg;
 
 /// keyway's OAuth 2.1 / OpenID Connect authorization server.
@@ -318,9 +320,9 @@ pub struct Config {
 }
 
 impl Config {
-    /// Validates arguments, collecting every problem.
+    /// Validates arguments, collecting every problem (in the order of the flags' checks below).
     pub fn from_args(args: Args) -> Result<Self, Vec<String>> {
-        let mut problems = kit::problems::Problems::new();
+        let mut problems = Problems::new();
         let issuer = match check_issuer(args.issuer_url.as_deref().unwrap_or("")) {
             Ok(i) => i,
             Err(p) => {
@@ -345,6 +347,72 @@ impl Config {
             problems.push(format!("--signing-alg: {e}"));
             Alg::Es256
         });
+        let durations = Durations::from_args(&args, &mut problems);
+        let log_format = problems
+            .check("--log-format", args.log_format.parse())
+            .unwrap_or_default();
+        let cors_allowed_origins = crate::directory::origins::parse_origins(
+            &args.cors_allowed_origins,
+        )
+        .unwrap_or_else(|p| {
+            problems.extend(p);
+            Vec::new()
+        });
+        let trusted_proxies = crate::directory::client_addr::parse_ranges(&args.trusted_proxies)
+            .unwrap_or_else(|p| {
+                problems.extend(p);
+                Vec::new()
+            });
+        let dcr_scopes = dcr_scopes(&args, &mut problems);
+        check_paths(&args, &mut problems);
+        let upstream = flag_upstream(&args, &mut problems);
+        if args.watch_connectedapps && args.clients_dir.is_some() {
+            problems.push("--watch-connectedapps and --clients-dir are mutually exclusive".into());
+        }
+        let resource_hosts = resource_hosts(&args, &mut problems);
+        let upstreams = upstreams(upstream, args.upstreams_file.as_deref(), &mut problems);
+        if args.users_file.is_none() && upstreams.is_empty() {
+            tracing::warn!("no --users-file and no --upstream-issuer: nobody can sign in");
+        }
+        problems.finish_with(|| Self {
+            upstreams,
+            secure_cookies: issuer.starts_with("https://"),
+            issuer,
+            listen,
+            store: args.store,
+            clients_dir: args.clients_dir,
+            users_file: args.users_file,
+            watch: args.watch_connectedapps.then_some(args.watch_namespace),
+            resource_hosts,
+            keys_dir: args.keys_dir,
+            keys_read_only: args.keys_read_only,
+            signing_alg,
+            key_rotation: Duration::from_secs(durations.key_rotation),
+            key_publish_lead: Duration::from_secs(durations.key_publish_lead),
+            lifetimes: durations.lifetimes,
+            dcr: args.dcr,
+            dcr_scopes,
+            dcr_rate: args.dcr_rate,
+            dcr_idle_expiry: durations.dcr_idle_expiry,
+            dcr_rate_per_address: args.dcr_rate_per_address,
+            cors_allowed_origins,
+            trusted_proxies,
+            log_format,
+        })
+    }
+}
+
+/// The duration flags, in seconds.
+struct Durations {
+    lifetimes: Lifetimes,
+    dcr_idle_expiry: u64,
+    key_rotation: u64,
+    key_publish_lead: u64,
+}
+
+impl Durations {
+    /// Parses the duration flags (each must be positive) and checks how they relate.
+    fn from_args(args: &Args, problems: &mut Problems) -> Self {
         let mut dur = |flag: &str, v: &str| -> u64 {
             match contract::duration::parse_flag_seconds(v) {
                 Ok(d) if d > 0 => d,
@@ -374,137 +442,121 @@ impl Config {
         if lifetimes.code > 600 {
             problems.push("--code-ttl: at most 10m (RFC 6749 §4.1.2)".into());
         }
-        let log_format = problems
-            .check("--log-format", args.log_format.parse())
-            .unwrap_or_default();
-        let cors_allowed_origins = crate::directory::origins::parse_origins(
-            &args.cors_allowed_origins,
-        )
-        .unwrap_or_else(|p| {
-            problems.extend(p);
-            Vec::new()
-        });
-        let trusted_proxies = crate::directory::client_addr::parse_ranges(&args.trusted_proxies)
-            .unwrap_or_else(|p| {
-                problems.extend(p);
-                Vec::new()
-            });
-        let dcr_scopes: Vec<String> = args
-            .dcr_scopes
-            .split_ascii_whitespace()
-            .map(str::to_string)
-            .collect();
-        if args.dcr && dcr_scopes.iter().any(|s| !crate::scope::is_scope_token(s)) {
-            problems.push("--dcr-scopes: not a space-separated list of scope tokens".into());
+        Self {
+            lifetimes,
+            dcr_idle_expiry,
+            key_rotation,
+            key_publish_lead,
         }
-        for (flag, path) in [
-            ("clients-dir", &args.clients_dir),
-            ("users-file", &args.users_file),
-        ] {
-            if let Some(p) = path
-                && !p.exists()
-            {
-                problems.push(format!("--{flag}: {} does not exist", p.display()));
-            }
+    }
+}
+
+/// `--dcr-scopes` as a list; each must be a scope token when registration is enabled.
+fn dcr_scopes(args: &Args, problems: &mut Problems) -> Vec<String> {
+    let dcr_scopes: Vec<String> = args
+        .dcr_scopes
+        .split_ascii_whitespace()
+        .map(str::to_string)
+        .collect();
+    if args.dcr && dcr_scopes.iter().any(|s| !crate::scope::is_scope_token(s)) {
+        problems.push("--dcr-scopes: not a space-separated list of scope tokens".into());
+    }
+    dcr_scopes
+}
+
+/// `--clients-dir` and `--users-file` must exist when given.
+fn check_paths(args: &Args, problems: &mut Problems) {
+    for (flag, path) in [
+        ("clients-dir", &args.clients_dir),
+        ("users-file", &args.users_file),
+    ] {
+        if let Some(p) = path
+            && !p.exists()
+        {
+            problems.push(format!("--{flag}: {} does not exist", p.display()));
         }
-        let upstream = match (
-            &args.upstream_issuer,
-            &args.upstream_client_id,
-            &args.upstream_client_secret,
-        ) {
-            (None, None, None) => None,
-            (Some(i), Some(id), Some(secret)) => {
-                if let Err(p) = check_issuer(i) {
-                    problems.push(format!("--upstream-issuer: {p}"));
-                }
-                Some(crate::directory::upstream::UpstreamConfig {
-                    id: "default".into(),
-                    issuer: i.clone(),
-                    client_id: id.clone(),
-                    client_secret: secret.clone(),
-                    name: args.upstream_name.clone(),
-                    scopes: args.upstream_scopes.clone(),
-                    groups_claim: args.upstream_groups_claim.clone(),
-                    groups_prefix: args.upstream_groups_prefix.clone(),
-                    insecure_trust_unverified_email: args.upstream_insecure_trust_unverified_email,
-                })
+    }
+}
+
+/// The upstream provider given with the `--upstream-*` flags (id `default`), if any.
+fn flag_upstream(args: &Args, problems: &mut Problems) -> Option<UpstreamConfig> {
+    match (
+        &args.upstream_issuer,
+        &args.upstream_client_id,
+        &args.upstream_client_secret,
+    ) {
+        (None, None, None) => None,
+        (Some(i), Some(id), Some(secret)) => {
+            if let Err(p) = check_issuer(i) {
+                problems.push(format!("--upstream-issuer: {p}"));
             }
-            _ => {
-                problems.push(
-                    "--upstream-issuer, --upstream-client-id and --upstream-client-secret go together"
-                        .into(),
-                );
-                None
-            }
-        };
-        if args.watch_connectedapps && args.clients_dir.is_some() {
-            problems.push("--watch-connectedapps and --clients-dir are mutually exclusive".into());
+            Some(UpstreamConfig {
+                id: "default".into(),
+                issuer: i.clone(),
+                client_id: id.clone(),
+                client_secret: secret.clone(),
+                name: args.upstream_name.clone(),
+                scopes: args.upstream_scopes.clone(),
+                groups_claim: args.upstream_groups_claim.clone(),
+                groups_prefix: args.upstream_groups_prefix.clone(),
+                insecure_trust_unverified_email: args.upstream_insecure_trust_unverified_email,
+            })
         }
-        let resource_hosts = api::resource_hosts::ResourceHosts::parse(
-            args.resource_hosts.iter().map(String::as_str),
-        )
-        .unwrap_or_else(|p| {
-            problems.extend(p);
-            api::resource_hosts::ResourceHosts::default()
-        });
-        if !resource_hosts.is_empty() && !args.watch_connectedapps {
-            // Namespaces are a boundary only where the API server enforces who writes in which;
-            // manifest files are written by whoever writes the directory.
+        _ => {
             problems.push(
-                "--resource-hosts applies to ConnectedApps watched in a cluster: it needs \
-                 --watch-connectedapps"
+                "--upstream-issuer, --upstream-client-id and --upstream-client-secret go together"
                     .into(),
             );
+            None
         }
-        let mut upstreams: Vec<crate::directory::upstream::UpstreamConfig> =
-            upstream.into_iter().collect();
-        if let Some(path) = &args.upstreams_file {
-            match crate::directory::upstream::load_file(path) {
-                Ok(list) => upstreams.extend(list),
-                Err(ps) => {
-                    problems.extend(ps.into_iter().map(|p| format!("--upstreams-file: {p}")))
-                }
-            }
-        }
-        for (i, u) in upstreams.iter().enumerate() {
-            if upstreams[..i].iter().any(|o| o.id == u.id) {
-                problems.push(format!("upstream id {:?} is used twice", u.id));
-            }
-            if i > 0
-                && let Err(p) = check_issuer(&u.issuer)
-            {
-                problems.push(format!("upstream {:?}: issuer {p}", u.id));
-            }
-        }
-        if args.users_file.is_none() && upstreams.is_empty() {
-            tracing::warn!("no --users-file and no --upstream-issuer: nobody can sign in");
-        }
-        problems.finish_with(|| Self {
-            upstreams,
-            secure_cookies: issuer.starts_with("https://"),
-            issuer,
-            listen,
-            store: args.store,
-            clients_dir: args.clients_dir,
-            users_file: args.users_file,
-            watch: args.watch_connectedapps.then_some(args.watch_namespace),
-            resource_hosts,
-            keys_dir: args.keys_dir,
-            keys_read_only: args.keys_read_only,
-            signing_alg,
-            key_rotation: Duration::from_secs(key_rotation),
-            key_publish_lead: Duration::from_secs(key_publish_lead),
-            lifetimes,
-            dcr: args.dcr,
-            dcr_scopes,
-            dcr_rate: args.dcr_rate,
-            dcr_idle_expiry,
-            dcr_rate_per_address: args.dcr_rate_per_address,
-            cors_allowed_origins,
-            trusted_proxies,
-            log_format,
-        })
     }
+}
+
+/// `--resource-hosts`, which only a cluster's ConnectedApps may use.
+fn resource_hosts(args: &Args, problems: &mut Problems) -> api::resource_hosts::ResourceHosts {
+    let resource_hosts =
+        api::resource_hosts::ResourceHosts::parse(args.resource_hosts.iter().map(String::as_str))
+            .unwrap_or_else(|p| {
+                problems.extend(p);
+                api::resource_hosts::ResourceHosts::default()
+            });
+    if !resource_hosts.is_empty() && !args.watch_connectedapps {
+        // Namespaces are a boundary only where the API server enforces who writes in which;
+        // manifest files are written by whoever writes the directory.
+        problems.push(
+            "--resource-hosts applies to ConnectedApps watched in a cluster: it needs \
+             --watch-connectedapps"
+                .into(),
+        );
+    }
+    resource_hosts
+}
+
+/// Every upstream provider: the one from the flags first, then those of `--upstreams-file`;
+/// IDs must differ and every issuer after the first is checked here.
+fn upstreams(
+    flag: Option<UpstreamConfig>,
+    file: Option<&std::path::Path>,
+    problems: &mut Problems,
+) -> Vec<UpstreamConfig> {
+    let mut upstreams: Vec<UpstreamConfig> = flag.into_iter().collect();
+    if let Some(path) = file {
+        match crate::directory::upstream::load_file(path) {
+            Ok(list) => upstreams.extend(list),
+            Err(ps) => problems.extend(ps.into_iter().map(|p| format!("--upstreams-file: {p}"))),
+        }
+    }
+    for (i, u) in upstreams.iter().enumerate() {
+        if upstreams[..i].iter().any(|o| o.id == u.id) {
+            problems.push(format!("upstream id {:?} is used twice", u.id));
+        }
+        if i > 0
+            && let Err(p) = check_issuer(&u.issuer)
+        {
+            problems.push(format!("upstream {:?}: issuer {p}", u.id));
+        }
+    }
+    upstreams
 }
 
 /// Checks an issuer identifier (OIDC Discovery §3 / RFC 8414 §2): https (http on loopback),

@@ -9,11 +9,11 @@ use std::borrow::Cow;
 use http::StatusCode;
 
 /// `Result` with the issuer's [`Error`].
-pub type Result<T, E = Error> = std::result::Result<T, E>;
+pub(crate) type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// Standard error codes (RFC 6749 §4.1.2.1 and §5.2, RFC 6750, RFC 7591, RFC 8707, OIDC Core).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ErrorCode {
+pub(crate) enum ErrorCode {
     /// `invalid_request`
     InvalidRequest,
     /// `invalid_client`
@@ -46,15 +46,13 @@ pub enum ErrorCode {
     LoginRequired,
     /// `consent_required` (OIDC)
     ConsentRequired,
-    /// `server_error`
-    ServerError,
     /// `temporarily_unavailable`
     TemporarilyUnavailable,
 }
 
 impl ErrorCode {
     /// The wire name.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Self::InvalidRequest => "invalid_request",
             Self::InvalidClient => "invalid_client",
@@ -72,7 +70,6 @@ impl ErrorCode {
             Self::InvalidClientMetadata => "invalid_client_metadata",
             Self::LoginRequired => "login_required",
             Self::ConsentRequired => "consent_required",
-            Self::ServerError => "server_error",
             Self::TemporarilyUnavailable => "temporarily_unavailable",
         }
     }
@@ -82,7 +79,6 @@ impl ErrorCode {
         match self {
             Self::InvalidClient | Self::InvalidToken => StatusCode::UNAUTHORIZED,
             Self::AccessDenied | Self::InsufficientScope => StatusCode::FORBIDDEN,
-            Self::ServerError => StatusCode::INTERNAL_SERVER_ERROR,
             Self::TemporarilyUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             _ => StatusCode::BAD_REQUEST,
         }
@@ -91,7 +87,7 @@ impl ErrorCode {
 
 /// An error shown to a person in the browser (no redirect back to the client is possible).
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct PageError {
+pub(crate) struct PageError {
     /// HTTP status.
     pub status: StatusCode,
     /// Short title.
@@ -102,7 +98,7 @@ pub struct PageError {
 
 /// Everything that can go wrong while serving a request.
 #[derive(Debug, thiserror::Error)]
-pub enum Error {
+pub(crate) enum Error {
     /// A standard OAuth error for the client.
     #[error("{}: {description}", code.as_str())]
     OAuth {
@@ -146,7 +142,7 @@ pub enum Error {
 
 impl Error {
     /// An OAuth error.
-    pub fn oauth(code: ErrorCode, description: impl Into<Cow<'static, str>>) -> Self {
+    pub(crate) fn oauth(code: ErrorCode, description: impl Into<Cow<'static, str>>) -> Self {
         Self::OAuth {
             code,
             description: description.into(),
@@ -155,12 +151,12 @@ impl Error {
     }
 
     /// `invalid_request` with a description.
-    pub fn invalid_request(description: impl Into<Cow<'static, str>>) -> Self {
+    pub(crate) fn invalid_request(description: impl Into<Cow<'static, str>>) -> Self {
         Self::oauth(ErrorCode::InvalidRequest, description)
     }
 
     /// `invalid_client`, with a `Basic` challenge when the client tried HTTP Basic.
-    pub fn invalid_client(basic: bool) -> Self {
+    pub(crate) fn invalid_client(basic: bool) -> Self {
         Self::OAuth {
             code: ErrorCode::InvalidClient,
             description: "client authentication failed".into(),
@@ -169,12 +165,12 @@ impl Error {
     }
 
     /// `invalid_grant`.
-    pub fn invalid_grant(description: impl Into<Cow<'static, str>>) -> Self {
+    pub(crate) fn invalid_grant(description: impl Into<Cow<'static, str>>) -> Self {
         Self::oauth(ErrorCode::InvalidGrant, description)
     }
 
     /// `invalid_token` for a protected resource (userinfo), with a `Bearer` challenge.
-    pub fn invalid_token(description: impl Into<Cow<'static, str>>) -> Self {
+    pub(crate) fn invalid_token(description: impl Into<Cow<'static, str>>) -> Self {
         Self::OAuth {
             code: ErrorCode::InvalidToken,
             description: description.into(),
@@ -183,7 +179,7 @@ impl Error {
     }
 
     /// An error page.
-    pub fn page(
+    pub(crate) fn page(
         status: StatusCode,
         title: impl Into<Cow<'static, str>>,
         message: impl Into<Cow<'static, str>>,
@@ -196,12 +192,12 @@ impl Error {
     }
 
     /// A store failure.
-    pub fn unavailable(e: impl std::error::Error + Send + Sync + 'static) -> Self {
+    pub(crate) fn unavailable(e: impl std::error::Error + Send + Sync + 'static) -> Self {
         Self::Unavailable(Box::new(e))
     }
 
     /// The OAuth error code, if this is one.
-    pub fn code(&self) -> Option<ErrorCode> {
+    pub(crate) fn code(&self) -> Option<ErrorCode> {
         match self {
             Self::OAuth { code, .. } | Self::Redirect { code, .. } => Some(*code),
             Self::RateLimited { .. } => Some(ErrorCode::TemporarilyUnavailable),

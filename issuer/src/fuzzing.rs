@@ -28,7 +28,7 @@ fn split(data: &[u8], sep: u8) -> (&[u8], &[u8]) {
     }
 }
 
-/// Form and query parsing ([`Params::parse`], [`params::single`], [`params::first_repeated`]).
+/// Form and query parsing (`Params::parse`, `params::single`, `params::first_repeated`).
 /// Properties: parsed parameters are unique and non-empty, and survive re-encoding.
 pub fn form(data: &[u8]) {
     let _ = params::single(data, "client_id");

@@ -9,12 +9,12 @@
 //! Two modes:
 //! - **local** ([`Keys::open`], a writable directory): the issuer applies the schedule itself,
 //!   creating successors (files mode 0600, without `not_before`) and deleting retired keys;
-//! - **read-only** ([`Keys::open_read_only`], e.g. a mounted Secret that the operator rotates):
-//!   the issuer never writes; [`Keys::rotate`] re-reads the directory when its content changed
+//! - **read-only** (`Keys::open_read_only`, e.g. a mounted Secret that the operator rotates):
+//!   the issuer never writes; `Keys::rotate` re-reads the directory when its content changed
 //!   (through kubelet's `..data` symlink, so that a set swapped during the read is read again),
 //!   publishes every key in it and signs with the newest key whose start has passed. A set with
 //!   a malformed file is refused as a whole: the last good set stays in force. Until a key may
-//!   sign, [`KeyRing::signing`] is `None` and the issuer is not ready.
+//!   sign, `KeyRing::signing` is `None` and the issuer is not ready.
 //!
 //! Tokens are signed with `ring` key pairs held in memory. `jsonwebtoken` 9 re-parses the PKCS#8
 //! key (deriving the public point: a second scalar multiplication) on every `encode`, which would
@@ -128,7 +128,7 @@ impl SigningKey {
     }
 
     /// Loads a key from PKCS#8 DER.
-    pub fn from_pkcs8(alg: Alg, created: u64, pkcs8: Vec<u8>) -> Result<Self, KeyError> {
+    pub(crate) fn from_pkcs8(alg: Alg, created: u64, pkcs8: Vec<u8>) -> Result<Self, KeyError> {
         let bad = || KeyError::Crypto("key rejected");
         let jwk = contract_keys::public_jwk(alg, &pkcs8).map_err(|_| bad())?;
         let part = |name: &str| jwk[name].as_str().unwrap_or_default().to_owned();
@@ -240,24 +240,24 @@ impl SigningKey {
 
 /// The keys in force at one moment.
 #[derive(Debug)]
-pub struct KeyRing {
+pub(crate) struct KeyRing {
     /// The key that signs now; `None` while no key may sign (read-only mode before a key has
     /// started): the issuer is then not ready and refuses to mint tokens.
-    pub signing: Option<Arc<SigningKey>>,
+    pub(crate) signing: Option<Arc<SigningKey>>,
     /// Every published key (including the signing key and not-yet-active successors).
-    pub published: Vec<Arc<SigningKey>>,
+    pub(crate) published: Vec<Arc<SigningKey>>,
     /// The JWKS document, serialised.
-    pub jwks: Arc<[u8]>,
+    pub(crate) jwks: Arc<[u8]>,
 }
 
 impl KeyRing {
     /// Finds a published key by `kid`.
-    pub fn by_kid(&self, kid: &str) -> Option<&Arc<SigningKey>> {
+    pub(crate) fn by_kid(&self, kid: &str) -> Option<&Arc<SigningKey>> {
         self.published.iter().find(|k| k.kid == kid)
     }
 
     /// Algorithms of the published keys.
-    pub fn algs(&self) -> Vec<&'static str> {
+    pub(crate) fn algs(&self) -> Vec<&'static str> {
         let mut v: Vec<&'static str> = self.published.iter().map(|k| k.alg.as_str()).collect();
         v.sort_unstable();
         v.dedup();
@@ -266,7 +266,7 @@ impl KeyRing {
 
     /// Verifies a JWT we signed: signature with a published key, expected `typ`, `iss`, `exp`.
     /// Returns its claims.
-    pub fn verify(
+    pub(crate) fn verify(
         &self,
         token: &str,
         typ: Typ,
@@ -355,7 +355,7 @@ impl Keys {
     /// Opens a key directory that someone else writes (a mounted Secret). Fails only when the
     /// directory cannot be read; a malformed set is logged and leaves the issuer without keys
     /// (not ready) until a good set appears.
-    pub fn open_read_only(dir: &Path, lead: u64, now: u64) -> Result<Self, KeyError> {
+    pub(crate) fn open_read_only(dir: &Path, lead: u64, now: u64) -> Result<Self, KeyError> {
         read_snapshot(dir)?;
         let this = Self::new(dir, true, Alg::Es256, u64::MAX, lead, 0, Vec::new());
         if let Err(e) = this.rotate(now) {
@@ -392,17 +392,17 @@ impl Keys {
     }
 
     /// The key directory.
-    pub fn dir(&self) -> &Path {
+    pub(crate) fn dir(&self) -> &Path {
         &self.dir
     }
 
     /// Whether the directory is managed elsewhere.
-    pub fn is_read_only(&self) -> bool {
+    pub(crate) fn is_read_only(&self) -> bool {
         self.read_only
     }
 
     /// The keys in force.
-    pub fn ring(&self) -> Arc<KeyRing> {
+    pub(crate) fn ring(&self) -> Arc<KeyRing> {
         self.ring
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -413,7 +413,7 @@ impl Keys {
     /// successor when due and deletes keys whose tokens have all expired. Read-only: re-reads
     /// the directory if its content changed; an error (unreadable directory, malformed file)
     /// keeps the last good set in force and is returned once per distinct content.
-    pub fn rotate(&self, now: u64) -> Result<(), KeyError> {
+    pub(crate) fn rotate(&self, now: u64) -> Result<(), KeyError> {
         let mut state = self
             .state
             .lock()

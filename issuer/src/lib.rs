@@ -1,4 +1,3 @@
-#![forbid(unsafe_code)]
 //! keyway-issuer: the OAuth 2.1 / OpenID Connect authorization server.
 //!
 //! Embedding (what `keyway demo` does):
@@ -16,42 +15,61 @@
 //!
 //! [`serve`] loads keys, ConnectedApp manifests and static users, serves the router and runs the
 //! background work (key rotation, manifest reload, cleanup of expired rows) until `shutdown`.
-//! [`app::router`] gives the bare axum router (tests drive it with `oneshot`).
 //!
-//! Layers, each depending only on the ones below it (docs/architecture.md, "Layers inside the
-//! issuer"):
+//! # Public API (for the binary, `keyway demo`, the tests and the fuzz targets)
 //!
-//! - [`app`]: the router (one line per URL), [`serve`] with the background work, the Kubernetes
+//! - [`serve`]`(config, store, listener, shutdown)`: the whole server; [`router`]`(issuer)`: the
+//!   bare axum router over an [`Issuer`] (tests drive it with `oneshot`); [`watch_apps`]: keeps
+//!   an [`Issuer`]'s clients in step with the cluster's ConnectedApps.
+//! - [`Issuer`]: the composed state, [`Issuer::new`] from a [`config::Config`] and a store, with
+//!   private fields; [`Issuer::clients`], [`Issuer::store`] and [`Issuer::clock`] for tests.
+//! - [`config`] (flags, parsed and validated), [`store`] (the `Store` trait, its SQLite and
+//!   PostgreSQL backends and their records), [`keys`] (signing keys, rotation, JWKS).
+//! - Helpers: [`hash_password`] (the users file's hashes), [`random_token`], [`random_bytes`],
+//!   [`s256`] (PKCE), [`SLOW_DOWN`] (the sign-in throttle's delay).
+//! - `fuzzing` (hidden): entry points of the fuzz targets in `fuzz/`.
+//!
+//! # Layers
+//!
+//! Each depends only on the ones below it (docs/architecture.md, "Layers inside the issuer");
+//! everything is `pub(crate)` unless re-exported here:
+//!
+//! - `app`: the router (one line per URL), [`serve`] with the background work, the Kubernetes
 //!   watch;
-//! - [`endpoints`]: one file per URL;
-//! - [`http`]: the one place errors become responses, pages, cookies and CSRF, CORS, extractors;
-//!   beside it [`authorize`] (authorization request validation, sessions) and [`token`] (client
-//!   authentication, minting), which the endpoints share;
-//! - [`state`]: the composed state, [`Issuer`], built from [`config`] (flags);
-//! - [`oauth`]: the grants' rules, PKCE and delegation, without HTTP types;
-//! - [`directory`]: clients, users, upstream providers, origins, the sign-in throttle;
-//! - [`keys`] (signing keys, rotation, JWKS), [`store`] (persistent state), [`error`] (the
-//!   error type), [`params`] (strict form/query parsing), [`scope`] (scope syntax),
-//!   [`metrics`], [`util`].
+//! - `endpoints`: one file per URL (`endpoints/authorize.rs` also validates the authorization
+//!   request that `/login` and `/consent` resume);
+//! - `http`: the one place errors become responses, JSON and token responses, pages, cookies,
+//!   sessions and CSRF, client authentication, CORS, extractors;
+//! - `state`: the composed state, [`Issuer`], built from [`config`] (flags);
+//! - `oauth`: the authorization request's and the grants' rules, PKCE, delegation and minting
+//!   tokens, without HTTP types;
+//! - `directory`: clients, users, upstream providers, origins, the sign-in throttle;
+//! - [`keys`] (signing keys, rotation, JWKS), [`store`] (persistent state), `error` (the error
+//!   type), `params` (strict form/query parsing), `scope` (scope syntax), `metrics`, `util`.
+#![forbid(unsafe_code)]
+#![deny(unreachable_pub)]
+#![warn(clippy::too_many_lines)]
 
-pub mod app;
-pub mod authorize;
+mod app;
 pub mod config;
-pub mod directory;
-pub mod endpoints;
-pub mod error;
+mod directory;
+mod endpoints;
+mod error;
 #[doc(hidden)]
 pub mod fuzzing;
-pub mod http;
+mod http;
 pub mod keys;
-pub mod metrics;
-pub mod oauth;
-pub mod params;
-pub mod scope;
-pub mod state;
+mod metrics;
+mod oauth;
+mod params;
+mod scope;
+mod state;
 pub mod store;
-pub mod token;
-pub mod util;
+mod util;
 
+pub use app::watch::run as watch_apps;
 pub use app::{router, serve};
+pub use directory::throttle::SLOW_DOWN;
+pub use directory::users::hash_password;
 pub use state::Issuer;
+pub use util::{random_bytes, random_token, s256};

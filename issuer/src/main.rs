@@ -75,8 +75,8 @@ async fn admin(cmd: Command, store_url: &str) -> anyhow::Result<()> {
         let mut line = String::new();
         std::io::stdin().read_line(&mut line)?;
         let password = line.trim_end_matches(['\r', '\n']);
-        let hash = issuer::directory::users::hash_password(password)
-            .ok_or_else(|| anyhow::anyhow!("hashing failed"))?;
+        let hash =
+            issuer::hash_password(password).ok_or_else(|| anyhow::anyhow!("hashing failed"))?;
         writeln!(std::io::stdout(), "{hash}")?;
         return Ok(());
     }

@@ -11,7 +11,7 @@ use prometheus_client::registry::Registry;
 
 /// Labels of HTTP request metrics.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct RouteLabels {
+pub(crate) struct RouteLabels {
     /// The matched route (e.g. `/token`), or `unmatched`.
     pub route: String,
     /// HTTP status code.
@@ -20,7 +20,7 @@ pub struct RouteLabels {
 
 /// Labels of token metrics.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct GrantLabels {
+pub(crate) struct GrantLabels {
     /// Grant type.
     pub grant: &'static str,
     /// `issued` or an OAuth error code.
@@ -29,7 +29,7 @@ pub struct GrantLabels {
 
 /// The issuer's metrics.
 #[derive(Debug)]
-pub struct Metrics {
+pub(crate) struct Metrics {
     registry: Registry,
     /// Requests by route and status.
     pub requests: Family<RouteLabels, Counter<u64, AtomicU64>>,
@@ -91,14 +91,14 @@ impl Default for Metrics {
 
 impl Metrics {
     /// Counts a sign-in attempt by identity source (`static`, `upstream`) and outcome.
-    pub fn login(&self, grant: &'static str, outcome: &'static str) {
+    pub(crate) fn login(&self, grant: &'static str, outcome: &'static str) {
         self.logins
             .get_or_create(&GrantLabels { grant, outcome })
             .inc();
     }
 
     /// The OpenMetrics text exposition.
-    pub fn encode(&self) -> String {
+    pub(crate) fn encode(&self) -> String {
         let mut out = String::new();
         if prometheus_client::encoding::text::encode(&mut out, &self.registry).is_err() {
             out.clear();

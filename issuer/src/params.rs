@@ -12,19 +12,19 @@ use http::{Method, header};
 use crate::error::Error;
 
 /// Longest accepted parameter value (an `id_token_hint` fits comfortably).
-pub const MAX_VALUE: usize = 4096;
+pub(crate) const MAX_VALUE: usize = 4096;
 /// Most parameters accepted in one request.
-pub const MAX_PARAMS: usize = 64;
+pub(crate) const MAX_PARAMS: usize = 64;
 /// Largest accepted form body.
-pub const MAX_BODY: usize = 64 * 1024;
+pub(crate) const MAX_BODY: usize = 64 * 1024;
 
 /// Parsed parameters, each name at most once; empty values dropped.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Params(Vec<(String, String)>);
+pub(crate) struct Params(Vec<(String, String)>);
 
 impl Params {
     /// Parses `application/x-www-form-urlencoded` input.
-    pub fn parse(input: &[u8]) -> Result<Self, Error> {
+    pub(crate) fn parse(input: &[u8]) -> Result<Self, Error> {
         let mut out: Vec<(String, String)> = Vec::new();
         for (name, value) in url::form_urlencoded::parse(input) {
             if name.len() > 64 || value.len() > MAX_VALUE {
@@ -46,7 +46,7 @@ impl Params {
     }
 
     /// The value of a parameter, if present and non-empty.
-    pub fn get(&self, name: &str) -> Option<&str> {
+    pub(crate) fn get(&self, name: &str) -> Option<&str> {
         self.0
             .iter()
             .find(|(n, _)| n == name)
@@ -54,18 +54,18 @@ impl Params {
     }
 
     /// The value of a required parameter.
-    pub fn require(&self, name: &'static str) -> Result<&str, Error> {
+    pub(crate) fn require(&self, name: &'static str) -> Result<&str, Error> {
         self.get(name)
             .ok_or_else(|| Error::invalid_request(format!("missing parameter {name}")))
     }
 
     /// Every parameter, in order.
-    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
         self.0.iter().map(|(n, v)| (n.as_str(), v.as_str()))
     }
 
     /// Builds from pairs (tests and internal use).
-    pub fn from_pairs<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Self {
+    pub(crate) fn from_pairs<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Self {
         Self(
             pairs
                 .into_iter()
@@ -76,7 +76,7 @@ impl Params {
     }
 
     /// Re-encodes as a query string.
-    pub fn to_query(&self) -> String {
+    pub(crate) fn to_query(&self) -> String {
         let mut s = url::form_urlencoded::Serializer::new(String::new());
         for (n, v) in &self.0 {
             s.append_pair(n, v);
@@ -85,7 +85,7 @@ impl Params {
     }
 
     /// Removes a parameter.
-    pub fn remove(&mut self, name: &str) {
+    pub(crate) fn remove(&mut self, name: &str) {
         self.0.retain(|(n, _)| n != name);
     }
 }
@@ -105,7 +105,7 @@ fn safe_name(name: &str) -> String {
 
 /// Parameters from the query string.
 #[derive(Clone, Debug, Default)]
-pub struct Query(pub Params);
+pub(crate) struct Query(pub Params);
 
 impl<S: Send + Sync> FromRequestParts<S> for Query {
     type Rejection = Error;
@@ -122,7 +122,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Query {
 /// Parameters from a form body (POST) or, for GET, from the query string (OIDC allows both for
 /// the authorization, userinfo and end-session endpoints).
 #[derive(Clone, Debug, Default)]
-pub struct Form(pub Params);
+pub(crate) struct Form(pub Params);
 
 impl<S: Send + Sync> FromRequest<S> for Form {
     type Rejection = Error;
@@ -163,7 +163,7 @@ fn is_form(headers: &http::HeaderMap) -> bool {
 /// or a page for the person rather than JSON (RFC 6749 §4.1.2.1). `Err` when even the raw input
 /// is unusable (too large, not a form).
 #[derive(Debug)]
-pub struct RawForm(pub Result<Bytes, Error>);
+pub(crate) struct RawForm(pub Result<Bytes, Error>);
 
 impl<S: Send + Sync> FromRequest<S> for RawForm {
     type Rejection = std::convert::Infallible;
@@ -193,7 +193,7 @@ impl<S: Send + Sync> FromRequest<S> for RawForm {
 
 /// The value of `name` in raw parameters if it occurs exactly once, non-empty and not too long;
 /// looks at no more than [`MAX_PARAMS`] pairs past the limit (enough to see a repetition).
-pub fn single(raw: &[u8], name: &str) -> Option<String> {
+pub(crate) fn single(raw: &[u8], name: &str) -> Option<String> {
     let mut found = None;
     for (n, v) in url::form_urlencoded::parse(raw).take(2 * MAX_PARAMS) {
         if n == name {
@@ -209,7 +209,7 @@ pub fn single(raw: &[u8], name: &str) -> Option<String> {
 }
 
 /// The name of the first repeated parameter, if any.
-pub fn first_repeated(raw: &[u8]) -> Option<String> {
+pub(crate) fn first_repeated(raw: &[u8]) -> Option<String> {
     let mut seen: Vec<std::borrow::Cow<'_, str>> = Vec::new();
     for (n, _) in url::form_urlencoded::parse(raw).take(2 * MAX_PARAMS) {
         if seen.contains(&n) {

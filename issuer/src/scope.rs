@@ -1,7 +1,7 @@
 //! Scopes: parsing, validation and the words shown to people on the consent page.
 
 /// Whether `s` is a scope token (RFC 6749 §3.3: `%x21 / %x23-5B / %x5D-7E`).
-pub fn is_scope_token(s: &str) -> bool {
+pub(crate) fn is_scope_token(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 253
         && s.bytes()
@@ -9,7 +9,7 @@ pub fn is_scope_token(s: &str) -> bool {
 }
 
 /// Parses a space-separated scope parameter (duplicates removed, order kept).
-pub fn parse(s: &str) -> Option<Vec<String>> {
+pub(crate) fn parse(s: &str) -> Option<Vec<String>> {
     let mut out: Vec<String> = Vec::new();
     for part in s.split(' ') {
         if part.is_empty() {
@@ -26,10 +26,11 @@ pub fn parse(s: &str) -> Option<Vec<String>> {
 }
 
 /// Scopes with a meaning in OpenID Connect (not granted to client_credentials tokens).
-pub const OIDC_SCOPES: [&str; 5] = ["openid", "profile", "email", "groups", "offline_access"];
+pub(crate) const OIDC_SCOPES: [&str; 5] =
+    ["openid", "profile", "email", "groups", "offline_access"];
 
 /// Plain words for a scope on the consent page.
-pub fn describe(scope: &str) -> String {
+pub(crate) fn describe(scope: &str) -> String {
     match scope {
         "openid" => "Confirm who you are (sign you in)".into(),
         "profile" => "See your name and your groups".into(),
@@ -41,7 +42,7 @@ pub fn describe(scope: &str) -> String {
 }
 
 /// Whether `granted` covers every scope of `wanted`.
-pub fn covers(granted: &[String], wanted: &[String]) -> bool {
+pub(crate) fn covers(granted: &[String], wanted: &[String]) -> bool {
     wanted.iter().all(|w| granted.contains(w))
 }
 

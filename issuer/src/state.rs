@@ -1,6 +1,8 @@
 //! The issuer's shared state ([`Issuer`]): configuration, keys, clients, users, the store, the
-//! clock and metrics, built once at start-up. It names no endpoint and no HTTP type; `app`
-//! composes the router around it.
+//! clock and metrics, built once at start-up, with private fields. Beside building it: the
+//! decisions that need several of its parts (is a subject a client's ID, who holds a resource,
+//! delegation, minting with the current key and the lifetimes, verifying our own access
+//! tokens). It names no endpoint and no HTTP type; `app` composes the router around it.
 
 use std::sync::Arc;
 
@@ -8,45 +10,46 @@ use crate::config::{Config, Lifetimes};
 use crate::directory::clients::{Client, Registry};
 use crate::directory::upstream::{CookieKey, Upstream};
 use crate::directory::users::Users;
-use crate::error::Result;
-use crate::keys::{KeyError, Keys};
-use crate::metrics::Metrics;
+use crate::error::{Error, ErrorCode, Result};
+use crate::keys::{KeyError, Keys, Typ};
+use crate::metrics::{GrantLabels, Metrics};
 use crate::oauth::Refusal;
+use crate::oauth::tokens::{Grant, Minted, Minter};
 use crate::store::Store;
 use crate::util::Clock;
 
 /// Everything a request handler needs.
 pub struct Issuer {
     /// Issuer identifier (no trailing slash).
-    pub issuer: String,
+    pub(crate) issuer: String,
     /// Default lifetimes.
-    pub lifetimes: Lifetimes,
+    pub(crate) lifetimes: Lifetimes,
     /// Signing keys.
-    pub keys: Keys,
+    pub(crate) keys: Keys,
     /// ConnectedApp clients.
-    pub clients: Registry,
+    pub(crate) clients: Registry,
     /// Resource hosts bound to namespaces, applied to watched ConnectedApps (`crate::app::watch`).
-    pub resource_hosts: api::resource_hosts::ResourceHosts,
+    pub(crate) resource_hosts: api::resource_hosts::ResourceHosts,
     /// Static users.
-    pub users: Users,
+    pub(crate) users: Users,
     /// Persistent state.
-    pub store: Arc<dyn Store>,
+    pub(crate) store: Arc<dyn Store>,
     /// Clock.
-    pub clock: Clock,
+    pub(crate) clock: Clock,
     /// Metrics.
-    pub metrics: Metrics,
+    pub(crate) metrics: Metrics,
     /// Cookies get `Secure` and the `__Host-` prefix.
-    pub secure_cookies: bool,
+    pub(crate) secure_cookies: bool,
     /// Dynamic client registration settings (`None`: disabled).
-    pub dcr: Option<crate::directory::registered::DcrSettings>,
+    pub(crate) dcr: Option<crate::directory::registered::DcrSettings>,
     /// Upstream OpenID providers (federation), in button order.
-    pub upstreams: Vec<crate::directory::upstream::Upstream>,
+    pub(crate) upstreams: Vec<crate::directory::upstream::Upstream>,
     /// The federation cookie's key (loaded when there are upstreams).
-    pub cookie_key: crate::directory::upstream::CookieKey,
+    pub(crate) cookie_key: crate::directory::upstream::CookieKey,
     /// Cross-origin settings of the client-facing endpoints.
-    pub cors: crate::directory::origins::Cors,
+    pub(crate) cors: crate::directory::origins::Cors,
     /// Proxies whose `X-Forwarded-For` is believed (`--trusted-proxies`).
-    pub trusted_proxies: Vec<crate::directory::client_addr::IpRange>,
+    pub(crate) trusted_proxies: Vec<crate::directory::client_addr::IpRange>,
 }
 
 impl std::fmt::Debug for Issuer {
@@ -58,9 +61,24 @@ impl std::fmt::Debug for Issuer {
 }
 
 /// Shared handle to the issuer.
-pub type Shared = Arc<Issuer>;
+pub(crate) type Shared = Arc<Issuer>;
 
 impl Issuer {
+    /// The clients: ConnectedApps (from `--clients-dir` or the Kubernetes watch).
+    pub fn clients(&self) -> &Registry {
+        &self.clients
+    }
+
+    /// The persistent state.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    /// The clock every expiry is measured with (tests move it forward).
+    pub fn clock(&self) -> &Clock {
+        &self.clock
+    }
+
     /// Loads the federation cookie key from the key directory when there are upstreams and it
     /// is not loaded yet (it may arrive after start-up in a mounted Secret); `true` when this
     /// call loaded it.
@@ -151,7 +169,7 @@ impl Issuer {
 
     /// Whether a person's `subject` is, or could be, a client's ID (ConnectedApp or dynamically
     /// registered; the latter never contain `:`, federated subjects always do).
-    pub fn is_client_id(&self, subject: &str) -> bool {
+    pub(crate) fn is_client_id(&self, subject: &str) -> bool {
         self.clients.get(subject).is_some()
             || (subject.starts_with(crate::directory::registered::ID_PREFIX)
                 && !subject.contains(':'))
@@ -159,7 +177,7 @@ impl Issuer {
 
     /// Whether a client ID is, or could be, a person's subject: a static user's, or one of a
     /// configured upstream provider's (`<provider id>:…`).
-    pub fn is_person_subject(&self, client_id: &str) -> bool {
+    pub(crate) fn is_person_subject(&self, client_id: &str) -> bool {
         self.users.by_subject(client_id).is_some()
             || client_id
                 .split_once(':')
@@ -167,13 +185,13 @@ impl Issuer {
     }
 
     /// A URL on this issuer.
-    pub fn url(&self, path: &str) -> String {
+    pub(crate) fn url(&self, path: &str) -> String {
         format!("{}{path}", self.issuer)
     }
 
     /// A client by ID: ConnectedApps first, then dynamically registered clients (one unused for
     /// `--dcr-idle-expiry` is gone, even before the sweep deletes its row).
-    pub async fn client(&self, id: &str) -> Result<Option<Arc<Client>>> {
+    pub(crate) async fn client(&self, id: &str) -> Result<Option<Arc<Client>>> {
         if let Some(c) = self.clients.get(id) {
             return Ok(Some(c));
         }
@@ -197,7 +215,7 @@ impl Issuer {
     /// (`invalid_target`, `invalid_scope`). The rule is `crate::oauth::delegation`; the
     /// authorization endpoint decides with it before any code or consent page, and the token
     /// endpoint again for every code and refresh.
-    pub fn delegation(
+    pub(crate) fn delegation(
         &self,
         client: &Client,
         resource: &str,
@@ -210,8 +228,94 @@ impl Issuer {
     /// a resource only if one does, and that app's `access` rules gate it. One app at most holds
     /// a resource (`api::resources`; a loser is not a client), so the answer does not depend on
     /// the order of anything.
-    pub fn resource_owner(&self, resource: &str) -> Option<Arc<Client>> {
+    pub(crate) fn resource_owner(&self, resource: &str) -> Option<Arc<Client>> {
         self.clients.resource_owner(resource)
+    }
+}
+
+/// Minting, counting and verifying tokens.
+impl Issuer {
+    /// Refuses a token whose `sub` would not tell a person from a client (see
+    /// [`crate::directory::identity`]): a person whose subject is a client ID, or a client (its own
+    /// token, `sub` = its ID) whose ID is a person's subject.
+    fn check_identity(&self, client: &Client, g: &Grant<'_>) -> Result<()> {
+        let person = g.auth_time.is_some();
+        if person && self.is_client_id(g.subject) {
+            tracing::warn!(
+                client = %client.id,
+                "token refused: the person's subject is also a client ID"
+            );
+            return Err(Error::oauth(
+                ErrorCode::InvalidGrant,
+                "the person's subject identifier is also a client ID",
+            ));
+        }
+        if !person && self.is_person_subject(&client.id) {
+            tracing::warn!(
+                client = %client.id,
+                "token refused: the client ID is also a person's subject"
+            );
+            return Err(Error::oauth(
+                ErrorCode::UnauthorizedClient,
+                "the client ID is also a person's subject identifier",
+            ));
+        }
+        Ok(())
+    }
+
+    fn access_ttl(&self, client: &Client) -> u64 {
+        client.lifetimes.map_or(self.lifetimes.access, |l| l.access)
+    }
+
+    /// Mints the tokens of a grant for `client` (an ID token only if `want_id`), after checking
+    /// that `sub` tells a person from a client.
+    pub(crate) fn mint(&self, client: &Client, g: &Grant<'_>, want_id: bool) -> Result<Minted> {
+        self.check_identity(client, g)?;
+        let ring = self.keys.ring();
+        let signer = ring
+            .signing
+            .as_ref()
+            .ok_or_else(|| Error::Unavailable("no signing key yet".into()))?;
+        Minter {
+            issuer: &self.issuer,
+            signer,
+            now: self.clock.now(),
+            access_ttl: self.access_ttl(client),
+            id_token_ttl: want_id.then_some(self.lifetimes.id_token),
+        }
+        .mint(client, g)
+    }
+
+    /// Counts a token request by grant and outcome.
+    pub(crate) fn count(&self, grant: &'static str, outcome: &'static str) {
+        self.metrics
+            .tokens
+            .get_or_create(&GrantLabels { grant, outcome })
+            .inc();
+    }
+
+    /// Verifies one of our access tokens, that `accept` accepts its claims (checked before the
+    /// store is asked) and that it is not revoked.
+    pub(crate) async fn verified_access(
+        &self,
+        token: &str,
+        accept: impl FnOnce(&serde_json::Map<String, serde_json::Value>) -> bool,
+    ) -> Result<Option<serde_json::Map<String, serde_json::Value>>> {
+        let Some(claims) = self
+            .keys
+            .ring()
+            .verify(token, Typ::AccessToken, &self.issuer, self.clock.now_u64())
+            .filter(|c| accept(c))
+        else {
+            return Ok(None);
+        };
+        let Some(jti) = claims.get("jti").and_then(|j| j.as_str()) else {
+            return Ok(None);
+        };
+        if self.store.is_access_revoked(jti).await? {
+            return Ok(None);
+        }
+        Ok(Some(claims))
     }
 }
 

@@ -27,13 +27,13 @@ pub fn random_token() -> String {
 }
 
 /// A 128-bit random identifier, base64url (jti, family and session ids).
-pub fn random_id() -> String {
+pub(crate) fn random_id() -> String {
     URL_SAFE_NO_PAD.encode(random_bytes::<16>())
 }
 
 /// A 128-bit unique identifier for a `jti`: from the thread-local ChaCha CSPRNG (seeded from the
 /// OS), which saves a system call per token; a jti must be unique, not secret.
-pub fn fast_id() -> String {
+pub(crate) fn fast_id() -> String {
     use rand::RngCore;
     let mut b = [0u8; 16];
     rand::thread_rng().fill_bytes(&mut b);
@@ -62,7 +62,7 @@ impl Clock {
     }
 
     /// Unix seconds now, unsigned.
-    pub fn now_u64(&self) -> u64 {
+    pub(crate) fn now_u64(&self) -> u64 {
         u64::try_from(self.now()).unwrap_or(0)
     }
 

@@ -57,7 +57,7 @@ fn set_more_apps(h: &Harness, delegated: &str) {
         "helper-secret",
     )
     .unwrap();
-    assert_eq!(h.issuer.clients.reload(), Ok(true));
+    assert_eq!(h.issuer.clients().reload(), Ok(true));
 }
 
 /// Signs alice in (through `default.web`'s own flow) so that later requests find a session.
@@ -413,7 +413,7 @@ async fn a_registered_client_cannot_take_an_apps_name() {
         let res = register(&h, name, "https://x.example/cb").await;
         assert_eq!(res.status, StatusCode::CREATED, "{name}: {}", res.body);
     }
-    assert_eq!(h.issuer.store.list_clients().await.unwrap().len(), 2);
+    assert_eq!(h.issuer.store().list_clients().await.unwrap().len(), 2);
 }
 
 /// Item 5: a registered client unused for `--dcr-idle-expiry` (30 days by default) is gone; each
@@ -440,17 +440,17 @@ async fn unused_registered_clients_expire() {
         }
     };
     // Used on day 20: still there on day 49.
-    h.issuer.clock.advance(20 * DAY);
+    h.issuer.clock().advance(20 * DAY);
     let res = code_for().await;
     let t = redeem(&h, &res.loc_params()["code"], &id, None, cb).await;
     assert_eq!(t.status, StatusCode::OK, "{}", t.body);
     let rt = t.json()["refresh_token"].as_str().unwrap().to_string();
-    h.issuer.clock.advance(29 * DAY);
+    h.issuer.clock().advance(29 * DAY);
     let res = code_for().await;
     assert_eq!(res.status, StatusCode::SEE_OTHER, "{}", res.body);
     assert!(res.loc_params().contains_key("code"), "{}", res.location());
     // Unused since day 20: gone on day 51, for /authorize and for /token alike.
-    h.issuer.clock.advance(2 * DAY);
+    h.issuer.clock().advance(2 * DAY);
     let res = code_for().await;
     assert_eq!(res.status, StatusCode::BAD_REQUEST, "{}", res.body);
     assert!(res.body.contains("not registered"), "{}", res.body);

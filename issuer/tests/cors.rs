@@ -229,7 +229,7 @@ async fn register_is_an_unknown_path_without_dcr() {
     assert_eq!(res.status, StatusCode::NOT_FOUND);
     assert_eq!(header(&res, "access-control-allow-origin"), None);
     assert_eq!(header(&res, "vary"), None);
-    assert_eq!(h.issuer.store.list_clients().await.unwrap().len(), 0);
+    assert_eq!(h.issuer.store().list_clients().await.unwrap().len(), 0);
     // The other client-facing endpoints still answer the same origin.
     let res = preflight(&h, "/token", WEB).await;
     assert_eq!(header(&res, "access-control-allow-origin"), Some(WEB));
@@ -307,9 +307,9 @@ async fn origins_of_dynamically_registered_clients_are_allowed() {
     // Registered by another replica (straight into the shared store): known at once, since
     // each check looks the origin up in the store.
     let other = "https://agent.example";
-    let now = h.issuer.clock.now();
+    let now = h.issuer.clock().now();
     h.issuer
-        .store
+        .store()
         .put_client(&issuer::store::RegisteredClient {
             client_id: "dcr.elsewhere".into(),
             metadata: serde_json::json!({
@@ -327,11 +327,15 @@ async fn origins_of_dynamically_registered_clients_are_allowed() {
     let res = preflight(&h, "/token", other).await;
     assert_eq!(header(&res, "access-control-allow-origin"), Some(other));
     // Deleted clients' origins go at once too.
-    h.issuer.store.delete_client("dcr.elsewhere").await.unwrap();
+    h.issuer
+        .store()
+        .delete_client("dcr.elsewhere")
+        .await
+        .unwrap();
     let res = preflight(&h, "/token", other).await;
     assert_eq!(header(&res, "access-control-allow-origin"), None);
     // So do those of a client that expired unused (`--dcr-idle-expiry`, 30 days by default).
-    h.issuer.clock.advance(31 * 86400);
+    h.issuer.clock().advance(31 * 86400);
     let res = preflight(&h, "/token", origin).await;
     assert_eq!(header(&res, "access-control-allow-origin"), None);
 }
@@ -350,26 +354,26 @@ async fn origins_follow_the_connected_apps_as_they_are_swapped() {
          spec: {displayName: SPA, clientType: public, redirectURIs: [\"https://new.example/cb\"]}\n",
     )
     .unwrap();
-    assert_eq!(h.issuer.clients.reload(), Ok(true));
+    assert_eq!(h.issuer.clients().reload(), Ok(true));
     assert!(allowed(&preflight(&h, "/token", NEW).await));
-    let spa = h.issuer.clients.get("default.spa").unwrap();
+    let spa = h.issuer.clients().get("default.spa").unwrap();
     // Removed: refused again.
     std::fs::remove_file(&file).unwrap();
-    assert_eq!(h.issuer.clients.reload(), Ok(true));
+    assert_eq!(h.issuer.clients().reload(), Ok(true));
     assert!(!allowed(&preflight(&h, "/token", NEW).await));
     // The same through the Kubernetes watch's swap.
     let mut all: Vec<_> = h
         .issuer
-        .clients
+        .clients()
         .all()
         .iter()
         .map(|c| (**c).clone())
         .collect();
     all.push((*spa).clone());
-    h.issuer.clients.replace(all.clone());
+    h.issuer.clients().replace(all.clone());
     assert!(allowed(&preflight(&h, "/token", NEW).await));
     all.pop();
-    h.issuer.clients.replace(all);
+    h.issuer.clients().replace(all);
     assert!(!allowed(&preflight(&h, "/token", NEW).await));
     assert!(
         header(

@@ -76,7 +76,7 @@ async fn fake_upstream() -> (String, Arc<Mutex<Up>>, Arc<SigningKey>) {
                     if headers.get("authorization").and_then(|v| v.to_str().ok())
                         != Some(expected.as_str())
                         || p.get("code").map(String::as_str) != Some("up-code")
-                        || issuer::util::s256(&p["code_verifier"]) != up.challenge
+                        || issuer::s256(&p["code_verifier"]) != up.challenge
                     {
                         return (StatusCode::BAD_REQUEST, Json(json!({"error": "invalid_grant"})));
                     }
@@ -466,7 +466,7 @@ async fn refresh_counts_only_a_verified_email() {
     };
     for (id, verified, token) in [("unv", Some(false), "rt-unv"), ("nov", None, "rt-nov")] {
         h.issuer
-            .store
+            .store()
             .create_refresh_family(&family(id, verified), &SecretHash::of(token))
             .await
             .unwrap();
@@ -479,7 +479,7 @@ async fn refresh_counts_only_a_verified_email() {
         );
     }
     h.issuer
-        .store
+        .store()
         .create_refresh_family(&family("ver", Some(true)), &SecretHash::of("rt-ver"))
         .await
         .unwrap();

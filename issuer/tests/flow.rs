@@ -111,7 +111,7 @@ async fn code_flow_refresh_userinfo_revoke_introspect() {
     assert_eq!(res.status, StatusCode::OK, "{}", res.body);
     let r3 = res.json()["refresh_token"].as_str().unwrap().to_string();
     // after the grace window: reuse revokes the family
-    h.issuer.clock.advance(60);
+    h.issuer.clock().advance(60);
     let res = refresh(r1.clone()).await;
     assert_eq!(res.error(), "invalid_grant");
     let res = refresh(r3).await;
@@ -200,7 +200,7 @@ async fn refresh_within_the_grace_window_never_forks_the_family() {
     }
     assert!(active(r4.clone()).await, "one live token: the chain's last");
     // After the window: reuse, and the whole family is revoked.
-    h.issuer.clock.advance(11);
+    h.issuer.clock().advance(11);
     let res = refresh(r2.clone()).await;
     assert_eq!(res.error(), "invalid_grant");
     assert!(
@@ -274,7 +274,7 @@ async fn sso_second_authorization_needs_no_login() {
     assert_eq!(res.status, StatusCode::OK);
     assert!(res.body.contains("name=\"password\""));
     // max_age=0 after a while forces login too
-    h.issuer.clock.advance(5);
+    h.issuer.clock().advance(5);
     let res = b
         .get(
             &h.app,
@@ -624,7 +624,7 @@ async fn logout_by_id_token_hint_alone_is_confirmed() {
 
     // Alice's own browser, once the hint has expired: a confirmation page; the GET changes
     // nothing.
-    h.issuer.clock.advance(601);
+    h.issuer.clock().advance(601);
     let page = alice
         .get(&h.app, &format!("/end_session?{}", end(&hint)))
         .await;
@@ -1015,7 +1015,7 @@ async fn refresh_checks_the_resource_owners_access_rules() {
         ("alice", &["engineering"][..], "rt-alice", true),
     ] {
         h.issuer
-            .store
+            .store()
             .create_refresh_family(&family(id, groups), &SecretHash::of(token))
             .await
             .unwrap();
@@ -1043,7 +1043,7 @@ async fn refresh_checks_the_resource_owners_access_rules() {
             // The family is revoked, not just this attempt refused.
             let f = h
                 .issuer
-                .store
+                .store()
                 .get_refresh_family(id)
                 .await
                 .unwrap()

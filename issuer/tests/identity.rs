@@ -60,7 +60,7 @@ async fn neither_side_gets_a_token_while_a_new_client_id_equals_a_subject() {
     let clients = h.dir.path().join("clients");
     std::fs::write(clients.join("ops.yaml"), OPS_APP).unwrap();
     std::fs::write(clients.join("ops.secret"), "ops-secret").unwrap();
-    assert_eq!(h.issuer.clients.reload(), Ok(true));
+    assert_eq!(h.issuer.clients().reload(), Ok(true));
     let res = redeem_web(&h.app, &code).await;
     assert_eq!(res.status, StatusCode::BAD_REQUEST, "{}", res.body);
     assert_eq!(res.error(), "invalid_grant");
@@ -69,7 +69,7 @@ async fn neither_side_gets_a_token_while_a_new_client_id_equals_a_subject() {
     assert_eq!(res.error(), "unauthorized_client");
     // Gone again: carol's tokens are issued as before.
     std::fs::remove_file(clients.join("ops.yaml")).unwrap();
-    assert_eq!(h.issuer.clients.reload(), Ok(true));
+    assert_eq!(h.issuer.clients().reload(), Ok(true));
     let res = redeem_web(&h.app, &carol_code(&h).await).await;
     assert_eq!(res.status, StatusCode::OK, "{}", res.body);
     let (_, at) = jwt_parts(res.json()["access_token"].as_str().unwrap());

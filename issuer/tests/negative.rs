@@ -6,7 +6,7 @@ mod common;
 
 use common::*;
 use http::StatusCode;
-use issuer::directory::throttle::SLOW_DOWN;
+use issuer::SLOW_DOWN;
 
 const WEB_CB: &str = "https://web.example/cb";
 
@@ -433,7 +433,7 @@ async fn expired_code_is_refused() {
     let h = harness().await;
     let mut b = Browser::default();
     let code = web_code(&mut b, &h.app).await;
-    h.issuer.clock.advance(61);
+    h.issuer.clock().advance(61);
     assert_eq!(redeem_web(&h.app, &code).await.error(), "invalid_grant");
 }
 
@@ -676,7 +676,7 @@ async fn expired_and_forged_access_tokens_are_refused_at_userinfo() {
     let res = userinfo(t["id_token"].as_str().unwrap().to_string()).await;
     assert_eq!(res.status, StatusCode::UNAUTHORIZED);
     // expired
-    h.issuer.clock.advance(601);
+    h.issuer.clock().advance(601);
     let res = userinfo(access.to_string()).await;
     assert_eq!(res.status, StatusCode::UNAUTHORIZED);
     assert!(
@@ -746,8 +746,8 @@ async fn register_from(h: &Harness, peer: &str, body: &str) -> Res {
 /// Moves the harness clock to the start of the next window of `secs`, so that a test's calls
 /// all fall in one window.
 fn start_of_window(h: &Harness, secs: i64) {
-    let now = h.issuer.clock.now();
-    h.issuer.clock.advance(secs - now.rem_euclid(secs));
+    let now = h.issuer.clock().now();
+    h.issuer.clock().advance(secs - now.rem_euclid(secs));
 }
 
 /// A 429 with `temporarily_unavailable` and a `Retry-After` within `range`.
@@ -811,7 +811,7 @@ async fn dcr_is_rate_limited_per_client_address() {
         &register_from(&h, "2001:db8:7:7::1", body).await,
         3500..=3600,
     );
-    h.issuer.clock.advance(3600);
+    h.issuer.clock().advance(3600);
     let res = register_from(&h, "2001:db8:7:7::1", body).await;
     assert_eq!(res.status, StatusCode::CREATED);
 }
@@ -958,7 +958,7 @@ async fn password_guessing_is_throttled() {
     // The owner, elsewhere, is not locked out by the attacker's failures.
     let res = attempt(victim, "alice@example.com", PASSWORD).await;
     assert_eq!(res.status, StatusCode::SEE_OTHER, "{}", res.body);
-    h.issuer.clock.advance(300);
+    h.issuer.clock().advance(300);
     let res = attempt(attacker, "alice@example.com", PASSWORD).await;
     assert_eq!(res.status, StatusCode::SEE_OTHER);
 }

@@ -81,8 +81,8 @@ async fn watched_connectedapps_become_clients() {
         get(&router, "/readyz").await.status,
         StatusCode::SERVICE_UNAVAILABLE
     );
-    tokio::spawn(issuer::app::watch::run(iss.clone(), client, None));
-    eventually(|| iss.clients.get("tools.batch").is_some()).await;
+    tokio::spawn(issuer::watch_apps(iss.clone(), client, None));
+    eventually(|| iss.clients().get("tools.batch").is_some()).await;
     assert_eq!(get(&router, "/readyz").await.status, StatusCode::OK);
 
     // No status hash yet: the client cannot authenticate.
@@ -108,7 +108,7 @@ async fn watched_connectedapps_become_clients() {
         .await
         .unwrap();
     eventually(|| {
-        iss.clients
+        iss.clients()
             .get("tools.batch")
             .is_some_and(|c| !c.secrets.is_empty())
     })
@@ -117,7 +117,7 @@ async fn watched_connectedapps_become_clients() {
 
     // Deleted: gone.
     apps.delete("batch", &Default::default()).await.unwrap();
-    eventually(|| iss.clients.get("tools.batch").is_none()).await;
+    eventually(|| iss.clients().get("tools.batch").is_none()).await;
     assert_eq!(try_token().await.status, StatusCode::UNAUTHORIZED);
 }
 
@@ -163,8 +163,8 @@ async fn a_client_id_claimed_twice_belongs_to_the_older_app_until_it_is_deleted(
     .unwrap();
 
     let (iss, router, _dir) = issuer_watching().await;
-    tokio::spawn(issuer::app::watch::run(iss.clone(), client, None));
-    eventually(|| iss.clients.get("shared").is_some()).await;
+    tokio::spawn(issuer::watch_apps(iss.clone(), client, None));
+    eventually(|| iss.clients().get("shared").is_some()).await;
     let token = |secret: &'static str| {
         let r = router.clone();
         async move {
@@ -178,7 +178,7 @@ async fn a_client_id_claimed_twice_belongs_to_the_older_app_until_it_is_deleted(
             .status
         }
     };
-    assert_eq!(iss.clients.get("shared").unwrap().name, "zeta");
+    assert_eq!(iss.clients().get("shared").unwrap().name, "zeta");
     assert_eq!(token("zeta-secret").await, StatusCode::OK);
     assert_eq!(token("alpha-secret").await, StatusCode::UNAUTHORIZED);
 
@@ -188,11 +188,11 @@ async fn a_client_id_claimed_twice_belongs_to_the_older_app_until_it_is_deleted(
         .await
         .unwrap();
     tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(iss.clients.get("shared").unwrap().name, "zeta");
+    assert_eq!(iss.clients().get("shared").unwrap().name, "zeta");
 
     apps.delete("zeta", &Default::default()).await.unwrap();
     eventually(|| {
-        iss.clients
+        iss.clients()
             .get("shared")
             .is_some_and(|c| c.name == "alpha 2")
     })
@@ -264,8 +264,8 @@ async fn an_older_app_that_pins_an_issued_client_id_does_not_take_it_over() {
         .unwrap();
 
     let (iss, router, _dir) = issuer_watching().await;
-    tokio::spawn(issuer::app::watch::run(iss.clone(), client, None));
-    eventually(|| iss.clients.get("tool").is_some() && iss.clients.get("a.x").is_some()).await;
+    tokio::spawn(issuer::watch_apps(iss.clone(), client, None));
+    eventually(|| iss.clients().get("tool").is_some() && iss.clients().get("a.x").is_some()).await;
     let token = |secret: &'static str| {
         let r = router.clone();
         async move {
@@ -288,9 +288,9 @@ async fn an_older_app_that_pins_an_issued_client_id_does_not_take_it_over() {
         .patch("x", &PatchParams::default(), &Patch::Merge(&patch))
         .await
         .unwrap();
-    eventually(|| iss.clients.get("a.x").is_none()).await;
+    eventually(|| iss.clients().get("a.x").is_none()).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(iss.clients.get("tool").unwrap().name, "b/tool");
+    assert_eq!(iss.clients().get("tool").unwrap().name, "b/tool");
     assert_eq!(token("b-secret").await, StatusCode::OK);
     assert_eq!(token("a-secret").await, StatusCode::UNAUTHORIZED);
 }
@@ -343,8 +343,8 @@ async fn a_squatter_outside_the_binding_of_a_resource_host_is_not_a_client() {
 
     // Without a binding the squatter holds the resource: it is the client, the owner is not.
     let (iss, router, _dir) = issuer_watching().await;
-    tokio::spawn(issuer::app::watch::run(iss.clone(), client.clone(), None));
-    eventually(|| iss.clients.get("evil.x").is_some()).await;
+    tokio::spawn(issuer::watch_apps(iss.clone(), client.clone(), None));
+    eventually(|| iss.clients().get("evil.x").is_some()).await;
     assert_eq!(
         token(&router, "evil.x", "evil-secret").await,
         StatusCode::OK
@@ -357,11 +357,11 @@ async fn a_squatter_outside_the_binding_of_a_resource_host_is_not_a_client() {
     // With the operator's binding (another spelling of the host): the other way round.
     let (iss, router, _dir) =
         issuer_watching_with(&["--resource-hosts", "TOOL.example.test.=tools"]).await;
-    tokio::spawn(issuer::app::watch::run(iss.clone(), client, None));
-    eventually(|| iss.clients.get("tools.tool").is_some()).await;
-    assert!(iss.clients.get("evil.x").is_none());
+    tokio::spawn(issuer::watch_apps(iss.clone(), client, None));
+    eventually(|| iss.clients().get("tools.tool").is_some()).await;
+    assert!(iss.clients().get("evil.x").is_none());
     assert_eq!(
-        iss.clients
+        iss.clients()
             .resource_owner(R)
             .map(|c| c.id.clone())
             .as_deref(),

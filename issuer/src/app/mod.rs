@@ -3,7 +3,7 @@
 
 mod router;
 mod serve;
-pub mod watch;
+pub(crate) mod watch;
 
 pub use router::router;
 pub use serve::serve;

@@ -23,7 +23,7 @@ pub struct IpRange {
 
 impl IpRange {
     /// Parses `ADDRESS` or `ADDRESS/PREFIX`.
-    pub fn parse(s: &str) -> Result<Self, String> {
+    pub(crate) fn parse(s: &str) -> Result<Self, String> {
         let bad = || format!("{s:?} is not an IP address or a CIDR range such as 10.0.0.0/8");
         let (addr, prefix) = match s.split_once('/') {
             Some((a, p)) => (a, Some(p)),
@@ -49,7 +49,7 @@ impl IpRange {
     }
 
     /// Whether `ip` is in the range.
-    pub fn contains(&self, ip: IpAddr) -> bool {
+    pub(crate) fn contains(&self, ip: IpAddr) -> bool {
         match (self.net, ip.to_canonical()) {
             (IpAddr::V4(n), IpAddr::V4(a)) => {
                 let mask = u32::MAX
@@ -69,7 +69,7 @@ impl IpRange {
 }
 
 /// Parses `--trusted-proxies`; fails with every problem.
-pub fn parse_ranges(values: &[String]) -> Result<Vec<IpRange>, Vec<String>> {
+pub(crate) fn parse_ranges(values: &[String]) -> Result<Vec<IpRange>, Vec<String>> {
     let mut problems = Vec::new();
     let mut out = Vec::new();
     for v in values.iter().map(|v| v.trim()).filter(|v| !v.is_empty()) {
@@ -88,11 +88,11 @@ pub fn parse_ranges(values: &[String]) -> Result<Vec<IpRange>, Vec<String>> {
 /// The client's address as the throttle counts it (see the module documentation). Unknown (a
 /// router served without connection info, as in-process tests do) counts as `0.0.0.0`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct ClientAddr(pub IpAddr);
+pub(crate) struct ClientAddr(pub IpAddr);
 
 impl ClientAddr {
     /// The counted form of an address.
-    pub fn of(ip: IpAddr) -> Self {
+    pub(crate) fn of(ip: IpAddr) -> Self {
         match ip.to_canonical() {
             IpAddr::V6(v6) => {
                 let mut s = v6.segments();
@@ -105,7 +105,7 @@ impl ClientAddr {
 
     /// The client's address given the TCP peer, the `X-Forwarded-For` lines and the trusted
     /// proxies.
-    pub fn resolve<'a>(
+    pub(crate) fn resolve<'a>(
         peer: IpAddr,
         forwarded_for: impl DoubleEndedIterator<Item = &'a str>,
         trusted: &[IpRange],

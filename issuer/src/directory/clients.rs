@@ -100,7 +100,7 @@ pub struct Client {
 impl Client {
     /// Builds a client from a ConnectedApp, validating it. `local_secret` is the plain-text secret
     /// from a `<client ID>.secret` file, used only when status has no hashes.
-    pub fn from_connected_app(
+    pub(crate) fn from_connected_app(
         app: &ConnectedApp,
         local_secret: Option<&str>,
     ) -> Result<Self, Vec<String>> {
@@ -187,7 +187,7 @@ impl Client {
     }
 
     /// Verifies a presented client secret against every accepted hash (constant time each).
-    pub fn verify_secret(&self, presented: &str, now: u64) -> bool {
+    pub(crate) fn verify_secret(&self, presented: &str, now: u64) -> bool {
         let mut ok = false;
         for s in &self.secrets {
             let valid = s.expires_at.is_none_or(|e| now < e);
@@ -199,13 +199,13 @@ impl Client {
     }
 
     /// The redirect URI registered exactly as given, if any.
-    pub fn has_redirect_uri(&self, uri: &str) -> bool {
+    pub(crate) fn has_redirect_uri(&self, uri: &str) -> bool {
         self.redirect_uris.iter().any(|r| r == uri)
     }
 }
 
 /// Whether a URL's host is a loopback name or address.
-pub fn is_loopback_host(url: &Url) -> bool {
+pub(crate) fn is_loopback_host(url: &Url) -> bool {
     match url.host() {
         Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
         Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
@@ -231,7 +231,7 @@ struct Table {
 
 /// What two display names that people would take for the same app have in common: the letters
 /// and digits, lower-cased ("Team wiki", "team-WIKI" and "Team  Wiki!" are one name).
-pub fn name_key(name: &str) -> String {
+pub(crate) fn name_key(name: &str) -> String {
     name.chars()
         .filter(|c| c.is_alphanumeric())
         .flat_map(char::to_lowercase)
@@ -282,8 +282,9 @@ pub struct Registry {
 }
 
 impl Registry {
-    /// A registry holding exactly these clients (tests, in-process embedding).
-    pub fn from_clients(clients: Vec<Client>) -> Self {
+    /// A registry holding exactly these clients (unit tests).
+    #[cfg(test)]
+    pub(crate) fn from_clients(clients: Vec<Client>) -> Self {
         Self {
             dir: None,
             clients: RwLock::new(Arc::new(Table::from_clients(clients))),
@@ -294,12 +295,12 @@ impl Registry {
 
     /// An empty registry that is not ready until [`Registry::replace`] is first called (the
     /// Kubernetes watch fills it).
-    pub fn pending() -> Self {
+    pub(crate) fn pending() -> Self {
         Self::default()
     }
 
     /// Whether the clients have been loaded at least once.
-    pub fn is_ready(&self) -> bool {
+    pub(crate) fn is_ready(&self) -> bool {
         self.ready.load(Ordering::Acquire)
     }
 
@@ -314,7 +315,7 @@ impl Registry {
     }
 
     /// Loads every ConnectedApp of a directory; fails with every problem found.
-    pub fn load_dir(dir: &Path) -> Result<Self, Vec<String>> {
+    pub(crate) fn load_dir(dir: &Path) -> Result<Self, Vec<String>> {
         let this = Self {
             dir: Some(dir.to_path_buf()),
             ..Self::default()
@@ -337,13 +338,13 @@ impl Registry {
 
     /// Whether `origin` (ASCII serialisation) is the origin of a redirect URI of some client:
     /// one hash lookup, the set is computed when the clients are swapped in.
-    pub fn has_redirect_origin(&self, origin: &str) -> bool {
+    pub(crate) fn has_redirect_origin(&self, origin: &str) -> bool {
         self.table().origins.contains(origin)
     }
 
     /// Whether a client's display name is `name` as people would read it ([`name_key`]): one
     /// hash lookup.
-    pub fn has_name_like(&self, name: &str) -> bool {
+    pub(crate) fn has_name_like(&self, name: &str) -> bool {
         self.table().names.contains(&name_key(name))
     }
 

@@ -25,7 +25,7 @@ use crate::directory::users::Users;
 
 /// Start-up problems: static users whose subject is a ConnectedApp's ID, and ConnectedApps whose
 /// ID has the shape of a configured provider's subjects.
-pub fn clashes(clients: &Registry, users: &Users, upstream_ids: &[&str]) -> Vec<String> {
+pub(crate) fn clashes(clients: &Registry, users: &Users, upstream_ids: &[&str]) -> Vec<String> {
     let mut problems = Vec::new();
     for (i, u) in users.all().iter().enumerate() {
         if clients.get(u.subject()).is_some() {

@@ -4,11 +4,11 @@
 //! endpoint (`tests/tools/layering.py` checks it); below it are only the store, the scope syntax
 //! and `util`.
 
-pub mod client_addr;
-pub mod clients;
-pub mod identity;
-pub mod origins;
-pub mod registered;
-pub mod throttle;
-pub mod upstream;
-pub mod users;
+pub(crate) mod client_addr;
+pub(crate) mod clients;
+pub(crate) mod identity;
+pub(crate) mod origins;
+pub(crate) mod registered;
+pub(crate) mod throttle;
+pub(crate) mod upstream;
+pub(crate) mod users;

@@ -5,14 +5,14 @@ use url::Url;
 
 /// The ASCII serialisation of a URL's origin (`https://app.example`, `http://127.0.0.1:8080`),
 /// or `None` for URLs without a tuple origin (custom schemes, `file:`).
-pub fn origin_of(url: &str) -> Option<String> {
+pub(crate) fn origin_of(url: &str) -> Option<String> {
     let origin = Url::parse(url).ok()?.origin();
     origin.is_tuple().then(|| origin.ascii_serialization())
 }
 
 /// Validates `--cors-allowed-origins`: each entry must be an http(s) origin exactly as browsers
 /// send it (scheme, host and non-default port; no path, not even a trailing slash).
-pub fn parse_origins(values: &[String]) -> Result<Vec<String>, Vec<String>> {
+pub(crate) fn parse_origins(values: &[String]) -> Result<Vec<String>, Vec<String>> {
     let mut problems = Vec::new();
     let mut out = Vec::new();
     for v in values.iter().map(|v| v.trim()).filter(|v| !v.is_empty()) {
@@ -35,7 +35,7 @@ pub fn parse_origins(values: &[String]) -> Result<Vec<String>, Vec<String>> {
 
 /// The CORS settings of an issuer.
 #[derive(Debug, Default)]
-pub struct Cors {
+pub(crate) struct Cors {
     /// `--cors-allowed-origins`.
     pub allowed: Vec<String>,
 }

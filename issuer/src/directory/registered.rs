@@ -14,11 +14,11 @@ use crate::store::{RegisteredClient, SecretHash, Store};
 
 /// Prefix of every dynamically registered client ID. No ConnectedApp may have a client ID with
 /// it (`api::claims`), so a registered client and a ConnectedApp never share an ID.
-pub const ID_PREFIX: &str = api::claims::DCR_CLIENT_ID_PREFIX;
+pub(crate) const ID_PREFIX: &str = api::claims::DCR_CLIENT_ID_PREFIX;
 
 /// DCR settings.
 #[derive(Debug)]
-pub struct DcrSettings {
+pub(crate) struct DcrSettings {
     /// Scopes registered clients may use.
     pub scopes: Vec<String>,
     per_minute: u32,
@@ -29,7 +29,7 @@ pub struct DcrSettings {
 impl DcrSettings {
     /// New settings: registrations per minute from all callers, and per hour from one client
     /// address; a client that obtains no token for `idle_expiry` seconds expires.
-    pub fn new(
+    pub(crate) fn new(
         scopes: Vec<String>,
         per_minute: u32,
         per_address_per_hour: u32,
@@ -45,7 +45,7 @@ impl DcrSettings {
 
     /// Clients last used before this time (at `now`) have expired. `last_used` is written at
     /// most once per [`crate::store::CLIENT_TOUCH_SECS`], so that much is allowed for.
-    pub fn used_since(&self, now: i64) -> i64 {
+    pub(crate) fn used_since(&self, now: i64) -> i64 {
         now.saturating_sub(i64::try_from(self.idle_expiry).unwrap_or(i64::MAX))
             .saturating_sub(crate::store::CLIENT_TOUCH_SECS)
     }
@@ -81,7 +81,7 @@ impl DcrSettings {
 }
 
 /// The client of a registration row.
-pub fn client_from_row(row: &RegisteredClient) -> Option<Client> {
+pub(crate) fn client_from_row(row: &RegisteredClient) -> Option<Client> {
     let m = &row.metadata;
     let strings = |k: &str| -> Vec<String> {
         m.get(k)

@@ -39,28 +39,29 @@
 
 use std::time::Duration;
 
-pub use crate::directory::client_addr::ClientAddr;
+pub(crate) use crate::directory::client_addr::ClientAddr;
 use crate::store::{Result as StoreResult, SecretHash, Store};
 
 /// Attempts per window for one email from one client address.
-pub const PER_EMAIL_AND_ADDRESS: u64 = 5;
+pub(crate) const PER_EMAIL_AND_ADDRESS: u64 = 5;
 /// Attempts per window from one client address, across emails.
-pub const PER_ADDRESS: u64 = 30;
+pub(crate) const PER_ADDRESS: u64 = 30;
 /// Attempts per window for one email, across client addresses, before attempts are slowed down.
-pub const PER_EMAIL: u64 = 100;
+pub(crate) const PER_EMAIL: u64 = 100;
 /// Attempts per window for one email from one of its known devices.
-pub const PER_KNOWN_DEVICE: u64 = 5;
-/// How long an attempt over [`PER_EMAIL`] waits before its password is checked.
+pub(crate) const PER_KNOWN_DEVICE: u64 = 5;
+/// How long an attempt over the per-email budget (`PER_EMAIL`) waits before its password is
+/// checked.
 pub const SLOW_DOWN: Duration = Duration::from_secs(3);
 /// Window length in seconds.
-pub const WINDOW: i64 = 300;
+pub(crate) const WINDOW: i64 = 300;
 /// How long a browser stays a known device for an account after a sign-in there (seconds; the
 /// device cookie's lifetime too).
-pub const DEVICE_TTL: i64 = 90 * 24 * 60 * 60;
+pub(crate) const DEVICE_TTL: i64 = 90 * 24 * 60 * 60;
 
 /// Which budget refused an attempt.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Refused {
+pub(crate) enum Refused {
     /// This email from this address.
     EmailFromAddress,
     /// This address, across emails.
@@ -71,7 +72,7 @@ pub enum Refused {
 
 /// An attempt the throttle lets through.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Admitted {
+pub(crate) struct Admitted {
     /// The known device's own budget, when the attempt came from one (else it was counted
     /// against the shared budgets).
     device_budget: Option<SecretHash>,
@@ -120,7 +121,7 @@ fn device_budget_key(device: &str, email: &str) -> SecretHash {
 /// `device`, before its password is checked; `Err` with the budget that refused it. Counting
 /// first makes the limits hold under concurrent attempts on several replicas; [`succeeded`]
 /// then takes a successful attempt back.
-pub async fn attempt(
+pub(crate) async fn attempt(
     store: &dyn Store,
     email: &str,
     addr: ClientAddr,
@@ -167,7 +168,7 @@ pub async fn attempt(
 /// Counts one event against each budget `(key, window end, limit, tag)` in order, stopping at
 /// the first one over its limit: `Err` with its tag. A refused event does not spend the budgets
 /// after the one that refused it.
-pub async fn spend<T>(
+pub(crate) async fn spend<T>(
     store: &dyn Store,
     now: i64,
     budgets: impl IntoIterator<Item = (SecretHash, i64, u64, T)>,
@@ -183,7 +184,7 @@ pub async fn spend<T>(
 /// After a successful sign-in: forgets this email's failures from this address (or this known
 /// device) and takes the attempt back from the shared budgets it was counted against (failures
 /// from elsewhere still count).
-pub async fn succeeded(
+pub(crate) async fn succeeded(
     store: &dyn Store,
     email: &str,
     addr: ClientAddr,
@@ -199,7 +200,12 @@ pub async fn succeeded(
 
 /// After a successful sign-in in the browser whose device cookie is `device`: it is a known
 /// device for `email` for [`DEVICE_TTL`] from `now`.
-pub async fn remember(store: &dyn Store, device: &str, email: &str, now: i64) -> StoreResult<()> {
+pub(crate) async fn remember(
+    store: &dyn Store,
+    device: &str,
+    email: &str,
+    now: i64,
+) -> StoreResult<()> {
     store
         .remember_device(&device_key(device, email), now + DEVICE_TTL)
         .await

@@ -43,9 +43,9 @@ use tokio::sync::Mutex;
 use crate::store::Claims;
 
 /// Name of the cookie carrying the pending upstream sign-in.
-pub const COOKIE: &str = "keyway_issuer_upstream";
+pub(crate) const COOKIE: &str = "keyway_issuer_upstream";
 /// Least time between two key fetches an unknown `kid` triggers.
-pub const KEY_REFETCH_INTERVAL: Duration = Duration::from_secs(10);
+pub(crate) const KEY_REFETCH_INTERVAL: Duration = Duration::from_secs(10);
 /// Clock skew allowed on an upstream's ID tokens.
 const LEEWAY: u64 = 60;
 
@@ -75,18 +75,18 @@ pub struct UpstreamConfig {
 
 /// Longest provider ID: keeps `<id>:<upstream sub>` within OIDC's 255 characters for any
 /// realistic upstream `sub`.
-pub const MAX_ID_LEN: usize = 32;
+pub(crate) const MAX_ID_LEN: usize = 32;
 
 /// Whether `id` is a valid provider ID: 1 to [`MAX_ID_LEN`] ASCII letters, digits and `-`
 /// (never `:`, which separates it from the upstream `sub` in keyway's subjects).
-pub fn is_valid_id(id: &str) -> bool {
+pub(crate) fn is_valid_id(id: &str) -> bool {
     !id.is_empty()
         && id.len() <= MAX_ID_LEN
         && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
 }
 
 /// A configured upstream with its HTTP client and cached metadata and keys.
-pub struct Upstream {
+pub(crate) struct Upstream {
     /// Settings.
     pub config: UpstreamConfig,
     pub(crate) client: oidc::Client,
@@ -122,7 +122,10 @@ pub(crate) struct Pending {
 
 impl Upstream {
     /// Builds the upstream client (system trust roots).
-    pub fn new(config: UpstreamConfig, cookie_key: CookieKey) -> std::result::Result<Self, String> {
+    pub(crate) fn new(
+        config: UpstreamConfig,
+        cookie_key: CookieKey,
+    ) -> std::result::Result<Self, String> {
         Ok(Self {
             config,
             client: oidc::Client::new(true, None)?,
@@ -206,7 +209,7 @@ impl Upstream {
     }
 
     /// Maps upstream claims to ours.
-    pub fn map_claims(&self, c: &serde_json::Map<String, Value>) -> Claims {
+    pub(crate) fn map_claims(&self, c: &serde_json::Map<String, Value>) -> Claims {
         let s = |k: &str| c.get(k).and_then(Value::as_str).map(str::to_string);
         let mut node = Some(&Value::Object(c.clone())).cloned();
         for part in self.config.groups_claim.split('.') {
@@ -252,7 +255,9 @@ struct FileEntry {
 }
 
 /// Reads an upstreams file (see `--upstreams-file`).
-pub fn load_file(path: &std::path::Path) -> std::result::Result<Vec<UpstreamConfig>, Vec<String>> {
+pub(crate) fn load_file(
+    path: &std::path::Path,
+) -> std::result::Result<Vec<UpstreamConfig>, Vec<String>> {
     let text =
         std::fs::read_to_string(path).map_err(|e| vec![format!("{}: {e}", path.display())])?;
     let entries: Vec<FileEntry> =
@@ -291,16 +296,16 @@ pub fn load_file(path: &std::path::Path) -> std::result::Result<Vec<UpstreamConf
 /// key directory (a Secret the operator manages) it may appear after start-up: until then
 /// federated sign-in answers 503 and `/readyz` says not ready.
 #[derive(Clone, Debug, Default)]
-pub struct CookieKey(Arc<OnceLock<[u8; 32]>>);
+pub(crate) struct CookieKey(Arc<OnceLock<[u8; 32]>>);
 
 impl CookieKey {
     /// The key, once loaded.
-    pub fn get(&self) -> Option<&[u8; 32]> {
+    pub(crate) fn get(&self) -> Option<&[u8; 32]> {
         self.0.get()
     }
 
     /// Loads the key from `dir` unless it is loaded already (see [`cookie_key`]).
-    pub fn load(&self, dir: &std::path::Path, create: bool) -> std::io::Result<()> {
+    pub(crate) fn load(&self, dir: &std::path::Path, create: bool) -> std::io::Result<()> {
         if self.0.get().is_none() {
             let key = cookie_key(dir, create)?;
             let _ = self.0.set(key);
@@ -311,7 +316,7 @@ impl CookieKey {
 
 /// Loads (or, when `create`, creates with mode 0600) the cookie-authentication key in the keys
 /// directory.
-pub fn cookie_key(dir: &std::path::Path, create: bool) -> std::io::Result<[u8; 32]> {
+pub(crate) fn cookie_key(dir: &std::path::Path, create: bool) -> std::io::Result<[u8; 32]> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
     let path = dir.join("cookie.key");

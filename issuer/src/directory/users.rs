@@ -27,7 +27,7 @@ use crate::store::Claims;
 /// One static user.
 #[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct User {
+pub(crate) struct User {
     /// Email address (the login name).
     pub email: String,
     /// Display name.
@@ -45,12 +45,12 @@ pub struct User {
 
 impl User {
     /// The stable subject identifier.
-    pub fn subject(&self) -> &str {
+    pub(crate) fn subject(&self) -> &str {
         self.sub.as_deref().unwrap_or(&self.email)
     }
 
     /// The claims snapshot for tokens.
-    pub fn claims(&self) -> Claims {
+    pub(crate) fn claims(&self) -> Claims {
         Claims {
             email: Some(self.email.clone()),
             email_verified: Some(true),
@@ -66,7 +66,7 @@ impl User {
 
 /// The static users.
 #[derive(Clone, Debug, Default)]
-pub struct Users {
+pub(crate) struct Users {
     users: Arc<Vec<User>>,
 }
 
@@ -76,7 +76,7 @@ const DUMMY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$
 
 impl Users {
     /// Users from a YAML file; fails with every problem.
-    pub fn load(path: &Path) -> Result<Self, Vec<String>> {
+    pub(crate) fn load(path: &Path) -> Result<Self, Vec<String>> {
         let text =
             std::fs::read_to_string(path).map_err(|e| vec![format!("{}: {e}", path.display())])?;
         let users: Vec<User> =
@@ -89,7 +89,7 @@ impl Users {
     }
 
     /// Users from a list; fails with every problem.
-    pub fn new(users: Vec<User>) -> Result<Self, Vec<String>> {
+    pub(crate) fn new(users: Vec<User>) -> Result<Self, Vec<String>> {
         let mut problems = Vec::new();
         for (i, u) in users.iter().enumerate() {
             if !u
@@ -140,17 +140,17 @@ impl Users {
     }
 
     /// Every user, in file order.
-    pub fn all(&self) -> &[User] {
+    pub(crate) fn all(&self) -> &[User] {
         &self.users
     }
 
     /// Whether any user is configured.
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.users.is_empty()
     }
 
     /// Checks credentials (CPU-heavy: call from a blocking thread).
-    pub fn authenticate(&self, email: &str, password: &str) -> Option<User> {
+    pub(crate) fn authenticate(&self, email: &str, password: &str) -> Option<User> {
         let user = self
             .users
             .iter()
@@ -167,7 +167,7 @@ impl Users {
     }
 
     /// A user by subject.
-    pub fn by_subject(&self, sub: &str) -> Option<&User> {
+    pub(crate) fn by_subject(&self, sub: &str) -> Option<&User> {
         self.users.iter().find(|u| u.subject() == sub)
     }
 }

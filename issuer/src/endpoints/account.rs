@@ -13,7 +13,7 @@ use crate::params::Form;
 use crate::state::{Issuer, Shared};
 
 /// `GET /account`
-pub async fn account(State(iss): State<Shared>, headers: HeaderMap) -> Result<Response> {
+pub(crate) async fn account(State(iss): State<Shared>, headers: HeaderMap) -> Result<Response> {
     let Some((_, session)) = iss.session(&headers).await? else {
         return login_for_account(&iss, &headers);
     };
@@ -86,7 +86,7 @@ fn login_for_account(iss: &Issuer, headers: &HeaderMap) -> Result<Response> {
                         u.config.name.clone(),
                         format!(
                             "/upstream/start{}",
-                            crate::authorize::provider_path(i, &u.config.id)
+                            super::federation::provider_path(i, &u.config.id)
                         ),
                     )
                 })
@@ -101,7 +101,7 @@ fn login_for_account(iss: &Issuer, headers: &HeaderMap) -> Result<Response> {
 }
 
 /// `POST /account/revoke`: withdraws an app's access (its refresh tokens die with it).
-pub async fn revoke_grant(
+pub(crate) async fn revoke_grant(
     State(iss): State<Shared>,
     headers: HeaderMap,
     Form(form): Form,
@@ -122,7 +122,7 @@ pub async fn revoke_grant(
 }
 
 /// `POST /logout`: signs out of the issuer (CSRF-protected).
-pub async fn logout(
+pub(crate) async fn logout(
     State(iss): State<Shared>,
     headers: HeaderMap,
     Form(form): Form,
@@ -197,7 +197,7 @@ fn hint_proves(
 /// POST here ends nothing: with a session in this browser the person is asked to confirm (a form
 /// to `/logout` with the CSRF token, so that neither a link nor another site's form signs anyone
 /// out), and without one there is nothing to end. An expired hint still names the client.
-pub async fn end_session(
+pub(crate) async fn end_session(
     State(iss): State<Shared>,
     headers: HeaderMap,
     Form(params): Form,

@@ -1,21 +1,32 @@
 //! `GET|POST /authorize`: the authorization endpoint. A valid request continues to the login
 //! page, the consent page or the code ([`proceed`], which `/login` and `/consent` resume).
+//!
+//! The pending authorization request travels through the login and consent forms as its own
+//! query string (hidden field `request`, [`carried_request`]) and is validated again from
+//! scratch on every step ([`validate`]), so no server-side state is needed between steps and
+//! several replicas can serve one flow.
+//!
+//! Order of checks (RFC 6749 §4.1.2.1): the client and the redirect URI first; problems with
+//! them are shown to the person and never redirected. Everything after that
+//! (`crate::oauth::authorize_request`) is sent back to the redirect URI with `state` and `iss`
+//! (RFC 9207).
 
 use axum::extract::State;
 use axum::response::Response;
 use http::{HeaderMap, StatusCode, header};
 use url::Url;
 
-use crate::authorize::{AuthzRequest, provider_path, response_location, validate};
+use super::federation::provider_path;
 use crate::error::{Error, ErrorCode, Result};
 use crate::http::pages;
 use crate::http::response::redirect;
+use crate::oauth::authorize_request::{AuthzRequest, Prompt, response_location};
 use crate::params::{Params, RawForm};
 use crate::state::{Issuer, Shared};
 use crate::store::{AuthCode, Consent, SecretHash, Session};
 
 /// `GET|POST /authorize`
-pub async fn authorize(
+pub(crate) async fn authorize(
     State(iss): State<Shared>,
     headers: HeaderMap,
     RawForm(raw): RawForm,
@@ -28,6 +39,67 @@ pub async fn authorize(
     let req = validate(&iss, params).await?;
     let session = iss.session(&headers).await?;
     proceed(&iss, &headers, req, session.map(|(_, s)| s), false).await
+}
+
+/// Validates an authorization request.
+pub(crate) async fn validate(iss: &Issuer, params: Params) -> Result<AuthzRequest> {
+    let bad_page = |msg: &'static str| {
+        Error::page(
+            StatusCode::BAD_REQUEST,
+            "This sign-in link is not valid",
+            msg,
+        )
+    };
+    let Some(client_id) = params.get("client_id") else {
+        return Err(bad_page(
+            "The request does not say which app it comes from (client_id is missing).",
+        ));
+    };
+    let Some(client) = iss.client(client_id).await? else {
+        return Err(bad_page(
+            "The app that sent you here is not registered with keyway (unknown client_id).",
+        ));
+    };
+    let Some(redirect_uri) = params.get("redirect_uri") else {
+        return Err(bad_page("The request has no redirect_uri."));
+    };
+    if !client.has_redirect_uri(redirect_uri) {
+        return Err(bad_page(
+            "The app asked to send you back to an address it has not registered (redirect_uri \
+             does not exactly match). Nothing was sent to it.",
+        ));
+    }
+    let state = params.get("state").map(str::to_string);
+    let mut req = AuthzRequest {
+        client: client.clone(),
+        redirect_uri: redirect_uri.to_string(),
+        state,
+        nonce: params.get("nonce").map(str::to_string),
+        scopes: Vec::new(),
+        resource: None,
+        holder: None,
+        code_challenge: String::new(),
+        prompt: Prompt::default(),
+        max_age: None,
+        params: params.clone(),
+    };
+    match crate::oauth::authorize_request::check(&params, &client, &iss.clients) {
+        Ok(checked) => {
+            req.scopes = checked.scopes;
+            req.resource = checked.resource;
+            req.holder = checked.holder;
+            req.code_challenge = checked.code_challenge;
+            req.prompt = checked.prompt;
+            req.max_age = checked.max_age;
+        }
+        Err(r) => return Err(req.error(&iss.issuer, r.code, r.description)),
+    }
+    Ok(req)
+}
+
+/// The authorization request carried in a form's `request` field.
+pub(crate) fn carried_request(form: &Params) -> Result<Params> {
+    Params::parse(form.get("request").unwrap_or("").as_bytes())
 }
 
 fn malformed_page() -> Error {
@@ -104,7 +176,11 @@ pub(super) async fn proceed(
         session.filter(|s| !req.prompt.login && req.max_age.is_none_or(|m| now - s.auth_time <= m));
     let Some(session) = session else {
         if req.prompt.none {
-            return Err(req.error(iss, ErrorCode::LoginRequired, "the person is not signed in"));
+            return Err(req.error(
+                &iss.issuer,
+                ErrorCode::LoginRequired,
+                "the person is not signed in",
+            ));
         }
         // OIDC `login_hint` prefills the email field (escaped by the template).
         let hint = req
@@ -129,32 +205,7 @@ pub(super) async fn proceed(
             .as_ref()
             .is_none_or(|o| o.access.may_sign_in(email, groups));
     if !allowed {
-        let err = req.error(
-            iss,
-            ErrorCode::AccessDenied,
-            "the person may not use this app",
-        );
-        if req.prompt.none {
-            return Err(err);
-        }
-        let Error::Redirect { location, .. } = err else {
-            return Err(err);
-        };
-        let message = format!(
-            "You are signed in as {}, and this account is not allowed to use {}. If you need \
-             access, ask the people who run the app.",
-            email.unwrap_or(&session.subject),
-            req.client.name
-        );
-        return pages::render(
-            StatusCode::FORBIDDEN,
-            &pages::Message {
-                title: "You don't have access to this app",
-                message: &message,
-                link: Some((location, "Back to the app")),
-                form: None,
-            },
-        );
+        return access_denied(iss, &req, &session);
     }
     // Consent is remembered per resource: one given for another resource does not count.
     let remembered = iss
@@ -171,11 +222,57 @@ pub(super) async fn proceed(
                     .is_some_and(|c| crate::scope::covers(&c.scopes, &req.scopes))));
     if needs_consent {
         if req.prompt.none {
-            return Err(req.error(iss, ErrorCode::ConsentRequired, "consent is required"));
+            return Err(req.error(
+                &iss.issuer,
+                ErrorCode::ConsentRequired,
+                "consent is required",
+            ));
         }
         return consent_page(iss, headers, &req, &session);
     }
-    // Record the grant (the account page lists it; consent remembered for third parties).
+    grant_code(iss, &req, &session, remembered, now).await
+}
+
+/// The person is signed in but the app's access rules (or the resource holder's) refuse them:
+/// `access_denied` to the client with `prompt=none`, otherwise a page with a link back to it.
+fn access_denied(iss: &Issuer, req: &AuthzRequest, session: &Session) -> Result<Response> {
+    let err = req.error(
+        &iss.issuer,
+        ErrorCode::AccessDenied,
+        "the person may not use this app",
+    );
+    if req.prompt.none {
+        return Err(err);
+    }
+    let Error::Redirect { location, .. } = err else {
+        return Err(err);
+    };
+    let message = format!(
+        "You are signed in as {}, and this account is not allowed to use {}. If you need \
+         access, ask the people who run the app.",
+        session.claims.verified_email().unwrap_or(&session.subject),
+        req.client.name
+    );
+    pages::render(
+        StatusCode::FORBIDDEN,
+        &pages::Message {
+            title: "You don't have access to this app",
+            message: &message,
+            link: Some((location, "Back to the app")),
+            form: None,
+        },
+    )
+}
+
+/// Records the grant (the account page lists it; consent is remembered for third parties),
+/// stores a new authorization code and redirects to the client with it.
+async fn grant_code(
+    iss: &Issuer,
+    req: &AuthzRequest,
+    session: &Session,
+    remembered: Option<Consent>,
+    now: i64,
+) -> Result<Response> {
     let mut scopes = remembered.map(|c| c.scopes).unwrap_or_default();
     for s in &req.scopes {
         if !scopes.contains(s) {

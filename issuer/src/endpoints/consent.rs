@@ -4,15 +4,14 @@ use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use http::HeaderMap;
 
-use super::authorize::proceed;
-use crate::authorize::{carried_request, validate};
+use super::authorize::{carried_request, proceed, validate};
 use crate::error::{Error, ErrorCode, Result};
 use crate::http::response::redirect;
 use crate::params::Form;
 use crate::state::Shared;
 
 /// `POST /consent`: the person allows or denies.
-pub async fn consent(
+pub(crate) async fn consent(
     State(iss): State<Shared>,
     headers: HeaderMap,
     Form(form): Form,
@@ -26,7 +25,11 @@ pub async fn consent(
     match form.get("decision") {
         Some("allow") => {}
         Some("deny") => {
-            return Err(req.error(&iss, ErrorCode::AccessDenied, "the person denied access"));
+            return Err(req.error(
+                &iss.issuer,
+                ErrorCode::AccessDenied,
+                "the person denied access",
+            ));
         }
         _ => return Err(Error::invalid_request("decision must be allow or deny")),
     }

@@ -11,10 +11,10 @@ use serde_json::{Value, json};
 use crate::state::Shared;
 
 /// Scopes the issuer understands (apps may add their own).
-pub const SCOPES: [&str; 5] = ["openid", "profile", "email", "groups", "offline_access"];
+pub(crate) const SCOPES: [&str; 5] = ["openid", "profile", "email", "groups", "offline_access"];
 
 /// The metadata document.
-pub fn metadata(iss: &crate::state::Issuer) -> Value {
+pub(crate) fn metadata(iss: &crate::state::Issuer) -> Value {
     let ring = iss.keys.ring();
     let algs = ring.algs();
     // The standard scopes, then every scope a ConnectedApp declares.
@@ -82,7 +82,7 @@ fn json_response(body: Vec<u8>, cache: &'static str) -> Response {
 }
 
 /// `GET /.well-known/openid-configuration`
-pub async fn openid_configuration(State(iss): State<Shared>) -> Response {
+pub(crate) async fn openid_configuration(State(iss): State<Shared>) -> Response {
     json_response(
         metadata(&iss).to_string().into_bytes(),
         "public, max-age=300",
@@ -90,7 +90,7 @@ pub async fn openid_configuration(State(iss): State<Shared>) -> Response {
 }
 
 /// `GET /.well-known/oauth-authorization-server` (RFC 8414; same document).
-pub async fn oauth_metadata(State(iss): State<Shared>) -> Response {
+pub(crate) async fn oauth_metadata(State(iss): State<Shared>) -> Response {
     json_response(
         metadata(&iss).to_string().into_bytes(),
         "public, max-age=300",
@@ -98,6 +98,6 @@ pub async fn oauth_metadata(State(iss): State<Shared>) -> Response {
 }
 
 /// `GET /jwks`
-pub async fn jwks(State(iss): State<Shared>) -> Response {
+pub(crate) async fn jwks(State(iss): State<Shared>) -> Response {
     json_response(iss.keys.ring().jwks.to_vec(), "public, max-age=300")
 }

@@ -54,7 +54,7 @@ fn not_found() -> Error {
 }
 
 /// `GET /upstream/start/{provider}?request=…`
-pub async fn start_with(
+pub(crate) async fn start_with(
     State(iss): State<Shared>,
     axum::extract::Path(provider): axum::extract::Path<String>,
     Query(q): Query,
@@ -68,7 +68,7 @@ pub async fn start_with(
 }
 
 /// `GET /upstream/start?request=…`: the first provider.
-pub async fn start(State(iss): State<Shared>, Query(q): Query) -> Result<Response> {
+pub(crate) async fn start(State(iss): State<Shared>, Query(q): Query) -> Result<Response> {
     let up = iss.upstreams.first().ok_or_else(not_found)?;
     begin(&iss, up, &q).await
 }
@@ -119,7 +119,7 @@ async fn begin(iss: &crate::state::Issuer, up: &Upstream, q: &Params) -> Result<
 }
 
 /// `GET /upstream/callback`
-pub async fn callback(
+pub(crate) async fn callback(
     State(iss): State<Shared>,
     headers: HeaderMap,
     Query(q): Query,
@@ -208,7 +208,7 @@ pub async fn callback(
         .filter(|s| s.len() > up.config.id.len() + 1 && s.len() <= 255)
         .ok_or_else(|| failed("no sub, or one too long once prefixed with the provider ID"))?;
     let mapped = up.map_claims(&claims);
-    let (cookie, _) = crate::authorize::start_session(
+    let (cookie, _) = crate::http::session::start_session(
         &iss,
         sub,
         mapped,
@@ -218,7 +218,7 @@ pub async fn callback(
     .await?;
     iss.metrics.login("upstream", "ok");
     let request = Params::parse(pending.request.as_bytes())?;
-    let target = crate::authorize::resume_target(request);
+    let target = crate::http::session::resume_target(request);
     let mut res = redirect(&target);
     res.headers_mut()
         .append(header::SET_COOKIE, iss.session_cookie(&cookie));
@@ -227,4 +227,14 @@ pub async fn callback(
         res.headers_mut().append(header::SET_COOKIE, v);
     }
     Ok(res)
+}
+
+/// `/upstream/start` serves the first provider, `/upstream/start/{id}` the others (the links
+/// carry a single query parameter, `request`).
+pub(crate) fn provider_path(index: usize, id: &str) -> String {
+    if index == 0 {
+        String::new()
+    } else {
+        format!("/{id}")
+    }
 }

@@ -17,10 +17,11 @@ use serde_json::{Map, Value};
 
 use crate::directory::clients::Client;
 use crate::error::{Error, Result};
+use crate::http::client_auth::{AuthMethod, authenticate};
+use crate::http::response::{no_store_json, no_store_json_of};
 use crate::params::Form;
 use crate::state::Shared;
 use crate::store::SecretHash;
-use crate::token::{AuthMethod, authenticate, no_store_json, no_store_json_of, verified_access};
 
 /// Access-token claims an introspection answer repeats.
 const ACCESS_CLAIMS: [&str; 10] = [
@@ -38,7 +39,7 @@ const ACCESS_CLAIMS: [&str; 10] = [
 
 /// Whether `client` may introspect an access token with these claims: it is the token's client,
 /// or its resource is (one of) the token's audience(s).
-pub fn may_introspect(client: &Client, claims: &Map<String, Value>) -> bool {
+pub(crate) fn may_introspect(client: &Client, claims: &Map<String, Value>) -> bool {
     if claims.get("client_id").and_then(Value::as_str) == Some(client.id.as_str()) {
         return true;
     }
@@ -53,7 +54,7 @@ pub fn may_introspect(client: &Client, claims: &Map<String, Value>) -> bool {
 }
 
 /// `POST /introspect`.
-pub async fn introspect(
+pub(crate) async fn introspect(
     State(iss): State<Shared>,
     headers: HeaderMap,
     Form(params): Form,
@@ -81,7 +82,10 @@ pub async fn introspect(
         });
         return Ok(no_store_json(body.to_string().into_bytes()));
     }
-    let Some(claims) = verified_access(&iss, token, |c| may_introspect(&client, c)).await? else {
+    let Some(claims) = iss
+        .verified_access(token, |c| may_introspect(&client, c))
+        .await?
+    else {
         return Ok(inactive());
     };
     let mut out = Map::new();

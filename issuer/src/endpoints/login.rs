@@ -4,16 +4,16 @@ use axum::extract::State;
 use axum::response::Response;
 use http::{HeaderMap, StatusCode, header};
 
-use super::authorize::login_page;
-use crate::authorize::{carried_request, resume_target, start_session};
+use super::authorize::{carried_request, login_page};
 use crate::directory::throttle::{self, ClientAddr};
 use crate::error::{Error, Result};
 use crate::http::response::redirect;
+use crate::http::session::{resume_target, start_session};
 use crate::params::Form;
 use crate::state::Shared;
 
 /// `POST /login`: email and password of a static user.
-pub async fn login(
+pub(crate) async fn login(
     State(iss): State<Shared>,
     addr: ClientAddr,
     headers: HeaderMap,

@@ -8,12 +8,12 @@ use crate::error::Error;
 use crate::state::Shared;
 
 /// `GET /healthz`: the process answers.
-pub async fn healthz() -> &'static str {
+pub(crate) async fn healthz() -> &'static str {
     "ok"
 }
 
 /// Any other URL: the HTML not-found page.
-pub async fn not_found() -> Error {
+pub(crate) async fn not_found() -> Error {
     Error::page(
         StatusCode::NOT_FOUND,
         "Not found",
@@ -23,7 +23,7 @@ pub async fn not_found() -> Error {
 
 /// `GET /readyz`: clients loaded, a signing key, the federation cookie key when there are
 /// upstreams, and a store that answers.
-pub async fn readyz(State(iss): State<Shared>) -> Response {
+pub(crate) async fn readyz(State(iss): State<Shared>) -> Response {
     if !iss.clients.is_ready() {
         return (StatusCode::SERVICE_UNAVAILABLE, "clients not loaded yet").into_response();
     }
@@ -47,7 +47,7 @@ pub async fn readyz(State(iss): State<Shared>) -> Response {
 }
 
 /// `GET /metrics` (OpenMetrics text).
-pub async fn metrics(State(iss): State<Shared>) -> Response {
+pub(crate) async fn metrics(State(iss): State<Shared>) -> Response {
     let mut res = iss.metrics.encode().into_response();
     res.headers_mut().insert(
         header::CONTENT_TYPE,

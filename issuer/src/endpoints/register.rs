@@ -73,7 +73,7 @@ fn check_redirect(uri: &str) -> bool {
 }
 
 /// `POST /register`
-pub async fn register(
+pub(crate) async fn register(
     State(iss): State<Shared>,
     addr: ClientAddr,
     headers: HeaderMap,
@@ -86,96 +86,9 @@ pub async fn register(
             "There is nothing at this address.",
         ));
     };
-    let is_json = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| {
-            v.split(';')
-                .next()
-                .is_some_and(|t| t.trim() == "application/json")
-        });
-    if !is_json {
-        return Err(Error::invalid_request("the body must be application/json"));
-    }
-    if body.len() > 16 * 1024 {
-        return Err(meta_err(
-            ErrorCode::InvalidClientMetadata,
-            "metadata too large",
-        ));
-    }
-    let meta: Metadata = serde_json::from_slice(&body).map_err(|_| {
-        meta_err(
-            ErrorCode::InvalidClientMetadata,
-            "malformed client metadata",
-        )
-    })?;
-    if meta.redirect_uris.is_empty() || meta.redirect_uris.len() > 10 {
-        return Err(meta_err(
-            ErrorCode::InvalidRedirectUri,
-            "one to ten redirect_uris are required",
-        ));
-    }
-    if let Some(bad) = meta.redirect_uris.iter().find(|u| !check_redirect(u)) {
-        let _ = bad;
-        return Err(meta_err(
-            ErrorCode::InvalidRedirectUri,
-            "redirect URIs must be https, or http on a loopback address, without fragment",
-        ));
-    }
-    match meta.token_endpoint_auth_method.as_deref() {
-        None | Some("none") => {}
-        Some(_) => {
-            return Err(meta_err(
-                ErrorCode::InvalidClientMetadata,
-                "only public clients (token_endpoint_auth_method none) may register",
-            ));
-        }
-    }
-    let grants = meta
-        .grant_types
-        .clone()
-        .unwrap_or_else(|| vec!["authorization_code".into()]);
-    if grants.is_empty()
-        || grants
-            .iter()
-            .any(|g| g != "authorization_code" && g != "refresh_token")
-    {
-        return Err(meta_err(
-            ErrorCode::InvalidClientMetadata,
-            "grant_types may only contain authorization_code and refresh_token",
-        ));
-    }
-    if let Some(rt) = &meta.response_types
-        && rt.iter().any(|r| r != "code")
-    {
-        return Err(meta_err(
-            ErrorCode::InvalidClientMetadata,
-            "response_types may only contain code",
-        ));
-    }
-    let scopes: Vec<String> = match &meta.scope {
-        None => dcr.scopes.clone(),
-        Some(s) => match crate::scope::parse(s) {
-            Some(v) if v.iter().all(|x| dcr.scopes.contains(x)) => v,
-            _ => {
-                return Err(meta_err(
-                    ErrorCode::InvalidClientMetadata,
-                    "scope contains a scope registered clients may not use",
-                ));
-            }
-        },
-    };
-    let name = meta
-        .client_name
-        .clone()
-        .filter(|n| !n.trim().is_empty())
-        .unwrap_or_else(|| "Unnamed app".into());
-    if name.chars().count() > 100 || name.chars().any(char::is_control) {
-        return Err(meta_err(
-            ErrorCode::InvalidClientMetadata,
-            "client_name is too long",
-        ));
-    }
+    let meta = Metadata::parse(&headers, &body)?;
+    let (grants, scopes) = meta.check(&dcr.scopes)?;
+    let name = meta.name()?;
     // A registered client must not pass for an app people know (the consent page names it).
     if iss.clients.has_name_like(&name) {
         return Err(meta_err(
@@ -183,10 +96,6 @@ pub async fn register(
             "client_name is the name of an app registered with keyway: choose another",
         ));
     }
-    let logo = meta
-        .logo_uri
-        .clone()
-        .filter(|l| l.starts_with("https://") && check_redirect(l));
     let now = iss.clock.now();
     if let Err(retry_after) = dcr.admit(iss.store.as_ref(), addr, now).await? {
         return Err(Error::RateLimited {
@@ -195,25 +104,7 @@ pub async fn register(
         });
     }
     let client_id = format!("{ID_PREFIX}{}", crate::util::random_id());
-    let mut registered = json!({
-        "client_id": client_id,
-        "client_id_issued_at": now,
-        "client_name": name,
-        "redirect_uris": meta.redirect_uris,
-        "grant_types": grants,
-        "response_types": ["code"],
-        "token_endpoint_auth_method": "none",
-        "scope": scopes.join(" "),
-    });
-    if let (Some(l), Some(o)) = (logo, registered.as_object_mut()) {
-        o.insert("logo_uri".into(), l.into());
-    }
-    if let (Some(c), Some(o)) = (meta.client_uri.clone(), registered.as_object_mut())
-        && c.starts_with("https://")
-        && check_redirect(&c)
-    {
-        o.insert("client_uri".into(), c.into());
-    }
+    let registered = meta.registered(&client_id, now, &name, &grants, &scopes);
     iss.store
         .put_client(&RegisteredClient {
             client_id: client_id.clone(),
@@ -231,6 +122,148 @@ pub async fn register(
     res.headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     Ok(res)
+}
+
+impl Metadata {
+    /// The request body: JSON of at most 16 KiB.
+    fn parse(headers: &HeaderMap, body: &[u8]) -> Result<Self> {
+        let is_json = headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| {
+                v.split(';')
+                    .next()
+                    .is_some_and(|t| t.trim() == "application/json")
+            });
+        if !is_json {
+            return Err(Error::invalid_request("the body must be application/json"));
+        }
+        if body.len() > 16 * 1024 {
+            return Err(meta_err(
+                ErrorCode::InvalidClientMetadata,
+                "metadata too large",
+            ));
+        }
+        serde_json::from_slice(body).map_err(|_| {
+            meta_err(
+                ErrorCode::InvalidClientMetadata,
+                "malformed client metadata",
+            )
+        })
+    }
+
+    /// Checks the redirect URIs, authentication method, grant and response types and scopes;
+    /// returns the grant types and the scopes (`allowed` when none are asked for).
+    fn check(&self, allowed: &[String]) -> Result<(Vec<String>, Vec<String>)> {
+        if self.redirect_uris.is_empty() || self.redirect_uris.len() > 10 {
+            return Err(meta_err(
+                ErrorCode::InvalidRedirectUri,
+                "one to ten redirect_uris are required",
+            ));
+        }
+        if self.redirect_uris.iter().any(|u| !check_redirect(u)) {
+            return Err(meta_err(
+                ErrorCode::InvalidRedirectUri,
+                "redirect URIs must be https, or http on a loopback address, without fragment",
+            ));
+        }
+        match self.token_endpoint_auth_method.as_deref() {
+            None | Some("none") => {}
+            Some(_) => {
+                return Err(meta_err(
+                    ErrorCode::InvalidClientMetadata,
+                    "only public clients (token_endpoint_auth_method none) may register",
+                ));
+            }
+        }
+        let grants = self
+            .grant_types
+            .clone()
+            .unwrap_or_else(|| vec!["authorization_code".into()]);
+        if grants.is_empty()
+            || grants
+                .iter()
+                .any(|g| g != "authorization_code" && g != "refresh_token")
+        {
+            return Err(meta_err(
+                ErrorCode::InvalidClientMetadata,
+                "grant_types may only contain authorization_code and refresh_token",
+            ));
+        }
+        if let Some(rt) = &self.response_types
+            && rt.iter().any(|r| r != "code")
+        {
+            return Err(meta_err(
+                ErrorCode::InvalidClientMetadata,
+                "response_types may only contain code",
+            ));
+        }
+        let scopes: Vec<String> = match &self.scope {
+            None => allowed.to_vec(),
+            Some(s) => match crate::scope::parse(s) {
+                Some(v) if v.iter().all(|x| allowed.contains(x)) => v,
+                _ => {
+                    return Err(meta_err(
+                        ErrorCode::InvalidClientMetadata,
+                        "scope contains a scope registered clients may not use",
+                    ));
+                }
+            },
+        };
+        Ok((grants, scopes))
+    }
+
+    /// `client_name`, or "Unnamed app": at most 100 characters, no control characters.
+    fn name(&self) -> Result<String> {
+        let name = self
+            .client_name
+            .clone()
+            .filter(|n| !n.trim().is_empty())
+            .unwrap_or_else(|| "Unnamed app".into());
+        if name.chars().count() > 100 || name.chars().any(char::is_control) {
+            return Err(meta_err(
+                ErrorCode::InvalidClientMetadata,
+                "client_name is too long",
+            ));
+        }
+        Ok(name)
+    }
+
+    /// The registered client's metadata as stored and answered (`logo_uri` and `client_uri`
+    /// only when they are https URLs).
+    fn registered(
+        &self,
+        client_id: &str,
+        now: i64,
+        name: &str,
+        grants: &[String],
+        scopes: &[String],
+    ) -> serde_json::Value {
+        let logo = self
+            .logo_uri
+            .clone()
+            .filter(|l| l.starts_with("https://") && check_redirect(l));
+        let mut registered = json!({
+            "client_id": client_id,
+            "client_id_issued_at": now,
+            "client_name": name,
+            "redirect_uris": self.redirect_uris,
+            "grant_types": grants,
+            "response_types": ["code"],
+            "token_endpoint_auth_method": "none",
+            "scope": scopes.join(" "),
+        });
+        if let (Some(l), Some(o)) = (logo, registered.as_object_mut()) {
+            o.insert("logo_uri".into(), l.into());
+        }
+        if let (Some(c), Some(o)) = (self.client_uri.clone(), registered.as_object_mut())
+            && c.starts_with("https://")
+            && check_redirect(&c)
+        {
+            o.insert("client_uri".into(), c.into());
+        }
+        registered
+    }
 }
 
 #[cfg(test)]

@@ -5,14 +5,14 @@ use axum::response::{IntoResponse, Response};
 use http::{HeaderMap, HeaderValue, StatusCode, header};
 
 use crate::error::{Error, ErrorCode, Result};
+use crate::http::client_auth::authenticate;
 use crate::keys::Typ;
 use crate::params::Form;
 use crate::state::Shared;
 use crate::store::SecretHash;
-use crate::token::authenticate;
 
 /// `POST /revoke` (RFC 7009): always 200 for tokens that are unknown or not the client's.
-pub async fn revoke(
+pub(crate) async fn revoke(
     State(iss): State<Shared>,
     headers: HeaderMap,
     Form(params): Form,

@@ -1,4 +1,6 @@
-//! `POST /token`: the authorization_code, refresh_token and client_credentials grants.
+//! `POST /token`: the authorization_code, refresh_token and client_credentials grants. Refresh
+//! tokens are issued to clients allowed the refresh_token grant; the tokens themselves are
+//! minted by `Issuer::mint` (`crate::oauth::tokens`).
 
 use axum::extract::State;
 use axum::response::Response;
@@ -8,17 +10,19 @@ use http::HeaderMap;
 
 use crate::directory::clients::{Client, Source};
 use crate::error::{Error, ErrorCode, Result};
+use crate::http::client_auth::authenticate;
+use crate::http::response::token_response;
 use crate::oauth;
+use crate::oauth::tokens::Grant;
 use crate::params::{Form, Params};
 use crate::state::{Issuer, Shared};
 use crate::store::{
     Claims, CodeIssued, RefreshFamily, Rotation, RotationPolicy, SecretHash, StoreError, Successor,
     TakenCode,
 };
-use crate::token::{Grant, authenticate, respond};
 
 /// `POST /token`
-pub async fn token(
+pub(crate) async fn token(
     State(iss): State<Shared>,
     headers: HeaderMap,
     Form(params): Form,
@@ -184,7 +188,7 @@ async fn authorization_code(iss: &Issuer, client: &Client, params: &Params) -> R
             "the code was already used; tokens issued from it are revoked",
         ));
     }
-    respond(&minted, refresh.as_ref().map(|(t, _)| t.as_str()))
+    token_response(&minted, refresh.as_ref().map(|(t, _)| t.as_str()))
 }
 
 async fn refresh(iss: &Issuer, client: &Client, params: &Params) -> Result<Response> {
@@ -276,7 +280,7 @@ async fn refresh(iss: &Issuer, client: &Client, params: &Params) -> Result<Respo
         session_id: family.session_id.as_deref(),
     };
     let minted = iss.mint(client, &g, true)?;
-    respond(&minted, Some(&new))
+    token_response(&minted, Some(&new))
 }
 
 /// The successor of the refresh token `token` for `salt`: base64url of
@@ -309,5 +313,5 @@ fn client_credentials(iss: &Issuer, client: &Client, params: &Params) -> Result<
         session_id: None,
     };
     let minted = iss.mint(client, &g, false)?;
-    respond(&minted, None)
+    token_response(&minted, None)
 }

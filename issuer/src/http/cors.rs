@@ -82,7 +82,7 @@ fn preflight(methods: &'static str) -> Response {
 }
 
 /// Middleware for the public documents (discovery, JWKS): any origin, GET only.
-pub async fn public(req: Request, next: Next) -> Response {
+pub(crate) async fn public(req: Request, next: Next) -> Response {
     let mut res = if is_preflight(&req) {
         preflight("GET")
     } else {
@@ -97,7 +97,7 @@ pub async fn public(req: Request, next: Next) -> Response {
 
 /// Middleware for the token, revocation, userinfo and registration endpoints: allowed origins
 /// only (see the module documentation).
-pub async fn clients(State(iss): State<Shared>, req: Request, next: Next) -> Response {
+pub(crate) async fn clients(State(iss): State<Shared>, req: Request, next: Next) -> Response {
     let origin = req
         .headers()
         .get(header::ORIGIN)

@@ -8,11 +8,11 @@ use crate::error::{Error, PageError};
 
 /// Content-Security-Policy of every page: nothing but our stylesheet and https images (logos);
 /// no framing (clickjacking on the consent page), no scripts at all.
-pub const CSP: &str = "default-src 'none'; style-src 'self'; img-src 'self' https: data:; \
+pub(crate) const CSP: &str = "default-src 'none'; style-src 'self'; img-src 'self' https: data:; \
                        frame-ancestors 'none'; base-uri 'none'";
 
 /// Adds the page security headers.
-pub fn secure_headers(h: &mut HeaderMap) {
+pub(crate) fn secure_headers(h: &mut HeaderMap) {
     h.insert(
         header::CONTENT_SECURITY_POLICY,
         HeaderValue::from_static(CSP),
@@ -30,14 +30,14 @@ pub fn secure_headers(h: &mut HeaderMap) {
 }
 
 /// Turns an [`Html`] page with a status into a response with the issuer's security headers.
-pub fn html(status: StatusCode, body: String) -> Response {
+pub(crate) fn html(status: StatusCode, body: String) -> Response {
     let mut res = (status, Html(body)).into_response();
     secure_headers(res.headers_mut());
     res
 }
 
 /// Renders a template into a response with the security headers.
-pub fn render(status: StatusCode, t: &impl Template) -> Result<Response, Error> {
+pub(crate) fn render(status: StatusCode, t: &impl Template) -> Result<Response, Error> {
     let body = t
         .render()
         .map_err(|e| Error::Internal(format!("template: {e}").into()))?;
@@ -47,7 +47,7 @@ pub fn render(status: StatusCode, t: &impl Template) -> Result<Response, Error> 
 /// The login page.
 #[derive(Template)]
 #[template(path = "login.html")]
-pub struct Login<'a> {
+pub(crate) struct Login<'a> {
     /// App the person signs in to.
     pub app_name: Option<&'a str>,
     /// Error to show.
@@ -67,7 +67,7 @@ pub struct Login<'a> {
 /// The consent page.
 #[derive(Template)]
 #[template(path = "consent.html")]
-pub struct Consent<'a> {
+pub(crate) struct Consent<'a> {
     /// App name.
     pub app_name: &'a str,
     /// Logo (https).
@@ -84,7 +84,7 @@ pub struct Consent<'a> {
     pub holder: Option<&'a str>,
     /// The client registered itself (dynamic client registration): nobody vouches for its name.
     pub unverified: bool,
-    /// Where the code goes ([`crate::authorize`]: the redirect URI's host).
+    /// Where the code goes (`crate::endpoints::authorize`: the redirect URI's host).
     pub destination: &'a str,
     /// CSRF token.
     pub csrf: &'a str,
@@ -93,7 +93,7 @@ pub struct Consent<'a> {
 }
 
 /// A form on a message page.
-pub struct MessageForm<'a> {
+pub(crate) struct MessageForm<'a> {
     /// Target.
     pub action: &'a str,
     /// CSRF token.
@@ -107,7 +107,7 @@ pub struct MessageForm<'a> {
 /// A page with a title, a message, and optionally a link or a form.
 #[derive(Template)]
 #[template(path = "message.html")]
-pub struct Message<'a> {
+pub(crate) struct Message<'a> {
     /// Title.
     pub title: &'a str,
     /// Message.
@@ -119,7 +119,7 @@ pub struct Message<'a> {
 }
 
 /// One grant on the account page.
-pub struct Grant {
+pub(crate) struct Grant {
     /// Client ID.
     pub client_id: String,
     /// App name.
@@ -133,7 +133,7 @@ pub struct Grant {
 /// The account page.
 #[derive(Template)]
 #[template(path = "account.html")]
-pub struct Account<'a> {
+pub(crate) struct Account<'a> {
     /// Who.
     pub who: &'a str,
     /// Groups, comma-separated.
@@ -145,7 +145,7 @@ pub struct Account<'a> {
 }
 
 /// The error page of [`Error::Page`].
-pub fn error_page(p: &PageError) -> Response {
+pub(crate) fn error_page(p: &PageError) -> Response {
     let page = Message {
         title: &p.title,
         message: &p.message,
@@ -159,7 +159,7 @@ pub fn error_page(p: &PageError) -> Response {
 }
 
 /// `GET /assets/keyway.css`
-pub async fn stylesheet() -> Response {
+pub(crate) async fn stylesheet() -> Response {
     let mut res = include_str!("../../templates/keyway.css").into_response();
     res.headers_mut().insert(
         header::CONTENT_TYPE,
@@ -173,7 +173,7 @@ pub async fn stylesheet() -> Response {
 }
 
 /// Formats unix seconds as a UTC date (YYYY-MM-DD).
-pub fn date(unix: i64) -> String {
+pub(crate) fn date(unix: i64) -> String {
     // Civil-from-days (Howard Hinnant's algorithm).
     let days = unix.div_euclid(86400);
     let z = days + 719_468;

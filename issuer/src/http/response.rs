@@ -1,12 +1,14 @@
 //! The one place where the issuer's [`Error`] becomes an HTTP response: RFC 6749 §5.2 error
 //! JSON (with `WWW-Authenticate` on 401s and `Retry-After` on 429 and 503) for the OAuth
 //! endpoints, the HTML error page for the person-facing ones, a `303` for errors sent back to
-//! the client's redirect URI. Causes go to the log, never to the client.
+//! the client's redirect URI. Causes go to the log, never to the client. Beside it, the
+//! uncacheable JSON responses of the OAuth endpoints ([`no_store_json`], [`token_response`]).
 
 use axum::response::{IntoResponse, Response};
 use http::{HeaderValue, StatusCode, header};
 
-use crate::error::{Error, ErrorCode};
+use crate::error::{Error, ErrorCode, Result};
+use crate::oauth::tokens::Minted;
 
 #[derive(serde::Serialize)]
 struct Body<'a> {
@@ -93,7 +95,7 @@ impl IntoResponse for Error {
 }
 
 /// A `303 See Other` to `location`, not cached.
-pub fn redirect(location: &str) -> Response {
+pub(crate) fn redirect(location: &str) -> Response {
     let mut res = StatusCode::SEE_OTHER.into_response();
     if let Ok(v) = HeaderValue::from_str(location) {
         res.headers_mut().insert(header::LOCATION, v);
@@ -101,6 +103,51 @@ pub fn redirect(location: &str) -> Response {
     res.headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     res
+}
+
+#[derive(serde::Serialize)]
+struct TokenResponse<'a> {
+    access_token: &'a str,
+    token_type: &'static str,
+    expires_in: u64,
+    #[serde(skip_serializing_if = "str::is_empty")]
+    scope: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    refresh_token: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    id_token: Option<&'a str>,
+}
+
+/// `value` as a JSON response that must not be cached.
+pub(crate) fn no_store_json_of<T: serde::Serialize>(value: &T) -> Result<Response> {
+    let body = serde_json::to_vec(value).map_err(|e| Error::Internal(e.to_string().into()))?;
+    Ok(no_store_json(body))
+}
+
+/// A JSON body as a response that must not be cached.
+pub(crate) fn no_store_json(body: Vec<u8>) -> Response {
+    let mut res = body.into_response();
+    let h = res.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+    res
+}
+
+/// The token endpoint's success response (RFC 6749 §5.1) for minted tokens and, if issued,
+/// a refresh token.
+pub(crate) fn token_response(m: &Minted, refresh: Option<&str>) -> Result<Response> {
+    no_store_json_of(&TokenResponse {
+        access_token: &m.access,
+        token_type: "Bearer",
+        expires_in: m.ttl,
+        scope: &m.scope,
+        refresh_token: refresh,
+        id_token: m.id_token.as_deref(),
+    })
 }
 
 #[cfg(test)]

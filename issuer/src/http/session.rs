@@ -1,4 +1,6 @@
-//! Browser plumbing: the issuer's sign-in session cookie and CSRF protection of forms.
+//! Browser plumbing: the issuer's sign-in session cookie and CSRF protection of forms; starting
+//! a session once a person has authenticated ([`start_session`]) and where to go next
+//! ([`resume_target`]).
 //!
 //! - Session: cookie `keyway_issuer_session` (`__Host-keyway_issuer_session` over https) holding
 //!   a 256-bit random value; the store keeps only its SHA-256. HttpOnly, SameSite=Lax, Path=/.
@@ -20,19 +22,20 @@ use http::{HeaderMap, HeaderValue, StatusCode, header};
 use subtle::ConstantTimeEq;
 
 use crate::error::{Error, Result};
+use crate::params::Params;
 use crate::state::Issuer;
-use crate::store::{SecretHash, Session};
+use crate::store::{Claims, SecretHash, Session};
 
 /// Base name of the session cookie.
-pub const SESSION_COOKIE: &str = "keyway_issuer_session";
+pub(crate) const SESSION_COOKIE: &str = "keyway_issuer_session";
 /// Base name of the CSRF cookie.
-pub const CSRF_COOKIE: &str = "keyway_issuer_csrf";
+pub(crate) const CSRF_COOKIE: &str = "keyway_issuer_csrf";
 /// Base name of the device cookie.
-pub const DEVICE_COOKIE: &str = "keyway_issuer_device";
+pub(crate) const DEVICE_COOKIE: &str = "keyway_issuer_device";
 
 impl Issuer {
     /// The session cookie's name (with `__Host-` over https).
-    pub fn session_cookie_name(&self) -> &'static str {
+    pub(crate) fn session_cookie_name(&self) -> &'static str {
         if self.secure_cookies {
             "__Host-keyway_issuer_session"
         } else {
@@ -41,7 +44,7 @@ impl Issuer {
     }
 
     /// The CSRF cookie's name.
-    pub fn csrf_cookie_name(&self) -> &'static str {
+    pub(crate) fn csrf_cookie_name(&self) -> &'static str {
         if self.secure_cookies {
             "__Host-keyway_issuer_csrf"
         } else {
@@ -50,7 +53,7 @@ impl Issuer {
     }
 
     /// The device cookie's name.
-    pub fn device_cookie_name(&self) -> &'static str {
+    pub(crate) fn device_cookie_name(&self) -> &'static str {
         if self.secure_cookies {
             "__Host-keyway_issuer_device"
         } else {
@@ -59,12 +62,12 @@ impl Issuer {
     }
 
     /// The browser's device cookie, if it has one of the right shape.
-    pub fn device<'a>(&self, headers: &'a HeaderMap) -> Option<&'a str> {
+    pub(crate) fn device<'a>(&self, headers: &'a HeaderMap) -> Option<&'a str> {
         cookie(headers, self.device_cookie_name()).filter(|v| is_token(v))
     }
 
     /// `Set-Cookie` for the device cookie.
-    pub fn device_cookie(&self, value: &str) -> HeaderValue {
+    pub(crate) fn device_cookie(&self, value: &str) -> HeaderValue {
         let ttl = crate::directory::throttle::DEVICE_TTL;
         self.cookie(self.device_cookie_name(), value, ttl, "Strict")
     }
@@ -79,18 +82,21 @@ impl Issuer {
     }
 
     /// `Set-Cookie` for a new session.
-    pub fn session_cookie(&self, value: &str) -> HeaderValue {
+    pub(crate) fn session_cookie(&self, value: &str) -> HeaderValue {
         let ttl = i64::try_from(self.lifetimes.session).unwrap_or(i64::MAX);
         self.cookie(self.session_cookie_name(), value, ttl, "Lax")
     }
 
     /// `Set-Cookie` that clears the session.
-    pub fn clear_session_cookie(&self) -> HeaderValue {
+    pub(crate) fn clear_session_cookie(&self) -> HeaderValue {
         self.cookie(self.session_cookie_name(), "", 0, "Lax")
     }
 
     /// The live session of the request, if any.
-    pub async fn session(&self, headers: &HeaderMap) -> Result<Option<(SecretHash, Session)>> {
+    pub(crate) async fn session(
+        &self,
+        headers: &HeaderMap,
+    ) -> Result<Option<(SecretHash, Session)>> {
         let Some(value) = cookie(headers, self.session_cookie_name()) else {
             return Ok(None);
         };
@@ -104,7 +110,7 @@ impl Issuer {
 
     /// The CSRF token of the request (the browser's existing one, kept), or a new one with its
     /// `Set-Cookie`.
-    pub fn csrf(&self, headers: &HeaderMap) -> (String, Option<HeaderValue>) {
+    pub(crate) fn csrf(&self, headers: &HeaderMap) -> (String, Option<HeaderValue>) {
         match cookie(headers, self.csrf_cookie_name()) {
             Some(v) if is_token(v) => (v.to_string(), None),
             _ => {
@@ -116,7 +122,7 @@ impl Issuer {
     }
 
     /// Checks a submitted form's CSRF field against the cookie.
-    pub fn check_csrf(&self, headers: &HeaderMap, field: Option<&str>) -> Result<()> {
+    pub(crate) fn check_csrf(&self, headers: &HeaderMap, field: Option<&str>) -> Result<()> {
         let cookie = cookie(headers, self.csrf_cookie_name()).unwrap_or("");
         let field = field.unwrap_or("");
         let ok = is_token(cookie) && bool::from(cookie.as_bytes().ct_eq(field.as_bytes()));
@@ -133,6 +139,57 @@ impl Issuer {
     }
 }
 
+/// Stores a new session for a person who has just authenticated (with a password or at an
+/// upstream provider), keyed by the hash of a new cookie; returns that cookie and the session.
+pub(crate) async fn start_session(
+    iss: &Issuer,
+    subject: String,
+    claims: Claims,
+    source: String,
+    now: i64,
+) -> Result<(String, Session)> {
+    let cookie = crate::util::random_token();
+    let session = Session {
+        id: crate::util::random_id(),
+        subject,
+        claims,
+        source,
+        auth_time: now,
+        created_at: now,
+        last_seen: now,
+        expires_at: now + i64::try_from(iss.lifetimes.session).unwrap_or(43200),
+    };
+    iss.store
+        .put_session(&SecretHash::of(&cookie), &session)
+        .await?;
+    Ok((cookie, session))
+}
+
+/// Where to go after a sign-in: back to the authorization request (without `prompt=login`, the
+/// person has just signed in), or to the account page when there is none.
+pub(crate) fn resume_target(mut request: Params) -> String {
+    if let Some(p) = request.get("prompt").map(str::to_string) {
+        let rest: Vec<&str> = p
+            .split(' ')
+            .filter(|v| *v != "login" && !v.is_empty())
+            .collect();
+        request.remove("prompt");
+        if !rest.is_empty() {
+            let mut pairs: Vec<(String, String)> = request
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+            pairs.push(("prompt".into(), rest.join(" ")));
+            request = Params::from_pairs(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        }
+    }
+    if request.get("client_id").is_some() {
+        format!("/authorize?{}", request.to_query())
+    } else {
+        "/account".to_string()
+    }
+}
+
 /// Whether a cookie value has the shape of our random tokens (43 base64url characters).
 fn is_token(v: &str) -> bool {
     v.len() == 43
@@ -141,7 +198,7 @@ fn is_token(v: &str) -> bool {
 }
 
 /// The value of a cookie (first occurrence).
-pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+pub(crate) fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers
         .get_all(header::COOKIE)
         .iter()

@@ -9,7 +9,7 @@ use crate::error::ErrorCode::{InvalidGrant, InvalidRequest, UnauthorizedClient};
 use crate::store::AuthCode;
 
 /// Whether `client` may use this grant.
-pub fn permitted(client: &Client) -> Result<(), Refusal> {
+pub(crate) fn permitted(client: &Client) -> Result<(), Refusal> {
     if client.authorization_code {
         Ok(())
     } else {
@@ -21,7 +21,7 @@ pub fn permitted(client: &Client) -> Result<(), Refusal> {
 }
 
 /// The request's `code_verifier`, present and well formed.
-pub fn verifier(v: Option<&str>) -> Result<&str, Refusal> {
+pub(crate) fn verifier(v: Option<&str>) -> Result<&str, Refusal> {
     let v = v.ok_or(Refusal::new(
         InvalidRequest,
         "missing parameter code_verifier (PKCE)",
@@ -38,7 +38,7 @@ pub fn verifier(v: Option<&str>) -> Result<&str, Refusal> {
 
 /// Whether `code` was issued to `client_id` for `redirect_uri`, and `verifier` proves its
 /// challenge.
-pub fn check_binding(
+pub(crate) fn check_binding(
     code: &AuthCode,
     client_id: &str,
     redirect_uri: &str,

@@ -2,7 +2,8 @@
 //! §4.1.1, OAuth 2.1 §4.1.1, RFC 7636, RFC 8707, OpenID Connect Core §3.1.2.1): response type
 //! and mode, the client's grant, PKCE, scopes, the resource and whether its holder admits the
 //! client, `prompt`, `max_age`. Every refusal here is sent back to the client's redirect URI
-//! (`crate::authorize` looks the client up and shows the person the errors that cannot be).
+//! (`crate::endpoints::authorize` looks the client up and shows the person the errors that cannot
+//! be). [`AuthzRequest`] is the validated request, [`response_location`] where its answer goes.
 
 use std::sync::Arc;
 
@@ -10,12 +11,12 @@ use url::Url;
 
 use super::Refusal;
 use crate::directory::clients::{Client, Registry};
-use crate::error::ErrorCode;
+use crate::error::{Error, ErrorCode};
 use crate::params::Params;
 
 /// `prompt` values.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Prompt {
+pub(crate) struct Prompt {
     /// `none`
     pub none: bool,
     /// `login`
@@ -26,7 +27,7 @@ pub struct Prompt {
 
 /// What an authorization request asks for, checked against its client.
 #[derive(Clone, Debug, Default)]
-pub struct Checked {
+pub(crate) struct Checked {
     /// Requested scopes (validated against the client and the resource's holder).
     pub scopes: Vec<String>,
     /// RFC 8707 resource (the token's audience), if any.
@@ -44,7 +45,11 @@ pub struct Checked {
 /// Checks the parameters of an authorization request from `client` (whose redirect URI is
 /// already checked); `apps` are the ConnectedApps, which hold the resources. The checks run in
 /// a fixed order and the first refusal is the answer.
-pub fn check(params: &Params, client: &Arc<Client>, apps: &Registry) -> Result<Checked, Refusal> {
+pub(crate) fn check(
+    params: &Params,
+    client: &Arc<Client>,
+    apps: &Registry,
+) -> Result<Checked, Refusal> {
     let mut req = Checked::default();
     response_type(params, client)?;
     req.code_challenge = super::pkce::challenge(
@@ -202,6 +207,72 @@ fn is_resource_uri(r: &str) -> bool {
     Url::parse(r).is_ok_and(|u| u.fragment().is_none() && u.has_host())
 }
 
+/// A validated authorization request.
+#[derive(Clone, Debug)]
+pub(crate) struct AuthzRequest {
+    /// The client.
+    pub client: Arc<Client>,
+    /// Its exact redirect URI.
+    pub redirect_uri: String,
+    /// `state` to echo.
+    pub state: Option<String>,
+    /// OIDC nonce.
+    pub nonce: Option<String>,
+    /// Requested scopes (validated against the client).
+    pub scopes: Vec<String>,
+    /// RFC 8707 resource (the token's audience), if any.
+    pub resource: Option<String>,
+    /// The ConnectedApp holding `resource`, which admits the client (`Issuer::delegation`).
+    pub holder: Option<Arc<Client>>,
+    /// PKCE S256 challenge.
+    pub code_challenge: String,
+    /// Prompt.
+    pub prompt: Prompt,
+    /// `max_age` in seconds.
+    pub max_age: Option<i64>,
+    /// The original parameters (to carry through forms).
+    pub params: Params,
+}
+
+impl AuthzRequest {
+    /// An error for the client, sent to its redirect URI (`issuer`: the `iss` parameter).
+    pub(crate) fn error(&self, issuer: &str, code: ErrorCode, description: &'static str) -> Error {
+        Error::Redirect {
+            location: response_location(
+                &self.redirect_uri,
+                &[("error", code.as_str()), ("error_description", description)],
+                self.state.as_deref(),
+                issuer,
+            ),
+            code,
+            description: description.into(),
+        }
+    }
+}
+
+/// The redirect URI with response parameters, `state` and `iss` appended to its query.
+pub(crate) fn response_location(
+    redirect_uri: &str,
+    pairs: &[(&str, &str)],
+    state: Option<&str>,
+    issuer: &str,
+) -> String {
+    let Ok(mut url) = Url::parse(redirect_uri) else {
+        return redirect_uri.to_string();
+    };
+    {
+        let mut q = url.query_pairs_mut();
+        for (k, v) in pairs {
+            q.append_pair(k, v);
+        }
+        if let Some(s) = state {
+            q.append_pair("state", s);
+        }
+        q.append_pair("iss", issuer);
+    }
+    url.to_string()
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -289,5 +360,19 @@ mod tests {
         let params = Params::parse(PKCE.as_bytes()).unwrap();
         let r = check(&params, &Arc::new(c), &Registry::default()).unwrap_err();
         assert_eq!(r.code, ErrorCode::UnauthorizedClient);
+    }
+
+    #[test]
+    fn location_keeps_existing_query_and_adds_iss() {
+        let l = response_location(
+            "https://app.example/cb?x=1",
+            &[("code", "abc")],
+            Some("s t"),
+            "https://login.example",
+        );
+        assert_eq!(
+            l,
+            "https://app.example/cb?x=1&code=abc&state=s+t&iss=https%3A%2F%2Flogin.example"
+        );
     }
 }

@@ -8,7 +8,7 @@ use crate::error::ErrorCode::{InvalidScope, InvalidTarget, UnauthorizedClient};
 use crate::scope::OIDC_SCOPES;
 
 /// Whether `client` may use this grant (confidential clients that registered it).
-pub fn permitted(client: &Client) -> Result<(), Refusal> {
+pub(crate) fn permitted(client: &Client) -> Result<(), Refusal> {
     if client.public || !client.client_credentials {
         Err(Refusal::new(
             UnauthorizedClient,
@@ -21,7 +21,7 @@ pub fn permitted(client: &Client) -> Result<(), Refusal> {
 
 /// The token's scopes: the client's registered ones without the OpenID Connect scopes, or the
 /// requested ones if the client registers each and none is an OpenID Connect scope.
-pub fn scopes(client: &Client, requested: Option<&str>) -> Result<Vec<String>, Refusal> {
+pub(crate) fn scopes(client: &Client, requested: Option<&str>) -> Result<Vec<String>, Refusal> {
     let is_oidc = |s: &String| OIDC_SCOPES.contains(&s.as_str());
     let Some(s) = requested else {
         return Ok(client
@@ -45,7 +45,7 @@ pub fn scopes(client: &Client, requested: Option<&str>) -> Result<Vec<String>, R
 
 /// The token's resources: none unless requested; the client's own resource or one a
 /// ConnectedApp holds.
-pub fn resources(
+pub(crate) fn resources(
     client: &Client,
     requested: Option<&str>,
     apps: &Registry,

@@ -11,7 +11,7 @@ use crate::error::ErrorCode::{InvalidScope, InvalidTarget};
 
 /// `Ok(holder)` when `holder` (the ConnectedApp holding the resource, if any) admits `client`
 /// with `scopes`; otherwise why not (`invalid_target`, `invalid_scope`).
-pub fn decide(
+pub(crate) fn decide(
     holder: Option<Arc<Client>>,
     client: &Client,
     scopes: &[String],

@@ -9,23 +9,25 @@
 //! `crate::http`, `crate::state`, `crate::endpoints`, `crate::app`) under `issuer/src/oauth/`.
 //! What a rule needs of the issuer it is given: a client, the ConnectedApps' registry.
 //!
-//! The authorization request ([`authorize_request`]), one file per grant
-//! ([`authorization_code`], [`refresh`], [`client_credentials`]), and the rules they share:
-//! [`pkce`] (RFC 7636) and [`delegation`] (which clients may obtain a person's token for another
-//! app's resource).
+//! The authorization request ([`authorize_request`]: its parameters, the validated request,
+//! where the answer goes), one file per grant ([`authorization_code`], [`refresh`],
+//! [`client_credentials`]), the rules they share: [`pkce`] (RFC 7636) and [`delegation`] (which
+//! clients may obtain a person's token for another app's resource), and what a grant ends in:
+//! [`tokens`] (the access and ID tokens' claims, `at_hash`, signing).
 
 use crate::error::{Error, ErrorCode};
 
-pub mod authorization_code;
-pub mod authorize_request;
-pub mod client_credentials;
-pub mod delegation;
-pub mod pkce;
-pub mod refresh;
+pub(crate) mod authorization_code;
+pub(crate) mod authorize_request;
+pub(crate) mod client_credentials;
+pub(crate) mod delegation;
+pub(crate) mod pkce;
+pub(crate) mod refresh;
+pub(crate) mod tokens;
 
 /// A request a rule refuses: the OAuth error code and a fixed description (never request input).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Refusal {
+pub(crate) struct Refusal {
     /// The error code.
     pub code: ErrorCode,
     /// Why, for the client's developer.
@@ -34,7 +36,7 @@ pub struct Refusal {
 
 impl Refusal {
     /// A refusal with `code`.
-    pub const fn new(code: ErrorCode, description: &'static str) -> Self {
+    pub(crate) const fn new(code: ErrorCode, description: &'static str) -> Self {
         Self { code, description }
     }
 }

@@ -7,7 +7,7 @@ use super::Refusal;
 use crate::error::ErrorCode::InvalidRequest;
 
 /// Whether `s` has the shape of an S256 challenge: 43 base64url characters.
-pub fn is_challenge(s: &str) -> bool {
+pub(crate) fn is_challenge(s: &str) -> bool {
     s.len() == 43
         && s.bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
@@ -15,7 +15,10 @@ pub fn is_challenge(s: &str) -> bool {
 
 /// The challenge of an authorization request (`code_challenge`, `code_challenge_method`): PKCE
 /// is required, and only with S256.
-pub fn challenge<'a>(challenge: Option<&'a str>, method: Option<&str>) -> Result<&'a str, Refusal> {
+pub(crate) fn challenge<'a>(
+    challenge: Option<&'a str>,
+    method: Option<&str>,
+) -> Result<&'a str, Refusal> {
     match (challenge, method) {
         (None, _) => Err(Refusal::new(
             InvalidRequest,
@@ -38,14 +41,14 @@ pub fn challenge<'a>(challenge: Option<&'a str>, method: Option<&str>) -> Result
 }
 
 /// Whether `v` has the shape of a verifier: 43 to 128 unreserved characters (RFC 7636 §4.1).
-pub fn is_verifier(v: &str) -> bool {
+pub(crate) fn is_verifier(v: &str) -> bool {
     (43..=128).contains(&v.len())
         && v.bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~'))
 }
 
 /// Whether `verifier` proves `challenge` (S256, compared in constant time).
-pub fn proves(verifier: &str, challenge: &str) -> bool {
+pub(crate) fn proves(verifier: &str, challenge: &str) -> bool {
     let computed = crate::util::s256(verifier);
     bool::from(computed.as_bytes().ct_eq(challenge.as_bytes()))
 }

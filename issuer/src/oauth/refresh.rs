@@ -6,7 +6,7 @@ use crate::directory::clients::Client;
 use crate::error::ErrorCode::{InvalidScope, InvalidTarget, UnauthorizedClient};
 
 /// Whether `client` may use refresh tokens.
-pub fn permitted(client: &Client) -> Result<(), Refusal> {
+pub(crate) fn permitted(client: &Client) -> Result<(), Refusal> {
     if client.refresh_token {
         Ok(())
     } else {
@@ -18,7 +18,7 @@ pub fn permitted(client: &Client) -> Result<(), Refusal> {
 }
 
 /// The scopes of the refreshed token: the granted ones, or the requested subset of them.
-pub fn scopes(granted: &[String], requested: Option<&str>) -> Result<Vec<String>, Refusal> {
+pub(crate) fn scopes(granted: &[String], requested: Option<&str>) -> Result<Vec<String>, Refusal> {
     let Some(s) = requested else {
         return Ok(granted.to_vec());
     };
@@ -32,7 +32,10 @@ pub fn scopes(granted: &[String], requested: Option<&str>) -> Result<Vec<String>
 }
 
 /// The resources of the refreshed token: the granted ones, or the one requested among them.
-pub fn resources(granted: &[String], requested: Option<&str>) -> Result<Vec<String>, Refusal> {
+pub(crate) fn resources(
+    granted: &[String],
+    requested: Option<&str>,
+) -> Result<Vec<String>, Refusal> {
     match requested {
         None => Ok(granted.to_vec()),
         Some(r) if granted.iter().any(|x| x == r) => Ok(vec![r.to_string()]),

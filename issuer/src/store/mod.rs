@@ -121,7 +121,7 @@ pub struct Claims {
 impl Claims {
     /// The email address if the identity source verified it: the only one that may pass
     /// email-based access rules or reach tokens.
-    pub fn verified_email(&self) -> Option<&str> {
+    pub(crate) fn verified_email(&self) -> Option<&str> {
         self.email
             .as_deref()
             .filter(|_| self.email_verified == Some(true))

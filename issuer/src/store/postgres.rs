@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
 
-/// The PostgreSQL implementation of [`Store`](super::Store).
+/// The PostgreSQL implementation of [`Store`].
 #[derive(Clone, Debug)]
 pub struct PostgresStore {
     pool: PgPool,
@@ -70,7 +70,7 @@ impl PostgresStore {
 
     /// A plain transaction: PostgreSQL runs it at READ COMMITTED, and the statements that must
     /// be serialised lock their rows with `FOR UPDATE`.
-    async fn begin_write(&self) -> super::Result<sqlx::Transaction<'static, sqlx::Postgres>> {
+    async fn begin_write(&self) -> super::Result<Tx> {
         self.pool.begin().await.map_err(err)
     }
 
@@ -110,5 +110,8 @@ fn err(e: sqlx::Error) -> super::StoreError {
         e => StoreError::Backend(Box::new(e)),
     }
 }
+
+/// A write transaction ([`PostgresStore::begin_write`]).
+type Tx = sqlx::Transaction<'static, sqlx::Postgres>;
 
 super::sql::impl_sql_store!(PostgresStore, PgRow);

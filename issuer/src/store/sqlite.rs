@@ -9,7 +9,7 @@ use sqlx::sqlite::{
     SqliteSynchronous,
 };
 
-/// The SQLite implementation of [`Store`](super::Store).
+/// The SQLite implementation of [`Store`].
 #[derive(Clone, Debug)]
 pub struct SqliteStore {
     pool: SqlitePool,
@@ -70,7 +70,7 @@ impl SqliteStore {
     /// SQLite serialises writers: `BEGIN IMMEDIATE` takes the write lock at the start (waiting up
     /// to the busy timeout), so a transaction that reads and then writes is never refused half way
     /// with `SQLITE_BUSY`, and rows read in it cannot change before it commits.
-    async fn begin_write(&self) -> super::Result<sqlx::Transaction<'static, sqlx::Sqlite>> {
+    async fn begin_write(&self) -> super::Result<Tx> {
         self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(err)
     }
 
@@ -111,5 +111,8 @@ fn err(e: sqlx::Error) -> super::StoreError {
         e => StoreError::Backend(Box::new(e)),
     }
 }
+
+/// A write transaction ([`SqliteStore::begin_write`]).
+type Tx = sqlx::Transaction<'static, sqlx::Sqlite>;
 
 super::sql::impl_sql_store!(SqliteStore, SqliteRow);

@@ -12,8 +12,8 @@ use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use clap::Parser;
 use http::{Request, Response, StatusCode, header};
 use http_body_util::BodyExt;
+use issuer::Issuer;
 use issuer::config::{Args, Config};
-use issuer::state::Issuer;
 use tower::ServiceExt;
 
 pub const ISSUER: &str = "http://127.0.0.1:5556";
@@ -120,7 +120,7 @@ async fn try_build(
     std::fs::write(clients.join("default.web.secret"), "web-secret\n").unwrap();
     std::fs::write(clients.join("default.svc.secret"), "svc-secret").unwrap();
     std::fs::write(clients.join("default.mail.secret"), "mail-secret").unwrap();
-    let hash = issuer::directory::users::hash_password(PASSWORD).unwrap();
+    let hash = issuer::hash_password(PASSWORD).unwrap();
     std::fs::write(
         dir.path().join("users.yaml"),
         format!(

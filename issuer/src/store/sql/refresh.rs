@@ -48,6 +48,80 @@ macro_rules! sql_refresh {
             }
         }
 
+        /// A token rotated before, within its grace window: follows the chain of successors
+        /// (each link within its own window) to the current token; `(salts, current)`, or
+        /// `None` if the chain cannot be followed (then the presentation is reuse).
+        async fn follow_grace_chain(
+            tx: &mut Tx,
+            token: &$row,
+            family_id: &str,
+            now: i64,
+        ) -> StoreResult<Option<(Vec<[u8; 32]>, SecretHash)>> {
+            let mut salts = Vec::new();
+            let mut link = grace_link(token, now)?;
+            while let Some((salt, next)) = link.take() {
+                if salts.len() == MAX_GRACE_CHAIN {
+                    break;
+                }
+                salts.push(salt);
+                let sql = format!(
+                    "SELECT {LINK_COLS} FROM refresh_tokens \
+                     WHERE token_hash = $1 AND family_id = $2"
+                );
+                let Some(row) = sqlx::query(&sql)
+                    .bind(&next.0[..])
+                    .bind(family_id)
+                    .fetch_optional(&mut **tx)
+                    .await
+                    .map_err(err)?
+                else {
+                    break;
+                };
+                if row.try_get::<Option<i64>, _>("rotated_at").map_err(err)?.is_none() {
+                    return Ok(Some((salts, next)));
+                }
+                link = grace_link(&row, now)?;
+            }
+            Ok(None)
+        }
+
+        /// Rotates the current token `old`: marks it rotated, keeping the link to its successor
+        /// for the grace window (`grace_secs`, 0 for none), and inserts the successor.
+        async fn rotate_current(
+            tx: &mut Tx,
+            old: &SecretHash,
+            new: &Successor,
+            family_id: &str,
+            now: i64,
+            grace_secs: i64,
+        ) -> StoreResult<()> {
+            let grace_until = (grace_secs > 0).then(|| now.saturating_add(grace_secs));
+            sqlx::query(
+                "UPDATE refresh_tokens SET rotated_at = $1, grace_until = $2, \
+                 successor_hash = $3, successor_salt = $4 \
+                 WHERE token_hash = $5 AND rotated_at IS NULL",
+            )
+            .bind(now)
+            .bind(grace_until)
+            .bind(grace_until.map(|_| &new.hash.0[..]))
+            .bind(grace_until.map(|_| &new.salt[..]))
+            .bind(&old.0[..])
+            .execute(&mut **tx)
+            .await
+            .map_err(err)?;
+            sqlx::query(
+                "INSERT INTO refresh_tokens (token_hash, family_id, created_at, rotated_at) \
+                 VALUES ($1, $2, $3, NULL)",
+            )
+            .bind(&new.hash.0[..])
+            .bind(family_id)
+            .bind(now)
+            .execute(&mut **tx)
+            .await
+            .map_err(err)?;
+            Ok(())
+        }
+
         $crate::store::sql::consents::sql_consents!($store, $row; {
             $($methods)*
             async fn create_refresh_family(
@@ -169,37 +243,9 @@ macro_rules! sql_refresh {
                 };
                 let rotated_at: Option<i64> = token.try_get("rotated_at").map_err(err)?;
                 let again = if rotated_at.is_some() {
-                    // Rotated before. Within its grace window, follow the chain of successors
-                    // (each link within its own window) to the current token; otherwise, or if
-                    // the chain cannot be followed, this is reuse.
-                    let mut salts = Vec::new();
-                    let mut link = grace_link(&token, now)?;
-                    let mut current = None;
-                    while let Some((salt, next)) = link.take() {
-                        if salts.len() == MAX_GRACE_CHAIN {
-                            break;
-                        }
-                        salts.push(salt);
-                        let sql = format!(
-                            "SELECT {LINK_COLS} FROM refresh_tokens \
-                             WHERE token_hash = $1 AND family_id = $2"
-                        );
-                        let Some(row) = sqlx::query(&sql)
-                            .bind(&next.0[..])
-                            .bind(&family.id)
-                            .fetch_optional(&mut *tx)
-                            .await
-                            .map_err(err)?
-                        else {
-                            break;
-                        };
-                        if row.try_get::<Option<i64>, _>("rotated_at").map_err(err)?.is_none() {
-                            current = Some(next);
-                            break;
-                        }
-                        link = grace_link(&row, now)?;
-                    }
-                    let Some(current) = current else {
+                    // Rotated before: follow the chain within its grace window, or this is reuse.
+                    let Some(again) = follow_grace_chain(&mut tx, &token, &family.id, now).await?
+                    else {
                         sqlx::query("UPDATE refresh_families SET revoked = TRUE WHERE id = $1")
                             .bind(&family.id)
                             .execute(&mut *tx)
@@ -209,34 +255,9 @@ macro_rules! sql_refresh {
                         family.revoked = true;
                         return Ok(Rotation::Reused(family));
                     };
-                    Some((salts, current))
+                    Some(again)
                 } else {
-                    // Current: rotate it, keeping the link to its successor for the grace window.
-                    let grace_until =
-                        (policy.grace_secs > 0).then(|| now.saturating_add(policy.grace_secs));
-                    sqlx::query(
-                        "UPDATE refresh_tokens SET rotated_at = $1, grace_until = $2, \
-                         successor_hash = $3, successor_salt = $4 \
-                         WHERE token_hash = $5 AND rotated_at IS NULL",
-                    )
-                    .bind(now)
-                    .bind(grace_until)
-                    .bind(grace_until.map(|_| &new.hash.0[..]))
-                    .bind(grace_until.map(|_| &new.salt[..]))
-                    .bind(&old.0[..])
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(err)?;
-                    sqlx::query(
-                        "INSERT INTO refresh_tokens (token_hash, family_id, created_at, rotated_at) \
-                         VALUES ($1, $2, $3, NULL)",
-                    )
-                    .bind(&new.hash.0[..])
-                    .bind(&family.id)
-                    .bind(now)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(err)?;
+                    rotate_current(&mut tx, old, new, &family.id, now, policy.grace_secs).await?;
                     None
                 };
                 family.idle_expires_at = now.saturating_add(policy.idle_secs).min(family.expires_at);
