@@ -1,24 +1,26 @@
 //! What every reconcile shares: the Kubernetes client, the plan settings, the event recorder,
-//! the metrics, the clock and random source, the controller's cache of ConnectedApps, the
-//! count of consecutive failures per app (for the backoff), and the versions of apps its own
-//! writes replaced (to recognise a cache that has not caught up with them).
+//! the metrics, the clock and random source, the controller's caches of ConnectedApps and of
+//! the Secrets it owns, the count of consecutive failures per app (for the backoff), and the
+//! versions of apps and Secrets its own writes replaced (to recognise a cache that has not
+//! caught up with them).
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, RwLock};
-use std::time::{Duration, Instant};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::time::Duration;
 
 use api::ConnectedApp;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::jiff::Timestamp;
 use kube::Client;
 use kube::runtime::events::{Recorder, Reporter};
-use kube::runtime::reflector::ObjectRef;
+use kube::runtime::reflector::{ObjectRef, Store};
 
 use crate::app_cache::AppCache;
 use crate::clock::Clock;
 use crate::config::ControllerConfig;
 use crate::labels::MANAGER;
 use crate::metrics::Metrics;
+use crate::own_writes::OwnWrites;
 use crate::plan::{self, OsRandom, Plan, PlanConfig, Random};
 
 /// Everything a reconcile needs.
@@ -36,24 +38,29 @@ pub struct Context {
     failures: Mutex<HashMap<ObjectRef<ConnectedApp>, u32>>,
     /// The controller's cache of every watched ConnectedApp (set by `controller::run`).
     apps: RwLock<Option<AppCache>>,
-    /// Per app, the resourceVersions its reconciles' own writes replaced, until the cache has
-    /// moved past them (see [`Context::replaced_by_own_write`]).
-    replaced: Mutex<Replaced>,
+    /// The controller's cache of the Secrets it owns (set by `controller::run`).
+    secrets: RwLock<Option<Store<Secret>>>,
+    /// Versions of apps this controller's writes replaced (see
+    /// [`Context::replaced_by_own_write`]).
+    replaced_apps: OwnWrites<ConnectedApp>,
+    /// Versions of Secrets this controller's writes replaced (see [`Context::cached_secret`]).
+    replaced_secrets: OwnWrites<Secret>,
 }
 
-/// The resourceVersions of apps that this controller's writes replaced.
-#[derive(Default)]
-struct Replaced {
-    versions: HashMap<ObjectRef<ConnectedApp>, (Vec<String>, Instant)>,
-    /// Writes recorded since the last purge.
-    since_purge: usize,
+/// What the controller's cache of the Secrets it owns says about one Secret.
+pub(crate) enum CachedSecret {
+    /// It holds the Secret, in a version no own write has replaced.
+    Held(Arc<Secret>),
+    /// It has listed the owned Secrets and holds none of that name: there is none, or one this
+    /// controller does not own (or its own create is not seen yet).
+    NotOwned,
+    /// No cache, not listed yet, or behind an own write: read the API server.
+    Unknown,
 }
 
-/// An entry older than this is forgotten (for an app deleted before its reconcile saw the cache
-/// catch up): a cache is never that far behind.
-const REPLACED_MEMORY: Duration = Duration::from_secs(120);
-/// Old entries are purged every this many recorded writes.
-const PURGE_EVERY: usize = 1024;
+/// How long a reconcile waits for the first list of owned Secrets before it reads the Secret
+/// from the API server instead.
+const SECRETS_LISTED_WAIT: Duration = Duration::from_secs(10);
 
 impl Context {
     /// A context with the system clock and the OS random source.
@@ -92,7 +99,9 @@ impl Context {
             rng: Mutex::new(rng),
             failures: Mutex::new(HashMap::new()),
             apps: RwLock::new(None),
-            replaced: Mutex::new(Replaced::default()),
+            secrets: RwLock::new(None),
+            replaced_apps: OwnWrites::default(),
+            replaced_secrets: OwnWrites::default(),
         }
     }
 
@@ -140,50 +149,60 @@ impl Context {
     /// (resourceVersions), so that a reconcile of the cached `before` is recognised as stale
     /// ([`Context::replaced_by_own_write`]).
     pub(crate) fn wrote(&self, app: &ConnectedApp, before: Option<String>, after: Option<&str>) {
-        let Some(before) = before.filter(|b| Some(b.as_str()) != after) else {
-            return;
-        };
-        let mut replaced = self
-            .replaced
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        replaced.since_purge += 1;
-        if replaced.since_purge >= PURGE_EVERY {
-            replaced.since_purge = 0;
-            replaced
-                .versions
-                .retain(|_, (_, at)| at.elapsed() < REPLACED_MEMORY);
-        }
-        let entry = replaced
-            .versions
-            .entry(ObjectRef::from_obj(app))
-            .or_insert_with(|| (Vec::new(), Instant::now()));
-        entry.0.push(before);
-        entry.1 = Instant::now();
+        self.replaced_apps
+            .wrote(ObjectRef::from_obj(app), before, after);
     }
 
     /// Whether `app`, as the cache holds it, is a version that one of this controller's own
     /// writes has already replaced: the watch event of that write is still on its way and will
-    /// bring a reconcile of the current version. Once the cache holds another version, the
-    /// record is forgotten.
+    /// bring a reconcile of the current version.
     pub(crate) fn replaced_by_own_write(&self, app: &ConnectedApp) -> bool {
-        let key = ObjectRef::from_obj(app);
-        let mut replaced = self
-            .replaced
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let stale = match (
-            replaced.versions.get(&key),
-            app.metadata.resource_version.as_ref(),
-        ) {
-            (Some((versions, _)), Some(version)) => versions.contains(version),
-            (Some(_), None) => false,
-            (None, _) => return false,
+        self.replaced_apps.replaced(
+            &ObjectRef::from_obj(app),
+            app.metadata.resource_version.as_deref(),
+        )
+    }
+
+    /// Uses `store` (the controller's watch of the Secrets it owns) for [`Context::cached_secret`].
+    pub(crate) fn set_secrets(&self, store: Store<Secret>) {
+        *self.secrets.write().unwrap_or_else(PoisonError::into_inner) = Some(store);
+    }
+
+    /// The Secret `namespace/name` as the controller's cache of owned Secrets holds it. A cache
+    /// behind a change made by someone else is safe: a replace carries the version it was
+    /// planned from and is refused (409), and the watch event of the change brings another
+    /// reconcile; one behind this controller's own replace is not used.
+    pub(crate) async fn cached_secret(&self, namespace: &str, name: &str) -> CachedSecret {
+        let Some(store) = self
+            .secrets
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+        else {
+            return CachedSecret::Unknown;
         };
-        if !stale {
-            replaced.versions.remove(&key);
+        let listed = tokio::time::timeout(SECRETS_LISTED_WAIT, store.wait_until_ready()).await;
+        if !matches!(listed, Ok(Ok(()))) {
+            return CachedSecret::Unknown;
         }
-        stale
+        let key = ObjectRef::new(name).within(namespace);
+        match store.get(&key) {
+            None => CachedSecret::NotOwned,
+            Some(secret) => {
+                let version = secret.metadata.resource_version.as_deref();
+                if self.replaced_secrets.replaced(&key, version) {
+                    CachedSecret::Unknown
+                } else {
+                    CachedSecret::Held(secret)
+                }
+            }
+        }
+    }
+
+    /// Records that this controller replaced the Secret `namespace/name` (version `before`).
+    pub(crate) fn wrote_secret(&self, namespace: &str, name: &str, before: Option<String>) {
+        self.replaced_secrets
+            .wrote(ObjectRef::new(name).within(namespace), before, None);
     }
 
     /// Counts a failed reconcile of `app`; returns its consecutive failures so far.

@@ -52,6 +52,7 @@ mod labels;
 mod lease;
 mod metrics;
 mod operator;
+mod own_writes;
 mod plan;
 mod reconcile;
 pub mod signing_keys;

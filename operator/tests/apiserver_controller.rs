@@ -1100,6 +1100,7 @@ async fn a_cold_start_writes_at_most_four_requests_per_app_and_a_settled_restart
     replica.stop().await;
 
     server.reset_counts();
+    let restart_request = server.requests().len();
     let restarted = start(client, config(), None);
     while restarted.metrics.successful_reconciles() < APPS as u64 {
         assert!(
@@ -1114,6 +1115,15 @@ async fn a_cold_start_writes_at_most_four_requests_per_app_and_a_settled_restart
         0,
         "{:?}",
         server.write_counts()
+    );
+    let secret_reads: Vec<String> = server.requests()[restart_request..]
+        .iter()
+        .filter(|r| r.starts_with("GET ") && r.contains("/secrets/"))
+        .cloned()
+        .collect();
+    assert!(
+        secret_reads.is_empty(),
+        "a settled app's Secret is read from the controller's watch, not the API server: {secret_reads:?}"
     );
     restarted.stop().await;
 }

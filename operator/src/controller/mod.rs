@@ -13,7 +13,7 @@ use futures::{StreamExt as _, TryStreamExt as _};
 use k8s_openapi::api::core::v1::Secret;
 use kube::Api;
 use kube::runtime::controller::Controller;
-use kube::runtime::{WatchStreamExt as _, watcher};
+use kube::runtime::{WatchStreamExt as _, reflector, watcher};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
@@ -62,9 +62,14 @@ pub(crate) async fn run(ctx: Arc<Context>, config: &ControllerConfig, shutdown: 
         .applied_objects();
     let controller = Controller::for_stream(own, cache.store());
     ctx.set_apps(cache);
+    // The Secrets it owns, kept in a cache the reconciles read instead of the API server
+    // (`Context::cached_secret`); each change also reconciles the Secret's app.
+    let (secret_store, secret_writer) = reflector::store();
+    let owned_secrets = reflector(secret_writer, watcher(secrets.clone(), owned)).touched_objects();
+    ctx.set_secrets(secret_store);
     let running = controller
         .reconcile_on(rechecks)
-        .owns(secrets.clone(), owned)
+        .owns_stream(owned_secrets)
         .watches(secrets, labelled_external, |secret: Secret| {
             triggers::app_of_labelled_secret(&secret)
         })

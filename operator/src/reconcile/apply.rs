@@ -1,4 +1,5 @@
-//! The reconcile of a live app (the finalizer's `Apply`): which plan, then its writes in order —
+//! The reconcile of a live app (the finalizer's `Apply`): which plan (from the app's Secret as the
+//! controller's cache of owned Secrets holds it, else as read), then its writes in order —
 //! the status published before the Secret, the Secret, the final status, the events — each only
 //! when it changes something.
 
@@ -11,9 +12,9 @@ use kube::{Api, ResourceExt as _};
 use tracing::debug;
 
 use super::{conflicts, events, secret, status};
-use crate::context::Context;
+use crate::context::{CachedSecret, Context};
 use crate::error::{Error, Result};
-use crate::plan;
+use crate::plan::{self, SecretAction};
 
 /// Reconciles a live app: plans (conflicts among `peers` first, else from the observed Secret)
 /// and writes what differs.
@@ -26,13 +27,29 @@ pub(super) async fn apply(
     let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &ns);
     let apps: Api<ConnectedApp> = Api::namespaced(ctx.client.clone(), &ns);
     let secret_name = app.secret_name();
-    let plan = match conflicts::plan_among(&app, ctx, peers) {
+    let (mut plan, mut guessed) = match conflicts::plan_among(&app, ctx, peers) {
         // Not a client: its Secret is neither read nor written.
-        Some(plan) => plan,
-        None => {
-            let observed = secrets.get_opt(&secret_name).await.map_err(Error::Kube)?;
-            ctx.plan(&app, observed.as_ref())
-        }
+        Some(plan) => (plan, false),
+        None => match ctx.cached_secret(&ns, &secret_name).await {
+            CachedSecret::Held(cached) => (ctx.plan(&app, Some(&cached)), false),
+            CachedSecret::NotOwned if app.status.is_none() => {
+                // A new app whose Secret the controller does not hold: there is none, unless one
+                // of that name is not the controller's. The create finds out (409), without a
+                // read first.
+                let plan = ctx.plan(&app, None);
+                match (&plan.secret, &plan.status_before_secret) {
+                    (SecretAction::Create(_), None) => (plan, true),
+                    _ => (
+                        read_and_plan(&app, &secrets, &secret_name, ctx).await?,
+                        false,
+                    ),
+                }
+            }
+            CachedSecret::NotOwned | CachedSecret::Unknown => (
+                read_and_plan(&app, &secrets, &secret_name, ctx).await?,
+                false,
+            ),
+        },
     };
 
     let mut statuses = StatusWriter {
@@ -41,27 +58,49 @@ pub(super) async fn apply(
         published: app.status.clone(),
         version: app.resource_version(),
     };
-    if let Some(early) = &plan.status_before_secret {
-        statuses.publish(early, ctx).await?;
-    }
-    if let Err(e) = secret::write(&secrets, &secret_name, &plan.secret, ctx).await {
-        let new_app = statuses
-            .published
-            .as_ref()
-            .is_none_or(|s| !s.conditions.iter().any(|c| c.type_ == CONDITION_READY));
-        if new_app {
-            // Say why in status: the app has no condition yet.
-            let why = plan::provisioning(&app, &ctx.plan, ctx.now(), &describe(&e));
-            if statuses.publish(&why.status, ctx).await.is_ok() {
-                events::record(&app, &why.events, ctx).await;
+    loop {
+        if let Some(early) = &plan.status_before_secret {
+            statuses.publish(early, ctx).await?;
+        }
+        match secret::write(&secrets, &secret_name, &plan.secret, ctx).await {
+            Ok(()) => break,
+            Err(Error::Kube(kube::Error::Api(status))) if guessed && status.code == 409 => {
+                // A Secret of that name exists after all: plan from it.
+                debug!(secret = %secret_name, "Secret exists though not cached; reading it");
+                guessed = false;
+                plan = read_and_plan(&app, &secrets, &secret_name, ctx).await?;
+            }
+            Err(e) => {
+                let new_app = statuses
+                    .published
+                    .as_ref()
+                    .is_none_or(|s| !s.conditions.iter().any(|c| c.type_ == CONDITION_READY));
+                if new_app {
+                    // Say why in status: the app has no condition yet.
+                    let why = plan::provisioning(&app, &ctx.plan, ctx.now(), &describe(&e));
+                    if statuses.publish(&why.status, ctx).await.is_ok() {
+                        events::record(&app, &why.events, ctx).await;
+                    }
+                }
+                return Err(e);
             }
         }
-        return Err(e);
     }
     statuses.publish(&plan.status, ctx).await?;
     events::record(&app, &plan.events, ctx).await;
     debug!(requeue_after = ?plan.requeue_after, "reconciled");
     Ok(Action::requeue(plan.requeue_after))
+}
+
+/// The plan for `app` from its Secret as the API server has it.
+async fn read_and_plan(
+    app: &ConnectedApp,
+    secrets: &Api<Secret>,
+    name: &str,
+    ctx: &Context,
+) -> Result<plan::Plan> {
+    let observed = secrets.get_opt(name).await.map_err(Error::Kube)?;
+    Ok(ctx.plan(app, observed.as_ref()))
 }
 
 /// The app's status writes of one reconcile: each only when it differs from the status last

@@ -7,7 +7,12 @@
 //!   controller's own write already replaced;
 //! - `apply`: the steps while the app lives, in order: which plan (`conflicts` first, then
 //!   the observed Secret), the status published before the Secret, the Secret (`secret`), the
-//!   final status (`status`), the events (`events`);
+//!   final status (`status`), the events (`events`). The Secret is observed in the controller's
+//!   cache of the Secrets it owns and read from the API server only when the cache cannot say
+//!   (not listed yet, behind an own write, or no owned Secret of that name for an app that
+//!   already has a status); a new app's Secret that the cache does not hold is created without a
+//!   read, and a 409 (a Secret of that name that is not the controller's) makes it read and plan
+//!   again;
 //! - `cleanup`: what deleting the app removes.
 //!
 //! Order of writes for a rotated or replaced client secret of an app that has a Ready condition:

@@ -35,10 +35,14 @@ pub(super) async fn write(
             // Leave field ownership to the server (an update without managedFields keeps them).
             let mut secret = secret.clone();
             secret.metadata.managed_fields = None;
+            let before = secret.metadata.resource_version.clone();
             secrets
                 .replace(name, &pp, &secret)
                 .await
                 .map_err(Error::Kube)?;
+            if let Some(ns) = secrets.namespace() {
+                ctx.wrote_secret(ns, name, before);
+            }
             ctx.metrics.write(Write::SecretReplace);
             info!(secret = %name, "updated Secret");
         }

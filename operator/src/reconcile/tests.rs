@@ -131,6 +131,25 @@ async fn scenario_bound(
     resource_hosts: &str,
     expectations: Vec<Expect>,
 ) -> (crate::Result<kube::runtime::controller::Action>, u64) {
+    run_scenario(app, cached, resource_hosts, None, expectations).await
+}
+
+/// [`scenario`] with the controller's cache of owned Secrets listed, holding `owned`.
+async fn scenario_owning(
+    app: ConnectedApp,
+    owned: Vec<Secret>,
+    expectations: Vec<Expect>,
+) -> (crate::Result<kube::runtime::controller::Action>, u64) {
+    run_scenario(app, Vec::new(), "", Some(owned), expectations).await
+}
+
+async fn run_scenario(
+    app: ConnectedApp,
+    cached: Vec<ConnectedApp>,
+    resource_hosts: &str,
+    owned: Option<Vec<Secret>>,
+    expectations: Vec<Expect>,
+) -> (crate::Result<kube::runtime::controller::Action>, u64) {
     let (service, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
     let client = Client::new(service, "default");
     let mut config = ControllerConfig::new(cfg().issuer_url);
@@ -150,6 +169,16 @@ async fn scenario_bound(
         indexer.apply(&kube::runtime::watcher::Event::Apply(other));
     }
     ctx.set_apps(cache);
+    let (secrets, mut secrets_writer) = kube::runtime::reflector::store::<Secret>();
+    if let Some(owned) = owned {
+        use kube::runtime::watcher::Event;
+        secrets_writer.apply_watcher_event(&Event::Init);
+        for secret in owned {
+            secrets_writer.apply_watcher_event(&Event::InitApply(secret));
+        }
+        secrets_writer.apply_watcher_event(&Event::InitDone);
+        ctx.set_secrets(secrets);
+    }
     let verifier = tokio::spawn(serve(handle, expectations));
     let result = tokio::time::timeout(Duration::from_secs(10), reconcile(Arc::new(app), ctx))
         .await
@@ -315,6 +344,65 @@ async fn settled_app_makes_no_write() {
     .await;
     assert!(result.is_ok());
     assert_eq!(writes, 0);
+}
+
+#[tokio::test]
+async fn a_settled_app_is_planned_from_the_cached_secret_without_a_request() {
+    let (app, secret) = settled();
+    let (result, writes) = scenario_owning(app, vec![secret], vec![]).await;
+    assert!(result.is_ok());
+    assert_eq!(writes, 0);
+}
+
+#[tokio::test]
+async fn a_new_app_whose_secret_is_not_cached_creates_it_without_a_read() {
+    let app = basic();
+    let (result, writes) = scenario_owning(
+        app.clone(),
+        vec![],
+        vec![
+            expect("POST", SECRETS_POST).echo(),
+            expect("PATCH", STATUS)
+                .check(|b| assert_eq!(b["status"]["conditions"][0]["reason"], reason::REGISTERED))
+                .respond(200, app_json(&app)),
+            event("Registered", "Normal"),
+        ],
+    )
+    .await;
+    assert!(result.is_ok());
+    assert_eq!(writes, 3);
+}
+
+#[tokio::test]
+async fn a_new_app_whose_create_meets_a_foreign_secret_reads_it_and_leaves_it_alone() {
+    let app = basic();
+    let foreign = json!({"apiVersion": "v1", "kind": "Secret",
+        "metadata": {"name": "grafana-keyway", "namespace": "tools", "resourceVersion": "3"},
+        "data": {"password": "aHVudGVyMg=="}});
+    let (result, writes) = scenario_owning(
+        app.clone(),
+        vec![],
+        vec![
+            expect("POST", SECRETS_POST).respond(
+                409,
+                json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+                       "message": "secrets \"grafana-keyway\" already exists",
+                       "reason": "AlreadyExists", "code": 409}),
+            ),
+            expect("GET", SECRET).respond(200, foreign),
+            expect("PATCH", STATUS)
+                .check(|b| {
+                    let c = &b["status"]["conditions"][0];
+                    assert_eq!(c["reason"], reason::SECRET_CONFLICT);
+                    assert!(b["status"].get("clientSecrets").is_none());
+                })
+                .respond(200, app_json(&app)),
+            event("SecretConflict", "Warning"),
+        ],
+    )
+    .await;
+    assert!(result.is_ok(), "{result:?}");
+    assert_eq!(writes, 2, "the refused create is not a write");
 }
 
 #[tokio::test]
