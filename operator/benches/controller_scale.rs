@@ -193,16 +193,21 @@ impl Server {
     }
 }
 
-/// The API server's count of write requests so far, by (verb, resource[/subresource]), from its
-/// Prometheus metrics; verbs named as the test server names them (APPLY is a patch).
-async fn scrape_writes(client: &Client) -> Result<BTreeMap<(String, String), u64>, String> {
+/// A real kube-apiserver's Prometheus metrics, as text.
+async fn metrics_text(client: &Client) -> Result<String, String> {
     let request = http::Request::get("/metrics")
         .body(Vec::new())
         .map_err(|e| e.to_string())?;
-    let text = client
+    client
         .request_text(request)
         .await
-        .map_err(|e| format!("GET /metrics: {e}"))?;
+        .map_err(|e| format!("GET /metrics: {e}"))
+}
+
+/// The API server's count of write requests so far, by (verb, resource[/subresource]), from its
+/// Prometheus metrics; verbs named as the test server names them (APPLY is a patch).
+async fn scrape_writes(client: &Client) -> Result<BTreeMap<(String, String), u64>, String> {
+    let text = metrics_text(client).await?;
     let mut out = BTreeMap::new();
     for line in text.lines() {
         let Some(rest) = line.strip_prefix("apiserver_request_total{") else {
@@ -245,13 +250,7 @@ async fn scrape_writes(client: &Client) -> Result<BTreeMap<(String, String), u64
 
 /// The CPU time a real kube-apiserver has used so far (`process_cpu_seconds_total`).
 async fn scrape_cpu(client: &Client) -> Result<f64, String> {
-    let request = http::Request::get("/metrics")
-        .body(Vec::new())
-        .map_err(|e| e.to_string())?;
-    let text = client
-        .request_text(request)
-        .await
-        .map_err(|e| format!("GET /metrics: {e}"))?;
+    let text = metrics_text(client).await?;
     text.lines()
         .find_map(|l| l.strip_prefix("process_cpu_seconds_total "))
         .and_then(|v| v.trim().parse().ok())

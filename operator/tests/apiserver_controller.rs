@@ -1034,6 +1034,19 @@ async fn a_settled_resync_makes_no_writes() {
     restarted.stop().await;
 }
 
+/// The requests the server received from the `first`-th on that `matches` accepts.
+fn requests_since(
+    server: &FakeApiServer,
+    first: usize,
+    matches: impl Fn(&str) -> bool,
+) -> Vec<String> {
+    server.requests()[first..]
+        .iter()
+        .filter(|r| matches(r))
+        .cloned()
+        .collect()
+}
+
 /// The write budget of a cold start (issue 15, docs/operator.md "Scale"): at most four write
 /// requests per new app — the finalizer, the Secret, one status, one event — and none that
 /// changes nothing (a repeated status apply, a repeated event); then none at all from a
@@ -1087,11 +1100,9 @@ async fn a_cold_start_writes_at_most_four_requests_per_app_and_a_settled_restart
         0,
         "no repeated event: {counts:?}"
     );
-    let app_watches: Vec<String> = server.requests()[first_request..]
-        .iter()
-        .filter(|r| r.contains("/connectedapps?") && r.contains("watch=true"))
-        .cloned()
-        .collect();
+    let app_watches = requests_since(&server, first_request, |r| {
+        r.contains("/connectedapps?") && r.contains("watch=true")
+    });
     assert_eq!(
         app_watches.len(),
         1,
@@ -1116,11 +1127,9 @@ async fn a_cold_start_writes_at_most_four_requests_per_app_and_a_settled_restart
         "{:?}",
         server.write_counts()
     );
-    let secret_reads: Vec<String> = server.requests()[restart_request..]
-        .iter()
-        .filter(|r| r.starts_with("GET ") && r.contains("/secrets/"))
-        .cloned()
-        .collect();
+    let secret_reads = requests_since(&server, restart_request, |r| {
+        r.starts_with("GET ") && r.contains("/secrets/")
+    });
     assert!(
         secret_reads.is_empty(),
         "a settled app's Secret is read from the controller's watch, not the API server: {secret_reads:?}"
