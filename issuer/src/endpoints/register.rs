@@ -79,7 +79,7 @@ pub(crate) async fn register(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response> {
-    let Some(dcr) = &iss.dcr else {
+    let Some(dcr) = iss.dcr() else {
         return Err(Error::page(
             StatusCode::NOT_FOUND,
             "Not found",
@@ -90,14 +90,14 @@ pub(crate) async fn register(
     let (grants, scopes) = meta.check(&dcr.scopes)?;
     let name = meta.name()?;
     // A registered client must not pass for an app people know (the consent page names it).
-    if iss.clients.has_name_like(&name) {
+    if iss.clients().has_name_like(&name) {
         return Err(meta_err(
             ErrorCode::InvalidClientMetadata,
             "client_name is the name of an app registered with keyway: choose another",
         ));
     }
-    let now = iss.clock.now();
-    if let Err(retry_after) = dcr.admit(iss.store.as_ref(), addr, now).await? {
+    let now = iss.clock().now();
+    if let Err(retry_after) = dcr.admit(iss.store().as_ref(), addr, now).await? {
         return Err(Error::RateLimited {
             description: "too many registrations, try again later".into(),
             retry_after,
@@ -105,7 +105,7 @@ pub(crate) async fn register(
     }
     let client_id = format!("{ID_PREFIX}{}", crate::util::random_id());
     let registered = meta.registered(&client_id, now, &name, &grants, &scopes);
-    iss.store
+    iss.store()
         .put_client(&RegisteredClient {
             client_id: client_id.clone(),
             metadata: registered.clone(),
