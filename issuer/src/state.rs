@@ -24,17 +24,20 @@ use crate::store::Store;
 use crate::util::Clock;
 
 /// Everything a request handler needs, composed of the sub-states that the endpoints which
-/// need less than all of it take instead (each built from it by [`FromRef`], a few `Arc` clones):
+/// need less than all of it take instead (each built from it by axum's `FromRef`, a few `Arc`
+/// clones):
 ///
-/// - [`Tokens`] (the issuer identifier, signing keys, clock, store): `/userinfo`, `/jwks`;
-/// - [`Clients`] ([`Tokens`] with the ConnectedApps and dynamic registration): `/revoke`,
-///   `/introspect`, the discovery documents;
-/// - [`Ops`] (readiness and metrics): `/readyz`, `/metrics`.
+/// - `Tokens` (the issuer identifier, signing keys, clock, store): `/userinfo`, `/jwks`;
+/// - `Clients` (`Tokens` with the ConnectedApps and dynamic registration): `/revoke`,
+///   `/introspect`, `/register`, the discovery documents;
+/// - `Ops` (readiness and metrics): `/readyz`, `/metrics`.
 ///
-/// The token, authorization, sign-in, consent, federation, account and registration endpoints
-/// take the whole state (`State<`[`Shared`]`>`): each reads nearly every part (clients, users,
-/// lifetimes, cookies, upstream providers, metrics besides [`Tokens`]), and `/token` then pays
-/// one `Arc` clone per request.
+/// `/token`, `/authorize`, `/login`, `/consent`, federation (`/upstream/*`) and the account
+/// endpoints (`/end_session`, `/logout`, `/account`, `/account/revoke`) take the whole state
+/// (`State<Shared>`, one `Arc` clone): besides `Clients`, `/token` reads the lifetimes, the
+/// users and upstream providers (no subject may pass for a client) and the metrics; the others
+/// read the session and cookie settings and, most of them, the users, the upstream providers or
+/// the lifetimes. Together that is nearly all of it.
 pub struct Issuer {
     /// Issuer identifier, signing keys, clock and store.
     tokens: Tokens,
@@ -155,8 +158,9 @@ impl Tokens {
 }
 
 /// The clients, ConnectedApps and dynamically registered, with [`Tokens`]: what authenticating
-/// a client and answering it about its tokens reads (`/revoke`, `/introspect`), and what the
-/// discovery documents list. Cloning it is three `Arc` clones at most.
+/// a client and answering it about its tokens reads (`/revoke`, `/introspect`), what
+/// registering a client reads (`/register`), and what the discovery documents list. Cloning it
+/// is three `Arc` clones at most.
 #[derive(Clone)]
 pub(crate) struct Clients {
     tokens: Tokens,
