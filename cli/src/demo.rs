@@ -92,7 +92,7 @@ pub async fn run(args: DemoArgs) -> Result<()> {
         }
     };
 
-    let issuer_args = issuer::config::Args::try_parse_from([
+    let issuer_args = issuer::Args::try_parse_from([
         "keyway-issuer".to_string(),
         format!("--issuer-url={issuer_url}"),
         format!("--listen=127.0.0.1:{}", args.issuer_port),
@@ -104,7 +104,7 @@ pub async fn run(args: DemoArgs) -> Result<()> {
         // Agents registering themselves may ask for the demo tool's scope too.
         "--dcr-scopes=openid profile email groups offline_access tool:read".to_string(),
     ])?;
-    let issuer_config = issuer::config::Config::from_args(issuer_args)
+    let issuer_config = issuer::Config::from_args(issuer_args)
         .map_err(|p| anyhow!("issuer configuration:\n  {}", p.join("\n  ")))?;
     let store = issuer::store::open(&issuer_config.store)
         .await

@@ -237,7 +237,7 @@ pub enum Command {
 
 /// Lifetimes, in seconds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Lifetimes {
+pub(crate) struct Lifetimes {
     /// Access token.
     pub access: u64,
     /// Refresh-token family (absolute).
@@ -278,45 +278,45 @@ pub struct Config {
     /// Store URL.
     pub store: String,
     /// ConnectedApp manifests directory.
-    pub clients_dir: Option<PathBuf>,
+    pub(crate) clients_dir: Option<PathBuf>,
     /// Static users file.
-    pub users_file: Option<PathBuf>,
+    pub(crate) users_file: Option<PathBuf>,
     /// Watch ConnectedApps in Kubernetes: `Some(namespace or None for all)`.
-    pub watch: Option<Option<String>>,
+    pub(crate) watch: Option<Option<String>>,
     /// Resource hosts bound to namespaces (`--resource-hosts`, with the watch only).
-    pub resource_hosts: api::resource_hosts::ResourceHosts,
+    pub(crate) resource_hosts: api::resource_hosts::ResourceHosts,
     /// Signing keys directory.
-    pub keys_dir: PathBuf,
+    pub(crate) keys_dir: PathBuf,
     /// The key directory is managed elsewhere (re-read, never written).
-    pub keys_read_only: bool,
+    pub(crate) keys_read_only: bool,
     /// Algorithm for new keys.
-    pub signing_alg: Alg,
+    pub(crate) signing_alg: Alg,
     /// Rotation interval.
-    pub key_rotation: Duration,
+    pub(crate) key_rotation: Duration,
     /// Publish lead.
-    pub key_publish_lead: Duration,
+    pub(crate) key_publish_lead: Duration,
     /// Default lifetimes.
-    pub lifetimes: Lifetimes,
+    pub(crate) lifetimes: Lifetimes,
     /// Dynamic client registration enabled.
-    pub dcr: bool,
+    pub(crate) dcr: bool,
     /// Scopes DCR clients may use.
-    pub dcr_scopes: Vec<String>,
+    pub(crate) dcr_scopes: Vec<String>,
     /// Registrations per minute.
-    pub dcr_rate: u32,
+    pub(crate) dcr_rate: u32,
     /// Registrations per hour per client address.
-    pub dcr_rate_per_address: u32,
+    pub(crate) dcr_rate_per_address: u32,
     /// Unused this long (seconds), a registered client expires.
-    pub dcr_idle_expiry: u64,
+    pub(crate) dcr_idle_expiry: u64,
     /// Extra CORS origins (`--cors-allowed-origins`), validated.
-    pub cors_allowed_origins: Vec<String>,
+    pub(crate) cors_allowed_origins: Vec<String>,
     /// `--trusted-proxies`, parsed.
-    pub trusted_proxies: Vec<crate::directory::client_addr::IpRange>,
+    pub(crate) trusted_proxies: Vec<crate::directory::client_addr::IpRange>,
     /// Log format.
     pub log_format: kit::log::Format,
     /// Whether cookies get `Secure` (issuer served over https).
-    pub secure_cookies: bool,
+    pub(crate) secure_cookies: bool,
     /// Upstream OpenID providers (federation), in button order.
-    pub upstreams: Vec<crate::directory::upstream::UpstreamConfig>,
+    pub(crate) upstreams: Vec<crate::directory::upstream::UpstreamConfig>,
 }
 
 impl Config {

@@ -2,7 +2,7 @@
 #![forbid(unsafe_code)]
 
 use clap::Parser;
-use issuer::config::{Args, Command, Config};
+use issuer::{Args, Command, Config};
 use kit::exit::{UNAVAILABLE, USAGE};
 
 /// mimalloc rather than the C library's allocator: every token request allocates and frees a

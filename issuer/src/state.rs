@@ -6,8 +6,13 @@
 
 use std::sync::Arc;
 
+use axum::extract::FromRef;
+
 use crate::config::{Config, Lifetimes};
+use crate::directory::client_addr::IpRange;
 use crate::directory::clients::{Client, Registry};
+use crate::directory::origins::Cors;
+use crate::directory::registered::DcrSettings;
 use crate::directory::upstream::{CookieKey, Upstream};
 use crate::directory::users::Users;
 use crate::error::{Error, ErrorCode, Result};
@@ -18,44 +23,50 @@ use crate::oauth::tokens::{Grant, Minted, Minter};
 use crate::store::Store;
 use crate::util::Clock;
 
-/// Everything a request handler needs.
+/// Everything a request handler needs, composed of the sub-states that the endpoints which
+/// need less than all of it take instead (each built from it by axum's `FromRef`, a few `Arc`
+/// clones):
+///
+/// - `Tokens` (the issuer identifier, signing keys, clock, store): `/userinfo`, `/jwks`;
+/// - `Clients` (`Tokens` with the ConnectedApps and dynamic registration): `/revoke`,
+///   `/introspect`, `/register`, the discovery documents;
+/// - `Ops` (readiness and metrics): `/readyz`, `/metrics`.
+///
+/// `/token`, `/authorize`, `/login`, `/consent`, federation (`/upstream/*`) and the account
+/// endpoints (`/end_session`, `/logout`, `/account`, `/account/revoke`) take the whole state
+/// (`State<Shared>`, one `Arc` clone): besides `Clients`, `/token` reads the lifetimes, the
+/// users and upstream providers (no subject may pass for a client) and the metrics; the others
+/// read the session and cookie settings and, most of them, the users, the upstream providers or
+/// the lifetimes. Together that is nearly all of it.
 pub struct Issuer {
-    /// Issuer identifier (no trailing slash).
-    pub(crate) issuer: String,
+    /// Issuer identifier, signing keys, clock and store.
+    tokens: Tokens,
+    /// The clients (holds a clone of `tokens`).
+    clients: Clients,
     /// Default lifetimes.
-    pub(crate) lifetimes: Lifetimes,
-    /// Signing keys.
-    pub(crate) keys: Keys,
-    /// ConnectedApp clients.
-    pub(crate) clients: Registry,
+    lifetimes: Lifetimes,
     /// Resource hosts bound to namespaces, applied to watched ConnectedApps (`crate::app::watch`).
-    pub(crate) resource_hosts: api::resource_hosts::ResourceHosts,
+    resource_hosts: api::resource_hosts::ResourceHosts,
     /// Static users.
-    pub(crate) users: Users,
-    /// Persistent state.
-    pub(crate) store: Arc<dyn Store>,
-    /// Clock.
-    pub(crate) clock: Clock,
+    users: Users,
     /// Metrics.
-    pub(crate) metrics: Metrics,
+    metrics: Arc<Metrics>,
     /// Cookies get `Secure` and the `__Host-` prefix.
-    pub(crate) secure_cookies: bool,
-    /// Dynamic client registration settings (`None`: disabled).
-    pub(crate) dcr: Option<crate::directory::registered::DcrSettings>,
+    secure_cookies: bool,
     /// Upstream OpenID providers (federation), in button order.
-    pub(crate) upstreams: Vec<crate::directory::upstream::Upstream>,
+    upstreams: Vec<Upstream>,
     /// The federation cookie's key (loaded when there are upstreams).
-    pub(crate) cookie_key: crate::directory::upstream::CookieKey,
+    cookie_key: CookieKey,
     /// Cross-origin settings of the client-facing endpoints.
-    pub(crate) cors: crate::directory::origins::Cors,
+    cors: Cors,
     /// Proxies whose `X-Forwarded-For` is believed (`--trusted-proxies`).
-    pub(crate) trusted_proxies: Vec<crate::directory::client_addr::IpRange>,
+    trusted_proxies: Vec<IpRange>,
 }
 
 impl std::fmt::Debug for Issuer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Issuer")
-            .field("issuer", &self.issuer)
+            .field("issuer", &self.tokens.issuer())
             .finish_non_exhaustive()
     }
 }
@@ -63,20 +74,266 @@ impl std::fmt::Debug for Issuer {
 /// Shared handle to the issuer.
 pub(crate) type Shared = Arc<Issuer>;
 
+/// The issuer identifier, the signing keys, the clock and the store: what signing, verifying
+/// and looking up tokens reads. `/userinfo` and `/jwks` take only this; cloning it is one `Arc`
+/// clone.
+#[derive(Clone)]
+pub(crate) struct Tokens(Arc<TokenParts>);
+
+struct TokenParts {
+    /// Issuer identifier (no trailing slash).
+    issuer: String,
+    /// Signing keys.
+    keys: Keys,
+    /// Clock.
+    clock: Clock,
+    /// Persistent state.
+    store: Arc<dyn Store>,
+}
+
+impl FromRef<Shared> for Tokens {
+    fn from_ref(iss: &Shared) -> Self {
+        iss.tokens.clone()
+    }
+}
+
+impl Tokens {
+    /// The issuer identifier (no trailing slash).
+    pub(crate) fn issuer(&self) -> &str {
+        &self.0.issuer
+    }
+
+    /// A URL on this issuer.
+    pub(crate) fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.0.issuer)
+    }
+
+    /// The signing keys.
+    pub(crate) fn keys(&self) -> &Keys {
+        &self.0.keys
+    }
+
+    /// The clock every expiry is measured with.
+    pub(crate) fn clock(&self) -> &Clock {
+        &self.0.clock
+    }
+
+    /// The persistent state.
+    pub(crate) fn store(&self) -> &Arc<dyn Store> {
+        &self.0.store
+    }
+
+    /// The claims of one of our access tokens if its signature, issuer and expiry hold (the
+    /// revocation list is not consulted).
+    pub(crate) fn access_claims(
+        &self,
+        token: &str,
+    ) -> Option<serde_json::Map<String, serde_json::Value>> {
+        self.0.keys.ring().verify(
+            token,
+            Typ::AccessToken,
+            &self.0.issuer,
+            self.0.clock.now_u64(),
+        )
+    }
+
+    /// Verifies one of our access tokens, that `accept` accepts its claims (checked before the
+    /// store is asked) and that it is not revoked.
+    pub(crate) async fn verified_access(
+        &self,
+        token: &str,
+        accept: impl FnOnce(&serde_json::Map<String, serde_json::Value>) -> bool,
+    ) -> Result<Option<serde_json::Map<String, serde_json::Value>>> {
+        let Some(claims) = self.access_claims(token).filter(|c| accept(c)) else {
+            return Ok(None);
+        };
+        let Some(jti) = claims.get("jti").and_then(|j| j.as_str()) else {
+            return Ok(None);
+        };
+        if self.0.store.is_access_revoked(jti).await? {
+            return Ok(None);
+        }
+        Ok(Some(claims))
+    }
+}
+
+/// The clients, ConnectedApps and dynamically registered, with [`Tokens`]: what authenticating
+/// a client and answering it about its tokens reads (`/revoke`, `/introspect`), what
+/// registering a client reads (`/register`), and what the discovery documents list. Cloning it
+/// is three `Arc` clones at most.
+#[derive(Clone)]
+pub(crate) struct Clients {
+    tokens: Tokens,
+    /// ConnectedApp clients.
+    registry: Arc<Registry>,
+    /// Dynamic client registration settings (`None`: disabled).
+    dcr: Option<Arc<DcrSettings>>,
+}
+
+impl FromRef<Shared> for Clients {
+    fn from_ref(iss: &Shared) -> Self {
+        iss.clients.clone()
+    }
+}
+
+impl Clients {
+    /// Issuer identifier, keys, clock and store.
+    pub(crate) fn tokens(&self) -> &Tokens {
+        &self.tokens
+    }
+
+    /// The ConnectedApp clients.
+    pub(crate) fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    /// Dynamic client registration settings (`None`: disabled).
+    pub(crate) fn dcr(&self) -> Option<&DcrSettings> {
+        self.dcr.as_deref()
+    }
+
+    /// A client by ID: ConnectedApps first, then dynamically registered clients (one unused for
+    /// `--dcr-idle-expiry` is gone, even before the sweep deletes its row).
+    pub(crate) async fn client(&self, id: &str) -> Result<Option<Arc<Client>>> {
+        if let Some(c) = self.registry.get(id) {
+            return Ok(Some(c));
+        }
+        let Some(dcr) = &self.dcr else {
+            return Ok(None);
+        };
+        if !id.starts_with(crate::directory::registered::ID_PREFIX) {
+            return Ok(None);
+        }
+        let row = self.tokens.store().get_client(id).await?;
+        let used_since = dcr.used_since(self.tokens.clock().now());
+        Ok(row
+            .filter(|r| r.last_used >= used_since)
+            .and_then(|r| crate::directory::registered::client_from_row(&r).map(Arc::new)))
+    }
+}
+
+/// What `/readyz` and `/metrics` read: [`Tokens`] (a signing key, a store that answers), the
+/// ConnectedApps (loaded yet?), the federation cookie key when there are upstream providers,
+/// and the metrics. Cloning it is four `Arc` clones at most.
+#[derive(Clone)]
+pub(crate) struct Ops {
+    tokens: Tokens,
+    registry: Arc<Registry>,
+    /// `Some` when there are upstream providers.
+    cookie_key: Option<CookieKey>,
+    metrics: Arc<Metrics>,
+}
+
+impl FromRef<Shared> for Ops {
+    fn from_ref(iss: &Shared) -> Self {
+        Ops {
+            tokens: iss.tokens.clone(),
+            registry: iss.clients.registry.clone(),
+            cookie_key: (!iss.upstreams.is_empty()).then(|| iss.cookie_key.clone()),
+            metrics: iss.metrics.clone(),
+        }
+    }
+}
+
+impl Ops {
+    /// Issuer identifier, keys, clock and store.
+    pub(crate) fn tokens(&self) -> &Tokens {
+        &self.tokens
+    }
+
+    /// The ConnectedApp clients.
+    pub(crate) fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    /// Whether there are upstream providers and the federation cookie key is not loaded yet.
+    pub(crate) fn awaits_cookie_key(&self) -> bool {
+        self.cookie_key.as_ref().is_some_and(|k| k.get().is_none())
+    }
+
+    /// The metrics.
+    pub(crate) fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+}
+
+/// The parts, read by other modules (the fields are private to this file).
+impl Issuer {
+    /// The clients with [`Tokens`] (client authentication).
+    pub(crate) fn client_auth(&self) -> &Clients {
+        &self.clients
+    }
+
+    /// The issuer identifier (no trailing slash).
+    pub(crate) fn issuer(&self) -> &str {
+        self.tokens.issuer()
+    }
+
+    /// The signing keys.
+    pub(crate) fn keys(&self) -> &Keys {
+        self.tokens.keys()
+    }
+
+    /// Default lifetimes.
+    pub(crate) fn lifetimes(&self) -> &Lifetimes {
+        &self.lifetimes
+    }
+
+    /// Resource hosts bound to namespaces.
+    pub(crate) fn resource_hosts(&self) -> &api::resource_hosts::ResourceHosts {
+        &self.resource_hosts
+    }
+
+    /// Static users.
+    pub(crate) fn users(&self) -> &Users {
+        &self.users
+    }
+
+    /// Metrics.
+    pub(crate) fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    /// Whether cookies get `Secure` and the `__Host-` prefix.
+    pub(crate) fn secure_cookies(&self) -> bool {
+        self.secure_cookies
+    }
+
+    /// Dynamic client registration settings (`None`: disabled).
+    pub(crate) fn dcr(&self) -> Option<&DcrSettings> {
+        self.clients.dcr()
+    }
+
+    /// Upstream OpenID providers (federation), in button order.
+    pub(crate) fn upstreams(&self) -> &[Upstream] {
+        &self.upstreams
+    }
+
+    /// Cross-origin settings of the client-facing endpoints.
+    pub(crate) fn cors(&self) -> &Cors {
+        &self.cors
+    }
+
+    /// Proxies whose `X-Forwarded-For` is believed.
+    pub(crate) fn trusted_proxies(&self) -> &[IpRange] {
+        &self.trusted_proxies
+    }
+}
+
 impl Issuer {
     /// The clients: ConnectedApps (from `--clients-dir` or the Kubernetes watch).
     pub fn clients(&self) -> &Registry {
-        &self.clients
+        &self.clients.registry
     }
 
     /// The persistent state.
     pub fn store(&self) -> &Arc<dyn Store> {
-        &self.store
+        self.tokens.store()
     }
 
     /// The clock every expiry is measured with (tests move it forward).
     pub fn clock(&self) -> &Clock {
-        &self.clock
+        self.tokens.clock()
     }
 
     /// Loads the federation cookie key from the key directory when there are upstreams and it
@@ -85,7 +342,7 @@ impl Issuer {
     pub fn load_cookie_key(&self) -> bool {
         !self.upstreams.is_empty()
             && self.cookie_key.get().is_none()
-            && self.cookie_key.load(self.keys.dir(), false).is_ok()
+            && self.cookie_key.load(self.keys().dir(), false).is_ok()
     }
 
     /// Builds the issuer from configuration and an opened store: loads keys, clients and users.
@@ -139,38 +396,45 @@ impl Issuer {
         let (Some(keys), true) = (keys, problems.is_empty()) else {
             return Err(problems);
         };
-        Ok(Self {
+        let tokens = Tokens(Arc::new(TokenParts {
             issuer: config.issuer.clone(),
-            lifetimes: l,
             keys,
-            clients,
+            clock,
+            store,
+        }));
+        let dcr = config.dcr.then(|| {
+            Arc::new(DcrSettings::new(
+                config.dcr_scopes.clone(),
+                config.dcr_rate,
+                config.dcr_rate_per_address,
+                config.dcr_idle_expiry,
+            ))
+        });
+        Ok(Self {
+            clients: Clients {
+                tokens: tokens.clone(),
+                registry: Arc::new(clients),
+                dcr,
+            },
+            tokens,
+            lifetimes: l,
             resource_hosts: config.resource_hosts.clone(),
             users,
-            store,
-            clock,
-            metrics: Metrics::default(),
+            metrics: Arc::default(),
             secure_cookies: config.secure_cookies,
             upstreams,
             cookie_key,
-            cors: crate::directory::origins::Cors {
+            cors: Cors {
                 allowed: config.cors_allowed_origins.clone(),
             },
             trusted_proxies: config.trusted_proxies.clone(),
-            dcr: config.dcr.then(|| {
-                crate::directory::registered::DcrSettings::new(
-                    config.dcr_scopes.clone(),
-                    config.dcr_rate,
-                    config.dcr_rate_per_address,
-                    config.dcr_idle_expiry,
-                )
-            }),
         })
     }
 
     /// Whether a person's `subject` is, or could be, a client's ID (ConnectedApp or dynamically
     /// registered; the latter never contain `:`, federated subjects always do).
     pub(crate) fn is_client_id(&self, subject: &str) -> bool {
-        self.clients.get(subject).is_some()
+        self.clients.registry.get(subject).is_some()
             || (subject.starts_with(crate::directory::registered::ID_PREFIX)
                 && !subject.contains(':'))
     }
@@ -186,26 +450,12 @@ impl Issuer {
 
     /// A URL on this issuer.
     pub(crate) fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.issuer)
+        self.tokens.url(path)
     }
 
-    /// A client by ID: ConnectedApps first, then dynamically registered clients (one unused for
-    /// `--dcr-idle-expiry` is gone, even before the sweep deletes its row).
+    /// A client by ID (see [`Clients::client`]).
     pub(crate) async fn client(&self, id: &str) -> Result<Option<Arc<Client>>> {
-        if let Some(c) = self.clients.get(id) {
-            return Ok(Some(c));
-        }
-        let Some(dcr) = &self.dcr else {
-            return Ok(None);
-        };
-        if !id.starts_with(crate::directory::registered::ID_PREFIX) {
-            return Ok(None);
-        }
-        let row = self.store.get_client(id).await?;
-        let used_since = dcr.used_since(self.clock.now());
-        Ok(row
-            .filter(|r| r.last_used >= used_since)
-            .and_then(|r| crate::directory::registered::client_from_row(&r).map(Arc::new)))
+        self.clients.client(id).await
     }
 
     /// Whether `client` may obtain a signed-in person's access token for `resource` with
@@ -229,11 +479,11 @@ impl Issuer {
     /// a resource (`api::resources`; a loser is not a client), so the answer does not depend on
     /// the order of anything.
     pub(crate) fn resource_owner(&self, resource: &str) -> Option<Arc<Client>> {
-        self.clients.resource_owner(resource)
+        self.clients.registry.resource_owner(resource)
     }
 }
 
-/// Minting, counting and verifying tokens.
+/// Minting and counting tokens.
 impl Issuer {
     /// Refuses a token whose `sub` would not tell a person from a client (see
     /// [`crate::directory::identity`]): a person whose subject is a client ID, or a client (its own
@@ -271,15 +521,15 @@ impl Issuer {
     /// that `sub` tells a person from a client.
     pub(crate) fn mint(&self, client: &Client, g: &Grant<'_>, want_id: bool) -> Result<Minted> {
         self.check_identity(client, g)?;
-        let ring = self.keys.ring();
+        let ring = self.keys().ring();
         let signer = ring
             .signing
             .as_ref()
             .ok_or_else(|| Error::Unavailable("no signing key yet".into()))?;
         Minter {
-            issuer: &self.issuer,
+            issuer: self.issuer(),
             signer,
-            now: self.clock.now(),
+            now: self.clock().now(),
             access_ttl: self.access_ttl(client),
             id_token_ttl: want_id.then_some(self.lifetimes.id_token),
         }
@@ -292,30 +542,6 @@ impl Issuer {
             .tokens
             .get_or_create(&GrantLabels { grant, outcome })
             .inc();
-    }
-
-    /// Verifies one of our access tokens, that `accept` accepts its claims (checked before the
-    /// store is asked) and that it is not revoked.
-    pub(crate) async fn verified_access(
-        &self,
-        token: &str,
-        accept: impl FnOnce(&serde_json::Map<String, serde_json::Value>) -> bool,
-    ) -> Result<Option<serde_json::Map<String, serde_json::Value>>> {
-        let Some(claims) = self
-            .keys
-            .ring()
-            .verify(token, Typ::AccessToken, &self.issuer, self.clock.now_u64())
-            .filter(|c| accept(c))
-        else {
-            return Ok(None);
-        };
-        let Some(jti) = claims.get("jti").and_then(|j| j.as_str()) else {
-            return Ok(None);
-        };
-        if self.store.is_access_revoked(jti).await? {
-            return Ok(None);
-        }
-        Ok(Some(claims))
     }
 }
 

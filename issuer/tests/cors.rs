@@ -264,7 +264,7 @@ fn configured_origins_must_be_origins() {
         "spa.example",
         "https://spa.example/app",
     ] {
-        let args = issuer::config::Args::try_parse_from([
+        let args = issuer::Args::try_parse_from([
             "keyway-issuer",
             "--issuer-url",
             "https://login.example",
@@ -272,7 +272,7 @@ fn configured_origins_must_be_origins() {
             bad,
         ])
         .unwrap();
-        let problems = issuer::config::Config::from_args(args).unwrap_err();
+        let problems = issuer::Config::from_args(args).unwrap_err();
         assert!(
             problems
                 .iter()

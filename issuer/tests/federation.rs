@@ -12,7 +12,7 @@ use axum::routing::{get, post as route_post};
 use axum::{Json, Router};
 use common::*;
 use http::{HeaderMap, StatusCode};
-use issuer::keys::{Alg, SigningKey, Typ};
+use issuer::{Alg, SigningKey, Typ};
 use serde_json::json;
 
 #[derive(Default)]

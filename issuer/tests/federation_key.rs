@@ -9,8 +9,7 @@ use axum::body::Body;
 use clap::Parser;
 use http::{Request, StatusCode};
 use issuer::Issuer;
-use issuer::config::{Args, Config};
-use issuer::keys::{Alg, Keys};
+use issuer::{Alg, Args, Config, Keys};
 use tower::ServiceExt;
 
 async fn status(app: &axum::Router, path: &str) -> (StatusCode, String) {

@@ -45,8 +45,7 @@ async fn issuer_watching_with(
             &keys,
         ];
         argv.extend_from_slice(extra);
-        issuer::config::Config::from_args(issuer::config::Args::try_parse_from(argv).unwrap())
-            .unwrap()
+        issuer::Config::from_args(issuer::Args::try_parse_from(argv).unwrap()).unwrap()
     };
     let store = issuer::store::open(&format!(
         "sqlite://{}",

@@ -33,7 +33,7 @@ pub fn router(issuer: Shared) -> Router {
         .route("/userinfo", get(userinfo::userinfo).post(userinfo::userinfo))
         .route("/revoke", post(revoke::revoke));
     // Without DCR, `/register` is an unknown path like any other (no CORS answer either).
-    if issuer.dcr.is_some() {
+    if issuer.dcr().is_some() {
         cross_origin = cross_origin.route("/register", post(register::register));
     }
     let cross_origin =
@@ -83,8 +83,8 @@ async fn observe(State(iss): State<Shared>, req: Request, next: Next) -> Respons
     tokio::task::yield_now().await;
     let status = res.status().as_u16();
     let labels = RouteLabels { route, status };
-    iss.metrics.requests.get_or_create(&labels).inc();
-    iss.metrics
+    iss.metrics().requests.get_or_create(&labels).inc();
+    iss.metrics()
         .latency
         .get_or_create(&labels)
         .observe(start.elapsed().as_secs_f64());

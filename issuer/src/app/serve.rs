@@ -55,7 +55,7 @@ async fn background(iss: Shared) {
     loop {
         tick.tick().await;
         n += 1;
-        match iss.clients.reload() {
+        match iss.clients().reload() {
             Ok(true) => tracing::info!("reloaded ConnectedApp manifests"),
             Ok(false) => {}
             Err(problems) => {
@@ -66,27 +66,27 @@ async fn background(iss: Shared) {
         }
         // Read-only keys are re-read every tick (a mounted Secret changes under us); local
         // keys rotate on a slower schedule.
-        if iss.keys.is_read_only() || n.is_multiple_of(12) {
+        if iss.keys().is_read_only() || n.is_multiple_of(12) {
             let iss2 = iss.clone();
-            let now = iss.clock.now_u64();
-            let rotated = tokio::task::spawn_blocking(move || iss2.keys.rotate(now)).await;
+            let now = iss.clock().now_u64();
+            let rotated = tokio::task::spawn_blocking(move || iss2.keys().rotate(now)).await;
             if let Ok(Err(e)) = rotated {
-                iss.metrics.key_reload_failures.inc();
+                iss.metrics().key_reload_failures.inc();
                 tracing::error!(error = %e, "signing keys not updated; the last good set stays in force");
             }
         }
-        if iss.keys.is_read_only() && iss.load_cookie_key() {
+        if iss.keys().is_read_only() && iss.load_cookie_key() {
             tracing::info!("cookie.key loaded: federated sign-in is available");
         }
         if n.is_multiple_of(12) {
-            match iss.store.cleanup_expired(iss.clock.now()).await {
+            match iss.store().cleanup_expired(iss.clock().now()).await {
                 Ok(c) => tracing::debug!(?c, "cleaned up expired rows"),
                 Err(e) => tracing::warn!(error = %e, "cleanup failed"),
             }
-            if let Some(dcr) = &iss.dcr {
+            if let Some(dcr) = iss.dcr() {
                 match iss
-                    .store
-                    .expire_clients(dcr.used_since(iss.clock.now()))
+                    .store()
+                    .expire_clients(dcr.used_since(iss.clock().now()))
                     .await
                 {
                     Ok(0) => {}

@@ -127,9 +127,9 @@ fn clients_of(
 }
 
 fn publish(iss: &Shared, apps: &BTreeMap<String, ConnectedApp>, reported: &mut BTreeSet<Conflict>) {
-    let clients = clients_of(apps, reported, &iss.resource_hosts);
+    let clients = clients_of(apps, reported, iss.resource_hosts());
     tracing::info!(clients = clients.len(), "ConnectedApps updated");
-    iss.clients.replace(clients);
+    iss.clients().replace(clients);
 }
 
 /// Watches ConnectedApps (all namespaces, or one) and keeps the issuer's clients in step.

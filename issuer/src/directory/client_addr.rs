@@ -16,7 +16,7 @@ use std::net::{IpAddr, SocketAddr};
 /// An address range: an address and a prefix length (`10.0.0.0/8`, `fd00::/8`, or a single
 /// address).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct IpRange {
+pub(crate) struct IpRange {
     net: IpAddr,
     prefix: u8,
 }

@@ -51,7 +51,7 @@ const LEEWAY: u64 = 60;
 
 /// Upstream provider settings.
 #[derive(Clone, Debug)]
-pub struct UpstreamConfig {
+pub(crate) struct UpstreamConfig {
     /// Short identifier (`default` for the one given by flags).
     pub id: String,
     /// Issuer URL (exact).

@@ -17,7 +17,7 @@ pub(crate) async fn account(State(iss): State<Shared>, headers: HeaderMap) -> Re
     let Some((_, session)) = iss.session(&headers).await? else {
         return login_for_account(&iss, &headers);
     };
-    let consents = iss.store.list_consents(&session.subject).await?;
+    let consents = iss.store().list_consents(&session.subject).await?;
     // One grant per client: its consents for each resource together (ordered by client).
     let mut grants: Vec<pages::Grant> = Vec::with_capacity(consents.len());
     let mut scopes: Vec<String> = Vec::new();
@@ -78,7 +78,7 @@ fn login_for_account(iss: &Issuer, headers: &HeaderMap) -> Result<Response> {
             request: "",
             email: "",
             upstreams: iss
-                .upstreams
+                .upstreams()
                 .iter()
                 .enumerate()
                 .map(|(i, u)| {
@@ -91,7 +91,7 @@ fn login_for_account(iss: &Issuer, headers: &HeaderMap) -> Result<Response> {
                     )
                 })
                 .collect(),
-            static_users: !iss.users.is_empty(),
+            static_users: !iss.users().is_empty(),
         },
     )?;
     if let Some(c) = set {
@@ -111,11 +111,11 @@ pub(crate) async fn revoke_grant(
         return Ok(redirect("/account"));
     };
     let client_id = form.require("client_id")?;
-    iss.store
+    iss.store()
         .delete_consent(&session.subject, client_id)
         .await?;
     // Families of a grant recorded before its consent row (or without one) go too.
-    iss.store
+    iss.store()
         .revoke_refresh_for(&session.subject, client_id)
         .await?;
     Ok(redirect("/account"))
@@ -129,7 +129,7 @@ pub(crate) async fn logout(
 ) -> Result<Response> {
     iss.check_csrf(&headers, form.get("csrf"))?;
     if let Some((hash, _)) = iss.session(&headers).await? {
-        iss.store.delete_session(&hash).await?;
+        iss.store().delete_session(&hash).await?;
     }
     let post = form.get("post_logout_redirect_uri").map(str::to_string);
     let client_id = form.get("client_id").map(str::to_string);
@@ -204,9 +204,9 @@ pub(crate) async fn end_session(
 ) -> Result<Response> {
     let hint = match params.get("id_token_hint") {
         Some(t) => Some(
-            iss.keys
+            iss.keys()
                 .ring()
-                .verify(t, Typ::Jwt, &iss.issuer, 0)
+                .verify(t, Typ::Jwt, iss.issuer(), 0)
                 .ok_or_else(|| Error::invalid_request("id_token_hint is not a valid ID token"))?,
         ),
         None => None,
@@ -245,11 +245,11 @@ pub(crate) async fn end_session(
     }
     let state = params.get("state");
     let session = iss.session(&headers).await?;
-    let now = iss.clock.now();
+    let now = iss.clock().now();
     if let (Some(h), Some((hash, s))) = (&hint, &session)
         && hint_proves(h, s, now)
     {
-        iss.store.delete_session(hash).await?;
+        iss.store().delete_session(hash).await?;
         let mut res = match post {
             Some(uri) => redirect(&with_state(uri, state)),
             None => signed_out_page()?,

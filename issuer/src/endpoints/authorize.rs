@@ -83,7 +83,7 @@ pub(crate) async fn validate(iss: &Issuer, params: Params) -> Result<AuthzReques
         max_age: None,
         params: params.clone(),
     };
-    match crate::oauth::authorize_request::check(&params, &client, &iss.clients) {
+    match crate::oauth::authorize_request::check(&params, &client, iss.clients()) {
         Ok(checked) => {
             req.scopes = checked.scopes;
             req.resource = checked.resource;
@@ -92,7 +92,7 @@ pub(crate) async fn validate(iss: &Issuer, params: Params) -> Result<AuthzReques
             req.prompt = checked.prompt;
             req.max_age = checked.max_age;
         }
-        Err(r) => return Err(req.error(&iss.issuer, r.code, r.description)),
+        Err(r) => return Err(req.error(iss.issuer(), r.code, r.description)),
     }
     Ok(req)
 }
@@ -156,7 +156,7 @@ async fn malformed(iss: &Issuer, raw: &[u8], e: Error) -> Result<Error> {
                 ("error_description", &description),
             ],
             state.as_deref(),
-            &iss.issuer,
+            iss.issuer(),
         ),
         code,
         description,
@@ -171,13 +171,13 @@ pub(super) async fn proceed(
     session: Option<Session>,
     consent_given: bool,
 ) -> Result<Response> {
-    let now = iss.clock.now();
+    let now = iss.clock().now();
     let session =
         session.filter(|s| !req.prompt.login && req.max_age.is_none_or(|m| now - s.auth_time <= m));
     let Some(session) = session else {
         if req.prompt.none {
             return Err(req.error(
-                &iss.issuer,
+                iss.issuer(),
                 ErrorCode::LoginRequired,
                 "the person is not signed in",
             ));
@@ -209,7 +209,7 @@ pub(super) async fn proceed(
     }
     // Consent is remembered per resource: one given for another resource does not count.
     let remembered = iss
-        .store
+        .store()
         .get_consent(&session.subject, &req.client.id, req.resource.as_deref())
         .await?;
     // A client asking for a resource it does not hold is asked about, whatever its trust.
@@ -223,7 +223,7 @@ pub(super) async fn proceed(
     if needs_consent {
         if req.prompt.none {
             return Err(req.error(
-                &iss.issuer,
+                iss.issuer(),
                 ErrorCode::ConsentRequired,
                 "consent is required",
             ));
@@ -237,7 +237,7 @@ pub(super) async fn proceed(
 /// `access_denied` to the client with `prompt=none`, otherwise a page with a link back to it.
 fn access_denied(iss: &Issuer, req: &AuthzRequest, session: &Session) -> Result<Response> {
     let err = req.error(
-        &iss.issuer,
+        iss.issuer(),
         ErrorCode::AccessDenied,
         "the person may not use this app",
     );
@@ -279,7 +279,7 @@ async fn grant_code(
             scopes.push(s.clone());
         }
     }
-    iss.store
+    iss.store()
         .put_consent(&Consent {
             subject: session.subject.clone(),
             client_id: req.client.id.clone(),
@@ -301,14 +301,16 @@ async fn grant_code(
         session_id: Some(session.id.clone()),
         claims: session.claims.clone(),
         created_at: now,
-        expires_at: now + i64::try_from(iss.lifetimes.code).unwrap_or(60),
+        expires_at: now + i64::try_from(iss.lifetimes().code).unwrap_or(60),
     };
-    iss.store.put_code(&SecretHash::of(&code), &record).await?;
+    iss.store()
+        .put_code(&SecretHash::of(&code), &record)
+        .await?;
     Ok(redirect(&response_location(
         &req.redirect_uri,
         &[("code", &code)],
         req.state.as_deref(),
-        &iss.issuer,
+        iss.issuer(),
     )))
 }
 
@@ -335,7 +337,7 @@ pub(super) fn login_page(
     };
     let query = request.to_query();
     let upstreams = iss
-        .upstreams
+        .upstreams()
         .iter()
         .enumerate()
         .map(|(i, u)| {
@@ -360,7 +362,7 @@ pub(super) fn login_page(
             request: &query,
             email,
             upstreams,
-            static_users: !iss.users.is_empty(),
+            static_users: !iss.users().is_empty(),
         },
     )?;
     Ok(with_cookie(res, set))

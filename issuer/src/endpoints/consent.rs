@@ -26,7 +26,7 @@ pub(crate) async fn consent(
         Some("allow") => {}
         Some("deny") => {
             return Err(req.error(
-                &iss.issuer,
+                iss.issuer(),
                 ErrorCode::AccessDenied,
                 "the person denied access",
             ));

@@ -8,18 +8,19 @@ use axum::response::{IntoResponse, Response};
 use http::{HeaderValue, header};
 use serde_json::{Value, json};
 
-use crate::state::Shared;
+use crate::state::{Clients, Tokens};
 
 /// Scopes the issuer understands (apps may add their own).
 pub(crate) const SCOPES: [&str; 5] = ["openid", "profile", "email", "groups", "offline_access"];
 
 /// The metadata document.
-pub(crate) fn metadata(iss: &crate::state::Issuer) -> Value {
-    let ring = iss.keys.ring();
+fn metadata(clients: &Clients) -> Value {
+    let iss = clients.tokens();
+    let ring = iss.keys().ring();
     let algs = ring.algs();
     // The standard scopes, then every scope a ConnectedApp declares.
     let mut scopes: Vec<String> = SCOPES.iter().map(|s| s.to_string()).collect();
-    for c in iss.clients.all() {
+    for c in clients.registry().all() {
         for s in &c.scopes {
             if !scopes.contains(s) {
                 scopes.push(s.clone());
@@ -27,7 +28,7 @@ pub(crate) fn metadata(iss: &crate::state::Issuer) -> Value {
         }
     }
     let mut m = json!({
-        "issuer": iss.issuer,
+        "issuer": iss.issuer(),
         "authorization_endpoint": iss.url("/authorize"),
         "token_endpoint": iss.url("/token"),
         "userinfo_endpoint": iss.url("/userinfo"),
@@ -58,7 +59,7 @@ pub(crate) fn metadata(iss: &crate::state::Issuer) -> Value {
         "frontchannel_logout_supported": false,
         "backchannel_logout_supported": false,
     });
-    if iss.dcr.is_some()
+    if clients.dcr().is_some()
         && let Some(o) = m.as_object_mut()
     {
         o.insert("registration_endpoint".into(), iss.url("/register").into());
@@ -82,22 +83,22 @@ fn json_response(body: Vec<u8>, cache: &'static str) -> Response {
 }
 
 /// `GET /.well-known/openid-configuration`
-pub(crate) async fn openid_configuration(State(iss): State<Shared>) -> Response {
+pub(crate) async fn openid_configuration(State(clients): State<Clients>) -> Response {
     json_response(
-        metadata(&iss).to_string().into_bytes(),
+        metadata(&clients).to_string().into_bytes(),
         "public, max-age=300",
     )
 }
 
 /// `GET /.well-known/oauth-authorization-server` (RFC 8414; same document).
-pub(crate) async fn oauth_metadata(State(iss): State<Shared>) -> Response {
+pub(crate) async fn oauth_metadata(State(clients): State<Clients>) -> Response {
     json_response(
-        metadata(&iss).to_string().into_bytes(),
+        metadata(&clients).to_string().into_bytes(),
         "public, max-age=300",
     )
 }
 
 /// `GET /jwks`
-pub(crate) async fn jwks(State(iss): State<Shared>) -> Response {
-    json_response(iss.keys.ring().jwks.to_vec(), "public, max-age=300")
+pub(crate) async fn jwks(State(tokens): State<Tokens>) -> Response {
+    json_response(tokens.keys().ring().jwks.to_vec(), "public, max-age=300")
 }

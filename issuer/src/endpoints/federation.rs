@@ -60,7 +60,7 @@ pub(crate) async fn start_with(
     Query(q): Query,
 ) -> Result<Response> {
     let up = iss
-        .upstreams
+        .upstreams()
         .iter()
         .find(|u| u.config.id == provider)
         .ok_or_else(not_found)?;
@@ -69,7 +69,7 @@ pub(crate) async fn start_with(
 
 /// `GET /upstream/start?request=…`: the first provider.
 pub(crate) async fn start(State(iss): State<Shared>, Query(q): Query) -> Result<Response> {
-    let up = iss.upstreams.first().ok_or_else(not_found)?;
+    let up = iss.upstreams().first().ok_or_else(not_found)?;
     begin(&iss, up, &q).await
 }
 
@@ -92,7 +92,7 @@ async fn begin(iss: &crate::state::Issuer, up: &Upstream, q: &Params) -> Result<
         nonce: crate::util::random_token(),
         verifier: crate::util::random_token(),
         request,
-        exp: iss.clock.now() + 600,
+        exp: iss.clock().now() + 600,
     };
     let mut url =
         url::Url::parse(&md.authorization_endpoint).map_err(|e| failed(&e.to_string()))?;
@@ -106,7 +106,7 @@ async fn begin(iss: &crate::state::Issuer, up: &Upstream, q: &Params) -> Result<
         .append_pair("code_challenge", &oidc::pkce::challenge(&pending.verifier))
         .append_pair("code_challenge_method", "S256");
     let mut res = redirect(url.as_str());
-    let secure = if iss.secure_cookies { "; Secure" } else { "" };
+    let secure = if iss.secure_cookies() { "; Secure" } else { "" };
     let cookie = format!(
         "{COOKIE}={}; Path=/upstream; HttpOnly; SameSite=Lax; Max-Age=600{secure}",
         up.seal(&pending)
@@ -124,15 +124,15 @@ pub(crate) async fn callback(
     headers: HeaderMap,
     Query(q): Query,
 ) -> Result<Response> {
-    let first = iss.upstreams.first().ok_or_else(not_found)?;
-    let now = iss.clock.now();
+    let first = iss.upstreams().first().ok_or_else(not_found)?;
+    let now = iss.clock().now();
     // Every upstream shares the cookie key; the cookie says which provider this sign-in went to,
     // so a response is only accepted for that provider (and its `iss`).
     let pending = crate::http::session::cookie(&headers, COOKIE)
         .and_then(|c| first.open(c, now))
         .ok_or_else(|| refused("missing, forged or expired upstream cookie"))?;
     let up = iss
-        .upstreams
+        .upstreams()
         .iter()
         .find(|u| u.config.id == pending.provider)
         .ok_or_else(|| refused("unknown provider"))?;
@@ -216,7 +216,7 @@ pub(crate) async fn callback(
         now,
     )
     .await?;
-    iss.metrics.login("upstream", "ok");
+    iss.metrics().login("upstream", "ok");
     let request = Params::parse(pending.request.as_bytes())?;
     let target = crate::http::session::resume_target(request);
     let mut res = redirect(&target);

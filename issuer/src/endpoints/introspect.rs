@@ -20,7 +20,7 @@ use crate::error::{Error, Result};
 use crate::http::client_auth::{AuthMethod, authenticate};
 use crate::http::response::{no_store_json, no_store_json_of};
 use crate::params::Form;
-use crate::state::Shared;
+use crate::state::Clients;
 use crate::store::SecretHash;
 
 /// Access-token claims an introspection answer repeats.
@@ -55,18 +55,19 @@ pub(crate) fn may_introspect(client: &Client, claims: &Map<String, Value>) -> bo
 
 /// `POST /introspect`.
 pub(crate) async fn introspect(
-    State(iss): State<Shared>,
+    State(clients): State<Clients>,
     headers: HeaderMap,
     Form(params): Form,
 ) -> Result<Response> {
-    let (client, method) = authenticate(&iss, &headers, &params).await?;
+    let (client, method) = authenticate(&clients, &headers, &params).await?;
+    let tokens = clients.tokens();
     if method == AuthMethod::None {
         return Err(Error::invalid_client(false));
     }
     let token = params.require("token")?;
     let inactive = || no_store_json(br#"{"active":false}"#.to_vec());
-    if let Some(found) = iss.store.get_refresh(&SecretHash::of(token)).await? {
-        if found.family.client_id != client.id || !found.is_active(iss.clock.now()) {
+    if let Some(found) = tokens.store().get_refresh(&SecretHash::of(token)).await? {
+        if found.family.client_id != client.id || !found.is_active(tokens.clock().now()) {
             return Ok(inactive());
         }
         let f = &found.family;
@@ -76,13 +77,13 @@ pub(crate) async fn introspect(
             "scope": f.scopes.join(" "),
             "client_id": f.client_id,
             "sub": f.subject,
-            "iss": iss.issuer,
+            "iss": tokens.issuer(),
             "iat": found.token.created_at,
             "exp": f.expires_at.min(f.idle_expires_at),
         });
         return Ok(no_store_json(body.to_string().into_bytes()));
     }
-    let Some(claims) = iss
+    let Some(claims) = tokens
         .verified_access(token, |c| may_introspect(&client, c))
         .await?
     else {

@@ -38,12 +38,12 @@ pub(crate) async fn login(
             "",
         );
     }
-    let now = iss.clock.now();
+    let now = iss.clock().now();
     let device = iss.device(&headers);
-    let admitted = match throttle::attempt(iss.store.as_ref(), &email, addr, device, now).await? {
+    let admitted = match throttle::attempt(iss.store().as_ref(), &email, addr, device, now).await? {
         Ok(admitted) => admitted,
         Err(refused) => {
-            iss.metrics.login("static", "throttled");
+            iss.metrics().login("static", "throttled");
             tracing::info!(?refused, "sign-in throttled");
             let res = login_page(
                 &iss,
@@ -62,13 +62,13 @@ pub(crate) async fn login(
         tracing::info!("sign-in slowed down: the account's shared budget is used up");
         tokio::time::sleep(delay).await;
     }
-    let users = iss.users.clone();
+    let users = iss.users().clone();
     let email2 = email.clone();
     let user = tokio::task::spawn_blocking(move || users.authenticate(&email2, &password))
         .await
         .map_err(|_| Error::Internal("password check failed".into()))?;
     let Some(user) = user else {
-        iss.metrics.login("static", "failed");
+        iss.metrics().login("static", "failed");
         let shown = if email.contains(['<', '>', '"']) {
             ""
         } else {
@@ -83,11 +83,11 @@ pub(crate) async fn login(
             shown,
         );
     };
-    iss.metrics.login("static", "ok");
-    throttle::succeeded(iss.store.as_ref(), &email, addr, &admitted).await?;
+    iss.metrics().login("static", "ok");
+    throttle::succeeded(iss.store().as_ref(), &email, addr, &admitted).await?;
     // This browser becomes (stays) a known device for the account.
     let device = device.map_or_else(crate::util::random_token, str::to_string);
-    throttle::remember(iss.store.as_ref(), &device, &email, now).await?;
+    throttle::remember(iss.store().as_ref(), &device, &email, now).await?;
     let (cookie, session) = start_session(
         &iss,
         user.subject().to_string(),

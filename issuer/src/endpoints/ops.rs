@@ -5,7 +5,7 @@ use axum::response::{IntoResponse, Response};
 use http::{HeaderValue, StatusCode, header};
 
 use crate::error::Error;
-use crate::state::Shared;
+use crate::state::Ops;
 
 /// `GET /healthz`: the process answers.
 pub(crate) async fn healthz() -> &'static str {
@@ -23,21 +23,21 @@ pub(crate) async fn not_found() -> Error {
 
 /// `GET /readyz`: clients loaded, a signing key, the federation cookie key when there are
 /// upstreams, and a store that answers.
-pub(crate) async fn readyz(State(iss): State<Shared>) -> Response {
-    if !iss.clients.is_ready() {
+pub(crate) async fn readyz(State(ops): State<Ops>) -> Response {
+    if !ops.registry().is_ready() {
         return (StatusCode::SERVICE_UNAVAILABLE, "clients not loaded yet").into_response();
     }
-    if iss.keys.ring().signing.is_none() {
+    if ops.tokens().keys().ring().signing.is_none() {
         return (StatusCode::SERVICE_UNAVAILABLE, "no signing key yet").into_response();
     }
-    if !iss.upstreams.is_empty() && iss.cookie_key.get().is_none() {
+    if ops.awaits_cookie_key() {
         return (
             StatusCode::SERVICE_UNAVAILABLE,
             "no federation cookie key yet",
         )
             .into_response();
     }
-    match iss.store.ping().await {
+    match ops.tokens().store().ping().await {
         Ok(()) => (StatusCode::OK, "ready").into_response(),
         Err(e) => {
             tracing::warn!(error = %e, "store ping failed");
@@ -47,8 +47,8 @@ pub(crate) async fn readyz(State(iss): State<Shared>) -> Response {
 }
 
 /// `GET /metrics` (OpenMetrics text).
-pub(crate) async fn metrics(State(iss): State<Shared>) -> Response {
-    let mut res = iss.metrics.encode().into_response();
+pub(crate) async fn metrics(State(ops): State<Ops>) -> Response {
+    let mut res = ops.metrics().encode().into_response();
     res.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),

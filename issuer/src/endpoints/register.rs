@@ -28,7 +28,7 @@ use crate::directory::client_addr::ClientAddr;
 use crate::directory::clients::is_loopback_host;
 use crate::directory::registered::ID_PREFIX;
 use crate::error::{Error, ErrorCode, Result};
-use crate::state::Shared;
+use crate::state::Clients;
 use crate::store::RegisteredClient;
 
 #[derive(Deserialize)]
@@ -74,12 +74,12 @@ fn check_redirect(uri: &str) -> bool {
 
 /// `POST /register`
 pub(crate) async fn register(
-    State(iss): State<Shared>,
+    State(clients): State<Clients>,
     addr: ClientAddr,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response> {
-    let Some(dcr) = &iss.dcr else {
+    let Some(dcr) = clients.dcr() else {
         return Err(Error::page(
             StatusCode::NOT_FOUND,
             "Not found",
@@ -90,14 +90,15 @@ pub(crate) async fn register(
     let (grants, scopes) = meta.check(&dcr.scopes)?;
     let name = meta.name()?;
     // A registered client must not pass for an app people know (the consent page names it).
-    if iss.clients.has_name_like(&name) {
+    if clients.registry().has_name_like(&name) {
         return Err(meta_err(
             ErrorCode::InvalidClientMetadata,
             "client_name is the name of an app registered with keyway: choose another",
         ));
     }
-    let now = iss.clock.now();
-    if let Err(retry_after) = dcr.admit(iss.store.as_ref(), addr, now).await? {
+    let store = clients.tokens().store();
+    let now = clients.tokens().clock().now();
+    if let Err(retry_after) = dcr.admit(store.as_ref(), addr, now).await? {
         return Err(Error::RateLimited {
             description: "too many registrations, try again later".into(),
             retry_after,
@@ -105,7 +106,7 @@ pub(crate) async fn register(
     }
     let client_id = format!("{ID_PREFIX}{}", crate::util::random_id());
     let registered = meta.registered(&client_id, now, &name, &grants, &scopes);
-    iss.store
+    store
         .put_client(&RegisteredClient {
             client_id: client_id.clone(),
             metadata: registered.clone(),

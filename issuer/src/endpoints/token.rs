@@ -60,7 +60,7 @@ async fn token_inner(
             "unsupported grant_type",
         ));
     }
-    let (client, _) = authenticate(iss, headers, params).await?;
+    let (client, _) = authenticate(iss.client_auth(), headers, params).await?;
     let res = match grant {
         "authorization_code" => authorization_code(iss, &client, params).await,
         "refresh_token" => refresh(iss, &client, params).await,
@@ -68,7 +68,9 @@ async fn token_inner(
     }?;
     // A registered client that obtains tokens stays; one that does not expires.
     if client.source == Source::Dynamic {
-        iss.store.touch_client(&client.id, iss.clock.now()).await?;
+        iss.store()
+            .touch_client(&client.id, iss.clock().now())
+            .await?;
     }
     Ok(res)
 }
@@ -76,10 +78,10 @@ async fn token_inner(
 /// Revokes what a replayed code issued.
 async fn revoke_issued(iss: &Issuer, issued: &CodeIssued) -> Result<()> {
     if let Some(f) = &issued.refresh_family_id {
-        iss.store.revoke_refresh_family(f).await?;
+        iss.store().revoke_refresh_family(f).await?;
     }
     if let (Some(jti), Some(exp)) = (&issued.access_jti, issued.access_exp) {
-        iss.store.revoke_access(jti, exp).await?;
+        iss.store().revoke_access(jti, exp).await?;
     }
     Ok(())
 }
@@ -89,18 +91,18 @@ async fn authorization_code(iss: &Issuer, client: &Client, params: &Params) -> R
     let code = params.require("code")?;
     let redirect_uri = params.require("redirect_uri")?;
     let verifier = oauth::authorization_code::verifier(params.get("code_verifier"))?;
-    let now = iss.clock.now();
+    let now = iss.clock().now();
     let hash = SecretHash::of(code);
     // Check the binding (client, redirect URI, PKCE verifier) before consuming the code: a
     // request holding a stolen code but not the verifier must not burn it, nor trigger the
     // replay revocation of the legitimate redemption's tokens.
-    let stored = match iss.store.peek_code(&hash, now).await {
+    let stored = match iss.store().peek_code(&hash, now).await {
         Ok(Some(c)) => c,
         Ok(None) => return Err(Error::invalid_grant("the code is invalid or has expired")),
         Err(e) => return Err(e.into()),
     };
     oauth::authorization_code::check_binding(&stored, &client.id, redirect_uri, verifier)?;
-    let taken = match iss.store.take_code(&hash, now).await {
+    let taken = match iss.store().take_code(&hash, now).await {
         Ok(t) => t,
         Err(StoreError::NotFound) => {
             return Err(Error::invalid_grant("the code is invalid or has expired"));
@@ -147,11 +149,10 @@ async fn authorization_code(iss: &Issuer, client: &Client, params: &Params) -> R
     };
     let minted = iss.mint(client, &g, true)?;
     let refresh = if client.refresh_token {
-        let (refresh_ttl, idle) = client
-            .lifetimes
-            .map_or((iss.lifetimes.refresh, iss.lifetimes.refresh_idle), |l| {
-                (l.refresh, l.idle)
-            });
+        let (refresh_ttl, idle) = client.lifetimes.map_or(
+            (iss.lifetimes().refresh, iss.lifetimes().refresh_idle),
+            |l| (l.refresh, l.idle),
+        );
         let token = crate::util::random_token();
         let expires_at = now + i64::try_from(refresh_ttl).unwrap_or(86400);
         let family = RefreshFamily {
@@ -169,7 +170,7 @@ async fn authorization_code(iss: &Issuer, client: &Client, params: &Params) -> R
             idle_expires_at: (now + i64::try_from(idle).unwrap_or(86400)).min(expires_at),
             revoked: false,
         };
-        iss.store
+        iss.store()
             .create_refresh_family(&family, &SecretHash::of(&token))
             .await?;
         Some((token, family.id))
@@ -181,7 +182,7 @@ async fn authorization_code(iss: &Issuer, client: &Client, params: &Params) -> R
         access_jti: Some(minted.jti.clone()),
         access_exp: Some(minted.exp),
     };
-    let first = iss.store.mark_code_issued(&hash, &issued).await?;
+    let first = iss.store().mark_code_issued(&hash, &issued).await?;
     if !first {
         revoke_issued(iss, &issued).await?;
         return Err(Error::invalid_grant(
@@ -195,7 +196,7 @@ async fn refresh(iss: &Issuer, client: &Client, params: &Params) -> Result<Respo
     oauth::refresh::permitted(client)?;
     let old = params.require("refresh_token")?;
     let old_hash = SecretHash::of(old);
-    let Some(lookup) = iss.store.get_refresh(&old_hash).await? else {
+    let Some(lookup) = iss.store().get_refresh(&old_hash).await? else {
         return Err(Error::invalid_grant("the refresh token is invalid"));
     };
     if lookup.family.client_id != client.id {
@@ -217,16 +218,16 @@ async fn refresh(iss: &Issuer, client: &Client, params: &Params) -> Result<Respo
             .is_ok_and(|o| may(&o.access))
     });
     if !may(&client.access) || !owners_allow {
-        iss.store.revoke_refresh_family(&lookup.family.id).await?;
+        iss.store().revoke_refresh_family(&lookup.family.id).await?;
         return Err(Error::invalid_grant(
             "the person may no longer use this app",
         ));
     }
     let idle = client
         .lifetimes
-        .map_or(iss.lifetimes.refresh_idle, |l| l.idle);
+        .map_or(iss.lifetimes().refresh_idle, |l| l.idle);
     let policy = RotationPolicy {
-        grace_secs: i64::try_from(iss.lifetimes.refresh_grace).unwrap_or(0),
+        grace_secs: i64::try_from(iss.lifetimes().refresh_grace).unwrap_or(0),
         idle_secs: i64::try_from(idle).unwrap_or(86400),
     };
     let salt = crate::util::random_bytes::<32>();
@@ -236,8 +237,8 @@ async fn refresh(iss: &Issuer, client: &Client, params: &Params) -> Result<Respo
         salt,
     };
     let rotation = iss
-        .store
-        .rotate_refresh(&old_hash, &next, iss.clock.now(), policy)
+        .store()
+        .rotate_refresh(&old_hash, &next, iss.clock().now(), policy)
         .await;
     let (family, new) = match rotation {
         Ok(Rotation::Rotated { family }) => (family, new),
@@ -301,7 +302,7 @@ fn client_credentials(iss: &Issuer, client: &Client, params: &Params) -> Result<
     oauth::client_credentials::permitted(client)?;
     let scopes = oauth::client_credentials::scopes(client, params.get("scope"))?;
     let resources =
-        oauth::client_credentials::resources(client, params.get("resource"), &iss.clients)?;
+        oauth::client_credentials::resources(client, params.get("resource"), iss.clients())?;
     let claims = Claims::default();
     let g = Grant {
         subject: &client.id,

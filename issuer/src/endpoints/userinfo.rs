@@ -6,10 +6,10 @@ use http::{HeaderMap, HeaderValue, StatusCode, header};
 
 use crate::error::{Error, ErrorCode, Result};
 use crate::http::response::no_store_json_of;
-use crate::state::Shared;
+use crate::state::Tokens;
 
 /// `GET|POST /userinfo` (bearer token in the `Authorization` header).
-pub(crate) async fn userinfo(State(iss): State<Shared>, headers: HeaderMap) -> Result<Response> {
+pub(crate) async fn userinfo(State(tokens): State<Tokens>, headers: HeaderMap) -> Result<Response> {
     let token = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -24,7 +24,7 @@ pub(crate) async fn userinfo(State(iss): State<Shared>, headers: HeaderMap) -> R
         );
         return Ok(res);
     };
-    let Some(claims) = iss.verified_access(token, |_| true).await? else {
+    let Some(claims) = tokens.verified_access(token, |_| true).await? else {
         return Err(Error::invalid_token(
             "the access token is invalid, expired or revoked",
         ));

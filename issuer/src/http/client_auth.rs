@@ -12,7 +12,7 @@ use http::{HeaderMap, header};
 use crate::directory::clients::Client;
 use crate::error::{Error, Result};
 use crate::params::Params;
-use crate::state::Issuer;
+use crate::state::Clients;
 
 /// How the client authenticated.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -56,11 +56,11 @@ fn basic_credentials(headers: &HeaderMap) -> Option<Result<(String, String)>> {
 
 /// Authenticates the client of a token, revocation or introspection request.
 pub(crate) async fn authenticate(
-    iss: &Issuer,
+    clients: &Clients,
     headers: &HeaderMap,
     params: &Params,
 ) -> Result<(Arc<Client>, AuthMethod)> {
-    let now = iss.clock.now_u64();
+    let now = clients.tokens().clock().now_u64();
     if let Some(basic) = basic_credentials(headers) {
         let (id, secret) = basic?;
         if params.get("client_secret").is_some() {
@@ -71,7 +71,7 @@ pub(crate) async fn authenticate(
         if params.get("client_id").is_some_and(|p| p != id) {
             return Err(Error::invalid_client(true));
         }
-        let client = iss
+        let client = clients
             .client(&id)
             .await?
             .ok_or_else(|| Error::invalid_client(true))?;
@@ -83,7 +83,7 @@ pub(crate) async fn authenticate(
     let Some(id) = params.get("client_id") else {
         return Err(Error::invalid_client(false));
     };
-    let client = iss
+    let client = clients
         .client(id)
         .await?
         .ok_or_else(|| Error::invalid_client(false))?;

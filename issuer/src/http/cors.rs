@@ -35,16 +35,17 @@ impl Issuer {
     /// a client registered at another replica counts at once and the cost does not grow with
     /// the number of clients).
     async fn origin_allowed(&self, origin: &str) -> bool {
-        if self.cors.allowed.iter().any(|o| o == origin) || self.clients.has_redirect_origin(origin)
+        if self.cors().allowed.iter().any(|o| o == origin)
+            || self.clients().has_redirect_origin(origin)
         {
             return true;
         }
-        let Some(dcr) = &self.dcr else {
+        let Some(dcr) = self.dcr() else {
             return false;
         };
         match self
-            .store
-            .has_client_origin(origin, dcr.used_since(self.clock.now()))
+            .store()
+            .has_client_origin(origin, dcr.used_since(self.clock().now()))
             .await
         {
             Ok(found) => found,

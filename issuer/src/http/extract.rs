@@ -24,6 +24,10 @@ impl FromRequestParts<Shared> for ClientAddr {
             .iter()
             .filter_map(|v| v.to_str().ok())
             .collect::<Vec<_>>();
-        Ok(Self::resolve(peer, lines.into_iter(), &iss.trusted_proxies))
+        Ok(Self::resolve(
+            peer,
+            lines.into_iter(),
+            iss.trusted_proxies(),
+        ))
     }
 }

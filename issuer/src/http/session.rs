@@ -36,7 +36,7 @@ pub(crate) const DEVICE_COOKIE: &str = "keyway_issuer_device";
 impl Issuer {
     /// The session cookie's name (with `__Host-` over https).
     pub(crate) fn session_cookie_name(&self) -> &'static str {
-        if self.secure_cookies {
+        if self.secure_cookies() {
             "__Host-keyway_issuer_session"
         } else {
             SESSION_COOKIE
@@ -45,7 +45,7 @@ impl Issuer {
 
     /// The CSRF cookie's name.
     pub(crate) fn csrf_cookie_name(&self) -> &'static str {
-        if self.secure_cookies {
+        if self.secure_cookies() {
             "__Host-keyway_issuer_csrf"
         } else {
             CSRF_COOKIE
@@ -54,7 +54,7 @@ impl Issuer {
 
     /// The device cookie's name.
     pub(crate) fn device_cookie_name(&self) -> &'static str {
-        if self.secure_cookies {
+        if self.secure_cookies() {
             "__Host-keyway_issuer_device"
         } else {
             DEVICE_COOKIE
@@ -73,7 +73,11 @@ impl Issuer {
     }
 
     fn cookie(&self, name: &str, value: &str, max_age: i64, same_site: &str) -> HeaderValue {
-        let secure = if self.secure_cookies { "; Secure" } else { "" };
+        let secure = if self.secure_cookies() {
+            "; Secure"
+        } else {
+            ""
+        };
         let s = format!(
             "{name}={value}; Path=/; HttpOnly; SameSite={same_site}; Max-Age={max_age}{secure}"
         );
@@ -83,7 +87,7 @@ impl Issuer {
 
     /// `Set-Cookie` for a new session.
     pub(crate) fn session_cookie(&self, value: &str) -> HeaderValue {
-        let ttl = i64::try_from(self.lifetimes.session).unwrap_or(i64::MAX);
+        let ttl = i64::try_from(self.lifetimes().session).unwrap_or(i64::MAX);
         self.cookie(self.session_cookie_name(), value, ttl, "Lax")
     }
 
@@ -104,7 +108,7 @@ impl Issuer {
             return Ok(None);
         }
         let hash = SecretHash::of(value);
-        let s = self.store.get_session(&hash, self.clock.now()).await?;
+        let s = self.store().get_session(&hash, self.clock().now()).await?;
         Ok(s.map(|s| (hash, s)))
     }
 
@@ -157,9 +161,9 @@ pub(crate) async fn start_session(
         auth_time: now,
         created_at: now,
         last_seen: now,
-        expires_at: now + i64::try_from(iss.lifetimes.session).unwrap_or(43200),
+        expires_at: now + i64::try_from(iss.lifetimes().session).unwrap_or(43200),
     };
-    iss.store
+    iss.store()
         .put_session(&SecretHash::of(&cookie), &session)
         .await?;
     Ok((cookie, session))

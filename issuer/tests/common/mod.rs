@@ -13,7 +13,7 @@ use clap::Parser;
 use http::{Request, Response, StatusCode, header};
 use http_body_util::BodyExt;
 use issuer::Issuer;
-use issuer::config::{Args, Config};
+use issuer::{Args, Config};
 use tower::ServiceExt;
 
 pub const ISSUER: &str = "http://127.0.0.1:5556";
