@@ -77,20 +77,7 @@ fn login_for_account(iss: &Issuer, headers: &HeaderMap) -> Result<Response> {
             csrf: &csrf,
             request: "",
             email: "",
-            upstreams: iss
-                .upstreams()
-                .iter()
-                .enumerate()
-                .map(|(i, u)| {
-                    (
-                        u.config.name.clone(),
-                        format!(
-                            "/upstream/start{}",
-                            super::federation::provider_path(i, &u.config.id)
-                        ),
-                    )
-                })
-                .collect(),
+            upstreams: super::federation::sign_in_links(iss.upstreams(), None),
             static_users: !iss.users().is_empty(),
         },
     )?;

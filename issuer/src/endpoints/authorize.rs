@@ -16,7 +16,7 @@ use axum::response::Response;
 use http::{HeaderMap, StatusCode, header};
 use url::Url;
 
-use super::federation::provider_path;
+use super::federation::sign_in_links;
 use crate::error::{Error, ErrorCode, Result};
 use crate::http::pages;
 use crate::http::response::redirect;
@@ -336,23 +336,7 @@ pub(super) fn login_page(
         StatusCode::OK
     };
     let query = request.to_query();
-    let upstreams = iss
-        .upstreams()
-        .iter()
-        .enumerate()
-        .map(|(i, u)| {
-            (
-                u.config.name.clone(),
-                format!(
-                    "/upstream/start{}?{}",
-                    provider_path(i, &u.config.id),
-                    url::form_urlencoded::Serializer::new(String::new())
-                        .append_pair("request", &query)
-                        .finish()
-                ),
-            )
-        })
-        .collect();
+    let upstreams = sign_in_links(iss.upstreams(), Some(&query));
     let res = pages::render(
         status,
         &pages::Login {

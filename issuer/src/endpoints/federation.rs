@@ -229,12 +229,34 @@ pub(crate) async fn callback(
     Ok(res)
 }
 
-/// `/upstream/start` serves the first provider, `/upstream/start/{id}` the others (the links
-/// carry a single query parameter, `request`).
-pub(crate) fn provider_path(index: usize, id: &str) -> String {
-    if index == 0 {
-        String::new()
-    } else {
-        format!("/{id}")
-    }
+/// The login page's links to the upstream providers, in button order: `(name, href)`.
+/// `/upstream/start` serves the first provider, `/upstream/start/{id}` the others; a link
+/// carries a single query parameter, `request` (the authorization request to resume after
+/// sign-in), or none when the sign-in is for the account page.
+pub(crate) fn sign_in_links(
+    upstreams: &[Upstream],
+    request: Option<&str>,
+) -> Vec<(String, String)> {
+    let query = request.map(|r| {
+        let pair = url::form_urlencoded::Serializer::new(String::new())
+            .append_pair("request", r)
+            .finish();
+        format!("?{pair}")
+    });
+    upstreams
+        .iter()
+        .enumerate()
+        .map(|(i, u)| {
+            let path = if i == 0 {
+                String::new()
+            } else {
+                format!("/{}", u.config.id)
+            };
+            let query = query.as_deref().unwrap_or("");
+            (
+                u.config.name.clone(),
+                format!("/upstream/start{path}{query}"),
+            )
+        })
+        .collect()
 }
