@@ -298,7 +298,9 @@ class ControlPlane:
             "--enable-aggregator-routing=true",
             # The `kubernetes` Service's endpoint would be 127.0.0.1, which Endpoints refuse.
             "--endpoint-reconciler-type=none",
-            "--profiling=false", "--v=1",
+            # /debug/pprof only when asked (bench/controller/apiserver-profile.sh).
+            f"--profiling={'true' if os.environ.get('KEYWAY_APISERVER_PROFILING') == '1' else 'false'}",
+            "--v=1",
         ]
         if self.audit_log:
             argv += [f"--audit-policy-file={self.dir / 'audit-policy.yaml'}", f"--audit-log-path={self.audit_log}",
