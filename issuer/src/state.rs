@@ -39,9 +39,7 @@ use crate::util::Clock;
 /// read the session and cookie settings and, most of them, the users, the upstream providers or
 /// the lifetimes. Together that is nearly all of it.
 pub struct Issuer {
-    /// Issuer identifier, signing keys, clock and store.
-    tokens: Tokens,
-    /// The clients (holds a clone of `tokens`).
+    /// The clients with the issuer identifier, signing keys, clock and store ([`Tokens`]).
     clients: Clients,
     /// Default lifetimes.
     lifetimes: Lifetimes,
@@ -66,7 +64,7 @@ pub struct Issuer {
 impl std::fmt::Debug for Issuer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Issuer")
-            .field("issuer", &self.tokens.issuer())
+            .field("issuer", &self.clients.tokens.issuer())
             .finish_non_exhaustive()
     }
 }
@@ -93,7 +91,7 @@ struct TokenParts {
 
 impl FromRef<Shared> for Tokens {
     fn from_ref(iss: &Shared) -> Self {
-        iss.tokens.clone()
+        iss.clients.tokens.clone()
     }
 }
 
@@ -212,13 +210,12 @@ impl Clients {
     }
 }
 
-/// What `/readyz` and `/metrics` read: [`Tokens`] (a signing key, a store that answers), the
-/// ConnectedApps (loaded yet?), the federation cookie key when there are upstream providers,
-/// and the metrics. Cloning it is four `Arc` clones at most.
+/// What `/readyz` and `/metrics` read: [`Clients`] (a signing key, a store that answers, the
+/// ConnectedApps loaded), the federation cookie key when there are upstream providers, and the
+/// metrics. Cloning it is five `Arc` clones at most.
 #[derive(Clone)]
 pub(crate) struct Ops {
-    tokens: Tokens,
-    registry: Arc<Registry>,
+    clients: Clients,
     /// `Some` when there are upstream providers.
     cookie_key: Option<CookieKey>,
     metrics: Arc<Metrics>,
@@ -227,8 +224,7 @@ pub(crate) struct Ops {
 impl FromRef<Shared> for Ops {
     fn from_ref(iss: &Shared) -> Self {
         Ops {
-            tokens: iss.tokens.clone(),
-            registry: iss.clients.registry.clone(),
+            clients: iss.clients.clone(),
             cookie_key: (!iss.upstreams.is_empty()).then(|| iss.cookie_key.clone()),
             metrics: iss.metrics.clone(),
         }
@@ -238,12 +234,12 @@ impl FromRef<Shared> for Ops {
 impl Ops {
     /// Issuer identifier, keys, clock and store.
     pub(crate) fn tokens(&self) -> &Tokens {
-        &self.tokens
+        self.clients.tokens()
     }
 
     /// The ConnectedApp clients.
     pub(crate) fn registry(&self) -> &Registry {
-        &self.registry
+        self.clients.registry()
     }
 
     /// Whether there are upstream providers and the federation cookie key is not loaded yet.
@@ -266,12 +262,12 @@ impl Issuer {
 
     /// The issuer identifier (no trailing slash).
     pub(crate) fn issuer(&self) -> &str {
-        self.tokens.issuer()
+        self.clients.tokens.issuer()
     }
 
     /// The signing keys.
     pub(crate) fn keys(&self) -> &Keys {
-        self.tokens.keys()
+        self.clients.tokens.keys()
     }
 
     /// Default lifetimes.
@@ -328,12 +324,12 @@ impl Issuer {
 
     /// The persistent state.
     pub fn store(&self) -> &Arc<dyn Store> {
-        self.tokens.store()
+        self.clients.tokens.store()
     }
 
     /// The clock every expiry is measured with (tests move it forward).
     pub fn clock(&self) -> &Clock {
-        self.tokens.clock()
+        self.clients.tokens.clock()
     }
 
     /// Loads the federation cookie key from the key directory when there are upstreams and it
@@ -412,11 +408,10 @@ impl Issuer {
         });
         Ok(Self {
             clients: Clients {
-                tokens: tokens.clone(),
+                tokens,
                 registry: Arc::new(clients),
                 dcr,
             },
-            tokens,
             lifetimes: l,
             resource_hosts: config.resource_hosts.clone(),
             users,
@@ -450,7 +445,7 @@ impl Issuer {
 
     /// A URL on this issuer.
     pub(crate) fn url(&self, path: &str) -> String {
-        self.tokens.url(path)
+        self.clients.tokens.url(path)
     }
 
     /// A client by ID (see [`Clients::client`]).
