@@ -1,7 +1,7 @@
 //! The errors of the proxy's setup. Request-path errors never come here: they become responses in
-//! one place, [`crate::pipeline::reject`].
+//! one place, [`crate::pipeline::respond`].
 
-/// Errors of the proxy's setup (request-path errors become responses in `pipeline::reject`).
+/// Errors of the proxy's setup (request-path errors become responses in `pipeline::respond`).
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// Bad configuration: every problem.

@@ -6,8 +6,8 @@
 //! - [`server`]: listeners, TLS, the admin port, each connection's task, background reloads,
 //!   graceful shutdown;
 //! - `pipeline`: the request path, an ordered chain of stages — guard, the proxy's own
-//!   endpoints, authentication, authorisation — and `pipeline::reject`, the one place a
-//!   refusal becomes a response;
+//!   endpoints, authentication, authorisation — and `pipeline::respond`, the one place a
+//!   refusal, redirect, page or admin answer becomes a response;
 //! - `state`: what every request shares (composes the layers below);
 //! - `login` (the browser sign-in, callback, refresh and sign-out, returning values) and
 //!   `forward` (header rewrite, identity headers, upgrades, the tool client);

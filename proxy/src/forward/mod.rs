@@ -4,7 +4,7 @@
 //! The identity and forwarding fields are computed once ([`identity_fields`], [`Peer`]) and
 //! written by either writer: straight into the request head of the direct exchange, or into the
 //! header map for hyper's client ([`tool_client`]). A request that gets no answer from the tool ends
-//! as a [`Failed`], which the pipeline's `reject` turns into the response: nothing here builds
+//! as a [`Failed`], which the pipeline's `respond` turns into the response: nothing here builds
 //! one.
 
 pub(crate) mod tool_client;

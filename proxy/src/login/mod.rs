@@ -9,8 +9,8 @@
 //! refuses (431), the sign-out and the callback included.
 //!
 //! Every step returns values — a [`Redirect`] with the cookies it sets, a [`Failure`], the
-//! sign-out page's HTML — and never a response: the pipeline's own endpoints and its `reject`
-//! turn them into HTTP. What the flow needs of the proxy's state comes as a [`Context`].
+//! sign-out page's HTML — and never a response: the pipeline's `respond` turns them
+//! into HTTP. What the flow needs of the proxy's state comes as a [`Context`].
 
 use std::time::Duration;
 
@@ -69,7 +69,7 @@ fn redirect(location: &str, cookies: Vec<String>) -> Redirect {
     }
 }
 
-/// Why a sign-in step ends without a redirect (answered by the pipeline's `reject`).
+/// Why a sign-in step ends without a redirect (answered by the pipeline's `respond`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Failure {
     /// Something the proxy could not do itself (randomness, sealing).

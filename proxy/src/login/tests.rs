@@ -14,7 +14,7 @@ use super::start::return_path;
 use super::*;
 use crate::app::App;
 use crate::clock::now;
-use crate::pipeline::own_endpoints::redirect as respond;
+use crate::pipeline::respond::redirect as respond;
 use crate::session::read_cookies;
 use crate::session::{CHUNK, LoginState, Purpose, Session, SignOutHint};
 use crate::state::Shared;

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use http::{HeaderValue, Method, Request, header};
 
 use super::last_credential::LastCredential;
-use super::reject::Refusal;
+use super::respond::Refusal;
 use crate::app::App;
 use crate::cache::token_hash;
 use crate::clock::now;
@@ -97,7 +97,8 @@ pub(crate) async fn authenticate_bearer(
 ) -> Result<Arc<Principal>, Refusal> {
     let t = now();
     let leeway = shared.settings.clock_skew;
-    let last = (shared.settings.token_cache_size > 0).then_some(last);
+    let caching = shared.settings.token_cache_size > 0;
+    let last = caching.then_some(last);
     if let Some(p) = last.and_then(|m| m.bearer(app, token, t, leeway)) {
         shared.metrics.cache_hits.inc();
         return Ok(p);
@@ -105,8 +106,9 @@ pub(crate) async fn authenticate_bearer(
     let Ok(token) = std::str::from_utf8(token) else {
         return Err(malformed("malformed bearer token"));
     };
-    let hash = token_hash(token);
-    if let Some(p) = shared.tokens.get(&hash, t, leeway) {
+    // With the cache off (`--token-cache-size 0`) there is nothing to look up or keep.
+    let hash = caching.then(|| token_hash(token));
+    if let Some(p) = hash.as_ref().and_then(|h| shared.tokens.get(h, t, leeway)) {
         shared.metrics.cache_hits.inc();
         if let Some(m) = last {
             m.keep_bearer(app, token, p.clone());
@@ -139,11 +141,13 @@ pub(crate) async fn authenticate_bearer(
         leeway,
     };
     let p = Arc::new(jwt::validate_access_token(token, &head, &keys, &expect).map_err(refused)?);
-    shared.tokens.insert(hash, p.clone(), t);
-    shared
-        .metrics
-        .cached_tokens
-        .set(i64::try_from(shared.tokens.len()).unwrap_or(i64::MAX));
+    if let Some(hash) = hash {
+        shared.tokens.insert(hash, p.clone(), t);
+        shared
+            .metrics
+            .cached_tokens
+            .set(i64::try_from(shared.tokens.len()).unwrap_or(i64::MAX));
+    }
     Ok(p)
 }
 

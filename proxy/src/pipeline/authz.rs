@@ -6,7 +6,7 @@
 use contract::access::{Caller, Decision};
 use http::{HeaderMap, Method};
 
-use super::reject::Refusal;
+use super::respond::Refusal;
 use crate::app::App;
 use crate::config::Settings;
 use crate::metrics::Outcome;

@@ -8,7 +8,7 @@
 
 use http::{Method, Request};
 
-use super::reject::Refusal;
+use super::respond::Refusal;
 use crate::config::Settings;
 use crate::path::{NormalPath, normalise};
 use crate::wire::{BadHost, ReqBody};

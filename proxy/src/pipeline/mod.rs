@@ -1,5 +1,5 @@
 //! The request path: an ordered chain of stages, each in its own file, each ending a request it
-//! refuses with a [`reject::Refusal`] that [`reject`] — and only it — turns into a response.
+//! refuses with a [`respond::Refusal`] that [`respond`] — and only it — turns into a response.
 //!
 //! 1. [`guard`]: the `Host` check, the header section's size, the method's case, and path
 //!    normalisation, before anything matches a path;
@@ -21,7 +21,7 @@ pub(crate) mod authz;
 pub(crate) mod guard;
 pub(crate) mod last_credential;
 pub(crate) mod own_endpoints;
-pub(crate) mod reject;
+pub(crate) mod respond;
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -43,7 +43,7 @@ use last_credential::LastCredential;
 use oidc::Provider;
 use oidc::jwt::Principal;
 use own_endpoints::Answer;
-use reject::{Refusal, with_cookies};
+use respond::{Refusal, with_cookies};
 
 /// A client connection as the pipeline sees it: the peer (for the forwarder) and the
 /// credential accepted last on it.
@@ -163,7 +163,7 @@ impl Target<'_> {
     fn refused(&self, app: &App, refusal: Refusal) -> Done {
         let outcome = refusal.outcome();
         done(
-            reject::respond(refusal, app, self.method, self.path),
+            respond::respond(refusal, app, self.method, self.path),
             outcome,
         )
     }
@@ -180,7 +180,7 @@ fn forwarded(app: &App, result: Result<Response<Body>, Failed>, ok: Outcome) -> 
                 Refusal::Forward(Failed::BadTarget) => ok,
                 _ => refusal.outcome(),
             };
-            done(reject::respond(refusal, app, "", ""), outcome)
+            done(respond::respond(refusal, app, "", ""), outcome)
         }
     }
 }
@@ -247,7 +247,7 @@ async fn route(shared: &Arc<Shared>, conn: &Connection, req: Request<ReqBody>) -
             cookies,
             user,
         }) => {
-            let resp = reject::respond(refusal, &app, t.method, t.path);
+            let resp = respond::respond(refusal, &app, t.method, t.path);
             let resp = with_cookies(resp, cookies);
             return Done {
                 resp,
@@ -381,9 +381,9 @@ fn signed_out(
     };
     let prompt = c.shared.settings.prompt.as_deref();
     match login::start_login(app, provider, prompt, &to, &cookies.logins) {
-        Ok(to) => done(own_endpoints::redirect(to), Outcome::login_redirect),
+        Ok(to) => done(respond::redirect(to), Outcome::login_redirect),
         Err(failure) => {
-            let resp = reject::respond(Refusal::Login(failure), app, t.method, t.path);
+            let resp = respond::respond(Refusal::Login(failure), app, t.method, t.path);
             done(resp, Outcome::login_redirect)
         }
     }

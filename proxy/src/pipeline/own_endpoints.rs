@@ -1,22 +1,20 @@
 //! The proxy's own endpoints, matched on the normalised path before any access rule (they must
 //! never reach the tool): RFC 9728 protected resource metadata, and under `--proxy-prefix` the
 //! sign-in start, the callback and the sign-out. The sign-in flow ([`crate::login`]) decides;
-//! this stage reads the request for it and writes its answers (refusals: [`super::reject`]).
+//! this stage reads the request for it and answers with what [`super::respond`] builds.
 
 use std::sync::Arc;
 
-use bytes::Bytes;
-use http::{HeaderValue, Method, Request, Response, StatusCode, header};
-use http_body_util::{Either, Full};
+use http::{Method, Request};
 
-use super::reject::{Refusal, with_cookies};
+use super::respond::{Refusal, metadata_document, redirect, sign_out_page};
 use super::{Done, done};
 use crate::app::App;
-use crate::login::{self, Redirect, SignOutOrigin};
+use crate::login::{self, SignOutOrigin};
 use crate::metrics::Outcome;
 use crate::session::read_cookies;
 use crate::state::Shared;
-use crate::wire::{Body, ReqBody};
+use crate::wire::ReqBody;
 
 /// RFC 9728 well-known path.
 pub(crate) const METADATA_PATH: &str = "/.well-known/oauth-protected-resource";
@@ -151,58 +149,4 @@ async fn sign_out(shared: &Shared, app: &Arc<App>, req: &Request<ReqBody>) -> An
     )
     .await;
     Answer::Done(done(redirect(to), Outcome::sign_out))
-}
-
-/// A `302 Found` to the redirect's location, with its cookies; never cached.
-pub(crate) fn redirect(to: Redirect) -> Response<Body> {
-    let mut resp = Response::new(Either::Right(Full::new(Bytes::new())));
-    *resp.status_mut() = StatusCode::FOUND;
-    if let Ok(v) = HeaderValue::from_str(&to.location) {
-        resp.headers_mut().insert(header::LOCATION, v);
-    }
-    resp.headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    with_cookies(resp, to.cookies)
-}
-
-/// The sign-out confirmation page: no framing, no scripts, never cached.
-fn sign_out_page(html: String) -> Response<Body> {
-    let mut resp = Response::new(Either::Right(Full::new(Bytes::from(html))));
-    let h = resp.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/html; charset=utf-8"),
-    );
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    h.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'"),
-    );
-    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-    resp
-}
-
-/// The RFC 9728 protected resource metadata document.
-fn metadata_document(app: &App) -> Response<Body> {
-    let doc = serde_json::json!({
-        "resource": app.cfg.resource,
-        "authorization_servers": [app.cfg.issuer],
-        "scopes_supported": app.cfg.policy.scopes,
-        "bearer_methods_supported": ["header"],
-    });
-    let mut resp = Response::new(Either::Right(Full::new(Bytes::from(doc.to_string()))));
-    let h = resp.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    h.insert(
-        header::CACHE_CONTROL,
-        HeaderValue::from_static("max-age=300"),
-    );
-    h.insert(
-        header::ACCESS_CONTROL_ALLOW_ORIGIN,
-        HeaderValue::from_static("*"),
-    );
-    resp
 }

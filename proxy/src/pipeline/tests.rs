@@ -13,7 +13,7 @@ use http::{HeaderMap, Method, Request, Response, StatusCode, header};
 use http_body_util::BodyExt as _;
 use ring::signature::{Ed25519KeyPair, KeyPair as _};
 
-use super::reject::{self, Refusal};
+use super::respond::{self, Refusal};
 use super::{Connection, Done, authn, authz, guard, route};
 use crate::app::App;
 use crate::clock::now;
@@ -489,7 +489,7 @@ async fn the_access_rules_and_the_tokens_client_decide() {
     assert_eq!(json(d.resp).await["error"], "access_denied");
 }
 
-// --- reject --------------------------------------------------------------------------------
+// --- respond ---------------------------------------------------------------------------------
 
 #[tokio::test]
 async fn every_refusal_has_its_status_and_generic_body() {
@@ -540,7 +540,7 @@ async fn every_refusal_has_its_status_and_generic_body() {
     ];
     for (refusal, status, code) in cases {
         let what = format!("{refusal:?}");
-        let resp = reject::respond(refusal, &app, "GET", "/api");
+        let resp = respond::respond(refusal, &app, "GET", "/api");
         assert_eq!(resp.status(), status, "{what}");
         assert_eq!(field(&resp, header::CACHE_CONTROL), "no-store", "{what}");
         assert_eq!(
@@ -552,12 +552,75 @@ async fn every_refusal_has_its_status_and_generic_body() {
         assert_eq!(body["error"], code, "{what}");
         assert!(body["error_description"].is_string(), "{what}");
     }
-    let stalled = reject::respond(Refusal::Forward(Failed::BodyStalled), &app, "GET", "/");
+    let stalled = respond::respond(Refusal::Forward(Failed::BodyStalled), &app, "GET", "/");
     assert_eq!(field(&stalled, header::CONNECTION), "close");
-    let unauthenticated = reject::respond(Refusal::Unauthenticated, &app, "GET", "/api");
+    let unauthenticated = respond::respond(Refusal::Unauthenticated, &app, "GET", "/api");
     let challenge = field(&unauthenticated, header::WWW_AUTHENTICATE);
     assert!(
         !challenge.contains("error="),
         "no error without credentials: {challenge}"
     );
+}
+
+#[tokio::test]
+async fn with_the_token_cache_off_a_valid_token_is_accepted_and_nothing_is_kept() {
+    let r = rig_with(&["--token-cache-size", "0"], true);
+    let app = r.shared.app();
+    let provider = r.shared.provider().unwrap();
+    let good = r.token(serde_json::json!({}));
+    for _ in 0..2 {
+        let who = authn::authenticate_bearer(
+            &r.shared,
+            &r.conn.last_credential,
+            &app,
+            &provider,
+            good.as_bytes(),
+        )
+        .await
+        .unwrap();
+        assert_eq!(who.sub, "alice");
+    }
+    assert_eq!(r.shared.tokens.len(), 0);
+    assert_eq!(r.shared.metrics.cache_hits.get(), 0, "validated both times");
+    assert_eq!(r.shared.metrics.cache_misses.get(), 2);
+}
+
+#[tokio::test]
+async fn the_admin_listener_answers_probes_and_metrics() {
+    use crate::server::admin_response;
+    let text = |resp: Response<http_body_util::Full<bytes::Bytes>>| async move {
+        let status = resp.status();
+        let ct = resp.headers()[header::CONTENT_TYPE]
+            .to_str()
+            .unwrap()
+            .to_string();
+        let body = resp.into_body().collect().await.unwrap().to_bytes();
+        (status, ct, String::from_utf8(body.to_vec()).unwrap())
+    };
+    let waiting = rig_with(&[], false);
+    let (status, _, body) = text(admin_response(&waiting.shared, "/readyz")).await;
+    assert_eq!(
+        (status, body.as_str()),
+        (StatusCode::SERVICE_UNAVAILABLE, "issuer not loaded\n")
+    );
+    let (status, _, body) = text(admin_response(&waiting.shared, "/healthz")).await;
+    assert_eq!(
+        (status, body.as_str()),
+        (StatusCode::OK, "ok\n"),
+        "alive while waiting"
+    );
+
+    let r = rig();
+    let (status, _, body) = text(admin_response(&r.shared, "/readyz")).await;
+    assert_eq!((status, body.as_str()), (StatusCode::OK, "ready\n"));
+    let (status, ct, body) = text(admin_response(&r.shared, "/metrics")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(ct.starts_with("application/openmetrics-text"), "{ct}");
+    assert!(
+        body.contains("\nkeyway_proxy_token_cache_entries 0\n"),
+        "{body}"
+    );
+    assert!(body.ends_with("# EOF\n"), "{body}");
+    let (status, _, _) = text(admin_response(&r.shared, "/metrics/")).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
 }

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http::{HeaderValue, Request, Response, StatusCode, Version, header};
+use http::{Request, Response, Version};
 use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::service::service_fn;
@@ -26,6 +26,7 @@ use crate::config::{Settings, load_app};
 use crate::error::{Error, Result};
 use crate::forward::Peer;
 use crate::metrics::Metrics;
+use crate::pipeline::respond::{self, Admin};
 use crate::pipeline::{self, Connection};
 use crate::state::Shared;
 use crate::wire::timeouts::{ConnState, Guarded, Idle, Limits, idle_watch};
@@ -446,43 +447,21 @@ async fn cert_loop(shared: Arc<Shared>, resolver: Arc<CertSlot>) {
     }
 }
 
-fn text(
-    status: StatusCode,
-    content_type: &'static str,
-    body: impl Into<Bytes>,
-) -> Response<Full<Bytes>> {
-    let mut resp = Response::new(Full::new(body.into()));
-    *resp.status_mut() = status;
-    resp.headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-    resp
-}
-
 /// The admin endpoints.
 pub(crate) fn admin_response(shared: &Shared, path: &str) -> Response<Full<Bytes>> {
-    match path {
-        "/healthz" => text(StatusCode::OK, "text/plain", "ok\n"),
-        "/readyz" => match shared.provider() {
-            Some(_) => text(StatusCode::OK, "text/plain", "ready\n"),
-            None => text(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "text/plain",
-                "issuer not loaded\n",
-            ),
-        },
+    let answer = match path {
+        "/healthz" => Admin::Healthy,
+        "/readyz" => Admin::Ready(shared.provider().is_some()),
         "/metrics" => {
             shared
                 .metrics
                 .cached_tokens
                 .set(i64::try_from(shared.tokens.len()).unwrap_or(i64::MAX));
-            text(
-                StatusCode::OK,
-                "application/openmetrics-text; version=1.0.0; charset=utf-8",
-                shared.metrics.encode(),
-            )
+            Admin::Metrics(shared.metrics.encode())
         }
-        _ => text(StatusCode::NOT_FOUND, "text/plain", "not found\n"),
-    }
+        _ => Admin::NotFound,
+    };
+    respond::admin(answer)
 }
 
 async fn admin_loop(shared: Arc<Shared>, listener: TcpListener) {

@@ -143,7 +143,7 @@ pub(crate) fn respond(refusal: Refusal, app: &App, method: &str, path: &str) -> 
 }
 
 /// A small JSON error response: `{"error": code, "error_description": description}`.
-pub(crate) fn error_response(status: StatusCode, code: &str, description: &str) -> Response<Body> {
+fn error_response(status: StatusCode, code: &str, description: &str) -> Response<Body> {
     let body = serde_json::json!({ "error": code, "error_description": description }).to_string();
     let mut resp = Response::new(Either::Right(Full::new(Bytes::from(body))));
     *resp.status_mut() = status;
@@ -164,19 +164,6 @@ fn bad_request(description: &str) -> Response<Body> {
 fn close(mut resp: Response<Body>) -> Response<Body> {
     resp.headers_mut()
         .insert(header::CONNECTION, HeaderValue::from_static("close"));
-    resp
-}
-
-/// Appends `Set-Cookie` headers.
-pub(crate) fn with_cookies(
-    mut resp: Response<Body>,
-    cookies: impl IntoIterator<Item = String>,
-) -> Response<Body> {
-    for c in cookies {
-        if let Ok(v) = HeaderValue::from_str(&c) {
-            resp.headers_mut().append(header::SET_COOKIE, v);
-        }
-    }
     resp
 }
 
