@@ -48,8 +48,18 @@ type Map<T> = HashMap<[u8; 32], Arc<T>, BuildHasherDefault<PrehashedHasher>>;
 
 /// Bounded cache keyed by a SHA-256.
 pub(crate) struct Cache<T> {
-    map: Mutex<Map<T>>,
+    inner: Mutex<Entries<T>>,
     max: usize,
+}
+
+/// The entries, and when expired ones were last swept out to make room.
+struct Entries<T> {
+    map: Map<T>,
+    /// The second of the last sweep: a full cache is swept at most once a second, since within
+    /// one second no more entries can have expired (a sweep walks every entry).
+    swept_at: Option<u64>,
+    /// How many sweeps ran (for tests).
+    sweeps: u64,
 }
 
 /// Bounded cache of validated tokens.
@@ -76,47 +86,62 @@ impl<T: Expiring> Cache<T> {
     /// A cache of at most `max` entries (0 disables caching).
     pub(crate) fn new(max: usize) -> Self {
         Cache {
-            map: Mutex::new(Map::default()),
+            inner: Mutex::new(Entries {
+                map: Map::default(),
+                swept_at: None,
+                sweeps: 0,
+            }),
             max,
         }
     }
 
     /// The entry, when cached and not expired (`now` in seconds, with `leeway`).
     pub(crate) fn get(&self, hash: &[u8; 32], now: u64, leeway: u64) -> Option<Arc<T>> {
-        let mut map = self.lock();
-        let p = map.get(hash)?;
+        let mut entries = self.lock();
+        let p = entries.map.get(hash)?;
         if p.expires().saturating_add(leeway) <= now {
-            map.remove(hash);
+            entries.map.remove(hash);
             return None;
         }
         Some(p.clone())
     }
 
-    /// Caches an entry. When full, expired entries are dropped first; if still full, the new
-    /// entry is not cached.
+    /// Caches an entry. When full, expired entries are dropped first (at most once a second);
+    /// if still full, the new entry is not cached.
     pub(crate) fn insert(&self, hash: [u8; 32], entry: Arc<T>, now: u64) {
         if self.max == 0 {
             return;
         }
-        let mut map = self.lock();
-        if map.len() >= self.max {
-            map.retain(|_, p| p.expires() > now);
-            if map.len() >= self.max {
+        let mut entries = self.lock();
+        if entries.map.len() >= self.max {
+            if entries.swept_at.is_some_and(|t| t >= now) {
+                return;
+            }
+            entries.map.retain(|_, p| p.expires() > now);
+            entries.swept_at = Some(now);
+            entries.sweeps += 1;
+            if entries.map.len() >= self.max {
                 return;
             }
         }
-        map.insert(hash, entry);
+        entries.map.insert(hash, entry);
     }
 }
 
 impl<T> Cache<T> {
-    fn lock(&self) -> std::sync::MutexGuard<'_, Map<T>> {
-        self.map.lock().unwrap_or_else(|p| p.into_inner())
+    fn lock(&self) -> std::sync::MutexGuard<'_, Entries<T>> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Number of entries.
     pub(crate) fn len(&self) -> usize {
-        self.lock().len()
+        self.lock().map.len()
+    }
+
+    /// How many times a full cache was swept for expired entries.
+    #[cfg(test)]
+    fn sweeps(&self) -> u64 {
+        self.lock().sweeps
     }
 
     /// Whether empty.
@@ -127,7 +152,7 @@ impl<T> Cache<T> {
 
     /// Forgets everything (after a configuration change).
     pub(crate) fn clear(&self) {
-        self.lock().clear();
+        self.lock().map.clear();
     }
 }
 
@@ -161,6 +186,32 @@ mod tests {
         assert_eq!(c.len(), 2);
         c.clear();
         assert!(c.is_empty());
+    }
+
+    #[test]
+    fn a_full_cache_is_swept_at_most_once_a_second() {
+        let c = TokenCache::new(100);
+        for i in 0..100 {
+            c.insert(token_hash(&i.to_string()), p(1000), 0);
+        }
+        for i in 0..50 {
+            c.insert(token_hash(&format!("new {i}")), p(1000), 10);
+        }
+        assert_eq!(
+            c.sweeps(),
+            1,
+            "one walk over the entries in second 10, not one per insert"
+        );
+        assert_eq!(c.len(), 100);
+        c.insert(token_hash("later"), p(1000), 11);
+        assert_eq!(c.sweeps(), 2);
+        c.insert(token_hash("after expiry"), p(2000), 1000);
+        assert_eq!(c.sweeps(), 3);
+        assert!(
+            c.get(&token_hash("after expiry"), 1000, 0).is_some(),
+            "room made"
+        );
+        assert_eq!(c.len(), 1);
     }
 
     #[test]
