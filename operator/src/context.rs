@@ -12,12 +12,13 @@ use api::ConnectedApp;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::jiff::Timestamp;
 use kube::Client;
-use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::events::Reporter;
 use kube::runtime::reflector::{ObjectRef, Store};
 
 use crate::app_cache::AppCache;
 use crate::clock::Clock;
 use crate::config::ControllerConfig;
+use crate::event_recorder::EventRecorder;
 use crate::labels::MANAGER;
 use crate::metrics::Metrics;
 use crate::own_writes::OwnWrites;
@@ -30,7 +31,7 @@ pub struct Context {
     /// Desired-state settings.
     pub(crate) plan: PlanConfig,
     /// Event recorder.
-    pub(crate) recorder: Recorder,
+    pub(crate) recorder: EventRecorder,
     /// Metrics.
     pub(crate) metrics: Arc<Metrics>,
     clock: Clock,
@@ -87,7 +88,7 @@ impl Context {
             instance: Some(config.identity.clone()),
         };
         Self {
-            recorder: Recorder::new(client.clone(), reporter),
+            recorder: EventRecorder::new(client.clone(), reporter),
             client,
             plan: PlanConfig {
                 issuer_url: config.issuer_url.clone(),

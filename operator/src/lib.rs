@@ -46,6 +46,7 @@ mod controller;
 pub mod crdgen;
 mod error;
 mod event_fields;
+mod event_recorder;
 mod fence;
 mod http;
 mod labels;

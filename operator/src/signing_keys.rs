@@ -28,7 +28,7 @@ use contract::signing_keys::{self as keys, Alg, Entries, KeyMeta, Policy};
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{ObjectMeta, PostParams};
-use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::runtime::events::{Event, EventType, Reporter};
 use kube::{Api, Client, ResourceExt as _};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
@@ -36,6 +36,7 @@ use tracing::{debug, info, warn};
 use crate::clock::Clock;
 use crate::error::{Error, Result};
 use crate::event_fields::{event_note, regarding};
+use crate::event_recorder::EventRecorder;
 use crate::labels::{MANAGED_BY_LABEL, MANAGER};
 use crate::metrics::{Metrics, Write};
 
@@ -134,7 +135,7 @@ pub struct SigningKeyManager {
     secrets: Api<Secret>,
     config: SigningKeysConfig,
     metrics: Arc<Metrics>,
-    recorder: Recorder,
+    recorder: EventRecorder,
     clock: Clock,
     reported: Mutex<Option<String>>,
 }
@@ -154,7 +155,7 @@ impl SigningKeyManager {
         };
         Self {
             secrets: Api::namespaced(client.clone(), &config.namespace),
-            recorder: Recorder::new(client, reporter),
+            recorder: EventRecorder::new(client, reporter),
             config,
             metrics,
             clock,
