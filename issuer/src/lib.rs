@@ -56,12 +56,14 @@
 //!   tokens, without HTTP types;
 //! - `directory`: clients, users, upstream providers, origins, the sign-in throttle;
 //! - `keys` (signing keys, rotation, JWKS), [`store`] (persistent state), `error` (the error
-//!   type), `params` (strict form/query parsing), `scope` (scope syntax), `metrics`, `util`.
+//!   type), `params` (strict form/query parsing), `scope` (scope syntax), `metrics`,
+//!   `random` (secrets and identifiers), `clock`.
 #![forbid(unsafe_code)]
 #![deny(unreachable_pub)]
 #![warn(clippy::too_many_lines)]
 
 mod app;
+mod clock;
 mod config;
 mod directory;
 mod endpoints;
@@ -73,10 +75,10 @@ mod keys;
 mod metrics;
 mod oauth;
 mod params;
+mod random;
 mod scope;
 mod state;
 pub mod store;
-mod util;
 
 pub use app::watch::run as watch_apps;
 pub use app::{router, serve};
@@ -84,5 +86,6 @@ pub use config::{Args, Command, Config};
 pub use directory::throttle::SLOW_DOWN;
 pub use directory::users::hash_password;
 pub use keys::{Alg, KeyError, Keys, SigningKey, Typ};
+pub use oauth::pkce::s256;
+pub use random::{random_bytes, random_token};
 pub use state::Issuer;
-pub use util::{random_bytes, random_token, s256};

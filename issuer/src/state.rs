@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use axum::extract::FromRef;
 
+use crate::clock::Clock;
 use crate::config::{Config, Lifetimes};
 use crate::directory::client_addr::IpRange;
 use crate::directory::clients::{Client, Registry};
@@ -21,7 +22,6 @@ use crate::metrics::{GrantLabels, Metrics};
 use crate::oauth::Refusal;
 use crate::oauth::tokens::{Grant, Minted, Minter};
 use crate::store::Store;
-use crate::util::Clock;
 
 /// Everything a request handler needs, composed of the sub-states that the endpoints which
 /// need less than all of it take instead (each built from it by axum's `FromRef`, a few `Arc`
@@ -362,7 +362,7 @@ impl Issuer {
             None => Users::default(),
         };
         let upstream_ids: Vec<&str> = config.upstreams.iter().map(|u| u.id.as_str()).collect();
-        problems.extend(crate::directory::identity::clashes(
+        problems.extend(crate::directory::distinct_subjects::clashes(
             &clients,
             &users,
             &upstream_ids,
@@ -481,7 +481,7 @@ impl Issuer {
 /// Minting and counting tokens.
 impl Issuer {
     /// Refuses a token whose `sub` would not tell a person from a client (see
-    /// [`crate::directory::identity`]): a person whose subject is a client ID, or a client (its own
+    /// [`crate::directory::distinct_subjects`]): a person whose subject is a client ID, or a client (its own
     /// token, `sub` = its ID) whose ID is a person's subject.
     fn check_identity(&self, client: &Client, g: &Grant<'_>) -> Result<()> {
         let person = g.auth_time.is_some();

@@ -333,7 +333,7 @@ pub(crate) fn cookie_key(dir: &std::path::Path, create: bool) -> std::io::Result
         ));
     }
     std::fs::create_dir_all(dir)?;
-    let key = crate::util::random_bytes::<32>();
+    let key = crate::random::random_bytes::<32>();
     let mut f = std::fs::OpenOptions::new()
         .write(true)
         .create(true)

@@ -10,7 +10,7 @@
 //!
 //! A subject (`sub`, or the email when `sub` is absent) may not contain `:`: federated people's
 //! subjects are `<provider id>:<upstream sub>`, so the two can never collide. Nor may it start
-//! with `dcr.` or equal a ConnectedApp's client ID ([`crate::directory::identity`]): a client's own tokens
+//! with `dcr.` or equal a ConnectedApp's client ID ([`crate::directory::distinct_subjects`]): a client's own tokens
 //! carry its ID as `sub`.
 //!
 //! Unknown emails still cost one argon2 verification (against a fixed dummy hash), so response
@@ -175,7 +175,7 @@ impl Users {
 /// Hashes a password with argon2id defaults (for tests and tooling).
 pub fn hash_password(password: &str) -> Option<String> {
     use argon2::password_hash::{PasswordHasher, SaltString};
-    let salt = SaltString::encode_b64(&crate::util::random_bytes::<16>()).ok()?;
+    let salt = SaltString::encode_b64(&crate::random::random_bytes::<16>()).ok()?;
     argon2::Argon2::default()
         .hash_password(password.as_bytes(), &salt)
         .ok()

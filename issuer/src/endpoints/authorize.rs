@@ -288,7 +288,7 @@ async fn grant_code(
             granted_at: now,
         })
         .await?;
-    let code = crate::util::random_token();
+    let code = crate::random::random_token();
     let record = AuthCode {
         client_id: req.client.id.clone(),
         redirect_uri: req.redirect_uri.clone(),

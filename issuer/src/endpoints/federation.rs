@@ -88,9 +88,9 @@ async fn begin(iss: &crate::state::Issuer, up: &Upstream, q: &Params) -> Result<
     let md = &provider.metadata;
     let pending = Pending {
         provider: up.config.id.clone(),
-        state: crate::util::random_token(),
-        nonce: crate::util::random_token(),
-        verifier: crate::util::random_token(),
+        state: crate::random::random_token(),
+        nonce: crate::random::random_token(),
+        verifier: crate::random::random_token(),
         request,
         exp: iss.clock().now() + 600,
     };

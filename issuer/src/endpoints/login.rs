@@ -86,7 +86,7 @@ pub(crate) async fn login(
     iss.metrics().login("static", "ok");
     throttle::succeeded(iss.store().as_ref(), &email, addr, &admitted).await?;
     // This browser becomes (stays) a known device for the account.
-    let device = device.map_or_else(crate::util::random_token, str::to_string);
+    let device = device.map_or_else(crate::random::random_token, str::to_string);
     throttle::remember(iss.store().as_ref(), &device, &email, now).await?;
     let (cookie, session) = start_session(
         &iss,

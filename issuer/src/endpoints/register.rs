@@ -104,7 +104,7 @@ pub(crate) async fn register(
             retry_after,
         });
     }
-    let client_id = format!("{ID_PREFIX}{}", crate::util::random_id());
+    let client_id = format!("{ID_PREFIX}{}", crate::random::random_id());
     let registered = meta.registered(&client_id, now, &name, &grants, &scopes);
     store
         .put_client(&RegisteredClient {

@@ -153,10 +153,10 @@ async fn authorization_code(iss: &Issuer, client: &Client, params: &Params) -> R
             (iss.lifetimes().refresh, iss.lifetimes().refresh_idle),
             |l| (l.refresh, l.idle),
         );
-        let token = crate::util::random_token();
+        let token = crate::random::random_token();
         let expires_at = now + i64::try_from(refresh_ttl).unwrap_or(86400);
         let family = RefreshFamily {
-            id: crate::util::random_id(),
+            id: crate::random::random_id(),
             client_id: client.id.clone(),
             // The code's record is not needed after minting: move its fields.
             subject: rec.subject,
@@ -230,7 +230,7 @@ async fn refresh(iss: &Issuer, client: &Client, params: &Params) -> Result<Respo
         grace_secs: i64::try_from(iss.lifetimes().refresh_grace).unwrap_or(0),
         idle_secs: i64::try_from(idle).unwrap_or(86400),
     };
-    let salt = crate::util::random_bytes::<32>();
+    let salt = crate::random::random_bytes::<32>();
     let new = successor(old, &salt)?;
     let next = Successor {
         hash: SecretHash::of(&new),

@@ -118,7 +118,7 @@ impl Issuer {
         match cookie(headers, self.csrf_cookie_name()) {
             Some(v) if is_token(v) => (v.to_string(), None),
             _ => {
-                let t = crate::util::random_token();
+                let t = crate::random::random_token();
                 let c = self.cookie(self.csrf_cookie_name(), &t, 86400, "Lax");
                 (t, Some(c))
             }
@@ -152,9 +152,9 @@ pub(crate) async fn start_session(
     source: String,
     now: i64,
 ) -> Result<(String, Session)> {
-    let cookie = crate::util::random_token();
+    let cookie = crate::random::random_token();
     let session = Session {
-        id: crate::util::random_id(),
+        id: crate::random::random_id(),
         subject,
         claims,
         source,
@@ -230,7 +230,7 @@ mod tests {
 
     #[test]
     fn token_shape() {
-        assert!(is_token(&crate::util::random_token()));
+        assert!(is_token(&crate::random::random_token()));
         assert!(is_token(&"A-_z".repeat(11)[..43]));
         assert!(!is_token(&"a".repeat(42)));
         assert!(!is_token(&"a".repeat(44)));

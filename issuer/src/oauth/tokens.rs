@@ -143,7 +143,7 @@ impl Minter<'_> {
         let now = self.now;
         let ttl = self.access_ttl;
         let exp = now + i64::try_from(ttl).unwrap_or(600);
-        let jti = crate::util::fast_id();
+        let jti = crate::random::fast_id();
         let scope = g.scopes.join(" ");
         let aud = g
             .resources
