@@ -1,5 +1,5 @@
 //! The parts of a Kubernetes Event the operator fills in itself, in the shape the API and
-//! kube-runtime's recorder need:
+//! the recorder ([`crate::event_recorder`]) need:
 //! - [`event_note`]: `events.k8s.io/v1` refuses a `note` longer than 1 KiB (1024 bytes) with 422,
 //!   and the event is then lost. Every note the operator records passes through it.
 //! - [`regarding`]: the recorder counts a repeat of an event (same type, action, reason and
