@@ -95,6 +95,20 @@ fn rig_with(flags: &[&str], ready: bool) -> Rig {
 }
 
 impl Rig {
+    /// The bearer-token stage for `token`, with the issuer's keys and this rig's connection.
+    async fn authenticate(&self, token: &[u8]) -> Result<Arc<Principal>, Refusal> {
+        let app = self.shared.app();
+        let provider = self.shared.provider().unwrap();
+        authn::authenticate_bearer(
+            &self.shared,
+            &self.conn.last_credential,
+            &app,
+            &provider,
+            token,
+        )
+        .await
+    }
+
     /// An access token for the app, signed by the issuer's key, with `claims` over the usual
     /// ones (`alice`, issued to the app itself, `tool:read`, valid five minutes).
     fn token(&self, claims: serde_json::Value) -> String {
@@ -344,33 +358,14 @@ async fn bearer_tokens_are_parsed_validated_and_cached() {
     };
     assert!(authn::bearer(&two).is_err());
 
-    let app = r.shared.app();
-    let provider = r.shared.provider().unwrap();
     let good = r.token(serde_json::json!({}));
-    let who = authn::authenticate_bearer(
-        &r.shared,
-        &r.conn.last_credential,
-        &app,
-        &provider,
-        good.as_bytes(),
-    )
-    .await
-    .unwrap();
+    let who = r.authenticate(good.as_bytes()).await.unwrap();
     assert_eq!(who.sub, "alice");
     assert_eq!(r.shared.tokens.len(), 1, "cached");
     let expired = r.token(serde_json::json!({"exp": now() - 3600}));
-    let refused = authn::authenticate_bearer(
-        &r.shared,
-        &r.conn.last_credential,
-        &app,
-        &provider,
-        expired.as_bytes(),
-    )
-    .await;
+    let refused = r.authenticate(expired.as_bytes()).await;
     assert!(matches!(refused, Err(Refusal::InvalidToken(_))));
-    let junk =
-        authn::authenticate_bearer(&r.shared, &r.conn.last_credential, &app, &provider, b"a b")
-            .await;
+    let junk = r.authenticate(b"a b").await;
     assert!(matches!(junk, Err(Refusal::MalformedAuthorization)));
 
     // Through the chain: let through (to the absent tool), refused, malformed.
@@ -565,19 +560,9 @@ async fn every_refusal_has_its_status_and_generic_body() {
 #[tokio::test]
 async fn with_the_token_cache_off_a_valid_token_is_accepted_and_nothing_is_kept() {
     let r = rig_with(&["--token-cache-size", "0"], true);
-    let app = r.shared.app();
-    let provider = r.shared.provider().unwrap();
     let good = r.token(serde_json::json!({}));
     for _ in 0..2 {
-        let who = authn::authenticate_bearer(
-            &r.shared,
-            &r.conn.last_credential,
-            &app,
-            &provider,
-            good.as_bytes(),
-        )
-        .await
-        .unwrap();
+        let who = r.authenticate(good.as_bytes()).await.unwrap();
         assert_eq!(who.sub, "alice");
     }
     assert_eq!(r.shared.tokens.len(), 0);
