@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import secrets
 import shutil
 import signal
@@ -62,10 +63,40 @@ def log(msg: str) -> None:
     print(f"[controlplane] {msg}", flush=True)
 
 
+def _ephemeral_low() -> int:
+    """The lowest port of the kernel's ephemeral range (Linux's default when it cannot be read)."""
+    try:
+        low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+    return low if low > 2048 else 32768
+
+
+PORT_LOW = 10000
+PORT_HIGH = max(PORT_LOW + 1000, _ephemeral_low())
+_handed_out: set[int] = set()
+
+
 def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket() as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
+    """A port nothing listens on, below the kernel's ephemeral range, not handed out before.
+
+    The port is bound later by another process (and bound again when a scenario restarts that
+    process). A port from the ephemeral range could meanwhile become the local end of any outgoing
+    connection, and the bind would then fail with EADDRINUSE; below the range only an explicit
+    bind takes it."""
+    rng = random.SystemRandom()
+    for _ in range(200):
+        port = rng.randrange(PORT_LOW, PORT_HIGH)
+        if port in _handed_out:
+            continue
+        with socket.socket() as s:
+            try:
+                s.bind((host, port))
+            except OSError:
+                continue
+        _handed_out.add(port)
+        return port
+    raise RuntimeError(f"no free port in {PORT_LOW}-{PORT_HIGH - 1} after 200 tries")
 
 
 def clean_env(extra: dict[str, str] | None = None) -> dict[str, str]:

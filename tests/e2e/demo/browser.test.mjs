@@ -13,6 +13,7 @@ import assert from 'node:assert/strict';
 
 import { chromium } from 'playwright-core';
 
+import { listen } from '../ports.mjs';
 import { ISSUER, PASSWORD, TOOL, startDemo } from './harness.mjs';
 
 const SHOTS = path.resolve(import.meta.dirname, '../../artifacts/screenshots');
@@ -138,7 +139,7 @@ test('a third-party agent asks for consent; its token reaches the API; the accou
     if (url.pathname === '/callback') callback = url;
     res.writeHead(200, { 'content-type': 'text/html' }).end('<p>The agent got the code.</p>');
   });
-  await new Promise((r) => agent.listen(8976, '127.0.0.1', r));
+  await listen(agent, 8976);
   after(() => agent.close());
   const verifier = crypto.randomBytes(32).toString('base64url');
   const challenge = crypto.createHash('sha256').update(verifier).digest('base64url');

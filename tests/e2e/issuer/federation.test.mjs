@@ -13,7 +13,7 @@ import { after, before, describe, it } from 'node:test';
 import Provider from 'oidc-provider';
 
 import {
-  Jar, RP, SECRETS, USERS, freePort, oidc, parseForm, request, rp, signIn, startIssuer, unescapeHtml,
+  Jar, RP, SECRETS, USERS, freePort, listen, oidc, parseForm, request, rp, signIn, startIssuer, unescapeHtml,
   verifyJwt,
 } from './harness.mjs';
 
@@ -91,7 +91,7 @@ async function startUpstream(keywayUrl) {
   });
   provider.on('server_error', (_ctx, err) => console.error('upstream error', err));
   const server = http.createServer(provider.callback());
-  await new Promise((resolve) => server.listen(port, '127.0.0.1', resolve));
+  await listen(server, port);
   return { issuer, close: () => new Promise((resolve) => { server.closeAllConnections(); server.close(resolve); }) };
 }
 

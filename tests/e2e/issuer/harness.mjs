@@ -8,11 +8,12 @@
 import { execFileSync, spawn } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 
 import * as oidc from 'openid-client';
+
+import { freePort, listen } from '../ports.mjs';
 
 export const BIN_DIR = process.env.KEYWAY_BIN_DIR
   ?? path.resolve(import.meta.dirname, '../../../target/debug');
@@ -82,13 +83,7 @@ spec:
   access: {allowedGroups: [finance]}
 `;
 
-export async function freePort() {
-  const srv = net.createServer();
-  await new Promise((resolve) => srv.listen(0, '127.0.0.1', resolve));
-  const { port } = srv.address();
-  await new Promise((resolve) => srv.close(resolve));
-  return port;
-}
+export { freePort, listen };
 
 export function psql(sql) {
   return execFileSync('psql', [PG_URL, '-v', 'ON_ERROR_STOP=1', '-qAtc', sql], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });

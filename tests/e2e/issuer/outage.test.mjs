@@ -8,7 +8,7 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 
 import {
-  PG_URL, SECRETS, codeFlow, freePort, freshPgSchema, oidc, rp, startIssuer, tokenPost,
+  PG_URL, SECRETS, codeFlow, freePort, freshPgSchema, listen, oidc, rp, startIssuer, tokenPost,
 } from './harness.mjs';
 
 const WEBAPP = 'default.webapp';
@@ -31,7 +31,7 @@ class Relay {
       upstream.on('error', drop).on('close', drop);
       client.pipe(upstream).pipe(client);
     });
-    await new Promise((resolve) => this.server.listen(port, '127.0.0.1', resolve));
+    await listen(this.server, port);
     this.port = this.server.address().port;
     return this.port;
   }

@@ -10,7 +10,7 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 
 import {
-  Jar, PASSWORD, RP, SECRETS, USERS, codeFlow, form, freePort, freshPgSchema, oidc, parseForm, request, rp, sleep,
+  Jar, PASSWORD, RP, SECRETS, USERS, codeFlow, form, freePort, freshPgSchema, listen, oidc, parseForm, request, rp, sleep,
   startIssuer,
 } from './harness.mjs';
 
@@ -34,7 +34,7 @@ async function roundRobin(port, backends) {
     up.on('error', () => { res.writeHead(502); res.end(); });
     req.pipe(up);
   });
-  await new Promise((resolve) => server.listen(port, '127.0.0.1', resolve));
+  await listen(server, port);
   return { hits, close: () => new Promise((resolve) => { server.closeAllConnections(); server.close(resolve); }) };
 }
 

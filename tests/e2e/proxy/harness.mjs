@@ -6,23 +6,19 @@ import { spawn } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import http from 'node:http';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import readline from 'node:readline';
 
 import Provider from 'oidc-provider';
 
+import { freePort, listen } from '../ports.mjs';
+import { terminate } from '../processes.mjs';
+
 export const BIN_DIR = process.env.KEYWAY_BIN_DIR
   ?? path.resolve(import.meta.dirname, '../../../target/debug');
 
-export async function freePort() {
-  const srv = net.createServer();
-  await new Promise((resolve) => srv.listen(0, '127.0.0.1', resolve));
-  const { port } = srv.address();
-  await new Promise((resolve) => srv.close(resolve));
-  return port;
-}
+export { freePort, listen, terminate };
 
 const b64u = (buf) => Buffer.from(buf).toString('base64url');
 
@@ -122,7 +118,7 @@ export async function startProvider({ proxyUrl, resource, key, accessTokenTTL = 
     if (req.url.startsWith('/jwks')) counts.jwks += 1;
     handle(req, res);
   });
-  await new Promise((resolve) => server.listen(port, '127.0.0.1', resolve));
+  await listen(server, port);
   return {
     issuer,
     provider,
@@ -269,7 +265,7 @@ export async function startUpstream() {
     });
     socket.on('error', () => {});
   });
-  await new Promise((resolve) => server.listen(port, '127.0.0.1', resolve));
+  await listen(server, port);
   return {
     port,
     url: `http://127.0.0.1:${port}`,
@@ -379,12 +375,11 @@ export async function startProxy({ port, upstreamPort, files, env = {}, args = [
     adminUrl,
     get stderr() { return stderr; },
     async stop() {
-      if (proc.exitCode === null) {
-        const exited = new Promise((resolve) => proc.on('exit', resolve));
-        proc.kill('SIGTERM');
-        await exited;
+      try {
+        await terminate(proc);
+      } finally {
+        fs.rmSync(dir, { recursive: true, force: true });
       }
-      fs.rmSync(dir, { recursive: true, force: true });
     },
     async metrics() {
       return (await fetch(`${adminUrl}/metrics`)).text();

@@ -13,7 +13,9 @@ import path from 'node:path';
 import readline from 'node:readline';
 import { after, before, describe, it } from 'node:test';
 
-import { COOKIE_SECRET, freePort, h2Request, makeKey, raw, signJwt, startProvider, startProxy } from './harness.mjs';
+import {
+  COOKIE_SECRET, freePort, h2Request, makeKey, raw, signJwt, startProvider, startProxy, terminate,
+} from './harness.mjs';
 
 const PYTHON = path.resolve(import.meta.dirname, '../../../.venv/bin/python');
 const TOOLS = path.join(import.meta.dirname, 'tools');
@@ -42,13 +44,7 @@ async function startTool(name) {
   return {
     port,
     lines,
-    async stop() {
-      if (proc.exitCode === null) {
-        const exited = new Promise((resolve) => proc.on('exit', resolve));
-        proc.kill('SIGTERM');
-        await exited;
-      }
-    },
+    stop: () => terminate(proc),
   };
 }
 

@@ -9,7 +9,7 @@ import http from 'node:http';
 import net from 'node:net';
 import { after, before, describe, it } from 'node:test';
 
-import { COOKIE_SECRET, freePort, makeKey, policy, startProvider, startProxy } from './harness.mjs';
+import { COOKIE_SECRET, freePort, listen, makeKey, policy, startProvider, startProxy } from './harness.mjs';
 
 /** A tool that answers every request with `hello` and the trailer `X-Checksum: c0ffee`. */
 async function trailingTool() {
@@ -27,7 +27,7 @@ async function trailingTool() {
       res.end();
     });
   });
-  await new Promise((resolve) => server.listen(port, '127.0.0.1', resolve));
+  await listen(server, port);
   return { port, close: () => new Promise((resolve) => { server.closeAllConnections(); server.close(resolve); }) };
 }
 
