@@ -230,19 +230,33 @@ function opensslSign(elapsed) {
   return Math.round(nums[nums.length - 2]); // sign/s
 }
 
-async function measure(start, label) {
-  const server = await start();
+/**
+ * Starts both servers, checks a token of each and warms each up, then measures them in turns
+ * (keyway-issuer, oidc-provider, keyway-issuer, …) so that both sample the same stretch of time:
+ * on a shared or virtual machine the speed of the server core drifts over minutes, and measuring
+ * one server's runs after the other's would hand the drift to the ratio. Each server's fastest
+ * run (the least disturbed) is reported, with every run's rate alongside.
+ */
+async function measureInTurns(servers) {
+  const started = [];
   try {
-    const token = await sample(`${server.url}/token`, body);
-    await wrk(`${server.url}/token`, body, `${label} warm-up`, server.pid, 3);
-    // Several measured runs; the fastest is reported (the one least disturbed by other processes
-    // on a shared machine), with every run's rate alongside.
-    const runs = [];
-    for (let i = 0; i < Number(opts.runs); i++) runs.push(await wrk(`${server.url}/token`, body, label, server.pid, opts.duration));
-    const best = runs.reduce((a, b) => (b.rps > a.rps ? b : a));
-    return { token, ...best, runs_rps: runs.map((x) => x.rps), runs_cpu_us_per_token: runs.map((x) => x.server_cpu_us_per_token) };
+    for (const s of servers) started.push({ ...s, server: await s.start() });
+    const out = {};
+    for (const { key, label, server } of started) {
+      out[key] = { token: await sample(`${server.url}/token`, body), runs: [] };
+      await wrk(`${server.url}/token`, body, `${label} warm-up`, server.pid, 3);
+    }
+    for (let i = 0; i < Number(opts.runs); i++) {
+      for (const { key, label, server } of started) {
+        out[key].runs.push(await wrk(`${server.url}/token`, body, label, server.pid, opts.duration));
+      }
+    }
+    return Object.fromEntries(Object.entries(out).map(([key, { token, runs }]) => {
+      const best = runs.reduce((a, b) => (b.rps > a.rps ? b : a));
+      return [key, { token, ...best, runs_rps: runs.map((x) => x.rps), runs_cpu_us_per_token: runs.map((x) => x.server_cpu_us_per_token) }];
+    }));
   } finally {
-    await server.stop();
+    for (const { server } of started) await server.stop();
   }
 }
 
@@ -262,8 +276,10 @@ results.openssl_ecdsap256 = {
   // Fastest of --runs, like the servers.
   sign_per_wall_s: Math.max(...Array.from({ length: Number(opts.runs) }, () => opensslSign(true))),
 };
-results.keyway = await measure(startKeyway, 'keyway-issuer');
-results.oidc_provider = await measure(startOidcProvider, 'oidc-provider');
+Object.assign(results, await measureInTurns([
+  { key: 'keyway', label: 'keyway-issuer', start: startKeyway },
+  { key: 'oidc_provider', label: 'oidc-provider', start: startOidcProvider },
+]));
 
 const perCpuS = (r) => 1e6 / r.server_cpu_us_per_token;
 const ossl = results.openssl_ecdsap256;
@@ -287,7 +303,7 @@ const row = (name, x) => `  ${name.padEnd(16)}${String(x.rps).padStart(8)} token
 const goal = (v, min, unit) => `${(unit === '%' ? (v * 100).toFixed(0) : v.toFixed(1)).padStart(6)} ${unit}  ${v >= min ? 'met' : 'MISSED'}`;
 console.log(JSON.stringify(results, null, 2));
 console.log(`
-client_credentials, keep-alive, wrk -t${opts.threads} -c${opts.connections} ${opts.duration}s --timeout 10s (fastest of ${opts.runs} runs), ${pinned ? `server and openssl on CPU ${opts['server-cpu']}, wrk on CPU ${opts['load-cpu']}` : 'not pinned'}, load average ${results.machine.loadavg[0]}
+client_credentials, keep-alive, wrk -t${opts.threads} -c${opts.connections} ${opts.duration}s --timeout 10s (fastest of ${opts.runs} runs each, the servers in turns), ${pinned ? `server and openssl on CPU ${opts['server-cpu']}, wrk on CPU ${opts['load-cpu']}` : 'not pinned'}, load average ${results.machine.loadavg[0]}
                   wall-clock        CPU/token  per CPU-second
   openssl sign    ${String(ossl.sign_per_wall_s).padStart(8)} sign/s   ${(1e6 / ossl.sign_per_cpu_s).toFixed(1).padStart(7)} µs ${String(ossl.sign_per_cpu_s).padStart(8)} sign/CPU-s
 ${row('keyway-issuer', results.keyway)}
