@@ -86,6 +86,5 @@ pub use config::{Args, Command, Config};
 pub use directory::throttle::SLOW_DOWN;
 pub use directory::users::hash_password;
 pub use keys::{Alg, KeyError, Keys, SigningKey, Typ};
-pub use oauth::pkce::s256;
 pub use random::{random_bytes, random_token};
 pub use state::Issuer;

@@ -76,7 +76,7 @@ async fn fake_upstream() -> (String, Arc<Mutex<Up>>, Arc<SigningKey>) {
                     if headers.get("authorization").and_then(|v| v.to_str().ok())
                         != Some(expected.as_str())
                         || p.get("code").map(String::as_str) != Some("up-code")
-                        || issuer::s256(&p["code_verifier"]) != up.challenge
+                        || oidc::pkce::challenge(&p["code_verifier"]) != up.challenge
                     {
                         return (StatusCode::BAD_REQUEST, Json(json!({"error": "invalid_grant"})));
                     }

@@ -112,8 +112,9 @@ impl EventRecorder {
         let key = Key::new(ev, regarding);
         let repeat = {
             let mut recent = self.lock();
-            recent.sweep(Instant::now());
-            recent.repeat_of(&key, Instant::now())
+            let now = Instant::now();
+            recent.sweep(now);
+            recent.repeat_of(&key, now)
         };
         let namespace = regarding.namespace.as_deref().unwrap_or("default");
         let events: Api<KubeEvent> = Api::namespaced(self.client.clone(), namespace);

@@ -81,7 +81,7 @@ mod tests {
             scopes: vec!["openid".into()],
             resources: Vec::new(),
             nonce: None,
-            code_challenge: crate::oauth::pkce::s256(VERIFIER),
+            code_challenge: oidc::pkce::challenge(VERIFIER),
             auth_time: 0,
             session_id: None,
             claims: Claims::default(),

@@ -1,18 +1,10 @@
 //! PKCE (RFC 7636), S256 only (OAuth 2.1, RFC 9700 §2.1.1): the challenge an authorization
 //! request must carry, the verifier the token request must prove it with.
 
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use sha2::{Digest as _, Sha256};
 use subtle::ConstantTimeEq;
 
 use super::Refusal;
 use crate::error::ErrorCode::InvalidRequest;
-
-/// base64url(SHA-256(input)) (PKCE S256).
-pub fn s256(input: &str) -> String {
-    URL_SAFE_NO_PAD.encode(Sha256::digest(input.as_bytes()))
-}
 
 /// Whether `s` has the shape of an S256 challenge: 43 base64url characters.
 pub(crate) fn is_challenge(s: &str) -> bool {
@@ -57,7 +49,7 @@ pub(crate) fn is_verifier(v: &str) -> bool {
 
 /// Whether `verifier` proves `challenge` (S256, compared in constant time).
 pub(crate) fn proves(verifier: &str, challenge: &str) -> bool {
-    let computed = s256(verifier);
+    let computed = oidc::pkce::challenge(verifier);
     bool::from(computed.as_bytes().ct_eq(challenge.as_bytes()))
 }
 
