@@ -10,6 +10,7 @@
 #        KEYWAY_BIN_DIR=dir with a release keyway-issuer, OUT=dir to keep callgrind.out)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+. bench/callgrind.sh
 DURATION="${DURATION:-5s}"
 CONNECTIONS="${CONNECTIONS:-8}"
 BIN="${KEYWAY_BIN_DIR:?set KEYWAY_BIN_DIR to the directory of a release keyway-issuer}/keyway-issuer"
@@ -55,15 +56,5 @@ taskset -c 0 valgrind --tool=callgrind --callgrind-out-file="$OUT/callgrind.out"
 PID=$!
 for _ in $(seq 600); do curl -fs "$URL/healthz" >/dev/null 2>&1 && break; sleep 0.1; done
 curl -fs "$URL/healthz" >/dev/null || { echo "keyway-issuer did not start:"; cat "$WORK/issuer.log"; exit 1; }
-wrk -t1 -c"$CONNECTIONS" -d2s -s "$WORK/post.lua" "$URL/token" > /dev/null
-callgrind_control -i on "$PID" > /dev/null
-out=$(wrk -t1 -c"$CONNECTIONS" -d"$DURATION" -s "$WORK/post.lua" "$URL/token")
-callgrind_control -i off "$PID" > /dev/null
-grep -q Non-2xx <<<"$out" && { echo "non-2xx responses:"; echo "$out"; exit 1; }
-reqs=$(awk '/requests in/ {print $1}' <<<"$out")
-kill "$PID"; wait "$PID" 2>/dev/null || true
+callgrind_measure "$PID" "$URL/token" "$WORK/post.lua" "$OUT/callgrind.out" keyway-issuer token
 PID=""
-total=$(callgrind_annotate "$OUT/callgrind.out" 2>/dev/null | awk '/PROGRAM TOTALS/ {gsub(",", "", $1); print $1}')
-echo "$reqs tokens, $total instructions, $((total / reqs)) instructions/token"
-callgrind_annotate --inclusive=yes "$OUT/callgrind.out" 2>/dev/null | sed -n '/file:function/,$p' | head -"${TOP:-45}" \
-  | awk -v n="$reqs" 'NR > 1 && $1 ~ /[0-9]/ { c = $1; gsub(",", "", c); printf "%9d/token  %s\n", c / n, substr($0, index($0, $3)) ; next } { print }'

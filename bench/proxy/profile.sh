@@ -9,6 +9,7 @@
 #        KEYWAY_ACCESS_LOG=true to include the access log, off by default as in run.sh)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+. bench/callgrind.sh
 SCENARIO="${1:-token}"
 DURATION="${DURATION:-5s}"
 CONNECTIONS="${CONNECTIONS:-8}"
@@ -67,14 +68,4 @@ KEYWAY_CONFIG_DIR="$WORK/config" KEYWAY_LISTEN="127.0.0.1:$PROXY_PORT" \
 PROXY_PID=$!
 PIDS+=("$PROXY_PID")
 for _ in $(seq 600); do curl -fs "http://127.0.0.1:$ADMIN_PORT/readyz" >/dev/null 2>&1 && break; sleep 0.1; done
-wrk -t1 -c"$CONNECTIONS" -d2s -s "$WORK/s.lua" "http://127.0.0.1:$PROXY_PORT/" > /dev/null
-callgrind_control -i on "$PROXY_PID" > /dev/null
-out=$(wrk -t1 -c"$CONNECTIONS" -d"$DURATION" -s "$WORK/s.lua" "http://127.0.0.1:$PROXY_PORT/")
-callgrind_control -i off "$PROXY_PID" > /dev/null
-grep -q Non-2xx <<<"$out" && { echo "non-2xx responses:"; echo "$out"; exit 1; }
-reqs=$(awk '/requests in/ {print $1}' <<<"$out")
-kill "$PROXY_PID"; wait "$PROXY_PID" 2>/dev/null || true
-total=$(callgrind_annotate "$OUT/callgrind.out" 2>/dev/null | awk '/PROGRAM TOTALS/ {gsub(",", "", $1); print $1}')
-echo "scenario $SCENARIO: $reqs requests, $total instructions, $((total / reqs)) instructions/request"
-callgrind_annotate --inclusive=yes "$OUT/callgrind.out" 2>/dev/null | sed -n '/file:function/,$p' | head -"${TOP:-45}" \
-  | awk -v n="$reqs" 'NR > 1 && $1 ~ /[0-9]/ { c = $1; gsub(",", "", c); printf "%9d/req  %s\n", c / n, substr($0, index($0, $3)) ; next } { print }'
+callgrind_measure "$PROXY_PID" "http://127.0.0.1:$PROXY_PORT/" "$WORK/s.lua" "$OUT/callgrind.out" "scenario $SCENARIO" request
