@@ -17,7 +17,9 @@
 //! controller_scale -- --real`. With `--real` the write requests are the API server's own count
 //! (`apiserver_request_total` on its `/metrics`, less its own flow-control status writes), the apps
 //! live in a new namespace `keyway-bench`, and the CRD is created when missing (without its CEL
-//! rules: 1.20 has none). Exits non-zero when a goal is missed, so a script can rely on it.
+//! rules: 1.20 has none); before creating the apps it waits until kube-controller-manager's
+//! garbage collector watches ConnectedApps, as in a cluster whose CRD predates its apps.
+//! Exits non-zero when a goal is missed, so a script can rely on it.
 #![allow(
     clippy::print_stdout,
     reason = "a benchmark reports its figures on stdout"
@@ -315,6 +317,7 @@ async fn prepare_real(client: &Client, namespace: &str) -> Result<(), String> {
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+    wait_for_garbage_collector(client).await;
     let namespaces: Api<Namespace> = Api::all(client.clone());
     let ns: Namespace = serde_json::from_value(json!({"metadata": {"name": namespace}}))
         .map_err(|e| e.to_string())?;
@@ -325,6 +328,40 @@ async fn prepare_real(client: &Client, namespace: &str) -> Result<(), String> {
             format!("cannot create namespace {namespace} (use a fresh control plane): {e}")
         })?;
     Ok(())
+}
+
+/// Waits until something watches ConnectedApps before any exists: kube-controller-manager's
+/// garbage collector, which finds a new CRD at its next discovery (every 30 s). Apps of a cluster
+/// are created long after its CRD; without this wait the collector meets the first apps' new
+/// Secrets before it knows their owners, reads each owner with a GET and lists every app once it
+/// starts watching, all during the measured cold start. Waits at most 90 s, then measures anyway.
+async fn wait_for_garbage_collector(client: &Client) {
+    let started = Instant::now();
+    loop {
+        let watchers = metrics_text(client).await.ok().and_then(|text| {
+            text.lines()
+                .filter(|l| {
+                    l.contains("group=\"keyway.dev\"") && l.contains("kind=\"ConnectedApp\"")
+                })
+                .find_map(|l| l.strip_prefix("apiserver_registered_watchers{"))
+                .and_then(|rest| rest.rsplit_once("} "))
+                .and_then(|(_, value)| value.trim().parse::<f64>().ok())
+        });
+        if watchers.is_some_and(|w| w >= 1.0) {
+            println!(
+                "kube-controller-manager's garbage collector watches ConnectedApps (waited {:.1} s)",
+                started.elapsed().as_secs_f64()
+            );
+            return;
+        }
+        if started.elapsed() > Duration::from_secs(90) {
+            println!(
+                "nothing watches ConnectedApps after 90 s (no garbage collector?): measuring anyway"
+            );
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
 }
 
 fn strip_cel(value: &mut serde_json::Value) {

@@ -49,6 +49,7 @@ mod event_fields;
 mod event_recorder;
 mod fence;
 mod http;
+mod kube_client;
 mod labels;
 mod lease;
 mod metrics;

@@ -69,7 +69,9 @@ impl RemoveFinalizersArgs {
 /// Runs `keyway-operator remove-finalizers` with a client from the environment.
 pub(crate) async fn run(args: RemoveFinalizers) -> Result<()> {
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let client = Client::try_default().await.map_err(Error::Kube)?;
+    let client = crate::kube_client::connect(crate::kube_client::Part::RemoveFinalizers)
+        .await
+        .map_err(Error::Kube)?;
     let removed = args.run(client).await?;
     tracing::info!(removed, "no ConnectedApp keeps the finalizer {FINALIZER}");
     Ok(())

@@ -16,6 +16,10 @@ Run standalone, it starts a control plane, runs a command with KUBECONFIG set to
 kubeconfig and stops everything (the benchmark's --real mode uses this):
 
     .venv/bin/python tests/controlplane/cluster.py -- cargo bench -p operator --bench controller_scale -- --real
+
+`--audit FILE` before `--` runs kube-apiserver with the audit log of every request (metadata
+only, as the scenarios have it; it costs the server CPU, so the benchmark runs without it) and
+copies it to FILE when the command ends.
 """
 
 from __future__ import annotations
@@ -45,6 +49,9 @@ KUBE_BIN = Path(
     or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "keyway/kube-1.20.2/bin"
 )
 API_AUDIENCE = "https://kubernetes.default.svc.cluster.local"
+# The User-Agent of the tests' own requests (`Kube`).
+TEST_USER_AGENT = "keyway-controlplane-tests"
+
 # Admission plugins the issue asks for, on top of 1.20's defaults.
 ADMISSION = (
     "NamespaceLifecycle,ServiceAccount,OwnerReferencesPermissionEnforcement,"
@@ -424,6 +431,8 @@ class Kube:
         # Not the environment's CA bundle or proxies: this server's CA, directly.
         self.session.trust_env = False
         self.session.headers["Authorization"] = f"Bearer {token}"
+        # The tests' own requests, told apart in the audit log from those of keyway's binaries.
+        self.session.headers["User-Agent"] = TEST_USER_AGENT
         self.session.verify = str(ca)
         self._resources: dict[tuple[str, str], tuple[str, bool]] = {}
 
@@ -663,22 +672,31 @@ def _group_alive(pgid: int) -> bool:
 
 
 def main(argv: list[str]) -> int:
-    """`cluster.py [--keep-audit] -- COMMAND...`: a control plane for COMMAND, then stop."""
+    """`cluster.py [--audit FILE] -- COMMAND...`: a control plane for COMMAND, then stop."""
     if "--" not in argv:
         print(__doc__)
         return 64
-    command = argv[argv.index("--") + 1:]
+    options, command = argv[:argv.index("--")], argv[argv.index("--") + 1:]
     if not command:
         print("cluster.py: no command after --", file=sys.stderr)
         return 64
+    audit_copy = None
+    if options[:1] == ["--audit"] and len(options) == 2:
+        audit_copy = Path(options[1])
+    elif options:
+        print(f"cluster.py: unknown options {' '.join(options)} (only --audit FILE)", file=sys.stderr)
+        return 64
     urllib3.disable_warnings()
     state = State()
-    cp = ControlPlane(state, audit=False)
+    cp = ControlPlane(state, audit=audit_copy is not None)
     try:
         cp.start()
         log(f"running {' '.join(command)} with KUBECONFIG={cp.admin_kubeconfig}")
         return subprocess.run(command, env=clean_env({"KUBECONFIG": str(cp.admin_kubeconfig)})).returncode
     finally:
+        if audit_copy is not None and cp.audit_log is not None and cp.audit_log.exists():
+            shutil.copyfile(cp.audit_log, audit_copy)
+            log(f"audit log copied to {audit_copy}")
         cp.stop()
         cleanup(state.path)
         if state.owned:

@@ -51,6 +51,10 @@ def test_2_every_example_becomes_ready_as_the_charts_service_account(cp, keyway,
         expected = SECRET_KEYS | ({"client-secret"} if app["spec"].get("clientType", "confidential") == "confidential" else set())
         assert keys == expected, f"{ns}/{name}: Secret keys {sorted(keys)}"
         assert base64.b64decode(secret["data"]["client-id"]).decode() == ready["status"]["clientID"]
+        # Who added the finalizer is on record (the operator's User-Agent names its field manager).
+        finalizer_managers = {m["manager"] for m in ready["metadata"].get("managedFields", [])
+                              if "f:finalizers" in (m.get("fieldsV1") or {}).get("f:metadata", {})}
+        assert finalizer_managers == {"keyway-operator"}, f"{ns}/{name}: finalizer written by {finalizer_managers}"
         log(f"{ns}/{name}: Ready, Secret {ready['status']['secretName']} ({', '.join(sorted(keys))})")
 
     # Exercise the rest of the controller's rules: a policy change rewrites the Secret; a second

@@ -224,7 +224,7 @@ pub(super) fn controller_command(args: &ControllerArgs) -> ExitCode {
 async fn run(settings: Settings) -> anyhow::Result<()> {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let listener = http::bind(settings.http_addr).await?;
-    let client = kube::Client::try_default().await?;
+    let client = crate::kube_client::connect(crate::kube_client::Part::Controller).await?;
     let operator = Operator::new(client, settings.config);
     let shutdown = CancellationToken::new();
     let signal = shutdown.clone();

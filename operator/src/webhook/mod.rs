@@ -322,7 +322,7 @@ pub(crate) async fn run(args: WebhookArgs) -> Result<(), Error> {
     // Another part of the binary may have installed it already; either way ring is in place.
     let _ = rustls::crypto::ring::default_provider().install_default();
 
-    let client = kube::Client::try_default().await?;
+    let client = crate::kube_client::connect(crate::kube_client::Part::Webhook).await?;
     let slot = Arc::new(CertSlot::default());
     let metrics = Arc::new(Metrics::default());
     let webhook = Arc::new(Webhook {
