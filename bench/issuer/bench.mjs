@@ -19,10 +19,12 @@
 import { execFile, execFileSync, spawn } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs, promisify } from 'node:util';
+
+// Ports below the kernel's ephemeral range, as the end-to-end tests take them.
+import { freePort } from '../../tests/e2e/ports.mjs';
 
 const ROOT = path.resolve(import.meta.dirname, '../..');
 const { values: opts } = parseArgs({
@@ -52,13 +54,6 @@ const onCore = (cpu, cmd, args) => (pinned ? ['taskset', ['-c', cpu, cmd, ...arg
 const onServerCore = (cmd, args) => onCore(opts['server-cpu'], cmd, args);
 const onLoadCore = (cmd, args) => onCore(opts['load-cpu'], cmd, args);
 
-async function freePort() {
-  const srv = net.createServer();
-  await new Promise((resolve) => srv.listen(0, '127.0.0.1', resolve));
-  const { port } = srv.address();
-  await new Promise((resolve) => srv.close(resolve));
-  return port;
-}
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 

@@ -25,8 +25,9 @@ cleanup() {
   rm -rf "$WORK"
 }
 trap cleanup EXIT
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
-TOOL_PORT=$(free_port); ISSUER_PORT=$(free_port); PROXY_PORT=$(free_port); ADMIN_PORT=$(free_port)
+source bench/ports.sh
+read -r TOOL_PORT ISSUER_PORT PROXY_PORT ADMIN_PORT < <(free_ports 4)
+[[ -n "$ADMIN_PORT" ]] || { echo "profile.sh: no free ports (node and tests/e2e/ports.mjs)" >&2; exit 1; }
 node bench/proxy/fixtures.mjs "$WORK" "$ISSUER_PORT" "http://127.0.0.1:$PROXY_PORT" > "$WORK/issuer.log" &
 PIDS+=($!)
 for _ in $(seq 100); do grep -q ready "$WORK/issuer.log" 2>/dev/null && break; sleep 0.1; done

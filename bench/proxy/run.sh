@@ -75,8 +75,9 @@ cleanup() {
 }
 trap cleanup EXIT
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
-TOOL_PORT=$(free_port); NGINX_PORT=$(free_port); ISSUER_PORT=$(free_port); PROXY_PORT=$(free_port); ADMIN_PORT=$(free_port)
+source bench/ports.sh
+read -r TOOL_PORT NGINX_PORT ISSUER_PORT PROXY_PORT ADMIN_PORT < <(free_ports 5)
+[[ -n "$ADMIN_PORT" ]] || { echo "run.sh: no free ports (node and tests/e2e/ports.mjs)" >&2; exit 1; }
 RESOURCE="http://127.0.0.1:$PROXY_PORT"
 
 "${ON_LOAD[@]}" node bench/proxy/fixtures.mjs "$WORK" "$ISSUER_PORT" "$RESOURCE" > "$WORK/issuer.log" &
