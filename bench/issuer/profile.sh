@@ -14,7 +14,7 @@ cd "$(dirname "$0")/../.."
 DURATION="${DURATION:-5s}"
 CONNECTIONS="${CONNECTIONS:-8}"
 BIN="${KEYWAY_BIN_DIR:?set KEYWAY_BIN_DIR to the directory of a release keyway-issuer}/keyway-issuer"
-for tool in valgrind wrk curl python3; do
+for tool in valgrind wrk curl python3 node; do
   command -v "$tool" >/dev/null || { echo "$tool is not installed"; exit 1; }
 done
 WORK="$(mktemp -d)"
@@ -25,7 +25,8 @@ cleanup() {
   rm -rf "$WORK"
 }
 trap cleanup EXIT
-PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()')
+. bench/ports.sh
+take_ports PORT
 URL="http://127.0.0.1:$PORT"
 CLIENT_ID=default.bench
 SECRET=$(python3 -c 'import secrets; print(secrets.token_urlsafe(32))')

@@ -26,8 +26,7 @@ cleanup() {
 }
 trap cleanup EXIT
 source bench/ports.sh
-read -r TOOL_PORT ISSUER_PORT PROXY_PORT ADMIN_PORT < <(free_ports 4)
-[[ -n "$ADMIN_PORT" ]] || { echo "profile.sh: no free ports (node and tests/e2e/ports.mjs)" >&2; exit 1; }
+take_ports TOOL_PORT ISSUER_PORT PROXY_PORT ADMIN_PORT
 node bench/proxy/fixtures.mjs "$WORK" "$ISSUER_PORT" "http://127.0.0.1:$PROXY_PORT" > "$WORK/issuer.log" &
 PIDS+=($!)
 for _ in $(seq 100); do grep -q ready "$WORK/issuer.log" 2>/dev/null && break; sleep 0.1; done

@@ -76,8 +76,7 @@ cleanup() {
 trap cleanup EXIT
 
 source bench/ports.sh
-read -r TOOL_PORT NGINX_PORT ISSUER_PORT PROXY_PORT ADMIN_PORT < <(free_ports 5)
-[[ -n "$ADMIN_PORT" ]] || { echo "run.sh: no free ports (node and tests/e2e/ports.mjs)" >&2; exit 1; }
+take_ports TOOL_PORT NGINX_PORT ISSUER_PORT PROXY_PORT ADMIN_PORT
 RESOURCE="http://127.0.0.1:$PROXY_PORT"
 
 "${ON_LOAD[@]}" node bench/proxy/fixtures.mjs "$WORK" "$ISSUER_PORT" "$RESOURCE" > "$WORK/issuer.log" &
