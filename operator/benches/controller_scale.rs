@@ -211,21 +211,8 @@ async fn metrics_text(client: &Client) -> Result<String, String> {
 async fn scrape_writes(client: &Client) -> Result<BTreeMap<(String, String), u64>, String> {
     let text = metrics_text(client).await?;
     let mut out = BTreeMap::new();
-    for line in text.lines() {
-        let Some(rest) = line.strip_prefix("apiserver_request_total{") else {
-            continue;
-        };
-        let Some((labels, value)) = rest.rsplit_once("} ") else {
-            continue;
-        };
-        let label = |name: &str| {
-            labels
-                .split("\",")
-                .find_map(|pair| pair.strip_prefix(&format!("{name}=\"")))
-                .map(|v| v.trim_end_matches('"').to_owned())
-                .unwrap_or_default()
-        };
-        let verb = match label("verb").as_str() {
+    for (labels, value) in samples(&text, "apiserver_request_total") {
+        let verb = match label(labels, "verb") {
             "POST" => "create",
             "PUT" => "update",
             "PATCH" | "APPLY" => "patch",
@@ -233,19 +220,18 @@ async fn scrape_writes(client: &Client) -> Result<BTreeMap<(String, String), u64
             "DELETECOLLECTION" => "deletecollection",
             _ => continue,
         };
-        let group = label("group");
+        let group = label(labels, "group");
         // The API server's own API Priority and Fairness bookkeeping, not the controller's.
         if group == "flowcontrol.apiserver.k8s.io" {
             continue;
         }
-        let subresource = label("subresource");
+        let subresource = label(labels, "subresource");
         let resource = if subresource.is_empty() {
-            label("resource")
+            label(labels, "resource").to_owned()
         } else {
-            format!("{}/{subresource}", label("resource"))
+            format!("{}/{subresource}", label(labels, "resource"))
         };
-        let n = value.trim().parse::<f64>().unwrap_or(0.0) as u64;
-        *out.entry((verb.to_owned(), resource)).or_insert(0) += n;
+        *out.entry((verb.to_owned(), resource)).or_insert(0) += value as u64;
     }
     Ok(out)
 }
@@ -253,10 +239,32 @@ async fn scrape_writes(client: &Client) -> Result<BTreeMap<(String, String), u64
 /// The CPU time a real kube-apiserver has used so far (`process_cpu_seconds_total`).
 async fn scrape_cpu(client: &Client) -> Result<f64, String> {
     let text = metrics_text(client).await?;
-    text.lines()
-        .find_map(|l| l.strip_prefix("process_cpu_seconds_total "))
-        .and_then(|v| v.trim().parse().ok())
+    samples(&text, "process_cpu_seconds_total")
+        .next()
+        .map(|(_, value)| value)
         .ok_or_else(|| "no process_cpu_seconds_total in /metrics".into())
+}
+
+/// The samples of the metric `name` in Prometheus' text format: each line's labels (the text
+/// between the braces, empty without them) and value.
+fn samples<'a>(text: &'a str, name: &'a str) -> impl Iterator<Item = (&'a str, f64)> + 'a {
+    text.lines().filter_map(move |line| {
+        let rest = line.strip_prefix(name)?;
+        let (labels, value) = match rest.strip_prefix('{') {
+            Some(labelled) => labelled.rsplit_once("} ")?,
+            None => ("", rest.strip_prefix(' ')?),
+        };
+        Some((labels, value.trim().parse().ok()?))
+    })
+}
+
+/// The value of the label `name` in a sample's labels (empty when it has none).
+fn label<'a>(labels: &'a str, name: &str) -> &'a str {
+    labels
+        .split("\",")
+        .find_map(|pair| pair.strip_prefix(name)?.strip_prefix("=\""))
+        .map(|v| v.trim_end_matches('"'))
+        .unwrap_or_default()
 }
 
 /// The CPU time (user and system) this process has used so far: the controller, the
@@ -339,13 +347,11 @@ async fn wait_for_garbage_collector(client: &Client) {
     let started = Instant::now();
     loop {
         let watchers = metrics_text(client).await.ok().and_then(|text| {
-            text.lines()
-                .filter(|l| {
-                    l.contains("group=\"keyway.dev\"") && l.contains("kind=\"ConnectedApp\"")
+            samples(&text, "apiserver_registered_watchers")
+                .find(|(l, _)| {
+                    label(l, "group") == "keyway.dev" && label(l, "kind") == "ConnectedApp"
                 })
-                .find_map(|l| l.strip_prefix("apiserver_registered_watchers{"))
-                .and_then(|rest| rest.rsplit_once("} "))
-                .and_then(|(_, value)| value.trim().parse::<f64>().ok())
+                .map(|(_, value)| value)
         });
         if watchers.is_some_and(|w| w >= 1.0) {
             println!(

@@ -17,24 +17,17 @@ pub(crate) enum Part {
 }
 
 impl Part {
-    fn user_agent(self) -> HeaderValue {
+    fn name(self) -> &'static str {
         match self {
-            Self::Controller => HeaderValue::from_static(concat!(
-                "keyway-operator/",
-                env!("CARGO_PKG_VERSION"),
-                " controller"
-            )),
-            Self::Webhook => HeaderValue::from_static(concat!(
-                "keyway-operator/",
-                env!("CARGO_PKG_VERSION"),
-                " webhook"
-            )),
-            Self::RemoveFinalizers => HeaderValue::from_static(concat!(
-                "keyway-operator/",
-                env!("CARGO_PKG_VERSION"),
-                " remove-finalizers"
-            )),
+            Self::Controller => "controller",
+            Self::Webhook => "webhook",
+            Self::RemoveFinalizers => "remove-finalizers",
         }
+    }
+
+    fn user_agent(self) -> Result<HeaderValue, http::header::InvalidHeaderValue> {
+        let version = env!("CARGO_PKG_VERSION");
+        HeaderValue::try_from(format!("keyway-operator/{version} {}", self.name()))
     }
 }
 
@@ -43,7 +36,10 @@ pub(crate) async fn connect(part: Part) -> Result<kube::Client, kube::Error> {
     let mut config = kube::Config::infer()
         .await
         .map_err(kube::Error::InferConfig)?;
-    config.headers.push((USER_AGENT, part.user_agent()));
+    let user_agent = part
+        .user_agent()
+        .map_err(|e| kube::Error::HttpError(e.into()))?;
+    config.headers.push((USER_AGENT, user_agent));
     kube::Client::try_from(config)
 }
 
@@ -59,10 +55,8 @@ mod tests {
             (Part::Webhook, "webhook"),
             (Part::RemoveFinalizers, "remove-finalizers"),
         ] {
-            assert_eq!(
-                part.user_agent(),
-                format!("keyway-operator/{version} {name}").as_str()
-            );
+            let expected = format!("keyway-operator/{version} {name}");
+            assert!(part.user_agent().is_ok_and(|v| v == expected.as_str()));
         }
     }
 }
